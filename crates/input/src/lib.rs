@@ -1,0 +1,16 @@
+//! Finding and reading evidence files: discovery, compression sniffing, memory mapping,
+//! streaming decompression, line splitting and chain-of-custody hashing.
+//!
+//! This crate owns everything between a path on disk and a sequence of numbered lines. It
+//! never writes to an input path and opens every file read-only. It must not know what a line
+//! means (that is `ecir-formats`), nor about terminals or exit codes (that is the CLI).
+
+pub mod discover;
+pub mod hash;
+pub mod lines;
+pub mod read;
+
+pub use discover::{discover, Discovered, DiscoveryError, InputFile};
+pub use hash::{sha256_hex, HashingReader};
+pub use lines::{for_each_line_in, newline_count, split_chunks, Line, LineReader, MAX_LINE_LEN};
+pub use read::{open_input, sniff_compression, stream_gzip, Compression, OpenInput, StreamOutcome};

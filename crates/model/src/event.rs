@@ -1,0 +1,159 @@
+//! Normalized events: what one log record says, whatever format it came in.
+//!
+//! An [`Event`] borrows from the line (or record) it was parsed from, so the hot path allocates
+//! nothing; a detector copies the few fields it keeps. Web-request fields are common to every
+//! source (a WAF record and an admin-login record both name a client, a method and a path);
+//! what only one kind of source knows goes in [`EventDetail`].
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::Timestamp;
+
+/// What kind of evidence an input is (`source` in the report).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    /// Web server access logs.
+    Web,
+    /// Admin-panel login records (login history exports, admin application logs).
+    AdminLogin,
+    /// Application logs of the shop software.
+    App,
+    /// Web application firewall logs.
+    Waf,
+    /// Host authentication logs (sshd, PAM, sudo).
+    Auth,
+    /// A file no parser recognised.
+    Unknown,
+}
+
+impl SourceKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SourceKind::Web => "web",
+            SourceKind::AdminLogin => "admin-login",
+            SourceKind::App => "app",
+            SourceKind::Waf => "waf",
+            SourceKind::Auth => "auth",
+            SourceKind::Unknown => "unknown",
+        }
+    }
+}
+
+/// Outcome of a login attempt, as far as the source can tell.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LoginOutcome {
+    Success,
+    Failure,
+    Unknown,
+}
+
+/// What a WAF actually did with a request.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WafAction {
+    Blocked,
+    LoggedOnly,
+    Allowed,
+    Unknown,
+}
+
+/// Source-specific facts an event carries beyond the request fields.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum EventDetail<'a> {
+    /// A plain web request.
+    #[default]
+    Web,
+    /// A login attempt.
+    Login {
+        user: Option<Cow<'a, str>>,
+        outcome: LoginOutcome,
+    },
+    /// A WAF record.
+    Waf {
+        rule_ids: Vec<Cow<'a, str>>,
+        messages: Vec<Cow<'a, str>>,
+        action: WafAction,
+        severity: Option<Cow<'a, str>>,
+        detection_only: bool,
+    },
+    /// A host authentication record (sshd, sudo, account changes).
+    Auth {
+        program: Cow<'a, str>,
+        user: Option<Cow<'a, str>>,
+        action: Cow<'a, str>,
+        outcome: LoginOutcome,
+    },
+    /// An application log message.
+    App {
+        level: Cow<'a, str>,
+        channel: Option<Cow<'a, str>>,
+        message: Cow<'a, str>,
+    },
+}
+
+/// One normalized log record.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Event<'a> {
+    pub ts: Option<Timestamp>,
+    pub source: Option<SourceKind>,
+    /// The client the record is about, after `--trust-proxy` resolution.
+    pub client_ip: Option<IpAddr>,
+    /// HTTP method as written (`GET`, `POST`, …).
+    pub method: Option<Cow<'a, str>>,
+    /// Request target as written: path plus query, still percent-encoded.
+    pub target: Option<Cow<'a, str>>,
+    pub protocol: Option<Cow<'a, str>>,
+    pub status: Option<u16>,
+    /// Response body bytes (or bytes sent, as the format logs it).
+    pub bytes: Option<u64>,
+    pub referer: Option<Cow<'a, str>>,
+    pub user_agent: Option<Cow<'a, str>>,
+    /// Virtual host or `Host` header, when logged.
+    pub host: Option<Cow<'a, str>>,
+    /// HTTP-auth or application user, when logged.
+    pub user: Option<Cow<'a, str>>,
+    /// Request duration in milliseconds, when logged.
+    pub duration_ms: Option<u64>,
+    pub detail: EventDetail<'a>,
+}
+
+impl<'a> Event<'a> {
+    /// The path part of the target (before `?`), or `""`.
+    pub fn path(&self) -> &str {
+        match self.target.as_deref() {
+            Some(t) => t.split_once('?').map_or(t, |(p, _)| p),
+            None => "",
+        }
+    }
+
+    /// The query part of the target (after `?`), if any.
+    pub fn query(&self) -> Option<&str> {
+        self.target
+            .as_deref()
+            .and_then(|t| t.split_once('?').map(|(_, q)| q))
+    }
+
+    pub fn is_success(&self) -> bool {
+        matches!(self.status, Some(200..=299))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_and_query_split() {
+        let e = Event {
+            target: Some(Cow::Borrowed("/a/b.php?cmd=id&x=1")),
+            ..Default::default()
+        };
+        assert_eq!(e.path(), "/a/b.php");
+        assert_eq!(e.query(), Some("cmd=id&x=1"));
+    }
+}

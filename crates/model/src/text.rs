@@ -1,0 +1,74 @@
+//! Making hostile log text safe to store and show.
+//!
+//! Log fields are attacker-controlled. Before any text from a log is kept in a finding or a
+//! report it goes through [`evidence_text`]: invalid UTF-8 is replaced, control characters
+//! (including terminal escape sequences and Unicode bidirectional overrides) are written as
+//! visible escapes, and the length is capped. Views add their own escaping (HTML, CSV) on top.
+
+/// Longest evidence text kept, in bytes (a cut is marked with `…`).
+pub const MAX_EVIDENCE_TEXT: usize = 2048;
+
+/// Lossy-decodes `bytes`, escapes control and bidi characters, and caps the length.
+pub fn evidence_text(bytes: &[u8]) -> String {
+    let s = String::from_utf8_lossy(bytes);
+    escape_controls(&s, MAX_EVIDENCE_TEXT)
+}
+
+/// Escapes control characters (C0, DEL, C1) and bidi/zero-width format characters as
+/// `\xNN` / `\u{NNNN}` and cuts the result at about `max` bytes.
+pub fn escape_controls(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max) + 8);
+    for c in s.chars() {
+        if out.len() >= max {
+            out.push('…');
+            break;
+        }
+        if is_unsafe_char(c) {
+            let n = c as u32;
+            if n < 0x100 {
+                out.push_str(&format!("\\x{n:02x}"));
+            } else {
+                out.push_str(&format!("\\u{{{n:04x}}}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Characters that must never reach a terminal or a page raw: C0/C1 controls, DEL, and
+/// Unicode format characters that reorder or hide text.
+pub fn is_unsafe_char(c: char) -> bool {
+    let n = c as u32;
+    n < 0x20
+        || (0x7f..=0x9f).contains(&n)
+        || matches!(
+            n,
+            0x200b..=0x200f | 0x202a..=0x202e | 0x2060..=0x2064 | 0x2066..=0x2069 | 0xfeff
+        )
+}
+
+/// `true` when `s` would be changed by [`escape_controls`].
+pub fn needs_escape(s: &str) -> bool {
+    s.chars().any(is_unsafe_char)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_terminal_sequences_and_bidi() {
+        let s = evidence_text(b"GET /\x1b[31mred\x07 \xe2\x80\xae evil");
+        assert_eq!(s, "GET /\\x1b[31mred\\x07 \\u{202e} evil");
+    }
+
+    #[test]
+    fn replaces_invalid_utf8_and_caps() {
+        let s = evidence_text(b"\xff\xfeabc");
+        assert_eq!(s, "\u{fffd}\u{fffd}abc");
+        let long = vec![b'a'; 10_000];
+        assert!(evidence_text(&long).len() <= MAX_EVIDENCE_TEXT + 4);
+    }
+}
