@@ -1,1 +1,35 @@
-fn main() {}
+//! The `ecir` command: argument parsing, terminal output, exit codes and file locations.
+//!
+//! This is the only place that knows about terminals (colour, width, progress bars), the
+//! process exit status (0 nothing at or above `--fail-on`, 1 findings at or above it, 2 an
+//! error) and where outputs are written. Everything else is a library call.
+
+mod args;
+mod scan_cmd;
+mod term;
+mod time_arg;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    let code = match cli.command {
+        args::Command::Scan(a) => scan_cmd::run(a),
+        args::Command::Formats => {
+            print_formats();
+            0
+        }
+    };
+    ExitCode::from(code)
+}
+
+fn print_formats() {
+    let list = ecir_formats::list();
+    let w = list.iter().map(|(n, _, _)| n.len()).max().unwrap_or(8);
+    println!("{:<w$}  {:<12} DESCRIPTION", "NAME", "SOURCE");
+    for (name, source, desc) in list {
+        println!("{name:<w$}  {:<12} {desc}", source.as_str());
+    }
+}

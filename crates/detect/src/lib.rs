@@ -1,1 +1,185 @@
-//! placeholder
+//! Detection: turning normalized events into findings.
+//!
+//! Each detector is a [`DetectorState`] that observes events one at a time, keeps only the
+//! compact state it needs (counters, a few evidence lines, per-IP or per-path summaries, never
+//! the events themselves), merges with the state another worker built over other lines, and
+//! finally yields [`Finding`]s. Because states merge, the scan stage can feed file chunks to
+//! workers in parallel; because every keep-the-best choice uses a total order (weight, time,
+//! file, line), the findings do not depend on how the lines were split.
+//!
+//! This crate must not know about files on disk, formats, threads or output.
+
+pub mod decode;
+pub mod evidence;
+pub mod recon;
+pub mod web_attack;
+pub mod webshell;
+
+use std::any::Any;
+use std::sync::Arc;
+
+use ecir_model::{Event, Finding};
+
+/// Where an event came from: the evidence a finding can cite.
+#[derive(Copy, Clone, Debug)]
+pub struct Origin<'a> {
+    /// The input file, as shown in the report.
+    pub file: &'a Arc<str>,
+    /// 1-based line number of the record's first line.
+    pub line: u64,
+    /// The raw line as read.
+    pub raw: &'a [u8],
+}
+
+/// Tunable thresholds. Defaults are documented on each field.
+#[derive(Clone, Debug)]
+pub struct DetectConfig {
+    /// 404s from one IP within [`Self::burst_window_secs`] that make a burst (50).
+    pub burst_404: u32,
+    /// Window for 404 bursts, seconds (600).
+    pub burst_window_secs: i64,
+    /// Most distinct client IPs a script path may have to count as rarely used (2).
+    pub rare_script_max_ips: usize,
+    /// Distinct client IPs the logs must show before "rare" means anything (20).
+    pub rare_script_min_site_ips: usize,
+    /// Body size above which a sensitive file served with 2xx counts as exposed (100).
+    pub exposure_min_bytes: u64,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            burst_404: 50,
+            burst_window_secs: 600,
+            rare_script_max_ips: 2,
+            rare_script_min_site_ips: 20,
+            exposure_min_bytes: 100,
+        }
+    }
+}
+
+/// Facts about the whole run that detectors may use when they finish.
+#[derive(Clone, Debug, Default)]
+pub struct FinishContext {
+    /// Distinct client IPs seen across all inputs.
+    pub distinct_client_ips: usize,
+}
+
+/// One detector's mergeable state.
+pub trait DetectorState: Send + Any {
+    /// Looks at one event.
+    fn observe(&mut self, ev: &Event<'_>, origin: &Origin<'_>);
+    /// Absorbs the state built over other lines (always of the same detector).
+    fn merge(&mut self, other: Box<dyn DetectorState>);
+    /// Produces the findings.
+    fn finish(self: Box<Self>, ctx: &FinishContext) -> Vec<Finding>;
+    /// For [`merge`](Self::merge) implementations to recover their concrete type.
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+}
+
+/// Recovers the concrete state in a `merge` implementation.
+pub fn downcast<T: 'static>(other: Box<dyn DetectorState>) -> T {
+    *other
+        .into_any()
+        .downcast::<T>()
+        .unwrap_or_else(|_| panic!("merged detector states of different kinds"))
+}
+
+/// The states of every detector, in a fixed order.
+pub struct DetectorSet {
+    states: Vec<Box<dyn DetectorState>>,
+}
+
+/// Detector groups and the rule ids they emit, for documentation and `--help`.
+pub const DETECTORS: &[(&str, &[&str])] = &[
+    ("web-attack", web_attack::RULES),
+    ("recon", recon::RULES),
+    ("webshell", webshell::RULES),
+];
+
+impl DetectorSet {
+    pub fn new(config: &Arc<DetectConfig>) -> Self {
+        DetectorSet {
+            states: vec![
+                Box::new(web_attack::WebAttack::new(config.clone())),
+                Box::new(recon::Recon::new(config.clone())),
+                Box::new(webshell::Webshell::new(config.clone())),
+            ],
+        }
+    }
+
+    #[inline]
+    pub fn observe(&mut self, ev: &Event<'_>, origin: &Origin<'_>) {
+        for s in &mut self.states {
+            s.observe(ev, origin);
+        }
+    }
+
+    pub fn merge(&mut self, other: DetectorSet) {
+        for (mine, theirs) in self.states.iter_mut().zip(other.states) {
+            mine.merge(theirs);
+        }
+    }
+
+    pub fn finish(self, ctx: &FinishContext) -> Vec<Finding> {
+        self.states
+            .into_iter()
+            .flat_map(|s| s.finish(ctx))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Helpers to run detectors over a few CLF lines in tests.
+    use super::*;
+
+    /// Parses minimal combined lines: `ip method target status bytes [ua]` separated by `|`.
+    pub fn run(lines: &[&str]) -> Vec<Finding> {
+        run_split(lines, 1)
+    }
+
+    /// Runs over `parts` separate states merged at the end, to check merging.
+    pub fn run_split(lines: &[&str], parts: usize) -> Vec<Finding> {
+        let cfg = Arc::new(DetectConfig::default());
+        let file: Arc<str> = Arc::from("access.log");
+        let mut sets: Vec<DetectorSet> = (0..parts).map(|_| DetectorSet::new(&cfg)).collect();
+        for (i, l) in lines.iter().enumerate() {
+            let f: Vec<&str> = l.split('|').collect();
+            let ev = Event {
+                ts: Some(ecir_model::Timestamp::from_secs(
+                    1_700_000_000 + i as i64,
+                    9 * 3600,
+                )),
+                client_ip: f[0].parse().ok(),
+                method: Some(f[1].into()),
+                target: Some(f[2].into()),
+                status: f[3].parse().ok(),
+                bytes: f[4].parse().ok(),
+                user_agent: f.get(5).map(|s| (*s).into()),
+                referer: f.get(6).map(|s| (*s).into()),
+                ..Default::default()
+            };
+            let origin = Origin {
+                file: &file,
+                line: i as u64 + 1,
+                raw: l.as_bytes(),
+            };
+            sets[i % parts].observe(&ev, &origin);
+        }
+        let mut it = sets.into_iter();
+        let mut first = it.next().unwrap();
+        for s in it {
+            first.merge(s);
+        }
+        let ctx = FinishContext {
+            distinct_client_ips: 100,
+        };
+        let mut f = first.finish(&ctx);
+        for x in &mut f {
+            x.normalize_evidence();
+        }
+        f.sort_by(|a, b| (a.rule.as_str(), &a.ips).cmp(&(b.rule.as_str(), &b.ips)));
+        f
+    }
+}

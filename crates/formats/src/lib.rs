@@ -1,1 +1,220 @@
-//! placeholder
+//! Log formats: recognising which format a file is in, and parsing its lines into normalized
+//! [`Event`]s.
+//!
+//! Parsing never fails: a parser hands every line to an [`EventSink`] either as an event or as
+//! a skip with a reason from [`skip`], so the caller can account for every line. This crate
+//! owns format knowledge only; it must not know about files, compression, threads, detection
+//! or output. Adding a format means implementing [`Format`] and listing it in [`registry`].
+
+pub mod clf;
+pub mod context;
+pub mod nginx_json;
+pub mod time;
+
+use ecir_model::{Event, SourceKind};
+
+pub use context::ParseContext;
+
+/// Skip reasons, as they appear in `skipped_by_reason`.
+pub mod skip {
+    pub const UNPARSEABLE: &str = "unparseable";
+    pub const BAD_TIMESTAMP: &str = "bad-timestamp";
+    pub const EMPTY: &str = "empty";
+    pub const TOO_LONG: &str = "line-too-long";
+    pub const NUL_BYTES: &str = "nul-bytes";
+    pub const UNKNOWN_FORMAT: &str = "unknown-format";
+    pub const CONTINUATION: &str = "orphan-continuation";
+}
+
+/// Receives what a parser made of each line.
+pub trait EventSink {
+    /// A parsed event; `line` is the 1-based number of its (first) line and `raw` its text.
+    fn event(&mut self, ev: &Event<'_>, line: u64, raw: &[u8]);
+    /// A line that produced no event, with the reason.
+    fn skip(&mut self, line: u64, reason: &'static str, raw: &[u8]);
+    /// `n` further lines belonged to the record just passed to [`EventSink::event`]
+    /// (continuation lines of multi-line formats), so they count as parsed.
+    fn absorbed(&mut self, _n: u64) {}
+}
+
+/// The checks every line parser makes first: blank lines and lines holding NUL bytes are
+/// skipped with their reason rather than parsed.
+pub fn precheck(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        Some(skip::EMPTY)
+    } else if memchr::memchr(0, bytes).is_some() {
+        Some(skip::NUL_BYTES)
+    } else {
+        None
+    }
+}
+
+/// A stateful parser for one file (or one chunk of one file).
+pub trait Parser: Send {
+    /// Parses one physical line (without its terminator).
+    fn feed(&mut self, line: u64, bytes: &[u8], sink: &mut dyn EventSink);
+    /// Flushes a record still open at the end of the input.
+    fn finish(&mut self, _sink: &mut dyn EventSink) {}
+}
+
+/// One named format (or family of variants) ecir can read.
+pub trait Format: Send + Sync {
+    /// The variants this format reports, as (name, description) pairs.
+    fn variants(&self) -> &'static [(&'static str, &'static str)];
+    /// What kind of evidence the format holds.
+    fn source(&self) -> SourceKind;
+    /// Looks at sample lines from the start of a file; returns the best variant and the share
+    /// of sample lines it recognised (0.0..=1.0).
+    fn detect(&self, sample: &[&[u8]]) -> Option<(usize, f64)>;
+    /// A new parser for the given variant.
+    fn parser(&self, variant: usize, ctx: &ParseContext) -> Box<dyn Parser>;
+    /// Whether a chunk of the file may start at this line (multi-line records say no for
+    /// continuation lines). Line formats accept every line.
+    fn is_record_start(&self, _line: &[u8]) -> bool {
+        true
+    }
+}
+
+/// A format variant chosen for a file.
+#[derive(Clone, Copy)]
+pub struct Chosen {
+    pub format: &'static dyn Format,
+    pub variant: usize,
+    pub confidence: f64,
+}
+
+impl Chosen {
+    pub fn name(&self) -> &'static str {
+        self.format.variants()[self.variant].0
+    }
+}
+
+static CLF: clf::Clf = clf::Clf;
+static NGINX_JSON: nginx_json::NginxJson = nginx_json::NginxJson;
+
+/// Every format ecir knows, in detection priority order.
+pub fn registry() -> &'static [&'static dyn Format] {
+    static ALL: [&'static dyn Format; 2] = [&NGINX_JSON, &CLF];
+    &ALL
+}
+
+/// Lines of a sample a detection looks at, at most.
+pub const SAMPLE_LINES: usize = 64;
+
+/// Confidence below which a file's format counts as unknown.
+pub const MIN_CONFIDENCE: f64 = 0.3;
+
+/// Picks the format that recognises the largest share of `sample` (empty lines ignored).
+pub fn detect(sample: &[&[u8]]) -> Option<Chosen> {
+    let lines: Vec<&[u8]> = sample
+        .iter()
+        .copied()
+        .filter(|l| !l.iter().all(|b| b.is_ascii_whitespace()))
+        .take(SAMPLE_LINES)
+        .collect();
+    if lines.is_empty() {
+        return None;
+    }
+    let mut best: Option<Chosen> = None;
+    for &format in registry() {
+        if let Some((variant, confidence)) = format.detect(&lines) {
+            if best.is_none_or(|b| confidence > b.confidence) {
+                best = Some(Chosen {
+                    format,
+                    variant,
+                    confidence,
+                });
+            }
+        }
+    }
+    best.filter(|b| b.confidence >= MIN_CONFIDENCE)
+}
+
+/// Finds a format variant by name (`--format`); also accepts a few aliases.
+pub fn by_name(name: &str) -> Option<Chosen> {
+    let wanted = match name {
+        "apache-common" | "nginx-common" | "clf" => "common",
+        "apache-combined" | "nginx-combined" | "nginx-main" => "combined",
+        "apache-vhost-combined" | "vhost_combined" => "vhost-combined",
+        "combined_extra" => "combined-extra",
+        "nginx_json" | "json" => "nginx-json",
+        other => other,
+    };
+    for &format in registry() {
+        for (i, (n, _)) in format.variants().iter().enumerate() {
+            if *n == wanted {
+                return Some(Chosen {
+                    format,
+                    variant: i,
+                    confidence: 1.0,
+                });
+            }
+        }
+    }
+    None
+}
+
+/// (name, source, description) of every format variant, for `ecir formats`.
+pub fn list() -> Vec<(&'static str, SourceKind, &'static str)> {
+    let mut v = Vec::new();
+    for &format in registry() {
+        for (n, d) in format.variants() {
+            v.push((*n, format.source(), *d));
+        }
+    }
+    v
+}
+
+/// A sink that collects events as owned debug strings; for tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    #[derive(Default)]
+    pub struct Collect {
+        pub events: Vec<(u64, Event<'static>)>,
+        pub skips: Vec<(u64, &'static str)>,
+    }
+
+    pub fn owned(ev: &Event<'_>) -> Event<'static> {
+        use std::borrow::Cow;
+        fn o(c: &Option<Cow<'_, str>>) -> Option<Cow<'static, str>> {
+            c.as_ref().map(|s| Cow::Owned(s.to_string()))
+        }
+        Event {
+            ts: ev.ts,
+            source: ev.source,
+            client_ip: ev.client_ip,
+            method: o(&ev.method),
+            target: o(&ev.target),
+            protocol: o(&ev.protocol),
+            status: ev.status,
+            bytes: ev.bytes,
+            referer: o(&ev.referer),
+            user_agent: o(&ev.user_agent),
+            host: o(&ev.host),
+            user: o(&ev.user),
+            duration_ms: ev.duration_ms,
+            detail: Default::default(),
+        }
+    }
+
+    impl EventSink for Collect {
+        fn event(&mut self, ev: &Event<'_>, line: u64, _raw: &[u8]) {
+            self.events.push((line, owned(ev)));
+        }
+        fn skip(&mut self, line: u64, reason: &'static str, _raw: &[u8]) {
+            self.skips.push((line, reason));
+        }
+    }
+
+    pub fn parse_all(chosen: Chosen, ctx: &ParseContext, text: &str) -> Collect {
+        let mut p = chosen.format.parser(chosen.variant, ctx);
+        let mut c = Collect::default();
+        for (i, l) in text.lines().enumerate() {
+            p.feed(i as u64 + 1, l.as_bytes(), &mut c);
+        }
+        p.finish(&mut c);
+        c
+    }
+}

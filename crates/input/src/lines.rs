@@ -29,7 +29,11 @@ fn trim_cr(b: &[u8]) -> &[u8] {
 }
 
 /// Calls `f` for every line of `bytes`, numbering from `first_number`. Returns lines seen.
-pub fn for_each_line_in(bytes: &[u8], first_number: u64, mut f: impl FnMut(Line<'_>)) -> u64 {
+pub fn for_each_line_in<'a>(
+    bytes: &'a [u8],
+    first_number: u64,
+    mut f: impl FnMut(Line<'a>),
+) -> u64 {
     let mut number = first_number;
     let mut start = 0usize;
     for end in memchr::memchr_iter(b'\n', bytes) {
@@ -44,7 +48,7 @@ pub fn for_each_line_in(bytes: &[u8], first_number: u64, mut f: impl FnMut(Line<
     number - first_number
 }
 
-fn emit(raw: &[u8], number: u64, f: &mut impl FnMut(Line<'_>)) {
+fn emit<'a>(raw: &'a [u8], number: u64, f: &mut impl FnMut(Line<'a>)) {
     let too_long = raw.len() > MAX_LINE_LEN;
     let bytes = if too_long { &raw[..MAX_LINE_LEN] } else { raw };
     f(Line {

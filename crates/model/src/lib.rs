@@ -7,11 +7,13 @@
 
 pub mod event;
 pub mod finding;
+pub mod net;
 pub mod report;
 pub mod text;
 pub mod time;
 
 pub use event::{Event, EventDetail, LoginOutcome, SourceKind, WafAction};
 pub use finding::{Category, Evidence, Finding, Severity};
+pub use net::Cidr;
 pub use report::{Exposure, InputSummary, Report, SkippedSample, Stats, REPORT_SCHEMA};
 pub use time::Timestamp;

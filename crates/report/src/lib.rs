@@ -1,1 +1,14 @@
-//! placeholder
+//! Views of a [`Report`]: the JSON document, one finding per line (NDJSON), and the plain-text
+//! summary a responder reads first.
+//!
+//! Views take a finished report and return strings or write to a `Write`; they never change
+//! what the report says. Terminal concerns (colour, width detection) stay in the CLI: the text
+//! summary asks a [`Painter`] to style severities, so the same code renders plain or coloured.
+
+pub mod json;
+pub mod summary;
+
+pub use json::{write_json, write_ndjson};
+pub use summary::{render_summary, Painter, Plain};
+
+pub use ecir_model::Report;

@@ -1,1 +1,360 @@
-//! placeholder
+//! The scan pipeline: discover inputs → read (mmap / gunzip) → detect format → parse →
+//! filter by time → detectors → findings → [`Report`].
+//!
+//! This crate owns orchestration and parallelism: rayon across files and, for large plain
+//! files, across newline-aligned (record-aligned) chunks of one file, with per-worker detector
+//! states merged in input order. It returns values — a report and the per-file problems that
+//! make a run exit 2 — and must not know about terminals, colours or exit codes.
+
+mod file;
+mod traffic;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ecir_detect::{DetectConfig, DetectorSet, FinishContext};
+use ecir_formats::ParseContext;
+use ecir_model::report::Tool;
+use ecir_model::{Cidr, Report, Severity, Stats, Timestamp, REPORT_SCHEMA};
+use rayon::prelude::*;
+use serde_json::Value;
+
+pub use file::FileResult;
+pub use traffic::Traffic;
+
+/// Everything a scan needs besides the paths.
+#[derive(Clone, Debug)]
+pub struct ScanOptions {
+    /// Worker threads (0: one per core).
+    pub jobs: usize,
+    pub parse: ParseContext,
+    /// How the zone was chosen, for the report (`--tz`, `TZ`, `machine`).
+    pub tz_source: String,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    /// `--format NAME`: skip detection.
+    pub format: Option<String>,
+    /// Paths this run writes; never read as input.
+    pub exclude: Vec<PathBuf>,
+    pub detect: DetectConfig,
+    /// Plain files larger than this are split into chunks of about this size.
+    pub chunk_size: usize,
+    /// Tool version for the report.
+    pub version: String,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            jobs: 0,
+            parse: ParseContext::default(),
+            tz_source: "default".into(),
+            since: None,
+            until: None,
+            format: None,
+            exclude: Vec::new(),
+            detect: DetectConfig::default(),
+            chunk_size: 16 << 20,
+            version: "0.0.0".into(),
+        }
+    }
+}
+
+/// Progress counters the caller may display while the scan runs.
+#[derive(Default, Debug)]
+pub struct Progress {
+    pub total_bytes: AtomicU64,
+    pub done_bytes: AtomicU64,
+    pub files_done: AtomicU64,
+    pub files_total: AtomicU64,
+}
+
+/// A problem with one input (or path argument) that makes the run exit 2.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// What a scan produced.
+pub struct ScanOutput {
+    pub report: Report,
+    pub problems: Vec<Problem>,
+    /// Files left out on purpose, with why (for `--verbose` style output).
+    pub skipped_paths: Vec<(String, String)>,
+    pub traffic: Traffic,
+}
+
+/// Errors that stop a scan before it starts.
+#[derive(Debug)]
+pub enum ScanError {
+    UnknownFormat(String),
+    ThreadPool(String),
+}
+
+impl std::fmt::Display for ScanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScanError::UnknownFormat(n) => write!(f, "unknown format '{n}'"),
+            ScanError::ThreadPool(e) => write!(f, "cannot start worker threads: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ScanError {}
+
+/// Runs a scan over `roots`.
+pub fn scan(
+    roots: &[PathBuf],
+    opts: &ScanOptions,
+    progress: &Progress,
+) -> Result<ScanOutput, ScanError> {
+    let forced = match &opts.format {
+        Some(name) => Some(
+            ecir_formats::by_name(name).ok_or_else(|| ScanError::UnknownFormat(name.clone()))?,
+        ),
+        None => None,
+    };
+    let started = Instant::now();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs)
+        .build()
+        .map_err(|e| ScanError::ThreadPool(e.to_string()))?;
+    let threads = pool.current_num_threads();
+
+    let discovered = ecir_input::discover(roots, &opts.exclude);
+    let mut problems: Vec<Problem> = discovered
+        .errors
+        .iter()
+        .map(|e| Problem {
+            path: e.path.display().to_string(),
+            message: e.message.clone(),
+            hint: e.hint.clone(),
+        })
+        .collect();
+    progress.total_bytes.store(
+        discovered.files.iter().map(|f| f.size).sum(),
+        Ordering::Relaxed,
+    );
+    progress
+        .files_total
+        .store(discovered.files.len() as u64, Ordering::Relaxed);
+
+    let config = Arc::new(opts.detect.clone());
+    let env = file::FileEnv {
+        opts,
+        forced,
+        config: &config,
+        progress,
+    };
+    let merged = pool.install(|| {
+        discovered
+            .files
+            .par_iter()
+            .map(|f| file::process(f, &env))
+            .fold(Merged::default, |mut acc, r| {
+                acc.absorb(r, &config);
+                acc
+            })
+            .reduce(Merged::default, |mut a, b| {
+                a.append(b, &config);
+                a
+            })
+    });
+
+    let Merged {
+        inputs,
+        detectors,
+        traffic,
+    } = merged;
+    for input in &inputs {
+        for e in &input.errors {
+            problems.push(Problem {
+                path: input.path.clone(),
+                message: e.clone(),
+                hint: hint_for(e),
+            });
+        }
+    }
+    let ctx = FinishContext {
+        distinct_client_ips: traffic.distinct_ips(),
+    };
+    let findings = match detectors {
+        Some(d) => d.finish(&ctx),
+        None => Vec::new(),
+    };
+
+    let mut report = Report {
+        schema: REPORT_SCHEMA.into(),
+        tool: Tool {
+            name: "ecir".into(),
+            version: opts.version.clone(),
+        },
+        generated_at: now(),
+        options: options_map(opts),
+        inputs,
+        findings,
+        exposure: None,
+        warnings: Vec::new(),
+        top_ips: Vec::new(),
+        stats: Stats::default(),
+    };
+    report.sort_and_number_findings();
+    report.warnings = run_warnings(&report, &traffic);
+    report.top_ips = traffic.top_ips(&report.findings, 10);
+    report.stats = stats(&report, &traffic, started, threads);
+    let skipped_paths = discovered
+        .skipped
+        .iter()
+        .map(|(p, why)| (p.display().to_string(), why.clone()))
+        .collect();
+    Ok(ScanOutput {
+        report,
+        problems,
+        skipped_paths,
+        traffic,
+    })
+}
+
+/// Results of a contiguous run of files, merged in input order.
+#[derive(Default)]
+struct Merged {
+    inputs: Vec<ecir_model::InputSummary>,
+    detectors: Option<DetectorSet>,
+    traffic: Traffic,
+}
+
+impl Merged {
+    fn absorb(&mut self, r: FileResult, _config: &Arc<DetectConfig>) {
+        self.inputs.push(r.summary);
+        match &mut self.detectors {
+            Some(d) => d.merge(r.detectors),
+            None => self.detectors = Some(r.detectors),
+        }
+        self.traffic.merge(r.traffic);
+    }
+
+    fn append(&mut self, other: Merged, _config: &Arc<DetectConfig>) {
+        self.inputs.extend(other.inputs);
+        match (&mut self.detectors, other.detectors) {
+            (Some(d), Some(o)) => d.merge(o),
+            (None, o) => self.detectors = o,
+            (Some(_), None) => {}
+        }
+        self.traffic.merge(other.traffic);
+    }
+}
+
+fn now() -> Timestamp {
+    let n = chrono::Utc::now();
+    Timestamp::new(n.timestamp_millis() / 1000 * 1000, 0)
+}
+
+fn options_map(opts: &ScanOptions) -> BTreeMap<String, Value> {
+    let mut m = BTreeMap::new();
+    m.insert("timezone".into(), Value::from(opts.parse.tz.name()));
+    m.insert(
+        "timezone_source".into(),
+        Value::from(opts.tz_source.clone()),
+    );
+    m.insert(
+        "timezone_applies_to".into(),
+        Value::from("timestamps written without an offset"),
+    );
+    if let Some(s) = opts.since {
+        m.insert("since".into(), Value::from(s.to_rfc3339()));
+    }
+    if let Some(u) = opts.until {
+        m.insert("until".into(), Value::from(u.to_rfc3339()));
+    }
+    if let Some(f) = &opts.format {
+        m.insert("format".into(), Value::from(f.clone()));
+    }
+    m.insert(
+        "trust_proxy".into(),
+        Value::from(
+            opts.parse
+                .trust_proxy
+                .iter()
+                .map(Cidr::to_string)
+                .collect::<Vec<_>>(),
+        ),
+    );
+    let d = &opts.detect;
+    m.insert(
+        "thresholds".into(),
+        serde_json::json!({
+            "burst_404": d.burst_404,
+            "burst_window_secs": d.burst_window_secs,
+            "rare_script_max_ips": d.rare_script_max_ips,
+            "rare_script_min_site_ips": d.rare_script_min_site_ips,
+            "exposure_min_bytes": d.exposure_min_bytes,
+        }),
+    );
+    m
+}
+
+fn hint_for(error: &str) -> Option<String> {
+    if error.contains("gzip") {
+        Some("the lines before the damage were analysed; ask for an intact copy of this archive, and keep the damaged one as evidence".into())
+    } else if error.contains("does not read") {
+        Some("decompress it to a separate folder and scan that".into())
+    } else if error.contains("permission denied") {
+        Some("run ecir as a user that can read the evidence (read access is enough)".into())
+    } else {
+        None
+    }
+}
+
+fn run_warnings(report: &Report, traffic: &Traffic) -> Vec<String> {
+    let mut w = Vec::new();
+    let unknown: Vec<&str> = report
+        .inputs
+        .iter()
+        .filter(|i| i.format == "unknown" && i.lines > 0)
+        .map(|i| i.path.as_str())
+        .collect();
+    if !unknown.is_empty() {
+        w.push(format!(
+            "{} file(s) in a format ecir does not recognise were counted but not analysed (e.g. {}); `ecir formats` lists what it reads, `--format NAME` forces one",
+            unknown.len(),
+            unknown[0]
+        ));
+    }
+    if let Some(msg) = traffic.proxy_warning() {
+        w.push(msg);
+    }
+    if report.inputs.iter().any(|i| i.source == "web") {
+        w.push("Access logs hold no request bodies and nothing the visitor's browser did: skimmer code sending card data to another domain is invisible here and cannot be ruled out from these logs.".into());
+    }
+    w
+}
+
+fn stats(report: &Report, traffic: &Traffic, started: Instant, threads: usize) -> Stats {
+    let mut cited = std::collections::BTreeSet::new();
+    for f in &report.findings {
+        for e in &f.evidence {
+            cited.insert((e.file.clone(), e.line));
+        }
+    }
+    let sum = |g: fn(&ecir_model::InputSummary) -> u64| report.inputs.iter().map(g).sum::<u64>();
+    Stats {
+        bytes: sum(|i| i.bytes_read),
+        lines: sum(|i| i.lines),
+        parsed: sum(|i| i.parsed),
+        skipped: sum(|i| i.skipped),
+        events_analyzed: traffic.events,
+        events_cited: cited.len() as u64,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        threads,
+    }
+}
+
+/// Exit-status helper for callers: findings at or above `min`.
+pub fn has_findings_at_or_above(report: &Report, min: Severity) -> bool {
+    report.count_at_or_above(min) > 0
+}

@@ -1,0 +1,199 @@
+//! `ecir scan`: turn arguments into scan options, run the scan, write the views, pick the
+//! exit status.
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ecir_formats::ParseContext;
+use ecir_model::{Cidr, Severity};
+use ecir_report::{render_summary, write_json, write_ndjson, Painter, Plain};
+use ecir_scan::{scan, Progress, ScanOptions};
+
+use crate::args::{FailOn, ScanArgs};
+use crate::term;
+use crate::time_arg::{parse_time, resolve_tz};
+
+/// Prints a one-line error with an optional hint, on stderr.
+pub fn error(what: &str, hint: Option<&str>) {
+    let what = ecir_model::text::escape_controls(what, 2000);
+    eprintln!("ecir: error: {what}");
+    if let Some(h) = hint {
+        eprintln!("  hint: {h}");
+    }
+}
+
+fn usage(msg: &str) -> u8 {
+    error(msg, None);
+    2
+}
+
+pub fn run(a: ScanArgs) -> u8 {
+    let (tz, tz_source) = match resolve_tz(a.tz.as_deref()) {
+        Ok(v) => v,
+        Err(e) => return usage(&e),
+    };
+    let mut trust = Vec::new();
+    for t in &a.trust_proxy {
+        match t.parse::<Cidr>() {
+            Ok(c) => trust.push(c),
+            Err(e) => return usage(&format!("--trust-proxy: {e}")),
+        }
+    }
+    let parse = ParseContext {
+        tz,
+        trust_proxy: trust,
+        year: a.year,
+    };
+    let since = match a.since.as_deref().map(|s| parse_time(s, &parse)) {
+        Some(Err(e)) => return usage(&format!("--since: {e}")),
+        Some(Ok(t)) => Some(t),
+        None => None,
+    };
+    let until = match a.until.as_deref().map(|s| (s, parse_time(s, &parse))) {
+        Some((_, Err(e))) => return usage(&format!("--until: {e}")),
+        // A bare date means the whole day.
+        Some((s, Ok(t))) if s.trim().len() == 10 => Some(ecir_model::Timestamp::new(
+            t.utc_ms + 86_400_000 - 1,
+            t.offset_secs,
+        )),
+        Some((_, Ok(t))) => Some(t),
+        None => None,
+    };
+    if let (Some(s), Some(u)) = (since, until) {
+        if s > u {
+            return usage("--since is later than --until");
+        }
+    }
+    if let Some(f) = &a.format {
+        if ecir_formats::by_name(f).is_none() {
+            error(
+                &format!("--format: unknown format '{f}'"),
+                Some("`ecir formats` lists the formats ecir reads"),
+            );
+            return 2;
+        }
+    }
+    // Outputs must never overwrite evidence.
+    let outputs: Vec<PathBuf> = [&a.json, &a.ndjson]
+        .into_iter()
+        .flatten()
+        .filter(|p| p.as_str() != "-")
+        .map(PathBuf::from)
+        .collect();
+    for out in &outputs {
+        if let Some(input) = overlaps_input(out, &a.paths) {
+            error(
+                &format!(
+                    "{}: refusing to write an output over the input {}",
+                    out.display(),
+                    input.display()
+                ),
+                Some("write reports outside the evidence, e.g. --json ./case/report.json"),
+            );
+            return 2;
+        }
+    }
+    if a.json.as_deref() == Some("-") && a.ndjson.as_deref() == Some("-") {
+        return usage("--json - and --ndjson - cannot both write to stdout");
+    }
+
+    let opts = ScanOptions {
+        jobs: a.jobs.unwrap_or(0),
+        parse,
+        tz_source,
+        since,
+        until,
+        format: a.format.clone(),
+        exclude: outputs.clone(),
+        detect: ecir_detect::DetectConfig {
+            burst_404: a.burst_404,
+            ..Default::default()
+        },
+        version: env!("CARGO_PKG_VERSION").into(),
+        ..Default::default()
+    };
+    let progress = Arc::new(Progress::default());
+    let bar = term::Bar::start(progress.clone(), !a.quiet);
+    let result = scan(&a.paths, &opts, &progress);
+    bar.finish();
+    let out = match result {
+        Ok(o) => o,
+        Err(e) => return usage(&e.to_string()),
+    };
+
+    let mut write_failed = false;
+    if let Some(dest) = &a.json {
+        if let Err(e) = write_to(dest, |w| write_json(&out.report, w)) {
+            error(&format!("{dest}: cannot write the JSON report: {e}"), None);
+            write_failed = true;
+        }
+    }
+    if let Some(dest) = &a.ndjson {
+        if let Err(e) = write_to(dest, |w| write_ndjson(&out.report, w)) {
+            error(&format!("{dest}: cannot write NDJSON: {e}"), None);
+            write_failed = true;
+        }
+    }
+
+    // The summary is data on stdout, unless stdout already carries JSON.
+    let stdout_taken = a.json.as_deref() == Some("-") || a.ndjson.as_deref() == Some("-");
+    if !stdout_taken || !a.quiet {
+        let to_tty = if stdout_taken {
+            io::stderr().is_terminal()
+        } else {
+            io::stdout().is_terminal()
+        };
+        let painter: &dyn Painter = if term::use_color(a.color, to_tty) {
+            &term::Ansi
+        } else {
+            &Plain
+        };
+        let text = render_summary(&out.report, painter, term::width());
+        if stdout_taken {
+            eprint!("{text}");
+        } else {
+            print!("{text}");
+            let _ = io::stdout().flush();
+        }
+    }
+
+    for p in &out.problems {
+        error(&format!("{}: {}", p.path, p.message), p.hint.as_deref());
+    }
+    if !out.problems.is_empty() || write_failed {
+        return 2;
+    }
+    let threshold = match a.fail_on {
+        FailOn::Never => return 0,
+        FailOn::Info => Severity::Info,
+        FailOn::Low => Severity::Low,
+        FailOn::Medium => Severity::Medium,
+        FailOn::High => Severity::High,
+        FailOn::Critical => Severity::Critical,
+    };
+    u8::from(out.report.count_at_or_above(threshold) > 0)
+}
+
+fn write_to(dest: &str, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
+    if dest == "-" {
+        let stdout = io::stdout();
+        let mut lock = stdout.lock();
+        f(&mut lock)?;
+        lock.flush()
+    } else {
+        let mut w = BufWriter::new(File::create(dest)?);
+        f(&mut w)?;
+        w.flush()
+    }
+}
+
+/// The input an output path would overwrite or sit inside as a file, if any.
+fn overlaps_input(out: &Path, inputs: &[PathBuf]) -> Option<PathBuf> {
+    let out_c = std::fs::canonicalize(out).ok()?;
+    inputs.iter().find_map(|i| {
+        let ic = std::fs::canonicalize(i).ok()?;
+        (ic == out_c).then(|| i.clone())
+    })
+}

@@ -1,0 +1,216 @@
+//! Keeping the most telling evidence lines and time spans in bounded, mergeable state.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use ecir_model::finding::MAX_EVIDENCE;
+use ecir_model::text::evidence_text;
+use ecir_model::{Evidence, Timestamp};
+
+use crate::Origin;
+
+/// Makes an evidence record for `origin`.
+pub fn evidence(origin: &Origin<'_>, ts: Option<Timestamp>, weight: u32) -> Evidence {
+    Evidence {
+        file: Arc::clone(origin.file),
+        line: origin.line,
+        ts,
+        text: evidence_text(origin.raw),
+        weight,
+    }
+}
+
+fn order(a: &Evidence, b: &Evidence) -> Ordering {
+    b.weight
+        .cmp(&a.weight)
+        .then(a.ts.cmp(&b.ts))
+        .then(a.file.cmp(&b.file))
+        .then(a.line.cmp(&b.line))
+}
+
+/// The best [`MAX_EVIDENCE`] lines by (weight desc, time, file, line): a total order, so
+/// merging kept sets gives the same result however the lines were split.
+#[derive(Default, Debug, Clone)]
+pub struct TopEvidence {
+    items: Vec<Evidence>,
+    /// The worst line still kept after the last compaction, once the set is full: anything
+    /// not better can be refused without building its text.
+    bar: Option<(u32, Option<Timestamp>, Arc<str>, u64)>,
+}
+
+impl TopEvidence {
+    fn beats_bar(&self, origin: &Origin<'_>, ts: Option<Timestamp>, weight: u32) -> bool {
+        match &self.bar {
+            None => true,
+            Some((w, t, f, l)) => {
+                weight > *w || (weight == *w && (ts, &**origin.file, origin.line) < (*t, &**f, *l))
+            }
+        }
+    }
+
+    pub fn offer(&mut self, origin: &Origin<'_>, ts: Option<Timestamp>, weight: u32) {
+        if self.beats_bar(origin, ts, weight) {
+            self.push(evidence(origin, ts, weight));
+        }
+    }
+
+    pub fn push(&mut self, e: Evidence) {
+        self.items.push(e);
+        if self.items.len() >= MAX_EVIDENCE * 4 {
+            self.compact();
+        }
+    }
+
+    fn compact(&mut self) {
+        self.items.sort_by(order);
+        self.items.truncate(MAX_EVIDENCE);
+        if self.items.len() == MAX_EVIDENCE {
+            let w = &self.items[MAX_EVIDENCE - 1];
+            self.bar = Some((w.weight, w.ts, Arc::clone(&w.file), w.line));
+        }
+    }
+
+    pub fn merge(&mut self, other: TopEvidence) {
+        self.items.extend(other.items);
+        self.compact();
+    }
+
+    pub fn into_vec(mut self) -> Vec<Evidence> {
+        self.compact();
+        self.items
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+/// First and last time seen.
+#[derive(Default, Debug, Clone, Copy, PartialEq)]
+pub struct Span {
+    pub first: Option<Timestamp>,
+    pub last: Option<Timestamp>,
+}
+
+impl Span {
+    pub fn add(&mut self, ts: Option<Timestamp>) {
+        if let Some(t) = ts {
+            if self.first.is_none_or(|f| t < f) {
+                self.first = Some(t);
+            }
+            if self.last.is_none_or(|l| t > l) {
+                self.last = Some(t);
+            }
+        }
+    }
+
+    pub fn merge(&mut self, other: Span) {
+        self.add(other.first);
+        self.add(other.last);
+    }
+}
+
+/// Up to `cap` smallest distinct values, plus whether more were seen: a bounded set that
+/// merges deterministically.
+#[derive(Debug, Clone)]
+pub struct SmallestSet<T: Ord + Clone> {
+    items: Vec<T>,
+    cap: usize,
+    overflow: bool,
+}
+
+impl<T: Ord + Clone> Default for SmallestSet<T> {
+    /// An empty set keeping up to 10 values.
+    fn default() -> Self {
+        SmallestSet::new(10)
+    }
+}
+
+impl<T: Ord + Clone> SmallestSet<T> {
+    pub fn new(cap: usize) -> Self {
+        SmallestSet {
+            items: Vec::new(),
+            cap,
+            overflow: false,
+        }
+    }
+
+    pub fn insert(&mut self, v: T) {
+        match self.items.binary_search(&v) {
+            Ok(_) => {}
+            Err(pos) => {
+                if self.items.len() < self.cap {
+                    self.items.insert(pos, v);
+                } else {
+                    self.overflow = true;
+                    if pos < self.items.len() {
+                        self.items.insert(pos, v);
+                        self.items.pop();
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn merge(&mut self, other: SmallestSet<T>) {
+        self.overflow |= other.overflow;
+        for v in other.items {
+            self.insert(v);
+        }
+    }
+
+    /// Number of distinct values, when not more than the cap.
+    pub fn exact_len(&self) -> Option<usize> {
+        (!self.overflow).then_some(self.items.len())
+    }
+
+    pub fn items(&self) -> &[T] {
+        &self.items
+    }
+
+    pub fn overflowed(&self) -> bool {
+        self.overflow
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_evidence_merge_is_split_independent() {
+        let file: Arc<str> = Arc::from("f");
+        let mk = |i: u64| (i, (i * 7919 % 13) as u32);
+        let mut whole = TopEvidence::default();
+        let mut a = TopEvidence::default();
+        let mut b = TopEvidence::default();
+        for i in 0..200u64 {
+            let (line, w) = mk(i);
+            let o = Origin {
+                file: &file,
+                line,
+                raw: b"x",
+            };
+            let ts = Some(Timestamp::from_secs(i as i64, 0));
+            whole.offer(&o, ts, w);
+            if i % 3 == 0 { &mut a } else { &mut b }.offer(&o, ts, w);
+        }
+        a.merge(b);
+        assert_eq!(a.into_vec(), whole.into_vec());
+    }
+
+    #[test]
+    fn smallest_set_overflows() {
+        let mut s = SmallestSet::new(2);
+        s.insert(5);
+        s.insert(3);
+        assert_eq!(s.exact_len(), Some(2));
+        s.insert(9);
+        assert_eq!(s.exact_len(), None);
+        assert_eq!(s.items(), &[3, 5]);
+    }
+}

