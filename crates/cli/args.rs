@@ -20,9 +20,11 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Analyse log files and directories and report findings.
-    Scan(ScanArgs),
+    Scan(Box<ScanArgs>),
     /// List the log formats ecir reads.
     Formats,
+    /// List the detection rules and their detector groups.
+    Rules,
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum)]
@@ -101,4 +103,8 @@ pub struct ScanArgs {
     /// Year for formats that omit it (syslog); default: from the file's modification time.
     #[arg(long, value_name = "YEAR")]
     pub year: Option<i32>,
+
+    /// Split plain files larger than this many bytes into parallel chunks (testing aid).
+    #[arg(long, hide = true, default_value_t = 16 << 20, value_name = "BYTES")]
+    pub chunk_size: usize,
 }

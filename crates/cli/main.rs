@@ -16,9 +16,17 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
     let code = match cli.command {
-        args::Command::Scan(a) => scan_cmd::run(a),
+        args::Command::Scan(a) => scan_cmd::run(*a),
         args::Command::Formats => {
             print_formats();
+            0
+        }
+        args::Command::Rules => {
+            for (group, rules) in ecir_detect::DETECTORS {
+                for rule in *rules {
+                    println!("{rule:<32} {group}");
+                }
+            }
             0
         }
     };

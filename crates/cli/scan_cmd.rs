@@ -112,7 +112,7 @@ pub fn run(a: ScanArgs) -> u8 {
             ..Default::default()
         },
         version: env!("CARGO_PKG_VERSION").into(),
-        ..Default::default()
+        chunk_size: a.chunk_size,
     };
     let progress = Arc::new(Progress::default());
     let bar = term::Bar::start(progress.clone(), !a.quiet);

@@ -281,7 +281,9 @@ fn matchers() -> &'static Matchers {
 }
 
 /// Classifies one request. Exposed for tests and other detectors.
-pub fn classify(target: &str, user_agent: Option<&str>, scratch: &mut Vec<u8>) -> Vec<Class> {
+/// `headers` are the logged request headers (User-Agent, Referer) checked for JNDI and
+/// Shellshock payloads.
+pub fn classify(target: &str, headers: &[Option<&str>], scratch: &mut Vec<u8>) -> Vec<Class> {
     let m = matchers();
     let mut out = Vec::new();
     decode_target(target, scratch);
@@ -304,7 +306,7 @@ pub fn classify(target: &str, user_agent: Option<&str>, scratch: &mut Vec<u8>) -
             out.push(Class::Sensitive);
         }
     }
-    if let Some(ua) = user_agent {
+    for ua in headers.iter().flatten() {
         if ua.contains("${") && !out.contains(&Class::Jndi) {
             let lower = ua.to_ascii_lowercase();
             if m.patterns
@@ -334,12 +336,6 @@ struct Group {
 }
 
 impl Group {
-    fn new() -> Self {
-        Group {
-            paths: SmallestSet::new(10),
-            ..Default::default()
-        }
-    }
     fn merge(&mut self, o: Group) {
         self.count += o.count;
         self.ok += o.ok;
@@ -375,17 +371,18 @@ impl DetectorState for WebAttack {
         let Some(target) = ev.target.as_deref() else {
             return;
         };
-        let classes = classify(target, ev.user_agent.as_deref(), &mut self.scratch);
+        let classes = classify(
+            target,
+            &[ev.user_agent.as_deref(), ev.referer.as_deref()],
+            &mut self.scratch,
+        );
         if classes.is_empty() {
             return;
         }
         let ok = ev.is_success();
         let bytes = ev.bytes.unwrap_or(0);
         for class in classes {
-            let g = self
-                .groups
-                .entry((class, ev.client_ip))
-                .or_insert_with(Group::new);
+            let g = self.groups.entry((class, ev.client_ip)).or_default();
             g.count += 1;
             g.span.add(ev.ts);
             let path = ev.path();
@@ -440,12 +437,12 @@ impl DetectorState for WebAttack {
         let mut successes = Vec::new();
         let mut refused: BTreeMap<Class, (Group, Vec<Option<IpAddr>>)> = BTreeMap::new();
         let mut groups: Vec<_> = self.groups.into_iter().collect();
-        groups.sort_by(|a, b| a.0.cmp(&b.0));
+        groups.sort_by_key(|a| a.0);
         for ((class, ip), g) in groups {
             if g.ok == 0 {
                 let entry = refused
                     .entry(class)
-                    .or_insert_with(|| (Group::new(), Vec::new()));
+                    .or_insert_with(|| (Group::default(), Vec::new()));
                 entry.0.merge(g);
                 entry.1.push(ip);
                 continue;
@@ -565,7 +562,7 @@ mod tests {
 
     fn classes(t: &str) -> Vec<&'static str> {
         let mut v = Vec::new();
-        classify(t, None, &mut v)
+        classify(t, &[], &mut v)
             .into_iter()
             .map(|c| c.rule())
             .collect()

@@ -87,13 +87,6 @@ struct Group {
 }
 
 impl Group {
-    fn new() -> Self {
-        Group {
-            ips: SmallestSet::new(8),
-            paths: SmallestSet::new(10),
-            ..Default::default()
-        }
-    }
     fn merge(&mut self, o: Group) {
         self.count += o.count;
         self.ok += o.ok;
@@ -143,7 +136,7 @@ impl Webshell {
         Webshell {
             config,
             upload_ok: FxHashMap::default(),
-            upload_refused: Group::new(),
+            upload_refused: Group::default(),
             scripts: FxHashMap::default(),
             commands: FxHashMap::default(),
             scratch: Vec::new(),
@@ -187,7 +180,7 @@ impl DetectorState for Webshell {
             if ok {
                 self.upload_ok
                     .entry(path_str.clone())
-                    .or_insert_with(Group::new)
+                    .or_default()
                     .add(ev, origin, &path_str);
             } else {
                 self.upload_refused.add(ev, origin, &path_str);
@@ -196,13 +189,13 @@ impl DetectorState for Webshell {
         if ok && !p.admin_or_platform.is_match(path) {
             self.scripts
                 .entry(path_str.clone())
-                .or_insert_with(Group::new)
+                .or_default()
                 .add(ev, origin, &path_str);
         }
         if qpos < decoded.len() && p.command.is_match(&decoded[qpos + 1..]) {
             self.commands
                 .entry((path_str.clone(), ev.client_ip))
-                .or_insert_with(Group::new)
+                .or_default()
                 .add(ev, origin, &path_str);
         }
     }

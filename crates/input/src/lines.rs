@@ -64,13 +64,16 @@ pub fn newline_count(bytes: &[u8]) -> u64 {
     n + u64::from(!bytes.is_empty() && bytes[bytes.len() - 1] != b'\n')
 }
 
+/// A predicate saying whether a record may start at a line.
+pub type RecordStart<'a> = &'a (dyn Fn(&[u8]) -> bool + Sync);
+
 /// Splits `bytes` into ranges of about `target` bytes that end just after a newline. When
 /// `is_record_start` is given, a chunk may only start at a line for which it is true (so a
 /// multi-line record is never split).
 pub fn split_chunks(
     bytes: &[u8],
     target: usize,
-    is_record_start: Option<&(dyn Fn(&[u8]) -> bool + Sync)>,
+    is_record_start: Option<RecordStart<'_>>,
 ) -> Vec<Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0usize;

@@ -261,13 +261,13 @@ fn read_mapped<'a>(
     summary: &mut InputSummary,
 ) -> (Work<'a>, Option<Chosen>) {
     let chosen = choose(&sample_lines(bytes), env);
-    let chunk = env.opts.chunk_size.max(1 << 16);
+    let chunk = env.opts.chunk_size.max(1024);
     let ranges = if bytes.len() > chunk + chunk / 2 {
         let pred = chosen.map(|c| c.format);
         let is_start = move |l: &[u8]| pred.is_none_or(|f| f.is_record_start(l));
         split_chunks(bytes, chunk, Some(&is_start))
     } else {
-        vec![0..bytes.len()]
+        std::iter::once(0..bytes.len()).collect()
     };
     // Line numbers where each chunk starts.
     let counts: Vec<u64> = ranges

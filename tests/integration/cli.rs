@@ -1,0 +1,449 @@
+//! Behaviour of `ecir scan` as a user meets it: exit codes, damaged and hostile input,
+//! determinism across thread counts, format detection, filters and output placement.
+
+use crate::support::*;
+
+const UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64)";
+
+#[test]
+fn exit_codes() {
+    let sample = root().join("fixtures/sample-shop").display().to_string();
+    assert_eq!(
+        run(&["scan", "--quiet", &sample]).status.code(),
+        Some(1),
+        "high findings"
+    );
+    assert_eq!(
+        run(&["scan", "--quiet", "--fail-on", "never", &sample])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        run(&["scan", "--quiet", "--fail-on", "critical", &sample])
+            .status
+            .code(),
+        Some(0),
+        "the sample has no critical finding"
+    );
+    let out = run(&["scan", "--quiet", "/nonexistent/ecir-logs"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/ecir-logs") && err.contains("no such file"),
+        "{err}"
+    );
+    assert!(err.contains("hint:"), "{err}");
+    assert_eq!(
+        run(&["scan", "--format", "nope", &sample]).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        run(&["scan", "--tz", "Mars/Olympus", &sample])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        run(&["scan"]).status.code(),
+        Some(2),
+        "missing PATH is a usage error"
+    );
+}
+
+#[test]
+fn damaged_gzip_is_reported_and_the_run_goes_on() {
+    let dir = temp_dir("damaged");
+    let mut text = String::new();
+    for i in 0..5000 {
+        text.push_str(&line(
+            "198.51.100.1",
+            &format!("03/Nov/2026:10:{:02}:{:02} +0900", (i / 60) % 60, i % 60),
+            &format!("GET /products/detail/{i} HTTP/1.1"),
+            200,
+            1000,
+            UA,
+        ));
+    }
+    let gz = gzip(text.as_bytes());
+    write(&dir, "access.log.2.gz", &gz[..gz.len() / 2]);
+    write(
+        &dir,
+        "access.log",
+        line(
+            "203.0.113.5",
+            "03/Nov/2026:11:00:00 +0900",
+            "GET /.env HTTP/1.1",
+            200,
+            900,
+            UA,
+        ),
+    );
+    let (code, report) = scan_json(&[dir.to_str().unwrap()]);
+    assert_eq!(code, 2, "a damaged archive is an error even with findings");
+    let inputs = report["inputs"].as_array().unwrap();
+    let damaged = inputs
+        .iter()
+        .find(|i| i["path"].as_str().unwrap().ends_with(".gz"))
+        .unwrap();
+    let err = damaged["errors"][0].as_str().unwrap();
+    assert!(err.contains("truncated"), "{err}");
+    let recovered = damaged["lines"].as_u64().unwrap();
+    assert!(recovered > 100 && recovered < 5000, "recovered {recovered}");
+    assert!(err.contains(&format!("{recovered} lines")), "{err}");
+    assert_eq!(damaged["compression"], "gzip");
+    // The intact file was still analysed.
+    assert!(report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["rule"] == "web.sensitive_file"));
+    // And stderr names the file.
+    let out = run(&["scan", "--quiet", dir.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("access.log.2.gz") && stderr.contains("truncated"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn multi_member_gzip_and_rotated_family_are_read() {
+    let dir = temp_dir("rotated");
+    let a = line(
+        "198.51.100.1",
+        "01/Nov/2026:10:00:00 +0900",
+        "GET / HTTP/1.1",
+        200,
+        10,
+        UA,
+    );
+    let b = line(
+        "198.51.100.2",
+        "02/Nov/2026:10:00:00 +0900",
+        "GET / HTTP/1.1",
+        200,
+        10,
+        UA,
+    );
+    let mut multi = gzip(a.as_bytes());
+    multi.extend(gzip(b.as_bytes()));
+    write(&dir, "access_log-20261101.gz", &multi);
+    write(&dir, "access.log.1", &b);
+    write(&dir, "access_log", &a);
+    write(&dir, ".hidden.log", &a);
+    let (_, report) = scan_json(&[dir.to_str().unwrap()]);
+    let inputs = report["inputs"].as_array().unwrap();
+    assert_eq!(inputs.len(), 3, "hidden files are skipped");
+    let gz = inputs.iter().find(|i| i["compression"] == "gzip").unwrap();
+    assert_eq!(gz["lines"], 2, "both gzip members read");
+    for i in inputs {
+        assert_eq!(i["format"], "combined");
+        assert_eq!(i["sha256"].as_str().unwrap().len(), 64);
+        assert_eq!(i["bytes"], i["bytes_read"]);
+    }
+}
+
+#[test]
+fn hostile_lines_never_break_the_run() {
+    let dir = temp_dir("hostile");
+    let mut data = Vec::new();
+    data.extend(
+        line(
+            "198.51.100.1",
+            "03/Nov/2026:10:00:00 +0900",
+            "GET / HTTP/1.1",
+            200,
+            10,
+            UA,
+        )
+        .into_bytes(),
+    );
+    data.extend(b"\x00\x01\x02 binary garbage \xff\xfe\n");
+    data.extend(b"198.51.100.1 - - [03/Nov/2026:10:00:01 +0900] \"GET /\xe3\x81\x82\xff HTTP/1.1\" 200 10 \"-\" \"x\"\r\n");
+    data.extend(vec![b'A'; 300_000]);
+    data.push(b'\n');
+    data.extend(b"\n");
+    data.extend(
+        line(
+            "198.51.100.1",
+            "03/Nov/2026:10:00:02 +0900",
+            "GET /\x1b[2J\x1b]0;pwned\x07 HTTP/1.1",
+            404,
+            10,
+            "sqlmap/1.0 \u{202e}txt.exe",
+        )
+        .into_bytes(),
+    );
+    write(&dir, "access.log", &data);
+    let (_, report) = scan_json(&["--fail-on", "never", dir.to_str().unwrap()]);
+    let i = &report["inputs"][0];
+    assert_eq!(i["lines"], 6);
+    assert_eq!(
+        i["parsed"].as_u64().unwrap() + i["skipped"].as_u64().unwrap(),
+        6,
+        "every line accounted for"
+    );
+    assert_eq!(i["skipped_by_reason"]["line-too-long"], 1);
+    assert_eq!(i["skipped_by_reason"]["nul-bytes"], 1);
+    assert_eq!(i["skipped_by_reason"]["empty"], 1);
+    // Terminal output carries no raw control characters from the log.
+    let out = run(&[
+        "scan",
+        "--fail-on",
+        "never",
+        "--color",
+        "never",
+        dir.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !stdout.contains('\x1b') && !stdout.contains('\x07') && !stdout.contains('\u{202e}'),
+        "{stdout}"
+    );
+    // Evidence text escapes them too.
+    let text = serde_json::to_string(&report["findings"]).unwrap();
+    assert!(!text.contains("\\u001b"), "raw ESC in evidence: {text}");
+}
+
+/// A log big enough to be split into many chunks, with attacks spread through it.
+fn busy_log(lines: usize) -> String {
+    let mut s = String::new();
+    for i in 0..lines {
+        let ip = format!("198.51.{}.{}", i % 7, i % 251);
+        let ts = format!(
+            "03/Nov/2026:{:02}:{:02}:{:02} +0900",
+            (i / 3600) % 24,
+            (i / 60) % 60,
+            i % 60
+        );
+        let req = match i % 97 {
+            0 => format!("GET /?id={i}%27%20or%201=1-- HTTP/1.1"),
+            1 => "GET /.env HTTP/1.1".to_string(),
+            2 => format!("GET /nope{i} HTTP/1.1"),
+            3 => "POST /html/user_data/x.php HTTP/1.1".to_string(),
+            _ => format!("GET /products/detail/{} HTTP/1.1", i % 500),
+        };
+        let status = if i % 97 == 2 { 404 } else { 200 };
+        let ua = if i % 1000 == 5 { "sqlmap/1.7" } else { UA };
+        s.push_str(&line(&ip, &ts, &req, status, (i % 5000) as u64 + 150, ua));
+    }
+    s
+}
+
+#[test]
+fn same_report_whatever_the_thread_count_and_chunking() {
+    let dir = temp_dir("determinism");
+    write(&dir, "access.log", busy_log(40_000));
+    write(&dir, "other.log.gz", gzip(busy_log(3_000).as_bytes()));
+    let d = dir.to_str().unwrap();
+    let (_, one) = scan_json(&["-j", "1", d]);
+    let (_, two) = scan_json(&["-j", "2", "--chunk-size", "65536", d]);
+    let (_, two_b) = scan_json(&["-j", "2", "--chunk-size", "100000", d]);
+    let (_, one_chunked) = scan_json(&["-j", "1", "--chunk-size", "65536", d]);
+    let one = serde_json::to_string_pretty(&normalise(one)).unwrap();
+    assert!(one.contains("web.sqli"));
+    for other in [two, two_b, one_chunked] {
+        assert_eq!(
+            one,
+            serde_json::to_string_pretty(&normalise(other)).unwrap()
+        );
+    }
+}
+
+#[test]
+fn unknown_format_is_listed_not_an_error() {
+    let dir = temp_dir("unknown");
+    write(&dir, "notes.txt", "hello\nthis is not a log\n");
+    let (code, report) = scan_json(&[dir.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let i = &report["inputs"][0];
+    assert_eq!(i["format"], "unknown");
+    assert_eq!(i["source"], "unknown");
+    assert_eq!(i["skipped_by_reason"]["unknown-format"], 2);
+    assert!(report["warnings"][0]
+        .as_str()
+        .unwrap()
+        .contains("does not recognise"));
+}
+
+#[test]
+fn formats_are_detected_and_can_be_forced() {
+    let dir = temp_dir("formats");
+    write(
+        &dir,
+        "common.log",
+        "127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] \"GET /apache_pb.gif HTTP/1.0\" 200 2326\n",
+    );
+    write(&dir, "vhost.log", "shop.example.jp:443 203.0.113.7 - - [12/Mar/2024:03:14:15 +0900] \"POST /admin/login HTTP/1.1\" 302 1043 \"https://shop.example.jp/admin/login\" \"Mozilla/5.0\"\n");
+    write(&dir, "extra.log", "198.51.100.23 - - [12/Mar/2024:10:02:11 +0900] \"POST /shopping/checkout HTTP/2.0\" 302 0 \"https://shop.example.jp/shopping/confirm\" \"Mozilla/5.0\" 1.532 1.530 \"shop.example.jp\" \"-\"\n");
+    write(&dir, "json.log", "{\"time_iso8601\":\"2024-03-12T10:02:11+09:00\",\"remote_addr\":\"198.51.100.23\",\"request\":\"GET / HTTP/1.1\",\"status\":\"200\",\"body_bytes_sent\":\"5\"}\n");
+    let (_, report) = scan_json(&[dir.to_str().unwrap()]);
+    let formats: Vec<(String, String)> = report["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let p = i["path"].as_str().unwrap();
+            (
+                p[p.rfind('/').unwrap() + 1..].to_string(),
+                i["format"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        formats,
+        vec![
+            ("common.log".into(), "common".into()),
+            ("extra.log".into(), "combined-extra".into()),
+            ("json.log".into(), "nginx-json".into()),
+            ("vhost.log".into(), "vhost-combined".into()),
+        ]
+    );
+    let (_, forced) = scan_json(&[
+        "--format",
+        "nginx-json",
+        dir.join("common.log").to_str().unwrap(),
+    ]);
+    assert_eq!(forced["inputs"][0]["format_basis"], "forced");
+    assert_eq!(forced["inputs"][0]["skipped_by_reason"]["unparseable"], 1);
+    let listing = String::from_utf8_lossy(&run(&["formats"]).stdout).to_string();
+    for f in [
+        "common",
+        "combined",
+        "vhost-combined",
+        "combined-extra",
+        "nginx-json",
+    ] {
+        assert!(listing.contains(f), "{listing}");
+    }
+}
+
+#[test]
+fn since_until_and_timezone() {
+    let dir = temp_dir("since");
+    let mut s = String::new();
+    for h in 0..24 {
+        s.push_str(&line(
+            "203.0.113.5",
+            &format!("03/Nov/2026:{h:02}:00:00 +0900"),
+            "GET /.env HTTP/1.1",
+            200,
+            900,
+            UA,
+        ));
+    }
+    write(&dir, "access.log", &s);
+    let d = dir.to_str().unwrap();
+    let (_, r) = scan_json(&[
+        "--tz",
+        "Asia/Tokyo",
+        "--since",
+        "2026-11-03 10:00",
+        "--until",
+        "2026-11-03T11:30:00+09:00",
+        d,
+    ]);
+    assert_eq!(r["findings"][0]["count"], 2);
+    assert_eq!(r["inputs"][0]["filtered_out"], 22);
+    assert_eq!(
+        r["inputs"][0]["lines"], 24,
+        "inputs are still read and hashed whole"
+    );
+    assert_eq!(r["options"]["timezone"], "Asia/Tokyo");
+    let (_, r) = scan_json(&["--until", "2026-11-02", d]);
+    assert!(r["findings"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn trust_proxy_and_proxy_warning() {
+    let dir = temp_dir("proxy");
+    let mut s = String::new();
+    for i in 0..200 {
+        s.push_str(&format!(
+            "10.0.0.2 - - [03/Nov/2026:10:{:02}:{:02} +0900] \"GET /p/{i} HTTP/1.1\" 200 10 \"-\" \"UA\" \"198.51.100.{}\"\n",
+            i / 60, i % 60, i % 50
+        ));
+    }
+    s.push_str("10.0.0.2 - - [03/Nov/2026:11:00:00 +0900] \"GET /.env HTTP/1.1\" 200 900 \"-\" \"UA\" \"203.0.113.99\"\n");
+    write(&dir, "access.log", &s);
+    let d = dir.to_str().unwrap();
+    let (_, r) = scan_json(&[d]);
+    let warnings = serde_json::to_string(&r["warnings"]).unwrap();
+    assert!(warnings.contains("--trust-proxy"), "{warnings}");
+    assert_eq!(r["findings"][0]["ips"][0], "10.0.0.2");
+    let (_, r) = scan_json(&["--trust-proxy", "10.0.0.0/8", d]);
+    assert_eq!(r["findings"][0]["ips"][0], "203.0.113.99");
+    assert!(!serde_json::to_string(&r["warnings"])
+        .unwrap()
+        .contains("--trust-proxy"));
+    assert_eq!(
+        run(&["scan", "--trust-proxy", "10.0.0.0/99", d])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn outputs_are_not_read_back_and_never_overwrite_evidence() {
+    let dir = temp_dir("outputs");
+    let log = write(
+        &dir,
+        "access.log",
+        line(
+            "203.0.113.5",
+            "03/Nov/2026:10:00:00 +0900",
+            "GET /.env HTTP/1.1",
+            200,
+            900,
+            UA,
+        ),
+    );
+    let d = dir.to_str().unwrap();
+    let out_json = dir.join("report.json");
+    let o = run(&["scan", "--quiet", "--json", out_json.to_str().unwrap(), d]);
+    assert_eq!(o.status.code(), Some(1));
+    // A second scan of the same directory ignores the report written into it.
+    let (_, r) = scan_json(&[d]);
+    assert_eq!(r["inputs"].as_array().unwrap().len(), 1);
+    let before = std::fs::read(&log).unwrap();
+    let o = run(&[
+        "scan",
+        "--quiet",
+        "--json",
+        log.to_str().unwrap(),
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("refusing"));
+    assert_eq!(std::fs::read(&log).unwrap(), before, "evidence untouched");
+    // NDJSON: one finding per line.
+    let o = run(&["scan", "--quiet", "--ndjson", "-", d]);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["rule"], "web.sensitive_file");
+}
+
+#[test]
+fn summary_names_findings_and_data_reduction() {
+    let sample = root().join("fixtures/sample-shop").display().to_string();
+    let out = run(&["scan", "--color", "never", &sample]);
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("webshell.upload_dir_script"), "{s}");
+    assert!(s.contains("Top IPs") && s.contains("203.0.113.45"), "{s}");
+    assert!(s.contains("Data reduction:"), "{s}");
+    assert!(!s.contains('\x1b'), "no colour when asked");
+    let out = run(&["scan", "--color", "always", &sample]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains('\x1b'));
+    // NO_COLOR with auto: not a TTY here anyway, so no colour.
+    let o = ecir()
+        .args(["scan", &sample])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&o.stdout).contains('\x1b'));
+}

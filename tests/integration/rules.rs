@@ -1,0 +1,104 @@
+//! One fixture and one snapshot per detection rule (`tests/fixtures/rules/<rule>.log`), plus
+//! negative fixtures that must stay quiet.
+
+use crate::support::{root, scan_json};
+
+/// The parts of a finding a reviewer checks, one line each: stable across runs.
+fn condensed(report: &serde_json::Value) -> String {
+    let mut out = String::new();
+    for f in report["findings"].as_array().unwrap() {
+        let ev: Vec<String> = f["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| format!("{}", e["line"]))
+            .collect();
+        out.push_str(&format!(
+            "{} {} [{}] {}\n  ips={} paths={} count={} span={}..{} evidence_lines={} playbook={}\n",
+            f["severity"].as_str().unwrap(),
+            f["rule"].as_str().unwrap(),
+            f["category"].as_str().unwrap(),
+            f["title"].as_str().unwrap(),
+            f["ips"],
+            f["paths"],
+            f["count"],
+            f["first_seen"].as_str().unwrap_or("-"),
+            f["last_seen"].as_str().unwrap_or("-"),
+            ev.join(","),
+            f["playbook"].as_str().unwrap_or("-"),
+        ));
+    }
+    out
+}
+
+fn fixture(rule: &str) -> String {
+    root()
+        .join("tests/fixtures/rules")
+        .join(format!("{rule}.log"))
+        .display()
+        .to_string()
+}
+
+fn check(rule: &str) {
+    let (_, report) = scan_json(&["--fail-on", "never", &fixture(rule)]);
+    let rules: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert!(rules.contains(&rule), "{rule} did not fire: {rules:?}");
+    insta::assert_snapshot!(rule, condensed(&report));
+}
+
+macro_rules! rule_tests {
+    ($($name:ident => $rule:expr),* $(,)?) => {
+        $( #[test] fn $name() { check($rule); } )*
+    };
+}
+
+rule_tests! {
+    web_sqli => "web.sqli",
+    web_xss => "web.xss",
+    web_traversal => "web.traversal",
+    web_cmdi => "web.cmdi",
+    web_php_injection => "web.php_injection",
+    web_jndi => "web.jndi",
+    web_sensitive_file => "web.sensitive_file",
+    web_installer => "web.installer",
+    recon_scanner_ua => "recon.scanner_ua",
+    recon_404_burst => "recon.404_burst",
+    webshell_upload_dir_script => "webshell.upload_dir_script",
+    webshell_rare_script => "webshell.rare_script",
+    webshell_command_param => "webshell.command_param",
+}
+
+#[test]
+fn ordinary_day_stays_quiet() {
+    let (code, report) = scan_json(&[&fixture("negative.ordinary-day")]);
+    let findings = report["findings"].as_array().unwrap();
+    assert!(
+        findings.is_empty(),
+        "unexpected findings: {}",
+        condensed(&report)
+    );
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn every_rule_has_a_fixture() {
+    // Keeps the "one fixture per rule" promise honest as rules are added.
+    let out = crate::support::run(&["rules"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut n = 0;
+    for rule in text.lines().filter_map(|l| l.split_whitespace().next()) {
+        if rule.contains('.') {
+            n += 1;
+            let f = root()
+                .join("tests/fixtures/rules")
+                .join(format!("{rule}.log"));
+            assert!(f.exists(), "rule {rule} has no fixture at {}", f.display());
+        }
+    }
+    assert!(n >= 13, "`ecir rules` listed {n} rules");
+}
