@@ -24,6 +24,7 @@ pub mod mask;
 pub mod render;
 pub mod report;
 
+pub use bundled::{bundled, find_bundled, list, load, PlaybookSummary};
 pub use format::{Lang, Phase, Playbook, Problem};
 
 /// The language to use when none was given: Japanese when `LANG` starts with `ja`, else
