@@ -25,7 +25,9 @@ pub mod render;
 pub mod report;
 
 pub use bundled::{bundled, find_bundled, list, load, PlaybookSummary};
+pub use cacao::{export_cacao, import_cacao};
 pub use format::{Lang, Phase, Playbook, Problem};
+pub use render::{export_markdown, render_status, show};
 
 /// The language to use when none was given: Japanese when `LANG` starts with `ja`, else
 /// English. Pass `std::env::var("LANG").ok().as_deref()`.
