@@ -124,12 +124,14 @@ fn walk(dir: &Path, exclude: &[PathBuf], out: &mut Discovered) {
 fn consider_file(path: &Path, size: u64, exclude: &[PathBuf], out: &mut Discovered) {
     if let Ok(canon) = fs::canonicalize(path) {
         if exclude.contains(&canon) {
-            out.skipped.push((path.to_path_buf(), "an output of this run".into()));
+            out.skipped
+                .push((path.to_path_buf(), "an output of this run".into()));
             return;
         }
     }
     if is_ecir_output(path) {
-        out.skipped.push((path.to_path_buf(), "an ecir report".into()));
+        out.skipped
+            .push((path.to_path_buf(), "an ecir report".into()));
         return;
     }
     out.files.push(InputFile {
@@ -183,12 +185,13 @@ mod tests {
         fs::write(dir.join("b.log"), "x\n").unwrap();
         fs::write(dir.join("sub/a.log"), "x\n").unwrap();
         fs::write(dir.join(".hidden"), "x\n").unwrap();
-        fs::write(dir.join("report.json"), "{\n  \"schema\": \"ecir.report/1\"}").unwrap();
+        fs::write(
+            dir.join("report.json"),
+            "{\n  \"schema\": \"ecir.report/1\"}",
+        )
+        .unwrap();
         fs::write(dir.join("out.json"), "x").unwrap();
-        let d = discover(
-            &[dir.clone(), dir.join("missing")],
-            &[dir.join("out.json")],
-        );
+        let d = discover(&[dir.clone(), dir.join("missing")], &[dir.join("out.json")]);
         let names: Vec<_> = d
             .files
             .iter()

@@ -145,8 +145,16 @@ pub fn stream_gzip(file: File, f: impl FnMut(Line<'_>)) -> StreamOutcome {
     let hashing = buffered.into_inner();
     let (sha256, bytes_read, drain_err) = hashing.finish();
     let error = match (result, drain_err) {
-        (Err(e), _) => Some(describe_gzip_error(&e, consumed_before, decompressed, lines)),
-        (Ok(()), Some(e)) => Some(format!("read error after decompression: {}", describe_io(&e))),
+        (Err(e), _) => Some(describe_gzip_error(
+            &e,
+            consumed_before,
+            decompressed,
+            lines,
+        )),
+        (Ok(()), Some(e)) => Some(format!(
+            "read error after decompression: {}",
+            describe_io(&e)
+        )),
         (Ok(()), None) => None,
     };
     StreamOutcome {
@@ -189,11 +197,8 @@ mod tests {
     }
 
     fn run(bytes: &[u8]) -> (Vec<String>, StreamOutcome) {
-        let path = std::env::temp_dir().join(format!(
-            "ecir-gz-{}-{}",
-            std::process::id(),
-            bytes.len()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("ecir-gz-{}-{}", std::process::id(), bytes.len()));
         std::fs::write(&path, bytes).unwrap();
         let file = File::open(&path).unwrap();
         let mut lines = Vec::new();
@@ -217,7 +222,9 @@ mod tests {
 
     #[test]
     fn truncated_archive_keeps_lines_before_damage() {
-        let text: String = (0..20000).map(|i| format!("line number {i} with some padding text\n")).collect();
+        let text: String = (0..20000)
+            .map(|i| format!("line number {i} with some padding text\n"))
+            .collect();
         let data = gz(text.as_bytes());
         let cut = &data[..data.len() / 2];
         let (lines, out) = run(cut);
@@ -241,7 +248,10 @@ mod tests {
     #[test]
     fn sniffs_magic() {
         assert_eq!(sniff_compression(&[0x1f, 0x8b, 8]), Compression::Gzip);
-        assert_eq!(sniff_compression(b"BZh9"), Compression::Unsupported("bzip2"));
+        assert_eq!(
+            sniff_compression(b"BZh9"),
+            Compression::Unsupported("bzip2")
+        );
         assert_eq!(sniff_compression(b"127.0.0.1 - -"), Compression::None);
     }
 }

@@ -11,11 +11,26 @@ use crate::format::{self, Lang, Playbook};
 /// `(file name, TOML source)` of every bundled playbook.
 pub fn bundled() -> &'static [(&'static str, &'static str)] {
     &[
-        ("card-skimming.toml", include_str!("../../../playbooks/card-skimming.toml")),
-        ("admin-takeover.toml", include_str!("../../../playbooks/admin-takeover.toml")),
-        ("web-shell.toml", include_str!("../../../playbooks/web-shell.toml")),
-        ("log-audit.toml", include_str!("../../../playbooks/log-audit.toml")),
-        ("readiness.toml", include_str!("../../../playbooks/readiness.toml")),
+        (
+            "card-skimming.toml",
+            include_str!("../../../playbooks/card-skimming.toml"),
+        ),
+        (
+            "admin-takeover.toml",
+            include_str!("../../../playbooks/admin-takeover.toml"),
+        ),
+        (
+            "web-shell.toml",
+            include_str!("../../../playbooks/web-shell.toml"),
+        ),
+        (
+            "log-audit.toml",
+            include_str!("../../../playbooks/log-audit.toml"),
+        ),
+        (
+            "readiness.toml",
+            include_str!("../../../playbooks/readiness.toml"),
+        ),
     ]
 }
 
@@ -95,12 +110,31 @@ mod tests {
     fn list_and_find() {
         let l = list(Lang::En).unwrap();
         let ids: Vec<&str> = l.iter().map(|s| s.id.as_str()).collect();
-        assert_eq!(ids, ["card-skimming", "admin-takeover", "web-shell", "log-audit", "readiness"]);
-        assert!(matches!(find_bundled("nope"), Err(Error::UnknownPlaybook(_))));
+        assert_eq!(
+            ids,
+            [
+                "card-skimming",
+                "admin-takeover",
+                "web-shell",
+                "log-audit",
+                "readiness"
+            ]
+        );
+        assert!(matches!(
+            find_bundled("nope"),
+            Err(Error::UnknownPlaybook(_))
+        ));
         let cs = find_bundled("card-skimming").unwrap();
         assert_eq!(cs.steps.len(), 23);
         assert_eq!(cs.steps[0].id, "CS-01");
-        for v in ["card_data_exposed", "personal_data_exposed", "unauthorized_access", "pfi_required", "eu_data_subjects", "affected_count"] {
+        for v in [
+            "card_data_exposed",
+            "personal_data_exposed",
+            "unauthorized_access",
+            "pfi_required",
+            "eu_data_subjects",
+            "affected_count",
+        ] {
             assert!(cs.variable(v).is_some(), "{v}");
         }
     }
@@ -112,7 +146,10 @@ mod tests {
         let cs = find_bundled("card-skimming").unwrap();
         let s = cs.step("CS-19").unwrap();
         let pick = |vars: &BTreeMap<String, String>| {
-            s.deadlines.iter().find(|d| eval_opt(d.when.as_deref(), vars) == Truth::True).map(|d| d.offset)
+            s.deadlines
+                .iter()
+                .find(|d| eval_opt(d.when.as_deref(), vars) == Truth::True)
+                .map(|d| d.offset)
         };
         let mut vars = BTreeMap::new();
         assert_eq!(pick(&vars), Some(30), "undecided: the earlier deadline");

@@ -39,7 +39,14 @@ pub fn uuid_for(name: &str) -> String {
     b[6] = (b[6] & 0x0f) | 0x50;
     b[8] = (b[8] & 0x3f) | 0x80;
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 #[derive(Serialize, Deserialize, PartialEq, Debug)]
@@ -123,28 +130,55 @@ fn step_ext(s: &Step) -> StepExt {
                 rule: d.rule.clone(),
             })
             .collect(),
-        evidence: s.evidence.iter().map(|e| TextExt { ja: e.ja.clone(), en: e.en.clone() }).collect(),
+        evidence: s
+            .evidence
+            .iter()
+            .map(|e| TextExt {
+                ja: e.ja.clone(),
+                en: e.en.clone(),
+            })
+            .collect(),
         rule_refs: s.rules.clone(),
     }
 }
 
 /// The playbook as a CACAO 2.0 JSON document (deterministic for the same playbook).
 pub fn export_cacao(pb: &Playbook) -> Value {
-    let ext_id = format!("extension-definition--{}", uuid_for("ecir:extension:playbook-metadata:1"));
+    let ext_id = format!(
+        "extension-definition--{}",
+        uuid_for("ecir:extension:playbook-metadata:1")
+    );
     let identity = format!("identity--{}", uuid_for("ecir:identity"));
-    let agent = format!("individual--{}", uuid_for(&format!("ecir:agent:{}:incident-lead", pb.id)));
+    let agent = format!(
+        "individual--{}",
+        uuid_for(&format!("ecir:agent:{}:incident-lead", pb.id))
+    );
     let start = format!("start--{}", uuid_for(&format!("{}:start", pb.id)));
     let end = format!("end--{}", uuid_for(&format!("{}:end", pb.id)));
     let action_id = |s: &Step| format!("action--{}", uuid_for(&format!("{}:{}", pb.id, s.id)));
     let ts = format!("{}T00:00:00.000Z", pb.updated);
 
     let mut workflow = Map::new();
-    let first = pb.steps.first().map(action_id).unwrap_or_else(|| end.clone());
-    workflow.insert(start.clone(), json!({"type": "start", "on_completion": first}));
+    let first = pb
+        .steps
+        .first()
+        .map(action_id)
+        .unwrap_or_else(|| end.clone());
+    workflow.insert(
+        start.clone(),
+        json!({"type": "start", "on_completion": first}),
+    );
     for (i, s) in pb.steps.iter().enumerate() {
-        let next = pb.steps.get(i + 1).map(action_id).unwrap_or_else(|| end.clone());
+        let next = pb
+            .steps
+            .get(i + 1)
+            .map(action_id)
+            .unwrap_or_else(|| end.clone());
         let mut ext = Map::new();
-        ext.insert(ext_id.clone(), serde_json::to_value(step_ext(s)).expect("serializable"));
+        ext.insert(
+            ext_id.clone(),
+            serde_json::to_value(step_ext(s)).expect("serializable"),
+        );
         workflow.insert(
             action_id(s),
             json!({
@@ -279,7 +313,11 @@ pub fn to_toml(pb: &Playbook) -> String {
         if !s.evidence.is_empty() {
             let ja: Vec<String> = s.evidence.iter().map(|e| e.ja.clone()).collect();
             let en: Vec<String> = s.evidence.iter().map(|e| e.en.clone()).collect();
-            o.push_str(&format!("evidence_ja = {}\nevidence_en = {}\n", toml_list(&ja), toml_list(&en)));
+            o.push_str(&format!(
+                "evidence_ja = {}\nevidence_en = {}\n",
+                toml_list(&ja),
+                toml_list(&en)
+            ));
         }
         for d in &s.deadlines {
             o.push_str("[[steps.deadlines]]\n");
@@ -289,7 +327,15 @@ pub fn to_toml(pb: &Playbook) -> String {
             kv(&mut o, "anchor", &d.anchor.to_string());
             o.push_str(&format!("offset = {}\n", d.offset));
             kv(&mut o, "unit", d.unit.as_str());
-            kv(&mut o, "kind", if d.kind == format::DeadlineKind::Hard { "hard" } else { "soft" });
+            kv(
+                &mut o,
+                "kind",
+                if d.kind == format::DeadlineKind::Hard {
+                    "hard"
+                } else {
+                    "soft"
+                },
+            );
             if d.roll_forward {
                 o.push_str("roll_forward = true\n");
             }
@@ -327,7 +373,9 @@ pub fn import_cacao(json_text: &str) -> Result<(Playbook, String), Error> {
         .and_then(|m| m.get(&ext_id))
         .cloned()
         .ok_or_else(|| err("playbook_extensions lacks the ecir extension"))
-        .and_then(|v| serde_json::from_value(v).map_err(|e| err(format!("playbook extension: {e}"))))?;
+        .and_then(|v| {
+            serde_json::from_value(v).map_err(|e| err(format!("playbook extension: {e}")))
+        })?;
     let workflow = doc
         .get("workflow")
         .and_then(Value::as_object)
@@ -343,7 +391,9 @@ pub fn import_cacao(json_text: &str) -> Result<(Playbook, String), Error> {
         if !seen.insert(cur.clone()) {
             return Err(err(format!("workflow loops at {cur}")));
         }
-        let step = workflow.get(&cur).ok_or_else(|| err(format!("workflow step {cur} is missing")))?;
+        let step = workflow
+            .get(&cur)
+            .ok_or_else(|| err(format!("workflow step {cur} is missing")))?;
         match step.get("type").and_then(Value::as_str) {
             Some("end") => break,
             Some("start") => {}
@@ -353,7 +403,9 @@ pub fn import_cacao(json_text: &str) -> Result<(Playbook, String), Error> {
                     .and_then(|m| m.get(&ext_id))
                     .cloned()
                     .ok_or_else(|| err(format!("{cur} lacks the ecir step extension")))
-                    .and_then(|v| serde_json::from_value(v).map_err(|e| err(format!("{cur}: {e}"))))?;
+                    .and_then(|v| {
+                        serde_json::from_value(v).map_err(|e| err(format!("{cur}: {e}")))
+                    })?;
                 steps.push(se);
             }
             other => return Err(err(format!("{cur}: unsupported step type {other:?}"))),
@@ -369,14 +421,21 @@ pub fn import_cacao(json_text: &str) -> Result<(Playbook, String), Error> {
         id: pext.playbook_id,
         version: pext.version,
         updated: pext.updated,
-        title: format::Text { ja: pext.title_ja, en: pext.title_en },
-        summary: format::Text { ja: pext.summary_ja, en: pext.summary_en },
+        title: format::Text {
+            ja: pext.title_ja,
+            en: pext.title_en,
+        },
+        summary: format::Text {
+            ja: pext.summary_ja,
+            en: pext.summary_en,
+        },
         variables: pext
             .variables
             .into_iter()
             .map(|v| {
                 Ok(format::Variable {
-                    kind: format::VarType::parse(&v.kind).ok_or_else(|| err(format!("variable {}: type {}", v.name, v.kind)))?,
+                    kind: format::VarType::parse(&v.kind)
+                        .ok_or_else(|| err(format!("variable {}: type {}", v.name, v.kind)))?,
                     name: v.name,
                     description: format::Text { ja: v.ja, en: v.en },
                 })
@@ -386,10 +445,17 @@ pub fn import_cacao(json_text: &str) -> Result<(Playbook, String), Error> {
             .into_iter()
             .map(|s| {
                 Ok(Step {
-                    phase: format::Phase::parse(&s.phase).ok_or_else(|| err(format!("{}: phase {}", s.step_id, s.phase)))?,
+                    phase: format::Phase::parse(&s.phase)
+                        .ok_or_else(|| err(format!("{}: phase {}", s.step_id, s.phase)))?,
                     id: s.step_id.clone(),
-                    title: format::Text { ja: s.title_ja, en: s.title_en },
-                    text: format::Text { ja: s.text_ja, en: s.text_en },
+                    title: format::Text {
+                        ja: s.title_ja,
+                        en: s.title_en,
+                    },
+                    text: format::Text {
+                        ja: s.text_ja,
+                        en: s.text_en,
+                    },
                     after: s.after,
                     when: s.applies_if,
                     deadlines: s
@@ -397,8 +463,12 @@ pub fn import_cacao(json_text: &str) -> Result<(Playbook, String), Error> {
                         .into_iter()
                         .map(|d| {
                             Ok(format::Deadline {
-                                anchor: Anchor::parse(&d.anchor).ok_or_else(|| err(format!("{}: anchor {}", s.step_id, d.anchor)))?,
-                                unit: format::Unit::parse(&d.unit).ok_or_else(|| err(format!("{}: unit {}", s.step_id, d.unit)))?,
+                                anchor: Anchor::parse(&d.anchor).ok_or_else(|| {
+                                    err(format!("{}: anchor {}", s.step_id, d.anchor))
+                                })?,
+                                unit: format::Unit::parse(&d.unit).ok_or_else(|| {
+                                    err(format!("{}: unit {}", s.step_id, d.unit))
+                                })?,
                                 kind: match d.kind.as_str() {
                                     "hard" => format::DeadlineKind::Hard,
                                     "soft" => format::DeadlineKind::Soft,
@@ -411,7 +481,11 @@ pub fn import_cacao(json_text: &str) -> Result<(Playbook, String), Error> {
                             })
                         })
                         .collect::<Result<_, Error>>()?,
-                    evidence: s.evidence.into_iter().map(|e| format::Text { ja: e.ja, en: e.en }).collect(),
+                    evidence: s
+                        .evidence
+                        .into_iter()
+                        .map(|e| format::Text { ja: e.ja, en: e.en })
+                        .collect(),
                     rules: s.rule_refs,
                 })
             })
@@ -428,10 +502,15 @@ mod tests {
     use crate::bundled::{bundled, find_bundled};
 
     fn is_cacao_id(s: &str, prefix: &str) -> bool {
-        let Some(u) = s.strip_prefix(&format!("{prefix}--")) else { return false };
+        let Some(u) = s.strip_prefix(&format!("{prefix}--")) else {
+            return false;
+        };
         let parts: Vec<&str> = u.split('-').collect();
         parts.len() == 5
-            && [8, 4, 4, 4, 12].iter().zip(&parts).all(|(n, p)| p.len() == *n && p.chars().all(|c| c.is_ascii_hexdigit()))
+            && [8, 4, 4, 4, 12]
+                .iter()
+                .zip(&parts)
+                .all(|(n, p)| p.len() == *n && p.chars().all(|c| c.is_ascii_hexdigit()))
             && ('1'..='5').contains(&parts[2].chars().next().unwrap())
             && "89ab".contains(parts[3].chars().next().unwrap())
     }
@@ -440,7 +519,17 @@ mod tests {
     fn required_properties_present() {
         let pb = find_bundled("card-skimming").unwrap();
         let doc = export_cacao(&pb);
-        for k in ["type", "spec_version", "id", "name", "created_by", "created", "modified", "workflow_start", "workflow"] {
+        for k in [
+            "type",
+            "spec_version",
+            "id",
+            "name",
+            "created_by",
+            "created",
+            "modified",
+            "workflow_start",
+            "workflow",
+        ] {
             assert!(doc.get(k).is_some(), "missing {k}");
         }
         assert_eq!(doc["type"], "playbook");
@@ -448,7 +537,9 @@ mod tests {
         assert!(is_cacao_id(doc["id"].as_str().unwrap(), "playbook"));
         assert!(is_cacao_id(doc["created_by"].as_str().unwrap(), "identity"));
         let created = doc["created"].as_str().unwrap();
-        assert!(chrono::DateTime::parse_from_rfc3339(created).is_ok() && created.ends_with(".000Z"));
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(created).is_ok() && created.ends_with(".000Z")
+        );
         let wf = doc["workflow"].as_object().unwrap();
         assert_eq!(wf.len(), pb.steps.len() + 2);
         let start = doc["workflow_start"].as_str().unwrap();

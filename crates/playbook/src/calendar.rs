@@ -44,7 +44,11 @@ pub fn autumnal_equinox_day(y: i32) -> u32 {
 fn statutory(y: i32) -> Vec<(NaiveDate, &'static str)> {
     let mut v = vec![(d(y, 1, 1), "元日")];
     v.push((
-        if y >= 2000 { nth_weekday(y, 1, Weekday::Mon, 2) } else { d(y, 1, 15) },
+        if y >= 2000 {
+            nth_weekday(y, 1, Weekday::Mon, 2)
+        } else {
+            d(y, 1, 15)
+        },
         "成人の日",
     ));
     v.push((d(y, 2, 11), "建国記念の日"));
@@ -52,7 +56,14 @@ fn statutory(y: i32) -> Vec<(NaiveDate, &'static str)> {
         v.push((d(y, 2, 23), "天皇誕生日"));
     }
     v.push((d(y, 3, vernal_equinox_day(y)), "春分の日"));
-    v.push((d(y, 4, 29), if y >= 2007 { "昭和の日" } else { "みどりの日" }));
+    v.push((
+        d(y, 4, 29),
+        if y >= 2007 {
+            "昭和の日"
+        } else {
+            "みどりの日"
+        },
+    ));
     if y == 2019 {
         v.push((d(y, 5, 1), "天皇の即位の日"));
     }
@@ -87,11 +98,22 @@ fn statutory(y: i32) -> Vec<(NaiveDate, &'static str)> {
         v.push((m, "山の日"));
     }
     v.push((
-        if y >= 2003 { nth_weekday(y, 9, Weekday::Mon, 3) } else { d(y, 9, 15) },
+        if y >= 2003 {
+            nth_weekday(y, 9, Weekday::Mon, 3)
+        } else {
+            d(y, 9, 15)
+        },
         "敬老の日",
     ));
     v.push((d(y, 9, autumnal_equinox_day(y)), "秋分の日"));
-    v.push((sports, if y >= 2020 { "スポーツの日" } else { "体育の日" }));
+    v.push((
+        sports,
+        if y >= 2020 {
+            "スポーツの日"
+        } else {
+            "体育の日"
+        },
+    ));
     if y == 2019 {
         v.push((d(y, 10, 22), "即位礼正殿の儀の行われる日"));
     }

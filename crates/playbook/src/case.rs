@@ -15,10 +15,12 @@ use chrono_tz::Tz;
 use ecir_input::{sha256_hex, HashingReader};
 use serde::Serialize;
 
-use crate::cond::{eval_opt, truthy, Cond, Truth};
+use crate::cond::{eval_opt, Cond, Truth};
 use crate::deadline::{self, show_due};
 use crate::error::{io, Error};
-use crate::format::{self, Anchor, Deadline, DeadlineKind, Lang, Phase, Playbook, Step, Unit, VarType};
+use crate::format::{
+    self, Anchor, Deadline, DeadlineKind, Lang, Phase, Playbook, Step, Unit, VarType,
+};
 use crate::journal::{self, EvidenceRef, Record, What};
 use crate::mask::mask_pans;
 
@@ -111,8 +113,11 @@ pub struct StepUpdate<'a> {
 }
 
 pub fn parse_tz(s: &str) -> Result<Tz, Error> {
-    s.parse::<Tz>()
-        .map_err(|_| Error::Invalid(format!("unknown time zone `{s}` (use an IANA name such as Asia/Tokyo)")))
+    s.parse::<Tz>().map_err(|_| {
+        Error::Invalid(format!(
+            "unknown time zone `{s}` (use an IANA name such as Asia/Tokyo)"
+        ))
+    })
 }
 
 /// Parses a time: RFC 3339, or local `YYYY-MM-DD`, `YYYY-MM-DD HH:MM[:SS]` or
@@ -122,14 +127,19 @@ pub fn parse_time(s: &str, tz: Tz) -> Result<DateTime<Utc>, Error> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    let local = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
-        .or_else(|| {
-            NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .ok()
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-        });
+    let local = [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+    .or_else(|| {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+    });
     match local.map(|n| tz.from_local_datetime(&n).earliest()) {
         Some(Some(t)) => Ok(t.with_timezone(&Utc)),
         _ => Err(Error::Invalid(format!(
@@ -146,7 +156,8 @@ fn now_or(at: Option<&str>, tz: Tz) -> Result<DateTime<Utc>, Error> {
 }
 
 fn rfc(t: DateTime<Utc>, tz: Tz) -> String {
-    t.with_timezone(&tz).to_rfc3339_opts(SecondsFormat::Secs, true)
+    t.with_timezone(&tz)
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// Creates a case directory (which must not exist or be empty) and journals its opening.
@@ -159,7 +170,10 @@ pub fn new_case(dir: &Path, opts: &NewCase) -> Result<CaseState, Error> {
     if dir.exists() {
         let empty = fs::read_dir(dir).map_err(io(dir))?.next().is_none();
         if !empty {
-            return Err(Error::Case(format!("{} exists and is not empty", dir.display())));
+            return Err(Error::Case(format!(
+                "{} exists and is not empty",
+                dir.display()
+            )));
         }
     }
     fs::create_dir_all(dir.join(EVIDENCE_DIR)).map_err(io(dir))?;
@@ -184,14 +198,26 @@ pub fn new_case(dir: &Path, opts: &NewCase) -> Result<CaseState, Error> {
 /// Replays the journal (after checking its chain) into the case state.
 pub fn state(dir: &Path) -> Result<CaseState, Error> {
     if !dir.join(journal::JOURNAL).exists() {
-        return Err(Error::Case(format!("{} is not a case (no {})", dir.display(), journal::JOURNAL)));
+        return Err(Error::Case(format!(
+            "{} is not a case (no {})",
+            dir.display(),
+            journal::JOURNAL
+        )));
     }
     let records = journal::check_chain(dir)?;
     let Some(first) = records.first() else {
         return Err(Error::Case("empty journal".into()));
     };
-    let What::Open { discovered, lang, tz, .. } = &first.what else {
-        return Err(Error::Case("the journal does not start with an `open` record".into()));
+    let What::Open {
+        discovered,
+        lang,
+        tz,
+        ..
+    } = &first.what
+    else {
+        return Err(Error::Case(
+            "the journal does not start with an `open` record".into(),
+        ));
     };
     let tz = parse_tz(tz)?;
     let mut discovered = parse_time(discovered, tz)?;
@@ -223,7 +249,12 @@ pub fn state(dir: &Path) -> Result<CaseState, Error> {
             What::Open { .. } => {}
             What::Discovered { discovered: d, .. } => discovered = parse_time(d, tz)?,
             What::Set { vars: v } => vars.extend(v.clone()),
-            What::Step { step, status, note, evidence } => {
+            What::Step {
+                step,
+                status,
+                note,
+                evidence,
+            } => {
                 if let Some(s) = steps.get_mut(step) {
                     s.status = StepStatus::parse(status).unwrap_or(StepStatus::Pending);
                     s.at = at;
@@ -232,18 +263,26 @@ pub fn state(dir: &Path) -> Result<CaseState, Error> {
                     s.evidence.extend(evidence.iter().cloned());
                 }
             }
-            What::Note { step: Some(step), text } => {
+            What::Note {
+                step: Some(step),
+                text,
+            } => {
                 if let Some(s) = steps.get_mut(step) {
                     s.notes.push(text.clone());
                 }
             }
-            What::Evidence { step: Some(step), file } => {
+            What::Evidence {
+                step: Some(step),
+                file,
+            } => {
                 if let Some(s) = steps.get_mut(step) {
                     s.evidence.push(file.clone());
                 }
             }
             What::Note { .. } | What::Evidence { .. } => {}
-            What::Report { vars: v, playbooks, .. } => {
+            What::Report {
+                vars: v, playbooks, ..
+            } => {
                 vars.extend(v.clone());
                 recommended.extend(playbooks.iter().cloned());
             }
@@ -286,7 +325,10 @@ fn copy_evidence(dir: &Path, src: &Path, seq_hint: u64, n: usize) -> Result<Evid
     out.sync_all().map_err(io(&dest))?;
     let (sha256, bytes, err) = reader.finish();
     if let Some(e) = err {
-        return Err(Error::Io { path: src.to_path_buf(), source: e });
+        return Err(Error::Io {
+            path: src.to_path_buf(),
+            source: e,
+        });
     }
     Ok(EvidenceRef {
         original: src.display().to_string(),
@@ -327,7 +369,13 @@ pub fn apply_step(dir: &Path, u: &StepUpdate) -> Result<Record, Error> {
 }
 
 /// Journals a note (card numbers masked), optionally about a step.
-pub fn add_note(dir: &Path, step: Option<&str>, text: &str, by: &str, at: Option<&str>) -> Result<Record, Error> {
+pub fn add_note(
+    dir: &Path,
+    step: Option<&str>,
+    text: &str,
+    by: &str,
+    at: Option<&str>,
+) -> Result<Record, Error> {
     let st = state(dir)?;
     if let Some(s) = step {
         if st.playbook.step(s).is_none() {
@@ -339,12 +387,21 @@ pub fn add_note(dir: &Path, step: Option<&str>, text: &str, by: &str, at: Option
         dir,
         &rfc(at, st.tz),
         by,
-        What::Note { step: step.map(str::to_string), text: mask_pans(text) },
+        What::Note {
+            step: step.map(str::to_string),
+            text: mask_pans(text),
+        },
     )
 }
 
 /// Copies an evidence file into the case and journals it, optionally for a step.
-pub fn add_evidence(dir: &Path, step: Option<&str>, file: &Path, by: &str, at: Option<&str>) -> Result<Record, Error> {
+pub fn add_evidence(
+    dir: &Path,
+    step: Option<&str>,
+    file: &Path,
+    by: &str,
+    at: Option<&str>,
+) -> Result<Record, Error> {
     let st = state(dir)?;
     if let Some(s) = step {
         if st.playbook.step(s).is_none() {
@@ -353,7 +410,15 @@ pub fn add_evidence(dir: &Path, step: Option<&str>, file: &Path, by: &str, at: O
     }
     let at = now_or(at, st.tz)?;
     let f = copy_evidence(dir, file, next_seq(&st), 1)?;
-    journal::append(dir, &rfc(at, st.tz), by, What::Evidence { step: step.map(str::to_string), file: f })
+    journal::append(
+        dir,
+        &rfc(at, st.tz),
+        by,
+        What::Evidence {
+            step: step.map(str::to_string),
+            file: f,
+        },
+    )
 }
 
 /// Checks and normalizes one variable value against its declared type.
@@ -363,7 +428,9 @@ fn normalize_var(pb: &Playbook, name: &str, value: &str, tz: Tz) -> Result<Strin
         Some(VarType::Bool) => match value.to_ascii_lowercase().as_str() {
             "true" | "yes" | "y" | "1" | "on" => Ok("true".into()),
             "false" | "no" | "n" | "0" | "off" => Ok("false".into()),
-            _ => Err(Error::Invalid(format!("{name} is a yes/no variable: use true or false, not `{value}`"))),
+            _ => Err(Error::Invalid(format!(
+                "{name} is a yes/no variable: use true or false, not `{value}`"
+            ))),
         },
         Some(VarType::Int) => value
             .parse::<i64>()
@@ -377,7 +444,12 @@ fn normalize_var(pb: &Playbook, name: &str, value: &str, tz: Tz) -> Result<Strin
 /// Sets case variables from `NAME=VALUE` assignments. Declared variables are type-checked
 /// (times normalized to RFC 3339 in the case zone); undeclared names are allowed (e.g. the
 /// `ppc_*` report fields). Card numbers in values are masked.
-pub fn set_vars(dir: &Path, assignments: &[String], by: &str, at: Option<&str>) -> Result<Record, Error> {
+pub fn set_vars(
+    dir: &Path,
+    assignments: &[String],
+    by: &str,
+    at: Option<&str>,
+) -> Result<Record, Error> {
     let st = state(dir)?;
     let mut vars = BTreeMap::new();
     for a in assignments {
@@ -385,8 +457,14 @@ pub fn set_vars(dir: &Path, assignments: &[String], by: &str, at: Option<&str>) 
             return Err(Error::Invalid(format!("`{a}` is not NAME=VALUE")));
         };
         let k = k.trim();
-        if k.is_empty() || !k.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
-            return Err(Error::Invalid(format!("`{k}` is not a variable name (lower-case letters, digits, _)")));
+        if k.is_empty()
+            || !k
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(Error::Invalid(format!(
+                "`{k}` is not a variable name (lower-case letters, digits, _)"
+            )));
         }
         vars.insert(k.to_string(), normalize_var(&st.playbook, k, v, st.tz)?);
     }
@@ -398,7 +476,13 @@ pub fn set_vars(dir: &Path, assignments: &[String], by: &str, at: Option<&str>) 
 }
 
 /// Corrects the discovery time (T0); deadlines anchored on discovery follow it.
-pub fn correct_discovery(dir: &Path, discovered: &str, reason: Option<&str>, by: &str, at: Option<&str>) -> Result<Record, Error> {
+pub fn correct_discovery(
+    dir: &Path,
+    discovered: &str,
+    reason: Option<&str>,
+    by: &str,
+    at: Option<&str>,
+) -> Result<Record, Error> {
     let st = state(dir)?;
     let t = parse_time(discovered, st.tz)?;
     let at = now_or(at, st.tz)?;
@@ -406,7 +490,10 @@ pub fn correct_discovery(dir: &Path, discovered: &str, reason: Option<&str>, by:
         dir,
         &rfc(at, st.tz),
         by,
-        What::Discovered { discovered: rfc(t, st.tz), reason: reason.map(mask_pans) },
+        What::Discovered {
+            discovered: rfc(t, st.tz),
+            reason: reason.map(mask_pans),
+        },
     )
 }
 
@@ -430,7 +517,11 @@ impl CaseState {
         let mut out = Vec::new();
         if let Some(c) = step.when.as_deref().and_then(|w| Cond::parse(w).ok()) {
             if c.eval(&self.vars) == Truth::Unknown {
-                out.extend(c.variables().into_iter().filter(|v| !self.vars.contains_key(v)));
+                out.extend(
+                    c.variables()
+                        .into_iter()
+                        .filter(|v| !self.vars.contains_key(v)),
+                );
             }
         }
         out
@@ -552,8 +643,10 @@ pub fn status_of(st: &CaseState, now: DateTime<Utc>) -> CaseStatus {
         let applies = st.applies(s);
         let due = st.due(s);
         let due_at = due.as_ref().and_then(|d| d.due);
-        let overdue = applies && ss.status == StepStatus::Pending && due_at.is_some_and(|d| now > d);
-        let late = ss.status == StepStatus::Done && matches!((due_at, ss.at), (Some(d), Some(a)) if a > d);
+        let overdue =
+            applies && ss.status == StepStatus::Pending && due_at.is_some_and(|d| now > d);
+        let late =
+            ss.status == StepStatus::Done && matches!((due_at, ss.at), (Some(d), Some(a)) if a > d);
         rows.push(StepStatusRow {
             id: s.id.clone(),
             phase: s.phase,
@@ -562,23 +655,32 @@ pub fn status_of(st: &CaseState, now: DateTime<Utc>) -> CaseStatus {
             applies,
             undecided: st.undecided(s),
             deadline: due_at.map(|d| rfc(d, st.tz)),
-            deadline_shown: due.as_ref().and_then(|d| d.due.map(|x| show_due(x, d.deadline.unit, st.tz))),
+            deadline_shown: due
+                .as_ref()
+                .and_then(|d| d.due.map(|x| show_due(x, d.deadline.unit, st.tz))),
             deadline_kind: due.as_ref().map(|d| d.deadline.kind),
             deadline_rule: due.as_ref().map(|d| d.deadline.rule.clone()),
             deadline_waiting_for: due.as_ref().and_then(|d| d.waiting_for.clone()),
             seconds_left: due_at.map(|d| (d - now).num_seconds()),
             overdue,
             late,
-            completed_at: (ss.status != StepStatus::Pending).then_some(ss.at).flatten().map(|a| rfc(a, st.tz)),
+            completed_at: (ss.status != StepStatus::Pending)
+                .then_some(ss.at)
+                .flatten()
+                .map(|a| rfc(a, st.tz)),
         });
     }
     let phases = Phase::ALL
         .iter()
         .filter_map(|&p| {
-            let of: Vec<&StepStatusRow> = rows.iter().filter(|r| r.phase == p && r.applies).collect();
+            let of: Vec<&StepStatusRow> =
+                rows.iter().filter(|r| r.phase == p && r.applies).collect();
             (!of.is_empty()).then(|| PhaseProgress {
                 phase: p,
-                resolved: of.iter().filter(|r| r.status != StepStatus::Pending).count(),
+                resolved: of
+                    .iter()
+                    .filter(|r| r.status != StepStatus::Pending)
+                    .count(),
                 applicable: of.len(),
             })
         })
@@ -622,9 +724,20 @@ fn t(lang: Lang, ja: &'static str, en: &'static str) -> &'static str {
 }
 
 /// Writes the guidance block of one step (used by `case next`).
-pub fn write_step_guidance(st: &CaseState, s: &Step, now: DateTime<Utc>, out: &mut dyn Write) -> io::Result<()> {
+pub fn write_step_guidance(
+    st: &CaseState,
+    s: &Step,
+    now: DateTime<Utc>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let lang = st.lang;
-    writeln!(out, "[{}] {} ({})", s.id, s.title.get(lang), s.phase.label(lang))?;
+    writeln!(
+        out,
+        "[{}] {} ({})",
+        s.id,
+        s.title.get(lang),
+        s.phase.label(lang)
+    )?;
     for line in s.text.get(lang).lines() {
         writeln!(out, "  {line}")?;
     }
@@ -639,11 +752,24 @@ pub fn write_step_guidance(st: &CaseState, s: &Step, now: DateTime<Utc>, out: &m
             Some(due) => {
                 let left = (due - now).num_seconds();
                 let rel = if left >= 0 {
-                    format!("{} {}", t(lang, "残り", "left:"), deadline::span(left, lang == Lang::Ja))
+                    format!(
+                        "{} {}",
+                        t(lang, "残り", "left:"),
+                        deadline::span(left, lang == Lang::Ja)
+                    )
                 } else {
-                    format!("{} {}", t(lang, "超過", "late by"), deadline::span(left, lang == Lang::Ja))
+                    format!(
+                        "{} {}",
+                        t(lang, "超過", "late by"),
+                        deadline::span(left, lang == Lang::Ja)
+                    )
                 };
-                writeln!(out, "  {kind}: {} ({rel}) [{}]", show_due(due, d.deadline.unit, st.tz), d.deadline.rule)?;
+                writeln!(
+                    out,
+                    "  {kind}: {} ({rel}) [{}]",
+                    show_due(due, d.deadline.unit, st.tz),
+                    d.deadline.rule
+                )?;
             }
             None => writeln!(
                 out,
@@ -656,7 +782,12 @@ pub fn write_step_guidance(st: &CaseState, s: &Step, now: DateTime<Utc>, out: &m
     }
     let und = st.undecided(s);
     if !und.is_empty() {
-        writeln!(out, "  {} {}", t(lang, "未決定の変数:", "undecided variables:"), und.join(", "))?;
+        writeln!(
+            out,
+            "  {} {}",
+            t(lang, "未決定の変数:", "undecided variables:"),
+            und.join(", ")
+        )?;
     }
     if !s.evidence.is_empty() {
         writeln!(out, "  {}", t(lang, "記録・証跡:", "evidence to keep:"))?;
@@ -665,7 +796,12 @@ pub fn write_step_guidance(st: &CaseState, s: &Step, now: DateTime<Utc>, out: &m
         }
     }
     if !s.rules.is_empty() {
-        writeln!(out, "  {} {}", t(lang, "根拠:", "rules:"), s.rules.join("; "))?;
+        writeln!(
+            out,
+            "  {} {}",
+            t(lang, "根拠:", "rules:"),
+            s.rules.join("; ")
+        )?;
     }
     Ok(())
 }
@@ -673,16 +809,36 @@ pub fn write_step_guidance(st: &CaseState, s: &Step, now: DateTime<Utc>, out: &m
 /// Interactive `case next`: shows the next applicable step and reads answers line by line
 /// (`done`, `skip`, `na`, `note TEXT`, `attach FILE`, `quit`) until the user quits, input
 /// ends or no applicable step is left. Every answer is journaled at once.
-pub fn run_next(dir: &Path, input: &mut dyn BufRead, out: &mut dyn Write, by: &str) -> Result<NextOutcome, Error> {
-    let w = |e: io::Error| Error::Io { path: PathBuf::from("<output>"), source: e };
+pub fn run_next(
+    dir: &Path,
+    input: &mut dyn BufRead,
+    out: &mut dyn Write,
+    by: &str,
+) -> Result<NextOutcome, Error> {
+    let w = |e: io::Error| Error::Io {
+        path: PathBuf::from("<output>"),
+        source: e,
+    };
     let mut resolved = Vec::new();
     loop {
         let st = state(dir)?;
         let lang = st.lang;
         let ready = st.ready();
         let Some(step) = ready.first().copied() else {
-            writeln!(out, "{}", t(lang, "対応可能な未完了ステップはありません。", "No applicable step is left.")).map_err(w)?;
-            return Ok(NextOutcome { resolved, finished: true });
+            writeln!(
+                out,
+                "{}",
+                t(
+                    lang,
+                    "対応可能な未完了ステップはありません。",
+                    "No applicable step is left."
+                )
+            )
+            .map_err(w)?;
+            return Ok(NextOutcome {
+                resolved,
+                finished: true,
+            });
         };
         let now = Utc::now();
         write_step_guidance(&st, step, now, out).map_err(w)?;
@@ -699,7 +855,10 @@ pub fn run_next(dir: &Path, input: &mut dyn BufRead, out: &mut dyn Write, by: &s
         out.flush().map_err(w)?;
         let mut line = String::new();
         if input.read_line(&mut line).map_err(w)? == 0 {
-            return Ok(NextOutcome { resolved, finished: false });
+            return Ok(NextOutcome {
+                resolved,
+                finished: false,
+            });
         }
         let line = line.trim();
         let (cmd, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
@@ -708,17 +867,30 @@ pub fn run_next(dir: &Path, input: &mut dyn BufRead, out: &mut dyn Write, by: &s
             "d" | "done" => Some(StepStatus::Done),
             "s" | "skip" | "skipped" => Some(StepStatus::Skipped),
             "na" | "n/a" | "not-applicable" => Some(StepStatus::NotApplicable),
-            "q" | "quit" | "exit" => return Ok(NextOutcome { resolved, finished: false }),
+            "q" | "quit" | "exit" => {
+                return Ok(NextOutcome {
+                    resolved,
+                    finished: false,
+                })
+            }
             "note" | "n" if !rest.is_empty() => {
                 add_note(dir, Some(&step.id), rest, by, None)?;
-                writeln!(out, "{}", t(lang, "メモを記録しました。", "Note recorded.")).map_err(w)?;
+                writeln!(out, "{}", t(lang, "メモを記録しました。", "Note recorded."))
+                    .map_err(w)?;
                 None
             }
             "attach" | "a" | "evidence" | "e" if !rest.is_empty() => {
                 match add_evidence(dir, Some(&step.id), Path::new(rest), by, None) {
                     Ok(r) => {
                         if let What::Evidence { file, .. } = &r.what {
-                            writeln!(out, "{} {} sha256={}", t(lang, "証跡を保存:", "Evidence stored:"), file.stored, file.sha256).map_err(w)?;
+                            writeln!(
+                                out,
+                                "{} {} sha256={}",
+                                t(lang, "証跡を保存:", "Evidence stored:"),
+                                file.stored,
+                                file.sha256
+                            )
+                            .map_err(w)?;
                         }
                     }
                     Err(Error::Io { path, source }) => {
@@ -729,16 +901,35 @@ pub fn run_next(dir: &Path, input: &mut dyn BufRead, out: &mut dyn Write, by: &s
                 None
             }
             _ => {
-                writeln!(out, "{}", t(lang, "入力が分かりません。", "Unrecognised answer.")).map_err(w)?;
+                writeln!(
+                    out,
+                    "{}",
+                    t(lang, "入力が分かりません。", "Unrecognised answer.")
+                )
+                .map_err(w)?;
                 None
             }
         };
         if let Some(status) = status {
             apply_step(
                 dir,
-                &StepUpdate { step: &step.id, status, note: None, evidence: Vec::new(), by, at: None },
+                &StepUpdate {
+                    step: &step.id,
+                    status,
+                    note: None,
+                    evidence: Vec::new(),
+                    by,
+                    at: None,
+                },
             )?;
-            writeln!(out, "{} {}: {}", t(lang, "記録:", "Recorded"), step.id, status.as_str()).map_err(w)?;
+            writeln!(
+                out,
+                "{} {}: {}",
+                t(lang, "記録:", "Recorded"),
+                step.id,
+                status.as_str()
+            )
+            .map_err(w)?;
             resolved.push(step.id.clone());
         }
     }
@@ -750,7 +941,12 @@ pub fn run_next(dir: &Path, input: &mut dyn BufRead, out: &mut dyn Write, by: &s
 /// `exposure_start`, `exposure_end` and `completed_orders` (from `exposure`). Nothing is set to
 /// false: a scan that finds nothing does not prove nothing happened. Playbooks named by
 /// findings are recommended in the status.
-pub fn attach_report(dir: &Path, report_json: &[u8], by: &str, at: Option<&str>) -> Result<Record, Error> {
+pub fn attach_report(
+    dir: &Path,
+    report_json: &[u8],
+    by: &str,
+    at: Option<&str>,
+) -> Result<Record, Error> {
     let st = state(dir)?;
     let v: serde_json::Value = serde_json::from_slice(report_json)
         .map_err(|e| Error::Invalid(format!("not a JSON report: {e}")))?;
@@ -763,7 +959,11 @@ pub fn attach_report(dir: &Path, report_json: &[u8], by: &str, at: Option<&str>)
             )))
         }
     }
-    let findings = v.get("findings").and_then(|f| f.as_array()).cloned().unwrap_or_default();
+    let findings = v
+        .get("findings")
+        .and_then(|f| f.as_array())
+        .cloned()
+        .unwrap_or_default();
     let mut vars = BTreeMap::new();
     let mut playbooks = BTreeSet::new();
     for f in &findings {
@@ -804,19 +1004,16 @@ pub fn attach_report(dir: &Path, report_json: &[u8], by: &str, at: Option<&str>)
         dir,
         &rfc(at, st.tz),
         by,
-        What::Report { file, findings: findings.len() as u64, playbooks: playbooks.into_iter().collect(), vars },
+        What::Report {
+            file,
+            findings: findings.len() as u64,
+            playbooks: playbooks.into_iter().collect(),
+            vars,
+        },
     )
 }
 
 /// Unit helper for renderers.
 pub fn unit_of(d: &DueInfo) -> Unit {
     d.deadline.unit
-}
-
-pub(crate) fn rfc_in(t: DateTime<Utc>, tz: Tz) -> String {
-    rfc(t, tz)
-}
-
-pub(crate) fn truthy_var(st: &CaseState, name: &str) -> Option<bool> {
-    st.vars.get(name).map(|v| truthy(v))
 }

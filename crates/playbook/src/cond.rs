@@ -107,9 +107,7 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
             i += n;
         } else if c.is_alphanumeric() || c == '_' || c == '-' || c == '.' || c == ':' {
             let start = i;
-            while i < cs.len()
-                && (cs[i].is_alphanumeric() || "_-.:+".contains(cs[i]))
-            {
+            while i < cs.len() && (cs[i].is_alphanumeric() || "_-.:+".contains(cs[i])) {
                 i += 1;
             }
             out.push(Tok::Word(cs[start..i].iter().collect()));
@@ -279,7 +277,9 @@ impl Cond {
 pub fn eval_opt(when: Option<&str>, vars: &BTreeMap<String, String>) -> Truth {
     match when {
         None => Truth::True,
-        Some(s) => Cond::parse(s).map(|c| c.eval(vars)).unwrap_or(Truth::Unknown),
+        Some(s) => Cond::parse(s)
+            .map(|c| c.eval(vars))
+            .unwrap_or(Truth::Unknown),
     }
 }
 
@@ -288,22 +288,39 @@ mod tests {
     use super::*;
 
     fn vars(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
-        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn three_valued() {
         let c = Cond::parse("card_data_exposed or personal_data_exposed").unwrap();
         assert_eq!(c.eval(&vars(&[])), Truth::Unknown);
-        assert_eq!(c.eval(&vars(&[("card_data_exposed", "false")])), Truth::Unknown);
         assert_eq!(
-            c.eval(&vars(&[("card_data_exposed", "false"), ("personal_data_exposed", "no")])),
+            c.eval(&vars(&[("card_data_exposed", "false")])),
+            Truth::Unknown
+        );
+        assert_eq!(
+            c.eval(&vars(&[
+                ("card_data_exposed", "false"),
+                ("personal_data_exposed", "no")
+            ])),
             Truth::False
         );
-        assert_eq!(c.eval(&vars(&[("personal_data_exposed", "yes")])), Truth::True);
+        assert_eq!(
+            c.eval(&vars(&[("personal_data_exposed", "yes")])),
+            Truth::True
+        );
         let c = Cond::parse("not (a and b) and n > 1000").unwrap();
-        assert_eq!(c.eval(&vars(&[("a", "true"), ("b", "false"), ("n", "1001")])), Truth::True);
-        assert_eq!(c.eval(&vars(&[("a", "true"), ("b", "false"), ("n", "999")])), Truth::False);
+        assert_eq!(
+            c.eval(&vars(&[("a", "true"), ("b", "false"), ("n", "1001")])),
+            Truth::True
+        );
+        assert_eq!(
+            c.eval(&vars(&[("a", "true"), ("b", "false"), ("n", "999")])),
+            Truth::False
+        );
         assert_eq!(c.variables(), vec!["a", "b", "n"]);
         let c = Cond::parse("payment_type = 'own-form'").unwrap();
         assert_eq!(c.eval(&vars(&[("payment_type", "own-form")])), Truth::True);

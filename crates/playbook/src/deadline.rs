@@ -22,7 +22,9 @@ pub fn start_of_day(date: NaiveDate, tz: Tz) -> DateTime<Tz> {
     match tz.from_local_datetime(&naive) {
         chrono::LocalResult::Single(t) => t,
         chrono::LocalResult::Ambiguous(a, _) => a,
-        chrono::LocalResult::None => tz.from_utc_datetime(&(naive - Duration::hours(1))) + Duration::hours(1),
+        chrono::LocalResult::None => {
+            tz.from_utc_datetime(&(naive - Duration::hours(1))) + Duration::hours(1)
+        }
     }
 }
 
@@ -95,8 +97,14 @@ mod tests {
     #[test]
     fn hours_are_exact() {
         let t0 = jst("2026-11-26T22:30:00+09:00");
-        assert_eq!(due(&dl(72, Unit::Hours, false), t0, TOKYO), jst("2026-11-29T22:30:00+09:00"));
-        assert_eq!(due(&dl(24, Unit::Hours, false), t0, TOKYO), t0 + Duration::days(1));
+        assert_eq!(
+            due(&dl(72, Unit::Hours, false), t0, TOKYO),
+            jst("2026-11-29T22:30:00+09:00")
+        );
+        assert_eq!(
+            due(&dl(24, Unit::Hours, false), t0, TOKYO),
+            t0 + Duration::days(1)
+        );
     }
 
     #[test]
@@ -131,19 +139,31 @@ mod tests {
         // 5/7 (3), 5/8 (4), 5/11 (5).
         let t0 = jst("2026-04-28T15:00:00+09:00");
         let d = due(&dl(5, Unit::BusinessDays, false), t0, TOKYO);
-        assert_eq!(show_due(d, Unit::BusinessDays, TOKYO), "2026-05-11 24:00 JST");
+        assert_eq!(
+            show_due(d, Unit::BusinessDays, TOKYO),
+            "2026-05-11 24:00 JST"
+        );
         // Equinox: from Fri 2026-09-18, 9/21 敬老, 9/22 国民の休日, 9/23 秋分 -> 9/24 is BD1.
         let t0 = jst("2026-09-18T12:00:00+09:00");
         let d = due(&dl(1, Unit::BusinessDays, false), t0, TOKYO);
-        assert_eq!(show_due(d, Unit::BusinessDays, TOKYO), "2026-09-24 24:00 JST");
+        assert_eq!(
+            show_due(d, Unit::BusinessDays, TOKYO),
+            "2026-09-24 24:00 JST"
+        );
         // Vernal equinox 2027-03-21 is a Sunday: 3/22 振替休日; from Fri 3/19, BD1 is 3/23.
         let t0 = jst("2027-03-19T12:00:00+09:00");
         let d = due(&dl(1, Unit::BusinessDays, false), t0, TOKYO);
-        assert_eq!(show_due(d, Unit::BusinessDays, TOKYO), "2027-03-23 24:00 JST");
+        assert_eq!(
+            show_due(d, Unit::BusinessDays, TOKYO),
+            "2027-03-23 24:00 JST"
+        );
         // Year end (bank calendar): from Mon 12/28, 3 BD -> 12/29, 12/30, 1/4.
         let t0 = jst("2026-12-28T12:00:00+09:00");
         let d = due(&dl(3, Unit::BusinessDays, false), t0, TOKYO);
-        assert_eq!(show_due(d, Unit::BusinessDays, TOKYO), "2027-01-04 24:00 JST");
+        assert_eq!(
+            show_due(d, Unit::BusinessDays, TOKYO),
+            "2027-01-04 24:00 JST"
+        );
     }
 
     #[test]

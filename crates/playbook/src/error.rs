@@ -9,7 +9,10 @@ use crate::format::Problem;
 #[derive(Debug)]
 pub enum Error {
     /// A file could not be read or written.
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// A playbook did not parse or lint clean.
     Playbook(Vec<Problem>),
     /// No bundled playbook (or file) by that name.

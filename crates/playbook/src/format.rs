@@ -362,7 +362,11 @@ struct Lines<'a> {
 impl Lines<'_> {
     fn line(&self, offset: usize) -> usize {
         let end = offset.min(self.src.len());
-        self.src.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+        self.src.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
     }
     fn at<T>(&mut self, s: &S<T>, message: String) {
         let line = self.line(s.span().start);
@@ -382,7 +386,9 @@ impl Lines<'_> {
 }
 
 fn text_of(s: &Option<S<String>>) -> String {
-    s.as_ref().map(|v| v.get_ref().trim().to_string()).unwrap_or_default()
+    s.as_ref()
+        .map(|v| v.get_ref().trim().to_string())
+        .unwrap_or_default()
 }
 
 /// Reads and checks a playbook; `file` names it in problems. Returns every problem found.
@@ -442,13 +448,19 @@ fn check(l: &mut Lines, raw: &RawPlaybook) -> Playbook {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
     {
         let s = raw.id.as_ref().expect("id present");
-        l.at(s, format!("playbook id `{id}` must be lower-case letters, digits and `-`"));
+        l.at(
+            s,
+            format!("playbook id `{id}` must be lower-case letters, digits and `-`"),
+        );
     }
     let version = require(l, &raw.version, 1, "`version`");
     let updated = require(l, &raw.updated, 1, "`updated` (YYYY-MM-DD)");
     if !updated.is_empty() && chrono::NaiveDate::parse_from_str(&updated, "%Y-%m-%d").is_err() {
         let s = raw.updated.as_ref().expect("present");
-        l.at(s, format!("`updated` must be a date YYYY-MM-DD, not `{updated}`"));
+        l.at(
+            s,
+            format!("`updated` must be a date YYYY-MM-DD, not `{updated}`"),
+        );
     }
     let title = Text {
         ja: require(l, &raw.title_ja, 1, "`title_ja` (Japanese title)"),
@@ -470,10 +482,13 @@ fn check(l: &mut Lines, raw: &RawPlaybook) -> Playbook {
             Some(k) => match VarType::parse(k.get_ref()) {
                 Some(t) => t,
                 None => {
-                    l.at(k, format!(
-                        "unknown variable type `{}` (expected bool, int, string or time)",
-                        k.get_ref()
-                    ));
+                    l.at(
+                        k,
+                        format!(
+                            "unknown variable type `{}` (expected bool, int, string or time)",
+                            k.get_ref()
+                        ),
+                    );
                     VarType::String
                 }
             },
@@ -483,15 +498,28 @@ fn check(l: &mut Lines, raw: &RawPlaybook) -> Playbook {
             }
         };
         let description = Text {
-            ja: require(l, &r.ja, line, &format!("variable `{name}`: Japanese description `ja`")),
-            en: require(l, &r.en, line, &format!("variable `{name}`: English description `en`")),
+            ja: require(
+                l,
+                &r.ja,
+                line,
+                &format!("variable `{name}`: Japanese description `ja`"),
+            ),
+            en: require(
+                l,
+                &r.en,
+                line,
+                &format!("variable `{name}`: English description `en`"),
+            ),
         };
         if !name.is_empty() {
             if var_types.insert(name.clone(), kind).is_some() {
                 l.at_line(line, format!("variable `{name}` declared twice"));
             }
             if !valid_var_name(&name) {
-                l.at_line(line, format!("variable name `{name}` must be lower-case letters, digits and `_`"));
+                l.at_line(
+                    line,
+                    format!("variable name `{name}` must be lower-case letters, digits and `_`"),
+                );
             }
         }
         variables.push(Variable {
@@ -520,8 +548,15 @@ fn check(l: &mut Lines, raw: &RawPlaybook) -> Playbook {
         let line = l.line(s.span().start);
         let r = s.get_ref();
         let id = require(l, &r.id, line, "step `id`");
-        let label = if id.is_empty() { "step".to_string() } else { format!("step {id}") };
-        let line = r.id.as_ref().map(|v| l.line(v.span().start)).unwrap_or(line);
+        let label = if id.is_empty() {
+            "step".to_string()
+        } else {
+            format!("step {id}")
+        };
+        let line =
+            r.id.as_ref()
+                .map(|v| l.line(v.span().start))
+                .unwrap_or(line);
         let phase = match &r.phase {
             Some(p) => match Phase::parse(p.get_ref().trim()) {
                 Some(ph) => ph,
@@ -539,12 +574,32 @@ fn check(l: &mut Lines, raw: &RawPlaybook) -> Playbook {
             }
         };
         let title = Text {
-            ja: require(l, &r.title_ja, line, &format!("{label}: Japanese title `title_ja`")),
-            en: require(l, &r.title_en, line, &format!("{label}: English title `title_en`")),
+            ja: require(
+                l,
+                &r.title_ja,
+                line,
+                &format!("{label}: Japanese title `title_ja`"),
+            ),
+            en: require(
+                l,
+                &r.title_en,
+                line,
+                &format!("{label}: English title `title_en`"),
+            ),
         };
         let text = Text {
-            ja: require(l, &r.text_ja, line, &format!("{label}: Japanese text `text_ja`")),
-            en: require(l, &r.text_en, line, &format!("{label}: English text `text_en`")),
+            ja: require(
+                l,
+                &r.text_ja,
+                line,
+                &format!("{label}: Japanese text `text_ja`"),
+            ),
+            en: require(
+                l,
+                &r.text_en,
+                line,
+                &format!("{label}: English text `text_en`"),
+            ),
         };
         let mut after = Vec::new();
         for a in &r.after {
@@ -595,7 +650,11 @@ fn check(l: &mut Lines, raw: &RawPlaybook) -> Playbook {
             when,
             deadlines,
             evidence,
-            rules: r.rules.iter().map(|x| x.get_ref().trim().to_string()).collect(),
+            rules: r
+                .rules
+                .iter()
+                .map(|x| x.get_ref().trim().to_string())
+                .collect(),
         });
     }
 
@@ -605,7 +664,10 @@ fn check(l: &mut Lines, raw: &RawPlaybook) -> Playbook {
         let first = &cyc[0];
         let idx = ids[first];
         let sp = raw.steps[idx].get_ref().id.as_ref().expect("id present");
-        l.at(sp, format!("dependency cycle: {} -> {}", cyc.join(" -> "), first));
+        l.at(
+            sp,
+            format!("dependency cycle: {} -> {}", cyc.join(" -> "), first),
+        );
     }
 
     Playbook {
@@ -622,7 +684,8 @@ fn check(l: &mut Lines, raw: &RawPlaybook) -> Playbook {
 fn valid_var_name(n: &str) -> bool {
     !n.is_empty()
         && n.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && n.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 fn check_cond(l: &mut Lines, w: &S<String>, vars: &BTreeMap<String, VarType>, label: &str) {
@@ -671,7 +734,10 @@ fn check_deadline(
             }
             Some(Anchor::Step(s)) => {
                 if !ids.contains_key(&s) {
-                    l.at(a, format!("{label}: deadline anchor names unknown step `{s}`"));
+                    l.at(
+                        a,
+                        format!("{label}: deadline anchor names unknown step `{s}`"),
+                    );
                     ok = false;
                 } else if s == self_id {
                     l.at(a, format!("{label}: deadline anchored on its own step"));
@@ -682,15 +748,21 @@ fn check_deadline(
             Some(Anchor::Var(v)) => {
                 match vars.get(&v) {
                     None => {
-                        l.at(a, format!("{label}: deadline anchor names undeclared variable `{v}`"));
+                        l.at(
+                            a,
+                            format!("{label}: deadline anchor names undeclared variable `{v}`"),
+                        );
                         ok = false;
                     }
                     Some(VarType::Time) => {}
                     Some(t) => {
-                        l.at(a, format!(
-                            "{label}: deadline anchor variable `{v}` is {}, not time",
-                            t.as_str()
-                        ));
+                        l.at(
+                            a,
+                            format!(
+                                "{label}: deadline anchor variable `{v}` is {}, not time",
+                                t.as_str()
+                            ),
+                        );
                         ok = false;
                     }
                 }
@@ -716,10 +788,13 @@ fn check_deadline(
         Some(u) => match Unit::parse(u.get_ref()) {
             Some(u) => u,
             None => {
-                l.at(u, format!(
+                l.at(
+                    u,
+                    format!(
                     "{label}: unknown deadline unit `{}` (expected hours, days or business-days)",
                     u.get_ref()
-                ));
+                ),
+                );
                 ok = false;
                 Unit::Days
             }
@@ -734,21 +809,35 @@ fn check_deadline(
         Some((_, "soft")) => DeadlineKind::Soft,
         Some((_, "hard")) => DeadlineKind::Hard,
         Some((k, other)) => {
-            l.at(k, format!("{label}: deadline kind `{other}` must be `soft` or `hard`"));
+            l.at(
+                k,
+                format!("{label}: deadline kind `{other}` must be `soft` or `hard`"),
+            );
             ok = false;
             DeadlineKind::Soft
         }
         None => {
-            l.at_line(line, format!("{label}: deadline without `kind` (soft or hard)"));
+            l.at_line(
+                line,
+                format!("{label}: deadline without `kind` (soft or hard)"),
+            );
             ok = false;
             DeadlineKind::Soft
         }
     };
     if r.roll_forward && unit != Unit::Days {
-        l.at_line(line, format!("{label}: `roll_forward` only applies to unit `days`"));
+        l.at_line(
+            line,
+            format!("{label}: `roll_forward` only applies to unit `days`"),
+        );
         ok = false;
     }
-    let rule = require(l, &r.rule, line, &format!("{label}: deadline `rule` (where it comes from)"));
+    let rule = require(
+        l,
+        &r.rule,
+        line,
+        &format!("{label}: deadline `rule` (where it comes from)"),
+    );
     ok.then(|| Deadline {
         when: r.when.as_ref().map(|w| w.get_ref().trim().to_string()),
         anchor,
@@ -762,7 +851,11 @@ fn check_deadline(
 
 /// Dependency cycles among steps (each as the list of step ids on it).
 fn find_cycles(steps: &[Step]) -> Vec<Vec<String>> {
-    let index: BTreeMap<&str, usize> = steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    let index: BTreeMap<&str, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
     // 0 = unvisited, 1 = on stack, 2 = done
     let mut mark = vec![0u8; steps.len()];
     let mut cycles = Vec::new();
@@ -779,10 +872,13 @@ fn find_cycles(steps: &[Step]) -> Vec<Vec<String>> {
         mark[i] = 1;
         stack.push(i);
         for dep in &steps[i].after {
-            let Some(&j) = index.get(dep.as_str()) else { continue };
+            let Some(&j) = index.get(dep.as_str()) else {
+                continue;
+            };
             if mark[j] == 1 {
                 let pos = stack.iter().position(|&k| k == j).expect("on stack");
-                let mut cyc: Vec<String> = stack[pos..].iter().map(|&k| steps[k].id.clone()).collect();
+                let mut cyc: Vec<String> =
+                    stack[pos..].iter().map(|&k| steps[k].id.clone()).collect();
                 let mut key = cyc.clone();
                 key.sort();
                 if seen.insert(key) {
@@ -806,7 +902,15 @@ fn find_cycles(steps: &[Step]) -> Vec<Vec<String>> {
     for i in 0..steps.len() {
         if mark[i] == 0 {
             let mut stack = Vec::new();
-            dfs(i, steps, &index, &mut mark, &mut stack, &mut cycles, &mut seen);
+            dfs(
+                i,
+                steps,
+                &index,
+                &mut mark,
+                &mut stack,
+                &mut cycles,
+                &mut seen,
+            );
         }
     }
     cycles
@@ -868,7 +972,10 @@ rule = "rule"
     }
 
     fn line_of(src: &str, needle: &str) -> usize {
-        src[..src.find(needle).expect("needle")].matches('\n').count() + 1
+        src[..src.find(needle).expect("needle")]
+            .matches('\n')
+            .count()
+            + 1
     }
 
     #[test]
@@ -898,7 +1005,11 @@ rule = "rule"
         );
         let p = problems(&src);
         assert_eq!(p.len(), 1, "{p:?}");
-        assert!(p[0].message.contains("dependency cycle: A -> B -> A"), "{}", p[0].message);
+        assert!(
+            p[0].message.contains("dependency cycle: A -> B -> A"),
+            "{}",
+            p[0].message
+        );
         assert_eq!(p[0].line, line_of(&src, "id = \"A\""));
     }
 
@@ -907,7 +1018,12 @@ rule = "rule"
         let src = GOOD.replace("text_en = \"B\"\n", "");
         let p = problems(&src);
         assert_eq!(p.len(), 1, "{p:?}");
-        assert!(p[0].message.contains("step B: English text `text_en` is missing"), "{}", p[0].message);
+        assert!(
+            p[0].message
+                .contains("step B: English text `text_en` is missing"),
+            "{}",
+            p[0].message
+        );
         assert_eq!(p[0].line, line_of(&src, "id = \"B\""));
         let src = GOOD.replace("title_ja = \"い\"", "title_ja = \"  \"");
         let p = problems(&src);

@@ -45,7 +45,10 @@ pub enum What {
         tz: String,
     },
     /// The discovery time (T0) was corrected.
-    Discovered { discovered: String, reason: Option<String> },
+    Discovered {
+        discovered: String,
+        reason: Option<String>,
+    },
     /// Case variables were set.
     Set { vars: BTreeMap<String, String> },
     /// A step changed status.
@@ -58,7 +61,10 @@ pub enum What {
     /// A free note (optionally about a step).
     Note { step: Option<String>, text: String },
     /// Evidence attached on its own (optionally to a step).
-    Evidence { step: Option<String>, file: EvidenceRef },
+    Evidence {
+        step: Option<String>,
+        file: EvidenceRef,
+    },
     /// A scan report (`ecir.report/1`) was attached.
     Report {
         file: EvidenceRef,
@@ -99,7 +105,11 @@ impl Record {
             what: &self.what,
             prev: &self.prev,
         };
-        sha256_hex(serde_json::to_string(&body).expect("serializable").as_bytes())
+        sha256_hex(
+            serde_json::to_string(&body)
+                .expect("serializable")
+                .as_bytes(),
+        )
     }
 }
 
@@ -117,7 +127,11 @@ pub fn read_records(dir: &Path) -> Result<Vec<Record>, Error> {
             continue;
         }
         let r: Record = serde_json::from_str(line).map_err(|e| {
-            Error::Tampered(format!("{}: line {} is not a journal record: {e}", JOURNAL, i + 1))
+            Error::Tampered(format!(
+                "{}: line {} is not a journal record: {e}",
+                JOURNAL,
+                i + 1
+            ))
         })?;
         out.push(r);
     }
@@ -188,9 +202,8 @@ pub fn check_chain(dir: &Path) -> Result<Vec<Record>, Error> {
         prev = r.hash.clone();
     }
     let head_path = dir.join(HEAD);
-    let head = fs::read_to_string(&head_path).map_err(|_| {
-        Error::Tampered(format!("{HEAD} is missing"))
-    })?;
+    let head = fs::read_to_string(&head_path)
+        .map_err(|_| Error::Tampered(format!("{HEAD} is missing")))?;
     let mut parts = head.split_whitespace();
     let (hseq, hhash) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let last_seq = recs.last().map_or(0, |r| r.seq);
@@ -218,11 +231,13 @@ pub fn verify(dir: &Path) -> Result<Verified, Error> {
     let mut files: Vec<(u64, &EvidenceRef)> = Vec::new();
     for r in &recs {
         match &r.what {
-            What::Open { playbook_sha256, .. } => {
+            What::Open {
+                playbook_sha256, ..
+            } => {
                 let p = dir.join(crate::case::PLAYBOOK_COPY);
-                let got = fs::read(&p)
-                    .map(|b| sha256_hex(&b))
-                    .map_err(|_| Error::Tampered(format!("{} is missing", crate::case::PLAYBOOK_COPY)))?;
+                let got = fs::read(&p).map(|b| sha256_hex(&b)).map_err(|_| {
+                    Error::Tampered(format!("{} is missing", crate::case::PLAYBOOK_COPY))
+                })?;
                 if &got != playbook_sha256 {
                     return Err(Error::Tampered(format!(
                         "{} was changed after record {} (sha256 {got}, journal says {playbook_sha256})",
@@ -239,7 +254,10 @@ pub fn verify(dir: &Path) -> Result<Verified, Error> {
     for (seq, e) in &files {
         let p = dir.join(&e.stored);
         let bytes = fs::read(&p).map_err(|_| {
-            Error::Tampered(format!("evidence file {} (record {seq}) is missing", e.stored))
+            Error::Tampered(format!(
+                "evidence file {} (record {seq}) is missing",
+                e.stored
+            ))
         })?;
         let got = sha256_hex(&bytes);
         if got != e.sha256 {

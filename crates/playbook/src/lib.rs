@@ -25,9 +25,21 @@ pub mod render;
 pub mod report;
 
 pub use bundled::{bundled, find_bundled, list, load, PlaybookSummary};
-pub use cacao::{export_cacao, import_cacao};
-pub use format::{Lang, Phase, Playbook, Problem};
+pub use cacao::{export_cacao, import_cacao, to_toml};
+pub use case::{
+    add_evidence, add_note, apply_step, attach_report, correct_discovery, new_case, run_next,
+    set_vars, state, status, CaseState, CaseStatus, NewCase, NextOutcome, StepStatus,
+    StepStatusRow, StepUpdate, STATUS_SCHEMA,
+};
+pub use error::Error;
+pub use format::{
+    lint, parse, Anchor, Deadline, DeadlineKind, Lang, Phase, Playbook, Problem, Step, Text, Unit,
+    VarType, Variable,
+};
+pub use journal::{verify, Verified};
+pub use mask::mask_pans;
 pub use render::{export_markdown, render_status, show};
+pub use report::{case_report, ReportFormat};
 
 /// The language to use when none was given: Japanese when `LANG` starts with `ja`, else
 /// English. Pass `std::env::var("LANG").ok().as_deref()`.

@@ -51,7 +51,11 @@ pub fn mask_pans(text: &str) -> String {
             }
         }
         let run = &chars[start..end];
-        let digits: Vec<u8> = run.iter().filter(|c| c.is_ascii_digit()).map(|&c| c as u8).collect();
+        let digits: Vec<u8> = run
+            .iter()
+            .filter(|c| c.is_ascii_digit())
+            .map(|&c| c as u8)
+            .collect();
         let next_alnum = end < chars.len() && chars[end].is_alphanumeric();
         if (13..=19).contains(&digits.len()) && !next_alnum && luhn_valid(&digits) {
             let n = digits.len();
@@ -78,7 +82,10 @@ mod tests {
 
     #[test]
     fn masks_luhn_valid_numbers() {
-        assert_eq!(mask_pans("card 4111111111111111 used"), "card 411111******1111 used");
+        assert_eq!(
+            mask_pans("card 4111111111111111 used"),
+            "card 411111******1111 used"
+        );
         assert_eq!(mask_pans("4111-1111-1111-1111"), "4111-11**-****-1111");
         assert_eq!(mask_pans("5555 5555 5555 4444."), "5555 55** **** 4444.");
         // 15-digit Amex test number.

@@ -37,15 +37,25 @@ pub fn describe_deadline(d: &Deadline, lang: Lang) -> String {
         (DeadlineKind::Hard, Lang::En) => "hard",
         (DeadlineKind::Soft, Lang::En) => "soft",
     };
-    let roll = if d.roll_forward { t(lang, "、閉庁日なら翌開庁日", ", next workday if closed") } else { "" };
+    let roll = if d.roll_forward {
+        t(lang, "、閉庁日なら翌開庁日", ", next workday if closed")
+    } else {
+        ""
+    };
     let when = d
         .when
         .as_ref()
         .map(|w| format!("{} `{w}`: ", t(lang, "条件", "when")))
         .unwrap_or_default();
     match lang {
-        Lang::Ja => format!("{when}{anchor}から{}{unit}以内（{kind}{roll}）— {}", d.offset, d.rule),
-        Lang::En => format!("{when}within {} {unit} of {anchor} ({kind}{roll}) — {}", d.offset, d.rule),
+        Lang::Ja => format!(
+            "{when}{anchor}から{}{unit}以内（{kind}{roll}）— {}",
+            d.offset, d.rule
+        ),
+        Lang::En => format!(
+            "{when}within {} {unit} of {anchor} ({kind}{roll}) — {}",
+            d.offset, d.rule
+        ),
     }
 }
 
@@ -59,7 +69,13 @@ pub fn show(pb: &Playbook, lang: Lang) -> String {
     if !pb.variables.is_empty() {
         let _ = writeln!(s, "\n{}", t(lang, "変数:", "Variables:"));
         for v in &pb.variables {
-            let _ = writeln!(s, "  {} ({}): {}", v.name, v.kind.as_str(), v.description.get(lang));
+            let _ = writeln!(
+                s,
+                "  {} ({}): {}",
+                v.name,
+                v.kind.as_str(),
+                v.description.get(lang)
+            );
         }
     }
     for phase in Phase::ALL {
@@ -77,16 +93,31 @@ pub fn show(pb: &Playbook, lang: Lang) -> String {
                 let _ = writeln!(s, "    {} {w}", t(lang, "条件:", "when:"));
             }
             if !st.after.is_empty() {
-                let _ = writeln!(s, "    {} {}", t(lang, "前提:", "after:"), st.after.join(", "));
+                let _ = writeln!(
+                    s,
+                    "    {} {}",
+                    t(lang, "前提:", "after:"),
+                    st.after.join(", ")
+                );
             }
             for d in &st.deadlines {
-                let _ = writeln!(s, "    {} {}", t(lang, "期限:", "deadline:"), describe_deadline(d, lang));
+                let _ = writeln!(
+                    s,
+                    "    {} {}",
+                    t(lang, "期限:", "deadline:"),
+                    describe_deadline(d, lang)
+                );
             }
             for e in &st.evidence {
                 let _ = writeln!(s, "    {} {}", t(lang, "証跡:", "evidence:"), e.get(lang));
             }
             if !st.rules.is_empty() {
-                let _ = writeln!(s, "    {} {}", t(lang, "根拠:", "rules:"), st.rules.join("; "));
+                let _ = writeln!(
+                    s,
+                    "    {} {}",
+                    t(lang, "根拠:", "rules:"),
+                    st.rules.join("; ")
+                );
             }
         }
     }
@@ -119,9 +150,21 @@ pub fn export_markdown(pb: &Playbook, lang: Lang) -> String {
     }
     if !pb.variables.is_empty() {
         let _ = writeln!(s, "## {}\n", t(lang, "変数", "Variables"));
-        let _ = writeln!(s, "| {} | {} | {} |\n|---|---|---|", t(lang, "名前", "name"), t(lang, "型", "type"), t(lang, "説明", "description"));
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} |\n|---|---|---|",
+            t(lang, "名前", "name"),
+            t(lang, "型", "type"),
+            t(lang, "説明", "description")
+        );
         for v in &pb.variables {
-            let _ = writeln!(s, "| `{}` | {} | {} |", v.name, v.kind.as_str(), md(v.description.get(lang)));
+            let _ = writeln!(
+                s,
+                "| `{}` | {} | {} |",
+                v.name,
+                v.kind.as_str(),
+                md(v.description.get(lang))
+            );
         }
         s.push('\n');
     }
@@ -138,16 +181,31 @@ pub fn export_markdown(pb: &Playbook, lang: Lang) -> String {
                 let _ = writeln!(s, "- {} `{}`", t(lang, "条件:", "When:"), w);
             }
             if !st.after.is_empty() {
-                let _ = writeln!(s, "- {} {}", t(lang, "前提:", "After:"), st.after.join(", "));
+                let _ = writeln!(
+                    s,
+                    "- {} {}",
+                    t(lang, "前提:", "After:"),
+                    st.after.join(", ")
+                );
             }
             for d in &st.deadlines {
-                let _ = writeln!(s, "- {} {}", t(lang, "期限:", "Deadline:"), md(&describe_deadline(d, lang)));
+                let _ = writeln!(
+                    s,
+                    "- {} {}",
+                    t(lang, "期限:", "Deadline:"),
+                    md(&describe_deadline(d, lang))
+                );
             }
             for e in &st.evidence {
                 let _ = writeln!(s, "- {} {}", t(lang, "証跡:", "Evidence:"), md(e.get(lang)));
             }
             if !st.rules.is_empty() {
-                let _ = writeln!(s, "- {} {}", t(lang, "根拠:", "Rules:"), md(&st.rules.join("; ")));
+                let _ = writeln!(
+                    s,
+                    "- {} {}",
+                    t(lang, "根拠:", "Rules:"),
+                    md(&st.rules.join("; "))
+                );
             }
             s.push('\n');
         }
@@ -160,16 +218,39 @@ pub fn render_status(st: &CaseStatus) -> String {
     let lang = st.lang;
     let mut s = String::new();
     let _ = writeln!(s, "{} ({})", st.title, st.playbook);
-    let _ = writeln!(s, "{} {}   {} {}   ({})", t(lang, "発見:", "discovered:"), st.discovered, t(lang, "現在:", "now:"), st.at, st.tz);
+    let _ = writeln!(
+        s,
+        "{} {}   {} {}   ({})",
+        t(lang, "発見:", "discovered:"),
+        st.discovered,
+        t(lang, "現在:", "now:"),
+        st.at,
+        st.tz
+    );
     let _ = writeln!(s, "\n{}", t(lang, "進捗:", "Progress:"));
     for p in &st.phases {
-        let _ = writeln!(s, "  {:<10} {}/{}", p.phase.label(lang), p.resolved, p.applicable);
+        let _ = writeln!(
+            s,
+            "  {:<10} {}/{}",
+            p.phase.label(lang),
+            p.resolved,
+            p.applicable
+        );
     }
     if !st.overdue_hard.is_empty() {
-        let _ = writeln!(s, "\n!! {} {}", t(lang, "期限超過（厳守）:", "OVERDUE hard deadlines:"), st.overdue_hard.join(", "));
+        let _ = writeln!(
+            s,
+            "\n!! {} {}",
+            t(lang, "期限超過（厳守）:", "OVERDUE hard deadlines:"),
+            st.overdue_hard.join(", ")
+        );
     }
     let _ = writeln!(s, "\n{}", t(lang, "期限:", "Deadlines:"));
-    for r in st.steps.iter().filter(|r| r.deadline_kind.is_some() && r.applies) {
+    for r in st
+        .steps
+        .iter()
+        .filter(|r| r.deadline_kind.is_some() && r.applies)
+    {
         let kind = match r.deadline_kind {
             Some(DeadlineKind::Hard) => t(lang, "厳守", "hard"),
             _ => t(lang, "目安", "soft"),
@@ -177,27 +258,71 @@ pub fn render_status(st: &CaseStatus) -> String {
         let when = match (&r.deadline_shown, r.seconds_left, &r.deadline_waiting_for) {
             (Some(d), Some(left), _) => {
                 let rel = if r.status != StepStatus::Pending {
-                    if r.late { t(lang, "期限後に完了", "done late").to_string() } else { t(lang, "期限内に完了", "met").to_string() }
+                    if r.late {
+                        t(lang, "期限後に完了", "done late").to_string()
+                    } else {
+                        t(lang, "期限内に完了", "met").to_string()
+                    }
                 } else if left >= 0 {
-                    format!("{} {}", t(lang, "残り", "left"), deadline::span(left, lang == Lang::Ja))
+                    format!(
+                        "{} {}",
+                        t(lang, "残り", "left"),
+                        deadline::span(left, lang == Lang::Ja)
+                    )
                 } else {
-                    format!("{} {}", t(lang, "超過", "LATE by"), deadline::span(left, lang == Lang::Ja))
+                    format!(
+                        "{} {}",
+                        t(lang, "超過", "LATE by"),
+                        deadline::span(left, lang == Lang::Ja)
+                    )
                 };
                 format!("{d} ({rel})")
             }
             (_, _, Some(w)) => format!("{} {w}", t(lang, "起点待ち:", "waiting for")),
             _ => String::new(),
         };
-        let flag = if r.overdue && r.deadline_kind == Some(DeadlineKind::Hard) { "!! " } else { "   " };
+        let flag = if r.overdue && r.deadline_kind == Some(DeadlineKind::Hard) {
+            "!! "
+        } else {
+            "   "
+        };
         let _ = writeln!(s, "{flag}{:<6} [{kind}] {} — {}", r.id, when, r.title);
     }
-    let _ = writeln!(s, "\n{} {}", t(lang, "次の手順:", "Next steps:"), if st.next.is_empty() { "-".to_string() } else { st.next.join(", ") });
-    let undecided: std::collections::BTreeSet<&String> = st.steps.iter().flat_map(|r| r.undecided.iter()).collect();
+    let _ = writeln!(
+        s,
+        "\n{} {}",
+        t(lang, "次の手順:", "Next steps:"),
+        if st.next.is_empty() {
+            "-".to_string()
+        } else {
+            st.next.join(", ")
+        }
+    );
+    let undecided: std::collections::BTreeSet<&String> =
+        st.steps.iter().flat_map(|r| r.undecided.iter()).collect();
     if !undecided.is_empty() {
-        let _ = writeln!(s, "{} {}", t(lang, "未設定の変数:", "Variables not yet set:"), undecided.into_iter().cloned().collect::<Vec<_>>().join(", "));
+        let _ = writeln!(
+            s,
+            "{} {}",
+            t(lang, "未設定の変数:", "Variables not yet set:"),
+            undecided
+                .into_iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     if !st.recommended_playbooks.is_empty() {
-        let _ = writeln!(s, "{} {}", t(lang, "スキャン結果が推奨するプレイブック:", "Playbooks recommended by scan findings:"), st.recommended_playbooks.join(", "));
+        let _ = writeln!(
+            s,
+            "{} {}",
+            t(
+                lang,
+                "スキャン結果が推奨するプレイブック:",
+                "Playbooks recommended by scan findings:"
+            ),
+            st.recommended_playbooks.join(", ")
+        );
     }
     s
 }
