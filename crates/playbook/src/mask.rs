@@ -17,7 +17,7 @@ pub fn luhn_valid(digits: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    matches!(sum % 10, 0)
 }
 
 /// `text` with every Luhn-valid card number masked.
