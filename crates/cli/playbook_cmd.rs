@@ -149,7 +149,12 @@ pub fn run_playbook(cmd: PlaybookCommand, out: &mut dyn Write) -> Result<i32, St
     match cmd {
         PlaybookCommand::List { lang } => {
             for s in pb::list(lang_of(&lang)?).map_err(e)? {
-                writeln!(out, "{:<16} v{:<3} {:>3} steps  {}", s.id, s.version, s.steps, s.title).map_err(w)?;
+                writeln!(
+                    out,
+                    "{:<16} v{:<3} {:>3} steps  {}",
+                    s.id, s.version, s.steps, s.title
+                )
+                .map_err(w)?;
             }
             Ok(0)
         }
@@ -166,7 +171,8 @@ pub fn run_playbook(cmd: PlaybookCommand, out: &mut dyn Write) -> Result<i32, St
                 }
             } else {
                 for f in &files {
-                    let src = std::fs::read_to_string(f).map_err(|x| format!("{}: {x}", f.display()))?;
+                    let src =
+                        std::fs::read_to_string(f).map_err(|x| format!("{}: {x}", f.display()))?;
                     problems.extend(pb::lint(&f.display().to_string(), &src));
                 }
             }
@@ -179,14 +185,20 @@ pub fn run_playbook(cmd: PlaybookCommand, out: &mut dyn Write) -> Result<i32, St
             let p = pb::load(&id).map_err(e)?;
             if format == "cacao" {
                 let doc = pb::export_cacao(&p);
-                writeln!(out, "{}", serde_json::to_string_pretty(&doc).map_err(|x| x.to_string())?).map_err(w)?;
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&doc).map_err(|x| x.to_string())?
+                )
+                .map_err(w)?;
             } else {
                 write!(out, "{}", pb::export_markdown(&p, lang_of(&lang)?)).map_err(w)?;
             }
             Ok(0)
         }
         PlaybookCommand::Import { file } => {
-            let text = std::fs::read_to_string(&file).map_err(|x| format!("{}: {x}", file.display()))?;
+            let text =
+                std::fs::read_to_string(&file).map_err(|x| format!("{}: {x}", file.display()))?;
             let (_, toml) = pb::import_cacao(&text).map_err(e)?;
             write!(out, "{toml}").map_err(w)?;
             Ok(0)
@@ -195,48 +207,108 @@ pub fn run_playbook(cmd: PlaybookCommand, out: &mut dyn Write) -> Result<i32, St
 }
 
 /// `input` is stdin (a TTY or a pipe) for `case next`.
-pub fn run_case(cmd: CaseCommand, input: &mut dyn BufRead, out: &mut dyn Write) -> Result<i32, String> {
+pub fn run_case(
+    cmd: CaseCommand,
+    input: &mut dyn BufRead,
+    out: &mut dyn Write,
+) -> Result<i32, String> {
     match cmd {
-        CaseCommand::New { dir, playbook, discovered, lang, tz, by } => {
+        CaseCommand::New {
+            dir,
+            playbook,
+            discovered,
+            lang,
+            tz,
+            by,
+        } => {
             let by = by_of(by);
             let st = pb::new_case(
                 &dir,
-                &pb::NewCase { playbook: &playbook, discovered: &discovered, lang: lang_of(&lang)?, tz: &tz, by: &by, at: None },
+                &pb::NewCase {
+                    playbook: &playbook,
+                    discovered: &discovered,
+                    lang: lang_of(&lang)?,
+                    tz: &tz,
+                    by: &by,
+                    at: None,
+                },
             )
             .map_err(e)?;
-            writeln!(out, "{}: {} ({})", dir.display(), st.playbook.title.get(st.lang), st.playbook.id).map_err(w)?;
+            writeln!(
+                out,
+                "{}: {} ({})",
+                dir.display(),
+                st.playbook.title.get(st.lang),
+                st.playbook.id
+            )
+            .map_err(w)?;
             Ok(0)
         }
         CaseCommand::Next { dir, by } => {
             pb::run_next(&dir, input, out, &by_of(by)).map_err(e)?;
             Ok(0)
         }
-        CaseCommand::Step { dir, step, status, note, evidence, by, at } => {
+        CaseCommand::Step {
+            dir,
+            step,
+            status,
+            note,
+            evidence,
+            by,
+            at,
+        } => {
             let status = pb::StepStatus::parse(&status).ok_or("bad status")?;
             let by = by_of(by);
             pb::apply_step(
                 &dir,
-                &pb::StepUpdate { step: &step, status, note: note.as_deref(), evidence, by: &by, at: at.as_deref() },
+                &pb::StepUpdate {
+                    step: &step,
+                    status,
+                    note: note.as_deref(),
+                    evidence,
+                    by: &by,
+                    at: at.as_deref(),
+                },
             )
             .map_err(e)?;
             Ok(0)
         }
-        CaseCommand::Set { dir, assignments, by, at } => {
+        CaseCommand::Set {
+            dir,
+            assignments,
+            by,
+            at,
+        } => {
             pb::set_vars(&dir, &assignments, &by_of(by), at.as_deref()).map_err(e)?;
             Ok(0)
         }
-        CaseCommand::Discovered { dir, time, reason, by } => {
+        CaseCommand::Discovered {
+            dir,
+            time,
+            reason,
+            by,
+        } => {
             pb::correct_discovery(&dir, &time, reason.as_deref(), &by_of(by), None).map_err(e)?;
             Ok(0)
         }
-        CaseCommand::Note { dir, text, step, by } => {
+        CaseCommand::Note {
+            dir,
+            text,
+            step,
+            by,
+        } => {
             pb::add_note(&dir, step.as_deref(), &text, &by_of(by), None).map_err(e)?;
             Ok(0)
         }
         CaseCommand::Status { dir, json, at } => {
             let st = pb::status(&dir, at.as_deref()).map_err(e)?;
             if json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&st).map_err(|x| x.to_string())?).map_err(w)?;
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&st).map_err(|x| x.to_string())?
+                )
+                .map_err(w)?;
             } else {
                 write!(out, "{}", pb::render_status(&st)).map_err(w)?;
             }
@@ -244,7 +316,12 @@ pub fn run_case(cmd: CaseCommand, input: &mut dyn BufRead, out: &mut dyn Write) 
         }
         CaseCommand::Verify { dir } => match pb::verify(&dir) {
             Ok(v) => {
-                writeln!(out, "ok: {} records, {} evidence files, head {}", v.records, v.evidence_files, v.head).map_err(w)?;
+                writeln!(
+                    out,
+                    "ok: {} records, {} evidence files, head {}",
+                    v.records, v.evidence_files, v.head
+                )
+                .map_err(w)?;
                 Ok(0)
             }
             Err(pb::Error::Tampered(m)) => {
