@@ -1,0 +1,350 @@
+//! Clap wiring for `ecir playbook ...` and `ecir case ...`: parses arguments, calls
+//! `ecir-playbook` and maps its results to output and exit codes (0 ok, 1 not met: lint
+//! problems or a failed verification, 2 error). Include with `mod playbook_cmd;` in main.rs and
+//! add `ecir-playbook` to the root package's dependencies.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use ecir_playbook as pb;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum PlaybookCommand {
+    /// List the bundled playbooks.
+    List {
+        #[arg(long)]
+        lang: Option<String>,
+    },
+    /// Show a playbook (bundled id or TOML file), with its variables.
+    Show {
+        id: String,
+        #[arg(long)]
+        lang: Option<String>,
+    },
+    /// Lint playbook files (default: every bundled playbook).
+    Lint { files: Vec<PathBuf> },
+    /// Export a playbook as Markdown or CACAO 2.0 JSON.
+    Export {
+        id: String,
+        #[arg(long, default_value = "markdown", value_parser = ["markdown", "md", "cacao"])]
+        format: String,
+        #[arg(long)]
+        lang: Option<String>,
+    },
+    /// Import a CACAO 2.0 JSON playbook exported by ecir; prints the TOML form.
+    Import { file: PathBuf },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum CaseCommand {
+    /// Open a case directory.
+    New {
+        dir: PathBuf,
+        #[arg(long)]
+        playbook: String,
+        /// Discovery time (T0): RFC 3339 or "YYYY-MM-DD HH:MM" in --tz.
+        #[arg(long)]
+        discovered: String,
+        #[arg(long)]
+        lang: Option<String>,
+        #[arg(long, default_value = "Asia/Tokyo")]
+        tz: String,
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Walk through the next applicable steps interactively (reads answers from stdin).
+    Next {
+        dir: PathBuf,
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Record a step's status.
+    Step {
+        dir: PathBuf,
+        step: String,
+        #[arg(long, value_parser = ["done", "skipped", "not-applicable"])]
+        status: String,
+        #[arg(long)]
+        note: Option<String>,
+        #[arg(long)]
+        evidence: Vec<PathBuf>,
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Set case variables (NAME=VALUE ...).
+    Set {
+        dir: PathBuf,
+        #[arg(required = true)]
+        assignments: Vec<String>,
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Correct the discovery time (T0).
+    Discovered {
+        dir: PathBuf,
+        time: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Add a note (card numbers are masked).
+    Note {
+        dir: PathBuf,
+        text: String,
+        #[arg(long)]
+        step: Option<String>,
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Progress, next steps and deadlines.
+    Status {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Check the journal hash chain and every evidence hash.
+    Verify { dir: PathBuf },
+    /// Write the incident record.
+    Report {
+        dir: PathBuf,
+        #[arg(long, default_value = "md", value_parser = ["md", "html"])]
+        format: String,
+    },
+    /// Attach an ecir scan report (ecir.report/1 JSON).
+    AttachReport {
+        dir: PathBuf,
+        report: PathBuf,
+        #[arg(long)]
+        by: Option<String>,
+    },
+}
+
+fn lang_of(opt: &Option<String>) -> Result<pb::Lang, String> {
+    match opt {
+        Some(l) => pb::Lang::parse(l).ok_or_else(|| format!("unknown language {l} (ja or en)")),
+        None => Ok(pb::default_lang(std::env::var("LANG").ok().as_deref())),
+    }
+}
+
+fn by_of(opt: Option<String>) -> String {
+    opt.unwrap_or_else(pb::os_user)
+}
+
+fn e(err: pb::Error) -> String {
+    err.to_string()
+}
+
+fn w(err: std::io::Error) -> String {
+    err.to_string()
+}
+
+pub fn run_playbook(cmd: PlaybookCommand, out: &mut dyn Write) -> Result<i32, String> {
+    match cmd {
+        PlaybookCommand::List { lang } => {
+            for s in pb::list(lang_of(&lang)?).map_err(e)? {
+                writeln!(
+                    out,
+                    "{:<16} v{:<3} {:>3} steps  {}",
+                    s.id, s.version, s.steps, s.title
+                )
+                .map_err(w)?;
+            }
+            Ok(0)
+        }
+        PlaybookCommand::Show { id, lang } => {
+            let p = pb::load(&id).map_err(e)?;
+            write!(out, "{}", pb::show(&p, lang_of(&lang)?)).map_err(w)?;
+            Ok(0)
+        }
+        PlaybookCommand::Lint { files } => {
+            let mut problems = Vec::new();
+            if files.is_empty() {
+                for (f, src) in pb::bundled() {
+                    problems.extend(pb::lint(f, src));
+                }
+            } else {
+                for f in &files {
+                    let src =
+                        std::fs::read_to_string(f).map_err(|x| format!("{}: {x}", f.display()))?;
+                    problems.extend(pb::lint(&f.display().to_string(), &src));
+                }
+            }
+            for p in &problems {
+                writeln!(out, "{p}").map_err(w)?;
+            }
+            Ok(if problems.is_empty() { 0 } else { 1 })
+        }
+        PlaybookCommand::Export { id, format, lang } => {
+            let p = pb::load(&id).map_err(e)?;
+            if format == "cacao" {
+                let doc = pb::export_cacao(&p);
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&doc).map_err(|x| x.to_string())?
+                )
+                .map_err(w)?;
+            } else {
+                write!(out, "{}", pb::export_markdown(&p, lang_of(&lang)?)).map_err(w)?;
+            }
+            Ok(0)
+        }
+        PlaybookCommand::Import { file } => {
+            let text =
+                std::fs::read_to_string(&file).map_err(|x| format!("{}: {x}", file.display()))?;
+            let (_, toml) = pb::import_cacao(&text).map_err(e)?;
+            write!(out, "{toml}").map_err(w)?;
+            Ok(0)
+        }
+    }
+}
+
+/// `input` is stdin (a TTY or a pipe) for `case next`.
+pub fn run_case(
+    cmd: CaseCommand,
+    input: &mut dyn BufRead,
+    out: &mut dyn Write,
+) -> Result<i32, String> {
+    match cmd {
+        CaseCommand::New {
+            dir,
+            playbook,
+            discovered,
+            lang,
+            tz,
+            by,
+        } => {
+            let by = by_of(by);
+            let st = pb::new_case(
+                &dir,
+                &pb::NewCase {
+                    playbook: &playbook,
+                    discovered: &discovered,
+                    lang: lang_of(&lang)?,
+                    tz: &tz,
+                    by: &by,
+                    at: None,
+                },
+            )
+            .map_err(e)?;
+            writeln!(
+                out,
+                "{}: {} ({})",
+                dir.display(),
+                st.playbook.title.get(st.lang),
+                st.playbook.id
+            )
+            .map_err(w)?;
+            Ok(0)
+        }
+        CaseCommand::Next { dir, by } => {
+            pb::run_next(&dir, input, out, &by_of(by)).map_err(e)?;
+            Ok(0)
+        }
+        CaseCommand::Step {
+            dir,
+            step,
+            status,
+            note,
+            evidence,
+            by,
+            at,
+        } => {
+            let status = pb::StepStatus::parse(&status).ok_or("bad status")?;
+            let by = by_of(by);
+            pb::apply_step(
+                &dir,
+                &pb::StepUpdate {
+                    step: &step,
+                    status,
+                    note: note.as_deref(),
+                    evidence,
+                    by: &by,
+                    at: at.as_deref(),
+                },
+            )
+            .map_err(e)?;
+            Ok(0)
+        }
+        CaseCommand::Set {
+            dir,
+            assignments,
+            by,
+            at,
+        } => {
+            pb::set_vars(&dir, &assignments, &by_of(by), at.as_deref()).map_err(e)?;
+            Ok(0)
+        }
+        CaseCommand::Discovered {
+            dir,
+            time,
+            reason,
+            by,
+        } => {
+            pb::correct_discovery(&dir, &time, reason.as_deref(), &by_of(by), None).map_err(e)?;
+            Ok(0)
+        }
+        CaseCommand::Note {
+            dir,
+            text,
+            step,
+            by,
+        } => {
+            pb::add_note(&dir, step.as_deref(), &text, &by_of(by), None).map_err(e)?;
+            Ok(0)
+        }
+        CaseCommand::Status { dir, json, at } => {
+            let st = pb::status(&dir, at.as_deref()).map_err(e)?;
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&st).map_err(|x| x.to_string())?
+                )
+                .map_err(w)?;
+            } else {
+                write!(out, "{}", pb::render_status(&st)).map_err(w)?;
+            }
+            Ok(0)
+        }
+        CaseCommand::Verify { dir } => match pb::verify(&dir) {
+            Ok(v) => {
+                writeln!(
+                    out,
+                    "ok: {} records, {} evidence files, head {}",
+                    v.records, v.evidence_files, v.head
+                )
+                .map_err(w)?;
+                Ok(0)
+            }
+            Err(pb::Error::Tampered(m)) => {
+                writeln!(out, "FAILED: {m}").map_err(w)?;
+                Ok(1)
+            }
+            Err(x) => Err(e(x)),
+        },
+        CaseCommand::Report { dir, format } => {
+            let f = pb::ReportFormat::parse(&format).ok_or("bad format")?;
+            match pb::case_report(&dir, f) {
+                Ok(text) => {
+                    write!(out, "{text}").map_err(w)?;
+                    Ok(0)
+                }
+                Err(pb::Error::Tampered(m)) => Err(format!("verification failed: {m}")),
+                Err(x) => Err(e(x)),
+            }
+        }
+        CaseCommand::AttachReport { dir, report, by } => {
+            let bytes = std::fs::read(&report).map_err(|x| format!("{}: {x}", report.display()))?;
+            pb::attach_report(&dir, &bytes, &by_of(by), None).map_err(e)?;
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The playbooks shipped in the binary (`playbooks/*.toml`, compiled in with `include_str!`),
+//! and loading a playbook by id or path.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::{io, Error};
+use crate::format::{self, Lang, Playbook};
+
+/// `(file name, TOML source)` of every bundled playbook.
+pub fn bundled() -> &'static [(&'static str, &'static str)] {
+    &[
+        (
+            "card-skimming.toml",
+            include_str!("../../../playbooks/card-skimming.toml"),
+        ),
+        (
+            "admin-takeover.toml",
+            include_str!("../../../playbooks/admin-takeover.toml"),
+        ),
+        (
+            "web-shell.toml",
+            include_str!("../../../playbooks/web-shell.toml"),
+        ),
+        (
+            "log-audit.toml",
+            include_str!("../../../playbooks/log-audit.toml"),
+        ),
+        (
+            "readiness.toml",
+            include_str!("../../../playbooks/readiness.toml"),
+        ),
+    ]
+}
+
+/// One line of `playbook list`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PlaybookSummary {
+    pub id: String,
+    pub version: String,
+    pub title: String,
+    pub steps: usize,
+}
+
+/// The bundled playbooks, titles in `lang`.
+pub fn list(lang: Lang) -> Result<Vec<PlaybookSummary>, Error> {
+    bundled()
+        .iter()
+        .map(|(file, src)| {
+            let pb = format::parse(file, src).map_err(Error::Playbook)?;
+            Ok(PlaybookSummary {
+                id: pb.id.clone(),
+                version: pb.version.clone(),
+                title: pb.title.get(lang).to_string(),
+                steps: pb.steps.len(),
+            })
+        })
+        .collect()
+}
+
+/// The bundled playbook with this id.
+pub fn find_bundled(id: &str) -> Result<Playbook, Error> {
+    let (file, src) = bundled_source(id).ok_or_else(|| Error::UnknownPlaybook(id.to_string()))?;
+    format::parse(file, src).map_err(Error::Playbook)
+}
+
+fn bundled_source(id: &str) -> Option<(&'static str, &'static str)> {
+    bundled()
+        .iter()
+        .find(|(file, _)| file.strip_suffix(".toml") == Some(id))
+        .copied()
+}
+
+/// `(file name, source)` of a bundled playbook id, or of a `.toml` file path.
+pub fn load_source(id_or_path: &str) -> Result<(String, String), Error> {
+    if let Some((f, s)) = bundled_source(id_or_path) {
+        return Ok((f.to_string(), s.to_string()));
+    }
+    let p = Path::new(id_or_path);
+    if id_or_path.ends_with(".toml") || p.is_file() {
+        let src = std::fs::read_to_string(p).map_err(io(p))?;
+        return Ok((id_or_path.to_string(), src));
+    }
+    Err(Error::UnknownPlaybook(id_or_path.to_string()))
+}
+
+/// A playbook by bundled id or file path, parsed and lint-clean.
+pub fn load(id_or_path: &str) -> Result<Playbook, Error> {
+    let (file, src) = load_source(id_or_path)?;
+    format::parse(&file, &src).map_err(Error::Playbook)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bundled_playbook_lints_clean() {
+        assert_eq!(bundled().len(), 5);
+        for (file, src) in bundled() {
+            let problems = format::lint(file, src);
+            assert!(problems.is_empty(), "{file}: {problems:#?}");
+            let pb = format::parse(file, src).unwrap();
+            assert_eq!(format!("{}.toml", pb.id), *file);
+        }
+    }
+
+    #[test]
+    fn list_and_find() {
+        let l = list(Lang::En).unwrap();
+        let ids: Vec<&str> = l.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "card-skimming",
+                "admin-takeover",
+                "web-shell",
+                "log-audit",
+                "readiness"
+            ]
+        );
+        assert!(matches!(
+            find_bundled("nope"),
+            Err(Error::UnknownPlaybook(_))
+        ));
+        let cs = find_bundled("card-skimming").unwrap();
+        assert_eq!(cs.steps.len(), 23);
+        assert_eq!(cs.steps[0].id, "CS-01");
+        for v in [
+            "card_data_exposed",
+            "personal_data_exposed",
+            "unauthorized_access",
+            "pfi_required",
+            "eu_data_subjects",
+            "affected_count",
+        ] {
+            assert!(cs.variable(v).is_some(), "{v}");
+        }
+    }
+
+    #[test]
+    fn appi_final_report_deadline_depends_on_unauthorized_access() {
+        use crate::cond::{eval_opt, Truth};
+        use std::collections::BTreeMap;
+        let cs = find_bundled("card-skimming").unwrap();
+        let s = cs.step("CS-19").unwrap();
+        let pick = |vars: &BTreeMap<String, String>| {
+            s.deadlines
+                .iter()
+                .find(|d| eval_opt(d.when.as_deref(), vars) == Truth::True)
+                .map(|d| d.offset)
+        };
+        let mut vars = BTreeMap::new();
+        assert_eq!(pick(&vars), Some(30), "undecided: the earlier deadline");
+        vars.insert("unauthorized_access".to_string(), "true".to_string());
+        assert_eq!(pick(&vars), Some(60));
+        vars.insert("unauthorized_access".to_string(), "false".to_string());
+        assert_eq!(pick(&vars), Some(30));
+    }
+}

@@ -1,0 +1,66 @@
+//! The typed errors every library function returns; the CLI turns them into messages and exit
+//! codes.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::format::Problem;
+
+#[derive(Debug)]
+pub enum Error {
+    /// A file could not be read or written.
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A playbook did not parse or lint clean.
+    Playbook(Vec<Problem>),
+    /// No bundled playbook (or file) by that name.
+    UnknownPlaybook(String),
+    /// A step id the case's playbook does not have.
+    UnknownStep(String),
+    /// A bad argument value (time, variable assignment, zone, format...).
+    Invalid(String),
+    /// The case directory exists already, or is not a case.
+    Case(String),
+    /// The journal or an evidence file does not hold: names the first broken record or file.
+    Tampered(String),
+    /// CACAO JSON that cannot be imported.
+    Cacao(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { path, source } => write!(f, "{}: {}", path.display(), source),
+            Error::Playbook(problems) => {
+                for (i, p) in problems.iter().enumerate() {
+                    if i > 0 {
+                        writeln!(f)?;
+                    }
+                    write!(f, "{p}")?;
+                }
+                Ok(())
+            }
+            Error::UnknownPlaybook(id) => write!(f, "unknown playbook: {id}"),
+            Error::UnknownStep(id) => write!(f, "unknown step: {id}"),
+            Error::Invalid(m) | Error::Case(m) => f.write_str(m),
+            Error::Tampered(m) => write!(f, "verification failed: {m}"),
+            Error::Cacao(m) => write!(f, "CACAO import: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.into();
+    move |source| Error::Io { path, source }
+}

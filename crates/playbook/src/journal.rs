@@ -1,0 +1,275 @@
+//! The case journal: an append-only, hash-chained JSON Lines file (`journal.jsonl`).
+//!
+//! Each line is one [`Record`]: a sequence number, the time, who acted, what happened, the
+//! hash of the previous record, and the record's own hash (SHA-256 over the JSON of every other
+//! field, in order). `journal.head` holds the last sequence number and hash, so a removed or
+//! edited last record is noticed too. Someone who can rewrite all three can forge a history:
+//! write the head hash down somewhere else (the report prints it) to anchor it.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ecir_input::sha256_hex;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::error::{io, Error};
+
+pub const JOURNAL: &str = "journal.jsonl";
+pub const HEAD: &str = "journal.head";
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// A file copied into the case, with its hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceRef {
+    /// The path it was copied from (as given).
+    pub original: String,
+    /// Path of the copy, relative to the case directory.
+    pub stored: String,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+/// What a record says happened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum What {
+    /// The case was opened.
+    Open {
+        playbook: String,
+        /// SHA-256 of the playbook copy `playbook.toml` in the case directory.
+        playbook_sha256: String,
+        discovered: String,
+        lang: String,
+        tz: String,
+    },
+    /// The discovery time (T0) was corrected.
+    Discovered {
+        discovered: String,
+        reason: Option<String>,
+    },
+    /// Case variables were set.
+    Set { vars: BTreeMap<String, String> },
+    /// A step changed status.
+    Step {
+        step: String,
+        status: String,
+        note: Option<String>,
+        evidence: Vec<EvidenceRef>,
+    },
+    /// A free note (optionally about a step).
+    Note { step: Option<String>, text: String },
+    /// Evidence attached on its own (optionally to a step).
+    Evidence {
+        step: Option<String>,
+        file: EvidenceRef,
+    },
+    /// A scan report (`ecir.report/1`) was attached.
+    Report {
+        file: EvidenceRef,
+        findings: u64,
+        playbooks: Vec<String>,
+        vars: BTreeMap<String, String>,
+    },
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    seq: u64,
+    at: &'a str,
+    by: &'a str,
+    what: &'a What,
+    prev: &'a str,
+}
+
+/// One journal line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    pub seq: u64,
+    /// RFC 3339.
+    pub at: String,
+    pub by: String,
+    pub what: What,
+    pub prev: String,
+    pub hash: String,
+}
+
+impl Record {
+    pub fn compute_hash(&self) -> String {
+        let body = Body {
+            seq: self.seq,
+            at: &self.at,
+            by: &self.by,
+            what: &self.what,
+            prev: &self.prev,
+        };
+        sha256_hex(
+            serde_json::to_string(&body)
+                .expect("serializable")
+                .as_bytes(),
+        )
+    }
+}
+
+fn journal_path(dir: &Path) -> PathBuf {
+    dir.join(JOURNAL)
+}
+
+/// Reads the records as written, without checking them.
+pub fn read_records(dir: &Path) -> Result<Vec<Record>, Error> {
+    let path = journal_path(dir);
+    let text = fs::read_to_string(&path).map_err(io(&path))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let r: Record = serde_json::from_str(line).map_err(|e| {
+            Error::Tampered(format!(
+                "{}: line {} is not a journal record: {e}",
+                JOURNAL,
+                i + 1
+            ))
+        })?;
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// Appends a record after checking the chain, and returns it.
+pub fn append(dir: &Path, at: &str, by: &str, what: What) -> Result<Record, Error> {
+    let existing = if journal_path(dir).exists() {
+        check_chain(dir)?
+    } else {
+        Vec::new()
+    };
+    let (seq, prev) = match existing.last() {
+        Some(r) => (r.seq + 1, r.hash.clone()),
+        None => (1, GENESIS.to_string()),
+    };
+    let mut rec = Record {
+        seq,
+        at: at.to_string(),
+        by: by.to_string(),
+        what,
+        prev,
+        hash: String::new(),
+    };
+    rec.hash = rec.compute_hash();
+    let line = serde_json::to_string(&rec).expect("serializable");
+    let path = journal_path(dir);
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(io(&path))?;
+    writeln!(f, "{line}").map_err(io(&path))?;
+    f.sync_all().map_err(io(&path))?;
+    let head = dir.join(HEAD);
+    fs::write(&head, format!("{} {}\n", rec.seq, rec.hash)).map_err(io(&head))?;
+    Ok(rec)
+}
+
+/// Checks the hash chain and the head; returns the records when they hold.
+pub fn check_chain(dir: &Path) -> Result<Vec<Record>, Error> {
+    let recs = read_records(dir)?;
+    let mut prev = GENESIS.to_string();
+    for (i, r) in recs.iter().enumerate() {
+        let expect_seq = i as u64 + 1;
+        if r.hash != r.compute_hash() {
+            return Err(Error::Tampered(format!(
+                "record {} (line {}) was edited: its content does not match its hash",
+                r.seq,
+                i + 1
+            )));
+        }
+        if r.seq != expect_seq {
+            return Err(Error::Tampered(format!(
+                "line {} holds record {} where record {expect_seq} belongs: records were removed, inserted or reordered",
+                i + 1,
+                r.seq
+            )));
+        }
+        if r.prev != prev {
+            return Err(Error::Tampered(format!(
+                "record {} (line {}) does not follow the record before it: records were removed, inserted or reordered",
+                r.seq,
+                i + 1
+            )));
+        }
+        prev = r.hash.clone();
+    }
+    let head_path = dir.join(HEAD);
+    let head = fs::read_to_string(&head_path)
+        .map_err(|_| Error::Tampered(format!("{HEAD} is missing")))?;
+    let mut parts = head.split_whitespace();
+    let (hseq, hhash) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let last_seq = recs.last().map_or(0, |r| r.seq);
+    if hseq != last_seq.to_string() || hhash != prev {
+        return Err(Error::Tampered(format!(
+            "{HEAD} names record {hseq} but the journal ends at record {last_seq} (or with a different hash): records were removed or added at the end"
+        )));
+    }
+    Ok(recs)
+}
+
+/// What [`verify`] checked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Verified {
+    pub records: u64,
+    /// Hash of the last record: write it down elsewhere to anchor the journal.
+    pub head: String,
+    pub evidence_files: u64,
+}
+
+/// Verifies a case: the hash chain, the head, the playbook copy and every evidence file.
+/// [`Error::Tampered`] names the first record or file that does not hold.
+pub fn verify(dir: &Path) -> Result<Verified, Error> {
+    let recs = check_chain(dir)?;
+    let mut files: Vec<(u64, &EvidenceRef)> = Vec::new();
+    for r in &recs {
+        match &r.what {
+            What::Open {
+                playbook_sha256, ..
+            } => {
+                let p = dir.join(crate::case::PLAYBOOK_COPY);
+                let got = fs::read(&p).map(|b| sha256_hex(&b)).map_err(|_| {
+                    Error::Tampered(format!("{} is missing", crate::case::PLAYBOOK_COPY))
+                })?;
+                if &got != playbook_sha256 {
+                    return Err(Error::Tampered(format!(
+                        "{} was changed after record {} (sha256 {got}, journal says {playbook_sha256})",
+                        crate::case::PLAYBOOK_COPY,
+                        r.seq
+                    )));
+                }
+            }
+            What::Step { evidence, .. } => files.extend(evidence.iter().map(|e| (r.seq, e))),
+            What::Evidence { file, .. } | What::Report { file, .. } => files.push((r.seq, file)),
+            _ => {}
+        }
+    }
+    for (seq, e) in &files {
+        let p = dir.join(&e.stored);
+        let bytes = fs::read(&p).map_err(|_| {
+            Error::Tampered(format!(
+                "evidence file {} (record {seq}) is missing",
+                e.stored
+            ))
+        })?;
+        let got = sha256_hex(&bytes);
+        if got != e.sha256 {
+            return Err(Error::Tampered(format!(
+                "evidence file {} (record {seq}) was changed: sha256 {got}, journal says {}",
+                e.stored, e.sha256
+            )));
+        }
+    }
+    Ok(Verified {
+        records: recs.len() as u64,
+        head: recs.last().map(|r| r.hash.clone()).unwrap_or_default(),
+        evidence_files: files.len() as u64,
+    })
+}

@@ -1,0 +1,348 @@
+//! Plain-text and Markdown renderings: `playbook show`, `playbook export --format markdown`
+//! and the text form of `case status`. No colours or terminal control: the CLI prints these.
+
+use std::fmt::Write;
+
+use crate::case::{CaseStatus, StepStatus};
+use crate::deadline;
+use crate::format::{Anchor, Deadline, DeadlineKind, Lang, Phase, Playbook, Unit};
+
+fn t(lang: Lang, ja: &'static str, en: &'static str) -> &'static str {
+    match lang {
+        Lang::Ja => ja,
+        Lang::En => en,
+    }
+}
+
+/// One-line description of a deadline rule (`≤ 30 days after discovery (hard; rule)`).
+pub fn describe_deadline(d: &Deadline, lang: Lang) -> String {
+    let unit = match (d.unit, lang) {
+        (Unit::Hours, Lang::Ja) => "時間",
+        (Unit::Days, Lang::Ja) => "日",
+        (Unit::BusinessDays, Lang::Ja) => "営業日",
+        (Unit::Hours, Lang::En) => "hours",
+        (Unit::Days, Lang::En) => "days",
+        (Unit::BusinessDays, Lang::En) => "business days",
+    };
+    let anchor = match (&d.anchor, lang) {
+        (Anchor::Discovery, Lang::Ja) => "発見（T0）".to_string(),
+        (Anchor::Discovery, Lang::En) => "discovery (T0)".to_string(),
+        (Anchor::Step(s), Lang::Ja) => format!("{s} の完了"),
+        (Anchor::Step(s), Lang::En) => format!("completion of {s}"),
+        (Anchor::Var(v), _) => format!("`{v}`"),
+    };
+    let kind = match (d.kind, lang) {
+        (DeadlineKind::Hard, Lang::Ja) => "厳守",
+        (DeadlineKind::Soft, Lang::Ja) => "目安",
+        (DeadlineKind::Hard, Lang::En) => "hard",
+        (DeadlineKind::Soft, Lang::En) => "soft",
+    };
+    let roll = if d.roll_forward {
+        t(lang, "、閉庁日なら翌開庁日", ", next workday if closed")
+    } else {
+        ""
+    };
+    let when = d
+        .when
+        .as_ref()
+        .map(|w| format!("{} `{w}`: ", t(lang, "条件", "when")))
+        .unwrap_or_default();
+    match lang {
+        Lang::Ja => format!(
+            "{when}{anchor}から{}{unit}以内（{kind}{roll}）— {}",
+            d.offset, d.rule
+        ),
+        Lang::En => format!(
+            "{when}within {} {unit} of {anchor} ({kind}{roll}) — {}",
+            d.offset, d.rule
+        ),
+    }
+}
+
+/// `playbook show`: the playbook as readable text in one language, including its variables.
+pub fn show(pb: &Playbook, lang: Lang) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{} ({} v{})", pb.title.get(lang), pb.id, pb.version);
+    if !pb.summary.get(lang).is_empty() {
+        let _ = writeln!(s, "{}", pb.summary.get(lang));
+    }
+    if !pb.variables.is_empty() {
+        let _ = writeln!(s, "\n{}", t(lang, "変数:", "Variables:"));
+        for v in &pb.variables {
+            let _ = writeln!(
+                s,
+                "  {} ({}): {}",
+                v.name,
+                v.kind.as_str(),
+                v.description.get(lang)
+            );
+        }
+    }
+    for phase in Phase::ALL {
+        let steps: Vec<_> = pb.steps.iter().filter(|st| st.phase == phase).collect();
+        if steps.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "\n== {} ==", phase.label(lang));
+        for st in steps {
+            let _ = writeln!(s, "[{}] {}", st.id, st.title.get(lang));
+            for line in st.text.get(lang).lines() {
+                let _ = writeln!(s, "    {line}");
+            }
+            if let Some(w) = &st.when {
+                let _ = writeln!(s, "    {} {w}", t(lang, "条件:", "when:"));
+            }
+            if !st.after.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "    {} {}",
+                    t(lang, "前提:", "after:"),
+                    st.after.join(", ")
+                );
+            }
+            for d in &st.deadlines {
+                let _ = writeln!(
+                    s,
+                    "    {} {}",
+                    t(lang, "期限:", "deadline:"),
+                    describe_deadline(d, lang)
+                );
+            }
+            for e in &st.evidence {
+                let _ = writeln!(s, "    {} {}", t(lang, "証跡:", "evidence:"), e.get(lang));
+            }
+            if !st.rules.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "    {} {}",
+                    t(lang, "根拠:", "rules:"),
+                    st.rules.join("; ")
+                );
+            }
+        }
+    }
+    s
+}
+
+/// Markdown-escapes text for inline use (table cells and headings).
+fn md(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '|' | '*' | '_' | '`' | '[' | ']' | '<' | '>' | '#' | '\\' => {
+                o.push('\\');
+                o.push(c);
+            }
+            '\n' => o.push(' '),
+            _ => o.push(c),
+        }
+    }
+    o
+}
+
+/// `playbook export --format markdown`: a checklist document in one language.
+pub fn export_markdown(pb: &Playbook, lang: Lang) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# {}\n", md(pb.title.get(lang)));
+    let _ = writeln!(s, "`{}` v{} ({})\n", pb.id, pb.version, pb.updated);
+    if !pb.summary.get(lang).is_empty() {
+        let _ = writeln!(s, "{}\n", md(pb.summary.get(lang)));
+    }
+    if !pb.variables.is_empty() {
+        let _ = writeln!(s, "## {}\n", t(lang, "変数", "Variables"));
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} |\n|---|---|---|",
+            t(lang, "名前", "name"),
+            t(lang, "型", "type"),
+            t(lang, "説明", "description")
+        );
+        for v in &pb.variables {
+            let _ = writeln!(
+                s,
+                "| `{}` | {} | {} |",
+                v.name,
+                v.kind.as_str(),
+                md(v.description.get(lang))
+            );
+        }
+        s.push('\n');
+    }
+    for phase in Phase::ALL {
+        let steps: Vec<_> = pb.steps.iter().filter(|st| st.phase == phase).collect();
+        if steps.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "## {}\n", phase.label(lang));
+        for st in steps {
+            let _ = writeln!(s, "### [ ] {} {}\n", st.id, md(st.title.get(lang)));
+            let _ = writeln!(s, "{}\n", md(st.text.get(lang)));
+            if let Some(w) = &st.when {
+                let _ = writeln!(s, "- {} `{}`", t(lang, "条件:", "When:"), w);
+            }
+            if !st.after.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "- {} {}",
+                    t(lang, "前提:", "After:"),
+                    st.after.join(", ")
+                );
+            }
+            for d in &st.deadlines {
+                let _ = writeln!(
+                    s,
+                    "- {} {}",
+                    t(lang, "期限:", "Deadline:"),
+                    md(&describe_deadline(d, lang))
+                );
+            }
+            for e in &st.evidence {
+                let _ = writeln!(s, "- {} {}", t(lang, "証跡:", "Evidence:"), md(e.get(lang)));
+            }
+            if !st.rules.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "- {} {}",
+                    t(lang, "根拠:", "Rules:"),
+                    md(&st.rules.join("; "))
+                );
+            }
+            s.push('\n');
+        }
+    }
+    s
+}
+
+/// Text form of `case status`, in the status's language and zone.
+pub fn render_status(st: &CaseStatus) -> String {
+    let lang = st.lang;
+    let mut s = String::new();
+    let _ = writeln!(s, "{} ({})", st.title, st.playbook);
+    let _ = writeln!(
+        s,
+        "{} {}   {} {}   ({})",
+        t(lang, "発見:", "discovered:"),
+        st.discovered,
+        t(lang, "現在:", "now:"),
+        st.at,
+        st.tz
+    );
+    let _ = writeln!(s, "\n{}", t(lang, "進捗:", "Progress:"));
+    for p in &st.phases {
+        let _ = writeln!(
+            s,
+            "  {:<10} {}/{}",
+            p.phase.label(lang),
+            p.resolved,
+            p.applicable
+        );
+    }
+    if !st.overdue_hard.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n!! {} {}",
+            t(lang, "期限超過（厳守）:", "OVERDUE hard deadlines:"),
+            st.overdue_hard.join(", ")
+        );
+    }
+    let _ = writeln!(s, "\n{}", t(lang, "期限:", "Deadlines:"));
+    for r in st
+        .steps
+        .iter()
+        .filter(|r| r.deadline_kind.is_some() && r.applies)
+    {
+        let kind = match r.deadline_kind {
+            Some(DeadlineKind::Hard) => t(lang, "厳守", "hard"),
+            _ => t(lang, "目安", "soft"),
+        };
+        let when = match (&r.deadline_shown, r.seconds_left, &r.deadline_waiting_for) {
+            (Some(d), Some(left), _) => {
+                let rel = if r.status != StepStatus::Pending {
+                    if r.late {
+                        t(lang, "期限後に完了", "done late").to_string()
+                    } else {
+                        t(lang, "期限内に完了", "met").to_string()
+                    }
+                } else if left >= 0 {
+                    format!(
+                        "{} {}",
+                        t(lang, "残り", "left"),
+                        deadline::span(left, lang == Lang::Ja)
+                    )
+                } else {
+                    format!(
+                        "{} {}",
+                        t(lang, "超過", "LATE by"),
+                        deadline::span(left, lang == Lang::Ja)
+                    )
+                };
+                format!("{d} ({rel})")
+            }
+            (_, _, Some(w)) => format!("{} {w}", t(lang, "起点待ち:", "waiting for")),
+            _ => String::new(),
+        };
+        let flag = if r.overdue && r.deadline_kind == Some(DeadlineKind::Hard) {
+            "!! "
+        } else {
+            "   "
+        };
+        let _ = writeln!(s, "{flag}{:<6} [{kind}] {} — {}", r.id, when, r.title);
+    }
+    let _ = writeln!(
+        s,
+        "\n{} {}",
+        t(lang, "次の手順:", "Next steps:"),
+        if st.next.is_empty() {
+            "-".to_string()
+        } else {
+            st.next.join(", ")
+        }
+    );
+    let undecided: std::collections::BTreeSet<&String> =
+        st.steps.iter().flat_map(|r| r.undecided.iter()).collect();
+    if !undecided.is_empty() {
+        let _ = writeln!(
+            s,
+            "{} {}",
+            t(lang, "未設定の変数:", "Variables not yet set:"),
+            undecided
+                .into_iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if !st.recommended_playbooks.is_empty() {
+        let _ = writeln!(
+            s,
+            "{} {}",
+            t(
+                lang,
+                "スキャン結果が推奨するプレイブック:",
+                "Playbooks recommended by scan findings:"
+            ),
+            st.recommended_playbooks.join(", ")
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundled::find_bundled;
+
+    #[test]
+    fn show_lists_variables_and_steps() {
+        let pb = find_bundled("card-skimming").unwrap();
+        let en = show(&pb, Lang::En);
+        assert!(en.contains("unauthorized_access (bool)"));
+        assert!(en.contains("[CS-19] APPI final report"));
+        assert!(en.contains("within 60 days of discovery (T0)"));
+        let ja = show(&pb, Lang::Ja);
+        assert!(ja.contains("[CS-19] 個人情報保護委員会への確報"));
+        let md = export_markdown(&pb, Lang::En);
+        assert!(md.starts_with("# Card-information leak"));
+        assert_eq!(md.matches("### [ ] ").count(), pb.steps.len());
+    }
+}

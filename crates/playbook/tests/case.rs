@@ -1,0 +1,475 @@
+//! Case lifecycle tests: journal, deadlines, tampering, evidence, interactive next, reports.
+//! Every test works in its own temporary directory and removes it.
+
+use std::fs;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use ecir_playbook::*;
+
+struct TempDir(PathBuf);
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "ecir-playbook-test-{}-{}-{tag}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn open(tmp: &TempDir, playbook: &str, discovered: &str) -> PathBuf {
+    let dir = tmp.path().join("case");
+    new_case(
+        &dir,
+        &NewCase {
+            playbook,
+            discovered,
+            lang: Lang::En,
+            tz: "Asia/Tokyo",
+            by: "alice",
+            at: Some(discovered),
+        },
+    )
+    .unwrap();
+    dir
+}
+
+fn step(dir: &Path, id: &str, status: StepStatus, at: &str) {
+    apply_step(
+        dir,
+        &StepUpdate {
+            step: id,
+            status,
+            note: None,
+            evidence: vec![],
+            by: "bob",
+            at: Some(at),
+        },
+    )
+    .unwrap();
+}
+
+fn row<'a>(s: &'a CaseStatus, id: &str) -> &'a StepStatusRow {
+    s.steps.iter().find(|r| r.id == id).unwrap()
+}
+
+#[test]
+fn new_case_journals_and_status_json_schema() {
+    let tmp = TempDir::new("status");
+    let dir = open(&tmp, "card-skimming", "2026-04-01T10:00:00+09:00");
+    assert!(dir.join("journal.jsonl").exists());
+    let st = status(&dir, Some("2026-04-02T10:00:00+09:00")).unwrap();
+    let v = serde_json::to_value(&st).unwrap();
+    assert_eq!(v["schema"], "ecir.case-status/1");
+    assert_eq!(v["playbook"], "card-skimming");
+    assert_eq!(v["discovered"], "2026-04-01T10:00:00+09:00");
+    for s in v["steps"].as_array().unwrap() {
+        for k in ["id", "phase", "status", "applies", "deadline", "overdue"] {
+            assert!(s.get(k).is_some(), "{k} missing in {s}");
+        }
+    }
+    // Undecided 確報: 30 days, rolled forward: 5/1 is a Friday -> 2026-05-01 24:00.
+    assert_eq!(
+        row(&st, "CS-19").deadline.as_deref(),
+        Some("2026-05-02T00:00:00+09:00")
+    );
+    assert_eq!(st.next.first().map(String::as_str), Some("CS-01"));
+    // A second new_case into the same directory is refused.
+    let again = new_case(
+        &dir,
+        &NewCase {
+            playbook: "card-skimming",
+            discovered: "2026-04-01",
+            lang: Lang::En,
+            tz: "Asia/Tokyo",
+            by: "x",
+            at: None,
+        },
+    );
+    assert!(matches!(again, Err(Error::Case(_))));
+}
+
+#[test]
+fn deadlines_follow_variables_and_corrected_discovery() {
+    let tmp = TempDir::new("deadlines");
+    let dir = open(&tmp, "card-skimming", "2026-03-04T10:00:00+09:00");
+    set_vars(
+        &dir,
+        &[
+            "unauthorized_access=yes".into(),
+            "card_data_exposed=true".into(),
+        ],
+        "alice",
+        Some("2026-03-04T11:00:00+09:00"),
+    )
+    .unwrap();
+    let st = status(&dir, Some("2026-03-05T00:00:00+09:00")).unwrap();
+    // 60 days -> 5/3 (Sun, holiday) -> 5/4, 5/5, 5/6 振替休日 -> 5/7 24:00.
+    assert_eq!(
+        row(&st, "CS-19").deadline.as_deref(),
+        Some("2026-05-08T00:00:00+09:00")
+    );
+    assert_eq!(st.variables["unauthorized_access"], "true");
+    // Discovery corrected a day earlier: 60 days from 3/3 is 5/2 (Sat) -> 5/7 as well; use 2/20.
+    correct_discovery(
+        &dir,
+        "2026-02-20 09:00",
+        Some("earlier PSP e-mail found"),
+        "alice",
+        None,
+    )
+    .unwrap();
+    let st = status(&dir, Some("2026-03-05T00:00:00+09:00")).unwrap();
+    assert_eq!(st.discovered, "2026-02-20T09:00:00+09:00");
+    // 2/20 + 60 = 4/21 (Tue).
+    assert_eq!(
+        row(&st, "CS-19").deadline.as_deref(),
+        Some("2026-04-22T00:00:00+09:00")
+    );
+    // GDPR 72 h hard deadline, overdue once past and flagged.
+    set_vars(&dir, &["eu_data_subjects=true".into()], "alice", None).unwrap();
+    let st = status(&dir, Some("2026-02-23T09:00:01+09:00")).unwrap();
+    assert!(row(&st, "CS-20").overdue);
+    assert!(st.overdue_hard.contains(&"CS-20".to_string()));
+    // PFI preliminary report: waits for pfi_engaged_at, then 5 business days (GW).
+    set_vars(&dir, &["pfi_required=true".into()], "alice", None).unwrap();
+    let st = status(&dir, Some("2026-04-28T16:00:00+09:00")).unwrap();
+    assert_eq!(row(&st, "CS-21").deadline, None);
+    assert_eq!(
+        row(&st, "CS-21").deadline_waiting_for.as_deref(),
+        Some("variable pfi_engaged_at")
+    );
+    set_vars(
+        &dir,
+        &["pfi_engaged_at=2026-04-28 15:00".into()],
+        "alice",
+        None,
+    )
+    .unwrap();
+    let st = status(&dir, Some("2026-04-28T16:00:00+09:00")).unwrap();
+    assert_eq!(
+        row(&st, "CS-21").deadline.as_deref(),
+        Some("2026-05-12T00:00:00+09:00")
+    );
+    // Bad values are refused.
+    assert!(set_vars(&dir, &["affected_count=many".into()], "a", None).is_err());
+    assert!(set_vars(&dir, &["pfi_required=perhaps".into()], "a", None).is_err());
+}
+
+#[test]
+fn conditions_hide_steps_and_completion_is_met_or_late() {
+    let tmp = TempDir::new("cond");
+    let dir = open(&tmp, "card-skimming", "2026-06-01T09:00:00+09:00");
+    let st = status(&dir, Some("2026-06-01T09:00:00+09:00")).unwrap();
+    assert!(
+        row(&st, "CS-20").applies,
+        "undecided applies conservatively"
+    );
+    set_vars(&dir, &["eu_data_subjects=false".into()], "a", None).unwrap();
+    let st = status(&dir, Some("2026-06-01T09:00:00+09:00")).unwrap();
+    assert!(!row(&st, "CS-20").applies);
+    // CS-05 soft 24 h: done in time is not late; CS-10 done late is late.
+    step(&dir, "CS-01", StepStatus::Done, "2026-06-01T09:10:00+09:00");
+    step(&dir, "CS-05", StepStatus::Done, "2026-06-01T12:00:00+09:00");
+    step(&dir, "CS-10", StepStatus::Done, "2026-06-10T12:00:00+09:00");
+    let st = status(&dir, Some("2026-06-11T00:00:00+09:00")).unwrap();
+    assert!(!row(&st, "CS-05").late);
+    assert!(row(&st, "CS-10").late);
+    assert_eq!(
+        row(&st, "CS-05").completed_at.as_deref(),
+        Some("2026-06-01T12:00:00+09:00")
+    );
+    let detect = st.phases.iter().find(|p| p.phase == Phase::Detect).unwrap();
+    assert_eq!(detect.resolved, 1);
+    assert!(matches!(
+        apply_step(
+            &dir,
+            &StepUpdate {
+                step: "ZZ-99",
+                status: StepStatus::Done,
+                note: None,
+                evidence: vec![],
+                by: "b",
+                at: None
+            }
+        ),
+        Err(Error::UnknownStep(_))
+    ));
+}
+
+fn journal_lines(dir: &Path) -> Vec<String> {
+    fs::read_to_string(dir.join("journal.jsonl"))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+fn write_lines(dir: &Path, lines: &[String]) {
+    fs::write(
+        dir.join("journal.jsonl"),
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+}
+
+fn sample_case(tmp: &TempDir) -> PathBuf {
+    let dir = open(tmp, "web-shell", "2026-11-20T08:00:00+09:00");
+    step(&dir, "WS-01", StepStatus::Done, "2026-11-20T08:05:00+09:00");
+    add_note(&dir, Some("WS-02"), "snapshot requested", "carol", None).unwrap();
+    step(&dir, "WS-02", StepStatus::Done, "2026-11-20T09:00:00+09:00");
+    set_vars(&dir, &["personal_data_exposed=false".into()], "carol", None).unwrap();
+    dir
+}
+
+#[test]
+fn verify_detects_each_kind_of_tampering() {
+    let tmp = TempDir::new("tamper");
+    let dir = sample_case(&tmp);
+    let ok = verify(&dir).unwrap();
+    assert_eq!(ok.records, 5);
+    let orig = journal_lines(&dir);
+
+    let expect = |lines: Vec<String>, needle: &str| {
+        write_lines(&dir, &lines);
+        match verify(&dir) {
+            Err(Error::Tampered(m)) => assert!(m.contains(needle), "{m} should contain {needle}"),
+            other => panic!("expected tampering, got {other:?}"),
+        }
+        write_lines(&dir, &orig);
+        verify(&dir).unwrap();
+    };
+    // Edit record 3's text.
+    let mut edited = orig.clone();
+    edited[2] = edited[2].replace("snapshot requested", "nothing to see");
+    expect(edited, "record 3 (line 3) was edited");
+    // Remove record 2.
+    let mut removed = orig.clone();
+    removed.remove(1);
+    expect(removed, "line 2 holds record 3");
+    // Reorder records 2 and 3.
+    let mut reordered = orig.clone();
+    reordered.swap(1, 2);
+    expect(reordered, "line 2 holds record 3");
+    // Insert a copy of record 2 after itself.
+    let mut inserted = orig.clone();
+    inserted.insert(2, orig[1].clone());
+    expect(inserted, "line 3 holds record 2");
+    // Remove the last record.
+    let mut truncated = orig.clone();
+    truncated.pop();
+    expect(truncated, "journal.head");
+    // Forge a record with a fresh hash but a wrong link: renumbering everything is caught by prev.
+    let mut relinked = orig.clone();
+    let mut rec: serde_json::Value = serde_json::from_str(&relinked[3]).unwrap();
+    rec["prev"] = serde_json::json!("00");
+    relinked[3] = rec.to_string();
+    expect(relinked, "record 4");
+    // The case state refuses a broken journal too.
+    let mut edited = orig.clone();
+    edited[1] = edited[1].replace("done", "skipped");
+    write_lines(&dir, &edited);
+    assert!(matches!(state(&dir), Err(Error::Tampered(_))));
+    write_lines(&dir, &orig);
+}
+
+#[test]
+fn evidence_is_copied_with_hash_and_tampering_detected() {
+    let tmp = TempDir::new("evidence");
+    let dir = open(&tmp, "admin-takeover", "2026-11-20T08:00:00+09:00");
+    let src = tmp.path().join("auth.log");
+    let content = b"Nov 20 07:59:01 sshd[1]: Accepted password for admin from 203.0.113.9\n";
+    fs::write(&src, content).unwrap();
+    let before = fs::metadata(&src).unwrap().modified().unwrap();
+    let rec = apply_step(
+        &dir,
+        &StepUpdate {
+            step: "AT-02",
+            status: StepStatus::Done,
+            note: Some("exported; test card 4111 1111 1111 1111 seen in a log"),
+            evidence: vec![src.clone()],
+            by: "dave",
+            at: None,
+        },
+    )
+    .unwrap();
+    // Source untouched.
+    assert_eq!(fs::read(&src).unwrap(), content);
+    assert_eq!(fs::metadata(&src).unwrap().modified().unwrap(), before);
+    let ecir_playbook::journal::What::Step { evidence, note, .. } = &rec.what else {
+        panic!()
+    };
+    assert_eq!(
+        note.as_deref(),
+        Some("exported; test card 4111 11** **** 1111 seen in a log")
+    );
+    let e = &evidence[0];
+    let expected = ecir_input::sha256_hex(content);
+    assert_eq!(e.sha256, expected);
+    assert_eq!(fs::read(dir.join(&e.stored)).unwrap(), content);
+    assert!(!fs::read_to_string(dir.join("journal.jsonl"))
+        .unwrap()
+        .contains("4111 1111 1111 1111"));
+    let v = verify(&dir).unwrap();
+    assert_eq!(v.evidence_files, 1);
+    // Tamper with the copy.
+    fs::write(dir.join(&e.stored), b"edited").unwrap();
+    match verify(&dir) {
+        Err(Error::Tampered(m)) => {
+            assert!(m.contains(&e.stored) && m.contains("was changed"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Remove it.
+    fs::remove_file(dir.join(&e.stored)).unwrap();
+    assert!(matches!(verify(&dir), Err(Error::Tampered(m)) if m.contains("missing")));
+    // Changing the playbook copy is detected too.
+    fs::write(dir.join(&e.stored), content).unwrap();
+    verify(&dir).unwrap();
+    let pb = dir.join("playbook.toml");
+    let text = fs::read_to_string(&pb).unwrap();
+    fs::write(&pb, text.replace("Post-incident review", "Whatever")).unwrap();
+    assert!(matches!(verify(&dir), Err(Error::Tampered(m)) if m.contains("playbook.toml")));
+}
+
+#[test]
+fn interactive_next_reads_answers() {
+    let tmp = TempDir::new("next");
+    let dir = open(&tmp, "log-audit", "2026-11-01T09:00:00+09:00");
+    let ev = tmp.path().join("sources.csv");
+    fs::write(&ev, "source,owner\nweb,ops\n").unwrap();
+    let answers = format!("note inventory started with 5555555555554444 on file\nattach {}\nwhat?\ndone\nskip\nquit\n", ev.display());
+    let mut out = Vec::new();
+    let res = run_next(&dir, &mut Cursor::new(answers), &mut out, "erin").unwrap();
+    assert_eq!(
+        res,
+        NextOutcome {
+            resolved: vec!["LA-01".into(), "LA-02".into()],
+            finished: false
+        }
+    );
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("[LA-01] Inventory log sources"));
+    assert!(text.contains("Evidence stored: evidence/"));
+    assert!(text.contains("Unrecognised answer."));
+    assert!(text.contains("[LA-03]"));
+    let st = state(&dir).unwrap();
+    assert_eq!(st.steps["LA-01"].status, StepStatus::Done);
+    assert_eq!(
+        st.steps["LA-01"].notes,
+        vec!["inventory started with 555555******4444 on file".to_string()]
+    );
+    assert_eq!(st.steps["LA-01"].evidence.len(), 1);
+    assert_eq!(st.steps["LA-02"].status, StepStatus::Skipped);
+    // End of input ends the session; 'na' on everything else finishes the playbook.
+    let mut out = Vec::new();
+    let res = run_next(&dir, &mut Cursor::new("na\n".repeat(20)), &mut out, "erin").unwrap();
+    assert!(res.finished);
+    assert!(status(&dir, None).unwrap().next.is_empty());
+    verify(&dir).unwrap();
+}
+
+#[test]
+fn attach_report_sets_variables_and_recommends_playbooks() {
+    let tmp = TempDir::new("report");
+    let dir = open(&tmp, "card-skimming", "2026-11-20T08:00:00+09:00");
+    let report = serde_json::json!({
+        "schema": "ecir.report/1",
+        "findings": [
+            {"id": "F0001", "category": "admin-compromise", "severity": "critical", "playbook": "admin-takeover"},
+            {"id": "F0002", "category": "card-skimming", "severity": "high", "playbook": "card-skimming"},
+            {"id": "F0003", "category": "recon", "severity": "low"}
+        ],
+        "exposure": {"start": "2026-11-03T03:10:00+09:00", "end": "2026-11-20T10:00:00+09:00", "basis": ["F0002"], "completed_orders": 412, "distinct_customer_ips": 398}
+    });
+    let bytes = serde_json::to_vec(&report).unwrap();
+    attach_report(&dir, &bytes, "frank", None).unwrap();
+    let st = status(&dir, None).unwrap();
+    assert_eq!(st.variables["card_data_exposed"], "true");
+    assert_eq!(st.variables["unauthorized_access"], "true");
+    assert_eq!(st.variables["exposure_start"], "2026-11-03T03:10:00+09:00");
+    assert_eq!(st.variables["completed_orders"], "412");
+    assert_eq!(st.recommended_playbooks, vec!["admin-takeover".to_string()]);
+    // 確報 is now 60 days.
+    assert_eq!(
+        row(&st, "CS-19").deadline.as_deref(),
+        Some("2027-01-20T00:00:00+09:00")
+    );
+    let v = verify(&dir).unwrap();
+    assert_eq!(v.evidence_files, 1);
+    let text = fs::read_to_string(dir.join("journal.jsonl")).unwrap();
+    assert!(text.contains(&ecir_input::sha256_hex(&bytes)));
+    // Only admin-compromise at low severity: no unauthorized_access.
+    let tmp2 = TempDir::new("report2");
+    let dir2 = open(&tmp2, "card-skimming", "2026-11-20T08:00:00+09:00");
+    let low = serde_json::json!({"schema": "ecir.report/1", "findings": [{"category": "webshell", "severity": "medium"}]});
+    attach_report(&dir2, low.to_string().as_bytes(), "f", None).unwrap();
+    assert!(!status(&dir2, None)
+        .unwrap()
+        .variables
+        .contains_key("unauthorized_access"));
+    assert!(attach_report(&dir2, b"{\"schema\":\"other\"}", "f", None).is_err());
+}
+
+#[test]
+fn case_report_markdown_and_escaped_html() {
+    let tmp = TempDir::new("casereport");
+    let dir = open(&tmp, "card-skimming", "2026-11-20T08:00:00+09:00");
+    set_vars(
+        &dir,
+        &[
+            "card_data_exposed=true".into(),
+            "affected_count=120".into(),
+            "ppc_cause=<script>alert(1)</script> SQLi in plugin".into(),
+        ],
+        "alice",
+        None,
+    )
+    .unwrap();
+    step(&dir, "CS-01", StepStatus::Done, "2026-11-20T08:10:00+09:00");
+    let md = case_report(&dir, ReportFormat::Markdown).unwrap();
+    for needle in [
+        "Timeline",
+        "alice",
+        "bob",
+        "CS-01: done",
+        "概要",
+        "本人の数",
+        "| 3. 本人の数 | 120 |",
+        "原因",
+        "二次被害",
+        "本人への対応の実施状況",
+        "公表の実施状況",
+        "再発防止のための措置",
+        "その他参考となる事項",
+        "APPI final report",
+    ] {
+        assert!(md.contains(needle), "markdown lacks {needle}");
+    }
+    let html = case_report(&dir, ReportFormat::Html).unwrap();
+    assert!(!html.contains("<script>"));
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    // A tampered case gives no report.
+    let mut lines = journal_lines(&dir);
+    lines[1] = lines[1].replace("120", "12");
+    write_lines(&dir, &lines);
+    assert!(matches!(
+        case_report(&dir, ReportFormat::Markdown),
+        Err(Error::Tampered(_))
+    ));
+}
