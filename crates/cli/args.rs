@@ -25,6 +25,12 @@ pub enum Command {
     Formats,
     /// List the detection rules and their detector groups.
     Rules,
+    /// Incident-response playbooks: list, show, lint, export, import.
+    #[command(subcommand)]
+    Playbook(crate::playbook_cmd::PlaybookCommand),
+    /// Run a case: guided steps, deadlines, a tamper-evident journal.
+    #[command(subcommand)]
+    Case(crate::playbook_cmd::CaseCommand),
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum)]
@@ -103,6 +109,11 @@ pub struct ScanArgs {
     /// Year for formats that omit it (syslog); default: from the file's modification time.
     #[arg(long, value_name = "YEAR")]
     pub year: Option<i32>,
+
+    /// Attach the report to a case directory (see `ecir case`): journals its SHA-256 and
+    /// sets the case variables the findings establish.
+    #[arg(long, value_name = "DIR")]
+    pub case: Option<PathBuf>,
 
     /// Split plain files larger than this many bytes into parallel chunks (testing aid).
     #[arg(long, hide = true, default_value_t = 16 << 20, value_name = "BYTES")]

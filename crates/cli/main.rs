@@ -5,6 +5,7 @@
 //! error) and where outputs are written. Everything else is a library call.
 
 mod args;
+mod playbook_cmd;
 mod scan_cmd;
 mod term;
 mod time_arg;
@@ -21,6 +22,14 @@ fn main() -> ExitCode {
             print_formats();
             0
         }
+        args::Command::Playbook(cmd) => {
+            finish(playbook_cmd::run_playbook(cmd, &mut std::io::stdout()))
+        }
+        args::Command::Case(cmd) => finish(playbook_cmd::run_case(
+            cmd,
+            &mut std::io::stdin().lock(),
+            &mut std::io::stdout(),
+        )),
         args::Command::Rules => {
             for (group, rules) in ecir_detect::DETECTORS {
                 for rule in *rules {
@@ -39,5 +48,16 @@ fn print_formats() {
     println!("{:<w$}  {:<12} DESCRIPTION", "NAME", "SOURCE");
     for (name, source, desc) in list {
         println!("{name:<w$}  {:<12} {desc}", source.as_str());
+    }
+}
+
+/// Maps a command result to an exit status, printing the error on stderr.
+fn finish(r: Result<i32, String>) -> u8 {
+    match r {
+        Ok(code) => code.clamp(0, 2) as u8,
+        Err(msg) => {
+            scan_cmd::error(&msg, None);
+            2
+        }
     }
 }

@@ -137,6 +137,23 @@ pub fn run(a: ScanArgs) -> u8 {
         }
     }
 
+    if let Some(case_dir) = &a.case {
+        let mut json = Vec::new();
+        let attached = write_json(&out.report, &mut json)
+            .map_err(|e| e.to_string())
+            .and_then(|_| {
+                ecir_playbook::attach_report(case_dir, &json, &ecir_playbook::os_user(), None)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = attached {
+            error(
+                &format!("{}: cannot attach the report to the case: {e}", case_dir.display()),
+                Some("create the case first with `ecir case new DIR --playbook ID --discovered TIME`"),
+            );
+            write_failed = true;
+        }
+    }
+
     // The summary is data on stdout, unless stdout already carries JSON.
     let stdout_taken = a.json.as_deref() == Some("-") || a.ndjson.as_deref() == Some("-");
     if !stdout_taken || !a.quiet {

@@ -1,0 +1,136 @@
+//! `ecir playbook` and `ecir case` through the binary: the card-skimming walk-through of the
+//! README, journal verification and tampering, CACAO export and import.
+
+use crate::support::*;
+
+#[test]
+fn card_skimming_case_walkthrough() {
+    let dir = temp_dir("case");
+    let case = dir.join("case");
+    let c = case.to_str().unwrap();
+    let o = run(&[
+        "case",
+        "new",
+        c,
+        "--playbook",
+        "card-skimming",
+        "--discovered",
+        "2026-11-20T10:00:00+09:00",
+        "--lang",
+        "en",
+        "--by",
+        "owner",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Findings attach to the case and set what they establish.
+    let sample = root().join("fixtures/sample-shop").display().to_string();
+    let o = run(&["scan", "--quiet", "--case", c, &sample]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = run(&[
+        "case",
+        "status",
+        c,
+        "--json",
+        "--at",
+        "2026-11-25T10:00:00+09:00",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(st["schema"], "ecir.case-status/1");
+    assert_eq!(st["playbook"], "card-skimming");
+    let steps = st["steps"].as_array().unwrap();
+    assert!(
+        steps.iter().any(|s| s["overdue"] == true),
+        "some deadline is overdue five days on"
+    );
+    // The final report to the PPC gets 60 days after unauthorized access.
+    let kakuho = steps
+        .iter()
+        .find(|s| s["deadline"].as_str() == Some("2027-01-20T00:00:00+09:00"))
+        .is_some();
+    assert!(
+        kakuho,
+        "60-day 確報 deadline after unauthorized access: {steps:?}"
+    );
+    // Record a step with evidence.
+    let ev = write(
+        &dir,
+        "psp-call.txt",
+        "Called the PSP at 10:30. Card 4111 1111 1111 1111 was mentioned.\n",
+    );
+    let first = steps[0]["id"].as_str().unwrap().to_string();
+    let o = run(&[
+        "case",
+        "step",
+        c,
+        &first,
+        "--status",
+        "done",
+        "--note",
+        "card 4111111111111111 seen",
+        "--evidence",
+        ev.to_str().unwrap(),
+        "--by",
+        "owner",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let journal = std::fs::read_to_string(case.join("journal.jsonl")).unwrap();
+    assert!(
+        !journal.contains("4111111111111111"),
+        "card numbers are masked in notes"
+    );
+    assert_eq!(run(&["case", "verify", c]).status.code(), Some(0));
+    let o = run(&["case", "report", c, "--format", "md"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&first));
+    // Tampering with the journal is detected.
+    let edited = journal.replacen("owner", "intruder", 1);
+    std::fs::write(case.join("journal.jsonl"), edited).unwrap();
+    let o = run(&["case", "verify", c]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn playbooks_lint_export_and_import() {
+    assert_eq!(
+        run(&["playbook", "lint"]).status.code(),
+        Some(0),
+        "bundled playbooks lint clean"
+    );
+    let dir = temp_dir("cacao");
+    let o = run(&["playbook", "export", "web-shell", "--format", "cacao"]);
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["spec_version"], "cacao-2.0");
+    assert!(v["id"].as_str().unwrap().starts_with("playbook--"));
+    let f = write(&dir, "ws.json", &o.stdout);
+    let o = run(&["playbook", "import", f.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("web-shell"));
+    let bad = write(&dir, "bad.toml", "id = \"x\"\nphase = 3\n");
+    let o = run(&["playbook", "lint", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("bad.toml")
+            || String::from_utf8_lossy(&o.stderr).contains("bad.toml")
+    );
+}
