@@ -116,6 +116,9 @@ pub enum CaseCommand {
         dir: PathBuf,
         #[arg(long, default_value = "md", value_parser = ["md", "html"])]
         format: String,
+        /// Write to FILE instead of stdout.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// Attach an ecir scan report (ecir.report/1 JSON).
     AttachReport {
@@ -330,11 +333,19 @@ pub fn run_case(
             }
             Err(x) => Err(e(x)),
         },
-        CaseCommand::Report { dir, format } => {
+        CaseCommand::Report {
+            dir,
+            format,
+            output,
+        } => {
             let f = pb::ReportFormat::parse(&format).ok_or("bad format")?;
             match pb::case_report(&dir, f) {
                 Ok(text) => {
-                    write!(out, "{text}").map_err(w)?;
+                    match output {
+                        Some(path) => std::fs::write(&path, text)
+                            .map_err(|e| format!("{}: cannot write: {e}", path.display()))?,
+                        None => write!(out, "{text}").map_err(w)?,
+                    }
                     Ok(0)
                 }
                 Err(pb::Error::Tampered(m)) => Err(format!("verification failed: {m}")),
