@@ -83,7 +83,11 @@ impl Parser for ClfParser {
         if let Some(reason) = crate::precheck(bytes) {
             return sink.skip(line, reason, bytes);
         }
-        let text: Cow<'_, str> = String::from_utf8_lossy(bytes);
+        // Valid UTF-8 (the usual case) is validated once, without the lossy copy path.
+        let text: Cow<'_, str> = match std::str::from_utf8(bytes) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(bytes),
+        };
         match parse_line(&text, &self.ctx, &mut self.times) {
             Ok(p) => sink.event(&p.event, line, bytes),
             Err(reason) => sink.skip(line, reason, bytes),
