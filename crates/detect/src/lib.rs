@@ -9,6 +9,7 @@
 //!
 //! This crate must not know about files on disk, formats, threads or output.
 
+pub mod admin;
 pub mod decode;
 pub mod evidence;
 pub mod recon;
@@ -44,6 +45,8 @@ pub struct DetectConfig {
     pub rare_script_min_site_ips: usize,
     /// Body size above which a sensitive file served with 2xx counts as exposed (100).
     pub exposure_min_bytes: u64,
+    /// Admin-panel settings (`--platform`, `--admin-path`, `--admin-allow`, …).
+    pub admin: admin::AdminConfig,
 }
 
 impl Default for DetectConfig {
@@ -54,6 +57,7 @@ impl Default for DetectConfig {
             rare_script_max_ips: 2,
             rare_script_min_site_ips: 20,
             exposure_min_bytes: 100,
+            admin: admin::AdminConfig::default(),
         }
     }
 }
@@ -95,6 +99,7 @@ pub const DETECTORS: &[(&str, &[&str])] = &[
     ("web-attack", web_attack::RULES),
     ("recon", recon::RULES),
     ("webshell", webshell::RULES),
+    ("admin", admin::RULES),
 ];
 
 impl DetectorSet {
@@ -104,6 +109,7 @@ impl DetectorSet {
                 Box::new(web_attack::WebAttack::new(config.clone())),
                 Box::new(recon::Recon::new(config.clone())),
                 Box::new(webshell::Webshell::new(config.clone())),
+                Box::new(admin::Admin::new(config.clone())),
             ],
         }
     }
