@@ -45,6 +45,7 @@ pub fn run(a: ScanArgs) -> u8 {
         tz,
         trust_proxy: trust,
         year: a.year,
+        file_mtime: None,
     };
     let since = match a.since.as_deref().map(|s| parse_time(s, &parse)) {
         Some(Err(e)) => return usage(&format!("--since: {e}")),
@@ -205,7 +206,10 @@ fn overlaps_input(out: &Path, inputs: &[PathBuf]) -> Option<PathBuf> {
 
 /// The admin-panel options (`--platform`, `--admin-path`, `--profile`, `--admin-allow`,
 /// `--business-hours`), checked.
-fn admin_config(a: &ScanArgs, tz: chrono_tz::Tz) -> Result<ecir_detect::admin::AdminConfig, String> {
+fn admin_config(
+    a: &ScanArgs,
+    tz: chrono_tz::Tz,
+) -> Result<ecir_detect::admin::AdminConfig, String> {
     let profile = match &a.profile {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -218,7 +222,9 @@ fn admin_config(a: &ScanArgs, tz: chrono_tz::Tz) -> Result<ecir_detect::admin::A
         None => None,
     };
     if let Some(name) = &a.platform {
-        let custom = profile.as_ref().is_some_and(|p| p.name.eq_ignore_ascii_case(name));
+        let custom = profile
+            .as_ref()
+            .is_some_and(|p| p.name.eq_ignore_ascii_case(name));
         if !custom && ecir_profiles::by_name(name).is_none() {
             return Err(format!(
                 "--platform {name}: unknown platform (known: {})",
@@ -229,7 +235,11 @@ fn admin_config(a: &ScanArgs, tz: chrono_tz::Tz) -> Result<ecir_detect::admin::A
     let mut admin_paths = Vec::new();
     for p in &a.admin_path {
         let t = p.trim().trim_end_matches('/');
-        let t = if t.starts_with('/') { t.to_string() } else { format!("/{t}") };
+        let t = if t.starts_with('/') {
+            t.to_string()
+        } else {
+            format!("/{t}")
+        };
         if t.len() < 2 {
             return Err(format!("--admin-path {p}: give the prefix, e.g. /admin"));
         }

@@ -39,7 +39,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::Timelike;
-use ecir_model::{Category, Event, EventDetail, Evidence, Finding, LoginOutcome, Severity, Timestamp};
+use ecir_model::{
+    Category, Event, EventDetail, Evidence, Finding, LoginOutcome, Severity, Timestamp,
+};
 use ecir_profiles::{AdminAction, OutcomeRule, Profile};
 
 use crate::evidence::evidence;
@@ -130,26 +132,95 @@ fn is_script_ua(ua: Option<&str>) -> bool {
     ua.is_empty()
         || ua == "-"
         || [
-            "curl/", "wget/", "python-requests", "python-urllib", "go-http-client", "libwww-perl",
-            "java/", "okhttp", "headlesschrome", "phantomjs", "hydra", "sqlmap", "nikto",
-            "wpscan", "httpclient", "aiohttp", "node-fetch", "axios/", "scrapy", "zgrab",
+            "curl/",
+            "wget/",
+            "python-requests",
+            "python-urllib",
+            "go-http-client",
+            "libwww-perl",
+            "java/",
+            "okhttp",
+            "headlesschrome",
+            "phantomjs",
+            "hydra",
+            "sqlmap",
+            "nikto",
+            "wpscan",
+            "httpclient",
+            "aiohttp",
+            "node-fetch",
+            "axios/",
+            "scrapy",
+            "zgrab",
         ]
         .iter()
         .any(|s| l.contains(s))
 }
 
 const GUESS_SEGMENTS: &[&str] = &[
-    "admin", "administrator", "manager", "backend", "backoffice", "wp-admin", "cms", "control",
-    "controlpanel", "cpanel", "adminpanel", "admin_area", "shop_admin", "ec_admin", "eccube_admin",
-    "mgr", "management", "staff", "panel", "dashboard", "login", "install",
+    "admin",
+    "administrator",
+    "manager",
+    "backend",
+    "backoffice",
+    "wp-admin",
+    "cms",
+    "control",
+    "controlpanel",
+    "cpanel",
+    "adminpanel",
+    "admin_area",
+    "shop_admin",
+    "ec_admin",
+    "eccube_admin",
+    "mgr",
+    "management",
+    "staff",
+    "panel",
+    "dashboard",
+    "login",
+    "install",
 ];
 
 /// Shop-front first segments whose roots are not worth keeping as possible admin roots.
 const FRONT_SEGMENTS: &[&str] = &[
-    "cart", "products", "product", "mypage", "shopping", "contact", "entry", "help", "user_data",
-    "html", "forgot", "block", "wp-content", "wp-includes", "wp-json", "static", "media", "pub",
-    "images", "img", "css", "js", "assets", "upload", "uploads", "checkout", "customer", "catalog",
-    "category", "search", "news", "blog", "feed", "api", "rest", "favicon.ico", "robots.txt",
+    "cart",
+    "products",
+    "product",
+    "mypage",
+    "shopping",
+    "contact",
+    "entry",
+    "help",
+    "user_data",
+    "html",
+    "forgot",
+    "block",
+    "wp-content",
+    "wp-includes",
+    "wp-json",
+    "static",
+    "media",
+    "pub",
+    "images",
+    "img",
+    "css",
+    "js",
+    "assets",
+    "upload",
+    "uploads",
+    "checkout",
+    "customer",
+    "catalog",
+    "category",
+    "search",
+    "news",
+    "blog",
+    "feed",
+    "api",
+    "rest",
+    "favicon.ico",
+    "robots.txt",
 ];
 
 impl Admin {
@@ -168,11 +239,18 @@ impl Admin {
             return true;
         }
         let lower = path.to_ascii_lowercase();
-        let seg1 = lower.trim_start_matches('/').split('/').next().unwrap_or("");
+        let seg1 = lower
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or("");
         if GUESS_SEGMENTS.contains(&seg1) || seg1.starts_with("admin") {
             return true;
         }
-        if lower == "/wp-login.php" || lower == "/xmlrpc.php" || lower.starts_with("/index.php/admin") {
+        if lower == "/wp-login.php"
+            || lower == "/xmlrpc.php"
+            || lower.starts_with("/index.php/admin")
+        {
             return true;
         }
         if lower.starts_with("/rest/") && lower.contains("/integration/admin/token") {
@@ -186,10 +264,16 @@ impl Admin {
         // root (what the login outcome rule needs); the rest needs `--admin-path`.
         let last = lower.trim_end_matches('/').rsplit('/').next().unwrap_or("");
         let depth = lower.trim_matches('/').split('/').count();
-        if depth == 2 && matches!(last, "login" | "login_check" | "index.php" | "logout" | "home.php") {
+        if depth == 2
+            && matches!(
+                last,
+                "login" | "login_check" | "index.php" | "logout" | "home.php"
+            )
+        {
             return true;
         }
-        if depth == 1 && !seg1.is_empty() && !seg1.contains('.') && !FRONT_SEGMENTS.contains(&seg1) {
+        if depth == 1 && !seg1.is_empty() && !seg1.contains('.') && !FRONT_SEGMENTS.contains(&seg1)
+        {
             return true;
         }
         if method.eq_ignore_ascii_case("POST") {
@@ -347,7 +431,10 @@ fn choose_panel(cfg: &AdminConfig, reqs: &[Req]) -> Option<Panel> {
                 None => (p.admin_prefixes.clone(), "platform given; default admin prefix of the platform".to_string()),
             }
         } else {
-            (cfg.admin_paths.clone(), "platform and admin prefix given on the command line".into())
+            (
+                cfg.admin_paths.clone(),
+                "platform and admin prefix given on the command line".into(),
+            )
         };
         return Some(Panel {
             profile: p,
@@ -457,7 +544,13 @@ impl Group {
             evidence: Vec::new(),
         }
     }
-    fn add(&mut self, ts: Option<Timestamp>, ip: Option<IpAddr>, user: Option<&str>, ev: &[Evidence]) {
+    fn add(
+        &mut self,
+        ts: Option<Timestamp>,
+        ip: Option<IpAddr>,
+        user: Option<&str>,
+        ev: &[Evidence],
+    ) {
         self.count += 1;
         if let Some(t) = ts {
             if self.first.is_none_or(|f| t < f) {
@@ -505,17 +598,17 @@ fn ms(ts: &Option<Timestamp>) -> i64 {
 
 fn is_admin_page(panel: &Panel, r: &Req) -> bool {
     (200..300).contains(&r.status)
-        && panel
-            .prefixes
-            .iter()
-            .any(|p| Profile::under(p, &r.path) && !panel.profile.is_public(p, &r.method, &r.path, &r.query))
+        && panel.prefixes.iter().any(|p| {
+            Profile::under(p, &r.path) && !panel.profile.is_public(p, &r.method, &r.path, &r.query)
+        })
 }
 
 fn action_of(panel: &Panel, r: &Req) -> Option<AdminAction> {
-    panel
-        .prefixes
-        .iter()
-        .find_map(|p| panel.profile.classify_admin_route(p, &r.method, &r.path, &r.query))
+    panel.prefixes.iter().find_map(|p| {
+        panel
+            .profile
+            .classify_admin_route(p, &r.method, &r.path, &r.query)
+    })
 }
 
 fn derive_attempts(panel: &Panel, reqs: &[Req]) -> Vec<Attempt> {
@@ -526,16 +619,24 @@ fn derive_attempts(panel: &Panel, reqs: &[Req]) -> Vec<Attempt> {
     let p = &panel.profile;
     let mut out = Vec::new();
     for (i, r) in reqs.iter().enumerate() {
-        let Some((pre, route)) = panel
-            .prefixes
-            .iter()
-            .find_map(|pre| p.login_route(pre, &r.method, &r.path, &r.query).map(|rt| (pre, rt)))
-        else {
+        let Some((pre, route)) = panel.prefixes.iter().find_map(|pre| {
+            p.login_route(pre, &r.method, &r.path, &r.query)
+                .map(|rt| (pre, rt))
+        }) else {
             continue;
         };
-        let mut evidence = vec![Evidence { weight: 90, ..r.ev.clone() }];
-        let succ = route.success_status.as_ref().unwrap_or(&p.login.success_status);
-        let fail = route.failure_status.as_ref().unwrap_or(&p.login.failure_status);
+        let mut evidence = vec![Evidence {
+            weight: 90,
+            ..r.ev.clone()
+        }];
+        let succ = route
+            .success_status
+            .as_ref()
+            .unwrap_or(&p.login.success_status);
+        let fail = route
+            .failure_status
+            .as_ref()
+            .unwrap_or(&p.login.failure_status);
         let outcome = match p.login.outcome {
             OutcomeRule::Status => {
                 if succ.contains(&r.status) {
@@ -547,23 +648,37 @@ fn derive_attempts(panel: &Panel, reqs: &[Req]) -> Vec<Attempt> {
                 }
             }
             OutcomeRule::NextRequest => {
-                if matches!(r.status, 401 | 403 | 429) || (r.status == 200 && !succ.contains(&200)) {
+                if matches!(r.status, 401 | 403 | 429) || (r.status == 200 && !succ.contains(&200))
+                {
                     LoginOutcome::Failure
                 } else {
                     let list = &by_ip[&r.ip];
                     let pos = list.binary_search(&i).unwrap_or(0);
                     let next = list[pos + 1..].iter().map(|&j| &reqs[j]).find(|n| {
-                        Profile::under(pre, &n.path) || p.login_route(pre, &n.method, &n.path, &n.query).is_some()
+                        Profile::under(pre, &n.path)
+                            || p.login_route(pre, &n.method, &n.path, &n.query).is_some()
                     });
                     match next {
                         Some(n) if ms(&n.ts) - ms(&r.ts) <= 60_000 => {
-                            evidence.push(Evidence { weight: 80, ..n.ev.clone() });
+                            evidence.push(Evidence {
+                                weight: 80,
+                                ..n.ev.clone()
+                            });
                             if p.login_route(pre, &n.method, &n.path, &n.query).is_some()
-                                || Profile::any_matches(&p.login.failure_next, pre, &n.path, &n.query)
+                                || Profile::any_matches(
+                                    &p.login.failure_next,
+                                    pre,
+                                    &n.path,
+                                    &n.query,
+                                )
                             {
                                 LoginOutcome::Failure
-                            } else if Profile::any_matches(&p.login.success_next, pre, &n.path, &n.query)
-                                && (200..400).contains(&n.status)
+                            } else if Profile::any_matches(
+                                &p.login.success_next,
+                                pre,
+                                &n.path,
+                                &n.query,
+                            ) && (200..400).contains(&n.status)
                             {
                                 LoginOutcome::Success
                             } else {
@@ -644,7 +759,9 @@ fn outside_hours(cfg: &AdminConfig, ts: &Option<Timestamp>) -> bool {
 fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64) -> Vec<Finding> {
     let mut out = Vec::new();
     let panel = choose_panel(cfg, &reqs);
-    let web_attempts = panel.as_ref().map_or(Vec::new(), |p| derive_attempts(p, &reqs));
+    let web_attempts = panel
+        .as_ref()
+        .map_or(Vec::new(), |p| derive_attempts(p, &reqs));
     let attempts = join(web_attempts, other);
     if panel.is_none() && attempts.is_empty() {
         return out;
@@ -721,7 +838,11 @@ fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64)
                 let a = &attempts[i];
                 g.add(a.ts, a.ip, a.user.as_deref(), &a.evidence);
             }
-            let sev = if idx.len() >= 20 { Severity::High } else { Severity::Medium };
+            let sev = if idx.len() >= 20 {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
             let n = idx.len();
             flag(&mut flagged, *ip, "brute-force");
             out.push(g.finding(
@@ -731,19 +852,29 @@ fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64)
                 format!("{n} failed admin logins from {ip}, up to {peak} within 30 minutes. No success from this IP is implied by this finding alone; see admin.success_after_failures."),
             ));
         }
-        let users: BTreeSet<&str> = idx.iter().filter_map(|&i| attempts[i].user.as_deref()).collect();
+        let users: BTreeSet<&str> = idx
+            .iter()
+            .filter_map(|&i| attempts[i].user.as_deref())
+            .collect();
         if users.len() >= 5 {
             let mut g = Group::new();
             for &i in idx {
                 let a = &attempts[i];
                 g.add(a.ts, a.ip, a.user.as_deref(), &a.evidence);
             }
-            let sev = if users.len() >= 20 { Severity::High } else { Severity::Medium };
+            let sev = if users.len() >= 20 {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
             out.push(g.finding(
                 "admin.password_spraying",
                 sev,
                 format!("Password spraying from {ip} ({} usernames)", users.len()),
-                format!("{ip} failed to log in to the admin panel as {} different usernames.", users.len()),
+                format!(
+                    "{ip} failed to log in to the admin panel as {} different usernames.",
+                    users.len()
+                ),
             ));
         }
     }
@@ -755,7 +886,11 @@ fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64)
                 let a = &attempts[i];
                 g.add(a.ts, a.ip, a.user.as_deref(), &a.evidence);
             }
-            let sev = if ips.len() >= 50 { Severity::High } else { Severity::Medium };
+            let sev = if ips.len() >= 50 {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
             out.push(g.finding(
                 "admin.credential_stuffing",
                 sev,
@@ -778,8 +913,16 @@ fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64)
                 .filter(|&j| j < i && t - ms(&attempts[j].ts) <= hour)
                 .collect()
         };
-        let by_ip = a.ip.and_then(|ip| fail_ip.get(&ip)).map(before).unwrap_or_default();
-        let by_user = a.user.as_ref().and_then(|u| fail_user.get(u)).map(before).unwrap_or_default();
+        let by_ip =
+            a.ip.and_then(|ip| fail_ip.get(&ip))
+                .map(before)
+                .unwrap_or_default();
+        let by_user = a
+            .user
+            .as_ref()
+            .and_then(|u| fail_user.get(u))
+            .map(before)
+            .unwrap_or_default();
         if by_ip.len() < 5 && by_user.len() < 10 {
             continue;
         }
@@ -821,7 +964,10 @@ fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64)
     for a in &attempts {
         if a.outcome == LoginOutcome::Success {
             if let Some(ip) = a.ip {
-                active.entry(ip).or_default().push((a.ts, a.evidence[0].clone(), true));
+                active
+                    .entry(ip)
+                    .or_default()
+                    .push((a.ts, a.evidence[0].clone(), true));
             }
         }
     }
@@ -829,7 +975,10 @@ fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64)
         for r in &reqs {
             if is_admin_page(panel, r) {
                 if let Some(ip) = r.ip {
-                    active.entry(ip).or_default().push((r.ts, r.ev.clone(), false));
+                    active
+                        .entry(ip)
+                        .or_default()
+                        .push((r.ts, r.ev.clone(), false));
                 }
             }
         }
@@ -858,10 +1007,20 @@ fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64)
             }
             let user = last_user.get(&ip).map(|s| s.as_str());
             if outside_hours(cfg, &r.ts) {
-                off.entry(ip).or_insert_with(Group::new).add(r.ts, Some(ip), user, std::slice::from_ref(&r.ev));
+                off.entry(ip).or_insert_with(Group::new).add(
+                    r.ts,
+                    Some(ip),
+                    user,
+                    std::slice::from_ref(&r.ev),
+                );
             }
             if r.script_ua {
-                script.entry(ip).or_insert_with(Group::new).add(r.ts, Some(ip), user, std::slice::from_ref(&r.ev));
+                script.entry(ip).or_insert_with(Group::new).add(
+                    r.ts,
+                    Some(ip),
+                    user,
+                    std::slice::from_ref(&r.ev),
+                );
             }
         }
         for (ip, g) in off {
@@ -887,7 +1046,12 @@ fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64)
     }
 
     // Allow-list or first-seen.
-    let all_ts: Vec<i64> = reqs.iter().map(|r| ms(&r.ts)).chain(attempts.iter().map(|a| ms(&a.ts))).filter(|&t| t != i64::MIN).collect();
+    let all_ts: Vec<i64> = reqs
+        .iter()
+        .map(|r| ms(&r.ts))
+        .chain(attempts.iter().map(|a| ms(&a.ts)))
+        .filter(|&t| t != i64::MIN)
+        .collect();
     let (t0, t1) = (all_ts.iter().min().copied(), all_ts.iter().max().copied());
     if !cfg.allow.is_empty() {
         for (ip, v) in &active {
@@ -896,7 +1060,12 @@ fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64)
             }
             let mut g = Group::new();
             for (t, e, _) in v {
-                g.add(*t, Some(*ip), last_user.get(ip).map(|s| s.as_str()), std::slice::from_ref(e));
+                g.add(
+                    *t,
+                    Some(*ip),
+                    last_user.get(ip).map(|s| s.as_str()),
+                    std::slice::from_ref(e),
+                );
             }
             flag(&mut flagged, *ip, "outside-allowlist");
             let n = g.count;
@@ -923,13 +1092,25 @@ fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64)
                     }
                     let g = groups.entry(*ip).or_insert_with(Group::new);
                     for (t, e, _) in v {
-                        g.add(*t, Some(*ip), last_user.get(ip).map(|s| s.as_str()), std::slice::from_ref(e));
+                        g.add(
+                            *t,
+                            Some(*ip),
+                            last_user.get(ip).map(|s| s.as_str()),
+                            std::slice::from_ref(e),
+                        );
                     }
                 }
                 for (ip, g) in groups {
                     flag(&mut flagged, ip, "first-seen");
-                    let other = flagged.get(&ip).map(|s| s.iter().filter(|x| **x != "first-seen").count()).unwrap_or(0);
-                    let sev = if other > 0 { Severity::High } else { Severity::Medium };
+                    let other = flagged
+                        .get(&ip)
+                        .map(|s| s.iter().filter(|x| **x != "first-seen").count())
+                        .unwrap_or(0);
+                    let sev = if other > 0 {
+                        Severity::High
+                    } else {
+                        Severity::Medium
+                    };
                     let n = g.count;
                     out.push(g.finding(
                         "admin.first_seen_ip",
@@ -945,25 +1126,37 @@ fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64)
 
     // Sessions without a login, and discovery.
     if let Some(panel) = &panel {
-        let session = if cfg.session_secs > 0 { cfg.session_secs * 1000 } else { 24 * hour };
-        let logins: BTreeMap<IpAddr, Vec<i64>> = attempts.iter().filter(|a| a.outcome != LoginOutcome::Failure).fold(BTreeMap::new(), |mut m, a| {
-            if let Some(ip) = a.ip {
-                m.entry(net_key(&ip)).or_insert_with(Vec::new).push(ms(&a.ts));
-            }
-            m
-        });
+        let session = if cfg.session_secs > 0 {
+            cfg.session_secs * 1000
+        } else {
+            24 * hour
+        };
+        let logins: BTreeMap<IpAddr, Vec<i64>> = attempts
+            .iter()
+            .filter(|a| a.outcome != LoginOutcome::Failure)
+            .fold(BTreeMap::new(), |mut m, a| {
+                if let Some(ip) = a.ip {
+                    m.entry(net_key(&ip))
+                        .or_insert_with(Vec::new)
+                        .push(ms(&a.ts));
+                }
+                m
+            });
         let mut stolen: BTreeMap<IpAddr, (Group, bool)> = BTreeMap::new();
         if let Some(t0) = t0 {
             for r in &reqs {
                 let Some(ip) = r.ip else { continue };
                 let t = ms(&r.ts);
-                let planting = action_of(panel, r).is_some_and(|a| a != AdminAction::Login && a != AdminAction::LogAccess)
+                let planting = action_of(panel, r)
+                    .is_some_and(|a| a != AdminAction::Login && a != AdminAction::LogAccess)
                     && (200..400).contains(&r.status)
                     && stolen.contains_key(&ip);
                 if !(is_admin_page(panel, r) || planting) || t - t0 < session {
                     continue;
                 }
-                let had = logins.get(&net_key(&ip)).is_some_and(|v| v.iter().any(|&l| l <= t && t - l <= session));
+                let had = logins
+                    .get(&net_key(&ip))
+                    .is_some_and(|v| v.iter().any(|&l| l <= t && t - l <= session));
                 if had {
                     continue;
                 }
@@ -1000,7 +1193,12 @@ fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64)
             let first = ms(&gs[0].ts);
             let hits: Vec<&Req> = reqs
                 .iter()
-                .filter(|r| r.ip == Some(ip) && ms(&r.ts) > first && ms(&r.ts) - first <= 24 * hour && (200..400).contains(&r.status))
+                .filter(|r| {
+                    r.ip == Some(ip)
+                        && ms(&r.ts) > first
+                        && ms(&r.ts) - first <= 24 * hour
+                        && (200..400).contains(&r.status)
+                })
                 .filter(|r| panel.prefixes.iter().any(|p| Profile::under(p, &r.path)))
                 .collect();
             if hits.is_empty() {
@@ -1008,7 +1206,15 @@ fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64)
             }
             let mut g = Group::new();
             for r in hits.iter().take(10) {
-                g.add(r.ts, Some(ip), None, &[Evidence { weight: 90, ..r.ev.clone() }]);
+                g.add(
+                    r.ts,
+                    Some(ip),
+                    None,
+                    &[Evidence {
+                        weight: 90,
+                        ..r.ev.clone()
+                    }],
+                );
             }
             for r in gs.iter().take(10) {
                 g.add(r.ts, Some(ip), None, std::slice::from_ref(&r.ev));
@@ -1034,13 +1240,25 @@ fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64)
         };
         let mut acts: BTreeMap<(AdminAction, Option<IpAddr>), Group> = BTreeMap::new();
         for r in &reqs {
-            let Some(a) = action_of(panel, r) else { continue };
-            if matches!(a, AdminAction::Login | AdminAction::LogAccess) || !(200..400).contains(&r.status) {
+            let Some(a) = action_of(panel, r) else {
+                continue;
+            };
+            if matches!(a, AdminAction::Login | AdminAction::LogAccess)
+                || !(200..400).contains(&r.status)
+            {
                 continue;
             }
             let user = r.ip.and_then(|ip| last_user.get(&ip)).map(|s| s.as_str());
             let g = acts.entry((a, r.ip)).or_insert_with(Group::new);
-            g.add(r.ts, r.ip, user, &[Evidence { weight: 90, ..r.ev.clone() }]);
+            g.add(
+                r.ts,
+                r.ip,
+                user,
+                &[Evidence {
+                    weight: 90,
+                    ..r.ev.clone()
+                }],
+            );
             g.paths.insert(r.path.to_string());
         }
         for ((a, ip), g) in acts {
@@ -1050,11 +1268,20 @@ fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64)
                 AdminAction::SecurityChange => ("admin.security_change", "security setting changed"),
                 _ => ("admin.payment_change", "payment setting changed"),
             };
-            let signals: Vec<&str> = ip.and_then(|i| flagged.get(&i)).map(|s| s.iter().copied().collect()).unwrap_or_default();
-            let strong = signals.iter().any(|s| !matches!(*s, "off-hours" | "script-agent"));
+            let signals: Vec<&str> = ip
+                .and_then(|i| flagged.get(&i))
+                .map(|s| s.iter().copied().collect())
+                .unwrap_or_default();
+            let strong = signals
+                .iter()
+                .any(|s| !matches!(*s, "off-hours" | "script-agent"));
             let known = cfg.allow.iter().any(|c| ip.is_some_and(|i| c.contains(&i)))
                 || ip.is_some_and(|i| known_baseline.contains(&net_key(&i)));
-            let base = if known { Severity::Medium } else { Severity::High };
+            let base = if known {
+                Severity::Medium
+            } else {
+                Severity::High
+            };
             let sev = if strong {
                 Severity::Critical
             } else if !signals.is_empty() {
@@ -1064,7 +1291,14 @@ fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64)
             };
             let from = ip.map_or("an unknown IP".to_string(), |i| i.to_string());
             let n = g.count;
-            let who = if g.users.is_empty() { String::new() } else { format!(" by {}", g.users.iter().cloned().collect::<Vec<_>>().join(", ")) };
+            let who = if g.users.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " by {}",
+                    g.users.iter().cloned().collect::<Vec<_>>().join(", ")
+                )
+            };
             out.push(g.finding(
                 rule,
                 sev,
@@ -1106,15 +1340,25 @@ mod tests {
         let mut sets: Vec<DetectorSet> = (0..parts).map(|_| DetectorSet::new(&cfg)).collect();
         for (i, l) in lines.iter().enumerate() {
             let f: Vec<&str> = l.split('|').collect();
-            let ts = Some(Timestamp::from_secs(1_700_000_000 + f[0].parse::<i64>().unwrap(), 9 * 3600));
+            let ts = Some(Timestamp::from_secs(
+                1_700_000_000 + f[0].parse::<i64>().unwrap(),
+                9 * 3600,
+            ));
             let (ev, file) = if f[2] == "LOGIN" {
-                let outcome = if f[4] == "success" { LoginOutcome::Success } else { LoginOutcome::Failure };
+                let outcome = if f[4] == "success" {
+                    LoginOutcome::Success
+                } else {
+                    LoginOutcome::Failure
+                };
                 (
                     Event {
                         ts,
                         source: Some(SourceKind::AdminLogin),
                         client_ip: f[1].parse().ok(),
-                        detail: EventDetail::Login { user: Some(f[3].into()), outcome },
+                        detail: EventDetail::Login {
+                            user: Some(f[3].into()),
+                            outcome,
+                        },
                         ..Default::default()
                     },
                     &hist,
@@ -1134,7 +1378,11 @@ mod tests {
                     &web,
                 )
             };
-            let origin = Origin { file, line: i as u64 + 1, raw: l.as_bytes() };
+            let origin = Origin {
+                file,
+                line: i as u64 + 1,
+                raw: l.as_bytes(),
+            };
             sets[i % parts].observe(&ev, &origin);
         }
         let mut it = sets.into_iter();
@@ -1143,7 +1391,9 @@ mod tests {
             first.merge(s);
         }
         let mut f: Vec<Finding> = first
-            .finish(&FinishContext { distinct_client_ips: 100 })
+            .finish(&FinishContext {
+                distinct_client_ips: 100,
+            })
             .into_iter()
             .filter(|f| f.category == Category::AdminCompromise)
             .collect();
@@ -1195,21 +1445,49 @@ mod tests {
         let mut lines = office_days("/mgr_x9k2");
         let t = 2 * DAY + 7200;
         for i in 0..6 {
-            lines.push(format!("{}|203.0.113.7|POST|/mgr_x9k2/login|302|python-requests/2.31", t + i * 10));
-            lines.push(format!("{}|203.0.113.7|GET|/mgr_x9k2/login|200|python-requests/2.31", t + i * 10 + 1));
+            lines.push(format!(
+                "{}|203.0.113.7|POST|/mgr_x9k2/login|302|python-requests/2.31",
+                t + i * 10
+            ));
+            lines.push(format!(
+                "{}|203.0.113.7|GET|/mgr_x9k2/login|200|python-requests/2.31",
+                t + i * 10 + 1
+            ));
         }
-        lines.push(format!("{}|203.0.113.7|POST|/mgr_x9k2/login|302|python-requests/2.31", t + 100));
-        lines.push(format!("{}|203.0.113.7|GET|/mgr_x9k2/|200|python-requests/2.31", t + 101));
+        lines.push(format!(
+            "{}|203.0.113.7|POST|/mgr_x9k2/login|302|python-requests/2.31",
+            t + 100
+        ));
+        lines.push(format!(
+            "{}|203.0.113.7|GET|/mgr_x9k2/|200|python-requests/2.31",
+            t + 101
+        ));
         let f = run(&lines);
         let r = rules(&f);
-        assert!(r.contains(&("admin.brute_force", Severity::Medium)), "{r:?}");
-        assert!(r.contains(&("admin.success_after_failures", Severity::Critical)), "{r:?}");
-        assert!(r.contains(&("admin.first_seen_ip", Severity::High)), "{r:?}");
+        assert!(
+            r.contains(&("admin.brute_force", Severity::Medium)),
+            "{r:?}"
+        );
+        assert!(
+            r.contains(&("admin.success_after_failures", Severity::Critical)),
+            "{r:?}"
+        );
+        assert!(
+            r.contains(&("admin.first_seen_ip", Severity::High)),
+            "{r:?}"
+        );
         let p = f.iter().find(|x| x.rule == "admin.profile").unwrap();
-        assert!(p.title.contains("EC-CUBE 4") && p.title.contains("/mgr_x9k2"), "{}", p.title);
+        assert!(
+            p.title.contains("EC-CUBE 4") && p.title.contains("/mgr_x9k2"),
+            "{}",
+            p.title
+        );
         // The office IP is in no finding except the profile.
         assert!(f.iter().all(|x| !x.ips.contains(&"192.0.2.10".to_string())));
-        assert!(f.iter().filter(|x| x.rule != "admin.profile").all(|x| x.playbook.as_deref() == Some("admin-takeover")));
+        assert!(f
+            .iter()
+            .filter(|x| x.rule != "admin.profile")
+            .all(|x| x.playbook.as_deref() == Some("admin-takeover")));
         insta::assert_json_snapshot!("eccube4_bruteforce_success", view(&f));
     }
 
@@ -1238,7 +1516,10 @@ mod tests {
         let f = run(&lines);
         assert_eq!(
             rules(&f),
-            vec![("admin.brute_force", Severity::High), ("admin.profile", Severity::Info)]
+            vec![
+                ("admin.brute_force", Severity::High),
+                ("admin.profile", Severity::Info)
+            ]
         );
         assert_eq!(f[0].count, 1000);
         assert!(f[1].title.contains("WordPress"));
@@ -1249,19 +1530,34 @@ mod tests {
         let mut lines = office_days("/admin");
         let t = 2 * DAY + 20_000;
         lines.push(format!("{t}|203.0.113.66|GET|/admin/order/12/edit|200"));
-        lines.push(format!("{}|203.0.113.66|POST|/admin/content/block/3/edit|302", t + 40));
+        lines.push(format!(
+            "{}|203.0.113.66|POST|/admin/content/block/3/edit|302",
+            t + 40
+        ));
         let f = run(&lines);
         let r = rules(&f);
-        assert!(r.contains(&("admin.session_without_login", Severity::Critical)), "{r:?}");
-        assert!(r.contains(&("admin.code_planting", Severity::Critical)), "{r:?}");
+        assert!(
+            r.contains(&("admin.session_without_login", Severity::Critical)),
+            "{r:?}"
+        );
+        assert!(
+            r.contains(&("admin.code_planting", Severity::Critical)),
+            "{r:?}"
+        );
         insta::assert_json_snapshot!("stolen_session", view(&f));
         // The same block edit by the office IP after its login is medium (known IP), not a takeover.
         let mut lines = office_days("/admin");
-        lines.push(format!("{}|192.0.2.10|POST|/admin/content/block/3/edit|302", 2 * DAY + 3700));
+        lines.push(format!(
+            "{}|192.0.2.10|POST|/admin/content/block/3/edit|302",
+            2 * DAY + 3700
+        ));
         let f = run(&lines);
         assert_eq!(
             rules(&f),
-            vec![("admin.code_planting", Severity::Medium), ("admin.profile", Severity::Info)]
+            vec![
+                ("admin.code_planting", Severity::Medium),
+                ("admin.profile", Severity::Info)
+            ]
         );
     }
 
@@ -1275,7 +1571,10 @@ mod tests {
             ..Default::default()
         };
         let f = run_cfg(&lines, cfg.clone(), 1);
-        let out: Vec<_> = f.iter().filter(|x| x.rule == "admin.outside_allowlist").collect();
+        let out: Vec<_> = f
+            .iter()
+            .filter(|x| x.rule == "admin.outside_allowlist")
+            .collect();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].ips, vec!["203.0.113.5"]);
         assert_eq!(out[0].severity, Severity::High);
@@ -1296,7 +1595,10 @@ mod tests {
         lines.push("100|203.0.113.7|LOGIN|admin|success".into());
         lines.push("101|203.0.113.7|GET|/admin/|200".into());
         let f = run(&lines);
-        let s = f.iter().find(|x| x.rule == "admin.success_after_failures").expect("success after failures");
+        let s = f
+            .iter()
+            .find(|x| x.rule == "admin.success_after_failures")
+            .expect("success after failures");
         assert_eq!(s.users, vec!["admin"]);
         let files: BTreeSet<&str> = s.evidence.iter().map(|e| &*e.file).collect();
         assert_eq!(files.len(), 2, "cites both sources");
@@ -1312,12 +1614,21 @@ mod tests {
             lines.push(format!("{}|203.0.113.7|LOGIN|user{i}|failure", i * 60));
         }
         for i in 0..12 {
-            lines.push(format!("{}|198.51.100.{i}|LOGIN|shopadmin|failure", 1000 + i * 60));
+            lines.push(format!(
+                "{}|198.51.100.{i}|LOGIN|shopadmin|failure",
+                1000 + i * 60
+            ));
         }
         let f = run(&lines);
         let r = rules(&f);
-        assert!(r.contains(&("admin.password_spraying", Severity::Medium)), "{r:?}");
-        assert!(r.contains(&("admin.credential_stuffing", Severity::Medium)), "{r:?}");
+        assert!(
+            r.contains(&("admin.password_spraying", Severity::Medium)),
+            "{r:?}"
+        );
+        assert!(
+            r.contains(&("admin.credential_stuffing", Severity::Medium)),
+            "{r:?}"
+        );
         // Spread failures: one per IP, no brute force.
         assert!(!r.iter().any(|(x, _)| *x == "admin.brute_force" && false));
         insta::assert_json_snapshot!("spraying_stuffing", view(&f));
@@ -1327,13 +1638,27 @@ mod tests {
     fn discovery_then_real_prefix_and_eccube2_status_rule() {
         let mut lines = office_days("/mgr_x9k2");
         let t = 2 * DAY;
-        let guesses = ["/admin/", "/administrator/", "/manager/", "/backend/", "/admin/login", "/wp-admin/", "/admin/index.php", "/cms/", "/backoffice/", "/adminpanel/"];
+        let guesses = [
+            "/admin/",
+            "/administrator/",
+            "/manager/",
+            "/backend/",
+            "/admin/login",
+            "/wp-admin/",
+            "/admin/index.php",
+            "/cms/",
+            "/backoffice/",
+            "/adminpanel/",
+        ];
         for (i, g) in guesses.iter().enumerate() {
             lines.push(format!("{}|203.0.113.9|GET|{g}|404", t + i as i64));
         }
         lines.push(format!("{}|203.0.113.9|GET|/mgr_x9k2/login|200", t + 100));
         let f = run(&lines);
-        let d: Vec<_> = f.iter().filter(|x| x.rule == "admin.path_discovery").collect();
+        let d: Vec<_> = f
+            .iter()
+            .filter(|x| x.rule == "admin.path_discovery")
+            .collect();
         assert_eq!(d.len(), 1, "{f:#?}");
         assert_eq!(d[0].ips, vec!["203.0.113.9"]);
 
@@ -1343,7 +1668,14 @@ mod tests {
             "10|192.0.2.10|POST|/shop_admin/index.php|302".into(),
             "11|192.0.2.10|GET|/shop_admin/home.php|200".into(),
         ];
-        let f = run_cfg(&lines, AdminConfig { platform: Some("eccube2".into()), ..Default::default() }, 1);
+        let f = run_cfg(
+            &lines,
+            AdminConfig {
+                platform: Some("eccube2".into()),
+                ..Default::default()
+            },
+            1,
+        );
         assert_eq!(rules(&f), vec![("admin.profile", Severity::Info)]);
         assert!(f[0].title.contains("/shop_admin"), "{}", f[0].title);
     }
@@ -1353,7 +1685,9 @@ mod tests {
         let mut lines = office_days("/admin");
         // 20:00 UTC = 05:00 JST.
         let t = 2 * DAY + 3600 + 120;
-        lines.push(format!("{t}|192.0.2.10|POST|/admin/setting/system/member/new|302|curl/8.0"));
+        lines.push(format!(
+            "{t}|192.0.2.10|POST|/admin/setting/system/member/new|302|curl/8.0"
+        ));
         let cfg = AdminConfig {
             business_hours: Some((9 * 60, 18 * 60)),
             tz: Some(chrono_tz::UTC),
@@ -1363,6 +1697,9 @@ mod tests {
         let r = rules(&f);
         assert!(r.contains(&("admin.script_agent", Severity::Low)), "{r:?}");
         assert!(r.contains(&("admin.off_hours", Severity::Low)), "{r:?}");
-        assert!(r.contains(&("admin.account_change", Severity::High)), "{r:?}");
+        assert!(
+            r.contains(&("admin.account_change", Severity::High)),
+            "{r:?}"
+        );
     }
 }

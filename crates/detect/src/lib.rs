@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod decode;
 pub mod evidence;
+pub mod host;
 pub mod recon;
 pub mod web_attack;
 pub mod webshell;
@@ -100,6 +101,7 @@ pub const DETECTORS: &[(&str, &[&str])] = &[
     ("recon", recon::RULES),
     ("webshell", webshell::RULES),
     ("admin", admin::RULES),
+    ("host", host::RULES),
 ];
 
 impl DetectorSet {
@@ -110,6 +112,7 @@ impl DetectorSet {
                 Box::new(recon::Recon::new(config.clone())),
                 Box::new(webshell::Webshell::new(config.clone())),
                 Box::new(admin::Admin::new(config.clone())),
+                Box::new(host::Host::new(config.clone())),
             ],
         }
     }

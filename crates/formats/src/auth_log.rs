@@ -27,9 +27,28 @@ const MONTHS: [&str; 12] = [
 ];
 
 const AUTH_PROGRAMS: &[&str] = &[
-    "sshd", "sudo", "su", "useradd", "usermod", "userdel", "groupadd", "groupmod", "gpasswd",
-    "passwd", "chpasswd", "chage", "login", "systemd-logind", "pam", "unix_chkpwd", "sshd-session",
-    "polkitd", "vsftpd", "proftpd", "pure-ftpd", "dropbear",
+    "sshd",
+    "sudo",
+    "su",
+    "useradd",
+    "usermod",
+    "userdel",
+    "groupadd",
+    "groupmod",
+    "gpasswd",
+    "passwd",
+    "chpasswd",
+    "chage",
+    "login",
+    "systemd-logind",
+    "pam",
+    "unix_chkpwd",
+    "sshd-session",
+    "polkitd",
+    "vsftpd",
+    "proftpd",
+    "pure-ftpd",
+    "dropbear",
 ];
 
 /// A parsed syslog header.
@@ -40,40 +59,48 @@ struct Header<'a> {
 }
 
 fn split_header<'a>(line: &'a str, ctx: &ParseContext) -> Option<Header<'a>> {
-    let (ts, rest) = if line.len() > 16 && MONTHS.contains(&&line[..3]) && line.as_bytes()[3] == b' ' {
-        let b = line.as_bytes();
-        let day: u32 = line[4..6].trim().parse().ok()?;
-        if b[6] != b' ' || b[9] != b':' || b[12] != b':' || b.get(15) != Some(&b' ') {
+    let (ts, rest) =
+        if line.len() > 16 && MONTHS.contains(&&line[..3]) && line.as_bytes()[3] == b' ' {
+            let b = line.as_bytes();
+            let day: u32 = line[4..6].trim().parse().ok()?;
+            if b[6] != b' ' || b[9] != b':' || b[12] != b':' || b.get(15) != Some(&b' ') {
+                return None;
+            }
+            let (h, mi, s): (u32, u32, u32) = (
+                line[7..9].parse().ok()?,
+                line[10..12].parse().ok()?,
+                line[13..15].parse().ok()?,
+            );
+            let mo = MONTHS.iter().position(|m| *m == &line[..3])? as u32 + 1;
+            (syslog_time(ctx, mo, day, h, mi, s), &line[16..])
+        } else if line.len() > 20 && line.as_bytes()[4] == b'-' && line.as_bytes()[10] == b'T' {
+            let end = line.find(' ')?;
+            let t = &line[..end];
+            let ts = Timestamp::parse_rfc3339(t).or_else(|| {
+                let naive =
+                    chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+                ctx.local_to_timestamp(naive, 0)
+            });
+            (Some(ts?), &line[end + 1..])
+        } else {
             return None;
-        }
-        let (h, mi, s): (u32, u32, u32) = (
-            line[7..9].parse().ok()?,
-            line[10..12].parse().ok()?,
-            line[13..15].parse().ok()?,
-        );
-        let mo = MONTHS.iter().position(|m| *m == &line[..3])? as u32 + 1;
-        (syslog_time(ctx, mo, day, h, mi, s), &line[16..])
-    } else if line.len() > 20 && line.as_bytes()[4] == b'-' && line.as_bytes()[10] == b'T' {
-        let end = line.find(' ')?;
-        let t = &line[..end];
-        let ts = Timestamp::parse_rfc3339(t).or_else(|| {
-            let naive = chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
-            ctx.local_to_timestamp(naive, 0)
-        });
-        (Some(ts?), &line[end + 1..])
-    } else {
-        return None;
-    };
+        };
     // host prog[pid]: message
     let (_host, rest) = rest.split_once(' ')?;
-    let colon = rest.find(": ").or_else(|| rest.strip_suffix(':').map(|r| r.len()))?;
+    let colon = rest
+        .find(": ")
+        .or_else(|| rest.strip_suffix(':').map(|r| r.len()))?;
     let tag = &rest[..colon];
     if tag.is_empty() || tag.contains(' ') {
         return None;
     }
     let program = tag.split('[').next().unwrap_or(tag);
     let message = rest.get(colon + 2..).unwrap_or("").trim_start();
-    Some(Header { ts, program, message })
+    Some(Header {
+        ts,
+        program,
+        message,
+    })
 }
 
 /// A traditional syslog time, with the year inferred.
@@ -81,10 +108,14 @@ fn syslog_time(ctx: &ParseContext, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> 
     if let Some(y) = ctx.year {
         return ctx.local_parts(y, mo, d, h, mi, s, 0);
     }
-    let reference = ctx.file_mtime.unwrap_or_else(|| {
-        Timestamp::new(chrono::Utc::now().timestamp_millis(), 0)
-    });
-    let y = chrono::DateTime::from_timestamp_millis(reference.utc_ms)?.format("%Y").to_string().parse::<i32>().ok()?;
+    let reference = ctx
+        .file_mtime
+        .unwrap_or_else(|| Timestamp::new(chrono::Utc::now().timestamp_millis(), 0));
+    let y = chrono::DateTime::from_timestamp_millis(reference.utc_ms)?
+        .format("%Y")
+        .to_string()
+        .parse::<i32>()
+        .ok()?;
     let t = ctx.local_parts(y, mo, d, h, mi, s, 0)?;
     if t.utc_ms > reference.utc_ms + 86_400_000 {
         ctx.local_parts(y - 1, mo, d, h, mi, s, 0)
@@ -94,52 +125,98 @@ fn syslog_time(ctx: &ParseContext, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> 
 }
 
 /// What an auth message means: (action, user, ip, outcome).
-fn classify<'a>(program: &str, msg: &'a str) -> (&'static str, Option<&'a str>, Option<&'a str>, LoginOutcome) {
+fn classify<'a>(
+    program: &str,
+    msg: &'a str,
+) -> (&'static str, Option<&'a str>, Option<&'a str>, LoginOutcome) {
     fn word_after<'b>(s: &'b str, pat: &str) -> Option<&'b str> {
         let i = s.find(pat)? + pat.len();
-        s[i..].split([' ', ';', ',']).next().filter(|w| !w.is_empty())
+        s[i..]
+            .split([' ', ';', ','])
+            .next()
+            .filter(|w| !w.is_empty())
     }
     use LoginOutcome::*;
     match program {
         "sshd" | "sshd-session" | "dropbear" => {
             if let Some(rest) = msg.strip_prefix("Accepted ") {
-                return ("ssh-accepted", word_after(rest, " for "), word_after(rest, " from "), Success);
+                return (
+                    "ssh-accepted",
+                    word_after(rest, " for "),
+                    word_after(rest, " from "),
+                    Success,
+                );
             }
             if let Some(rest) = msg.strip_prefix("Failed ") {
-                let user = word_after(rest, " for invalid user ").or_else(|| word_after(rest, " for "));
+                let user =
+                    word_after(rest, " for invalid user ").or_else(|| word_after(rest, " for "));
                 return ("ssh-failed", user, word_after(rest, " from "), Failure);
             }
             if let Some(rest) = msg.strip_prefix("Invalid user ") {
                 let user = rest.split(' ').next();
-                return ("ssh-invalid-user", user, word_after(rest, " from "), Failure);
+                return (
+                    "ssh-invalid-user",
+                    user,
+                    word_after(rest, " from "),
+                    Failure,
+                );
             }
             if msg.starts_with("error: maximum authentication attempts exceeded") {
-                return ("ssh-max-attempts", word_after(msg, " for invalid user ").or_else(|| word_after(msg, " for ")), word_after(msg, " from "), Failure);
+                return (
+                    "ssh-max-attempts",
+                    word_after(msg, " for invalid user ").or_else(|| word_after(msg, " for ")),
+                    word_after(msg, " from "),
+                    Failure,
+                );
             }
             if msg.contains("authentication failure;") {
-                return ("pam-auth-failure", word_after(msg, " user="), word_after(msg, " rhost="), Failure);
+                return (
+                    "pam-auth-failure",
+                    word_after(msg, " user="),
+                    word_after(msg, " rhost="),
+                    Failure,
+                );
             }
-            if msg.starts_with("Connection closed by authenticating user ") || msg.starts_with("Disconnected from authenticating user ") {
+            if msg.starts_with("Connection closed by authenticating user ")
+                || msg.starts_with("Disconnected from authenticating user ")
+            {
                 let rest = msg.split("authenticating user ").nth(1).unwrap_or("");
                 let mut it = rest.split(' ');
                 return ("ssh-preauth-close", it.next(), it.next(), Unknown);
             }
-            if msg.starts_with("Connection closed by invalid user ") || msg.starts_with("Disconnected from invalid user ") {
+            if msg.starts_with("Connection closed by invalid user ")
+                || msg.starts_with("Disconnected from invalid user ")
+            {
                 let rest = msg.split("invalid user ").nth(1).unwrap_or("");
                 let mut it = rest.split(' ');
                 return ("ssh-invalid-user-close", it.next(), it.next(), Unknown);
             }
             if msg.contains("session opened for user ") {
-                return ("session-opened", word_after(msg, "session opened for user "), None, Success);
+                return (
+                    "session-opened",
+                    word_after(msg, "session opened for user "),
+                    None,
+                    Success,
+                );
             }
             ("other", None, word_after(msg, " from "), Unknown)
         }
         "sudo" => {
             if msg.contains("user NOT in sudoers") || msg.contains("incorrect password attempt") {
-                return ("sudo-denied", msg.split(" : ").next().map(str::trim), None, Failure);
+                return (
+                    "sudo-denied",
+                    msg.split(" : ").next().map(str::trim),
+                    None,
+                    Failure,
+                );
             }
             if msg.contains("COMMAND=") {
-                return ("sudo", msg.split(" : ").next().map(str::trim), None, Success);
+                return (
+                    "sudo",
+                    msg.split(" : ").next().map(str::trim),
+                    None,
+                    Success,
+                );
             }
             ("other", None, None, Unknown)
         }
@@ -149,16 +226,30 @@ fn classify<'a>(program: &str, msg: &'a str) -> (&'static str, Option<&'a str>, 
             }
             ("other", None, None, Unknown)
         }
-        "useradd" if msg.starts_with("new user:") => ("user-added", word_after(msg, "name="), None, Unknown),
-        "groupadd" if msg.starts_with("new group:") => ("group-added", word_after(msg, "name="), None, Unknown),
+        "useradd" if msg.starts_with("new user:") => {
+            ("user-added", word_after(msg, "name="), None, Unknown)
+        }
+        "groupadd" if msg.starts_with("new group:") => {
+            ("group-added", word_after(msg, "name="), None, Unknown)
+        }
         "usermod" | "gpasswd" => {
-            let user = word_after(msg, "add '").map(|u| u.trim_end_matches('\'')).or_else(|| word_after(msg, "user "));
+            let user = word_after(msg, "add '")
+                .map(|u| u.trim_end_matches('\''))
+                .or_else(|| word_after(msg, "user "));
             ("user-modified", user, None, Unknown)
         }
-        "passwd" | "chpasswd" if msg.contains("password changed for ") => {
-            ("password-changed", word_after(msg, "password changed for "), None, Unknown)
-        }
-        "userdel" => ("user-deleted", word_after(msg, "user '").map(|u| u.trim_end_matches('\'')), None, Unknown),
+        "passwd" | "chpasswd" if msg.contains("password changed for ") => (
+            "password-changed",
+            word_after(msg, "password changed for "),
+            None,
+            Unknown,
+        ),
+        "userdel" => (
+            "user-deleted",
+            word_after(msg, "user '").map(|u| u.trim_end_matches('\'')),
+            None,
+            Unknown,
+        ),
         _ => ("other", None, None, Unknown),
     }
 }
@@ -244,14 +335,25 @@ mod tests {
     use crate::Chosen;
 
     fn chosen() -> Chosen {
-        Chosen { format: &AuthLog, variant: 0, confidence: 1.0 }
+        Chosen {
+            format: &AuthLog,
+            variant: 0,
+            confidence: 1.0,
+        }
     }
 
     fn detail(ev: &Event<'_>) -> (String, Option<String>, LoginOutcome) {
         match &ev.detail {
-            EventDetail::Auth { action, user, outcome, .. } => {
-                (action.to_string(), user.as_ref().map(|u| u.to_string()), *outcome)
-            }
+            EventDetail::Auth {
+                action,
+                user,
+                outcome,
+                ..
+            } => (
+                action.to_string(),
+                user.as_ref().map(|u| u.to_string()),
+                *outcome,
+            ),
             _ => panic!("not auth"),
         }
     }
@@ -268,27 +370,63 @@ Feb 22 16:45:32 slave22 sshd[2742]: pam_unix(sshd:auth): authentication failure;
 2019-06-14T10:40:20.912134 localhost sudo: pam_unix(sudo-i:session): session opened for user root by userauth3(uid=0)
 2019-06-14T13:01:15.412+01:30 localhost pam: user nobody logged out.
 Feb 20 08:35:22 slave22 sshd[5774]: Failed password for invalid user admin from 2001:db8::7 port 29160 ssh2";
-        let ctx = ParseContext { year: Some(2024), ..Default::default() };
+        let ctx = ParseContext {
+            year: Some(2024),
+            ..Default::default()
+        };
         let c = parse_all(chosen(), &ctx, text);
         assert!(c.skips.is_empty(), "{:?}", c.skips);
         assert_eq!(c.events.len(), 10);
         let d: Vec<_> = c.events.iter().map(|(_, e)| detail(e)).collect();
-        assert_eq!(d[0], ("ssh-accepted".into(), Some("vagrant".into()), LoginOutcome::Success));
+        assert_eq!(
+            d[0],
+            (
+                "ssh-accepted".into(),
+                Some("vagrant".into()),
+                LoginOutcome::Success
+            )
+        );
         assert_eq!(c.events[0].1.client_ip, Some("10.0.2.2".parse().unwrap()));
         assert_eq!(d[1].0, "ssh-invalid-user");
-        assert_eq!(d[2], ("ssh-failed".into(), Some("root".into()), LoginOutcome::Failure));
-        assert_eq!(d[3], ("sudo".into(), Some("vagrant".into()), LoginOutcome::Success));
+        assert_eq!(
+            d[2],
+            (
+                "ssh-failed".into(),
+                Some("root".into()),
+                LoginOutcome::Failure
+            )
+        );
+        assert_eq!(
+            d[3],
+            ("sudo".into(), Some("vagrant".into()), LoginOutcome::Success)
+        );
         assert_eq!(d[4].0, "sudo-denied");
-        assert_eq!(d[5], ("user-added".into(), Some("apache".into()), LoginOutcome::Unknown));
+        assert_eq!(
+            d[5],
+            (
+                "user-added".into(),
+                Some("apache".into()),
+                LoginOutcome::Unknown
+            )
+        );
         assert_eq!(d[6].0, "pam-auth-failure");
-        assert_eq!(c.events[6].1.client_ip, Some("202.109.143.106".parse().unwrap()));
+        assert_eq!(
+            c.events[6].1.client_ip,
+            Some("202.109.143.106".parse().unwrap())
+        );
         assert_eq!(d[9].1.as_deref(), Some("admin"));
-        assert_eq!(c.events[9].1.client_ip, Some("2001:db8::7".parse().unwrap()));
+        assert_eq!(
+            c.events[9].1.client_ip,
+            Some("2001:db8::7".parse().unwrap())
+        );
         assert_eq!(
             c.events[0].1.ts.unwrap().to_rfc3339(),
             "2024-02-21T21:54:44+00:00"
         );
-        assert_eq!(c.events[8].1.ts.unwrap().to_rfc3339(), "2019-06-14T13:01:15.412+01:30");
+        assert_eq!(
+            c.events[8].1.ts.unwrap().to_rfc3339(),
+            "2019-06-14T13:01:15.412+01:30"
+        );
     }
 
     #[test]
@@ -303,14 +441,69 @@ Feb 20 08:35:22 slave22 sshd[5774]: Failed password for invalid user admin from 
             &ctx,
             "Dec 31 23:59:59 h sshd[1]: Invalid user a from 192.0.2.1\nJan  1 00:00:01 h sshd[1]: Invalid user b from 192.0.2.1",
         );
-        let ts: Vec<String> = c.events.iter().map(|(_, e)| e.ts.unwrap().to_rfc3339()).collect();
-        assert_eq!(ts, vec!["2024-12-31T23:59:59+00:00", "2025-01-01T00:00:01+00:00"]);
+        let ts: Vec<String> = c
+            .events
+            .iter()
+            .map(|(_, e)| e.ts.unwrap().to_rfc3339())
+            .collect();
+        assert_eq!(
+            ts,
+            vec!["2024-12-31T23:59:59+00:00", "2025-01-01T00:00:01+00:00"]
+        );
     }
 
     #[test]
     fn junk_is_skipped_not_lost() {
-        let c = parse_all(chosen(), &ParseContext::default(), "garbage line\n\nFeb 30 10:00:00 h sshd[1]: x");
+        let c = parse_all(
+            chosen(),
+            &ParseContext::default(),
+            "garbage line\n\nFeb 30 10:00:00 h sshd[1]: x",
+        );
         assert_eq!(c.events.len(), 0);
         assert_eq!(c.skips.len(), 3);
+    }
+
+    /// loghub OpenSSH_2k: per-line template ids as ground truth.
+    #[test]
+    fn corpus_loghub_openssh_agreement() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/corpus/loghub-ssh/OpenSSH");
+        let (Ok(log), Ok(csv)) = (
+            std::fs::read_to_string(root.join("OpenSSH_2k.log")),
+            std::fs::read_to_string(root.join("OpenSSH_2k.log_structured.csv")),
+        ) else {
+            eprintln!("skipping: {} not present", root.display());
+            return;
+        };
+        let ids: Vec<String> = csv
+            .lines()
+            .skip(1)
+            .map(|l| l.rsplitn(3, ',').nth(1).unwrap_or("").to_string())
+            .collect();
+        let ctx = ParseContext {
+            year: Some(2015),
+            ..Default::default()
+        };
+        let c = parse_all(chosen(), &ctx, &log);
+        assert!(c.skips.is_empty(), "{:?}", &c.skips[..c.skips.len().min(5)]);
+        let mut agree = 0;
+        let mut total = 0;
+        for (line, ev) in &c.events {
+            let want = match ids[*line as usize - 1].as_str() {
+                "E1" => "ssh-accepted",
+                "E8" | "E9" | "E10" => "ssh-failed",
+                "E13" => "ssh-invalid-user",
+                "E19" | "E20" => "pam-auth-failure",
+                "E23" => "session-opened",
+                _ => "other",
+            };
+            total += 1;
+            if detail(ev).0 == want {
+                agree += 1;
+            }
+        }
+        eprintln!("loghub OpenSSH: {agree}/{total} lines classified as labelled");
+        assert_eq!(total, 2000);
+        assert!(agree * 100 >= total * 99, "{agree}/{total}");
     }
 }

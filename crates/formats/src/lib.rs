@@ -207,13 +207,21 @@ pub(crate) mod testing {
         use std::borrow::Cow;
         let s = |c: &Cow<'_, str>| Cow::Owned(c.to_string());
         match d {
-            D::Auth { program, user, action, outcome } => D::Auth {
+            D::Auth {
+                program,
+                user,
+                action,
+                outcome,
+            } => D::Auth {
                 program: s(program),
                 user: user.as_ref().map(s),
                 action: s(action),
                 outcome: *outcome,
             },
-            D::Login { user, outcome } => D::Login { user: user.as_ref().map(s), outcome: *outcome },
+            D::Login { user, outcome } => D::Login {
+                user: user.as_ref().map(s),
+                outcome: *outcome,
+            },
             _ => Default::default(),
         }
     }

@@ -204,7 +204,13 @@ impl Profile {
     }
 
     /// Whether a request is a login attempt under `prefix`; returns the matching route.
-    pub fn login_route(&self, prefix: &str, method: &str, path: &str, query: &str) -> Option<&Route> {
+    pub fn login_route(
+        &self,
+        prefix: &str,
+        method: &str,
+        path: &str,
+        query: &str,
+    ) -> Option<&Route> {
         self.login
             .routes
             .iter()
@@ -245,7 +251,9 @@ impl Profile {
 
     /// Whether `path` (with `query`) matches one of `patterns` under `prefix`.
     pub fn any_matches(patterns: &[String], prefix: &str, path: &str, query: &str) -> bool {
-        patterns.iter().any(|p| pattern_matches(p, prefix, path, query))
+        patterns
+            .iter()
+            .any(|p| pattern_matches(p, prefix, path, query))
     }
 
     /// The admin prefix a login request implies, for renamable panels: the path before one of
@@ -331,25 +339,66 @@ mod tests {
 
     #[test]
     fn patterns() {
-        assert!(pattern_matches("~/content/css", "/mgr", "/mgr/content/css", ""));
-        assert!(!pattern_matches("~/content/css", "/admin", "/mgr/content/css", ""));
-        assert!(pattern_matches("~/content/page/*/edit", "/admin", "/admin/content/page/3/edit", ""));
-        assert!(!pattern_matches("~/content/page/*/edit", "/admin", "/admin/content/page/edit", ""));
+        assert!(pattern_matches(
+            "~/content/css",
+            "/mgr",
+            "/mgr/content/css",
+            ""
+        ));
+        assert!(!pattern_matches(
+            "~/content/css",
+            "/admin",
+            "/mgr/content/css",
+            ""
+        ));
+        assert!(pattern_matches(
+            "~/content/page/*/edit",
+            "/admin",
+            "/admin/content/page/3/edit",
+            ""
+        ));
+        assert!(!pattern_matches(
+            "~/content/page/*/edit",
+            "/admin",
+            "/admin/content/page/edit",
+            ""
+        ));
         assert!(pattern_matches("~/", "/admin", "/admin", ""));
         assert!(pattern_matches("~/", "/admin", "/admin/", ""));
         assert!(!pattern_matches("~/", "/admin", "/admin/order", ""));
         assert!(pattern_matches("~/**", "/admin", "/admin/order/1", ""));
         assert!(!pattern_matches("~/**", "/admin", "/administrator", ""));
-        assert!(pattern_matches("/wp-login.php", "/wp-admin", "/wp-login.php", ""));
-        assert!(pattern_matches("~/update.php?action=upload-plugin", "/wp-admin", "/wp-admin/update.php", "action=upload-plugin"));
-        assert!(!pattern_matches("~/update.php?action=upload-plugin", "/wp-admin", "/wp-admin/update.php", "action=upgrade"));
+        assert!(pattern_matches(
+            "/wp-login.php",
+            "/wp-admin",
+            "/wp-login.php",
+            ""
+        ));
+        assert!(pattern_matches(
+            "~/update.php?action=upload-plugin",
+            "/wp-admin",
+            "/wp-admin/update.php",
+            "action=upload-plugin"
+        ));
+        assert!(!pattern_matches(
+            "~/update.php?action=upload-plugin",
+            "/wp-admin",
+            "/wp-admin/update.php",
+            "action=upgrade"
+        ));
     }
 
     #[test]
     fn classify_routes() {
         let ec4 = by_name("eccube4").unwrap();
-        assert_eq!(ec4.classify_admin_route("/mgr", "POST", "/mgr/login", ""), Some(AdminAction::Login));
-        assert_eq!(ec4.classify_admin_route("/mgr", "GET", "/mgr/login", ""), None);
+        assert_eq!(
+            ec4.classify_admin_route("/mgr", "POST", "/mgr/login", ""),
+            Some(AdminAction::Login)
+        );
+        assert_eq!(
+            ec4.classify_admin_route("/mgr", "GET", "/mgr/login", ""),
+            None
+        );
         assert_eq!(
             ec4.classify_admin_route("/mgr", "POST", "/mgr/content/block/12/edit", ""),
             Some(AdminAction::CodePlanting)
@@ -362,13 +411,23 @@ mod tests {
             ec4.classify_admin_route("/mgr", "POST", "/mgr/setting/system/security", ""),
             Some(AdminAction::SecurityChange)
         );
-        assert_eq!(ec4.implied_prefix("POST", "/mgr_x9k2/login", ""), Some("/mgr_x9k2".into()));
+        assert_eq!(
+            ec4.implied_prefix("POST", "/mgr_x9k2/login", ""),
+            Some("/mgr_x9k2".into())
+        );
         assert_eq!(ec4.implied_prefix("POST", "/login", ""), None);
         let wp = by_name("wordpress").unwrap();
         assert_eq!(wp.implied_prefix("POST", "/wp-login.php", ""), None);
         assert!(wp.is_public("/wp-admin", "POST", "/wp-admin/admin-ajax.php", ""));
         let mg = by_name("magento2").unwrap();
-        let r = mg.login_route("/admin_1wgrah", "POST", "/rest/V1/integration/admin/token", "").unwrap();
+        let r = mg
+            .login_route(
+                "/admin_1wgrah",
+                "POST",
+                "/rest/V1/integration/admin/token",
+                "",
+            )
+            .unwrap();
         assert_eq!(r.failure_status.as_deref(), Some(&[401u16][..]));
     }
 
