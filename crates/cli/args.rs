@@ -118,4 +118,25 @@ pub struct ScanArgs {
     /// Split plain files larger than this many bytes into parallel chunks (testing aid).
     #[arg(long, hide = true, default_value_t = 16 << 20, value_name = "BYTES")]
     pub chunk_size: usize,
+
+    /// Shop platform whose admin panel to analyse: eccube4, eccube3, eccube2, magento2,
+    /// wordpress, prestashop, generic. Default: inferred from the logs.
+    #[arg(long, value_name = "NAME")]
+    pub platform: Option<String>,
+
+    /// Admin path prefix, e.g. /mgr_x9k2 (repeatable). Default: inferred from login POSTs.
+    #[arg(long = "admin-path", value_name = "PREFIX")]
+    pub admin_path: Vec<String>,
+
+    /// A platform profile (JSON) to use instead of, or besides, the bundled ones.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+
+    /// A network staff use for the admin panel (repeatable); admin use from elsewhere is high.
+    #[arg(long = "admin-allow", value_name = "CIDR")]
+    pub admin_allow: Vec<String>,
+
+    /// Staff working hours in --tz, e.g. 09:00-19:00; admin activity outside them is flagged.
+    #[arg(long = "business-hours", value_name = "HH:MM-HH:MM")]
+    pub business_hours: Option<String>,
 }

@@ -45,6 +45,7 @@ pub fn run(a: ScanArgs) -> u8 {
         tz,
         trust_proxy: trust,
         year: a.year,
+        file_mtime: None,
     };
     let since = match a.since.as_deref().map(|s| parse_time(s, &parse)) {
         Some(Err(e)) => return usage(&format!("--since: {e}")),
@@ -99,6 +100,10 @@ pub fn run(a: ScanArgs) -> u8 {
         return usage("--json - and --ndjson - cannot both write to stdout");
     }
 
+    let admin = match admin_config(&a, tz) {
+        Ok(c) => c,
+        Err(msg) => return usage(&msg),
+    };
     let opts = ScanOptions {
         jobs: a.jobs.unwrap_or(0),
         parse,
@@ -109,6 +114,7 @@ pub fn run(a: ScanArgs) -> u8 {
         exclude: outputs.clone(),
         detect: ecir_detect::DetectConfig {
             burst_404: a.burst_404,
+            admin,
             ..Default::default()
         },
         version: env!("CARGO_PKG_VERSION").into(),
@@ -213,4 +219,79 @@ fn overlaps_input(out: &Path, inputs: &[PathBuf]) -> Option<PathBuf> {
         let ic = std::fs::canonicalize(i).ok()?;
         (ic == out_c).then(|| i.clone())
     })
+}
+
+/// The admin-panel options (`--platform`, `--admin-path`, `--profile`, `--admin-allow`,
+/// `--business-hours`), checked.
+fn admin_config(
+    a: &ScanArgs,
+    tz: chrono_tz::Tz,
+) -> Result<ecir_detect::admin::AdminConfig, String> {
+    let profile = match &a.profile {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("--profile {}: {e}", path.display()))?;
+            Some(
+                ecir_profiles::Profile::from_json(&text)
+                    .map_err(|e| format!("--profile {}: {e}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    if let Some(name) = &a.platform {
+        let custom = profile
+            .as_ref()
+            .is_some_and(|p| p.name.eq_ignore_ascii_case(name));
+        if !custom && ecir_profiles::by_name(name).is_none() {
+            return Err(format!(
+                "--platform {name}: unknown platform (known: {})",
+                ecir_profiles::names().join(", ")
+            ));
+        }
+    }
+    let mut admin_paths = Vec::new();
+    for p in &a.admin_path {
+        let t = p.trim().trim_end_matches('/');
+        let t = if t.starts_with('/') {
+            t.to_string()
+        } else {
+            format!("/{t}")
+        };
+        if t.len() < 2 {
+            return Err(format!("--admin-path {p}: give the prefix, e.g. /admin"));
+        }
+        admin_paths.push(t);
+    }
+    let mut allow = Vec::new();
+    for c in &a.admin_allow {
+        allow.push(
+            c.parse::<Cidr>()
+                .map_err(|_| format!("--admin-allow {c}: not an address or CIDR"))?,
+        );
+    }
+    let business_hours = match &a.business_hours {
+        Some(s) => Some(parse_hours(s).ok_or_else(|| {
+            format!("--business-hours {s}: expected HH:MM-HH:MM, e.g. 09:00-19:00")
+        })?),
+        None => None,
+    };
+    Ok(ecir_detect::admin::AdminConfig {
+        admin_paths,
+        platform: a.platform.clone(),
+        profile,
+        allow,
+        business_hours,
+        tz: Some(tz),
+        session_secs: 0,
+    })
+}
+
+fn parse_hours(s: &str) -> Option<(u32, u32)> {
+    let (a, b) = s.split_once('-')?;
+    let hm = |x: &str| -> Option<u32> {
+        let (h, m) = x.trim().split_once(':')?;
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h <= 24 && m < 60 && h * 60 + m <= 24 * 60).then_some(h * 60 + m)
+    };
+    Some((hm(a)?, hm(b)?))
 }

@@ -9,8 +9,10 @@
 //!
 //! This crate must not know about files on disk, formats, threads or output.
 
+pub mod admin;
 pub mod decode;
 pub mod evidence;
+pub mod host;
 pub mod recon;
 pub mod web_attack;
 pub mod webshell;
@@ -44,6 +46,8 @@ pub struct DetectConfig {
     pub rare_script_min_site_ips: usize,
     /// Body size above which a sensitive file served with 2xx counts as exposed (100).
     pub exposure_min_bytes: u64,
+    /// Admin-panel settings (`--platform`, `--admin-path`, `--admin-allow`, …).
+    pub admin: admin::AdminConfig,
 }
 
 impl Default for DetectConfig {
@@ -54,6 +58,7 @@ impl Default for DetectConfig {
             rare_script_max_ips: 2,
             rare_script_min_site_ips: 20,
             exposure_min_bytes: 100,
+            admin: admin::AdminConfig::default(),
         }
     }
 }
@@ -95,6 +100,8 @@ pub const DETECTORS: &[(&str, &[&str])] = &[
     ("web-attack", web_attack::RULES),
     ("recon", recon::RULES),
     ("webshell", webshell::RULES),
+    ("admin", admin::RULES),
+    ("host", host::RULES),
 ];
 
 impl DetectorSet {
@@ -104,6 +111,8 @@ impl DetectorSet {
                 Box::new(web_attack::WebAttack::new(config.clone())),
                 Box::new(recon::Recon::new(config.clone())),
                 Box::new(webshell::Webshell::new(config.clone())),
+                Box::new(admin::Admin::new(config.clone())),
+                Box::new(host::Host::new(config.clone())),
             ],
         }
     }

@@ -17,6 +17,8 @@ pub struct ParseContext {
     pub trust_proxy: Vec<Cidr>,
     /// Year for formats that omit it (syslog), when the user gives one.
     pub year: Option<i32>,
+    /// Modification time of the file being parsed, set per file by the scan (syslog year).
+    pub file_mtime: Option<Timestamp>,
 }
 
 impl Default for ParseContext {
@@ -25,6 +27,7 @@ impl Default for ParseContext {
             tz: Tz::UTC,
             trust_proxy: Vec::new(),
             year: None,
+            file_mtime: None,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! owns format knowledge only; it must not know about files, compression, threads, detection
 //! or output. Adding a format means implementing [`Format`] and listing it in [`registry`].
 
+pub mod auth_log;
 pub mod clf;
 pub mod context;
 pub mod nginx_json;
@@ -91,10 +92,11 @@ impl Chosen {
 
 static CLF: clf::Clf = clf::Clf;
 static NGINX_JSON: nginx_json::NginxJson = nginx_json::NginxJson;
+static AUTH_LOG: auth_log::AuthLog = auth_log::AuthLog;
 
 /// Every format ecir knows, in detection priority order.
 pub fn registry() -> &'static [&'static dyn Format] {
-    static ALL: [&'static dyn Format; 2] = [&NGINX_JSON, &CLF];
+    static ALL: [&'static dyn Format; 3] = [&NGINX_JSON, &CLF, &AUTH_LOG];
     &ALL
 }
 
@@ -195,7 +197,32 @@ pub(crate) mod testing {
             host: o(&ev.host),
             user: o(&ev.user),
             duration_ms: ev.duration_ms,
-            detail: Default::default(),
+            detail: owned_detail(&ev.detail),
+        }
+    }
+
+    /// Keeps the detail kinds whose parsers test it (others stay default).
+    fn owned_detail(d: &ecir_model::EventDetail<'_>) -> ecir_model::EventDetail<'static> {
+        use ecir_model::EventDetail as D;
+        use std::borrow::Cow;
+        let s = |c: &Cow<'_, str>| Cow::Owned(c.to_string());
+        match d {
+            D::Auth {
+                program,
+                user,
+                action,
+                outcome,
+            } => D::Auth {
+                program: s(program),
+                user: user.as_ref().map(s),
+                action: s(action),
+                outcome: *outcome,
+            },
+            D::Login { user, outcome } => D::Login {
+                user: user.as_ref().map(s),
+                outcome: *outcome,
+            },
+            _ => Default::default(),
         }
     }
 

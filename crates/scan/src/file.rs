@@ -280,7 +280,7 @@ fn read_mapped<'a>(
         bases.push(next);
         next += c;
     }
-    let parse_ctx = &env.opts.parse;
+    let parse_ctx = &with_mtime(&env.opts.parse, display);
     let (sha, work) = rayon::join(
         || ecir_input::sha256_hex(bytes),
         || {
@@ -328,7 +328,7 @@ fn read_gzip<'a>(
     let mut work = Work::new(display, env);
     let mut state = State::Sampling(Vec::new(), 0);
     let mut chosen: Option<Chosen> = None;
-    let parse_ctx = &env.opts.parse;
+    let parse_ctx = &with_mtime(&env.opts.parse, display);
     let start =
         |buffered: Vec<(u64, Vec<u8>, bool)>, work: &mut Work<'_>, chosen: &mut Option<Chosen>| {
             let sample: Vec<&[u8]> = buffered
@@ -373,4 +373,15 @@ fn read_gzip<'a>(
         summary.errors.push(e);
     }
     (work, chosen)
+}
+
+/// The run's parse settings plus this file's modification time (syslog year inference).
+fn with_mtime(base: &ecir_formats::ParseContext, path: &str) -> ecir_formats::ParseContext {
+    let mut c = base.clone();
+    c.file_mtime = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| Timestamp::new(d.as_millis() as i64, 0));
+    c
 }

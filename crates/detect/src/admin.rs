@@ -1,0 +1,1703 @@
+//! `admin`: admin-panel compromise — login attempts derived from access logs through the
+//! platform profile, joined with login records from other sources (login history, admin app
+//! logs), and the findings built on them.
+//!
+//! Observing keeps only admin-looking requests, compactly (they are few next to the shop's
+//! traffic): requests under a configured or well-known admin prefix, admin-guess paths, and
+//! login-shaped POSTs. At finish they are sorted by (time, file, line), the platform and admin
+//! prefix are chosen (given, or inferred from where login POSTs go and which routes appear),
+//! login outcomes are classified the way the platform behaves (EC-CUBE 3/4 and PrestaShop by
+//! the same client's next admin request), and the rules run:
+//!
+//! - `admin.profile`: info — which platform and prefix were used and why (given or inferred).
+//! - `admin.brute_force`: ≥5 failed logins from one IP within 30 min; high at ≥20 in total.
+//! - `admin.password_spraying`: one IP failing for ≥5 usernames (high at ≥20).
+//! - `admin.credential_stuffing`: one username failing from ≥10 IPs (high at ≥50).
+//! - `admin.success_after_failures`: a success from an IP with ≥5 failures, or for a user with
+//!   ≥10 failures, in the hour before: critical.
+//! - `admin.outside_allowlist`: a successful login or admin page served to an IP outside
+//!   `--admin-allow`: high.
+//! - `admin.first_seen_ip`: without an allow-list, an IP (IPv6: its /64) active in the admin
+//!   after the first third of the logs' admin timeline and not before: medium, raised by other
+//!   signals on the same IP.
+//! - `admin.session_without_login`: admin pages answered 2xx to an IP with no login in the
+//!   session lifetime before (stolen session): high; critical if it used a code-planting route.
+//! - `admin.path_discovery`: ≥10 404s on admin guesses, then a hit on the real admin prefix.
+//! - `admin.code_planting`, `admin.account_change`, `admin.security_change`,
+//!   `admin.payment_change`: admin routes that plant code or change accounts, security or
+//!   payment settings (profile data), with who and when: high; medium for a known IP in
+//!   business hours; critical when the IP carries another compromise signal.
+//! - `admin.off_hours`, `admin.script_agent`: admin activity outside `--business-hours` or by a
+//!   script user agent: low, and raise the IP's other findings.
+//!
+//! Known false positives: shared NAT (many staff behind one IP) inflates per-IP counts; staff
+//! whose session began before the logs start are not flagged (the first session lifetime of
+//! the logs is not judged); dynamic IPv6 addresses are grouped by /64.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use chrono::Timelike;
+use ecir_model::{
+    Category, Event, EventDetail, Evidence, Finding, LoginOutcome, Severity, Timestamp,
+};
+use ecir_profiles::{AdminAction, OutcomeRule, Profile};
+
+use crate::evidence::evidence;
+use crate::{downcast, DetectConfig, DetectorState, FinishContext, Origin};
+
+pub const RULES: &[&str] = &[
+    "admin.profile",
+    "admin.brute_force",
+    "admin.password_spraying",
+    "admin.credential_stuffing",
+    "admin.success_after_failures",
+    "admin.outside_allowlist",
+    "admin.first_seen_ip",
+    "admin.session_without_login",
+    "admin.path_discovery",
+    "admin.code_planting",
+    "admin.account_change",
+    "admin.security_change",
+    "admin.payment_change",
+    "admin.off_hours",
+    "admin.script_agent",
+];
+
+/// Most admin requests kept (the earliest by time, file, line are kept beyond it).
+pub const MAX_REQUESTS: usize = 500_000;
+/// Most login records from other sources kept.
+pub const MAX_ATTEMPTS: usize = 500_000;
+const MAX_TEXT: usize = 2048;
+const PLAYBOOK: &str = "admin-takeover";
+
+/// Admin-panel settings from the command line.
+#[derive(Clone, Debug, Default)]
+pub struct AdminConfig {
+    /// `--admin-path`: admin prefixes (`/mgr_x9k2`).
+    pub admin_paths: Vec<String>,
+    /// `--platform`: a bundled profile name, or the name of `profile`.
+    pub platform: Option<String>,
+    /// `--profile FILE`, already read.
+    pub profile: Option<Profile>,
+    /// `--admin-allow`: networks staff use.
+    pub allow: Vec<ecir_model::Cidr>,
+    /// `--business-hours`: (start, end) in minutes after midnight in `tz`.
+    pub business_hours: Option<(u32, u32)>,
+    pub tz: Option<chrono_tz::Tz>,
+    /// Session lifetime for `admin.session_without_login`, seconds (default 24 h).
+    pub session_secs: i64,
+}
+
+/// A kept admin-looking request.
+#[derive(Clone, Debug)]
+struct Req {
+    ts: Option<Timestamp>,
+    ip: Option<IpAddr>,
+    method: Box<str>,
+    path: Box<str>,
+    query: Box<str>,
+    status: u16,
+    script_ua: bool,
+    ev: Evidence,
+}
+
+/// A login record from a non-web source (or derived at finish).
+#[derive(Clone, Debug)]
+struct Attempt {
+    ts: Option<Timestamp>,
+    ip: Option<IpAddr>,
+    user: Option<String>,
+    outcome: LoginOutcome,
+    evidence: Vec<Evidence>,
+    sources: BTreeSet<&'static str>,
+}
+
+fn key(ts: &Option<Timestamp>, e: &Evidence) -> (Option<i64>, Arc<str>, u64) {
+    (ts.map(|t| t.utc_ms), e.file.clone(), e.line)
+}
+
+/// State of the admin detector.
+pub struct Admin {
+    config: Arc<DetectConfig>,
+    reqs: Vec<Req>,
+    attempts: Vec<Attempt>,
+    dropped: u64,
+}
+
+fn is_script_ua(ua: Option<&str>) -> bool {
+    let Some(ua) = ua else { return true };
+    let l = ua.to_ascii_lowercase();
+    ua.is_empty()
+        || ua == "-"
+        || [
+            "curl/",
+            "wget/",
+            "python-requests",
+            "python-urllib",
+            "go-http-client",
+            "libwww-perl",
+            "java/",
+            "okhttp",
+            "headlesschrome",
+            "phantomjs",
+            "hydra",
+            "sqlmap",
+            "nikto",
+            "wpscan",
+            "httpclient",
+            "aiohttp",
+            "node-fetch",
+            "axios/",
+            "scrapy",
+            "zgrab",
+        ]
+        .iter()
+        .any(|s| l.contains(s))
+}
+
+const GUESS_SEGMENTS: &[&str] = &[
+    "admin",
+    "administrator",
+    "manager",
+    "backend",
+    "backoffice",
+    "wp-admin",
+    "cms",
+    "control",
+    "controlpanel",
+    "cpanel",
+    "adminpanel",
+    "admin_area",
+    "shop_admin",
+    "ec_admin",
+    "eccube_admin",
+    "mgr",
+    "management",
+    "staff",
+    "panel",
+    "dashboard",
+    "login",
+    "install",
+];
+
+/// Shop-front first segments whose roots are not worth keeping as possible admin roots.
+const FRONT_SEGMENTS: &[&str] = &[
+    "cart",
+    "products",
+    "product",
+    "mypage",
+    "shopping",
+    "contact",
+    "entry",
+    "help",
+    "user_data",
+    "html",
+    "forgot",
+    "block",
+    "wp-content",
+    "wp-includes",
+    "wp-json",
+    "static",
+    "media",
+    "pub",
+    "images",
+    "img",
+    "css",
+    "js",
+    "assets",
+    "upload",
+    "uploads",
+    "checkout",
+    "customer",
+    "catalog",
+    "category",
+    "search",
+    "news",
+    "blog",
+    "feed",
+    "api",
+    "rest",
+    "favicon.ico",
+    "robots.txt",
+];
+
+impl Admin {
+    pub fn new(config: Arc<DetectConfig>) -> Self {
+        Admin {
+            config,
+            reqs: Vec::new(),
+            attempts: Vec::new(),
+            dropped: 0,
+        }
+    }
+
+    fn wanted(&self, method: &str, path: &str, query: &str) -> bool {
+        let cfg = &self.config.admin;
+        if cfg.admin_paths.iter().any(|p| Profile::under(p, path)) {
+            return true;
+        }
+        let lower = path.to_ascii_lowercase();
+        let seg1 = lower
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or("");
+        if GUESS_SEGMENTS.contains(&seg1) || seg1.starts_with("admin") {
+            return true;
+        }
+        if lower == "/wp-login.php"
+            || lower == "/xmlrpc.php"
+            || lower.starts_with("/index.php/admin")
+        {
+            return true;
+        }
+        if lower.starts_with("/rest/") && lower.contains("/integration/admin/token") {
+            return true;
+        }
+        let mut segs = lower.trim_start_matches('/').split('/');
+        if segs.nth(1) == Some("admin") {
+            return true; // Magento `/<frontName>/admin/...`
+        }
+        // A renamed admin prefix is not known while observing: keep its login pages and its
+        // root (what the login outcome rule needs); the rest needs `--admin-path`.
+        let last = lower.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+        let depth = lower.trim_matches('/').split('/').count();
+        if depth == 2
+            && matches!(
+                last,
+                "login" | "login_check" | "index.php" | "logout" | "home.php"
+            )
+        {
+            return true;
+        }
+        if depth == 1 && !seg1.is_empty() && !seg1.contains('.') && !FRONT_SEGMENTS.contains(&seg1)
+        {
+            return true;
+        }
+        if method.eq_ignore_ascii_case("POST") {
+            for p in profiles_for(cfg).iter() {
+                if p.implied_prefix(method, path, query).is_some() {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    fn push_req(&mut self, r: Req) {
+        self.reqs.push(r);
+        if self.reqs.len() > MAX_REQUESTS * 2 {
+            self.compact();
+        }
+    }
+
+    fn compact(&mut self) {
+        if self.reqs.len() > MAX_REQUESTS {
+            self.reqs.sort_by_key(|a| key(&a.ts, &a.ev));
+            self.dropped += (self.reqs.len() - MAX_REQUESTS) as u64;
+            self.reqs.truncate(MAX_REQUESTS);
+        }
+        if self.attempts.len() > MAX_ATTEMPTS {
+            self.attempts.sort_by_key(|a| key(&a.ts, &a.evidence[0]));
+            self.dropped += (self.attempts.len() - MAX_ATTEMPTS) as u64;
+            self.attempts.truncate(MAX_ATTEMPTS);
+        }
+    }
+}
+
+fn profiles_for(cfg: &AdminConfig) -> Vec<Profile> {
+    static BUNDLED: std::sync::OnceLock<Vec<Profile>> = std::sync::OnceLock::new();
+    let mut v = Vec::new();
+    if let Some(p) = &cfg.profile {
+        v.push(p.clone());
+    }
+    v.extend(BUNDLED.get_or_init(ecir_profiles::bundled).iter().cloned());
+    v
+}
+
+fn ev_text(origin: &Origin<'_>, ts: Option<Timestamp>, weight: u32) -> Evidence {
+    let raw = &origin.raw[..origin.raw.len().min(MAX_TEXT)];
+    evidence(
+        &Origin {
+            file: origin.file,
+            line: origin.line,
+            raw,
+        },
+        ts,
+        weight,
+    )
+}
+
+impl DetectorState for Admin {
+    fn observe(&mut self, ev: &Event<'_>, origin: &Origin<'_>) {
+        match &ev.detail {
+            EventDetail::Login { user, outcome } => {
+                let source = match ev.source {
+                    Some(s) => s.as_str(),
+                    None => "admin-login",
+                };
+                self.attempts.push(Attempt {
+                    ts: ev.ts,
+                    ip: ev.client_ip,
+                    user: user.as_deref().map(|u| u.chars().take(128).collect()),
+                    outcome: *outcome,
+                    evidence: vec![ev_text(origin, ev.ts, 90)],
+                    sources: [source].into_iter().collect(),
+                });
+                if self.attempts.len() > MAX_ATTEMPTS * 2 {
+                    self.compact();
+                }
+            }
+            EventDetail::Web => {
+                let (Some(method), Some(_)) = (ev.method.as_deref(), ev.target.as_deref()) else {
+                    return;
+                };
+                let path = ev.path();
+                let query = ev.query().unwrap_or("");
+                if !self.wanted(method, path, query) {
+                    return;
+                }
+                let cut = |s: &str, n: usize| -> Box<str> {
+                    let mut e = n.min(s.len());
+                    while !s.is_char_boundary(e) {
+                        e -= 1;
+                    }
+                    s[..e].into()
+                };
+                self.push_req(Req {
+                    ts: ev.ts,
+                    ip: ev.client_ip,
+                    method: cut(method, 16),
+                    path: cut(path, 512),
+                    query: cut(query, 512),
+                    status: ev.status.unwrap_or(0),
+                    script_ua: is_script_ua(ev.user_agent.as_deref()),
+                    ev: ev_text(origin, ev.ts, 50),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn merge(&mut self, other: Box<dyn DetectorState>) {
+        let other: Admin = downcast(other);
+        self.reqs.extend(other.reqs);
+        self.attempts.extend(other.attempts);
+        self.dropped += other.dropped;
+        self.compact();
+    }
+
+    fn finish(mut self: Box<Self>, _ctx: &FinishContext) -> Vec<Finding> {
+        self.compact();
+        let cfg = self.config.admin.clone();
+        let mut reqs = std::mem::take(&mut self.reqs);
+        reqs.sort_by_key(|a| key(&a.ts, &a.ev));
+        let mut other = std::mem::take(&mut self.attempts);
+        other.sort_by_key(|a| key(&a.ts, &a.evidence[0]));
+        analyse(&cfg, reqs, other, self.dropped)
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
+    }
+}
+
+/// The chosen platform and prefixes, with why.
+struct Panel {
+    profile: Profile,
+    prefixes: Vec<String>,
+    why: String,
+    inferred: bool,
+}
+
+fn choose_panel(cfg: &AdminConfig, reqs: &[Req]) -> Option<Panel> {
+    let profiles = profiles_for(cfg);
+    let named = cfg.platform.as_deref().and_then(|n| {
+        profiles
+            .iter()
+            .find(|p| p.name.eq_ignore_ascii_case(n))
+            .cloned()
+            .or_else(|| ecir_profiles::by_name(n))
+    });
+    let given = named.clone().or_else(|| cfg.profile.clone());
+    if let Some(p) = given {
+        let inferred = cfg.admin_paths.is_empty();
+        let (prefixes, why) = if cfg.admin_paths.is_empty() {
+            let best = best_prefix(&p, reqs).map(|(s, pre)| (s, vec![pre]));
+            match best {
+                Some((_, pre)) => (pre, "platform given; admin prefix inferred from the login POSTs and admin routes seen".to_string()),
+                None => (p.admin_prefixes.clone(), "platform given; default admin prefix of the platform".to_string()),
+            }
+        } else {
+            (
+                cfg.admin_paths.clone(),
+                "platform and admin prefix given on the command line".into(),
+            )
+        };
+        return Some(Panel {
+            profile: p,
+            prefixes,
+            why,
+            inferred,
+        });
+    }
+    // Infer: the profile and prefix with the best score.
+    let mut best: Option<(u64, usize, String, String)> = None;
+    for (i, p) in profiles.iter().enumerate() {
+        if let Some((score, prefix)) = best_prefix(p, reqs) {
+            let why_prefix = if !cfg.admin_paths.is_empty() {
+                if !cfg.admin_paths.contains(&prefix) {
+                    continue;
+                }
+                "given with --admin-path".to_string()
+            } else {
+                format!("inferred: {prefix} is where login POSTs go")
+            };
+            if best.as_ref().is_none_or(|b| score > b.0) {
+                best = Some((score, i, prefix, why_prefix));
+            }
+        }
+    }
+    let (score, i, prefix, why_prefix) = best?;
+    let profile = profiles[i].clone();
+    let prefixes = if cfg.admin_paths.is_empty() {
+        vec![prefix]
+    } else {
+        cfg.admin_paths.clone()
+    };
+    Some(Panel {
+        why: format!(
+            "platform {} inferred from the access log (score {score}: login POSTs of its shape and routes typical of it); admin prefix {why_prefix}",
+            profile.display
+        ),
+        profile,
+        prefixes,
+        inferred: true,
+    })
+}
+
+/// The prefix of `p` that the requests support best, with its score: 3 per login POST of the
+/// profile's shape, 1 per distinct marker route seen.
+fn best_prefix(p: &Profile, reqs: &[Req]) -> Option<(u64, String)> {
+    let mut cands: BTreeSet<String> = p.admin_prefixes.iter().cloned().collect();
+    for r in reqs {
+        if let Some(pre) = p.implied_prefix(&r.method, &r.path, &r.query) {
+            cands.insert(pre);
+        }
+    }
+    let mut best: Option<(u64, String)> = None;
+    for pre in cands {
+        let mut score = 0u64;
+        let mut markers = BTreeSet::new();
+        for r in reqs {
+            if p.login_route(&pre, &r.method, &r.path, &r.query).is_some() {
+                score += 3;
+            }
+            for (i, m) in p.markers.iter().enumerate() {
+                if !markers.contains(&i)
+                    && (200..400).contains(&r.status)
+                    && ecir_profiles::pattern_matches(m, &pre, &r.path, &r.query)
+                {
+                    markers.insert(i);
+                }
+            }
+        }
+        score += markers.len() as u64;
+        if score > 0 && best.as_ref().is_none_or(|b| score > b.0) {
+            best = Some((score, pre));
+        }
+    }
+    best
+}
+
+fn net_key(ip: &IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => *v4,
+    }
+}
+
+struct Group {
+    count: u64,
+    first: Option<Timestamp>,
+    last: Option<Timestamp>,
+    ips: BTreeSet<IpAddr>,
+    users: BTreeSet<String>,
+    paths: BTreeSet<String>,
+    evidence: Vec<Evidence>,
+}
+
+impl Group {
+    fn new() -> Self {
+        Group {
+            count: 0,
+            first: None,
+            last: None,
+            ips: BTreeSet::new(),
+            users: BTreeSet::new(),
+            paths: BTreeSet::new(),
+            evidence: Vec::new(),
+        }
+    }
+    fn add(
+        &mut self,
+        ts: Option<Timestamp>,
+        ip: Option<IpAddr>,
+        user: Option<&str>,
+        ev: &[Evidence],
+    ) {
+        self.count += 1;
+        if let Some(t) = ts {
+            if self.first.is_none_or(|f| t < f) {
+                self.first = Some(t);
+            }
+            if self.last.is_none_or(|l| t > l) {
+                self.last = Some(t);
+            }
+        }
+        if let Some(ip) = ip {
+            self.ips.insert(ip);
+        }
+        if let Some(u) = user {
+            if self.users.len() < 50 {
+                self.users.insert(u.to_string());
+            }
+        }
+        if self.evidence.len() < 200 {
+            self.evidence.extend(ev.iter().cloned());
+        }
+    }
+    fn finding(self, rule: &str, severity: Severity, title: String, summary: String) -> Finding {
+        let cat = Category::AdminCompromise;
+        let mut f = Finding::new(rule, cat, severity);
+        f.title = title;
+        f.summary = summary;
+        f.first_seen = self.first;
+        f.last_seen = self.last;
+        f.ips = self.ips.iter().map(|i| i.to_string()).collect();
+        f.users = self.users.into_iter().collect();
+        f.paths = self.paths.into_iter().take(20).collect();
+        f.count = self.count;
+        f.evidence = self.evidence;
+        f.normalize_evidence();
+        if severity >= Severity::Low && rule != "admin.profile" {
+            f.playbook = Some(PLAYBOOK.into());
+        }
+        f
+    }
+}
+
+fn ms(ts: &Option<Timestamp>) -> i64 {
+    ts.map_or(i64::MIN, |t| t.utc_ms)
+}
+
+fn is_admin_page(panel: &Panel, r: &Req) -> bool {
+    (200..300).contains(&r.status)
+        && panel.prefixes.iter().any(|p| {
+            Profile::under(p, &r.path) && !panel.profile.is_public(p, &r.method, &r.path, &r.query)
+        })
+}
+
+fn action_of(panel: &Panel, r: &Req) -> Option<AdminAction> {
+    panel.prefixes.iter().find_map(|p| {
+        panel
+            .profile
+            .classify_admin_route(p, &r.method, &r.path, &r.query)
+    })
+}
+
+fn derive_attempts(panel: &Panel, reqs: &[Req]) -> Vec<Attempt> {
+    let mut by_ip: BTreeMap<Option<IpAddr>, Vec<usize>> = BTreeMap::new();
+    for (i, r) in reqs.iter().enumerate() {
+        by_ip.entry(r.ip).or_default().push(i);
+    }
+    let p = &panel.profile;
+    let mut out = Vec::new();
+    for (i, r) in reqs.iter().enumerate() {
+        let Some((pre, route)) = panel.prefixes.iter().find_map(|pre| {
+            p.login_route(pre, &r.method, &r.path, &r.query)
+                .map(|rt| (pre, rt))
+        }) else {
+            continue;
+        };
+        let mut evidence = vec![Evidence {
+            weight: 90,
+            ..r.ev.clone()
+        }];
+        let succ = route
+            .success_status
+            .as_ref()
+            .unwrap_or(&p.login.success_status);
+        let fail = route
+            .failure_status
+            .as_ref()
+            .unwrap_or(&p.login.failure_status);
+        let outcome = match p.login.outcome {
+            OutcomeRule::Status => {
+                if succ.contains(&r.status) {
+                    LoginOutcome::Success
+                } else if fail.contains(&r.status) || matches!(r.status, 401 | 403 | 429) {
+                    LoginOutcome::Failure
+                } else {
+                    LoginOutcome::Unknown
+                }
+            }
+            OutcomeRule::NextRequest => {
+                if matches!(r.status, 401 | 403 | 429) || (r.status == 200 && !succ.contains(&200))
+                {
+                    LoginOutcome::Failure
+                } else {
+                    let list = &by_ip[&r.ip];
+                    let pos = list.binary_search(&i).unwrap_or(0);
+                    let next = list[pos + 1..].iter().map(|&j| &reqs[j]).find(|n| {
+                        Profile::under(pre, &n.path)
+                            || p.login_route(pre, &n.method, &n.path, &n.query).is_some()
+                    });
+                    match next {
+                        Some(n) if ms(&n.ts) - ms(&r.ts) <= 60_000 => {
+                            evidence.push(Evidence {
+                                weight: 80,
+                                ..n.ev.clone()
+                            });
+                            if p.login_route(pre, &n.method, &n.path, &n.query).is_some()
+                                || Profile::any_matches(
+                                    &p.login.failure_next,
+                                    pre,
+                                    &n.path,
+                                    &n.query,
+                                )
+                            {
+                                LoginOutcome::Failure
+                            } else if Profile::any_matches(
+                                &p.login.success_next,
+                                pre,
+                                &n.path,
+                                &n.query,
+                            ) && (200..400).contains(&n.status)
+                            {
+                                LoginOutcome::Success
+                            } else {
+                                LoginOutcome::Unknown
+                            }
+                        }
+                        _ => LoginOutcome::Unknown,
+                    }
+                }
+            }
+        };
+        out.push(Attempt {
+            ts: r.ts,
+            ip: r.ip,
+            user: None,
+            outcome,
+            evidence,
+            sources: ["web"].into_iter().collect(),
+        });
+    }
+    out
+}
+
+/// Joins login records of other sources with the access-log attempts: the same login (same
+/// IP, compatible outcome, within 10 s) counts once, citing both.
+fn join(mut web: Vec<Attempt>, other: Vec<Attempt>) -> Vec<Attempt> {
+    let mut used = vec![false; web.len()];
+    let mut extra = Vec::new();
+    for a in other {
+        let t = ms(&a.ts);
+        let hit = web.iter().enumerate().position(|(i, w)| {
+            !used[i]
+                && w.ip.is_some()
+                && w.ip == a.ip
+                && (ms(&w.ts) - t).abs() <= 10_000
+                && (w.outcome == a.outcome || w.outcome == LoginOutcome::Unknown)
+        });
+        match hit {
+            Some(i) => {
+                used[i] = true;
+                let w = &mut web[i];
+                w.user = a.user.or(w.user.take());
+                w.outcome = a.outcome;
+                w.evidence.extend(a.evidence);
+                w.sources.extend(a.sources);
+            }
+            None => extra.push(a),
+        }
+    }
+    web.extend(extra);
+    web.sort_by_key(|a| key(&a.ts, &a.evidence[0]));
+    web
+}
+
+fn minutes_of_day(cfg: &AdminConfig, ts: &Timestamp) -> u32 {
+    let dt = ts.to_datetime();
+    match cfg.tz {
+        Some(tz) => {
+            let l = dt.with_timezone(&tz);
+            l.hour() * 60 + l.minute()
+        }
+        None => dt.hour() * 60 + dt.minute(),
+    }
+}
+
+fn outside_hours(cfg: &AdminConfig, ts: &Option<Timestamp>) -> bool {
+    let (Some((start, end)), Some(ts)) = (cfg.business_hours, ts) else {
+        return false;
+    };
+    let m = minutes_of_day(cfg, ts);
+    if start <= end {
+        !(start..end).contains(&m)
+    } else {
+        !(m >= start || m < end)
+    }
+}
+
+fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let panel = choose_panel(cfg, &reqs);
+    let web_attempts = panel
+        .as_ref()
+        .map_or(Vec::new(), |p| derive_attempts(p, &reqs));
+    let attempts = join(web_attempts, other);
+    if panel.is_none() && attempts.is_empty() {
+        return out;
+    }
+    if let Some(panel) = &panel {
+        let mut g = Group::new();
+        g.count = reqs.len() as u64;
+        let mut f = g.finding(
+            "admin.profile",
+            Severity::Info,
+            format!(
+                "Admin panel analysed as {} at {}{}",
+                panel.profile.display,
+                panel.prefixes.join(", "),
+                if panel.inferred { " (inferred)" } else { "" }
+            ),
+            format!(
+                "{}. {} admin-looking request(s) kept, {} login attempt(s) classified.{}{} Override with --platform, --admin-path or --profile if this is wrong.",
+                panel.why,
+                reqs.len(),
+                attempts.len(),
+                if panel.inferred && !panel.prefixes.iter().any(|p| p.trim_start_matches('/').starts_with("admin") || GUESS_SEGMENTS.contains(&p.trim_start_matches('/'))) {
+                    " The prefix is not a well-known one, so only its login pages and root were kept while reading: rerun with --admin-path for session and admin-action analysis."
+                } else {
+                    ""
+                },
+                if dropped > 0 {
+                    format!(" {dropped} admin record(s) beyond the analysis limit were not analysed (the earliest were kept).")
+                } else {
+                    String::new()
+                }
+            ),
+        );
+        f.paths = panel.prefixes.clone();
+        out.push(f);
+    }
+
+    let hour = 3_600_000i64;
+    // Per-IP flags that raise other findings.
+    let mut flagged: BTreeMap<IpAddr, BTreeSet<&'static str>> = BTreeMap::new();
+    fn flag(m: &mut BTreeMap<IpAddr, BTreeSet<&'static str>>, ip: IpAddr, what: &'static str) {
+        m.entry(ip).or_default().insert(what);
+    }
+
+    // Failures per IP / per user.
+    let mut fail_ip: BTreeMap<IpAddr, Vec<usize>> = BTreeMap::new();
+    let mut fail_user: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, a) in attempts.iter().enumerate() {
+        if a.outcome == LoginOutcome::Failure {
+            if let Some(ip) = a.ip {
+                fail_ip.entry(ip).or_default().push(i);
+            }
+            if let Some(u) = &a.user {
+                fail_user.entry(u.clone()).or_default().push(i);
+            }
+        }
+    }
+    let max_in_window = |idx: &[usize], win: i64| -> usize {
+        let mut best = 0;
+        let mut lo = 0;
+        for hi in 0..idx.len() {
+            while ms(&attempts[idx[hi]].ts) - ms(&attempts[idx[lo]].ts) > win {
+                lo += 1;
+            }
+            best = best.max(hi - lo + 1);
+        }
+        best
+    };
+    for (ip, idx) in &fail_ip {
+        let peak = max_in_window(idx, hour / 2);
+        if peak >= 5 {
+            let mut g = Group::new();
+            for &i in idx {
+                let a = &attempts[i];
+                g.add(a.ts, a.ip, a.user.as_deref(), &a.evidence);
+            }
+            let sev = if idx.len() >= 20 {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
+            let n = idx.len();
+            flag(&mut flagged, *ip, "brute-force");
+            out.push(g.finding(
+                "admin.brute_force",
+                sev,
+                format!("Admin login brute force from {ip} ({n} failures)"),
+                format!("{n} failed admin logins from {ip}, up to {peak} within 30 minutes. No success from this IP is implied by this finding alone; see admin.success_after_failures."),
+            ));
+        }
+        let users: BTreeSet<&str> = idx
+            .iter()
+            .filter_map(|&i| attempts[i].user.as_deref())
+            .collect();
+        if users.len() >= 5 {
+            let mut g = Group::new();
+            for &i in idx {
+                let a = &attempts[i];
+                g.add(a.ts, a.ip, a.user.as_deref(), &a.evidence);
+            }
+            let sev = if users.len() >= 20 {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
+            out.push(g.finding(
+                "admin.password_spraying",
+                sev,
+                format!("Password spraying from {ip} ({} usernames)", users.len()),
+                format!(
+                    "{ip} failed to log in to the admin panel as {} different usernames.",
+                    users.len()
+                ),
+            ));
+        }
+    }
+    for (user, idx) in &fail_user {
+        let ips: BTreeSet<IpAddr> = idx.iter().filter_map(|&i| attempts[i].ip).collect();
+        if ips.len() >= 10 {
+            let mut g = Group::new();
+            for &i in idx {
+                let a = &attempts[i];
+                g.add(a.ts, a.ip, a.user.as_deref(), &a.evidence);
+            }
+            let sev = if ips.len() >= 50 {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
+            out.push(g.finding(
+                "admin.credential_stuffing",
+                sev,
+                format!("Credential stuffing against admin user '{user}' from {} IPs", ips.len()),
+                format!("Logins as '{user}' failed from {} different IPs: a distributed guess against one account.", ips.len()),
+            ));
+        }
+    }
+
+    // Success after failures.
+    let mut reported: BTreeSet<(Option<IpAddr>, Option<String>)> = BTreeSet::new();
+    for (i, a) in attempts.iter().enumerate() {
+        if a.outcome != LoginOutcome::Success {
+            continue;
+        }
+        let t = ms(&a.ts);
+        let before = |idx: &Vec<usize>| -> Vec<usize> {
+            idx.iter()
+                .copied()
+                .filter(|&j| j < i && t - ms(&attempts[j].ts) <= hour)
+                .collect()
+        };
+        let by_ip =
+            a.ip.and_then(|ip| fail_ip.get(&ip))
+                .map(before)
+                .unwrap_or_default();
+        let by_user = a
+            .user
+            .as_ref()
+            .and_then(|u| fail_user.get(u))
+            .map(before)
+            .unwrap_or_default();
+        if by_ip.len() < 5 && by_user.len() < 10 {
+            continue;
+        }
+        if !reported.insert((a.ip, a.user.clone())) {
+            continue;
+        }
+        let mut g = Group::new();
+        g.add(a.ts, a.ip, a.user.as_deref(), &a.evidence);
+        let mut prior: Vec<usize> = by_ip.iter().chain(by_user.iter()).copied().collect();
+        prior.sort();
+        prior.dedup();
+        for &j in &prior {
+            let b = &attempts[j];
+            g.add(b.ts, b.ip, b.user.as_deref(), &b.evidence);
+        }
+        for e in g.evidence.iter_mut().take(a.evidence.len()) {
+            e.weight = 100;
+        }
+        if let Some(ip) = a.ip {
+            flag(&mut flagged, ip, "success-after-failures");
+        }
+        let who = a.user.clone().unwrap_or_else(|| "an unknown user".into());
+        let from = a.ip.map_or("an unknown IP".to_string(), |i| i.to_string());
+        out.push(g.finding(
+            "admin.success_after_failures",
+            Severity::Critical,
+            format!("Admin login succeeded after {} failures ({who} from {from})", prior.len()),
+            format!(
+                "A successful admin login as {who} from {from} followed {} failed attempts in the hour before ({} from that IP, {} for that user). Treat the account as taken over: lock it, end its sessions and review everything done after this login.",
+                prior.len(),
+                by_ip.len(),
+                by_user.len()
+            ),
+        ));
+    }
+
+    // Admin activity per IP: successful logins and admin pages.
+    let mut active: BTreeMap<IpAddr, Vec<(Option<Timestamp>, Evidence, bool)>> = BTreeMap::new();
+    for a in &attempts {
+        if a.outcome == LoginOutcome::Success {
+            if let Some(ip) = a.ip {
+                active
+                    .entry(ip)
+                    .or_default()
+                    .push((a.ts, a.evidence[0].clone(), true));
+            }
+        }
+    }
+    if let Some(panel) = &panel {
+        for r in &reqs {
+            if is_admin_page(panel, r) {
+                if let Some(ip) = r.ip {
+                    active
+                        .entry(ip)
+                        .or_default()
+                        .push((r.ts, r.ev.clone(), false));
+                }
+            }
+        }
+    }
+    for v in active.values_mut() {
+        v.sort_by_key(|(t, e, _)| key(t, e));
+    }
+    let last_user: BTreeMap<IpAddr, String> = attempts
+        .iter()
+        .filter(|a| a.outcome == LoginOutcome::Success)
+        .filter_map(|a| Some((a.ip?, a.user.clone()?)))
+        .collect();
+
+    // Off-hours and script agents.
+    if let Some(panel) = &panel {
+        let mut off: BTreeMap<IpAddr, Group> = BTreeMap::new();
+        let mut script: BTreeMap<IpAddr, Group> = BTreeMap::new();
+        for r in &reqs {
+            let Some(ip) = r.ip else { continue };
+            let acting = is_admin_page(panel, r)
+                || (r.method.eq_ignore_ascii_case("POST")
+                    && action_of(panel, r).is_some_and(|a| a != AdminAction::Login)
+                    && (200..400).contains(&r.status));
+            if !acting {
+                continue;
+            }
+            let user = last_user.get(&ip).map(|s| s.as_str());
+            if outside_hours(cfg, &r.ts) {
+                off.entry(ip).or_insert_with(Group::new).add(
+                    r.ts,
+                    Some(ip),
+                    user,
+                    std::slice::from_ref(&r.ev),
+                );
+            }
+            if r.script_ua {
+                script.entry(ip).or_insert_with(Group::new).add(
+                    r.ts,
+                    Some(ip),
+                    user,
+                    std::slice::from_ref(&r.ev),
+                );
+            }
+        }
+        for (ip, g) in off {
+            flag(&mut flagged, ip, "off-hours");
+            let n = g.count;
+            out.push(g.finding(
+                "admin.off_hours",
+                Severity::Low,
+                format!("Admin activity outside business hours from {ip}"),
+                format!("{n} admin page(s) or action(s) from {ip} outside the business hours given. Low on its own; it raises this IP's other findings."),
+            ));
+        }
+        for (ip, g) in script {
+            flag(&mut flagged, ip, "script-agent");
+            let n = g.count;
+            out.push(g.finding(
+                "admin.script_agent",
+                Severity::Low,
+                format!("Admin activity by a script user agent from {ip}"),
+                format!("{n} admin page(s) or action(s) from {ip} with a script or empty user agent (curl, python-requests, …). Staff use browsers; it raises this IP's other findings."),
+            ));
+        }
+    }
+
+    // Allow-list or first-seen.
+    let all_ts: Vec<i64> = reqs
+        .iter()
+        .map(|r| ms(&r.ts))
+        .chain(attempts.iter().map(|a| ms(&a.ts)))
+        .filter(|&t| t != i64::MIN)
+        .collect();
+    let (t0, t1) = (all_ts.iter().min().copied(), all_ts.iter().max().copied());
+    if !cfg.allow.is_empty() {
+        for (ip, v) in &active {
+            if cfg.allow.iter().any(|c| c.contains(ip)) {
+                continue;
+            }
+            let mut g = Group::new();
+            for (t, e, _) in v {
+                g.add(
+                    *t,
+                    Some(*ip),
+                    last_user.get(ip).map(|s| s.as_str()),
+                    std::slice::from_ref(e),
+                );
+            }
+            flag(&mut flagged, *ip, "outside-allowlist");
+            let n = g.count;
+            out.push(g.finding(
+                "admin.outside_allowlist",
+                Severity::High,
+                format!("Admin panel used from {ip}, outside the admin allow-list"),
+                format!("{n} successful login(s) or admin page(s) served to {ip}, which is in none of the --admin-allow networks. Either the allow-list is incomplete or someone else holds an admin session."),
+            ));
+        }
+    } else if let (Some(t0), Some(t1)) = (t0, t1) {
+        let baseline_end = t0 + (t1 - t0) / 3;
+        if t1 - t0 >= 24 * hour {
+            let known: BTreeSet<IpAddr> = active
+                .iter()
+                .filter(|(_, v)| v.iter().any(|(t, _, _)| ms(t) <= baseline_end))
+                .map(|(ip, _)| net_key(ip))
+                .collect();
+            if !known.is_empty() {
+                let mut groups: BTreeMap<IpAddr, Group> = BTreeMap::new();
+                for (ip, v) in &active {
+                    if known.contains(&net_key(ip)) {
+                        continue;
+                    }
+                    let g = groups.entry(*ip).or_insert_with(Group::new);
+                    for (t, e, _) in v {
+                        g.add(
+                            *t,
+                            Some(*ip),
+                            last_user.get(ip).map(|s| s.as_str()),
+                            std::slice::from_ref(e),
+                        );
+                    }
+                }
+                for (ip, g) in groups {
+                    flag(&mut flagged, ip, "first-seen");
+                    let other = flagged
+                        .get(&ip)
+                        .map(|s| s.iter().filter(|x| **x != "first-seen").count())
+                        .unwrap_or(0);
+                    let sev = if other > 0 {
+                        Severity::High
+                    } else {
+                        Severity::Medium
+                    };
+                    let n = g.count;
+                    out.push(g.finding(
+                        "admin.first_seen_ip",
+                        sev,
+                        format!("Admin panel used from a first-seen IP {ip}"),
+                        format!("{n} successful login(s) or admin page(s) from {ip}, which (nor its /64 for IPv6) was not among the {} admin IP(s) of the first third of the logs.{}", known.len(),
+                            if other > 0 { " Raised: the IP also shows other signals." } else { "" }),
+                    ));
+                }
+            }
+        }
+    }
+
+    // Sessions without a login, and discovery.
+    if let Some(panel) = &panel {
+        let session = if cfg.session_secs > 0 {
+            cfg.session_secs * 1000
+        } else {
+            24 * hour
+        };
+        let logins: BTreeMap<IpAddr, Vec<i64>> = attempts
+            .iter()
+            .filter(|a| a.outcome != LoginOutcome::Failure)
+            .fold(BTreeMap::new(), |mut m, a| {
+                if let Some(ip) = a.ip {
+                    m.entry(net_key(&ip))
+                        .or_insert_with(Vec::new)
+                        .push(ms(&a.ts));
+                }
+                m
+            });
+        let mut stolen: BTreeMap<IpAddr, (Group, bool)> = BTreeMap::new();
+        if let Some(t0) = t0 {
+            for r in &reqs {
+                let Some(ip) = r.ip else { continue };
+                let t = ms(&r.ts);
+                let planting = action_of(panel, r)
+                    .is_some_and(|a| a != AdminAction::Login && a != AdminAction::LogAccess)
+                    && (200..400).contains(&r.status)
+                    && stolen.contains_key(&ip);
+                if !(is_admin_page(panel, r) || planting) || t - t0 < session {
+                    continue;
+                }
+                let had = logins
+                    .get(&net_key(&ip))
+                    .is_some_and(|v| v.iter().any(|&l| l <= t && t - l <= session));
+                if had {
+                    continue;
+                }
+                let e = stolen.entry(ip).or_insert_with(|| (Group::new(), false));
+                e.0.add(r.ts, Some(ip), None, std::slice::from_ref(&r.ev));
+                e.0.paths.insert(r.path.to_string());
+                e.1 |= planting;
+            }
+        }
+        for (ip, (g, planting)) in stolen {
+            flag(&mut flagged, ip, "session-without-login");
+            let n = g.count;
+            out.push(g.finding(
+                "admin.session_without_login",
+                if planting { Severity::Critical } else { Severity::High },
+                format!("Admin pages served to {ip} with no login before (stolen session?)"),
+                format!("{n} admin page(s) answered 2xx to {ip}, which has no admin login in the {} h before. This is the trace of a stolen admin session (e.g. stored XSS fired when staff opened an order).{}", session / hour,
+                    if planting { " The IP then used a code-planting or account route." } else { "" }),
+            ));
+        }
+        // Discovery: many 404 admin guesses, then the real prefix.
+        let mut guesses: BTreeMap<IpAddr, Vec<&Req>> = BTreeMap::new();
+        for r in &reqs {
+            let Some(ip) = r.ip else { continue };
+            let real = panel.prefixes.iter().any(|p| Profile::under(p, &r.path));
+            if !real && r.status == 404 {
+                guesses.entry(ip).or_default().push(r);
+            }
+        }
+        for (ip, gs) in guesses {
+            if gs.len() < 10 {
+                continue;
+            }
+            let first = ms(&gs[0].ts);
+            let hits: Vec<&Req> = reqs
+                .iter()
+                .filter(|r| {
+                    r.ip == Some(ip)
+                        && ms(&r.ts) > first
+                        && ms(&r.ts) - first <= 24 * hour
+                        && (200..400).contains(&r.status)
+                })
+                .filter(|r| panel.prefixes.iter().any(|p| Profile::under(p, &r.path)))
+                .collect();
+            if hits.is_empty() {
+                continue;
+            }
+            let mut g = Group::new();
+            for r in hits.iter().take(10) {
+                g.add(
+                    r.ts,
+                    Some(ip),
+                    None,
+                    &[Evidence {
+                        weight: 90,
+                        ..r.ev.clone()
+                    }],
+                );
+            }
+            for r in gs.iter().take(10) {
+                g.add(r.ts, Some(ip), None, std::slice::from_ref(&r.ev));
+            }
+            g.count = (gs.len() + hits.len()) as u64;
+            let n = gs.len();
+            out.push(g.finding(
+                "admin.path_discovery",
+                Severity::Medium,
+                format!("Admin path discovered by {ip}"),
+                format!("{ip} requested {n} admin-guess paths answered 404, then reached the real admin prefix ({} answered request(s)).", hits.len()),
+            ));
+        }
+
+        // Admin actions.
+        let known_baseline: BTreeSet<IpAddr> = match (t0, t1) {
+            (Some(t0), Some(t1)) => active
+                .iter()
+                .filter(|(_, v)| v.iter().any(|(t, _, _)| ms(t) <= t0 + (t1 - t0) / 3))
+                .map(|(ip, _)| net_key(ip))
+                .collect(),
+            _ => BTreeSet::new(),
+        };
+        let mut acts: BTreeMap<(AdminAction, Option<IpAddr>), Group> = BTreeMap::new();
+        for r in &reqs {
+            let Some(a) = action_of(panel, r) else {
+                continue;
+            };
+            if matches!(a, AdminAction::Login | AdminAction::LogAccess)
+                || !(200..400).contains(&r.status)
+            {
+                continue;
+            }
+            let user = r.ip.and_then(|ip| last_user.get(&ip)).map(|s| s.as_str());
+            let g = acts.entry((a, r.ip)).or_insert_with(Group::new);
+            g.add(
+                r.ts,
+                r.ip,
+                user,
+                &[Evidence {
+                    weight: 90,
+                    ..r.ev.clone()
+                }],
+            );
+            g.paths.insert(r.path.to_string());
+        }
+        for ((a, ip), g) in acts {
+            let (rule, what) = match a {
+                AdminAction::CodePlanting => ("admin.code_planting", "code-planting admin action (template, page, block, CSS/JS, file manager, plugin)"),
+                AdminAction::AccountChange => ("admin.account_change", "admin account created or changed"),
+                AdminAction::SecurityChange => ("admin.security_change", "security setting changed"),
+                _ => ("admin.payment_change", "payment setting changed"),
+            };
+            let signals: Vec<&str> = ip
+                .and_then(|i| flagged.get(&i))
+                .map(|s| s.iter().copied().collect())
+                .unwrap_or_default();
+            let strong = signals
+                .iter()
+                .any(|s| !matches!(*s, "off-hours" | "script-agent"));
+            let known = cfg.allow.iter().any(|c| ip.is_some_and(|i| c.contains(&i)))
+                || ip.is_some_and(|i| known_baseline.contains(&net_key(&i)));
+            let base = if known {
+                Severity::Medium
+            } else {
+                Severity::High
+            };
+            let sev = if strong {
+                Severity::Critical
+            } else if !signals.is_empty() {
+                base.raised()
+            } else {
+                base
+            };
+            let from = ip.map_or("an unknown IP".to_string(), |i| i.to_string());
+            let n = g.count;
+            let who = if g.users.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " by {}",
+                    g.users.iter().cloned().collect::<Vec<_>>().join(", ")
+                )
+            };
+            out.push(g.finding(
+                rule,
+                sev,
+                format!("{}: {n} request(s) from {from}{who}", capitalise(what)),
+                format!(
+                    "{n} accepted request(s) to admin routes of this kind from {from}{who}.{} Check what was changed (templates, blocks, files, accounts, settings) against a known-good copy.",
+                    if signals.is_empty() { String::new() } else { format!(" The IP also shows: {}.", signals.join(", ")) }
+                ),
+            ));
+        }
+    }
+    out
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DetectorSet;
+    use ecir_model::SourceKind;
+
+    /// Runs the detector set over lines `secs|ip|method|target|status[|ua]` (access log) or
+    /// `secs|ip|LOGIN|user|success|failure` (a login-history record), split over `parts`
+    /// merged states, and returns the admin findings.
+    fn run_cfg(lines: &[String], admin: AdminConfig, parts: usize) -> Vec<Finding> {
+        let cfg = Arc::new(DetectConfig {
+            admin,
+            ..Default::default()
+        });
+        let web: Arc<str> = Arc::from("access.log");
+        let hist: Arc<str> = Arc::from("login_history.csv");
+        let mut sets: Vec<DetectorSet> = (0..parts).map(|_| DetectorSet::new(&cfg)).collect();
+        for (i, l) in lines.iter().enumerate() {
+            let f: Vec<&str> = l.split('|').collect();
+            let ts = Some(Timestamp::from_secs(
+                1_700_000_000 + f[0].parse::<i64>().unwrap(),
+                9 * 3600,
+            ));
+            let (ev, file) = if f[2] == "LOGIN" {
+                let outcome = if f[4] == "success" {
+                    LoginOutcome::Success
+                } else {
+                    LoginOutcome::Failure
+                };
+                (
+                    Event {
+                        ts,
+                        source: Some(SourceKind::AdminLogin),
+                        client_ip: f[1].parse().ok(),
+                        detail: EventDetail::Login {
+                            user: Some(f[3].into()),
+                            outcome,
+                        },
+                        ..Default::default()
+                    },
+                    &hist,
+                )
+            } else {
+                (
+                    Event {
+                        ts,
+                        source: Some(SourceKind::Web),
+                        client_ip: f[1].parse().ok(),
+                        method: Some(f[2].into()),
+                        target: Some(f[3].into()),
+                        status: f[4].parse().ok(),
+                        user_agent: Some(f.get(5).copied().unwrap_or("Mozilla/5.0").into()),
+                        ..Default::default()
+                    },
+                    &web,
+                )
+            };
+            let origin = Origin {
+                file,
+                line: i as u64 + 1,
+                raw: l.as_bytes(),
+            };
+            sets[i % parts].observe(&ev, &origin);
+        }
+        let mut it = sets.into_iter();
+        let mut first = it.next().unwrap();
+        for s in it {
+            first.merge(s);
+        }
+        let mut f: Vec<Finding> = first
+            .finish(&FinishContext {
+                distinct_client_ips: 100,
+            })
+            .into_iter()
+            .filter(|f| f.category == Category::AdminCompromise)
+            .collect();
+        f.sort_by(|a, b| (a.rule.as_str(), &a.ips).cmp(&(b.rule.as_str(), &b.ips)));
+        f
+    }
+
+    fn run(lines: &[String]) -> Vec<Finding> {
+        let a = run_cfg(lines, AdminConfig::default(), 1);
+        let b = run_cfg(lines, AdminConfig::default(), 3);
+        assert_eq!(a, b, "findings depend on how the lines were split");
+        a
+    }
+
+    /// A compact view for snapshots.
+    fn view(f: &[Finding]) -> Vec<serde_json::Value> {
+        f.iter()
+            .map(|x| {
+                serde_json::json!({
+                    "rule": x.rule, "severity": x.severity, "title": x.title, "ips": x.ips,
+                    "users": x.users, "count": x.count, "playbook": x.playbook,
+                    "evidence": x.evidence.iter().map(|e| format!("{}:{}", e.file, e.line)).collect::<Vec<_>>(),
+                })
+            })
+            .collect()
+    }
+
+    fn rules(f: &[Finding]) -> Vec<(&str, Severity)> {
+        f.iter().map(|x| (x.rule.as_str(), x.severity)).collect()
+    }
+
+    const DAY: i64 = 86_400;
+
+    /// Staff from the office on three days, logging in normally to a renamed EC-CUBE 4 admin.
+    fn office_days(prefix: &str) -> Vec<String> {
+        let mut v = Vec::new();
+        for d in 0..3 {
+            let t = d * DAY + 3600;
+            v.push(format!("{t}|192.0.2.10|GET|{prefix}/login|200"));
+            v.push(format!("{}|192.0.2.10|POST|{prefix}/login|302", t + 5));
+            v.push(format!("{}|192.0.2.10|GET|{prefix}/|200", t + 6));
+            v.push(format!("{}|192.0.2.10|GET|{prefix}/order|200", t + 30));
+        }
+        v
+    }
+
+    #[test]
+    fn eccube4_brute_force_then_success_is_critical() {
+        let mut lines = office_days("/mgr_x9k2");
+        let t = 2 * DAY + 7200;
+        for i in 0..6 {
+            lines.push(format!(
+                "{}|203.0.113.7|POST|/mgr_x9k2/login|302|python-requests/2.31",
+                t + i * 10
+            ));
+            lines.push(format!(
+                "{}|203.0.113.7|GET|/mgr_x9k2/login|200|python-requests/2.31",
+                t + i * 10 + 1
+            ));
+        }
+        lines.push(format!(
+            "{}|203.0.113.7|POST|/mgr_x9k2/login|302|python-requests/2.31",
+            t + 100
+        ));
+        lines.push(format!(
+            "{}|203.0.113.7|GET|/mgr_x9k2/|200|python-requests/2.31",
+            t + 101
+        ));
+        let f = run(&lines);
+        let r = rules(&f);
+        assert!(
+            r.contains(&("admin.brute_force", Severity::Medium)),
+            "{r:?}"
+        );
+        assert!(
+            r.contains(&("admin.success_after_failures", Severity::Critical)),
+            "{r:?}"
+        );
+        assert!(
+            r.contains(&("admin.first_seen_ip", Severity::High)),
+            "{r:?}"
+        );
+        let p = f.iter().find(|x| x.rule == "admin.profile").unwrap();
+        assert!(
+            p.title.contains("EC-CUBE 4") && p.title.contains("/mgr_x9k2"),
+            "{}",
+            p.title
+        );
+        // The office IP is in no finding except the profile.
+        assert!(f.iter().all(|x| !x.ips.contains(&"192.0.2.10".to_string())));
+        assert!(f
+            .iter()
+            .filter(|x| x.rule != "admin.profile")
+            .all(|x| x.playbook.as_deref() == Some("admin-takeover")));
+        insta::assert_json_snapshot!("eccube4_bruteforce_success", view(&f));
+    }
+
+    #[test]
+    fn staff_mistype_in_office_hours_is_not_a_finding() {
+        let mut lines = office_days("/admin");
+        let t = 2 * DAY + 3600 + 600; // 10:10 JST-ish window below
+        lines.push(format!("{t}|192.0.2.10|POST|/admin/login|302"));
+        lines.push(format!("{}|192.0.2.10|GET|/admin/login|200", t + 1));
+        lines.push(format!("{}|192.0.2.10|POST|/admin/login|302", t + 20));
+        lines.push(format!("{}|192.0.2.10|GET|/admin/|200", t + 21));
+        let cfg = AdminConfig {
+            business_hours: Some((0, 23 * 60 + 59)),
+            tz: Some(chrono_tz::Asia::Tokyo),
+            ..Default::default()
+        };
+        let f = run_cfg(&lines, cfg, 2);
+        assert_eq!(rules(&f), vec![("admin.profile", Severity::Info)], "{f:#?}");
+    }
+
+    #[test]
+    fn thousand_failures_without_success_is_high_not_critical() {
+        let lines: Vec<String> = (0..1000)
+            .map(|i| format!("{}|198.51.100.9|POST|/wp-login.php|200|Mozilla/5.0", i * 3))
+            .collect();
+        let f = run(&lines);
+        assert_eq!(
+            rules(&f),
+            vec![
+                ("admin.brute_force", Severity::High),
+                ("admin.profile", Severity::Info)
+            ]
+        );
+        assert_eq!(f[0].count, 1000);
+        assert!(f[1].title.contains("WordPress"));
+    }
+
+    #[test]
+    fn stolen_session_then_code_planting_is_critical() {
+        let mut lines = office_days("/admin");
+        let t = 2 * DAY + 20_000;
+        lines.push(format!("{t}|203.0.113.66|GET|/admin/order/12/edit|200"));
+        lines.push(format!(
+            "{}|203.0.113.66|POST|/admin/content/block/3/edit|302",
+            t + 40
+        ));
+        let f = run(&lines);
+        let r = rules(&f);
+        assert!(
+            r.contains(&("admin.session_without_login", Severity::Critical)),
+            "{r:?}"
+        );
+        assert!(
+            r.contains(&("admin.code_planting", Severity::Critical)),
+            "{r:?}"
+        );
+        insta::assert_json_snapshot!("stolen_session", view(&f));
+        // The same block edit by the office IP after its login is medium (known IP), not a takeover.
+        let mut lines = office_days("/admin");
+        lines.push(format!(
+            "{}|192.0.2.10|POST|/admin/content/block/3/edit|302",
+            2 * DAY + 3700
+        ));
+        let f = run(&lines);
+        assert_eq!(
+            rules(&f),
+            vec![
+                ("admin.code_planting", Severity::Medium),
+                ("admin.profile", Severity::Info)
+            ]
+        );
+    }
+
+    #[test]
+    fn allow_list() {
+        let mut lines = office_days("/admin");
+        lines.push(format!("{}|203.0.113.5|POST|/admin/login|302", DAY + 10));
+        lines.push(format!("{}|203.0.113.5|GET|/admin/|200", DAY + 11));
+        let cfg = AdminConfig {
+            allow: vec!["192.0.2.0/24".parse().unwrap()],
+            ..Default::default()
+        };
+        let f = run_cfg(&lines, cfg.clone(), 1);
+        let out: Vec<_> = f
+            .iter()
+            .filter(|x| x.rule == "admin.outside_allowlist")
+            .collect();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].ips, vec!["203.0.113.5"]);
+        assert_eq!(out[0].severity, Severity::High);
+        // Everyone inside: nothing.
+        let f = run_cfg(&office_days("/admin"), cfg, 1);
+        assert!(f.iter().all(|x| x.rule == "admin.profile"));
+    }
+
+    #[test]
+    fn login_history_joins_access_log_and_names_users() {
+        let mut lines = Vec::new();
+        for i in 0..5 {
+            lines.push(format!("{}|203.0.113.7|POST|/admin/login|302", i * 10));
+            lines.push(format!("{}|203.0.113.7|GET|/admin/login|200", i * 10 + 1));
+            lines.push(format!("{}|203.0.113.7|LOGIN|admin|failure", i * 10));
+        }
+        lines.push("100|203.0.113.7|POST|/admin/login|302".into());
+        lines.push("100|203.0.113.7|LOGIN|admin|success".into());
+        lines.push("101|203.0.113.7|GET|/admin/|200".into());
+        let f = run(&lines);
+        let s = f
+            .iter()
+            .find(|x| x.rule == "admin.success_after_failures")
+            .expect("success after failures");
+        assert_eq!(s.users, vec!["admin"]);
+        let files: BTreeSet<&str> = s.evidence.iter().map(|e| &*e.file).collect();
+        assert_eq!(files.len(), 2, "cites both sources");
+        let b = f.iter().find(|x| x.rule == "admin.brute_force").unwrap();
+        assert_eq!(b.count, 5, "joined records count once");
+        insta::assert_json_snapshot!("login_history_join", view(&f));
+    }
+
+    #[test]
+    fn spraying_and_stuffing() {
+        let mut lines = Vec::new();
+        for i in 0..6 {
+            lines.push(format!("{}|203.0.113.7|LOGIN|user{i}|failure", i * 60));
+        }
+        for i in 0..12 {
+            lines.push(format!(
+                "{}|198.51.100.{i}|LOGIN|shopadmin|failure",
+                1000 + i * 60
+            ));
+        }
+        let f = run(&lines);
+        let r = rules(&f);
+        assert!(
+            r.contains(&("admin.password_spraying", Severity::Medium)),
+            "{r:?}"
+        );
+        assert!(
+            r.contains(&("admin.credential_stuffing", Severity::Medium)),
+            "{r:?}"
+        );
+        insta::assert_json_snapshot!("spraying_stuffing", view(&f));
+    }
+
+    #[test]
+    fn discovery_then_real_prefix_and_eccube2_status_rule() {
+        let mut lines = office_days("/mgr_x9k2");
+        let t = 2 * DAY;
+        let guesses = [
+            "/admin/",
+            "/administrator/",
+            "/manager/",
+            "/backend/",
+            "/admin/login",
+            "/wp-admin/",
+            "/admin/index.php",
+            "/cms/",
+            "/backoffice/",
+            "/adminpanel/",
+        ];
+        for (i, g) in guesses.iter().enumerate() {
+            lines.push(format!("{}|203.0.113.9|GET|{g}|404", t + i as i64));
+        }
+        lines.push(format!("{}|203.0.113.9|GET|/mgr_x9k2/login|200", t + 100));
+        let f = run(&lines);
+        let d: Vec<_> = f
+            .iter()
+            .filter(|x| x.rule == "admin.path_discovery")
+            .collect();
+        assert_eq!(d.len(), 1, "{f:#?}");
+        assert_eq!(d[0].ips, vec!["203.0.113.9"]);
+
+        // EC-CUBE 2: failure is 200, success is 302; one failure then success is nothing.
+        let lines: Vec<String> = vec![
+            "0|192.0.2.10|POST|/shop_admin/index.php|200".into(),
+            "10|192.0.2.10|POST|/shop_admin/index.php|302".into(),
+            "11|192.0.2.10|GET|/shop_admin/home.php|200".into(),
+        ];
+        let f = run_cfg(
+            &lines,
+            AdminConfig {
+                platform: Some("eccube2".into()),
+                ..Default::default()
+            },
+            1,
+        );
+        assert_eq!(rules(&f), vec![("admin.profile", Severity::Info)]);
+        assert!(f[0].title.contains("/shop_admin"), "{}", f[0].title);
+    }
+
+    #[test]
+    fn script_agent_and_off_hours_raise_actions() {
+        let mut lines = office_days("/admin");
+        // 20:00 UTC = 05:00 JST.
+        let t = 2 * DAY + 3600 + 120;
+        lines.push(format!(
+            "{t}|192.0.2.10|POST|/admin/setting/system/member/new|302|curl/8.0"
+        ));
+        let cfg = AdminConfig {
+            business_hours: Some((9 * 60, 18 * 60)),
+            tz: Some(chrono_tz::UTC),
+            ..Default::default()
+        };
+        let f = run_cfg(&lines, cfg, 1);
+        let r = rules(&f);
+        assert!(r.contains(&("admin.script_agent", Severity::Low)), "{r:?}");
+        assert!(r.contains(&("admin.off_hours", Severity::Low)), "{r:?}");
+        assert!(
+            r.contains(&("admin.account_change", Severity::High)),
+            "{r:?}"
+        );
+    }
+}

@@ -1,0 +1,509 @@
+//! Linux `auth.log` / `secure`: syslog lines from sshd, PAM, sudo, su and the account tools
+//! (useradd, usermod, groupadd, passwd, chpasswd), as [`EventDetail::Auth`] events.
+//!
+//! Two timestamp forms: traditional `Mmm dd HH:MM:SS host prog[pid]: msg` (no year, no zone:
+//! the year comes from `--year`, else the file's modification time, else the clock, and a
+//! date later than that reference by more than a day belongs to the year before — the
+//! December→January case; the zone is `--tz`) and RFC 3339 `2024-05-01T12:34:56.123+09:00 host
+//! prog[pid]: msg` (a time without an offset is in `--tz`). Every syslog line is an event;
+//! lines from programs without an auth meaning get action `other`.
+
+use std::borrow::Cow;
+
+use ecir_model::{Event, EventDetail, LoginOutcome, SourceKind, Timestamp};
+
+use crate::context::parse_ip;
+use crate::{precheck, skip, EventSink, Format, ParseContext, Parser};
+
+pub struct AuthLog;
+
+const VARIANTS: &[(&str, &str)] = &[(
+    "auth-log",
+    "Linux auth.log / secure (syslog: sshd, PAM, sudo, useradd …)",
+)];
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+const AUTH_PROGRAMS: &[&str] = &[
+    "sshd",
+    "sudo",
+    "su",
+    "useradd",
+    "usermod",
+    "userdel",
+    "groupadd",
+    "groupmod",
+    "gpasswd",
+    "passwd",
+    "chpasswd",
+    "chage",
+    "login",
+    "systemd-logind",
+    "pam",
+    "unix_chkpwd",
+    "sshd-session",
+    "polkitd",
+    "vsftpd",
+    "proftpd",
+    "pure-ftpd",
+    "dropbear",
+];
+
+/// A parsed syslog header.
+struct Header<'a> {
+    ts: Option<Timestamp>,
+    program: &'a str,
+    message: &'a str,
+}
+
+fn split_header<'a>(line: &'a str, ctx: &ParseContext) -> Option<Header<'a>> {
+    let (ts, rest) =
+        if line.len() > 16 && MONTHS.contains(&&line[..3]) && line.as_bytes()[3] == b' ' {
+            let b = line.as_bytes();
+            let day: u32 = line[4..6].trim().parse().ok()?;
+            if b[6] != b' ' || b[9] != b':' || b[12] != b':' || b.get(15) != Some(&b' ') {
+                return None;
+            }
+            let (h, mi, s): (u32, u32, u32) = (
+                line[7..9].parse().ok()?,
+                line[10..12].parse().ok()?,
+                line[13..15].parse().ok()?,
+            );
+            let mo = MONTHS.iter().position(|m| *m == &line[..3])? as u32 + 1;
+            (syslog_time(ctx, mo, day, h, mi, s), &line[16..])
+        } else if line.len() > 20 && line.as_bytes()[4] == b'-' && line.as_bytes()[10] == b'T' {
+            let end = line.find(' ')?;
+            let t = &line[..end];
+            let ts = Timestamp::parse_rfc3339(t).or_else(|| {
+                let naive =
+                    chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+                ctx.local_to_timestamp(naive, 0)
+            });
+            (Some(ts?), &line[end + 1..])
+        } else {
+            return None;
+        };
+    // host prog[pid]: message
+    let (_host, rest) = rest.split_once(' ')?;
+    let colon = rest
+        .find(": ")
+        .or_else(|| rest.strip_suffix(':').map(|r| r.len()))?;
+    let tag = &rest[..colon];
+    if tag.is_empty() || tag.contains(' ') {
+        return None;
+    }
+    let program = tag.split('[').next().unwrap_or(tag);
+    let message = rest.get(colon + 2..).unwrap_or("").trim_start();
+    Some(Header {
+        ts,
+        program,
+        message,
+    })
+}
+
+/// A traditional syslog time, with the year inferred.
+fn syslog_time(ctx: &ParseContext, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> Option<Timestamp> {
+    if let Some(y) = ctx.year {
+        return ctx.local_parts(y, mo, d, h, mi, s, 0);
+    }
+    let reference = ctx
+        .file_mtime
+        .unwrap_or_else(|| Timestamp::new(chrono::Utc::now().timestamp_millis(), 0));
+    let y = chrono::DateTime::from_timestamp_millis(reference.utc_ms)?
+        .format("%Y")
+        .to_string()
+        .parse::<i32>()
+        .ok()?;
+    let t = ctx.local_parts(y, mo, d, h, mi, s, 0)?;
+    if t.utc_ms > reference.utc_ms + 86_400_000 {
+        ctx.local_parts(y - 1, mo, d, h, mi, s, 0)
+    } else {
+        Some(t)
+    }
+}
+
+/// What an auth message means: (action, user, ip, outcome).
+fn classify<'a>(
+    program: &str,
+    msg: &'a str,
+) -> (&'static str, Option<&'a str>, Option<&'a str>, LoginOutcome) {
+    fn word_after<'b>(s: &'b str, pat: &str) -> Option<&'b str> {
+        let i = s.find(pat)? + pat.len();
+        s[i..]
+            .split([' ', ';', ','])
+            .next()
+            .filter(|w| !w.is_empty())
+    }
+    use LoginOutcome::*;
+    match program {
+        "sshd" | "sshd-session" | "dropbear" => {
+            if let Some(rest) = msg.strip_prefix("Accepted ") {
+                return (
+                    "ssh-accepted",
+                    word_after(rest, " for "),
+                    word_after(rest, " from "),
+                    Success,
+                );
+            }
+            if let Some(rest) = msg.strip_prefix("Failed ") {
+                let user =
+                    word_after(rest, " for invalid user ").or_else(|| word_after(rest, " for "));
+                return ("ssh-failed", user, word_after(rest, " from "), Failure);
+            }
+            if let Some(rest) = msg.strip_prefix("Invalid user ") {
+                let user = rest.split(' ').next();
+                return (
+                    "ssh-invalid-user",
+                    user,
+                    word_after(rest, " from "),
+                    Failure,
+                );
+            }
+            if msg.starts_with("error: maximum authentication attempts exceeded") {
+                return (
+                    "ssh-max-attempts",
+                    word_after(msg, " for invalid user ").or_else(|| word_after(msg, " for ")),
+                    word_after(msg, " from "),
+                    Failure,
+                );
+            }
+            if msg.contains("authentication failure;") {
+                return (
+                    "pam-auth-failure",
+                    word_after(msg, " user="),
+                    word_after(msg, " rhost="),
+                    Failure,
+                );
+            }
+            if msg.starts_with("Connection closed by authenticating user ")
+                || msg.starts_with("Disconnected from authenticating user ")
+            {
+                let rest = msg.split("authenticating user ").nth(1).unwrap_or("");
+                let mut it = rest.split(' ');
+                return ("ssh-preauth-close", it.next(), it.next(), Unknown);
+            }
+            if msg.starts_with("Connection closed by invalid user ")
+                || msg.starts_with("Disconnected from invalid user ")
+            {
+                let rest = msg.split("invalid user ").nth(1).unwrap_or("");
+                let mut it = rest.split(' ');
+                return ("ssh-invalid-user-close", it.next(), it.next(), Unknown);
+            }
+            if msg.contains("session opened for user ") {
+                return (
+                    "session-opened",
+                    word_after(msg, "session opened for user "),
+                    None,
+                    Success,
+                );
+            }
+            ("other", None, word_after(msg, " from "), Unknown)
+        }
+        "sudo" => {
+            if msg.contains("user NOT in sudoers") || msg.contains("incorrect password attempt") {
+                return (
+                    "sudo-denied",
+                    msg.split(" : ").next().map(str::trim),
+                    None,
+                    Failure,
+                );
+            }
+            if msg.contains("COMMAND=") {
+                return (
+                    "sudo",
+                    msg.split(" : ").next().map(str::trim),
+                    None,
+                    Success,
+                );
+            }
+            ("other", None, None, Unknown)
+        }
+        "su" => {
+            if msg.contains("authentication failure") || msg.starts_with("FAILED") {
+                return ("su-failed", word_after(msg, " user="), None, Failure);
+            }
+            ("other", None, None, Unknown)
+        }
+        "useradd" if msg.starts_with("new user:") => {
+            ("user-added", word_after(msg, "name="), None, Unknown)
+        }
+        "groupadd" if msg.starts_with("new group:") => {
+            ("group-added", word_after(msg, "name="), None, Unknown)
+        }
+        "usermod" | "gpasswd" => {
+            let user = word_after(msg, "add '")
+                .map(|u| u.trim_end_matches('\''))
+                .or_else(|| word_after(msg, "user "));
+            ("user-modified", user, None, Unknown)
+        }
+        "passwd" | "chpasswd" if msg.contains("password changed for ") => (
+            "password-changed",
+            word_after(msg, "password changed for "),
+            None,
+            Unknown,
+        ),
+        "userdel" => (
+            "user-deleted",
+            word_after(msg, "user '").map(|u| u.trim_end_matches('\'')),
+            None,
+            Unknown,
+        ),
+        _ => ("other", None, None, Unknown),
+    }
+}
+
+struct AuthParser {
+    ctx: ParseContext,
+}
+
+impl Parser for AuthParser {
+    fn feed(&mut self, line: u64, bytes: &[u8], sink: &mut dyn EventSink) {
+        if let Some(r) = precheck(bytes) {
+            sink.skip(line, r, bytes);
+            return;
+        }
+        let text = String::from_utf8_lossy(bytes);
+        let Some(h) = split_header(&text, &self.ctx) else {
+            sink.skip(line, skip::UNPARSEABLE, bytes);
+            return;
+        };
+        let Some(ts) = h.ts else {
+            sink.skip(line, skip::BAD_TIMESTAMP, bytes);
+            return;
+        };
+        let (action, user, ip, outcome) = classify(h.program, h.message);
+        let user = user.map(|u| u.trim_matches(['"', '\'']));
+        let ev = Event {
+            ts: Some(ts),
+            source: Some(SourceKind::Auth),
+            client_ip: ip.and_then(parse_ip),
+            user: user.map(|u| Cow::Owned(u.to_string())),
+            detail: EventDetail::Auth {
+                program: Cow::Owned(h.program.to_string()),
+                user: user.map(|u| Cow::Owned(u.to_string())),
+                action: Cow::Borrowed(action),
+                outcome,
+            },
+            ..Default::default()
+        };
+        sink.event(&ev, line, bytes);
+    }
+}
+
+impl Format for AuthLog {
+    fn variants(&self) -> &'static [(&'static str, &'static str)] {
+        VARIANTS
+    }
+
+    fn source(&self) -> SourceKind {
+        SourceKind::Auth
+    }
+
+    fn detect(&self, sample: &[&[u8]]) -> Option<(usize, f64)> {
+        let ctx = ParseContext {
+            year: Some(2000),
+            ..Default::default()
+        };
+        let mut ok = 0usize;
+        let mut auth = 0usize;
+        for l in sample {
+            let t = String::from_utf8_lossy(l);
+            if let Some(h) = split_header(&t, &ctx) {
+                ok += 1;
+                if AUTH_PROGRAMS.contains(&h.program) || h.program.starts_with("pam_") {
+                    auth += 1;
+                }
+            }
+        }
+        if ok == 0 || auth == 0 {
+            return None;
+        }
+        Some((0, ok as f64 / sample.len() as f64))
+    }
+
+    fn parser(&self, _variant: usize, ctx: &ParseContext) -> Box<dyn Parser> {
+        Box::new(AuthParser { ctx: ctx.clone() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::parse_all;
+    use crate::Chosen;
+
+    fn chosen() -> Chosen {
+        Chosen {
+            format: &AuthLog,
+            variant: 0,
+            confidence: 1.0,
+        }
+    }
+
+    fn detail(ev: &Event<'_>) -> (String, Option<String>, LoginOutcome) {
+        match &ev.detail {
+            EventDetail::Auth {
+                action,
+                user,
+                outcome,
+                ..
+            } => (
+                action.to_string(),
+                user.as_ref().map(|u| u.to_string()),
+                *outcome,
+            ),
+            _ => panic!("not auth"),
+        }
+    }
+
+    #[test]
+    fn reference_samples() {
+        let text = "Feb 21 21:54:44 localhost sshd[3402]: Accepted publickey for vagrant from 10.0.2.2 port 63673 ssh2: RSA 39:33:99:e9:a0:dc:f2:33:a3:e5:72:3b:7c:3a:56:84
+Feb 21 21:56:12 localhost sshd[3430]: Invalid user test from 10.0.2.2
+Feb 20 08:35:22 slave22 sshd[5774]: Failed password for root from 216.160.83.57 port 29160 ssh2
+Feb 21 23:35:33 localhost sudo: vagrant : TTY=pts/0 ; PWD=/home/vagrant ; USER=root ; COMMAND=/bin/ls
+Feb 24 00:13:02 precise32 sudo:      tsg : user NOT in sudoers ; TTY=pts/1 ; PWD=/home/vagrant ; USER=root ; COMMAND=/bin/ls
+Feb 22 11:47:05 localhost useradd[6995]: new user: name=apache, UID=48, GID=48, home=/usr/share/httpd, shell=/sbin/nologin
+Feb 22 16:45:32 slave22 sshd[2742]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=202.109.143.106  user=root
+2019-06-14T10:40:20.912134 localhost sudo: pam_unix(sudo-i:session): session opened for user root by userauth3(uid=0)
+2019-06-14T13:01:15.412+01:30 localhost pam: user nobody logged out.
+Feb 20 08:35:22 slave22 sshd[5774]: Failed password for invalid user admin from 2001:db8::7 port 29160 ssh2";
+        let ctx = ParseContext {
+            year: Some(2024),
+            ..Default::default()
+        };
+        let c = parse_all(chosen(), &ctx, text);
+        assert!(c.skips.is_empty(), "{:?}", c.skips);
+        assert_eq!(c.events.len(), 10);
+        let d: Vec<_> = c.events.iter().map(|(_, e)| detail(e)).collect();
+        assert_eq!(
+            d[0],
+            (
+                "ssh-accepted".into(),
+                Some("vagrant".into()),
+                LoginOutcome::Success
+            )
+        );
+        assert_eq!(c.events[0].1.client_ip, Some("10.0.2.2".parse().unwrap()));
+        assert_eq!(d[1].0, "ssh-invalid-user");
+        assert_eq!(
+            d[2],
+            (
+                "ssh-failed".into(),
+                Some("root".into()),
+                LoginOutcome::Failure
+            )
+        );
+        assert_eq!(
+            d[3],
+            ("sudo".into(), Some("vagrant".into()), LoginOutcome::Success)
+        );
+        assert_eq!(d[4].0, "sudo-denied");
+        assert_eq!(
+            d[5],
+            (
+                "user-added".into(),
+                Some("apache".into()),
+                LoginOutcome::Unknown
+            )
+        );
+        assert_eq!(d[6].0, "pam-auth-failure");
+        assert_eq!(
+            c.events[6].1.client_ip,
+            Some("202.109.143.106".parse().unwrap())
+        );
+        assert_eq!(d[9].1.as_deref(), Some("admin"));
+        assert_eq!(
+            c.events[9].1.client_ip,
+            Some("2001:db8::7".parse().unwrap())
+        );
+        assert_eq!(
+            c.events[0].1.ts.unwrap().to_rfc3339(),
+            "2024-02-21T21:54:44+00:00"
+        );
+        assert_eq!(
+            c.events[8].1.ts.unwrap().to_rfc3339(),
+            "2019-06-14T13:01:15.412+01:30"
+        );
+    }
+
+    #[test]
+    fn year_from_mtime_handles_december_to_january() {
+        // File modified 2025-01-02: January lines are 2025, December lines 2024.
+        let ctx = ParseContext {
+            file_mtime: Timestamp::parse_rfc3339("2025-01-02T00:00:00+00:00"),
+            ..Default::default()
+        };
+        let c = parse_all(
+            chosen(),
+            &ctx,
+            "Dec 31 23:59:59 h sshd[1]: Invalid user a from 192.0.2.1\nJan  1 00:00:01 h sshd[1]: Invalid user b from 192.0.2.1",
+        );
+        let ts: Vec<String> = c
+            .events
+            .iter()
+            .map(|(_, e)| e.ts.unwrap().to_rfc3339())
+            .collect();
+        assert_eq!(
+            ts,
+            vec!["2024-12-31T23:59:59+00:00", "2025-01-01T00:00:01+00:00"]
+        );
+    }
+
+    #[test]
+    fn junk_is_skipped_not_lost() {
+        let c = parse_all(
+            chosen(),
+            &ParseContext::default(),
+            "garbage line\n\nFeb 30 10:00:00 h sshd[1]: x",
+        );
+        assert_eq!(c.events.len(), 0);
+        assert_eq!(c.skips.len(), 3);
+    }
+
+    /// loghub OpenSSH_2k: per-line template ids as ground truth.
+    #[test]
+    fn corpus_loghub_openssh_agreement() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/corpus/loghub-ssh/OpenSSH");
+        let (Ok(log), Ok(csv)) = (
+            std::fs::read_to_string(root.join("OpenSSH_2k.log")),
+            std::fs::read_to_string(root.join("OpenSSH_2k.log_structured.csv")),
+        ) else {
+            eprintln!("skipping: {} not present", root.display());
+            return;
+        };
+        let ids: Vec<String> = csv
+            .lines()
+            .skip(1)
+            .map(|l| l.rsplitn(3, ',').nth(1).unwrap_or("").to_string())
+            .collect();
+        let ctx = ParseContext {
+            year: Some(2015),
+            ..Default::default()
+        };
+        let c = parse_all(chosen(), &ctx, &log);
+        assert!(c.skips.is_empty(), "{:?}", &c.skips[..c.skips.len().min(5)]);
+        let mut agree = 0;
+        let mut total = 0;
+        for (line, ev) in &c.events {
+            let want = match ids[*line as usize - 1].as_str() {
+                "E1" => "ssh-accepted",
+                "E8" | "E9" | "E10" => "ssh-failed",
+                "E13" => "ssh-invalid-user",
+                "E19" | "E20" => "pam-auth-failure",
+                "E23" => "session-opened",
+                _ => "other",
+            };
+            total += 1;
+            if detail(ev).0 == want {
+                agree += 1;
+            }
+        }
+        eprintln!("loghub OpenSSH: {agree}/{total} lines classified as labelled");
+        assert_eq!(total, 2000);
+        assert!(agree * 100 >= total * 99, "{agree}/{total}");
+    }
+}
