@@ -478,7 +478,7 @@ Feb 20 08:35:22 slave22 sshd[5774]: Failed password for invalid user admin from 
         let ids: Vec<String> = csv
             .lines()
             .skip(1)
-            .map(|l| l.rsplitn(3, ',').nth(1).unwrap_or("").to_string())
+            .map(|l| l.rsplit(',').nth(1).unwrap_or("").to_string())
             .collect();
         let ctx = ParseContext {
             year: Some(2015),
