@@ -75,6 +75,10 @@ pub trait DetectorState: Send + Any {
     fn finish(self: Box<Self>, ctx: &FinishContext) -> Vec<Finding>;
     /// For [`merge`](Self::merge) implementations to recover their concrete type.
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
+    /// The WAF activity summary for the report, from the detector that keeps one.
+    fn waf_summary(&self) -> Option<ecir_model::WafSummary> {
+        None
+    }
 }
 
 /// Recovers the concrete state in a `merge` implementation.
@@ -119,6 +123,11 @@ impl DetectorSet {
         for (mine, theirs) in self.states.iter_mut().zip(other.states) {
             mine.merge(theirs);
         }
+    }
+
+    /// The WAF summary for the report, when a WAF log was read.
+    pub fn waf_summary(&self) -> Option<ecir_model::WafSummary> {
+        self.states.iter().find_map(|s| s.waf_summary())
     }
 
     pub fn finish(self, ctx: &FinishContext) -> Vec<Finding> {
