@@ -12,6 +12,7 @@
 pub mod decode;
 pub mod evidence;
 pub mod recon;
+pub mod waf;
 pub mod web_attack;
 pub mod webshell;
 
@@ -99,6 +100,7 @@ pub const DETECTORS: &[(&str, &[&str])] = &[
     ("web-attack", web_attack::RULES),
     ("recon", recon::RULES),
     ("webshell", webshell::RULES),
+    ("waf", waf::RULES),
 ];
 
 impl DetectorSet {
@@ -108,6 +110,7 @@ impl DetectorSet {
                 Box::new(web_attack::WebAttack::new(config.clone())),
                 Box::new(recon::Recon::new(config.clone())),
                 Box::new(webshell::Webshell::new(config.clone())),
+                Box::new(waf::Waf::new(config.clone())),
             ],
         }
     }
