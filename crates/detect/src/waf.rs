@@ -521,7 +521,7 @@ impl DetectorState for Waf {
         let mut waf = std::mem::take(&mut self.waf);
         waf.sort_by_key(|a| key_ts(&a.ts, &a.ev));
         let mut web = std::mem::take(&mut self.web);
-        web.sort_by(|a, b| (key_ts(&a.ts, &a.ev), a.kind).cmp(&(key_ts(&b.ts, &b.ev), b.kind)));
+        web.sort_by_key(|a| (key_ts(&a.ts, &a.ev), a.kind));
         let mut out = Vec::new();
         if waf.is_empty() && self.summary.events == 0 {
             return out;
@@ -757,7 +757,8 @@ fn bypass(
     by_key: &BTreeMap<(Option<IpAddr>, u64), Vec<usize>>,
     note: &str,
 ) -> Vec<Finding> {
-    let mut groups: BTreeMap<Option<IpAddr>, (Group, BTreeSet<(Arc<str>, u64)>)> = BTreeMap::new();
+    type Seen = BTreeSet<(Arc<str>, u64)>;
+    let mut groups: BTreeMap<Option<IpAddr>, (Group, Seen)> = BTreeMap::new();
     for r in waf {
         let Some(class) = r.class.filter(|c| c.is_injection()) else {
             continue;
@@ -822,11 +823,13 @@ fn bypass(
         .collect()
 }
 
+/// A detection-only period: span, records, high-severity records, evidence, clients.
+type Period = (Span, u64, u64, Vec<Evidence>, BTreeSet<Option<IpAddr>>);
+
 fn detection_only(waf: &[WafRec]) -> Vec<Finding> {
     let mut out = Vec::new();
-    let mut cur: Option<(Span, u64, u64, Vec<Evidence>, BTreeSet<Option<IpAddr>>)> = None;
-    let flush = |cur: &mut Option<(Span, u64, u64, Vec<Evidence>, BTreeSet<Option<IpAddr>>)>,
-                 out: &mut Vec<Finding>| {
+    let mut cur: Option<Period> = None;
+    let flush = |cur: &mut Option<Period>, out: &mut Vec<Finding>| {
         if let Some((span, n, high, mut ev, ips)) = cur.take() {
             let sev = if high > 0 {
                 Severity::High
@@ -915,7 +918,7 @@ fn lapse(
         }
         let start = h;
         let mut traffic = 0u64;
-        while h <= last && !hours.get(&h).is_some_and(|v| v.1 > 0) {
+        while h <= last && hours.get(&h).is_none_or(|v| v.1 == 0) {
             traffic += hours.get(&h).map_or(0, |v| v.0);
             h += 1;
         }

@@ -386,10 +386,7 @@ impl DetectorState for WebAttack {
         let ok = ev.is_success();
         let bytes = ev.bytes.unwrap_or(0);
         for class in classes {
-            let g = self
-                .groups
-                .entry((class, ev.client_ip))
-                .or_insert_with(Group::new);
+            let g = self.groups.entry((class, ev.client_ip)).or_default();
             g.count += 1;
             g.span.add(ev.ts);
             let path = ev.path();
@@ -444,7 +441,7 @@ impl DetectorState for WebAttack {
         let mut successes = Vec::new();
         let mut refused: BTreeMap<Class, (Group, Vec<Option<IpAddr>>)> = BTreeMap::new();
         let mut groups: Vec<_> = self.groups.into_iter().collect();
-        groups.sort_by(|a, b| a.0.cmp(&b.0));
+        groups.sort_by_key(|a| a.0);
         for ((class, ip), g) in groups {
             if g.ok == 0 {
                 let entry = refused

@@ -191,7 +191,7 @@ impl DetectorState for Webshell {
             if ok {
                 self.upload_ok
                     .entry(path_str.clone())
-                    .or_insert_with(Group::new)
+                    .or_default()
                     .add(ev, origin, &path_str);
             } else {
                 self.upload_refused.add(ev, origin, &path_str);
@@ -200,13 +200,13 @@ impl DetectorState for Webshell {
         if ok && !p.admin_or_platform.is_match(path) {
             self.scripts
                 .entry(path_str.clone())
-                .or_insert_with(Group::new)
+                .or_default()
                 .add(ev, origin, &path_str);
         }
         if qpos < decoded.len() && p.command.is_match(&decoded[qpos + 1..]) {
             self.commands
                 .entry((path_str.clone(), ev.client_ip))
-                .or_insert_with(Group::new)
+                .or_default()
                 .add(ev, origin, &path_str);
         }
     }

@@ -242,7 +242,7 @@ impl Parser for SerialParser {
                 Self::push_raw(o, t);
                 // [09/Jan/2008:12:27:56 +0000] id src_ip src_port dst_ip dst_port
                 if let Some(end) = t.find(']') {
-                    o.rec.ts = self.times.clf(t[1..end].as_bytes());
+                    o.rec.ts = self.times.clf(&t.as_bytes()[1..end]);
                     let mut f = t[end + 1..].split_ascii_whitespace();
                     o.rec.transaction = f.next().map(str::to_string);
                     o.remote = f.next().map(str::to_string);
