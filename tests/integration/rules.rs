@@ -109,6 +109,11 @@ const COVERED_IN_CRATE: &[&str] = &[
     "host.ssh_success_after_failures",
     "host.ssh_first_seen_ip",
     "host.account_change",
+    "waf.unblocked_attack",
+    "waf.blocked_then_through",
+    "waf.detection_only",
+    "waf.monitoring_lapse",
+    "waf.stored_xss_bait",
 ];
 
 #[test]

@@ -14,6 +14,7 @@ pub mod decode;
 pub mod evidence;
 pub mod host;
 pub mod recon;
+pub mod waf;
 pub mod web_attack;
 pub mod webshell;
 
@@ -80,6 +81,10 @@ pub trait DetectorState: Send + Any {
     fn finish(self: Box<Self>, ctx: &FinishContext) -> Vec<Finding>;
     /// For [`merge`](Self::merge) implementations to recover their concrete type.
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
+    /// The WAF activity summary for the report, from the detector that keeps one.
+    fn waf_summary(&self) -> Option<ecir_model::WafSummary> {
+        None
+    }
 }
 
 /// Recovers the concrete state in a `merge` implementation.
@@ -102,6 +107,7 @@ pub const DETECTORS: &[(&str, &[&str])] = &[
     ("webshell", webshell::RULES),
     ("admin", admin::RULES),
     ("host", host::RULES),
+    ("waf", waf::RULES),
 ];
 
 impl DetectorSet {
@@ -113,6 +119,7 @@ impl DetectorSet {
                 Box::new(webshell::Webshell::new(config.clone())),
                 Box::new(admin::Admin::new(config.clone())),
                 Box::new(host::Host::new(config.clone())),
+                Box::new(waf::Waf::new(config.clone())),
             ],
         }
     }
@@ -128,6 +135,11 @@ impl DetectorSet {
         for (mine, theirs) in self.states.iter_mut().zip(other.states) {
             mine.merge(theirs);
         }
+    }
+
+    /// The WAF summary for the report, when a WAF log was read.
+    pub fn waf_summary(&self) -> Option<ecir_model::WafSummary> {
+        self.states.iter().find_map(|s| s.waf_summary())
     }
 
     pub fn finish(self, ctx: &FinishContext) -> Vec<Finding> {

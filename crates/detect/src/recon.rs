@@ -106,6 +106,10 @@ impl Recon {
 
 impl DetectorState for Recon {
     fn observe(&mut self, ev: &Event<'_>, origin: &Origin<'_>) {
+        if ev.source == Some(ecir_model::SourceKind::Waf) {
+            // WAF records are judged by the waf detector, with what the WAF did.
+            return;
+        }
         if let Some(ua) = ev.user_agent.as_deref() {
             if let Some(m) = tools().find(ua) {
                 let t = self

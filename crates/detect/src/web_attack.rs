@@ -368,6 +368,10 @@ impl WebAttack {
 
 impl DetectorState for WebAttack {
     fn observe(&mut self, ev: &Event<'_>, origin: &Origin<'_>) {
+        if ev.source == Some(ecir_model::SourceKind::Waf) {
+            // WAF records are judged by the waf detector, with what the WAF did.
+            return;
+        }
         let Some(target) = ev.target.as_deref() else {
             return;
         };

@@ -157,6 +157,10 @@ fn merge_map<K: std::hash::Hash + Eq>(a: &mut FxHashMap<K, Group>, b: FxHashMap<
 
 impl DetectorState for Webshell {
     fn observe(&mut self, ev: &Event<'_>, origin: &Origin<'_>) {
+        if ev.source == Some(ecir_model::SourceKind::Waf) {
+            // WAF records are judged by the waf detector, with what the WAF did.
+            return;
+        }
         let Some(target) = ev.target.as_deref() else {
             return;
         };

@@ -7,10 +7,18 @@
 //! or output. Adding a format means implementing [`Format`] and listing it in [`registry`].
 
 pub mod auth_log;
+pub mod aws_waf;
+pub mod azure_waf;
 pub mod clf;
+pub mod cloudflare;
 pub mod context;
+pub mod modsec_errorlog;
+pub mod modsec_json;
+pub mod modsec_native;
 pub mod nginx_json;
+pub mod siteguard;
 pub mod time;
+pub mod waf_common;
 
 use ecir_model::{Event, SourceKind};
 
@@ -25,6 +33,12 @@ pub mod skip {
     pub const NUL_BYTES: &str = "nul-bytes";
     pub const UNKNOWN_FORMAT: &str = "unknown-format";
     pub const CONTINUATION: &str = "orphan-continuation";
+    /// A line of a mixed log (a web-server error log) that is not a WAF message.
+    pub const NOT_WAF: &str = "not-a-waf-message";
+    /// A multi-line record larger than the parser buffers (ModSecurity native audit).
+    pub const RECORD_TOO_LONG: &str = "record-too-long";
+    /// A JSON record of a category the format does not hold (Azure metrics, health).
+    pub const OTHER_CATEGORY: &str = "other-category";
 }
 
 /// Receives what a parser made of each line.
@@ -93,10 +107,28 @@ impl Chosen {
 static CLF: clf::Clf = clf::Clf;
 static NGINX_JSON: nginx_json::NginxJson = nginx_json::NginxJson;
 static AUTH_LOG: auth_log::AuthLog = auth_log::AuthLog;
+static MODSEC_JSON: modsec_json::ModsecJson = modsec_json::ModsecJson;
+static MODSEC_ERRORLOG: modsec_errorlog::ModsecErrorLog = modsec_errorlog::ModsecErrorLog;
+static MODSEC_NATIVE: modsec_native::ModsecNative = modsec_native::ModsecNative;
+static AWS_WAF: aws_waf::AwsWaf = aws_waf::AwsWaf;
+static CLOUDFLARE: cloudflare::Cloudflare = cloudflare::Cloudflare;
+static AZURE_WAF: azure_waf::AzureWaf = azure_waf::AzureWaf;
+static SITEGUARD: siteguard::SiteGuard = siteguard::SiteGuard;
 
 /// Every format ecir knows, in detection priority order.
 pub fn registry() -> &'static [&'static dyn Format] {
-    static ALL: [&'static dyn Format; 3] = [&NGINX_JSON, &CLF, &AUTH_LOG];
+    static ALL: [&'static dyn Format; 10] = [
+        &MODSEC_JSON,
+        &AWS_WAF,
+        &CLOUDFLARE,
+        &AZURE_WAF,
+        &MODSEC_NATIVE,
+        &MODSEC_ERRORLOG,
+        &SITEGUARD,
+        &NGINX_JSON,
+        &CLF,
+        &AUTH_LOG,
+    ];
     &ALL
 }
 
@@ -176,6 +208,58 @@ pub(crate) mod testing {
     pub struct Collect {
         pub events: Vec<(u64, Event<'static>)>,
         pub skips: Vec<(u64, &'static str)>,
+        /// The detail of each event, in the order of `events`.
+        pub details: Vec<ecir_model::EventDetail<'static>>,
+        pub absorbed: u64,
+    }
+
+    /// `<workspace>/../shared`, when present (third-party corpora for tests).
+    pub fn shared_dir() -> Option<std::path::PathBuf> {
+        let d = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
+        d.is_dir().then_some(d)
+    }
+
+    pub fn owned_detail(d: &ecir_model::EventDetail<'_>) -> ecir_model::EventDetail<'static> {
+        use ecir_model::EventDetail;
+        use std::borrow::Cow;
+        let o = |c: &Cow<'_, str>| Cow::Owned(c.to_string());
+        match d {
+            EventDetail::Waf {
+                rule_ids,
+                messages,
+                action,
+                severity,
+                detection_only,
+                attack,
+                engine_mode,
+                transaction,
+            } => EventDetail::Waf {
+                rule_ids: rule_ids.iter().map(o).collect(),
+                messages: messages.iter().map(o).collect(),
+                action: *action,
+                severity: severity.as_ref().map(o),
+                detection_only: *detection_only,
+                attack: *attack,
+                engine_mode: engine_mode.as_ref().map(o),
+                transaction: transaction.as_ref().map(o),
+            },
+            EventDetail::Auth {
+                program,
+                user,
+                action,
+                outcome,
+            } => EventDetail::Auth {
+                program: o(program),
+                user: user.as_ref().map(o),
+                action: o(action),
+                outcome: *outcome,
+            },
+            EventDetail::Login { user, outcome } => EventDetail::Login {
+                user: user.as_ref().map(o),
+                outcome: *outcome,
+            },
+            _ => EventDetail::Web,
+        }
     }
 
     pub fn owned(ev: &Event<'_>) -> Event<'static> {
@@ -201,37 +285,16 @@ pub(crate) mod testing {
         }
     }
 
-    /// Keeps the detail kinds whose parsers test it (others stay default).
-    fn owned_detail(d: &ecir_model::EventDetail<'_>) -> ecir_model::EventDetail<'static> {
-        use ecir_model::EventDetail as D;
-        use std::borrow::Cow;
-        let s = |c: &Cow<'_, str>| Cow::Owned(c.to_string());
-        match d {
-            D::Auth {
-                program,
-                user,
-                action,
-                outcome,
-            } => D::Auth {
-                program: s(program),
-                user: user.as_ref().map(s),
-                action: s(action),
-                outcome: *outcome,
-            },
-            D::Login { user, outcome } => D::Login {
-                user: user.as_ref().map(s),
-                outcome: *outcome,
-            },
-            _ => Default::default(),
-        }
-    }
-
     impl EventSink for Collect {
         fn event(&mut self, ev: &Event<'_>, line: u64, _raw: &[u8]) {
             self.events.push((line, owned(ev)));
+            self.details.push(owned_detail(&ev.detail));
         }
         fn skip(&mut self, line: u64, reason: &'static str, _raw: &[u8]) {
             self.skips.push((line, reason));
+        }
+        fn absorbed(&mut self, n: u64) {
+            self.absorbed += n;
         }
     }
 

@@ -62,6 +62,68 @@ pub enum WafAction {
     Unknown,
 }
 
+/// The kind of attack a WAF rule (or vendor label) says it detected. OWASP CRS rule ranges map
+/// as 913 scanner, 920-922 protocol, 930 LFI, 931 RFI, 932 RCE, 933 PHP, 934 generic, 941 XSS,
+/// 942 SQLi, 943 session fixation, 944 Java, 950-956 data leakage.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WafClass {
+    Sqli,
+    Xss,
+    Lfi,
+    Rfi,
+    Rce,
+    Php,
+    Java,
+    Ssrf,
+    Scanner,
+    Protocol,
+    Session,
+    Leakage,
+    Bot,
+    RateLimit,
+    AccessControl,
+    Generic,
+}
+
+impl WafClass {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            WafClass::Sqli => "sqli",
+            WafClass::Xss => "xss",
+            WafClass::Lfi => "lfi",
+            WafClass::Rfi => "rfi",
+            WafClass::Rce => "rce",
+            WafClass::Php => "php",
+            WafClass::Java => "java",
+            WafClass::Ssrf => "ssrf",
+            WafClass::Scanner => "scanner",
+            WafClass::Protocol => "protocol",
+            WafClass::Session => "session",
+            WafClass::Leakage => "leakage",
+            WafClass::Bot => "bot",
+            WafClass::RateLimit => "rate-limit",
+            WafClass::AccessControl => "access-control",
+            WafClass::Generic => "generic",
+        }
+    }
+
+    /// Injection classes: a match means attacker payload in the request.
+    pub fn is_injection(&self) -> bool {
+        matches!(
+            self,
+            WafClass::Sqli
+                | WafClass::Xss
+                | WafClass::Lfi
+                | WafClass::Rfi
+                | WafClass::Rce
+                | WafClass::Php
+                | WafClass::Java
+                | WafClass::Ssrf
+        )
+    }
+}
+
 /// Source-specific facts an event carries beyond the request fields.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum EventDetail<'a> {
@@ -79,7 +141,15 @@ pub enum EventDetail<'a> {
         messages: Vec<Cow<'a, str>>,
         action: WafAction,
         severity: Option<Cow<'a, str>>,
+        /// The engine (or the matching rule) only logged: ModSecurity `DetectionOnly`, AWS
+        /// `COUNT`, Cloudflare `log`, Azure `Detected`, SiteGuard `MONITOR`.
         detection_only: bool,
+        /// The most specific attack class among the matched rules.
+        attack: Option<WafClass>,
+        /// Engine mode as the log writes it (`DETECTION_ONLY`, `Enabled`, …), when it does.
+        engine_mode: Option<Cow<'a, str>>,
+        /// Transaction id joining records of one request (`unique_id`, `transactionId`, `RayID`).
+        transaction: Option<Cow<'a, str>>,
     },
     /// A host authentication record (sshd, sudo, account changes).
     Auth {

@@ -12,8 +12,8 @@ pub mod report;
 pub mod text;
 pub mod time;
 
-pub use event::{Event, EventDetail, LoginOutcome, SourceKind, WafAction};
+pub use event::{Event, EventDetail, LoginOutcome, SourceKind, WafAction, WafClass};
 pub use finding::{Category, Evidence, Finding, Severity};
 pub use net::Cidr;
-pub use report::{Exposure, InputSummary, Report, SkippedSample, Stats, REPORT_SCHEMA};
+pub use report::{Exposure, InputSummary, Report, SkippedSample, Stats, WafSummary, REPORT_SCHEMA};
 pub use time::Timestamp;

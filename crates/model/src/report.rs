@@ -117,6 +117,56 @@ pub struct Report {
     #[serde(default)]
     pub top_ips: Vec<TopIp>,
     pub stats: Stats,
+    /// What the WAF logs recorded, per rule and per client, when any WAF log was read.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub waf_summary: Option<WafSummary>,
+}
+
+/// WAF activity over the run: totals by action, the busiest rules and clients.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WafSummary {
+    /// WAF records read.
+    pub events: u64,
+    pub blocked: u64,
+    pub logged_only: u64,
+    pub allowed: u64,
+    /// Records whose engine or rule ran in detection-only / count mode.
+    pub detection_only: u64,
+    pub first_ts: Option<Timestamp>,
+    pub last_ts: Option<Timestamp>,
+    /// Rules by matches (most first), at most [`WafSummary::MAX_ROWS`].
+    pub rules: Vec<WafRuleRow>,
+    /// Clients by WAF records (most first), at most [`WafSummary::MAX_ROWS`].
+    pub ips: Vec<WafIpRow>,
+}
+
+impl WafSummary {
+    pub const MAX_ROWS: usize = 20;
+}
+
+/// One rule's WAF activity.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WafRuleRow {
+    pub rule_id: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub attack: Option<String>,
+    pub matches: u64,
+    pub blocked: u64,
+    pub not_blocked: u64,
+    pub distinct_ips: u64,
+}
+
+/// One client's WAF activity.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WafIpRow {
+    pub ip: String,
+    pub events: u64,
+    pub blocked: u64,
+    pub not_blocked: u64,
+    /// Attack classes seen, sorted.
+    pub attacks: Vec<String>,
 }
 
 /// A client IP and what the findings say of it.

@@ -181,6 +181,9 @@ pub fn render_summary(report: &Report, p: &dyn Painter, width: usize) -> String 
             );
         }
     }
+    if let Some(w) = &report.waf_summary {
+        render_waf(&mut o, w, p);
+    }
     if let Some(e) = &report.exposure {
         let _ = writeln!(
             o,
@@ -209,6 +212,60 @@ pub fn render_summary(report: &Report, p: &dyn Painter, width: usize) -> String 
     o
 }
 
+/// The WAF section: totals by action, then the busiest rules and clients.
+fn render_waf(o: &mut String, w: &ecir_model::WafSummary, p: &dyn Painter) {
+    let _ = writeln!(
+        o,
+        "\n{} {} record(s): {} blocked, {} logged only, {} allowed, {} in detection-only/count mode  ({} → {})",
+        p.heading("WAF activity:"),
+        group(w.events),
+        group(w.blocked),
+        group(w.logged_only),
+        group(w.allowed),
+        group(w.detection_only),
+        short_time(&w.first_ts),
+        short_time(&w.last_ts)
+    );
+    if !w.rules.is_empty() {
+        let _ = writeln!(
+            o,
+            "  {}",
+            p.dim("rule          matches  blocked  passed  IPs  class     message")
+        );
+        for r in &w.rules {
+            let _ = writeln!(
+                o,
+                "  {:<12} {:>8} {:>8} {:>7} {:>4}  {:<9} {}",
+                safe(&r.rule_id, 40),
+                group(r.matches),
+                group(r.blocked),
+                group(r.not_blocked),
+                r.distinct_ips,
+                r.attack.as_deref().unwrap_or("-"),
+                safe(r.message.as_deref().unwrap_or(""), 60)
+            );
+        }
+    }
+    if !w.ips.is_empty() {
+        let _ = writeln!(
+            o,
+            "  {}",
+            p.dim("client                                    records  blocked  passed  classes")
+        );
+        for r in &w.ips {
+            let _ = writeln!(
+                o,
+                "  {:<40} {:>8} {:>8} {:>7}  {}",
+                r.ip,
+                group(r.events),
+                group(r.blocked),
+                group(r.not_blocked),
+                r.attacks.join(",")
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,5 +275,38 @@ mod tests {
         assert_eq!(group(0), "0");
         assert_eq!(group(1234567), "1,234,567");
         assert_eq!(group(100), "100");
+    }
+
+    #[test]
+    fn waf_section_rows() {
+        let w = ecir_model::WafSummary {
+            events: 3,
+            blocked: 2,
+            logged_only: 1,
+            rules: vec![ecir_model::report::WafRuleRow {
+                rule_id: "942100".into(),
+                message: Some("SQL Injection\x1b[31m".into()),
+                attack: Some("sqli".into()),
+                matches: 3,
+                blocked: 2,
+                not_blocked: 1,
+                distinct_ips: 2,
+            }],
+            ips: vec![ecir_model::report::WafIpRow {
+                ip: "192.0.2.1".into(),
+                events: 2,
+                blocked: 1,
+                not_blocked: 1,
+                attacks: vec!["sqli".into()],
+            }],
+            ..Default::default()
+        };
+        let mut o = String::new();
+        render_waf(&mut o, &w, &Plain);
+        assert!(o.contains("WAF activity: 3 record(s): 2 blocked, 1 logged only"));
+        assert!(o.contains("942100"));
+        assert!(o.contains("192.0.2.1"));
+        // Log text cannot drive the terminal.
+        assert!(!o.contains('\x1b'));
     }
 }

@@ -183,6 +183,7 @@ pub fn scan(
     let ctx = FinishContext {
         distinct_client_ips: traffic.distinct_ips(),
     };
+    let waf_summary = detectors.as_ref().and_then(|d| d.waf_summary());
     let findings = match detectors {
         Some(d) => d.finish(&ctx),
         None => Vec::new(),
@@ -202,6 +203,7 @@ pub fn scan(
         warnings: Vec::new(),
         top_ips: Vec::new(),
         stats: Stats::default(),
+        waf_summary,
     };
     report.sort_and_number_findings();
     report.warnings = run_warnings(&report, &traffic);

@@ -1,0 +1,1502 @@
+//! WAF detection: what the WAF saw, what reached the application anyway, and when the WAF was
+//! not watching. Correlates WAF records with web access lines by client IP, path and time.
+//!
+//! State is compact: WAF records (few) are kept as small summaries with one evidence line
+//! each; of web requests only those that could matter are kept (requests carrying a query,
+//! a POST, an attack payload per [`classify`], admin-route 2xx hits and script hits in upload
+//! folders), each as (ip, path hash, time, status, class, evidence). Both lists are bounded:
+//! beyond the cap the earliest by (time, file, line) are kept, so merging is split-independent.
+//! Per-hour request counts per source feed the monitoring-lapse rule. Matching happens at
+//! finish.
+//!
+//! Rules:
+//! - `waf.unblocked_attack`: a high-severity match the WAF only logged (DetectionOnly,
+//!   `Warning`, `COUNT`, `log`, `MONITOR`) answered 2xx by the application (access-log line
+//!   within [`MATCH_WINDOW_SECS`], or the WAF record's own response status when no access
+//!   line exists): high; critical when that IP later gets 2xx on an admin route or on a script
+//!   in an upload folder.
+//! - `waf.blocked_then_through`: an IP blocked on a path gets 2xx on the same path within
+//!   24 h with a payload of the same attack class.
+//! - `waf.detection_only`: periods during which the engine ran without blocking.
+//! - `waf.monitoring_lapse` (category `log-integrity`): hours with web traffic but no WAF
+//!   record, where the WAF's own rate elsewhere predicts at least [`LAPSE_MIN_EXPECTED`].
+//! - `waf.stored_xss_bait`: an unblocked XSS match on a customer-input route (contact, order
+//!   notes, addresses, registration, reviews) followed within 48 h by admin-route 2xx hits or
+//!   successful admin logins. "Admin route" is a generic heuristic: a path segment `admin`,
+//!   `wp-admin`, `administrator`, `backend` or `adminhtml` (EC-CUBE's admin prefix is
+//!   configurable; shops that renamed it will not match).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ecir_model::report::{WafIpRow, WafRuleRow};
+use ecir_model::{
+    Category, Event, EventDetail, Evidence, Finding, LoginOutcome, Severity, SourceKind, Timestamp,
+    WafAction, WafClass, WafSummary,
+};
+
+use crate::evidence::{evidence, SmallestSet, Span};
+use crate::web_attack::{classify, Class};
+use crate::{downcast, DetectConfig, DetectorState, FinishContext, Origin};
+
+pub const RULES: &[&str] = &[
+    "waf.unblocked_attack",
+    "waf.blocked_then_through",
+    "waf.detection_only",
+    "waf.monitoring_lapse",
+    "waf.stored_xss_bait",
+];
+
+/// WAF record and access line are the same request when this close in time (seconds).
+pub const MATCH_WINDOW_SECS: i64 = 120;
+/// Blocked-then-through: how long after the block a success counts (seconds).
+pub const BYPASS_WINDOW_SECS: i64 = 24 * 3600;
+/// Stored-XSS bait: how long after the bait admin activity counts (seconds).
+pub const BAIT_WINDOW_SECS: i64 = 48 * 3600;
+/// WAF records the lapse rule must expect in a silent stretch before calling it a lapse.
+pub const LAPSE_MIN_EXPECTED: f64 = 10.0;
+/// Shortest silent stretch reported as a lapse (hours).
+pub const LAPSE_MIN_HOURS: i64 = 2;
+/// WAF records kept for correlation.
+pub const MAX_WAF_RECORDS: usize = 100_000;
+/// Web requests kept for correlation.
+pub const MAX_WEB_HITS: usize = 200_000;
+/// Evidence text kept per stored record (the report cites file and line in any case).
+const KEPT_TEXT: usize = 600;
+
+#[derive(Clone, Debug)]
+struct WafRec {
+    ts: Timestamp,
+    ip: Option<IpAddr>,
+    path_hash: u64,
+    path: String,
+    class: Option<WafClass>,
+    action: WafAction,
+    high: bool,
+    detection_only: bool,
+    status: Option<u16>,
+    rules: String,
+    ev: Evidence,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum WebKind {
+    /// A request that may match a WAF record.
+    Request,
+    /// A 2xx on an admin route.
+    Admin,
+    /// A 2xx on a script in an upload-like folder.
+    Shell,
+    /// A successful admin login (admin-login sources).
+    Login,
+}
+
+#[derive(Clone, Debug)]
+struct WebHit {
+    ts: Timestamp,
+    ip: Option<IpAddr>,
+    path_hash: u64,
+    status: u16,
+    class: Option<WafClass>,
+    kind: WebKind,
+    ev: Evidence,
+}
+
+fn key_ts(ts: &Timestamp, ev: &Evidence) -> (i64, Arc<str>, u64) {
+    (ts.utc_ms, Arc::clone(&ev.file), ev.line)
+}
+
+#[derive(Default, Debug, Clone)]
+struct RuleAgg {
+    message: Option<String>,
+    class: Option<WafClass>,
+    matches: u64,
+    blocked: u64,
+    not_blocked: u64,
+    ips: SmallestSet<IpAddr>,
+}
+
+#[derive(Default, Debug, Clone)]
+struct IpAgg {
+    events: u64,
+    blocked: u64,
+    not_blocked: u64,
+    classes: BTreeSet<WafClass>,
+}
+
+pub struct Waf {
+    waf: Vec<WafRec>,
+    web: Vec<WebHit>,
+    waf_overflow: bool,
+    web_overflow: bool,
+    /// (hour since epoch) → (web requests, WAF records).
+    hours: BTreeMap<i64, (u64, u64)>,
+    /// First web line of each hour, for lapse evidence.
+    hour_evidence: BTreeMap<i64, Evidence>,
+    rules: BTreeMap<String, RuleAgg>,
+    ips: BTreeMap<IpAddr, IpAgg>,
+    summary: WafSummary,
+    span: Span,
+    scratch: Vec<u8>,
+}
+
+impl Waf {
+    pub fn new(_config: Arc<DetectConfig>) -> Self {
+        Waf {
+            waf: Vec::new(),
+            web: Vec::new(),
+            waf_overflow: false,
+            web_overflow: false,
+            hours: BTreeMap::new(),
+            hour_evidence: BTreeMap::new(),
+            rules: BTreeMap::new(),
+            ips: BTreeMap::new(),
+            summary: WafSummary::default(),
+            span: Span::default(),
+            scratch: Vec::new(),
+        }
+    }
+
+    fn compact(&mut self) {
+        if self.waf.len() > MAX_WAF_RECORDS {
+            self.waf.sort_by_key(|a| key_ts(&a.ts, &a.ev));
+            self.waf.truncate(MAX_WAF_RECORDS);
+            self.waf_overflow = true;
+        }
+        if self.web.len() > MAX_WEB_HITS {
+            self.web.sort_by(|a, b| {
+                (key_ts(&a.ts, &a.ev), a.kind).cmp(&(key_ts(&b.ts, &b.ev), b.kind))
+            });
+            self.web.truncate(MAX_WEB_HITS);
+            self.web_overflow = true;
+        }
+    }
+}
+
+/// The smaller of two optional values, `None` losing: an order-independent choice.
+fn min_opt<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+fn path_hash(path: &str) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    path.hash(&mut h);
+    h.finish()
+}
+
+fn kept_evidence(origin: &Origin<'_>, ts: Option<Timestamp>, weight: u32) -> Evidence {
+    let mut e = evidence(origin, ts, weight);
+    if e.text.len() > KEPT_TEXT {
+        let mut end = KEPT_TEXT;
+        while !e.text.is_char_boundary(end) {
+            end -= 1;
+        }
+        e.text.truncate(end);
+        e.text.push('…');
+    }
+    e
+}
+
+/// Severity text that ModSecurity / vendors call critical or error (or worse).
+fn severity_high(s: &str) -> bool {
+    let t = s.trim();
+    if let Ok(n) = t.parse::<u8>() {
+        return n <= 3;
+    }
+    matches!(
+        t.to_ascii_uppercase().as_str(),
+        "EMERGENCY" | "ALERT" | "CRITICAL" | "ERROR" | "HIGH"
+    )
+}
+
+fn web_class(c: Class) -> Option<WafClass> {
+    Some(match c {
+        Class::Sqli => WafClass::Sqli,
+        Class::Xss => WafClass::Xss,
+        Class::Traversal | Class::Sensitive => WafClass::Lfi,
+        Class::Cmdi => WafClass::Rce,
+        Class::Php => WafClass::Php,
+        Class::Jndi => WafClass::Java,
+        Class::Installer => return None,
+    })
+}
+
+/// Classes that count as "the same attack" for bypass matching.
+fn same_class(a: WafClass, b: WafClass) -> bool {
+    let norm = |c: WafClass| match c {
+        WafClass::Rfi => WafClass::Lfi,
+        WafClass::Php => WafClass::Rce,
+        x => x,
+    };
+    norm(a) == norm(b)
+}
+
+/// Generic admin-route heuristic (see the module doc).
+pub fn is_admin_path(path: &str) -> bool {
+    path.split('/').any(|seg| {
+        let s = seg.to_ascii_lowercase();
+        matches!(
+            s.as_str(),
+            "admin" | "wp-admin" | "administrator" | "backend" | "adminhtml" | "admin.php"
+        )
+    })
+}
+
+fn is_upload_script(path: &str) -> bool {
+    let l = path.to_ascii_lowercase();
+    (l.ends_with(".php") || l.contains(".php/") || l.ends_with(".phtml"))
+        && [
+            "/upload",
+            "/uploads/",
+            "/images/",
+            "/img/",
+            "/tmp/",
+            "/cache/",
+            "/media/",
+            "/files/",
+            "/user_data/",
+        ]
+        .iter()
+        .any(|d| l.contains(d))
+}
+
+/// Customer-input routes where stored XSS would later be shown to an administrator.
+pub fn is_customer_input(path: &str) -> bool {
+    let l = path.to_ascii_lowercase();
+    [
+        "contact", "inquiry", "order", "checkout", "shopping", "address", "delivery", "shipping",
+        "entry", "register", "signup", "mypage", "customer", "account", "review", "comment",
+        "note", "cart",
+    ]
+    .iter()
+    .any(|k| l.contains(k))
+}
+
+impl DetectorState for Waf {
+    fn observe(&mut self, ev: &Event<'_>, origin: &Origin<'_>) {
+        let Some(ts) = ev.ts else { return };
+        let hour = ts.secs().div_euclid(3600);
+        match &ev.detail {
+            EventDetail::Waf {
+                rule_ids,
+                messages,
+                action,
+                severity,
+                detection_only,
+                attack,
+                ..
+            } => {
+                self.hours.entry(hour).or_default().1 += 1;
+                self.span.add(Some(ts));
+                let s = &mut self.summary;
+                s.events += 1;
+                let blocked = *action == WafAction::Blocked;
+                match action {
+                    WafAction::Blocked => s.blocked += 1,
+                    WafAction::LoggedOnly => s.logged_only += 1,
+                    WafAction::Allowed => s.allowed += 1,
+                    WafAction::Unknown => {}
+                }
+                s.detection_only += u64::from(*detection_only);
+                let not_blocked = matches!(action, WafAction::LoggedOnly | WafAction::Allowed)
+                    && !rule_ids.is_empty();
+                for (i, id) in rule_ids.iter().enumerate() {
+                    let r = self.rules.entry(id.to_string()).or_default();
+                    r.matches += 1;
+                    r.blocked += u64::from(blocked);
+                    r.not_blocked += u64::from(!blocked);
+                    let msg = messages
+                        .get(i)
+                        .filter(|m| !m.is_empty())
+                        .map(|m| m.to_string());
+                    r.message = min_opt(r.message.take(), msg);
+                    if rule_ids.len() == 1 {
+                        r.class = min_opt(r.class, *attack);
+                    }
+                    if let Some(ip) = ev.client_ip {
+                        r.ips.insert(ip);
+                    }
+                }
+                if let Some(ip) = ev.client_ip {
+                    let a = self.ips.entry(ip).or_default();
+                    a.events += 1;
+                    a.blocked += u64::from(blocked);
+                    a.not_blocked += u64::from(not_blocked);
+                    if let Some(c) = attack {
+                        a.classes.insert(*c);
+                    }
+                }
+                let high = severity.as_deref().is_some_and(severity_high)
+                    || (severity.is_none() && attack.is_some_and(|c| c.is_injection()));
+                if rule_ids.is_empty()
+                    && messages.is_empty()
+                    && !*detection_only
+                    && *action != WafAction::Blocked
+                {
+                    // A plain allowed request (Cloudflare http_requests, concurrent index):
+                    // it shows the WAF was watching, nothing more to correlate.
+                    return;
+                }
+                let path = ev.path();
+                self.waf.push(WafRec {
+                    ts,
+                    ip: ev.client_ip,
+                    path_hash: path_hash(path),
+                    path: crate::web_attack::truncate(path, 200),
+                    class: *attack,
+                    action: *action,
+                    high,
+                    detection_only: *detection_only,
+                    status: ev.status,
+                    rules: rule_ids
+                        .iter()
+                        .take(6)
+                        .map(|r| r.as_ref())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    ev: kept_evidence(origin, Some(ts), 0),
+                });
+            }
+            EventDetail::Login {
+                outcome: LoginOutcome::Success,
+                ..
+            } => {
+                self.web.push(WebHit {
+                    ts,
+                    ip: ev.client_ip,
+                    path_hash: 0,
+                    status: 200,
+                    class: None,
+                    kind: WebKind::Login,
+                    ev: kept_evidence(origin, Some(ts), 0),
+                });
+            }
+            EventDetail::Web if ev.source != Some(SourceKind::Waf) => {
+                self.hours.entry(hour).or_default().0 += 1;
+                let better = self.hour_evidence.get(&hour).is_none_or(|e| {
+                    (e.ts, &*e.file, e.line) > (Some(ts), &**origin.file, origin.line)
+                });
+                if better {
+                    self.hour_evidence
+                        .insert(hour, kept_evidence(origin, Some(ts), 0));
+                }
+                let Some(target) = ev.target.as_deref() else {
+                    return;
+                };
+                let path = ev.path();
+                let status = ev.status.unwrap_or(0);
+                let ok = ev.is_success();
+                let kind = if ok && is_admin_path(path) {
+                    Some(WebKind::Admin)
+                } else if ok && is_upload_script(path) {
+                    Some(WebKind::Shell)
+                } else {
+                    None
+                };
+                let post = ev
+                    .method
+                    .as_deref()
+                    .is_some_and(|m| m.eq_ignore_ascii_case("POST"));
+                let interesting =
+                    target.contains('?') || post || target.contains('%') || target.contains("..");
+                let mut class = None;
+                if interesting {
+                    for c in classify(
+                        target,
+                        &[ev.user_agent.as_deref(), ev.referer.as_deref()],
+                        &mut self.scratch,
+                    ) {
+                        class = min_opt(class, web_class(c));
+                    }
+                }
+                if interesting || kind.is_some() {
+                    self.web.push(WebHit {
+                        ts,
+                        ip: ev.client_ip,
+                        path_hash: path_hash(path),
+                        status,
+                        class,
+                        kind: kind.unwrap_or(WebKind::Request),
+                        ev: kept_evidence(origin, Some(ts), 0),
+                    });
+                }
+            }
+            _ => return,
+        }
+        if self.waf.len() > MAX_WAF_RECORDS * 2 || self.web.len() > MAX_WEB_HITS * 2 {
+            self.compact();
+        }
+    }
+
+    fn merge(&mut self, other: Box<dyn DetectorState>) {
+        let o: Waf = downcast(other);
+        self.waf.extend(o.waf);
+        self.web.extend(o.web);
+        self.waf_overflow |= o.waf_overflow;
+        self.web_overflow |= o.web_overflow;
+        for (h, (a, b)) in o.hours {
+            let e = self.hours.entry(h).or_default();
+            e.0 += a;
+            e.1 += b;
+        }
+        for (h, ev) in o.hour_evidence {
+            match self.hour_evidence.get(&h) {
+                Some(e) if (e.ts, &e.file, e.line) <= (ev.ts, &ev.file, ev.line) => {}
+                _ => {
+                    self.hour_evidence.insert(h, ev);
+                }
+            }
+        }
+        for (k, r) in o.rules {
+            let m = self.rules.entry(k).or_default();
+            m.matches += r.matches;
+            m.blocked += r.blocked;
+            m.not_blocked += r.not_blocked;
+            m.message = min_opt(m.message.take(), r.message);
+            m.class = min_opt(m.class, r.class);
+            m.ips.merge(r.ips);
+        }
+        for (k, a) in o.ips {
+            let m = self.ips.entry(k).or_default();
+            m.events += a.events;
+            m.blocked += a.blocked;
+            m.not_blocked += a.not_blocked;
+            m.classes.extend(a.classes);
+        }
+        let s = &mut self.summary;
+        s.events += o.summary.events;
+        s.blocked += o.summary.blocked;
+        s.logged_only += o.summary.logged_only;
+        s.allowed += o.summary.allowed;
+        s.detection_only += o.summary.detection_only;
+        self.span.merge(o.span);
+        if self.waf.len() > MAX_WAF_RECORDS || self.web.len() > MAX_WEB_HITS {
+            self.compact();
+        }
+    }
+
+    fn waf_summary(&self) -> Option<WafSummary> {
+        if self.summary.events == 0 {
+            return None;
+        }
+        let mut s = self.summary.clone();
+        s.first_ts = self.span.first;
+        s.last_ts = self.span.last;
+        let mut rules: Vec<WafRuleRow> = self
+            .rules
+            .iter()
+            .map(|(id, r)| WafRuleRow {
+                rule_id: id.clone(),
+                message: r.message.clone(),
+                attack: r.class.map(|c| c.as_str().to_string()),
+                matches: r.matches,
+                blocked: r.blocked,
+                not_blocked: r.not_blocked,
+                distinct_ips: r.ips.items().len() as u64,
+            })
+            .collect();
+        rules.sort_by(|a, b| b.matches.cmp(&a.matches).then(a.rule_id.cmp(&b.rule_id)));
+        rules.truncate(WafSummary::MAX_ROWS);
+        let mut ips: Vec<WafIpRow> = self
+            .ips
+            .iter()
+            .map(|(ip, a)| WafIpRow {
+                ip: ip.to_string(),
+                events: a.events,
+                blocked: a.blocked,
+                not_blocked: a.not_blocked,
+                attacks: a.classes.iter().map(|c| c.as_str().to_string()).collect(),
+            })
+            .collect();
+        ips.sort_by(|a, b| b.events.cmp(&a.events).then(a.ip.cmp(&b.ip)));
+        ips.truncate(WafSummary::MAX_ROWS);
+        s.rules = rules;
+        s.ips = ips;
+        Some(s)
+    }
+
+    fn finish(mut self: Box<Self>, _ctx: &FinishContext) -> Vec<Finding> {
+        self.compact();
+        let mut waf = std::mem::take(&mut self.waf);
+        waf.sort_by_key(|a| key_ts(&a.ts, &a.ev));
+        let mut web = std::mem::take(&mut self.web);
+        web.sort_by_key(|a| (key_ts(&a.ts, &a.ev), a.kind));
+        let mut out = Vec::new();
+        if waf.is_empty() && self.summary.events == 0 {
+            return out;
+        }
+        // (ip, path) → web request indices, in time order.
+        let mut by_key: BTreeMap<(Option<IpAddr>, u64), Vec<usize>> = BTreeMap::new();
+        let mut follow: BTreeMap<Option<IpAddr>, Vec<usize>> = BTreeMap::new();
+        let mut admin_any: Vec<usize> = Vec::new();
+        for (i, w) in web.iter().enumerate() {
+            match w.kind {
+                WebKind::Request => by_key.entry((w.ip, w.path_hash)).or_default().push(i),
+                WebKind::Admin | WebKind::Shell | WebKind::Login => {
+                    follow.entry(w.ip).or_default().push(i);
+                    if w.kind != WebKind::Shell {
+                        admin_any.push(i);
+                    }
+                    if w.kind != WebKind::Login {
+                        by_key.entry((w.ip, w.path_hash)).or_default().push(i);
+                    }
+                }
+            }
+        }
+        let note = self.overflow_note();
+        out.extend(unblocked(&waf, &web, &by_key, &follow, &note));
+        out.extend(bypass(&waf, &web, &by_key, &note));
+        out.extend(detection_only(&waf));
+        out.extend(lapse(&self.hours, &self.hour_evidence, &waf));
+        out.extend(bait(&waf, &web, &admin_any));
+        out
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
+    }
+}
+
+impl Waf {
+    fn overflow_note(&self) -> String {
+        match (self.waf_overflow, self.web_overflow) {
+            (false, false) => String::new(),
+            (w, r) => format!(
+                " (Correlation kept only the earliest {}{}{}; later ones were not matched.)",
+                if w {
+                    format!("{MAX_WAF_RECORDS} WAF records")
+                } else {
+                    String::new()
+                },
+                if w && r { " and " } else { "" },
+                if r {
+                    format!("{MAX_WEB_HITS} candidate web requests")
+                } else {
+                    String::new()
+                },
+            ),
+        }
+    }
+}
+
+/// The web request nearest in time to `rec` on the same (ip, path) within the match window.
+fn nearest<'w>(
+    rec: &WafRec,
+    web: &'w [WebHit],
+    by_key: &BTreeMap<(Option<IpAddr>, u64), Vec<usize>>,
+) -> Option<&'w WebHit> {
+    let idx = by_key.get(&(rec.ip, rec.path_hash))?;
+    idx.iter()
+        .map(|&i| &web[i])
+        .filter(|w| (w.ts.utc_ms - rec.ts.utc_ms).abs() <= MATCH_WINDOW_SECS * 1000)
+        .min_by_key(|w| {
+            (
+                (w.ts.utc_ms - rec.ts.utc_ms).abs(),
+                Arc::clone(&w.ev.file),
+                w.ev.line,
+            )
+        })
+}
+
+fn weighted(e: &Evidence, w: u32) -> Evidence {
+    let mut e = e.clone();
+    e.weight = w;
+    e
+}
+
+#[derive(Default)]
+struct Group {
+    count: u64,
+    span: Span,
+    classes: BTreeSet<WafClass>,
+    paths: SmallestSet<String>,
+    evidence: Vec<Evidence>,
+    web_confirmed: u64,
+    rules: BTreeSet<String>,
+}
+
+impl Group {
+    fn add_ev(&mut self, e: Evidence) {
+        if self.evidence.len() < ecir_model::finding::MAX_EVIDENCE * 4 {
+            self.evidence.push(e);
+        }
+    }
+}
+
+fn class_list(c: &BTreeSet<WafClass>) -> String {
+    if c.is_empty() {
+        "unclassified".into()
+    } else {
+        c.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+fn ip_str(ip: Option<IpAddr>) -> Vec<String> {
+    ip.map(|i| vec![i.to_string()]).unwrap_or_default()
+}
+
+fn unblocked(
+    waf: &[WafRec],
+    web: &[WebHit],
+    by_key: &BTreeMap<(Option<IpAddr>, u64), Vec<usize>>,
+    follow: &BTreeMap<Option<IpAddr>, Vec<usize>>,
+    note: &str,
+) -> Vec<Finding> {
+    let mut groups: BTreeMap<Option<IpAddr>, Group> = BTreeMap::new();
+    for r in waf {
+        if !r.high || !matches!(r.action, WafAction::LoggedOnly | WafAction::Allowed) {
+            continue;
+        }
+        let hit = nearest(r, web, by_key);
+        let ok = match hit {
+            Some(w) => (200..300).contains(&w.status),
+            None => r.status.is_some_and(|s| (200..300).contains(&s)),
+        };
+        if !ok {
+            continue;
+        }
+        let g = groups.entry(r.ip).or_default();
+        g.count += 1;
+        g.span.add(Some(r.ts));
+        if let Some(c) = r.class {
+            g.classes.insert(c);
+        }
+        g.paths.insert(r.path.clone());
+        g.rules.insert(r.rules.clone());
+        g.add_ev(weighted(&r.ev, 100));
+        if let Some(w) = hit {
+            g.web_confirmed += 1;
+            g.add_ev(weighted(&w.ev, 100));
+        }
+    }
+    let mut out = Vec::new();
+    for (ip, g) in groups {
+        let first = g.span.first.expect("group has a time");
+        let mut f = Finding::new("waf.unblocked_attack", Category::Waf, Severity::High);
+        let mut chain = Vec::new();
+        let mut playbook = None;
+        if ip.is_some() {
+            for &i in follow.get(&ip).map(Vec::as_slice).unwrap_or(&[]) {
+                let w = &web[i];
+                if w.ts < first {
+                    continue;
+                }
+                match w.kind {
+                    WebKind::Admin | WebKind::Login
+                        if !chain.iter().any(|(k, _)| *k == "an admin route") =>
+                    {
+                        chain.push(("an admin route", w.ev.clone()));
+                        playbook.get_or_insert("card-skimming");
+                    }
+                    WebKind::Shell
+                        if !chain
+                            .iter()
+                            .any(|(k, _)| *k == "a script in an upload folder") =>
+                    {
+                        chain.push(("a script in an upload folder", w.ev.clone()));
+                        playbook = Some("web-shell");
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if g.classes.contains(&WafClass::Rce) || g.classes.contains(&WafClass::Php) {
+            playbook.get_or_insert("web-shell");
+        }
+        let mut ev = g.evidence;
+        if !chain.is_empty() {
+            f.severity = Severity::Critical;
+        }
+        for (_, e) in &chain {
+            ev.push(weighted(e, 200));
+        }
+        f.title = format!(
+            "WAF saw {} attack{} ({}) and did not block; the application answered 2xx",
+            g.count,
+            if g.count == 1 { "" } else { "s" },
+            class_list(&g.classes)
+        );
+        f.summary = format!(
+            "{} high-severity WAF match{} from {} {} only logged (detection-only, Warning, COUNT, log or MONITOR) \
+             while the application answered 2xx ({} confirmed by an access-log line within {} s on the same path; \
+             the rest by the status the WAF record itself logged). Rules: {}.{}{}",
+            g.count,
+            if g.count == 1 { " was" } else { "es were" },
+            ip.map_or("an unknown client".to_string(), |i| i.to_string()),
+            if g.count == 1 { "and" } else { "and all" },
+            g.web_confirmed,
+            MATCH_WINDOW_SECS,
+            g.rules.iter().take(8).cloned().collect::<Vec<_>>().join("; "),
+            if chain.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " The same client afterwards got 2xx on {}: the attack may have succeeded.",
+                    chain.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(" and ")
+                )
+            },
+            note
+        );
+        f.first_seen = g.span.first;
+        f.last_seen = g.span.last;
+        f.ips = ip_str(ip);
+        f.paths = g.paths.items().to_vec();
+        f.count = g.count;
+        f.evidence = ev;
+        f.playbook = playbook.map(str::to_string);
+        f.normalize_evidence();
+        out.push(f);
+    }
+    out
+}
+
+fn bypass(
+    waf: &[WafRec],
+    web: &[WebHit],
+    by_key: &BTreeMap<(Option<IpAddr>, u64), Vec<usize>>,
+    note: &str,
+) -> Vec<Finding> {
+    type Seen = BTreeSet<(Arc<str>, u64)>;
+    let mut groups: BTreeMap<Option<IpAddr>, (Group, Seen)> = BTreeMap::new();
+    for r in waf {
+        let Some(class) = r.class.filter(|c| c.is_injection()) else {
+            continue;
+        };
+        if r.action != WafAction::Blocked || r.ip.is_none() {
+            continue;
+        }
+        let Some(idx) = by_key.get(&(r.ip, r.path_hash)) else {
+            continue;
+        };
+        for &i in idx {
+            let w = &web[i];
+            let dt = w.ts.utc_ms - r.ts.utc_ms;
+            if dt <= 0 || dt > BYPASS_WINDOW_SECS * 1000 || !(200..300).contains(&w.status) {
+                continue;
+            }
+            if !w.class.is_some_and(|c| same_class(c, class)) {
+                continue;
+            }
+            // The blocked request itself may be logged by the web server too (403): only a
+            // later 2xx counts, and each success once.
+            let (g, seen) = groups.entry(r.ip).or_default();
+            if seen.insert((Arc::clone(&w.ev.file), w.ev.line)) {
+                g.count += 1;
+                g.span.add(Some(w.ts));
+                g.add_ev(weighted(&w.ev, 100));
+            }
+            g.span.add(Some(r.ts));
+            g.classes.insert(class);
+            g.paths.insert(r.path.clone());
+            g.add_ev(weighted(&r.ev, 90));
+            break;
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(ip, (g, _))| {
+            let mut f = Finding::new("waf.blocked_then_through", Category::Waf, Severity::High);
+            f.title = format!("WAF bypass: blocked {} attack later answered 2xx", class_list(&g.classes));
+            f.summary = format!(
+                "{} was blocked by the WAF on {} and within 24 h got {} 2xx answer{} on the same path with a payload \
+                 of the same attack class ({}): a likely WAF bypass (encoding, parameter or method change).{}",
+                ip.map_or("A client".to_string(), |i| i.to_string()),
+                g.paths.items().join(", "),
+                g.count,
+                if g.count == 1 { "" } else { "s" },
+                class_list(&g.classes),
+                note
+            );
+            f.first_seen = g.span.first;
+            f.last_seen = g.span.last;
+            f.ips = ip_str(ip);
+            f.paths = g.paths.items().to_vec();
+            f.count = g.count;
+            f.evidence = g.evidence;
+            if g.classes.contains(&WafClass::Rce) || g.classes.contains(&WafClass::Php) {
+                f.playbook = Some("web-shell".into());
+            }
+            f.normalize_evidence();
+            f
+        })
+        .collect()
+}
+
+/// A detection-only period: span, records, high-severity records, evidence, clients.
+type Period = (Span, u64, u64, Vec<Evidence>, BTreeSet<Option<IpAddr>>);
+
+fn detection_only(waf: &[WafRec]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut cur: Option<Period> = None;
+    let flush = |cur: &mut Option<Period>, out: &mut Vec<Finding>| {
+        if let Some((span, n, high, mut ev, ips)) = cur.take() {
+            let sev = if high > 0 {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
+            let mut f = Finding::new("waf.detection_only", Category::Waf, sev);
+            let (a, b) = (span.first.expect("span"), span.last.expect("span"));
+            let hours = (b.utc_ms - a.utc_ms) as f64 / 3_600_000.0;
+            f.title = format!("WAF ran in detection-only mode ({hours:.1} h, {high} high-severity matches let through)");
+            f.summary = format!(
+                "From {} to {} the WAF logged {n} record{} in detection-only / count / monitor mode and blocked nothing; \
+                 {high} of them were high-severity matches that reached the application. Check when and why blocking \
+                 was switched off.",
+                a.to_rfc3339(),
+                b.to_rfc3339(),
+                if n == 1 { "" } else { "s" }
+            );
+            f.first_seen = span.first;
+            f.last_seen = span.last;
+            f.count = n;
+            f.ips = ips
+                .into_iter()
+                .flatten()
+                .take(20)
+                .map(|i| i.to_string())
+                .collect();
+            ev.sort_by_key(|e| std::cmp::Reverse(e.weight));
+            f.evidence = ev;
+            f.normalize_evidence();
+            out.push(f);
+        }
+    };
+    for r in waf {
+        if r.detection_only {
+            let c = cur.get_or_insert_with(Default::default);
+            c.0.add(Some(r.ts));
+            c.1 += 1;
+            c.2 += u64::from(r.high);
+            // First record, high-severity ones and the latest: weights keep the telling ones.
+            let w = if c.1 == 1 {
+                300
+            } else if r.high {
+                100
+            } else {
+                10
+            };
+            if c.3.len() < ecir_model::finding::MAX_EVIDENCE * 4 || w > 10 {
+                c.3.push(weighted(&r.ev, w));
+            }
+            c.4.insert(r.ip);
+        } else if r.action == WafAction::Blocked {
+            flush(&mut cur, &mut out);
+        }
+    }
+    flush(&mut cur, &mut out);
+    out
+}
+
+fn lapse(
+    hours: &BTreeMap<i64, (u64, u64)>,
+    hour_ev: &BTreeMap<i64, Evidence>,
+    waf: &[WafRec],
+) -> Vec<Finding> {
+    let (web_total, waf_total): (u64, u64) =
+        hours.values().fold((0, 0), |a, v| (a.0 + v.0, a.1 + v.1));
+    if web_total == 0 || waf_total == 0 {
+        return Vec::new();
+    }
+    let web_hours: Vec<i64> = hours
+        .iter()
+        .filter(|(_, v)| v.0 > 0)
+        .map(|(h, _)| *h)
+        .collect();
+    let (Some(&first), Some(&last)) = (web_hours.first(), web_hours.last()) else {
+        return Vec::new();
+    };
+    // The WAF's rate: records per web request over hours where it logged anything at all.
+    let rate = waf_total as f64 / web_total as f64;
+    let mut out = Vec::new();
+    let mut h = first;
+    while h <= last {
+        if hours.get(&h).is_some_and(|v| v.1 > 0) {
+            h += 1;
+            continue;
+        }
+        let start = h;
+        let mut traffic = 0u64;
+        while h <= last && hours.get(&h).is_none_or(|v| v.1 == 0) {
+            traffic += hours.get(&h).map_or(0, |v| v.0);
+            h += 1;
+        }
+        let len = h - start;
+        let expected = rate * traffic as f64;
+        if len < LAPSE_MIN_HOURS || expected < LAPSE_MIN_EXPECTED {
+            continue;
+        }
+        let (from, to) = (start * 3600, h * 3600);
+        let before = waf.iter().rev().find(|r| r.ts.secs() < from);
+        let after = waf.iter().find(|r| r.ts.secs() >= to);
+        let sev = if len >= 24 {
+            Severity::High
+        } else {
+            Severity::Medium
+        };
+        let mut f = Finding::new("waf.monitoring_lapse", Category::LogIntegrity, sev);
+        let how = if after.is_none() && hours.range(h..).all(|(_, v)| v.1 == 0) {
+            "the WAF log ends early"
+        } else if before.is_none() {
+            "the WAF log starts late"
+        } else {
+            "the WAF log is silent"
+        };
+        f.title =
+            format!("WAF monitoring lapse: {len} h with web traffic but no WAF record ({how})");
+        f.summary = format!(
+            "From {} to {} ({len} h) the web logs show {traffic} requests but {how}: no WAF record at all. At the \
+             WAF's rate elsewhere ({:.4} records per request) about {expected:.0} were expected. The WAF may have \
+             been off, bypassed (origin reached directly), or its log rotated away or not collected.",
+            Timestamp::from_secs(from, 0).to_rfc3339(),
+            Timestamp::from_secs(to, 0).to_rfc3339(),
+            rate
+        );
+        f.first_seen = Some(Timestamp::from_secs(from, 0));
+        f.last_seen = Some(Timestamp::from_secs(to, 0));
+        f.count = traffic;
+        let mut ev = Vec::new();
+        if let Some(b) = before {
+            ev.push(weighted(&b.ev, 100));
+        }
+        if let Some(a) = after {
+            ev.push(weighted(&a.ev, 100));
+        }
+        for (_, e) in hour_ev.range(start..h).take(5) {
+            ev.push(weighted(e, 50));
+        }
+        f.evidence = ev;
+        f.normalize_evidence();
+        out.push(f);
+    }
+    out
+}
+
+fn bait(waf: &[WafRec], web: &[WebHit], admin_any: &[usize]) -> Vec<Finding> {
+    let mut groups: BTreeMap<Option<IpAddr>, (Group, Vec<Evidence>, bool, u64)> = BTreeMap::new();
+    for r in waf {
+        if r.class != Some(WafClass::Xss)
+            || r.action == WafAction::Blocked
+            || !is_customer_input(&r.path)
+        {
+            continue;
+        }
+        let hits: Vec<&WebHit> = admin_any
+            .iter()
+            .map(|&i| &web[i])
+            .filter(|w| w.ts > r.ts && w.ts.utc_ms - r.ts.utc_ms <= BAIT_WINDOW_SECS * 1000)
+            .collect();
+        if hits.is_empty() {
+            continue;
+        }
+        let (g, admin_ev, same_ip, n_admin) = groups.entry(r.ip).or_default();
+        g.count += 1;
+        g.span.add(Some(r.ts));
+        g.paths.insert(r.path.clone());
+        g.add_ev(weighted(&r.ev, 100));
+        *n_admin = (*n_admin).max(hits.len() as u64);
+        for w in hits {
+            *same_ip |= w.ip.is_some() && w.ip == r.ip;
+            if admin_ev.len() < 40 {
+                admin_ev.push(weighted(&w.ev, if w.ip == r.ip { 150 } else { 80 }));
+            }
+            g.span.add(Some(w.ts));
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(ip, (g, admin_ev, same_ip, n_admin))| {
+            let sev = if same_ip { Severity::Critical } else { Severity::High };
+            let mut f = Finding::new("waf.stored_xss_bait", Category::Waf, sev);
+            f.title = "Stored-XSS bait on a customer-input route, then admin activity".into();
+            f.summary = format!(
+                "{} sent {} XSS payload{} the WAF did not block to customer-input route{} ({}); within 48 h the admin \
+                 area was used ({} admin-route 2xx hit{} or admin login{}){}. If the payload was stored (order note, \
+                 address, inquiry), it ran in the administrator's browser: check for new admin users, changed \
+                 templates or injected scripts.",
+                ip.map_or("A client".to_string(), |i| i.to_string()),
+                g.count,
+                if g.count == 1 { "" } else { "s" },
+                if g.paths.items().len() == 1 { "" } else { "s" },
+                g.paths.items().join(", "),
+                n_admin,
+                if n_admin == 1 { "" } else { "s" },
+                if n_admin == 1 { "" } else { "s" },
+                if same_ip { ", including from the attacking IP itself" } else { "" }
+            );
+            f.first_seen = g.span.first;
+            f.last_seen = g.span.last;
+            f.ips = ip_str(ip);
+            f.paths = g.paths.items().to_vec();
+            f.count = g.count;
+            f.evidence = g.evidence;
+            f.evidence.extend(admin_ev);
+            f.playbook = Some("card-skimming".into());
+            f.normalize_evidence();
+            f
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    const T0: i64 = 1_700_000_000;
+
+    enum In {
+        Web(&'static str, &'static str, &'static str, u16, i64),
+        /// ip, target, action, class, severity, detection_only, secs
+        Waf(
+            &'static str,
+            &'static str,
+            WafAction,
+            Option<WafClass>,
+            &'static str,
+            bool,
+            i64,
+        ),
+    }
+
+    fn run_parts(input: &[In], parts: usize) -> (Vec<Finding>, Option<WafSummary>) {
+        let cfg = Arc::new(DetectConfig::default());
+        let web_file: Arc<str> = Arc::from("access.log");
+        let waf_file: Arc<str> = Arc::from("modsec_audit.log");
+        let mut states: Vec<Waf> = (0..parts).map(|_| Waf::new(cfg.clone())).collect();
+        for (i, x) in input.iter().enumerate() {
+            let (ev, file, raw) = match x {
+                In::Web(ip, m, t, st, s) => (
+                    Event {
+                        ts: Some(Timestamp::from_secs(T0 + s, 0)),
+                        source: Some(SourceKind::Web),
+                        client_ip: ip.parse().ok(),
+                        method: Some(Cow::Borrowed(*m)),
+                        target: Some(Cow::Borrowed(*t)),
+                        status: Some(*st),
+                        ..Default::default()
+                    },
+                    &web_file,
+                    format!("{ip} {m} {t} {st}"),
+                ),
+                In::Waf(ip, t, a, c, sev, d, s) => (
+                    Event {
+                        ts: Some(Timestamp::from_secs(T0 + s, 0)),
+                        source: Some(SourceKind::Waf),
+                        client_ip: ip.parse().ok(),
+                        method: Some(Cow::Borrowed("GET")),
+                        target: Some(Cow::Borrowed(*t)),
+                        detail: EventDetail::Waf {
+                            rule_ids: vec![Cow::Borrowed("942100")],
+                            messages: vec![Cow::Borrowed("SQL Injection")],
+                            action: *a,
+                            severity: Some(Cow::Borrowed(*sev)),
+                            detection_only: *d,
+                            attack: *c,
+                            engine_mode: None,
+                            transaction: None,
+                        },
+                        ..Default::default()
+                    },
+                    &waf_file,
+                    format!("waf {ip} {t} {a:?}"),
+                ),
+            };
+            let origin = Origin {
+                file,
+                line: i as u64 + 1,
+                raw: raw.as_bytes(),
+            };
+            states[i % parts].observe(&ev, &origin);
+        }
+        let mut it = states.into_iter();
+        let mut first: Box<dyn DetectorState> = Box::new(it.next().unwrap());
+        for s in it {
+            first.merge(Box::new(s));
+        }
+        let summary = first.waf_summary();
+        let mut f = first.finish(&FinishContext::default());
+        f.sort_by(|a, b| {
+            (a.rule.as_str(), &a.ips, a.first_seen).cmp(&(b.rule.as_str(), &b.ips, b.first_seen))
+        });
+        (f, summary)
+    }
+
+    fn run(input: &[In]) -> Vec<Finding> {
+        let (one, _) = run_parts(input, 1);
+        let (three, _) = run_parts(input, 3);
+        assert_eq!(one, three, "findings depend on how the lines were split");
+        one
+    }
+
+    fn render(f: &[Finding]) -> String {
+        let mut o = String::new();
+        for x in f {
+            o.push_str(&format!(
+                "{} {} {:?} ips={:?} paths={:?} count={} playbook={:?}\n  {}\n  {}\n",
+                x.rule,
+                x.severity,
+                x.category,
+                x.ips,
+                x.paths,
+                x.count,
+                x.playbook,
+                x.title,
+                x.summary
+            ));
+            for e in &x.evidence {
+                o.push_str(&format!("  - {}:{} {}\n", e.file, e.line, e.text));
+            }
+        }
+        o
+    }
+
+    use In::{Waf as W, Web};
+    use WafAction::{Blocked, LoggedOnly};
+
+    #[test]
+    fn unblocked_attack_with_2xx_then_admin_is_critical() {
+        let f = run(&[
+            W(
+                "203.0.113.5",
+                "/products/list?id=1'or'1'='1",
+                LoggedOnly,
+                Some(WafClass::Sqli),
+                "CRITICAL",
+                true,
+                0,
+            ),
+            Web("203.0.113.5", "GET", "/products/list?id=1'or'1'='1", 200, 1),
+            Web("203.0.113.5", "GET", "/admin/order", 200, 600),
+            // Negative: another IP's attack that the application refused (403 in the web log).
+            W(
+                "198.51.100.9",
+                "/products/list?id=2'or'1'='1",
+                LoggedOnly,
+                Some(WafClass::Sqli),
+                "CRITICAL",
+                true,
+                10,
+            ),
+            Web(
+                "198.51.100.9",
+                "GET",
+                "/products/list?id=2'or'1'='1",
+                403,
+                10,
+            ),
+        ]);
+        let u: Vec<_> = f
+            .iter()
+            .filter(|x| x.rule == "waf.unblocked_attack")
+            .cloned()
+            .collect();
+        assert_eq!(u.len(), 1);
+        assert_eq!(u[0].severity, Severity::Critical);
+        insta::assert_snapshot!(render(&u));
+    }
+
+    #[test]
+    fn blocked_attacks_are_not_high() {
+        let f = run(&[
+            W(
+                "203.0.113.7",
+                "/contact?q=<script>",
+                Blocked,
+                Some(WafClass::Xss),
+                "CRITICAL",
+                false,
+                0,
+            ),
+            Web("203.0.113.7", "GET", "/contact?q=<script>", 403, 0),
+            Web("203.0.113.7", "GET", "/admin/", 200, 100),
+            // A low-severity logged match answered 2xx is not high either.
+            W(
+                "203.0.113.8",
+                "/?a=b",
+                LoggedOnly,
+                Some(WafClass::Protocol),
+                "NOTICE",
+                false,
+                5,
+            ),
+            Web("203.0.113.8", "GET", "/?a=b", 200, 5),
+        ]);
+        assert!(
+            f.iter().all(|x| x.severity < Severity::High),
+            "{}",
+            render(&f)
+        );
+        assert!(f.iter().all(|x| x.rule != "waf.unblocked_attack"));
+    }
+
+    #[test]
+    fn blocked_then_through() {
+        let f = run(&[
+            W(
+                "192.0.2.50",
+                "/products/detail/1",
+                Blocked,
+                Some(WafClass::Sqli),
+                "CRITICAL",
+                false,
+                0,
+            ),
+            Web(
+                "192.0.2.50",
+                "GET",
+                "/products/detail/1?id=1%20union%20select%201,2",
+                403,
+                0,
+            ),
+            Web(
+                "192.0.2.50",
+                "GET",
+                "/products/detail/1?id=1/**/UNION/**/SELECT/**/1,2",
+                200,
+                3600,
+            ),
+            // Negative: a benign 2xx later, and an XSS success (different class).
+            Web("192.0.2.50", "GET", "/products/detail/1?page=2", 200, 3700),
+            Web(
+                "192.0.2.50",
+                "GET",
+                "/products/detail/1?q=<script>alert(1)</script>",
+                200,
+                3800,
+            ),
+            // Negative: same class but after 24 h.
+            W(
+                "192.0.2.60",
+                "/search",
+                Blocked,
+                Some(WafClass::Sqli),
+                "CRITICAL",
+                false,
+                0,
+            ),
+            Web(
+                "192.0.2.60",
+                "GET",
+                "/search?q=1%20union%20select%201",
+                200,
+                90_000,
+            ),
+        ]);
+        let b: Vec<_> = f
+            .iter()
+            .filter(|x| x.rule == "waf.blocked_then_through")
+            .cloned()
+            .collect();
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].count, 1);
+        insta::assert_snapshot!(render(&b));
+    }
+
+    #[test]
+    fn detection_only_period_ends_when_blocking_resumes() {
+        let f = run(&[
+            W(
+                "192.0.2.1",
+                "/a?x=1",
+                LoggedOnly,
+                Some(WafClass::Sqli),
+                "CRITICAL",
+                true,
+                0,
+            ),
+            W(
+                "192.0.2.2",
+                "/b?x=1",
+                LoggedOnly,
+                Some(WafClass::Protocol),
+                "NOTICE",
+                true,
+                7200,
+            ),
+            W(
+                "192.0.2.3",
+                "/c?x=1",
+                Blocked,
+                Some(WafClass::Sqli),
+                "CRITICAL",
+                false,
+                10_000,
+            ),
+            W(
+                "192.0.2.4",
+                "/d?x=1",
+                Blocked,
+                Some(WafClass::Xss),
+                "CRITICAL",
+                false,
+                20_000,
+            ),
+        ]);
+        let d: Vec<_> = f
+            .iter()
+            .filter(|x| x.rule == "waf.detection_only")
+            .cloned()
+            .collect();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].count, 2);
+        insta::assert_snapshot!(render(&d));
+        // Negative: a WAF that always blocked has no detection-only period.
+        let g = run(&[W(
+            "192.0.2.3",
+            "/c?x=1",
+            Blocked,
+            Some(WafClass::Sqli),
+            "CRITICAL",
+            false,
+            0,
+        )]);
+        assert!(g.iter().all(|x| x.rule != "waf.detection_only"));
+    }
+
+    fn traffic(hours: std::ops::Range<i64>, per_hour: i64, waf: bool) -> Vec<In> {
+        let mut v = Vec::new();
+        for h in hours {
+            for i in 0..per_hour {
+                v.push(Web("192.0.2.99", "GET", "/", 200, h * 3600 + i));
+            }
+            if waf {
+                for i in 0..5 {
+                    v.push(W(
+                        "192.0.2.98",
+                        "/x?id=1",
+                        Blocked,
+                        Some(WafClass::Sqli),
+                        "CRITICAL",
+                        false,
+                        h * 3600 + i,
+                    ));
+                }
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn monitoring_lapse() {
+        let mut input = traffic(0..5, 50, true);
+        input.extend(traffic(5..11, 50, false));
+        input.extend(traffic(11..13, 50, true));
+        let f = run(&input);
+        let l: Vec<_> = f
+            .iter()
+            .filter(|x| x.rule == "waf.monitoring_lapse")
+            .cloned()
+            .collect();
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].count, 300);
+        assert_eq!(l[0].category, Category::LogIntegrity);
+        insta::assert_snapshot!(render(&l));
+        // Negative: no traffic in the gap is not a lapse.
+        let mut quiet = traffic(0..5, 50, true);
+        quiet.extend(traffic(11..13, 50, true));
+        assert!(run(&quiet).iter().all(|x| x.rule != "waf.monitoring_lapse"));
+        // Negative: a sparse WAF (few records per request) is not expected to log every hour.
+        let mut sparse = traffic(0..1, 50, true);
+        sparse.extend(traffic(1..4, 50, false));
+        sparse.extend(traffic(4..5, 50, true));
+        assert!(run(&sparse)
+            .iter()
+            .all(|x| x.rule != "waf.monitoring_lapse"));
+    }
+
+    #[test]
+    fn stored_xss_bait() {
+        let f = run(&[
+            W(
+                "203.0.113.66",
+                "/contact",
+                LoggedOnly,
+                Some(WafClass::Xss),
+                "CRITICAL",
+                true,
+                0,
+            ),
+            Web("203.0.113.66", "POST", "/contact", 200, 0),
+            Web("10.0.0.2", "GET", "/admin/customer/edit/5", 200, 7200),
+            // Negative: XSS on a non-customer route, and a bait with no admin activity in 48 h.
+            W(
+                "203.0.113.67",
+                "/search?q=<svg>",
+                LoggedOnly,
+                Some(WafClass::Xss),
+                "CRITICAL",
+                true,
+                10,
+            ),
+        ]);
+        let b: Vec<_> = f
+            .iter()
+            .filter(|x| x.rule == "waf.stored_xss_bait")
+            .cloned()
+            .collect();
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].playbook.as_deref(), Some("card-skimming"));
+        insta::assert_snapshot!(render(&b));
+        let none = run(&[
+            W(
+                "203.0.113.66",
+                "/contact",
+                LoggedOnly,
+                Some(WafClass::Xss),
+                "CRITICAL",
+                true,
+                0,
+            ),
+            Web("10.0.0.2", "GET", "/admin/customer/edit/5", 200, 200_000),
+        ]);
+        assert!(none.iter().all(|x| x.rule != "waf.stored_xss_bait"));
+    }
+
+    #[test]
+    fn summary_per_rule_and_ip() {
+        let (_, s) = run_parts(
+            &[
+                W(
+                    "192.0.2.1",
+                    "/a",
+                    Blocked,
+                    Some(WafClass::Sqli),
+                    "CRITICAL",
+                    false,
+                    0,
+                ),
+                W(
+                    "192.0.2.1",
+                    "/a",
+                    LoggedOnly,
+                    Some(WafClass::Sqli),
+                    "CRITICAL",
+                    false,
+                    1,
+                ),
+                W(
+                    "192.0.2.2",
+                    "/a",
+                    Blocked,
+                    Some(WafClass::Sqli),
+                    "CRITICAL",
+                    false,
+                    2,
+                ),
+            ],
+            2,
+        );
+        let s = s.unwrap();
+        assert_eq!((s.events, s.blocked, s.logged_only), (3, 2, 1));
+        assert_eq!(s.rules[0].matches, 3);
+        assert_eq!(s.rules[0].distinct_ips, 2);
+        assert_eq!(s.ips[0].ip, "192.0.2.1");
+        assert_eq!(s.ips[0].not_blocked, 1);
+    }
+}

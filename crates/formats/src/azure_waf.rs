@@ -1,0 +1,170 @@
+//! Azure Application Gateway WAF logs (`ApplicationGatewayFirewallLog`), one JSON record per
+//! line with `properties.{clientIp, requestUri, ruleId, ruleGroup, message, action, details,
+//! hostname, transactionId}`; the time key is `time`, `timestamp` or `timeStamp`.
+//!
+//! Actions: `Blocked` blocks; `Matched` is one rule of an anomaly-scored request (logged);
+//! `Detected` is a detection-mode policy letting the request through; `Allowed` allows.
+//! Records of other categories (access log, metrics, health) are skipped as `other-category`.
+
+use ecir_model::{SourceKind, WafAction};
+use serde_json::{Map, Value};
+
+use crate::aws_waf::any_time;
+use crate::context::ParseContext;
+use crate::modsec_json::{obj, s, text};
+use crate::waf_common::{better, crs_class, text_class, WafRecord};
+use crate::{skip, EventSink, Format, Parser};
+
+pub struct AzureWaf;
+
+const VARIANTS: &[(&str, &str)] = &[(
+    "azure-appgw-waf",
+    "Azure Application Gateway WAF log (ApplicationGatewayFirewallLog JSON records)",
+)];
+
+fn is_azure(m: &Map<String, Value>) -> bool {
+    m.get("category")
+        .and_then(Value::as_str)
+        .is_some_and(|c| c.starts_with("ApplicationGateway"))
+        || m.get("operationName")
+            .and_then(Value::as_str)
+            .is_some_and(|c| c.starts_with("ApplicationGateway"))
+}
+
+impl Format for AzureWaf {
+    fn variants(&self) -> &'static [(&'static str, &'static str)] {
+        VARIANTS
+    }
+
+    fn source(&self) -> SourceKind {
+        SourceKind::Waf
+    }
+
+    fn detect(&self, sample: &[&[u8]]) -> Option<(usize, f64)> {
+        let n = sample
+            .iter()
+            .filter(|l| serde_json::from_slice::<Map<String, Value>>(l).is_ok_and(|m| is_azure(&m)))
+            .count();
+        (n > 0).then(|| (0, n as f64 / sample.len() as f64))
+    }
+
+    fn parser(&self, _variant: usize, ctx: &ParseContext) -> Box<dyn Parser> {
+        Box::new(AzParser { ctx: ctx.clone() })
+    }
+}
+
+struct AzParser {
+    ctx: ParseContext,
+}
+
+impl Parser for AzParser {
+    fn feed(&mut self, line: u64, bytes: &[u8], sink: &mut dyn EventSink) {
+        if let Some(reason) = crate::precheck(bytes) {
+            return sink.skip(line, reason, bytes);
+        }
+        let m: Map<String, Value> = match serde_json::from_slice(bytes) {
+            Ok(m) => m,
+            Err(_) => return sink.skip(line, skip::UNPARSEABLE, bytes),
+        };
+        match parse(&m, &self.ctx) {
+            Ok(r) => sink.event(&r.event(), line, bytes),
+            Err(reason) => sink.skip(line, reason, bytes),
+        }
+    }
+}
+
+fn parse(m: &Map<String, Value>, ctx: &ParseContext) -> Result<WafRecord, &'static str> {
+    if !is_azure(m) {
+        return Err(skip::UNPARSEABLE);
+    }
+    let cat = s(m, "category")
+        .or_else(|| s(m, "operationName"))
+        .unwrap_or("");
+    if !cat.contains("Firewall") {
+        return Err(skip::OTHER_CATEGORY);
+    }
+    let p = obj(m, "properties").ok_or(skip::UNPARSEABLE)?;
+    let ts = ["time", "timestamp", "timeStamp"]
+        .iter()
+        .find_map(|k| m.get(*k).or_else(|| p.get(*k)))
+        .and_then(|t| any_time(t, ctx))
+        .ok_or(skip::BAD_TIMESTAMP)?;
+    let mut rec = WafRecord {
+        ts: Some(ts),
+        target: s(p, "requestUri").map(str::to_string),
+        host: s(p, "hostname").map(str::to_string),
+        transaction: s(p, "transactionId").map(str::to_string),
+        ..Default::default()
+    };
+    rec.client_ip = s(p, "clientIp").and_then(|c| ctx.client_ip(c, None));
+    let id = text(p, "ruleId");
+    let msg = s(p, "message");
+    let group = s(p, "ruleGroup");
+    let class = id
+        .as_deref()
+        .and_then(crs_class)
+        .or_else(|| better(group.and_then(text_class), msg.and_then(text_class)));
+    rec.rules.add(id.as_deref(), msg, None, class);
+    let action = s(p, "action").unwrap_or("").to_ascii_lowercase();
+    rec.action = Some(match action.as_str() {
+        "blocked" | "block" => WafAction::Blocked,
+        "matched" | "detected" | "log" => WafAction::LoggedOnly,
+        "allowed" | "allow" => WafAction::Allowed,
+        _ => WafAction::Unknown,
+    });
+    rec.detection_only = action == "detected";
+    if rec.detection_only {
+        rec.engine_mode = Some("Detection".into());
+    }
+    Ok(rec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect;
+    use crate::testing::parse_all;
+    use ecir_model::{EventDetail, WafClass};
+
+    /// Reference samples (azure-appgw-waf.md), verbatim: an access-log record and three WAF rows.
+    const SAMPLE: &str = r#"{"resourceId":"/SUBSCRIPTIONS/23103928-B2CF-472A-8CDB-0146E2849129/RESOURCEGROUPS/PEERINGTEST/PROVIDERS/MICROSOFT.NETWORK/APPLICATIONGATEWAYS/Application-Gateway-Name","operationName":"ApplicationGatewayAccess","time":"2017-04-26T19:27:38Z","category":"ApplicationGatewayAccessLog","properties":{"instanceId":"appgw_1","clientIP":"67.43.156.7","clientPort":46886,"httpMethod":"GET","requestUri":"/phpmyadmin/scripts/setup.php","userAgent":"-","httpStatus":404,"httpVersion":"HTTP/1.0","receivedBytes":65,"sentBytes":553,"timeTaken":205,"sslEnabled":"off","sslCipher":"","sslProtocol":"","serverRouted":"104.41.114.59:80","serverStatus":"200","serverResponseLatency":"0.023","host":"www.contoso.com"}}
+{"resourceId":"/SUBSCRIPTIONS/23103928-B2CF-472A-8CDB-0146E2849129/RESOURCEGROUPS/TEST-WAF-RG/PROVIDERS/MICROSOFT.NETWORK/APPLICATIONGATEWAYS/Application-Gateway-Name","operationName":"ApplicationGatewayFirewall","time":"2017-03-20T15:52:09.1494499Z","category":"ApplicationGatewayFirewallLog","properties":{"instanceId":"ApplicationGatewayRole_IN_0","clientIp":"67.43.156.7","clientPort":"0","requestUri":"/","ruleSetType":"OWASP","ruleSetVersion":"3.0","ruleId":"920350","ruleGroup":"920-PROTOCOL-ENFORCEMENT","message":"Host header is a numeric IP address","action":"Matched","site":"Global","details":{"message":"Warning. Pattern match \"^[\\\\d.:]+$\" at REQUEST_HEADERS:Host ....","data":"127.0.0.1","file":"rules/REQUEST-920-PROTOCOL-ENFORCEMENT.conf","line":"791"},"hostname":"127.0.0.1","transactionId":"16861477007022634343","policyId":"/subscriptions/1496a758-b2ff-43ef-b738-8e9eb5161a86/resourceGroups/drewRG/providers/Microsoft.Network/ApplicationGatewayWebApplicationFirewallPolicies/perListener","policyScope":"Listener","policyScopeName":"httpListener1"}}
+{"resourceId":"/SUBSCRIPTIONS/23103928-B2CF-472A-8CDB-0146E2849129/RESOURCEGROUPS/TEST-WAF-RG/PROVIDERS/MICROSOFT.NETWORK/APPLICATIONGATEWAYS/Application-Gateway-Name","operationName":"ApplicationGatewayFirewall","time":"2024-05-28T08:58:53.2900501Z","category":"ApplicationGatewayFirewallLog","properties":{"instanceId":"ApplicationGatewayRole_IN_0","clientIp":"67.43.156.7","requestUri":"/.env.production","ruleSetType":"OWASP CRS","ruleSetVersion":"3.2","ruleId":"930130","ruleGroup":"REQUEST-930-APPLICATION-ATTACK-LFI","message":"Restricted File Access Attempt","action":"Matched","site":"Global","details":{"message":"Pattern match from file restricted-files.data at REQUEST_FILENAME.","data":"{/.env found within [REQUEST_FILENAME:/.env.production]}","file":"rules/REQUEST-930-APPLICATION-ATTACK-LFI.conf","line":"101"},"hostname":"127.0.0.1","transactionId":"c82550eb-9ae1-4b02-87e8-e4961b37e4c7","policyId":"/subscriptions/1496a758-b2ff-43ef-b738-8e9eb5161a86/resourceGroups/my-RG/providers/Microsoft.Network/ApplicationGatewayWebApplicationFirewallPolicies/perListener","policyScope":"Listener","policyScopeName":"httpListener1"}}
+{"category":"ApplicationGatewayFirewallLog","operationName":"ApplicationGatewayFirewall","properties":{"action":"Matched","clientIp":"67.43.156.7","clientPort":"","details":{"data":"{ found within [REQUEST_HEADERS:0]}","file":"rules/REQUEST-920-PROTOCOL-ENFORCEMENT.conf","line":"1335","message":"Warning. Operator EQ matched 0 at REQUEST_HEADERS. "},"hostname":"yams.elastic.co","instanceId":"appgw_0","message":"Missing User Agent Header","policyId":"default","policyScope":"Global","policyScopeName":"Global","requestUri":"/VerifyRecipient","ruleId":"920320","ruleSetType":"OWASP_CRS","ruleSetVersion":"3.1.0","site":"Global","transactionId":"4f88383f19aa99ff55a51130f93eb4fc"},"resourceId":"/SUBSCRIPTIONS/1496A758-B2FF-43EF-B738-8E9EB5161A86/RESOURCEGROUPS/YAM-DEVELOPMENT/PROVIDERS/MICROSOFT.NETWORK/APPLICATIONGATEWAYS/AG-YAMS-DEV-01","timeStamp":"2023-01-20T21:25:55+00:00"}"#;
+
+    #[test]
+    fn reference_samples() {
+        let chosen = detect(&SAMPLE.lines().map(str::as_bytes).collect::<Vec<_>>()).unwrap();
+        assert_eq!(chosen.name(), "azure-appgw-waf");
+        let c = parse_all(chosen, &ParseContext::default(), SAMPLE);
+        assert_eq!(c.skips, vec![(1, skip::OTHER_CATEGORY)]);
+        assert_eq!(c.events.len(), 3);
+        assert_eq!(
+            c.events[0].1.ts.unwrap().to_rfc3339(),
+            "2017-03-20T15:52:09.149+00:00"
+        );
+        assert_eq!(
+            c.events[2].1.ts.unwrap().to_rfc3339(),
+            "2023-01-20T21:25:55+00:00"
+        );
+        assert_eq!(c.events[1].1.target.as_deref(), Some("/.env.production"));
+        match &c.details[1] {
+            EventDetail::Waf {
+                rule_ids,
+                attack,
+                action,
+                transaction,
+                ..
+            } => {
+                assert_eq!(rule_ids, &["930130"]);
+                assert_eq!(*attack, Some(WafClass::Lfi));
+                assert_eq!(*action, WafAction::LoggedOnly);
+                assert_eq!(
+                    transaction.as_deref(),
+                    Some("c82550eb-9ae1-4b02-87e8-e4961b37e4c7")
+                );
+            }
+            d => panic!("{d:?}"),
+        }
+    }
+}
