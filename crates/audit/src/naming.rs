@@ -46,7 +46,13 @@ pub fn parse_name(name: &str) -> RotationName {
     let mut number = None;
     if let Some(pos) = rest.rfind(['.', '-', '_']) {
         let tail = &rest[pos + 1..];
-        if !tail.is_empty() && tail.len() <= 3 && tail.bytes().all(|b| b.is_ascii_digit()) && pos > 0
+        // A digit before the separator means the tail ends a date (`…2026-11-01`).
+        let after_digit = pos > 0 && rest.as_bytes()[pos - 1].is_ascii_digit();
+        if !tail.is_empty()
+            && tail.len() <= 3
+            && tail.bytes().all(|b| b.is_ascii_digit())
+            && pos > 0
+            && !after_digit
         {
             number = tail.parse().ok();
             rest.truncate(pos);
@@ -196,6 +202,6 @@ mod tests {
     fn not_dates_are_kept() {
         assert_eq!(base("shop12345678.log"), "shop12345678.log");
         assert_eq!(parse_name("app-20261399.log").date, None);
-        assert_eq!(base("v1.2.3"), "v1.2");
+        assert_eq!(base("v1.2.3"), "v1.2.3");
     }
 }
