@@ -5,6 +5,7 @@
 //! error) and where outputs are written. Everything else is a library call.
 
 mod args;
+mod audit_cmd;
 mod scan_cmd;
 mod term;
 mod time_arg;
@@ -21,6 +22,8 @@ fn main() -> ExitCode {
             print_formats();
             0
         }
+        args::Command::Audit(a) => audit_cmd::run(a),
+        args::Command::Manifest(m) => audit_cmd::manifest(m),
     };
     ExitCode::from(code)
 }
