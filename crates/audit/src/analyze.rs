@@ -266,7 +266,8 @@ fn build_one<'a>(
         r.span_days = (b - a + 1) as u64;
         let mut prev = a;
         for &d in days.keys().skip(1) {
-            for m in prev + 1..d {
+            // Days after the audit date are not missing (lines there are future timestamps).
+            for m in (prev + 1..d).take_while(|m| *m <= as_of_day) {
                 missing_count += 1;
                 if m >= window_start && m <= as_of_day {
                     missing_in_window += 1;
@@ -308,6 +309,8 @@ fn build_one<'a>(
                     policy.as_of_date
                 ));
             }
+            // The last day with lines up to the audit date (later lines are in the future).
+            let b = days.range(..=as_of_day).next_back().map_or(b, |(d, _)| *d);
             if b < as_of_day - 1 {
                 r.reasons.push(format!(
                     "Its last line is from {}, {} days before the audit date {}: logging stopped or the recent files are missing.",
