@@ -32,6 +32,7 @@ use rayon::prelude::*;
 pub use analyze::PolicyInput;
 pub use doc::*;
 pub use facts::{read_file, FileFacts, ReadOptions};
+pub use scan_findings::log_integrity_findings;
 
 
 /// Everything an audit needs besides the paths.

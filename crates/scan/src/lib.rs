@@ -183,10 +183,12 @@ pub fn scan(
     let ctx = FinishContext {
         distinct_client_ips: traffic.distinct_ips(),
     };
-    let findings = match detectors {
+    let mut findings = match detectors {
         Some(d) => d.finish(&ctx),
         None => Vec::new(),
     };
+    // What the logs cannot show: missing days, damaged archives, silences (ecir-audit).
+    findings.extend(ecir_audit::log_integrity_findings(&inputs));
 
     let mut report = Report {
         schema: REPORT_SCHEMA.into(),
