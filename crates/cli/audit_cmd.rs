@@ -45,9 +45,8 @@ fn as_of(arg: Option<&str>, ctx: &ParseContext) -> Result<(NaiveDate, Timestamp)
             let local = now.with_timezone(&tz);
             Ok((
                 local.date_naive(),
-                Timestamp::new(now.timestamp_millis(), 0).with_offset(
-                    chrono::Offset::fix(local.offset()).local_minus_utc(),
-                ),
+                Timestamp::new(now.timestamp_millis(), 0)
+                    .with_offset(chrono::Offset::fix(local.offset()).local_minus_utc()),
             ))
         }
         Some(s) => {
@@ -59,9 +58,8 @@ fn as_of(arg: Option<&str>, ctx: &ParseContext) -> Result<(NaiveDate, Timestamp)
                     .with_timezone(&tz);
                 return Ok((local.date_naive(), t));
             }
-            let d = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
-                format!("'{s}' is not a date; use YYYY-MM-DD or RFC 3339")
-            })?;
+            let d = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+                .map_err(|_| format!("'{s}' is not a date; use YYYY-MM-DD or RFC 3339"))?;
             let next = d.succ_opt().ok_or("date out of range")?;
             let end = ctx
                 .local_to_timestamp(next.and_hms_opt(0, 0, 0).expect("midnight"), 0)
@@ -232,7 +230,10 @@ fn summary(r: &AuditReport) -> String {
         }
     }
     if !r.coverage_gaps.is_empty() {
-        let _ = writeln!(s, "\nCoverage gaps (one source silent while another has traffic):");
+        let _ = writeln!(
+            s,
+            "\nCoverage gaps (one source silent while another has traffic):"
+        );
         for g in r.coverage_gaps.iter().take(20) {
             let _ = writeln!(
                 s,
@@ -344,7 +345,10 @@ fn create(a: ManifestCreateArgs) -> u8 {
         serde_json::to_writer_pretty(&mut *w, &m).map_err(io::Error::other)?;
         writeln!(w)
     }) {
-        error(&format!("{}: cannot write the manifest: {e}", a.output), None);
+        error(
+            &format!("{}: cannot write the manifest: {e}", a.output),
+            None,
+        );
         return 2;
     }
     if a.output != "-" {
@@ -368,7 +372,10 @@ fn verify(a: ManifestVerifyArgs) -> u8 {
     let text = match std::fs::read_to_string(&a.manifest) {
         Ok(t) => t,
         Err(e) => {
-            return usage(&format!("{}: cannot read the manifest: {e}", a.manifest.display()))
+            return usage(&format!(
+                "{}: cannot read the manifest: {e}",
+                a.manifest.display()
+            ))
         }
     };
     let m: Manifest = match serde_json::from_str(&text) {

@@ -34,7 +34,11 @@ fn family(dir: &Path, n: u32, skip: Option<u32>) {
                 "192.0.2.1 - - [{d:02}/Oct/2026:{h:02}:00:00 +0900] \"GET / HTTP/1.1\" 200 10 \"-\" \"UA\"\n"
             ));
         }
-        std::fs::write(dir.join(format!("access_log-202610{d:02}.gz")), gz(s.as_bytes())).unwrap();
+        std::fs::write(
+            dir.join(format!("access_log-202610{d:02}.gz")),
+            gz(s.as_bytes()),
+        )
+        .unwrap();
     }
 }
 
@@ -57,7 +61,17 @@ fn audit_exit_codes_and_json() {
     assert!(out.contains("Verdict: PASS"));
     // Missing day → 1, with the reason in JSON.
     std::fs::remove_file(dir.join("access_log-20261005.gz")).unwrap();
-    let (code, out, _) = run(&["audit", d, "--retention", "10d", "--as-of", "2026-10-10", "--json", "-", "-q"]);
+    let (code, out, _) = run(&[
+        "audit",
+        d,
+        "--retention",
+        "10d",
+        "--as-of",
+        "2026-10-10",
+        "--json",
+        "-",
+        "-q",
+    ]);
     assert_eq!(code, 1);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["schema"], "ecir.audit/1");
@@ -68,7 +82,12 @@ fn audit_exit_codes_and_json() {
     assert_eq!(v["streams"][0]["days_covered"], 9);
     assert!(v["coverage_gaps"].is_array() && v["card_numbers"].is_array());
     // Errors → 2: a missing path, a bad duration.
-    let (code, _, err) = run(&["audit", dir.join("nope").to_str().unwrap(), "--as-of", "2026-10-10"]);
+    let (code, _, err) = run(&[
+        "audit",
+        dir.join("nope").to_str().unwrap(),
+        "--as-of",
+        "2026-10-10",
+    ]);
     assert_eq!(code, 2, "{err}");
     let (code, _, err) = run(&["audit", d, "--retention", "twelve"]);
     assert_eq!(code, 2);
@@ -111,7 +130,10 @@ fn manifest_create_verify_exit_codes() {
     family(&dir, 3, None);
     let m = dir.with_extension("manifest.json");
     let (d, ms) = (dir.to_str().unwrap(), m.to_str().unwrap());
-    let before = std::fs::metadata(dir.join("access_log-20261001.gz")).unwrap().accessed().unwrap();
+    let before = std::fs::metadata(dir.join("access_log-20261001.gz"))
+        .unwrap()
+        .accessed()
+        .unwrap();
     let (code, _, err) = run(&["manifest", "create", d, "-o", ms]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&m).unwrap()).unwrap();
@@ -122,15 +144,25 @@ fn manifest_create_verify_exit_codes() {
     let (code, out, _) = run(&["manifest", "verify", ms]);
     assert_eq!(code, 0, "{out}");
     // Reading did not change the access time (owner or root may use O_NOATIME).
-    let after = std::fs::metadata(dir.join("access_log-20261001.gz")).unwrap().accessed().unwrap();
+    let after = std::fs::metadata(dir.join("access_log-20261001.gz"))
+        .unwrap()
+        .accessed()
+        .unwrap();
     assert_eq!(before, after);
     std::fs::write(dir.join("access_log-20261002.gz"), b"tampered").unwrap();
     std::fs::remove_file(dir.join("access_log-20261003.gz")).unwrap();
     std::fs::write(dir.join("extra.log"), b"x\n").unwrap();
     let (code, out, _) = run(&["manifest", "verify", ms]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("MODIFIED") && out.contains("MISSING") && out.contains("ADDED"), "{out}");
-    let (code, _, _) = run(&["manifest", "verify", dir.join("nope.json").to_str().unwrap()]);
+    assert!(
+        out.contains("MODIFIED") && out.contains("MISSING") && out.contains("ADDED"),
+        "{out}"
+    );
+    let (code, _, _) = run(&[
+        "manifest",
+        "verify",
+        dir.join("nope.json").to_str().unwrap(),
+    ]);
     assert_eq!(code, 2);
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_file(&m).unwrap();

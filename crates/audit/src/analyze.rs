@@ -98,8 +98,14 @@ pub fn group_paths<'a>(paths: impl IntoIterator<Item = &'a str>) -> BTreeMap<Str
         .into_iter()
         .map(|(k, mut v)| {
             v.sort_by(|a, b| {
-                let ka = Path::new(a).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                let kb = Path::new(b).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let ka = Path::new(a)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let kb = Path::new(b)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 parse_name(&ka)
                     .order_key()
                     .cmp(&parse_name(&kb).order_key())
@@ -131,7 +137,12 @@ pub fn build_streams<'a>(facts: &'a [FileFacts], policy: &PolicyInput) -> Vec<St
             }
         }
     }
-    let groups = group_paths(facts.iter().filter(|f| f.unreadable.is_none()).map(|f| f.path.as_str()));
+    let groups = group_paths(
+        facts
+            .iter()
+            .filter(|f| f.unreadable.is_none())
+            .map(|f| f.path.as_str()),
+    );
     groups
         .into_iter()
         .map(|(name, paths)| {
@@ -244,7 +255,10 @@ fn build_one<'a>(
             });
         }
     }
-    if let Some((s, _)) = source_votes.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))) {
+    if let Some((s, _)) = source_votes
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+    {
         r.source = s.to_string();
     }
     let mut days: BTreeMap<i64, u64> = BTreeMap::new();
@@ -296,7 +310,8 @@ fn build_one<'a>(
                     r.lines
                 )
             };
-            r.reasons.push(format!("The stream cannot show any coverage: {why}."));
+            r.reasons
+                .push(format!("The stream cannot show any coverage: {why}."));
         }
         (Some(a), Some(b)) => {
             if a > window_start {
@@ -365,7 +380,11 @@ fn build_one<'a>(
         ));
     }
     if !r.empty_files.is_empty() {
-        r.warnings.push(format!("{} empty file(s), e.g. {}.", r.empty_files.len(), r.empty_files[0]));
+        r.warnings.push(format!(
+            "{} empty file(s), e.g. {}.",
+            r.empty_files.len(),
+            r.empty_files[0]
+        ));
     }
     if !r.duplicate_files.is_empty() {
         r.warnings.push(format!(
@@ -510,7 +529,9 @@ pub fn coverage_gaps(streams: &[Stream<'_>]) -> Vec<CoverageGap> {
             if listed >= MAX_LISTED {
                 break;
             }
-            if let Some((a, n)) = busiest(streams, bi, |s| s.days.range(from..=to).map(|(_, n)| n).sum()) {
+            if let Some((a, n)) = busiest(streams, bi, |s| {
+                s.days.range(from..=to).map(|(_, n)| n).sum()
+            }) {
                 out.push(CoverageGap {
                     stream: b.name.clone(),
                     from: day_to_date(from).to_string(),
@@ -527,7 +548,9 @@ pub fn coverage_gaps(streams: &[Stream<'_>]) -> Vec<CoverageGap> {
             let (Some(from), Some(to)) = (parse_hour(&s.from), parse_hour(&s.to)) else {
                 continue;
             };
-            if let Some((a, n)) = busiest(streams, bi, |x| x.hours.range(from..to).map(|(_, n)| n).sum()) {
+            if let Some((a, n)) = busiest(streams, bi, |x| {
+                x.hours.range(from..to).map(|(_, n)| n).sum()
+            }) {
                 out.push(CoverageGap {
                     stream: b.name.clone(),
                     from: s.from.clone(),

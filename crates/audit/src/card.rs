@@ -8,8 +8,18 @@ const CONTEXT_WINDOW: usize = 48;
 
 /// Keywords (lower case) that make a digit run a card-number candidate.
 const CONTEXT_WORDS: [&str; 12] = [
-    "card", "credit", "ccnum", "cc_num", "cc-num", "ccno", "cc_no", "cc_number", "pan", "acct",
-    "account_number", "\u{30ab}\u{30fc}\u{30c9}", // カード
+    "card",
+    "credit",
+    "ccnum",
+    "cc_num",
+    "cc-num",
+    "ccno",
+    "cc_no",
+    "cc_number",
+    "pan",
+    "acct",
+    "account_number",
+    "\u{30ab}\u{30fc}\u{30c9}", // カード
 ];
 
 /// A card number found in a line.

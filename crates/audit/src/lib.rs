@@ -34,7 +34,6 @@ pub use doc::*;
 pub use facts::{read_file, FileFacts, ReadOptions};
 pub use scan_findings::log_integrity_findings;
 
-
 /// Everything an audit needs besides the paths.
 #[derive(Clone, Debug)]
 pub struct AuditOptions {

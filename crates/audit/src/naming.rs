@@ -186,15 +186,31 @@ mod tests {
         names.sort_by_key(|n| parse_name(n).order_key());
         assert_eq!(
             names,
-            vec!["access.log.10.gz", "access.log.2.gz", "access.log.1", "access.log"]
+            vec![
+                "access.log.10.gz",
+                "access.log.2.gz",
+                "access.log.1",
+                "access.log"
+            ]
         );
-        let mut dated = vec!["access_log", "access_log-20261102.gz", "access_log-20261101"];
+        let mut dated = vec![
+            "access_log",
+            "access_log-20261102.gz",
+            "access_log-20261101",
+        ];
         dated.sort_by_key(|n| parse_name(n).order_key());
         assert_eq!(
             dated,
-            vec!["access_log-20261101", "access_log-20261102.gz", "access_log"]
+            vec![
+                "access_log-20261101",
+                "access_log-20261102.gz",
+                "access_log"
+            ]
         );
-        assert_eq!(parse_name("access_log-20261101.gz").date, Some(20261101000000));
+        assert_eq!(
+            parse_name("access_log-20261101.gz").date,
+            Some(20261101000000)
+        );
         assert_eq!(parse_name("x.log.2.gz").number, Some(2));
     }
 
