@@ -93,7 +93,7 @@ fn stream<'a>(r: &'a AuditReport, suffix: &str) -> &'a StreamReport {
 fn complete_family_passes() {
     let dir = tmp("pass");
     write_family(&dir, &days("2026-10-01", 10));
-    let r = audit(&[dir.clone()], &opts("2026-10-10", 10)).unwrap();
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-10", 10)).unwrap();
     assert_eq!(r.streams.len(), 1, "{:?}", r.streams);
     let s = &r.streams[0];
     assert_eq!(s.files.len(), 10);
@@ -110,7 +110,7 @@ fn complete_family_passes() {
     assert!(s.files[0].path.ends_with("access_log-20261001.gz"));
     assert!(s.files[9].path.ends_with("access_log"));
     // Retention longer than the logs: fails with a sentence saying so.
-    let r = audit(&[dir.clone()], &opts("2026-10-10", 30)).unwrap();
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-10", 30)).unwrap();
     assert_eq!(r.verdict, Verdict::Fail);
     assert!(
         r.streams[0].reasons[0].contains("covers only 10 of the 30 days"),
@@ -118,7 +118,7 @@ fn complete_family_passes() {
         r.streams[0].reasons
     );
     // Audit long after the last line: logging stopped.
-    let r = audit(&[dir.clone()], &opts("2026-10-20", 10)).unwrap();
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-20", 10)).unwrap();
     assert!(r.streams[0]
         .reasons
         .iter()
@@ -126,7 +126,7 @@ fn complete_family_passes() {
     // Online days required uncompressed: only the live file is.
     let mut o = opts("2026-10-10", 10);
     o.online_uncompressed = true;
-    let r = audit(&[dir.clone()], &o).unwrap();
+    let r = audit(std::slice::from_ref(&dir), &o).unwrap();
     assert_eq!(
         r.streams[0].online_compressed_days,
         vec!["2026-10-08", "2026-10-09"]
@@ -153,7 +153,7 @@ fn rotation_schemes_group_into_streams() {
         )
         .unwrap();
     }
-    let r = audit(&[dir.clone()], &opts("2026-10-03", 3)).unwrap();
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-03", 3)).unwrap();
     assert_eq!(r.streams.len(), 2);
     let a = stream(&r, "/access.log");
     let names: Vec<&str> = a
@@ -215,7 +215,7 @@ fn defects_are_found() {
     eleven.push_str("198.51.100.7 - - [01/Dec/2026:00:00:00 +0900] \"GET /?cc_number=4111-1111-1111-1111 HTTP/1.1\" 200 1 \"-\" \"UA\"\n");
     std::fs::write(dir.join("access_log-20261011.gz"), gz(eleven.as_bytes())).unwrap();
 
-    let r = audit(&[dir.clone()], &opts("2026-10-12", 12)).unwrap();
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-12", 12)).unwrap();
     let s = stream(&r, "/access_log");
     assert_eq!(
         s.missing_days,
@@ -303,7 +303,7 @@ fn coverage_gap_between_streams() {
         }
     }
     std::fs::write(waf.join("waf.log"), text).unwrap();
-    let r = audit(&[dir.clone()], &opts("2026-10-06", 6)).unwrap();
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-06", 6)).unwrap();
     let g: Vec<_> = r
         .coverage_gaps
         .iter()
@@ -327,13 +327,13 @@ fn coverage_gap_between_streams() {
 fn result_does_not_depend_on_threads() {
     let dir = tmp("det");
     write_family(&dir, &days("2026-10-01", 8));
-    let mut a = audit(&[dir.clone()], &{
+    let mut a = audit(std::slice::from_ref(&dir), &{
         let mut o = opts("2026-10-08", 8);
         o.jobs = 1;
         o
     })
     .unwrap();
-    let mut b = audit(&[dir.clone()], &opts("2026-10-08", 8)).unwrap();
+    let mut b = audit(std::slice::from_ref(&dir), &opts("2026-10-08", 8)).unwrap();
     a.stats = Default::default();
     b.stats = Default::default();
     a.generated_at = b.generated_at;
@@ -350,7 +350,14 @@ fn manifest_create_and_verify() {
     write_family(&dir, &days("2026-10-01", 3));
     std::fs::write(dir.join("notes.txt"), "not a log\n").unwrap();
     let ctx = ParseContext::default();
-    let m = manifest::create(&[dir.clone()], &[], &ctx, 2, "test", "tester@host");
+    let m = manifest::create(
+        std::slice::from_ref(&dir),
+        &[],
+        &ctx,
+        2,
+        "test",
+        "tester@host",
+    );
     assert_eq!(m.files.len(), 4);
     let live = m
         .files

@@ -71,7 +71,7 @@ fn audit_a_year_of_daily_logs() {
         cards: true,
     };
     let t = Instant::now();
-    let r = audit(&[dir.clone()], &opts).unwrap();
+    let r = audit(std::slice::from_ref(&dir), &opts).unwrap();
     let elapsed = t.elapsed();
     println!(
         "audit: {} files, {} bytes on disk, {} lines, {} threads: {:.2} s (generation {:.1} s)",
