@@ -167,3 +167,30 @@ fn manifest_create_verify_exit_codes() {
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_file(&m).unwrap();
 }
+
+#[test]
+fn scan_reports_log_integrity_findings() {
+    let dir = tmp("scan");
+    family(&dir, 6, Some(3));
+    let mut six = String::new();
+    for h in 0..24 {
+        six.push_str(&format!(
+            "192.0.2.1 - - [07/Oct/2026:{h:02}:00:00 +0900] \"GET / HTTP/1.1\" 200 10 \"-\" \"UA\"\n"
+        ));
+    }
+    let data = gz(six.repeat(50).as_bytes());
+    std::fs::write(dir.join("access_log-20261007.gz"), &data[..data.len() / 2]).unwrap();
+    let (code, out, _) = run(&["scan", dir.to_str().unwrap(), "--json", "-", "-q"]);
+    assert_eq!(code, 2, "a damaged archive is an error for scan");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rules: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["category"] == "log-integrity")
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert!(rules.contains(&"log.missing-days"), "{rules:?}");
+    assert!(rules.contains(&"log.damaged-archive"), "{rules:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

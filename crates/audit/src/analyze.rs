@@ -502,8 +502,9 @@ fn silences(hours: &BTreeMap<i64, u64>, days: &BTreeMap<i64, u64>, r: &mut Strea
     }
 }
 
-/// Periods where a stream that writes every day is silent while another has lines.
-pub fn coverage_gaps(streams: &[Stream<'_>]) -> Vec<CoverageGap> {
+/// Periods inside the retention window (`window`: first and last day, inclusive) where a
+/// stream that writes every day is silent while another has lines.
+pub fn coverage_gaps(streams: &[Stream<'_>], window: (i64, i64)) -> Vec<CoverageGap> {
     let mut out = Vec::new();
     for (bi, b) in streams.iter().enumerate() {
         let span = b.report.span_days.max(1) as f64;
@@ -514,7 +515,12 @@ pub fn coverage_gaps(streams: &[Stream<'_>]) -> Vec<CoverageGap> {
         let mut other_days: BTreeSet<i64> = BTreeSet::new();
         for (ai, a) in streams.iter().enumerate() {
             if ai != bi {
-                other_days.extend(a.days.keys().copied().filter(|d| !b.days.contains_key(d)));
+                other_days.extend(
+                    a.days
+                        .range(window.0..=window.1)
+                        .map(|(d, _)| *d)
+                        .filter(|d| !b.days.contains_key(d)),
+                );
             }
         }
         let mut runs: Vec<(i64, i64)> = Vec::new();
@@ -548,6 +554,9 @@ pub fn coverage_gaps(streams: &[Stream<'_>]) -> Vec<CoverageGap> {
             let (Some(from), Some(to)) = (parse_hour(&s.from), parse_hour(&s.to)) else {
                 continue;
             };
+            if from.div_euclid(24) < window.0 || from.div_euclid(24) > window.1 {
+                continue;
+            }
             if let Some((a, n)) = busiest(streams, bi, |x| {
                 x.hours.range(from..to).map(|(_, n)| n).sum()
             }) {

@@ -129,7 +129,12 @@ pub fn assemble(facts: &[FileFacts], opts: &AuditOptions, errors: Vec<AuditError
         as_of_instant: opts.as_of_instant,
     };
     let streams = analyze::build_streams(facts, &policy);
-    let coverage_gaps = analyze::coverage_gaps(&streams);
+    let as_of_day = analyze::date_to_day(opts.as_of_date);
+    let window = (
+        as_of_day - i64::from(opts.retention_days.max(1)) + 1,
+        as_of_day,
+    );
+    let coverage_gaps = analyze::coverage_gaps(&streams, window);
     let mut sorted: Vec<&FileFacts> = facts.iter().collect();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
     let mut card_numbers = Vec::new();
