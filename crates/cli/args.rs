@@ -31,6 +31,106 @@ pub enum Command {
     /// Run a case: guided steps, deadlines, a tamper-evident journal.
     #[command(subcommand)]
     Case(crate::playbook_cmd::CaseCommand),
+    /// Check that the logs an investigation would need exist, are complete and intact.
+    #[command(
+        after_help = "Exit status: 0 policy met, 1 policy not met (a stream fails, or card numbers were found), 2 an error (bad usage, unreadable path, cannot write an output)."
+    )]
+    Audit(AuditArgs),
+    /// Chain-of-custody record of evidence files: create it, or verify files against it.
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    /// Log files and directories (searched recursively; hidden files are skipped).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Span the logs must cover, ending at --as-of (e.g. 365d, 52w, 1y).
+    #[arg(long, default_value = "365d", value_name = "DURATION")]
+    pub retention: String,
+
+    /// Most recent span that must be immediately available (e.g. 90d).
+    #[arg(long, default_value = "90d", value_name = "DURATION")]
+    pub online: String,
+
+    /// Require the --online days to be readable without decompression.
+    #[arg(long)]
+    pub online_uncompressed: bool,
+
+    /// Audit date (YYYY-MM-DD in --tz, or RFC 3339); default: now.
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+
+    /// Zone for the audit date and for timestamps written without an offset.
+    /// Default: $TZ, else the machine's zone.
+    #[arg(long, value_name = "ZONE")]
+    pub tz: Option<String>,
+
+    /// Write the audit (ecir.audit/1) as JSON to FILE, or `-` for stdout.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<String>,
+
+    /// Write a self-contained HTML page with a calendar heat map per stream.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
+    /// Worker threads (default: one per core).
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<usize>,
+
+    /// No summary on stdout.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ManifestCommand {
+    /// Hash and record every file under PATH... (size, mtime, SHA-256, format, first/last time).
+    #[command(
+        after_help = "Exit status: 0 written, 2 an error (unreadable path, cannot write FILE)."
+    )]
+    Create(ManifestCreateArgs),
+    /// Re-hash the files of a manifest; report modified, missing and added files.
+    #[command(
+        after_help = "Exit status: 0 every file matches, 1 files modified, missing or added, 2 an error."
+    )]
+    Verify(ManifestVerifyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ManifestCreateArgs {
+    /// Evidence files and directories.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Where to write the manifest (JSON, ecir.manifest/1), or `-` for stdout.
+    #[arg(short = 'o', long = "output", required = true, value_name = "FILE")]
+    pub output: String,
+
+    /// Zone for timestamps written without an offset.
+    #[arg(long, value_name = "ZONE")]
+    pub tz: Option<String>,
+
+    /// Worker threads (default: one per core).
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct ManifestVerifyArgs {
+    /// A manifest written by `ecir manifest create`.
+    #[arg(value_name = "FILE")]
+    pub manifest: PathBuf,
+
+    /// Also write the result as JSON to FILE, or `-` for stdout.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<String>,
+
+    /// Worker threads (default: one per core).
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<usize>,
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum)]

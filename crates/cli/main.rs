@@ -5,6 +5,7 @@
 //! error) and where outputs are written. Everything else is a library call.
 
 mod args;
+mod audit_cmd;
 mod playbook_cmd;
 mod scan_cmd;
 mod term;
@@ -38,6 +39,8 @@ fn main() -> ExitCode {
             }
             0
         }
+        args::Command::Audit(a) => audit_cmd::run(a),
+        args::Command::Manifest(m) => audit_cmd::manifest(m),
     };
     ExitCode::from(code)
 }

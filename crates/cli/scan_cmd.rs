@@ -199,7 +199,10 @@ pub fn run(a: ScanArgs) -> u8 {
     u8::from(out.report.count_at_or_above(threshold) > 0)
 }
 
-fn write_to(dest: &str, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
+pub(crate) fn write_to(
+    dest: &str,
+    f: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
     if dest == "-" {
         let stdout = io::stdout();
         let mut lock = stdout.lock();
@@ -213,7 +216,7 @@ fn write_to(dest: &str, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io:
 }
 
 /// The input an output path would overwrite or sit inside as a file, if any.
-fn overlaps_input(out: &Path, inputs: &[PathBuf]) -> Option<PathBuf> {
+pub(crate) fn overlaps_input(out: &Path, inputs: &[PathBuf]) -> Option<PathBuf> {
     let out_c = std::fs::canonicalize(out).ok()?;
     inputs.iter().find_map(|i| {
         let ic = std::fs::canonicalize(i).ok()?;

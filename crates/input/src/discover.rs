@@ -144,7 +144,7 @@ fn consider_file(path: &Path, size: u64, exclude: &[PathBuf], out: &mut Discover
 /// produce noise.
 fn is_ecir_output(path: &Path) -> bool {
     let mut head = [0u8; 64];
-    let n = match fs::File::open(path).and_then(|mut f| f.read(&mut head)) {
+    let n = match crate::read::open_evidence(path).and_then(|mut f| f.read(&mut head)) {
         Ok(n) => n,
         Err(_) => return false,
     };

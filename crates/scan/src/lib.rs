@@ -184,10 +184,12 @@ pub fn scan(
         distinct_client_ips: traffic.distinct_ips(),
     };
     let waf_summary = detectors.as_ref().and_then(|d| d.waf_summary());
-    let findings = match detectors {
+    let mut findings = match detectors {
         Some(d) => d.finish(&ctx),
         None => Vec::new(),
     };
+    // What the logs cannot show: missing days, damaged archives, silences (ecir-audit).
+    findings.extend(ecir_audit::log_integrity_findings(&inputs));
 
     let mut report = Report {
         schema: REPORT_SCHEMA.into(),

@@ -1,0 +1,599 @@
+//! From per-file facts to streams and their defects: grouping by rotation name, days covered
+//! and missing, silences against the stream's own hourly rhythm, file-order problems,
+//! duplicates, the verdict against the policy, and coverage gaps across streams.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+
+use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime};
+use ecir_model::Timestamp;
+
+use crate::doc::*;
+use crate::facts::{FileFacts, BACKWARDS_TOLERANCE_MS};
+use crate::naming::parse_name;
+
+/// A silence is reported when the stream usually writes at least this many lines in the
+/// silent hours (for a Poisson rhythm the chance of such a silence is below e^-25).
+pub const SILENCE_MIN_EXPECTED: f64 = 25.0;
+/// Shortest silence reported, in hours.
+pub const SILENCE_MIN_HOURS: i64 = 2;
+/// Days with lines a stream needs before its rhythm is trusted.
+pub const RHYTHM_MIN_DAYS: usize = 3;
+/// A stream is expected to write every day (and so to be compared with others) when it has
+/// lines on at least this share of the days of its span.
+pub const DAILY_SHARE: f64 = 0.8;
+/// Most dates listed in `missing_days` (all are counted in the reasons).
+pub const MAX_LISTED_DAYS: usize = 1000;
+/// Most silences and gaps listed per stream.
+pub const MAX_LISTED: usize = 200;
+
+/// The policy the audit checks.
+#[derive(Clone, Debug)]
+pub struct PolicyInput {
+    pub retention_days: u32,
+    pub online_days: u32,
+    pub online_uncompressed: bool,
+    pub as_of_date: NaiveDate,
+    pub as_of_instant: Timestamp,
+}
+
+const EPOCH_CE: i32 = 719_163;
+
+pub fn day_to_date(day: i64) -> NaiveDate {
+    i32::try_from(day)
+        .ok()
+        .and_then(|d| d.checked_add(EPOCH_CE))
+        .and_then(NaiveDate::from_num_days_from_ce_opt)
+        .unwrap_or(NaiveDate::MIN)
+}
+
+pub fn date_to_day(d: NaiveDate) -> i64 {
+    i64::from(d.num_days_from_ce() - EPOCH_CE)
+}
+
+fn hour_label(hour: i64) -> String {
+    let dt = NaiveDateTime::default() + Duration::hours(hour);
+    dt.format("%Y-%m-%dT%H:00").to_string()
+}
+
+/// One stream being assembled.
+pub struct Stream<'a> {
+    pub name: String,
+    pub files: Vec<&'a FileFacts>,
+    pub hours: BTreeMap<i64, u64>,
+    pub days: BTreeMap<i64, u64>,
+    pub report: StreamReport,
+}
+
+/// Stream key of a path: its directory and rotation base name.
+pub fn stream_key(path: &str) -> (String, String) {
+    let p = Path::new(path);
+    let dir = p
+        .parent()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (dir, parse_name(&name).base)
+}
+
+/// Display name of a stream key.
+pub fn stream_name(key: &(String, String)) -> String {
+    if key.0.is_empty() {
+        key.1.clone()
+    } else {
+        format!("{}/{}", key.0.trim_end_matches('/'), key.1)
+    }
+}
+
+/// Groups paths into streams; each stream's paths are in rotation order, oldest first.
+pub fn group_paths<'a>(paths: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, Vec<&'a str>> {
+    let mut groups: BTreeMap<(String, String), Vec<&str>> = BTreeMap::new();
+    for p in paths {
+        groups.entry(stream_key(p)).or_default().push(p);
+    }
+    groups
+        .into_iter()
+        .map(|(k, mut v)| {
+            v.sort_by(|a, b| {
+                let ka = Path::new(a)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let kb = Path::new(b)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                parse_name(&ka)
+                    .order_key()
+                    .cmp(&parse_name(&kb).order_key())
+                    .then(a.cmp(b))
+            });
+            (stream_name(&k), v)
+        })
+        .collect()
+}
+
+/// Builds every stream with its defects and verdict.
+pub fn build_streams<'a>(facts: &'a [FileFacts], policy: &PolicyInput) -> Vec<Stream<'a>> {
+    let by_path: HashMap<&str, &FileFacts> = facts.iter().map(|f| (f.path.as_str(), f)).collect();
+    // Duplicates: the first file in path order with each hash.
+    let mut first_with: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut sorted: Vec<&FileFacts> = facts.iter().collect();
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut duplicate_of: HashMap<&str, &str> = HashMap::new();
+    for f in sorted {
+        if f.size == 0 || f.sha256.is_empty() {
+            continue;
+        }
+        match first_with.get(f.sha256.as_str()) {
+            Some(first) => {
+                duplicate_of.insert(f.path.as_str(), first);
+            }
+            None => {
+                first_with.insert(f.sha256.as_str(), f.path.as_str());
+            }
+        }
+    }
+    let groups = group_paths(
+        facts
+            .iter()
+            .filter(|f| f.unreadable.is_none())
+            .map(|f| f.path.as_str()),
+    );
+    groups
+        .into_iter()
+        .map(|(name, paths)| {
+            let files: Vec<&FileFacts> = paths.iter().map(|p| by_path[p]).collect();
+            build_one(name, files, &duplicate_of, policy)
+        })
+        .collect()
+}
+
+fn build_one<'a>(
+    name: String,
+    files: Vec<&'a FileFacts>,
+    duplicate_of: &HashMap<&str, &str>,
+    policy: &PolicyInput,
+) -> Stream<'a> {
+    let mut hours: BTreeMap<i64, u64> = BTreeMap::new();
+    let mut uncompressed_days: BTreeSet<i64> = BTreeSet::new();
+    let mut source_votes: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut r = StreamReport {
+        name: name.clone(),
+        source: "unknown".into(),
+        files: Vec::new(),
+        first_ts: None,
+        last_ts: None,
+        lines: 0,
+        dated_lines: 0,
+        days_covered: 0,
+        span_days: 0,
+        lines_per_day: BTreeMap::new(),
+        missing_days: Vec::new(),
+        damaged_files: Vec::new(),
+        empty_files: Vec::new(),
+        duplicate_files: Vec::new(),
+        file_order: Vec::new(),
+        silences: Vec::new(),
+        backwards_timestamps: Vec::new(),
+        future_timestamps: Vec::new(),
+        online_compressed_days: Vec::new(),
+        verdict: Verdict::Pass,
+        reasons: Vec::new(),
+        warnings: Vec::new(),
+    };
+    for f in &files {
+        let dup = duplicate_of.get(f.path.as_str());
+        if let Some(s) = f.source {
+            *source_votes.entry(s.as_str()).or_default() += 1;
+        }
+        r.files.push(StreamFile {
+            path: f.path.clone(),
+            size: f.size,
+            sha256: f.sha256.clone(),
+            compression: f.compression.clone(),
+            format: f.format.clone(),
+            lines: f.lines,
+            dated_lines: f.dated_lines,
+            first_ts: f.first_ts,
+            last_ts: f.last_ts,
+            damage: f.damage.clone(),
+        });
+        r.lines += f.lines;
+        if let Some(d) = &f.damage {
+            r.damaged_files.push(DamagedFile {
+                file: f.path.clone(),
+                problem: d.clone(),
+            });
+        }
+        if f.size == 0 || (f.lines == 0 && f.damage.is_none()) {
+            r.empty_files.push(f.path.clone());
+        }
+        if let Some(first) = dup {
+            r.duplicate_files.push(DuplicateFile {
+                file: f.path.clone(),
+                same_as: first.to_string(),
+                sha256: f.sha256.clone(),
+            });
+            // A copy adds no coverage and would double the counts.
+            continue;
+        }
+        r.dated_lines += f.dated_lines;
+        for (h, n) in &f.hours {
+            *hours.entry(*h).or_default() += n;
+            if !f.is_compressed() {
+                uncompressed_days.insert(h.div_euclid(24));
+            }
+        }
+        for t in [f.first_ts, f.last_ts].into_iter().flatten() {
+            if r.first_ts.is_none_or(|x| t < x) {
+                r.first_ts = Some(t);
+            }
+            if r.last_ts.is_none_or(|x| t > x) {
+                r.last_ts = Some(t);
+            }
+        }
+        if let Some(b) = &f.first_backwards {
+            r.backwards_timestamps.push(TimeProblem {
+                file: f.path.clone(),
+                line: b.line,
+                ts: b.ts,
+                previous: b.previous,
+                count: f.backwards,
+            });
+        }
+        if let Some(b) = &f.first_future {
+            r.future_timestamps.push(TimeProblem {
+                file: f.path.clone(),
+                line: b.line,
+                ts: b.ts,
+                previous: None,
+                count: f.future,
+            });
+        }
+    }
+    if let Some((s, _)) = source_votes
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+    {
+        r.source = s.to_string();
+    }
+    let mut days: BTreeMap<i64, u64> = BTreeMap::new();
+    for (h, n) in &hours {
+        *days.entry(h.div_euclid(24)).or_default() += n;
+    }
+    for (d, n) in &days {
+        r.lines_per_day.insert(day_to_date(*d).to_string(), *n);
+    }
+    r.days_covered = days.len() as u64;
+    let first_day = days.keys().next().copied();
+    let last_day = days.keys().next_back().copied();
+    let mut missing_count = 0u64;
+    let mut missing_in_window = 0u64;
+    let as_of_day = date_to_day(policy.as_of_date);
+    let window_start = as_of_day - i64::from(policy.retention_days.max(1)) + 1;
+    let mut first_missing_in_window = None;
+    if let (Some(a), Some(b)) = (first_day, last_day) {
+        r.span_days = (b - a + 1) as u64;
+        let mut prev = a;
+        for &d in days.keys().skip(1) {
+            // Days after the audit date are not missing (lines there are future timestamps).
+            for m in (prev + 1..d).take_while(|m| *m <= as_of_day) {
+                missing_count += 1;
+                if m >= window_start && m <= as_of_day {
+                    missing_in_window += 1;
+                    first_missing_in_window.get_or_insert(m);
+                }
+                if r.missing_days.len() < MAX_LISTED_DAYS {
+                    r.missing_days.push(day_to_date(m).to_string());
+                }
+            }
+            prev = d;
+        }
+    }
+
+    file_order(&files, duplicate_of, &mut r);
+    silences(&hours, &days, &mut r);
+
+    // Verdict.
+    let retention = policy.retention_days;
+    match (first_day, last_day) {
+        (None, _) | (_, None) => {
+            let why = if r.lines == 0 {
+                "it holds no lines at all".to_string()
+            } else {
+                format!(
+                    "none of its {} lines carries a timestamp ecir can read, so what period it covers cannot be shown",
+                    r.lines
+                )
+            };
+            r.reasons
+                .push(format!("The stream cannot show any coverage: {why}."));
+        }
+        (Some(a), Some(b)) => {
+            if a > window_start {
+                r.reasons.push(format!(
+                    "It starts on {}, so it covers only {} of the {} days required (from {} to {}).",
+                    day_to_date(a),
+                    (as_of_day - a + 1).max(0),
+                    retention,
+                    day_to_date(window_start),
+                    policy.as_of_date
+                ));
+            }
+            // The last day with lines up to the audit date (later lines are in the future).
+            let b = days.range(..=as_of_day).next_back().map_or(b, |(d, _)| *d);
+            if b < as_of_day - 1 {
+                r.reasons.push(format!(
+                    "Its last line is from {}, {} days before the audit date {}: logging stopped or the recent files are missing.",
+                    day_to_date(b),
+                    as_of_day - b,
+                    policy.as_of_date
+                ));
+            }
+            if missing_in_window > 0 {
+                r.reasons.push(format!(
+                    "{} day(s) inside the retention window have no line at all (first {}).",
+                    missing_in_window,
+                    day_to_date(first_missing_in_window.unwrap_or(a))
+                ));
+            }
+            if policy.online_uncompressed && policy.online_days > 0 {
+                let from = as_of_day - i64::from(policy.online_days) + 1;
+                for (&d, _) in days.range(from..=as_of_day) {
+                    if !uncompressed_days.contains(&d) {
+                        r.online_compressed_days.push(day_to_date(d).to_string());
+                    }
+                }
+                if !r.online_compressed_days.is_empty() {
+                    r.reasons.push(format!(
+                        "{} of the last {} days are kept only in compressed archives (first {}), but the policy wants them readable without decompression.",
+                        r.online_compressed_days.len(),
+                        policy.online_days,
+                        r.online_compressed_days[0]
+                    ));
+                }
+            }
+        }
+    }
+    if !r.damaged_files.is_empty() {
+        r.reasons.push(format!(
+            "{} file(s) are damaged and were not read whole ({}): lines after the damage are lost.",
+            r.damaged_files.len(),
+            r.damaged_files[0].file
+        ));
+    }
+    let future: u64 = r.future_timestamps.iter().map(|t| t.count).sum();
+    if future > 0 {
+        r.reasons.push(format!(
+            "{future} line(s) are dated after the audit time {} (first in {} line {}): the clock or the log cannot be trusted.",
+            policy.as_of_instant, r.future_timestamps[0].file, r.future_timestamps[0].line
+        ));
+    }
+    if missing_count > missing_in_window {
+        r.warnings.push(format!(
+            "{} day(s) without lines before the retention window.",
+            missing_count - missing_in_window
+        ));
+    }
+    if !r.empty_files.is_empty() {
+        r.warnings.push(format!(
+            "{} empty file(s), e.g. {}.",
+            r.empty_files.len(),
+            r.empty_files[0]
+        ));
+    }
+    if !r.duplicate_files.is_empty() {
+        r.warnings.push(format!(
+            "{} file(s) are byte-for-byte copies of another (e.g. {} = {}); they add no coverage.",
+            r.duplicate_files.len(),
+            r.duplicate_files[0].file,
+            r.duplicate_files[0].same_as
+        ));
+    }
+    for o in &r.file_order {
+        r.warnings.push(format!("{}: {}", o.file, o.detail));
+    }
+    let back: u64 = r.backwards_timestamps.iter().map(|t| t.count).sum();
+    if back > 0 {
+        let t = &r.backwards_timestamps[0];
+        r.warnings.push(format!(
+            "{back} line(s) are dated more than 5 minutes before the line above them (first {} line {}: {} after {}): the log was edited, merged or the clock was set back.",
+            t.file,
+            t.line,
+            t.ts,
+            t.previous.map(|p| p.to_string()).unwrap_or_default()
+        ));
+    }
+    for s in &r.silences {
+        r.warnings.push(format!(
+            "No line from {} to {} ({} h) although the stream usually writes about {} lines in those hours.",
+            s.from, s.to, s.hours, s.expected_lines
+        ));
+    }
+    if !r.reasons.is_empty() {
+        r.verdict = Verdict::Fail;
+    }
+    Stream {
+        name,
+        files,
+        hours,
+        days,
+        report: r,
+    }
+}
+
+fn file_order(files: &[&FileFacts], duplicate_of: &HashMap<&str, &str>, r: &mut StreamReport) {
+    let mut prev: Option<&FileFacts> = None;
+    for f in files {
+        if duplicate_of.contains_key(f.path.as_str()) {
+            continue;
+        }
+        let (Some(first), Some(last)) = (f.first_ts, f.last_ts) else {
+            continue;
+        };
+        if let Some(p) = prev {
+            let (pf, pl) = (p.first_ts.unwrap_or(first), p.last_ts.unwrap_or(last));
+            if first.utc_ms < pl.utc_ms - BACKWARDS_TOLERANCE_MS {
+                let backwards = last.utc_ms < pf.utc_ms + BACKWARDS_TOLERANCE_MS;
+                r.file_order.push(FileOrderProblem {
+                    file: f.path.clone(),
+                    previous: p.path.clone(),
+                    kind: if backwards { "backwards" } else { "overlap" }.into(),
+                    detail: if backwards {
+                        format!(
+                            "its lines ({first} to {last}) are older than those of {} ({pf} to {pl}), which comes before it in rotation order",
+                            p.path
+                        )
+                    } else {
+                        format!(
+                            "its lines ({first} to {last}) overlap those of {} ({pf} to {pl}), which comes before it in rotation order",
+                            p.path
+                        )
+                    },
+                });
+            }
+        }
+        prev = Some(f);
+    }
+}
+
+/// Mean lines per hour of the day, over the days that have lines.
+fn rhythm(hours: &BTreeMap<i64, u64>, days: &BTreeMap<i64, u64>) -> Option<[f64; 24]> {
+    if days.len() < RHYTHM_MIN_DAYS {
+        return None;
+    }
+    let mut sum = [0f64; 24];
+    for (h, n) in hours {
+        sum[h.rem_euclid(24) as usize] += *n as f64;
+    }
+    let d = days.len() as f64;
+    Some(sum.map(|s| s / d))
+}
+
+fn silences(hours: &BTreeMap<i64, u64>, days: &BTreeMap<i64, u64>, r: &mut StreamReport) {
+    let Some(mean) = rhythm(hours, days) else {
+        return;
+    };
+    let keys: Vec<i64> = hours.keys().copied().collect();
+    for w in keys.windows(2) {
+        let (from, to) = (w[0] + 1, w[1]);
+        let len = to - from;
+        if len < SILENCE_MIN_HOURS {
+            continue;
+        }
+        // A whole day without lines is a missing day, reported as such.
+        let first_full = (from + 23).div_euclid(24);
+        if first_full * 24 + 24 <= to {
+            continue;
+        }
+        let expected: f64 = (from..to).map(|h| mean[h.rem_euclid(24) as usize]).sum();
+        if expected >= SILENCE_MIN_EXPECTED && r.silences.len() < MAX_LISTED {
+            r.silences.push(Silence {
+                from: hour_label(from),
+                to: hour_label(to),
+                hours: len as u32,
+                expected_lines: expected.round() as u64,
+            });
+        }
+    }
+}
+
+/// Periods inside the retention window (`window`: first and last day, inclusive) where a
+/// stream that writes every day is silent while another has lines.
+pub fn coverage_gaps(streams: &[Stream<'_>], window: (i64, i64)) -> Vec<CoverageGap> {
+    let mut out = Vec::new();
+    for (bi, b) in streams.iter().enumerate() {
+        let span = b.report.span_days.max(1) as f64;
+        if b.days.len() < RHYTHM_MIN_DAYS || (b.days.len() as f64) / span < DAILY_SHARE {
+            continue;
+        }
+        // Days where B is silent and some other stream has lines.
+        let mut other_days: BTreeSet<i64> = BTreeSet::new();
+        for (ai, a) in streams.iter().enumerate() {
+            if ai != bi {
+                other_days.extend(
+                    a.days
+                        .range(window.0..=window.1)
+                        .map(|(d, _)| *d)
+                        .filter(|d| !b.days.contains_key(d)),
+                );
+            }
+        }
+        let mut runs: Vec<(i64, i64)> = Vec::new();
+        for d in other_days {
+            match runs.last_mut() {
+                Some((_, end)) if *end + 1 == d => *end = d,
+                _ => runs.push((d, d)),
+            }
+        }
+        let mut listed = 0;
+        for (from, to) in runs {
+            if listed >= MAX_LISTED {
+                break;
+            }
+            if let Some((a, n)) = busiest(streams, bi, |s| {
+                s.days.range(from..=to).map(|(_, n)| n).sum()
+            }) {
+                out.push(CoverageGap {
+                    stream: b.name.clone(),
+                    from: day_to_date(from).to_string(),
+                    to: day_to_date(to).to_string(),
+                    while_: a,
+                    while_lines: n,
+                    unit: "days".into(),
+                });
+                listed += 1;
+            }
+        }
+        // Silences inside days, where another stream had lines in those hours.
+        for s in &b.report.silences {
+            let (Some(from), Some(to)) = (parse_hour(&s.from), parse_hour(&s.to)) else {
+                continue;
+            };
+            if from.div_euclid(24) < window.0 || from.div_euclid(24) > window.1 {
+                continue;
+            }
+            if let Some((a, n)) = busiest(streams, bi, |x| {
+                x.hours.range(from..to).map(|(_, n)| n).sum()
+            }) {
+                out.push(CoverageGap {
+                    stream: b.name.clone(),
+                    from: s.from.clone(),
+                    to: s.to.clone(),
+                    while_: a,
+                    while_lines: n,
+                    unit: "hours".into(),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn parse_hour(s: &str) -> Option<i64> {
+    let dt = NaiveDateTime::parse_from_str(&format!("{s}:00"), "%Y-%m-%dT%H:%M:%S").ok()?;
+    Some(dt.and_utc().timestamp().div_euclid(3600))
+}
+
+/// The other stream with the most lines by `count` (ties: first by name), if any has lines.
+fn busiest(
+    streams: &[Stream<'_>],
+    skip: usize,
+    count: impl Fn(&Stream<'_>) -> u64,
+) -> Option<(String, u64)> {
+    let mut best: Option<(String, u64)> = None;
+    for (i, s) in streams.iter().enumerate() {
+        if i == skip {
+            continue;
+        }
+        let n = count(s);
+        if n > 0 && best.as_ref().is_none_or(|(_, m)| n > *m) {
+            best = Some((s.name.clone(), n));
+        }
+    }
+    best
+}

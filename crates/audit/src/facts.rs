@@ -1,0 +1,375 @@
+//! Reading one evidence file once: SHA-256, line count, format, the timestamp of every line
+//! (through the `ecir-formats` parsers, or a generic leading-timestamp sniff for formats they
+//! do not know), lines per local hour, out-of-order and future timestamps, and card numbers.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ecir_formats::{Chosen, EventSink, ParseContext, Parser};
+use ecir_input::discover::describe_io as describe_io_error;
+use ecir_input::{open_evidence, HashingReader, LineReader};
+use ecir_model::{Event, SourceKind, Timestamp};
+
+use crate::card::find_cards;
+
+/// Timestamps earlier than the previous line's by more than this count as going backwards
+/// (web servers log the request's start time when it ends, so small steps back are normal).
+pub const BACKWARDS_TOLERANCE_MS: i64 = 5 * 60 * 1000;
+/// Card-number locations kept per file (all are counted).
+pub const MAX_CARD_LOCATIONS: usize = 100;
+/// Lines buffered for format detection.
+const SAMPLE_LINES: usize = 128;
+const SAMPLE_BYTES: usize = 256 * 1024;
+
+/// A card number found in a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CardHit {
+    pub line: u64,
+    pub masked: String,
+    pub brand: &'static str,
+    pub context: &'static str,
+}
+
+/// A timestamp out of order or out of range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimeAnomaly {
+    pub line: u64,
+    pub ts: Timestamp,
+    /// The previous line's time (for a step backwards).
+    pub previous: Option<Timestamp>,
+}
+
+/// Everything the audit needs to know about one file.
+#[derive(Clone, Debug, Default)]
+pub struct FileFacts {
+    pub path: String,
+    pub size: u64,
+    pub modified: Option<Timestamp>,
+    pub sha256: String,
+    pub bytes_read: u64,
+    /// `none`, `gzip`, or an unsupported compression's name.
+    pub compression: String,
+    /// Format name, `generic-timestamp`, or `unknown`.
+    pub format: String,
+    pub source: Option<SourceKind>,
+    pub lines: u64,
+    /// Lines with a timestamp.
+    pub dated_lines: u64,
+    pub first_ts: Option<Timestamp>,
+    pub last_ts: Option<Timestamp>,
+    /// Dated lines per local hour (hours since the epoch in the line's own offset).
+    pub hours: BTreeMap<i64, u64>,
+    pub backwards: u64,
+    pub first_backwards: Option<TimeAnomaly>,
+    pub future: u64,
+    pub first_future: Option<TimeAnomaly>,
+    pub cards: Vec<CardHit>,
+    pub cards_total: u64,
+    /// Damage: the file was not read whole (truncated or corrupt archive, read error,
+    /// unsupported compression).
+    pub damage: Option<String>,
+    /// The file could not be opened at all.
+    pub unreadable: Option<String>,
+}
+
+impl FileFacts {
+    pub fn is_compressed(&self) -> bool {
+        self.compression != "none"
+    }
+}
+
+/// Local hour index of a timestamp, in the offset it was written in.
+pub fn local_hour(ts: &Timestamp) -> i64 {
+    (ts.utc_ms.div_euclid(1000) + i64::from(ts.offset_secs)).div_euclid(3600)
+}
+
+/// Per-line accounting while a file is read.
+struct Acc<'a> {
+    facts: FileFacts,
+    future_after: Option<Timestamp>,
+    prev: Option<Timestamp>,
+    ctx: &'a ParseContext,
+    cards: bool,
+}
+
+impl Acc<'_> {
+    fn stamp(&mut self, line: u64, ts: Timestamp) {
+        let f = &mut self.facts;
+        f.dated_lines += 1;
+        *f.hours.entry(local_hour(&ts)).or_default() += 1;
+        if f.first_ts.is_none_or(|t| ts < t) {
+            f.first_ts = Some(ts);
+        }
+        if f.last_ts.is_none_or(|t| ts > t) {
+            f.last_ts = Some(ts);
+        }
+        if let Some(p) = self.prev {
+            if p.utc_ms - ts.utc_ms > BACKWARDS_TOLERANCE_MS {
+                f.backwards += 1;
+                if f.first_backwards.is_none() {
+                    f.first_backwards = Some(TimeAnomaly {
+                        line,
+                        ts,
+                        previous: Some(p),
+                    });
+                }
+            }
+        }
+        if self.future_after.is_some_and(|a| ts > a) {
+            f.future += 1;
+            if f.first_future.is_none() {
+                f.first_future = Some(TimeAnomaly {
+                    line,
+                    ts,
+                    previous: None,
+                });
+            }
+        }
+        self.prev = Some(ts);
+    }
+
+    fn raw_line(&mut self, line: u64, bytes: &[u8]) {
+        self.facts.lines += 1;
+        if self.cards && bytes.len() >= 13 {
+            for m in find_cards(bytes) {
+                self.facts.cards_total += 1;
+                if self.facts.cards.len() < MAX_CARD_LOCATIONS {
+                    self.facts.cards.push(CardHit {
+                        line,
+                        masked: m.masked,
+                        brand: m.brand,
+                        context: m.context,
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl EventSink for Acc<'_> {
+    fn event(&mut self, ev: &Event<'_>, line: u64, _raw: &[u8]) {
+        if let Some(ts) = ev.ts {
+            self.stamp(line, ts);
+        }
+    }
+    fn skip(&mut self, _line: u64, _reason: &'static str, _raw: &[u8]) {}
+}
+
+/// How lines get their timestamps.
+enum Stamper {
+    Parser(Box<dyn Parser>),
+    Generic,
+    None,
+}
+
+impl Stamper {
+    fn feed(&mut self, acc: &mut Acc<'_>, line: u64, bytes: &[u8], too_long: bool) {
+        match self {
+            Stamper::Parser(p) if !too_long => p.feed(line, bytes, acc),
+            Stamper::Generic => {
+                if let Some(ts) = leading_timestamp(bytes, acc.ctx) {
+                    acc.stamp(line, ts);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A timestamp at the start of a line (after an optional `[`): ISO 8601 / RFC 3339 with `T`
+/// or space, optional fraction and offset — the shape of Monolog (EC-CUBE 4, Magento),
+/// WordPress/WooCommerce and most application logs. Offset-less times are read in `ctx.tz`.
+pub fn leading_timestamp(line: &[u8], ctx: &ParseContext) -> Option<Timestamp> {
+    let start = usize::from(line.first() == Some(&b'['));
+    let b = line.get(start..)?;
+    if b.len() < 19 || !b[..4].iter().all(u8::is_ascii_digit) || b[4] != b'-' {
+        return None;
+    }
+    let mut end = 19;
+    if b.get(end) == Some(&b'.') {
+        end += 1;
+        while b.get(end).is_some_and(u8::is_ascii_digit) {
+            end += 1;
+        }
+    }
+    match b.get(end) {
+        Some(b'Z') => end += 1,
+        Some(b'+' | b'-') => {
+            let mut k = end + 1;
+            while k < b.len() && k < end + 6 && (b[k].is_ascii_digit() || b[k] == b':') {
+                k += 1;
+            }
+            end = k;
+        }
+        _ => {}
+    }
+    ecir_formats::time::iso8601(&b[..end], ctx)
+}
+
+/// Whether the generic sniff recognises enough of a sample.
+fn generic_fits(sample: &[&[u8]], ctx: &ParseContext) -> bool {
+    let lines: Vec<&&[u8]> = sample
+        .iter()
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .collect();
+    let hits = lines
+        .iter()
+        .filter(|l| leading_timestamp(l, ctx).is_some())
+        .count();
+    hits > 0 && hits * 10 >= lines.len() * 3
+}
+
+/// Options for reading files.
+#[derive(Clone, Debug)]
+pub struct ReadOptions {
+    pub parse: ParseContext,
+    /// Timestamps after this instant are counted as in the future.
+    pub future_after: Option<Timestamp>,
+    /// Search lines for card numbers.
+    pub cards: bool,
+}
+
+/// Reads `path` once and returns its facts. Never fails: problems are recorded in the facts.
+pub fn read_file(path: &Path, display: &str, opts: &ReadOptions) -> FileFacts {
+    let mut acc = Acc {
+        facts: FileFacts {
+            path: display.to_string(),
+            compression: "none".into(),
+            format: "unknown".into(),
+            ..Default::default()
+        },
+        future_after: opts.future_after,
+        prev: None,
+        ctx: &opts.parse,
+        cards: opts.cards,
+    };
+    let file = match open_evidence(path) {
+        Ok(f) => f,
+        Err(e) => {
+            acc.facts.unreadable = Some(describe_io_error(&e));
+            return acc.facts;
+        }
+    };
+    if let Ok(md) = file.metadata() {
+        acc.facts.size = md.len();
+        acc.facts.modified = md.modified().ok().and_then(|m| {
+            let d = m.duration_since(std::time::UNIX_EPOCH).ok()?;
+            Some(Timestamp::new(d.as_millis() as i64, 0))
+        });
+    }
+    let mut head = [0u8; 8];
+    let got = {
+        use std::io::Read;
+        let mut f = &file;
+        let mut got = 0;
+        while got < head.len() {
+            match f.read(&mut head[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        got
+    };
+    let file = match open_evidence(path) {
+        Ok(f) => f,
+        Err(e) => {
+            acc.facts.unreadable = Some(describe_io_error(&e));
+            return acc.facts;
+        }
+    };
+    let mut state = LineState::Sampling(Vec::new(), 0);
+    match ecir_input::sniff_compression(&head[..got]) {
+        ecir_input::Compression::Gzip => {
+            acc.facts.compression = "gzip".into();
+            let out = ecir_input::stream_gzip(file, |l| {
+                state.line(&mut acc, l.number, l.bytes, l.too_long)
+            });
+            state.finish(&mut acc);
+            acc.facts.sha256 = out.sha256;
+            acc.facts.bytes_read = out.bytes_read;
+            acc.facts.damage = out.error;
+        }
+        ecir_input::Compression::Unsupported(kind) => {
+            acc.facts.compression = kind.into();
+            let (sha, n, err) = HashingReader::new(file).finish();
+            acc.facts.sha256 = sha;
+            acc.facts.bytes_read = n;
+            acc.facts.damage = Some(match err {
+                Some(e) => format!("read error: {}", describe_io_error(&e)),
+                None => format!("compressed with {kind}, which ecir does not read: hashed but its lines were not examined"),
+            });
+        }
+        ecir_input::Compression::None => {
+            let mut reader = LineReader::new(HashingReader::new(file));
+            let result = reader.for_each(|l| state.line(&mut acc, l.number, l.bytes, l.too_long));
+            state.finish(&mut acc);
+            let (sha, n, err) = reader.into_inner().finish();
+            acc.facts.sha256 = sha;
+            acc.facts.bytes_read = n;
+            if let Some(e) = result.err().or(err) {
+                acc.facts.damage = Some(format!("read error: {}", describe_io_error(&e)));
+            }
+        }
+    }
+    acc.facts
+}
+
+/// Sampling the head of a file to choose how to stamp it, then stamping every line.
+enum LineState {
+    Sampling(Vec<(u64, Vec<u8>, bool)>, usize),
+    Running(Stamper),
+}
+
+impl LineState {
+    fn line(&mut self, acc: &mut Acc<'_>, number: u64, bytes: &[u8], too_long: bool) {
+        acc.raw_line(number, bytes);
+        match self {
+            LineState::Running(s) => s.feed(acc, number, bytes, too_long),
+            LineState::Sampling(buf, size) => {
+                buf.push((number, bytes.to_vec(), too_long));
+                *size += bytes.len();
+                if buf.len() >= SAMPLE_LINES || *size >= SAMPLE_BYTES {
+                    let buf = std::mem::take(buf);
+                    *self = LineState::Running(Self::start(buf, acc));
+                }
+            }
+        }
+    }
+
+    fn start(buffered: Vec<(u64, Vec<u8>, bool)>, acc: &mut Acc<'_>) -> Stamper {
+        let sample: Vec<&[u8]> = buffered
+            .iter()
+            .filter(|(_, _, long)| !long)
+            .map(|(_, b, _)| b.as_slice())
+            .collect();
+        let chosen: Option<Chosen> = ecir_formats::detect(&sample);
+        let mut stamper = match chosen {
+            Some(c) => {
+                acc.facts.format = c.name().into();
+                acc.facts.source = Some(c.format.source());
+                Stamper::Parser(c.format.parser(c.variant, acc.ctx))
+            }
+            None if generic_fits(&sample, acc.ctx) => {
+                acc.facts.format = "generic-timestamp".into();
+                Stamper::Generic
+            }
+            None => Stamper::None,
+        };
+        for (n, b, long) in &buffered {
+            stamper.feed(acc, *n, b, *long);
+        }
+        stamper
+    }
+
+    fn finish(&mut self, acc: &mut Acc<'_>) {
+        if let LineState::Sampling(buf, _) = self {
+            let buf = std::mem::take(buf);
+            *self = LineState::Running(Self::start(buf, acc));
+        }
+        if let LineState::Running(Stamper::Parser(p)) = self {
+            p.finish(acc);
+        }
+    }
+}

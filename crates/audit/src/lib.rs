@@ -1,0 +1,206 @@
+//! Log-retention audit and evidence manifest (`ecir audit`, `ecir manifest`).
+//!
+//! This crate owns: grouping files into streams (one log written over time and rotated),
+//! each stream's coverage (first/last timestamp, lines per day) and defects (missing days,
+//! silences against the stream's rhythm, damaged archives, empty and duplicate files,
+//! overlapping or backwards file ranges, timestamps going backwards or into the future), the
+//! verdict against a retention policy, coverage gaps across streams, card numbers in logs,
+//! the `ecir.audit/1` document and its HTML calendar view, the chain-of-custody manifest, and
+//! the `log-integrity` findings `ecir scan` adds from its own inputs.
+//!
+//! It reads evidence through `ecir-input` (read-only, without touching access times where the
+//! OS allows) and times lines through `ecir-formats`; it returns values and typed errors and
+//! knows nothing of terminals or exit codes.
+
+pub mod analyze;
+pub mod card;
+pub mod doc;
+pub mod facts;
+pub mod html;
+pub mod manifest;
+pub mod naming;
+pub mod scan_findings;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use ecir_formats::ParseContext;
+use ecir_model::Timestamp;
+use rayon::prelude::*;
+
+pub use analyze::PolicyInput;
+pub use doc::*;
+pub use facts::{read_file, FileFacts, ReadOptions};
+pub use scan_findings::log_integrity_findings;
+
+/// Everything an audit needs besides the paths.
+#[derive(Clone, Debug)]
+pub struct AuditOptions {
+    pub retention_days: u32,
+    pub online_days: u32,
+    pub online_uncompressed: bool,
+    /// The audit date, in `parse.tz`.
+    pub as_of_date: NaiveDate,
+    /// Timestamps after this instant count as in the future (end of the audit date, or now).
+    pub as_of_instant: Timestamp,
+    pub parse: ParseContext,
+    /// Worker threads (0: one per core).
+    pub jobs: usize,
+    /// Paths this run writes; never read as input.
+    pub exclude: Vec<PathBuf>,
+    pub version: String,
+    /// Search for card numbers.
+    pub cards: bool,
+}
+
+/// Errors that stop an audit before it starts.
+#[derive(Debug)]
+pub enum Error {
+    ThreadPool(String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::ThreadPool(e) => write!(f, "cannot start worker threads: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Reads every file under `roots` once (in parallel) and audits the streams they form.
+pub fn audit(roots: &[PathBuf], opts: &AuditOptions) -> Result<AuditReport, Error> {
+    let started = Instant::now();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs)
+        .build()
+        .map_err(|e| Error::ThreadPool(e.to_string()))?;
+    let threads = pool.current_num_threads();
+    let discovered = ecir_input::discover(roots, &opts.exclude);
+    let read = ReadOptions {
+        parse: opts.parse.clone(),
+        future_after: Some(opts.as_of_instant),
+        cards: opts.cards,
+    };
+    let facts: Vec<FileFacts> = pool.install(|| {
+        discovered
+            .files
+            .par_iter()
+            .map(|f| read_file(&f.path, &f.display(), &read))
+            .collect()
+    });
+    let mut errors: Vec<AuditError> = discovered
+        .errors
+        .iter()
+        .map(|e| AuditError {
+            path: e.path.display().to_string(),
+            message: e.message.clone(),
+        })
+        .collect();
+    for f in &facts {
+        if let Some(u) = &f.unreadable {
+            errors.push(AuditError {
+                path: f.path.clone(),
+                message: format!("cannot read: {u}"),
+            });
+        }
+    }
+    let mut report = assemble(&facts, opts, errors);
+    report.stats = AuditStats {
+        files: facts.len() as u64,
+        bytes: facts.iter().map(|f| f.bytes_read).sum(),
+        lines: facts.iter().map(|f| f.lines).sum(),
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        threads,
+    };
+    Ok(report)
+}
+
+/// Builds the audit document from per-file facts (in any order; the result does not depend
+/// on it).
+pub fn assemble(facts: &[FileFacts], opts: &AuditOptions, errors: Vec<AuditError>) -> AuditReport {
+    let policy = PolicyInput {
+        retention_days: opts.retention_days,
+        online_days: opts.online_days,
+        online_uncompressed: opts.online_uncompressed,
+        as_of_date: opts.as_of_date,
+        as_of_instant: opts.as_of_instant,
+    };
+    let streams = analyze::build_streams(facts, &policy);
+    let as_of_day = analyze::date_to_day(opts.as_of_date);
+    let window = (
+        as_of_day - i64::from(opts.retention_days.max(1)) + 1,
+        as_of_day,
+    );
+    let coverage_gaps = analyze::coverage_gaps(&streams, window);
+    let mut sorted: Vec<&FileFacts> = facts.iter().collect();
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut card_numbers = Vec::new();
+    let mut card_summary = CardSummary { total: 0, files: 0 };
+    for f in &sorted {
+        if f.cards_total > 0 {
+            card_summary.total += f.cards_total;
+            card_summary.files += 1;
+        }
+        for c in &f.cards {
+            card_numbers.push(CardNumber {
+                file: f.path.clone(),
+                line: c.line,
+                masked: c.masked.clone(),
+                brand: c.brand.into(),
+                context: c.context.into(),
+            });
+        }
+    }
+    let streams: Vec<StreamReport> = streams.into_iter().map(|s| s.report).collect();
+    let mut reasons = Vec::new();
+    if streams.is_empty() {
+        reasons.push("No log file was found, so no retention can be shown.".to_string());
+    }
+    for s in &streams {
+        for r in &s.reasons {
+            reasons.push(format!("{}: {r}", s.name));
+        }
+    }
+    if card_summary.total > 0 {
+        reasons.push(format!(
+            "{} card number(s) in {} file(s): logs must not keep card data (JCA guideline, PCI DSS 3.2); treat this as an incident and remove them from the live logs after preserving evidence.",
+            card_summary.total, card_summary.files
+        ));
+    }
+    AuditReport {
+        schema: AUDIT_SCHEMA.into(),
+        tool: Tool {
+            name: "ecir".into(),
+            version: opts.version.clone(),
+        },
+        generated_at: now(),
+        policy: Policy {
+            retention_days: opts.retention_days,
+            online_days: opts.online_days,
+            online_uncompressed: opts.online_uncompressed,
+            as_of: opts.as_of_date.to_string(),
+            as_of_instant: opts.as_of_instant,
+            timezone: opts.parse.tz.name().to_string(),
+        },
+        verdict: if reasons.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        },
+        reasons,
+        streams,
+        coverage_gaps,
+        card_numbers,
+        card_summary,
+        errors,
+        stats: AuditStats::default(),
+    }
+}
+
+fn now() -> Timestamp {
+    let n = chrono::Utc::now();
+    Timestamp::new(n.timestamp_millis() / 1000 * 1000, 0)
+}

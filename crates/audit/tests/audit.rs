@@ -1,0 +1,401 @@
+//! End-to-end tests of the audit library on generated log trees: stream grouping, every
+//! defect class, the verdict, coverage gaps, card numbers and the manifest.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use ecir_audit::manifest;
+use ecir_audit::{audit, AuditOptions, AuditReport, StreamReport, Verdict};
+use ecir_formats::ParseContext;
+use ecir_model::Timestamp;
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ecir-audit-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn gz(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn date(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+/// Access-log lines for `day`, one every `step` minutes over the hours in `hours`.
+fn clf_day(day: NaiveDate, hours: std::ops::Range<u32>, step: u32) -> String {
+    let mut s = String::new();
+    for h in hours {
+        for m in (0..60).step_by(step as usize) {
+            s.push_str(&format!(
+                "198.51.100.7 - - [{}:{h:02}:{m:02}:00 +0900] \"GET / HTTP/1.1\" 200 100 \"-\" \"UA\"\n",
+                day.format("%d/%b/%Y")
+            ));
+        }
+    }
+    s
+}
+
+fn opts(as_of: &str, retention: u32) -> AuditOptions {
+    let d = date(as_of);
+    AuditOptions {
+        retention_days: retention,
+        online_days: 3,
+        online_uncompressed: false,
+        as_of_date: d,
+        as_of_instant: Timestamp::parse_rfc3339(&format!("{as_of}T23:59:59+09:00")).unwrap(),
+        parse: ParseContext {
+            tz: "Asia/Tokyo".parse().unwrap(),
+            ..Default::default()
+        },
+        jobs: 2,
+        exclude: vec![],
+        version: "test".into(),
+        cards: true,
+    }
+}
+
+fn days(from: &str, n: u64) -> Vec<NaiveDate> {
+    (0..n).map(|i| date(from) + chrono::Days::new(i)).collect()
+}
+
+/// A daily-rotated access_log family: `access_log-YYYYMMDD.gz`, live file for the last day.
+fn write_family(dir: &Path, ds: &[NaiveDate]) {
+    for (i, d) in ds.iter().enumerate() {
+        let text = clf_day(*d, 0..24, 10);
+        if i + 1 == ds.len() {
+            std::fs::write(dir.join("access_log"), text).unwrap();
+        } else {
+            let name = format!("access_log-{}.gz", d.format("%Y%m%d"));
+            std::fs::write(dir.join(name), gz(text.as_bytes())).unwrap();
+        }
+    }
+}
+
+fn stream<'a>(r: &'a AuditReport, suffix: &str) -> &'a StreamReport {
+    r.streams
+        .iter()
+        .find(|s| s.name.ends_with(suffix))
+        .unwrap_or_else(|| {
+            panic!(
+                "no stream {suffix}: {:?}",
+                r.streams.iter().map(|s| &s.name).collect::<Vec<_>>()
+            )
+        })
+}
+
+#[test]
+fn complete_family_passes() {
+    let dir = tmp("pass");
+    write_family(&dir, &days("2026-10-01", 10));
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-10", 10)).unwrap();
+    assert_eq!(r.streams.len(), 1, "{:?}", r.streams);
+    let s = &r.streams[0];
+    assert_eq!(s.files.len(), 10);
+    assert_eq!(s.source, "web");
+    assert_eq!(s.days_covered, 10);
+    assert!(s.missing_days.is_empty());
+    assert_eq!(s.lines_per_day["2026-10-05"], 24 * 6);
+    assert_eq!(
+        s.first_ts.unwrap().to_rfc3339(),
+        "2026-10-01T00:00:00+09:00"
+    );
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}", r.reasons);
+    // Oldest first in rotation order, the live file last.
+    assert!(s.files[0].path.ends_with("access_log-20261001.gz"));
+    assert!(s.files[9].path.ends_with("access_log"));
+    // Retention longer than the logs: fails with a sentence saying so.
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-10", 30)).unwrap();
+    assert_eq!(r.verdict, Verdict::Fail);
+    assert!(
+        r.streams[0].reasons[0].contains("covers only 10 of the 30 days"),
+        "{:?}",
+        r.streams[0].reasons
+    );
+    // Audit long after the last line: logging stopped.
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-20", 10)).unwrap();
+    assert!(r.streams[0]
+        .reasons
+        .iter()
+        .any(|x| x.contains("logging stopped")));
+    // Online days required uncompressed: only the live file is.
+    let mut o = opts("2026-10-10", 10);
+    o.online_uncompressed = true;
+    let r = audit(std::slice::from_ref(&dir), &o).unwrap();
+    assert_eq!(
+        r.streams[0].online_compressed_days,
+        vec!["2026-10-08", "2026-10-09"]
+    );
+    assert_eq!(r.verdict, Verdict::Fail);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn rotation_schemes_group_into_streams() {
+    let dir = tmp("group");
+    let d = days("2026-10-01", 3);
+    std::fs::write(
+        dir.join("access.log.2.gz"),
+        gz(clf_day(d[0], 0..24, 30).as_bytes()),
+    )
+    .unwrap();
+    std::fs::write(dir.join("access.log.1"), clf_day(d[1], 0..24, 30)).unwrap();
+    std::fs::write(dir.join("access.log"), clf_day(d[2], 0..24, 30)).unwrap();
+    for day in &d {
+        std::fs::write(
+            dir.join(format!("admin-{day}.log")),
+            format!("[{day} 10:00:00] admin.INFO: login ok\n[{day} 11:00:00] admin.INFO: order\n"),
+        )
+        .unwrap();
+    }
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-03", 3)).unwrap();
+    assert_eq!(r.streams.len(), 2);
+    let a = stream(&r, "/access.log");
+    let names: Vec<&str> = a
+        .files
+        .iter()
+        .map(|f| f.path.rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(names, vec!["access.log.2.gz", "access.log.1", "access.log"]);
+    assert!(a.file_order.is_empty(), "{:?}", a.file_order);
+    let adm = stream(&r, "/admin.log");
+    assert_eq!(adm.files.len(), 3);
+    assert_eq!(adm.days_covered, 3);
+    assert_eq!(adm.files[0].format, "generic-timestamp");
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}", r.reasons);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn defects_are_found() {
+    let dir = tmp("defects");
+    let ds = days("2026-10-01", 12);
+    // Missing day: 2026-10-04 never written.
+    let family: Vec<NaiveDate> = ds
+        .iter()
+        .copied()
+        .filter(|d| d.to_string() != "2026-10-04")
+        .collect();
+    write_family(&dir, &family);
+    // Truncated archive for 2026-10-06 (rewritten, cut in half).
+    let six = gz(clf_day(ds[5], 0..24, 1).as_bytes());
+    std::fs::write(dir.join("access_log-20261006.gz"), &six[..six.len() / 2]).unwrap();
+    // Bad CRC for 2026-10-07.
+    let mut seven = gz(clf_day(ds[6], 0..24, 10).as_bytes());
+    let n = seven.len();
+    seven[n - 8] ^= 0xff;
+    std::fs::write(dir.join("access_log-20261007.gz"), seven).unwrap();
+    // Empty rotated file, and a duplicate of 2026-10-02 under a numbered name.
+    std::fs::write(dir.join("access_log.3"), "").unwrap();
+    std::fs::copy(
+        dir.join("access_log-20261002.gz"),
+        dir.join("access_log.2.gz"),
+    )
+    .unwrap();
+    // 2026-10-09 holds the lines of 2026-10-01 (runs backwards), plus a silence on 10-10.
+    std::fs::write(
+        dir.join("access_log-20261009.gz"),
+        gz(clf_day(ds[0], 0..24, 15).as_bytes()),
+    )
+    .unwrap();
+    let mut ten = clf_day(ds[9], 0..8, 10);
+    ten.push_str(&clf_day(ds[9], 16..24, 10));
+    std::fs::write(dir.join("access_log-20261010.gz"), gz(ten.as_bytes())).unwrap();
+    // Backwards inside a file, and a line in the future of the audit date (10-11 file).
+    let mut eleven = clf_day(ds[10], 0..12, 10);
+    eleven.push_str(
+        "198.51.100.7 - - [11/Oct/2026:02:00:00 +0900] \"GET / HTTP/1.1\" 200 1 \"-\" \"UA\"\n",
+    );
+    eleven.push_str(&clf_day(ds[10], 12..24, 10));
+    eleven.push_str("198.51.100.7 - - [01/Dec/2026:00:00:00 +0900] \"GET /?cc_number=4111-1111-1111-1111 HTTP/1.1\" 200 1 \"-\" \"UA\"\n");
+    std::fs::write(dir.join("access_log-20261011.gz"), gz(eleven.as_bytes())).unwrap();
+
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-12", 12)).unwrap();
+    let s = stream(&r, "/access_log");
+    assert_eq!(
+        s.missing_days,
+        vec!["2026-10-04", "2026-10-09"],
+        "{:?}",
+        s.lines_per_day
+    );
+    let damaged: Vec<&str> = s
+        .damaged_files
+        .iter()
+        .map(|d| d.file.rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(
+        damaged,
+        vec!["access_log-20261006.gz", "access_log-20261007.gz"]
+    );
+    assert!(
+        s.damaged_files[0].problem.contains("truncated"),
+        "{}",
+        s.damaged_files[0].problem
+    );
+    let p = &s.damaged_files[1].problem;
+    assert!(p.contains("CRC") || p.contains("checksum"), "{p}");
+    assert_eq!(s.empty_files.len(), 1, "{:?}", s.empty_files);
+    assert!(s.empty_files[0].ends_with("access_log.3"));
+    assert_eq!(s.duplicate_files.len(), 1);
+    assert!(s.duplicate_files[0]
+        .same_as
+        .ends_with("access_log-20261002.gz"));
+    assert!(s.duplicate_files[0].file.ends_with("access_log.2.gz"));
+    let back: Vec<(&str, &str)> = s
+        .file_order
+        .iter()
+        .map(|o| (o.file.rsplit('/').next().unwrap(), o.kind.as_str()))
+        .collect();
+    assert!(
+        back.contains(&("access_log-20261009.gz", "backwards")),
+        "{back:?}"
+    );
+    assert_eq!(s.backwards_timestamps.len(), 1);
+    assert_eq!(s.backwards_timestamps[0].count, 1);
+    assert_eq!(s.future_timestamps.len(), 1);
+    assert!(
+        s.silences
+            .iter()
+            .any(|x| x.from == "2026-10-10T08:00" && x.to == "2026-10-10T16:00"),
+        "{:?}",
+        s.silences
+    );
+    assert_eq!(s.verdict, Verdict::Fail);
+    for needle in ["no line at all", "damaged", "dated after the audit"] {
+        assert!(
+            s.reasons.iter().any(|x| x.contains(needle)),
+            "{needle}: {:?}",
+            s.reasons
+        );
+    }
+    // Card number, masked, with location.
+    assert_eq!(r.card_numbers.len(), 1);
+    assert_eq!(r.card_numbers[0].masked, "411111******1111");
+    assert!(r.card_numbers[0].file.ends_with("access_log-20261011.gz"));
+    assert_eq!(r.card_numbers[0].line as usize, 12 * 6 + 1 + 12 * 6 + 1);
+    let json = serde_json::to_string(&r).unwrap();
+    assert!(!json.contains("4111-1111-1111-1111") && !json.contains("4111111111111111"));
+    assert!(json.contains("\"schema\":\"ecir.audit/1\""));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn coverage_gap_between_streams() {
+    let dir = tmp("gaps");
+    let ds = days("2026-10-01", 6);
+    write_family(&dir, &ds);
+    let waf = dir.join("waf");
+    std::fs::create_dir_all(&waf).unwrap();
+    let mut text = String::new();
+    for d in &ds {
+        if d.to_string() == "2026-10-03" {
+            continue;
+        }
+        for h in 0..24 {
+            text.push_str(&format!(
+                "{d}T{h:02}:00:00+09:00 blocked sqli from 203.0.113.9\n"
+            ));
+        }
+    }
+    std::fs::write(waf.join("waf.log"), text).unwrap();
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-06", 6)).unwrap();
+    let g: Vec<_> = r
+        .coverage_gaps
+        .iter()
+        .filter(|g| g.stream.ends_with("waf/waf.log"))
+        .collect();
+    assert_eq!(g.len(), 1, "{:?}", r.coverage_gaps);
+    assert_eq!(
+        (g[0].from.as_str(), g[0].to.as_str()),
+        ("2026-10-03", "2026-10-03")
+    );
+    assert!(g[0].while_.ends_with("/access_log"));
+    assert_eq!(g[0].while_lines, 24 * 6);
+    assert!(!r
+        .coverage_gaps
+        .iter()
+        .any(|g| g.stream.ends_with("/access_log")));
+    // Outside the retention window a gap does not matter to the policy.
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-06", 2)).unwrap();
+    assert!(r.coverage_gaps.is_empty(), "{:?}", r.coverage_gaps);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn result_does_not_depend_on_threads() {
+    let dir = tmp("det");
+    write_family(&dir, &days("2026-10-01", 8));
+    let mut a = audit(std::slice::from_ref(&dir), &{
+        let mut o = opts("2026-10-08", 8);
+        o.jobs = 1;
+        o
+    })
+    .unwrap();
+    let mut b = audit(std::slice::from_ref(&dir), &opts("2026-10-08", 8)).unwrap();
+    a.stats = Default::default();
+    b.stats = Default::default();
+    a.generated_at = b.generated_at;
+    assert_eq!(
+        serde_json::to_string(&a).unwrap(),
+        serde_json::to_string(&b).unwrap()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn manifest_create_and_verify() {
+    let dir = tmp("manifest");
+    write_family(&dir, &days("2026-10-01", 3));
+    std::fs::write(dir.join("notes.txt"), "not a log\n").unwrap();
+    let ctx = ParseContext::default();
+    let m = manifest::create(
+        std::slice::from_ref(&dir),
+        &[],
+        &ctx,
+        2,
+        "test",
+        "tester@host",
+    );
+    assert_eq!(m.files.len(), 4);
+    let live = m
+        .files
+        .iter()
+        .find(|f| f.path.ends_with("/access_log"))
+        .unwrap();
+    assert_eq!(
+        live.sha256,
+        ecir_input::sha256_hex(&std::fs::read(dir.join("access_log")).unwrap())
+    );
+    assert_eq!(live.format.as_deref(), Some("combined"));
+    assert!(live.first_ts.is_some() && live.modified.is_some());
+    let notes = m
+        .files
+        .iter()
+        .find(|f| f.path.ends_with("notes.txt"))
+        .unwrap();
+    assert_eq!(notes.format, None);
+    // Round trip through JSON, then verify an untouched tree.
+    let m: manifest::Manifest = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+    let v = manifest::verify(&m, &[], 2);
+    assert!(v.all_match(), "{v:?}");
+    assert_eq!(v.matched, 4);
+    // Modify one, remove one, add one.
+    std::fs::write(dir.join("notes.txt"), "not a log, edited\n").unwrap();
+    std::fs::remove_file(dir.join("access_log-20261001.gz")).unwrap();
+    std::fs::write(dir.join("new.log"), "x\n").unwrap();
+    let v = manifest::verify(&m, &[], 2);
+    assert!(!v.all_match());
+    assert_eq!(v.modified.len(), 1);
+    assert!(v.modified[0].path.ends_with("notes.txt"));
+    assert_eq!(v.missing.len(), 1);
+    assert!(v.missing[0].ends_with("access_log-20261001.gz"));
+    assert_eq!(v.added.len(), 1);
+    assert!(v.added[0].ends_with("new.log"));
+    assert_eq!(v.matched, 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

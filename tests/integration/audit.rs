@@ -1,0 +1,196 @@
+//! `ecir audit` and `ecir manifest` through the binary: exit statuses, JSON schema, the HTML
+//! page (self-contained, escaped), and access times left alone.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn ecir() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ecir"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ecir-it-audit-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn gz(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// Daily-rotated access logs for October 1..=n, 2026 (skipping `skip`).
+fn family(dir: &Path, n: u32, skip: Option<u32>) {
+    for d in 1..=n {
+        if Some(d) == skip {
+            continue;
+        }
+        let mut s = String::new();
+        for h in 0..24 {
+            s.push_str(&format!(
+                "192.0.2.1 - - [{d:02}/Oct/2026:{h:02}:00:00 +0900] \"GET / HTTP/1.1\" 200 10 \"-\" \"UA\"\n"
+            ));
+        }
+        std::fs::write(
+            dir.join(format!("access_log-202610{d:02}.gz")),
+            gz(s.as_bytes()),
+        )
+        .unwrap();
+    }
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = ecir().args(args).env("TZ", "Asia/Tokyo").output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn audit_exit_codes_and_json() {
+    let dir = tmp("exit");
+    family(&dir, 10, None);
+    let d = dir.to_str().unwrap();
+    let (code, out, _) = run(&["audit", d, "--retention", "10d", "--as-of", "2026-10-10"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Verdict: PASS"));
+    // Missing day → 1, with the reason in JSON.
+    std::fs::remove_file(dir.join("access_log-20261005.gz")).unwrap();
+    let (code, out, _) = run(&[
+        "audit",
+        d,
+        "--retention",
+        "10d",
+        "--as-of",
+        "2026-10-10",
+        "--json",
+        "-",
+        "-q",
+    ]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["schema"], "ecir.audit/1");
+    assert_eq!(v["verdict"], "fail");
+    assert_eq!(v["policy"]["retention_days"], 10);
+    assert_eq!(v["policy"]["as_of"], "2026-10-10");
+    assert_eq!(v["streams"][0]["missing_days"][0], "2026-10-05");
+    assert_eq!(v["streams"][0]["days_covered"], 9);
+    assert!(v["coverage_gaps"].is_array() && v["card_numbers"].is_array());
+    // Errors → 2: a missing path, a bad duration.
+    let (code, _, err) = run(&[
+        "audit",
+        dir.join("nope").to_str().unwrap(),
+        "--as-of",
+        "2026-10-10",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = run(&["audit", d, "--retention", "twelve"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--retention"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn html_is_self_contained_and_escaped() {
+    let dir = tmp("html");
+    let evil = dir.join("<script>alert(1)<");
+    std::fs::create_dir_all(&evil).unwrap();
+    family(&evil, 5, Some(3));
+    let page = dir.with_extension("html");
+    let (code, _, err) = run(&[
+        "audit",
+        dir.to_str().unwrap(),
+        "--retention",
+        "5d",
+        "--as-of",
+        "2026-10-05",
+        "--html",
+        page.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("Content-Security-Policy"));
+    assert!(!html.contains("<script"));
+    assert!(html.contains("&lt;script&gt;"));
+    assert!(html.contains("title=\"2026-10-03: 0 lines, missing\""));
+    assert!(!html.contains("http://") && !html.contains("https://"));
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_file(&page).unwrap();
+}
+
+#[test]
+fn manifest_create_verify_exit_codes() {
+    let dir = tmp("manifest");
+    family(&dir, 3, None);
+    let m = dir.with_extension("manifest.json");
+    let (d, ms) = (dir.to_str().unwrap(), m.to_str().unwrap());
+    let before = std::fs::metadata(dir.join("access_log-20261001.gz"))
+        .unwrap()
+        .accessed()
+        .unwrap();
+    let (code, _, err) = run(&["manifest", "create", d, "-o", ms]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&m).unwrap()).unwrap();
+    assert_eq!(v["schema"], "ecir.manifest/1");
+    assert_eq!(v["files"].as_array().unwrap().len(), 3);
+    assert_eq!(v["files"][0]["format"], "combined");
+    assert!(v["created_by"].as_str().unwrap().contains('@'));
+    let (code, out, _) = run(&["manifest", "verify", ms]);
+    assert_eq!(code, 0, "{out}");
+    // Reading did not change the access time (owner or root may use O_NOATIME).
+    let after = std::fs::metadata(dir.join("access_log-20261001.gz"))
+        .unwrap()
+        .accessed()
+        .unwrap();
+    assert_eq!(before, after);
+    std::fs::write(dir.join("access_log-20261002.gz"), b"tampered").unwrap();
+    std::fs::remove_file(dir.join("access_log-20261003.gz")).unwrap();
+    std::fs::write(dir.join("extra.log"), b"x\n").unwrap();
+    let (code, out, _) = run(&["manifest", "verify", ms]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("MODIFIED") && out.contains("MISSING") && out.contains("ADDED"),
+        "{out}"
+    );
+    let (code, _, _) = run(&[
+        "manifest",
+        "verify",
+        dir.join("nope.json").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_file(&m).unwrap();
+}
+
+#[test]
+fn scan_reports_log_integrity_findings() {
+    let dir = tmp("scan");
+    family(&dir, 6, Some(3));
+    let mut six = String::new();
+    for h in 0..24 {
+        six.push_str(&format!(
+            "192.0.2.1 - - [07/Oct/2026:{h:02}:00:00 +0900] \"GET / HTTP/1.1\" 200 10 \"-\" \"UA\"\n"
+        ));
+    }
+    let data = gz(six.repeat(50).as_bytes());
+    std::fs::write(dir.join("access_log-20261007.gz"), &data[..data.len() / 2]).unwrap();
+    let (code, out, _) = run(&["scan", dir.to_str().unwrap(), "--json", "-", "-q"]);
+    assert_eq!(code, 2, "a damaged archive is an error for scan");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rules: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["category"] == "log-integrity")
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert!(rules.contains(&"log.missing-days"), "{rules:?}");
+    assert!(rules.contains(&"log.damaged-archive"), "{rules:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
