@@ -11,7 +11,11 @@ fn condensed(report: &serde_json::Value) -> String {
             .as_array()
             .unwrap()
             .iter()
-            .map(|e| format!("{}", e["line"]))
+            .map(|e| {
+                let file = e["file"].as_str().unwrap_or("");
+                let base = file.rsplit('/').next().unwrap_or(file);
+                format!("{base}:{}", e["line"])
+            })
             .collect();
         out.push_str(&format!(
             "{} {} [{}] {}\n  ips={} paths={} count={} span={}..{} evidence_lines={} playbook={}\n",
@@ -31,16 +35,40 @@ fn condensed(report: &serde_json::Value) -> String {
     out
 }
 
+/// `tests/fixtures/rules/<rule>.log`, or the directory `tests/fixtures/rules/<rule>/` for rules
+/// that need several sources (access log plus WAF, login history, …).
 fn fixture(rule: &str) -> String {
-    root()
+    let base = root().join("tests/fixtures/rules");
+    let dir = base.join(rule);
+    if dir.is_dir() {
+        return dir.display().to_string();
+    }
+    base.join(format!("{rule}.log")).display().to_string()
+}
+
+/// Extra arguments a fixture needs (`tests/fixtures/rules/<rule>.args`, one per line).
+fn fixture_args(rule: &str) -> Vec<String> {
+    let p = root()
         .join("tests/fixtures/rules")
-        .join(format!("{rule}.log"))
-        .display()
-        .to_string()
+        .join(format!("{rule}.args"));
+    std::fs::read_to_string(p)
+        .map(|s| {
+            s.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn check(rule: &str) {
-    let (_, report) = scan_json(&["--fail-on", "never", &fixture(rule)]);
+    let extra = fixture_args(rule);
+    let path = fixture(rule);
+    let mut args: Vec<&str> = vec!["--fail-on", "never", "--tz", "Asia/Tokyo"];
+    args.extend(extra.iter().map(String::as_str));
+    args.push(&path);
+    let (_, report) = scan_json(&args);
     let rules: Vec<&str> = report["findings"]
         .as_array()
         .unwrap()
