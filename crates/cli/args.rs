@@ -43,6 +43,12 @@ pub enum ColorChoice {
     Never,
 }
 
+#[derive(Copy, Clone, Debug, ValueEnum, PartialEq, Eq)]
+pub enum LangChoice {
+    En,
+    Ja,
+}
+
 #[derive(Args, Debug)]
 pub struct ScanArgs {
     /// Log files and directories (searched recursively; hidden files are skipped).
@@ -77,6 +83,18 @@ pub struct ScanArgs {
     /// Write one finding per line (JSON) to FILE, or `-` for stdout.
     #[arg(long, value_name = "FILE")]
     pub ndjson: Option<String>,
+
+    /// Write a self-contained HTML incident report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<String>,
+
+    /// Write the timeline of the events cited by findings to FILE (CSV; see `ecir timeline`).
+    #[arg(long, value_name = "FILE")]
+    pub timeline: Option<String>,
+
+    /// Language of the HTML report labels (default: from LANG).
+    #[arg(long, value_enum, value_name = "LANG")]
+    pub lang: Option<LangChoice>,
 
     /// Exit 1 when a finding is at or above this severity.
     #[arg(long, value_enum, default_value = "high", value_name = "SEVERITY")]

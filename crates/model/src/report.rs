@@ -117,6 +117,19 @@ pub struct Report {
     #[serde(default)]
     pub top_ips: Vec<TopIp>,
     pub stats: Stats,
+    /// Events per hour per source (analysed events only), for timeline charts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub activity: Vec<ActivityBucket>,
+}
+
+/// Events one source logged in one hour.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivityBucket {
+    /// Source kind (`web`, `waf`, …).
+    pub source: String,
+    /// Start of the hour (RFC 3339).
+    pub hour: Timestamp,
+    pub events: u64,
 }
 
 /// A client IP and what the findings say of it.
