@@ -8,6 +8,7 @@ mod args;
 mod scan_cmd;
 mod term;
 mod time_arg;
+mod timeline_cmd;
 
 use std::process::ExitCode;
 
@@ -17,6 +18,7 @@ fn main() -> ExitCode {
     let cli = args::Cli::parse();
     let code = match cli.command {
         args::Command::Scan(a) => scan_cmd::run(a),
+        args::Command::Timeline(a) => timeline_cmd::run(a),
         args::Command::Formats => {
             print_formats();
             0

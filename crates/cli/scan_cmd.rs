@@ -155,6 +155,28 @@ pub fn run(a: ScanArgs) -> u8 {
         }
     }
 
+    if let Some(dest) = &a.timeline {
+        let opts = ecir_timeline::TimelineOptions {
+            parse: opts.parse.clone(),
+            format: a.format.clone(),
+            since,
+            until,
+            only: Some(crate::timeline_cmd::cited(&out.report)),
+            exclude: outputs.clone(),
+            jobs: opts.jobs,
+            ..Default::default()
+        };
+        let result = crate::timeline_cmd::spill_parent(dest, &a.paths).and_then(|spill_dir| {
+            let opts = ecir_timeline::TimelineOptions { spill_dir, ..opts };
+            let format = crate::timeline_cmd::format_for(dest);
+            crate::timeline_cmd::write_timeline(&a.paths, dest, format, false, &opts)
+        });
+        if let Err(e) = result {
+            error(&format!("{dest}: cannot write the timeline: {e}"), None);
+            write_failed = true;
+        }
+    }
+
     // The summary is data on stdout, unless stdout already carries a machine-readable view.
     let stdout_taken = [&a.json, &a.ndjson, &a.html, &a.timeline]
         .iter()
@@ -196,7 +218,7 @@ pub fn run(a: ScanArgs) -> u8 {
     u8::from(out.report.count_at_or_above(threshold) > 0)
 }
 
-fn write_to(dest: &str, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
+pub(crate) fn write_to(dest: &str, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
     if dest == "-" {
         let stdout = io::stdout();
         let mut lock = stdout.lock();
@@ -210,7 +232,7 @@ fn write_to(dest: &str, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io:
 }
 
 /// The input an output path would overwrite or sit inside as a file, if any.
-fn overlaps_input(out: &Path, inputs: &[PathBuf]) -> Option<PathBuf> {
+pub(crate) fn overlaps_input(out: &Path, inputs: &[PathBuf]) -> Option<PathBuf> {
     let out_c = std::fs::canonicalize(out).ok()?;
     inputs.iter().find_map(|i| {
         let ic = std::fs::canonicalize(i).ok()?;
