@@ -218,7 +218,10 @@ pub fn run(a: ScanArgs) -> u8 {
     u8::from(out.report.count_at_or_above(threshold) > 0)
 }
 
-pub(crate) fn write_to(dest: &str, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
+pub(crate) fn write_to(
+    dest: &str,
+    f: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
     if dest == "-" {
         let stdout = io::stdout();
         let mut lock = stdout.lock();

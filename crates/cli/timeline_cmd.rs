@@ -70,8 +70,13 @@ pub(crate) fn write_timeline(
     } else {
         Box::new(File::create(dest).map_err(|e| format!("{dest}: {e}"))?)
     };
-    let mut w = TimelineWriter::new(BufWriter::with_capacity(1 << 20, out), format, Vec::new(), bom)
-        .map_err(|e| format!("{dest}: {e}"))?;
+    let mut w = TimelineWriter::new(
+        BufWriter::with_capacity(1 << 20, out),
+        format,
+        Vec::new(),
+        bom,
+    )
+    .map_err(|e| format!("{dest}: {e}"))?;
     let outcome = timeline(paths, opts, &mut w).map_err(|e| e.to_string())?;
     w.finish().map_err(|e| format!("{dest}: {e}"))?;
     Ok(outcome)

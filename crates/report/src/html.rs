@@ -44,7 +44,8 @@ pre{white-space:pre-wrap;overflow-wrap:anywhere;margin:.1rem 0 .4rem;background:
 .b-critical{background:#b00020}.b-high{background:#e65100}.b-medium{background:#a06b00}.b-low{background:#1e88e5}
 .muted{color:var(--muted)}
 ul.ev{list-style:none;padding:0;margin:0}
-svg{width:100%;height:auto;max-height:22rem}
+svg.chart{width:100%;height:auto;max-height:22rem}
+.legend svg{width:14px;height:10px;vertical-align:baseline}
 .legend span{display:inline-block;margin-right:1rem;font-size:.85rem}
 @media print{body{max-width:none;padding:0;font-size:10pt}h2{break-after:avoid}.scroll{overflow:visible}a{color:inherit}}
 "#;
@@ -281,7 +282,7 @@ fn chart(o: &mut String, r: &Report, l: &Labels) {
     let y_of = |n: u64| top + ph - (n as f64 / max as f64) * ph;
     let _ = writeln!(
         o,
-        "<figure>\n<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{}\">",
+        "<figure>\n<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{}\">",
         l.chart
     );
     let _ = writeln!(
