@@ -274,6 +274,9 @@ struct FileRuns {
     problem: Option<InputProblem>,
 }
 
+/// A run file being written, with the key of its last record.
+type OpenRun = (PathBuf, BufWriter<File>, (i64, u32, u64));
+
 /// Collects one file's records into sorted, spilled runs.
 struct Collector<'a> {
     opts: &'a TimelineOptions,
@@ -283,7 +286,7 @@ struct Collector<'a> {
     buf: Vec<Record>,
     buf_bytes: usize,
     /// The run being appended to and the key of its last record.
-    open: Option<(PathBuf, BufWriter<File>, (i64, u32, u64))>,
+    open: Option<OpenRun>,
     runs: Vec<PathBuf>,
     last_key: Option<(i64, u32, u64)>,
     out_of_order: bool,

@@ -249,7 +249,7 @@ fn csp_forbids_scripts_and_matches_the_style() {
     // The style hash is the base64 SHA-256 of the style element's content.
     let start = html.find("<style>").unwrap() + 7;
     let end = html.find("</style>").unwrap();
-    let digest = base64(&Sha256::digest(html[start..end].as_bytes()));
+    let digest = base64(&Sha256::digest(&html.as_bytes()[start..end]));
     assert!(csp.contains(&format!("'sha256-{digest}'")));
     assert!(
         !html.contains(" style=\""),
