@@ -50,6 +50,8 @@ pub struct TimelineOptions {
     pub spill_dir: PathBuf,
     /// Bytes of records a worker holds before it sorts and spills them.
     pub chunk_bytes: usize,
+    /// Plain files larger than twice this are parsed in chunks of about this size in parallel.
+    pub parse_chunk_bytes: usize,
     /// Worker threads (0: one per core).
     pub jobs: usize,
 }
@@ -66,7 +68,8 @@ impl Default for TimelineOptions {
             only: None,
             exclude: Vec::new(),
             spill_dir: std::env::temp_dir(),
-            chunk_bytes: 64 << 20,
+            chunk_bytes: 32 << 20,
+            parse_chunk_bytes: 32 << 20,
             jobs: 0,
         }
     }
@@ -288,6 +291,7 @@ struct Collector<'a> {
     /// The run being appended to and the key of its last record.
     open: Option<OpenRun>,
     runs: Vec<PathBuf>,
+    first_key: Option<(i64, u32, u64)>,
     last_key: Option<(i64, u32, u64)>,
     out_of_order: bool,
     lines: u64,
@@ -298,6 +302,27 @@ struct Collector<'a> {
 }
 
 impl<'a> Collector<'a> {
+    fn new(opts: &'a TimelineOptions, display: &'a str, file: u32, spill: &'a SpillDir) -> Self {
+        Collector {
+            opts,
+            display,
+            file,
+            spill,
+            buf: Vec::new(),
+            buf_bytes: 0,
+            open: None,
+            runs: Vec::new(),
+            first_key: None,
+            last_key: None,
+            out_of_order: false,
+            lines: 0,
+            filtered: 0,
+            untimed: 0,
+            skipped: 0,
+            error: None,
+        }
+    }
+
     fn keep(&self, ev: &Event<'_>, ts: Timestamp, line: u64) -> bool {
         let o = self.opts;
         // Compare instants only: the same instant written in another offset is inside the range.
@@ -384,6 +409,7 @@ impl EventSink for Collector<'_> {
             self.out_of_order = true;
         }
         self.last_key = Some(key);
+        self.first_key.get_or_insert(key);
         self.buf_bytes += rec.weight();
         self.buf.push(rec);
         if self.buf_bytes >= self.opts.chunk_bytes {
@@ -415,23 +441,7 @@ fn read_file(
     opts: &TimelineOptions,
     spill: &SpillDir,
 ) -> Result<FileRuns, TimelineError> {
-    let mut c = Collector {
-        opts,
-        display,
-        file: index,
-        spill,
-        buf: Vec::new(),
-        buf_bytes: 0,
-        open: None,
-        runs: Vec::new(),
-        last_key: None,
-        out_of_order: false,
-        lines: 0,
-        filtered: 0,
-        untimed: 0,
-        skipped: 0,
-        error: None,
-    };
+    let mut c = Collector::new(opts, display, index, spill);
     let mut problem = None;
     let feed = |c: &mut Collector<'_>, p: &mut dyn Parser, n: u64, b: &[u8], long: bool| {
         c.lines += 1;
@@ -447,11 +457,46 @@ fn read_file(
             let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
             match forced.or_else(|| ecir_formats::detect(&sample(bytes))) {
                 Some(ch) => {
-                    let mut p = ch.format.parser(ch.variant, &opts.parse);
-                    for_each_line_in(bytes, 1, |l| {
-                        feed(&mut c, p.as_mut(), l.number, l.bytes, l.too_long)
-                    });
-                    p.finish(&mut c);
+                    // Large files are parsed in record-aligned chunks in parallel, each
+                    // chunk producing its own sorted runs.
+                    let is_start = |l: &[u8]| ch.format.is_record_start(l);
+                    let chunk = opts.parse_chunk_bytes.max(1 << 10);
+                    let ranges = if bytes.len() > 2 * chunk {
+                        ecir_input::split_chunks(bytes, chunk, Some(&is_start))
+                    } else {
+                        std::iter::once(0..bytes.len()).collect()
+                    };
+                    let mut bases = Vec::with_capacity(ranges.len());
+                    let mut next = 1u64;
+                    for r in &ranges {
+                        bases.push(next);
+                        next += ecir_input::newline_count(&bytes[r.clone()]);
+                    }
+                    let parts: Vec<io::Result<(Vec<PathBuf>, Collector<'_>)>> = ranges
+                        .par_iter()
+                        .zip(bases.par_iter())
+                        .map(|(r, &base)| {
+                            let mut part = Collector::new(opts, display, index, spill);
+                            let mut p = ch.format.parser(ch.variant, &opts.parse);
+                            for_each_line_in(&bytes[r.clone()], base, |l| {
+                                feed(&mut part, p.as_mut(), l.number, l.bytes, l.too_long)
+                            });
+                            p.finish(&mut part);
+                            part.finish()
+                        })
+                        .collect();
+                    let mut prev_last = None;
+                    for part in parts {
+                        let (runs, part) = part.map_err(spill_err)?;
+                        c.runs.extend(runs);
+                        c.lines += part.lines;
+                        c.filtered += part.filtered;
+                        c.untimed += part.untimed;
+                        c.skipped += part.skipped;
+                        c.out_of_order |= part.out_of_order
+                            || matches!((prev_last, part.first_key), (Some(a), Some(b)) if b < a);
+                        prev_last = part.last_key.or(prev_last);
+                    }
                 }
                 None => {
                     c.lines = ecir_input::newline_count(bytes);

@@ -136,6 +136,8 @@ fn output_does_not_depend_on_threads_or_chunk_size() {
         TimelineOptions {
             jobs: 2,
             chunk_bytes: 5000,
+            // Parse each plain file in ~2 KB chunks in parallel.
+            parse_chunk_bytes: 2048,
             ..Default::default()
         },
     );

@@ -86,6 +86,8 @@ pub struct TimelineWriter<W: Write> {
     format: OutputFormat,
     files: Vec<String>,
     pub written: u64,
+    /// The last (utc_ms, offset) formatted and its text: events come in bursts per second.
+    last_time: (i64, i32, String),
 }
 
 impl<W: Write> TimelineWriter<W> {
@@ -108,6 +110,7 @@ impl<W: Write> TimelineWriter<W> {
             format,
             files,
             written: 0,
+            last_time: (i64::MIN, 0, String::new()),
         })
     }
 
@@ -158,13 +161,21 @@ impl<W: Write> TimelineWriter<W> {
         self.out.write_all(b"\n")
     }
 
+    fn time(&mut self, r: &Record) -> String {
+        if self.last_time.0 != r.ts.utc_ms || self.last_time.1 != r.ts.offset_secs {
+            self.last_time = (r.ts.utc_ms, r.ts.offset_secs, r.ts.to_rfc3339());
+        }
+        self.last_time.2.clone()
+    }
+
     fn csv(&mut self, r: &Record) -> io::Result<()> {
+        let time = self.time(r);
         let status = r.status.map(|s| s.to_string()).unwrap_or_default();
         let bytes = r.bytes.map(|b| b.to_string()).unwrap_or_default();
         let line = r.line.to_string();
         let rules = r.rule_ids.join(";");
         let cells: [&str; 15] = [
-            &r.ts.to_rfc3339(),
+            &time,
             r.source.as_str(),
             self.file(r),
             &line,
