@@ -10,6 +10,7 @@ mod playbook_cmd;
 mod scan_cmd;
 mod term;
 mod time_arg;
+mod timeline_cmd;
 
 use std::process::ExitCode;
 
@@ -19,6 +20,7 @@ fn main() -> ExitCode {
     let cli = args::Cli::parse();
     let code = match cli.command {
         args::Command::Scan(a) => scan_cmd::run(*a),
+        args::Command::Timeline(a) => timeline_cmd::run(a),
         args::Command::Formats => {
             print_formats();
             0

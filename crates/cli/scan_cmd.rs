@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use ecir_formats::ParseContext;
 use ecir_model::{Cidr, Severity};
-use ecir_report::{render_summary, write_json, write_ndjson, Painter, Plain};
+use ecir_report::{render_html, render_summary, write_json, write_ndjson, Lang, Painter, Plain};
 use ecir_scan::{scan, Progress, ScanOptions};
 
-use crate::args::{FailOn, ScanArgs};
+use crate::args::{FailOn, LangChoice, ScanArgs};
 use crate::term;
 use crate::time_arg::{parse_time, resolve_tz};
 
@@ -77,7 +77,7 @@ pub fn run(a: ScanArgs) -> u8 {
         }
     }
     // Outputs must never overwrite evidence.
-    let outputs: Vec<PathBuf> = [&a.json, &a.ndjson]
+    let outputs: Vec<PathBuf> = [&a.json, &a.ndjson, &a.html, &a.timeline]
         .into_iter()
         .flatten()
         .filter(|p| p.as_str() != "-")
@@ -96,8 +96,13 @@ pub fn run(a: ScanArgs) -> u8 {
             return 2;
         }
     }
-    if a.json.as_deref() == Some("-") && a.ndjson.as_deref() == Some("-") {
-        return usage("--json - and --ndjson - cannot both write to stdout");
+    if [&a.json, &a.ndjson, &a.html, &a.timeline]
+        .iter()
+        .filter(|o| o.as_deref() == Some("-"))
+        .count()
+        > 1
+    {
+        return usage("only one of --json, --ndjson, --html, --timeline can write to stdout (-)");
     }
 
     let admin = match admin_config(&a, tz) {
@@ -160,8 +165,45 @@ pub fn run(a: ScanArgs) -> u8 {
         }
     }
 
-    // The summary is data on stdout, unless stdout already carries JSON.
-    let stdout_taken = a.json.as_deref() == Some("-") || a.ndjson.as_deref() == Some("-");
+    if let Some(dest) = &a.html {
+        let lang = match a.lang {
+            Some(LangChoice::Ja) => Lang::Ja,
+            Some(LangChoice::En) => Lang::En,
+            None => Lang::from_locale(&locale()),
+        };
+        let page = render_html(&out.report, lang);
+        if let Err(e) = write_to(dest, |w| w.write_all(page.as_bytes())) {
+            error(&format!("{dest}: cannot write the HTML report: {e}"), None);
+            write_failed = true;
+        }
+    }
+
+    if let Some(dest) = &a.timeline {
+        let opts = ecir_timeline::TimelineOptions {
+            parse: opts.parse.clone(),
+            format: a.format.clone(),
+            since,
+            until,
+            only: Some(crate::timeline_cmd::cited(&out.report)),
+            exclude: outputs.clone(),
+            jobs: opts.jobs,
+            ..Default::default()
+        };
+        let result = crate::timeline_cmd::spill_parent(dest, &a.paths).and_then(|spill_dir| {
+            let opts = ecir_timeline::TimelineOptions { spill_dir, ..opts };
+            let format = crate::timeline_cmd::format_for(dest);
+            crate::timeline_cmd::write_timeline(&a.paths, dest, format, false, &opts)
+        });
+        if let Err(e) = result {
+            error(&format!("{dest}: cannot write the timeline: {e}"), None);
+            write_failed = true;
+        }
+    }
+
+    // The summary is data on stdout, unless stdout already carries a machine-readable view.
+    let stdout_taken = [&a.json, &a.ndjson, &a.html, &a.timeline]
+        .iter()
+        .any(|o| o.as_deref() == Some("-"));
     if !stdout_taken || !a.quiet {
         let to_tty = if stdout_taken {
             io::stderr().is_terminal()
@@ -297,4 +339,13 @@ fn parse_hours(s: &str) -> Option<(u32, u32)> {
         (h <= 24 && m < 60 && h * 60 + m <= 24 * 60).then_some(h * 60 + m)
     };
     Some((hm(a)?, hm(b)?))
+}
+
+/// The user's locale as POSIX resolves it: `LC_ALL`, then `LC_MESSAGES`, then `LANG`.
+fn locale() -> String {
+    ["LC_ALL", "LC_MESSAGES", "LANG"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .find(|v| !v.is_empty())
+        .unwrap_or_default()
 }

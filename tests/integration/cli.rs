@@ -351,6 +351,15 @@ fn since_until_and_timezone() {
         "inputs are still read and hashed whole"
     );
     assert_eq!(r["options"]["timezone"], "Asia/Tokyo");
+    // The same instant written in another offset is inside the bound.
+    let (_, r) = scan_json(&[
+        "--since",
+        "2026-11-03T01:00:00Z",
+        "--until",
+        "2026-11-03T02:00:00Z",
+        d,
+    ]);
+    assert_eq!(r["findings"][0]["count"], 2, "10:00 and 11:00 +09:00");
     let (_, r) = scan_json(&["--until", "2026-11-02", d]);
     assert!(r["findings"].as_array().unwrap().is_empty());
 }

@@ -5,5 +5,6 @@ mod audit;
 mod case;
 mod cli;
 mod corpus;
+mod html_browser;
 mod rules;
 mod support;

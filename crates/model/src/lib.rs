@@ -15,5 +15,7 @@ pub mod time;
 pub use event::{Event, EventDetail, LoginOutcome, SourceKind, WafAction, WafClass};
 pub use finding::{Category, Evidence, Finding, Severity};
 pub use net::Cidr;
-pub use report::{Exposure, InputSummary, Report, SkippedSample, Stats, WafSummary, REPORT_SCHEMA};
+pub use report::{
+    ActivityBucket, Exposure, InputSummary, Report, SkippedSample, Stats, WafSummary, REPORT_SCHEMA,
+};
 pub use time::Timestamp;

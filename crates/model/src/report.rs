@@ -117,6 +117,9 @@ pub struct Report {
     #[serde(default)]
     pub top_ips: Vec<TopIp>,
     pub stats: Stats,
+    /// Events per hour per source (analysed events only), for timeline charts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub activity: Vec<ActivityBucket>,
     /// What the WAF logs recorded, per rule and per client, when any WAF log was read.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub waf_summary: Option<WafSummary>,
@@ -167,6 +170,16 @@ pub struct WafIpRow {
     pub not_blocked: u64,
     /// Attack classes seen, sorted.
     pub attacks: Vec<String>,
+}
+
+/// Events one source logged in one hour.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivityBucket {
+    /// Source kind (`web`, `waf`, …).
+    pub source: String,
+    /// Start of the hour (RFC 3339).
+    pub hour: Timestamp,
+    pub events: u64,
 }
 
 /// A client IP and what the findings say of it.

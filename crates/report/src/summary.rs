@@ -54,6 +54,29 @@ fn short_time(t: &Option<ecir_model::Timestamp>) -> String {
     .unwrap_or_else(|| "-".into())
 }
 
+/// Cuts `s` to at most `w` characters, marking a cut with `…`.
+pub fn fit(s: &str, w: usize) -> String {
+    if s.chars().count() <= w {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(w.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// What to do next, when a high or critical finding names a playbook.
+pub fn next_step(report: &Report) -> Option<String> {
+    let f = report
+        .findings
+        .iter()
+        .filter(|f| f.severity >= Severity::High)
+        .find(|f| f.playbook.is_some())?;
+    let pb = safe(f.playbook.as_deref()?, 80);
+    Some(format!(
+        "start the {pb} playbook: ecir case new CASE_DIR --playbook {pb} --discovered \"YYYY-MM-DD HH:MM\""
+    ))
+}
+
 /// Renders the summary. `width` is the terminal width (80 when unknown).
 pub fn render_summary(report: &Report, p: &dyn Painter, width: usize) -> String {
     let width = width.clamp(60, 200);
@@ -130,7 +153,23 @@ pub fn render_summary(report: &Report, p: &dyn Painter, width: usize) -> String 
             counts.join(", ")
         }
     );
-    let title_w = width.saturating_sub(40).max(30);
+    // Columns: "  SEVERITY F0001 rule  title", the title cut to fit the width.
+    let rule_w = report
+        .findings
+        .iter()
+        .map(|f| f.rule.chars().count())
+        .max()
+        .unwrap_or(4)
+        .min(32);
+    let id_w = report
+        .findings
+        .iter()
+        .map(|f| f.id.chars().count())
+        .max()
+        .unwrap_or(5);
+    let title_w = width
+        .saturating_sub(2 + 8 + 1 + id_w + 1 + rule_w + 1)
+        .max(20);
     for f in &report.findings {
         let sev = p.severity(
             f.severity,
@@ -138,10 +177,10 @@ pub fn render_summary(report: &Report, p: &dyn Painter, width: usize) -> String 
         );
         let _ = writeln!(
             o,
-            "  {sev} {} {:<26} {}",
+            "  {sev} {:<id_w$} {:<rule_w$} {}",
             f.id,
-            f.rule,
-            safe(&f.title, title_w)
+            fit(&f.rule, rule_w),
+            fit(&safe(&f.title, 4096), title_w)
         );
         let mut subj = Vec::new();
         if !f.ips.is_empty() {
@@ -194,6 +233,9 @@ pub fn render_summary(report: &Report, p: &dyn Painter, width: usize) -> String 
             group(e.completed_orders),
             group(e.distinct_customer_ips)
         );
+    }
+    if let Some(step) = next_step(report) {
+        let _ = writeln!(o, "\n{} {}", p.heading("Next step:"), step);
     }
     if !report.warnings.is_empty() {
         let _ = writeln!(o, "\n{}", p.heading("Caveats"));
@@ -269,6 +311,40 @@ fn render_waf(o: &mut String, w: &ecir_model::WafSummary, p: &dyn Painter) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fits_columns_and_names_next_step() {
+        assert_eq!(fit("abcdef", 4), "abc…");
+        assert_eq!(fit("abc", 4), "abc");
+        let mut r: Report = serde_json::from_value(serde_json::json!({
+            "schema": "ecir.report/1", "tool": {"name": "ecir", "version": "0"},
+            "generated_at": "2024-05-01T00:00:00+00:00", "options": {}, "inputs": [],
+            "findings": [], "stats": {"bytes": 0, "lines": 0, "parsed": 0, "skipped": 0,
+            "events_analyzed": 0, "events_cited": 0, "elapsed_ms": 0, "threads": 1}
+        }))
+        .unwrap();
+        assert_eq!(next_step(&r), None);
+        let mut f = ecir_model::Finding::new(
+            "webshell.command_param",
+            ecir_model::Category::Webshell,
+            Severity::High,
+        );
+        f.id = "F0001".into();
+        f.title = "x".repeat(300);
+        f.playbook = Some("web-shell".into());
+        r.findings.push(f);
+        let step = next_step(&r).unwrap();
+        assert!(step.contains("web-shell playbook"), "{step}");
+        for width in [60, 80, 120] {
+            let text = render_summary(&r, &Plain, width);
+            for line in text.lines().filter(|l| l.trim_start().starts_with("HIGH")) {
+                assert!(line.chars().count() <= width, "{width}: {line}");
+            }
+            assert!(text.contains("Next step: start the web-shell playbook"));
+        }
+        r.findings[0].severity = Severity::Medium;
+        assert_eq!(next_step(&r), None);
+    }
 
     #[test]
     fn groups_thousands() {

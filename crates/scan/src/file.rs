@@ -120,7 +120,10 @@ impl EventSink for Work<'_> {
         self.events += 1;
         if let Some(t) = ev.ts {
             self.span(t);
-            if self.since.is_some_and(|s| t < s) || self.until.is_some_and(|u| t > u) {
+            // Compare instants only: the same instant written in another offset is inside.
+            if self.since.is_some_and(|s| t.utc_ms < s.utc_ms)
+                || self.until.is_some_and(|u| t.utc_ms > u.utc_ms)
+            {
                 self.filtered += 1;
                 return;
             }

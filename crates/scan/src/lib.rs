@@ -206,11 +206,13 @@ pub fn scan(
         top_ips: Vec::new(),
         stats: Stats::default(),
         waf_summary,
+        activity: Vec::new(),
     };
     report.sort_and_number_findings();
     report.warnings = run_warnings(&report, &traffic);
     report.top_ips = traffic.top_ips(&report.findings, 10);
     report.stats = stats(&report, &traffic, started, threads);
+    report.activity = activity(&report, &traffic);
     let skipped_paths = discovered
         .skipped
         .iter()
@@ -356,6 +358,25 @@ fn stats(report: &Report, traffic: &Traffic, started: Instant, threads: usize) -
         elapsed_ms: started.elapsed().as_millis() as u64,
         threads,
     }
+}
+
+/// Per-hour event counts per source, shown in the offset of the earliest input (UTC if none).
+fn activity(report: &Report, traffic: &Traffic) -> Vec<ecir_model::ActivityBucket> {
+    let offset = report
+        .inputs
+        .iter()
+        .filter_map(|i| i.first_ts)
+        .min()
+        .map_or(0, |t| t.offset_secs);
+    traffic
+        .per_hour
+        .iter()
+        .map(|((source, hour), n)| ecir_model::ActivityBucket {
+            source: source.as_str().into(),
+            hour: Timestamp::from_secs(hour * 3600, offset),
+            events: *n,
+        })
+        .collect()
 }
 
 /// Exit-status helper for callers: findings at or above `min`.

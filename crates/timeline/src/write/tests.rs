@@ -1,0 +1,252 @@
+//! Tests of the timeline writers: CSV injection, quoting, BOM, and the JSON field lists.
+
+use std::collections::BTreeSet;
+
+use ecir_model::{SourceKind, Timestamp};
+use serde_json::Value;
+
+use super::*;
+
+fn rec(raw: &str) -> Record {
+    Record {
+        ts: Timestamp::new(1_714_525_200_250, 9 * 3600),
+        file: 0,
+        line: 12,
+        source: SourceKind::Web,
+        client_ip: "203.0.113.9".into(),
+        user: "=cmd|' /C calc'!A0".into(),
+        method: "GET".into(),
+        target: "/商品/一覧?@SUM(1+1)".into(),
+        status: Some(200),
+        bytes: Some(512),
+        user_agent: "+HYPERLINK(\"http://evil\")".into(),
+        rule_ids: vec![],
+        action: String::new(),
+        raw: raw.into(),
+    }
+}
+
+fn render(format: OutputFormat, records: &[Record], bom: bool) -> String {
+    let mut w =
+        TimelineWriter::new(Vec::new(), format, vec!["logs/access.log".into()], bom).unwrap();
+    for r in records {
+        w.write(r).unwrap();
+    }
+    String::from_utf8(w.finish().unwrap()).unwrap()
+}
+
+#[test]
+fn csv_cells_neutralise_formulas() {
+    for (input, want) in [
+        ("=1+1", "'=1+1"),
+        ("+1", "'+1"),
+        ("-2", "'-2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tx", "'\tx"),
+        ("\r=x", "\"'\r=x\""),
+        ("  =x", "'  =x"),
+        ("a,b", "\"a,b\""),
+        ("say \"hi\"", "\"say \"\"hi\"\"\""),
+        ("plain", "plain"),
+        ("日本語", "日本語"),
+        ("", ""),
+    ] {
+        assert_eq!(csv_cell(input), want, "{input:?}");
+    }
+}
+
+/// Splits one RFC 4180 record (no embedded line breaks in these tests).
+fn split_csv(line: &str) -> Vec<String> {
+    let mut cells = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => cells.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    cells.push(cur);
+    cells
+}
+
+#[test]
+fn csv_rows_are_injection_safe_and_keep_japanese() {
+    let out = render(
+        OutputFormat::Csv,
+        &[rec("-1+1 raw, with \"quotes\"")],
+        false,
+    );
+    let mut lines = out.split("\r\n");
+    assert_eq!(lines.next().unwrap(), CSV_COLUMNS.join(","));
+    let cells = split_csv(lines.next().unwrap());
+    assert_eq!(cells.len(), CSV_COLUMNS.len());
+    let col = |n: &str| &cells[CSV_COLUMNS.iter().position(|c| *c == n).unwrap()];
+    assert_eq!(col("user"), "'=cmd|' /C calc'!A0");
+    assert_eq!(col("user_agent"), "'+HYPERLINK(\"http://evil\")");
+    assert_eq!(col("raw"), "'-1+1 raw, with \"quotes\"");
+    assert_eq!(col("path"), "/商品/一覧");
+    assert_eq!(col("query"), "'@SUM(1+1)");
+    assert_eq!(col("datetime"), "2024-05-01T10:00:00.250+09:00");
+    assert_eq!(col("line"), "12");
+    for c in &cells {
+        assert!(
+            !c.starts_with(['=', '+', '-', '@', '\t', '\r']),
+            "cell would be evaluated: {c:?}"
+        );
+    }
+    assert!(!out.starts_with('\u{feff}'));
+    assert!(render(OutputFormat::Csv, &[], true).starts_with('\u{feff}'));
+}
+
+/// Flattens nested objects into dotted keys.
+fn flatten(prefix: &str, v: &Value, out: &mut BTreeSet<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, x, out);
+            }
+        }
+        _ => {
+            out.insert(prefix.to_string());
+        }
+    }
+}
+
+/// ECS 8.x field names the `ecs` output may use (plus our `ecir.*` namespace).
+const ECS_FIELDS: &[&str] = &[
+    "@timestamp",
+    "ecs.version",
+    "event.kind",
+    "event.category",
+    "event.module",
+    "event.dataset",
+    "event.original",
+    "event.action",
+    "source.ip",
+    "url.original",
+    "url.path",
+    "url.query",
+    "http.request.method",
+    "http.response.status_code",
+    "http.response.body.bytes",
+    "user_agent.original",
+    "user.name",
+    "rule.id",
+    "log.file.path",
+    "ecir.source",
+    "ecir.line",
+];
+
+#[test]
+fn ecs_lines_use_only_ecs_field_names() {
+    let mut waf = rec("waf raw");
+    waf.source = SourceKind::Waf;
+    waf.rule_ids = vec!["942100".into()];
+    waf.action = "blocked".into();
+    let mut bare = rec("bare");
+    bare.client_ip.clear();
+    bare.status = None;
+    bare.bytes = None;
+    bare.method.clear();
+    let out = render(OutputFormat::Ecs, &[rec("r1"), waf, bare], false);
+    let mut seen = BTreeSet::new();
+    for line in out.lines() {
+        let v: Value = serde_json::from_str(line).expect("each line is JSON");
+        let mut keys = BTreeSet::new();
+        flatten("", &v, &mut keys);
+        for k in &keys {
+            assert!(ECS_FIELDS.contains(&k.as_str()), "not an ECS field: {k}");
+        }
+        for required in [
+            "@timestamp",
+            "ecs.version",
+            "event.kind",
+            "event.original",
+            "log.file.path",
+        ] {
+            assert!(keys.contains(required), "{required} missing in {line}");
+        }
+        assert!(chrono_ok(v["@timestamp"].as_str().unwrap()));
+        seen.extend(keys);
+    }
+    for k in [
+        "source.ip",
+        "url.path",
+        "http.response.status_code",
+        "user_agent.original",
+        "rule.id",
+        "event.action",
+    ] {
+        assert!(seen.contains(k), "{k} never written");
+    }
+    let first: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(first["http"]["response"]["status_code"], 200);
+    assert_eq!(first["source"]["ip"], "203.0.113.9");
+    assert_eq!(first["url"]["path"], "/商品/一覧");
+    let bare: Value = serde_json::from_str(out.lines().nth(2).unwrap()).unwrap();
+    assert!(bare.get("source").is_none() && bare.get("http").is_none());
+}
+
+fn chrono_ok(s: &str) -> bool {
+    Timestamp::parse_rfc3339(s).is_some()
+}
+
+#[test]
+fn timesketch_lines_have_required_and_our_fields() {
+    let out = render(OutputFormat::Timesketch, &[rec("r1"), rec("r2")], false);
+    let ours = [
+        "source",
+        "file",
+        "line",
+        "client_ip",
+        "user",
+        "method",
+        "path",
+        "query",
+        "status",
+        "bytes",
+        "user_agent",
+        "rule_ids",
+        "action",
+        "raw",
+    ];
+    let mut n = 0;
+    for line in out.lines() {
+        n += 1;
+        let v: Value = serde_json::from_str(line).unwrap();
+        let m = v.as_object().unwrap();
+        for k in ["message", "datetime", "timestamp_desc", "timestamp"] {
+            assert!(m.contains_key(k), "{k} missing");
+        }
+        assert!(chrono_ok(m["datetime"].as_str().unwrap()));
+        assert_eq!(m["timestamp"], 1_714_525_200_250_000i64);
+        assert!(!m["message"].as_str().unwrap().is_empty());
+        for k in ours {
+            assert!(m.contains_key(k), "{k} missing");
+        }
+        assert_eq!(m.len(), ours.len() + 4, "unexpected fields in {line}");
+    }
+    assert_eq!(n, 2);
+}
+
+#[test]
+fn jsonl_keeps_every_field() {
+    let out = render(OutputFormat::Jsonl, &[rec("r1")], false);
+    let v: Value = serde_json::from_str(out.trim_end()).unwrap();
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, CSV_COLUMNS);
+    assert_eq!(v["raw"], "r1");
+    assert_eq!(v["file"], "logs/access.log");
+}
