@@ -277,7 +277,7 @@ impl Admin {
             return true;
         }
         if method.eq_ignore_ascii_case("POST") {
-            for p in profiles_for(cfg).iter() {
+            for p in profiles_iter(cfg) {
                 if p.implied_prefix(method, path, query).is_some() {
                     return true;
                 }
@@ -307,14 +307,18 @@ impl Admin {
     }
 }
 
-fn profiles_for(cfg: &AdminConfig) -> Vec<Profile> {
+fn bundled_profiles() -> &'static [Profile] {
     static BUNDLED: std::sync::OnceLock<Vec<Profile>> = std::sync::OnceLock::new();
-    let mut v = Vec::new();
-    if let Some(p) = &cfg.profile {
-        v.push(p.clone());
-    }
-    v.extend(BUNDLED.get_or_init(ecir_profiles::bundled).iter().cloned());
-    v
+    BUNDLED.get_or_init(ecir_profiles::bundled)
+}
+
+/// The user's profile (if any) then the bundled ones, without copying them (per-event use).
+fn profiles_iter(cfg: &AdminConfig) -> impl Iterator<Item = &Profile> {
+    cfg.profile.iter().chain(bundled_profiles().iter())
+}
+
+fn profiles_for(cfg: &AdminConfig) -> Vec<Profile> {
+    profiles_iter(cfg).cloned().collect()
 }
 
 fn ev_text(origin: &Origin<'_>, ts: Option<Timestamp>, weight: u32) -> Evidence {
