@@ -331,9 +331,15 @@ impl DetectorState for Waf {
                         .filter(|m| !m.is_empty())
                         .map(|m| m.to_string());
                     r.message = min_opt(r.message.take(), msg);
-                    if rule_ids.len() == 1 {
-                        r.class = min_opt(r.class, *attack);
-                    }
+                    // One rule: the record's class is that rule's. Several rules in one
+                    // transaction: each gets the class of its own CRS range (942xxx SQLi, …), so
+                    // a 920 protocol rule does not inherit the transaction's SQLi.
+                    let own = if rule_ids.len() == 1 {
+                        *attack
+                    } else {
+                        WafClass::of_crs_id(id)
+                    };
+                    r.class = min_opt(r.class, own);
                     if let Some(ip) = ev.client_ip {
                         r.ips.insert(ip);
                     }
@@ -1546,9 +1552,56 @@ mod tests {
         );
         let s = s.unwrap();
         assert_eq!((s.events, s.blocked, s.logged_only), (3, 2, 1));
+        // 942100 alone in its records: the record's class.
+        assert_eq!(s.rules[0].attack.as_deref(), Some("sqli"));
         assert_eq!(s.rules[0].matches, 3);
         assert_eq!(s.rules[0].distinct_ips, 2);
         assert_eq!(s.ips[0].ip, "192.0.2.1");
         assert_eq!(s.ips[0].not_blocked, 1);
+    }
+
+    #[test]
+    fn summary_classifies_each_rule_of_a_multi_rule_transaction() {
+        let cfg = Arc::new(DetectConfig::default());
+        let mut w = Waf::new(cfg);
+        let file: Arc<str> = Arc::from("modsec_audit.log");
+        let ev = Event {
+            ts: Some(Timestamp::from_secs(T0, 0)),
+            source: Some(SourceKind::Waf),
+            client_ip: "192.0.2.9".parse().ok(),
+            target: Some(Cow::Borrowed("/x?id=1")),
+            detail: EventDetail::Waf {
+                rule_ids: vec![
+                    Cow::Borrowed("920350"),
+                    Cow::Borrowed("942100"),
+                    Cow::Borrowed("949110"),
+                ],
+                messages: vec![],
+                action: WafAction::Blocked,
+                severity: Some(Cow::Borrowed("CRITICAL")),
+                detection_only: false,
+                attack: Some(WafClass::Sqli),
+                engine_mode: None,
+                transaction: None,
+            },
+            ..Default::default()
+        };
+        let origin = Origin {
+            file: &file,
+            line: 1,
+            raw: b"x",
+        };
+        w.observe(&ev, &origin);
+        let s = w.waf_summary().unwrap();
+        let class = |id: &str| {
+            s.rules
+                .iter()
+                .find(|r| r.rule_id == id)
+                .and_then(|r| r.attack.clone())
+        };
+        assert_eq!(class("920350").as_deref(), Some("protocol"));
+        assert_eq!(class("942100").as_deref(), Some("sqli"));
+        // The blocking-evaluation rule has no class of its own (not the transaction's SQLi).
+        assert_eq!(class("949110"), None);
     }
 }
