@@ -8,3 +8,4 @@ mod corpus;
 mod html_browser;
 mod rules;
 mod support;
+mod waf;

@@ -258,6 +258,15 @@ pub(crate) mod testing {
                 user: user.as_ref().map(o),
                 outcome: *outcome,
             },
+            EventDetail::App {
+                level,
+                channel,
+                message,
+            } => EventDetail::App {
+                level: o(level),
+                channel: channel.as_ref().map(o),
+                message: o(message),
+            },
             _ => EventDetail::Web,
         }
     }
@@ -296,6 +305,37 @@ pub(crate) mod testing {
         fn absorbed(&mut self, n: u64) {
             self.absorbed += n;
         }
+    }
+
+    /// One case of a Wazuh ruleset test file (`[title]`, `log N pass|fail = <line>`, `rule = id`).
+    pub struct WazuhCase {
+        #[allow(dead_code)]
+        pub title: String,
+        /// (must fire, log line)
+        pub logs: Vec<(bool, String)>,
+        pub rule: String,
+    }
+
+    /// The cases of a Wazuh `.ini` test file, in file order.
+    pub fn wazuh_cases(text: &str) -> Vec<WazuhCase> {
+        let mut out: Vec<WazuhCase> = Vec::new();
+        for l in text.lines() {
+            if let Some(t) = l.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+                out.push(WazuhCase {
+                    title: t.to_string(),
+                    logs: Vec::new(),
+                    rule: String::new(),
+                });
+            } else if let (Some(c), Some((k, v))) = (out.last_mut(), l.split_once(" = ")) {
+                let k = k.trim();
+                if k == "rule" {
+                    c.rule = v.trim().to_string();
+                } else if k.starts_with("log ") {
+                    c.logs.push((k.ends_with("pass"), v.to_string()));
+                }
+            }
+        }
+        out
     }
 
     pub fn parse_all(chosen: Chosen, ctx: &ParseContext, text: &str) -> Collect {
