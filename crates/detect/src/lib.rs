@@ -49,6 +49,9 @@ pub struct DetectConfig {
     pub exposure_min_bytes: u64,
     /// Admin-panel settings (`--platform`, `--admin-path`, `--admin-allow`, …).
     pub admin: admin::AdminConfig,
+    /// Whether any input of the run is a WAF log (known before reading, from the inputs'
+    /// format detection). Without one, the WAF correlation keeps no web-request state.
+    pub run_has_waf: bool,
 }
 
 impl Default for DetectConfig {
@@ -60,6 +63,7 @@ impl Default for DetectConfig {
             rare_script_min_site_ips: 20,
             exposure_min_bytes: 100,
             admin: admin::AdminConfig::default(),
+            run_has_waf: true,
         }
     }
 }

@@ -143,6 +143,8 @@ pub struct Waf {
     /// ModSecurity `Audit log: …` failures (earliest [`MAX_AUDIT_FAILURES`] kept) and their count.
     audit_failures: Vec<Evidence>,
     audit_failure_count: u64,
+    /// False when the run holds no WAF log: web requests then need no tracking.
+    track_web: bool,
 }
 
 /// Channel of the events ModSecurity `Audit log: Failed writing …` lines become
@@ -152,8 +154,9 @@ pub const AUDIT_FAILURE_CHANNEL: &str = "modsecurity-audit-log";
 const MAX_AUDIT_FAILURES: usize = 50;
 
 impl Waf {
-    pub fn new(_config: Arc<DetectConfig>) -> Self {
+    pub fn new(config: Arc<DetectConfig>) -> Self {
         Waf {
+            track_web: config.run_has_waf,
             waf: Vec::new(),
             web: Vec::new(),
             waf_overflow: false,
@@ -295,6 +298,9 @@ pub fn is_customer_input(path: &str) -> bool {
 
 impl DetectorState for Waf {
     fn observe(&mut self, ev: &Event<'_>, origin: &Origin<'_>) {
+        if !self.track_web && !matches!(ev.detail, EventDetail::Waf { .. }) {
+            return;
+        }
         let Some(ts) = ev.ts else { return };
         let hour = ts.secs().div_euclid(3600);
         match &ev.detail {

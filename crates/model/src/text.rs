@@ -10,6 +10,10 @@ pub const MAX_EVIDENCE_TEXT: usize = 2048;
 
 /// Lossy-decodes `bytes`, escapes control and bidi characters, and caps the length.
 pub fn evidence_text(bytes: &[u8]) -> String {
+    if bytes.len() <= MAX_EVIDENCE_TEXT && bytes.iter().all(|b| (0x20..0x7f).contains(b)) {
+        // Printable ASCII: valid UTF-8 with nothing to escape.
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
     let s = String::from_utf8_lossy(bytes);
     escape_controls(&s, MAX_EVIDENCE_TEXT)
 }
@@ -17,6 +21,10 @@ pub fn evidence_text(bytes: &[u8]) -> String {
 /// Escapes control characters (C0, DEL, C1) and bidi/zero-width format characters as
 /// `\xNN` / `\u{NNNN}` and cuts the result at about `max` bytes.
 pub fn escape_controls(s: &str, max: usize) -> String {
+    // Fast path: printable ASCII that fits needs no work beyond the copy.
+    if s.len() <= max && s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return s.to_string();
+    }
     let mut out = String::with_capacity(s.len().min(max) + 8);
     for c in s.chars() {
         if out.len() >= max {

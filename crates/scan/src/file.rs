@@ -165,6 +165,28 @@ fn sample_lines(bytes: &[u8]) -> Vec<&[u8]> {
     v
 }
 
+/// The kind of evidence `input` holds, from the same sample its format detection reads (a
+/// cheap look before the run, so detectors know which sources the run has).
+pub(crate) fn survey_source(input: &InputFile, forced: Option<Chosen>) -> Option<SourceKind> {
+    if let Some(c) = forced {
+        return Some(c.format.source());
+    }
+    match open_input(&input.path).ok()? {
+        OpenInput::Mapped { map, .. } => {
+            let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
+            ecir_formats::detect(&sample_lines(bytes)).map(|c| c.format.source())
+        }
+        OpenInput::Gzip { file, .. } => {
+            use std::io::Read;
+            let mut head = Vec::with_capacity(SAMPLE_BYTES);
+            let decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
+            let _ = decoder.take(SAMPLE_BYTES as u64).read_to_end(&mut head);
+            ecir_formats::detect(&sample_lines(&head)).map(|c| c.format.source())
+        }
+        OpenInput::Unsupported { .. } => None,
+    }
+}
+
 pub(crate) fn process(input: &InputFile, env: &FileEnv<'_>) -> FileResult {
     let display: Arc<str> = Arc::from(input.display());
     let mut summary = InputSummary {

@@ -144,7 +144,16 @@ pub fn scan(
         .files_total
         .store(discovered.files.len() as u64, Ordering::Relaxed);
 
-    let config = Arc::new(opts.detect.clone());
+    // Which kinds of evidence the run holds, before reading: detectors that correlate
+    // sources skip work for sources that are absent.
+    let mut detect = opts.detect.clone();
+    detect.run_has_waf = pool.install(|| {
+        discovered
+            .files
+            .par_iter()
+            .any(|f| file::survey_source(f, forced) == Some(ecir_model::SourceKind::Waf))
+    });
+    let config = Arc::new(detect);
     let env = file::FileEnv {
         opts,
         forced,
