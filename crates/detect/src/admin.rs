@@ -703,29 +703,48 @@ fn derive_attempts(panel: &Panel, reqs: &[Req]) -> Vec<Attempt> {
 }
 
 /// Joins login records of other sources with the access-log attempts: the same login (same
-/// IP, compatible outcome, within 10 s) counts once, citing both.
-fn join(mut web: Vec<Attempt>, other: Vec<Attempt>) -> Vec<Attempt> {
-    let mut used = vec![false; web.len()];
-    let mut extra = Vec::new();
+/// IP, compatible outcome, within 10 s) counts once, citing every source that saw it — the
+/// access log, the app log and the login history alike. A record joins the earliest
+/// compatible attempt not yet holding its source; records of other sources with no access-log
+/// counterpart join each other the same way. Both lists are in time order, so each record
+/// looks only at the attempts of its 20-second window.
+fn join(web: Vec<Attempt>, other: Vec<Attempt>) -> Vec<Attempt> {
+    const WINDOW_MS: i64 = 10_000;
+    fn compatible(w: &Attempt, a: &Attempt, t: i64) -> bool {
+        w.ip.is_some()
+            && w.ip == a.ip
+            && a.ts.is_some()
+            && (ms(&w.ts) - t).abs() <= WINDOW_MS
+            && (w.outcome == a.outcome || w.outcome == LoginOutcome::Unknown)
+            && w.sources.is_disjoint(&a.sources)
+            && (w.user.is_none() || a.user.is_none() || w.user == a.user)
+    }
+    fn find(list: &[Attempt], a: &Attempt, t: i64) -> Option<usize> {
+        let start = list.partition_point(|w| ms(&w.ts) < t.saturating_sub(WINDOW_MS));
+        list[start..]
+            .iter()
+            .take_while(|w| ms(&w.ts) <= t.saturating_add(WINDOW_MS))
+            .position(|w| compatible(w, a, t))
+            .map(|i| start + i)
+    }
+    fn absorb(w: &mut Attempt, a: Attempt) {
+        w.user = a.user.or(w.user.take());
+        w.outcome = a.outcome;
+        w.evidence.extend(a.evidence);
+        w.sources.extend(a.sources);
+    }
+    let mut web = web;
+    web.sort_by_key(|a| key(&a.ts, &a.evidence[0]));
+    let mut extra: Vec<Attempt> = Vec::new();
     for a in other {
         let t = ms(&a.ts);
-        let hit = web.iter().enumerate().position(|(i, w)| {
-            !used[i]
-                && w.ip.is_some()
-                && w.ip == a.ip
-                && (ms(&w.ts) - t).abs() <= 10_000
-                && (w.outcome == a.outcome || w.outcome == LoginOutcome::Unknown)
-        });
-        match hit {
-            Some(i) => {
-                used[i] = true;
-                let w = &mut web[i];
-                w.user = a.user.or(w.user.take());
-                w.outcome = a.outcome;
-                w.evidence.extend(a.evidence);
-                w.sources.extend(a.sources);
-            }
-            None => extra.push(a),
+        if let Some(i) = find(&web, &a, t) {
+            absorb(&mut web[i], a);
+        } else if let Some(i) = find(&extra, &a, t) {
+            absorb(&mut extra[i], a);
+        } else {
+            // `other` is in time order, so `extra` stays sorted.
+            extra.push(a);
         }
     }
     web.extend(extra);
@@ -1337,6 +1356,7 @@ mod tests {
         });
         let web: Arc<str> = Arc::from("access.log");
         let hist: Arc<str> = Arc::from("login_history.csv");
+        let app: Arc<str> = Arc::from("admin-2024-03-12.log");
         let mut sets: Vec<DetectorSet> = (0..parts).map(|_| DetectorSet::new(&cfg)).collect();
         for (i, l) in lines.iter().enumerate() {
             let f: Vec<&str> = l.split('|').collect();
@@ -1344,7 +1364,7 @@ mod tests {
                 1_700_000_000 + f[0].parse::<i64>().unwrap(),
                 9 * 3600,
             ));
-            let (ev, file) = if f[2] == "LOGIN" {
+            let (ev, file) = if f[2] == "LOGIN" || f[2] == "APPLOGIN" {
                 let outcome = if f[4] == "success" {
                     LoginOutcome::Success
                 } else {
@@ -1353,15 +1373,19 @@ mod tests {
                 (
                     Event {
                         ts,
-                        source: Some(SourceKind::AdminLogin),
+                        source: Some(if f[2] == "LOGIN" {
+                            SourceKind::AdminLogin
+                        } else {
+                            SourceKind::App
+                        }),
                         client_ip: f[1].parse().ok(),
                         detail: EventDetail::Login {
-                            user: Some(f[3].into()),
+                            user: Some(f[3]).filter(|u| !u.is_empty()).map(Into::into),
                             outcome,
                         },
                         ..Default::default()
                     },
-                    &hist,
+                    if f[2] == "LOGIN" { &hist } else { &app },
                 )
             } else {
                 (
@@ -1605,6 +1629,48 @@ mod tests {
         let b = f.iter().find(|x| x.rule == "admin.brute_force").unwrap();
         assert_eq!(b.count, 5, "joined records count once");
         insta::assert_json_snapshot!("login_history_join", view(&f));
+    }
+
+    #[test]
+    fn one_login_in_three_sources_counts_once_citing_each() {
+        let mut lines = Vec::new();
+        for i in 0..6 {
+            let t = i * 20;
+            lines.push(format!("{t}|203.0.113.7|POST|/admin/login|302"));
+            lines.push(format!("{}|203.0.113.7|GET|/admin/login|200", t + 1));
+            lines.push(format!("{t}|203.0.113.7|APPLOGIN||failure"));
+            lines.push(format!("{}|203.0.113.7|LOGIN|admin|failure", t + 1));
+        }
+        // Without the access log, the app log and the history still join each other.
+        for i in 0..6 {
+            let t = 5000 + i * 20;
+            lines.push(format!("{t}|198.51.100.9|APPLOGIN||failure"));
+            lines.push(format!("{t}|198.51.100.9|LOGIN|shop|failure"));
+        }
+        let f = run(&lines);
+        let b: Vec<&Finding> = f.iter().filter(|x| x.rule == "admin.brute_force").collect();
+        assert_eq!(b.len(), 2, "{f:#?}");
+        for x in &b {
+            assert_eq!(x.count, 6, "each login once: {x:#?}");
+        }
+        let first = b
+            .iter()
+            .find(|x| x.ips == vec!["203.0.113.7".to_string()])
+            .unwrap();
+        let files: BTreeSet<&str> = first.evidence.iter().map(|e| &*e.file).collect();
+        assert_eq!(
+            files,
+            ["access.log", "admin-2024-03-12.log", "login_history.csv"]
+                .into_iter()
+                .collect()
+        );
+        assert_eq!(first.users, vec!["admin"]);
+        // A different IP never joins.
+        let second = b
+            .iter()
+            .find(|x| x.ips == vec!["198.51.100.9".to_string()])
+            .unwrap();
+        assert_eq!(second.users, vec!["shop"]);
     }
 
     #[test]

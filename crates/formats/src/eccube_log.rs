@@ -1,5 +1,6 @@
 //! EC-CUBE application logs, as [`EventDetail::App`] events, with admin login lines as
-//! [`EventDetail::Login`] (source `admin-login`).
+//! [`EventDetail::Login`] (source `app`, so a login seen here and in the login history or the
+//! access log is joined as one, citing each).
 //!
 //! - EC-CUBE 4 (`var/log/prod/admin-YYYY-MM-DD.log`, `front-…`, `site-…`): Monolog
 //!   `[datetime] channel.LEVEL [session] [uid] [user_id] [class:function:line] - message context
@@ -336,11 +337,7 @@ impl EccubeParser {
         };
         let ev = Event {
             ts: Some(ts),
-            source: Some(if login.is_some() {
-                SourceKind::AdminLogin
-            } else {
-                SourceKind::App
-            }),
+            source: Some(SourceKind::App),
             client_ip: m.ip.and_then(parse_ip),
             method: m.method.map(Cow::Borrowed),
             target: m.url.map(|u| Cow::Borrowed(path_and_query(u))),
@@ -413,11 +410,7 @@ impl EccubeParser {
         };
         let ev = Event {
             ts: Some(ts),
-            source: Some(if login.is_some() {
-                SourceKind::AdminLogin
-            } else {
-                SourceKind::App
-            }),
+            source: Some(SourceKind::App),
             client_ip: ip,
             method: login.map(|_| Cow::Borrowed("POST")),
             target: Some(Cow::Borrowed(script)),
@@ -529,7 +522,7 @@ mod tests {
         );
         assert_eq!(e1.source, Some(SourceKind::App));
         let (_, e3) = &out.events[3];
-        assert_eq!(e3.source, Some(SourceKind::AdminLogin));
+        assert_eq!(e3.source, Some(SourceKind::App));
         assert_eq!(e3.client_ip, Some("203.0.113.7".parse().unwrap()));
         assert_eq!(
             out.details[3],
