@@ -228,3 +228,57 @@ fn mixed_directory_is_the_same_split_across_workers() {
     assert_eq!(bf["count"], 60);
     assert_eq!(normalise(a), normalise(b));
 }
+
+/// CrowdSec hub's Magento tests: the bouncer's event log is read without `--format`, its
+/// admin login failures feed `admin.brute_force` for the labelled IP, and the parser test's
+/// mixed event types all parse without any being taken for an admin login.
+#[test]
+fn crowdsec_magento_admin_brute_force_agrees() {
+    let Some(base) = crate::support::corpus("crowdsec-hub-tests") else {
+        return;
+    };
+    let index = std::fs::read_to_string(base.join("INDEX.tsv")).unwrap();
+    let row: Vec<&str> = index
+        .lines()
+        .find(|l| l.starts_with("http-magento-bf\t"))
+        .expect("http-magento-bf in INDEX.tsv")
+        .split('\t')
+        .collect();
+    let (lines, alerts, ips) = (row[3], row[4], row[6]);
+    let log = base.join("tests/http-magento-bf").join(row[1]);
+    let (_, r) = scan_json(&["--fail-on", "never", log.to_str().unwrap()]);
+    assert_eq!(r["inputs"][0]["format"], "magento-log");
+    assert_eq!(
+        r["inputs"][0]["parsed"].as_u64().unwrap().to_string(),
+        lines
+    );
+    let bf: Vec<&serde_json::Value> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "admin.brute_force")
+        .collect();
+    eprintln!(
+        "crowdsec http-magento-bf: {} admin.brute_force finding(s) (crowdsec expects {alerts} alert(s) for {ips}); ips {:?}",
+        bf.len(),
+        bf.iter().map(|f| f["ips"].clone()).collect::<Vec<_>>()
+    );
+    assert_eq!(bf.len().to_string(), alerts);
+    assert_eq!(bf[0]["ips"], serde_json::json!([ips]));
+    assert_eq!(bf[0]["count"].as_u64().unwrap().to_string(), lines);
+
+    let log = base.join("tests/magento-extension-logs/magento-extension-logs.log");
+    let (_, r) = scan_json(&["--fail-on", "never", log.to_str().unwrap()]);
+    let i = &r["inputs"][0];
+    assert_eq!(i["format"], "magento-log");
+    assert_eq!(
+        i["parsed"],
+        i["lines"].as_u64().unwrap() - i["skipped_by_reason"]["empty"].as_u64().unwrap_or(0)
+    );
+    // One failed admin login is not an attack.
+    assert!(r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["severity"] == "info" || f["category"] != "admin-compromise"));
+}

@@ -87,7 +87,7 @@ fn split_header<'a>(line: &'a str, ctx: &ParseContext) -> Option<Header<'a>> {
             // `2020-03-23 08:14:02.777660-0700  host prog[pid]: msg` (space-separated ISO
             // time, offset optional: without one it is in `--tz`).
             let end = 11 + line[11..].find(' ')?;
-            let ts = crate::time::iso8601(line[..end].as_bytes(), ctx)?;
+            let ts = crate::time::iso8601(&line.as_bytes()[..end], ctx)?;
             (Some(ts), line[end..].trim_start())
         } else if line.len() > 20 && line.as_bytes()[4] == b'-' && line.as_bytes()[10] == b'T' {
             let end = line.find(' ')?;

@@ -14,6 +14,7 @@ pub mod cloudflare;
 pub mod context;
 pub mod eccube_log;
 pub mod login_history;
+pub mod magento_log;
 pub mod modsec_errorlog;
 pub mod modsec_json;
 pub mod modsec_native;
@@ -120,10 +121,11 @@ static AZURE_WAF: azure_waf::AzureWaf = azure_waf::AzureWaf;
 static SITEGUARD: siteguard::SiteGuard = siteguard::SiteGuard;
 static ECCUBE_LOG: eccube_log::EccubeLog = eccube_log::EccubeLog;
 static LOGIN_HISTORY: login_history::LoginHistory = login_history::LoginHistory;
+static MAGENTO_LOG: magento_log::MagentoLog = magento_log::MagentoLog;
 
 /// Every format ecir knows, in detection priority order.
 pub fn registry() -> &'static [&'static dyn Format] {
-    static ALL: [&'static dyn Format; 12] = [
+    static ALL: [&'static dyn Format; 13] = [
         &MODSEC_JSON,
         &AWS_WAF,
         &CLOUDFLARE,
@@ -136,6 +138,7 @@ pub fn registry() -> &'static [&'static dyn Format] {
         &AUTH_LOG,
         &ECCUBE_LOG,
         &LOGIN_HISTORY,
+        &MAGENTO_LOG,
     ];
     &ALL
 }
