@@ -752,6 +752,34 @@ fn join(web: Vec<Attempt>, other: Vec<Attempt>) -> Vec<Attempt> {
     web
 }
 
+/// Pushes the `admin.first_seen_ip` findings, after every other per-IP signal (stolen session,
+/// discovery) is known, so that those raise them.
+fn emit_first_seen(
+    out: &mut Vec<Finding>,
+    flagged: &BTreeMap<IpAddr, BTreeSet<&'static str>>,
+    first_seen: Vec<(IpAddr, Group, usize)>,
+) {
+    for (ip, g, known) in first_seen {
+        let other = flagged
+            .get(&ip)
+            .map(|s| s.iter().filter(|x| **x != "first-seen").count())
+            .unwrap_or(0);
+        let sev = if other > 0 {
+            Severity::High
+        } else {
+            Severity::Medium
+        };
+        let n = g.count;
+        out.push(g.finding(
+            "admin.first_seen_ip",
+            sev,
+            format!("Admin panel used from a first-seen IP {ip}"),
+            format!("{n} successful login(s) or admin page(s) from {ip}, which (nor its /64 for IPv6) was not among the {known} admin IP(s) of the first third of the logs.{}",
+                if other > 0 { " Raised: the IP also shows other signals." } else { "" }),
+        ));
+    }
+}
+
 fn minutes_of_day(cfg: &AdminConfig, ts: &Timestamp) -> u32 {
     let dt = ts.to_datetime();
     match cfg.tz {
@@ -821,6 +849,7 @@ fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64)
     let hour = 3_600_000i64;
     // Per-IP flags that raise other findings.
     let mut flagged: BTreeMap<IpAddr, BTreeSet<&'static str>> = BTreeMap::new();
+    let mut first_seen: Vec<(IpAddr, Group, usize)> = Vec::new();
     fn flag(m: &mut BTreeMap<IpAddr, BTreeSet<&'static str>>, ip: IpAddr, what: &'static str) {
         m.entry(ip).or_default().insert(what);
     }
@@ -1121,23 +1150,7 @@ fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64)
                 }
                 for (ip, g) in groups {
                     flag(&mut flagged, ip, "first-seen");
-                    let other = flagged
-                        .get(&ip)
-                        .map(|s| s.iter().filter(|x| **x != "first-seen").count())
-                        .unwrap_or(0);
-                    let sev = if other > 0 {
-                        Severity::High
-                    } else {
-                        Severity::Medium
-                    };
-                    let n = g.count;
-                    out.push(g.finding(
-                        "admin.first_seen_ip",
-                        sev,
-                        format!("Admin panel used from a first-seen IP {ip}"),
-                        format!("{n} successful login(s) or admin page(s) from {ip}, which (nor its /64 for IPv6) was not among the {} admin IP(s) of the first third of the logs.{}", known.len(),
-                            if other > 0 { " Raised: the IP also shows other signals." } else { "" }),
-                    ));
+                    first_seen.push((ip, g, known.len()));
                 }
             }
         }
@@ -1240,13 +1253,28 @@ fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64)
             }
             g.count = (gs.len() + hits.len()) as u64;
             let n = gs.len();
+            // Reaching the login page is discovery; being served admin pages (or logging in)
+            // afterwards means the guesser got in.
+            let served = hits.iter().any(|r| {
+                (200..300).contains(&r.status)
+                    && is_admin_page(panel, r)
+                    && !matches!(action_of(panel, r), Some(AdminAction::Login))
+            }) || logins
+                .get(&net_key(&ip))
+                .is_some_and(|v| v.iter().any(|&l| l > first));
+            if served {
+                flag(&mut flagged, ip, "discovery-then-admin");
+            }
             out.push(g.finding(
                 "admin.path_discovery",
-                Severity::Medium,
+                if served { Severity::High } else { Severity::Medium },
                 format!("Admin path discovered by {ip}"),
-                format!("{ip} requested {n} admin-guess paths answered 404, then reached the real admin prefix ({} answered request(s)).", hits.len()),
+                format!("{ip} requested {n} admin-guess paths answered 404, then reached the real admin prefix ({} answered request(s)).{}", hits.len(),
+                    if served { " Raised: the admin was then served to it (a login or admin pages)." } else { "" }),
             ));
         }
+
+        emit_first_seen(&mut out, &flagged, std::mem::take(&mut first_seen));
 
         // Admin actions.
         let known_baseline: BTreeSet<IpAddr> = match (t0, t1) {
@@ -1329,6 +1357,8 @@ fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64)
             ));
         }
     }
+    // Without a panel (login records only) the first-seen findings are still due.
+    emit_first_seen(&mut out, &flagged, first_seen);
     out
 }
 
@@ -1568,6 +1598,11 @@ mod tests {
             r.contains(&("admin.code_planting", Severity::Critical)),
             "{r:?}"
         );
+        // Scored after the stolen session, the first-seen finding is raised by it.
+        assert!(
+            r.contains(&("admin.first_seen_ip", Severity::High)),
+            "{r:?}"
+        );
         insta::assert_json_snapshot!("stolen_session", view(&f));
         // The same block edit by the office IP after its login is medium (known IP), not a takeover.
         let mut lines = office_days("/admin");
@@ -1725,6 +1760,17 @@ mod tests {
             .collect();
         assert_eq!(d.len(), 1, "{f:#?}");
         assert_eq!(d[0].ips, vec!["203.0.113.9"]);
+        // Reaching the login page only: discovery, medium.
+        assert_eq!(d[0].severity, Severity::Medium);
+        // Then logged in and served the admin: raised.
+        lines.push(format!("{}|203.0.113.9|POST|/mgr_x9k2/login|302", t + 200));
+        lines.push(format!("{}|203.0.113.9|GET|/mgr_x9k2/|200", t + 201));
+        let f = run(&lines);
+        let d = f
+            .iter()
+            .find(|x| x.rule == "admin.path_discovery")
+            .expect("discovery");
+        assert_eq!(d.severity, Severity::High, "{d:#?}");
 
         // EC-CUBE 2: failure is 200, success is 302; one failure then success is nothing.
         let lines: Vec<String> = vec![
