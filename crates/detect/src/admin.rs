@@ -124,6 +124,45 @@ pub struct Admin {
     reqs: Vec<Req>,
     attempts: Vec<Attempt>,
     dropped: u64,
+    /// Requests under first path segments that may turn out to be a renamed admin prefix
+    /// (inferred only at finish from where login POSTs went), kept until then.
+    pending: BTreeMap<Box<str>, Pending>,
+}
+
+/// Segments whose requests are held for prefix inference, at most: the ones with the
+/// smallest [`seg_hash`], a choice that does not depend on the order lines arrive in (so
+/// splitting the input across workers changes nothing).
+pub const PENDING_SEGMENTS: usize = 64;
+/// Requests held per pending segment: the earliest by (time, file, line).
+pub const PENDING_PER_SEGMENT: usize = 500;
+
+/// Requests held under one first path segment.
+#[derive(Default)]
+struct Pending {
+    reqs: Vec<Req>,
+    /// Requests seen under the segment (kept or not).
+    seen: u64,
+}
+
+/// FNV-1a: a fixed hash, so the kept segments are the same on every run.
+fn seg_hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The first path segment of a request that could be under a renamed admin prefix: a plain
+/// directory name (no dot), not a shop front route, at least one level below.
+fn pending_segment(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix('/')?;
+    let (seg, below) = rest.split_once('/')?;
+    let plain = !seg.is_empty()
+        && seg.len() <= 64
+        && seg
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+    let lower = seg.to_ascii_lowercase();
+    (plain && !below.is_empty() && !FRONT_SEGMENTS.contains(&lower.as_str())).then_some(seg)
 }
 
 fn is_script_ua(ua: Option<&str>) -> bool {
@@ -230,6 +269,7 @@ impl Admin {
             reqs: Vec::new(),
             attempts: Vec::new(),
             dropped: 0,
+            pending: BTreeMap::new(),
         }
     }
 
@@ -284,6 +324,60 @@ impl Admin {
             }
         }
         false
+    }
+
+    /// Holds a request under its first segment, keeping the [`PENDING_SEGMENTS`] segments of
+    /// smallest hash and the earliest [`PENDING_PER_SEGMENT`] requests of each.
+    fn hold(&mut self, seg: &str, r: Req) {
+        if !self.pending.contains_key(seg) {
+            if self.pending.len() >= PENDING_SEGMENTS {
+                let h = seg_hash(seg);
+                let worst = self
+                    .pending
+                    .keys()
+                    .max_by_key(|k| (seg_hash(k), k.to_string()))
+                    .cloned();
+                match worst {
+                    Some(w) if (seg_hash(&w), &*w) > (h, seg) => {
+                        self.pending.remove(&w);
+                    }
+                    _ => return,
+                }
+            }
+            self.pending.insert(seg.into(), Pending::default());
+        }
+        if let Some(p) = self.pending.get_mut(seg) {
+            p.seen += 1;
+            p.reqs.push(r);
+            if p.reqs.len() > PENDING_PER_SEGMENT * 2 {
+                p.reqs.sort_by_key(|a| key(&a.ts, &a.ev));
+                p.reqs.truncate(PENDING_PER_SEGMENT);
+            }
+        }
+    }
+
+    fn merge_pending(&mut self, other: BTreeMap<Box<str>, Pending>) {
+        for (seg, p) in other {
+            let e = self.pending.entry(seg).or_default();
+            e.seen += p.seen;
+            e.reqs.extend(p.reqs);
+        }
+        // Keep the segments of smallest hash, and the earliest requests of each.
+        if self.pending.len() > PENDING_SEGMENTS {
+            let mut keys: Vec<(u64, Box<str>)> = self
+                .pending
+                .keys()
+                .map(|k| (seg_hash(k), k.clone()))
+                .collect();
+            keys.sort();
+            for (_, k) in keys.into_iter().skip(PENDING_SEGMENTS) {
+                self.pending.remove(&k);
+            }
+        }
+        for p in self.pending.values_mut() {
+            p.reqs.sort_by_key(|a| key(&a.ts, &a.ev));
+            p.reqs.truncate(PENDING_PER_SEGMENT);
+        }
     }
 
     fn push_req(&mut self, r: Req) {
@@ -356,9 +450,17 @@ impl DetectorState for Admin {
                 };
                 let path = ev.path();
                 let query = ev.query().unwrap_or("");
-                if !self.wanted(method, path, query) {
+                let status = ev.status.unwrap_or(0);
+                let held = if self.wanted(method, path, query) {
+                    None
+                } else if self.config.admin.admin_paths.is_empty() && (200..400).contains(&status) {
+                    match pending_segment(path) {
+                        Some(seg) => Some(seg),
+                        None => return,
+                    }
+                } else {
                     return;
-                }
+                };
                 let cut = |s: &str, n: usize| -> Box<str> {
                     let mut e = n.min(s.len());
                     while !s.is_char_boundary(e) {
@@ -366,16 +468,20 @@ impl DetectorState for Admin {
                     }
                     s[..e].into()
                 };
-                self.push_req(Req {
+                let r = Req {
                     ts: ev.ts,
                     ip: ev.client_ip,
                     method: cut(method, 16),
                     path: cut(path, 512),
                     query: cut(query, 512),
-                    status: ev.status.unwrap_or(0),
+                    status,
                     script_ua: is_script_ua(ev.user_agent.as_deref()),
                     ev: ev_text(origin, ev.ts, 50),
-                });
+                };
+                match held {
+                    Some(seg) => self.hold(seg, r),
+                    None => self.push_req(r),
+                }
             }
             _ => {}
         }
@@ -386,6 +492,7 @@ impl DetectorState for Admin {
         self.reqs.extend(other.reqs);
         self.attempts.extend(other.attempts);
         self.dropped += other.dropped;
+        self.merge_pending(other.pending);
         self.compact();
     }
 
@@ -396,7 +503,10 @@ impl DetectorState for Admin {
         reqs.sort_by_key(|a| key(&a.ts, &a.ev));
         let mut other = std::mem::take(&mut self.attempts);
         other.sort_by_key(|a| key(&a.ts, &a.evidence[0]));
-        analyse(&cfg, reqs, other, self.dropped)
+        let pending = std::mem::take(&mut self.pending);
+        self.merge_pending(pending);
+        let pending = std::mem::take(&mut self.pending);
+        analyse(&cfg, reqs, other, self.dropped, pending)
     }
 
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
@@ -803,9 +913,31 @@ fn outside_hours(cfg: &AdminConfig, ts: &Option<Timestamp>) -> bool {
     }
 }
 
-fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64) -> Vec<Finding> {
+fn analyse(
+    cfg: &AdminConfig,
+    mut reqs: Vec<Req>,
+    other: Vec<Attempt>,
+    dropped: u64,
+    mut pending: BTreeMap<Box<str>, Pending>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     let panel = choose_panel(cfg, &reqs);
+    // The requests held under the chosen (renamed) prefix join the analysis.
+    let mut held = 0u64;
+    let mut held_lost = 0u64;
+    if let Some(panel) = &panel {
+        for p in &panel.prefixes {
+            let seg = p.trim_start_matches('/');
+            if let Some(h) = pending.remove(seg) {
+                held += h.reqs.len() as u64;
+                held_lost += h.seen - h.reqs.len() as u64;
+                reqs.extend(h.reqs);
+            }
+        }
+        if held > 0 {
+            reqs.sort_by_key(|a| key(&a.ts, &a.ev));
+        }
+    }
     let web_attempts = panel
         .as_ref()
         .map_or(Vec::new(), |p| derive_attempts(p, &reqs));
@@ -830,10 +962,12 @@ fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64)
                 panel.why,
                 reqs.len(),
                 attempts.len(),
-                if panel.inferred && !panel.prefixes.iter().any(|p| p.trim_start_matches('/').starts_with("admin") || GUESS_SEGMENTS.contains(&p.trim_start_matches('/'))) {
-                    " The prefix is not a well-known one, so only its login pages and root were kept while reading: rerun with --admin-path for session and admin-action analysis."
+                if held_lost > 0 {
+                    format!(" The prefix is not a well-known one: the earliest {held} of its pages were kept while reading and {held_lost} later ones were not; rerun with --admin-path to analyse them all.")
+                } else if held > 0 {
+                    format!(" The prefix is not a well-known one: its {held} page(s) were held while reading and analysed once it was inferred.")
                 } else {
-                    ""
+                    String::new()
                 },
                 if dropped > 0 {
                     format!(" {dropped} admin record(s) beyond the analysis limit were not analysed (the earliest were kept).")
@@ -1706,6 +1840,87 @@ mod tests {
             .find(|x| x.ips == vec!["198.51.100.9".to_string()])
             .unwrap();
         assert_eq!(second.users, vec!["shop"]);
+    }
+
+    #[test]
+    fn renamed_prefix_is_inferred_then_its_pages_are_analysed() {
+        // No --admin-path: the prefix is inferred from the login POSTs, and the pages under it
+        // seen before (and after) are analysed: the stolen session and the block edit.
+        let mut lines = office_days("/mgr_x9k2");
+        let t = 2 * DAY + 20_000;
+        lines.insert(
+            0,
+            format!("{}|203.0.113.66|GET|/mgr_x9k2/order/12/edit|200", -10),
+        );
+        lines.push(format!("{t}|203.0.113.66|GET|/mgr_x9k2/order/12/edit|200"));
+        lines.push(format!(
+            "{}|203.0.113.66|POST|/mgr_x9k2/content/block/3/edit|302",
+            t + 40
+        ));
+        // Shop pages are not held.
+        lines.push(format!(
+            "{}|198.51.100.5|GET|/products/detail/1|200",
+            t + 50
+        ));
+        let f = run(&lines);
+        let r = rules(&f);
+        assert!(
+            r.contains(&("admin.session_without_login", Severity::Critical)),
+            "{r:?}"
+        );
+        assert!(
+            r.contains(&("admin.code_planting", Severity::Critical)),
+            "{r:?}"
+        );
+        let p = f.iter().find(|x| x.rule == "admin.profile").unwrap();
+        assert!(p.summary.contains("held while reading"), "{}", p.summary);
+    }
+
+    #[test]
+    fn held_segments_are_bounded_and_independent_of_splitting() {
+        let cfg = Arc::new(DetectConfig::default());
+        let req = |i: usize, seg: &str| Req {
+            ts: Some(Timestamp::from_secs(1_700_000_000 + i as i64, 0)),
+            ip: None,
+            method: "GET".into(),
+            path: format!("/{seg}/x").into(),
+            query: "".into(),
+            status: 200,
+            script_ua: false,
+            ev: Evidence {
+                file: Arc::from("a.log"),
+                line: i as u64 + 1,
+                ts: None,
+                text: String::new(),
+                weight: 50,
+            },
+        };
+        let segs: Vec<String> = (0..300).map(|i| format!("s{i}")).collect();
+        let mut one = Admin::new(cfg.clone());
+        let mut a = Admin::new(cfg.clone());
+        let mut b = Admin::new(cfg);
+        for i in 0..3000 {
+            let seg = &segs[(i * 7) % segs.len()];
+            one.hold(seg, req(i, seg));
+            if i % 2 == 0 { &mut a } else { &mut b }.hold(seg, req(i, seg));
+        }
+        let p = std::mem::take(&mut b.pending);
+        a.merge_pending(p);
+        let p = std::mem::take(&mut one.pending);
+        one.merge_pending(p);
+        assert_eq!(one.pending.len(), PENDING_SEGMENTS);
+        let view = |m: &BTreeMap<Box<str>, Pending>| -> Vec<(String, u64, Vec<u64>)> {
+            m.iter()
+                .map(|(k, p)| {
+                    (
+                        k.to_string(),
+                        p.seen,
+                        p.reqs.iter().map(|r| r.ev.line).collect(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(view(&one.pending), view(&a.pending));
     }
 
     #[test]
