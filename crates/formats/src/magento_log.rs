@@ -23,6 +23,10 @@ const VARIANTS: &[(&str, &str)] = &[(
     "Magento 2 app log (var/log/*.log, CrowdSec events; Monolog, UTC)",
 )];
 
+/// Channels Magento 2 and its common extensions log under (`main` for system, debug and
+/// exception logs).
+const MAGENTO_CHANNELS: &[&str] = &["main", "crowdsec-events", "report", "cron", "payment"];
+
 struct Line<'a> {
     time: &'a str,
     channel: &'a str,
@@ -72,9 +76,15 @@ impl Format for MagentoLog {
     }
 
     fn detect(&self, sample: &[&[u8]]) -> Option<(usize, f64)> {
+        // Monolog's default line is common to many PHP apps: claim only Magento's channels.
         let n = sample
             .iter()
-            .filter(|l| std::str::from_utf8(l).ok().and_then(split).is_some())
+            .filter(|l| {
+                std::str::from_utf8(l)
+                    .ok()
+                    .and_then(split)
+                    .is_some_and(|l| MAGENTO_CHANNELS.contains(&l.channel))
+            })
             .count();
         (n > 0).then(|| (0, n as f64 / sample.len() as f64))
     }
@@ -176,7 +186,9 @@ mod tests {
     }
 
     #[test]
-    fn eccube_and_clf_lines_are_not_magento() {
+    fn eccube_clf_and_other_monolog_apps_are_not_magento() {
+        let laravel = "[2026-10-01 10:00:00] production.ERROR: boom {} []";
+        assert!(MagentoLog.detect(&[laravel.as_bytes()]).is_none());
         let ec = "[2025-01-10 10:01:00] admin.INFO [a1b2c3d4] [uid123] [1] [T::m:101] - Info {} [GET, /admin, 127.0.0.1, x, y]";
         assert!(MagentoLog.detect(&[ec.as_bytes()]).is_none());
         let clf = "1.2.3.4 - - [12/Mar/2024:03:14:15 +0900] \"GET / HTTP/1.1\" 200 5";
