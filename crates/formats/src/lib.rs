@@ -12,6 +12,9 @@ pub mod azure_waf;
 pub mod clf;
 pub mod cloudflare;
 pub mod context;
+pub mod eccube_log;
+pub mod login_history;
+pub mod magento_log;
 pub mod modsec_errorlog;
 pub mod modsec_json;
 pub mod modsec_native;
@@ -39,6 +42,8 @@ pub mod skip {
     pub const RECORD_TOO_LONG: &str = "record-too-long";
     /// A JSON record of a category the format does not hold (Azure metrics, health).
     pub const OTHER_CATEGORY: &str = "other-category";
+    /// A header row of a delimited export (login history CSV).
+    pub const HEADER: &str = "header";
 }
 
 /// Receives what a parser made of each line.
@@ -114,10 +119,13 @@ static AWS_WAF: aws_waf::AwsWaf = aws_waf::AwsWaf;
 static CLOUDFLARE: cloudflare::Cloudflare = cloudflare::Cloudflare;
 static AZURE_WAF: azure_waf::AzureWaf = azure_waf::AzureWaf;
 static SITEGUARD: siteguard::SiteGuard = siteguard::SiteGuard;
+static ECCUBE_LOG: eccube_log::EccubeLog = eccube_log::EccubeLog;
+static LOGIN_HISTORY: login_history::LoginHistory = login_history::LoginHistory;
+static MAGENTO_LOG: magento_log::MagentoLog = magento_log::MagentoLog;
 
 /// Every format ecir knows, in detection priority order.
 pub fn registry() -> &'static [&'static dyn Format] {
-    static ALL: [&'static dyn Format; 10] = [
+    static ALL: [&'static dyn Format; 13] = [
         &MODSEC_JSON,
         &AWS_WAF,
         &CLOUDFLARE,
@@ -128,6 +136,9 @@ pub fn registry() -> &'static [&'static dyn Format] {
         &NGINX_JSON,
         &CLF,
         &AUTH_LOG,
+        &ECCUBE_LOG,
+        &LOGIN_HISTORY,
+        &MAGENTO_LOG,
     ];
     &ALL
 }
