@@ -70,25 +70,27 @@ gz_bytes=$(cached_count "gz-$GZ_SIZE.bytes" bash -c "zcat ${GZ[*]} | wc -c")
 gz_lines=$(cached_count "gz-$GZ_SIZE.lines" bash -c "zcat ${GZ[*]} | wc -l")
 gz_compressed=$(cat "${GZ[@]}" | wc -c)
 
-# best_of CMD...: prints the best wall time in seconds over $RUNS runs (after one warm-up).
+# best_of CMD...: runs CMD once untimed (warm-up) then $RUNS times; prints
+# "wall user+sys" in seconds of the run with the best wall time. CMD may be a function.
 best_of() {
-    local best="" t0 t1 t rc
+    local best="" cpu="" r rc out=$DATA/.time wall u sy
     for ((r = 0; r <= RUNS; r++)); do
-        t0=$(date +%s%N)
         set +e
-        "$@" >/dev/null 2>&1
+        { TIMEFORMAT='%R %U %S'; time "$@" >/dev/null 2>&1; } 2>"$out"
         rc=$?
         set -e
-        t1=$(date +%s%N)
         if [ $rc -ne 0 ]; then
             echo "run.sh: command failed ($rc): $*" >&2
             exit 2
         fi
         ((r == 0)) && continue # warm-up
-        t=$(((t1 - t0) / 1000000))
-        if [ -z "$best" ] || ((t < best)); then best=$t; fi
+        read -r wall u sy <"$out"
+        if [ -z "$best" ] || awk -v a="$wall" -v b="$best" 'BEGIN { exit !(a < b) }'; then
+            best=$wall
+            cpu=$(awk -v u="$u" -v s="$sy" 'BEGIN { printf "%.2f", u + s }')
+        fi
     done
-    awk -v ms="$best" 'BEGIN { printf "%.3f", ms / 1000 }'
+    echo "$best $cpu"
 }
 
 scan() { "$ECIR" scan --quiet --fail-on never --json /dev/null "$@"; }
@@ -121,13 +123,13 @@ peak_anon_mib() {
 load_before=$(uptime | sed 's/.*load average: //')
 log "load before: $load_before"
 
-log "wc -l on $PLAIN_SIZE";                 t_wc=$(best_of wc_plain)
-log "ecir scan $PLAIN_SIZE";                t_scan=$(best_of scan "$PLAIN")
-log "ecir scan -j 1 $PLAIN_SIZE";           t_j1=$(best_of scan -j 1 "$PLAIN")
-log "ecir scan -j 2 $PLAIN_SIZE";           t_j2=$(best_of scan -j 2 "$PLAIN")
-log "zcat over 8 gz";                 t_zcat=$(best_of zcat_all)
-log "pigz -dc over 8 gz";             t_pigz=$(best_of pigz_all)
-log "ecir scan 8 gz";                 t_gz=$(best_of scan "${GZ[@]}")
+log "wc -l on $PLAIN_SIZE";                 r=$(best_of wc_plain); read -r t_wc c_wc <<<"$r"
+log "ecir scan $PLAIN_SIZE";                r=$(best_of scan "$PLAIN"); read -r t_scan c_scan <<<"$r"
+log "ecir scan -j 1 $PLAIN_SIZE";           r=$(best_of scan -j 1 "$PLAIN"); read -r t_j1 c_j1 <<<"$r"
+log "ecir scan -j 2 $PLAIN_SIZE";           r=$(best_of scan -j 2 "$PLAIN"); read -r t_j2 c_j2 <<<"$r"
+log "zcat over 8 gz";                 r=$(best_of zcat_all); read -r t_zcat c_zcat <<<"$r"
+log "pigz -dc over 8 gz";             r=$(best_of pigz_all); read -r t_pigz c_pigz <<<"$r"
+log "ecir scan 8 gz";                 r=$(best_of scan "${GZ[@]}"); read -r t_gz c_gz <<<"$r"
 log "peak anon $PLAIN_SIZE";           anon_1g=$(peak_anon_mib "$ECIR" scan --quiet --fail-on never --json /dev/null "$PLAIN")
 log "peak RSS $PLAIN_SIZE";                 rss_1g=$(peak_rss_mib "$ECIR" scan --quiet --fail-on never --json /dev/null "$PLAIN")
 if [ "$SKIP_4G" = 1 ]; then
@@ -138,10 +140,10 @@ else
 fi
 load_after=$(uptime | sed 's/.*load average: //')
 
-# row NAME SECONDS BYTES LINES
+# row NAME SECONDS CPU_SECONDS BYTES LINES
 row() {
-    awk -v n="$1" -v t="$2" -v b="$3" -v l="$4" 'BEGIN {
-        printf "| %s | %.3f | %.0f | %.2f M |\n", n, t, b / t / 1e6, l / t / 1e6 }'
+    awk -v n="$1" -v t="$2" -v c="$3" -v b="$4" -v l="$5" 'BEGIN {
+        printf "| %s | %.3f | %.0f | %.2f M | %.2f | %s |\n", n, t, b / t / 1e6, l / t / 1e6, c, (c > 0 ? sprintf("%.0f", b / c / 1e6) : "-") }'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 verdict() { awk -v v="$1" -v op="$2" -v lim="$3" 'BEGIN {
@@ -161,15 +163,15 @@ Date: $(date -u +%Y-%m-%dT%H:%MZ); ecir $(git -C "$ROOT" rev-parse --short HEAD)
 Plain: $(basename "$PLAIN"), $plain_bytes bytes, $plain_lines lines.
 Gzip: 8 files, $gz_compressed bytes compressed, $gz_bytes bytes / $gz_lines lines uncompressed (MB/s below are of uncompressed bytes).
 
-| Run | Time (s) | MB/s | lines/s |
-|---|---:|---:|---:|
-$(row "\`wc -l\` $PLAIN_SIZE plain" "$t_wc" "$plain_bytes" "$plain_lines")
-$(row "\`ecir scan\` $PLAIN_SIZE plain (default -j)" "$t_scan" "$plain_bytes" "$plain_lines")
-$(row "\`ecir scan -j 1\` $PLAIN_SIZE plain" "$t_j1" "$plain_bytes" "$plain_lines")
-$(row "\`ecir scan -j 2\` $PLAIN_SIZE plain" "$t_j2" "$plain_bytes" "$plain_lines")
-$(row "\`zcat\` 8 × $GZ_SIZE gz, one after another" "$t_zcat" "$gz_bytes" "$gz_lines")
-$(row "\`pigz -dc\` 8 × $GZ_SIZE gz, one after another" "$t_pigz" "$gz_bytes" "$gz_lines")
-$(row "\`ecir scan\` 8 × $GZ_SIZE gz (one scan)" "$t_gz" "$gz_bytes" "$gz_lines")
+| Run | Wall (s) | MB/s | lines/s | CPU s (user+sys) | MB per CPU-s |
+|---|---:|---:|---:|---:|---:|
+$(row "\`wc -l\` $PLAIN_SIZE plain" "$t_wc" "$c_wc" "$plain_bytes" "$plain_lines")
+$(row "\`ecir scan\` $PLAIN_SIZE plain (default -j)" "$t_scan" "$c_scan" "$plain_bytes" "$plain_lines")
+$(row "\`ecir scan -j 1\` $PLAIN_SIZE plain" "$t_j1" "$c_j1" "$plain_bytes" "$plain_lines")
+$(row "\`ecir scan -j 2\` $PLAIN_SIZE plain" "$t_j2" "$c_j2" "$plain_bytes" "$plain_lines")
+$(row "\`zcat\` 8 × $GZ_SIZE gz, one after another" "$t_zcat" "$c_zcat" "$gz_bytes" "$gz_lines")
+$(row "\`pigz -dc\` 8 × $GZ_SIZE gz, one after another" "$t_pigz" "$c_pigz" "$gz_bytes" "$gz_lines")
+$(row "\`ecir scan\` 8 × $GZ_SIZE gz (one scan)" "$t_gz" "$c_gz" "$gz_bytes" "$gz_lines")
 
 | Peak memory of \`ecir scan\` | RSS, MiB (\`/usr/bin/time %M\`, includes mmap'd file pages) | anonymous RSS, MiB (heap; sampled every 20 ms) |
 |---|---:|---:|
