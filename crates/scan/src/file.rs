@@ -206,7 +206,7 @@ pub(crate) fn process(input: &InputFile, env: &FileEnv<'_>) -> FileResult {
         Ok(OpenInput::Mapped { map, size }) => {
             summary.bytes = size;
             let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
-            read_mapped(bytes, &display, env, &mut summary)
+            read_mapped(bytes, map.as_ref(), &display, env, &mut summary)
         }
         Ok(OpenInput::Gzip { file, size }) => {
             summary.bytes = size;
@@ -279,8 +279,12 @@ fn choose(sample: &[&[u8]], env: &FileEnv<'_>) -> Option<Chosen> {
     env.forced.or_else(|| ecir_formats::detect(sample))
 }
 
+/// Bytes of a mapped file processed (and then released) at a time.
+const MAP_WINDOW: usize = 128 << 20;
+
 fn read_mapped<'a>(
     bytes: &[u8],
+    map: Option<&memmap2::Mmap>,
     display: &'a Arc<str>,
     env: &FileEnv<'_>,
     summary: &mut InputSummary,
@@ -294,47 +298,74 @@ fn read_mapped<'a>(
     } else {
         std::iter::once(0..bytes.len()).collect()
     };
-    // Line numbers where each chunk starts.
-    let counts: Vec<u64> = ranges
-        .par_iter()
-        .map(|r| newline_count(&bytes[r.clone()]))
-        .collect();
-    let mut bases = Vec::with_capacity(counts.len());
-    let mut next = 1u64;
-    for c in &counts {
-        bases.push(next);
-        next += c;
-    }
     let parse_ctx = &with_mtime(&env.opts.parse, display);
-    let (sha, work) = rayon::join(
-        || ecir_input::sha256_hex(bytes),
-        || {
-            ranges
-                .par_iter()
-                .zip(bases.par_iter())
-                .map(|(r, &base)| {
-                    let mut work = Work::new(display, env);
-                    let mut parser: Box<dyn Parser> = match chosen {
-                        Some(c) => c.format.parser(c.variant, parse_ctx),
-                        None => Box::new(Unknown),
-                    };
-                    let slice = &bytes[r.clone()];
-                    for_each_line_in(slice, base, |l| {
-                        work.line(parser.as_mut(), l.number, l.bytes, l.too_long)
-                    });
-                    parser.finish(&mut work);
-                    env.progress
-                        .done_bytes
-                        .fetch_add(slice.len() as u64, Ordering::Relaxed);
-                    work
-                })
-                .reduce_with(|mut a, b| {
-                    a.merge(b);
-                    a
-                })
-                .unwrap_or_else(|| Work::new(display, env))
-        },
-    );
+    let parse_chunk = |r: &std::ops::Range<usize>, base: u64| {
+        let mut work = Work::new(display, env);
+        let mut parser: Box<dyn Parser> = match chosen {
+            Some(c) => c.format.parser(c.variant, parse_ctx),
+            None => Box::new(Unknown),
+        };
+        let slice = &bytes[r.clone()];
+        for_each_line_in(slice, base, |l| {
+            work.line(parser.as_mut(), l.number, l.bytes, l.too_long)
+        });
+        parser.finish(&mut work);
+        env.progress
+            .done_bytes
+            .fetch_add(slice.len() as u64, Ordering::Relaxed);
+        work
+    };
+    // The file is read in windows: each window's chunks are parsed in parallel while the
+    // running SHA-256 takes in the same bytes, then the window's pages are released from
+    // this process (`MADV_DONTNEED`; they stay in the page cache), so resident memory stays
+    // about one window whatever the file's size.
+    let mut hasher = ecir_input::Sha256Stream::default();
+    let mut work: Option<Work<'a>> = None;
+    let mut first = 0;
+    let mut next_line = 1u64;
+    while first < ranges.len() {
+        let start = ranges[first].start;
+        let mut last = first;
+        while last + 1 < ranges.len() && ranges[last + 1].end - start <= MAP_WINDOW {
+            last += 1;
+        }
+        let end = ranges[last].end;
+        // Line numbers where each chunk of the window starts.
+        let counts: Vec<u64> = ranges[first..=last]
+            .par_iter()
+            .map(|r| newline_count(&bytes[r.clone()]))
+            .collect();
+        let mut bases = Vec::with_capacity(counts.len());
+        for c in &counts {
+            bases.push(next_line);
+            next_line += c;
+        }
+        let (_, part) = rayon::join(
+            || hasher.update(&bytes[start..end]),
+            || {
+                ranges[first..=last]
+                    .par_iter()
+                    .zip(bases.par_iter())
+                    .map(|(r, &base)| parse_chunk(r, base))
+                    .reduce_with(|mut a, b| {
+                        a.merge(b);
+                        a
+                    })
+            },
+        );
+        if let Some(part) = part {
+            match &mut work {
+                Some(w) => w.merge(part),
+                None => work = Some(part),
+            }
+        }
+        if let Some(m) = map {
+            ecir_input::release_pages(m, start, end - start);
+        }
+        first = last + 1;
+    }
+    let work = work.unwrap_or_else(|| Work::new(display, env));
+    let sha = hasher.finish_hex();
     summary.sha256 = sha;
     summary.bytes_read = bytes.len() as u64;
     (work, chosen)
