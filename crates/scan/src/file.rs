@@ -33,6 +33,9 @@ pub struct FileResult {
     pub summary: InputSummary,
     pub detectors: DetectorSet,
     pub traffic: Traffic,
+    /// Dated lines per local hour (hours since the epoch in each line's own offset), for the
+    /// `log-integrity` findings; bounded by the hours the file spans, not by its lines.
+    pub hours: BTreeMap<i64, u64>,
 }
 
 /// Per-chunk accounting and detection; merges in chunk order.
@@ -51,6 +54,10 @@ struct Work<'a> {
     samples: Vec<SkippedSample>,
     first: Option<Timestamp>,
     last: Option<Timestamp>,
+    /// Dated lines per local hour; the current hour is counted in `cur_hour` and flushed when
+    /// it changes, so a line costs a comparison, not a map update.
+    hours: BTreeMap<i64, u64>,
+    cur_hour: (i64, u64),
 }
 
 impl<'a> Work<'a> {
@@ -70,7 +77,33 @@ impl<'a> Work<'a> {
             samples: Vec::new(),
             first: None,
             last: None,
+            hours: BTreeMap::new(),
+            cur_hour: (0, 0),
         }
+    }
+
+    #[inline]
+    fn count_hour(&mut self, t: &Timestamp) {
+        let h = ecir_audit::facts::local_hour(t);
+        if h == self.cur_hour.0 {
+            self.cur_hour.1 += 1;
+        } else {
+            self.flush_hour();
+            self.cur_hour = (h, 1);
+        }
+    }
+
+    fn flush_hour(&mut self) {
+        let (h, n) = std::mem::take(&mut self.cur_hour);
+        if n > 0 {
+            *self.hours.entry(h).or_default() += n;
+        }
+    }
+
+    /// Per-hour counts, with the pending hour flushed.
+    fn take_hours(&mut self) -> BTreeMap<i64, u64> {
+        self.flush_hour();
+        std::mem::take(&mut self.hours)
     }
 
     /// Feeds one physical line to the parser, handling lines too long to parse.
@@ -84,7 +117,11 @@ impl<'a> Work<'a> {
         }
     }
 
-    fn merge(&mut self, o: Work<'a>) {
+    fn merge(&mut self, mut o: Work<'a>) {
+        self.flush_hour();
+        for (h, n) in o.take_hours() {
+            *self.hours.entry(h).or_default() += n;
+        }
         self.detectors.merge(o.detectors);
         self.traffic.merge(o.traffic);
         self.lines += o.lines;
@@ -120,6 +157,7 @@ impl EventSink for Work<'_> {
         self.events += 1;
         if let Some(t) = ev.ts {
             self.span(t);
+            self.count_hour(&t);
             // Compare instants only: the same instant written in another offset is inside.
             if self.since.is_some_and(|s| t.utc_ms < s.utc_ms)
                 || self.until.is_some_and(|u| t.utc_ms > u.utc_ms)
@@ -176,7 +214,7 @@ pub(crate) fn process(input: &InputFile, env: &FileEnv<'_>) -> FileResult {
         source: SourceKind::Unknown.as_str().into(),
         ..Default::default()
     };
-    let (work, chosen) = match open_input(&input.path) {
+    let (mut work, chosen) = match open_input(&input.path) {
         Err(e) => {
             summary.errors.push(format!("cannot read: {e}"));
             (Work::new(&display, env), None)
@@ -208,10 +246,12 @@ pub(crate) fn process(input: &InputFile, env: &FileEnv<'_>) -> FileResult {
     };
     env.progress.files_done.fetch_add(1, Ordering::Relaxed);
     finish_summary(&mut summary, &work, chosen, env);
+    let hours = work.take_hours();
     FileResult {
         summary,
         detectors: work.detectors,
         traffic: work.traffic,
+        hours,
     }
 }
 
