@@ -140,7 +140,7 @@ pub fn build_streams<'a>(facts: &'a [FileFacts], policy: &PolicyInput) -> Vec<St
     let groups = group_paths(
         facts
             .iter()
-            .filter(|f| f.unreadable.is_none())
+            .filter(|f| f.unreadable.is_none() && f.not_log.is_none())
             .map(|f| f.path.as_str()),
     );
     groups

@@ -195,6 +195,16 @@ pub fn assemble(facts: &[FileFacts], opts: &AuditOptions, errors: Vec<AuditError
         coverage_gaps,
         card_numbers,
         card_summary,
+        ignored: sorted
+            .iter()
+            .filter_map(|f| {
+                Some(IgnoredFile {
+                    path: f.path.clone(),
+                    sha256: f.sha256.clone(),
+                    reason: f.not_log.clone()?,
+                })
+            })
+            .collect(),
         errors,
         stats: AuditStats::default(),
     }
