@@ -425,7 +425,7 @@ fn non_log_files_are_ignored_not_failed() {
         [0u8, 1, 2, 3, 0, 0, 0, 9, 10, 0, 0, 0].repeat(50),
     )
     .unwrap();
-    let r = audit(&[dir.clone()], &opts("2026-10-05", 5)).unwrap();
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-05", 5)).unwrap();
     assert_eq!(r.verdict, Verdict::Pass, "{:?}", r.reasons);
     let ignored: Vec<&str> = r
         .ignored
@@ -451,7 +451,7 @@ fn non_log_files_are_ignored_not_failed() {
     // fails (it may be a log ecir cannot time), and a dated README-named file is a log.
     std::fs::write(dir.join("custom.log"), "started\nstopped\n").unwrap();
     std::fs::write(dir.join("notes.txt"), clf_day(date("2026-10-05"), 0..1, 30)).unwrap();
-    let r = audit(&[dir.clone()], &opts("2026-10-05", 5)).unwrap();
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-05", 5)).unwrap();
     assert_eq!(r.verdict, Verdict::Fail);
     assert!(r.streams.iter().any(|s| s.name.ends_with("custom.log")));
     assert!(r.streams.iter().any(|s| s.name.ends_with("notes.txt")));
@@ -480,7 +480,7 @@ fn syslog_year_comes_from_the_file_time() {
         .unwrap()
         .set_modified(mtime)
         .unwrap();
-    let r = audit(&[dir.clone()], &opts("2026-10-05", 5)).unwrap();
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-05", 5)).unwrap();
     let st = stream(&r, "auth.log");
     assert_eq!(st.files[0].format, "auth-log", "{:?}", st.files[0]);
     let first = st.first_ts.unwrap().to_string();
