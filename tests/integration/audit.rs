@@ -306,3 +306,49 @@ fn scan_source_silent_but_not_a_quiet_waf() {
     assert!(f.is_empty(), "{f:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn manifest_verifies_from_another_directory() {
+    let dir = tmp("manifest-cwd");
+    let evidence = dir.join("evidence");
+    std::fs::create_dir_all(&evidence).unwrap();
+    family(&evidence, 2, None);
+    let m = dir.join("case.manifest.json");
+    // Made with a relative root from the case directory…
+    let out = ecir()
+        .args(["manifest", "create", "evidence", "-o", "case.manifest.json"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&m).unwrap()).unwrap();
+    assert_eq!(v["roots"][0], "evidence");
+    let abs = v["absolute_roots"][0].as_str().unwrap();
+    assert!(
+        Path::new(abs).is_absolute() && abs.ends_with("evidence"),
+        "{abs}"
+    );
+    assert_eq!(v["files"][0]["path"], "evidence/access_log-20261001.gz");
+    assert_eq!(v["files"][0]["relative_path"], "access_log-20261001.gz");
+    assert_eq!(v["files"][0]["root"], 0);
+    // …verified from elsewhere: every file matches, none missing or added.
+    let elsewhere = std::env::temp_dir();
+    let out = ecir()
+        .args(["manifest", "verify", m.to_str().unwrap()])
+        .current_dir(&elsewhere)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("2 of 2 file(s) match"), "{text}");
+    // And a change is still seen from there.
+    std::fs::write(evidence.join("access_log-20261002.gz"), b"x").unwrap();
+    let out = ecir()
+        .args(["manifest", "verify", m.to_str().unwrap()])
+        .current_dir(&elsewhere)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("MODIFIED"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
