@@ -309,3 +309,55 @@ fn ecs_direct_writer_matches_the_serde_json_tree() {
         serde_json::from_str::<Value>(line).unwrap();
     }
 }
+
+/// `cargo test --release -p ecir-timeline ecs_writer_speed -- --ignored --nocapture`:
+/// the direct ECS writer against the `serde_json` tree it replaced, same records, interleaved
+/// rounds (fair on a loaded machine).
+#[test]
+#[ignore]
+fn ecs_writer_speed() {
+    let n = 200_000u64;
+    let records: Vec<Record> = (0..n)
+        .map(|i| {
+            let mut r = rec(&format!(
+                "203.0.113.{} - - [01/May/2024:10:00:00 +0900] \"GET /products/detail/{i}?q=1 HTTP/1.1\" 200 512 \"-\" \"Mozilla/5.0\"",
+                i % 250
+            ));
+            r.ts = Timestamp::new(1_714_525_200_000 + (i as i64 / 20) * 1000, 9 * 3600);
+            r.line = i + 1;
+            r
+        })
+        .collect();
+    let mut w = TimelineWriter::new(
+        Vec::new(),
+        OutputFormat::Ecs,
+        vec!["logs/access.log".into()],
+        false,
+    )
+    .unwrap();
+    let (mut tree, mut direct) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    let mut sink = Vec::with_capacity(1 << 20);
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        for r in &records {
+            sink.clear();
+            serde_json::to_writer(&mut sink, &w.ecs_value(r)).unwrap();
+            sink.push(b'\n');
+        }
+        tree += t.elapsed();
+        let t = std::time::Instant::now();
+        for r in &records {
+            sink.clear();
+            w.ecs(r, &mut sink);
+        }
+        direct += t.elapsed();
+    }
+    let per = |d: std::time::Duration| d.as_nanos() as f64 / (3 * n) as f64;
+    println!(
+        "ECS line: serde_json tree {:.0} ns, direct {:.0} ns ({:.1}x)",
+        per(tree),
+        per(direct),
+        per(tree) / per(direct)
+    );
+    assert!(direct < tree);
+}
