@@ -32,7 +32,7 @@ use rayon::prelude::*;
 pub use analyze::PolicyInput;
 pub use doc::*;
 pub use facts::{read_file, FileFacts, ReadOptions};
-pub use scan_findings::{log_integrity_findings, ScanFile, RULES};
+pub use scan_findings::{log_integrity_findings, HourTally, ScanFile, RULES};
 
 /// Everything an audit needs besides the paths.
 #[derive(Clone, Debug)]

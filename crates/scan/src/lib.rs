@@ -237,7 +237,7 @@ pub fn scan(
 struct Merged {
     inputs: Vec<ecir_model::InputSummary>,
     /// Each input's dated lines per local hour, parallel to `inputs`.
-    hours: Vec<BTreeMap<i64, u64>>,
+    hours: Vec<BTreeMap<i64, ecir_audit::HourTally>>,
     detectors: Option<DetectorSet>,
     traffic: Traffic,
 }
