@@ -447,6 +447,12 @@ fn non_log_files_are_ignored_not_failed() {
         r.ignored[1].reason
     );
     assert_eq!(r.streams.len(), 1);
+    let page = ecir_audit::html::render(&r);
+    assert!(
+        page.contains("Not logs, ignored (4)"),
+        "html lists ignored files"
+    );
+    assert!(page.contains("README.md</code>: a document"));
     // Negative: a text file without timestamps under a log-like name is still a stream that
     // fails (it may be a log ecir cannot time), and a dated README-named file is a log.
     std::fs::write(dir.join("custom.log"), "started\nstopped\n").unwrap();
