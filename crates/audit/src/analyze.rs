@@ -511,19 +511,20 @@ pub fn writes_daily(s: &Stream<'_>) -> bool {
 }
 
 /// Whether a day without lines is a defect of this stream rather than a quiet day: it writes
-/// every day ([`writes_daily`]), or on its median day with lines it writes at least
-/// [`SILENCE_MIN_EXPECTED`] lines (the median, so a burst of attacks in a WAF log does not
-/// make its quiet days look like losses).
+/// every day ([`writes_daily`]), or on its (lower) median day with lines, over at least two
+/// days, it writes at least [`SILENCE_MIN_EXPECTED`] lines (the median, so a burst of attacks
+/// in a WAF log does not make its quiet days look like losses; the lower one, so two days
+/// must both be busy).
 pub fn expects_every_day(s: &Stream<'_>) -> bool {
     if writes_daily(s) {
         return true;
     }
-    if s.days.len() < RHYTHM_MIN_DAYS {
+    if s.days.len() < 2 {
         return false;
     }
     let mut counts: Vec<u64> = s.days.values().copied().collect();
     counts.sort_unstable();
-    counts[counts.len() / 2] as f64 >= SILENCE_MIN_EXPECTED
+    counts[(counts.len() - 1) / 2] as f64 >= SILENCE_MIN_EXPECTED
 }
 
 /// Periods inside the retention window (`window`: first and last day, inclusive) where a
