@@ -24,7 +24,10 @@ fn condensed(report: &serde_json::Value) -> String {
             f["category"].as_str().unwrap(),
             f["title"].as_str().unwrap(),
             f["ips"],
-            f["paths"],
+            // Paths relative to the checkout, so snapshots hold in any worktree.
+            f["paths"]
+                .to_string()
+                .replace(&format!("{}/", root().display()), ""),
             f["count"],
             f["first_seen"].as_str().unwrap_or("-"),
             f["last_seen"].as_str().unwrap_or("-"),
@@ -128,6 +131,10 @@ rule_tests! {
     host_ssh_success_after_failures => "host.ssh_success_after_failures",
     host_ssh_first_seen_ip => "host.ssh_first_seen_ip",
     host_account_change => "host.account_change",
+    log_damaged_archive => "log.damaged_archive",
+    log_missing_days => "log.missing_days",
+    log_silence => "log.silence",
+    log_source_silent => "log.source_silent",
 }
 
 #[test]
@@ -237,5 +244,6 @@ fn every_rule_has_a_fixture() {
             );
         }
     }
-    assert!(n >= 13, "`ecir rules` listed {n} rules");
+    assert!(n >= 17, "`ecir rules` listed {n} rules");
+    assert!(text.contains("log.missing_days") && text.contains("log-integrity"));
 }

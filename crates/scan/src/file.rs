@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use ecir_audit::scan_findings::EDGE_TEXT_BYTES;
+use ecir_audit::HourTally;
 use ecir_detect::{DetectConfig, DetectorSet, Origin};
 use ecir_formats::{skip, Chosen, EventSink, Parser};
 use ecir_input::{for_each_line_in, newline_count, open_input, split_chunks, InputFile, OpenInput};
@@ -33,6 +35,10 @@ pub struct FileResult {
     pub summary: InputSummary,
     pub detectors: DetectorSet,
     pub traffic: Traffic,
+    /// Dated lines per local hour (hours since the epoch in each line's own offset) with the
+    /// first and last line of each, for the `log-integrity` findings; bounded by the hours the
+    /// file spans, not by its lines.
+    pub hours: BTreeMap<i64, HourTally>,
 }
 
 /// Per-chunk accounting and detection; merges in chunk order.
@@ -51,6 +57,14 @@ struct Work<'a> {
     samples: Vec<SkippedSample>,
     first: Option<Timestamp>,
     last: Option<Timestamp>,
+    /// Dated lines per local hour; the current run of lines in one hour is counted in `cur`
+    /// and flushed when the hour changes, so a line costs a comparison and a short copy
+    /// (kept as the run's last line), not a map update.
+    hours: BTreeMap<i64, HourTally>,
+    cur: HourTally,
+    cur_hour: i64,
+    /// The last dated line of the current run (up to `EDGE_TEXT_BYTES`).
+    cur_last_raw: Vec<u8>,
 }
 
 impl<'a> Work<'a> {
@@ -70,7 +84,41 @@ impl<'a> Work<'a> {
             samples: Vec::new(),
             first: None,
             last: None,
+            hours: BTreeMap::new(),
+            cur: HourTally::default(),
+            cur_hour: 0,
+            cur_last_raw: Vec::new(),
         }
+    }
+
+    #[inline]
+    fn count_hour(&mut self, t: &Timestamp, line: u64, raw: &[u8]) {
+        let h = ecir_audit::facts::local_hour(t);
+        if h != self.cur_hour || self.cur.lines == 0 {
+            self.flush_hour();
+            self.cur_hour = h;
+            self.cur.first_line = line;
+            self.cur.first_text = evidence_text(&raw[..raw.len().min(EDGE_TEXT_BYTES)]);
+        }
+        self.cur.lines += 1;
+        self.cur.last_line = line;
+        self.cur_last_raw.clear();
+        self.cur_last_raw
+            .extend_from_slice(&raw[..raw.len().min(EDGE_TEXT_BYTES)]);
+    }
+
+    fn flush_hour(&mut self) {
+        if self.cur.lines > 0 {
+            let mut run = std::mem::take(&mut self.cur);
+            run.last_text = evidence_text(&self.cur_last_raw);
+            self.hours.entry(self.cur_hour).or_default().merge(run);
+        }
+    }
+
+    /// Per-hour tallies, with the pending run flushed.
+    fn take_hours(&mut self) -> BTreeMap<i64, HourTally> {
+        self.flush_hour();
+        std::mem::take(&mut self.hours)
     }
 
     /// Feeds one physical line to the parser, handling lines too long to parse.
@@ -84,7 +132,11 @@ impl<'a> Work<'a> {
         }
     }
 
-    fn merge(&mut self, o: Work<'a>) {
+    fn merge(&mut self, mut o: Work<'a>) {
+        self.flush_hour();
+        for (h, t) in o.take_hours() {
+            self.hours.entry(h).or_default().merge(t);
+        }
         self.detectors.merge(o.detectors);
         self.traffic.merge(o.traffic);
         self.lines += o.lines;
@@ -120,6 +172,7 @@ impl EventSink for Work<'_> {
         self.events += 1;
         if let Some(t) = ev.ts {
             self.span(t);
+            self.count_hour(&t, line, raw);
             // Compare instants only: the same instant written in another offset is inside.
             if self.since.is_some_and(|s| t.utc_ms < s.utc_ms)
                 || self.until.is_some_and(|u| t.utc_ms > u.utc_ms)
@@ -198,7 +251,7 @@ pub(crate) fn process(input: &InputFile, env: &FileEnv<'_>) -> FileResult {
         source: SourceKind::Unknown.as_str().into(),
         ..Default::default()
     };
-    let (work, chosen) = match open_input(&input.path) {
+    let (mut work, chosen) = match open_input(&input.path) {
         Err(e) => {
             summary.errors.push(format!("cannot read: {e}"));
             (Work::new(&display, env), None)
@@ -230,10 +283,12 @@ pub(crate) fn process(input: &InputFile, env: &FileEnv<'_>) -> FileResult {
     };
     env.progress.files_done.fetch_add(1, Ordering::Relaxed);
     finish_summary(&mut summary, &work, chosen, env);
+    let hours = work.take_hours();
     FileResult {
         summary,
         detectors: work.detectors,
         traffic: work.traffic,
+        hours,
     }
 }
 

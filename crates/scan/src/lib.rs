@@ -177,6 +177,7 @@ pub fn scan(
 
     let Merged {
         inputs,
+        hours,
         detectors,
         traffic,
     } = merged;
@@ -198,7 +199,12 @@ pub fn scan(
         None => Vec::new(),
     };
     // What the logs cannot show: missing days, damaged archives, silences (ecir-audit).
-    findings.extend(ecir_audit::log_integrity_findings(&inputs));
+    let files: Vec<ecir_audit::ScanFile<'_>> = inputs
+        .iter()
+        .zip(&hours)
+        .map(|(summary, hours)| ecir_audit::ScanFile { summary, hours })
+        .collect();
+    findings.extend(ecir_audit::log_integrity_findings(&files));
 
     let mut report = Report {
         schema: REPORT_SCHEMA.into(),
@@ -239,6 +245,8 @@ pub fn scan(
 #[derive(Default)]
 struct Merged {
     inputs: Vec<ecir_model::InputSummary>,
+    /// Each input's dated lines per local hour, parallel to `inputs`.
+    hours: Vec<BTreeMap<i64, ecir_audit::HourTally>>,
     detectors: Option<DetectorSet>,
     traffic: Traffic,
 }
@@ -246,6 +254,7 @@ struct Merged {
 impl Merged {
     fn absorb(&mut self, r: FileResult, _config: &Arc<DetectConfig>) {
         self.inputs.push(r.summary);
+        self.hours.push(r.hours);
         match &mut self.detectors {
             Some(d) => d.merge(r.detectors),
             None => self.detectors = Some(r.detectors),
@@ -255,6 +264,7 @@ impl Merged {
 
     fn append(&mut self, other: Merged, _config: &Arc<DetectConfig>) {
         self.inputs.extend(other.inputs);
+        self.hours.extend(other.hours);
         match (&mut self.detectors, other.detectors) {
             (Some(d), Some(o)) => d.merge(o),
             (None, o) => self.detectors = o,
