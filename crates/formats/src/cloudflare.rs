@@ -15,7 +15,7 @@ use crate::aws_waf::any_time;
 use crate::context::ParseContext;
 use crate::modsec_json::{num, obj, s};
 use crate::waf_common::{better, text_class, WafRecord};
-use crate::{skip, EventSink, Format, Parser};
+use crate::{skip, Format, Parser};
 
 pub struct Cloudflare;
 
@@ -70,27 +70,10 @@ impl Format for Cloudflare {
     }
 
     fn parser(&self, _variant: usize, ctx: &ParseContext) -> Box<dyn Parser> {
-        Box::new(CfParser { ctx: ctx.clone() })
-    }
-}
-
-struct CfParser {
-    ctx: ParseContext,
-}
-
-impl Parser for CfParser {
-    fn feed(&mut self, line: u64, bytes: &[u8], sink: &mut dyn EventSink) {
-        if let Some(reason) = crate::precheck(bytes) {
-            return sink.skip(line, reason, bytes);
-        }
-        let m: Map<String, Value> = match serde_json::from_slice(bytes) {
-            Ok(m) => m,
-            Err(_) => return sink.skip(line, skip::UNPARSEABLE, bytes),
-        };
-        match parse(&m, &self.ctx) {
-            Ok(r) => sink.event(&r.event(), line, bytes),
-            Err(reason) => sink.skip(line, reason, bytes),
-        }
+        Box::new(crate::waf_common::JsonLinesParser {
+            ctx: ctx.clone(),
+            parse,
+        })
     }
 }
 

@@ -380,6 +380,51 @@ pub fn is_detection_mode(s: &str) -> bool {
     l == "detectiononly" || l == "detection" || l == "monitor"
 }
 
+/// Format detection for JSON-lines WAF logs: the share of sample lines that are JSON objects
+/// `is_kind` recognises (variant 0).
+pub(crate) fn detect_json_lines(
+    sample: &[&[u8]],
+    is_kind: fn(&serde_json::Map<String, serde_json::Value>) -> bool,
+) -> Option<(usize, f64)> {
+    let n = sample
+        .iter()
+        .filter(|l| {
+            serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(l)
+                .is_ok_and(|m| is_kind(&m))
+        })
+        .count();
+    (n > 0).then(|| (0, n as f64 / sample.len() as f64))
+}
+
+/// Maps one JSON record of a WAF log to a [`WafRecord`], or says why it cannot.
+pub(crate) type JsonRecordFn = fn(
+    &serde_json::Map<String, serde_json::Value>,
+    &crate::ParseContext,
+) -> Result<WafRecord, &'static str>;
+
+/// The parser every JSON-lines WAF format shares: one JSON object per line, mapped by the
+/// format's `parse` function; blank, NUL-holding and non-JSON lines are skipped with reasons.
+pub(crate) struct JsonLinesParser {
+    pub ctx: crate::ParseContext,
+    pub parse: JsonRecordFn,
+}
+
+impl crate::Parser for JsonLinesParser {
+    fn feed(&mut self, line: u64, bytes: &[u8], sink: &mut dyn crate::EventSink) {
+        if let Some(reason) = crate::precheck(bytes) {
+            return sink.skip(line, reason, bytes);
+        }
+        let m: serde_json::Map<String, serde_json::Value> = match serde_json::from_slice(bytes) {
+            Ok(m) => m,
+            Err(_) => return sink.skip(line, crate::skip::UNPARSEABLE, bytes),
+        };
+        match (self.parse)(&m, &self.ctx) {
+            Ok(r) => sink.event(&r.event(), line, bytes),
+            Err(reason) => sink.skip(line, reason, bytes),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

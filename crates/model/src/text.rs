@@ -57,6 +57,27 @@ pub fn is_unsafe_char(c: char) -> bool {
         )
 }
 
+/// HTML-escapes `s` for element text and for quoted or unquoted attribute values. Every HTML
+/// view of ecir (scan report, audit calendar, case record) escapes through this one function;
+/// log-derived text goes through [`escape_controls`] first so controls and bidi overrides
+/// are shown, not obeyed.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '`' => out.push_str("&#96;"),
+            '=' => out.push_str("&#61;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// `true` when `s` would be changed by [`escape_controls`].
 pub fn needs_escape(s: &str) -> bool {
     s.chars().any(is_unsafe_char)
@@ -70,6 +91,14 @@ mod tests {
     fn escapes_terminal_sequences_and_bidi() {
         let s = evidence_text(b"GET /\x1b[31mred\x07 \xe2\x80\xae evil");
         assert_eq!(s, "GET /\\x1b[31mred\\x07 \\u{202e} evil");
+    }
+
+    #[test]
+    fn html_escape_covers_text_and_attributes() {
+        assert_eq!(
+            html_escape(r#"<a href='x' onclick="y"=`z`>&"#),
+            "&lt;a href&#61;&#39;x&#39; onclick&#61;&quot;y&quot;&#61;&#96;z&#96;&gt;&amp;"
+        );
     }
 
     #[test]
