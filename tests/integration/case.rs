@@ -134,3 +134,83 @@ fn playbooks_lint_export_and_import() {
             || String::from_utf8_lossy(&o.stderr).contains("bad.toml")
     );
 }
+
+#[test]
+fn case_next_reads_answers_from_a_pipe_and_set_and_discovery_recompute() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let dir = temp_dir("case-next");
+    let case = dir.join("case");
+    let c = case.to_str().unwrap();
+    let o = run(&[
+        "case",
+        "new",
+        c,
+        "--playbook",
+        "web-shell",
+        "--discovered",
+        "2026-11-20T10:00:00+09:00",
+        "--lang",
+        "en",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let mut child = ecir()
+        .args(["case", "next", c, "--by", "tester"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"done\nnote called the hosting company\nskip\nquit\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("CS-01") && text.contains("CS-02"), "{text}");
+    let status = |at: &str| -> serde_json::Value {
+        let o = run(&["case", "status", c, "--json", "--at", at]);
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let st = status("2026-11-21T10:00:00+09:00");
+    let steps = st["steps"].as_array().unwrap();
+    let by_id = |id: &str| steps.iter().find(|s| s["id"] == id).unwrap().clone();
+    assert_eq!(by_id("CS-01")["status"], "done");
+    assert_eq!(by_id("CS-02")["status"], "skipped");
+    // Variables and a corrected discovery time are journaled; state is derived again.
+    assert_eq!(
+        run(&["case", "set", c, "affected_count=12"]).status.code(),
+        Some(0)
+    );
+    let deadlines = |st: &serde_json::Value| -> Vec<String> {
+        st["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["deadline"].as_str().map(String::from))
+            .collect()
+    };
+    let before = deadlines(&status("2026-11-21T10:00:00+09:00"));
+    let o = run(&[
+        "case",
+        "discovered",
+        c,
+        "2026-11-18T10:00:00+09:00",
+        "--reason",
+        "earlier alert found",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let after = deadlines(&status("2026-11-21T10:00:00+09:00"));
+    assert!(
+        !before.is_empty() && before != after,
+        "deadlines move with the discovery time"
+    );
+    assert_eq!(run(&["case", "verify", c]).status.code(), Some(0));
+}
