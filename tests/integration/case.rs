@@ -147,7 +147,7 @@ fn case_next_reads_answers_from_a_pipe_and_set_and_discovery_recompute() {
         "new",
         c,
         "--playbook",
-        "web-shell",
+        "card-skimming",
         "--discovered",
         "2026-11-20T10:00:00+09:00",
         "--lang",
