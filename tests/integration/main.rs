@@ -7,4 +7,5 @@ mod cli;
 mod corpus;
 mod html_browser;
 mod rules;
+mod skim_case;
 mod support;
