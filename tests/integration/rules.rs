@@ -99,6 +99,19 @@ rule_tests! {
     webshell_upload_dir_script => "webshell.upload_dir_script",
     webshell_rare_script => "webshell.rare_script",
     webshell_command_param => "webshell.command_param",
+    card_asset_drift => "card.asset_drift",
+    card_first_seen_script => "card.first_seen_script",
+    card_exfil_drop => "card.exfil_drop",
+    card_drop_harvest => "card.drop_harvest",
+    card_image_beacon => "card.image_beacon",
+    card_foreign_referer_completion => "card.foreign_referer_completion",
+    card_code_planting => "card.code_planting",
+    card_reinjection => "card.reinjection",
+    cardtest_velocity => "cardtest.velocity",
+    cardtest_distributed => "cardtest.distributed",
+    cardtest_account_burst => "cardtest.account_burst",
+    chain_skimming => "chain.skimming",
+    chain_card_testing => "chain.card_testing",
 }
 
 #[test]

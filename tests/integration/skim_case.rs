@@ -470,3 +470,47 @@ fn determinism_across_threads() {
     assert_eq!(a, b);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A normal release day, a marketing tag added by staff, a flash sale with customers retrying
+/// declined cards: nothing high, no exposure window, no card testing, no chain.
+#[test]
+fn card_negatives_stay_below_high() {
+    for name in ["release-day", "marketing-tag", "flash-sale"] {
+        let path = crate::support::root()
+            .join("tests/fixtures/rules")
+            .join(format!("negative.{name}.log"));
+        let (_, rep) = scan_json(&[
+            "--fail-on",
+            "never",
+            "--tz",
+            "Asia/Tokyo",
+            path.to_str().unwrap(),
+        ]);
+        assert!(rep["exposure"].is_null(), "{name}: {}", rep["exposure"]);
+        for f in rep["findings"].as_array().unwrap() {
+            let sev = f["severity"].as_str().unwrap();
+            let rule = f["rule"].as_str().unwrap();
+            assert!(
+                !matches!(sev, "high" | "critical"),
+                "{name}: {rule} is {sev}"
+            );
+            assert!(
+                !rule.starts_with("cardtest.")
+                    && !rule.starts_with("chain.")
+                    && rule != "card.first_seen_script",
+                "{name}: {rule}"
+            );
+        }
+    }
+    // The release is visible, but low: several assets changed together after a staff edit.
+    let path = crate::support::root().join("tests/fixtures/rules/negative.release-day.log");
+    let (_, rep) = scan_json(&["--fail-on", "never", path.to_str().unwrap()]);
+    let drift: Vec<&serde_json::Value> = rep["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "card.asset_drift")
+        .collect();
+    assert_eq!(drift.len(), 3);
+    assert!(drift.iter().all(|f| f["severity"] == "low"));
+}

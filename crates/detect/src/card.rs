@@ -145,6 +145,24 @@ struct SizeStat {
     n: u32,
     first: i64,
     last: i64,
+    /// The earliest two lines served at this size (for a new size: the change itself).
+    ev: Vec<ecir_model::Evidence>,
+}
+
+const SIZE_EV: usize = 2;
+
+/// Keeps the [`SIZE_EV`] earliest lines by (time, file, line), building text only for those.
+fn offer_earliest(v: &mut Vec<ecir_model::Evidence>, origin: &Origin<'_>, ts: Option<Timestamp>) {
+    let key = (ts, &**origin.file, origin.line);
+    if v.len() >= SIZE_EV {
+        let worst = &v[v.len() - 1];
+        if key >= (worst.ts, &*worst.file, worst.line) {
+            return;
+        }
+    }
+    v.push(crate::evidence::evidence(origin, ts, 30));
+    v.sort_by(|a, b| (a.ts, &a.file, a.line).cmp(&(b.ts, &b.file, b.line)));
+    v.truncate(SIZE_EV);
 }
 
 #[derive(Default, Debug)]
@@ -491,16 +509,17 @@ impl DetectorState for Card {
                             s.n += 1;
                             s.first = s.first.min(ts_ms);
                             s.last = s.last.max(ts_ms);
+                            offer_earliest(&mut s.ev, origin, ev.ts);
                         }
                         None if !full => {
-                            a.sizes.insert(
-                                b,
-                                SizeStat {
-                                    n: 1,
-                                    first: ts_ms,
-                                    last: ts_ms,
-                                },
-                            );
+                            let mut st = SizeStat {
+                                n: 1,
+                                first: ts_ms,
+                                last: ts_ms,
+                                ev: Vec::new(),
+                            };
+                            offer_earliest(&mut st.ev, origin, ev.ts);
+                            a.sizes.insert(b, st);
                         }
                         None => a.sizes_overflow = true,
                     }
@@ -512,7 +531,7 @@ impl DetectorState for Card {
         // Same-origin drop: a non-route file posted to from checkout pages.
         let long_query = query.len() >= 200;
         if from_checkout
-            && (is_post || (is_get && long_query))
+            && (is_post || (is_get && long_query && !is_image(&e_lc)))
             && !e.is_empty()
             && !legit_ajax(path)
             && !Routes::m(&routes.submit, path, query)
@@ -600,10 +619,14 @@ impl DetectorState for Card {
                     n: 0,
                     first: s.first,
                     last: s.last,
+                    ev: Vec::new(),
                 });
                 e.n += s.n;
                 e.first = e.first.min(s.first);
                 e.last = e.last.max(s.last);
+                e.ev.extend(s.ev);
+                e.ev.sort_by(|a, b| (a.ts, &a.file, a.line).cmp(&(b.ts, &b.file, b.line)));
+                e.ev.truncate(SIZE_EV);
             }
             if m.sizes.len() > MAX_SIZES {
                 m.sizes_overflow = true;
@@ -719,13 +742,21 @@ impl DetectorState for Card {
             if !new_sizes.is_empty() {
                 new_sizes.sort();
                 old_sizes.sort();
-                changes.push((
-                    path.to_string(),
-                    at,
-                    old_sizes,
-                    new_sizes,
-                    a.ev.clone().into_vec(),
-                ));
+                let mut ev = Vec::new();
+                for (b, st) in &stable {
+                    let w = if new_sizes.contains(b) {
+                        60
+                    } else if old_sizes.contains(b) {
+                        30
+                    } else {
+                        continue;
+                    };
+                    ev.extend(st.ev.iter().cloned().map(|mut e| {
+                        e.weight = w;
+                        e
+                    }));
+                }
+                changes.push((path.to_string(), at, old_sizes, new_sizes, ev));
             }
         }
         for (path, at, old, new, ev) in &changes {
@@ -756,7 +787,7 @@ impl DetectorState for Card {
             f.last_seen = Some(ts(*at));
             f.paths = vec![path.clone()];
             f.count = 1;
-            f.evidence = pick_around(ev.clone(), *at);
+            f.evidence = ev.clone();
             f.playbook = Some(PLAYBOOK.into());
             out.push(f);
         }
@@ -975,15 +1006,6 @@ fn join(v: &[u64]) -> String {
         .map(|b| b.to_string())
         .collect::<Vec<_>>()
         .join(" / ")
-}
-
-/// Evidence nearest the change first.
-fn pick_around(mut ev: Vec<ecir_model::Evidence>, at: i64) -> Vec<ecir_model::Evidence> {
-    for e in &mut ev {
-        let d = e.ts.map_or(i64::MAX, |t| (t.utc_ms - at).abs());
-        e.weight = (1_000_000_000u64.saturating_sub((d / 1000) as u64)).min(u32::MAX as u64) as u32;
-    }
-    ev
 }
 
 fn card_testing(s: &Card, cfg: &CardConfig, offset: i32, out: &mut Vec<Finding>) {

@@ -342,9 +342,11 @@ fn chain_finding(
     f.paths = paths.into_iter().take(20).cloned().collect();
     f.count = members.len() as u64;
     // The first evidence line of each member, so the chain cites its steps.
+    let mut seen = BTreeSet::new();
     f.evidence = members
         .iter()
         .filter_map(|m| m.evidence.iter().min_by_key(|e| (e.ts, e.line)).cloned())
+        .filter(|e| seen.insert((e.file.clone(), e.line)))
         .collect();
     f.related = members.iter().map(|m| m.id.clone()).collect();
     f

@@ -213,6 +213,9 @@ pub fn scan(
         activity: Vec::new(),
     };
     report.sort_and_number_findings();
+    if let Some(e) = &mut report.exposure {
+        e.basis.sort();
+    }
     report.warnings = run_warnings(&report, &traffic);
     report.top_ips = traffic.top_ips(&report.findings, 10);
     report.stats = stats(&report, &traffic, started, threads);

@@ -104,6 +104,10 @@ fn asset_drift_finds_the_new_stable_size_not_compression_variants() {
         "old sizes: {}",
         f[0].summary
     );
+    // Evidence shows the new size first, then the old ones; at most two lines per size.
+    assert!(f[0].evidence.len() <= 8, "{:?}", f[0].evidence);
+    assert!(f[0].evidence[0].text.contains("|3600|") || f[0].evidence[0].text.contains("|1440|"));
+    assert!(f[0].evidence.iter().any(|e| e.text.contains("|1200|")));
     let at = f[0].first_seen.unwrap().utc_ms / 1000 - 1_700_000_000;
     assert!((6 * DAY..6 * DAY + DAY).contains(&at), "{at}");
     // Same size all along (two variants, 304s): nothing.
