@@ -267,11 +267,10 @@ fn render_exposure(o: &mut String, e: &ecir_model::Exposure, p: &dyn Painter) {
     };
     let _ = writeln!(
         o,
-        "  {} ({}); {}; {}",
+        "  {} ({}); {}; orders = completion-page hits, one per client IP + user agent session",
         p.dim(&format!("basis {}", e.basis.join(", "))),
         start,
         end,
-        "orders = completion-page hits, one per client IP + user agent session"
     );
     if let Some(days) = e.extra.get("per_day").and_then(|v| v.as_array()) {
         let cells: Vec<String> = days
