@@ -301,6 +301,15 @@ pub struct ScanArgs {
     /// Accounts created by one IP within --velocity-window that make a burst.
     #[arg(long = "account-burst", default_value_t = 5, value_name = "N")]
     pub account_burst: u32,
+
+    /// Payment failures an application log records for one IP within --velocity-window that
+    /// make card testing.
+    #[arg(long = "payment-failures", default_value_t = 4, value_name = "N")]
+    pub payment_failures: u32,
+
+    /// Distinct IPs failing payment within 10 minutes that make distributed card testing.
+    #[arg(long = "distributed-min-ips", default_value_t = 10, value_name = "N")]
+    pub distributed_min_ips: usize,
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum, PartialEq, Eq)]

@@ -142,6 +142,8 @@ pub fn run(a: ScanArgs) -> u8 {
         velocity_window_secs: a.velocity_window.max(1) * 60,
         failure_ratio: a.failure_ratio,
         account_burst: a.account_burst.max(1),
+        payment_failures: a.payment_failures.max(1),
+        distributed_min_ips: a.distributed_min_ips.max(2),
         ..Default::default()
     };
     let opts = ScanOptions {

@@ -2,6 +2,7 @@
 //! one fixture and snapshot per detection rule, and checks against third-party corpora.
 
 mod audit;
+mod card_corpus;
 mod case;
 mod cli;
 mod corpus;

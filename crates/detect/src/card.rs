@@ -39,7 +39,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use ecir_model::{Category, Event, Finding, Severity, Timestamp};
+use ecir_model::{Category, Event, EventDetail, Finding, Severity, Timestamp};
 use ecir_profiles::Profile;
 
 use crate::evidence::{SmallestSet, Span, TopEvidence};
@@ -89,6 +89,12 @@ pub struct CardConfig {
     pub failure_ratio: f64,
     /// Accounts created by one IP within the window that make a burst (5).
     pub account_burst: u32,
+    /// Payment failures an application log confirms for one IP within the window that make
+    /// card testing (4; CrowdSec's `http-magento-ccs` overflows at the 4th quick failure).
+    pub payment_failures: u32,
+    /// Distinct failing IPs within 10 minutes that make distributed testing without a
+    /// baseline (10).
+    pub distributed_min_ips: usize,
     /// Gap that ends a checkout session, seconds (1800).
     pub session_gap_secs: i64,
 }
@@ -106,6 +112,8 @@ impl Default for CardConfig {
             velocity_window_secs: 1800,
             failure_ratio: 0.8,
             account_burst: 5,
+            payment_failures: 4,
+            distributed_min_ips: 10,
             session_gap_secs: 1800,
         }
     }
@@ -200,6 +208,8 @@ struct Minute {
     fail: u32,
     limited: u32,
     account: u32,
+    /// Payment failures an application log confirms (Magento `PAYMENT_FAILED`).
+    pay_fail: u32,
 }
 
 #[derive(Default, Debug)]
@@ -396,8 +406,35 @@ fn legit_ajax(path: &str) -> bool {
     l.ends_with("/admin-ajax.php") || l == "/index.php" || l.ends_with("/wp-cron.php")
 }
 
+/// What an application log line says about checkout, if anything.
+fn app_kind(message: &str) -> Option<&'static str> {
+    if message == "PAYMENT_FAILED" || message.contains("購入エラーが発生しました") {
+        Some("payment-failed")
+    } else if message == "CUSTOMER_REGISTER_SUCCESS" {
+        Some("account")
+    } else {
+        None
+    }
+}
+
 impl DetectorState for Card {
     fn observe(&mut self, ev: &Event<'_>, origin: &Origin<'_>) {
+        if let EventDetail::App { message, .. } = &ev.detail {
+            if let (Some(ip), Some(kind)) = (ev.client_ip, app_kind(message)) {
+                self.span.add(ev.ts);
+                let ts_ms = ev.ts.map_or(i64::MIN, |t| t.utc_ms);
+                let c = self.clients.entry(ip).or_default();
+                let m = c.minutes.entry(ts_ms.div_euclid(60_000)).or_default();
+                if kind == "account" {
+                    m.account += 1;
+                    c.account_ev.offer(origin, ev.ts, 15);
+                } else {
+                    m.pay_fail += 1;
+                    c.ev.offer(origin, ev.ts, 25);
+                }
+            }
+            return;
+        }
         let (Some(method), Some(status)) = (ev.method.as_deref(), ev.status) else {
             return;
         };
@@ -674,6 +711,7 @@ impl DetectorState for Card {
                 y.fail += x.fail;
                 y.limited += x.limited;
                 y.account += x.account;
+                y.pay_fail += x.pay_fail;
             }
             m.ev.merge(c.ev);
             m.account_ev.merge(c.account_ev);
@@ -1010,49 +1048,60 @@ fn join(v: &[u64]) -> String {
 
 fn card_testing(s: &Card, cfg: &CardConfig, offset: i32, out: &mut Vec<Finding>) {
     let win = cfg.velocity_window_secs.max(60) * 1000 / 60_000;
+    let t = |m: i64| Timestamp::new(m * 60_000, offset);
     let mut clients: Vec<(&IpAddr, &Client)> = s.clients.iter().collect();
     clients.sort_by(|a, b| a.0.cmp(b.0));
-    // Per-hour site-wide failures and submissions, and which IPs failed in each hour.
+    // Per-hour site-wide failures and submissions, and which IPs failed in each hour; and
+    // which IPs failed in each minute (for bursts).
     let mut hours: BTreeMap<i64, (u64, u64, BTreeSet<IpAddr>)> = BTreeMap::new();
+    let mut minutes: BTreeMap<i64, BTreeSet<IpAddr>> = BTreeMap::new();
     for (ip, c) in &clients {
         // Sliding window over minutes.
         let mins: Vec<(i64, Minute)> = c.minutes.iter().map(|(k, v)| (*k, *v)).collect();
         let mut best: Option<(u32, u32, u32, i64, i64)> = None;
+        let mut best_pay: Option<(u32, i64, i64)> = None;
         let mut best_acc: Option<(u32, i64, i64)> = None;
         let mut j = 0;
-        let (mut sub, mut fail, mut lim, mut acc) = (0u32, 0u32, 0u32, 0u32);
+        let mut w = Minute::default();
         for i in 0..mins.len() {
             let (m, x) = mins[i];
-            sub += x.submit;
-            fail += x.fail;
-            lim += x.limited;
-            acc += x.account;
+            w.submit += x.submit;
+            w.fail += x.fail;
+            w.limited += x.limited;
+            w.account += x.account;
+            w.pay_fail += x.pay_fail;
             while mins[j].0 <= m - win {
                 let y = mins[j].1;
-                sub -= y.submit;
-                fail -= y.fail;
-                lim -= y.limited;
-                acc -= y.account;
+                w.submit -= y.submit;
+                w.fail -= y.fail;
+                w.limited -= y.limited;
+                w.account -= y.account;
+                w.pay_fail -= y.pay_fail;
                 j += 1;
             }
-            let failures = (fail + lim).min(sub.max(fail + lim));
+            let sub = w.submit;
+            let failures = (w.fail + w.limited).min(sub.max(w.fail + w.limited));
             if sub >= cfg.velocity_attempts
                 && best.is_none_or(|b| sub > b.0)
                 && failures as f64 >= cfg.failure_ratio * sub as f64
             {
-                best = Some((sub, failures, lim, mins[j].0, m));
+                best = Some((sub, failures, w.limited, mins[j].0, m));
             }
-            if acc >= cfg.account_burst && best_acc.is_none_or(|b| acc > b.0) {
-                best_acc = Some((acc, mins[j].0, m));
+            if w.pay_fail >= cfg.payment_failures && best_pay.is_none_or(|b| w.pay_fail > b.0) {
+                best_pay = Some((w.pay_fail, mins[j].0, m));
             }
+            if w.account >= cfg.account_burst && best_acc.is_none_or(|b| w.account > b.0) {
+                best_acc = Some((w.account, mins[j].0, m));
+            }
+            let failed = x.fail + x.limited + x.pay_fail;
             let h = hours.entry(m.div_euclid(60)).or_default();
-            h.0 += x.submit as u64;
-            h.1 += (x.fail + x.limited) as u64;
-            if x.fail + x.limited > 0 {
+            h.0 += (x.submit + x.pay_fail) as u64;
+            h.1 += failed as u64;
+            if failed > 0 {
                 h.2.insert(**ip);
+                minutes.entry(m).or_default().insert(**ip);
             }
         }
-        let t = |m: i64| Timestamp::new(m * 60_000, offset);
         if let Some((sub, failures, lim, a, b)) = best {
             let mut f = Finding::new("cardtest.velocity", Category::CardTesting, Severity::High);
             f.title =
@@ -1067,6 +1116,27 @@ fn card_testing(s: &Card, cfg: &CardConfig, offset: i32, out: &mut Vec<Finding>)
             f.last_seen = Some(t(b + 1));
             f.ips = vec![ip.to_string()];
             f.count = sub as u64;
+            f.evidence = c.ev.clone().into_vec();
+            out.push(f);
+        } else if let Some((n, a, b)) = best_pay {
+            // Failures the shop application itself logged (no access-log inference).
+            let sev = if n >= cfg.velocity_attempts {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
+            let mut f = Finding::new("cardtest.velocity", Category::CardTesting, sev);
+            f.title = format!("Card testing from {ip}: {n} payment failures");
+            f.summary = format!(
+                "The shop's application log records {n} failed payments from {ip} within {} minutes ({} to {}). A customer retrying a declined card stops after a few tries: check the payment provider's console and block the client.",
+                cfg.velocity_window_secs / 60,
+                t(a),
+                t(b)
+            );
+            f.first_seen = Some(t(a));
+            f.last_seen = Some(t(b + 1));
+            f.ips = vec![ip.to_string()];
+            f.count = n as u64;
             f.evidence = c.ev.clone().into_vec();
             out.push(f);
         }
@@ -1093,58 +1163,101 @@ fn card_testing(s: &Card, cfg: &CardConfig, offset: i32, out: &mut Vec<Finding>)
             out.push(f);
         }
     }
-    // Distributed testing: an hour far above the logs' median hour of failures.
+    let never_browsed = |ips: &BTreeSet<IpAddr>| {
+        let never = ips
+            .iter()
+            .filter(|ip| !s.browsed.get(ip).copied().unwrap_or(false))
+            .count();
+        never * 2 >= ips.len()
+    };
+    // Distributed testing: an hour far above the logs' median hour of failures, or (without a
+    // baseline) many distinct IPs failing within ten minutes.
+    let mut spans: Vec<(i64, i64)> = Vec::new();
+    let mut ips: BTreeSet<IpAddr> = BTreeSet::new();
+    let mut median = None;
     if hours.len() >= 2 {
         let mut all: Vec<u64> = hours.values().map(|h| h.1).collect();
         all.sort();
-        let median = all[all.len() / 2];
-        let mut flagged: Vec<(i64, u64, u64, usize, usize)> = Vec::new();
-        for (h, (sub, fail, ips)) in &hours {
-            if *fail < 10 || *fail < 5 * median.max(1) || ips.len() < 5 {
-                continue;
+        let med = all[all.len() / 2];
+        median = Some(med);
+        for (h, (_, fail, hips)) in &hours {
+            if *fail >= 10 && *fail >= 5 * med.max(1) && hips.len() >= 5 && never_browsed(hips) {
+                spans.push((h * 60, h * 60 + 59));
+                ips.extend(hips.iter().copied());
             }
-            let never = ips
-                .iter()
-                .filter(|ip| !s.browsed.get(ip).copied().unwrap_or(false))
-                .count();
-            if never * 2 < ips.len() {
-                continue;
-            }
-            flagged.push((*h, *sub, *fail, ips.len(), never));
         }
-        if let (Some(first), Some(last)) = (flagged.first(), flagged.last()) {
-            let fails: u64 = flagged.iter().map(|x| x.2).sum();
-            let mut ips: BTreeSet<IpAddr> = BTreeSet::new();
-            for (h, ..) in &flagged {
-                ips.extend(hours[h].2.iter().copied());
-            }
-            let mut f = Finding::new(
-                "cardtest.distributed",
-                Category::CardTesting,
-                Severity::High,
-            );
-            f.title = format!(
-                "Distributed card testing: {fails} failed checkouts from {} IPs",
-                ips.len()
-            );
-            f.summary = format!(
-                "In {} hour(s) checkout failures ran at least 5× the logs' median hour ({median}), from {} IPs, most of which never browsed the shop before paying. That is card testing spread across many addresses; a payment-provider outage would fail real browsing customers too.",
-                flagged.len(),
-                ips.len()
-            );
-            f.first_seen = Some(Timestamp::new(first.0 * 3_600_000, offset));
-            f.last_seen = Some(Timestamp::new(last.0 * 3_600_000 + 3_599_000, offset));
-            f.ips = ips.iter().take(10).map(|i| i.to_string()).collect();
-            f.count = fails;
-            let mut ev = TopEvidence::default();
-            for ip in ips.iter().take(20) {
-                if let Some(c) = s.clients.get(ip) {
-                    ev.merge(c.ev.clone());
+    }
+    let keys: Vec<i64> = minutes.keys().copied().collect();
+    let mut j = 0;
+    let mut window: BTreeMap<IpAddr, u32> = BTreeMap::new();
+    for i in 0..keys.len() {
+        for ip in &minutes[&keys[i]] {
+            *window.entry(*ip).or_default() += 1;
+        }
+        while keys[j] <= keys[i] - 10 {
+            for ip in &minutes[&keys[j]] {
+                if let Some(n) = window.get_mut(ip) {
+                    *n -= 1;
+                    if *n == 0 {
+                        window.remove(ip);
+                    }
                 }
             }
-            f.evidence = ev.into_vec();
-            out.push(f);
+            j += 1;
         }
+        if window.len() >= cfg.distributed_min_ips.max(2) {
+            let w: BTreeSet<IpAddr> = window.keys().copied().collect();
+            if never_browsed(&w) {
+                spans.push((keys[j], keys[i]));
+                ips.extend(w);
+            }
+        }
+    }
+    if let (Some(first), Some(last)) = (
+        spans.iter().map(|x| x.0).min(),
+        spans.iter().map(|x| x.1).max(),
+    ) {
+        let mut fails = 0u64;
+        for ip in &ips {
+            if let Some(c) = s.clients.get(ip) {
+                fails += c
+                    .minutes
+                    .range(first..=last)
+                    .map(|(_, m)| (m.fail + m.limited + m.pay_fail) as u64)
+                    .sum::<u64>();
+            }
+        }
+        let mut f = Finding::new(
+            "cardtest.distributed",
+            Category::CardTesting,
+            Severity::High,
+        );
+        f.title = format!(
+            "Distributed card testing: {fails} failed payments from {} IPs",
+            ips.len()
+        );
+        f.summary = format!(
+            "Between {} and {} payments failed {fails} times from {} IPs{}, most of which never browsed the shop (in these logs) before paying. That is card testing spread across many addresses; a payment-provider outage would fail real browsing customers too.",
+            t(first),
+            t(last + 1),
+            ips.len(),
+            match median {
+                Some(m) => format!(" (the logs' median hour has {m} failures)"),
+                None => String::new(),
+            }
+        );
+        f.first_seen = Some(t(first));
+        f.last_seen = Some(t(last + 1));
+        f.ips = ips.iter().take(10).map(|i| i.to_string()).collect();
+        f.count = fails;
+        let mut ev = TopEvidence::default();
+        for ip in ips.iter().take(20) {
+            if let Some(c) = s.clients.get(ip) {
+                ev.merge(c.ev.clone());
+            }
+        }
+        f.evidence = ev.into_vec();
+        out.push(f);
     }
 }
 

@@ -12,6 +12,7 @@ pub mod azure_waf;
 pub mod clf;
 pub mod cloudflare;
 pub mod context;
+pub mod magento_events;
 pub mod modsec_errorlog;
 pub mod modsec_json;
 pub mod modsec_native;
@@ -114,10 +115,11 @@ static AWS_WAF: aws_waf::AwsWaf = aws_waf::AwsWaf;
 static CLOUDFLARE: cloudflare::Cloudflare = cloudflare::Cloudflare;
 static AZURE_WAF: azure_waf::AzureWaf = azure_waf::AzureWaf;
 static SITEGUARD: siteguard::SiteGuard = siteguard::SiteGuard;
+static MAGENTO_EVENTS: magento_events::MagentoEvents = magento_events::MagentoEvents;
 
 /// Every format ecir knows, in detection priority order.
 pub fn registry() -> &'static [&'static dyn Format] {
-    static ALL: [&'static dyn Format; 10] = [
+    static ALL: [&'static dyn Format; 11] = [
         &MODSEC_JSON,
         &AWS_WAF,
         &CLOUDFLARE,
@@ -128,6 +130,7 @@ pub fn registry() -> &'static [&'static dyn Format] {
         &NGINX_JSON,
         &CLF,
         &AUTH_LOG,
+        &MAGENTO_EVENTS,
     ];
     &ALL
 }

@@ -313,6 +313,8 @@ fn options_map(opts: &ScanOptions) -> BTreeMap<String, Value> {
             "velocity_window_secs": d.card.velocity_window_secs,
             "failure_ratio": d.card.failure_ratio,
             "account_burst": d.card.account_burst,
+            "payment_failures": d.card.payment_failures,
+            "distributed_min_ips": d.card.distributed_min_ips,
         }),
     );
     if !d.card.psp_domains.is_empty() {

@@ -495,3 +495,52 @@ fn hostile_text_does_not_panic() {
     ];
     let _ = run(&lines);
 }
+
+fn app_failures(ip: &str, times: &[i64]) -> Vec<Event<'static>> {
+    times
+        .iter()
+        .map(|t| Event {
+            ts: Some(Timestamp::from_secs(1_700_000_000 + t, 0)),
+            client_ip: ip.parse().ok(),
+            detail: ecir_model::EventDetail::App {
+                level: "INFO".into(),
+                channel: Some("crowdsec-events".into()),
+                message: "PAYMENT_FAILED".into(),
+            },
+            ..Default::default()
+        })
+        .collect()
+}
+
+fn run_events(evs: &[Event<'_>]) -> Vec<Finding> {
+    let mut c = Box::new(Card::new(Arc::new(DetectConfig::default())));
+    let file: Arc<str> = Arc::from("events.log");
+    for (i, e) in evs.iter().enumerate() {
+        let o = Origin {
+            file: &file,
+            line: i as u64 + 1,
+            raw: b"x",
+        };
+        c.observe(e, &o);
+    }
+    c.finish(&FinishContext::default())
+}
+
+#[test]
+fn payment_failures_from_the_application_log() {
+    let f = run_events(&app_failures("1.2.3.4", &[0, 6, 11, 19]));
+    assert_eq!(rules(&f), vec!["cardtest.velocity"]);
+    assert_eq!(f[0].severity, Severity::Medium);
+    // Three declines in a row: a customer, not a tester.
+    assert!(run_events(&app_failures("1.2.3.4", &[0, 6, 11])).is_empty());
+    // Twelve IPs failing once each within a minute, never browsing: distributed.
+    let mut many = Vec::new();
+    for i in 0..12 {
+        many.extend(app_failures(&format!("1.2.4.{}", i + 1), &[i]));
+    }
+    let f = run_events(&many);
+    assert_eq!(rules(&f), vec!["cardtest.distributed"]);
+    assert_eq!(f[0].count, 12);
+    // Nine are below --distributed-min-ips.
+    assert!(run_events(&many[..9]).is_empty());
+}
