@@ -102,6 +102,7 @@ rule_tests! {
     card_asset_drift => "card.asset_drift",
     card_first_seen_script => "card.first_seen_script",
     card_exfil_drop => "card.exfil_drop",
+    card_fake_payment_page => "card.fake_payment_page",
     card_drop_harvest => "card.drop_harvest",
     card_image_beacon => "card.image_beacon",
     card_foreign_referer_completion => "card.foreign_referer_completion",

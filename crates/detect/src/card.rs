@@ -20,6 +20,8 @@
 //!   a writable directory. A tag loaded on every page (marketing) is not reported.
 //! - `card.exfil_drop`: POSTs (or GETs with long queries) to a non-route file with a checkout
 //!   referer from ≥ `drop_min_ips` customer IPs: high.
+//! - `card.fake_payment_page`: the same, when most of those customers then submitted the real
+//!   checkout within 30 minutes (double card entry, the EC-CUBE 2 fake payment screen): high.
 //! - `card.drop_harvest`: one of few IPs fetching a file in a writable directory ≥3 times,
 //!   apart in time, with a growing size: high.
 //! - `card.image_beacon`: image requests with long base64 queries from ≥ `drop_min_ips` IPs:
@@ -47,6 +49,7 @@ use crate::{downcast, DetectConfig, DetectorState, FinishContext, Origin};
 
 pub const RULES: &[&str] = &[
     "card.asset_drift",
+    "card.fake_payment_page",
     "card.first_seen_script",
     "card.exfil_drop",
     "card.drop_harvest",
@@ -191,6 +194,16 @@ struct PathHits {
     count: u64,
     checkout_refs: u64,
     ev: TopEvidence,
+    /// First time of each of the smallest [`MAX_PATH_IPS`] client IPs (drops only).
+    firsts: BTreeMap<IpAddr, i64>,
+}
+
+fn add_first(m: &mut BTreeMap<IpAddr, i64>, ip: IpAddr, t: i64) {
+    let e = m.entry(ip).or_insert(t);
+    *e = (*e).min(t);
+    while m.len() > MAX_PATH_IPS {
+        m.pop_last();
+    }
 }
 
 #[derive(Default, Debug)]
@@ -269,6 +282,8 @@ pub struct Card {
     span: Span,
     assets: HashMap<Box<str>, Asset>,
     drops: HashMap<Box<str>, PathHits>,
+    /// Page views (GET 200) of off-flow script or HTML files from checkout pages.
+    offflow_gets: HashMap<Box<str>, u64>,
     beacons: HashMap<Box<str>, PathHits>,
     harvest: HashMap<Box<str>, Harvest>,
     clients: HashMap<IpAddr, Client>,
@@ -292,6 +307,7 @@ impl Card {
             span: Span::default(),
             assets: HashMap::new(),
             drops: HashMap::new(),
+            offflow_gets: HashMap::new(),
             beacons: HashMap::new(),
             harvest: HashMap::new(),
             clients: HashMap::new(),
@@ -585,8 +601,19 @@ impl DetectorState for Card {
             d.span.add(ev.ts);
             if let Some(ip) = ip {
                 d.ips.insert(ip);
+                add_first(&mut d.firsts, ip, ts_ms);
             }
             d.ev.offer(origin, ev.ts, 60);
+        }
+
+        if from_checkout
+            && is_get
+            && status == 200
+            && matches!(e_lc.as_str(), "php" | "html" | "htm" | "cgi")
+            && !legit_ajax(path)
+            && !Routes::m(&routes.input, path, query)
+        {
+            *self.offflow_gets.entry(path.into()).or_default() += 1;
         }
 
         // Image beacons.
@@ -677,6 +704,9 @@ impl DetectorState for Card {
                 });
                 merge_hits(m, d);
             }
+        }
+        for (k, n) in o.offflow_gets {
+            *self.offflow_gets.entry(k).or_default() += n;
         }
         for (k, d) in o.completion_refs {
             merge_hits(self.completion_refs.entry(k).or_default(), d);
@@ -878,13 +908,40 @@ impl DetectorState for Card {
                     continue;
                 }
                 let drop = rule == "card.exfil_drop";
+                // Customers who, after posting to this path, submitted the real checkout
+                // within 30 minutes: they typed their card twice (a fake payment page).
+                let reentered = d
+                    .firsts
+                    .iter()
+                    .filter(|(ip, t)| {
+                        s.clients.get(ip).is_some_and(|c| {
+                            let m0 = t.div_euclid(60_000);
+                            c.minutes.range(m0..=m0 + 30).any(|(_, x)| x.submit > 0)
+                        })
+                    })
+                    .count();
+                let views = s.offflow_gets.get(path).copied().unwrap_or(0);
+                let fake = drop
+                    && views >= cfg.drop_min_ips as u64
+                    && reentered >= cfg.drop_min_ips
+                    && reentered * 2 >= d.firsts.len();
+                let rule = if fake { "card.fake_payment_page" } else { rule };
                 let sev = if drop || d.checkout_refs > 0 {
                     Severity::High
                 } else {
                     Severity::Medium
                 };
                 let mut f = Finding::new(rule, Category::CardSkimming, sev);
-                if drop {
+                if fake {
+                    f.title =
+                        format!("Fake payment step: customers posted to {path}, then paid again");
+                    f.summary = format!(
+                        "{} request(s) from {}{n} customer IPs posted to {path}, which is not a shop route, from checkout pages, after it was served to them as a page {views} time(s); {reentered} of the {} customers looked at then submitted the real checkout within 30 minutes. Customers entering their card twice, first on a page outside the payment flow, is how a fake payment form on the shop harvests cards while orders still complete. Preserve the file.",
+                        d.count,
+                        if d.ips.overflowed() { "at least " } else { "" },
+                        d.firsts.len()
+                    );
+                } else if drop {
                     f.title = format!("Customers' browsers sent data to {path} from checkout");
                     f.summary = format!(
                         "{} request(s) from {}{n} customer IPs posted (or sent long queries) to {path}, which is not a shop route, with a checkout or payment page as referer: the pattern of a skimmer storing card data on the shop itself. Preserve the file and look for where it writes.",
@@ -1037,6 +1094,9 @@ fn merge_hits(m: &mut PathHits, d: PathHits) {
     m.span.merge(d.span);
     m.ips.merge(d.ips);
     m.ev.merge(d.ev);
+    for (ip, t) in d.firsts {
+        add_first(&mut m.firsts, ip, t);
+    }
 }
 
 fn join(v: &[u64]) -> String {

@@ -544,3 +544,61 @@ fn payment_failures_from_the_application_log() {
     // Nine are below --distributed-min-ips.
     assert!(run_events(&many[..9]).is_empty());
 }
+
+#[test]
+fn fake_payment_page_double_card_entry() {
+    let confirm = format!("{SHOP}/shopping/confirm");
+    let mut lines = Vec::new();
+    for i in 0..4 {
+        let ip = format!("100.64.0.{}", i + 1);
+        let t = i * 1000;
+        lines.push(l(t, &ip, "GET", "/user_data/card.php", 200, 5200, &confirm));
+        lines.push(l(
+            t + 60,
+            &ip,
+            "POST",
+            "/user_data/card.php",
+            302,
+            0,
+            &format!("{SHOP}/user_data/card.php"),
+        ));
+        lines.push(l(
+            t + 61,
+            &ip,
+            "POST",
+            "/user_data/card.php",
+            200,
+            900,
+            &confirm,
+        ));
+        lines.push(l(
+            t + 200,
+            &ip,
+            "POST",
+            "/shopping/checkout",
+            302,
+            0,
+            &confirm,
+        ));
+    }
+    let f = run(&lines);
+    assert_eq!(rules(&f), vec!["card.fake_payment_page"]);
+    assert_eq!(f[0].severity, Severity::High);
+    // Without the page views (a script posting in the background) it is a drop.
+    let bg: Vec<_> = lines
+        .iter()
+        .filter(|(_, x)| !x.contains("|GET|"))
+        .cloned()
+        .collect();
+    assert_eq!(rules(&run(&bg)), vec!["card.exfil_drop"]);
+    // Without the real checkout afterwards it is a drop too.
+    let no_reentry: Vec<_> = lines
+        .iter()
+        .filter(|(_, x)| !x.contains("/shopping/checkout"))
+        .cloned()
+        .collect();
+    assert_eq!(rules(&run(&no_reentry)), vec!["card.exfil_drop"]);
+    let a = run_cfg(&lines, 1, DetectConfig::default());
+    let b = run_cfg(&lines, 4, DetectConfig::default());
+    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+}
