@@ -113,6 +113,7 @@ rule_tests! {
     cardtest_account_burst => "cardtest.account_burst",
     chain_skimming => "chain.skimming",
     chain_card_testing => "chain.card_testing",
+    webshell_after_upload => "webshell.after_upload",
 }
 
 #[test]

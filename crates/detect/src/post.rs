@@ -2,11 +2,14 @@
 //!
 //! - `card.code_planting`: an accepted admin edit of storefront code (pages, blocks, layouts,
 //!   CSS/JS, templates, design config, file manager) — code that checkout pages render — taken
-//!   from `admin.code_planting`: high; critical when the admin finding is (compromised session,
+//!   from `admin.code_planting` (uploads are judged by `webshell.after_upload`): high; critical when the admin finding is (compromised session,
 //!   other compromise signals on the IP) or the IP is outside `--admin-allow`; medium from a
 //!   known staff IP.
 //! - `card.reinjection`: storefront edits or asset changes after `--cleaned-at`: high, critical
 //!   when repeated (with their cadence).
+//! - `webshell.after_upload`: a web-shell finding whose script was first requested within an
+//!   hour after an admin upload (file manager, plugin or theme install): high, critical when
+//!   the script was used from another IP than the uploader's.
 //! - `card.asset_drift` findings are linked (`related`) to admin activity in the six hours
 //!   before the change, and raised to high when that activity is itself high.
 //! - `chain.skimming`: admin compromise and web shells linked with the card-skimming findings
@@ -28,6 +31,7 @@ use crate::DetectConfig;
 pub const RULES: &[&str] = &[
     "card.code_planting",
     "card.reinjection",
+    "webshell.after_upload",
     "chain.skimming",
     "chain.card_testing",
 ];
@@ -38,7 +42,6 @@ const STOREFRONT: &[&str] = &[
     "/content/css",
     "/content/js",
     "/content/layout",
-    "/content/file_manager",
     "/store/template",
     "/design/",
     "design_config",
@@ -54,7 +57,8 @@ const STOREFRONT: &[&str] = &[
     "adminthemes",
 ];
 
-/// Whether an admin path writes code that shop pages (checkout included) render.
+/// Whether an admin path writes code that shop pages (checkout included) render. Uploads (file
+/// manager, plugin installs) are left to `webshell.after_upload`.
 pub fn is_storefront_code(path: &str) -> bool {
     let l = path.to_ascii_lowercase();
     STOREFRONT.iter().any(|s| l.contains(s))
@@ -153,6 +157,8 @@ pub fn run(mut findings: Vec<Finding>, cfg: &DetectConfig) -> Vec<Finding> {
     findings.extend(new);
 
     link_drift(&mut findings);
+    let uploads = after_upload(&findings, &mut tmp_id);
+    findings.extend(uploads);
 
     if let Some(c) = cfg.card.cleaned_at {
         if let Some(f) = reinjection(&findings, c, &mut tmp_id) {
@@ -210,6 +216,90 @@ fn link_drift(findings: &mut [Finding]) {
             }
         }
     }
+}
+
+fn is_upload(path: &str) -> bool {
+    let l = path.to_ascii_lowercase();
+    [
+        "file_manager",
+        "plugin/install",
+        "template/install",
+        "upload-plugin",
+        "upload-theme",
+        "up_down",
+        "/ownersstore",
+    ]
+    .iter()
+    .any(|k| l.contains(k))
+}
+
+fn after_upload(findings: &[Finding], tmp_id: &mut impl FnMut() -> String) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let uploads: Vec<(&Finding, Timestamp)> = findings
+        .iter()
+        .filter(|f| f.rule == "admin.code_planting")
+        .flat_map(|f| {
+            f.evidence
+                .iter()
+                .filter(|e| {
+                    f.paths
+                        .iter()
+                        .any(|p| is_upload(p) && e.text.contains(p.as_str()))
+                })
+                .filter_map(move |e| e.ts.map(|t| (f, t)))
+        })
+        .collect();
+    for shell in findings
+        .iter()
+        .filter(|f| f.category == Category::Webshell && f.rule != "webshell.after_upload")
+    {
+        let Some(first) = shell.first_seen else {
+            continue;
+        };
+        let Some((up, at)) = uploads
+            .iter()
+            .filter(|(_, t)| *t <= first && first.utc_ms - t.utc_ms <= 3_600_000)
+            .max_by_key(|(_, t)| *t)
+        else {
+            continue;
+        };
+        let other_ip = shell.ips.iter().any(|i| !up.ips.contains(i));
+        let sev = if other_ip {
+            Severity::Critical
+        } else {
+            Severity::High
+        };
+        let mut f = Finding::new("webshell.after_upload", Category::Webshell, sev);
+        f.id = tmp_id();
+        f.title = format!(
+            "Script first used {} min after an admin upload: {}",
+            (first.utc_ms - at.utc_ms) / 60_000,
+            shell.paths.first().map_or("?", |p| p.as_str())
+        );
+        f.summary = format!(
+            "An admin upload from {} at {at} was followed at {first} by the first request to {}{}. A file placed through the admin panel and then run is a planted web shell: compare the upload directory with a clean copy.",
+            if up.ips.is_empty() { "an unknown IP".to_string() } else { up.ips.join(", ") },
+            shell.paths.join(", "),
+            if other_ip { format!(", from {}: another address than the uploader's", shell.ips.join(", ")) } else { String::new() }
+        );
+        f.first_seen = Some(*at);
+        f.last_seen = shell.last_seen.or(Some(first));
+        let ips: BTreeSet<&String> = up.ips.iter().chain(&shell.ips).collect();
+        f.ips = ips.into_iter().take(20).cloned().collect();
+        f.paths = up.paths.iter().chain(&shell.paths).cloned().collect();
+        f.count = 2;
+        f.evidence = up
+            .evidence
+            .iter()
+            .filter(|e| e.ts == Some(*at))
+            .chain(shell.evidence.iter().take(5))
+            .cloned()
+            .collect();
+        f.playbook = Some("web-shell".into());
+        f.related = vec![up.id.clone(), shell.id.clone()];
+        out.push(f);
+    }
+    out
 }
 
 fn reinjection(

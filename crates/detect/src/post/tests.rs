@@ -298,3 +298,53 @@ fn exposure_falls_back_to_the_compromise_or_is_absent() {
     let f = run(vec![sqli], &DetectConfig::default());
     assert!(exposure(&f, &Orders::default(), &DetectConfig::default()).is_none());
 }
+
+#[test]
+fn web_shell_used_soon_after_an_admin_upload() {
+    let upload = admin_planting(
+        "198.51.100.7",
+        Severity::Critical,
+        &[T0],
+        "/admin/content/file_manager",
+    );
+    let mut shell = Finding::new(
+        "webshell.upload_dir_script",
+        Category::Webshell,
+        Severity::High,
+    );
+    shell.first_seen = Some(ts(T0 + 10 * 60_000));
+    shell.ips = vec!["203.0.113.99".into()];
+    shell.paths = vec!["/html/user_data/x.php".into()];
+    shell.evidence = vec![ev(
+        T0 + 10 * 60_000,
+        "203.0.113.99 \"POST /html/user_data/x.php\"",
+    )];
+    let out = run(
+        vec![upload.clone(), shell.clone()],
+        &DetectConfig::default(),
+    );
+    let w = of(&out, "webshell.after_upload");
+    assert_eq!(w.len(), 1);
+    assert_eq!(w[0].severity, Severity::Critical, "used from another IP");
+    assert_eq!(w[0].related.len(), 2);
+    assert!(w[0].title.contains("10 min"));
+    // Two hours later is not "after the upload"; a template edit is not an upload.
+    let mut late = shell.clone();
+    late.first_seen = Some(ts(T0 + 2 * H));
+    assert!(of(
+        &run(vec![upload, late], &DetectConfig::default()),
+        "webshell.after_upload"
+    )
+    .is_empty());
+    let edit = admin_planting(
+        "198.51.100.7",
+        Severity::Critical,
+        &[T0],
+        "/admin/content/js",
+    );
+    assert!(of(
+        &run(vec![edit, shell], &DetectConfig::default()),
+        "webshell.after_upload"
+    )
+    .is_empty());
+}
