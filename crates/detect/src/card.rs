@@ -237,6 +237,14 @@ struct Routes {
     complete: Vec<String>,
     error: Vec<String>,
     input: Vec<String>,
+    /// First path segments any checkout pattern starts with (`*`: any), to skip matching.
+    firsts: Vec<String>,
+}
+
+fn first_seg(p: &str) -> &str {
+    let p = p.trim_start_matches('/');
+    let p = p.split('?').next().unwrap_or(p);
+    p.split('/').next().unwrap_or("")
 }
 
 impl Routes {
@@ -258,6 +266,7 @@ impl Routes {
             complete: Vec::new(),
             error: Vec::new(),
             input: Vec::new(),
+            firsts: Vec::new(),
         };
         for p in profiles {
             r.submit.extend(p.checkout_submit);
@@ -265,7 +274,22 @@ impl Routes {
             r.error.extend(p.checkout_error);
             r.input.extend(p.customer_input);
         }
+        let mut firsts: Vec<String> = [&r.submit, &r.complete, &r.error, &r.input]
+            .into_iter()
+            .flatten()
+            .map(|p| first_seg(p).to_string())
+            .collect();
+        firsts.sort();
+        firsts.dedup();
+        r.firsts = firsts;
         r
+    }
+    /// Whether `path` may match some checkout pattern (a cheap test on the first segment).
+    fn maybe(&self, path: &str) -> bool {
+        let f = first_seg(path);
+        self.firsts
+            .iter()
+            .any(|x| x == f || x.starts_with('*') || x.starts_with('~'))
     }
     fn m(list: &[String], path: &str, query: &str) -> bool {
         Profile::any_matches(list, "", path, query)
@@ -383,8 +407,8 @@ fn checkout_page(routes: &Routes, path: &str) -> bool {
     ["shopping", "checkout", "payment", "cart", "order"]
         .iter()
         .any(|k| l.contains(k))
-        || Routes::m(&routes.submit, path, "")
-        || Routes::m(&routes.complete, path, "")
+        || (routes.maybe(path)
+            && (Routes::m(&routes.submit, path, "") || Routes::m(&routes.complete, path, "")))
 }
 
 fn has_base64_run(q: &str, min: usize) -> bool {
@@ -477,7 +501,8 @@ impl DetectorState for Card {
         let is_post = method.eq_ignore_ascii_case("POST");
 
         // Orders.
-        let complete = Routes::m(&routes.complete, path, query);
+        let maybe = routes.maybe(path);
+        let complete = maybe && Routes::m(&routes.complete, path, query);
         if complete && matches!(status, 200 | 302) {
             if self.orders.len() < MAX_ORDERS {
                 self.orders.push(OrderHit {
@@ -501,8 +526,8 @@ impl DetectorState for Card {
 
         // Checkout velocity and account bursts.
         if let Some(ip) = ip {
-            let submit = is_post && Routes::m(&routes.submit, path, query);
-            let error = Routes::m(&routes.error, path, query);
+            let submit = maybe && is_post && Routes::m(&routes.submit, path, query);
+            let error = maybe && Routes::m(&routes.error, path, query);
             let account = is_account_creation(path, method) && status < 500;
             if submit || error || account {
                 let c = self.clients.entry(ip).or_default();
@@ -587,8 +612,9 @@ impl DetectorState for Card {
             && (is_post || (is_get && long_query && !is_image(&e_lc)))
             && !e.is_empty()
             && !legit_ajax(path)
-            && !Routes::m(&routes.submit, path, query)
-            && !Routes::m(&routes.input, path, query)
+            && !(maybe
+                && (Routes::m(&routes.submit, path, query)
+                    || Routes::m(&routes.input, path, query)))
             && !complete
             && !matches!(e_lc.as_str(), "js" | "css" | "html")
         {
@@ -611,7 +637,7 @@ impl DetectorState for Card {
             && status == 200
             && matches!(e_lc.as_str(), "php" | "html" | "htm" | "cgi")
             && !legit_ajax(path)
-            && !Routes::m(&routes.input, path, query)
+            && !(maybe && Routes::m(&routes.input, path, query))
         {
             *self.offflow_gets.entry(path.into()).or_default() += 1;
         }
