@@ -29,7 +29,10 @@
 //! - `card.foreign_referer_completion`: the order-completion page reached from a foreign site
 //!   that is neither the shop nor a `--psp-domain`: medium, high from ≥3 sessions.
 //! - `cardtest.velocity`: one IP submitting checkout ≥ `velocity_attempts` times within
-//!   `velocity_window_secs` with failures (error page, 429) ≥ `failure_ratio`: high.
+//!   `velocity_window_secs` with failures (error page, 429, a 400/402/403/422 answer of a REST
+//!   checkout) ≥ `failure_ratio`: high; or ≥ `payment_failures` payment failures an application
+//!   log records (Magento `PAYMENT_FAILED`, EC-CUBE `購入エラー`): medium (high from
+//!   `velocity_attempts`).
 //! - `cardtest.distributed`: an hour with checkout failures ≥ 5× the logs' median hour (and
 //!   ≥10), from ≥5 IPs, most of which never browsed the shop: high.
 //! - `cardtest.account_burst`: one IP creating ≥ `account_burst` accounts in 30 min: medium.
@@ -536,6 +539,10 @@ impl DetectorState for Card {
                     m.submit += 1;
                     if status == 429 {
                         m.limited += 1;
+                    } else if matches!(status, 400 | 402 | 403 | 422) {
+                        // REST checkouts (WooCommerce Store API, Magento payment-information)
+                        // answer a refused payment with a client error.
+                        m.fail += 1;
                     }
                     c.ev.offer(origin, ev.ts, if status == 429 { 30 } else { 10 });
                 }

@@ -602,3 +602,51 @@ fn fake_payment_page_double_card_entry() {
     let b = run_cfg(&lines, 4, DetectConfig::default());
     assert_eq!(format!("{a:?}"), format!("{b:?}"));
 }
+
+#[test]
+fn rest_checkout_failures_count() {
+    // WooCommerce Store API and Magento REST answer refused payments with 400.
+    let woo: Vec<_> = (0..12)
+        .map(|i| {
+            l(
+                i * 20,
+                "198.51.100.40",
+                "POST",
+                "/wp-json/wc/store/v1/checkout",
+                400,
+                300,
+                "-",
+            )
+        })
+        .collect();
+    assert_eq!(rules(&run(&woo)), vec!["cardtest.velocity"]);
+    let mage: Vec<_> = (0..12)
+        .map(|i| {
+            l(
+                i * 20,
+                "198.51.100.41",
+                "POST",
+                "/rest/default/V1/guest-carts/abc/payment-information",
+                400,
+                300,
+                "-",
+            )
+        })
+        .collect();
+    assert_eq!(rules(&run(&mage)), vec!["cardtest.velocity"]);
+    // Accepted orders at the same pace are not card testing.
+    let ok: Vec<_> = (0..12)
+        .map(|i| {
+            l(
+                i * 20,
+                "198.51.100.42",
+                "POST",
+                "/wp-json/wc/store/v1/checkout",
+                200,
+                300,
+                "-",
+            )
+        })
+        .collect();
+    assert!(run(&ok).is_empty());
+}
