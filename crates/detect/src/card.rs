@@ -35,7 +35,9 @@
 //!   `velocity_attempts`).
 //! - `cardtest.distributed`: an hour with checkout failures ≥ 5× the logs' median hour (and
 //!   ≥10), from ≥5 IPs, most of which never browsed the shop: high.
-//! - `cardtest.account_burst`: one IP creating ≥ `account_burst` accounts in 30 min: medium.
+//! - `cardtest.account_burst`: one IP creating ≥ `account_burst` accounts or guest checkouts
+//!   (EC-CUBE `/entry`, `/shopping/nonmember`, Magento `createpost` and REST customers,
+//!   WooCommerce `my-account` registration) in 30 min: medium.
 //!
 //! Known limits: a "checkout session" is the client IP plus user agent with a 30-minute gap
 //! (access logs carry no session cookie); customers behind one NAT are one client.
@@ -436,6 +438,7 @@ fn is_account_creation(path: &str, method: &str) -> bool {
     let l = path.to_ascii_lowercase();
     l == "/entry"
         || l == "/entry/index.php"
+        || l == "/shopping/nonmember"
         || l == "/customer/account/createpost"
         || l == "/customer/account/createpost/"
         || (l.starts_with("/rest/") && l.ends_with("/v1/customers"))
