@@ -229,6 +229,18 @@ fn summary(r: &AuditReport) -> String {
             let _ = writeln!(s, "  ~  … {} more in --json", st.warnings.len() - 10);
         }
     }
+    if !r.ignored.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nNot logs, ignored (hashed and searched for card numbers):"
+        );
+        for i in r.ignored.iter().take(20) {
+            let _ = writeln!(s, "  {}: {}", esc(&i.path), esc(&i.reason));
+        }
+        if r.ignored.len() > 20 {
+            let _ = writeln!(s, "  … {} more in --json", r.ignored.len() - 20);
+        }
+    }
     if !r.coverage_gaps.is_empty() {
         let _ = writeln!(
             s,

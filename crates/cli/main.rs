@@ -39,6 +39,10 @@ fn main() -> ExitCode {
                     println!("{rule:<32} {group}");
                 }
             }
+            // Stream defects scan reports from its own inputs (ecir-audit).
+            for rule in ecir_audit::RULES {
+                println!("{rule:<32} log-integrity");
+            }
             0
         }
         args::Command::Audit(a) => audit_cmd::run(a),

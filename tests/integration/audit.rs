@@ -190,7 +190,165 @@ fn scan_reports_log_integrity_findings() {
         .filter(|f| f["category"] == "log-integrity")
         .map(|f| f["rule"].as_str().unwrap())
         .collect();
-    assert!(rules.contains(&"log.missing-days"), "{rules:?}");
-    assert!(rules.contains(&"log.damaged-archive"), "{rules:?}");
+    assert!(rules.contains(&"log.missing_days"), "{rules:?}");
+    assert!(rules.contains(&"log.damaged_archive"), "{rules:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Combined-log lines for day `d` of October 2026: `per_hour(h)` lines in hour `h`.
+fn day_lines(d: u32, per_hour: impl Fn(u32) -> u32) -> String {
+    let mut s = String::new();
+    for h in 0..24 {
+        for k in 0..per_hour(h) {
+            s.push_str(&format!(
+                "192.0.2.{} - - [{d:02}/Oct/2026:{h:02}:{:02}:00 +0900] \"GET /products/detail/{k} HTTP/1.1\" 200 10 \"-\" \"UA\"\n",
+                1 + k % 50,
+                (k * 7) % 60
+            ));
+        }
+    }
+    s
+}
+
+fn integrity(dir: &Path, extra: &[&str]) -> (Vec<serde_json::Value>, serde_json::Value) {
+    let mut args = vec!["scan", "--json", "-", "-q", "--fail-on", "never"];
+    args.extend_from_slice(extra);
+    args.push(dir.to_str().unwrap());
+    let (_, out, err) = run(&args);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {err}"));
+    let f = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["category"] == "log-integrity")
+        .cloned()
+        .collect();
+    (f, v)
+}
+
+fn rules_of(f: &[serde_json::Value]) -> Vec<&str> {
+    f.iter().map(|f| f["rule"].as_str().unwrap()).collect()
+}
+
+#[test]
+fn scan_sees_defects_inside_one_file() {
+    // A shop that sells nothing at night (01:00-07:00): quiet nights are not silences.
+    let night = |h: u32| if (1..7).contains(&h) { 0 } else { 8 };
+    let dir = tmp("scan-one-file");
+    let mut s = String::new();
+    for d in 1..=9 {
+        s.push_str(&day_lines(d, night));
+    }
+    std::fs::write(dir.join("access_log"), &s).unwrap();
+    let (f, _) = integrity(&dir, &[]);
+    assert!(f.is_empty(), "quiet nights reported: {:?}", rules_of(&f));
+
+    // The same file without the 4th and 5th, and without 10:00-16:00 on the 7th.
+    let mut s = String::new();
+    for d in (1..=9).filter(|d| *d != 4 && *d != 5) {
+        let cut = move |h: u32| {
+            if d == 7 && (10..16).contains(&h) {
+                0
+            } else {
+                night(h)
+            }
+        };
+        s.push_str(&day_lines(d, cut));
+    }
+    std::fs::write(dir.join("access_log"), &s).unwrap();
+    let (f, v) = integrity(&dir, &[]);
+    assert_eq!(rules_of(&f), ["log.missing_days", "log.silence"], "{f:?}");
+    assert_eq!(f[0]["count"], 2);
+    assert_eq!(f[0]["first_seen"], "2026-10-04T00:00:00+09:00");
+    assert_eq!(f[0]["last_seen"], "2026-10-06T00:00:00+09:00");
+    assert_eq!(f[1]["first_seen"], "2026-10-07T10:00:00+09:00");
+    assert_eq!(f[1]["last_seen"], "2026-10-07T16:00:00+09:00");
+    // Per-hour counts merge across chunks and threads: same report either way.
+    let (_, v2) = integrity(&dir, &["-j", "2", "--chunk-size", "4096"]);
+    let (_, v1) = integrity(&dir, &["-j", "1"]);
+    for x in [&v1, &v2] {
+        assert_eq!(x["findings"], v["findings"]);
+        assert_eq!(x["inputs"], v["inputs"]);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn scan_source_silent_but_not_a_quiet_waf() {
+    let dir = tmp("scan-sources");
+    let mut access = String::new();
+    for d in 1..=10 {
+        access.push_str(&day_lines(d, |_| 4));
+    }
+    std::fs::write(dir.join("access_log"), &access).unwrap();
+    // A second site log that stopped on the 6th while the shop had traffic.
+    let mut ssl = String::new();
+    for d in 1..=5 {
+        ssl.push_str(&day_lines(d, |_| 2));
+    }
+    std::fs::write(dir.join("ssl_access_log"), &ssl).unwrap();
+    let (f, _) = integrity(&dir, &[]);
+    assert_eq!(rules_of(&f), ["log.source_silent"], "{f:?}");
+    assert!(f[0]["paths"][0]
+        .as_str()
+        .unwrap()
+        .ends_with("ssl_access_log"));
+    assert_eq!(f[0]["count"], 5);
+    // A WAF-style log that only writes when it blocks something (three days out of ten) has
+    // nothing on quiet days: no gap, no missing day.
+    std::fs::remove_file(dir.join("ssl_access_log")).unwrap();
+    let mut waf = String::new();
+    for d in [2, 5, 9] {
+        waf.push_str(&day_lines(d, |h| u32::from(h == 14)));
+    }
+    std::fs::write(dir.join("waf_blocked.log"), &waf).unwrap();
+    let (f, _) = integrity(&dir, &[]);
+    assert!(f.is_empty(), "{f:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn manifest_verifies_from_another_directory() {
+    let dir = tmp("manifest-cwd");
+    let evidence = dir.join("evidence");
+    std::fs::create_dir_all(&evidence).unwrap();
+    family(&evidence, 2, None);
+    let m = dir.join("case.manifest.json");
+    // Made with a relative root from the case directory…
+    let out = ecir()
+        .args(["manifest", "create", "evidence", "-o", "case.manifest.json"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&m).unwrap()).unwrap();
+    assert_eq!(v["roots"][0], "evidence");
+    let abs = v["absolute_roots"][0].as_str().unwrap();
+    assert!(
+        Path::new(abs).is_absolute() && abs.ends_with("evidence"),
+        "{abs}"
+    );
+    assert_eq!(v["files"][0]["path"], "evidence/access_log-20261001.gz");
+    assert_eq!(v["files"][0]["relative_path"], "access_log-20261001.gz");
+    assert_eq!(v["files"][0]["root"], 0);
+    // …verified from elsewhere: every file matches, none missing or added.
+    let elsewhere = std::env::temp_dir();
+    let out = ecir()
+        .args(["manifest", "verify", m.to_str().unwrap()])
+        .current_dir(&elsewhere)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("2 of 2 file(s) match"), "{text}");
+    // And a change is still seen from there.
+    std::fs::write(evidence.join("access_log-20261002.gz"), b"x").unwrap();
+    let out = ecir()
+        .args(["manifest", "verify", m.to_str().unwrap()])
+        .current_dir(&elsewhere)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("MODIFIED"));
     std::fs::remove_dir_all(&dir).unwrap();
 }

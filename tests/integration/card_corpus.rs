@@ -32,7 +32,7 @@ fn crowdsec_magento_card_testing_agreement() {
         let expected_ips: Vec<&str> = row[6].split(',').filter(|s| *s != "-").collect();
         let log = dir.join("tests").join(name).join(row[1]);
         let (_, rep) = scan_json(&["--fail-on", "never", "--tz", "UTC", log.to_str().unwrap()]);
-        assert_eq!(rep["inputs"][0]["format"], "magento-events", "{name}");
+        assert_eq!(rep["inputs"][0]["format"], "magento-log", "{name}");
         let reasons = rep["inputs"][0]["skipped_by_reason"].as_object().unwrap();
         assert!(reasons.keys().all(|k| k == "empty"), "{name}: {reasons:?}");
         let ours: Vec<&serde_json::Value> = rep["findings"]

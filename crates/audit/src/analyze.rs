@@ -140,7 +140,7 @@ pub fn build_streams<'a>(facts: &'a [FileFacts], policy: &PolicyInput) -> Vec<St
     let groups = group_paths(
         facts
             .iter()
-            .filter(|f| f.unreadable.is_none())
+            .filter(|f| f.unreadable.is_none() && f.not_log.is_none())
             .map(|f| f.path.as_str()),
     );
     groups
@@ -502,13 +502,37 @@ fn silences(hours: &BTreeMap<i64, u64>, days: &BTreeMap<i64, u64>, r: &mut Strea
     }
 }
 
+/// Whether a stream writes every day (lines on [`DAILY_SHARE`] of the days of its span, over
+/// at least [`RHYTHM_MIN_DAYS`] days), so a day without lines means something. A WAF or
+/// error log that writes only when something happens does not.
+pub fn writes_daily(s: &Stream<'_>) -> bool {
+    let span = s.report.span_days.max(1) as f64;
+    s.days.len() >= RHYTHM_MIN_DAYS && (s.days.len() as f64) / span >= DAILY_SHARE
+}
+
+/// Whether a day without lines is a defect of this stream rather than a quiet day: it writes
+/// every day ([`writes_daily`]), or on its (lower) median day with lines, over at least two
+/// days, it writes at least [`SILENCE_MIN_EXPECTED`] lines (the median, so a burst of attacks
+/// in a WAF log does not make its quiet days look like losses; the lower one, so two days
+/// must both be busy).
+pub fn expects_every_day(s: &Stream<'_>) -> bool {
+    if writes_daily(s) {
+        return true;
+    }
+    if s.days.len() < 2 {
+        return false;
+    }
+    let mut counts: Vec<u64> = s.days.values().copied().collect();
+    counts.sort_unstable();
+    counts[(counts.len() - 1) / 2] as f64 >= SILENCE_MIN_EXPECTED
+}
+
 /// Periods inside the retention window (`window`: first and last day, inclusive) where a
 /// stream that writes every day is silent while another has lines.
 pub fn coverage_gaps(streams: &[Stream<'_>], window: (i64, i64)) -> Vec<CoverageGap> {
     let mut out = Vec::new();
     for (bi, b) in streams.iter().enumerate() {
-        let span = b.report.span_days.max(1) as f64;
-        if b.days.len() < RHYTHM_MIN_DAYS || (b.days.len() as f64) / span < DAILY_SHARE {
+        if !writes_daily(b) {
             continue;
         }
         // Days where B is silent and some other stream has lines.
@@ -574,7 +598,8 @@ pub fn coverage_gaps(streams: &[Stream<'_>], window: (i64, i64)) -> Vec<Coverage
     out
 }
 
-fn parse_hour(s: &str) -> Option<i64> {
+/// Hour index (hours since the epoch, local) of a `YYYY-MM-DDTHH:00` label.
+pub fn parse_hour(s: &str) -> Option<i64> {
     let dt = NaiveDateTime::parse_from_str(&format!("{s}:00"), "%Y-%m-%dT%H:%M:%S").ok()?;
     Some(dt.and_utc().timestamp().div_euclid(3600))
 }

@@ -163,6 +163,16 @@ pub struct CardSummary {
     pub files: u64,
 }
 
+/// A file under the roots that is not a log (README, `wtmp`, a saved report page, …): hashed,
+/// searched for card numbers, and left out of the streams.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IgnoredFile {
+    pub path: String,
+    pub sha256: String,
+    /// Why it was judged not to be a log.
+    pub reason: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AuditError {
     pub path: String,
@@ -199,6 +209,9 @@ pub struct AuditReport {
     /// Card numbers found (masked); at most a bounded number of locations per file.
     pub card_numbers: Vec<CardNumber>,
     pub card_summary: CardSummary,
+    /// Files that are not logs: not a failing stream, listed so nothing is left out silently.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<IgnoredFile>,
     /// Paths that could not be read at all (these make the run exit 2).
     pub errors: Vec<AuditError>,
     pub stats: AuditStats,

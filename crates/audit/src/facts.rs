@@ -70,6 +70,13 @@ pub struct FileFacts {
     pub damage: Option<String>,
     /// The file could not be opened at all.
     pub unreadable: Option<String>,
+    /// Why the file is not a log (a README, a binary login record, a saved web page, …): it
+    /// is hashed and searched for card numbers but forms no stream. See [`not_a_log`].
+    pub not_log: Option<String>,
+    /// Bytes of the head examined for text-likeness, and how many of them were NUL or other
+    /// control characters (besides tab, CR, LF, FF, ESC).
+    pub head_bytes: u64,
+    pub head_binary: u64,
 }
 
 impl FileFacts {
@@ -84,15 +91,19 @@ pub fn local_hour(ts: &Timestamp) -> i64 {
 }
 
 /// Per-line accounting while a file is read.
-struct Acc<'a> {
+struct Acc {
     facts: FileFacts,
     future_after: Option<Timestamp>,
     prev: Option<Timestamp>,
-    ctx: &'a ParseContext,
+    /// The run's parse settings plus this file's modification time (syslog year inference).
+    ctx: ParseContext,
     cards: bool,
 }
 
-impl Acc<'_> {
+/// Head bytes examined to tell text from binary.
+const HEAD_PROBE: u64 = 64 * 1024;
+
+impl Acc {
     fn stamp(&mut self, line: u64, ts: Timestamp) {
         let f = &mut self.facts;
         f.dated_lines += 1;
@@ -130,6 +141,16 @@ impl Acc<'_> {
 
     fn raw_line(&mut self, line: u64, bytes: &[u8]) {
         self.facts.lines += 1;
+        if self.facts.head_bytes < HEAD_PROBE {
+            let take = bytes
+                .len()
+                .min((HEAD_PROBE - self.facts.head_bytes) as usize);
+            self.facts.head_bytes += take as u64 + 1;
+            self.facts.head_binary += bytes[..take]
+                .iter()
+                .filter(|b| **b < 0x20 && !matches!(b, b'\t' | b'\r' | 0x0c | 0x1b))
+                .count() as u64;
+        }
         if self.cards && bytes.len() >= 13 {
             for m in find_cards(bytes) {
                 self.facts.cards_total += 1;
@@ -146,7 +167,7 @@ impl Acc<'_> {
     }
 }
 
-impl EventSink for Acc<'_> {
+impl EventSink for Acc {
     fn event(&mut self, ev: &Event<'_>, line: u64, _raw: &[u8]) {
         if let Some(ts) = ev.ts {
             self.stamp(line, ts);
@@ -163,11 +184,11 @@ enum Stamper {
 }
 
 impl Stamper {
-    fn feed(&mut self, acc: &mut Acc<'_>, line: u64, bytes: &[u8], too_long: bool) {
+    fn feed(&mut self, acc: &mut Acc, line: u64, bytes: &[u8], too_long: bool) {
         match self {
             Stamper::Parser(p) if !too_long => p.feed(line, bytes, acc),
             Stamper::Generic => {
-                if let Some(ts) = leading_timestamp(bytes, acc.ctx) {
+                if let Some(ts) = leading_timestamp(bytes, &acc.ctx) {
                     acc.stamp(line, ts);
                 }
             }
@@ -240,7 +261,7 @@ pub fn read_file(path: &Path, display: &str, opts: &ReadOptions) -> FileFacts {
         },
         future_after: opts.future_after,
         prev: None,
-        ctx: &opts.parse,
+        ctx: opts.parse.clone(),
         cards: opts.cards,
     };
     let file = match open_evidence(path) {
@@ -256,6 +277,7 @@ pub fn read_file(path: &Path, display: &str, opts: &ReadOptions) -> FileFacts {
             let d = m.duration_since(std::time::UNIX_EPOCH).ok()?;
             Some(Timestamp::new(d.as_millis() as i64, 0))
         });
+        acc.ctx.file_mtime = acc.facts.modified;
     }
     let mut head = [0u8; 8];
     let got = {
@@ -313,7 +335,68 @@ pub fn read_file(path: &Path, display: &str, opts: &ReadOptions) -> FileFacts {
             }
         }
     }
+    acc.facts.not_log = not_a_log(&acc.facts);
     acc.facts
+}
+
+/// File names that are never logs, whatever they hold: documentation, office documents,
+/// saved web pages and images, and the binary login records of `last`/`lastb`.
+fn non_log_name(path: &str) -> Option<&'static str> {
+    let name = Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let base = crate::naming::parse_name(&name).base;
+    if ["wtmp", "btmp", "utmp", "lastlog", "faillog"].contains(&base.as_str()) {
+        return Some("a binary login record (read it with `last -f`), not a text log");
+    }
+    if [
+        "readme",
+        "license",
+        "licence",
+        "copying",
+        "changelog",
+        "notes",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
+    {
+        return Some("a document (by its name), not a log");
+    }
+    let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    match ext {
+        "md" | "rst" | "pdf" | "doc" | "docx" | "xls" | "xlsx" | "odt" | "ods" | "ppt" | "pptx" => {
+            Some("a document (by its name), not a log")
+        }
+        "html" | "htm" | "xhtml" | "css" | "js" | "svg" => {
+            Some("a web page or asset (by its name), not a log")
+        }
+        "png" | "jpg" | "jpeg" | "gif" | "webp" | "ico" | "bmp" | "tif" | "tiff" => {
+            Some("an image (by its name), not a log")
+        }
+        _ => None,
+    }
+}
+
+/// Why a file is not a log, if it is not: no line carries a timestamp, its format is not a
+/// known log format, and it is binary (NUL or other control bytes in more than 1 % of its
+/// head) or its name says it is something else. A file with timestamps is always a log, and
+/// a text file of unknown name without timestamps stays a (failing) log stream: it may be a
+/// log ecir cannot time.
+pub fn not_a_log(f: &FileFacts) -> Option<String> {
+    if f.dated_lines > 0 || f.unreadable.is_some() || f.format != "unknown" || f.lines == 0 {
+        return None;
+    }
+    if let Some(why) = non_log_name(&f.path) {
+        return Some(format!("{why}; no line carries a timestamp"));
+    }
+    if f.damage.is_none() && f.head_binary * 100 > f.head_bytes {
+        return Some(format!(
+            "binary content ({} of the first {} bytes are control characters) and no timestamp: not a text log",
+            f.head_binary, f.head_bytes
+        ));
+    }
+    None
 }
 
 /// Sampling the head of a file to choose how to stamp it, then stamping every line.
@@ -323,7 +406,7 @@ enum LineState {
 }
 
 impl LineState {
-    fn line(&mut self, acc: &mut Acc<'_>, number: u64, bytes: &[u8], too_long: bool) {
+    fn line(&mut self, acc: &mut Acc, number: u64, bytes: &[u8], too_long: bool) {
         acc.raw_line(number, bytes);
         match self {
             LineState::Running(s) => s.feed(acc, number, bytes, too_long),
@@ -338,7 +421,7 @@ impl LineState {
         }
     }
 
-    fn start(buffered: Vec<(u64, Vec<u8>, bool)>, acc: &mut Acc<'_>) -> Stamper {
+    fn start(buffered: Vec<(u64, Vec<u8>, bool)>, acc: &mut Acc) -> Stamper {
         let sample: Vec<&[u8]> = buffered
             .iter()
             .filter(|(_, _, long)| !long)
@@ -349,9 +432,9 @@ impl LineState {
             Some(c) => {
                 acc.facts.format = c.name().into();
                 acc.facts.source = Some(c.format.source());
-                Stamper::Parser(c.format.parser(c.variant, acc.ctx))
+                Stamper::Parser(c.format.parser(c.variant, &acc.ctx))
             }
-            None if generic_fits(&sample, acc.ctx) => {
+            None if generic_fits(&sample, &acc.ctx) => {
                 acc.facts.format = "generic-timestamp".into();
                 Stamper::Generic
             }
@@ -363,7 +446,7 @@ impl LineState {
         stamper
     }
 
-    fn finish(&mut self, acc: &mut Acc<'_>) {
+    fn finish(&mut self, acc: &mut Acc) {
         if let LineState::Sampling(buf, _) = self {
             let buf = std::mem::take(buf);
             *self = LineState::Running(Self::start(buf, acc));

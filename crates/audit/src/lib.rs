@@ -32,7 +32,7 @@ use rayon::prelude::*;
 pub use analyze::PolicyInput;
 pub use doc::*;
 pub use facts::{read_file, FileFacts, ReadOptions};
-pub use scan_findings::log_integrity_findings;
+pub use scan_findings::{log_integrity_findings, HourTally, ScanFile, RULES};
 
 /// Everything an audit needs besides the paths.
 #[derive(Clone, Debug)]
@@ -195,6 +195,16 @@ pub fn assemble(facts: &[FileFacts], opts: &AuditOptions, errors: Vec<AuditError
         coverage_gaps,
         card_numbers,
         card_summary,
+        ignored: sorted
+            .iter()
+            .filter_map(|f| {
+                Some(IgnoredFile {
+                    path: f.path.clone(),
+                    sha256: f.sha256.clone(),
+                    reason: f.not_log.clone()?,
+                })
+            })
+            .collect(),
         errors,
         stats: AuditStats::default(),
     }

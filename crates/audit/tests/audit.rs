@@ -399,3 +399,98 @@ fn manifest_create_and_verify() {
     assert_eq!(v.matched, 2);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn non_log_files_are_ignored_not_failed() {
+    let dir = tmp("nonlog");
+    write_family(&dir, &days("2026-10-01", 5));
+    std::fs::write(
+        dir.join("README.md"),
+        "How these logs were collected.\nBy the host.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("incident-report.html"),
+        "<html><body>Report</body></html>\n",
+    )
+    .unwrap();
+    // A login record: fixed-size binary records, NUL padded.
+    let mut wtmp = vec![0u8; 384 * 4];
+    wtmp[0] = 7;
+    wtmp[44..49].copy_from_slice(b"pts/0");
+    std::fs::write(dir.join("wtmp.1"), &wtmp).unwrap();
+    // Binary under a name that says nothing.
+    std::fs::write(
+        dir.join("dump.bin"),
+        [0u8, 1, 2, 3, 0, 0, 0, 9, 10, 0, 0, 0].repeat(50),
+    )
+    .unwrap();
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-05", 5)).unwrap();
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}", r.reasons);
+    let ignored: Vec<&str> = r
+        .ignored
+        .iter()
+        .map(|i| i.path.rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(
+        ignored,
+        ["README.md", "dump.bin", "incident-report.html", "wtmp.1"]
+    );
+    assert!(
+        r.ignored[3].reason.contains("login record"),
+        "{}",
+        r.ignored[3].reason
+    );
+    assert!(
+        r.ignored[1].reason.contains("binary"),
+        "{}",
+        r.ignored[1].reason
+    );
+    assert_eq!(r.streams.len(), 1);
+    let page = ecir_audit::html::render(&r);
+    assert!(
+        page.contains("Not logs, ignored (4)"),
+        "html lists ignored files"
+    );
+    assert!(page.contains("README.md</code>: a document"));
+    // Negative: a text file without timestamps under a log-like name is still a stream that
+    // fails (it may be a log ecir cannot time), and a dated README-named file is a log.
+    std::fs::write(dir.join("custom.log"), "started\nstopped\n").unwrap();
+    std::fs::write(dir.join("notes.txt"), clf_day(date("2026-10-05"), 0..1, 30)).unwrap();
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-05", 5)).unwrap();
+    assert_eq!(r.verdict, Verdict::Fail);
+    assert!(r.streams.iter().any(|s| s.name.ends_with("custom.log")));
+    assert!(r.streams.iter().any(|s| s.name.ends_with("notes.txt")));
+    assert_eq!(r.ignored.len(), 4);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn syslog_year_comes_from_the_file_time() {
+    let dir = tmp("syslog-year");
+    let mut s = String::new();
+    for d in 10..=14 {
+        for h in 0..24 {
+            s.push_str(&format!(
+                "Nov {d} {h:02}:00:01 shop sshd[42]: Accepted publickey for deploy from 203.0.113.5 port 50000 ssh2\n"
+            ));
+        }
+    }
+    let p = dir.join("auth.log.1");
+    std::fs::write(&p, s).unwrap();
+    // Rotated in late November 2024: its lines are from 2024, not from the audit's year.
+    let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_732_600_000);
+    std::fs::File::options()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-05", 5)).unwrap();
+    let st = stream(&r, "auth.log");
+    assert_eq!(st.files[0].format, "auth-log", "{:?}", st.files[0]);
+    let first = st.first_ts.unwrap().to_string();
+    assert!(first.starts_with("2024-11-10T00:00:01"), "{first}");
+    assert_eq!(st.days_covered, 5);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -124,6 +124,45 @@ pub struct Admin {
     reqs: Vec<Req>,
     attempts: Vec<Attempt>,
     dropped: u64,
+    /// Requests under first path segments that may turn out to be a renamed admin prefix
+    /// (inferred only at finish from where login POSTs went), kept until then.
+    pending: BTreeMap<Box<str>, Pending>,
+}
+
+/// Segments whose requests are held for prefix inference, at most: the ones with the
+/// smallest [`seg_hash`], a choice that does not depend on the order lines arrive in (so
+/// splitting the input across workers changes nothing).
+pub const PENDING_SEGMENTS: usize = 64;
+/// Requests held per pending segment: the earliest by (time, file, line).
+pub const PENDING_PER_SEGMENT: usize = 500;
+
+/// Requests held under one first path segment.
+#[derive(Default)]
+struct Pending {
+    reqs: Vec<Req>,
+    /// Requests seen under the segment (kept or not).
+    seen: u64,
+}
+
+/// FNV-1a: a fixed hash, so the kept segments are the same on every run.
+fn seg_hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The first path segment of a request that could be under a renamed admin prefix: a plain
+/// directory name (no dot), not a shop front route, at least one level below.
+fn pending_segment(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix('/')?;
+    let (seg, below) = rest.split_once('/')?;
+    let plain = !seg.is_empty()
+        && seg.len() <= 64
+        && seg
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+    let lower = seg.to_ascii_lowercase();
+    (plain && !below.is_empty() && !FRONT_SEGMENTS.contains(&lower.as_str())).then_some(seg)
 }
 
 fn is_script_ua(ua: Option<&str>) -> bool {
@@ -230,6 +269,7 @@ impl Admin {
             reqs: Vec::new(),
             attempts: Vec::new(),
             dropped: 0,
+            pending: BTreeMap::new(),
         }
     }
 
@@ -277,13 +317,67 @@ impl Admin {
             return true;
         }
         if method.eq_ignore_ascii_case("POST") {
-            for p in profiles_for(cfg).iter() {
+            for p in profiles_iter(cfg) {
                 if p.implied_prefix(method, path, query).is_some() {
                     return true;
                 }
             }
         }
         false
+    }
+
+    /// Holds a request under its first segment, keeping the [`PENDING_SEGMENTS`] segments of
+    /// smallest hash and the earliest [`PENDING_PER_SEGMENT`] requests of each.
+    fn hold(&mut self, seg: &str, r: Req) {
+        if !self.pending.contains_key(seg) {
+            if self.pending.len() >= PENDING_SEGMENTS {
+                let h = seg_hash(seg);
+                let worst = self
+                    .pending
+                    .keys()
+                    .max_by_key(|k| (seg_hash(k), k.to_string()))
+                    .cloned();
+                match worst {
+                    Some(w) if (seg_hash(&w), &*w) > (h, seg) => {
+                        self.pending.remove(&w);
+                    }
+                    _ => return,
+                }
+            }
+            self.pending.insert(seg.into(), Pending::default());
+        }
+        if let Some(p) = self.pending.get_mut(seg) {
+            p.seen += 1;
+            p.reqs.push(r);
+            if p.reqs.len() > PENDING_PER_SEGMENT * 2 {
+                p.reqs.sort_by_key(|a| key(&a.ts, &a.ev));
+                p.reqs.truncate(PENDING_PER_SEGMENT);
+            }
+        }
+    }
+
+    fn merge_pending(&mut self, other: BTreeMap<Box<str>, Pending>) {
+        for (seg, p) in other {
+            let e = self.pending.entry(seg).or_default();
+            e.seen += p.seen;
+            e.reqs.extend(p.reqs);
+        }
+        // Keep the segments of smallest hash, and the earliest requests of each.
+        if self.pending.len() > PENDING_SEGMENTS {
+            let mut keys: Vec<(u64, Box<str>)> = self
+                .pending
+                .keys()
+                .map(|k| (seg_hash(k), k.clone()))
+                .collect();
+            keys.sort();
+            for (_, k) in keys.into_iter().skip(PENDING_SEGMENTS) {
+                self.pending.remove(&k);
+            }
+        }
+        for p in self.pending.values_mut() {
+            p.reqs.sort_by_key(|a| key(&a.ts, &a.ev));
+            p.reqs.truncate(PENDING_PER_SEGMENT);
+        }
     }
 
     fn push_req(&mut self, r: Req) {
@@ -307,14 +401,18 @@ impl Admin {
     }
 }
 
-fn profiles_for(cfg: &AdminConfig) -> Vec<Profile> {
+fn bundled_profiles() -> &'static [Profile] {
     static BUNDLED: std::sync::OnceLock<Vec<Profile>> = std::sync::OnceLock::new();
-    let mut v = Vec::new();
-    if let Some(p) = &cfg.profile {
-        v.push(p.clone());
-    }
-    v.extend(BUNDLED.get_or_init(ecir_profiles::bundled).iter().cloned());
-    v
+    BUNDLED.get_or_init(ecir_profiles::bundled)
+}
+
+/// The user's profile (if any) then the bundled ones, without copying them (per-event use).
+fn profiles_iter(cfg: &AdminConfig) -> impl Iterator<Item = &Profile> {
+    cfg.profile.iter().chain(bundled_profiles().iter())
+}
+
+fn profiles_for(cfg: &AdminConfig) -> Vec<Profile> {
+    profiles_iter(cfg).cloned().collect()
 }
 
 fn ev_text(origin: &Origin<'_>, ts: Option<Timestamp>, weight: u32) -> Evidence {
@@ -356,9 +454,17 @@ impl DetectorState for Admin {
                 };
                 let path = ev.path();
                 let query = ev.query().unwrap_or("");
-                if !self.wanted(method, path, query) {
+                let status = ev.status.unwrap_or(0);
+                let held = if self.wanted(method, path, query) {
+                    None
+                } else if self.config.admin.admin_paths.is_empty() && (200..400).contains(&status) {
+                    match pending_segment(path) {
+                        Some(seg) => Some(seg),
+                        None => return,
+                    }
+                } else {
                     return;
-                }
+                };
                 let cut = |s: &str, n: usize| -> Box<str> {
                     let mut e = n.min(s.len());
                     while !s.is_char_boundary(e) {
@@ -366,16 +472,20 @@ impl DetectorState for Admin {
                     }
                     s[..e].into()
                 };
-                self.push_req(Req {
+                let r = Req {
                     ts: ev.ts,
                     ip: ev.client_ip,
                     method: cut(method, 16),
                     path: cut(path, 512),
                     query: cut(query, 512),
-                    status: ev.status.unwrap_or(0),
+                    status,
                     script_ua: is_script_ua(ev.user_agent.as_deref()),
                     ev: ev_text(origin, ev.ts, 50),
-                });
+                };
+                match held {
+                    Some(seg) => self.hold(seg, r),
+                    None => self.push_req(r),
+                }
             }
             _ => {}
         }
@@ -386,6 +496,7 @@ impl DetectorState for Admin {
         self.reqs.extend(other.reqs);
         self.attempts.extend(other.attempts);
         self.dropped += other.dropped;
+        self.merge_pending(other.pending);
         self.compact();
     }
 
@@ -396,7 +507,10 @@ impl DetectorState for Admin {
         reqs.sort_by_key(|a| key(&a.ts, &a.ev));
         let mut other = std::mem::take(&mut self.attempts);
         other.sort_by_key(|a| key(&a.ts, &a.evidence[0]));
-        analyse(&cfg, reqs, other, self.dropped)
+        let pending = std::mem::take(&mut self.pending);
+        self.merge_pending(pending);
+        let pending = std::mem::take(&mut self.pending);
+        analyse(&cfg, reqs, other, self.dropped, pending)
     }
 
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
@@ -703,34 +817,81 @@ fn derive_attempts(panel: &Panel, reqs: &[Req]) -> Vec<Attempt> {
 }
 
 /// Joins login records of other sources with the access-log attempts: the same login (same
-/// IP, compatible outcome, within 10 s) counts once, citing both.
-fn join(mut web: Vec<Attempt>, other: Vec<Attempt>) -> Vec<Attempt> {
-    let mut used = vec![false; web.len()];
-    let mut extra = Vec::new();
+/// IP, compatible outcome, within 10 s) counts once, citing every source that saw it — the
+/// access log, the app log and the login history alike. A record joins the earliest
+/// compatible attempt not yet holding its source; records of other sources with no access-log
+/// counterpart join each other the same way. Both lists are in time order, so each record
+/// looks only at the attempts of its 20-second window.
+fn join(web: Vec<Attempt>, other: Vec<Attempt>) -> Vec<Attempt> {
+    const WINDOW_MS: i64 = 10_000;
+    fn compatible(w: &Attempt, a: &Attempt, t: i64) -> bool {
+        w.ip.is_some()
+            && w.ip == a.ip
+            && a.ts.is_some()
+            && (ms(&w.ts) - t).abs() <= WINDOW_MS
+            && (w.outcome == a.outcome || w.outcome == LoginOutcome::Unknown)
+            && w.sources.is_disjoint(&a.sources)
+            && (w.user.is_none() || a.user.is_none() || w.user == a.user)
+    }
+    fn find(list: &[Attempt], a: &Attempt, t: i64) -> Option<usize> {
+        let start = list.partition_point(|w| ms(&w.ts) < t.saturating_sub(WINDOW_MS));
+        list[start..]
+            .iter()
+            .take_while(|w| ms(&w.ts) <= t.saturating_add(WINDOW_MS))
+            .position(|w| compatible(w, a, t))
+            .map(|i| start + i)
+    }
+    fn absorb(w: &mut Attempt, a: Attempt) {
+        w.user = a.user.or(w.user.take());
+        w.outcome = a.outcome;
+        w.evidence.extend(a.evidence);
+        w.sources.extend(a.sources);
+    }
+    let mut web = web;
+    web.sort_by_key(|a| key(&a.ts, &a.evidence[0]));
+    let mut extra: Vec<Attempt> = Vec::new();
     for a in other {
         let t = ms(&a.ts);
-        let hit = web.iter().enumerate().position(|(i, w)| {
-            !used[i]
-                && w.ip.is_some()
-                && w.ip == a.ip
-                && (ms(&w.ts) - t).abs() <= 10_000
-                && (w.outcome == a.outcome || w.outcome == LoginOutcome::Unknown)
-        });
-        match hit {
-            Some(i) => {
-                used[i] = true;
-                let w = &mut web[i];
-                w.user = a.user.or(w.user.take());
-                w.outcome = a.outcome;
-                w.evidence.extend(a.evidence);
-                w.sources.extend(a.sources);
-            }
-            None => extra.push(a),
+        if let Some(i) = find(&web, &a, t) {
+            absorb(&mut web[i], a);
+        } else if let Some(i) = find(&extra, &a, t) {
+            absorb(&mut extra[i], a);
+        } else {
+            // `other` is in time order, so `extra` stays sorted.
+            extra.push(a);
         }
     }
     web.extend(extra);
     web.sort_by_key(|a| key(&a.ts, &a.evidence[0]));
     web
+}
+
+/// Pushes the `admin.first_seen_ip` findings, after every other per-IP signal (stolen session,
+/// discovery) is known, so that those raise them.
+fn emit_first_seen(
+    out: &mut Vec<Finding>,
+    flagged: &BTreeMap<IpAddr, BTreeSet<&'static str>>,
+    first_seen: Vec<(IpAddr, Group, usize)>,
+) {
+    for (ip, g, known) in first_seen {
+        let other = flagged
+            .get(&ip)
+            .map(|s| s.iter().filter(|x| **x != "first-seen").count())
+            .unwrap_or(0);
+        let sev = if other > 0 {
+            Severity::High
+        } else {
+            Severity::Medium
+        };
+        let n = g.count;
+        out.push(g.finding(
+            "admin.first_seen_ip",
+            sev,
+            format!("Admin panel used from a first-seen IP {ip}"),
+            format!("{n} successful login(s) or admin page(s) from {ip}, which (nor its /64 for IPv6) was not among the {known} admin IP(s) of the first third of the logs.{}",
+                if other > 0 { " Raised: the IP also shows other signals." } else { "" }),
+        ));
+    }
 }
 
 fn minutes_of_day(cfg: &AdminConfig, ts: &Timestamp) -> u32 {
@@ -756,9 +917,31 @@ fn outside_hours(cfg: &AdminConfig, ts: &Option<Timestamp>) -> bool {
     }
 }
 
-fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64) -> Vec<Finding> {
+fn analyse(
+    cfg: &AdminConfig,
+    mut reqs: Vec<Req>,
+    other: Vec<Attempt>,
+    dropped: u64,
+    mut pending: BTreeMap<Box<str>, Pending>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     let panel = choose_panel(cfg, &reqs);
+    // The requests held under the chosen (renamed) prefix join the analysis.
+    let mut held = 0u64;
+    let mut held_lost = 0u64;
+    if let Some(panel) = &panel {
+        for p in &panel.prefixes {
+            let seg = p.trim_start_matches('/');
+            if let Some(h) = pending.remove(seg) {
+                held += h.reqs.len() as u64;
+                held_lost += h.seen - h.reqs.len() as u64;
+                reqs.extend(h.reqs);
+            }
+        }
+        if held > 0 {
+            reqs.sort_by_key(|a| key(&a.ts, &a.ev));
+        }
+    }
     let web_attempts = panel
         .as_ref()
         .map_or(Vec::new(), |p| derive_attempts(p, &reqs));
@@ -783,10 +966,12 @@ fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64)
                 panel.why,
                 reqs.len(),
                 attempts.len(),
-                if panel.inferred && !panel.prefixes.iter().any(|p| p.trim_start_matches('/').starts_with("admin") || GUESS_SEGMENTS.contains(&p.trim_start_matches('/'))) {
-                    " The prefix is not a well-known one, so only its login pages and root were kept while reading: rerun with --admin-path for session and admin-action analysis."
+                if held_lost > 0 {
+                    format!(" The prefix is not a well-known one: the earliest {held} of its pages were kept while reading and {held_lost} later ones were not; rerun with --admin-path to analyse them all.")
+                } else if held > 0 {
+                    format!(" The prefix is not a well-known one: its {held} page(s) were held while reading and analysed once it was inferred.")
                 } else {
-                    ""
+                    String::new()
                 },
                 if dropped > 0 {
                     format!(" {dropped} admin record(s) beyond the analysis limit were not analysed (the earliest were kept).")
@@ -802,6 +987,7 @@ fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64)
     let hour = 3_600_000i64;
     // Per-IP flags that raise other findings.
     let mut flagged: BTreeMap<IpAddr, BTreeSet<&'static str>> = BTreeMap::new();
+    let mut first_seen: Vec<(IpAddr, Group, usize)> = Vec::new();
     fn flag(m: &mut BTreeMap<IpAddr, BTreeSet<&'static str>>, ip: IpAddr, what: &'static str) {
         m.entry(ip).or_default().insert(what);
     }
@@ -1102,23 +1288,7 @@ fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64)
                 }
                 for (ip, g) in groups {
                     flag(&mut flagged, ip, "first-seen");
-                    let other = flagged
-                        .get(&ip)
-                        .map(|s| s.iter().filter(|x| **x != "first-seen").count())
-                        .unwrap_or(0);
-                    let sev = if other > 0 {
-                        Severity::High
-                    } else {
-                        Severity::Medium
-                    };
-                    let n = g.count;
-                    out.push(g.finding(
-                        "admin.first_seen_ip",
-                        sev,
-                        format!("Admin panel used from a first-seen IP {ip}"),
-                        format!("{n} successful login(s) or admin page(s) from {ip}, which (nor its /64 for IPv6) was not among the {} admin IP(s) of the first third of the logs.{}", known.len(),
-                            if other > 0 { " Raised: the IP also shows other signals." } else { "" }),
-                    ));
+                    first_seen.push((ip, g, known.len()));
                 }
             }
         }
@@ -1221,13 +1391,28 @@ fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64)
             }
             g.count = (gs.len() + hits.len()) as u64;
             let n = gs.len();
+            // Reaching the login page is discovery; being served admin pages (or logging in)
+            // afterwards means the guesser got in.
+            let served = hits.iter().any(|r| {
+                (200..300).contains(&r.status)
+                    && is_admin_page(panel, r)
+                    && !matches!(action_of(panel, r), Some(AdminAction::Login))
+            }) || logins
+                .get(&net_key(&ip))
+                .is_some_and(|v| v.iter().any(|&l| l > first));
+            if served {
+                flag(&mut flagged, ip, "discovery-then-admin");
+            }
             out.push(g.finding(
                 "admin.path_discovery",
-                Severity::Medium,
+                if served { Severity::High } else { Severity::Medium },
                 format!("Admin path discovered by {ip}"),
-                format!("{ip} requested {n} admin-guess paths answered 404, then reached the real admin prefix ({} answered request(s)).", hits.len()),
+                format!("{ip} requested {n} admin-guess paths answered 404, then reached the real admin prefix ({} answered request(s)).{}", hits.len(),
+                    if served { " Raised: the admin was then served to it (a login or admin pages)." } else { "" }),
             ));
         }
+
+        emit_first_seen(&mut out, &flagged, std::mem::take(&mut first_seen));
 
         // Admin actions.
         let known_baseline: BTreeSet<IpAddr> = match (t0, t1) {
@@ -1310,6 +1495,8 @@ fn analyse(cfg: &AdminConfig, reqs: Vec<Req>, other: Vec<Attempt>, dropped: u64)
             ));
         }
     }
+    // Without a panel (login records only) the first-seen findings are still due.
+    emit_first_seen(&mut out, &flagged, first_seen);
     out
 }
 
@@ -1337,6 +1524,7 @@ mod tests {
         });
         let web: Arc<str> = Arc::from("access.log");
         let hist: Arc<str> = Arc::from("login_history.csv");
+        let app: Arc<str> = Arc::from("admin-2024-03-12.log");
         let mut sets: Vec<DetectorSet> = (0..parts).map(|_| DetectorSet::new(&cfg)).collect();
         for (i, l) in lines.iter().enumerate() {
             let f: Vec<&str> = l.split('|').collect();
@@ -1344,7 +1532,7 @@ mod tests {
                 1_700_000_000 + f[0].parse::<i64>().unwrap(),
                 9 * 3600,
             ));
-            let (ev, file) = if f[2] == "LOGIN" {
+            let (ev, file) = if f[2] == "LOGIN" || f[2] == "APPLOGIN" {
                 let outcome = if f[4] == "success" {
                     LoginOutcome::Success
                 } else {
@@ -1353,15 +1541,19 @@ mod tests {
                 (
                     Event {
                         ts,
-                        source: Some(SourceKind::AdminLogin),
+                        source: Some(if f[2] == "LOGIN" {
+                            SourceKind::AdminLogin
+                        } else {
+                            SourceKind::App
+                        }),
                         client_ip: f[1].parse().ok(),
                         detail: EventDetail::Login {
-                            user: Some(f[3].into()),
+                            user: Some(f[3]).filter(|u| !u.is_empty()).map(Into::into),
                             outcome,
                         },
                         ..Default::default()
                     },
-                    &hist,
+                    if f[2] == "LOGIN" { &hist } else { &app },
                 )
             } else {
                 (
@@ -1544,6 +1736,11 @@ mod tests {
             r.contains(&("admin.code_planting", Severity::Critical)),
             "{r:?}"
         );
+        // Scored after the stolen session, the first-seen finding is raised by it.
+        assert!(
+            r.contains(&("admin.first_seen_ip", Severity::High)),
+            "{r:?}"
+        );
         insta::assert_json_snapshot!("stolen_session", view(&f));
         // The same block edit by the office IP after its login is medium (known IP), not a takeover.
         let mut lines = office_days("/admin");
@@ -1608,6 +1805,129 @@ mod tests {
     }
 
     #[test]
+    fn one_login_in_three_sources_counts_once_citing_each() {
+        let mut lines = Vec::new();
+        for i in 0..6 {
+            let t = i * 20;
+            lines.push(format!("{t}|203.0.113.7|POST|/admin/login|302"));
+            lines.push(format!("{}|203.0.113.7|GET|/admin/login|200", t + 1));
+            lines.push(format!("{t}|203.0.113.7|APPLOGIN||failure"));
+            lines.push(format!("{}|203.0.113.7|LOGIN|admin|failure", t + 1));
+        }
+        // Without the access log, the app log and the history still join each other.
+        for i in 0..6 {
+            let t = 5000 + i * 20;
+            lines.push(format!("{t}|198.51.100.9|APPLOGIN||failure"));
+            lines.push(format!("{t}|198.51.100.9|LOGIN|shop|failure"));
+        }
+        let f = run(&lines);
+        let b: Vec<&Finding> = f.iter().filter(|x| x.rule == "admin.brute_force").collect();
+        assert_eq!(b.len(), 2, "{f:#?}");
+        for x in &b {
+            assert_eq!(x.count, 6, "each login once: {x:#?}");
+        }
+        let first = b
+            .iter()
+            .find(|x| x.ips == vec!["203.0.113.7".to_string()])
+            .unwrap();
+        let files: BTreeSet<&str> = first.evidence.iter().map(|e| &*e.file).collect();
+        assert_eq!(
+            files,
+            ["access.log", "admin-2024-03-12.log", "login_history.csv"]
+                .into_iter()
+                .collect()
+        );
+        assert_eq!(first.users, vec!["admin"]);
+        // A different IP never joins.
+        let second = b
+            .iter()
+            .find(|x| x.ips == vec!["198.51.100.9".to_string()])
+            .unwrap();
+        assert_eq!(second.users, vec!["shop"]);
+    }
+
+    #[test]
+    fn renamed_prefix_is_inferred_then_its_pages_are_analysed() {
+        // No --admin-path: the prefix is inferred from the login POSTs, and the pages under it
+        // seen before (and after) are analysed: the stolen session and the block edit.
+        let mut lines = office_days("/mgr_x9k2");
+        let t = 2 * DAY + 20_000;
+        lines.insert(
+            0,
+            format!("{}|203.0.113.66|GET|/mgr_x9k2/order/12/edit|200", -10),
+        );
+        lines.push(format!("{t}|203.0.113.66|GET|/mgr_x9k2/order/12/edit|200"));
+        lines.push(format!(
+            "{}|203.0.113.66|POST|/mgr_x9k2/content/block/3/edit|302",
+            t + 40
+        ));
+        // Shop pages are not held.
+        lines.push(format!(
+            "{}|198.51.100.5|GET|/products/detail/1|200",
+            t + 50
+        ));
+        let f = run(&lines);
+        let r = rules(&f);
+        assert!(
+            r.contains(&("admin.session_without_login", Severity::Critical)),
+            "{r:?}"
+        );
+        assert!(
+            r.contains(&("admin.code_planting", Severity::Critical)),
+            "{r:?}"
+        );
+        let p = f.iter().find(|x| x.rule == "admin.profile").unwrap();
+        assert!(p.summary.contains("held while reading"), "{}", p.summary);
+    }
+
+    #[test]
+    fn held_segments_are_bounded_and_independent_of_splitting() {
+        let cfg = Arc::new(DetectConfig::default());
+        let req = |i: usize, seg: &str| Req {
+            ts: Some(Timestamp::from_secs(1_700_000_000 + i as i64, 0)),
+            ip: None,
+            method: "GET".into(),
+            path: format!("/{seg}/x").into(),
+            query: "".into(),
+            status: 200,
+            script_ua: false,
+            ev: Evidence {
+                file: Arc::from("a.log"),
+                line: i as u64 + 1,
+                ts: None,
+                text: String::new(),
+                weight: 50,
+            },
+        };
+        let segs: Vec<String> = (0..300).map(|i| format!("s{i}")).collect();
+        let mut one = Admin::new(cfg.clone());
+        let mut a = Admin::new(cfg.clone());
+        let mut b = Admin::new(cfg);
+        for i in 0..3000 {
+            let seg = &segs[(i * 7) % segs.len()];
+            one.hold(seg, req(i, seg));
+            if i % 2 == 0 { &mut a } else { &mut b }.hold(seg, req(i, seg));
+        }
+        let p = std::mem::take(&mut b.pending);
+        a.merge_pending(p);
+        let p = std::mem::take(&mut one.pending);
+        one.merge_pending(p);
+        assert_eq!(one.pending.len(), PENDING_SEGMENTS);
+        let view = |m: &BTreeMap<Box<str>, Pending>| -> Vec<(String, u64, Vec<u64>)> {
+            m.iter()
+                .map(|(k, p)| {
+                    (
+                        k.to_string(),
+                        p.seen,
+                        p.reqs.iter().map(|r| r.ev.line).collect(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(view(&one.pending), view(&a.pending));
+    }
+
+    #[test]
     fn spraying_and_stuffing() {
         let mut lines = Vec::new();
         for i in 0..6 {
@@ -1659,6 +1979,17 @@ mod tests {
             .collect();
         assert_eq!(d.len(), 1, "{f:#?}");
         assert_eq!(d[0].ips, vec!["203.0.113.9"]);
+        // Reaching the login page only: discovery, medium.
+        assert_eq!(d[0].severity, Severity::Medium);
+        // Then logged in and served the admin: raised.
+        lines.push(format!("{}|203.0.113.9|POST|/mgr_x9k2/login|302", t + 200));
+        lines.push(format!("{}|203.0.113.9|GET|/mgr_x9k2/|200", t + 201));
+        let f = run(&lines);
+        let d = f
+            .iter()
+            .find(|x| x.rule == "admin.path_discovery")
+            .expect("discovery");
+        assert_eq!(d.severity, Severity::High, "{d:#?}");
 
         // EC-CUBE 2: failure is 200, success is 302; one failure then success is nothing.
         let lines: Vec<String> = vec![

@@ -453,10 +453,17 @@ fn legit_ajax(path: &str) -> bool {
 }
 
 /// What an application log line says about checkout, if anything.
+/// Magento CrowdSec events carry a JSON message (`{"type":"PAYMENT_FAILED",…}`); EC-CUBE 4
+/// front logs write `[注文処理] 購入エラーが発生しました.` on a failed purchase.
 fn app_kind(message: &str) -> Option<&'static str> {
-    if message == "PAYMENT_FAILED" || message.contains("購入エラーが発生しました") {
+    let kind = |t: &str| {
+        message == t
+            || message.contains(&format!("\"type\":\"{t}\""))
+            || message.contains(&format!("\"type\": \"{t}\""))
+    };
+    if kind("PAYMENT_FAILED") || message.contains("購入エラーが発生しました") {
         Some("payment-failed")
-    } else if message == "CUSTOMER_REGISTER_SUCCESS" {
+    } else if kind("CUSTOMER_REGISTER_SUCCESS") {
         Some("account")
     } else {
         None

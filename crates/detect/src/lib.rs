@@ -53,6 +53,9 @@ pub struct DetectConfig {
     pub admin: admin::AdminConfig,
     /// Card-skimming and card-testing settings (`--psp-domain`, `--contained-at`, …).
     pub card: card::CardConfig,
+    /// Whether any input of the run is a WAF log (known before reading, from the inputs'
+    /// format detection). Without one, the WAF correlation keeps no web-request state.
+    pub run_has_waf: bool,
 }
 
 impl Default for DetectConfig {
@@ -65,6 +68,7 @@ impl Default for DetectConfig {
             exposure_min_bytes: 100,
             admin: admin::AdminConfig::default(),
             card: card::CardConfig::default(),
+            run_has_waf: true,
         }
     }
 }

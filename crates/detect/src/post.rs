@@ -468,7 +468,12 @@ fn skimming_chain(findings: &[Finding], tmp_id: &mut impl FnMut() -> String) -> 
             cat && f.severity >= Severity::High && f.first_seen.is_none_or(|t| t.utc_ms >= horizon)
         })
         .collect();
-    if !members.iter().any(|m| m.category != Category::CardSkimming) {
+    // A chain needs another step than the storefront edit itself (whose admin finding is the
+    // same request seen by the admin detector).
+    if !members
+        .iter()
+        .any(|m| m.category != Category::CardSkimming && m.rule != "admin.code_planting")
+    {
         return None;
     }
     by_time(&mut members);

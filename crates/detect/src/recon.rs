@@ -92,6 +92,25 @@ pub struct Recon {
     config: Arc<DetectConfig>,
     tools: BTreeMap<usize, ToolUse>,
     not_found: FxHashMap<IpAddr, NotFound>,
+    /// Tool lookups by User-Agent: a site sees few distinct agents, so each is searched once.
+    /// Cleared when it reaches [`UA_CACHE_MAX`] entries, so it stays bounded.
+    ua_cache: FxHashMap<Box<str>, Option<usize>>,
+}
+
+const UA_CACHE_MAX: usize = 4096;
+
+impl Recon {
+    fn tool_of(&mut self, ua: &str) -> Option<usize> {
+        if let Some(hit) = self.ua_cache.get(ua) {
+            return *hit;
+        }
+        let found = tools().find(ua).map(|m| m.pattern().as_usize());
+        if self.ua_cache.len() >= UA_CACHE_MAX {
+            self.ua_cache.clear();
+        }
+        self.ua_cache.insert(ua.into(), found);
+        found
+    }
 }
 
 impl Recon {
@@ -100,6 +119,7 @@ impl Recon {
             config,
             tools: BTreeMap::new(),
             not_found: FxHashMap::default(),
+            ua_cache: FxHashMap::default(),
         }
     }
 }
@@ -111,14 +131,11 @@ impl DetectorState for Recon {
             return;
         }
         if let Some(ua) = ev.user_agent.as_deref() {
-            if let Some(m) = tools().find(ua) {
-                let t = self
-                    .tools
-                    .entry(m.pattern().as_usize())
-                    .or_insert_with(|| ToolUse {
-                        ips: SmallestSet::new(50),
-                        ..Default::default()
-                    });
+            if let Some(tool) = self.tool_of(ua) {
+                let t = self.tools.entry(tool).or_insert_with(|| ToolUse {
+                    ips: SmallestSet::new(50),
+                    ..Default::default()
+                });
                 t.count += 1;
                 t.ok += u64::from(ev.is_success());
                 t.span.add(ev.ts);

@@ -140,11 +140,23 @@ pub struct Waf {
     summary: WafSummary,
     span: Span,
     scratch: Vec<u8>,
+    /// ModSecurity `Audit log: …` failures (earliest [`MAX_AUDIT_FAILURES`] kept) and their count.
+    audit_failures: Vec<Evidence>,
+    audit_failure_count: u64,
+    /// False when the run holds no WAF log: web requests then need no tracking.
+    track_web: bool,
 }
 
+/// Channel of the events ModSecurity `Audit log: Failed writing …` lines become
+/// (`ecir_formats::modsec_errorlog::AUDIT_FAILURE_CHANNEL`).
+pub const AUDIT_FAILURE_CHANNEL: &str = "modsecurity-audit-log";
+/// Audit-log failures kept as evidence.
+const MAX_AUDIT_FAILURES: usize = 50;
+
 impl Waf {
-    pub fn new(_config: Arc<DetectConfig>) -> Self {
+    pub fn new(config: Arc<DetectConfig>) -> Self {
         Waf {
+            track_web: config.run_has_waf,
             waf: Vec::new(),
             web: Vec::new(),
             waf_overflow: false,
@@ -156,10 +168,17 @@ impl Waf {
             summary: WafSummary::default(),
             span: Span::default(),
             scratch: Vec::new(),
+            audit_failures: Vec::new(),
+            audit_failure_count: 0,
         }
     }
 
     fn compact(&mut self) {
+        if self.audit_failures.len() > MAX_AUDIT_FAILURES {
+            self.audit_failures
+                .sort_by(|a, b| (a.ts, &a.file, a.line).cmp(&(b.ts, &b.file, b.line)));
+            self.audit_failures.truncate(MAX_AUDIT_FAILURES);
+        }
         if self.waf.len() > MAX_WAF_RECORDS {
             self.waf.sort_by_key(|a| key_ts(&a.ts, &a.ev));
             self.waf.truncate(MAX_WAF_RECORDS);
@@ -279,6 +298,9 @@ pub fn is_customer_input(path: &str) -> bool {
 
 impl DetectorState for Waf {
     fn observe(&mut self, ev: &Event<'_>, origin: &Origin<'_>) {
+        if !self.track_web && !matches!(ev.detail, EventDetail::Waf { .. }) {
+            return;
+        }
         let Some(ts) = ev.ts else { return };
         let hour = ts.secs().div_euclid(3600);
         match &ev.detail {
@@ -315,9 +337,15 @@ impl DetectorState for Waf {
                         .filter(|m| !m.is_empty())
                         .map(|m| m.to_string());
                     r.message = min_opt(r.message.take(), msg);
-                    if rule_ids.len() == 1 {
-                        r.class = min_opt(r.class, *attack);
-                    }
+                    // One rule: the record's class is that rule's. Several rules in one
+                    // transaction: each gets the class of its own CRS range (942xxx SQLi, …), so
+                    // a 920 protocol rule does not inherit the transaction's SQLi.
+                    let own = if rule_ids.len() == 1 {
+                        *attack
+                    } else {
+                        WafClass::of_crs_id(id)
+                    };
+                    r.class = min_opt(r.class, own);
                     if let Some(ip) = ev.client_ip {
                         r.ips.insert(ip);
                     }
@@ -361,6 +389,15 @@ impl DetectorState for Waf {
                         .join(","),
                     ev: kept_evidence(origin, Some(ts), 0),
                 });
+            }
+            EventDetail::App {
+                channel: Some(ch), ..
+            } if ev.source == Some(SourceKind::Waf) && ch == AUDIT_FAILURE_CHANNEL => {
+                self.audit_failure_count += 1;
+                self.audit_failures.push(kept_evidence(origin, Some(ts), 0));
+                if self.audit_failures.len() > MAX_AUDIT_FAILURES * 2 {
+                    self.compact();
+                }
             }
             EventDetail::Login {
                 outcome: LoginOutcome::Success,
@@ -475,6 +512,8 @@ impl DetectorState for Waf {
         s.allowed += o.summary.allowed;
         s.detection_only += o.summary.detection_only;
         self.span.merge(o.span);
+        self.audit_failures.extend(o.audit_failures);
+        self.audit_failure_count += o.audit_failure_count;
         if self.waf.len() > MAX_WAF_RECORDS || self.web.len() > MAX_WEB_HITS {
             self.compact();
         }
@@ -552,7 +591,12 @@ impl DetectorState for Waf {
         out.extend(unblocked(&waf, &web, &by_key, &follow, &note));
         out.extend(bypass(&waf, &web, &by_key, &note));
         out.extend(detection_only(&waf));
-        out.extend(lapse(&self.hours, &self.hour_evidence, &waf));
+        out.extend(lapse(
+            &self.hours,
+            &self.hour_evidence,
+            &waf,
+            &self.audit_failures,
+        ));
         out.extend(bait(&waf, &web, &admin_any));
         out
     }
@@ -897,6 +941,7 @@ fn lapse(
     hours: &BTreeMap<i64, (u64, u64)>,
     hour_ev: &BTreeMap<i64, Evidence>,
     waf: &[WafRec],
+    audit_failures: &[Evidence],
 ) -> Vec<Finding> {
     let (web_total, waf_total): (u64, u64) =
         hours.values().fold((0, 0), |a, v| (a.0 + v.0, a.1 + v.1));
@@ -957,10 +1002,29 @@ fn lapse(
             Timestamp::from_secs(to, 0).to_rfc3339(),
             rate
         );
+        // ModSecurity's own complaint that it could not write its audit log, in the hour
+        // before the silence or during it, explains the lapse.
+        let failures: Vec<&Evidence> = audit_failures
+            .iter()
+            .filter(|e| {
+                e.ts.is_some_and(|t| t.secs() >= from - 3600 && t.secs() < to)
+            })
+            .collect();
+        if !failures.is_empty() {
+            f.summary.push_str(&format!(
+                " ModSecurity itself reported {} audit-log failure{} (`Audit log: …`, e.g. a full disk) just before or \
+                 during the silence: it may have kept filtering but could not record what it saw.",
+                failures.len(),
+                if failures.len() == 1 { "" } else { "s" }
+            ));
+        }
         f.first_seen = Some(Timestamp::from_secs(from, 0));
         f.last_seen = Some(Timestamp::from_secs(to, 0));
         f.count = traffic;
         let mut ev = Vec::new();
+        for e in failures.iter().take(5) {
+            ev.push(weighted(e, 150));
+        }
         if let Some(b) = before {
             ev.push(weighted(&b.ev, 100));
         }
@@ -1494,9 +1558,56 @@ mod tests {
         );
         let s = s.unwrap();
         assert_eq!((s.events, s.blocked, s.logged_only), (3, 2, 1));
+        // 942100 alone in its records: the record's class.
+        assert_eq!(s.rules[0].attack.as_deref(), Some("sqli"));
         assert_eq!(s.rules[0].matches, 3);
         assert_eq!(s.rules[0].distinct_ips, 2);
         assert_eq!(s.ips[0].ip, "192.0.2.1");
         assert_eq!(s.ips[0].not_blocked, 1);
+    }
+
+    #[test]
+    fn summary_classifies_each_rule_of_a_multi_rule_transaction() {
+        let cfg = Arc::new(DetectConfig::default());
+        let mut w = Waf::new(cfg);
+        let file: Arc<str> = Arc::from("modsec_audit.log");
+        let ev = Event {
+            ts: Some(Timestamp::from_secs(T0, 0)),
+            source: Some(SourceKind::Waf),
+            client_ip: "192.0.2.9".parse().ok(),
+            target: Some(Cow::Borrowed("/x?id=1")),
+            detail: EventDetail::Waf {
+                rule_ids: vec![
+                    Cow::Borrowed("920350"),
+                    Cow::Borrowed("942100"),
+                    Cow::Borrowed("949110"),
+                ],
+                messages: vec![],
+                action: WafAction::Blocked,
+                severity: Some(Cow::Borrowed("CRITICAL")),
+                detection_only: false,
+                attack: Some(WafClass::Sqli),
+                engine_mode: None,
+                transaction: None,
+            },
+            ..Default::default()
+        };
+        let origin = Origin {
+            file: &file,
+            line: 1,
+            raw: b"x",
+        };
+        w.observe(&ev, &origin);
+        let s = w.waf_summary().unwrap();
+        let class = |id: &str| {
+            s.rules
+                .iter()
+                .find(|r| r.rule_id == id)
+                .and_then(|r| r.attack.clone())
+        };
+        assert_eq!(class("920350").as_deref(), Some("protocol"));
+        assert_eq!(class("942100").as_deref(), Some("sqli"));
+        // The blocking-evaluation rule has no class of its own (not the transaction's SQLi).
+        assert_eq!(class("949110"), None);
     }
 }

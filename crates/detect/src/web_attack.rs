@@ -261,7 +261,10 @@ const PATH_SCREEN: &[&str] = &[
 ];
 
 struct Matchers {
+    /// Multi-byte screen literals (Aho-Corasick keeps its fast prefilter for these).
     screen: AhoCorasick,
+    /// Single-byte screen literals, as a byte table.
+    screen_bytes: [bool; 256],
     patterns: RegexSet,
     path_screen: AhoCorasick,
     sensitive: regex::bytes::Regex,
@@ -271,7 +274,14 @@ struct Matchers {
 fn matchers() -> &'static Matchers {
     static M: std::sync::OnceLock<Matchers> = std::sync::OnceLock::new();
     M.get_or_init(|| Matchers {
-        screen: AhoCorasick::new(SCREEN).expect("screen patterns"),
+        screen: AhoCorasick::new(SCREEN.iter().filter(|p| p.len() > 1)).expect("screen patterns"),
+        screen_bytes: {
+            let mut t = [false; 256];
+            for p in SCREEN.iter().filter(|p| p.len() == 1) {
+                t[p.as_bytes()[0] as usize] = true;
+            }
+            t
+        },
         patterns: RegexSet::new(PATTERNS.iter().map(|(_, p)| format!("(?s-u){p}")))
             .expect("attack patterns"),
         path_screen: AhoCorasick::new(PATH_SCREEN).expect("path screen"),
@@ -288,7 +298,7 @@ pub fn classify(target: &str, headers: &[Option<&str>], scratch: &mut Vec<u8>) -
     let mut out = Vec::new();
     decode_target(target, scratch);
     let decoded: &[u8] = scratch;
-    if m.screen.is_match(decoded) {
+    if decoded.iter().any(|b| m.screen_bytes[*b as usize]) || m.screen.is_match(decoded) {
         let hits = m.patterns.matches(decoded);
         for i in hits.iter() {
             let c = PATTERNS[i].0;

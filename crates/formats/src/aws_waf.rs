@@ -12,7 +12,7 @@ use crate::context::ParseContext;
 use crate::modsec_json::{obj, s, text};
 use crate::time::{epoch, iso8601};
 use crate::waf_common::{text_class, WafRecord};
-use crate::{skip, EventSink, Format, Parser};
+use crate::{skip, Format, Parser};
 
 pub struct AwsWaf;
 
@@ -36,35 +36,14 @@ impl Format for AwsWaf {
     }
 
     fn detect(&self, sample: &[&[u8]]) -> Option<(usize, f64)> {
-        let n = sample
-            .iter()
-            .filter(|l| serde_json::from_slice::<Map<String, Value>>(l).is_ok_and(|m| is_aws(&m)))
-            .count();
-        (n > 0).then(|| (0, n as f64 / sample.len() as f64))
+        crate::waf_common::detect_json_lines(sample, is_aws)
     }
 
     fn parser(&self, _variant: usize, ctx: &ParseContext) -> Box<dyn Parser> {
-        Box::new(AwsParser { ctx: ctx.clone() })
-    }
-}
-
-struct AwsParser {
-    ctx: ParseContext,
-}
-
-impl Parser for AwsParser {
-    fn feed(&mut self, line: u64, bytes: &[u8], sink: &mut dyn EventSink) {
-        if let Some(reason) = crate::precheck(bytes) {
-            return sink.skip(line, reason, bytes);
-        }
-        let m: Map<String, Value> = match serde_json::from_slice(bytes) {
-            Ok(m) => m,
-            Err(_) => return sink.skip(line, skip::UNPARSEABLE, bytes),
-        };
-        match parse(&m, &self.ctx) {
-            Ok(r) => sink.event(&r.event(), line, bytes),
-            Err(reason) => sink.skip(line, reason, bytes),
-        }
+        Box::new(crate::waf_common::JsonLinesParser {
+            ctx: ctx.clone(),
+            parse,
+        })
     }
 }
 

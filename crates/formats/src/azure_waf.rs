@@ -13,7 +13,7 @@ use crate::aws_waf::any_time;
 use crate::context::ParseContext;
 use crate::modsec_json::{obj, s, text};
 use crate::waf_common::{better, crs_class, text_class, WafRecord};
-use crate::{skip, EventSink, Format, Parser};
+use crate::{skip, Format, Parser};
 
 pub struct AzureWaf;
 
@@ -41,35 +41,14 @@ impl Format for AzureWaf {
     }
 
     fn detect(&self, sample: &[&[u8]]) -> Option<(usize, f64)> {
-        let n = sample
-            .iter()
-            .filter(|l| serde_json::from_slice::<Map<String, Value>>(l).is_ok_and(|m| is_azure(&m)))
-            .count();
-        (n > 0).then(|| (0, n as f64 / sample.len() as f64))
+        crate::waf_common::detect_json_lines(sample, is_azure)
     }
 
     fn parser(&self, _variant: usize, ctx: &ParseContext) -> Box<dyn Parser> {
-        Box::new(AzParser { ctx: ctx.clone() })
-    }
-}
-
-struct AzParser {
-    ctx: ParseContext,
-}
-
-impl Parser for AzParser {
-    fn feed(&mut self, line: u64, bytes: &[u8], sink: &mut dyn EventSink) {
-        if let Some(reason) = crate::precheck(bytes) {
-            return sink.skip(line, reason, bytes);
-        }
-        let m: Map<String, Value> = match serde_json::from_slice(bytes) {
-            Ok(m) => m,
-            Err(_) => return sink.skip(line, skip::UNPARSEABLE, bytes),
-        };
-        match parse(&m, &self.ctx) {
-            Ok(r) => sink.event(&r.event(), line, bytes),
-            Err(reason) => sink.skip(line, reason, bytes),
-        }
+        Box::new(crate::waf_common::JsonLinesParser {
+            ctx: ctx.clone(),
+            parse,
+        })
     }
 }
 

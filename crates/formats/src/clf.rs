@@ -121,7 +121,8 @@ pub fn parse_line<'a>(
     let ts = times.clf(&b[open + 1..close]).ok_or(skip::BAD_TIMESTAMP)?;
 
     // Before the bracket: [vhost] client ident user.
-    let prefix = tokens(s[..open].trim_end());
+    let mut prefix_buf = [""; MAX_PREFIX];
+    let prefix = tokens(s[..open].trim_end(), &mut prefix_buf);
     let (vhost, client, user, xff_first) = match prefix.len() {
         0 => return Err(skip::UNPARSEABLE),
         1 => (None, prefix[0], None, None),
@@ -161,25 +162,29 @@ pub fn parse_line<'a>(
     }
 
     // Trailing fields.
-    let mut fields: Vec<Field<'a>> = Vec::new();
-    while !rest.is_empty() && fields.len() < 16 {
+    let mut field_buf: [Field<'a>; MAX_FIELDS] = [Field::Bare(""); MAX_FIELDS];
+    let mut n_fields = 0;
+    while !rest.is_empty() && n_fields < MAX_FIELDS {
         if rest.starts_with('"') {
             match quoted(rest) {
                 Some((v, after)) => {
-                    fields.push(Field::Quoted(v));
+                    field_buf[n_fields] = Field::Quoted(v);
+                    n_fields += 1;
                     rest = after.trim_start();
                 }
                 None => return Err(skip::UNPARSEABLE),
             }
         } else {
             let (tok, after) = split_token(rest);
-            fields.push(Field::Bare(tok));
+            field_buf[n_fields] = Field::Bare(tok);
+            n_fields += 1;
             rest = after.trim_start();
         }
     }
-    let (referer, user_agent, extras) = match fields.as_slice() {
+    let fields = &field_buf[..n_fields];
+    let (referer, user_agent, extras) = match fields {
         [Field::Quoted(r), Field::Quoted(u), extras @ ..] => (Some(*r), Some(*u), extras),
-        _ => (None, None, &fields[..]),
+        _ => (None, None, fields),
     };
     let mut xff = xff_first;
     let mut host = None;
@@ -241,6 +246,10 @@ pub fn parse_line<'a>(
     })
 }
 
+/// Trailing fields read after the status and size, at most.
+const MAX_FIELDS: usize = 16;
+
+#[derive(Copy, Clone)]
 enum Field<'a> {
     Quoted(&'a str),
     Bare(&'a str),
@@ -248,8 +257,8 @@ enum Field<'a> {
 
 /// Splits the text before the time bracket into fields; a quoted group is one field, and
 /// `a, b, c` lists (X-Forwarded-For written in place of the client) stay together.
-fn tokens(s: &str) -> Vec<&str> {
-    let mut out: Vec<&str> = Vec::new();
+fn tokens<'s, 'o>(s: &'s str, out: &'o mut [&'s str; MAX_PREFIX]) -> &'o [&'s str] {
+    let mut n = 0;
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -280,10 +289,19 @@ fn tokens(s: &str) -> Vec<&str> {
                 }
             }
         }
-        out.push(&s[start..i]);
+        // Only the last fields matter (`[vhost] client ident user`): keep a sliding window.
+        if n == MAX_PREFIX {
+            out.copy_within(1.., 0);
+            n -= 1;
+        }
+        out[n] = &s[start..i];
+        n += 1;
     }
-    out
+    &out[..n]
 }
+
+/// Fields kept from before the time bracket, at most (the last ones).
+const MAX_PREFIX: usize = 8;
 
 /// Reads a `"…"` field honouring `\"` and `\\` escapes; returns the inside and the rest.
 fn quoted(s: &str) -> Option<(&str, &str)> {

@@ -15,7 +15,7 @@ use crate::aws_waf::any_time;
 use crate::context::ParseContext;
 use crate::modsec_json::{num, obj, s};
 use crate::waf_common::{better, text_class, WafRecord};
-use crate::{skip, EventSink, Format, Parser};
+use crate::{skip, Format, Parser};
 
 pub struct Cloudflare;
 
@@ -70,27 +70,10 @@ impl Format for Cloudflare {
     }
 
     fn parser(&self, _variant: usize, ctx: &ParseContext) -> Box<dyn Parser> {
-        Box::new(CfParser { ctx: ctx.clone() })
-    }
-}
-
-struct CfParser {
-    ctx: ParseContext,
-}
-
-impl Parser for CfParser {
-    fn feed(&mut self, line: u64, bytes: &[u8], sink: &mut dyn EventSink) {
-        if let Some(reason) = crate::precheck(bytes) {
-            return sink.skip(line, reason, bytes);
-        }
-        let m: Map<String, Value> = match serde_json::from_slice(bytes) {
-            Ok(m) => m,
-            Err(_) => return sink.skip(line, skip::UNPARSEABLE, bytes),
-        };
-        match parse(&m, &self.ctx) {
-            Ok(r) => sink.event(&r.event(), line, bytes),
-            Err(reason) => sink.skip(line, reason, bytes),
-        }
+        Box::new(crate::waf_common::JsonLinesParser {
+            ctx: ctx.clone(),
+            parse,
+        })
     }
 }
 
@@ -288,5 +271,58 @@ mod tests {
         eprintln!("panther cloudflare: {parsed}/{total} parsed, action agrees {agree}/{parsed}");
         assert_eq!(parsed, total);
         assert_eq!(agree, parsed);
+    }
+
+    /// Wazuh's Cloudflare cases (`cloudflare-waf.ini`, http_requests records from a real zone):
+    /// every record is detected as Cloudflare and parsed, and the method or status each Wazuh
+    /// rule keys on (92502 GET … 92515 internal error) is the one ecir reads.
+    #[test]
+    fn wazuh_corpus_agrees() {
+        let Some(dir) = shared_dir() else {
+            eprintln!("skipping: ../shared not present");
+            return;
+        };
+        let p = dir.join("corpus/wazuh-ruleset-tests/tests/cloudflare-waf.ini");
+        let Ok(text) = std::fs::read_to_string(&p) else {
+            eprintln!("skipping: {} not present", p.display());
+            return;
+        };
+        let (mut total, mut agree) = (0, 0);
+        for case in crate::testing::wazuh_cases(&text) {
+            for (_, l) in &case.logs {
+                total += 1;
+                let Some(chosen) = detect(&[l.as_bytes()]) else {
+                    eprintln!("not detected: {l}");
+                    continue;
+                };
+                let c = parse_all(chosen, &ParseContext::default(), l);
+                let Some((_, e)) = c.events.first() else {
+                    continue;
+                };
+                let raw: Value = serde_json::from_str(l).unwrap();
+                let st = e.status.unwrap_or(0);
+                let m = e.method.as_deref().unwrap_or("");
+                let ok = e.client_ip == raw["ClientIP"].as_str().and_then(|i| i.parse().ok())
+                    && match case.rule.as_str() {
+                        "92502" => m == "GET",
+                        "92503" => m == "POST",
+                        "92504" => m == "PUT",
+                        "92506" => st == 200,
+                        "92507" | "92510" => st == 401,
+                        "92508" => st >= 400,
+                        "92509" => st == 400,
+                        "92511" => st == 403,
+                        "92512" => st == 404,
+                        "92513" => st == 405,
+                        "92514" => st == 413,
+                        "92515" => st == 500,
+                        _ => false,
+                    };
+                agree += usize::from(ok);
+            }
+        }
+        eprintln!("wazuh cloudflare: {agree}/{total} records agree (client, method or status)");
+        assert!(total >= 13);
+        assert_eq!(agree, total);
     }
 }

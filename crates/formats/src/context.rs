@@ -39,6 +39,18 @@ thread_local! {
 }
 
 impl ParseContext {
+    /// These settings with `file_mtime` set to `path`'s modification time (none when it
+    /// cannot be read): what a parser of that file needs to infer a syslog year.
+    pub fn for_file(&self, path: &std::path::Path) -> ParseContext {
+        let mut c = self.clone();
+        c.file_mtime = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| Timestamp::new(d.as_millis() as i64, 0));
+        c
+    }
+
     /// Resolves a wall-clock time in `--tz` to an instant. In a DST fold the earlier instant
     /// is taken; a time in a DST gap is moved forward by the gap.
     pub fn local_to_timestamp(&self, naive: NaiveDateTime, millis: u32) -> Option<Timestamp> {

@@ -12,7 +12,9 @@ pub mod azure_waf;
 pub mod clf;
 pub mod cloudflare;
 pub mod context;
-pub mod magento_events;
+pub mod eccube_log;
+pub mod login_history;
+pub mod magento_log;
 pub mod modsec_errorlog;
 pub mod modsec_json;
 pub mod modsec_native;
@@ -40,6 +42,8 @@ pub mod skip {
     pub const RECORD_TOO_LONG: &str = "record-too-long";
     /// A JSON record of a category the format does not hold (Azure metrics, health).
     pub const OTHER_CATEGORY: &str = "other-category";
+    /// A header row of a delimited export (login history CSV).
+    pub const HEADER: &str = "header";
 }
 
 /// Receives what a parser made of each line.
@@ -115,11 +119,13 @@ static AWS_WAF: aws_waf::AwsWaf = aws_waf::AwsWaf;
 static CLOUDFLARE: cloudflare::Cloudflare = cloudflare::Cloudflare;
 static AZURE_WAF: azure_waf::AzureWaf = azure_waf::AzureWaf;
 static SITEGUARD: siteguard::SiteGuard = siteguard::SiteGuard;
-static MAGENTO_EVENTS: magento_events::MagentoEvents = magento_events::MagentoEvents;
+static ECCUBE_LOG: eccube_log::EccubeLog = eccube_log::EccubeLog;
+static LOGIN_HISTORY: login_history::LoginHistory = login_history::LoginHistory;
+static MAGENTO_LOG: magento_log::MagentoLog = magento_log::MagentoLog;
 
 /// Every format ecir knows, in detection priority order.
 pub fn registry() -> &'static [&'static dyn Format] {
-    static ALL: [&'static dyn Format; 11] = [
+    static ALL: [&'static dyn Format; 13] = [
         &MODSEC_JSON,
         &AWS_WAF,
         &CLOUDFLARE,
@@ -130,7 +136,9 @@ pub fn registry() -> &'static [&'static dyn Format] {
         &NGINX_JSON,
         &CLF,
         &AUTH_LOG,
-        &MAGENTO_EVENTS,
+        &ECCUBE_LOG,
+        &LOGIN_HISTORY,
+        &MAGENTO_LOG,
     ];
     &ALL
 }
@@ -261,6 +269,15 @@ pub(crate) mod testing {
                 user: user.as_ref().map(o),
                 outcome: *outcome,
             },
+            EventDetail::App {
+                level,
+                channel,
+                message,
+            } => EventDetail::App {
+                level: o(level),
+                channel: channel.as_ref().map(o),
+                message: o(message),
+            },
             _ => EventDetail::Web,
         }
     }
@@ -299,6 +316,37 @@ pub(crate) mod testing {
         fn absorbed(&mut self, n: u64) {
             self.absorbed += n;
         }
+    }
+
+    /// One case of a Wazuh ruleset test file (`[title]`, `log N pass|fail = <line>`, `rule = id`).
+    pub struct WazuhCase {
+        #[allow(dead_code)]
+        pub title: String,
+        /// (must fire, log line)
+        pub logs: Vec<(bool, String)>,
+        pub rule: String,
+    }
+
+    /// The cases of a Wazuh `.ini` test file, in file order.
+    pub fn wazuh_cases(text: &str) -> Vec<WazuhCase> {
+        let mut out: Vec<WazuhCase> = Vec::new();
+        for l in text.lines() {
+            if let Some(t) = l.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+                out.push(WazuhCase {
+                    title: t.to_string(),
+                    logs: Vec::new(),
+                    rule: String::new(),
+                });
+            } else if let (Some(c), Some((k, v))) = (out.last_mut(), l.split_once(" = ")) {
+                let k = k.trim();
+                if k == "rule" {
+                    c.rule = v.trim().to_string();
+                } else if k.starts_with("log ") {
+                    c.logs.push((k.ends_with("pass"), v.to_string()));
+                }
+            }
+        }
+        out
     }
 
     pub fn parse_all(chosen: Chosen, ctx: &ParseContext, text: &str) -> Collect {

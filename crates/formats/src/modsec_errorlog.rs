@@ -8,7 +8,9 @@
 //! from the CRS blocking-evaluation rules (949110, 959100) means the engine ran in
 //! DetectionOnly, since in blocking mode those rules deny.
 
-use ecir_model::{SourceKind, WafAction};
+use std::borrow::Cow;
+
+use ecir_model::{Event, EventDetail, SourceKind, WafAction};
 
 use crate::context::ParseContext;
 use crate::modsec_json::asctime;
@@ -100,13 +102,17 @@ impl Parser for ErrParser {
         }
         let text = String::from_utf8_lossy(bytes);
         match parse(&text, shape, &self.ctx) {
-            Ok(r) => sink.event(&r.event(), line, bytes),
+            Ok(e) => sink.event(&e, line, bytes),
             Err(reason) => sink.skip(line, reason, bytes),
         }
     }
 }
 
-fn parse(text: &str, shape: usize, ctx: &ParseContext) -> Result<WafRecord, &'static str> {
+/// Channel of the [`EventDetail::App`] event a ModSecurity `Audit log: …` failure becomes
+/// (`Failed writing`, `Failed to lock global mutex`, …): the WAF could not record what it saw.
+pub const AUDIT_FAILURE_CHANNEL: &str = "modsecurity-audit-log";
+
+fn parse(text: &str, shape: usize, ctx: &ParseContext) -> Result<Event<'static>, &'static str> {
     let ts = if shape == 0 {
         let end = text.find(']').ok_or(skip::UNPARSEABLE)?;
         asctime(&text[1..end], ctx)
@@ -130,6 +136,25 @@ fn parse(text: &str, shape: usize, ctx: &ParseContext) -> Result<WafRecord, &'st
     } else {
         (alert_text, None)
     };
+    if let Some(msg) = alert_part.strip_prefix("ModSecurity: Audit log: ") {
+        // The audit log itself failed: no alert, but evidence that records went missing.
+        let pre = parse_alert(prefix);
+        let end = msg.find(" [").unwrap_or(msg.len());
+        return Ok(Event {
+            ts: Some(ts),
+            source: Some(SourceKind::Waf),
+            client_ip: client_ip(pre.client.as_deref(), ctx),
+            detail: EventDetail::App {
+                level: Cow::Borrowed("error"),
+                channel: Some(Cow::Borrowed(AUDIT_FAILURE_CHANNEL)),
+                message: Cow::Owned(format!(
+                    "Audit log: {}",
+                    crate::waf_common::truncate(&msg[..end], 300)
+                )),
+            },
+            ..Default::default()
+        });
+    }
     let a = parse_alert(alert_part);
     if a.id.is_none() && !a.disruptive && !alert_part.contains("Warning.") {
         // `Audit log: Failed writing …`, `Rule processing failed`, … : not an alert.
@@ -154,8 +179,13 @@ fn parse(text: &str, shape: usize, ctx: &ParseContext) -> Result<WafRecord, &'st
         if let Some(i) = tail.find(", request: \"") {
             let r = &tail[i + 12..];
             // The request is not escaped: end at `", host: "` / `", referrer: "` from the right.
-            let end = r
-                .rfind("\", host: \"")
+            // The request line has no raw space inside its target, so the quote after its
+            // ` HTTP/x` ends it even when `, upstream: "…"` follows.
+            let proto_end = r
+                .find(" HTTP/")
+                .and_then(|h| r[h..].find('"').map(|q| h + q));
+            let end = proto_end
+                .or_else(|| r.rfind("\", host: \""))
                 .or_else(|| r.rfind("\", referrer: \""))
                 .or_else(|| r.rfind('"'))
                 .unwrap_or(r.len());
@@ -167,7 +197,9 @@ fn parse(text: &str, shape: usize, ctx: &ParseContext) -> Result<WafRecord, &'st
             rec.protocol = p;
         }
     }
-    rec.client_ip = client.as_deref().and_then(|c| ctx.client_ip(c, None));
+    rec.client_ip = client_ip(client.as_deref(), ctx)
+        .or_else(|| client_ip(pre.client.as_deref(), ctx))
+        .or_else(|| client_ip(a.client.as_deref(), ctx));
     rec.rules.add_alert(&a);
     let scoring = matches!(
         a.id.as_deref(),
@@ -186,7 +218,18 @@ fn parse(text: &str, shape: usize, ctx: &ParseContext) -> Result<WafRecord, &'st
     } else {
         WafAction::LoggedOnly
     });
-    Ok(rec)
+    Ok(rec.event())
+}
+
+/// A `[client …]` value: an address, `v4:port`, or an unbracketed `v6:port` (`::1:37752`,
+/// which Apache 2.4 writes) whose last group is the port.
+fn client_ip(c: Option<&str>, ctx: &ParseContext) -> Option<std::net::IpAddr> {
+    let c = c?;
+    ctx.client_ip(c, None).or_else(|| {
+        let (addr, port) = c.rsplit_once(':')?;
+        port.parse::<u16>().ok()?;
+        ctx.client_ip(addr, None)
+    })
 }
 
 /// The value after `key` up to the next `,`.
@@ -375,6 +418,136 @@ mod tests {
             );
             assert!(c.events.iter().all(|(_, e)| e.ts.is_some()));
             assert!(c.events.len() * 10 >= modsec * 9, "{name}");
+        }
+    }
+
+    /// Wazuh's ModSecurity cases (`modsecurity.ini`): rule 30401 (warnings) must come out as
+    /// logged-only alerts, 30411 (rejected a query) as blocked, 30403 (`Audit log:` failures)
+    /// as audit-log failure events, not as alerts.
+    #[test]
+    fn wazuh_corpus_agrees() {
+        let Some(dir) = shared_dir() else {
+            eprintln!("skipping: ../shared not present");
+            return;
+        };
+        let p = dir.join("corpus/wazuh-ruleset-tests/tests/modsecurity.ini");
+        let Ok(text) = std::fs::read_to_string(&p) else {
+            eprintln!("skipping: {} not present", p.display());
+            return;
+        };
+        let chosen = crate::by_name("modsec-apache-error").unwrap();
+        let (mut total, mut agree) = (0, 0);
+        for case in crate::testing::wazuh_cases(&text) {
+            for (pass, l) in &case.logs {
+                total += 1;
+                let c = parse_all(chosen, &ParseContext::default(), l);
+                let got = match c.details.first() {
+                    Some(EventDetail::Waf { action, .. }) => match action {
+                        WafAction::Blocked => "30411",
+                        _ => "30401",
+                    },
+                    Some(EventDetail::App { channel, .. })
+                        if channel.as_deref() == Some(AUDIT_FAILURE_CHANNEL) =>
+                    {
+                        "30403"
+                    }
+                    _ => "none",
+                };
+                let ok = (got == case.rule) == *pass;
+                if !ok {
+                    eprintln!("disagree: want {} got {got}: {l}", case.rule);
+                }
+                agree += usize::from(ok);
+            }
+        }
+        eprintln!("wazuh modsecurity: {agree}/{total} lines agree with the expected rule");
+        assert!(total >= 6);
+        assert_eq!(agree, total);
+    }
+
+    /// crowdsec's parser assertions for ModSecurity error logs (Apache and nginx): for every
+    /// line crowdsec parsed, the rule id, client and URI path agree with ecir's.
+    #[test]
+    fn crowdsec_parser_labels_agree() {
+        let Some(dir) = shared_dir() else {
+            eprintln!("skipping: ../shared not present");
+            return;
+        };
+        let (mut labelled, mut agree) = (0, 0);
+        for name in ["modsecurity-logs", "modsecurity-logs-nginx"] {
+            let base = dir.join(format!("corpus/crowdsec-hub-tests/tests/{name}"));
+            let (Ok(log), Ok(asserts)) = (
+                std::fs::read_to_string(base.join(format!("{name}.log"))),
+                std::fs::read_to_string(base.join("parser.assert")),
+            ) else {
+                eprintln!("skipping: {} not present", base.display());
+                continue;
+            };
+            // results["s01-parse"]["crowdsecurity/modsecurity"][N].Evt.Parsed["key"] == "value"
+            let mut labels: std::collections::BTreeMap<usize, Vec<(String, String)>> =
+                Default::default();
+            let prefix = r#"results["s01-parse"]["crowdsecurity/modsecurity"]["#;
+            for a in asserts.lines() {
+                let Some(rest) = a.strip_prefix(prefix) else {
+                    continue;
+                };
+                let Some((n, rest)) = rest.split_once(']') else {
+                    continue;
+                };
+                let Some(rest) = rest.strip_prefix(".Evt.Parsed[\"") else {
+                    continue;
+                };
+                let Some((k, v)) = rest.split_once("\"] == ") else {
+                    continue;
+                };
+                let (Ok(n), Ok(v)) = (n.parse(), serde_json::from_str::<String>(v)) else {
+                    continue;
+                };
+                labels.entry(n).or_default().push((k.to_string(), v));
+            }
+            let lines: Vec<&str> = log.lines().collect();
+            let chosen = crate::by_name(if name.ends_with("nginx") {
+                "modsec-nginx-error"
+            } else {
+                "modsec-apache-error"
+            })
+            .unwrap();
+            for (n, kv) in &labels {
+                if !kv.iter().any(|(k, _)| k == "ruleid") {
+                    continue;
+                }
+                labelled += 1;
+                let c = parse_all(chosen, &ParseContext::default(), lines[*n]);
+                let (Some((_, e)), Some(EventDetail::Waf { rule_ids, .. })) =
+                    (c.events.first(), c.details.first())
+                else {
+                    continue;
+                };
+                let ok = kv.iter().all(|(k, v)| match k.as_str() {
+                    "ruleid" => rule_ids.first().map(|r| r.as_ref()) == Some(v.as_str()),
+                    "sourcehost" => e.client_ip == v.parse().ok(),
+                    "targeturi" => e.path() == v,
+                    _ => true,
+                });
+                if !ok {
+                    eprintln!(
+                        "disagree: {:?} vs {:?} {:?} {rule_ids:?}",
+                        kv.iter()
+                            .filter(|(k, _)| matches!(
+                                k.as_str(),
+                                "ruleid" | "sourcehost" | "targeturi"
+                            ))
+                            .collect::<Vec<_>>(),
+                        e.client_ip,
+                        e.path()
+                    );
+                }
+                agree += usize::from(ok);
+            }
+        }
+        eprintln!("crowdsec modsecurity parser labels: {agree}/{labelled} lines agree (rule id, client, URI)");
+        if labelled > 0 {
+            assert_eq!(agree, labelled);
         }
     }
 }

@@ -123,25 +123,7 @@ pub fn truncate(s: &str, max: usize) -> String {
 
 /// Attack class of an OWASP CRS (v3/v4) rule id; `None` for scoring/correlation rules.
 pub fn crs_class(id: &str) -> Option<WafClass> {
-    if id.len() != 6 || !id.bytes().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    Some(match &id[..3] {
-        "913" => WafClass::Scanner,
-        "911" | "920" | "921" | "922" => WafClass::Protocol,
-        "912" => WafClass::RateLimit,
-        "930" => WafClass::Lfi,
-        "931" => WafClass::Rfi,
-        "932" => WafClass::Rce,
-        "933" => WafClass::Php,
-        "934" => WafClass::Generic,
-        "941" => WafClass::Xss,
-        "942" => WafClass::Sqli,
-        "943" => WafClass::Session,
-        "944" => WafClass::Java,
-        "950" | "951" | "952" | "953" | "954" | "955" | "956" => WafClass::Leakage,
-        _ => return None,
-    })
+    WafClass::of_crs_id(id)
 }
 
 /// Attack class from a CRS tag (`attack-sqli`, `OWASP_CRS/WEB_ATTACK/XSS`) or from free text
@@ -396,6 +378,51 @@ impl WafRecord {
 pub fn is_detection_mode(s: &str) -> bool {
     let l = s.to_ascii_lowercase().replace(['_', '-', ' '], "");
     l == "detectiononly" || l == "detection" || l == "monitor"
+}
+
+/// Format detection for JSON-lines WAF logs: the share of sample lines that are JSON objects
+/// `is_kind` recognises (variant 0).
+pub(crate) fn detect_json_lines(
+    sample: &[&[u8]],
+    is_kind: fn(&serde_json::Map<String, serde_json::Value>) -> bool,
+) -> Option<(usize, f64)> {
+    let n = sample
+        .iter()
+        .filter(|l| {
+            serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(l)
+                .is_ok_and(|m| is_kind(&m))
+        })
+        .count();
+    (n > 0).then(|| (0, n as f64 / sample.len() as f64))
+}
+
+/// Maps one JSON record of a WAF log to a [`WafRecord`], or says why it cannot.
+pub(crate) type JsonRecordFn = fn(
+    &serde_json::Map<String, serde_json::Value>,
+    &crate::ParseContext,
+) -> Result<WafRecord, &'static str>;
+
+/// The parser every JSON-lines WAF format shares: one JSON object per line, mapped by the
+/// format's `parse` function; blank, NUL-holding and non-JSON lines are skipped with reasons.
+pub(crate) struct JsonLinesParser {
+    pub ctx: crate::ParseContext,
+    pub parse: JsonRecordFn,
+}
+
+impl crate::Parser for JsonLinesParser {
+    fn feed(&mut self, line: u64, bytes: &[u8], sink: &mut dyn crate::EventSink) {
+        if let Some(reason) = crate::precheck(bytes) {
+            return sink.skip(line, reason, bytes);
+        }
+        let m: serde_json::Map<String, serde_json::Value> = match serde_json::from_slice(bytes) {
+            Ok(m) => m,
+            Err(_) => return sink.skip(line, crate::skip::UNPARSEABLE, bytes),
+        };
+        match (self.parse)(&m, &self.ctx) {
+            Ok(r) => sink.event(&r.event(), line, bytes),
+            Err(reason) => sink.skip(line, reason, bytes),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -54,6 +54,22 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// A SHA-256 fed piece by piece (for a file read in windows).
+#[derive(Default)]
+pub struct Sha256Stream {
+    hasher: Sha256,
+}
+
+impl Sha256Stream {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+    }
+
+    pub fn finish_hex(self) -> String {
+        hex(&self.hasher.finalize())
+    }
+}
+
 /// SHA-256 of a byte slice, as lower-case hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))

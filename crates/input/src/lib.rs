@@ -11,9 +11,9 @@ pub mod lines;
 pub mod read;
 
 pub use discover::{discover, Discovered, DiscoveryError, InputFile};
-pub use hash::{sha256_hex, HashingReader};
+pub use hash::{sha256_hex, HashingReader, Sha256Stream};
 pub use lines::{for_each_line_in, newline_count, split_chunks, Line, LineReader, MAX_LINE_LEN};
 pub use read::{
-    open_evidence, open_input, sniff_compression, stream_gzip, Compression, OpenInput,
-    StreamOutcome,
+    open_evidence, open_input, release_pages, sniff_compression, stream_gzip, Compression,
+    OpenInput, StreamOutcome,
 };

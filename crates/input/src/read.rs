@@ -117,6 +117,22 @@ pub fn open_input(path: &Path) -> Result<OpenInput, String> {
     }
 }
 
+/// Tells the kernel this process no longer needs the mapped pages of `map[offset..offset+len]`
+/// (they stay in the page cache; touching them again faults them back in). Keeps resident
+/// memory bounded while a large file is read front to back.
+pub fn release_pages(map: &Mmap, offset: usize, len: usize) {
+    #[cfg(unix)]
+    {
+        // SAFETY: the mapping is private and read-only, so dropping its pages loses nothing:
+        // later reads fault the same file contents back in. No reference into the released
+        // range is used after this call by the caller (the window has been fully processed).
+        let _ =
+            unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) };
+    }
+    #[cfg(not(unix))]
+    let _ = (map, offset, len);
+}
+
 /// What streaming a gzip archive produced.
 #[derive(Debug, Default)]
 pub struct StreamOutcome {

@@ -87,6 +87,30 @@ pub enum WafClass {
 }
 
 impl WafClass {
+    /// Attack class of an OWASP CRS (v3/v4) rule id by its range (`942100` → SQLi); `None` for
+    /// other ids and for scoring/correlation rules (949, 959, 980).
+    pub fn of_crs_id(id: &str) -> Option<WafClass> {
+        if id.len() != 6 || !id.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        Some(match &id[..3] {
+            "913" => WafClass::Scanner,
+            "911" | "920" | "921" | "922" => WafClass::Protocol,
+            "912" => WafClass::RateLimit,
+            "930" => WafClass::Lfi,
+            "931" => WafClass::Rfi,
+            "932" => WafClass::Rce,
+            "933" => WafClass::Php,
+            "934" => WafClass::Generic,
+            "941" => WafClass::Xss,
+            "942" => WafClass::Sqli,
+            "943" => WafClass::Session,
+            "944" => WafClass::Java,
+            "950" | "951" | "952" | "953" | "954" | "955" | "956" => WafClass::Leakage,
+            _ => return None,
+        })
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             WafClass::Sqli => "sqli",

@@ -10,6 +10,10 @@ pub const MAX_EVIDENCE_TEXT: usize = 2048;
 
 /// Lossy-decodes `bytes`, escapes control and bidi characters, and caps the length.
 pub fn evidence_text(bytes: &[u8]) -> String {
+    if bytes.len() <= MAX_EVIDENCE_TEXT && bytes.iter().all(|b| (0x20..0x7f).contains(b)) {
+        // Printable ASCII: valid UTF-8 with nothing to escape.
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
     let s = String::from_utf8_lossy(bytes);
     escape_controls(&s, MAX_EVIDENCE_TEXT)
 }
@@ -17,6 +21,10 @@ pub fn evidence_text(bytes: &[u8]) -> String {
 /// Escapes control characters (C0, DEL, C1) and bidi/zero-width format characters as
 /// `\xNN` / `\u{NNNN}` and cuts the result at about `max` bytes.
 pub fn escape_controls(s: &str, max: usize) -> String {
+    // Fast path: printable ASCII that fits needs no work beyond the copy.
+    if s.len() <= max && s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return s.to_string();
+    }
     let mut out = String::with_capacity(s.len().min(max) + 8);
     for c in s.chars() {
         if out.len() >= max {
@@ -49,6 +57,27 @@ pub fn is_unsafe_char(c: char) -> bool {
         )
 }
 
+/// HTML-escapes `s` for element text and for quoted or unquoted attribute values. Every HTML
+/// view of ecir (scan report, audit calendar, case record) escapes through this one function;
+/// log-derived text goes through [`escape_controls`] first so controls and bidi overrides
+/// are shown, not obeyed.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '`' => out.push_str("&#96;"),
+            '=' => out.push_str("&#61;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// `true` when `s` would be changed by [`escape_controls`].
 pub fn needs_escape(s: &str) -> bool {
     s.chars().any(is_unsafe_char)
@@ -62,6 +91,14 @@ mod tests {
     fn escapes_terminal_sequences_and_bidi() {
         let s = evidence_text(b"GET /\x1b[31mred\x07 \xe2\x80\xae evil");
         assert_eq!(s, "GET /\\x1b[31mred\\x07 \\u{202e} evil");
+    }
+
+    #[test]
+    fn html_escape_covers_text_and_attributes() {
+        assert_eq!(
+            html_escape(r#"<a href='x' onclick="y"=`z`>&"#),
+            "&lt;a href&#61;&#39;x&#39; onclick&#61;&quot;y&quot;&#61;&#96;z&#96;&gt;&amp;"
+        );
     }
 
     #[test]

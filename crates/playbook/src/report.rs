@@ -421,18 +421,7 @@ fn md_cell(s: &str) -> String {
 }
 
 fn html_escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            _ => o.push(c),
-        }
-    }
-    o
+    ecir_model::text::html_escape(&ecir_model::text::escape_controls(s, usize::MAX))
 }
 
 fn render_md(blocks: &[Block]) -> String {

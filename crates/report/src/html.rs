@@ -50,23 +50,7 @@ svg.chart{width:100%;height:auto;max-height:22rem}
 @media print{body{max-width:none;padding:0;font-size:10pt}h2{break-after:avoid}.scroll{overflow:visible}a{color:inherit}}
 "#;
 
-/// HTML-escapes `s` for text and (quoted or unquoted) attribute context.
-pub fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            '`' => out.push_str("&#96;"),
-            '=' => out.push_str("&#61;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
+pub use ecir_model::text::html_escape as escape_html;
 
 /// Log-derived text made safe for a page: controls and bidi overrides shown as escapes, the
 /// length capped, then HTML-escaped.

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use ecir_audit::scan_findings::EDGE_TEXT_BYTES;
+use ecir_audit::HourTally;
 use ecir_detect::{DetectConfig, DetectorSet, Origin};
 use ecir_formats::{skip, Chosen, EventSink, Parser};
 use ecir_input::{for_each_line_in, newline_count, open_input, split_chunks, InputFile, OpenInput};
@@ -33,6 +35,10 @@ pub struct FileResult {
     pub summary: InputSummary,
     pub detectors: DetectorSet,
     pub traffic: Traffic,
+    /// Dated lines per local hour (hours since the epoch in each line's own offset) with the
+    /// first and last line of each, for the `log-integrity` findings; bounded by the hours the
+    /// file spans, not by its lines.
+    pub hours: BTreeMap<i64, HourTally>,
 }
 
 /// Per-chunk accounting and detection; merges in chunk order.
@@ -51,6 +57,14 @@ struct Work<'a> {
     samples: Vec<SkippedSample>,
     first: Option<Timestamp>,
     last: Option<Timestamp>,
+    /// Dated lines per local hour; the current run of lines in one hour is counted in `cur`
+    /// and flushed when the hour changes, so a line costs a comparison and a short copy
+    /// (kept as the run's last line), not a map update.
+    hours: BTreeMap<i64, HourTally>,
+    cur: HourTally,
+    cur_hour: i64,
+    /// The last dated line of the current run (up to `EDGE_TEXT_BYTES`).
+    cur_last_raw: Vec<u8>,
 }
 
 impl<'a> Work<'a> {
@@ -70,7 +84,41 @@ impl<'a> Work<'a> {
             samples: Vec::new(),
             first: None,
             last: None,
+            hours: BTreeMap::new(),
+            cur: HourTally::default(),
+            cur_hour: 0,
+            cur_last_raw: Vec::new(),
         }
+    }
+
+    #[inline]
+    fn count_hour(&mut self, t: &Timestamp, line: u64, raw: &[u8]) {
+        let h = ecir_audit::facts::local_hour(t);
+        if h != self.cur_hour || self.cur.lines == 0 {
+            self.flush_hour();
+            self.cur_hour = h;
+            self.cur.first_line = line;
+            self.cur.first_text = evidence_text(&raw[..raw.len().min(EDGE_TEXT_BYTES)]);
+        }
+        self.cur.lines += 1;
+        self.cur.last_line = line;
+        self.cur_last_raw.clear();
+        self.cur_last_raw
+            .extend_from_slice(&raw[..raw.len().min(EDGE_TEXT_BYTES)]);
+    }
+
+    fn flush_hour(&mut self) {
+        if self.cur.lines > 0 {
+            let mut run = std::mem::take(&mut self.cur);
+            run.last_text = evidence_text(&self.cur_last_raw);
+            self.hours.entry(self.cur_hour).or_default().merge(run);
+        }
+    }
+
+    /// Per-hour tallies, with the pending run flushed.
+    fn take_hours(&mut self) -> BTreeMap<i64, HourTally> {
+        self.flush_hour();
+        std::mem::take(&mut self.hours)
     }
 
     /// Feeds one physical line to the parser, handling lines too long to parse.
@@ -84,7 +132,11 @@ impl<'a> Work<'a> {
         }
     }
 
-    fn merge(&mut self, o: Work<'a>) {
+    fn merge(&mut self, mut o: Work<'a>) {
+        self.flush_hour();
+        for (h, t) in o.take_hours() {
+            self.hours.entry(h).or_default().merge(t);
+        }
         self.detectors.merge(o.detectors);
         self.traffic.merge(o.traffic);
         self.lines += o.lines;
@@ -120,6 +172,7 @@ impl EventSink for Work<'_> {
         self.events += 1;
         if let Some(t) = ev.ts {
             self.span(t);
+            self.count_hour(&t, line, raw);
             // Compare instants only: the same instant written in another offset is inside.
             if self.since.is_some_and(|s| t.utc_ms < s.utc_ms)
                 || self.until.is_some_and(|u| t.utc_ms > u.utc_ms)
@@ -165,6 +218,28 @@ fn sample_lines(bytes: &[u8]) -> Vec<&[u8]> {
     v
 }
 
+/// The kind of evidence `input` holds, from the same sample its format detection reads (a
+/// cheap look before the run, so detectors know which sources the run has).
+pub(crate) fn survey_source(input: &InputFile, forced: Option<Chosen>) -> Option<SourceKind> {
+    if let Some(c) = forced {
+        return Some(c.format.source());
+    }
+    match open_input(&input.path).ok()? {
+        OpenInput::Mapped { map, .. } => {
+            let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
+            ecir_formats::detect(&sample_lines(bytes)).map(|c| c.format.source())
+        }
+        OpenInput::Gzip { file, .. } => {
+            use std::io::Read;
+            let mut head = Vec::with_capacity(SAMPLE_BYTES);
+            let decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
+            let _ = decoder.take(SAMPLE_BYTES as u64).read_to_end(&mut head);
+            ecir_formats::detect(&sample_lines(&head)).map(|c| c.format.source())
+        }
+        OpenInput::Unsupported { .. } => None,
+    }
+}
+
 pub(crate) fn process(input: &InputFile, env: &FileEnv<'_>) -> FileResult {
     let display: Arc<str> = Arc::from(input.display());
     let mut summary = InputSummary {
@@ -176,7 +251,7 @@ pub(crate) fn process(input: &InputFile, env: &FileEnv<'_>) -> FileResult {
         source: SourceKind::Unknown.as_str().into(),
         ..Default::default()
     };
-    let (work, chosen) = match open_input(&input.path) {
+    let (mut work, chosen) = match open_input(&input.path) {
         Err(e) => {
             summary.errors.push(format!("cannot read: {e}"));
             (Work::new(&display, env), None)
@@ -184,7 +259,7 @@ pub(crate) fn process(input: &InputFile, env: &FileEnv<'_>) -> FileResult {
         Ok(OpenInput::Mapped { map, size }) => {
             summary.bytes = size;
             let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
-            read_mapped(bytes, &display, env, &mut summary)
+            read_mapped(bytes, map.as_ref(), &display, env, &mut summary)
         }
         Ok(OpenInput::Gzip { file, size }) => {
             summary.bytes = size;
@@ -208,10 +283,12 @@ pub(crate) fn process(input: &InputFile, env: &FileEnv<'_>) -> FileResult {
     };
     env.progress.files_done.fetch_add(1, Ordering::Relaxed);
     finish_summary(&mut summary, &work, chosen, env);
+    let hours = work.take_hours();
     FileResult {
         summary,
         detectors: work.detectors,
         traffic: work.traffic,
+        hours,
     }
 }
 
@@ -257,8 +334,12 @@ fn choose(sample: &[&[u8]], env: &FileEnv<'_>) -> Option<Chosen> {
     env.forced.or_else(|| ecir_formats::detect(sample))
 }
 
+/// Bytes of a mapped file processed (and then released) at a time.
+const MAP_WINDOW: usize = 128 << 20;
+
 fn read_mapped<'a>(
     bytes: &[u8],
+    map: Option<&memmap2::Mmap>,
     display: &'a Arc<str>,
     env: &FileEnv<'_>,
     summary: &mut InputSummary,
@@ -272,47 +353,74 @@ fn read_mapped<'a>(
     } else {
         std::iter::once(0..bytes.len()).collect()
     };
-    // Line numbers where each chunk starts.
-    let counts: Vec<u64> = ranges
-        .par_iter()
-        .map(|r| newline_count(&bytes[r.clone()]))
-        .collect();
-    let mut bases = Vec::with_capacity(counts.len());
-    let mut next = 1u64;
-    for c in &counts {
-        bases.push(next);
-        next += c;
-    }
     let parse_ctx = &with_mtime(&env.opts.parse, display);
-    let (sha, work) = rayon::join(
-        || ecir_input::sha256_hex(bytes),
-        || {
-            ranges
-                .par_iter()
-                .zip(bases.par_iter())
-                .map(|(r, &base)| {
-                    let mut work = Work::new(display, env);
-                    let mut parser: Box<dyn Parser> = match chosen {
-                        Some(c) => c.format.parser(c.variant, parse_ctx),
-                        None => Box::new(Unknown),
-                    };
-                    let slice = &bytes[r.clone()];
-                    for_each_line_in(slice, base, |l| {
-                        work.line(parser.as_mut(), l.number, l.bytes, l.too_long)
-                    });
-                    parser.finish(&mut work);
-                    env.progress
-                        .done_bytes
-                        .fetch_add(slice.len() as u64, Ordering::Relaxed);
-                    work
-                })
-                .reduce_with(|mut a, b| {
-                    a.merge(b);
-                    a
-                })
-                .unwrap_or_else(|| Work::new(display, env))
-        },
-    );
+    let parse_chunk = |r: &std::ops::Range<usize>, base: u64| {
+        let mut work = Work::new(display, env);
+        let mut parser: Box<dyn Parser> = match chosen {
+            Some(c) => c.format.parser(c.variant, parse_ctx),
+            None => Box::new(Unknown),
+        };
+        let slice = &bytes[r.clone()];
+        for_each_line_in(slice, base, |l| {
+            work.line(parser.as_mut(), l.number, l.bytes, l.too_long)
+        });
+        parser.finish(&mut work);
+        env.progress
+            .done_bytes
+            .fetch_add(slice.len() as u64, Ordering::Relaxed);
+        work
+    };
+    // The file is read in windows: each window's chunks are parsed in parallel while the
+    // running SHA-256 takes in the same bytes, then the window's pages are released from
+    // this process (`MADV_DONTNEED`; they stay in the page cache), so resident memory stays
+    // about one window whatever the file's size.
+    let mut hasher = ecir_input::Sha256Stream::default();
+    let mut work: Option<Work<'a>> = None;
+    let mut first = 0;
+    let mut next_line = 1u64;
+    while first < ranges.len() {
+        let start = ranges[first].start;
+        let mut last = first;
+        while last + 1 < ranges.len() && ranges[last + 1].end - start <= MAP_WINDOW {
+            last += 1;
+        }
+        let end = ranges[last].end;
+        // Line numbers where each chunk of the window starts.
+        let counts: Vec<u64> = ranges[first..=last]
+            .par_iter()
+            .map(|r| newline_count(&bytes[r.clone()]))
+            .collect();
+        let mut bases = Vec::with_capacity(counts.len());
+        for c in &counts {
+            bases.push(next_line);
+            next_line += c;
+        }
+        let (_, part) = rayon::join(
+            || hasher.update(&bytes[start..end]),
+            || {
+                ranges[first..=last]
+                    .par_iter()
+                    .zip(bases.par_iter())
+                    .map(|(r, &base)| parse_chunk(r, base))
+                    .reduce_with(|mut a, b| {
+                        a.merge(b);
+                        a
+                    })
+            },
+        );
+        if let Some(part) = part {
+            match &mut work {
+                Some(w) => w.merge(part),
+                None => work = Some(part),
+            }
+        }
+        if let Some(m) = map {
+            ecir_input::release_pages(m, start, end - start);
+        }
+        first = last + 1;
+    }
+    let work = work.unwrap_or_else(|| Work::new(display, env));
+    let sha = hasher.finish_hex();
     summary.sha256 = sha;
     summary.bytes_read = bytes.len() as u64;
     (work, chosen)

@@ -144,7 +144,16 @@ pub fn scan(
         .files_total
         .store(discovered.files.len() as u64, Ordering::Relaxed);
 
-    let config = Arc::new(opts.detect.clone());
+    // Which kinds of evidence the run holds, before reading: detectors that correlate
+    // sources skip work for sources that are absent.
+    let mut detect = opts.detect.clone();
+    detect.run_has_waf = pool.install(|| {
+        discovered
+            .files
+            .par_iter()
+            .any(|f| file::survey_source(f, forced) == Some(ecir_model::SourceKind::Waf))
+    });
+    let config = Arc::new(detect);
     let env = file::FileEnv {
         opts,
         forced,
@@ -168,6 +177,7 @@ pub fn scan(
 
     let Merged {
         inputs,
+        hours,
         detectors,
         traffic,
     } = merged;
@@ -190,7 +200,12 @@ pub fn scan(
         None => Vec::new(),
     };
     // What the logs cannot show: missing days, damaged archives, silences (ecir-audit).
-    findings.extend(ecir_audit::log_integrity_findings(&inputs));
+    let files: Vec<ecir_audit::ScanFile<'_>> = inputs
+        .iter()
+        .zip(&hours)
+        .map(|(summary, hours)| ecir_audit::ScanFile { summary, hours })
+        .collect();
+    findings.extend(ecir_audit::log_integrity_findings(&files));
     // Rules over all findings (storefront edits, re-injection, chains), then the window.
     let findings = ecir_detect::post::run(findings, &config);
     let exposure = ecir_detect::post::exposure(&findings, &orders, &config);
@@ -237,6 +252,8 @@ pub fn scan(
 #[derive(Default)]
 struct Merged {
     inputs: Vec<ecir_model::InputSummary>,
+    /// Each input's dated lines per local hour, parallel to `inputs`.
+    hours: Vec<BTreeMap<i64, ecir_audit::HourTally>>,
     detectors: Option<DetectorSet>,
     traffic: Traffic,
 }
@@ -244,6 +261,7 @@ struct Merged {
 impl Merged {
     fn absorb(&mut self, r: FileResult, _config: &Arc<DetectConfig>) {
         self.inputs.push(r.summary);
+        self.hours.push(r.hours);
         match &mut self.detectors {
             Some(d) => d.merge(r.detectors),
             None => self.detectors = Some(r.detectors),
@@ -253,6 +271,7 @@ impl Merged {
 
     fn append(&mut self, other: Merged, _config: &Arc<DetectConfig>) {
         self.inputs.extend(other.inputs);
+        self.hours.extend(other.hours);
         match (&mut self.detectors, other.detectors) {
             (Some(d), Some(o)) => d.merge(o),
             (None, o) => self.detectors = o,

@@ -443,6 +443,8 @@ fn read_file(
 ) -> Result<FileRuns, TimelineError> {
     let mut c = Collector::new(opts, display, index, spill);
     let mut problem = None;
+    // This file's modification time, for formats without a year (syslog).
+    let parse_ctx = &opts.parse.for_file(path);
     let feed = |c: &mut Collector<'_>, p: &mut dyn Parser, n: u64, b: &[u8], long: bool| {
         c.lines += 1;
         if long {
@@ -477,7 +479,7 @@ fn read_file(
                         .zip(bases.par_iter())
                         .map(|(r, &base)| {
                             let mut part = Collector::new(opts, display, index, spill);
-                            let mut p = ch.format.parser(ch.variant, &opts.parse);
+                            let mut p = ch.format.parser(ch.variant, parse_ctx);
                             for_each_line_in(&bytes[r.clone()], base, |l| {
                                 feed(&mut part, p.as_mut(), l.number, l.bytes, l.too_long)
                             });
@@ -516,7 +518,7 @@ fn read_file(
                     .collect();
                 let mut p = forced
                     .or_else(|| ecir_formats::detect(&s))
-                    .map(|ch| ch.format.parser(ch.variant, &opts.parse));
+                    .map(|ch| ch.format.parser(ch.variant, parse_ctx));
                 for (n, b, long) in buffered.drain(..) {
                     match p.as_mut() {
                         Some(p) => feed(c, p.as_mut(), n, &b, long),

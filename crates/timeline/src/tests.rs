@@ -184,3 +184,48 @@ fn filters_by_time_ip_source_and_cited_lines() {
     assert_eq!(lines, vec![5, 250]);
     assert_eq!(cited[0]["path"], "/a/4");
 }
+
+#[test]
+fn syslog_year_comes_from_each_files_mtime() {
+    let dir = std::env::temp_dir().join(format!("ecir-tl-syslog-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let ev = dir.join("evidence");
+    std::fs::create_dir_all(&ev).unwrap();
+    let line = "Nov 20 10:00:01 shop sshd[42]: Accepted publickey for deploy from 203.0.113.5 port 50000 ssh2\n";
+    // Two rotations of the same log, one written in 2024 and one in 2025: the same
+    // month and day belong to different years.
+    for (name, secs) in [
+        ("auth.log.2", 1_732_600_000u64),
+        ("auth.log.1", 1_764_136_000),
+    ] {
+        let p = ev.join(name);
+        std::fs::write(&p, line.repeat(3)).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+            .unwrap();
+    }
+    let fx = Fixture { dir, total: 6 };
+    let (rows, _) = run(&fx, TimelineOptions::default());
+    assert_eq!(rows.len(), fx.total);
+    let years: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["file"].as_str().unwrap().rsplit('/').next().unwrap(),
+                &r["datetime"].as_str().unwrap()[..4],
+            )
+        })
+        .collect();
+    assert!(
+        years.iter().take(3).all(|y| *y == ("auth.log.2", "2024")),
+        "{years:?}"
+    );
+    assert!(
+        years.iter().skip(3).all(|y| *y == ("auth.log.1", "2025")),
+        "{years:?}"
+    );
+    std::fs::remove_dir_all(&fx.dir).unwrap();
+}

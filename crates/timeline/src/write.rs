@@ -9,7 +9,9 @@
 
 use std::io::{self, Write};
 
-use serde_json::{json, Map, Value};
+#[cfg(test)]
+use serde_json::json;
+use serde_json::{Map, Value};
 
 use crate::record::Record;
 
@@ -88,6 +90,10 @@ pub struct TimelineWriter<W: Write> {
     pub written: u64,
     /// The last (utc_ms, offset) formatted and its text: events come in bursts per second.
     last_time: (i64, i32, String),
+    /// The same for ECS's millisecond `@timestamp`.
+    last_ecs_time: (i64, i32, String),
+    /// One ECS line, reused.
+    buf: Vec<u8>,
 }
 
 impl<W: Write> TimelineWriter<W> {
@@ -111,6 +117,8 @@ impl<W: Write> TimelineWriter<W> {
             files,
             written: 0,
             last_time: (i64::MIN, 0, String::new()),
+            last_ecs_time: (i64::MIN, 0, String::new()),
+            buf: Vec::with_capacity(4096),
         })
     }
 
@@ -140,8 +148,12 @@ impl<W: Write> TimelineWriter<W> {
                 self.json_line(&Value::Object(v))
             }
             OutputFormat::Ecs => {
-                let v = self.ecs(r);
-                self.json_line(&v)
+                let mut buf = std::mem::take(&mut self.buf);
+                buf.clear();
+                self.ecs(r, &mut buf);
+                let res = self.out.write_all(&buf);
+                self.buf = buf;
+                res
             }
         }
     }
@@ -230,7 +242,122 @@ impl<W: Write> TimelineWriter<W> {
         m
     }
 
-    fn ecs(&self, r: &Record) -> Value {
+    /// One ECS line, written directly (no `serde_json::Value` tree per event). Field order
+    /// and escaping are those of the `serde_json` tree it replaces (`ecs_value`, kept for
+    /// the equivalence test).
+    fn ecs(&mut self, r: &Record, b: &mut Vec<u8>) {
+        if self.last_ecs_time.0 != r.ts.utc_ms || self.last_ecs_time.1 != r.ts.offset_secs {
+            self.last_ecs_time = (
+                r.ts.utc_ms,
+                r.ts.offset_secs,
+                r.ts.to_datetime()
+                    .format("%Y-%m-%dT%H:%M:%S%.3f%:z")
+                    .to_string(),
+            );
+        }
+        let category: &[&str] = match r.source.as_str() {
+            "admin-login" | "auth" => &["authentication"],
+            "waf" => &["intrusion_detection", "web"],
+            _ => &["web"],
+        };
+        let source = r.source.as_str();
+        b.extend_from_slice(b"{\"@timestamp\":");
+        json_str(b, &self.last_ecs_time.2);
+        b.extend_from_slice(b",\"ecs\":{\"version\":");
+        json_str(b, ECS_VERSION);
+        b.extend_from_slice(b"},\"event\":{\"kind\":\"event\",\"category\":[");
+        for (i, c) in category.iter().enumerate() {
+            if i > 0 {
+                b.push(b',');
+            }
+            json_str(b, c);
+        }
+        b.extend_from_slice(b"],\"module\":\"ecir\",\"dataset\":\"ecir.");
+        json_str_body(b, source);
+        b.extend_from_slice(b"\",\"original\":");
+        json_str(b, &r.raw);
+        if !r.action.is_empty() {
+            b.extend_from_slice(b",\"action\":");
+            json_str(b, &r.action);
+        }
+        b.extend_from_slice(b"},\"log\":{\"file\":{\"path\":");
+        json_str(b, self.file(r));
+        b.extend_from_slice(b"}},\"ecir\":{\"source\":");
+        json_str(b, source);
+        b.extend_from_slice(b",\"line\":");
+        json_num(b, r.line);
+        b.push(b'}');
+        if !r.client_ip.is_empty() {
+            b.extend_from_slice(b",\"source\":{\"ip\":");
+            json_str(b, &r.client_ip);
+            b.push(b'}');
+        }
+        if !r.target.is_empty() {
+            b.extend_from_slice(b",\"url\":{\"original\":");
+            json_str(b, &r.target);
+            b.extend_from_slice(b",\"path\":");
+            json_str(b, r.path());
+            if !r.query().is_empty() {
+                b.extend_from_slice(b",\"query\":");
+                json_str(b, r.query());
+            }
+            b.push(b'}');
+        }
+        let response = r.status.is_some() || r.bytes.is_some();
+        if !r.method.is_empty() || response {
+            b.extend_from_slice(b",\"http\":{");
+            if !r.method.is_empty() {
+                b.extend_from_slice(b"\"request\":{\"method\":");
+                json_str(b, &r.method);
+                b.push(b'}');
+                if response {
+                    b.push(b',');
+                }
+            }
+            if response {
+                b.extend_from_slice(b"\"response\":{");
+                if let Some(st) = r.status {
+                    b.extend_from_slice(b"\"status_code\":");
+                    json_num(b, u64::from(st));
+                    if r.bytes.is_some() {
+                        b.push(b',');
+                    }
+                }
+                if let Some(n) = r.bytes {
+                    b.extend_from_slice(b"\"body\":{\"bytes\":");
+                    json_num(b, n);
+                    b.push(b'}');
+                }
+                b.push(b'}');
+            }
+            b.push(b'}');
+        }
+        if !r.user_agent.is_empty() {
+            b.extend_from_slice(b",\"user_agent\":{\"original\":");
+            json_str(b, &r.user_agent);
+            b.push(b'}');
+        }
+        if !r.user.is_empty() {
+            b.extend_from_slice(b",\"user\":{\"name\":");
+            json_str(b, &r.user);
+            b.push(b'}');
+        }
+        if !r.rule_ids.is_empty() {
+            b.extend_from_slice(b",\"rule\":{\"id\":[");
+            for (i, id) in r.rule_ids.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                json_str(b, id);
+            }
+            b.extend_from_slice(b"]}");
+        }
+        b.extend_from_slice(b"}\n");
+    }
+
+    /// The ECS line as a `serde_json` tree: the reference the direct writer must match.
+    #[cfg(test)]
+    fn ecs_value(&self, r: &Record) -> Value {
         let ms =
             r.ts.to_datetime()
                 .format("%Y-%m-%dT%H:%M:%S%.3f%:z")
@@ -295,6 +422,60 @@ impl<W: Write> TimelineWriter<W> {
         }
         v
     }
+}
+
+/// Writes `s` as a JSON string, quoted.
+fn json_str(b: &mut Vec<u8>, s: &str) {
+    b.push(b'"');
+    json_str_body(b, s);
+    b.push(b'"');
+}
+
+/// Writes `s` escaped as inside a JSON string, exactly as `serde_json` does: `"` and `\\`,
+/// the short escapes `\\b \\f \\n \\r \\t`, other control characters as `\\u00XX`; everything
+/// else (non-ASCII included) as is.
+fn json_str_body(b: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &c) in bytes.iter().enumerate() {
+        let esc: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        b.extend_from_slice(&bytes[start..i]);
+        if esc.is_empty() {
+            b.extend_from_slice(b"\\u00");
+            b.push(HEX[usize::from(c >> 4)]);
+            b.push(HEX[usize::from(c & 0xf)]);
+        } else {
+            b.extend_from_slice(esc);
+        }
+        start = i + 1;
+    }
+    b.extend_from_slice(&bytes[start..]);
+}
+
+fn json_num(b: &mut Vec<u8>, n: u64) {
+    let mut tmp = [0u8; 20];
+    let mut i = tmp.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    b.extend_from_slice(&tmp[i..]);
 }
 
 fn timestamp_desc(r: &Record) -> &'static str {

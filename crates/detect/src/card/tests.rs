@@ -505,7 +505,7 @@ fn app_failures(ip: &str, times: &[i64]) -> Vec<Event<'static>> {
             detail: ecir_model::EventDetail::App {
                 level: "INFO".into(),
                 channel: Some("crowdsec-events".into()),
-                message: "PAYMENT_FAILED".into(),
+                message: format!("{{\"type\":\"PAYMENT_FAILED\",\"ip\":\"{ip}\"}}").into(),
             },
             ..Default::default()
         })

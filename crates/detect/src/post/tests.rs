@@ -348,3 +348,18 @@ fn web_shell_used_soon_after_an_admin_upload() {
     )
     .is_empty());
 }
+
+#[test]
+fn one_storefront_edit_alone_is_not_a_chain() {
+    let out = run(
+        vec![admin_planting(
+            "198.51.100.7",
+            Severity::High,
+            &[T0],
+            "/admin/content/page/1/edit",
+        )],
+        &DetectConfig::default(),
+    );
+    assert_eq!(of(&out, "card.code_planting").len(), 1);
+    assert!(of(&out, "chain.skimming").is_empty());
+}
