@@ -259,6 +259,57 @@ pub struct ScanArgs {
     /// Staff working hours in --tz, e.g. 09:00-19:00; admin activity outside them is flagged.
     #[arg(long = "business-hours", value_name = "HH:MM-HH:MM")]
     pub business_hours: Option<String>,
+
+    /// A payment provider's domain customers may return from to the order-completion page
+    /// (repeatable; subdomains included), e.g. --psp-domain paypal.com.
+    #[arg(long = "psp-domain", value_name = "DOMAIN")]
+    pub psp_domain: Vec<String>,
+
+    /// When the skimmer was removed or the site taken offline: the end of the exposure window
+    /// (default: the end of the logs).
+    #[arg(long = "contained-at", value_name = "TIME")]
+    pub contained_at: Option<String>,
+
+    /// When the shop was cleaned: storefront edits or changed files after it are re-injection.
+    #[arg(long = "cleaned-at", value_name = "TIME")]
+    pub cleaned_at: Option<String>,
+
+    /// 200 responses of one size that make a stable size of a JS/CSS file (asset drift).
+    #[arg(long = "drift-min-hits", default_value_t = 5, value_name = "N")]
+    pub drift_min_hits: u32,
+
+    /// Distinct customer IPs a newly seen script must be loaded by.
+    #[arg(long = "first-seen-min-ips", default_value_t = 20, value_name = "N")]
+    pub first_seen_min_ips: usize,
+
+    /// Distinct customer IPs that make a same-origin drop or image beacon.
+    #[arg(long = "drop-min-ips", default_value_t = 3, value_name = "N")]
+    pub drop_min_ips: usize,
+
+    /// Checkout submissions from one IP within --velocity-window that make card testing.
+    #[arg(long = "velocity-attempts", default_value_t = 10, value_name = "N")]
+    pub velocity_attempts: u32,
+
+    /// Window for checkout velocity and account bursts, minutes.
+    #[arg(long = "velocity-window", default_value_t = 30, value_name = "MINUTES")]
+    pub velocity_window: i64,
+
+    /// Share of failed checkout submissions (error page, 429) that makes card testing.
+    #[arg(long = "failure-ratio", default_value_t = 0.8, value_name = "RATIO")]
+    pub failure_ratio: f64,
+
+    /// Accounts created by one IP within --velocity-window that make a burst.
+    #[arg(long = "account-burst", default_value_t = 5, value_name = "N")]
+    pub account_burst: u32,
+
+    /// Payment failures an application log records for one IP within --velocity-window that
+    /// make card testing.
+    #[arg(long = "payment-failures", default_value_t = 4, value_name = "N")]
+    pub payment_failures: u32,
+
+    /// Distinct IPs failing payment within 10 minutes that make distributed card testing.
+    #[arg(long = "distributed-min-ips", default_value_t = 10, value_name = "N")]
+    pub distributed_min_ips: usize,
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum, PartialEq, Eq)]

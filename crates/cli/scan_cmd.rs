@@ -109,6 +109,43 @@ pub fn run(a: ScanArgs) -> u8 {
         Ok(c) => c,
         Err(msg) => return usage(&msg),
     };
+    let mut card_times = [None, None];
+    for (i, (name, v)) in [
+        ("--contained-at", &a.contained_at),
+        ("--cleaned-at", &a.cleaned_at),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        match v.as_deref().map(|s| parse_time(s, &parse)) {
+            Some(Err(e)) => return usage(&format!("{name}: {e}")),
+            Some(Ok(t)) => card_times[i] = Some(t),
+            None => {}
+        }
+    }
+    if !(0.0..=1.0).contains(&a.failure_ratio) {
+        return usage("--failure-ratio must be between 0 and 1");
+    }
+    let card = ecir_detect::card::CardConfig {
+        psp_domains: a
+            .psp_domain
+            .iter()
+            .map(|d| d.trim().trim_start_matches('.').to_ascii_lowercase())
+            .filter(|d| !d.is_empty())
+            .collect(),
+        contained_at: card_times[0],
+        cleaned_at: card_times[1],
+        drift_min_hits: a.drift_min_hits.max(1),
+        first_seen_min_ips: a.first_seen_min_ips.max(1),
+        drop_min_ips: a.drop_min_ips.max(1),
+        velocity_attempts: a.velocity_attempts.max(1),
+        velocity_window_secs: a.velocity_window.max(1) * 60,
+        failure_ratio: a.failure_ratio,
+        account_burst: a.account_burst.max(1),
+        payment_failures: a.payment_failures.max(1),
+        distributed_min_ips: a.distributed_min_ips.max(2),
+        ..Default::default()
+    };
     let opts = ScanOptions {
         jobs: a.jobs.unwrap_or(0),
         parse,
@@ -120,6 +157,7 @@ pub fn run(a: ScanArgs) -> u8 {
         detect: ecir_detect::DetectConfig {
             burst_404: a.burst_404,
             admin,
+            card,
             ..Default::default()
         },
         version: env!("CARGO_PKG_VERSION").into(),

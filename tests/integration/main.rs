@@ -3,10 +3,12 @@
 
 mod admin_sources;
 mod audit;
+mod card_corpus;
 mod case;
 mod cli;
 mod corpus;
 mod html_browser;
 mod rules;
+mod skim_case;
 mod support;
 mod waf;

@@ -135,6 +135,21 @@ rule_tests! {
     log_missing_days => "log.missing_days",
     log_silence => "log.silence",
     log_source_silent => "log.source_silent",
+    card_asset_drift => "card.asset_drift",
+    card_first_seen_script => "card.first_seen_script",
+    card_exfil_drop => "card.exfil_drop",
+    card_fake_payment_page => "card.fake_payment_page",
+    card_drop_harvest => "card.drop_harvest",
+    card_image_beacon => "card.image_beacon",
+    card_foreign_referer_completion => "card.foreign_referer_completion",
+    card_code_planting => "card.code_planting",
+    card_reinjection => "card.reinjection",
+    cardtest_velocity => "cardtest.velocity",
+    cardtest_distributed => "cardtest.distributed",
+    cardtest_account_burst => "cardtest.account_burst",
+    chain_skimming => "chain.skimming",
+    chain_card_testing => "chain.card_testing",
+    webshell_after_upload => "webshell.after_upload",
 }
 
 #[test]

@@ -10,9 +10,11 @@
 //! This crate must not know about files on disk, formats, threads or output.
 
 pub mod admin;
+pub mod card;
 pub mod decode;
 pub mod evidence;
 pub mod host;
+pub mod post;
 pub mod recon;
 pub mod waf;
 pub mod web_attack;
@@ -49,6 +51,8 @@ pub struct DetectConfig {
     pub exposure_min_bytes: u64,
     /// Admin-panel settings (`--platform`, `--admin-path`, `--admin-allow`, …).
     pub admin: admin::AdminConfig,
+    /// Card-skimming and card-testing settings (`--psp-domain`, `--contained-at`, …).
+    pub card: card::CardConfig,
     /// Whether any input of the run is a WAF log (known before reading, from the inputs'
     /// format detection). Without one, the WAF correlation keeps no web-request state.
     pub run_has_waf: bool,
@@ -63,6 +67,7 @@ impl Default for DetectConfig {
             rare_script_min_site_ips: 20,
             exposure_min_bytes: 100,
             admin: admin::AdminConfig::default(),
+            card: card::CardConfig::default(),
             run_has_waf: true,
         }
     }
@@ -89,6 +94,10 @@ pub trait DetectorState: Send + Any {
     fn waf_summary(&self) -> Option<ecir_model::WafSummary> {
         None
     }
+    /// The completion-page hits for the exposure window, from the detector that keeps them.
+    fn orders(&self) -> Option<card::Orders> {
+        None
+    }
 }
 
 /// Recovers the concrete state in a `merge` implementation.
@@ -112,6 +121,8 @@ pub const DETECTORS: &[(&str, &[&str])] = &[
     ("admin", admin::RULES),
     ("host", host::RULES),
     ("waf", waf::RULES),
+    ("card", card::RULES),
+    ("post-detection", post::RULES),
 ];
 
 impl DetectorSet {
@@ -124,6 +135,7 @@ impl DetectorSet {
                 Box::new(admin::Admin::new(config.clone())),
                 Box::new(host::Host::new(config.clone())),
                 Box::new(waf::Waf::new(config.clone())),
+                Box::new(card::Card::new(config.clone())),
             ],
         }
     }
@@ -144,6 +156,14 @@ impl DetectorSet {
     /// The WAF summary for the report, when a WAF log was read.
     pub fn waf_summary(&self) -> Option<ecir_model::WafSummary> {
         self.states.iter().find_map(|s| s.waf_summary())
+    }
+
+    /// Completion-page hits for the exposure window.
+    pub fn orders(&self) -> card::Orders {
+        self.states
+            .iter()
+            .find_map(|s| s.orders())
+            .unwrap_or_default()
     }
 
     pub fn finish(self, ctx: &FinishContext) -> Vec<Finding> {

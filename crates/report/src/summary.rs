@@ -92,6 +92,9 @@ pub fn render_summary(report: &Report, p: &dyn Painter, width: usize) -> String 
         group(st.parsed),
         group(st.skipped)
     );
+    if let Some(e) = &report.exposure {
+        render_exposure(&mut o, e, p);
+    }
     // Inputs
     let _ = writeln!(o, "\n{}", p.heading("Inputs"));
     let path_w = report
@@ -223,17 +226,6 @@ pub fn render_summary(report: &Report, p: &dyn Painter, width: usize) -> String 
     if let Some(w) = &report.waf_summary {
         render_waf(&mut o, w, p);
     }
-    if let Some(e) = &report.exposure {
-        let _ = writeln!(
-            o,
-            "\n{} {} → {}: {} completed order(s), {} customer IP(s)",
-            p.heading("Exposure window:"),
-            e.start,
-            e.end,
-            group(e.completed_orders),
-            group(e.distinct_customer_ips)
-        );
-    }
     if let Some(step) = next_step(report) {
         let _ = writeln!(o, "\n{} {}", p.heading("Next step:"), step);
     }
@@ -252,6 +244,49 @@ pub fn render_summary(report: &Report, p: &dyn Painter, width: usize) -> String 
         st.threads
     );
     o
+}
+
+/// The exposure window, first: the figure the notification playbook asks for.
+fn render_exposure(o: &mut String, e: &ecir_model::Exposure, p: &dyn Painter) {
+    let _ = writeln!(
+        o,
+        "\n{} {} → {}: {} completed order(s), {} customer IP(s)",
+        p.heading("Exposure window:"),
+        e.start,
+        e.end,
+        group(e.completed_orders),
+        group(e.distinct_customer_ips)
+    );
+    let start = match e.extra.get("start_basis").and_then(|v| v.as_str()) {
+        Some("compromise") => "start: the earliest compromise that could have changed the payment flow (no direct evidence of tampering)",
+        _ => "start: the earliest evidence the payment flow was tampered with",
+    };
+    let end = match e.extra.get("end_basis").and_then(|v| v.as_str()) {
+        Some("contained-at") => "end: --contained-at",
+        _ => "end: the end of the logs (give --contained-at when the skimmer was removed)",
+    };
+    let _ = writeln!(
+        o,
+        "  {} ({}); {}; orders = completion-page hits, one per client IP + user agent session",
+        p.dim(&format!("basis {}", e.basis.join(", "))),
+        start,
+        end,
+    );
+    if let Some(days) = e.extra.get("per_day").and_then(|v| v.as_array()) {
+        let cells: Vec<String> = days
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} {}",
+                    d["date"].as_str().unwrap_or("?").get(5..).unwrap_or("?"),
+                    d["completed_orders"].as_u64().unwrap_or(0)
+                )
+            })
+            .collect();
+        if !cells.is_empty() {
+            let _ = writeln!(o, "  per day: {}", safe(&cells.join(" · "), 2000));
+        }
+    }
 }
 
 /// The WAF section: totals by action, then the busiest rules and clients.

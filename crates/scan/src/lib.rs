@@ -194,6 +194,7 @@ pub fn scan(
         distinct_client_ips: traffic.distinct_ips(),
     };
     let waf_summary = detectors.as_ref().and_then(|d| d.waf_summary());
+    let orders = detectors.as_ref().map(|d| d.orders()).unwrap_or_default();
     let mut findings = match detectors {
         Some(d) => d.finish(&ctx),
         None => Vec::new(),
@@ -205,6 +206,9 @@ pub fn scan(
         .map(|(summary, hours)| ecir_audit::ScanFile { summary, hours })
         .collect();
     findings.extend(ecir_audit::log_integrity_findings(&files));
+    // Rules over all findings (storefront edits, re-injection, chains), then the window.
+    let findings = ecir_detect::post::run(findings, &config);
+    let exposure = ecir_detect::post::exposure(&findings, &orders, &config);
 
     let mut report = Report {
         schema: REPORT_SCHEMA.into(),
@@ -216,7 +220,7 @@ pub fn scan(
         options: options_map(opts),
         inputs,
         findings,
-        exposure: None,
+        exposure,
         warnings: Vec::new(),
         top_ips: Vec::new(),
         stats: Stats::default(),
@@ -224,6 +228,9 @@ pub fn scan(
         activity: Vec::new(),
     };
     report.sort_and_number_findings();
+    if let Some(e) = &mut report.exposure {
+        e.basis.sort();
+    }
     report.warnings = run_warnings(&report, &traffic);
     report.top_ips = traffic.top_ips(&report.findings, 10);
     report.stats = stats(&report, &traffic, started, threads);
@@ -318,8 +325,29 @@ fn options_map(opts: &ScanOptions) -> BTreeMap<String, Value> {
             "rare_script_max_ips": d.rare_script_max_ips,
             "rare_script_min_site_ips": d.rare_script_min_site_ips,
             "exposure_min_bytes": d.exposure_min_bytes,
+            "drift_min_hits": d.card.drift_min_hits,
+            "first_seen_min_ips": d.card.first_seen_min_ips,
+            "drop_min_ips": d.card.drop_min_ips,
+            "velocity_attempts": d.card.velocity_attempts,
+            "velocity_window_secs": d.card.velocity_window_secs,
+            "failure_ratio": d.card.failure_ratio,
+            "account_burst": d.card.account_burst,
+            "payment_failures": d.card.payment_failures,
+            "distributed_min_ips": d.card.distributed_min_ips,
         }),
     );
+    if !d.card.psp_domains.is_empty() {
+        m.insert(
+            "psp_domains".into(),
+            Value::from(d.card.psp_domains.clone()),
+        );
+    }
+    if let Some(t) = d.card.contained_at {
+        m.insert("contained_at".into(), Value::from(t.to_rfc3339()));
+    }
+    if let Some(t) = d.card.cleaned_at {
+        m.insert("cleaned_at".into(), Value::from(t.to_rfc3339()));
+    }
     m
 }
 

@@ -1,0 +1,1368 @@
+//! `card`: card skimming and card testing as far as the shop's own access logs show them, and
+//! the completed orders the exposure window counts.
+//!
+//! What a server log can show of a skimmer is the tampering (admin edits, changed or new static
+//! files), same-origin drops and their harvest, beacons sent to the shop itself, and the return
+//! from an off-site fake payment form. Browser-side exfiltration to another domain is invisible
+//! here; the report says so.
+//!
+//! Observing keeps per-path and per-client summaries only (sizes seen per asset path, a bounded
+//! set of clients per path, checkout counts per client and minute) and one compact record per
+//! completion-page hit (orders are few next to page views). At finish:
+//!
+//! - `card.asset_drift`: a first-party JS/CSS file whose 200-response size settled on a new
+//!   value (a size seen ≥ `drift_min_hits` times stops being served when a new one starts;
+//!   compression variants coexist and are left alone, 304s are ignored): medium; low when
+//!   several assets changed within the same hour (a release); raised later when an admin edit
+//!   from a suspicious IP came shortly before (post-detection stage).
+//! - `card.first_seen_script`: a script or image first requested after the first fifth of the
+//!   logs, by ≥ `first_seen_min_ips` customers, mostly from checkout pages: medium, high under
+//!   a writable directory. A tag loaded on every page (marketing) is not reported.
+//! - `card.exfil_drop`: POSTs (or GETs with long queries) to a non-route file with a checkout
+//!   referer from ≥ `drop_min_ips` customer IPs: high.
+//! - `card.fake_payment_page`: the same, when most of those customers then submitted the real
+//!   checkout within 30 minutes (double card entry, the EC-CUBE 2 fake payment screen): high.
+//! - `card.drop_harvest`: one of few IPs fetching a file in a writable directory ≥3 times,
+//!   apart in time, with a growing size: high.
+//! - `card.image_beacon`: image requests with long base64 queries from ≥ `drop_min_ips` IPs:
+//!   medium, high with a checkout referer.
+//! - `card.foreign_referer_completion`: the order-completion page reached from a foreign site
+//!   that is neither the shop nor a `--psp-domain`: medium, high from ≥3 sessions.
+//! - `cardtest.velocity`: one IP submitting checkout ≥ `velocity_attempts` times within
+//!   `velocity_window_secs` with failures (error page, 429, a 400/402/403/422 answer of a REST
+//!   checkout) ≥ `failure_ratio`: high; or ≥ `payment_failures` payment failures an application
+//!   log records (Magento `PAYMENT_FAILED`, EC-CUBE `購入エラー`): medium (high from
+//!   `velocity_attempts`).
+//! - `cardtest.distributed`: an hour with checkout failures ≥ 5× the logs' median hour (and
+//!   ≥10), from ≥5 IPs, most of which never browsed the shop: high.
+//! - `cardtest.account_burst`: one IP creating ≥ `account_burst` accounts or guest checkouts
+//!   (EC-CUBE `/entry`, `/shopping/nonmember`, Magento `createpost` and REST customers,
+//!   WooCommerce `my-account` registration) in 30 min: medium.
+//!
+//! Known limits: a "checkout session" is the client IP plus user agent with a 30-minute gap
+//! (access logs carry no session cookie); customers behind one NAT are one client.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ecir_model::{Category, Event, EventDetail, Finding, Severity, Timestamp};
+use ecir_profiles::Profile;
+
+use crate::evidence::{SmallestSet, Span, TopEvidence};
+use crate::{downcast, DetectConfig, DetectorState, FinishContext, Origin};
+
+pub const RULES: &[&str] = &[
+    "card.asset_drift",
+    "card.fake_payment_page",
+    "card.first_seen_script",
+    "card.exfil_drop",
+    "card.drop_harvest",
+    "card.image_beacon",
+    "card.foreign_referer_completion",
+    "cardtest.velocity",
+    "cardtest.distributed",
+    "cardtest.account_burst",
+];
+
+pub const PLAYBOOK: &str = "card-skimming";
+/// Most completion hits kept; beyond it the count is marked incomplete.
+pub const MAX_ORDERS: usize = 5_000_000;
+const MAX_SIZES: usize = 64;
+const MAX_PATH_IPS: usize = 64;
+const HARVEST_MAX_IPS: usize = 8;
+const MAX_FETCHES: usize = 64;
+const MAX_HOSTS: usize = 4096;
+
+/// Card-skimming and card-testing settings (`--psp-domain`, `--contained-at`, …).
+#[derive(Clone, Debug)]
+pub struct CardConfig {
+    /// `--psp-domain`: payment providers whose pages may send customers back (suffix match).
+    pub psp_domains: Vec<String>,
+    /// `--contained-at`: end of the exposure window.
+    pub contained_at: Option<Timestamp>,
+    /// `--cleaned-at`: when the shop was cleaned; storefront edits after it are re-injection.
+    pub cleaned_at: Option<Timestamp>,
+    /// 200 responses of one size that make it a stable size of an asset (5).
+    pub drift_min_hits: u32,
+    /// Distinct customer IPs a first-seen script needs (20).
+    pub first_seen_min_ips: usize,
+    /// Distinct customer IPs a drop endpoint or image beacon needs (3).
+    pub drop_min_ips: usize,
+    /// Checkout submissions from one IP within the window that make velocity (10).
+    pub velocity_attempts: u32,
+    /// Sliding window for velocity and account bursts, seconds (1800).
+    pub velocity_window_secs: i64,
+    /// Share of failed submissions that makes velocity card testing (0.8).
+    pub failure_ratio: f64,
+    /// Accounts created by one IP within the window that make a burst (5).
+    pub account_burst: u32,
+    /// Payment failures an application log confirms for one IP within the window that make
+    /// card testing (4; CrowdSec's `http-magento-ccs` overflows at the 4th quick failure).
+    pub payment_failures: u32,
+    /// Distinct failing IPs within 10 minutes that make distributed testing without a
+    /// baseline (10).
+    pub distributed_min_ips: usize,
+    /// Gap that ends a checkout session, seconds (1800).
+    pub session_gap_secs: i64,
+}
+
+impl Default for CardConfig {
+    fn default() -> Self {
+        CardConfig {
+            psp_domains: Vec::new(),
+            contained_at: None,
+            cleaned_at: None,
+            drift_min_hits: 5,
+            first_seen_min_ips: 20,
+            drop_min_ips: 3,
+            velocity_attempts: 10,
+            velocity_window_secs: 1800,
+            failure_ratio: 0.8,
+            account_burst: 5,
+            payment_failures: 4,
+            distributed_min_ips: 10,
+            session_gap_secs: 1800,
+        }
+    }
+}
+
+/// One completion-page hit: what the exposure window counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OrderHit {
+    pub utc_ms: i64,
+    pub ip: Option<IpAddr>,
+    /// FNV-1a of the user agent (sessions are IP + agent).
+    pub ua: u64,
+}
+
+/// Completion hits, and whether some were not kept.
+#[derive(Clone, Debug, Default)]
+pub struct Orders {
+    pub hits: Vec<OrderHit>,
+    pub dropped: u64,
+    /// Display offset of the logs (for per-day counts).
+    pub offset_secs: i32,
+    /// Last web event time, for the window's default end.
+    pub last_ts: Option<Timestamp>,
+}
+
+fn fnv(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in s.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+#[derive(Clone, Debug)]
+struct SizeStat {
+    n: u32,
+    first: i64,
+    last: i64,
+    /// The earliest two lines served at this size (for a new size: the change itself).
+    ev: Vec<ecir_model::Evidence>,
+}
+
+const SIZE_EV: usize = 2;
+
+/// Keeps the [`SIZE_EV`] earliest lines by (time, file, line), building text only for those.
+fn offer_earliest(v: &mut Vec<ecir_model::Evidence>, origin: &Origin<'_>, ts: Option<Timestamp>) {
+    let key = (ts, &**origin.file, origin.line);
+    if v.len() >= SIZE_EV {
+        let worst = &v[v.len() - 1];
+        if key >= (worst.ts, &*worst.file, worst.line) {
+            return;
+        }
+    }
+    v.push(crate::evidence::evidence(origin, ts, 30));
+    v.sort_by(|a, b| (a.ts, &a.file, a.line).cmp(&(b.ts, &b.file, b.line)));
+    v.truncate(SIZE_EV);
+}
+
+#[derive(Default, Debug)]
+struct Asset {
+    sizes: BTreeMap<u64, SizeStat>,
+    sizes_overflow: bool,
+    first: Span,
+    ips: SmallestSet<IpAddr>,
+    hits: u64,
+    checkout_refs: u64,
+    ev: TopEvidence,
+}
+
+#[derive(Default, Debug)]
+struct PathHits {
+    ips: SmallestSet<IpAddr>,
+    span: Span,
+    count: u64,
+    checkout_refs: u64,
+    ev: TopEvidence,
+    /// First time of each of the smallest [`MAX_PATH_IPS`] client IPs (drops only).
+    firsts: BTreeMap<IpAddr, i64>,
+}
+
+fn add_first(m: &mut BTreeMap<IpAddr, i64>, ip: IpAddr, t: i64) {
+    let e = m.entry(ip).or_insert(t);
+    *e = (*e).min(t);
+    while m.len() > MAX_PATH_IPS {
+        m.pop_last();
+    }
+}
+
+#[derive(Default, Debug)]
+struct Harvest {
+    fetches: BTreeMap<IpAddr, SmallestSet<(i64, u64)>>,
+    popular: bool,
+    ev: TopEvidence,
+}
+
+/// Per-minute checkout counts of one client: submissions, failures, 429s, completions,
+/// account creations.
+#[derive(Default, Debug, Clone, Copy)]
+struct Minute {
+    submit: u32,
+    fail: u32,
+    limited: u32,
+    account: u32,
+    /// Payment failures an application log confirms (Magento `PAYMENT_FAILED`).
+    pay_fail: u32,
+}
+
+#[derive(Default, Debug)]
+struct Client {
+    minutes: BTreeMap<i64, Minute>,
+    ev: TopEvidence,
+    account_ev: TopEvidence,
+}
+
+struct Routes {
+    submit: Vec<String>,
+    complete: Vec<String>,
+    error: Vec<String>,
+    input: Vec<String>,
+    /// First path segments any checkout pattern starts with (`*`: any), to skip matching.
+    firsts: Vec<String>,
+}
+
+fn first_seg(p: &str) -> &str {
+    let p = p.trim_start_matches('/');
+    let p = p.split('?').next().unwrap_or(p);
+    p.split('/').next().unwrap_or("")
+}
+
+impl Routes {
+    fn new(cfg: &DetectConfig) -> Routes {
+        let profiles: Vec<Profile> = if let Some(p) = &cfg.admin.profile {
+            vec![p.clone()]
+        } else if let Some(p) = cfg
+            .admin
+            .platform
+            .as_deref()
+            .and_then(ecir_profiles::by_name)
+        {
+            vec![p]
+        } else {
+            ecir_profiles::bundled()
+        };
+        let mut r = Routes {
+            submit: Vec::new(),
+            complete: Vec::new(),
+            error: Vec::new(),
+            input: Vec::new(),
+            firsts: Vec::new(),
+        };
+        for p in profiles {
+            r.submit.extend(p.checkout_submit);
+            r.complete.extend(p.checkout_complete);
+            r.error.extend(p.checkout_error);
+            r.input.extend(p.customer_input);
+        }
+        let mut firsts: Vec<String> = [&r.submit, &r.complete, &r.error, &r.input]
+            .into_iter()
+            .flatten()
+            .map(|p| first_seg(p).to_string())
+            .collect();
+        firsts.sort();
+        firsts.dedup();
+        r.firsts = firsts;
+        r
+    }
+    /// Whether `path` may match some checkout pattern (a cheap test on the first segment).
+    fn maybe(&self, path: &str) -> bool {
+        let f = first_seg(path);
+        self.firsts
+            .iter()
+            .any(|x| x == f || x.starts_with('*') || x.starts_with('~'))
+    }
+    fn m(list: &[String], path: &str, query: &str) -> bool {
+        Profile::any_matches(list, "", path, query)
+    }
+}
+
+/// State of the card detector.
+pub struct Card {
+    config: Arc<DetectConfig>,
+    routes: Arc<Routes>,
+    orders: Vec<OrderHit>,
+    orders_dropped: u64,
+    offset: Option<i32>,
+    span: Span,
+    assets: HashMap<Box<str>, Asset>,
+    drops: HashMap<Box<str>, PathHits>,
+    /// Page views (GET 200) of off-flow script or HTML files from checkout pages.
+    offflow_gets: HashMap<Box<str>, u64>,
+    beacons: HashMap<Box<str>, PathHits>,
+    harvest: HashMap<Box<str>, Harvest>,
+    clients: HashMap<IpAddr, Client>,
+    browsed: HashMap<IpAddr, bool>,
+    /// Referer hosts of requests other than the completion page (the shop's own, mostly).
+    asset_hosts: BTreeMap<String, u64>,
+    hosts_overflow: bool,
+    /// Completion hits with a referer host: host → (count, sessions, evidence).
+    completion_refs: BTreeMap<String, PathHits>,
+}
+
+impl Card {
+    pub fn new(config: Arc<DetectConfig>) -> Self {
+        let routes = Arc::new(Routes::new(&config));
+        Card {
+            config,
+            routes,
+            orders: Vec::new(),
+            orders_dropped: 0,
+            offset: None,
+            span: Span::default(),
+            assets: HashMap::new(),
+            drops: HashMap::new(),
+            offflow_gets: HashMap::new(),
+            beacons: HashMap::new(),
+            harvest: HashMap::new(),
+            clients: HashMap::new(),
+            browsed: HashMap::new(),
+            asset_hosts: BTreeMap::new(),
+            hosts_overflow: false,
+            completion_refs: BTreeMap::new(),
+        }
+    }
+
+    /// The completion hits kept so far (for the exposure window).
+    pub fn orders(&self) -> Orders {
+        let mut hits = self.orders.clone();
+        hits.sort();
+        Orders {
+            hits,
+            dropped: self.orders_dropped,
+            offset_secs: self.offset.unwrap_or(0),
+            last_ts: self.span.last,
+        }
+    }
+}
+
+fn ext(path: &str) -> &str {
+    let last = path.rsplit('/').next().unwrap_or("");
+    match last.rsplit_once('.') {
+        Some((_, e)) => e,
+        None => "",
+    }
+}
+
+fn is_image(e: &str) -> bool {
+    matches!(
+        e.to_ascii_lowercase().as_str(),
+        "gif" | "png" | "jpg" | "jpeg" | "ico" | "svg" | "webp" | "bmp"
+    )
+}
+
+const WRITABLE: &[&str] = &[
+    "/html/user_data/",
+    "/html/upload/",
+    "/user_data/",
+    "/upload/",
+    "/media/",
+    "/pub/media/",
+    "/wp-content/uploads/",
+    "/img/",
+];
+
+fn in_writable(path: &str) -> bool {
+    let l = path.to_ascii_lowercase();
+    WRITABLE.iter().any(|w| l.starts_with(w))
+}
+
+/// `https://host/path?q` → (host, path).
+fn split_url(u: &str) -> Option<(String, &str)> {
+    let rest = u.split_once("://").map(|(_, r)| r)?;
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let host = host.rsplit('@').next().unwrap_or(host);
+    let host = host.split(':').next().unwrap_or(host).to_ascii_lowercase();
+    if host.is_empty() || host.len() > 255 {
+        return None;
+    }
+    Some((host, path.split('?').next().unwrap_or(path)))
+}
+
+/// Whether a referer path is a checkout or payment page.
+fn checkout_page(routes: &Routes, path: &str) -> bool {
+    let l = path.to_ascii_lowercase();
+    ["shopping", "checkout", "payment", "cart", "order"]
+        .iter()
+        .any(|k| l.contains(k))
+        || (routes.maybe(path)
+            && (Routes::m(&routes.submit, path, "") || Routes::m(&routes.complete, path, "")))
+}
+
+fn has_base64_run(q: &str, min: usize) -> bool {
+    let mut run = 0;
+    for b in q.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'_' | b'-') {
+            run += 1;
+            if run >= min {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
+}
+
+fn is_account_creation(path: &str, method: &str) -> bool {
+    if !method.eq_ignore_ascii_case("POST") {
+        return false;
+    }
+    let l = path.to_ascii_lowercase();
+    l == "/entry"
+        || l == "/entry/index.php"
+        || l == "/shopping/nonmember"
+        || l == "/customer/account/createpost"
+        || l == "/customer/account/createpost/"
+        || (l.starts_with("/rest/") && l.ends_with("/v1/customers"))
+        || l == "/my-account/"
+        || l == "/my-account"
+}
+
+/// Known non-route endpoints legitimately posted to from checkout pages.
+fn legit_ajax(path: &str) -> bool {
+    let l = path.to_ascii_lowercase();
+    l.ends_with("/admin-ajax.php") || l == "/index.php" || l.ends_with("/wp-cron.php")
+}
+
+/// What an application log line says about checkout, if anything.
+/// Magento CrowdSec events carry a JSON message (`{"type":"PAYMENT_FAILED",…}`); EC-CUBE 4
+/// front logs write `[注文処理] 購入エラーが発生しました.` on a failed purchase.
+fn app_kind(message: &str) -> Option<&'static str> {
+    let kind = |t: &str| {
+        message == t
+            || message.contains(&format!("\"type\":\"{t}\""))
+            || message.contains(&format!("\"type\": \"{t}\""))
+    };
+    if kind("PAYMENT_FAILED") || message.contains("購入エラーが発生しました") {
+        Some("payment-failed")
+    } else if kind("CUSTOMER_REGISTER_SUCCESS") {
+        Some("account")
+    } else {
+        None
+    }
+}
+
+impl DetectorState for Card {
+    fn observe(&mut self, ev: &Event<'_>, origin: &Origin<'_>) {
+        if let EventDetail::App { message, .. } = &ev.detail {
+            if let (Some(ip), Some(kind)) = (ev.client_ip, app_kind(message)) {
+                self.span.add(ev.ts);
+                let ts_ms = ev.ts.map_or(i64::MIN, |t| t.utc_ms);
+                let c = self.clients.entry(ip).or_default();
+                let m = c.minutes.entry(ts_ms.div_euclid(60_000)).or_default();
+                if kind == "account" {
+                    m.account += 1;
+                    c.account_ev.offer(origin, ev.ts, 15);
+                } else {
+                    m.pay_fail += 1;
+                    c.ev.offer(origin, ev.ts, 25);
+                }
+            }
+            return;
+        }
+        let (Some(method), Some(status)) = (ev.method.as_deref(), ev.status) else {
+            return;
+        };
+        if ev.target.is_none() {
+            return;
+        }
+        if let Some(t) = ev.ts {
+            self.offset.get_or_insert(t.offset_secs);
+        }
+        self.span.add(ev.ts);
+        let path = ev.path();
+        let query = ev.query().unwrap_or("");
+        let ts_ms = ev.ts.map_or(i64::MIN, |t| t.utc_ms);
+        let ip = ev.client_ip;
+        let routes = Arc::clone(&self.routes);
+        let referer = ev.referer.as_deref().filter(|r| *r != "-");
+        let ref_url = referer.and_then(split_url);
+        let from_checkout = ref_url
+            .as_ref()
+            .is_some_and(|(_, p)| checkout_page(&routes, p));
+        let e = ext(path);
+        let e_lc = e.to_ascii_lowercase();
+        let is_get = method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD");
+        let is_post = method.eq_ignore_ascii_case("POST");
+
+        // Orders.
+        let maybe = routes.maybe(path);
+        let complete = maybe && Routes::m(&routes.complete, path, query);
+        if complete && matches!(status, 200 | 302) {
+            if self.orders.len() < MAX_ORDERS {
+                self.orders.push(OrderHit {
+                    utc_ms: ts_ms,
+                    ip,
+                    ua: fnv(ev.user_agent.as_deref().unwrap_or("")),
+                });
+            } else {
+                self.orders_dropped += 1;
+            }
+            if let Some((host, _)) = &ref_url {
+                let h = self.completion_refs.entry(host.clone()).or_default();
+                h.count += 1;
+                h.span.add(ev.ts);
+                if let Some(ip) = ip {
+                    h.ips.insert(ip);
+                }
+                h.ev.offer(origin, ev.ts, 50);
+            }
+        }
+
+        // Checkout velocity and account bursts.
+        if let Some(ip) = ip {
+            let submit = maybe && is_post && Routes::m(&routes.submit, path, query);
+            let error = maybe && Routes::m(&routes.error, path, query);
+            let account = is_account_creation(path, method) && status < 500;
+            if submit || error || account {
+                let c = self.clients.entry(ip).or_default();
+                let m = c.minutes.entry(ts_ms.div_euclid(60_000)).or_default();
+                if submit {
+                    m.submit += 1;
+                    if status == 429 {
+                        m.limited += 1;
+                    } else if matches!(status, 400 | 402 | 403 | 422) {
+                        // REST checkouts (WooCommerce Store API, Magento payment-information)
+                        // answer a refused payment with a client error.
+                        m.fail += 1;
+                    }
+                    c.ev.offer(origin, ev.ts, if status == 429 { 30 } else { 10 });
+                }
+                if error {
+                    m.fail += 1;
+                    c.ev.offer(origin, ev.ts, 20);
+                }
+                if account {
+                    m.account += 1;
+                    c.account_ev.offer(origin, ev.ts, 10);
+                }
+            } else if is_get && (200..400).contains(&status) && e.is_empty() {
+                // A page view outside checkout: the client browsed the shop.
+                *self.browsed.entry(ip).or_default() = true;
+            }
+        }
+
+        // Static assets: drift, first-seen scripts, shop hosts.
+        let script_like = matches!(e_lc.as_str(), "js" | "css");
+        if !complete {
+            if let Some((host, _)) = &ref_url {
+                if let Some(n) = self.asset_hosts.get_mut(host) {
+                    *n += 1;
+                } else if self.asset_hosts.len() < MAX_HOSTS {
+                    self.asset_hosts.insert(host.clone(), 1);
+                } else {
+                    self.hosts_overflow = true;
+                }
+            }
+        }
+        if is_get && (script_like || is_image(&e_lc)) && matches!(status, 200 | 304) {
+            let a = self.assets.entry(path.into()).or_insert_with(|| Asset {
+                ips: SmallestSet::new(MAX_PATH_IPS),
+                ..Default::default()
+            });
+            a.hits += 1;
+            a.first.add(ev.ts);
+            if let Some(ip) = ip {
+                a.ips.insert(ip);
+            }
+            if from_checkout {
+                a.checkout_refs += 1;
+            }
+            if status == 200 && script_like {
+                if let Some(b) = ev.bytes.filter(|b| *b > 0) {
+                    let full = a.sizes.len() >= MAX_SIZES;
+                    match a.sizes.get_mut(&b) {
+                        Some(s) => {
+                            s.n += 1;
+                            s.first = s.first.min(ts_ms);
+                            s.last = s.last.max(ts_ms);
+                            offer_earliest(&mut s.ev, origin, ev.ts);
+                        }
+                        None if !full => {
+                            let mut st = SizeStat {
+                                n: 1,
+                                first: ts_ms,
+                                last: ts_ms,
+                                ev: Vec::new(),
+                            };
+                            offer_earliest(&mut st.ev, origin, ev.ts);
+                            a.sizes.insert(b, st);
+                        }
+                        None => a.sizes_overflow = true,
+                    }
+                }
+            }
+            a.ev.offer(origin, ev.ts, if from_checkout { 20 } else { 10 });
+        }
+
+        // Same-origin drop: a non-route file posted to from checkout pages.
+        let long_query = query.len() >= 200;
+        if from_checkout
+            && (is_post || (is_get && long_query && !is_image(&e_lc)))
+            && !e.is_empty()
+            && !legit_ajax(path)
+            && !(maybe
+                && (Routes::m(&routes.submit, path, query)
+                    || Routes::m(&routes.input, path, query)))
+            && !complete
+            && !matches!(e_lc.as_str(), "js" | "css" | "html")
+        {
+            let d = self.drops.entry(path.into()).or_insert_with(|| PathHits {
+                ips: SmallestSet::new(MAX_PATH_IPS),
+                ..Default::default()
+            });
+            d.count += 1;
+            d.checkout_refs += 1;
+            d.span.add(ev.ts);
+            if let Some(ip) = ip {
+                d.ips.insert(ip);
+                add_first(&mut d.firsts, ip, ts_ms);
+            }
+            d.ev.offer(origin, ev.ts, 60);
+        }
+
+        if from_checkout
+            && is_get
+            && status == 200
+            && matches!(e_lc.as_str(), "php" | "html" | "htm" | "cgi")
+            && !legit_ajax(path)
+            && !(maybe && Routes::m(&routes.input, path, query))
+        {
+            *self.offflow_gets.entry(path.into()).or_default() += 1;
+        }
+
+        // Image beacons.
+        if is_image(&e_lc) && (long_query || has_base64_run(query, 100)) {
+            let d = self.beacons.entry(path.into()).or_insert_with(|| PathHits {
+                ips: SmallestSet::new(MAX_PATH_IPS),
+                ..Default::default()
+            });
+            d.count += 1;
+            if from_checkout {
+                d.checkout_refs += 1;
+            }
+            d.span.add(ev.ts);
+            if let Some(ip) = ip {
+                d.ips.insert(ip);
+            }
+            d.ev.offer(origin, ev.ts, if from_checkout { 50 } else { 40 });
+        }
+
+        // Harvest: fetches of a file in a writable directory.
+        if is_get && status == 200 && in_writable(path) && !script_like {
+            if let (Some(ip), Some(b)) = (ip, ev.bytes) {
+                let h = self.harvest.entry(path.into()).or_default();
+                if !h.popular {
+                    if !h.fetches.contains_key(&ip) && h.fetches.len() >= HARVEST_MAX_IPS {
+                        h.popular = true;
+                        h.fetches.clear();
+                        h.ev = TopEvidence::default();
+                    } else {
+                        h.fetches
+                            .entry(ip)
+                            .or_insert_with(|| SmallestSet::new(MAX_FETCHES))
+                            .insert((ts_ms, b));
+                        h.ev.offer(origin, ev.ts, 40);
+                    }
+                }
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Box<dyn DetectorState>) {
+        let o: Card = downcast(other);
+        self.orders.extend(o.orders);
+        if self.orders.len() > MAX_ORDERS {
+            self.orders.sort();
+            self.orders_dropped += (self.orders.len() - MAX_ORDERS) as u64;
+            self.orders.truncate(MAX_ORDERS);
+        }
+        self.orders_dropped += o.orders_dropped;
+        if self.offset.is_none() {
+            self.offset = o.offset;
+        }
+        self.span.merge(o.span);
+        for (k, a) in o.assets {
+            let m = self.assets.entry(k).or_insert_with(|| Asset {
+                ips: SmallestSet::new(MAX_PATH_IPS),
+                ..Default::default()
+            });
+            m.hits += a.hits;
+            m.checkout_refs += a.checkout_refs;
+            m.first.merge(a.first);
+            m.ips.merge(a.ips);
+            m.ev.merge(a.ev);
+            m.sizes_overflow |= a.sizes_overflow;
+            for (b, s) in a.sizes {
+                let e = m.sizes.entry(b).or_insert(SizeStat {
+                    n: 0,
+                    first: s.first,
+                    last: s.last,
+                    ev: Vec::new(),
+                });
+                e.n += s.n;
+                e.first = e.first.min(s.first);
+                e.last = e.last.max(s.last);
+                e.ev.extend(s.ev);
+                e.ev.sort_by(|a, b| (a.ts, &a.file, a.line).cmp(&(b.ts, &b.file, b.line)));
+                e.ev.truncate(SIZE_EV);
+            }
+            if m.sizes.len() > MAX_SIZES {
+                m.sizes_overflow = true;
+            }
+        }
+        for (src, dst) in [(o.drops, &mut self.drops), (o.beacons, &mut self.beacons)] {
+            for (k, d) in src {
+                let m = dst.entry(k).or_insert_with(|| PathHits {
+                    ips: SmallestSet::new(MAX_PATH_IPS),
+                    ..Default::default()
+                });
+                merge_hits(m, d);
+            }
+        }
+        for (k, n) in o.offflow_gets {
+            *self.offflow_gets.entry(k).or_default() += n;
+        }
+        for (k, d) in o.completion_refs {
+            merge_hits(self.completion_refs.entry(k).or_default(), d);
+        }
+        for (k, h) in o.harvest {
+            let m = self.harvest.entry(k).or_default();
+            m.popular |= h.popular;
+            if !m.popular {
+                for (ip, f) in h.fetches {
+                    match m.fetches.get_mut(&ip) {
+                        Some(x) => x.merge(f),
+                        None => {
+                            m.fetches.insert(ip, f);
+                        }
+                    }
+                }
+                m.ev.merge(h.ev);
+                if m.fetches.len() > HARVEST_MAX_IPS {
+                    m.popular = true;
+                }
+            }
+            if m.popular {
+                m.fetches.clear();
+                m.ev = TopEvidence::default();
+            }
+        }
+        for (ip, c) in o.clients {
+            let m = self.clients.entry(ip).or_default();
+            for (minute, x) in c.minutes {
+                let y = m.minutes.entry(minute).or_default();
+                y.submit += x.submit;
+                y.fail += x.fail;
+                y.limited += x.limited;
+                y.account += x.account;
+                y.pay_fail += x.pay_fail;
+            }
+            m.ev.merge(c.ev);
+            m.account_ev.merge(c.account_ev);
+        }
+        for (ip, b) in o.browsed {
+            *self.browsed.entry(ip).or_default() |= b;
+        }
+        self.hosts_overflow |= o.hosts_overflow;
+        for (h, n) in o.asset_hosts {
+            *self.asset_hosts.entry(h).or_default() += n;
+        }
+        if self.asset_hosts.len() > MAX_HOSTS {
+            self.hosts_overflow = true;
+        }
+    }
+
+    fn finish(self: Box<Self>, _ctx: &FinishContext) -> Vec<Finding> {
+        let s = *self;
+        let cfg = &s.config.card;
+        let offset = s.offset.unwrap_or(0);
+        let ts = |ms: i64| Timestamp::new(ms, offset);
+        let mut out = Vec::new();
+        let (Some(t0), Some(t1)) = (s.span.first, s.span.last) else {
+            return out;
+        };
+        let span_ms = t1.utc_ms - t0.utc_ms;
+
+        // Asset drift.
+        let mut changes: Vec<Change> = Vec::new();
+        let mut assets: Vec<(&Box<str>, &Asset)> = s.assets.iter().collect();
+        assets.sort_by(|a, b| a.0.cmp(b.0));
+        for (path, a) in &assets {
+            if a.sizes_overflow || !matches!(ext(path).to_ascii_lowercase().as_str(), "js" | "css")
+            {
+                continue;
+            }
+            let stable: Vec<(u64, &SizeStat)> = a
+                .sizes
+                .iter()
+                .filter(|(_, st)| st.n >= cfg.drift_min_hits)
+                .map(|(b, st)| (*b, st))
+                .collect();
+            // A new size: starts after an old one has been served, and some old size stops
+            // being served (within an hour of) when it starts.
+            let tol = 3_600_000;
+            let mut new_sizes = Vec::new();
+            let mut old_sizes = Vec::new();
+            let mut at = i64::MAX;
+            for (nb, ns) in &stable {
+                for (ob, os) in &stable {
+                    if ob != nb
+                        && os.first < ns.first
+                        && os.last <= ns.first + tol
+                        && ns.last > os.last
+                    {
+                        if !new_sizes.contains(nb) {
+                            new_sizes.push(*nb);
+                        }
+                        if !old_sizes.contains(ob) {
+                            old_sizes.push(*ob);
+                        }
+                        at = at.min(ns.first);
+                    }
+                }
+            }
+            if !new_sizes.is_empty() {
+                new_sizes.sort();
+                old_sizes.sort();
+                let mut ev = Vec::new();
+                for (b, st) in &stable {
+                    let w = if new_sizes.contains(b) {
+                        60
+                    } else if old_sizes.contains(b) {
+                        30
+                    } else {
+                        continue;
+                    };
+                    ev.extend(st.ev.iter().cloned().map(|mut e| {
+                        e.weight = w;
+                        e
+                    }));
+                }
+                changes.push((path.to_string(), at, old_sizes, new_sizes, ev));
+            }
+        }
+        for (path, at, old, new, ev) in &changes {
+            let together = changes
+                .iter()
+                .filter(|c| (c.1 - at).abs() <= 3_600_000)
+                .count();
+            let release = together >= 3;
+            let sev = if release {
+                Severity::Low
+            } else {
+                Severity::Medium
+            };
+            let mut f = Finding::new("card.asset_drift", Category::CardSkimming, sev);
+            f.title = format!("Static file changed size: {path}");
+            f.summary = format!(
+                "{path} was served at {} bytes, then from {} at {} bytes.{} Compare the file with a known-good copy; a skimmer is often appended to a shop's own JavaScript.",
+                join(old),
+                ts(*at),
+                join(new),
+                if release {
+                    format!(" {together} assets changed within the same hour, which looks like a release.")
+                } else {
+                    String::new()
+                }
+            );
+            f.first_seen = Some(ts(*at));
+            f.last_seen = Some(ts(*at));
+            f.paths = vec![path.clone()];
+            f.count = 1;
+            f.evidence = ev.clone();
+            f.playbook = Some(PLAYBOOK.into());
+            out.push(f);
+        }
+
+        // First-seen scripts and images loaded from checkout.
+        let late = t0.utc_ms + (span_ms / 5).max(86_400_000);
+        for (path, a) in &assets {
+            let e = ext(path).to_ascii_lowercase();
+            let Some(first) = a.first.first else { continue };
+            let n_ips = a.ips.exact_len().unwrap_or(MAX_PATH_IPS);
+            if !(e == "js" || is_image(&e))
+                || first.utc_ms < late
+                || n_ips < cfg.first_seen_min_ips
+                || (a.checkout_refs as f64) < 0.5 * a.hits as f64
+            {
+                continue;
+            }
+            let sev = if in_writable(path) {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
+            let mut f = Finding::new("card.first_seen_script", Category::CardSkimming, sev);
+            f.title = format!("New file loaded mostly from checkout pages: {path}");
+            f.summary = format!(
+                "{path} was first requested at {first}, well into the logs, and then by {}{n_ips} customer IPs, {} of its {} requests from checkout or payment pages. A tag meant for the whole shop would load on every page: find who added it.",
+                if a.ips.overflowed() { "at least " } else { "" },
+                a.checkout_refs,
+                a.hits
+            );
+            f.first_seen = Some(first);
+            f.last_seen = a.first.last;
+            f.paths = vec![path.to_string()];
+            f.count = a.hits;
+            f.evidence = a.ev.clone().into_vec();
+            f.playbook = Some(PLAYBOOK.into());
+            out.push(f);
+        }
+
+        // Drops and beacons.
+        for (rule, map) in [
+            ("card.exfil_drop", &s.drops),
+            ("card.image_beacon", &s.beacons),
+        ] {
+            let mut v: Vec<(&Box<str>, &PathHits)> = map.iter().collect();
+            v.sort_by(|a, b| a.0.cmp(b.0));
+            for (path, d) in v {
+                let n = d.ips.exact_len().unwrap_or(MAX_PATH_IPS);
+                if n < cfg.drop_min_ips {
+                    continue;
+                }
+                let drop = rule == "card.exfil_drop";
+                // Customers who, after posting to this path, submitted the real checkout
+                // within 30 minutes: they typed their card twice (a fake payment page).
+                let reentered = d
+                    .firsts
+                    .iter()
+                    .filter(|(ip, t)| {
+                        s.clients.get(ip).is_some_and(|c| {
+                            let m0 = t.div_euclid(60_000);
+                            c.minutes.range(m0..=m0 + 30).any(|(_, x)| x.submit > 0)
+                        })
+                    })
+                    .count();
+                let views = s.offflow_gets.get(path).copied().unwrap_or(0);
+                let fake = drop
+                    && views >= cfg.drop_min_ips as u64
+                    && reentered >= cfg.drop_min_ips
+                    && reentered * 2 >= d.firsts.len();
+                let rule = if fake { "card.fake_payment_page" } else { rule };
+                let sev = if drop || d.checkout_refs > 0 {
+                    Severity::High
+                } else {
+                    Severity::Medium
+                };
+                let mut f = Finding::new(rule, Category::CardSkimming, sev);
+                if fake {
+                    f.title =
+                        format!("Fake payment step: customers posted to {path}, then paid again");
+                    f.summary = format!(
+                        "{} request(s) from {}{n} customer IPs posted to {path}, which is not a shop route, from checkout pages, after it was served to them as a page {views} time(s); {reentered} of the {} customers looked at then submitted the real checkout within 30 minutes. Customers entering their card twice, first on a page outside the payment flow, is how a fake payment form on the shop harvests cards while orders still complete. Preserve the file.",
+                        d.count,
+                        if d.ips.overflowed() { "at least " } else { "" },
+                        d.firsts.len()
+                    );
+                } else if drop {
+                    f.title = format!("Customers' browsers sent data to {path} from checkout");
+                    f.summary = format!(
+                        "{} request(s) from {}{n} customer IPs posted (or sent long queries) to {path}, which is not a shop route, with a checkout or payment page as referer: the pattern of a skimmer storing card data on the shop itself. Preserve the file and look for where it writes.",
+                        d.count,
+                        if d.ips.overflowed() { "at least " } else { "" }
+                    );
+                } else {
+                    f.title = format!("Image requests carrying long encoded data: {path}");
+                    f.summary = format!(
+                        "{} image request(s) from {}{n} IPs carried long base64-like queries to {path} ({} from checkout pages): a skimmer may be sending card data as an image beacon.",
+                        d.count,
+                        if d.ips.overflowed() { "at least " } else { "" },
+                        d.checkout_refs
+                    );
+                }
+                f.first_seen = d.span.first;
+                f.last_seen = d.span.last;
+                f.paths = vec![path.to_string()];
+                f.ips = d
+                    .ips
+                    .items()
+                    .iter()
+                    .take(10)
+                    .map(|i| i.to_string())
+                    .collect();
+                f.count = d.count;
+                f.evidence = d.ev.clone().into_vec();
+                f.playbook = Some(PLAYBOOK.into());
+                out.push(f);
+            }
+        }
+
+        // Harvest.
+        let mut hv: Vec<(&Box<str>, &Harvest)> = s.harvest.iter().collect();
+        hv.sort_by(|a, b| a.0.cmp(b.0));
+        for (path, h) in hv {
+            if h.popular {
+                continue;
+            }
+            for (ip, fetches) in &h.fetches {
+                let f = fetches.items();
+                if f.len() < 3 || f.last().unwrap().0 - f[0].0 < 3_600_000 {
+                    continue;
+                }
+                let ups = f.windows(2).filter(|w| w[1].1 > w[0].1).count();
+                let downs = f.windows(2).filter(|w| w[1].1 < w[0].1).count();
+                if ups < 2 || downs > 1 {
+                    continue;
+                }
+                let mut x =
+                    Finding::new("card.drop_harvest", Category::CardSkimming, Severity::High);
+                x.title = format!("{ip} repeatedly fetched a growing file: {path}");
+                x.summary = format!(
+                    "{ip} fetched {path} {} times between {} and {}; its size grew from {} to {} bytes{}. A file in a writable directory that keeps growing and is collected now and then is how stolen card data is stored and harvested.",
+                    f.len(),
+                    ts(f[0].0),
+                    ts(f[f.len() - 1].0),
+                    f[0].1,
+                    f.iter().map(|x| x.1).max().unwrap_or(0),
+                    if downs > 0 { ", then shrank (wiped after collection?)" } else { "" }
+                );
+                x.first_seen = Some(ts(f[0].0));
+                x.last_seen = Some(ts(f[f.len() - 1].0));
+                x.ips = vec![ip.to_string()];
+                x.paths = vec![path.to_string()];
+                x.count = f.len() as u64;
+                let ips = ip.to_string();
+                x.evidence =
+                    h.ev.clone()
+                        .into_vec()
+                        .into_iter()
+                        .filter(|e| e.text.starts_with(&ips))
+                        .collect();
+                x.playbook = Some(PLAYBOOK.into());
+                out.push(x);
+            }
+        }
+
+        // Completion from a foreign referer.
+        let total: u64 = s.asset_hosts.values().sum();
+        if !s.hosts_overflow && total > 0 {
+            let shop: BTreeSet<&str> = s
+                .asset_hosts
+                .iter()
+                .filter(|(_, n)| **n * 20 >= total)
+                .map(|(h, _)| h.as_str())
+                .collect();
+            for (host, d) in &s.completion_refs {
+                let psp = cfg
+                    .psp_domains
+                    .iter()
+                    .any(|p| host == p || host.ends_with(&format!(".{p}")));
+                if shop.contains(host.as_str()) || psp {
+                    continue;
+                }
+                let n = d.ips.exact_len().unwrap_or(MAX_PATH_IPS);
+                let sev = if n >= 3 {
+                    Severity::High
+                } else {
+                    Severity::Medium
+                };
+                let mut f = Finding::new(
+                    "card.foreign_referer_completion",
+                    Category::CardSkimming,
+                    sev,
+                );
+                f.title = format!("Order completion reached from {host}");
+                f.summary = format!(
+                    "{} order completion(s) by {n} customer IP(s) came from pages on {host}, which is neither this shop nor an allow-listed payment provider: customers may have typed their card into a fake payment form there before being sent back. If {host} is your payment provider or its 3-D Secure page, pass --psp-domain {host}.",
+                    d.count
+                );
+                f.first_seen = d.span.first;
+                f.last_seen = d.span.last;
+                f.ips = d
+                    .ips
+                    .items()
+                    .iter()
+                    .take(10)
+                    .map(|i| i.to_string())
+                    .collect();
+                f.count = d.count;
+                f.evidence = d.ev.clone().into_vec();
+                f.playbook = Some(PLAYBOOK.into());
+                out.push(f);
+            }
+        }
+
+        card_testing(&s, cfg, offset, &mut out);
+        out
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
+    }
+
+    fn orders(&self) -> Option<Orders> {
+        Some(Card::orders(self))
+    }
+}
+
+/// One asset's size change: path, when, old sizes, new sizes, evidence.
+type Change = (String, i64, Vec<u64>, Vec<u64>, Vec<ecir_model::Evidence>);
+
+fn merge_hits(m: &mut PathHits, d: PathHits) {
+    if m.ips.items().is_empty() && !m.ips.overflowed() && m.count == 0 {
+        m.ips = SmallestSet::new(MAX_PATH_IPS);
+    }
+    m.count += d.count;
+    m.checkout_refs += d.checkout_refs;
+    m.span.merge(d.span);
+    m.ips.merge(d.ips);
+    m.ev.merge(d.ev);
+    for (ip, t) in d.firsts {
+        add_first(&mut m.firsts, ip, t);
+    }
+}
+
+fn join(v: &[u64]) -> String {
+    v.iter()
+        .map(|b| b.to_string())
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+fn card_testing(s: &Card, cfg: &CardConfig, offset: i32, out: &mut Vec<Finding>) {
+    let win = cfg.velocity_window_secs.max(60) * 1000 / 60_000;
+    let t = |m: i64| Timestamp::new(m * 60_000, offset);
+    let mut clients: Vec<(&IpAddr, &Client)> = s.clients.iter().collect();
+    clients.sort_by(|a, b| a.0.cmp(b.0));
+    // Per-hour site-wide failures and submissions, and which IPs failed in each hour; and
+    // which IPs failed in each minute (for bursts).
+    let mut hours: BTreeMap<i64, (u64, u64, BTreeSet<IpAddr>)> = BTreeMap::new();
+    let mut minutes: BTreeMap<i64, BTreeSet<IpAddr>> = BTreeMap::new();
+    for (ip, c) in &clients {
+        // Sliding window over minutes.
+        let mins: Vec<(i64, Minute)> = c.minutes.iter().map(|(k, v)| (*k, *v)).collect();
+        let mut best: Option<(u32, u32, u32, i64, i64)> = None;
+        let mut best_pay: Option<(u32, i64, i64)> = None;
+        let mut best_acc: Option<(u32, i64, i64)> = None;
+        let mut j = 0;
+        let mut w = Minute::default();
+        for i in 0..mins.len() {
+            let (m, x) = mins[i];
+            w.submit += x.submit;
+            w.fail += x.fail;
+            w.limited += x.limited;
+            w.account += x.account;
+            w.pay_fail += x.pay_fail;
+            while mins[j].0 <= m - win {
+                let y = mins[j].1;
+                w.submit -= y.submit;
+                w.fail -= y.fail;
+                w.limited -= y.limited;
+                w.account -= y.account;
+                w.pay_fail -= y.pay_fail;
+                j += 1;
+            }
+            let sub = w.submit;
+            let failures = (w.fail + w.limited).min(sub.max(w.fail + w.limited));
+            if sub >= cfg.velocity_attempts
+                && best.is_none_or(|b| sub > b.0)
+                && failures as f64 >= cfg.failure_ratio * sub as f64
+            {
+                best = Some((sub, failures, w.limited, mins[j].0, m));
+            }
+            if w.pay_fail >= cfg.payment_failures && best_pay.is_none_or(|b| w.pay_fail > b.0) {
+                best_pay = Some((w.pay_fail, mins[j].0, m));
+            }
+            if w.account >= cfg.account_burst && best_acc.is_none_or(|b| w.account > b.0) {
+                best_acc = Some((w.account, mins[j].0, m));
+            }
+            let failed = x.fail + x.limited + x.pay_fail;
+            let h = hours.entry(m.div_euclid(60)).or_default();
+            h.0 += (x.submit + x.pay_fail) as u64;
+            h.1 += failed as u64;
+            if failed > 0 {
+                h.2.insert(**ip);
+                minutes.entry(m).or_default().insert(**ip);
+            }
+        }
+        if let Some((sub, failures, lim, a, b)) = best {
+            let mut f = Finding::new("cardtest.velocity", Category::CardTesting, Severity::High);
+            f.title =
+                format!("Card testing from {ip}: {sub} checkout submissions, {failures} failed");
+            f.summary = format!(
+                "{ip} submitted checkout {sub} times within {} minutes ({} to {}); {failures} ended on the error page or were refused by the rate limiter ({lim} × 429). A customer retrying a declined card does so a few times, not this often: check the payment provider's console for repeated authorisation errors and block the client.",
+                cfg.velocity_window_secs / 60,
+                t(a),
+                t(b)
+            );
+            f.first_seen = Some(t(a));
+            f.last_seen = Some(t(b + 1));
+            f.ips = vec![ip.to_string()];
+            f.count = sub as u64;
+            f.evidence = c.ev.clone().into_vec();
+            out.push(f);
+        } else if let Some((n, a, b)) = best_pay {
+            // Failures the shop application itself logged (no access-log inference).
+            let sev = if n >= cfg.velocity_attempts {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
+            let mut f = Finding::new("cardtest.velocity", Category::CardTesting, sev);
+            f.title = format!("Card testing from {ip}: {n} payment failures");
+            f.summary = format!(
+                "The shop's application log records {n} failed payments from {ip} within {} minutes ({} to {}). A customer retrying a declined card stops after a few tries: check the payment provider's console and block the client.",
+                cfg.velocity_window_secs / 60,
+                t(a),
+                t(b)
+            );
+            f.first_seen = Some(t(a));
+            f.last_seen = Some(t(b + 1));
+            f.ips = vec![ip.to_string()];
+            f.count = n as u64;
+            f.evidence = c.ev.clone().into_vec();
+            out.push(f);
+        }
+        if let Some((acc, a, b)) = best_acc {
+            let mut f = Finding::new(
+                "cardtest.account_burst",
+                Category::CardTesting,
+                Severity::Medium,
+            );
+            f.title = format!(
+                "{ip} created {acc} accounts within {} minutes",
+                cfg.velocity_window_secs / 60
+            );
+            f.summary = format!(
+                "{ip} submitted {acc} account registrations between {} and {}: card testers register throw-away accounts to get around per-customer limits.",
+                t(a),
+                t(b)
+            );
+            f.first_seen = Some(t(a));
+            f.last_seen = Some(t(b + 1));
+            f.ips = vec![ip.to_string()];
+            f.count = acc as u64;
+            f.evidence = c.account_ev.clone().into_vec();
+            out.push(f);
+        }
+    }
+    let never_browsed = |ips: &BTreeSet<IpAddr>| {
+        let never = ips
+            .iter()
+            .filter(|ip| !s.browsed.get(ip).copied().unwrap_or(false))
+            .count();
+        never * 2 >= ips.len()
+    };
+    // Distributed testing: an hour far above the logs' median hour of failures, or (without a
+    // baseline) many distinct IPs failing within ten minutes.
+    let mut spans: Vec<(i64, i64)> = Vec::new();
+    let mut ips: BTreeSet<IpAddr> = BTreeSet::new();
+    let mut median = None;
+    if hours.len() >= 2 {
+        let mut all: Vec<u64> = hours.values().map(|h| h.1).collect();
+        all.sort();
+        let med = all[all.len() / 2];
+        median = Some(med);
+        for (h, (_, fail, hips)) in &hours {
+            if *fail >= 10 && *fail >= 5 * med.max(1) && hips.len() >= 5 && never_browsed(hips) {
+                spans.push((h * 60, h * 60 + 59));
+                ips.extend(hips.iter().copied());
+            }
+        }
+    }
+    let keys: Vec<i64> = minutes.keys().copied().collect();
+    let mut j = 0;
+    let mut window: BTreeMap<IpAddr, u32> = BTreeMap::new();
+    for i in 0..keys.len() {
+        for ip in &minutes[&keys[i]] {
+            *window.entry(*ip).or_default() += 1;
+        }
+        while keys[j] <= keys[i] - 10 {
+            for ip in &minutes[&keys[j]] {
+                if let Some(n) = window.get_mut(ip) {
+                    *n -= 1;
+                    if *n == 0 {
+                        window.remove(ip);
+                    }
+                }
+            }
+            j += 1;
+        }
+        if window.len() >= cfg.distributed_min_ips.max(2) {
+            let w: BTreeSet<IpAddr> = window.keys().copied().collect();
+            if never_browsed(&w) {
+                spans.push((keys[j], keys[i]));
+                ips.extend(w);
+            }
+        }
+    }
+    if let (Some(first), Some(last)) = (
+        spans.iter().map(|x| x.0).min(),
+        spans.iter().map(|x| x.1).max(),
+    ) {
+        let mut fails = 0u64;
+        for ip in &ips {
+            if let Some(c) = s.clients.get(ip) {
+                fails += c
+                    .minutes
+                    .range(first..=last)
+                    .map(|(_, m)| (m.fail + m.limited + m.pay_fail) as u64)
+                    .sum::<u64>();
+            }
+        }
+        let mut f = Finding::new(
+            "cardtest.distributed",
+            Category::CardTesting,
+            Severity::High,
+        );
+        f.title = format!(
+            "Distributed card testing: {fails} failed payments from {} IPs",
+            ips.len()
+        );
+        f.summary = format!(
+            "Between {} and {} payments failed {fails} times from {} IPs{}, most of which never browsed the shop (in these logs) before paying. That is card testing spread across many addresses; a payment-provider outage would fail real browsing customers too.",
+            t(first),
+            t(last + 1),
+            ips.len(),
+            match median {
+                Some(m) => format!(" (the logs' median hour has {m} failures)"),
+                None => String::new(),
+            }
+        );
+        f.first_seen = Some(t(first));
+        f.last_seen = Some(t(last + 1));
+        f.ips = ips.iter().take(10).map(|i| i.to_string()).collect();
+        f.count = fails;
+        let mut ev = TopEvidence::default();
+        for ip in ips.iter().take(20) {
+            if let Some(c) = s.clients.get(ip) {
+                ev.merge(c.ev.clone());
+            }
+        }
+        f.evidence = ev.into_vec();
+        out.push(f);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,652 @@
+//! Tests of the card detector: each rule, its negatives, and split-independent merging.
+
+use super::*;
+
+const DAY: i64 = 86_400;
+const SHOP: &str = "https://shop.example.jp";
+
+/// Runs the card detector over `(seconds, "ip|method|target|status|bytes|ua|referer")` lines,
+/// dealt round-robin to `parts` states merged at the end.
+fn run_cfg(lines: &[(i64, String)], parts: usize, cfg: DetectConfig) -> Vec<Finding> {
+    let cfg = Arc::new(cfg);
+    let file: Arc<str> = Arc::from("access.log");
+    let mut states: Vec<Card> = (0..parts).map(|_| Card::new(cfg.clone())).collect();
+    for (i, (t, l)) in lines.iter().enumerate() {
+        let f: Vec<&str> = l.split('|').collect();
+        let ev = Event {
+            ts: Some(Timestamp::from_secs(1_700_000_000 + t, 9 * 3600)),
+            client_ip: f[0].parse().ok(),
+            method: Some(f[1].into()),
+            target: Some(f[2].into()),
+            status: f[3].parse().ok(),
+            bytes: f[4].parse().ok(),
+            user_agent: f.get(5).map(|s| (*s).into()),
+            referer: f.get(6).map(|s| (*s).into()),
+            ..Default::default()
+        };
+        let origin = Origin {
+            file: &file,
+            line: i as u64 + 1,
+            raw: l.as_bytes(),
+        };
+        states[i % parts].observe(&ev, &origin);
+    }
+    let mut it = states.into_iter();
+    let mut first: Box<dyn DetectorState> = Box::new(it.next().unwrap());
+    for s in it {
+        first.merge(Box::new(s));
+    }
+    let mut f = first.finish(&FinishContext::default());
+    for x in &mut f {
+        x.normalize_evidence();
+    }
+    f.sort_by(|a, b| (a.rule.as_str(), &a.paths, &a.ips).cmp(&(b.rule.as_str(), &b.paths, &b.ips)));
+    f
+}
+
+fn run(lines: &[(i64, String)]) -> Vec<Finding> {
+    run_cfg(lines, 1, DetectConfig::default())
+}
+
+fn rules(f: &[Finding]) -> Vec<&str> {
+    f.iter().map(|x| x.rule.as_str()).collect()
+}
+
+fn l(t: i64, ip: &str, m: &str, target: &str, st: u16, b: u64, referer: &str) -> (i64, String) {
+    (
+        t,
+        format!("{ip}|{m}|{target}|{st}|{b}|Mozilla/5.0|{referer}"),
+    )
+}
+
+/// Customers loading a page with two scripts, `n` visits spread over `days`.
+fn browsing(n: i64, days: i64, size: impl Fn(i64) -> u64, path: &str) -> Vec<(i64, String)> {
+    let mut v = Vec::new();
+    for i in 0..n {
+        let t = i * days * DAY / n;
+        let ip = format!("100.64.{}.{}", i / 200, i % 200 + 1);
+        v.push(l(t, &ip, "GET", "/products/detail/1", 200, 9000, "-"));
+        let r = format!("{SHOP}/products/detail/1");
+        // Two compression variants coexist all along.
+        let gz = i % 2 == 0;
+        v.push(l(
+            t + 1,
+            &ip,
+            "GET",
+            path,
+            200,
+            if gz { size(t) * 2 / 5 } else { size(t) },
+            &r,
+        ));
+        v.push(l(t + 2, &ip, "GET", path, 304, 0, &r));
+    }
+    v
+}
+
+#[test]
+fn asset_drift_finds_the_new_stable_size_not_compression_variants() {
+    let lines = browsing(
+        200,
+        10,
+        |t| if t < 6 * DAY { 1200 } else { 3600 },
+        "/html/user_data/assets/js/customize.js",
+    );
+    let f = run(&lines);
+    assert_eq!(rules(&f), vec!["card.asset_drift"]);
+    assert_eq!(f[0].severity, Severity::Medium);
+    assert!(
+        f[0].summary.contains("1200") && f[0].summary.contains("3600"),
+        "{}",
+        f[0].summary
+    );
+    assert!(
+        f[0].summary.contains("480 / 1200"),
+        "old sizes: {}",
+        f[0].summary
+    );
+    // Evidence shows the new size first, then the old ones; at most two lines per size.
+    assert!(f[0].evidence.len() <= 8, "{:?}", f[0].evidence);
+    assert!(f[0].evidence[0].text.contains("|3600|") || f[0].evidence[0].text.contains("|1440|"));
+    assert!(f[0].evidence.iter().any(|e| e.text.contains("|1200|")));
+    let at = f[0].first_seen.unwrap().utc_ms / 1000 - 1_700_000_000;
+    assert!((6 * DAY..6 * DAY + DAY).contains(&at), "{at}");
+    // Same size all along (two variants, 304s): nothing.
+    let quiet = browsing(200, 10, |_| 1200, "/html/user_data/assets/js/customize.js");
+    assert!(run(&quiet).is_empty());
+    // Splitting the lines across workers gives the same findings.
+    let a = run_cfg(&lines, 1, DetectConfig::default());
+    let b = run_cfg(&lines, 3, DetectConfig::default());
+    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+}
+
+#[test]
+fn a_release_changing_several_assets_at_once_is_low() {
+    let mut lines = Vec::new();
+    for p in ["/a.js", "/b.js", "/c.css"] {
+        lines.extend(browsing(
+            100,
+            10,
+            |t| if t < 5 * DAY { 1000 } else { 1500 },
+            p,
+        ));
+    }
+    let f = run(&lines);
+    assert_eq!(f.len(), 3);
+    assert!(f
+        .iter()
+        .all(|x| x.rule == "card.asset_drift" && x.severity == Severity::Low));
+    assert!(f[0].summary.contains("release"));
+}
+
+#[test]
+fn first_seen_script_loaded_from_checkout_but_not_a_marketing_tag() {
+    let mut lines = browsing(
+        100,
+        10,
+        |_| 500,
+        "/html/template/default/assets/js/function.js",
+    );
+    for i in 0..30 {
+        let t = 6 * DAY + i * 600;
+        let ip = format!("100.65.0.{}", i + 1);
+        let confirm = format!("{SHOP}/shopping/confirm");
+        lines.push(l(
+            t,
+            &ip,
+            "GET",
+            "/html/user_data/assets/js/jq.min.js",
+            200,
+            7000,
+            &confirm,
+        ));
+        // A tag staff added to every page: loaded from the top page.
+        lines.push(l(
+            t,
+            &ip,
+            "GET",
+            "/html/user_data/assets/js/gtm-tag.js",
+            200,
+            900,
+            &format!("{SHOP}/"),
+        ));
+    }
+    let f = run(&lines);
+    assert_eq!(rules(&f), vec!["card.first_seen_script"]);
+    assert_eq!(f[0].paths, vec!["/html/user_data/assets/js/jq.min.js"]);
+    assert_eq!(f[0].severity, Severity::High);
+    // Too few customers: nothing.
+    let few: Vec<_> = lines
+        .iter()
+        .filter(|(_, x)| !x.contains("100.65.0.2"))
+        .take(200 * 3 + 10)
+        .cloned()
+        .collect();
+    assert!(!rules(&run(&few)).contains(&"card.first_seen_script"));
+}
+
+#[test]
+fn same_origin_drop_needs_checkout_referer_and_several_customers() {
+    let confirm = format!("{SHOP}/shopping/confirm");
+    let mut lines = Vec::new();
+    for i in 0..3 {
+        let ip = format!("100.64.0.{}", i + 1);
+        lines.push(l(
+            i * 100,
+            &ip,
+            "POST",
+            "/html/user_data/x.php",
+            200,
+            2,
+            &confirm,
+        ));
+        lines.push(l(
+            i * 100 + 5,
+            &ip,
+            "POST",
+            "/wp-admin/admin-ajax.php",
+            200,
+            2,
+            &confirm,
+        ));
+        lines.push(l(
+            i * 100 + 6,
+            &ip,
+            "POST",
+            "/shopping/checkout",
+            302,
+            0,
+            &confirm,
+        ));
+        lines.push(l(i * 100 + 7, &ip, "POST", "/other.php", 200, 2, "-"));
+    }
+    let f = run(&lines);
+    assert_eq!(rules(&f), vec!["card.exfil_drop"]);
+    assert_eq!(f[0].paths, vec!["/html/user_data/x.php"]);
+    assert_eq!(f[0].severity, Severity::High);
+    assert_eq!(f[0].count, 3);
+    assert!(run(&lines[..8]).is_empty(), "two customers are not enough");
+}
+
+#[test]
+fn harvest_of_a_growing_file() {
+    let mut lines = Vec::new();
+    for (i, size) in [100u64, 400, 900, 1500, 20].iter().enumerate() {
+        lines.push(l(
+            i as i64 * DAY,
+            "198.51.100.7",
+            "GET",
+            "/html/user_data/c.txt",
+            200,
+            *size,
+            "-",
+        ));
+        lines.push(l(
+            i as i64 * DAY,
+            "198.51.100.8",
+            "GET",
+            "/html/user_data/same.txt",
+            200,
+            100,
+            "-",
+        ));
+    }
+    let f = run(&lines);
+    assert_eq!(rules(&f), vec!["card.drop_harvest"]);
+    assert_eq!(f[0].ips, vec!["198.51.100.7"]);
+    assert!(f[0].summary.contains("shrank"));
+    // A file every visitor fetches is public, not a drop.
+    for i in 0..20 {
+        lines.push(l(
+            10,
+            &format!("100.64.1.{i}"),
+            "GET",
+            "/html/user_data/c.txt",
+            200,
+            300,
+            "-",
+        ));
+    }
+    assert!(run(&lines).is_empty());
+}
+
+#[test]
+fn image_beacon_with_base64_query() {
+    let b64 =
+        "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0NTY3ODkrLw=="
+            .repeat(2);
+    let confirm = format!("{SHOP}/shopping/confirm");
+    let mut lines = Vec::new();
+    for i in 0..3 {
+        let ip = format!("100.64.0.{}", i + 1);
+        lines.push(l(
+            i,
+            &ip,
+            "GET",
+            &format!("/html/user_data/p.gif?d={b64}"),
+            200,
+            43,
+            &confirm,
+        ));
+        lines.push(l(
+            i,
+            &ip,
+            "GET",
+            "/img/logo.png?w=300&h=200",
+            200,
+            43,
+            &confirm,
+        ));
+    }
+    let f = run(&lines);
+    assert_eq!(rules(&f), vec!["card.image_beacon"]);
+    assert_eq!(f[0].severity, Severity::High);
+}
+
+fn orders_from(referer: &str, n: usize) -> Vec<(i64, String)> {
+    let mut lines = browsing(50, 2, |_| 500, "/js/app.js");
+    for i in 0..n {
+        let ip = format!("100.66.0.{}", i + 1);
+        lines.push(l(
+            3 * DAY + i as i64,
+            &ip,
+            "GET",
+            "/shopping/complete",
+            200,
+            7000,
+            referer,
+        ));
+    }
+    lines
+}
+
+#[test]
+fn completion_from_a_foreign_referer_unless_it_is_the_psp() {
+    let f = run(&orders_from("https://pay-secure.example.net/card", 3));
+    assert_eq!(rules(&f), vec!["card.foreign_referer_completion"]);
+    assert_eq!(f[0].severity, Severity::High);
+    assert!(run(&orders_from(&format!("{SHOP}/shopping/confirm"), 3)).is_empty());
+    let mut cfg = DetectConfig::default();
+    cfg.card.psp_domains = vec!["example.net".into()];
+    assert!(run_cfg(
+        &orders_from("https://pay-secure.example.net/card", 3),
+        1,
+        cfg
+    )
+    .is_empty());
+}
+
+#[test]
+fn completion_hits_are_kept_for_the_exposure_window() {
+    let lines = orders_from("-", 4);
+    let cfg = Arc::new(DetectConfig::default());
+    let mut c = Card::new(cfg);
+    let file: Arc<str> = Arc::from("a");
+    for (t, x) in &lines {
+        let f: Vec<&str> = x.split('|').collect();
+        let ev = Event {
+            ts: Some(Timestamp::from_secs(*t, 0)),
+            client_ip: f[0].parse().ok(),
+            method: Some(f[1].into()),
+            target: Some(f[2].into()),
+            status: f[3].parse().ok(),
+            ..Default::default()
+        };
+        c.observe(
+            &ev,
+            &Origin {
+                file: &file,
+                line: 1,
+                raw: b"x",
+            },
+        );
+    }
+    let o = c.orders();
+    assert_eq!(o.hits.len(), 4);
+    assert!(o.hits.windows(2).all(|w| w[0] <= w[1]));
+}
+
+fn checkout_attempts(ip: &str, t0: i64, n: usize, fail: bool) -> Vec<(i64, String)> {
+    let confirm = format!("{SHOP}/shopping/confirm");
+    let mut v = Vec::new();
+    for i in 0..n {
+        let t = t0 + i as i64 * 60;
+        v.push(l(t, ip, "POST", "/shopping/checkout", 302, 0, &confirm));
+        let next = if fail {
+            "/shopping/error"
+        } else {
+            "/shopping/complete"
+        };
+        v.push(l(t + 1, ip, "GET", next, 200, 5000, &confirm));
+    }
+    v
+}
+
+#[test]
+fn card_testing_velocity_and_its_negatives() {
+    let f = run(&checkout_attempts("198.51.100.9", 0, 12, true));
+    assert_eq!(rules(&f), vec!["cardtest.velocity"]);
+    assert_eq!(f[0].count, 12);
+    assert_eq!(f[0].category, Category::CardTesting);
+    // A customer retrying a declined card three times.
+    assert!(run(&checkout_attempts("100.64.0.1", 0, 3, true)).is_empty());
+    // A flash sale: many customers, many orders, few failures.
+    let mut sale = Vec::new();
+    for i in 0..200 {
+        sale.extend(checkout_attempts(
+            &format!("100.64.{}.{}", i / 100, i % 100 + 1),
+            i * 5,
+            1,
+            i % 20 == 0,
+        ));
+    }
+    let fs = run(&sale);
+    assert!(fs.is_empty(), "{fs:#?}");
+    // 429s from the rate limiter count as failures.
+    let confirm = format!("{SHOP}/shopping/confirm");
+    let limited: Vec<_> = (0..15)
+        .map(|i| {
+            l(
+                i * 30,
+                "198.51.100.10",
+                "POST",
+                "/shopping/checkout",
+                429,
+                0,
+                &confirm,
+            )
+        })
+        .collect();
+    assert_eq!(rules(&run(&limited)), vec!["cardtest.velocity"]);
+}
+
+#[test]
+fn distributed_card_testing_against_the_baseline() {
+    let mut lines = Vec::new();
+    // Ten ordinary hours: one browsing customer fails once per hour.
+    for h in 0..10 {
+        let ip = format!("100.64.9.{}", h + 1);
+        lines.push(l(
+            h * 3600,
+            &ip,
+            "GET",
+            "/products/detail/1",
+            200,
+            9000,
+            "-",
+        ));
+        lines.extend(checkout_attempts(&ip, h * 3600 + 10, 1, true));
+    }
+    // Then an hour of 30 IPs failing once each, never browsing.
+    let mut attack = Vec::new();
+    for i in 0..30 {
+        attack.extend(checkout_attempts(
+            &format!("198.18.0.{}", i + 1),
+            11 * 3600 + i * 60,
+            1,
+            true,
+        ));
+    }
+    let mut all = lines.clone();
+    all.extend(attack.clone());
+    let f = run(&all);
+    assert_eq!(rules(&f), vec!["cardtest.distributed"]);
+    assert_eq!(f[0].count, 30);
+    // The same failures from customers who browsed first look like a provider outage.
+    let mut browsed = lines;
+    for i in 0..30 {
+        browsed.push(l(
+            11 * 3600,
+            &format!("198.18.0.{}", i + 1),
+            "GET",
+            "/products/detail/2",
+            200,
+            9000,
+            "-",
+        ));
+    }
+    browsed.extend(attack);
+    assert!(run(&browsed).is_empty());
+}
+
+#[test]
+fn account_creation_burst() {
+    let lines: Vec<_> = (0..6)
+        .map(|i| l(i * 60, "198.51.100.11", "POST", "/entry", 302, 0, "-"))
+        .collect();
+    let f = run(&lines);
+    assert_eq!(rules(&f), vec!["cardtest.account_burst"]);
+    assert!(run(&lines[..4]).is_empty());
+}
+
+#[test]
+fn hostile_text_does_not_panic() {
+    let lines = vec![
+        l(0, "x", "POST", "/\u{202e}.php?%%%", 200, 0, "https://"),
+        l(1, "1.2.3.4", "GET", "/a.gif?", 200, 0, "ftp://@:/"),
+        l(
+            2,
+            "1.2.3.4",
+            "GET",
+            "/shopping/complete",
+            302,
+            0,
+            "http://[::1",
+        ),
+    ];
+    let _ = run(&lines);
+}
+
+fn app_failures(ip: &str, times: &[i64]) -> Vec<Event<'static>> {
+    times
+        .iter()
+        .map(|t| Event {
+            ts: Some(Timestamp::from_secs(1_700_000_000 + t, 0)),
+            client_ip: ip.parse().ok(),
+            detail: ecir_model::EventDetail::App {
+                level: "INFO".into(),
+                channel: Some("crowdsec-events".into()),
+                message: format!("{{\"type\":\"PAYMENT_FAILED\",\"ip\":\"{ip}\"}}").into(),
+            },
+            ..Default::default()
+        })
+        .collect()
+}
+
+fn run_events(evs: &[Event<'_>]) -> Vec<Finding> {
+    let mut c = Box::new(Card::new(Arc::new(DetectConfig::default())));
+    let file: Arc<str> = Arc::from("events.log");
+    for (i, e) in evs.iter().enumerate() {
+        let o = Origin {
+            file: &file,
+            line: i as u64 + 1,
+            raw: b"x",
+        };
+        c.observe(e, &o);
+    }
+    c.finish(&FinishContext::default())
+}
+
+#[test]
+fn payment_failures_from_the_application_log() {
+    let f = run_events(&app_failures("1.2.3.4", &[0, 6, 11, 19]));
+    assert_eq!(rules(&f), vec!["cardtest.velocity"]);
+    assert_eq!(f[0].severity, Severity::Medium);
+    // Three declines in a row: a customer, not a tester.
+    assert!(run_events(&app_failures("1.2.3.4", &[0, 6, 11])).is_empty());
+    // Twelve IPs failing once each within a minute, never browsing: distributed.
+    let mut many = Vec::new();
+    for i in 0..12 {
+        many.extend(app_failures(&format!("1.2.4.{}", i + 1), &[i]));
+    }
+    let f = run_events(&many);
+    assert_eq!(rules(&f), vec!["cardtest.distributed"]);
+    assert_eq!(f[0].count, 12);
+    // Nine are below --distributed-min-ips.
+    assert!(run_events(&many[..9]).is_empty());
+}
+
+#[test]
+fn fake_payment_page_double_card_entry() {
+    let confirm = format!("{SHOP}/shopping/confirm");
+    let mut lines = Vec::new();
+    for i in 0..4 {
+        let ip = format!("100.64.0.{}", i + 1);
+        let t = i * 1000;
+        lines.push(l(t, &ip, "GET", "/user_data/card.php", 200, 5200, &confirm));
+        lines.push(l(
+            t + 60,
+            &ip,
+            "POST",
+            "/user_data/card.php",
+            302,
+            0,
+            &format!("{SHOP}/user_data/card.php"),
+        ));
+        lines.push(l(
+            t + 61,
+            &ip,
+            "POST",
+            "/user_data/card.php",
+            200,
+            900,
+            &confirm,
+        ));
+        lines.push(l(
+            t + 200,
+            &ip,
+            "POST",
+            "/shopping/checkout",
+            302,
+            0,
+            &confirm,
+        ));
+    }
+    let f = run(&lines);
+    assert_eq!(rules(&f), vec!["card.fake_payment_page"]);
+    assert_eq!(f[0].severity, Severity::High);
+    // Without the page views (a script posting in the background) it is a drop.
+    let bg: Vec<_> = lines
+        .iter()
+        .filter(|(_, x)| !x.contains("|GET|"))
+        .cloned()
+        .collect();
+    assert_eq!(rules(&run(&bg)), vec!["card.exfil_drop"]);
+    // Without the real checkout afterwards it is a drop too.
+    let no_reentry: Vec<_> = lines
+        .iter()
+        .filter(|(_, x)| !x.contains("/shopping/checkout"))
+        .cloned()
+        .collect();
+    assert_eq!(rules(&run(&no_reentry)), vec!["card.exfil_drop"]);
+    let a = run_cfg(&lines, 1, DetectConfig::default());
+    let b = run_cfg(&lines, 4, DetectConfig::default());
+    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+}
+
+#[test]
+fn rest_checkout_failures_count() {
+    // WooCommerce Store API and Magento REST answer refused payments with 400.
+    let woo: Vec<_> = (0..12)
+        .map(|i| {
+            l(
+                i * 20,
+                "198.51.100.40",
+                "POST",
+                "/wp-json/wc/store/v1/checkout",
+                400,
+                300,
+                "-",
+            )
+        })
+        .collect();
+    assert_eq!(rules(&run(&woo)), vec!["cardtest.velocity"]);
+    let mage: Vec<_> = (0..12)
+        .map(|i| {
+            l(
+                i * 20,
+                "198.51.100.41",
+                "POST",
+                "/rest/default/V1/guest-carts/abc/payment-information",
+                400,
+                300,
+                "-",
+            )
+        })
+        .collect();
+    assert_eq!(rules(&run(&mage)), vec!["cardtest.velocity"]);
+    // Accepted orders at the same pace are not card testing.
+    let ok: Vec<_> = (0..12)
+        .map(|i| {
+            l(
+                i * 20,
+                "198.51.100.42",
+                "POST",
+                "/wp-json/wc/store/v1/checkout",
+                200,
+                300,
+                "-",
+            )
+        })
+        .collect();
+    assert!(run(&ok).is_empty());
+}

@@ -1,0 +1,647 @@
+//! Post-detection: rules that read the findings of all detectors, after they finish.
+//!
+//! - `card.code_planting`: an accepted admin edit of storefront code (pages, blocks, layouts,
+//!   CSS/JS, templates, design config, file manager) — code that checkout pages render — taken
+//!   from `admin.code_planting` (uploads are judged by `webshell.after_upload`): high; critical when the admin finding is (compromised session,
+//!   other compromise signals on the IP) or the IP is outside `--admin-allow`; medium from a
+//!   known staff IP.
+//! - `card.reinjection`: storefront edits or asset changes after `--cleaned-at`: high, critical
+//!   when repeated (with their cadence).
+//! - `webshell.after_upload`: a web-shell finding whose script was first requested within an
+//!   hour after an admin upload (file manager, plugin or theme install): high, critical when
+//!   the script was used from another IP than the uploader's.
+//! - `card.asset_drift` findings are linked (`related`) to admin activity in the six hours
+//!   before the change, and raised to high when that activity is itself high.
+//! - `chain.skimming`: admin compromise and web shells linked with the card-skimming findings
+//!   they lead to, as one story; `chain.card_testing`: account bursts with checkout velocity.
+//!   A chain lists its members in `related`; its severity is at least its worst member's.
+//!
+//! [`exposure`] then dates the exposure window and counts the completed orders in it.
+//! Findings get temporary ids here (`t1`, …) so `related` and `basis` can name them;
+//! `Report::sort_and_number_findings` turns them into the final `F000N` ids.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ecir_model::{Category, Exposure, Finding, Severity, Timestamp};
+
+use crate::card::{Orders, PLAYBOOK};
+use crate::DetectConfig;
+
+pub const RULES: &[&str] = &[
+    "card.code_planting",
+    "card.reinjection",
+    "webshell.after_upload",
+    "chain.skimming",
+    "chain.card_testing",
+];
+
+const STOREFRONT: &[&str] = &[
+    "/content/page",
+    "/content/block",
+    "/content/css",
+    "/content/js",
+    "/content/layout",
+    "/store/template",
+    "/design/",
+    "design_config",
+    "/cms/block",
+    "/cms/page",
+    "/cms_block",
+    "/cms_page",
+    "theme-editor",
+    "plugin-editor",
+    "/system_config/",
+    "admincmspage",
+    "admincmscontent",
+    "adminthemes",
+];
+
+/// Whether an admin path writes code that shop pages (checkout included) render. Uploads (file
+/// manager, plugin installs) are left to `webshell.after_upload`.
+pub fn is_storefront_code(path: &str) -> bool {
+    let l = path.to_ascii_lowercase();
+    STOREFRONT.iter().any(|s| l.contains(s))
+}
+
+fn mentions_checkout(path: &str) -> bool {
+    let l = path.to_ascii_lowercase();
+    [
+        "shopping",
+        "checkout",
+        "payment",
+        "/content/js",
+        "/content/css",
+    ]
+    .iter()
+    .any(|k| l.contains(k))
+}
+
+/// Runs the post-detection rules over all findings and returns them with the new ones.
+pub fn run(mut findings: Vec<Finding>, cfg: &DetectConfig) -> Vec<Finding> {
+    let mut next = 0usize;
+    let mut tmp_id = || {
+        next += 1;
+        format!("t{next}")
+    };
+    for f in &mut findings {
+        if f.id.is_empty() {
+            f.id = tmp_id();
+        }
+    }
+    // Findings naming an IP that signal a compromised admin session or unknown admin IP.
+    let outside: BTreeSet<String> = findings
+        .iter()
+        .filter(|f| f.rule == "admin.outside_allowlist")
+        .flat_map(|f| f.ips.iter().cloned())
+        .collect();
+
+    // card.code_planting
+    let mut new = Vec::new();
+    for a in findings.iter().filter(|f| f.rule == "admin.code_planting") {
+        let paths: Vec<String> = a
+            .paths
+            .iter()
+            .filter(|p| is_storefront_code(p))
+            .cloned()
+            .collect();
+        if paths.is_empty() {
+            continue;
+        }
+        let ev: Vec<_> = a
+            .evidence
+            .iter()
+            .filter(|e| paths.iter().any(|p| e.text.contains(p.as_str())))
+            .cloned()
+            .collect();
+        let first = ev.iter().filter_map(|e| e.ts).min().or(a.first_seen);
+        let last = ev.iter().filter_map(|e| e.ts).max().or(a.last_seen);
+        let out_ip = a.ips.iter().any(|i| outside.contains(i));
+        let sev = match a.severity {
+            Severity::Critical => Severity::Critical,
+            Severity::High if out_ip => Severity::Critical,
+            Severity::High => Severity::High,
+            s => s.min(Severity::Medium),
+        };
+        let checkout = paths.iter().any(|p| mentions_checkout(p));
+        let who = if a.ips.is_empty() {
+            "an unknown IP".to_string()
+        } else {
+            a.ips.join(", ")
+        };
+        let mut f = Finding::new("card.code_planting", Category::CardSkimming, sev);
+        f.id = tmp_id();
+        f.title = format!("Storefront code edited from {who}");
+        f.summary = format!(
+            "Admin edits of code the shop's pages render ({}) were accepted from {who}{}.{}{} This is how skimmers are planted: compare each edited template, block, CSS/JS and uploaded file with a known-good copy.",
+            paths.join(", "),
+            if a.users.is_empty() { String::new() } else { format!(" as {}", a.users.join(", ")) },
+            if checkout { " CSS/JS and checkout pages are loaded on the payment step." } else { " Blocks and layouts appear on checkout pages too unless the shop says otherwise." },
+            match sev {
+                Severity::Critical => " The session or IP shows other signs of compromise.",
+                Severity::Medium => " The IP is a known staff address: confirm the change with staff.",
+                _ => "",
+            }
+        );
+        f.first_seen = first;
+        f.last_seen = last;
+        f.ips = a.ips.clone();
+        f.users = a.users.clone();
+        f.paths = paths;
+        f.count = ev.len().max(1) as u64;
+        f.evidence = ev;
+        f.playbook = Some(PLAYBOOK.into());
+        f.related = vec![a.id.clone()];
+        new.push(f);
+    }
+    findings.extend(new);
+
+    link_drift(&mut findings);
+    let uploads = after_upload(&findings, &mut tmp_id);
+    findings.extend(uploads);
+
+    if let Some(c) = cfg.card.cleaned_at {
+        if let Some(f) = reinjection(&findings, c, &mut tmp_id) {
+            findings.push(f);
+        }
+    }
+    if let Some(f) = skimming_chain(&findings, &mut tmp_id) {
+        findings.push(f);
+    }
+    if let Some(f) = testing_chain(&findings, &mut tmp_id) {
+        findings.push(f);
+    }
+    findings
+}
+
+fn link_drift(findings: &mut [Finding]) {
+    let admin: Vec<(String, Severity, Vec<i64>, String)> = findings
+        .iter()
+        .filter(|f| f.category == Category::AdminCompromise && f.severity >= Severity::Medium)
+        .map(|f| {
+            (
+                f.id.clone(),
+                f.severity,
+                f.evidence
+                    .iter()
+                    .filter_map(|e| e.ts.map(|t| t.utc_ms))
+                    .collect(),
+                format!("{} from {}", f.rule, f.ips.join(", ")),
+            )
+        })
+        .collect();
+    for d in findings.iter_mut().filter(|f| f.rule == "card.asset_drift") {
+        let Some(at) = d.first_seen.map(|t| t.utc_ms) else {
+            continue;
+        };
+        let mut worst = Severity::Info;
+        let mut notes = Vec::new();
+        for (id, sev, times, what) in &admin {
+            if times
+                .iter()
+                .any(|t| *t <= at + 60_000 && *t >= at - 6 * 3_600_000)
+            {
+                d.related.push(id.clone());
+                worst = worst.max(*sev);
+                notes.push(what.clone());
+            }
+        }
+        if !notes.is_empty() {
+            d.summary.push_str(&format!(
+                " Admin activity in the six hours before: {}.",
+                notes.join("; ")
+            ));
+            if worst >= Severity::High {
+                d.severity = d.severity.max(Severity::High);
+            }
+        }
+    }
+}
+
+fn is_upload(path: &str) -> bool {
+    let l = path.to_ascii_lowercase();
+    [
+        "file_manager",
+        "plugin/install",
+        "template/install",
+        "upload-plugin",
+        "upload-theme",
+        "up_down",
+        "/ownersstore",
+    ]
+    .iter()
+    .any(|k| l.contains(k))
+}
+
+fn after_upload(findings: &[Finding], tmp_id: &mut impl FnMut() -> String) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let uploads: Vec<(&Finding, Timestamp)> = findings
+        .iter()
+        .filter(|f| f.rule == "admin.code_planting")
+        .flat_map(|f| {
+            f.evidence
+                .iter()
+                .filter(|e| {
+                    f.paths
+                        .iter()
+                        .any(|p| is_upload(p) && e.text.contains(p.as_str()))
+                })
+                .filter_map(move |e| e.ts.map(|t| (f, t)))
+        })
+        .collect();
+    for shell in findings
+        .iter()
+        .filter(|f| f.category == Category::Webshell && f.rule != "webshell.after_upload")
+    {
+        let Some(first) = shell.first_seen else {
+            continue;
+        };
+        let Some((up, at)) = uploads
+            .iter()
+            .filter(|(_, t)| *t <= first && first.utc_ms - t.utc_ms <= 3_600_000)
+            .max_by_key(|(_, t)| *t)
+        else {
+            continue;
+        };
+        let other_ip = shell.ips.iter().any(|i| !up.ips.contains(i));
+        let sev = if other_ip {
+            Severity::Critical
+        } else {
+            Severity::High
+        };
+        let mut f = Finding::new("webshell.after_upload", Category::Webshell, sev);
+        f.id = tmp_id();
+        f.title = format!(
+            "Script first used {} min after an admin upload: {}",
+            (first.utc_ms - at.utc_ms) / 60_000,
+            shell.paths.first().map_or("?", |p| p.as_str())
+        );
+        f.summary = format!(
+            "An admin upload from {} at {at} was followed at {first} by the first request to {}{}. A file placed through the admin panel and then run is a planted web shell: compare the upload directory with a clean copy.",
+            if up.ips.is_empty() { "an unknown IP".to_string() } else { up.ips.join(", ") },
+            shell.paths.join(", "),
+            if other_ip { format!(", from {}: another address than the uploader's", shell.ips.join(", ")) } else { String::new() }
+        );
+        f.first_seen = Some(*at);
+        f.last_seen = shell.last_seen.or(Some(first));
+        let ips: BTreeSet<&String> = up.ips.iter().chain(&shell.ips).collect();
+        f.ips = ips.into_iter().take(20).cloned().collect();
+        f.paths = up.paths.iter().chain(&shell.paths).cloned().collect();
+        f.count = 2;
+        f.evidence = up
+            .evidence
+            .iter()
+            .filter(|e| e.ts == Some(*at))
+            .chain(shell.evidence.iter().take(5))
+            .cloned()
+            .collect();
+        f.playbook = Some("web-shell".into());
+        f.related = vec![up.id.clone(), shell.id.clone()];
+        out.push(f);
+    }
+    out
+}
+
+fn reinjection(
+    findings: &[Finding],
+    cleaned: Timestamp,
+    tmp_id: &mut impl FnMut() -> String,
+) -> Option<Finding> {
+    let mut times: Vec<Timestamp> = Vec::new();
+    let mut members = Vec::new();
+    let mut ev = Vec::new();
+    let mut ips = BTreeSet::new();
+    let mut paths = BTreeSet::new();
+    for f in findings {
+        let edit = f.rule == "card.code_planting" && f.severity >= Severity::High;
+        let drift = f.rule == "card.asset_drift";
+        if !(edit || drift) {
+            continue;
+        }
+        let after: Vec<_> = f
+            .evidence
+            .iter()
+            .filter(|e| e.ts.is_some_and(|t| t > cleaned))
+            .collect();
+        let hit = if drift {
+            f.first_seen.is_some_and(|t| t > cleaned)
+        } else {
+            !after.is_empty()
+        };
+        if !hit {
+            continue;
+        }
+        members.push(f.id.clone());
+        if drift {
+            times.extend(f.first_seen);
+        } else {
+            times.extend(after.iter().filter_map(|e| e.ts));
+            ev.extend(after.into_iter().cloned());
+        }
+        ips.extend(f.ips.iter().cloned());
+        paths.extend(f.paths.iter().cloned());
+    }
+    if times.is_empty() {
+        return None;
+    }
+    times.sort();
+    times.dedup();
+    let gaps: Vec<i64> = times
+        .windows(2)
+        .map(|w| w[1].utc_ms - w[0].utc_ms)
+        .collect();
+    let sev = if times.len() >= 2 {
+        Severity::Critical
+    } else {
+        Severity::High
+    };
+    let cadence = if gaps.is_empty() {
+        String::new()
+    } else {
+        let mut g = gaps.clone();
+        g.sort();
+        format!(
+            " They recur about every {:.1} hours (median gap).",
+            g[g.len() / 2] as f64 / 3_600_000.0
+        )
+    };
+    let mut f = Finding::new("card.reinjection", Category::CardSkimming, sev);
+    f.id = tmp_id();
+    f.title = format!(
+        "Storefront code changed {} time(s) after the cleanup",
+        times.len()
+    );
+    f.summary = format!(
+        "After the cleanup at {cleaned}, storefront code was edited or a static file changed again {} time(s), first at {}.{cadence} The attacker kept a way back in (a surviving web shell, admin account, stolen key or scheduled task): find it before cleaning again.",
+        times.len(),
+        times[0]
+    );
+    f.first_seen = times.first().copied();
+    f.last_seen = times.last().copied();
+    f.ips = ips.into_iter().collect();
+    f.paths = paths.into_iter().collect();
+    f.count = times.len() as u64;
+    f.evidence = ev;
+    f.playbook = Some(PLAYBOOK.into());
+    f.related = members;
+    Some(f)
+}
+
+fn narrative(members: &[&Finding]) -> String {
+    members
+        .iter()
+        .map(|m| {
+            format!(
+                "{} {} ({})",
+                m.first_seen.map_or("?".to_string(), |t| t.to_rfc3339()),
+                m.title,
+                m.rule
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
+
+fn chain_finding(
+    rule: &str,
+    category: Category,
+    members: &[&Finding],
+    floor: Severity,
+    title: String,
+    lead: &str,
+    tmp_id: &mut impl FnMut() -> String,
+) -> Finding {
+    let sev = members
+        .iter()
+        .map(|m| m.severity)
+        .max()
+        .unwrap_or(floor)
+        .max(floor);
+    let mut f = Finding::new(rule, category, sev);
+    f.id = tmp_id();
+    f.title = title;
+    f.summary = format!("{lead} {}.", narrative(members));
+    f.first_seen = members.iter().filter_map(|m| m.first_seen).min();
+    f.last_seen = members
+        .iter()
+        .filter_map(|m| m.last_seen.or(m.first_seen))
+        .max();
+    let ips: BTreeSet<&String> = members.iter().flat_map(|m| &m.ips).collect();
+    f.ips = ips.into_iter().take(20).cloned().collect();
+    let paths: BTreeSet<&String> = members.iter().flat_map(|m| &m.paths).collect();
+    f.paths = paths.into_iter().take(20).cloned().collect();
+    f.count = members.len() as u64;
+    // The first evidence line of each member, so the chain cites its steps.
+    let mut seen = BTreeSet::new();
+    f.evidence = members
+        .iter()
+        .filter_map(|m| m.evidence.iter().min_by_key(|e| (e.ts, e.line)).cloned())
+        .filter(|e| seen.insert((e.file.clone(), e.line)))
+        .collect();
+    f.related = members.iter().map(|m| m.id.clone()).collect();
+    f
+}
+
+fn by_time(v: &mut [&Finding]) {
+    v.sort_by(|a, b| {
+        a.first_seen
+            .cmp(&b.first_seen)
+            .then(a.rule.cmp(&b.rule))
+            .then(a.ips.cmp(&b.ips))
+    });
+}
+
+fn skimming_chain(findings: &[Finding], tmp_id: &mut impl FnMut() -> String) -> Option<Finding> {
+    let skim: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.category == Category::CardSkimming && f.severity >= Severity::High)
+        .collect();
+    let start = skim.iter().filter_map(|f| f.first_seen).min()?;
+    let horizon = start.utc_ms - 30 * 86_400_000;
+    let mut members: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| {
+            let cat = matches!(
+                f.category,
+                Category::AdminCompromise | Category::Webshell | Category::CardSkimming
+            );
+            cat && f.severity >= Severity::High && f.first_seen.is_none_or(|t| t.utc_ms >= horizon)
+        })
+        .collect();
+    // A chain needs another step than the storefront edit itself (whose admin finding is the
+    // same request seen by the admin detector).
+    if !members
+        .iter()
+        .any(|m| m.category != Category::CardSkimming && m.rule != "admin.code_planting")
+    {
+        return None;
+    }
+    by_time(&mut members);
+    let floor = if members
+        .iter()
+        .any(|m| m.category == Category::AdminCompromise)
+    {
+        Severity::Critical
+    } else {
+        Severity::High
+    };
+    let mut f = chain_finding(
+        "chain.skimming",
+        Category::CardSkimming,
+        &members,
+        floor,
+        format!(
+            "Attack chain: compromise to card skimming ({} steps)",
+            members.len()
+        ),
+        "Read together, these findings tell one story, in time order:",
+        tmp_id,
+    );
+    f.playbook = Some(PLAYBOOK.into());
+    Some(f)
+}
+
+fn testing_chain(findings: &[Finding], tmp_id: &mut impl FnMut() -> String) -> Option<Finding> {
+    let mut members: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.category == Category::CardTesting)
+        .collect();
+    let rules: BTreeSet<&str> = members.iter().map(|f| f.rule.as_str()).collect();
+    if !rules.contains("cardtest.account_burst") || rules.len() < 2 {
+        return None;
+    }
+    by_time(&mut members);
+    Some(chain_finding(
+        "chain.card_testing",
+        Category::CardTesting,
+        &members,
+        Severity::High,
+        format!("Card-testing campaign ({} steps)", members.len()),
+        "Throw-away accounts followed by checkout abuse:",
+        tmp_id,
+    ))
+}
+
+/// Dates the exposure window from the findings (after [`run`]) and counts the completed orders
+/// and customer IPs in it. `None` when nothing shows the payment flow tampered with or a
+/// compromise that could have tampered with it.
+pub fn exposure(findings: &[Finding], orders: &Orders, cfg: &DetectConfig) -> Option<Exposure> {
+    let tamper: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| {
+            f.category == Category::CardSkimming
+                && f.severity >= Severity::High
+                && !f.rule.starts_with("chain.")
+        })
+        .collect();
+    let (basis, start_basis): (Vec<&Finding>, &str) = if !tamper.is_empty() {
+        (tamper, "tampering")
+    } else {
+        let c: Vec<&Finding> = findings
+            .iter()
+            .filter(|f| {
+                f.severity >= Severity::High
+                    && (f.category == Category::Webshell || f.rule == "admin.code_planting")
+            })
+            .collect();
+        if c.is_empty() {
+            return None;
+        }
+        (c, "compromise")
+    };
+    let start = basis.iter().filter_map(|f| f.first_seen).min()?;
+    let last_evidence = basis
+        .iter()
+        .filter_map(|f| f.last_seen.or(f.first_seen))
+        .max()
+        .unwrap_or(start);
+    let (end, end_basis) = match cfg.card.contained_at {
+        Some(c) => (c, "contained-at"),
+        None => (
+            orders
+                .last_ts
+                .map_or(last_evidence, |l| l.max(last_evidence)),
+            "end-of-logs",
+        ),
+    };
+    let end = end.with_offset(start.offset_secs);
+    let gap = cfg.card.session_gap_secs.max(1) * 1000;
+    // Sessions: IP + agent; a completion hit more than `gap` after the session's last one is
+    // a new order.
+    let mut last: BTreeMap<(Option<IpAddr>, u64), i64> = BTreeMap::new();
+    let mut ips: BTreeSet<IpAddr> = BTreeSet::new();
+    let mut per_day: BTreeMap<String, (u64, BTreeSet<IpAddr>)> = BTreeMap::new();
+    let mut n = 0u64;
+    for h in orders
+        .hits
+        .iter()
+        .filter(|h| h.utc_ms >= start.utc_ms && h.utc_ms <= end.utc_ms)
+    {
+        let k = (h.ip, h.ua);
+        let new_order = last.get(&k).is_none_or(|t| h.utc_ms - t > gap);
+        last.insert(k, h.utc_ms);
+        let day = Timestamp::new(h.utc_ms, start.offset_secs)
+            .to_datetime()
+            .format("%Y-%m-%d")
+            .to_string();
+        let d = per_day.entry(day).or_default();
+        if let Some(ip) = h.ip {
+            ips.insert(ip);
+            d.1.insert(ip);
+        }
+        if new_order {
+            n += 1;
+            d.0 += 1;
+        }
+    }
+    let mut extra = BTreeMap::new();
+    extra.insert("start_basis".into(), serde_json::Value::from(start_basis));
+    extra.insert("end_basis".into(), serde_json::Value::from(end_basis));
+    extra.insert(
+        "per_day".into(),
+        serde_json::Value::from(
+            per_day
+                .iter()
+                .map(|(d, (o, i))| {
+                    serde_json::json!({"date": d, "completed_orders": o, "distinct_customer_ips": i.len()})
+                })
+                .collect::<Vec<_>>(),
+        ),
+    );
+    extra.insert(
+        "counting".into(),
+        serde_json::Value::from(format!(
+            "Completed orders = hits on the platform's order-completion page answered 200 or 302, one per checkout session (client IP + user agent; a new session after {} minutes without a completion hit), between start and end. Customer IPs = distinct client IPs among them.",
+            cfg.card.session_gap_secs / 60
+        )),
+    );
+    let mut limits = vec![
+        "Access logs carry no session cookie: customers sharing an IP and browser (NAT, corporate proxies) who order within the gap are counted once, and one customer ordering twice within it once.".to_string(),
+        "Orders whose completion page was not logged (log gaps, rotation, a payment provider that does not return to the shop) are not counted: compare with the shop's order table for the same window.".to_string(),
+        "Customers who typed their card and abandoned checkout were exposed too but are not orders: the distinct customer IPs on checkout pages are the upper bound.".to_string(),
+    ];
+    if start_basis == "compromise" {
+        limits.insert(0, "No evidence of the payment flow itself being changed was found: the window starts at the earliest compromise that could have changed it.".into());
+    }
+    if end_basis == "end-of-logs" {
+        limits.push("No --contained-at given: the window runs to the end of the logs, since nothing in them shows the skimmer removed.".into());
+    }
+    if orders.dropped > 0 {
+        limits.push(format!(
+            "{} completion hits beyond the kept maximum were not counted: the count is a lower bound.",
+            orders.dropped
+        ));
+    }
+    extra.insert("limits".into(), serde_json::Value::from(limits));
+    Some(Exposure {
+        start,
+        end,
+        basis: basis.iter().map(|f| f.id.clone()).collect(),
+        completed_orders: n,
+        distinct_customer_ips: ips.len() as u64,
+        extra,
+    })
+}
+
+#[cfg(test)]
+mod tests;

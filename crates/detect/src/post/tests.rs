@@ -1,0 +1,365 @@
+//! Tests of the post-detection rules and the exposure window.
+
+use std::sync::Arc;
+
+use ecir_model::Evidence;
+
+use super::*;
+use crate::card::OrderHit;
+
+const T0: i64 = 1_700_000_000_000;
+const H: i64 = 3_600_000;
+
+fn ts(ms: i64) -> Timestamp {
+    Timestamp::new(ms, 9 * 3600)
+}
+
+fn ev(ms: i64, text: &str) -> Evidence {
+    Evidence {
+        file: Arc::from("access.log"),
+        line: (ms / 1000) as u64,
+        ts: Some(ts(ms)),
+        text: text.into(),
+        weight: 90,
+    }
+}
+
+fn admin_planting(ip: &str, sev: Severity, at: &[i64], path: &str) -> Finding {
+    let mut f = Finding::new("admin.code_planting", Category::AdminCompromise, sev);
+    f.ips = vec![ip.into()];
+    f.paths = vec![path.into()];
+    f.first_seen = at.first().map(|m| ts(*m));
+    f.last_seen = at.last().map(|m| ts(*m));
+    f.evidence = at
+        .iter()
+        .map(|m| ev(*m, &format!("{ip} \"POST {path} HTTP/1.1\" 302")))
+        .collect();
+    f
+}
+
+fn of<'a>(f: &'a [Finding], rule: &str) -> Vec<&'a Finding> {
+    f.iter().filter(|x| x.rule == rule).collect()
+}
+
+#[test]
+fn storefront_edits_become_card_findings_with_the_right_severity() {
+    let findings = vec![
+        admin_planting(
+            "198.51.100.7",
+            Severity::Critical,
+            &[T0],
+            "/admin/content/js",
+        ),
+        admin_planting(
+            "203.0.113.10",
+            Severity::Medium,
+            &[T0],
+            "/admin/content/block/7/edit",
+        ),
+        admin_planting("198.51.100.8", Severity::High, &[T0], "/admin/content/css"),
+        admin_planting(
+            "198.51.100.9",
+            Severity::High,
+            &[T0],
+            "/admin/store/plugin/install",
+        ),
+        {
+            let mut o = Finding::new(
+                "admin.outside_allowlist",
+                Category::AdminCompromise,
+                Severity::High,
+            );
+            o.ips = vec!["198.51.100.8".into()];
+            o
+        },
+    ];
+    let out = run(findings, &DetectConfig::default());
+    let cp = of(&out, "card.code_planting");
+    assert_eq!(cp.len(), 3, "a plugin install is not a storefront edit");
+    let sev = |ip: &str| cp.iter().find(|f| f.ips[0] == ip).unwrap().severity;
+    assert_eq!(sev("198.51.100.7"), Severity::Critical);
+    assert_eq!(
+        sev("198.51.100.8"),
+        Severity::Critical,
+        "outside the allow-list"
+    );
+    assert_eq!(sev("203.0.113.10"), Severity::Medium, "known staff IP");
+    assert!(cp
+        .iter()
+        .all(|f| f.playbook.as_deref() == Some("card-skimming")));
+    // Every card finding links the admin finding it came from, by id.
+    for f in &cp {
+        let admin = out.iter().find(|a| a.id == f.related[0]).unwrap();
+        assert_eq!(admin.rule, "admin.code_planting");
+        assert_eq!(admin.ips, f.ips);
+    }
+    // Unique temporary ids.
+    let ids: BTreeSet<&str> = out.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(ids.len(), out.len());
+}
+
+#[test]
+fn reinjection_after_cleanup_with_cadence() {
+    let at = [T0, T0 + 50 * H, T0 + 100 * H];
+    let findings = vec![admin_planting(
+        "198.51.100.7",
+        Severity::High,
+        &at,
+        "/admin/content/js",
+    )];
+    let mut cfg = DetectConfig::default();
+    cfg.card.cleaned_at = Some(ts(T0 + H));
+    let out = run(findings.clone(), &cfg);
+    let r = of(&out, "card.reinjection");
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].severity, Severity::Critical);
+    assert_eq!(r[0].count, 2);
+    assert!(r[0].summary.contains("50.0 hours"), "{}", r[0].summary);
+    // Cleaned after the last edit: nothing came back.
+    cfg.card.cleaned_at = Some(ts(T0 + 101 * H));
+    assert!(of(&run(findings.clone(), &cfg), "card.reinjection").is_empty());
+    // Without --cleaned-at the rule does not run.
+    assert!(of(&run(findings, &DetectConfig::default()), "card.reinjection").is_empty());
+}
+
+#[test]
+fn drift_is_linked_to_admin_activity_shortly_before() {
+    let mut d = Finding::new("card.asset_drift", Category::CardSkimming, Severity::Medium);
+    d.first_seen = Some(ts(T0 + H));
+    let before = admin_planting(
+        "198.51.100.7",
+        Severity::Critical,
+        &[T0],
+        "/admin/content/js",
+    );
+    let long_before = admin_planting(
+        "198.51.100.8",
+        Severity::High,
+        &[T0 - 48 * H],
+        "/admin/content/css",
+    );
+    let out = run(vec![d, before, long_before], &DetectConfig::default());
+    let d = of(&out, "card.asset_drift")[0];
+    assert_eq!(d.severity, Severity::High);
+    assert_eq!(d.related.len(), 1);
+    let linked = out.iter().find(|f| f.id == d.related[0]).unwrap();
+    assert_eq!(linked.ips, vec!["198.51.100.7"]);
+}
+
+#[test]
+fn chain_links_compromise_to_skimming() {
+    let mut shell = Finding::new(
+        "webshell.upload_dir_script",
+        Category::Webshell,
+        Severity::High,
+    );
+    shell.first_seen = Some(ts(T0 - H));
+    shell.evidence = vec![ev(T0 - H, "shell")];
+    let mut drop = Finding::new("card.exfil_drop", Category::CardSkimming, Severity::High);
+    drop.first_seen = Some(ts(T0 + 5 * H));
+    drop.last_seen = Some(ts(T0 + 9 * H));
+    let out = run(
+        vec![
+            admin_planting(
+                "198.51.100.7",
+                Severity::Critical,
+                &[T0],
+                "/admin/content/js",
+            ),
+            shell,
+            drop,
+        ],
+        &DetectConfig::default(),
+    );
+    let c = of(&out, "chain.skimming");
+    assert_eq!(c.len(), 1);
+    let c = c[0];
+    assert_eq!(c.severity, Severity::Critical);
+    assert_eq!(
+        c.related.len(),
+        4,
+        "admin, shell, card edit, drop: {:?}",
+        c.related
+    );
+    assert_eq!(c.first_seen, Some(ts(T0 - H)));
+    assert_eq!(c.last_seen, Some(ts(T0 + 9 * H)));
+    assert!(c.summary.find("webshell").unwrap() < c.summary.find("card.exfil_drop").unwrap());
+    // Skimming signs without any compromise are not a chain.
+    let mut lone = Finding::new("card.exfil_drop", Category::CardSkimming, Severity::High);
+    lone.first_seen = Some(ts(T0));
+    assert!(of(&run(vec![lone], &DetectConfig::default()), "chain.skimming").is_empty());
+}
+
+#[test]
+fn card_testing_chain_needs_an_account_burst() {
+    let mut a = Finding::new(
+        "cardtest.account_burst",
+        Category::CardTesting,
+        Severity::Medium,
+    );
+    a.first_seen = Some(ts(T0));
+    let mut v = Finding::new("cardtest.velocity", Category::CardTesting, Severity::High);
+    v.first_seen = Some(ts(T0 + H));
+    let out = run(vec![a, v.clone()], &DetectConfig::default());
+    let c = of(&out, "chain.card_testing");
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].severity, Severity::High);
+    assert!(of(
+        &run(vec![v], &DetectConfig::default()),
+        "chain.card_testing"
+    )
+    .is_empty());
+}
+
+fn hit(ms: i64, ip: &str, ua: u64) -> OrderHit {
+    OrderHit {
+        utc_ms: ms,
+        ip: ip.parse().ok(),
+        ua,
+    }
+}
+
+#[test]
+fn exposure_counts_sessions_in_the_window() {
+    let findings = run(
+        vec![admin_planting(
+            "198.51.100.7",
+            Severity::Critical,
+            &[T0],
+            "/admin/content/js",
+        )],
+        &DetectConfig::default(),
+    );
+    let mut hits = vec![
+        hit(T0 - H, "100.64.0.1", 1),          // before the window
+        hit(T0 + H, "100.64.0.2", 1),          // an order
+        hit(T0 + H + 60_000, "100.64.0.2", 1), // a reload: same order
+        hit(T0 + 3 * H, "100.64.0.2", 1),      // later: a second order
+        hit(T0 + 3 * H, "100.64.0.3", 1),
+        hit(T0 + 3 * H, "100.64.0.3", 2), // another browser behind the same IP
+        hit(T0 + 30 * H, "100.64.0.4", 1), // next day
+    ];
+    hits.sort();
+    let orders = Orders {
+        hits,
+        dropped: 0,
+        offset_secs: 9 * 3600,
+        last_ts: Some(ts(T0 + 40 * H)),
+    };
+    let cfg = DetectConfig::default();
+    let e = exposure(&findings, &orders, &cfg).unwrap();
+    assert_eq!(e.start, ts(T0));
+    assert_eq!(e.end, ts(T0 + 40 * H));
+    assert_eq!(e.completed_orders, 5);
+    assert_eq!(e.distinct_customer_ips, 3);
+    assert_eq!(e.extra["start_basis"], "tampering");
+    assert_eq!(e.extra["end_basis"], "end-of-logs");
+    let days = e.extra["per_day"].as_array().unwrap();
+    assert_eq!(days.len(), 2);
+    assert_eq!(
+        days[0]["completed_orders"].as_u64().unwrap()
+            + days[1]["completed_orders"].as_u64().unwrap(),
+        5
+    );
+    // The basis is the card finding, not the admin one.
+    let basis: Vec<&str> = out_rules(&findings, &e.basis);
+    assert_eq!(basis, vec!["card.code_planting"]);
+    // --contained-at ends the window.
+    let mut cfg = DetectConfig::default();
+    cfg.card.contained_at = Some(ts(T0 + 2 * H));
+    let e = exposure(&findings, &orders, &cfg).unwrap();
+    assert_eq!(e.completed_orders, 1);
+    assert_eq!(e.extra["end_basis"], "contained-at");
+}
+
+fn out_rules<'a>(f: &'a [Finding], ids: &[String]) -> Vec<&'a str> {
+    ids.iter()
+        .map(|id| f.iter().find(|x| &x.id == id).unwrap().rule.as_str())
+        .collect()
+}
+
+#[test]
+fn exposure_falls_back_to_the_compromise_or_is_absent() {
+    let mut shell = Finding::new(
+        "webshell.upload_dir_script",
+        Category::Webshell,
+        Severity::High,
+    );
+    shell.first_seen = Some(ts(T0));
+    let f = run(vec![shell], &DetectConfig::default());
+    let e = exposure(&f, &Orders::default(), &DetectConfig::default()).unwrap();
+    assert_eq!(e.extra["start_basis"], "compromise");
+    assert!(e.extra["limits"][0]
+        .as_str()
+        .unwrap()
+        .contains("No evidence"));
+    let mut sqli = Finding::new("web.sqli", Category::WebAttack, Severity::High);
+    sqli.first_seen = Some(ts(T0));
+    let f = run(vec![sqli], &DetectConfig::default());
+    assert!(exposure(&f, &Orders::default(), &DetectConfig::default()).is_none());
+}
+
+#[test]
+fn web_shell_used_soon_after_an_admin_upload() {
+    let upload = admin_planting(
+        "198.51.100.7",
+        Severity::Critical,
+        &[T0],
+        "/admin/content/file_manager",
+    );
+    let mut shell = Finding::new(
+        "webshell.upload_dir_script",
+        Category::Webshell,
+        Severity::High,
+    );
+    shell.first_seen = Some(ts(T0 + 10 * 60_000));
+    shell.ips = vec!["203.0.113.99".into()];
+    shell.paths = vec!["/html/user_data/x.php".into()];
+    shell.evidence = vec![ev(
+        T0 + 10 * 60_000,
+        "203.0.113.99 \"POST /html/user_data/x.php\"",
+    )];
+    let out = run(
+        vec![upload.clone(), shell.clone()],
+        &DetectConfig::default(),
+    );
+    let w = of(&out, "webshell.after_upload");
+    assert_eq!(w.len(), 1);
+    assert_eq!(w[0].severity, Severity::Critical, "used from another IP");
+    assert_eq!(w[0].related.len(), 2);
+    assert!(w[0].title.contains("10 min"));
+    // Two hours later is not "after the upload"; a template edit is not an upload.
+    let mut late = shell.clone();
+    late.first_seen = Some(ts(T0 + 2 * H));
+    assert!(of(
+        &run(vec![upload, late], &DetectConfig::default()),
+        "webshell.after_upload"
+    )
+    .is_empty());
+    let edit = admin_planting(
+        "198.51.100.7",
+        Severity::Critical,
+        &[T0],
+        "/admin/content/js",
+    );
+    assert!(of(
+        &run(vec![edit, shell], &DetectConfig::default()),
+        "webshell.after_upload"
+    )
+    .is_empty());
+}
+
+#[test]
+fn one_storefront_edit_alone_is_not_a_chain() {
+    let out = run(
+        vec![admin_planting(
+            "198.51.100.7",
+            Severity::High,
+            &[T0],
+            "/admin/content/page/1/edit",
+        )],
+        &DetectConfig::default(),
+    );
+    assert_eq!(of(&out, "card.code_planting").len(), 1);
+    assert!(of(&out, "chain.skimming").is_empty());
+}
