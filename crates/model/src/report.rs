@@ -188,7 +188,13 @@ pub struct TopIp {
     pub ip: String,
     pub findings: u64,
     pub max_severity: Severity,
+    /// Events from this client among those analysed.
     pub requests: u64,
+    /// First and last event from this client among those analysed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub first_seen: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_seen: Option<Timestamp>,
 }
 
 impl Report {

@@ -508,11 +508,10 @@ fn per_ip(o: &mut String, r: &Report, l: &Labels) {
             .then(b.1.findings.len().cmp(&a.1.findings.len()))
             .then(a.0.cmp(b.0))
     });
-    let requests: BTreeMap<&str, u64> = r
-        .top_ips
-        .iter()
-        .map(|t| (t.ip.as_str(), t.requests))
-        .collect();
+    // Requests and first/last seen come from the client's analysed events (`top_ips` lists
+    // every IP behind a high finding); the findings' spans are the fallback.
+    let traffic: BTreeMap<&str, &ecir_model::report::TopIp> =
+        r.top_ips.iter().map(|t| (t.ip.as_str(), t)).collect();
     let _ = write!(
         o,
         "<div class=\"scroll\"><table>\n<thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead>\n<tbody>\n",
@@ -536,9 +535,11 @@ fn per_ip(o: &mut String, r: &Report, l: &Labels) {
             o,
             "<tr class=\"ip-row\"><td><code>{}</code></td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"wrap\">{}</td></tr>",
             text(ip),
-            time(&d.first),
-            time(&d.last),
-            requests.get(ip).map_or("–".to_string(), |n| group(*n)),
+            time(&traffic.get(ip).and_then(|t| t.first_seen).or(d.first)),
+            time(&traffic.get(ip).and_then(|t| t.last_seen).or(d.last)),
+            traffic
+                .get(ip)
+                .map_or("–".to_string(), |t| group(t.requests)),
             did.join("<br>")
         );
     }

@@ -132,7 +132,8 @@ pub static EN: Labels = Labels {
     last_seen: "Last seen",
     requests: "Requests",
     what_they_did: "What they did",
-    per_ip_note: "First and last seen are taken from the findings that name the IP.",
+    per_ip_note:
+        "First and last seen, and requests, are counted over all analysed events of the IP.",
     data_quality: "Data quality",
     damaged: "Damaged or unreadable",
     warnings: "Warnings",
@@ -181,7 +182,7 @@ pub static JA: Labels = Labels {
     last_seen: "最終",
     requests: "リクエスト数",
     what_they_did: "行ったこと",
-    per_ip_note: "初回・最終はそのIPを含む検出から求めています。",
+    per_ip_note: "初回・最終・リクエスト数は、そのIPの分析対象イベント全体から数えています。",
     data_quality: "データの品質",
     damaged: "破損・読み取り不能",
     warnings: "警告",

@@ -10,13 +10,45 @@ use ecir_model::report::TopIp;
 use ecir_model::{Event, Finding, Severity, SourceKind};
 use rustc_hash::FxHashMap;
 
+/// One client's analysed events and when it was first and last seen.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct IpTraffic {
+    pub events: u64,
+    pub first: Option<ecir_model::Timestamp>,
+    pub last: Option<ecir_model::Timestamp>,
+}
+
+impl IpTraffic {
+    fn add(
+        &mut self,
+        n: u64,
+        first: Option<ecir_model::Timestamp>,
+        last: Option<ecir_model::Timestamp>,
+    ) {
+        self.events += n;
+        for t in [first, last].into_iter().flatten() {
+            // Compare instants; keep the offset the log wrote.
+            if self.first.is_none_or(|f| t.utc_ms < f.utc_ms) {
+                self.first = Some(t);
+            }
+            if self.last.is_none_or(|l| t.utc_ms > l.utc_ms) {
+                self.last = Some(t);
+            }
+        }
+    }
+
+    fn merge(&mut self, o: IpTraffic) {
+        self.add(o.events, o.first, o.last);
+    }
+}
+
 #[derive(Default, Debug)]
 pub struct Traffic {
     /// Events analysed (after time filters).
     pub events: u64,
     /// Events without a usable client address (host names, `unix:`).
     pub without_ip: u64,
-    pub per_ip: FxHashMap<IpAddr, u64>,
+    pub per_ip: FxHashMap<IpAddr, IpTraffic>,
     /// Events per (source, hour since the epoch).
     pub per_hour: BTreeMap<(SourceKind, i64), u64>,
 }
@@ -26,7 +58,7 @@ impl Traffic {
     pub fn observe(&mut self, ev: &Event<'_>) {
         self.events += 1;
         match ev.client_ip {
-            Some(ip) => *self.per_ip.entry(ip).or_default() += 1,
+            Some(ip) => self.per_ip.entry(ip).or_default().add(1, ev.ts, ev.ts),
             None => self.without_ip += 1,
         }
         if let Some(ts) = ev.ts {
@@ -45,11 +77,11 @@ impl Traffic {
             let mine = std::mem::take(&mut self.per_ip);
             self.per_ip = other.per_ip;
             for (ip, n) in mine {
-                *self.per_ip.entry(ip).or_default() += n;
+                self.per_ip.entry(ip).or_default().merge(n);
             }
         } else {
             for (ip, n) in other.per_ip {
-                *self.per_ip.entry(ip).or_default() += n;
+                self.per_ip.entry(ip).or_default().merge(n);
             }
         }
         for (k, n) in other.per_hour {
@@ -64,7 +96,7 @@ impl Traffic {
     /// Warns when most traffic comes from a handful of internal (proxy) addresses, which makes
     /// every per-IP finding unreliable.
     pub fn proxy_warning(&self) -> Option<String> {
-        let total: u64 = self.per_ip.values().sum();
+        let total: u64 = self.per_ip.values().map(|t| t.events).sum();
         if total < 100 {
             return None;
         }
@@ -72,7 +104,7 @@ impl Traffic {
             .per_ip
             .iter()
             .filter(|(ip, _)| is_internal(ip))
-            .map(|(ip, n)| (*ip, *n))
+            .map(|(ip, n)| (*ip, n.events))
             .collect();
         internal.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let top: u64 = internal.iter().take(5).map(|(_, n)| n).sum();
@@ -92,8 +124,9 @@ impl Traffic {
         }
     }
 
-    /// Clients behind the most findings. Findings naming many IPs (aggregated probes) are
-    /// ignored so that one noisy finding does not crowd the list.
+    /// Clients behind the most findings: every client named by a high or critical finding,
+    /// then others up to `n`. Findings naming many IPs (aggregated probes) are ignored so that
+    /// one noisy finding does not crowd the list.
     pub fn top_ips(&self, findings: &[Finding], n: usize) -> Vec<TopIp> {
         let mut by_ip: BTreeMap<String, (u64, Severity)> = BTreeMap::new();
         for f in findings.iter().filter(|f| f.ips.len() <= 5) {
@@ -106,16 +139,18 @@ impl Traffic {
         let mut v: Vec<TopIp> = by_ip
             .into_iter()
             .map(|(ip, (findings, max_severity))| {
-                let requests = ip
+                let t = ip
                     .parse::<IpAddr>()
                     .ok()
                     .and_then(|a| self.per_ip.get(&a).copied())
-                    .unwrap_or(0);
+                    .unwrap_or_default();
                 TopIp {
                     ip,
                     findings,
                     max_severity,
-                    requests,
+                    requests: t.events,
+                    first_seen: t.first,
+                    last_seen: t.last,
                 }
             })
             .collect();
@@ -126,7 +161,11 @@ impl Traffic {
                 .then(b.requests.cmp(&a.requests))
                 .then(a.ip.cmp(&b.ip))
         });
-        v.truncate(n);
+        let high = v
+            .iter()
+            .filter(|t| t.max_severity >= Severity::High)
+            .count();
+        v.truncate(n.max(high));
         v
     }
 }

@@ -94,6 +94,8 @@ fn fixture() -> Report {
             findings: 1,
             max_severity: Severity::High,
             requests: 321,
+            first_seen: None,
+            last_seen: None,
         }],
         stats: Stats::default(),
         waf_summary: None,
