@@ -456,3 +456,19 @@ fn summary_names_findings_and_data_reduction() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&o.stdout).contains('\x1b'));
 }
+
+#[test]
+fn top_ips_carry_requests_and_first_last_seen_from_events() {
+    let sample = root().join("fixtures/sample-shop").display().to_string();
+    let (_, r) = scan_json(&["--fail-on", "never", &sample]);
+    let top = r["top_ips"].as_array().unwrap();
+    let attacker = top
+        .iter()
+        .find(|t| t["ip"] == "203.0.113.45")
+        .expect("attacker listed");
+    assert_eq!(attacker["max_severity"], "high");
+    // 70 scanner requests on 11-02 plus 7 requests on 11-03.
+    assert_eq!(attacker["requests"], 77);
+    assert_eq!(attacker["first_seen"], "2026-11-02T02:00:05+09:00");
+    assert_eq!(attacker["last_seen"], "2026-11-03T03:05:02+09:00");
+}
