@@ -14,7 +14,9 @@
 //!   `Warning`, `COUNT`, `log`, `MONITOR`) answered 2xx by the application (access-log line
 //!   within [`MATCH_WINDOW_SECS`], or the WAF record's own response status when no access
 //!   line exists): high; critical when that IP later gets 2xx on an admin route or on a script
-//!   in an upload folder.
+//!   in an upload folder, or on a first-seen script: a script path (per
+//!   [`crate::webshell::is_unusual_script`]) whose earliest 2xx in the logs went to that IP,
+//!   after its unblocked attack (no other client had reached it before).
 //! - `waf.blocked_then_through`: an IP blocked on a path gets 2xx on the same path within
 //!   24 h with a payload of the same attack class.
 //! - `waf.detection_only`: periods during which the engine ran without blocking.
@@ -63,6 +65,11 @@ pub const LAPSE_MIN_HOURS: i64 = 2;
 pub const MAX_WAF_RECORDS: usize = 100_000;
 /// Web requests kept for correlation.
 pub const MAX_WEB_HITS: usize = 200_000;
+/// Script paths whose earliest 2xx hits are kept (first-seen script escalation); beyond
+/// it the paths first reached earliest are kept.
+pub const MAX_SCRIPT_PATHS: usize = 50_000;
+/// Earliest 2xx hits kept per script path.
+const SCRIPT_FIRST_HITS: usize = 4;
 /// Evidence text kept per stored record (the report cites file and line in any case).
 const KEPT_TEXT: usize = 600;
 
@@ -104,6 +111,23 @@ struct WebHit {
     ev: Evidence,
 }
 
+/// One of the earliest 2xx answers on a script path.
+#[derive(Clone, Debug)]
+struct ScriptHit {
+    ts: Timestamp,
+    ip: Option<IpAddr>,
+    ev: Evidence,
+}
+
+/// Script path → its earliest 2xx hits by (time, file, line), at most [`SCRIPT_FIRST_HITS`].
+type Scripts = BTreeMap<String, Vec<ScriptHit>>;
+
+fn add_script_hit(hits: &mut Vec<ScriptHit>, h: ScriptHit) {
+    hits.push(h);
+    hits.sort_by_key(|h| key_ts(&h.ts, &h.ev));
+    hits.truncate(SCRIPT_FIRST_HITS);
+}
+
 fn key_ts(ts: &Timestamp, ev: &Evidence) -> (i64, Arc<str>, u64) {
     (ts.utc_ms, Arc::clone(&ev.file), ev.line)
 }
@@ -131,6 +155,8 @@ pub struct Waf {
     web: Vec<WebHit>,
     waf_overflow: bool,
     web_overflow: bool,
+    scripts: Scripts,
+    scripts_overflow: bool,
     /// (hour since epoch) → (web requests, WAF records).
     hours: BTreeMap<i64, (u64, u64)>,
     /// First web line of each hour, for lapse evidence.
@@ -161,6 +187,8 @@ impl Waf {
             web: Vec::new(),
             waf_overflow: false,
             web_overflow: false,
+            scripts: BTreeMap::new(),
+            scripts_overflow: false,
             hours: BTreeMap::new(),
             hour_evidence: BTreeMap::new(),
             rules: BTreeMap::new(),
@@ -174,6 +202,18 @@ impl Waf {
     }
 
     fn compact(&mut self) {
+        if self.scripts.len() > MAX_SCRIPT_PATHS {
+            let mut firsts: Vec<((i64, Arc<str>, u64), String)> = self
+                .scripts
+                .iter()
+                .filter_map(|(p, h)| h.first().map(|f| (key_ts(&f.ts, &f.ev), p.clone())))
+                .collect();
+            firsts.sort();
+            for (_, p) in firsts.drain(MAX_SCRIPT_PATHS..) {
+                self.scripts.remove(&p);
+            }
+            self.scripts_overflow = true;
+        }
         if self.audit_failures.len() > MAX_AUDIT_FAILURES {
             self.audit_failures
                 .sort_by(|a, b| (a.ts, &a.file, a.line).cmp(&(b.ts, &b.file, b.line)));
@@ -435,6 +475,20 @@ impl DetectorState for Waf {
                 } else {
                     None
                 };
+                if ok && kind.is_none() && crate::webshell::is_unusual_script(path) {
+                    let hits = self
+                        .scripts
+                        .entry(crate::web_attack::truncate(path, 200))
+                        .or_default();
+                    add_script_hit(
+                        hits,
+                        ScriptHit {
+                            ts,
+                            ip: ev.client_ip,
+                            ev: kept_evidence(origin, Some(ts), 0),
+                        },
+                    );
+                }
                 let post = ev
                     .method
                     .as_deref()
@@ -465,7 +519,10 @@ impl DetectorState for Waf {
             }
             _ => return,
         }
-        if self.waf.len() > MAX_WAF_RECORDS * 2 || self.web.len() > MAX_WEB_HITS * 2 {
+        if self.waf.len() > MAX_WAF_RECORDS * 2
+            || self.web.len() > MAX_WEB_HITS * 2
+            || self.scripts.len() > MAX_SCRIPT_PATHS * 2
+        {
             self.compact();
         }
     }
@@ -476,6 +533,13 @@ impl DetectorState for Waf {
         self.web.extend(o.web);
         self.waf_overflow |= o.waf_overflow;
         self.web_overflow |= o.web_overflow;
+        self.scripts_overflow |= o.scripts_overflow;
+        for (p, hits) in o.scripts {
+            let mine = self.scripts.entry(p).or_default();
+            for h in hits {
+                add_script_hit(mine, h);
+            }
+        }
         for (h, (a, b)) in o.hours {
             let e = self.hours.entry(h).or_default();
             e.0 += a;
@@ -514,7 +578,10 @@ impl DetectorState for Waf {
         self.span.merge(o.span);
         self.audit_failures.extend(o.audit_failures);
         self.audit_failure_count += o.audit_failure_count;
-        if self.waf.len() > MAX_WAF_RECORDS || self.web.len() > MAX_WEB_HITS {
+        if self.waf.len() > MAX_WAF_RECORDS
+            || self.web.len() > MAX_WEB_HITS
+            || self.scripts.len() > MAX_SCRIPT_PATHS
+        {
             self.compact();
         }
     }
@@ -588,7 +655,14 @@ impl DetectorState for Waf {
             }
         }
         let note = self.overflow_note();
-        out.extend(unblocked(&waf, &web, &by_key, &follow, &note));
+        out.extend(unblocked(
+            &waf,
+            &web,
+            &by_key,
+            &follow,
+            &self.scripts,
+            &note,
+        ));
         out.extend(bypass(&waf, &web, &by_key, &note));
         out.extend(detection_only(&waf));
         out.extend(lapse(
@@ -608,7 +682,14 @@ impl DetectorState for Waf {
 
 impl Waf {
     fn overflow_note(&self) -> String {
-        match (self.waf_overflow, self.web_overflow) {
+        let scripts = if self.scripts_overflow {
+            format!(
+                " (First-seen scripts were judged on the {MAX_SCRIPT_PATHS} script paths first reached.)"
+            )
+        } else {
+            String::new()
+        };
+        let main = match (self.waf_overflow, self.web_overflow) {
             (false, false) => String::new(),
             (w, r) => format!(
                 " (Correlation kept only the earliest {}{}{}; later ones were not matched.)",
@@ -624,7 +705,8 @@ impl Waf {
                     String::new()
                 },
             ),
-        }
+        };
+        main + &scripts
     }
 }
 
@@ -689,6 +771,7 @@ fn unblocked(
     web: &[WebHit],
     by_key: &BTreeMap<(Option<IpAddr>, u64), Vec<usize>>,
     follow: &BTreeMap<Option<IpAddr>, Vec<usize>>,
+    scripts: &Scripts,
     note: &str,
 ) -> Vec<Finding> {
     let mut groups: BTreeMap<Option<IpAddr>, Group> = BTreeMap::new();
@@ -747,6 +830,19 @@ fn unblocked(
                     }
                     _ => {}
                 }
+            }
+            // A script whose earliest 2xx in the logs went to this client, after its attack.
+            let first_seen = scripts
+                .values()
+                .filter_map(|h| h.first())
+                .filter(|h| h.ip == ip && h.ts >= first)
+                .min_by_key(|h| key_ts(&h.ts, &h.ev));
+            if let Some(h) = first_seen {
+                chain.push((
+                    "a first-seen script (no other client had reached it earlier in these logs)",
+                    h.ev.clone(),
+                ));
+                playbook = Some("web-shell");
             }
         }
         if g.classes.contains(&WafClass::Rce) || g.classes.contains(&WafClass::Php) {
@@ -1263,6 +1359,68 @@ mod tests {
         assert_eq!(u.len(), 1);
         assert_eq!(u[0].severity, Severity::Critical);
         insta::assert_snapshot!(render(&u));
+    }
+
+    #[test]
+    fn unblocked_attack_then_first_seen_script_is_critical() {
+        let attack = W(
+            "203.0.113.5",
+            "/products/list?id=1'or'1'='1",
+            LoggedOnly,
+            Some(WafClass::Sqli),
+            "CRITICAL",
+            true,
+            0,
+        );
+        let attack_web = Web("203.0.113.5", "GET", "/products/list?id=1'or'1'='1", 200, 1);
+        let f = run(&[
+            attack,
+            attack_web,
+            // Reached by others before the attacker: a popular script, not first-seen.
+            Web("192.0.2.1", "GET", "/lib/popular.php", 200, -500),
+            Web("192.0.2.2", "GET", "/lib/popular.php", 200, -400),
+            Web("203.0.113.5", "GET", "/lib/popular.php", 200, 200),
+            // First reached by the attacker, later by someone else: first-seen.
+            Web("203.0.113.5", "POST", "/lib/x0.php", 200, 300),
+            Web("192.0.2.3", "GET", "/lib/x0.php", 200, 900),
+        ]);
+        let u: Vec<_> = f
+            .iter()
+            .filter(|x| x.rule == "waf.unblocked_attack")
+            .cloned()
+            .collect();
+        assert_eq!(u.len(), 1);
+        assert_eq!(u[0].severity, Severity::Critical);
+        assert_eq!(u[0].playbook.as_deref(), Some("web-shell"));
+        assert!(u[0].summary.contains("a first-seen script"));
+        assert!(u[0].evidence.iter().any(|e| e.text.contains("/lib/x0.php")));
+        assert!(!u[0].evidence.iter().any(|e| e.text.contains("popular")));
+
+        // Negatives: the popular script alone; a script the attacker reached only before its
+        // attack; a well-known platform script.
+        let quiet = run(&[
+            W(
+                "203.0.113.5",
+                "/products/list?id=1'or'1'='1",
+                LoggedOnly,
+                Some(WafClass::Sqli),
+                "CRITICAL",
+                true,
+                0,
+            ),
+            Web("203.0.113.5", "GET", "/products/list?id=1'or'1'='1", 200, 1),
+            Web("192.0.2.1", "GET", "/lib/popular.php", 200, -500),
+            Web("192.0.2.2", "GET", "/lib/popular.php", 200, -400),
+            Web("203.0.113.5", "GET", "/lib/popular.php", 200, 200),
+            Web("203.0.113.5", "GET", "/lib/before.php", 200, -100),
+            Web("203.0.113.5", "GET", "/xmlrpc.php", 200, 300),
+        ]);
+        let u: Vec<_> = quiet
+            .iter()
+            .filter(|x| x.rule == "waf.unblocked_attack")
+            .collect();
+        assert_eq!(u.len(), 1);
+        assert_eq!(u[0].severity, Severity::High, "{}", u[0].summary);
     }
 
     #[test]
