@@ -1139,6 +1139,8 @@ fn lapse(
 
 fn bait(waf: &[WafRec], web: &[WebHit], admin_any: &[usize]) -> Vec<Finding> {
     let mut groups: BTreeMap<Option<IpAddr>, (Group, Vec<Evidence>, bool, u64)> = BTreeMap::new();
+    // Baits with no admin-route activity after them: candidates for [`correlate_stored_xss`].
+    let mut candidates: BTreeMap<Option<IpAddr>, Group> = BTreeMap::new();
     for r in waf {
         if r.class != Some(WafClass::Xss)
             || r.action == WafAction::Blocked
@@ -1152,6 +1154,11 @@ fn bait(waf: &[WafRec], web: &[WebHit], admin_any: &[usize]) -> Vec<Finding> {
             .filter(|w| w.ts > r.ts && w.ts.utc_ms - r.ts.utc_ms <= BAIT_WINDOW_SECS * 1000)
             .collect();
         if hits.is_empty() {
+            let g = candidates.entry(r.ip).or_default();
+            g.count += 1;
+            g.span.add(Some(r.ts));
+            g.paths.insert(r.path.clone());
+            g.add_ev(weighted(&r.ev, 100));
             continue;
         }
         let (g, admin_ev, same_ip, n_admin) = groups.entry(r.ip).or_default();
@@ -1168,6 +1175,22 @@ fn bait(waf: &[WafRec], web: &[WebHit], admin_any: &[usize]) -> Vec<Finding> {
             g.span.add(Some(w.ts));
         }
     }
+    let candidates: Vec<Finding> = candidates
+        .into_iter()
+        .filter(|(ip, _)| !groups.contains_key(ip))
+        .map(|(ip, g)| {
+            let mut f = Finding::new(BAIT_CANDIDATE, Category::Waf, Severity::Info);
+            f.title = "Unblocked XSS on a customer-input route (bait candidate)".into();
+            f.first_seen = g.span.first;
+            f.last_seen = g.span.last;
+            f.ips = ip_str(ip);
+            f.paths = g.paths.items().to_vec();
+            f.count = g.count;
+            f.evidence = g.evidence;
+            f.normalize_evidence();
+            f
+        })
+        .collect();
     groups
         .into_iter()
         .map(|(ip, (g, admin_ev, same_ip, n_admin))| {
@@ -1200,7 +1223,145 @@ fn bait(waf: &[WafRec], web: &[WebHit], admin_any: &[usize]) -> Vec<Finding> {
             f.normalize_evidence();
             f
         })
+        .chain(candidates)
         .collect()
+}
+
+/// Rule id of the internal bait candidates [`correlate_stored_xss`] consumes (never reported).
+pub const BAIT_CANDIDATE: &str = "waf.stored_xss_bait.candidate";
+
+/// Admin-detector rules that count as "the admin area was misused" after a stored-XSS bait.
+pub const ADMIN_ANOMALY_RULES: &[&str] = &[
+    "admin.session_without_login",
+    "admin.outside_allowlist",
+    "admin.first_seen_ip",
+    "admin.code_planting",
+    "admin.success_after_failures",
+    "admin.account_change",
+    "admin.security_change",
+    "admin.payment_change",
+    "admin.script_agent",
+];
+
+/// Admin findings linked to one bait, at most.
+const MAX_LINKED: usize = 20;
+
+/// Post-detection correlation, run on all findings once every detector has finished and
+/// before [`ecir_model::Report::sort_and_number_findings`]: an unblocked XSS on a
+/// customer-input route (a `waf.stored_xss_bait` finding, or a bait candidate the WAF
+/// detector left because no generic admin route followed) is linked to the admin anomaly
+/// findings ([`ADMIN_ANOMALY_RULES`]) whose `first_seen` falls from the bait's first XSS to
+/// [`BAIT_WINDOW_SECS`] after the bait finding's last time. The admin detector knows the
+/// shop's real (possibly renamed) admin paths, so this works where the generic route
+/// heuristic does not. A linked bait lists the admin findings in `related` (temporary ids
+/// `C<n>` are given to findings without one; numbering remaps them) and cites their
+/// evidence; it is critical when an admin finding is high or worse or shares the XSS
+/// sender's IP, high otherwise. Candidates that link nothing are removed.
+pub fn correlate_stored_xss(findings: &mut Vec<Finding>) {
+    let baits: Vec<usize> = (0..findings.len())
+        .filter(|&i| {
+            matches!(
+                findings[i].rule.as_str(),
+                "waf.stored_xss_bait" | BAIT_CANDIDATE
+            )
+        })
+        .collect();
+    if baits.is_empty() {
+        findings.retain(|f| f.rule != BAIT_CANDIDATE);
+        return;
+    }
+    let mut admin: Vec<usize> = (0..findings.len())
+        .filter(|&i| ADMIN_ANOMALY_RULES.contains(&findings[i].rule.as_str()))
+        .filter(|&i| findings[i].first_seen.is_some())
+        .collect();
+    admin.sort_by(|&a, &b| {
+        let (x, y) = (&findings[a], &findings[b]);
+        (x.first_seen, &x.rule, &x.ips, &x.users, &x.paths, &x.title).cmp(&(
+            y.first_seen,
+            &y.rule,
+            &y.ips,
+            &y.users,
+            &y.paths,
+            &y.title,
+        ))
+    });
+    let mut next = 0usize;
+    for b in baits {
+        let (Some(start), Some(end)) = (findings[b].first_seen, findings[b].last_seen) else {
+            continue;
+        };
+        let limit = end.utc_ms + BAIT_WINDOW_SECS * 1000;
+        let linked: Vec<usize> = admin
+            .iter()
+            .copied()
+            .filter(|&a| {
+                findings[a]
+                    .first_seen
+                    .is_some_and(|t| t.utc_ms >= start.utc_ms && t.utc_ms <= limit)
+            })
+            .take(MAX_LINKED)
+            .collect();
+        if linked.is_empty() {
+            continue;
+        }
+        let mut ids = Vec::new();
+        let mut evidence = Vec::new();
+        let mut critical = false;
+        let mut rules = BTreeSet::new();
+        let mut last = end;
+        for &a in &linked {
+            if findings[a].id.is_empty() {
+                next += 1;
+                findings[a].id = format!("C{next}");
+            }
+            let f = &findings[a];
+            ids.push(f.id.clone());
+            rules.insert(f.rule.clone());
+            critical |=
+                f.severity >= Severity::High || f.ips.iter().any(|ip| findings[b].ips.contains(ip));
+            evidence.extend(f.evidence.iter().take(2).map(|e| weighted(e, 120)));
+            last = last.max(f.first_seen.unwrap_or(last));
+        }
+        let f = &mut findings[b];
+        let was_candidate = f.rule == BAIT_CANDIDATE;
+        f.rule = "waf.stored_xss_bait".into();
+        let sev = if critical {
+            Severity::Critical
+        } else {
+            Severity::High
+        };
+        f.severity = f.severity.max(sev);
+        f.related.extend(ids);
+        f.evidence.extend(evidence);
+        f.last_seen = Some(last);
+        f.playbook = Some("card-skimming".into());
+        let rules = rules.into_iter().collect::<Vec<_>>().join(", ");
+        if was_candidate {
+            f.title = "Stored-XSS bait on a customer-input route, then admin anomalies".into();
+            f.summary = format!(
+                "{} sent {} XSS payload{} the WAF did not block to customer-input route{} ({}); \
+                 within 48 h the admin detector reported {} anomal{} ({rules}). If the payload \
+                 was stored (order note, address, inquiry), it may have run in an \
+                 administrator's browser and handed over the session: check for new admin \
+                 users, changed templates or injected scripts.",
+                f.ips.first().map_or("A client", String::as_str),
+                f.count,
+                if f.count == 1 { "" } else { "s" },
+                if f.paths.len() == 1 { "" } else { "s" },
+                f.paths.join(", "),
+                linked.len(),
+                if linked.len() == 1 { "y" } else { "ies" },
+            );
+        } else {
+            f.summary.push_str(&format!(
+                " The admin detector also reported {} anomal{} within 48 h ({rules}).",
+                linked.len(),
+                if linked.len() == 1 { "y" } else { "ies" },
+            ));
+        }
+        f.normalize_evidence();
+    }
+    findings.retain(|f| f.rule != BAIT_CANDIDATE);
 }
 
 #[cfg(test)]

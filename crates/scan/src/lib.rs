@@ -205,6 +205,8 @@ pub fn scan(
         .map(|(summary, hours)| ecir_audit::ScanFile { summary, hours })
         .collect();
     findings.extend(ecir_audit::log_integrity_findings(&files));
+    // Correlations across detectors, before the findings are sorted and numbered.
+    ecir_detect::waf::correlate_stored_xss(&mut findings);
 
     let mut report = Report {
         schema: REPORT_SCHEMA.into(),
