@@ -26,7 +26,10 @@
 //!   notes, addresses, registration, reviews) followed within 48 h by admin-route 2xx hits or
 //!   successful admin logins. "Admin route" is a generic heuristic: a path segment `admin`,
 //!   `wp-admin`, `administrator`, `backend` or `adminhtml` (EC-CUBE's admin prefix is
-//!   configurable; shops that renamed it will not match).
+//!   configurable; shops that renamed it will not match). After all detectors finish,
+//!   [`correlate_stored_xss`] also links the bait to the admin detector's anomaly findings
+//!   within 48 h (`related`), which knows renamed admin paths: a bait with no generic admin
+//!   route is reported when such anomalies follow it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
