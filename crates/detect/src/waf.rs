@@ -206,7 +206,8 @@ impl Waf {
 
     fn compact(&mut self) {
         if self.scripts.len() > MAX_SCRIPT_PATHS {
-            let mut firsts: Vec<((i64, Arc<str>, u64), String)> = self
+            type Key = (i64, Arc<str>, u64);
+            let mut firsts: Vec<(Key, String)> = self
                 .scripts
                 .iter()
                 .filter_map(|(p, h)| h.first().map(|f| (key_ts(&f.ts, &f.ev), p.clone())))
