@@ -262,3 +262,84 @@ fn every_rule_has_a_fixture() {
     assert!(n >= 17, "`ecir rules` listed {n} rules");
     assert!(text.contains("log.missing_days") && text.contains("log-integrity"));
 }
+
+/// Runs a fixture with its `.args` and returns the report.
+fn scan_fixture(name: &str) -> serde_json::Value {
+    let extra = fixture_args(name);
+    let path = fixture(name);
+    let mut args: Vec<&str> = vec!["--fail-on", "never", "--tz", "Asia/Tokyo"];
+    args.extend(extra.iter().map(String::as_str));
+    args.push(&path);
+    scan_json(&args).1
+}
+
+#[test]
+fn stored_xss_bait_links_admin_anomalies_on_a_renamed_admin_path() {
+    // The shop's admin lives at /kanri_7f3 (no generic admin route): an XSS the WAF only
+    // logged on /contact, then 3 h later a stolen admin session from another IP. The bait is
+    // reported because the admin detector's findings are linked to it.
+    let report = scan_fixture("waf.stored_xss_bait.admin-anomaly");
+    let findings = report["findings"].as_array().unwrap();
+    let bait: Vec<_> = findings
+        .iter()
+        .filter(|f| f["rule"] == "waf.stored_xss_bait")
+        .collect();
+    assert_eq!(bait.len(), 1, "{}", condensed(&report));
+    let related: Vec<&str> = bait[0]["related"]
+        .as_array()
+        .expect("related ids")
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    let linked: Vec<&str> = related
+        .iter()
+        .map(|id| {
+            let f = findings.iter().find(|f| f["id"] == *id).expect("id exists");
+            f["rule"].as_str().unwrap()
+        })
+        .collect();
+    assert!(
+        linked.contains(&"admin.session_without_login"),
+        "{linked:?}"
+    );
+    assert!(linked.iter().all(|r| r.starts_with("admin.")), "{linked:?}");
+    // The bait cites the WAF record and the admin access-log lines.
+    let files: Vec<&str> = bait[0]["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["file"].as_str().unwrap())
+        .collect();
+    assert!(files.iter().any(|f| f.ends_with("detect.log")), "{files:?}");
+    assert!(files.iter().any(|f| f.ends_with("access_log")), "{files:?}");
+    // No internal candidate reaches the report.
+    assert!(findings
+        .iter()
+        .all(|f| f["rule"] != "waf.stored_xss_bait.candidate"));
+    let mut text = condensed(&report);
+    text.push_str(&format!("related={related:?} -> {linked:?}\n"));
+    insta::assert_snapshot!("waf.stored_xss_bait.admin-anomaly", text);
+}
+
+#[test]
+fn stored_xss_bait_ignores_admin_anomalies_days_later() {
+    // Same shop, but the stolen session comes 5 days after the XSS: not linked, no bait.
+    let report = scan_fixture("waf.stored_xss_bait.admin-later");
+    let findings = report["findings"].as_array().unwrap();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["rule"] == "admin.session_without_login"),
+        "{}",
+        condensed(&report)
+    );
+    assert!(
+        findings.iter().all(|f| !f["rule"]
+            .as_str()
+            .unwrap()
+            .starts_with("waf.stored_xss_bait")
+            && f["related"].as_array().is_none_or(|r| r.is_empty())),
+        "{}",
+        condensed(&report)
+    );
+}

@@ -223,3 +223,62 @@ fn a_refused_request_is_not_an_unblocked_attack() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// Azure diagnostic blobs wrap the records in `{"records": [ … ]}`, pretty-printed or one
+/// record per line: both correlate like JSON lines, every line is accounted for, and a split
+/// across workers changes nothing.
+#[test]
+fn azure_records_wrapper_pretty_or_per_line_correlates_and_splits() {
+    let azure = &kinds()[kinds()
+        .iter()
+        .position(|k| k.format == "azure-appgw-waf")
+        .unwrap()];
+    let rec: serde_json::Value = serde_json::from_str(&(azure.record)()).unwrap();
+    // Filler records of another category, so the file spans many chunks.
+    let mut other = rec.clone();
+    other["category"] = "ApplicationGatewayAccessLog".into();
+    let mut records = vec![other.clone(); 60];
+    records.insert(30, rec);
+    let doc = serde_json::json!({ "records": records });
+    let pretty = serde_json::to_string_pretty(&doc).unwrap() + "\n";
+    let per_line = format!(
+        "{{\"records\": [\n{}\n]}}\n",
+        records
+            .iter()
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>()
+            .join(",\n")
+    );
+    for (name, text) in [("pretty", pretty), ("per-line", per_line)] {
+        let dir = temp_dir(&format!("waf-azure-wrapper-{name}"));
+        write(&dir, "access_log", access_log(false));
+        write(&dir, azure.file, text.clone());
+        let ds = dir.display().to_string();
+        let (_, one) = scan_json(&["-j", "1", &ds]);
+        let (_, two) = scan_json(&["-j", "2", "--chunk-size", "1024", &ds]);
+        let input = one["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["path"].as_str().unwrap().ends_with(azure.file))
+            .unwrap();
+        assert_eq!(input["format"], "azure-appgw-waf", "{name}");
+        assert_eq!(input["lines"], text.lines().count(), "{name}");
+        assert_eq!(
+            input["lines"].as_u64(),
+            Some(input["parsed"].as_u64().unwrap() + input["skipped"].as_u64().unwrap()),
+            "{name}: {input:#}"
+        );
+        assert_eq!(one["waf_summary"]["events"], 1, "{name}");
+        let f = one["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["rule"] == "waf.unblocked_attack")
+            .unwrap_or_else(|| panic!("{name}: {one:#}"));
+        assert_eq!(f["severity"], "critical", "{name}");
+        assert_eq!(one["findings"], two["findings"], "{name}");
+        assert_eq!(one["inputs"], two["inputs"], "{name}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

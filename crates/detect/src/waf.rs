@@ -14,7 +14,9 @@
 //!   `Warning`, `COUNT`, `log`, `MONITOR`) answered 2xx by the application (access-log line
 //!   within [`MATCH_WINDOW_SECS`], or the WAF record's own response status when no access
 //!   line exists): high; critical when that IP later gets 2xx on an admin route or on a script
-//!   in an upload folder.
+//!   in an upload folder, or on a first-seen script: a script path (per
+//!   [`crate::webshell::is_unusual_script`]) whose earliest 2xx in the logs went to that IP,
+//!   after its unblocked attack (no other client had reached it before).
 //! - `waf.blocked_then_through`: an IP blocked on a path gets 2xx on the same path within
 //!   24 h with a payload of the same attack class.
 //! - `waf.detection_only`: periods during which the engine ran without blocking.
@@ -24,7 +26,10 @@
 //!   notes, addresses, registration, reviews) followed within 48 h by admin-route 2xx hits or
 //!   successful admin logins. "Admin route" is a generic heuristic: a path segment `admin`,
 //!   `wp-admin`, `administrator`, `backend` or `adminhtml` (EC-CUBE's admin prefix is
-//!   configurable; shops that renamed it will not match).
+//!   configurable; shops that renamed it will not match). After all detectors finish,
+//!   [`correlate_stored_xss`] also links the bait to the admin detector's anomaly findings
+//!   within 48 h (`related`), which knows renamed admin paths: a bait with no generic admin
+//!   route is reported when such anomalies follow it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
@@ -63,6 +68,11 @@ pub const LAPSE_MIN_HOURS: i64 = 2;
 pub const MAX_WAF_RECORDS: usize = 100_000;
 /// Web requests kept for correlation.
 pub const MAX_WEB_HITS: usize = 200_000;
+/// Script paths whose earliest 2xx hits are kept (first-seen script escalation); beyond
+/// it the paths first reached earliest are kept.
+pub const MAX_SCRIPT_PATHS: usize = 50_000;
+/// Earliest 2xx hits kept per script path.
+const SCRIPT_FIRST_HITS: usize = 4;
 /// Evidence text kept per stored record (the report cites file and line in any case).
 const KEPT_TEXT: usize = 600;
 
@@ -104,6 +114,23 @@ struct WebHit {
     ev: Evidence,
 }
 
+/// One of the earliest 2xx answers on a script path.
+#[derive(Clone, Debug)]
+struct ScriptHit {
+    ts: Timestamp,
+    ip: Option<IpAddr>,
+    ev: Evidence,
+}
+
+/// Script path → its earliest 2xx hits by (time, file, line), at most [`SCRIPT_FIRST_HITS`].
+type Scripts = BTreeMap<String, Vec<ScriptHit>>;
+
+fn add_script_hit(hits: &mut Vec<ScriptHit>, h: ScriptHit) {
+    hits.push(h);
+    hits.sort_by_key(|h| key_ts(&h.ts, &h.ev));
+    hits.truncate(SCRIPT_FIRST_HITS);
+}
+
 fn key_ts(ts: &Timestamp, ev: &Evidence) -> (i64, Arc<str>, u64) {
     (ts.utc_ms, Arc::clone(&ev.file), ev.line)
 }
@@ -131,6 +158,8 @@ pub struct Waf {
     web: Vec<WebHit>,
     waf_overflow: bool,
     web_overflow: bool,
+    scripts: Scripts,
+    scripts_overflow: bool,
     /// (hour since epoch) → (web requests, WAF records).
     hours: BTreeMap<i64, (u64, u64)>,
     /// First web line of each hour, for lapse evidence.
@@ -161,6 +190,8 @@ impl Waf {
             web: Vec::new(),
             waf_overflow: false,
             web_overflow: false,
+            scripts: BTreeMap::new(),
+            scripts_overflow: false,
             hours: BTreeMap::new(),
             hour_evidence: BTreeMap::new(),
             rules: BTreeMap::new(),
@@ -174,6 +205,19 @@ impl Waf {
     }
 
     fn compact(&mut self) {
+        if self.scripts.len() > MAX_SCRIPT_PATHS {
+            type Key = (i64, Arc<str>, u64);
+            let mut firsts: Vec<(Key, String)> = self
+                .scripts
+                .iter()
+                .filter_map(|(p, h)| h.first().map(|f| (key_ts(&f.ts, &f.ev), p.clone())))
+                .collect();
+            firsts.sort();
+            for (_, p) in firsts.drain(MAX_SCRIPT_PATHS..) {
+                self.scripts.remove(&p);
+            }
+            self.scripts_overflow = true;
+        }
         if self.audit_failures.len() > MAX_AUDIT_FAILURES {
             self.audit_failures
                 .sort_by(|a, b| (a.ts, &a.file, a.line).cmp(&(b.ts, &b.file, b.line)));
@@ -435,6 +479,20 @@ impl DetectorState for Waf {
                 } else {
                     None
                 };
+                if ok && kind.is_none() && crate::webshell::is_unusual_script(path) {
+                    let hits = self
+                        .scripts
+                        .entry(crate::web_attack::truncate(path, 200))
+                        .or_default();
+                    add_script_hit(
+                        hits,
+                        ScriptHit {
+                            ts,
+                            ip: ev.client_ip,
+                            ev: kept_evidence(origin, Some(ts), 0),
+                        },
+                    );
+                }
                 let post = ev
                     .method
                     .as_deref()
@@ -465,7 +523,10 @@ impl DetectorState for Waf {
             }
             _ => return,
         }
-        if self.waf.len() > MAX_WAF_RECORDS * 2 || self.web.len() > MAX_WEB_HITS * 2 {
+        if self.waf.len() > MAX_WAF_RECORDS * 2
+            || self.web.len() > MAX_WEB_HITS * 2
+            || self.scripts.len() > MAX_SCRIPT_PATHS * 2
+        {
             self.compact();
         }
     }
@@ -476,6 +537,13 @@ impl DetectorState for Waf {
         self.web.extend(o.web);
         self.waf_overflow |= o.waf_overflow;
         self.web_overflow |= o.web_overflow;
+        self.scripts_overflow |= o.scripts_overflow;
+        for (p, hits) in o.scripts {
+            let mine = self.scripts.entry(p).or_default();
+            for h in hits {
+                add_script_hit(mine, h);
+            }
+        }
         for (h, (a, b)) in o.hours {
             let e = self.hours.entry(h).or_default();
             e.0 += a;
@@ -514,7 +582,10 @@ impl DetectorState for Waf {
         self.span.merge(o.span);
         self.audit_failures.extend(o.audit_failures);
         self.audit_failure_count += o.audit_failure_count;
-        if self.waf.len() > MAX_WAF_RECORDS || self.web.len() > MAX_WEB_HITS {
+        if self.waf.len() > MAX_WAF_RECORDS
+            || self.web.len() > MAX_WEB_HITS
+            || self.scripts.len() > MAX_SCRIPT_PATHS
+        {
             self.compact();
         }
     }
@@ -588,7 +659,14 @@ impl DetectorState for Waf {
             }
         }
         let note = self.overflow_note();
-        out.extend(unblocked(&waf, &web, &by_key, &follow, &note));
+        out.extend(unblocked(
+            &waf,
+            &web,
+            &by_key,
+            &follow,
+            &self.scripts,
+            &note,
+        ));
         out.extend(bypass(&waf, &web, &by_key, &note));
         out.extend(detection_only(&waf));
         out.extend(lapse(
@@ -608,7 +686,14 @@ impl DetectorState for Waf {
 
 impl Waf {
     fn overflow_note(&self) -> String {
-        match (self.waf_overflow, self.web_overflow) {
+        let scripts = if self.scripts_overflow {
+            format!(
+                " (First-seen scripts were judged on the {MAX_SCRIPT_PATHS} script paths first reached.)"
+            )
+        } else {
+            String::new()
+        };
+        let main = match (self.waf_overflow, self.web_overflow) {
             (false, false) => String::new(),
             (w, r) => format!(
                 " (Correlation kept only the earliest {}{}{}; later ones were not matched.)",
@@ -624,7 +709,8 @@ impl Waf {
                     String::new()
                 },
             ),
-        }
+        };
+        main + &scripts
     }
 }
 
@@ -689,6 +775,7 @@ fn unblocked(
     web: &[WebHit],
     by_key: &BTreeMap<(Option<IpAddr>, u64), Vec<usize>>,
     follow: &BTreeMap<Option<IpAddr>, Vec<usize>>,
+    scripts: &Scripts,
     note: &str,
 ) -> Vec<Finding> {
     let mut groups: BTreeMap<Option<IpAddr>, Group> = BTreeMap::new();
@@ -747,6 +834,19 @@ fn unblocked(
                     }
                     _ => {}
                 }
+            }
+            // A script whose earliest 2xx in the logs went to this client, after its attack.
+            let first_seen = scripts
+                .values()
+                .filter_map(|h| h.first())
+                .filter(|h| h.ip == ip && h.ts >= first)
+                .min_by_key(|h| key_ts(&h.ts, &h.ev));
+            if let Some(h) = first_seen {
+                chain.push((
+                    "a first-seen script (no other client had reached it earlier in these logs)",
+                    h.ev.clone(),
+                ));
+                playbook = Some("web-shell");
             }
         }
         if g.classes.contains(&WafClass::Rce) || g.classes.contains(&WafClass::Php) {
@@ -1043,6 +1143,8 @@ fn lapse(
 
 fn bait(waf: &[WafRec], web: &[WebHit], admin_any: &[usize]) -> Vec<Finding> {
     let mut groups: BTreeMap<Option<IpAddr>, (Group, Vec<Evidence>, bool, u64)> = BTreeMap::new();
+    // Baits with no admin-route activity after them: candidates for [`correlate_stored_xss`].
+    let mut candidates: BTreeMap<Option<IpAddr>, Group> = BTreeMap::new();
     for r in waf {
         if r.class != Some(WafClass::Xss)
             || r.action == WafAction::Blocked
@@ -1056,6 +1158,11 @@ fn bait(waf: &[WafRec], web: &[WebHit], admin_any: &[usize]) -> Vec<Finding> {
             .filter(|w| w.ts > r.ts && w.ts.utc_ms - r.ts.utc_ms <= BAIT_WINDOW_SECS * 1000)
             .collect();
         if hits.is_empty() {
+            let g = candidates.entry(r.ip).or_default();
+            g.count += 1;
+            g.span.add(Some(r.ts));
+            g.paths.insert(r.path.clone());
+            g.add_ev(weighted(&r.ev, 100));
             continue;
         }
         let (g, admin_ev, same_ip, n_admin) = groups.entry(r.ip).or_default();
@@ -1072,6 +1179,22 @@ fn bait(waf: &[WafRec], web: &[WebHit], admin_any: &[usize]) -> Vec<Finding> {
             g.span.add(Some(w.ts));
         }
     }
+    let candidates: Vec<Finding> = candidates
+        .into_iter()
+        .filter(|(ip, _)| !groups.contains_key(ip))
+        .map(|(ip, g)| {
+            let mut f = Finding::new(BAIT_CANDIDATE, Category::Waf, Severity::Info);
+            f.title = "Unblocked XSS on a customer-input route (bait candidate)".into();
+            f.first_seen = g.span.first;
+            f.last_seen = g.span.last;
+            f.ips = ip_str(ip);
+            f.paths = g.paths.items().to_vec();
+            f.count = g.count;
+            f.evidence = g.evidence;
+            f.normalize_evidence();
+            f
+        })
+        .collect();
     groups
         .into_iter()
         .map(|(ip, (g, admin_ev, same_ip, n_admin))| {
@@ -1104,7 +1227,145 @@ fn bait(waf: &[WafRec], web: &[WebHit], admin_any: &[usize]) -> Vec<Finding> {
             f.normalize_evidence();
             f
         })
+        .chain(candidates)
         .collect()
+}
+
+/// Rule id of the internal bait candidates [`correlate_stored_xss`] consumes (never reported).
+pub const BAIT_CANDIDATE: &str = "waf.stored_xss_bait.candidate";
+
+/// Admin-detector rules that count as "the admin area was misused" after a stored-XSS bait.
+pub const ADMIN_ANOMALY_RULES: &[&str] = &[
+    "admin.session_without_login",
+    "admin.outside_allowlist",
+    "admin.first_seen_ip",
+    "admin.code_planting",
+    "admin.success_after_failures",
+    "admin.account_change",
+    "admin.security_change",
+    "admin.payment_change",
+    "admin.script_agent",
+];
+
+/// Admin findings linked to one bait, at most.
+const MAX_LINKED: usize = 20;
+
+/// Post-detection correlation, run on all findings once every detector has finished and
+/// before [`ecir_model::Report::sort_and_number_findings`]: an unblocked XSS on a
+/// customer-input route (a `waf.stored_xss_bait` finding, or a bait candidate the WAF
+/// detector left because no generic admin route followed) is linked to the admin anomaly
+/// findings ([`ADMIN_ANOMALY_RULES`]) whose `first_seen` falls from the bait's first XSS to
+/// [`BAIT_WINDOW_SECS`] after the bait finding's last time. The admin detector knows the
+/// shop's real (possibly renamed) admin paths, so this works where the generic route
+/// heuristic does not. A linked bait lists the admin findings in `related` (temporary ids
+/// `C<n>` are given to findings without one; numbering remaps them) and cites their
+/// evidence; it is critical when an admin finding is high or worse or shares the XSS
+/// sender's IP, high otherwise. Candidates that link nothing are removed.
+pub fn correlate_stored_xss(findings: &mut Vec<Finding>) {
+    let baits: Vec<usize> = (0..findings.len())
+        .filter(|&i| {
+            matches!(
+                findings[i].rule.as_str(),
+                "waf.stored_xss_bait" | BAIT_CANDIDATE
+            )
+        })
+        .collect();
+    if baits.is_empty() {
+        findings.retain(|f| f.rule != BAIT_CANDIDATE);
+        return;
+    }
+    let mut admin: Vec<usize> = (0..findings.len())
+        .filter(|&i| ADMIN_ANOMALY_RULES.contains(&findings[i].rule.as_str()))
+        .filter(|&i| findings[i].first_seen.is_some())
+        .collect();
+    admin.sort_by(|&a, &b| {
+        let (x, y) = (&findings[a], &findings[b]);
+        (x.first_seen, &x.rule, &x.ips, &x.users, &x.paths, &x.title).cmp(&(
+            y.first_seen,
+            &y.rule,
+            &y.ips,
+            &y.users,
+            &y.paths,
+            &y.title,
+        ))
+    });
+    let mut next = 0usize;
+    for b in baits {
+        let (Some(start), Some(end)) = (findings[b].first_seen, findings[b].last_seen) else {
+            continue;
+        };
+        let limit = end.utc_ms + BAIT_WINDOW_SECS * 1000;
+        let linked: Vec<usize> = admin
+            .iter()
+            .copied()
+            .filter(|&a| {
+                findings[a]
+                    .first_seen
+                    .is_some_and(|t| t.utc_ms >= start.utc_ms && t.utc_ms <= limit)
+            })
+            .take(MAX_LINKED)
+            .collect();
+        if linked.is_empty() {
+            continue;
+        }
+        let mut ids = Vec::new();
+        let mut evidence = Vec::new();
+        let mut critical = false;
+        let mut rules = BTreeSet::new();
+        let mut last = end;
+        for &a in &linked {
+            if findings[a].id.is_empty() {
+                next += 1;
+                findings[a].id = format!("C{next}");
+            }
+            let f = &findings[a];
+            ids.push(f.id.clone());
+            rules.insert(f.rule.clone());
+            critical |=
+                f.severity >= Severity::High || f.ips.iter().any(|ip| findings[b].ips.contains(ip));
+            evidence.extend(f.evidence.iter().take(2).map(|e| weighted(e, 120)));
+            last = last.max(f.first_seen.unwrap_or(last));
+        }
+        let f = &mut findings[b];
+        let was_candidate = f.rule == BAIT_CANDIDATE;
+        f.rule = "waf.stored_xss_bait".into();
+        let sev = if critical {
+            Severity::Critical
+        } else {
+            Severity::High
+        };
+        f.severity = f.severity.max(sev);
+        f.related.extend(ids);
+        f.evidence.extend(evidence);
+        f.last_seen = Some(last);
+        f.playbook = Some("card-skimming".into());
+        let rules = rules.into_iter().collect::<Vec<_>>().join(", ");
+        if was_candidate {
+            f.title = "Stored-XSS bait on a customer-input route, then admin anomalies".into();
+            f.summary = format!(
+                "{} sent {} XSS payload{} the WAF did not block to customer-input route{} ({}); \
+                 within 48 h the admin detector reported {} anomal{} ({rules}). If the payload \
+                 was stored (order note, address, inquiry), it may have run in an \
+                 administrator's browser and handed over the session: check for new admin \
+                 users, changed templates or injected scripts.",
+                f.ips.first().map_or("A client", String::as_str),
+                f.count,
+                if f.count == 1 { "" } else { "s" },
+                if f.paths.len() == 1 { "" } else { "s" },
+                f.paths.join(", "),
+                linked.len(),
+                if linked.len() == 1 { "y" } else { "ies" },
+            );
+        } else {
+            f.summary.push_str(&format!(
+                " The admin detector also reported {} anomal{} within 48 h ({rules}).",
+                linked.len(),
+                if linked.len() == 1 { "y" } else { "ies" },
+            ));
+        }
+        f.normalize_evidence();
+    }
+    findings.retain(|f| f.rule != BAIT_CANDIDATE);
 }
 
 #[cfg(test)]
@@ -1263,6 +1524,68 @@ mod tests {
         assert_eq!(u.len(), 1);
         assert_eq!(u[0].severity, Severity::Critical);
         insta::assert_snapshot!(render(&u));
+    }
+
+    #[test]
+    fn unblocked_attack_then_first_seen_script_is_critical() {
+        let attack = W(
+            "203.0.113.5",
+            "/products/list?id=1'or'1'='1",
+            LoggedOnly,
+            Some(WafClass::Sqli),
+            "CRITICAL",
+            true,
+            0,
+        );
+        let attack_web = Web("203.0.113.5", "GET", "/products/list?id=1'or'1'='1", 200, 1);
+        let f = run(&[
+            attack,
+            attack_web,
+            // Reached by others before the attacker: a popular script, not first-seen.
+            Web("192.0.2.1", "GET", "/lib/popular.php", 200, -500),
+            Web("192.0.2.2", "GET", "/lib/popular.php", 200, -400),
+            Web("203.0.113.5", "GET", "/lib/popular.php", 200, 200),
+            // First reached by the attacker, later by someone else: first-seen.
+            Web("203.0.113.5", "POST", "/lib/x0.php", 200, 300),
+            Web("192.0.2.3", "GET", "/lib/x0.php", 200, 900),
+        ]);
+        let u: Vec<_> = f
+            .iter()
+            .filter(|x| x.rule == "waf.unblocked_attack")
+            .cloned()
+            .collect();
+        assert_eq!(u.len(), 1);
+        assert_eq!(u[0].severity, Severity::Critical);
+        assert_eq!(u[0].playbook.as_deref(), Some("web-shell"));
+        assert!(u[0].summary.contains("a first-seen script"));
+        assert!(u[0].evidence.iter().any(|e| e.text.contains("/lib/x0.php")));
+        assert!(!u[0].evidence.iter().any(|e| e.text.contains("popular")));
+
+        // Negatives: the popular script alone; a script the attacker reached only before its
+        // attack; a well-known platform script.
+        let quiet = run(&[
+            W(
+                "203.0.113.5",
+                "/products/list?id=1'or'1'='1",
+                LoggedOnly,
+                Some(WafClass::Sqli),
+                "CRITICAL",
+                true,
+                0,
+            ),
+            Web("203.0.113.5", "GET", "/products/list?id=1'or'1'='1", 200, 1),
+            Web("192.0.2.1", "GET", "/lib/popular.php", 200, -500),
+            Web("192.0.2.2", "GET", "/lib/popular.php", 200, -400),
+            Web("203.0.113.5", "GET", "/lib/popular.php", 200, 200),
+            Web("203.0.113.5", "GET", "/lib/before.php", 200, -100),
+            Web("203.0.113.5", "GET", "/xmlrpc.php", 200, 300),
+        ]);
+        let u: Vec<_> = quiet
+            .iter()
+            .filter(|x| x.rule == "waf.unblocked_attack")
+            .collect();
+        assert_eq!(u.len(), 1);
+        assert_eq!(u[0].severity, Severity::High, "{}", u[0].summary);
     }
 
     #[test]

@@ -74,6 +74,13 @@ fn is_script(path: &[u8]) -> bool {
     patterns().script.is_match(path)
 }
 
+/// A script (`.php`, `.phtml`, `.jsp`, `.aspx`, `.cgi`, double extensions, …) that is not
+/// under a common admin directory nor a well-known platform endpoint: the paths this detector
+/// counts as possibly planted. `path` is the request path without its query.
+pub fn is_unusual_script(path: &str) -> bool {
+    is_script(path.as_bytes()) && !patterns().admin_or_platform.is_match(path.as_bytes())
+}
+
 #[derive(Default)]
 struct Group {
     count: u64,

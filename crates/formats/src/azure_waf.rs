@@ -5,6 +5,11 @@
 //! Actions: `Blocked` blocks; `Matched` is one rule of an anomaly-scored request (logged);
 //! `Detected` is a detection-mode policy letting the request through; `Allowed` allows.
 //! Records of other categories (access log, metrics, health) are skipped as `other-category`.
+//!
+//! Diagnostic blobs wrap the records in `{"records": [ … ]}`, pretty-printed or one record
+//! per line; [`crate::json_records`] assembles them (bounded, one record at a time). Only
+//! lines starting a `{"…` object may begin a parallel chunk, so pretty-printed documents are
+//! read by one worker.
 
 use ecir_model::{SourceKind, WafAction};
 use serde_json::{Map, Value};
@@ -41,14 +46,36 @@ impl Format for AzureWaf {
     }
 
     fn detect(&self, sample: &[&[u8]]) -> Option<(usize, f64)> {
-        crate::waf_common::detect_json_lines(sample, is_azure)
+        let lines = crate::waf_common::detect_json_lines(sample, is_azure);
+        // A `records` wrapper (pretty-printed, or records ending in commas): the sample starts
+        // the document and names the wrapper and an Application Gateway category.
+        let starts_doc = sample
+            .iter()
+            .map(|l| l.trim_ascii())
+            .find(|l| !l.is_empty())
+            .is_some_and(|l| l.starts_with(b"{"));
+        let has = |needle: &[u8]| {
+            sample
+                .iter()
+                .any(|l| memchr::memmem::find(l, needle).is_some())
+        };
+        let wrapped =
+            (starts_doc && has(b"\"records\"") && has(b"\"ApplicationGateway")).then_some((0, 0.9));
+        match (lines, wrapped) {
+            (Some(a), Some(b)) => Some(if a.1 >= b.1 { a } else { b }),
+            (a, b) => a.or(b),
+        }
     }
 
     fn parser(&self, _variant: usize, ctx: &ParseContext) -> Box<dyn Parser> {
-        Box::new(crate::waf_common::JsonLinesParser {
-            ctx: ctx.clone(),
+        Box::new(crate::json_records::JsonRecordsParser::new(
+            ctx.clone(),
             parse,
-        })
+        ))
+    }
+
+    fn is_record_start(&self, line: &[u8]) -> bool {
+        crate::json_records::is_object_line(line)
     }
 }
 
@@ -101,8 +128,8 @@ fn parse(m: &Map<String, Value>, ctx: &ParseContext) -> Result<WafRecord, &'stat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect;
     use crate::testing::parse_all;
+    use crate::{by_name, detect};
     use ecir_model::{EventDetail, WafClass};
 
     /// Reference samples (azure-appgw-waf.md), verbatim: an access-log record and three WAF rows.
@@ -145,5 +172,196 @@ mod tests {
             }
             d => panic!("{d:?}"),
         }
+    }
+
+    fn record(ip: &str, uri: &str, id: &str, category: &str) -> serde_json::Value {
+        serde_json::json!({
+            "resourceId": "/SUBSCRIPTIONS/X/PROVIDERS/MICROSOFT.NETWORK/APPLICATIONGATEWAYS/AG",
+            "operationName": "ApplicationGatewayFirewall",
+            "category": category,
+            "time": "2026-11-08T04:03:05.123Z",
+            "properties": {
+                "clientIp": ip, "requestUri": uri, "ruleId": id, "action": "Matched",
+                "message": "XSS Attack Detected via libinjection",
+                "details": {"message": "Warning. \"{[\\\"}", "data": "a}b{c\\", "file": "x", "line": "1"},
+                "hostname": "shop.example.jp", "transactionId": "t1"
+            }
+        })
+    }
+
+    /// Every line is an event, a skip or absorbed; extra events hold no line.
+    fn accounted(c: &crate::testing::Collect) -> u64 {
+        c.events.len() as u64 - c.extra + c.skips.len() as u64 + c.absorbed
+    }
+
+    #[test]
+    fn pretty_printed_records_wrapper() {
+        let doc = serde_json::json!({"records": [
+            record("203.0.113.88", "/contact?q=<script>", "941100", "ApplicationGatewayFirewallLog"),
+            record("203.0.113.89", "/", "920350", "ApplicationGatewayAccessLog"),
+            record("203.0.113.90", "/cart", "942100", "ApplicationGatewayFirewallLog"),
+        ]});
+        let text = serde_json::to_string_pretty(&doc).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let chosen = detect(&lines.iter().map(|l| l.as_bytes()).collect::<Vec<_>>()).unwrap();
+        assert_eq!(chosen.name(), "azure-appgw-waf");
+        let c = parse_all(chosen, &ParseContext::default(), &text);
+        assert_eq!(c.events.len(), 2);
+        assert_eq!(c.extra, 0);
+        assert_eq!(accounted(&c), lines.len() as u64);
+        // Each event cites its record's first line, a bare `{`.
+        for (l, e) in &c.events {
+            assert_eq!(lines[*l as usize - 1].trim(), "{");
+            assert!(e.client_ip.is_some());
+        }
+        assert_eq!(c.events[0].1.target.as_deref(), Some("/contact?q=<script>"));
+        assert_eq!(c.events[1].1.target.as_deref(), Some("/cart"));
+        let wrapper: Vec<u64> = c
+            .skips
+            .iter()
+            .filter(|s| s.1 == skip::JSON_WRAPPER)
+            .map(|s| s.0)
+            .collect();
+        assert_eq!(
+            wrapper,
+            vec![1, 2, lines.len() as u64 - 1, lines.len() as u64]
+        );
+        // The access-log record is skipped line by line.
+        let other = c
+            .skips
+            .iter()
+            .filter(|s| s.1 == skip::OTHER_CATEGORY)
+            .count();
+        assert!(other > 5, "{other}");
+        // Pretty-printed records never start a parallel chunk.
+        assert!(lines
+            .iter()
+            .all(|l| !AzureWaf.is_record_start(l.as_bytes())));
+    }
+
+    #[test]
+    fn one_record_per_line_wrapper_and_one_line_wrapper() {
+        let a = record(
+            "203.0.113.88",
+            "/contact",
+            "941100",
+            "ApplicationGatewayFirewallLog",
+        );
+        let b = record(
+            "203.0.113.89",
+            "/cart",
+            "942100",
+            "ApplicationGatewayFirewallLog",
+        );
+        let text = format!("{{\"records\": [\n{a},\n{b}\n]}}\n");
+        let lines: Vec<&str> = text.lines().collect();
+        let chosen = detect(&lines.iter().map(|l| l.as_bytes()).collect::<Vec<_>>()).unwrap();
+        assert_eq!(chosen.name(), "azure-appgw-waf");
+        let c = parse_all(chosen, &ParseContext::default(), &text);
+        assert_eq!(c.events.iter().map(|e| e.0).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(
+            c.skips,
+            vec![(1, skip::JSON_WRAPPER), (4, skip::JSON_WRAPPER)]
+        );
+        assert_eq!(accounted(&c), 4);
+        assert!(AzureWaf.is_record_start(lines[1].as_bytes()));
+        // The wrapper opener on the first record's line, and two records on one line.
+        let text = format!("{{\"records\":[{a},\n{b},{a}]}}");
+        let c = parse_all(chosen, &ParseContext::default(), &text);
+        assert_eq!(
+            c.events.iter().map(|e| e.0).collect::<Vec<_>>(),
+            vec![1, 2, 2]
+        );
+        assert_eq!(c.extra, 1);
+        assert!(c.skips.is_empty());
+        assert_eq!(accounted(&c), 2);
+    }
+
+    #[test]
+    fn truncated_document() {
+        let doc = serde_json::json!({"records": [
+            record("203.0.113.88", "/contact", "941100", "ApplicationGatewayFirewallLog"),
+            record("203.0.113.90", "/cart", "942100", "ApplicationGatewayFirewallLog"),
+        ]});
+        let full = serde_json::to_string_pretty(&doc).unwrap();
+        let lines: Vec<&str> = full.lines().collect();
+        // Cut inside the second record (the document's own `{` is the first bare brace).
+        let second = lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.trim() == "{")
+            .nth(2)
+            .unwrap()
+            .0;
+        let cut = lines[..second + 6].join("\n");
+        let c = parse_all(
+            by_name("azure-appgw-waf").unwrap(),
+            &ParseContext::default(),
+            &cut,
+        );
+        assert_eq!(c.events.len(), 1);
+        let truncated: Vec<u64> = c
+            .skips
+            .iter()
+            .filter(|s| s.1 == skip::TRUNCATED_RECORD)
+            .map(|s| s.0)
+            .collect();
+        assert_eq!(
+            truncated,
+            (second as u64 + 1..=second as u64 + 6).collect::<Vec<_>>()
+        );
+        assert_eq!(accounted(&c), second as u64 + 6);
+        // A one-line record cut off, then a whole one: the next object line resynchronises.
+        let a = record(
+            "203.0.113.88",
+            "/contact",
+            "941100",
+            "ApplicationGatewayFirewallLog",
+        )
+        .to_string();
+        let text = format!("{}\n{a}\n", &a[..a.len() / 2]);
+        let c = parse_all(
+            by_name("azure-appgw-waf").unwrap(),
+            &ParseContext::default(),
+            &text,
+        );
+        assert_eq!(c.events.iter().map(|e| e.0).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(c.skips, vec![(1, skip::TRUNCATED_RECORD)]);
+    }
+
+    #[test]
+    fn oversized_record_is_skipped_line_by_line() {
+        let big = "A".repeat(60_000);
+        let mut text =
+            String::from("{\"records\": [\n{\"category\": \"ApplicationGatewayFirewallLog\",\n");
+        for _ in 0..25 {
+            text.push_str(&format!("\"k\": \"{big}\",\n"));
+        }
+        text.push_str("\"end\": 1},\n");
+        let a = record(
+            "203.0.113.88",
+            "/contact",
+            "941100",
+            "ApplicationGatewayFirewallLog",
+        );
+        text.push_str(&format!("{a}\n]}}\n"));
+        let n = text.lines().count() as u64;
+        let c = parse_all(
+            by_name("azure-appgw-waf").unwrap(),
+            &ParseContext::default(),
+            &text,
+        );
+        assert_eq!(
+            c.events.iter().map(|e| e.0).collect::<Vec<_>>(),
+            vec![n - 1]
+        );
+        let too_long: Vec<u64> = c
+            .skips
+            .iter()
+            .filter(|s| s.1 == skip::RECORD_TOO_LONG)
+            .map(|s| s.0)
+            .collect();
+        assert_eq!(too_long, (2..=n - 2).collect::<Vec<_>>());
+        assert_eq!(accounted(&c), n);
     }
 }

@@ -13,6 +13,7 @@ pub mod clf;
 pub mod cloudflare;
 pub mod context;
 pub mod eccube_log;
+pub mod json_records;
 pub mod login_history;
 pub mod magento_log;
 pub mod modsec_errorlog;
@@ -38,6 +39,10 @@ pub mod skip {
     pub const CONTINUATION: &str = "orphan-continuation";
     /// A line of a mixed log (a web-server error log) that is not a WAF message.
     pub const NOT_WAF: &str = "not-a-waf-message";
+    /// A line of a JSON document that only wraps records (`{"records": [`, `]}`).
+    pub const JSON_WRAPPER: &str = "json-wrapper";
+    /// A multi-line record cut off by the end of the input or by the start of another one.
+    pub const TRUNCATED_RECORD: &str = "truncated-record";
     /// A multi-line record larger than the parser buffers (ModSecurity native audit).
     pub const RECORD_TOO_LONG: &str = "record-too-long";
     /// A JSON record of a category the format does not hold (Azure metrics, health).
@@ -55,6 +60,12 @@ pub trait EventSink {
     /// `n` further lines belonged to the record just passed to [`EventSink::event`]
     /// (continuation lines of multi-line formats), so they count as parsed.
     fn absorbed(&mut self, _n: u64) {}
+    /// A further event from a line already counted (several records on one physical line,
+    /// such as a one-line JSON `records` wrapper): an event, but no line. The default passes
+    /// it to [`EventSink::event`], so sinks that count lines should override it.
+    fn extra_event(&mut self, ev: &Event<'_>, line: u64, raw: &[u8]) {
+        self.event(ev, line, raw)
+    }
 }
 
 /// The checks every line parser makes first: blank lines and lines holding NUL bytes are
@@ -222,6 +233,8 @@ pub(crate) mod testing {
         /// The detail of each event, in the order of `events`.
         pub details: Vec<ecir_model::EventDetail<'static>>,
         pub absorbed: u64,
+        /// Events from lines already counted ([`EventSink::extra_event`]).
+        pub extra: u64,
     }
 
     /// `<workspace>/../shared`, when present (third-party corpora for tests).
@@ -315,6 +328,10 @@ pub(crate) mod testing {
         }
         fn absorbed(&mut self, n: u64) {
             self.absorbed += n;
+        }
+        fn extra_event(&mut self, ev: &Event<'_>, line: u64, raw: &[u8]) {
+            self.extra += 1;
+            self.event(ev, line, raw);
         }
     }
 

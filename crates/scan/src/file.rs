@@ -169,25 +169,11 @@ impl EventSink for Work<'_> {
     #[inline]
     fn event(&mut self, ev: &Event<'_>, line: u64, raw: &[u8]) {
         self.parsed += 1;
-        self.events += 1;
-        if let Some(t) = ev.ts {
-            self.span(t);
-            self.count_hour(&t, line, raw);
-            // Compare instants only: the same instant written in another offset is inside.
-            if self.since.is_some_and(|s| t.utc_ms < s.utc_ms)
-                || self.until.is_some_and(|u| t.utc_ms > u.utc_ms)
-            {
-                self.filtered += 1;
-                return;
-            }
-        }
-        self.traffic.observe(ev);
-        let origin = Origin {
-            file: self.file,
-            line,
-            raw,
-        };
-        self.detectors.observe(ev, &origin);
+        self.record(ev, line, raw, true);
+    }
+
+    fn extra_event(&mut self, ev: &Event<'_>, line: u64, raw: &[u8]) {
+        self.record(ev, line, raw, false);
     }
 
     fn skip(&mut self, line: u64, reason: &'static str, raw: &[u8]) {
@@ -204,6 +190,34 @@ impl EventSink for Work<'_> {
 
     fn absorbed(&mut self, n: u64) {
         self.parsed += n;
+    }
+}
+
+impl Work<'_> {
+    /// One event; `new_line` when it also accounts for its line (per-hour line tallies).
+    #[inline]
+    fn record(&mut self, ev: &Event<'_>, line: u64, raw: &[u8], new_line: bool) {
+        self.events += 1;
+        if let Some(t) = ev.ts {
+            self.span(t);
+            if new_line {
+                self.count_hour(&t, line, raw);
+            }
+            // Compare instants only: the same instant written in another offset is inside.
+            if self.since.is_some_and(|s| t.utc_ms < s.utc_ms)
+                || self.until.is_some_and(|u| t.utc_ms > u.utc_ms)
+            {
+                self.filtered += 1;
+                return;
+            }
+        }
+        self.traffic.observe(ev);
+        let origin = Origin {
+            file: self.file,
+            line,
+            raw,
+        };
+        self.detectors.observe(ev, &origin);
     }
 }
 

@@ -206,6 +206,8 @@ pub fn scan(
         .map(|(summary, hours)| ecir_audit::ScanFile { summary, hours })
         .collect();
     findings.extend(ecir_audit::log_integrity_findings(&files));
+    // Correlations across detectors, before the findings are sorted and numbered.
+    ecir_detect::waf::correlate_stored_xss(&mut findings);
     // Rules over all findings (storefront edits, re-injection, chains), then the window.
     let findings = ecir_detect::post::run(findings, &config);
     let exposure = ecir_detect::post::exposure(&findings, &orders, &config);

@@ -1,0 +1,282 @@
+//! JSON records inside a JSON document, as cloud diagnostics write them: Azure blobs hold
+//! `{"records": [ {…}, {…} ]}`, pretty-printed over many lines or one record per line inside
+//! the wrapper; plain JSON lines (one object per line) are read the same way.
+//!
+//! The assembler tracks brace depth (string- and escape-aware) and buffers one record at a
+//! time, never the document. An object whose first key is `records` is the wrapper: its lines
+//! are skipped as `json-wrapper`, and the objects of its array are the records. Each record
+//! becomes one event citing its first line; its other lines are absorbed. Accounting is per
+//! physical line: a line belongs to the record open when it starts, else to the first record
+//! starting on it; a further record on an already counted line is an
+//! [`EventSink::extra_event`]. A record larger than [`MAX_RECORD_BYTES`] or
+//! [`MAX_RECORD_LINES`] is skipped as `record-too-long` (every line counted, the buffer
+//! released at once); a record still open at the end of the input, or cut off by a line that
+//! starts a new object (`{"…`), is skipped as `truncated-record`.
+
+use serde_json::{Map, Value};
+
+use crate::waf_common::JsonRecordFn;
+use crate::{skip, EventSink, ParseContext, Parser};
+
+/// Most bytes one record may have.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
+/// Most lines one record may have.
+pub const MAX_RECORD_LINES: u64 = 50_000;
+/// Bytes of a record's text handed to the sink as its raw line.
+const RAW_CAP: usize = 4096;
+
+/// Whether a line may start a record of a JSON-lines or one-record-per-line document: it
+/// starts (after blanks) with `{"`. Pretty-printed records start with a bare `{`, which
+/// a nested object may also be, so such files are never split.
+pub fn is_object_line(line: &[u8]) -> bool {
+    let t = trim_start(line);
+    t.starts_with(b"{\"") || t.starts_with(b"{ \"")
+}
+
+fn trim_start(b: &[u8]) -> &[u8] {
+    let n = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
+    &b[n..]
+}
+
+struct Open {
+    first_line: u64,
+    /// Lines this record accounts for: `own_from..=own_to` (none when `own_to < own_from`).
+    own_from: u64,
+    own_to: u64,
+    lines: u64,
+    buf: Vec<u8>,
+    depth: u32,
+    in_str: bool,
+    esc: bool,
+    /// First key at depth 1: 0 waiting, 1 reading, 2 done.
+    key_state: u8,
+    key: Vec<u8>,
+    oversized: bool,
+}
+
+enum Step {
+    /// The rest of the line was consumed; the record is still open.
+    More,
+    /// The record closed after `usize` bytes.
+    Closed(usize),
+    /// The object is a `records` wrapper; its first key ended after `usize` bytes.
+    Wrapper(usize),
+}
+
+impl Open {
+    fn scan(&mut self, b: &[u8]) -> Step {
+        for (i, &c) in b.iter().enumerate() {
+            if self.in_str {
+                if self.esc {
+                    self.esc = false;
+                } else if c == b'\\' {
+                    self.esc = true;
+                } else if c == b'"' {
+                    self.in_str = false;
+                    if self.key_state == 1 {
+                        self.key_state = 2;
+                        if self.key == b"records" {
+                            return Step::Wrapper(i + 1);
+                        }
+                    }
+                } else if self.key_state == 1 && self.key.len() < 16 {
+                    self.key.push(c);
+                }
+                continue;
+            }
+            match c {
+                b'"' => {
+                    self.in_str = true;
+                    if self.depth == 1 && self.key_state == 0 {
+                        self.key_state = 1;
+                    }
+                }
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => {
+                    self.depth = self.depth.saturating_sub(1);
+                    if self.depth == 0 {
+                        if !self.oversized {
+                            self.buf.extend_from_slice(&b[..=i]);
+                        }
+                        return Step::Closed(i + 1);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !self.oversized {
+            self.buf.extend_from_slice(b);
+        }
+        Step::More
+    }
+
+    fn owned(&self) -> u64 {
+        (self.own_to + 1).saturating_sub(self.own_from)
+    }
+}
+
+/// A parser of JSON records (see the module doc), mapped by the format's `parse` function.
+pub(crate) struct JsonRecordsParser {
+    pub ctx: ParseContext,
+    pub parse: JsonRecordFn,
+    open: Option<Open>,
+}
+
+impl JsonRecordsParser {
+    pub fn new(ctx: ParseContext, parse: JsonRecordFn) -> Self {
+        JsonRecordsParser {
+            ctx,
+            parse,
+            open: None,
+        }
+    }
+
+    /// Skips every line the open record accounts for, with `reason`.
+    fn drop_open(&mut self, reason: &'static str, sink: &mut dyn EventSink) {
+        if let Some(o) = self.open.take() {
+            skip_owned(&o, reason, sink);
+        }
+    }
+
+    fn complete(&mut self, sink: &mut dyn EventSink) {
+        let Some(o) = self.open.take() else { return };
+        if o.oversized {
+            return; // its lines were skipped as they came
+        }
+        if o.buf.len() > MAX_RECORD_BYTES {
+            return skip_owned(&o, skip::RECORD_TOO_LONG, sink);
+        }
+        let result = serde_json::from_slice::<Map<String, Value>>(&o.buf)
+            .map_err(|_| skip::UNPARSEABLE)
+            .and_then(|m| (self.parse)(&m, &self.ctx).map(|r| (r, m)));
+        match result {
+            Ok((r, m)) => {
+                let owned = o.owned();
+                let raw: Vec<u8> = if o.buf.contains(&b'\n') {
+                    serde_json::to_vec(&m).unwrap_or_default()
+                } else {
+                    o.buf
+                };
+                let raw = &raw[..raw.len().min(RAW_CAP)];
+                let ev = r.event();
+                match owned {
+                    0 => sink.extra_event(&ev, o.first_line, raw),
+                    n => {
+                        sink.event(&ev, o.first_line, raw);
+                        if n > 1 {
+                            sink.absorbed(n - 1);
+                        }
+                    }
+                }
+            }
+            Err(reason) => skip_owned(&o, reason, sink),
+        }
+    }
+}
+
+fn skip_owned(o: &Open, reason: &'static str, sink: &mut dyn EventSink) {
+    for l in o.own_from..=o.own_to {
+        let raw = if l == o.own_from {
+            &o.buf[..o.buf.len().min(512)]
+        } else {
+            &[][..]
+        };
+        sink.skip(l, reason, raw);
+    }
+}
+
+impl Parser for JsonRecordsParser {
+    fn feed(&mut self, line: u64, bytes: &[u8], sink: &mut dyn EventSink) {
+        // A line that starts a new object while a record is open: the open one was cut off.
+        if self.open.is_some() && is_object_line(bytes) {
+            self.drop_open(skip::TRUNCATED_RECORD, sink);
+        }
+        let mut accounted = false;
+        if let Some(o) = &mut self.open {
+            o.lines += 1;
+            accounted = true;
+            if o.oversized {
+                sink.skip(line, skip::RECORD_TOO_LONG, bytes);
+                o.own_from = line + 1;
+            }
+            o.own_to = line;
+        } else if let Some(reason) = crate::precheck(bytes) {
+            return sink.skip(line, reason, bytes);
+        }
+        let mut junk = false;
+        let mut i = 0;
+        while i < bytes.len() {
+            let Some(o) = &mut self.open else {
+                match bytes[i] {
+                    b'{' => {
+                        let owns = !accounted;
+                        accounted = true;
+                        let from = if owns { line } else { line + 1 };
+                        self.open = Some(Open {
+                            first_line: line,
+                            own_from: from,
+                            own_to: line,
+                            lines: 1,
+                            buf: vec![b'{'],
+                            depth: 1,
+                            in_str: false,
+                            esc: false,
+                            key_state: 0,
+                            key: Vec::new(),
+                            oversized: false,
+                        });
+                    }
+                    c if c.is_ascii_whitespace()
+                        || matches!(c, b',' | b'[' | b']' | b'}' | b':') => {}
+                    _ => {
+                        junk = true;
+                        break;
+                    }
+                }
+                i += 1;
+                continue;
+            };
+            match o.scan(&bytes[i..]) {
+                Step::More => i = bytes.len(),
+                Step::Closed(n) => {
+                    i += n;
+                    self.complete(sink);
+                }
+                Step::Wrapper(n) => {
+                    i += n;
+                    // The wrapper's earlier lines are structure; this line is free again.
+                    let o = self.open.take().expect("open");
+                    for l in o.own_from..line {
+                        sink.skip(l, skip::JSON_WRAPPER, b"");
+                    }
+                    if o.own_from <= line {
+                        accounted = false;
+                    }
+                }
+            }
+        }
+        if let Some(o) = &mut self.open {
+            if !o.oversized {
+                o.buf.push(b'\n');
+                if o.buf.len() > MAX_RECORD_BYTES || o.lines > MAX_RECORD_LINES {
+                    skip_owned(o, skip::RECORD_TOO_LONG, sink);
+                    o.oversized = true;
+                    o.own_from = line + 1;
+                    o.buf = Vec::new();
+                }
+            }
+        }
+        if !accounted {
+            let reason = if junk {
+                skip::UNPARSEABLE
+            } else {
+                skip::JSON_WRAPPER
+            };
+            sink.skip(line, reason, bytes);
+        }
+    }
+
+    fn finish(&mut self, sink: &mut dyn EventSink) {
+        self.drop_open(skip::TRUNCATED_RECORD, sink);
+    }
+}
