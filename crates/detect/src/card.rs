@@ -39,8 +39,14 @@
 //!   (EC-CUBE `/entry`, `/shopping/nonmember`, Magento `createpost` and REST customers,
 //!   WooCommerce `my-account` registration) in 30 min: medium.
 //!
+//!   Also per checkout session (client IP + user agent, `session_gap_secs` of inactivity ends
+//!   it, [`crate::session`]): a session with ≥ `velocity_attempts` submissions and failures
+//!   ≥ `failure_ratio` is a slower tester the window misses: high.
+//!
 //! Known limits: a "checkout session" is the client IP plus user agent with a 30-minute gap
-//! (access logs carry no session cookie); customers behind one NAT are one client.
+//! (access logs carry no session cookie); customers behind one NAT are one client; a tester
+//! rotating user agents on one IP is several sessions (the per-IP window adds them up) and one
+//! rotating IPs behind one session cookie is invisible.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -50,6 +56,7 @@ use ecir_model::{Category, Event, EventDetail, Finding, Severity, Timestamp};
 use ecir_profiles::Profile;
 
 use crate::evidence::{SmallestSet, Span, TopEvidence};
+use crate::session::Sessions;
 use crate::{downcast, DetectConfig, DetectorState, FinishContext, Origin};
 
 pub const RULES: &[&str] = &[
@@ -233,6 +240,8 @@ struct Minute {
 #[derive(Default, Debug)]
 struct Client {
     minutes: BTreeMap<i64, Minute>,
+    /// Checkout submissions and failures per (user-agent hash, minute): the per-session view.
+    sessions: BTreeMap<(u64, i64), (u32, u32)>,
     ev: TopEvidence,
     account_ev: TopEvidence,
 }
@@ -544,7 +553,15 @@ impl DetectorState for Card {
             let account = is_account_creation(path, method) && status < 500;
             if submit || error || account {
                 let c = self.clients.entry(ip).or_default();
-                let m = c.minutes.entry(ts_ms.div_euclid(60_000)).or_default();
+                let minute = ts_ms.div_euclid(60_000);
+                if submit || error {
+                    let ua = fnv(ev.user_agent.as_deref().unwrap_or(""));
+                    let sm = c.sessions.entry((ua, minute)).or_default();
+                    sm.0 += submit as u32;
+                    sm.1 +=
+                        (error || (submit && matches!(status, 429 | 400 | 402 | 403 | 422))) as u32;
+                }
+                let m = c.minutes.entry(minute).or_default();
                 if submit {
                     m.submit += 1;
                     if status == 429 {
@@ -785,6 +802,11 @@ impl DetectorState for Card {
                 y.limited += x.limited;
                 y.account += x.account;
                 y.pay_fail += x.pay_fail;
+            }
+            for (k, (a, b)) in c.sessions {
+                let y = m.sessions.entry(k).or_default();
+                y.0 += a;
+                y.1 += b;
             }
             m.ev.merge(c.ev);
             m.account_ev.merge(c.account_ev);
@@ -1149,6 +1171,46 @@ fn join(v: &[u64]) -> String {
         .join(" / ")
 }
 
+/// One checkout session of a client (IP + user agent, see [`Sessions`]): submissions,
+/// failures, first and last minute.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct CheckoutSession {
+    submit: u32,
+    fail: u32,
+    first: i64,
+    last: i64,
+}
+
+/// Splits a client's checkout minutes into sessions (per user agent, the inactivity gap).
+fn checkout_sessions(c: &Client, gap_secs: i64) -> Vec<CheckoutSession> {
+    let mut split = Sessions::new(gap_secs);
+    let mut out: Vec<CheckoutSession> = Vec::new();
+    let mut current: BTreeMap<u64, usize> = BTreeMap::new();
+    // Keys sort by agent, then minute: each agent's minutes arrive in time order.
+    for ((ua, minute), (sub, fail)) in &c.sessions {
+        if split.hit(*ua, minute.saturating_mul(60_000)) || !current.contains_key(ua) {
+            out.push(CheckoutSession {
+                first: *minute,
+                last: *minute,
+                ..Default::default()
+            });
+            current.insert(*ua, out.len() - 1);
+        }
+        let x = &mut out[current[ua]];
+        x.submit += sub;
+        x.fail += fail;
+        x.last = *minute;
+    }
+    out
+}
+
+/// What a session can and cannot show, for card-testing summaries.
+fn session_limits(gap_minutes: i64) -> String {
+    format!(
+        " A session here is the client IP plus user agent with a {gap_minutes}-minute gap, since access logs carry no session cookie: a tester rotating user agents on one IP splits into many short sessions (the per-IP window adds them up), and one rotating IPs behind a single session cookie cannot be seen in access logs at all — the payment provider's declines per card or per customer account can."
+    )
+}
+
 fn card_testing(s: &Card, cfg: &CardConfig, offset: i32, out: &mut Vec<Finding>) {
     let win = cfg.velocity_window_secs.max(60) * 1000 / 60_000;
     let t = |m: i64| Timestamp::new(m * 60_000, offset);
@@ -1205,6 +1267,18 @@ fn card_testing(s: &Card, cfg: &CardConfig, offset: i32, out: &mut Vec<Finding>)
                 minutes.entry(m).or_default().insert(**ip);
             }
         }
+        // Per checkout session: a slower tester stays under the per-IP window but not under
+        // the session's inactivity gap.
+        let sessions = checkout_sessions(c, cfg.session_gap_secs);
+        let gap_min = Sessions::<u8>::new(cfg.session_gap_secs).gap_minutes();
+        let busy = sessions
+            .iter()
+            .filter(|x| {
+                x.submit >= cfg.velocity_attempts
+                    && x.fail as f64 >= cfg.failure_ratio * x.submit as f64
+            })
+            .max_by_key(|x| (x.submit, std::cmp::Reverse(x.first)))
+            .copied();
         if let Some((sub, failures, lim, a, b)) = best {
             let mut f = Finding::new("cardtest.velocity", Category::CardTesting, Severity::High);
             f.title =
@@ -1215,10 +1289,46 @@ fn card_testing(s: &Card, cfg: &CardConfig, offset: i32, out: &mut Vec<Finding>)
                 t(a),
                 t(b)
             );
+            let agents: BTreeSet<u64> = c.sessions.keys().map(|k| k.0).collect();
+            f.summary.push_str(&format!(
+                " Its checkout traffic forms {} session(s) with {} user agent(s){}.",
+                sessions.len(),
+                agents.len(),
+                match busy {
+                    Some(x) => format!(
+                        "; the busiest session submitted {} times, {} failed",
+                        x.submit, x.fail
+                    ),
+                    None => String::new(),
+                }
+            ));
+            f.summary.push_str(&session_limits(gap_min));
             f.first_seen = Some(t(a));
             f.last_seen = Some(t(b + 1));
             f.ips = vec![ip.to_string()];
             f.count = sub as u64;
+            f.evidence = c.ev.clone().into_vec();
+            out.push(f);
+        } else if let Some(x) = busy {
+            let mut f = Finding::new("cardtest.velocity", Category::CardTesting, Severity::High);
+            f.title = format!(
+                "Card testing from {ip}: {} checkout submissions in one session, {} failed",
+                x.submit, x.fail
+            );
+            f.summary = format!(
+                "{ip} submitted checkout {} times in one session between {} and {} (never {} minutes apart, but too spread out for the {}-minute per-IP window); {} ended on the error page or were refused. A customer retrying a declined card does so a few times, not this often: check the payment provider's console for repeated authorisation errors and block the client.{}",
+                x.submit,
+                t(x.first),
+                t(x.last),
+                gap_min,
+                cfg.velocity_window_secs / 60,
+                x.fail,
+                session_limits(gap_min)
+            );
+            f.first_seen = Some(t(x.first));
+            f.last_seen = Some(t(x.last + 1));
+            f.ips = vec![ip.to_string()];
+            f.count = x.submit as u64;
             f.evidence = c.ev.clone().into_vec();
             out.push(f);
         } else if let Some((n, a, b)) = best_pay {

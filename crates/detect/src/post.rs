@@ -26,6 +26,7 @@ use std::net::IpAddr;
 use ecir_model::{Category, Exposure, Finding, Severity, Timestamp};
 
 use crate::card::{Orders, PLAYBOOK};
+use crate::session::Sessions;
 use crate::DetectConfig;
 
 pub const RULES: &[&str] = &[
@@ -565,10 +566,9 @@ pub fn exposure(findings: &[Finding], orders: &Orders, cfg: &DetectConfig) -> Op
         ),
     };
     let end = end.with_offset(start.offset_secs);
-    let gap = cfg.card.session_gap_secs.max(1) * 1000;
-    // Sessions: IP + agent; a completion hit more than `gap` after the session's last one is
+    // Sessions: IP + agent; a completion hit more than the gap after the session's last one is
     // a new order.
-    let mut last: BTreeMap<(Option<IpAddr>, u64), i64> = BTreeMap::new();
+    let mut sessions = Sessions::new(cfg.card.session_gap_secs);
     let mut ips: BTreeSet<IpAddr> = BTreeSet::new();
     let mut per_day: BTreeMap<String, (u64, BTreeSet<IpAddr>)> = BTreeMap::new();
     let mut n = 0u64;
@@ -577,9 +577,7 @@ pub fn exposure(findings: &[Finding], orders: &Orders, cfg: &DetectConfig) -> Op
         .iter()
         .filter(|h| h.utc_ms >= start.utc_ms && h.utc_ms <= end.utc_ms)
     {
-        let k = (h.ip, h.ua);
-        let new_order = last.get(&k).is_none_or(|t| h.utc_ms - t > gap);
-        last.insert(k, h.utc_ms);
+        let new_order = sessions.hit((h.ip, h.ua), h.utc_ms);
         let day = Timestamp::new(h.utc_ms, start.offset_secs)
             .to_datetime()
             .format("%Y-%m-%d")

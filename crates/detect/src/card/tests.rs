@@ -650,3 +650,42 @@ fn rest_checkout_failures_count() {
         .collect();
     assert!(run(&ok).is_empty());
 }
+
+#[test]
+fn card_testing_per_session_catches_a_slower_tester() {
+    // Twelve failed submissions four minutes apart: never ten within the 30-minute window,
+    // but one session (never 30 minutes idle).
+    let mut slow = Vec::new();
+    for i in 0..12 {
+        slow.extend(checkout_attempts("198.51.100.30", i * 240, 1, true));
+    }
+    for parts in [1, 3] {
+        let f = run_cfg(&slow, parts, DetectConfig::default());
+        assert_eq!(rules(&f), vec!["cardtest.velocity"], "{f:#?}");
+        assert_eq!(f[0].count, 12);
+        assert!(f[0].title.contains("one session"), "{}", f[0].title);
+        assert!(
+            f[0].summary
+                .contains("rotating IPs behind a single session cookie"),
+            "{}",
+            f[0].summary
+        );
+    }
+    // The same twelve failures an hour apart: twelve sessions, a customer coming back.
+    let mut spread = Vec::new();
+    for i in 0..12 {
+        spread.extend(checkout_attempts("198.51.100.31", i * 3600, 1, true));
+    }
+    assert!(run(&spread).is_empty());
+    // A customer retrying a declined card three times, then paying: quiet.
+    let mut retry = checkout_attempts("100.64.0.7", 0, 3, true);
+    retry.extend(checkout_attempts("100.64.0.7", 200, 1, false));
+    assert!(run(&retry).is_empty());
+    // The fast tester's finding says how many sessions and agents it used.
+    let f = run(&checkout_attempts("198.51.100.9", 0, 12, true));
+    assert!(
+        f[0].summary.contains("1 session(s) with 1 user agent(s)"),
+        "{}",
+        f[0].summary
+    );
+}
