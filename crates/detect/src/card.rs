@@ -13,8 +13,11 @@
 //! - `card.asset_drift`: a first-party JS/CSS file whose 200-response size settled on a new
 //!   value (a size seen ≥ `drift_min_hits` times stops being served when a new one starts;
 //!   compression variants coexist and are left alone, 304s are ignored): medium; low when
-//!   several assets changed within the same hour (a release); raised later when an admin edit
-//!   from a suspicious IP came shortly before (post-detection stage).
+//!   several assets changed within the same hour after admin pages were served, in the six
+//!   hours before, to a known staff IP (inside `--admin-allow`, or in the admin panel earlier
+//!   than that): a release. The summary lists who had admin pages answered 2xx in those hours
+//!   (per hour the smallest eight clients are kept). Raised later when an admin edit from a
+//!   suspicious IP came shortly before (post-detection stage).
 //! - `card.first_seen_script`: a script or image first requested after the first fifth of the
 //!   logs, by ≥ `first_seen_min_ips` customers, mostly from checkout pages: medium, high under
 //!   a writable directory. A tag loaded on every page (marketing) is not reported.
@@ -80,6 +83,10 @@ const MAX_PATH_IPS: usize = 64;
 const HARVEST_MAX_IPS: usize = 8;
 const MAX_FETCHES: usize = 64;
 const MAX_HOSTS: usize = 4096;
+/// Admin clients kept per hour for "who touched the admin before an asset changed".
+const ADMIN_HOUR_IPS: usize = 8;
+/// Hours before an asset change in which admin activity explains it.
+const RELEASE_LOOKBACK_HOURS: i64 = 6;
 
 /// Card-skimming and card-testing settings (`--psp-domain`, `--contained-at`, …).
 #[derive(Clone, Debug)]
@@ -253,6 +260,9 @@ struct Routes {
     input: Vec<String>,
     /// First path segments any checkout pattern starts with (`*`: any), to skip matching.
     firsts: Vec<String>,
+    /// Admin prefixes (`--admin-path` and the platforms' defaults) with their profile.
+    admin: Vec<(String, usize)>,
+    profiles: Vec<Profile>,
 }
 
 fn first_seg(p: &str) -> &str {
@@ -281,12 +291,21 @@ impl Routes {
             error: Vec::new(),
             input: Vec::new(),
             firsts: Vec::new(),
+            admin: Vec::new(),
+            profiles: Vec::new(),
         };
-        for p in profiles {
-            r.submit.extend(p.checkout_submit);
-            r.complete.extend(p.checkout_complete);
-            r.error.extend(p.checkout_error);
-            r.input.extend(p.customer_input);
+        for (i, p) in profiles.into_iter().enumerate() {
+            r.submit.extend(p.checkout_submit.iter().cloned());
+            r.complete.extend(p.checkout_complete.iter().cloned());
+            r.error.extend(p.checkout_error.iter().cloned());
+            r.input.extend(p.customer_input.iter().cloned());
+            for a in cfg.admin.admin_paths.iter().chain(&p.admin_prefixes) {
+                let a = a.trim_end_matches('/').to_string();
+                if !a.is_empty() && !r.admin.iter().any(|(x, j)| *x == a && *j == i) {
+                    r.admin.push((a, i));
+                }
+            }
+            r.profiles.push(p);
         }
         let mut firsts: Vec<String> = [&r.submit, &r.complete, &r.error, &r.input]
             .into_iter()
@@ -307,6 +326,20 @@ impl Routes {
     }
     fn m(list: &[String], path: &str, query: &str) -> bool {
         Profile::any_matches(list, "", path, query)
+    }
+    /// Whether a request is an admin page a session is needed for: under an admin prefix, not
+    /// a login or logout page, and not served publicly by every platform using that prefix.
+    /// (The card detector does not know the platform: `/admin/` is EC-CUBE 2's login form but
+    /// EC-CUBE 4's dashboard, and counts.)
+    fn admin_page(&self, method: &str, path: &str, query: &str) -> bool {
+        let l = path.to_ascii_lowercase();
+        if l.contains("login") || l.contains("logout") || query.contains("AdminLogin") {
+            return false;
+        }
+        self.admin.iter().any(|(prefix, i)| {
+            Profile::under(prefix, path)
+                && !self.profiles[*i].is_public(prefix, method, path, query)
+        })
     }
 }
 
@@ -331,6 +364,9 @@ pub struct Card {
     hosts_overflow: bool,
     /// Completion hits with a referer host: host → (count, sessions, evidence).
     completion_refs: BTreeMap<String, PathHits>,
+    /// Per hour: the (smallest `ADMIN_HOUR_IPS`) clients, with the user where the log names
+    /// one, whose admin pages were answered 2xx.
+    admin_hours: BTreeMap<i64, SmallestSet<(IpAddr, Option<Box<str>>)>>,
 }
 
 impl Card {
@@ -353,6 +389,7 @@ impl Card {
             asset_hosts: BTreeMap::new(),
             hosts_overflow: false,
             completion_refs: BTreeMap::new(),
+            admin_hours: BTreeMap::new(),
         }
     }
 
@@ -543,6 +580,21 @@ impl DetectorState for Card {
                     h.ips.insert(ip);
                 }
                 h.ev.offer(origin, ev.ts, 50);
+            }
+        }
+
+        // Admin pages served: who was in the admin panel, hour by hour.
+        if let Some(ip) = ip.filter(|_| (200..300).contains(&status)) {
+            if routes.admin_page(method, path, query) {
+                let user = ev
+                    .user
+                    .as_deref()
+                    .filter(|u| !u.is_empty() && *u != "-")
+                    .map(|u| ecir_model::text::escape_controls(u, 64).into_boxed_str());
+                self.admin_hours
+                    .entry(ts_ms.div_euclid(3_600_000))
+                    .or_insert_with(|| SmallestSet::new(ADMIN_HOUR_IPS))
+                    .insert((ip, user));
             }
         }
 
@@ -811,6 +863,14 @@ impl DetectorState for Card {
             m.ev.merge(c.ev);
             m.account_ev.merge(c.account_ev);
         }
+        for (h, w) in o.admin_hours {
+            match self.admin_hours.get_mut(&h) {
+                Some(x) => x.merge(w),
+                None => {
+                    self.admin_hours.insert(h, w);
+                }
+            }
+        }
         for (ip, b) in o.browsed {
             *self.browsed.entry(ip).or_default() |= b;
         }
@@ -897,11 +957,56 @@ impl DetectorState for Card {
                 .iter()
                 .filter(|c| (c.1 - at).abs() <= 3_600_000)
                 .count();
-            let release = together >= 3;
+            // Who was in the admin in the hours before; which of them were staff already.
+            let hour = at.div_euclid(3_600_000);
+            let mut touched: BTreeSet<&(IpAddr, Option<Box<str>>)> = BTreeSet::new();
+            let mut capped = false;
+            for (_, w) in s.admin_hours.range(hour - RELEASE_LOOKBACK_HOURS..=hour) {
+                touched.extend(w.items());
+                capped |= w.overflowed();
+            }
+            let earlier: BTreeSet<IpAddr> = s
+                .admin_hours
+                .range(..hour - RELEASE_LOOKBACK_HOURS)
+                .flat_map(|(_, w)| w.items().iter().map(|x| x.0))
+                .collect();
+            let allow = &s.config.admin.allow;
+            let staff: BTreeSet<IpAddr> = touched
+                .iter()
+                .map(|x| x.0)
+                .filter(|ip| earlier.contains(ip) || allow.iter().any(|c| c.contains(ip)))
+                .collect();
+            let release = together >= 3 && !staff.is_empty();
             let sev = if release {
                 Severity::Low
             } else {
                 Severity::Medium
+            };
+            let who = touched
+                .iter()
+                .map(|(ip, u)| match u {
+                    Some(u) => format!("{ip} (user {u})"),
+                    None => ip.to_string(),
+                })
+                .collect::<Vec<_>>();
+            let who = if who.is_empty() {
+                format!(
+                    " No admin page (under {}) was answered 2xx in the {RELEASE_LOOKBACK_HOURS} hours before; a renamed admin prefix is only known with --admin-path.",
+                    s.routes
+                        .admin
+                        .iter()
+                        .map(|x| x.0.as_str())
+                        .collect::<BTreeSet<_>>()
+                        .into_iter()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            } else {
+                format!(
+                    " Admin pages were answered 2xx in the {RELEASE_LOOKBACK_HOURS} hours before to {}{}.",
+                    who.join(", "),
+                    if capped { " and others (the first few per hour are kept)" } else { "" }
+                )
             };
             let mut f = Finding::new("card.asset_drift", Category::CardSkimming, sev);
             f.title = format!("Static file changed size: {path}");
@@ -911,11 +1016,17 @@ impl DetectorState for Card {
                 ts(*at),
                 join(new),
                 if release {
-                    format!(" {together} assets changed within the same hour, which looks like a release.")
+                    format!(
+                        " {together} assets changed within the same hour after admin activity from known staff IP(s) {}, which looks like a release.",
+                        staff.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+                    )
+                } else if together >= 3 {
+                    format!(" {together} assets changed within the same hour, but no known staff IP (in --admin-allow, or in the admin panel more than {RELEASE_LOOKBACK_HOURS} hours earlier) used the admin just before: not taken for a release.")
                 } else {
                     String::new()
                 }
             );
+            f.summary.push_str(&who);
             f.first_seen = Some(ts(*at));
             f.last_seen = Some(ts(*at));
             f.paths = vec![path.clone()];
