@@ -85,6 +85,8 @@ const MAX_FETCHES: usize = 64;
 const MAX_HOSTS: usize = 4096;
 /// Admin clients kept per hour for "who touched the admin before an asset changed".
 const ADMIN_HOUR_IPS: usize = 8;
+/// A client served admin pages, with the user where the log names one.
+type AdminClient = (IpAddr, Option<Box<str>>);
 /// Hours before an asset change in which admin activity explains it.
 const RELEASE_LOOKBACK_HOURS: i64 = 6;
 
@@ -366,7 +368,7 @@ pub struct Card {
     completion_refs: BTreeMap<String, PathHits>,
     /// Per hour: the (smallest `ADMIN_HOUR_IPS`) clients, with the user where the log names
     /// one, whose admin pages were answered 2xx.
-    admin_hours: BTreeMap<i64, SmallestSet<(IpAddr, Option<Box<str>>)>>,
+    admin_hours: BTreeMap<i64, SmallestSet<AdminClient>>,
 }
 
 impl Card {
@@ -959,7 +961,7 @@ impl DetectorState for Card {
                 .count();
             // Who was in the admin in the hours before; which of them were staff already.
             let hour = at.div_euclid(3_600_000);
-            let mut touched: BTreeSet<&(IpAddr, Option<Box<str>>)> = BTreeSet::new();
+            let mut touched: BTreeSet<&AdminClient> = BTreeSet::new();
             let mut capped = false;
             for (_, w) in s.admin_hours.range(hour - RELEASE_LOOKBACK_HOURS..=hour) {
                 touched.extend(w.items());
