@@ -149,6 +149,7 @@ rule_tests! {
     cardtest_account_burst => "cardtest.account_burst",
     chain_skimming => "chain.skimming",
     chain_card_testing => "chain.card_testing",
+    chain_compromise => "chain.compromise",
     webshell_after_upload => "webshell.after_upload",
 }
 

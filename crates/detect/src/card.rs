@@ -13,8 +13,11 @@
 //! - `card.asset_drift`: a first-party JS/CSS file whose 200-response size settled on a new
 //!   value (a size seen ≥ `drift_min_hits` times stops being served when a new one starts;
 //!   compression variants coexist and are left alone, 304s are ignored): medium; low when
-//!   several assets changed within the same hour (a release); raised later when an admin edit
-//!   from a suspicious IP came shortly before (post-detection stage).
+//!   several assets changed within the same hour after admin pages were served, in the six
+//!   hours before, to a known staff IP (inside `--admin-allow`, or in the admin panel earlier
+//!   than that): a release. The summary lists who had admin pages answered 2xx in those hours
+//!   (per hour the smallest eight clients are kept). Raised later when an admin edit from a
+//!   suspicious IP came shortly before (post-detection stage).
 //! - `card.first_seen_script`: a script or image first requested after the first fifth of the
 //!   logs, by ≥ `first_seen_min_ips` customers, mostly from checkout pages: medium, high under
 //!   a writable directory. A tag loaded on every page (marketing) is not reported.
@@ -39,8 +42,14 @@
 //!   (EC-CUBE `/entry`, `/shopping/nonmember`, Magento `createpost` and REST customers,
 //!   WooCommerce `my-account` registration) in 30 min: medium.
 //!
+//!   Also per checkout session (client IP + user agent, `session_gap_secs` of inactivity ends
+//!   it, [`crate::session`]): a session with ≥ `velocity_attempts` submissions and failures
+//!   ≥ `failure_ratio` is a slower tester the window misses: high.
+//!
 //! Known limits: a "checkout session" is the client IP plus user agent with a 30-minute gap
-//! (access logs carry no session cookie); customers behind one NAT are one client.
+//! (access logs carry no session cookie); customers behind one NAT are one client; a tester
+//! rotating user agents on one IP is several sessions (the per-IP window adds them up) and one
+//! rotating IPs behind one session cookie is invisible.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -50,6 +59,7 @@ use ecir_model::{Category, Event, EventDetail, Finding, Severity, Timestamp};
 use ecir_profiles::Profile;
 
 use crate::evidence::{SmallestSet, Span, TopEvidence};
+use crate::session::Sessions;
 use crate::{downcast, DetectConfig, DetectorState, FinishContext, Origin};
 
 pub const RULES: &[&str] = &[
@@ -73,6 +83,12 @@ const MAX_PATH_IPS: usize = 64;
 const HARVEST_MAX_IPS: usize = 8;
 const MAX_FETCHES: usize = 64;
 const MAX_HOSTS: usize = 4096;
+/// Admin clients kept per hour for "who touched the admin before an asset changed".
+const ADMIN_HOUR_IPS: usize = 8;
+/// A client served admin pages, with the user where the log names one.
+type AdminClient = (IpAddr, Option<Box<str>>);
+/// Hours before an asset change in which admin activity explains it.
+const RELEASE_LOOKBACK_HOURS: i64 = 6;
 
 /// Card-skimming and card-testing settings (`--psp-domain`, `--contained-at`, …).
 #[derive(Clone, Debug)]
@@ -233,6 +249,8 @@ struct Minute {
 #[derive(Default, Debug)]
 struct Client {
     minutes: BTreeMap<i64, Minute>,
+    /// Checkout submissions and failures per (user-agent hash, minute): the per-session view.
+    sessions: BTreeMap<(u64, i64), (u32, u32)>,
     ev: TopEvidence,
     account_ev: TopEvidence,
 }
@@ -244,6 +262,9 @@ struct Routes {
     input: Vec<String>,
     /// First path segments any checkout pattern starts with (`*`: any), to skip matching.
     firsts: Vec<String>,
+    /// Admin prefixes (`--admin-path` and the platforms' defaults) with their profile.
+    admin: Vec<(String, usize)>,
+    profiles: Vec<Profile>,
 }
 
 fn first_seg(p: &str) -> &str {
@@ -272,12 +293,21 @@ impl Routes {
             error: Vec::new(),
             input: Vec::new(),
             firsts: Vec::new(),
+            admin: Vec::new(),
+            profiles: Vec::new(),
         };
-        for p in profiles {
-            r.submit.extend(p.checkout_submit);
-            r.complete.extend(p.checkout_complete);
-            r.error.extend(p.checkout_error);
-            r.input.extend(p.customer_input);
+        for (i, p) in profiles.into_iter().enumerate() {
+            r.submit.extend(p.checkout_submit.iter().cloned());
+            r.complete.extend(p.checkout_complete.iter().cloned());
+            r.error.extend(p.checkout_error.iter().cloned());
+            r.input.extend(p.customer_input.iter().cloned());
+            for a in cfg.admin.admin_paths.iter().chain(&p.admin_prefixes) {
+                let a = a.trim_end_matches('/').to_string();
+                if !a.is_empty() && !r.admin.iter().any(|(x, j)| *x == a && *j == i) {
+                    r.admin.push((a, i));
+                }
+            }
+            r.profiles.push(p);
         }
         let mut firsts: Vec<String> = [&r.submit, &r.complete, &r.error, &r.input]
             .into_iter()
@@ -298,6 +328,20 @@ impl Routes {
     }
     fn m(list: &[String], path: &str, query: &str) -> bool {
         Profile::any_matches(list, "", path, query)
+    }
+    /// Whether a request is an admin page a session is needed for: under an admin prefix, not
+    /// a login or logout page, and not served publicly by every platform using that prefix.
+    /// (The card detector does not know the platform: `/admin/` is EC-CUBE 2's login form but
+    /// EC-CUBE 4's dashboard, and counts.)
+    fn admin_page(&self, method: &str, path: &str, query: &str) -> bool {
+        let l = path.to_ascii_lowercase();
+        if l.contains("login") || l.contains("logout") || query.contains("AdminLogin") {
+            return false;
+        }
+        self.admin.iter().any(|(prefix, i)| {
+            Profile::under(prefix, path)
+                && !self.profiles[*i].is_public(prefix, method, path, query)
+        })
     }
 }
 
@@ -322,6 +366,9 @@ pub struct Card {
     hosts_overflow: bool,
     /// Completion hits with a referer host: host → (count, sessions, evidence).
     completion_refs: BTreeMap<String, PathHits>,
+    /// Per hour: the (smallest `ADMIN_HOUR_IPS`) clients, with the user where the log names
+    /// one, whose admin pages were answered 2xx.
+    admin_hours: BTreeMap<i64, SmallestSet<AdminClient>>,
 }
 
 impl Card {
@@ -344,6 +391,7 @@ impl Card {
             asset_hosts: BTreeMap::new(),
             hosts_overflow: false,
             completion_refs: BTreeMap::new(),
+            admin_hours: BTreeMap::new(),
         }
     }
 
@@ -537,6 +585,21 @@ impl DetectorState for Card {
             }
         }
 
+        // Admin pages served: who was in the admin panel, hour by hour.
+        if let Some(ip) = ip.filter(|_| (200..300).contains(&status)) {
+            if routes.admin_page(method, path, query) {
+                let user = ev
+                    .user
+                    .as_deref()
+                    .filter(|u| !u.is_empty() && *u != "-")
+                    .map(|u| ecir_model::text::escape_controls(u, 64).into_boxed_str());
+                self.admin_hours
+                    .entry(ts_ms.div_euclid(3_600_000))
+                    .or_insert_with(|| SmallestSet::new(ADMIN_HOUR_IPS))
+                    .insert((ip, user));
+            }
+        }
+
         // Checkout velocity and account bursts.
         if let Some(ip) = ip {
             let submit = maybe && is_post && Routes::m(&routes.submit, path, query);
@@ -544,7 +607,15 @@ impl DetectorState for Card {
             let account = is_account_creation(path, method) && status < 500;
             if submit || error || account {
                 let c = self.clients.entry(ip).or_default();
-                let m = c.minutes.entry(ts_ms.div_euclid(60_000)).or_default();
+                let minute = ts_ms.div_euclid(60_000);
+                if submit || error {
+                    let ua = fnv(ev.user_agent.as_deref().unwrap_or(""));
+                    let sm = c.sessions.entry((ua, minute)).or_default();
+                    sm.0 += submit as u32;
+                    sm.1 +=
+                        (error || (submit && matches!(status, 429 | 400 | 402 | 403 | 422))) as u32;
+                }
+                let m = c.minutes.entry(minute).or_default();
                 if submit {
                     m.submit += 1;
                     if status == 429 {
@@ -786,8 +857,21 @@ impl DetectorState for Card {
                 y.account += x.account;
                 y.pay_fail += x.pay_fail;
             }
+            for (k, (a, b)) in c.sessions {
+                let y = m.sessions.entry(k).or_default();
+                y.0 += a;
+                y.1 += b;
+            }
             m.ev.merge(c.ev);
             m.account_ev.merge(c.account_ev);
+        }
+        for (h, w) in o.admin_hours {
+            match self.admin_hours.get_mut(&h) {
+                Some(x) => x.merge(w),
+                None => {
+                    self.admin_hours.insert(h, w);
+                }
+            }
         }
         for (ip, b) in o.browsed {
             *self.browsed.entry(ip).or_default() |= b;
@@ -875,11 +959,56 @@ impl DetectorState for Card {
                 .iter()
                 .filter(|c| (c.1 - at).abs() <= 3_600_000)
                 .count();
-            let release = together >= 3;
+            // Who was in the admin in the hours before; which of them were staff already.
+            let hour = at.div_euclid(3_600_000);
+            let mut touched: BTreeSet<&AdminClient> = BTreeSet::new();
+            let mut capped = false;
+            for (_, w) in s.admin_hours.range(hour - RELEASE_LOOKBACK_HOURS..=hour) {
+                touched.extend(w.items());
+                capped |= w.overflowed();
+            }
+            let earlier: BTreeSet<IpAddr> = s
+                .admin_hours
+                .range(..hour - RELEASE_LOOKBACK_HOURS)
+                .flat_map(|(_, w)| w.items().iter().map(|x| x.0))
+                .collect();
+            let allow = &s.config.admin.allow;
+            let staff: BTreeSet<IpAddr> = touched
+                .iter()
+                .map(|x| x.0)
+                .filter(|ip| earlier.contains(ip) || allow.iter().any(|c| c.contains(ip)))
+                .collect();
+            let release = together >= 3 && !staff.is_empty();
             let sev = if release {
                 Severity::Low
             } else {
                 Severity::Medium
+            };
+            let who = touched
+                .iter()
+                .map(|(ip, u)| match u {
+                    Some(u) => format!("{ip} (user {u})"),
+                    None => ip.to_string(),
+                })
+                .collect::<Vec<_>>();
+            let who = if who.is_empty() {
+                format!(
+                    " No admin page (under {}) was answered 2xx in the {RELEASE_LOOKBACK_HOURS} hours before; a renamed admin prefix is only known with --admin-path.",
+                    s.routes
+                        .admin
+                        .iter()
+                        .map(|x| x.0.as_str())
+                        .collect::<BTreeSet<_>>()
+                        .into_iter()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            } else {
+                format!(
+                    " Admin pages were answered 2xx in the {RELEASE_LOOKBACK_HOURS} hours before to {}{}.",
+                    who.join(", "),
+                    if capped { " and others (the first few per hour are kept)" } else { "" }
+                )
             };
             let mut f = Finding::new("card.asset_drift", Category::CardSkimming, sev);
             f.title = format!("Static file changed size: {path}");
@@ -889,11 +1018,17 @@ impl DetectorState for Card {
                 ts(*at),
                 join(new),
                 if release {
-                    format!(" {together} assets changed within the same hour, which looks like a release.")
+                    format!(
+                        " {together} assets changed within the same hour after admin activity from known staff IP(s) {}, which looks like a release.",
+                        staff.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+                    )
+                } else if together >= 3 {
+                    format!(" {together} assets changed within the same hour, but no known staff IP (in --admin-allow, or in the admin panel more than {RELEASE_LOOKBACK_HOURS} hours earlier) used the admin just before: not taken for a release.")
                 } else {
                     String::new()
                 }
             );
+            f.summary.push_str(&who);
             f.first_seen = Some(ts(*at));
             f.last_seen = Some(ts(*at));
             f.paths = vec![path.clone()];
@@ -1149,6 +1284,46 @@ fn join(v: &[u64]) -> String {
         .join(" / ")
 }
 
+/// One checkout session of a client (IP + user agent, see [`Sessions`]): submissions,
+/// failures, first and last minute.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct CheckoutSession {
+    submit: u32,
+    fail: u32,
+    first: i64,
+    last: i64,
+}
+
+/// Splits a client's checkout minutes into sessions (per user agent, the inactivity gap).
+fn checkout_sessions(c: &Client, gap_secs: i64) -> Vec<CheckoutSession> {
+    let mut split = Sessions::new(gap_secs);
+    let mut out: Vec<CheckoutSession> = Vec::new();
+    let mut current: BTreeMap<u64, usize> = BTreeMap::new();
+    // Keys sort by agent, then minute: each agent's minutes arrive in time order.
+    for ((ua, minute), (sub, fail)) in &c.sessions {
+        if split.hit(*ua, minute.saturating_mul(60_000)) || !current.contains_key(ua) {
+            out.push(CheckoutSession {
+                first: *minute,
+                last: *minute,
+                ..Default::default()
+            });
+            current.insert(*ua, out.len() - 1);
+        }
+        let x = &mut out[current[ua]];
+        x.submit += sub;
+        x.fail += fail;
+        x.last = *minute;
+    }
+    out
+}
+
+/// What a session can and cannot show, for card-testing summaries.
+fn session_limits(gap_minutes: i64) -> String {
+    format!(
+        " A session here is the client IP plus user agent with a {gap_minutes}-minute gap, since access logs carry no session cookie: a tester rotating user agents on one IP splits into many short sessions (the per-IP window adds them up), and one rotating IPs behind a single session cookie cannot be seen in access logs at all — the payment provider's declines per card or per customer account can."
+    )
+}
+
 fn card_testing(s: &Card, cfg: &CardConfig, offset: i32, out: &mut Vec<Finding>) {
     let win = cfg.velocity_window_secs.max(60) * 1000 / 60_000;
     let t = |m: i64| Timestamp::new(m * 60_000, offset);
@@ -1205,6 +1380,18 @@ fn card_testing(s: &Card, cfg: &CardConfig, offset: i32, out: &mut Vec<Finding>)
                 minutes.entry(m).or_default().insert(**ip);
             }
         }
+        // Per checkout session: a slower tester stays under the per-IP window but not under
+        // the session's inactivity gap.
+        let sessions = checkout_sessions(c, cfg.session_gap_secs);
+        let gap_min = Sessions::<u8>::new(cfg.session_gap_secs).gap_minutes();
+        let busy = sessions
+            .iter()
+            .filter(|x| {
+                x.submit >= cfg.velocity_attempts
+                    && x.fail as f64 >= cfg.failure_ratio * x.submit as f64
+            })
+            .max_by_key(|x| (x.submit, std::cmp::Reverse(x.first)))
+            .copied();
         if let Some((sub, failures, lim, a, b)) = best {
             let mut f = Finding::new("cardtest.velocity", Category::CardTesting, Severity::High);
             f.title =
@@ -1215,10 +1402,46 @@ fn card_testing(s: &Card, cfg: &CardConfig, offset: i32, out: &mut Vec<Finding>)
                 t(a),
                 t(b)
             );
+            let agents: BTreeSet<u64> = c.sessions.keys().map(|k| k.0).collect();
+            f.summary.push_str(&format!(
+                " Its checkout traffic forms {} session(s) with {} user agent(s){}.",
+                sessions.len(),
+                agents.len(),
+                match busy {
+                    Some(x) => format!(
+                        "; the busiest session submitted {} times, {} failed",
+                        x.submit, x.fail
+                    ),
+                    None => String::new(),
+                }
+            ));
+            f.summary.push_str(&session_limits(gap_min));
             f.first_seen = Some(t(a));
             f.last_seen = Some(t(b + 1));
             f.ips = vec![ip.to_string()];
             f.count = sub as u64;
+            f.evidence = c.ev.clone().into_vec();
+            out.push(f);
+        } else if let Some(x) = busy {
+            let mut f = Finding::new("cardtest.velocity", Category::CardTesting, Severity::High);
+            f.title = format!(
+                "Card testing from {ip}: {} checkout submissions in one session, {} failed",
+                x.submit, x.fail
+            );
+            f.summary = format!(
+                "{ip} submitted checkout {} times in one session between {} and {} (never {} minutes apart, but too spread out for the {}-minute per-IP window); {} ended on the error page or were refused. A customer retrying a declined card does so a few times, not this often: check the payment provider's console for repeated authorisation errors and block the client.{}",
+                x.submit,
+                t(x.first),
+                t(x.last),
+                gap_min,
+                cfg.velocity_window_secs / 60,
+                x.fail,
+                session_limits(gap_min)
+            );
+            f.first_seen = Some(t(x.first));
+            f.last_seen = Some(t(x.last + 1));
+            f.ips = vec![ip.to_string()];
+            f.count = x.submit as u64;
             f.evidence = c.ev.clone().into_vec();
             out.push(f);
         } else if let Some((n, a, b)) = best_pay {

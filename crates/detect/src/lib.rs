@@ -16,6 +16,7 @@ pub mod evidence;
 pub mod host;
 pub mod post;
 pub mod recon;
+pub mod session;
 pub mod waf;
 pub mod web_attack;
 pub mod webshell;

@@ -14,6 +14,9 @@
 //!   before the change, and raised to high when that activity is itself high.
 //! - `chain.skimming`: admin compromise and web shells linked with the card-skimming findings
 //!   they lead to, as one story; `chain.card_testing`: account bursts with checkout velocity.
+//!   `chain.compromise`: without a skimming chain, an admin takeover (success after failures,
+//!   stolen session, outside the allow-list) followed by web-shell use from one of its IPs
+//!   (30 days) or from anywhere within a day.
 //!   A chain lists its members in `related`; its severity is at least its worst member's.
 //!
 //! [`exposure`] then dates the exposure window and counts the completed orders in it.
@@ -26,6 +29,7 @@ use std::net::IpAddr;
 use ecir_model::{Category, Exposure, Finding, Severity, Timestamp};
 
 use crate::card::{Orders, PLAYBOOK};
+use crate::session::Sessions;
 use crate::DetectConfig;
 
 pub const RULES: &[&str] = &[
@@ -34,7 +38,19 @@ pub const RULES: &[&str] = &[
     "webshell.after_upload",
     "chain.skimming",
     "chain.card_testing",
+    "chain.compromise",
 ];
+
+/// Admin findings that mean the panel itself was taken over.
+const TAKEOVER: &[&str] = &[
+    "admin.success_after_failures",
+    "admin.session_without_login",
+    "admin.outside_allowlist",
+];
+/// How long after an admin takeover a web shell from the same IP is linked to it, and from
+/// any IP.
+const SAME_IP_LINK_MS: i64 = 30 * 86_400_000;
+const ANY_IP_LINK_MS: i64 = 86_400_000;
 
 const STOREFRONT: &[&str] = &[
     "/content/page",
@@ -166,6 +182,8 @@ pub fn run(mut findings: Vec<Finding>, cfg: &DetectConfig) -> Vec<Finding> {
         }
     }
     if let Some(f) = skimming_chain(&findings, &mut tmp_id) {
+        findings.push(f);
+    } else if let Some(f) = compromise_chain(&findings, &mut tmp_id) {
         findings.push(f);
     }
     if let Some(f) = testing_chain(&findings, &mut tmp_id) {
@@ -501,6 +519,63 @@ fn skimming_chain(findings: &[Finding], tmp_id: &mut impl FnMut() -> String) -> 
     Some(f)
 }
 
+/// Admin takeover followed by web-shell use, when no card skimming follows: a web shell
+/// counts when it starts after the takeover, from one of its IPs within 30 days or from any
+/// IP within a day.
+fn compromise_chain(findings: &[Finding], tmp_id: &mut impl FnMut() -> String) -> Option<Finding> {
+    let admin: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| TAKEOVER.contains(&f.rule.as_str()) && f.first_seen.is_some())
+        .collect();
+    let shells: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| {
+            f.category == Category::Webshell
+                && f.severity >= Severity::Medium
+                && f.first_seen.is_some()
+        })
+        .collect();
+    let mut members: Vec<&Finding> = Vec::new();
+    let mut linked: BTreeSet<&str> = BTreeSet::new();
+    for a in &admin {
+        let at = a.first_seen.map_or(0, |t| t.utc_ms);
+        for w in &shells {
+            let wt = w.first_seen.map_or(0, |t| t.utc_ms);
+            let dt = wt - at;
+            let same_ip = w.ips.iter().any(|i| a.ips.contains(i));
+            if dt >= -60_000 && (dt <= ANY_IP_LINK_MS || (same_ip && dt <= SAME_IP_LINK_MS)) {
+                for m in [*a, *w] {
+                    if linked.insert(m.id.as_str()) {
+                        members.push(m);
+                    }
+                }
+            }
+        }
+    }
+    if members.is_empty() {
+        return None;
+    }
+    by_time(&mut members);
+    let mut f = chain_finding(
+        "chain.compromise",
+        Category::Webshell,
+        &members,
+        Severity::High,
+        format!(
+            "Attack chain: admin takeover to web shell ({} steps)",
+            members.len()
+        ),
+        "The admin panel was taken over, then a web shell was used (nothing in these logs shows card data touched; check the shop's files and database all the same). In time order:",
+        tmp_id,
+    );
+    f.playbook = members
+        .iter()
+        .rev()
+        .find_map(|m| m.playbook.clone())
+        .or_else(|| Some("web-shell".into()));
+    Some(f)
+}
+
 fn testing_chain(findings: &[Finding], tmp_id: &mut impl FnMut() -> String) -> Option<Finding> {
     let mut members: Vec<&Finding> = findings
         .iter()
@@ -565,10 +640,9 @@ pub fn exposure(findings: &[Finding], orders: &Orders, cfg: &DetectConfig) -> Op
         ),
     };
     let end = end.with_offset(start.offset_secs);
-    let gap = cfg.card.session_gap_secs.max(1) * 1000;
-    // Sessions: IP + agent; a completion hit more than `gap` after the session's last one is
+    // Sessions: IP + agent; a completion hit more than the gap after the session's last one is
     // a new order.
-    let mut last: BTreeMap<(Option<IpAddr>, u64), i64> = BTreeMap::new();
+    let mut sessions = Sessions::new(cfg.card.session_gap_secs);
     let mut ips: BTreeSet<IpAddr> = BTreeSet::new();
     let mut per_day: BTreeMap<String, (u64, BTreeSet<IpAddr>)> = BTreeMap::new();
     let mut n = 0u64;
@@ -577,9 +651,7 @@ pub fn exposure(findings: &[Finding], orders: &Orders, cfg: &DetectConfig) -> Op
         .iter()
         .filter(|h| h.utc_ms >= start.utc_ms && h.utc_ms <= end.utc_ms)
     {
-        let k = (h.ip, h.ua);
-        let new_order = last.get(&k).is_none_or(|t| h.utc_ms - t > gap);
-        last.insert(k, h.utc_ms);
+        let new_order = sessions.hit((h.ip, h.ua), h.utc_ms);
         let day = Timestamp::new(h.utc_ms, start.offset_secs)
             .to_datetime()
             .format("%Y-%m-%d")

@@ -210,6 +210,9 @@ fn header(o: &mut String, r: &Report, l: &Labels) {
         l.generated,
         r.generated_at
     );
+    if let Some(e) = &r.exposure {
+        exposure_detail(o, e, l);
+    }
     let _ = write!(
         o,
         "<h2 id=\"inputs\">{}</h2>\n<div class=\"scroll\"><table>\n<thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>SHA-256</th></tr></thead>\n<tbody>\n",
@@ -228,6 +231,55 @@ fn header(o: &mut String, r: &Report, l: &Labels) {
         );
     }
     o.push_str("</tbody></table></div>\n</header>\n");
+}
+
+/// The exposure window's per-day counts, how they were counted and what the count cannot
+/// show (from `Exposure::extra`; every string escaped).
+fn exposure_detail(o: &mut String, e: &ecir_model::Exposure, l: &Labels) {
+    let days = e.extra.get("per_day").and_then(|v| v.as_array());
+    if let Some(days) = days.filter(|d| !d.is_empty()) {
+        let _ = write!(
+            o,
+            "<h2 id=\"exposure-days\">{}</h2>\n<div class=\"scroll\"><table>\n<thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead>\n<tbody>\n",
+            l.exposure_per_day, l.date, l.completed_orders, l.customer_ips
+        );
+        for d in days {
+            let n = |k: &str| d.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+            let _ = writeln!(
+                o,
+                "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                text(d.get("date").and_then(|v| v.as_str()).unwrap_or("?")),
+                group(n("completed_orders")),
+                group(n("distinct_customer_ips"))
+            );
+        }
+        o.push_str("</tbody></table></div>\n");
+    }
+    if let Some(c) = e.extra.get("counting").and_then(|v| v.as_str()) {
+        let _ = writeln!(
+            o,
+            "<h3 id=\"exposure-counting\">{}</h3>\n<p>{}</p>",
+            l.exposure_counting,
+            text(c)
+        );
+    }
+    let limits: Vec<&str> = e
+        .extra
+        .get("limits")
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+        .unwrap_or_default();
+    if !limits.is_empty() {
+        let _ = writeln!(
+            o,
+            "<h3 id=\"exposure-limits\">{}</h3>\n<ul>",
+            l.exposure_limits
+        );
+        for x in limits {
+            let _ = writeln!(o, "<li>{}</li>", text(x));
+        }
+        o.push_str("</ul>\n");
+    }
 }
 
 fn chart(o: &mut String, r: &Report, l: &Labels) {

@@ -130,12 +130,84 @@ fn a_release_changing_several_assets_at_once_is_low() {
             p,
         ));
     }
+    // Without admin activity by a known staff IP, several files changing together is not
+    // taken for a release.
     let f = run(&lines);
     assert_eq!(f.len(), 3);
     assert!(f
         .iter()
-        .all(|x| x.rule == "card.asset_drift" && x.severity == Severity::Low));
-    assert!(f[0].summary.contains("release"));
+        .all(|x| x.rule == "card.asset_drift" && x.severity == Severity::Medium));
+    assert!(
+        f[0].summary.contains("not taken for a release"),
+        "{}",
+        f[0].summary
+    );
+    assert!(f[0].summary.contains("No admin page"), "{}", f[0].summary);
+    // A new IP in the admin just before is not staff: still medium, but named.
+    let mut fresh = lines.clone();
+    fresh.push(l(
+        5 * DAY - 600,
+        "198.51.100.77",
+        "GET",
+        "/admin/",
+        200,
+        9000,
+        "-",
+    ));
+    let f = run(&fresh);
+    assert!(f.iter().all(|x| x.severity == Severity::Medium));
+    assert!(f[0].summary.contains("198.51.100.77"), "{}", f[0].summary);
+    // The office IP, in the admin days earlier, logs in (login form: not a session page)
+    // and works in the admin shortly before: a release, low.
+    let mut staff = lines.clone();
+    staff.push(l(DAY, "203.0.113.10", "GET", "/admin/", 200, 9000, "-"));
+    staff.push(l(
+        5 * DAY - 700,
+        "203.0.113.10",
+        "GET",
+        "/admin/login",
+        200,
+        9000,
+        "-",
+    ));
+    staff.push(l(
+        5 * DAY - 600,
+        "203.0.113.10",
+        "GET",
+        "/admin/content/js",
+        200,
+        9000,
+        "-",
+    ));
+    for parts in [1, 4] {
+        let f = run_cfg(&staff, parts, DetectConfig::default());
+        assert_eq!(f.len(), 3);
+        assert!(f.iter().all(|x| x.severity == Severity::Low), "{f:#?}");
+        assert!(
+            f[0].summary.contains("known staff IP(s) 203.0.113.10"),
+            "{}",
+            f[0].summary
+        );
+    }
+    // Only the login form from the new IP: no admin page served, no release, nobody named.
+    let mut login = lines.clone();
+    login.push(l(
+        5 * DAY - 600,
+        "198.51.100.78",
+        "GET",
+        "/admin/login",
+        200,
+        9000,
+        "-",
+    ));
+    let f = run(&login);
+    assert!(f.iter().all(|x| x.severity == Severity::Medium));
+    assert!(!f[0].summary.contains("198.51.100.78"), "{}", f[0].summary);
+    // An allow-listed IP counts as staff without earlier history.
+    let mut cfg = DetectConfig::default();
+    cfg.admin.allow = vec!["198.51.100.0/24".parse().unwrap()];
+    let f = run_cfg(&fresh, 2, cfg);
+    assert!(f.iter().all(|x| x.severity == Severity::Low), "{f:#?}");
 }
 
 #[test]
@@ -649,4 +721,43 @@ fn rest_checkout_failures_count() {
         })
         .collect();
     assert!(run(&ok).is_empty());
+}
+
+#[test]
+fn card_testing_per_session_catches_a_slower_tester() {
+    // Twelve failed submissions four minutes apart: never ten within the 30-minute window,
+    // but one session (never 30 minutes idle).
+    let mut slow = Vec::new();
+    for i in 0..12 {
+        slow.extend(checkout_attempts("198.51.100.30", i * 240, 1, true));
+    }
+    for parts in [1, 3] {
+        let f = run_cfg(&slow, parts, DetectConfig::default());
+        assert_eq!(rules(&f), vec!["cardtest.velocity"], "{f:#?}");
+        assert_eq!(f[0].count, 12);
+        assert!(f[0].title.contains("one session"), "{}", f[0].title);
+        assert!(
+            f[0].summary
+                .contains("rotating IPs behind a single session cookie"),
+            "{}",
+            f[0].summary
+        );
+    }
+    // The same twelve failures an hour apart: twelve sessions, a customer coming back.
+    let mut spread = Vec::new();
+    for i in 0..12 {
+        spread.extend(checkout_attempts("198.51.100.31", i * 3600, 1, true));
+    }
+    assert!(run(&spread).is_empty());
+    // A customer retrying a declined card three times, then paying: quiet.
+    let mut retry = checkout_attempts("100.64.0.7", 0, 3, true);
+    retry.extend(checkout_attempts("100.64.0.7", 200, 1, false));
+    assert!(run(&retry).is_empty());
+    // The fast tester's finding says how many sessions and agents it used.
+    let f = run(&checkout_attempts("198.51.100.9", 0, 12, true));
+    assert!(
+        f[0].summary.contains("1 session(s) with 1 user agent(s)"),
+        "{}",
+        f[0].summary
+    );
 }

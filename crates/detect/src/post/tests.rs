@@ -363,3 +363,81 @@ fn one_storefront_edit_alone_is_not_a_chain() {
     assert_eq!(of(&out, "card.code_planting").len(), 1);
     assert!(of(&out, "chain.skimming").is_empty());
 }
+
+fn finding(rule: &str, cat: Category, sev: Severity, ip: &str, at: i64) -> Finding {
+    let mut f = Finding::new(rule, cat, sev);
+    f.ips = vec![ip.into()];
+    f.first_seen = Some(ts(at));
+    f.last_seen = Some(ts(at + 60_000));
+    f.evidence = vec![ev(at, &format!("{ip} {rule}"))];
+    f
+}
+
+#[test]
+fn compromise_chain_links_admin_takeover_to_web_shell() {
+    let cfg = DetectConfig::default();
+    let stolen = || {
+        finding(
+            "admin.session_without_login",
+            Category::AdminCompromise,
+            Severity::High,
+            "203.0.113.66",
+            T0,
+        )
+    };
+    let shell = |ip: &str, at: i64, sev: Severity| {
+        finding("webshell.command_param", Category::Webshell, sev, ip, at)
+    };
+    // Same IP, three days later; and another IP an hour later.
+    let out = run(
+        vec![
+            stolen(),
+            shell("203.0.113.66", T0 + 72 * H, Severity::Critical),
+            shell("198.51.100.5", T0 + H, Severity::High),
+        ],
+        &cfg,
+    );
+    let c = of(&out, "chain.compromise");
+    assert_eq!(c.len(), 1, "{out:#?}");
+    assert_eq!(c[0].related.len(), 3);
+    assert_eq!(
+        c[0].severity,
+        Severity::Critical,
+        "at least the worst member"
+    );
+    assert!(c[0].summary.contains("admin.session_without_login"));
+    assert_eq!(c[0].ips, vec!["198.51.100.5", "203.0.113.66"]);
+    assert!(
+        c[0].summary.find("admin.session_without_login").unwrap()
+            < c[0].summary.find("webshell.command_param").unwrap(),
+        "{}",
+        c[0].summary
+    );
+    // Unrelated: another IP, days apart; or a shell before the takeover.
+    for out in [
+        run(
+            vec![stolen(), shell("198.51.100.5", T0 + 72 * H, Severity::High)],
+            &cfg,
+        ),
+        run(
+            vec![stolen(), shell("203.0.113.66", T0 - 5 * H, Severity::High)],
+            &cfg,
+        ),
+        run(vec![shell("203.0.113.66", T0, Severity::High)], &cfg),
+    ] {
+        assert!(of(&out, "chain.compromise").is_empty(), "{out:#?}");
+    }
+    // When card skimming follows, the skimming chain tells the story instead.
+    let mut drop = Finding::new("card.exfil_drop", Category::CardSkimming, Severity::High);
+    drop.first_seen = Some(ts(T0 + 2 * H));
+    let out = run(
+        vec![
+            stolen(),
+            shell("203.0.113.66", T0 + H, Severity::High),
+            drop,
+        ],
+        &cfg,
+    );
+    assert!(of(&out, "chain.compromise").is_empty());
+    assert_eq!(of(&out, "chain.skimming").len(), 1);
+}

@@ -86,7 +86,28 @@ fn fixture() -> Report {
             basis: vec!["F0001".into()],
             completed_orders: 12,
             distinct_customer_ips: 9,
-            extra: BTreeMap::new(),
+            extra: BTreeMap::from([
+                (
+                    "per_day".to_string(),
+                    serde_json::json!([
+                        {"date": "2026-11-02", "completed_orders": 5, "distinct_customer_ips": 4},
+                        {"date": "<b>2026-11-03</b>", "completed_orders": 1234, "distinct_customer_ips": 5}
+                    ]),
+                ),
+                (
+                    "counting".to_string(),
+                    serde_json::json!(
+                        "One order per checkout session <img src=x onerror=alert(2)>."
+                    ),
+                ),
+                (
+                    "limits".to_string(),
+                    serde_json::json!([
+                        "No session cookie in access logs.",
+                        "Orders not logged are not counted.\u{202e}"
+                    ]),
+                ),
+            ]),
         }),
         warnings: vec!["Access logs hold no request bodies".into()],
         top_ips: vec![TopIp {
@@ -226,6 +247,9 @@ fn hostile_text_is_escaped_everywhere() {
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(html.contains("&lt;img src&#61;x onerror&#61;alert(1)&gt;"));
     assert!(html.contains("logs/&lt;b&gt;access&lt;/b&gt;.log:42"));
+    // The exposure window's detail is escaped too.
+    assert!(html.contains("<td>&lt;b&gt;2026-11-03&lt;/b&gt;</td>"));
+    assert!(html.contains("&lt;img src&#61;x onerror&#61;alert(2)&gt;"));
     // Attribute context: a quote from a log cannot close an attribute.
     for attr_start in html.match_indices("=\"").map(|(i, _)| i + 2) {
         let v = &html[attr_start..];
@@ -331,4 +355,25 @@ fn wide_spans_are_binned() {
         .count();
     assert!(n as i64 <= MAX_BINS, "{n} points");
     assert!(html.contains("h/bin"));
+}
+
+#[test]
+fn exposure_window_shows_days_counting_and_limits() {
+    let html = render_html(&fixture(), Lang::En);
+    assert!(html.contains("id=\"exposure-days\""));
+    assert!(
+        html.contains("<tr><td>2026-11-02</td><td class=\"n\">5</td><td class=\"n\">4</td></tr>")
+    );
+    assert!(html.contains("1,234"), "grouped like the other counts");
+    assert!(html.contains("<li>No session cookie in access logs.</li>"));
+    assert!(html.contains("id=\"exposure-counting\""));
+    // Without per-day data, counting or limits there is no empty section.
+    let mut r = fixture();
+    r.exposure.as_mut().unwrap().extra.clear();
+    let html = render_html(&r, Lang::En);
+    assert!(!html.contains("exposure-days") && !html.contains("exposure-limits"));
+    assert!(html.contains("id=\"exposure\""));
+    // Japanese labels.
+    let ja = render_html(&fixture(), Lang::Ja);
+    assert!(ja.contains("件数の限界"));
 }
