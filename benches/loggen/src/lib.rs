@@ -699,13 +699,17 @@ impl Generator {
                 // Product images of the page.
                 for _ in 0..self.rng.range(1, 8) {
                     let delay_ms = self.rng.range(5, 200);
+                    // A shop has a fixed catalogue: each product image has one name and
+                    // one size, the same on every request.
+                    let product = self.rng.range(1, PRODUCT_IMAGES);
+                    let h = product_hash(product);
                     let img = format!(
                         "/html/upload/save_image/{:04}{:06}_{:012x}.jpg",
-                        self.rng.range(101, 1231),
-                        self.rng.below(1_000_000),
-                        self.rng.below(1 << 48)
+                        101 + h % 1130,
+                        (h >> 12) % 1_000_000,
+                        (h >> 16) & ((1 << 48) - 1)
                     );
-                    let size = self.rng.range(18_000, 240_000);
+                    let size = 18_000 + (h >> 8) % 222_000;
                     s.queue.push_back(Req {
                         method: "GET",
                         target: img,
@@ -1112,6 +1116,17 @@ pub fn parse_start(s: &str) -> Option<i64> {
     }
     let days = days_from_civil(y, m as u32, dd as u32);
     Some(days * 86_400 + hh * 3600 + mm * 60 + ss - OFFSET_SECS)
+}
+
+/// Product images in the generated catalogue.
+const PRODUCT_IMAGES: u64 = 3_000;
+
+/// A fixed pseudo-random number per product (SplitMix64 finaliser), for stable image names.
+fn product_hash(product: u64) -> u64 {
+    let mut z = product.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]

@@ -51,7 +51,9 @@
 //! rotating user agents on one IP is several sessions (the per-IP window adds them up) and one
 //! rotating IPs behind one session cookie is invisible.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -353,14 +355,14 @@ pub struct Card {
     orders_dropped: u64,
     offset: Option<i32>,
     span: Span,
-    assets: HashMap<Box<str>, Asset>,
-    drops: HashMap<Box<str>, PathHits>,
+    assets: FxHashMap<Box<str>, Asset>,
+    drops: FxHashMap<Box<str>, PathHits>,
     /// Page views (GET 200) of off-flow script or HTML files from checkout pages.
-    offflow_gets: HashMap<Box<str>, u64>,
-    beacons: HashMap<Box<str>, PathHits>,
-    harvest: HashMap<Box<str>, Harvest>,
-    clients: HashMap<IpAddr, Client>,
-    browsed: HashMap<IpAddr, bool>,
+    offflow_gets: FxHashMap<Box<str>, u64>,
+    beacons: FxHashMap<Box<str>, PathHits>,
+    harvest: FxHashMap<Box<str>, Harvest>,
+    clients: FxHashMap<IpAddr, Client>,
+    browsed: FxHashMap<IpAddr, bool>,
     /// Referer hosts of requests other than the completion page (the shop's own, mostly).
     asset_hosts: BTreeMap<String, u64>,
     hosts_overflow: bool,
@@ -381,13 +383,13 @@ impl Card {
             orders_dropped: 0,
             offset: None,
             span: Span::default(),
-            assets: HashMap::new(),
-            drops: HashMap::new(),
-            offflow_gets: HashMap::new(),
-            beacons: HashMap::new(),
-            harvest: HashMap::new(),
-            clients: HashMap::new(),
-            browsed: HashMap::new(),
+            assets: FxHashMap::default(),
+            drops: FxHashMap::default(),
+            offflow_gets: FxHashMap::default(),
+            beacons: FxHashMap::default(),
+            harvest: FxHashMap::default(),
+            clients: FxHashMap::default(),
+            browsed: FxHashMap::default(),
             asset_hosts: BTreeMap::new(),
             hosts_overflow: false,
             completion_refs: BTreeMap::new(),
@@ -691,7 +693,12 @@ impl DetectorState for Card {
                     }
                 }
             }
-            a.ev.offer(origin, ev.ts, if from_checkout { 20 } else { 10 });
+            // Evidence text only where a finding could cite it: scripts and styles, and
+            // images loaded from checkout pages (a site with many images would otherwise keep
+            // a line per image).
+            if script_like || from_checkout {
+                a.ev.offer(origin, ev.ts, if from_checkout { 20 } else { 10 });
+            }
         }
 
         // Same-origin drop: a non-route file posted to from checkout pages.
