@@ -371,9 +371,63 @@ pub struct Card {
     /// Per hour: the (smallest `ADMIN_HOUR_IPS`) clients, with the user where the log names
     /// one, whose admin pages were answered 2xx.
     admin_hours: BTreeMap<i64, SmallestSet<AdminClient>>,
+    /// Route classification by "METHOD target" and checkout-page test by referer path: a
+    /// shop has far fewer distinct URLs than requests. Cleared at [`ROUTE_CACHE_MAX`] entries.
+    route_cache: FxHashMap<Box<str>, RouteFlags>,
+    referer_cache: FxHashMap<Box<str>, bool>,
+    key: String,
+}
+
+/// Entries each route cache holds before it is cleared (bounded memory).
+const ROUTE_CACHE_MAX: usize = 16_384;
+
+/// What the shop's routes say of one request target.
+#[derive(Clone, Copy, Default)]
+struct RouteFlags {
+    complete: bool,
+    submit: bool,
+    error: bool,
+    input: bool,
+    admin_page: bool,
 }
 
 impl Card {
+    fn route_flags(&mut self, method: &str, path: &str, query: &str, target: &str) -> RouteFlags {
+        self.key.clear();
+        self.key.push_str(method);
+        self.key.push(' ');
+        self.key.push_str(target);
+        if let Some(f) = self.route_cache.get(self.key.as_str()) {
+            return *f;
+        }
+        let r = &self.routes;
+        let maybe = r.maybe(path);
+        let f = RouteFlags {
+            complete: maybe && Routes::m(&r.complete, path, query),
+            submit: maybe && Routes::m(&r.submit, path, query),
+            error: maybe && Routes::m(&r.error, path, query),
+            input: maybe && Routes::m(&r.input, path, query),
+            admin_page: r.admin_page(method, path, query),
+        };
+        if self.route_cache.len() >= ROUTE_CACHE_MAX {
+            self.route_cache.clear();
+        }
+        self.route_cache.insert(self.key.as_str().into(), f);
+        f
+    }
+
+    fn is_checkout_page(&mut self, path: &str) -> bool {
+        if let Some(b) = self.referer_cache.get(path) {
+            return *b;
+        }
+        let b = checkout_page(&self.routes, path);
+        if self.referer_cache.len() >= ROUTE_CACHE_MAX {
+            self.referer_cache.clear();
+        }
+        self.referer_cache.insert(path.into(), b);
+        b
+    }
+
     pub fn new(config: Arc<DetectConfig>) -> Self {
         let routes = Arc::new(Routes::new(&config));
         Card {
@@ -394,6 +448,9 @@ impl Card {
             hosts_overflow: false,
             completion_refs: BTreeMap::new(),
             admin_hours: BTreeMap::new(),
+            route_cache: FxHashMap::default(),
+            referer_cache: FxHashMap::default(),
+            key: String::new(),
         }
     }
 
@@ -552,20 +609,19 @@ impl DetectorState for Card {
         let query = ev.query().unwrap_or("");
         let ts_ms = ev.ts.map_or(i64::MIN, |t| t.utc_ms);
         let ip = ev.client_ip;
-        let routes = Arc::clone(&self.routes);
         let referer = ev.referer.as_deref().filter(|r| *r != "-");
         let ref_url = referer.and_then(split_url);
         let from_checkout = ref_url
             .as_ref()
-            .is_some_and(|(_, p)| checkout_page(&routes, p));
+            .is_some_and(|(_, p)| self.is_checkout_page(p));
         let e = ext(path);
         let e_lc = e.to_ascii_lowercase();
         let is_get = method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD");
         let is_post = method.eq_ignore_ascii_case("POST");
 
         // Orders.
-        let maybe = routes.maybe(path);
-        let complete = maybe && Routes::m(&routes.complete, path, query);
+        let flags = self.route_flags(method, path, query, ev.target.as_deref().unwrap_or(""));
+        let complete = flags.complete;
         if complete && matches!(status, 200 | 302) {
             if self.orders.len() < MAX_ORDERS {
                 self.orders.push(OrderHit {
@@ -589,7 +645,7 @@ impl DetectorState for Card {
 
         // Admin pages served: who was in the admin panel, hour by hour.
         if let Some(ip) = ip.filter(|_| (200..300).contains(&status)) {
-            if routes.admin_page(method, path, query) {
+            if flags.admin_page {
                 let user = ev
                     .user
                     .as_deref()
@@ -604,8 +660,8 @@ impl DetectorState for Card {
 
         // Checkout velocity and account bursts.
         if let Some(ip) = ip {
-            let submit = maybe && is_post && Routes::m(&routes.submit, path, query);
-            let error = maybe && Routes::m(&routes.error, path, query);
+            let submit = is_post && flags.submit;
+            let error = flags.error;
             let account = is_account_creation(path, method) && status < 500;
             if submit || error || account {
                 let c = self.clients.entry(ip).or_default();
@@ -657,10 +713,17 @@ impl DetectorState for Card {
             }
         }
         if is_get && (script_like || is_image(&e_lc)) && matches!(status, 200 | 304) {
-            let a = self.assets.entry(path.into()).or_insert_with(|| Asset {
-                ips: SmallestSet::new(MAX_PATH_IPS),
-                ..Default::default()
-            });
+            // Look up before inserting: the entry API would allocate the key on every hit.
+            if !self.assets.contains_key(path) {
+                self.assets.insert(
+                    path.into(),
+                    Asset {
+                        ips: SmallestSet::new(MAX_PATH_IPS),
+                        ..Default::default()
+                    },
+                );
+            }
+            let a = self.assets.get_mut(path).expect("just inserted");
             a.hits += 1;
             a.first.add(ev.ts);
             if let Some(ip) = ip {
@@ -707,9 +770,7 @@ impl DetectorState for Card {
             && (is_post || (is_get && long_query && !is_image(&e_lc)))
             && !e.is_empty()
             && !legit_ajax(path)
-            && !(maybe
-                && (Routes::m(&routes.submit, path, query)
-                    || Routes::m(&routes.input, path, query)))
+            && !(flags.submit || flags.input)
             && !complete
             && !matches!(e_lc.as_str(), "js" | "css" | "html")
         {
@@ -732,7 +793,7 @@ impl DetectorState for Card {
             && status == 200
             && matches!(e_lc.as_str(), "php" | "html" | "htm" | "cgi")
             && !legit_ajax(path)
-            && !(maybe && Routes::m(&routes.input, path, query))
+            && !flags.input
         {
             *self.offflow_gets.entry(path.into()).or_default() += 1;
         }
@@ -757,7 +818,10 @@ impl DetectorState for Card {
         // Harvest: fetches of a file in a writable directory.
         if is_get && status == 200 && in_writable(path) && !script_like {
             if let (Some(ip), Some(b)) = (ip, ev.bytes) {
-                let h = self.harvest.entry(path.into()).or_default();
+                if !self.harvest.contains_key(path) {
+                    self.harvest.insert(path.into(), Harvest::default());
+                }
+                let h = self.harvest.get_mut(path).expect("just inserted");
                 if !h.popular {
                     if !h.fetches.contains_key(&ip) && h.fetches.len() >= HARVEST_MAX_IPS {
                         h.popular = true;
