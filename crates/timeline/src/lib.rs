@@ -470,9 +470,18 @@ fn read_file(
                     };
                     let mut bases = Vec::with_capacity(ranges.len());
                     let mut next = 1u64;
+                    // Pages of the mapped file are released after each pass over a range
+                    // (counting, then parsing), so resident memory stays at the chunks in
+                    // flight rather than the whole file.
+                    let release = |r: &std::ops::Range<usize>| {
+                        if let Some(m) = map.as_ref() {
+                            ecir_input::release_pages(m, r.start, r.len());
+                        }
+                    };
                     for r in &ranges {
                         bases.push(next);
                         next += ecir_input::newline_count(&bytes[r.clone()]);
+                        release(r);
                     }
                     let parts: Vec<io::Result<(Vec<PathBuf>, Collector<'_>)>> = ranges
                         .par_iter()
@@ -484,6 +493,7 @@ fn read_file(
                                 feed(&mut part, p.as_mut(), l.number, l.bytes, l.too_long)
                             });
                             p.finish(&mut part);
+                            release(r);
                             part.finish()
                         })
                         .collect();
