@@ -380,6 +380,9 @@ impl<'a> Collector<'a> {
 
     fn finish(mut self) -> io::Result<(Vec<PathBuf>, Self)> {
         self.flush();
+        // The finished collector is kept for its counts only: give its sort buffer back, or
+        // every chunk of a large file would hold one until the whole file is parsed.
+        self.buf = Vec::new();
         if let Some(e) = self.error.take() {
             return Err(e);
         }
