@@ -180,6 +180,26 @@ pub(crate) mod testing {
     //! Helpers to run detectors over a few CLF lines in tests.
     use super::*;
 
+    /// An event from `ip|method|target|status|bytes[|user agent[|referer]]`, `secs` seconds
+    /// after a fixed instant (+09:00).
+    pub fn event(l: &str, secs: i64) -> Event<'_> {
+        let f: Vec<&str> = l.split('|').collect();
+        Event {
+            ts: Some(ecir_model::Timestamp::from_secs(
+                1_700_000_000 + secs,
+                9 * 3600,
+            )),
+            client_ip: f[0].parse().ok(),
+            method: Some(f[1].into()),
+            target: Some(f[2].into()),
+            status: f[3].parse().ok(),
+            bytes: f[4].parse().ok(),
+            user_agent: f.get(5).map(|s| (*s).into()),
+            referer: f.get(6).map(|s| (*s).into()),
+            ..Default::default()
+        }
+    }
+
     /// Parses minimal combined lines: `ip method target status bytes [ua]` separated by `|`.
     pub fn run(lines: &[&str]) -> Vec<Finding> {
         run_split(lines, 1)
@@ -191,21 +211,7 @@ pub(crate) mod testing {
         let file: Arc<str> = Arc::from("access.log");
         let mut sets: Vec<DetectorSet> = (0..parts).map(|_| DetectorSet::new(&cfg)).collect();
         for (i, l) in lines.iter().enumerate() {
-            let f: Vec<&str> = l.split('|').collect();
-            let ev = Event {
-                ts: Some(ecir_model::Timestamp::from_secs(
-                    1_700_000_000 + i as i64,
-                    9 * 3600,
-                )),
-                client_ip: f[0].parse().ok(),
-                method: Some(f[1].into()),
-                target: Some(f[2].into()),
-                status: f[3].parse().ok(),
-                bytes: f[4].parse().ok(),
-                user_agent: f.get(5).map(|s| (*s).into()),
-                referer: f.get(6).map(|s| (*s).into()),
-                ..Default::default()
-            };
+            let ev = event(l, i as i64);
             let origin = Origin {
                 file: &file,
                 line: i as u64 + 1,

@@ -12,18 +12,7 @@ fn run_cfg(lines: &[(i64, String)], parts: usize, cfg: DetectConfig) -> Vec<Find
     let file: Arc<str> = Arc::from("access.log");
     let mut states: Vec<Card> = (0..parts).map(|_| Card::new(cfg.clone())).collect();
     for (i, (t, l)) in lines.iter().enumerate() {
-        let f: Vec<&str> = l.split('|').collect();
-        let ev = Event {
-            ts: Some(Timestamp::from_secs(1_700_000_000 + t, 9 * 3600)),
-            client_ip: f[0].parse().ok(),
-            method: Some(f[1].into()),
-            target: Some(f[2].into()),
-            status: f[3].parse().ok(),
-            bytes: f[4].parse().ok(),
-            user_agent: f.get(5).map(|s| (*s).into()),
-            referer: f.get(6).map(|s| (*s).into()),
-            ..Default::default()
-        };
+        let ev = crate::testing::event(l, *t);
         let origin = Origin {
             file: &file,
             line: i as u64 + 1,
