@@ -77,6 +77,13 @@ pub fn next_step(report: &Report) -> Option<String> {
     ))
 }
 
+/// Medium findings listed in the terminal summary, at most (all are in the reports).
+const MAX_MEDIUM_ROWS: usize = 30;
+/// Low and info findings listed, at most.
+const MAX_LOW_ROWS: usize = 15;
+/// Client IPs listed under "Top IPs", at most.
+const MAX_IP_ROWS: usize = 20;
+
 /// Renders the summary. `width` is the terminal width (80 when unknown).
 pub fn render_summary(report: &Report, p: &dyn Painter, width: usize) -> String {
     let width = width.clamp(60, 200);
@@ -173,7 +180,22 @@ pub fn render_summary(report: &Report, p: &dyn Painter, width: usize) -> String 
     let title_w = width
         .saturating_sub(2 + 8 + 1 + id_w + 1 + rule_w + 1)
         .max(20);
+    // Every critical and high finding is listed; medium and below up to a budget each, so a
+    // noisy log does not bury the page (the JSON and HTML reports list them all).
+    let mut shown: std::collections::BTreeMap<Severity, usize> = Default::default();
+    let mut hidden: std::collections::BTreeMap<Severity, usize> = Default::default();
     for f in &report.findings {
+        let budget = match f.severity {
+            Severity::Critical | Severity::High => usize::MAX,
+            Severity::Medium => MAX_MEDIUM_ROWS,
+            _ => MAX_LOW_ROWS,
+        };
+        let n = shown.entry(f.severity).or_default();
+        if *n >= budget {
+            *hidden.entry(f.severity).or_default() += 1;
+            continue;
+        }
+        *n += 1;
         let sev = p.severity(
             f.severity,
             &format!("{:<8}", f.severity.as_str().to_uppercase()),
@@ -210,9 +232,24 @@ pub fn render_summary(report: &Report, p: &dyn Painter, width: usize) -> String 
         ));
         let _ = writeln!(o, "           {}", p.dim(&subj.join("  ·  ")));
     }
+    if !hidden.is_empty() {
+        let parts: Vec<String> = hidden
+            .iter()
+            .rev()
+            .map(|(s, n)| format!("{n} {s}"))
+            .collect();
+        let _ = writeln!(
+            o,
+            "  {}",
+            p.dim(&format!(
+                "… more findings not listed here: {} (see --json, --ndjson or --html)",
+                parts.join(", ")
+            ))
+        );
+    }
     if !report.top_ips.is_empty() {
         let _ = writeln!(o, "\n{}", p.heading("Top IPs behind findings"));
-        for t in &report.top_ips {
+        for t in report.top_ips.iter().take(MAX_IP_ROWS) {
             let _ = writeln!(
                 o,
                 "  {:<40} {} {:>3} finding(s) {:>10} requests",
@@ -222,6 +259,16 @@ pub fn render_summary(report: &Report, p: &dyn Painter, width: usize) -> String 
                 group(t.requests)
             );
         }
+    }
+    if report.top_ips.len() > MAX_IP_ROWS {
+        let _ = writeln!(
+            o,
+            "  {}",
+            p.dim(&format!(
+                "… and {} more IP(s): see --json or --html",
+                report.top_ips.len() - MAX_IP_ROWS
+            ))
+        );
     }
     if let Some(w) = &report.waf_summary {
         render_waf(&mut o, w, p);
@@ -379,6 +426,47 @@ mod tests {
         }
         r.findings[0].severity = Severity::Medium;
         assert_eq!(next_step(&r), None);
+    }
+
+    #[test]
+    fn lists_every_high_finding_and_caps_the_rest() {
+        let mut r: Report = serde_json::from_value(serde_json::json!({
+            "schema": "ecir.report/1", "tool": {"name": "ecir", "version": "0"},
+            "generated_at": "2024-05-01T00:00:00+00:00", "options": {}, "inputs": [],
+            "findings": [], "stats": {"bytes": 0, "lines": 0, "parsed": 0, "skipped": 0,
+            "events_analyzed": 0, "events_cited": 0, "elapsed_ms": 0, "threads": 1}
+        }))
+        .unwrap();
+        for (sev, n) in [
+            (Severity::High, 40),
+            (Severity::Medium, 45),
+            (Severity::Low, 20),
+        ] {
+            for i in 0..n {
+                let mut f =
+                    ecir_model::Finding::new("web.sqli", ecir_model::Category::WebAttack, sev);
+                f.id = format!("{sev}-{i}");
+                f.title = format!("t{i}");
+                r.findings.push(f);
+            }
+        }
+        let text = render_summary(&r, &Plain, 100);
+        let count = |tag: &str| {
+            text.lines()
+                .filter(|l| l.trim_start().starts_with(tag))
+                .count()
+        };
+        assert_eq!(count("HIGH"), 40, "every high finding is listed");
+        assert_eq!(count("MEDIUM"), MAX_MEDIUM_ROWS);
+        assert_eq!(count("LOW"), MAX_LOW_ROWS);
+        assert!(
+            text.contains("not listed here: 15 medium, 5 low"),
+            "{}",
+            text.lines()
+                .filter(|l| l.contains("more"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
     }
 
     #[test]
