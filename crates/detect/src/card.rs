@@ -355,12 +355,13 @@ pub struct Card {
     orders_dropped: u64,
     offset: Option<i32>,
     span: Span,
-    assets: FxHashMap<Box<str>, Asset>,
+    /// hashbrown for `entry_ref`: one lookup per hit, the key allocated only on insert.
+    assets: hashbrown::HashMap<String, Asset, rustc_hash::FxBuildHasher>,
     drops: FxHashMap<Box<str>, PathHits>,
     /// Page views (GET 200) of off-flow script or HTML files from checkout pages.
     offflow_gets: FxHashMap<Box<str>, u64>,
     beacons: FxHashMap<Box<str>, PathHits>,
-    harvest: FxHashMap<Box<str>, Harvest>,
+    harvest: hashbrown::HashMap<String, Harvest, rustc_hash::FxBuildHasher>,
     clients: FxHashMap<IpAddr, Client>,
     browsed: FxHashMap<IpAddr, bool>,
     /// Referer hosts of requests other than the completion page (the shop's own, mostly).
@@ -437,11 +438,11 @@ impl Card {
             orders_dropped: 0,
             offset: None,
             span: Span::default(),
-            assets: FxHashMap::default(),
+            assets: Default::default(),
             drops: FxHashMap::default(),
             offflow_gets: FxHashMap::default(),
             beacons: FxHashMap::default(),
-            harvest: FxHashMap::default(),
+            harvest: Default::default(),
             clients: FxHashMap::default(),
             browsed: FxHashMap::default(),
             asset_hosts: BTreeMap::new(),
@@ -713,17 +714,10 @@ impl DetectorState for Card {
             }
         }
         if is_get && (script_like || is_image(&e_lc)) && matches!(status, 200 | 304) {
-            // Look up before inserting: the entry API would allocate the key on every hit.
-            if !self.assets.contains_key(path) {
-                self.assets.insert(
-                    path.into(),
-                    Asset {
-                        ips: SmallestSet::new(MAX_PATH_IPS),
-                        ..Default::default()
-                    },
-                );
-            }
-            let a = self.assets.get_mut(path).expect("just inserted");
+            let a = self.assets.entry_ref(path).or_insert_with(|| Asset {
+                ips: SmallestSet::new(MAX_PATH_IPS),
+                ..Default::default()
+            });
             a.hits += 1;
             a.first.add(ev.ts);
             if let Some(ip) = ip {
@@ -818,10 +812,7 @@ impl DetectorState for Card {
         // Harvest: fetches of a file in a writable directory.
         if is_get && status == 200 && in_writable(path) && !script_like {
             if let (Some(ip), Some(b)) = (ip, ev.bytes) {
-                if !self.harvest.contains_key(path) {
-                    self.harvest.insert(path.into(), Harvest::default());
-                }
-                let h = self.harvest.get_mut(path).expect("just inserted");
+                let h = self.harvest.entry_ref(path).or_default();
                 if !h.popular {
                     if !h.fetches.contains_key(&ip) && h.fetches.len() >= HARVEST_MAX_IPS {
                         h.popular = true;
@@ -969,7 +960,7 @@ impl DetectorState for Card {
 
         // Asset drift.
         let mut changes: Vec<Change> = Vec::new();
-        let mut assets: Vec<(&Box<str>, &Asset)> = s.assets.iter().collect();
+        let mut assets: Vec<(&String, &Asset)> = s.assets.iter().collect();
         assets.sort_by(|a, b| a.0.cmp(b.0));
         for (path, a) in &assets {
             if a.sizes_overflow || !matches!(ext(path).to_ascii_lowercase().as_str(), "js" | "css")
@@ -1224,7 +1215,7 @@ impl DetectorState for Card {
         }
 
         // Harvest.
-        let mut hv: Vec<(&Box<str>, &Harvest)> = s.harvest.iter().collect();
+        let mut hv: Vec<(&String, &Harvest)> = s.harvest.iter().collect();
         hv.sort_by(|a, b| a.0.cmp(b.0));
         for (path, h) in hv {
             if h.popular {
