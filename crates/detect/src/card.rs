@@ -1197,19 +1197,8 @@ impl DetectorState for Card {
                         d.checkout_refs
                     );
                 }
-                f.first_seen = d.span.first;
-                f.last_seen = d.span.last;
                 f.paths = vec![path.to_string()];
-                f.ips = d
-                    .ips
-                    .items()
-                    .iter()
-                    .take(10)
-                    .map(|i| i.to_string())
-                    .collect();
-                f.count = d.count;
-                f.evidence = d.ev.clone().into_vec();
-                f.playbook = Some(PLAYBOOK.into());
+                d.fill(&mut f);
                 out.push(f);
             }
         }
@@ -1293,18 +1282,7 @@ impl DetectorState for Card {
                     "{} order completion(s) by {n} customer IP(s) came from pages on {host}, which is neither this shop nor an allow-listed payment provider: customers may have typed their card into a fake payment form there before being sent back. If {host} is your payment provider or its 3-D Secure page, pass --psp-domain {host}.",
                     d.count
                 );
-                f.first_seen = d.span.first;
-                f.last_seen = d.span.last;
-                f.ips = d
-                    .ips
-                    .items()
-                    .iter()
-                    .take(10)
-                    .map(|i| i.to_string())
-                    .collect();
-                f.count = d.count;
-                f.evidence = d.ev.clone().into_vec();
-                f.playbook = Some(PLAYBOOK.into());
+                d.fill(&mut f);
                 out.push(f);
             }
         }
@@ -1324,6 +1302,25 @@ impl DetectorState for Card {
 
 /// One asset's size change: path, when, old sizes, new sizes, evidence.
 type Change = (String, i64, Vec<u64>, Vec<u64>, Vec<ecir_model::Evidence>);
+
+impl PathHits {
+    /// The subjects a finding about these hits carries: span, up to ten IPs, count,
+    /// evidence and the card-skimming playbook.
+    fn fill(&self, f: &mut Finding) {
+        f.first_seen = self.span.first;
+        f.last_seen = self.span.last;
+        f.ips = self
+            .ips
+            .items()
+            .iter()
+            .take(10)
+            .map(|i| i.to_string())
+            .collect();
+        f.count = self.count;
+        f.evidence = self.ev.clone().into_vec();
+        f.playbook = Some(PLAYBOOK.into());
+    }
+}
 
 fn merge_hits(m: &mut PathHits, d: PathHits) {
     if m.ips.items().is_empty() && !m.ips.overflowed() && m.count == 0 {
