@@ -346,9 +346,7 @@ fn next_seq(st: &CaseState) -> u64 {
 /// (copied into the case with their SHA-256; the sources are only read).
 pub fn apply_step(dir: &Path, u: &StepUpdate) -> Result<Record, Error> {
     let st = state(dir)?;
-    if st.playbook.step(u.step).is_none() {
-        return Err(Error::UnknownStep(u.step.to_string()));
-    }
+    known_step(&st, u.step)?;
     let at = now_or(u.at, st.tz)?;
     let seq = next_seq(&st);
     let mut evidence = Vec::new();
@@ -368,6 +366,14 @@ pub fn apply_step(dir: &Path, u: &StepUpdate) -> Result<Record, Error> {
     )
 }
 
+/// `Ok` when the case's playbook has step `id`.
+fn known_step(st: &CaseState, id: &str) -> Result<(), Error> {
+    match st.playbook.step(id) {
+        Some(_) => Ok(()),
+        None => Err(Error::UnknownStep(id.to_string())),
+    }
+}
+
 /// Journals a note (card numbers masked), optionally about a step.
 pub fn add_note(
     dir: &Path,
@@ -378,9 +384,7 @@ pub fn add_note(
 ) -> Result<Record, Error> {
     let st = state(dir)?;
     if let Some(s) = step {
-        if st.playbook.step(s).is_none() {
-            return Err(Error::UnknownStep(s.to_string()));
-        }
+        known_step(&st, s)?;
     }
     let at = now_or(at, st.tz)?;
     journal::append(
@@ -404,9 +408,7 @@ pub fn add_evidence(
 ) -> Result<Record, Error> {
     let st = state(dir)?;
     if let Some(s) = step {
-        if st.playbook.step(s).is_none() {
-            return Err(Error::UnknownStep(s.to_string()));
-        }
+        known_step(&st, s)?;
     }
     let at = now_or(at, st.tz)?;
     let f = copy_evidence(dir, file, next_seq(&st), 1)?;
