@@ -6,6 +6,12 @@
 pub fn decode_target(target: &str, out: &mut Vec<u8>) -> bool {
     out.clear();
     let b = target.as_bytes();
+    if memchr::memchr3(b'%', b'\\', b'+', b).is_none() {
+        // Nothing to decode (the usual case): lower-casing is all there is.
+        out.extend_from_slice(b);
+        out.make_ascii_lowercase();
+        return false;
+    }
     let mut changed = false;
     let qpos = memchr::memchr(b'?', b).unwrap_or(b.len());
     let mut i = 0;

@@ -294,8 +294,15 @@ fn matchers() -> &'static Matchers {
 /// `headers` are the logged request headers (User-Agent, Referer) checked for JNDI and
 /// Shellshock payloads.
 pub fn classify(target: &str, headers: &[Option<&str>], scratch: &mut Vec<u8>) -> Vec<Class> {
-    let m = matchers();
     let mut out = Vec::new();
+    classify_target(target, scratch, &mut out);
+    classify_headers(headers, &mut out);
+    out
+}
+
+/// The classes the target alone shows (appended to `out`).
+fn classify_target(target: &str, scratch: &mut Vec<u8>, out: &mut Vec<Class>) {
+    let m = matchers();
     decode_target(target, scratch);
     let decoded: &[u8] = scratch;
     if decoded.iter().any(|b| m.screen_bytes[*b as usize]) || m.screen.is_match(decoded) {
@@ -316,10 +323,21 @@ pub fn classify(target: &str, headers: &[Option<&str>], scratch: &mut Vec<u8>) -
             out.push(Class::Sensitive);
         }
     }
+}
+
+/// JNDI and Shellshock payloads in logged headers (appended to `out`).
+fn classify_headers(headers: &[Option<&str>], out: &mut Vec<Class>) {
     for ua in headers.iter().flatten() {
+        // Two byte searches first: almost no header holds `$` or `()`.
+        let b = ua.as_bytes();
+        if !memchr::memchr2_iter(b'$', b'(', b).any(|i| b[i] == b'$' || b.get(i + 1) == Some(&b')'))
+        {
+            continue;
+        }
         if ua.contains("${") && !out.contains(&Class::Jndi) {
             let lower = ua.to_ascii_lowercase();
-            if m.patterns
+            if matchers()
+                .patterns
                 .matches(lower.as_bytes())
                 .iter()
                 .any(|i| PATTERNS[i].0 == Class::Jndi)
@@ -331,7 +349,48 @@ pub fn classify(target: &str, headers: &[Option<&str>], scratch: &mut Vec<u8>) -
             out.push(Class::Cmdi); // Shellshock in the User-Agent
         }
     }
-    out
+}
+
+/// Targets remembered by [`TargetCache`] (a power of two).
+const CACHE_SLOTS: usize = 16384;
+/// Longest target the cache remembers; longer ones are classified every time.
+const CACHE_MAX_TARGET: usize = 160;
+
+/// A direct-mapped memo of target classifications. Shops serve the same few thousand
+/// asset and page targets over and over; a hit costs a hash and a comparison instead of
+/// decoding and screening. It is a pure memo: results never depend on what it holds.
+struct TargetCache {
+    slots: Vec<Option<(Box<str>, Vec<Class>)>>,
+}
+
+impl TargetCache {
+    fn new() -> Self {
+        TargetCache { slots: Vec::new() }
+    }
+
+    /// The classes of `target` alone, classified once per distinct cached target.
+    fn classify(&mut self, target: &str, scratch: &mut Vec<u8>, out: &mut Vec<Class>) {
+        if target.len() > CACHE_MAX_TARGET {
+            classify_target(target, scratch, out);
+            return;
+        }
+        if self.slots.is_empty() {
+            self.slots.resize_with(CACHE_SLOTS, || None);
+        }
+        let mut h = rustc_hash::FxHasher::default();
+        std::hash::Hasher::write(&mut h, target.as_bytes());
+        // Multiplicative mixing, then the top bits: an even spread over the slots.
+        let mixed = std::hash::Hasher::finish(&h).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let slot = (mixed >> (64 - CACHE_SLOTS.trailing_zeros())) as usize;
+        if let Some((t, classes)) = &self.slots[slot] {
+            if **t == *target {
+                out.extend_from_slice(classes);
+                return;
+            }
+        }
+        classify_target(target, scratch, out);
+        self.slots[slot] = Some((target.into(), out.clone()));
+    }
 }
 
 #[derive(Default)]
@@ -363,6 +422,8 @@ pub struct WebAttack {
     /// (path, size) of sensitive paths answered 2xx, to spot soft-404 sites.
     ok_sensitive_sizes: BTreeMap<u64, SmallestSet<String>>,
     scratch: Vec<u8>,
+    cache: TargetCache,
+    classes: Vec<Class>,
 }
 
 impl WebAttack {
@@ -372,6 +433,8 @@ impl WebAttack {
             groups: FxHashMap::default(),
             ok_sensitive_sizes: BTreeMap::new(),
             scratch: Vec::with_capacity(256),
+            cache: TargetCache::new(),
+            classes: Vec::new(),
         }
     }
 }
@@ -385,17 +448,20 @@ impl DetectorState for WebAttack {
         let Some(target) = ev.target.as_deref() else {
             return;
         };
-        let classes = classify(
-            target,
+        let mut classes = std::mem::take(&mut self.classes);
+        classes.clear();
+        self.cache.classify(target, &mut self.scratch, &mut classes);
+        classify_headers(
             &[ev.user_agent.as_deref(), ev.referer.as_deref()],
-            &mut self.scratch,
+            &mut classes,
         );
         if classes.is_empty() {
+            self.classes = classes;
             return;
         }
         let ok = ev.is_success();
         let bytes = ev.bytes.unwrap_or(0);
-        for class in classes {
+        for &class in &classes {
             let g = self.groups.entry((class, ev.client_ip)).or_default();
             g.count += 1;
             g.span.add(ev.ts);
@@ -419,6 +485,7 @@ impl DetectorState for WebAttack {
                 }
             }
         }
+        self.classes = classes;
     }
 
     fn merge(&mut self, other: Box<dyn DetectorState>) {

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 
 use ecir_model::{Event, SourceKind};
 
-use crate::context::{parse_ip, ParseContext};
+use crate::context::{parse_ip, IpCache, ParseContext};
 use crate::time::TimeCache;
 use crate::{skip, EventSink, Format, Parser};
 
@@ -51,7 +51,7 @@ impl Format for Clf {
             let Ok(s) = std::str::from_utf8(line) else {
                 continue;
             };
-            if let Ok(p) = parse_line(s, &ctx, &mut times) {
+            if let Ok(p) = parse_line(s, &ctx, &mut times, &mut IpCache::default()) {
                 ok += 1;
                 counts[p.variant] += 1;
             }
@@ -69,6 +69,7 @@ impl Format for Clf {
         Box::new(ClfParser {
             ctx: ctx.clone(),
             times: TimeCache::default(),
+            ips: IpCache::default(),
         })
     }
 }
@@ -76,6 +77,7 @@ impl Format for Clf {
 struct ClfParser {
     ctx: ParseContext,
     times: TimeCache,
+    ips: IpCache,
 }
 
 impl Parser for ClfParser {
@@ -88,7 +90,7 @@ impl Parser for ClfParser {
             Ok(s) => Cow::Borrowed(s),
             Err(_) => String::from_utf8_lossy(bytes),
         };
-        match parse_line(&text, &self.ctx, &mut self.times) {
+        match parse_line(&text, &self.ctx, &mut self.times, &mut self.ips) {
             Ok(p) => sink.event(&p.event, line, bytes),
             Err(reason) => sink.skip(line, reason, bytes),
         }
@@ -106,6 +108,7 @@ pub fn parse_line<'a>(
     s: &'a str,
     ctx: &ParseContext,
     times: &mut TimeCache,
+    ips: &mut IpCache,
 ) -> Result<Parsed<'a>, &'static str> {
     let b = s.as_bytes();
     // Locate the time bracket: the first '[' followed by dd/Mon/yyyy:.
@@ -212,7 +215,7 @@ pub fn parse_line<'a>(
     } else {
         (client, xff)
     };
-    let client_ip = ctx.client_ip(remote, xff.filter(|x| *x != "-"));
+    let client_ip = ctx.client_ip_cached(remote, xff.filter(|x| *x != "-"), ips);
 
     let (method, target, protocol) = split_request(request);
     let variant = if vhost.is_some() {
@@ -310,18 +313,21 @@ fn quoted(s: &str) -> Option<(&str, &str)> {
         return None;
     }
     let mut i = 1;
-    while i < b.len() {
-        match b[i] {
-            b'\\' => i += 2,
-            b'"' => return Some((&s[1..i], &s[i + 1..])),
-            _ => i += 1,
+    loop {
+        // Jump to the next quote or escape (a vector search, not a byte loop).
+        let j = i + memchr::memchr2(b'"', b'\\', &b[i..])?;
+        if b[j] == b'"' {
+            return Some((&s[1..j], &s[j + 1..]));
+        }
+        i = j + 2;
+        if i > b.len() {
+            return None;
         }
     }
-    None
 }
 
 fn split_token(s: &str) -> (&str, &str) {
-    match s.find(' ') {
+    match memchr::memchr(b' ', s.as_bytes()) {
         Some(i) => (&s[..i], &s[i..]),
         None => (s, ""),
     }
@@ -333,9 +339,10 @@ fn split_request(r: &str) -> (Option<&str>, Option<&str>, Option<&str>) {
     if r.is_empty() || r == "-" {
         return (None, None, None);
     }
-    let Some((method, rest)) = r.split_once(' ') else {
+    let Some(sp) = memchr::memchr(b' ', r.as_bytes()) else {
         return (None, None, None);
     };
+    let (method, rest) = (&r[..sp], &r[sp + 1..]);
     let method_ok = !method.is_empty()
         && method.len() <= 24
         && method
@@ -344,9 +351,9 @@ fn split_request(r: &str) -> (Option<&str>, Option<&str>, Option<&str>) {
     if !method_ok {
         return (None, None, None);
     }
-    match rest.rsplit_once(' ') {
-        Some((target, proto)) if proto.starts_with("HTTP/") => {
-            (Some(method), Some(target), Some(proto))
+    match memchr::memrchr(b' ', rest.as_bytes()) {
+        Some(sp) if rest[sp + 1..].starts_with("HTTP/") => {
+            (Some(method), Some(&rest[..sp]), Some(&rest[sp + 1..]))
         }
         _ => (Some(method), Some(rest), None),
     }

@@ -109,7 +109,20 @@ impl ParseContext {
     /// right) that is not a trusted proxy. Returns `None` when the field is not an address
     /// (a host name, `unix:`, `-`).
     pub fn client_ip(&self, remote: &str, xff: Option<&str>) -> Option<IpAddr> {
-        let remote_ip = parse_ip(remote);
+        self.client_ip_of(parse_ip(remote), xff)
+    }
+
+    /// [`Self::client_ip`], reading the remote address through `cache`.
+    pub fn client_ip_cached(
+        &self,
+        remote: &str,
+        xff: Option<&str>,
+        cache: &mut IpCache,
+    ) -> Option<IpAddr> {
+        self.client_ip_of(cache.parse(remote), xff)
+    }
+
+    fn client_ip_of(&self, remote_ip: Option<IpAddr>, xff: Option<&str>) -> Option<IpAddr> {
         if self.trust_proxy.is_empty() {
             return remote_ip;
         }
@@ -136,6 +149,9 @@ impl ParseContext {
 /// Parses an IP address, accepting `[v6]` and `v4:port` forms.
 pub fn parse_ip(s: &str) -> Option<IpAddr> {
     let s = s.trim();
+    if let Some(v4) = parse_ipv4_fast(s.as_bytes()) {
+        return Some(IpAddr::V4(v4));
+    }
     if let Ok(ip) = s.parse() {
         return Some(ip);
     }
@@ -151,9 +167,124 @@ pub fn parse_ip(s: &str) -> Option<IpAddr> {
     None
 }
 
+/// Address texts remembered by [`IpCache`] (a power of two).
+const IP_CACHE_SLOTS: usize = 256;
+/// Longest address text the cache keeps (an IPv6 address with a zone fits).
+const IP_CACHE_KEY: usize = 47;
+
+/// A small direct-mapped memo of [`parse_ip`]: a client sends many requests, and IPv6 text
+/// costs a few thousand instructions to read. A pure memo: results never depend on it.
+#[derive(Default)]
+pub struct IpCache {
+    slots: Vec<([u8; IP_CACHE_KEY], u8, Option<IpAddr>)>,
+}
+
+impl IpCache {
+    pub fn parse(&mut self, s: &str) -> Option<IpAddr> {
+        let b = s.as_bytes();
+        if b.len() > IP_CACHE_KEY {
+            return parse_ip(s);
+        }
+        if self.slots.is_empty() {
+            self.slots = vec![([0; IP_CACHE_KEY], u8::MAX, None); IP_CACHE_SLOTS];
+        }
+        let mut h = rustc_hash::FxHasher::default();
+        std::hash::Hasher::write(&mut h, b);
+        let mixed = std::hash::Hasher::finish(&h).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let slot = &mut self.slots[(mixed >> (64 - IP_CACHE_SLOTS.trailing_zeros())) as usize];
+        if usize::from(slot.1) == b.len() && slot.0[..b.len()] == *b {
+            return slot.2;
+        }
+        let ip = parse_ip(s);
+        slot.0[..b.len()].copy_from_slice(b);
+        slot.1 = b.len() as u8;
+        slot.2 = ip;
+        ip
+    }
+}
+
+/// A dotted quad as the standard parser reads it (four decimal octets up to 255, no leading
+/// zeros), in one pass; `None` sends anything else (IPv6, ports, brackets) to the full parser.
+fn parse_ipv4_fast(b: &[u8]) -> Option<std::net::Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut n = 0;
+    let mut val: u32 = 0;
+    let mut digits = 0;
+    for &c in b {
+        match c {
+            b'0'..=b'9' => {
+                if digits > 0 && val == 0 {
+                    return None; // a leading zero
+                }
+                val = val * 10 + u32::from(c - b'0');
+                digits += 1;
+                if val > 255 {
+                    return None;
+                }
+            }
+            b'.' if digits > 0 && n < 3 => {
+                octets[n] = val as u8;
+                n += 1;
+                val = 0;
+                digits = 0;
+            }
+            _ => return None,
+        }
+    }
+    if n != 3 || digits == 0 {
+        return None;
+    }
+    octets[3] = val as u8;
+    Some(std::net::Ipv4Addr::from(octets))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ip_cache_agrees_with_parse_ip() {
+        let mut c = IpCache::default();
+        for _ in 0..2 {
+            for s in [
+                "1.2.3.4",
+                "2001:db8::1",
+                "[::1]",
+                "10.0.0.1:8080",
+                "nope",
+                "",
+                "1.2.3.4",
+            ] {
+                assert_eq!(c.parse(s), parse_ip(s), "{s}");
+            }
+        }
+    }
+
+    #[test]
+    fn fast_ipv4_agrees_with_the_standard_parser() {
+        for s in [
+            "1.2.3.4",
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..2.3",
+            ".1.2.3",
+            "1.2.3.",
+            "1.2.3.04",
+            "10.0.0.10",
+            "1.2.3.4:80",
+            "::1",
+            "",
+            "1234.1.1.1",
+            "0.00.0.0",
+        ] {
+            let std_v4 = s.parse::<std::net::Ipv4Addr>().ok();
+            assert_eq!(parse_ipv4_fast(s.as_bytes()), std_v4, "{s}");
+        }
+    }
 
     #[test]
     fn trust_proxy_walks_from_the_right() {

@@ -368,8 +368,10 @@ fn read_mapped<'a>(
         std::iter::once(0..bytes.len()).collect()
     };
     let parse_ctx = &with_mtime(&env.opts.parse, display);
-    let parse_chunk = |r: &std::ops::Range<usize>, base: u64| {
-        let mut work = Work::new(display, env);
+    // One parser per chunk (chunks start at record boundaries); one `Work` per run of
+    // consecutive chunks a worker takes, so detector state (and its caches) is built and
+    // merged once per run rather than once per chunk.
+    let parse_chunk = |mut work: Work<'a>, r: &std::ops::Range<usize>, base: u64| {
         let mut parser: Box<dyn Parser> = match chosen {
             Some(c) => c.format.parser(c.variant, parse_ctx),
             None => Box::new(Unknown),
@@ -412,14 +414,29 @@ fn read_mapped<'a>(
         let (_, part) = rayon::join(
             || hasher.update(&bytes[start..end]),
             || {
+                // `fold` keeps chunk order within a worker's run and `reduce` merges
+                // neighbouring runs, so the merged state is the same for any split.
                 ranges[first..=last]
                     .par_iter()
                     .zip(bases.par_iter())
-                    .map(|(r, &base)| parse_chunk(r, base))
-                    .reduce_with(|mut a, b| {
-                        a.merge(b);
-                        a
-                    })
+                    .fold(
+                        || None::<Work<'a>>,
+                        |acc, (r, &base)| {
+                            let work = acc.unwrap_or_else(|| Work::new(display, env));
+                            Some(parse_chunk(work, r, base))
+                        },
+                    )
+                    .reduce(
+                        || None,
+                        |a, b| match (a, b) {
+                            (Some(mut a), Some(b)) => {
+                                a.merge(b);
+                                Some(a)
+                            }
+                            (a, None) => a,
+                            (None, b) => b,
+                        },
+                    )
             },
         );
         if let Some(part) = part {
