@@ -1,6 +1,7 @@
 //! Keeping the most telling evidence lines and time spans in bounded, mergeable state.
 
 use std::cmp::Ordering;
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use ecir_model::finding::MAX_EVIDENCE;
@@ -30,62 +31,90 @@ fn order(a: &Evidence, b: &Evidence) -> Ordering {
 
 /// The best [`MAX_EVIDENCE`] lines by (weight desc, time, file, line): a total order, so
 /// merging kept sets gives the same result however the lines were split.
+///
+/// Kept as a heap whose top is the worst line kept: once full, an offer that does not beat
+/// it is refused with one comparison and without building its text.
 #[derive(Default, Debug, Clone)]
 pub struct TopEvidence {
-    items: Vec<Evidence>,
-    /// The worst line still kept after the last compaction, once the set is full: anything
-    /// not better can be refused without building its text.
-    bar: Option<(u32, Option<Timestamp>, Arc<str>, u64)>,
+    heap: BinaryHeap<Ranked>,
+}
+
+/// An evidence line ordered worst-last by [`order`], so a max-heap's top is the worst.
+#[derive(Debug, Clone)]
+struct Ranked(Evidence);
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        order(&self.0, &other.0) == Ordering::Equal
+    }
+}
+impl Eq for Ranked {}
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> Ordering {
+        order(&self.0, &other.0)
+    }
 }
 
 impl TopEvidence {
-    fn beats_bar(&self, origin: &Origin<'_>, ts: Option<Timestamp>, weight: u32) -> bool {
-        match &self.bar {
+    /// Whether a line would rank before the worst kept one (always, while not full).
+    fn admits(&self, file: &str, line: u64, ts: Option<Timestamp>, weight: u32) -> bool {
+        if self.heap.len() < MAX_EVIDENCE {
+            return true;
+        }
+        match self.heap.peek() {
             None => true,
-            Some((w, t, f, l)) => {
-                weight > *w || (weight == *w && (ts, &**origin.file, origin.line) < (*t, &**f, *l))
+            Some(Ranked(w)) => {
+                weight > w.weight
+                    || (weight == w.weight && (ts, file, line) < (w.ts, &*w.file, w.line))
             }
         }
     }
 
     pub fn offer(&mut self, origin: &Origin<'_>, ts: Option<Timestamp>, weight: u32) {
-        if self.beats_bar(origin, ts, weight) {
-            self.push(evidence(origin, ts, weight));
+        if self.admits(origin.file, origin.line, ts, weight) {
+            self.insert(evidence(origin, ts, weight));
         }
     }
 
     pub fn push(&mut self, e: Evidence) {
-        self.items.push(e);
-        if self.items.len() >= MAX_EVIDENCE * 4 {
-            self.compact();
+        if self.admits(&e.file, e.line, e.ts, e.weight) {
+            self.insert(e);
         }
     }
 
-    fn compact(&mut self) {
-        self.items.sort_by(order);
-        self.items.truncate(MAX_EVIDENCE);
-        if self.items.len() == MAX_EVIDENCE {
-            let w = &self.items[MAX_EVIDENCE - 1];
-            self.bar = Some((w.weight, w.ts, Arc::clone(&w.file), w.line));
+    fn insert(&mut self, e: Evidence) {
+        if self.heap.len() >= MAX_EVIDENCE {
+            self.heap.pop();
         }
+        self.heap.push(Ranked(e));
     }
 
     pub fn merge(&mut self, other: TopEvidence) {
-        self.items.extend(other.items);
-        self.compact();
+        for Ranked(e) in other.heap {
+            self.push(e);
+        }
     }
 
-    pub fn into_vec(mut self) -> Vec<Evidence> {
-        self.compact();
-        self.items
+    /// The kept lines, best first.
+    pub fn into_vec(self) -> Vec<Evidence> {
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|r| r.0)
+            .collect()
     }
 
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.heap.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.heap.is_empty()
     }
 }
 

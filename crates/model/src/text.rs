@@ -10,19 +10,34 @@ pub const MAX_EVIDENCE_TEXT: usize = 2048;
 
 /// Lossy-decodes `bytes`, escapes control and bidi characters, and caps the length.
 pub fn evidence_text(bytes: &[u8]) -> String {
-    if bytes.len() <= MAX_EVIDENCE_TEXT && bytes.iter().all(|b| (0x20..0x7f).contains(b)) {
+    if bytes.len() <= MAX_EVIDENCE_TEXT && printable_ascii(bytes) {
         // Printable ASCII: valid UTF-8 with nothing to escape.
-        return String::from_utf8_lossy(bytes).into_owned();
+        if let Ok(s) = String::from_utf8(bytes.to_vec()) {
+            return s;
+        }
     }
     let s = String::from_utf8_lossy(bytes);
     escape_controls(&s, MAX_EVIDENCE_TEXT)
+}
+
+/// Whether every byte is printable ASCII (0x20..=0x7e). Checked 32 bytes at a time without
+/// an early exit inside a block, which the compiler turns into vector instructions.
+fn printable_ascii(b: &[u8]) -> bool {
+    let bad = |c: u8| c.wrapping_sub(0x20) >= 0x5f;
+    let mut blocks = b.chunks_exact(32);
+    for block in &mut blocks {
+        if block.iter().fold(false, |acc, &c| acc | bad(c)) {
+            return false;
+        }
+    }
+    !blocks.remainder().iter().any(|&c| bad(c))
 }
 
 /// Escapes control characters (C0, DEL, C1) and bidi/zero-width format characters as
 /// `\xNN` / `\u{NNNN}` and cuts the result at about `max` bytes.
 pub fn escape_controls(s: &str, max: usize) -> String {
     // Fast path: printable ASCII that fits needs no work beyond the copy.
-    if s.len() <= max && s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+    if s.len() <= max && printable_ascii(s.as_bytes()) {
         return s.to_string();
     }
     let mut out = String::with_capacity(s.len().min(max) + 8);
@@ -86,6 +101,21 @@ pub fn needs_escape(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_ascii_checks_every_byte() {
+        let mut line = vec![b'a'; 100];
+        assert!(printable_ascii(&line));
+        for pos in [0, 31, 32, 63, 64, 99] {
+            for bad in [0x1f, 0x7f, 0x80, 0x00, 0xff] {
+                line[pos] = bad;
+                assert!(!printable_ascii(&line), "byte {bad:#x} at {pos}");
+                line[pos] = b'a';
+            }
+        }
+        assert!(printable_ascii(b" ~"));
+        assert!(printable_ascii(b""));
+    }
 
     #[test]
     fn escapes_terminal_sequences_and_bidi() {
