@@ -244,6 +244,7 @@ pub fn parse_line<'a>(
             user: dash(user),
             duration_ms,
             detail: Default::default(),
+            query_memo: Default::default(),
         },
         variant,
     })

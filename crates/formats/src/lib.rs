@@ -315,6 +315,7 @@ pub(crate) mod testing {
             user: o(&ev.user),
             duration_ms: ev.duration_ms,
             detail: owned_detail(&ev.detail),
+            query_memo: Default::default(),
         }
     }
 

@@ -232,6 +232,7 @@ fn parse(
         user: get(&map, "user").and_then(as_text).map(Cow::Owned),
         duration_ms,
         detail: Default::default(),
+        query_memo: Default::default(),
     };
     sink.event(&ev, line, bytes);
 }

@@ -214,22 +214,73 @@ pub struct Event<'a> {
     /// Request duration in milliseconds, when logged.
     pub duration_ms: Option<u64>,
     pub detail: EventDetail<'a>,
+    /// Where the target's query starts, found once on first use (leave it default).
+    pub query_memo: QueryMemo,
+}
+
+/// A memo of the position of `?` in an event's target: every detector splits the target
+/// into path and query, so the search runs once per event, not once per detector. It holds
+/// nothing of its own: equal, hashed and printed as nothing.
+#[derive(Clone, Default)]
+pub struct QueryMemo(std::cell::Cell<u32>);
+
+/// Not searched yet.
+const MEMO_UNKNOWN: u32 = 0;
+/// Searched: the target has no `?`.
+const MEMO_NONE: u32 = u32::MAX;
+
+impl QueryMemo {
+    /// The byte position of the first `?` in `target`.
+    #[inline]
+    fn query_at(&self, target: &str) -> Option<usize> {
+        match self.0.get() {
+            MEMO_NONE => None,
+            MEMO_UNKNOWN => {
+                let at = memchr::memchr(b'?', target.as_bytes());
+                // Position + 1, so that 0 stays "unknown"; targets near 4 GiB are not
+                // remembered (lines are capped far below that).
+                match at {
+                    None => self.0.set(MEMO_NONE),
+                    Some(i) if i < (u32::MAX - 1) as usize => self.0.set(i as u32 + 1),
+                    Some(_) => {}
+                }
+                at
+            }
+            n => Some(n as usize - 1),
+        }
+    }
+}
+
+impl PartialEq for QueryMemo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for QueryMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QueryMemo")
+    }
 }
 
 impl<'a> Event<'a> {
     /// The path part of the target (before `?`), or `""`.
+    #[inline]
     pub fn path(&self) -> &str {
         match self.target.as_deref() {
-            Some(t) => t.split_once('?').map_or(t, |(p, _)| p),
+            Some(t) => match self.query_memo.query_at(t) {
+                Some(i) => &t[..i],
+                None => t,
+            },
             None => "",
         }
     }
 
     /// The query part of the target (after `?`), if any.
+    #[inline]
     pub fn query(&self) -> Option<&str> {
-        self.target
-            .as_deref()
-            .and_then(|t| t.split_once('?').map(|(_, q)| q))
+        let t = self.target.as_deref()?;
+        self.query_memo.query_at(t).map(|i| &t[i + 1..])
     }
 
     pub fn is_success(&self) -> bool {
@@ -249,5 +300,22 @@ mod tests {
         };
         assert_eq!(e.path(), "/a/b.php");
         assert_eq!(e.query(), Some("cmd=id&x=1"));
+        // Again, from the memo.
+        assert_eq!(e.path(), "/a/b.php");
+        assert_eq!(e.query(), Some("cmd=id&x=1"));
+        let plain = Event {
+            target: Some(Cow::Borrowed("/a")),
+            ..Default::default()
+        };
+        for _ in 0..2 {
+            assert_eq!(plain.path(), "/a");
+            assert_eq!(plain.query(), None);
+        }
+        let bare = Event {
+            target: Some(Cow::Borrowed("?")),
+            ..Default::default()
+        };
+        assert_eq!((bare.path(), bare.query()), ("", Some("")));
+        assert_eq!((bare.path(), bare.query()), ("", Some("")));
     }
 }
