@@ -90,7 +90,8 @@ struct ToolUse {
     evidence: TopEvidence,
 }
 
-/// One IP's 404s: counts per minute (sorted by minute), total, path sample and evidence.
+/// One IP's 404s: counts per minute (sorted by minute), total, path sample (ten, the
+/// default of [`SmallestSet`]) and evidence.
 #[derive(Default, Debug)]
 struct NotFound {
     per_minute: Vec<(i64, u32)>,
@@ -100,13 +101,6 @@ struct NotFound {
 }
 
 impl NotFound {
-    fn new() -> Self {
-        NotFound {
-            paths: SmallestSet::new(10),
-            ..Default::default()
-        }
-    }
-
     #[inline]
     fn count_minute(&mut self, minute: i64) {
         // Logs are mostly in time order: the last bucket first.
@@ -243,7 +237,7 @@ impl DetectorState for Recon {
                 if self.not_found.len() >= self.nf_cap && !self.not_found.contains_key(&ip) {
                     self.spill();
                 }
-                let nf = self.not_found.entry(ip).or_insert_with(NotFound::new);
+                let nf = self.not_found.entry(ip).or_default();
                 nf.count_minute(ts.secs().div_euclid(60));
                 nf.total += 1;
                 if nf.paths.items().len() < 10 {
@@ -544,7 +538,7 @@ mod spill {
     use ecir_model::{Evidence, Timestamp};
 
     use super::NotFound;
-    use crate::evidence::{SmallestSet, TopEvidence};
+    use crate::evidence::TopEvidence;
 
     /// Runs kept before they are merged into one.
     pub(super) const MAX_RUNS: usize = 32;
@@ -931,7 +925,6 @@ mod spill {
             _ => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(c.take(16)?).ok()?)),
         };
         let mut nf = NotFound {
-            paths: SmallestSet::new(10),
             total: c.u64()?,
             ..Default::default()
         };
