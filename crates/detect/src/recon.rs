@@ -5,6 +5,17 @@
 //! `recon.404_burst` (one IP drawing at least `burst_404` 404s within `burst_window_secs`;
 //! low, medium above ten times that). 404s are counted per IP and minute, so the state grows
 //! with clients and minutes, not with lines.
+//!
+//! Memory: the 404 state of at most [`NF_CAP`] IPs is held per state (minute counts, total,
+//! up to ten paths and the twenty earliest lines as evidence). Beyond that the state is sorted
+//! by IP and spilled as a run to a private temporary directory (`TMPDIR`, readable by this
+//! user only, removed with the last run), and `finish` merges the runs streaming in IP order,
+//! combining each IP's parts, so one IP's state at a time is in memory per run. Combining is
+//! exact (sums, unions, the earliest lines by a total order), so findings do not depend on
+//! what was spilled when. Only the path sample keeps its per-chunk rule (the first ten
+//! distinct paths of a chunk, the ten smallest across chunks): a spill in the middle of a
+//! chunk counts as a chunk boundary for it. If the directory cannot be written the state stays
+//! in memory (exact, unbounded); a run that cannot be read back ends its IPs early.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -79,25 +90,83 @@ struct ToolUse {
     evidence: TopEvidence,
 }
 
-#[derive(Default)]
+/// One IP's 404s: counts per minute (sorted by minute), total, path sample (ten, the
+/// default of [`SmallestSet`]) and evidence.
+#[derive(Default, Debug)]
 struct NotFound {
-    per_minute: BTreeMap<i64, u32>,
+    per_minute: Vec<(i64, u32)>,
     total: u64,
     paths: SmallestSet<String>,
     evidence: TopEvidence,
+}
+
+impl NotFound {
+    #[inline]
+    fn count_minute(&mut self, minute: i64) {
+        // Logs are mostly in time order: the last bucket first.
+        match self.per_minute.last_mut() {
+            Some((m, c)) if *m == minute => *c += 1,
+            Some((m, _)) if *m < minute => self.per_minute.push((minute, 1)),
+            None => self.per_minute.push((minute, 1)),
+            Some(_) => match self.per_minute.binary_search_by_key(&minute, |e| e.0) {
+                Ok(i) => self.per_minute[i].1 += 1,
+                Err(i) => self.per_minute.insert(i, (minute, 1)),
+            },
+        }
+    }
+
+    fn merge(&mut self, o: NotFound) {
+        if o.per_minute.first().map(|e| e.0) > self.per_minute.last().map(|e| e.0) {
+            self.per_minute.extend(o.per_minute);
+        } else {
+            let mine = std::mem::take(&mut self.per_minute);
+            let mut out = Vec::with_capacity(mine.len() + o.per_minute.len());
+            let (mut a, mut b) = (
+                mine.into_iter().peekable(),
+                o.per_minute.into_iter().peekable(),
+            );
+            loop {
+                let next = match (a.peek(), b.peek()) {
+                    (Some(x), Some(y)) if x.0 == y.0 => {
+                        let c = x.1 + y.1;
+                        let m = x.0;
+                        a.next();
+                        b.next();
+                        (m, c)
+                    }
+                    (Some(x), Some(y)) if x.0 < y.0 => a.next().expect("peeked"),
+                    (Some(_), Some(_)) => b.next().expect("peeked"),
+                    (Some(_), None) => a.next().expect("peeked"),
+                    (None, Some(_)) => b.next().expect("peeked"),
+                    (None, None) => break,
+                };
+                out.push(next);
+            }
+            self.per_minute = out;
+        }
+        self.total += o.total;
+        self.paths.merge(o.paths);
+        self.evidence.merge(o.evidence);
+    }
 }
 
 /// State of the recon detector.
 pub struct Recon {
     config: Arc<DetectConfig>,
     tools: BTreeMap<usize, ToolUse>,
+    /// 404 state of up to `nf_cap` IPs; more are spilled to `spilled`.
     not_found: FxHashMap<IpAddr, NotFound>,
+    nf_cap: usize,
+    spilled: spill::Runs,
     /// Tool lookups by User-Agent: a site sees few distinct agents, so each is searched once.
     /// Cleared when it reaches [`UA_CACHE_MAX`] entries, so it stays bounded.
     ua_cache: FxHashMap<Box<str>, Option<usize>>,
 }
 
 const UA_CACHE_MAX: usize = 4096;
+
+/// IPs whose 404 state one detector state holds in memory before spilling it.
+pub const NF_CAP: usize = 8192;
 
 impl Recon {
     fn tool_of(&mut self, ua: &str) -> Option<usize> {
@@ -119,7 +188,24 @@ impl Recon {
             config,
             tools: BTreeMap::new(),
             not_found: FxHashMap::default(),
+            nf_cap: NF_CAP,
+            spilled: spill::Runs::new(std::env::temp_dir()),
             ua_cache: FxHashMap::default(),
+        }
+    }
+
+    /// Writes the in-memory 404 state as a run sorted by IP; on failure it stays in memory
+    /// and this state stops spilling.
+    #[cold]
+    fn spill(&mut self) {
+        if self.not_found.is_empty() || self.nf_cap == usize::MAX {
+            return;
+        }
+        let mut all: Vec<(IpAddr, NotFound)> = self.not_found.drain().collect();
+        all.sort_unstable_by_key(|e| e.0);
+        if let Err(back) = self.spilled.spill(all) {
+            self.not_found.extend(back);
+            self.nf_cap = usize::MAX;
         }
     }
 }
@@ -148,11 +234,11 @@ impl DetectorState for Recon {
         }
         if ev.status == Some(404) {
             if let (Some(ip), Some(ts)) = (ev.client_ip, ev.ts) {
-                let nf = self.not_found.entry(ip).or_insert_with(|| NotFound {
-                    paths: SmallestSet::new(10),
-                    ..Default::default()
-                });
-                *nf.per_minute.entry(ts.secs().div_euclid(60)).or_default() += 1;
+                if self.not_found.len() >= self.nf_cap && !self.not_found.contains_key(&ip) {
+                    self.spill();
+                }
+                let nf = self.not_found.entry(ip).or_default();
+                nf.count_minute(ts.secs().div_euclid(60));
                 nf.total += 1;
                 if nf.paths.items().len() < 10 {
                     nf.paths.insert(crate::web_attack::truncate(ev.path(), 200));
@@ -175,17 +261,31 @@ impl DetectorState for Recon {
             mine.ips.merge(t.ips);
             mine.evidence.merge(t.evidence);
         }
-        for (ip, nf) in other.not_found {
-            let mine = self.not_found.entry(ip).or_insert_with(|| NotFound {
-                paths: SmallestSet::new(10),
-                ..Default::default()
-            });
-            for (m, c) in nf.per_minute {
-                *mine.per_minute.entry(m).or_default() += c;
+        if other.nf_cap == usize::MAX {
+            self.nf_cap = usize::MAX;
+        }
+        if self.spilled.append(other.spilled).is_err() {
+            self.nf_cap = usize::MAX;
+        }
+        // Combining is commutative: fold the smaller table into the larger one, spilling
+        // first when both would not fit.
+        let mut theirs = other.not_found;
+        if self.not_found.len().saturating_add(theirs.len()) > self.nf_cap {
+            if self.not_found.len() < theirs.len() {
+                std::mem::swap(&mut self.not_found, &mut theirs);
             }
-            mine.total += nf.total;
-            mine.paths.merge(nf.paths);
-            mine.evidence.merge(nf.evidence);
+            self.spill();
+        }
+        if self.not_found.len() < theirs.len() {
+            std::mem::swap(&mut self.not_found, &mut theirs);
+        }
+        for (ip, nf) in theirs {
+            match self.not_found.entry(ip) {
+                std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().merge(nf),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(nf);
+                }
+            }
         }
     }
 
@@ -224,14 +324,14 @@ impl DetectorState for Recon {
         }
         let window_min = (self.config.burst_window_secs / 60).max(1);
         let threshold = u64::from(self.config.burst_404);
-        let mut bursts: Vec<_> = self.not_found.into_iter().collect();
-        bursts.sort_by_key(|(ip, _)| *ip);
-        for (ip, nf) in bursts {
+        let mut memory: Vec<(IpAddr, NotFound)> = self.not_found.into_iter().collect();
+        memory.sort_unstable_by_key(|(ip, _)| *ip);
+        for (ip, nf) in self.spilled.merge(memory) {
             if nf.total < threshold {
                 continue;
             }
             // Sliding window over minute buckets.
-            let minutes: Vec<(i64, u32)> = nf.per_minute.into_iter().collect();
+            let minutes = nf.per_minute;
             let mut best = 0u64;
             let mut sum = 0u64;
             let mut lo = 0;
@@ -305,6 +405,109 @@ mod tests {
             .any(|r| r.2.contains("nuclei") && r.1 == Severity::Low));
     }
 
+    /// A state holding up to `cap` IPs' 404 state, spilling under `dir`.
+    fn with_spill(cap: usize, dir: &std::path::Path) -> Recon {
+        let mut r = Recon::new(Arc::new(DetectConfig::default()));
+        r.nf_cap = cap;
+        r.spilled = spill::Runs::new(dir.to_path_buf());
+        r
+    }
+
+    /// Bursts (some split over time, some with ten or fewer paths), many one-off 404s, a
+    /// scanner, lines out of time order.
+    fn lines() -> Vec<(String, i64)> {
+        let mut v = Vec::new();
+        for i in 0..400i64 {
+            v.push((
+                format!("203.0.113.{}|GET|/miss{}|404|10", i % 97, i % 13),
+                i * 37,
+            ));
+            if i % 3 == 0 {
+                v.push((
+                    format!("198.51.100.{}|GET|/guess{}|404|10", i % 5, i % 9),
+                    5000 + i,
+                ));
+            }
+            if i % 2 == 0 {
+                v.push((
+                    format!("2001:db8::{:x}|GET|/wp-login.php|404|10|nikto", i % 3),
+                    9000 - i * 2,
+                ));
+            }
+            v.push((format!("192.0.2.{}|GET|/|200|10", i % 50), i));
+        }
+        for i in 0..200i64 {
+            v.push(("198.51.100.200|GET|/admin|404|10".to_string(), 20_000 + i));
+        }
+        v
+    }
+
+    fn findings(states: Vec<Recon>) -> String {
+        let mut it = states.into_iter();
+        let mut first = it.next().expect("a state");
+        for s in it {
+            first.merge(Box::new(s));
+        }
+        let mut f = Box::new(first).finish(&FinishContext::default());
+        for x in &mut f {
+            x.normalize_evidence();
+        }
+        serde_json::to_string(&f).expect("json")
+    }
+
+    fn observe_all(states: &mut [Recon], lines: &[(String, i64)]) {
+        let file: Arc<str> = Arc::from("access.log");
+        let n = states.len();
+        for (i, (l, secs)) in lines.iter().enumerate() {
+            let ev = crate::testing::event(l, *secs);
+            let origin = Origin {
+                file: &file,
+                line: i as u64 + 1,
+                raw: l.as_bytes(),
+            };
+            // Contiguous chunks, like the scan's.
+            states[i * n / lines.len()].observe(&ev, &origin);
+        }
+    }
+
+    #[test]
+    fn spilled_state_gives_the_same_findings() {
+        let lines = lines();
+        let dir = std::env::temp_dir().join(format!("ecir-recon-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for parts in [1, 3] {
+            let mut plain: Vec<Recon> = (0..parts).map(|_| with_spill(usize::MAX, &dir)).collect();
+            observe_all(&mut plain, &lines);
+            let want = findings(plain);
+            assert!(want.contains("recon.404_burst"), "{want}");
+            for cap in [1, 2, 7, 40] {
+                let mut states: Vec<Recon> = (0..parts).map(|_| with_spill(cap, &dir)).collect();
+                observe_all(&mut states, &lines);
+                assert!(
+                    states.iter().any(|s| s.spilled.len() > 0),
+                    "cap {cap} spills"
+                );
+                assert_eq!(findings(states), want, "cap {cap}, {parts} parts");
+            }
+        }
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "runs removed");
+        let _ = std::fs::remove_dir(&dir);
+    }
+
+    #[test]
+    fn unwritable_spill_keeps_state_in_memory() {
+        let lines = lines();
+        let mut plain = vec![with_spill(usize::MAX, &std::env::temp_dir())];
+        observe_all(&mut plain, &lines);
+        let mut stuck = vec![with_spill(
+            2,
+            std::path::Path::new("/nonexistent/ecir-recon"),
+        )];
+        observe_all(&mut stuck, &lines);
+        assert_eq!(stuck[0].nf_cap, usize::MAX);
+        assert_eq!(findings(stuck), findings(plain));
+    }
+
     #[test]
     fn burst_needs_density() {
         let many: Vec<String> = (0..60)
@@ -317,5 +520,449 @@ mod tests {
         assert_eq!(f[0].count, 60);
         // A handful of 404s is ordinary.
         assert!(run(&["198.51.100.9|GET|/favicon.ico|404|10"; 10]).is_empty());
+    }
+}
+
+/// Spilled 404 state: runs of records sorted by IP in a private temporary directory, and their
+/// streaming k-way merge (see the module documentation).
+mod spill {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    use std::fs::File;
+    use std::io::{self, BufReader, BufWriter, Read, Write};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use ecir_model::{Evidence, Timestamp};
+
+    use super::NotFound;
+    use crate::evidence::TopEvidence;
+
+    /// Runs kept before they are merged into one.
+    pub(super) const MAX_RUNS: usize = 32;
+    const IO_BUF: usize = 64 * 1024;
+
+    /// The private directory; removed when the last run holding it is dropped.
+    #[derive(Debug)]
+    struct Dir {
+        path: PathBuf,
+        next: AtomicU64,
+    }
+
+    impl Dir {
+        fn create(parent: &Path) -> io::Result<Dir> {
+            static SEQ: AtomicU64 = AtomicU64::new(0);
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let path = parent.join(format!(
+                ".ecir-recon-{}-{nanos}-{}",
+                std::process::id(),
+                SEQ.fetch_add(1, Ordering::Relaxed)
+            ));
+            let mut b = std::fs::DirBuilder::new();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                b.mode(0o700);
+            }
+            b.create(&path)?;
+            Ok(Dir {
+                path,
+                next: AtomicU64::new(0),
+            })
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+
+    /// One run file of `records` records, removed on drop.
+    #[derive(Debug)]
+    struct Run {
+        path: PathBuf,
+        records: u64,
+        _dir: Arc<Dir>,
+    }
+
+    impl Drop for Run {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+
+    #[derive(Debug)]
+    pub(super) struct Runs {
+        parent: PathBuf,
+        dir: Option<Arc<Dir>>,
+        runs: Vec<Run>,
+    }
+
+    impl Runs {
+        pub(super) fn new(parent: PathBuf) -> Runs {
+            Runs {
+                parent,
+                dir: None,
+                runs: Vec::new(),
+            }
+        }
+
+        #[cfg(test)]
+        pub(super) fn len(&self) -> usize {
+            self.runs.len()
+        }
+
+        /// Writes `sorted` (ascending IPs, each once) as a run; gives the state back if it
+        /// cannot be written.
+        pub(super) fn spill(
+            &mut self,
+            sorted: Vec<(IpAddr, NotFound)>,
+        ) -> Result<(), Vec<(IpAddr, NotFound)>> {
+            let n = sorted.len() as u64;
+            let mut bytes = Vec::new();
+            for (ip, nf) in sorted {
+                encode(&mut bytes, ip, nf);
+            }
+            match self.write_run(|w| w.write_all(&bytes).map(|()| n)) {
+                Ok(run) => {
+                    self.runs.push(run);
+                    // A failed consolidation keeps the runs as they were.
+                    let _ = self.limit();
+                    Ok(())
+                }
+                Err(_) => {
+                    let mut files = Vec::new();
+                    let mut r = &bytes[..];
+                    let mut back = Vec::new();
+                    while let Ok(Some(e)) = decode_next(&mut r, &mut Vec::new(), &mut files) {
+                        back.push(e);
+                    }
+                    Err(back)
+                }
+            }
+        }
+
+        /// Takes over `other`'s runs.
+        pub(super) fn append(&mut self, other: Runs) -> io::Result<()> {
+            if other.runs.is_empty() {
+                return Ok(());
+            }
+            if self.dir.is_none() {
+                self.dir = other.dir.clone();
+            }
+            self.runs.extend(other.runs);
+            self.limit()
+        }
+
+        /// Merges all runs into one when there are more than [`MAX_RUNS`].
+        fn limit(&mut self) -> io::Result<()> {
+            if self.runs.len() <= MAX_RUNS {
+                return Ok(());
+            }
+            let mut it = self.merge(Vec::new());
+            let merged = self.write_run(|w| {
+                let mut n = 0u64;
+                let mut buf = Vec::new();
+                for (ip, nf) in &mut it {
+                    buf.clear();
+                    encode(&mut buf, ip, nf);
+                    w.write_all(&buf)?;
+                    n += 1;
+                }
+                Ok(n)
+            })?;
+            if it.failed {
+                return Err(io::Error::other("a spilled run could not be read"));
+            }
+            self.runs = vec![merged];
+            Ok(())
+        }
+
+        fn write_run(
+            &mut self,
+            fill: impl FnOnce(&mut BufWriter<File>) -> io::Result<u64>,
+        ) -> io::Result<Run> {
+            let dir = match &self.dir {
+                Some(d) => Arc::clone(d),
+                None => {
+                    let d = Arc::new(Dir::create(&self.parent)?);
+                    self.dir = Some(Arc::clone(&d));
+                    d
+                }
+            };
+            let n = dir.next.fetch_add(1, Ordering::Relaxed);
+            let path = dir.path.join(format!("run-{n:06}.bin"));
+            let mut o = std::fs::OpenOptions::new();
+            o.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                o.mode(0o600);
+            }
+            let file = o.open(&path)?;
+            let mut run = Run {
+                path,
+                records: 0,
+                _dir: dir,
+            };
+            let mut w = BufWriter::with_capacity(IO_BUF, file);
+            run.records = fill(&mut w)?;
+            w.flush()?;
+            Ok(run)
+        }
+
+        /// Every IP's state in IP order, the runs' parts and `memory`'s (sorted by IP, each IP
+        /// once) combined. A run that cannot be read ends there.
+        pub(super) fn merge(&self, memory: Vec<(IpAddr, NotFound)>) -> Merge {
+            let mut sources = Vec::with_capacity(self.runs.len() + 1);
+            for r in &self.runs {
+                sources.push(match File::open(&r.path) {
+                    Ok(f) => Source::File {
+                        reader: BufReader::with_capacity(IO_BUF, f),
+                        left: r.records,
+                    },
+                    Err(_) => Source::Failed,
+                });
+            }
+            sources.push(Source::Memory(memory.into_iter()));
+            let mut m = Merge {
+                heads: Vec::with_capacity(sources.len()),
+                heap: BinaryHeap::with_capacity(sources.len()),
+                sources,
+                buf: Vec::new(),
+                files: Vec::new(),
+                failed: false,
+            };
+            for i in 0..m.sources.len() {
+                let head = m.pull(i);
+                if let Some((ip, _)) = &head {
+                    m.heap.push(Reverse((*ip, i)));
+                }
+                m.heads.push(head);
+            }
+            m
+        }
+    }
+
+    enum Source {
+        File { reader: BufReader<File>, left: u64 },
+        Memory(std::vec::IntoIter<(IpAddr, NotFound)>),
+        Failed,
+    }
+
+    /// Streaming k-way merge by IP; equal IPs are combined, lower source first.
+    pub(super) struct Merge {
+        sources: Vec<Source>,
+        heads: Vec<Option<(IpAddr, NotFound)>>,
+        heap: BinaryHeap<Reverse<(IpAddr, usize)>>,
+        buf: Vec<u8>,
+        /// File names read back, shared like the originals.
+        files: Vec<Arc<str>>,
+        /// Whether a run could not be read to its end.
+        pub(super) failed: bool,
+    }
+
+    impl Merge {
+        fn pull(&mut self, i: usize) -> Option<(IpAddr, NotFound)> {
+            let got = match &mut self.sources[i] {
+                Source::Memory(it) => return it.next(),
+                Source::Failed => Err(io::Error::other("unreadable run")),
+                Source::File { left: 0, .. } => return None,
+                Source::File { reader, left } => {
+                    *left -= 1;
+                    decode_next(reader, &mut self.buf, &mut self.files)
+                }
+            };
+            match got {
+                Ok(Some(e)) => Some(e),
+                Ok(None) | Err(_) => {
+                    self.failed = true;
+                    self.sources[i] = Source::Failed;
+                    None
+                }
+            }
+        }
+
+        fn advance(&mut self, i: usize) -> (IpAddr, NotFound) {
+            let rec = self.heads[i].take().expect("a head for every heap entry");
+            let next = self.pull(i);
+            if let Some((ip, _)) = &next {
+                self.heap.push(Reverse((*ip, i)));
+            }
+            self.heads[i] = next;
+            rec
+        }
+    }
+
+    impl Iterator for Merge {
+        type Item = (IpAddr, NotFound);
+
+        fn next(&mut self) -> Option<(IpAddr, NotFound)> {
+            let Reverse((ip, i)) = self.heap.pop()?;
+            let (_, mut nf) = self.advance(i);
+            while let Some(Reverse((next, j))) = self.heap.peek().copied() {
+                if next != ip {
+                    break;
+                }
+                self.heap.pop();
+                nf.merge(self.advance(j).1);
+            }
+            Some((ip, nf))
+        }
+    }
+
+    fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+        out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        out.extend_from_slice(b);
+    }
+
+    /// Appends one record: its length, then IP, total, minutes, paths and evidence.
+    fn encode(out: &mut Vec<u8>, ip: IpAddr, nf: NotFound) {
+        let start = out.len();
+        out.extend_from_slice(&[0; 4]);
+        match ip {
+            IpAddr::V4(a) => {
+                out.push(4);
+                out.extend_from_slice(&a.octets());
+            }
+            IpAddr::V6(a) => {
+                out.push(6);
+                out.extend_from_slice(&a.octets());
+            }
+        }
+        out.extend_from_slice(&nf.total.to_le_bytes());
+        out.extend_from_slice(&(nf.per_minute.len() as u32).to_le_bytes());
+        for (m, c) in &nf.per_minute {
+            out.extend_from_slice(&m.to_le_bytes());
+            out.extend_from_slice(&c.to_le_bytes());
+        }
+        let paths = nf.paths.items();
+        out.extend_from_slice(&(paths.len() as u32).to_le_bytes());
+        for p in paths {
+            put_bytes(out, p.as_bytes());
+        }
+        let ev = nf.evidence.into_vec();
+        out.extend_from_slice(&(ev.len() as u32).to_le_bytes());
+        for e in &ev {
+            put_bytes(out, e.file.as_bytes());
+            out.extend_from_slice(&e.line.to_le_bytes());
+            match e.ts {
+                Some(t) => {
+                    out.push(1);
+                    out.extend_from_slice(&t.utc_ms.to_le_bytes());
+                    out.extend_from_slice(&t.offset_secs.to_le_bytes());
+                }
+                None => out.push(0),
+            }
+            out.extend_from_slice(&e.weight.to_le_bytes());
+            put_bytes(out, e.text.as_bytes());
+        }
+        let len = (out.len() - start - 4) as u32;
+        out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    }
+
+    /// Reads one record; `Ok(None)` at a clean end.
+    fn decode_next(
+        r: &mut impl Read,
+        buf: &mut Vec<u8>,
+        files: &mut Vec<Arc<str>>,
+    ) -> io::Result<Option<(IpAddr, NotFound)>> {
+        let mut len = [0u8; 4];
+        match r.read_exact(&mut len) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        buf.clear();
+        buf.resize(u32::from_le_bytes(len) as usize, 0);
+        r.read_exact(buf)?;
+        decode(buf, files)
+            .map(Some)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "damaged run record"))
+    }
+
+    struct Cursor<'a>(&'a [u8]);
+
+    impl<'a> Cursor<'a> {
+        fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+            if self.0.len() < n {
+                return None;
+            }
+            let (a, b) = self.0.split_at(n);
+            self.0 = b;
+            Some(a)
+        }
+        fn u8(&mut self) -> Option<u8> {
+            Some(self.take(1)?[0])
+        }
+        fn u32(&mut self) -> Option<u32> {
+            Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+        }
+        fn i32(&mut self) -> Option<i32> {
+            Some(i32::from_le_bytes(self.take(4)?.try_into().ok()?))
+        }
+        fn u64(&mut self) -> Option<u64> {
+            Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+        }
+        fn i64(&mut self) -> Option<i64> {
+            Some(i64::from_le_bytes(self.take(8)?.try_into().ok()?))
+        }
+        fn str(&mut self) -> Option<&'a str> {
+            let n = self.u32()? as usize;
+            std::str::from_utf8(self.take(n)?).ok()
+        }
+    }
+
+    fn decode(b: &[u8], files: &mut Vec<Arc<str>>) -> Option<(IpAddr, NotFound)> {
+        let mut c = Cursor(b);
+        let ip = match c.u8()? {
+            4 => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(c.take(4)?).ok()?)),
+            _ => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(c.take(16)?).ok()?)),
+        };
+        let mut nf = NotFound {
+            total: c.u64()?,
+            ..Default::default()
+        };
+        let n = c.u32()? as usize;
+        nf.per_minute.reserve_exact(n.min(b.len() / 12));
+        for _ in 0..n {
+            nf.per_minute.push((c.i64()?, c.u32()?));
+        }
+        for _ in 0..c.u32()? {
+            nf.paths.insert(c.str()?.to_string());
+        }
+        let mut evidence = TopEvidence::default();
+        for _ in 0..c.u32()? {
+            let name = c.str()?;
+            let file = match files.iter().find(|f| &***f == name) {
+                Some(f) => Arc::clone(f),
+                None => {
+                    let f: Arc<str> = Arc::from(name);
+                    files.push(Arc::clone(&f));
+                    f
+                }
+            };
+            let line = c.u64()?;
+            let ts = match c.u8()? {
+                0 => None,
+                _ => Some(Timestamp::new(c.i64()?, c.i32()?)),
+            };
+            let weight = c.u32()?;
+            let text = c.str()?.to_string();
+            evidence.push(Evidence {
+                file,
+                line,
+                ts,
+                text,
+                weight,
+            });
+        }
+        nf.evidence = evidence;
+        Some((ip, nf))
     }
 }

@@ -7,6 +7,7 @@
 //! make a run exit 2 — and must not know about terminals, colours or exit codes.
 
 mod file;
+mod spill;
 mod traffic;
 
 use std::collections::BTreeMap;
@@ -233,8 +234,8 @@ pub fn scan(
     if let Some(e) = &mut report.exposure {
         e.basis.sort();
     }
-    report.warnings = run_warnings(&report, &traffic);
     report.top_ips = traffic.top_ips(&report.findings, 10);
+    report.warnings = run_warnings(&report, &traffic);
     report.stats = stats(&report, &traffic, started, threads);
     report.activity = activity(&report, &traffic);
     let skipped_paths = discovered
@@ -383,6 +384,7 @@ fn run_warnings(report: &Report, traffic: &Traffic) -> Vec<String> {
     if let Some(msg) = traffic.proxy_warning() {
         w.push(msg);
     }
+    w.extend(traffic.spill_warnings());
     if report.inputs.iter().any(|i| i.source == "web") {
         w.push("Access logs hold no request bodies and nothing the visitor's browser did: skimmer code sending card data to another domain is invisible here and cannot be ruled out from these logs.".into());
     }
