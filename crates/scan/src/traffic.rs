@@ -502,14 +502,14 @@ mod tests {
                 8 => IpAddr::V6(Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped()),
                 _ => IpAddr::V4(Ipv4Addr::new(198, 51, 100, (x >> 30) as u8)),
             };
-            let ts = (x % 17 != 0).then(|| {
+            let ts = (!x.is_multiple_of(17)).then(|| {
                 Timestamp::new(
                     1_700_000_000_000 + ((x >> 3) % 86_400_000) as i64 / 1000 * 1000,
-                    if x % 3 == 0 { 0 } else { 32_400 },
+                    if x.is_multiple_of(3) { 0 } else { 32_400 },
                 )
             });
             v.push(ev(ip, ts));
-            if i % 97 == 0 {
+            if i.is_multiple_of(97) {
                 v.push(Event {
                     client_ip: None,
                     ..Default::default()
@@ -579,7 +579,7 @@ mod tests {
                 while states.len() > 1 {
                     let b = states.pop().unwrap();
                     let mut a = states.pop().unwrap();
-                    if states.len() % 2 == 0 {
+                    if states.len().is_multiple_of(2) {
                         a.merge(b);
                         states.push(a);
                     } else {
