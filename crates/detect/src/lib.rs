@@ -7,7 +7,8 @@
 //! workers in parallel; because every keep-the-best choice uses a total order (weight, time,
 //! file, line), the findings do not depend on how the lines were split.
 //!
-//! This crate must not know about files on disk, formats, threads or output.
+//! This crate must not know about input files, formats, threads or output. (One exception to
+//! "no files": `recon` spills per-IP 404 state past a cap to private temporary runs.)
 
 pub mod admin;
 pub mod card;
