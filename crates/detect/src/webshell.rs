@@ -74,6 +74,40 @@ fn is_script(path: &[u8]) -> bool {
     patterns().script.is_match(path)
 }
 
+/// Script extensions of [`Patterns::script`], lower case.
+const SCRIPT_EXTS: &[&str] = &[
+    "php", "phtml", "phar", "pht", "pgif", "shtml", "inc", "jsp", "jspx", "asp", "aspx", "ashx",
+    "asmx", "cgi", "pl",
+];
+
+/// Whether the ASCII-lowercased `path` would match [`Patterns::script`], without lower-casing
+/// it: it ends in `.EXT` or `.EXT.xx` (`xx` 2 to 4 letters or digits), EXT a script extension
+/// (`php` with an optional digit).
+fn script_suffix_ci(path: &str) -> bool {
+    let is_ext = |e: &[u8]| {
+        let e = match e {
+            [rest @ .., d] if d.is_ascii_digit() && rest.eq_ignore_ascii_case(b"php") => rest,
+            _ => e,
+        };
+        SCRIPT_EXTS
+            .iter()
+            .any(|x| x.as_bytes().eq_ignore_ascii_case(e))
+    };
+    let b = path.as_bytes();
+    let Some(dot) = memchr::memrchr(b'.', b) else {
+        return false;
+    };
+    let tail = &b[dot + 1..];
+    if is_ext(tail) {
+        return true;
+    }
+    if !(2..=4).contains(&tail.len()) || !tail.iter().all(|c| c.is_ascii_alphanumeric()) {
+        return false;
+    }
+    let head = &b[..dot];
+    memchr::memrchr(b'.', head).is_some_and(|d| is_ext(&head[d + 1..]))
+}
+
 /// A script (`.php`, `.phtml`, `.jsp`, `.aspx`, `.cgi`, double extensions, …) that is not
 /// under a common admin directory nor a well-known platform endpoint: the paths this detector
 /// counts as possibly planted. `path` is the request path without its query.
@@ -175,6 +209,13 @@ impl DetectorState for Webshell {
         let raw_path = ev.path();
         let has_query = ev.query().is_some();
         if !raw_path.contains('.') && !has_query {
+            return;
+        }
+        // Without `%` or `\` in the raw path, decoding changes nothing before the query but
+        // the letter case (`+` is decoded only in the query, and no `?` can appear earlier):
+        // the decoded path is the lower-cased raw path, and nothing below runs unless it is a
+        // script. Ordinary asset and page requests end here, undecoded.
+        if !raw_path.bytes().any(|c| c == b'%' || c == b'\\') && !script_suffix_ci(raw_path) {
             return;
         }
         decode_target(target, &mut self.scratch);
@@ -335,6 +376,52 @@ mod tests {
 
     fn only(f: &[Finding], rule: &str) -> Vec<Finding> {
         f.iter().filter(|x| x.rule == rule).cloned().collect()
+    }
+
+    #[test]
+    fn raw_screen_agrees_with_the_script_pattern() {
+        // The undecoded screen must say "script" exactly when the pattern does on the
+        // lower-cased path, whatever the letter case.
+        let exts = [
+            "", "php", "PHP", "php7", "Php5", "php55", "phtml", "PHAR", "pht", "pgif", "shtml",
+            "inc", "jsp", "JSPX", "asp", "aspx", "ashx", "asmx", "cgi", "pl", "p", "ph", "jpg",
+            "JPG", "jpeg", "webp", "x", "abcde", "a1", "gif9", "j-g", "ph p", "phpx", "xphp",
+        ];
+        let mut n = 0;
+        for a in exts {
+            for b in exts {
+                for stem in ["/x", "/a.b/x", "/", "", "/x.", "/.."] {
+                    let mut path = stem.to_string();
+                    for e in [a, b] {
+                        if !e.is_empty() {
+                            path.push('.');
+                            path.push_str(e);
+                        }
+                    }
+                    for p in [path.clone(), format!("{path}."), format!("{path}/")] {
+                        let want = is_script(p.to_ascii_lowercase().as_bytes());
+                        assert_eq!(script_suffix_ci(&p), want, "{p}");
+                        n += usize::from(want);
+                    }
+                }
+            }
+        }
+        assert!(n > 1000, "{n}");
+    }
+
+    #[test]
+    fn encoded_scripts_are_still_decoded() {
+        // `%2e`, `%70`, `%3f` and `\x2e` hide a script extension from the raw screen.
+        for t in [
+            "/html/user_data/x%2ephp?a=1",
+            "/html/user_data/x.%70hp",
+            "/html/user_data/x.php%3f.jpg",
+            "/html/user_data/x\\x2ephp?a=1",
+            "/html/user_data/X.PHP",
+        ] {
+            let f = run(&[&format!("203.0.113.66|POST|{t}|200|51")]);
+            assert_eq!(only(&f, "webshell.upload_dir_script").len(), 1, "{t}");
+        }
     }
 
     #[test]
