@@ -114,7 +114,7 @@ struct Attempt {
     sources: BTreeSet<&'static str>,
 }
 
-fn key(ts: &Option<Timestamp>, e: &Evidence) -> (Option<i64>, Arc<str>, u64) {
+fn key(ts: &Option<Timestamp>, e: &Evidence) -> ReqKey {
     (ts.map(|t| t.utc_ms), e.file.clone(), e.line)
 }
 
@@ -142,6 +142,32 @@ struct Pending {
     reqs: Vec<Req>,
     /// Requests seen under the segment (kept or not).
     seen: u64,
+    /// Once `reqs` was cut to the earliest [`PENDING_PER_SEGMENT`], the key of the last one
+    /// kept: `reqs` then always holds that many requests at or before it, so a later request
+    /// after it can never be among the earliest and is counted without being built.
+    bound: Option<ReqKey>,
+}
+
+/// The order of kept requests: (time, file, line).
+type ReqKey = (Option<i64>, Arc<str>, u64);
+
+impl Pending {
+    /// Sorts and cuts `reqs` to the earliest [`PENDING_PER_SEGMENT`], noting the bound.
+    fn cut(&mut self) {
+        self.reqs.sort_by_key(|a| key(&a.ts, &a.ev));
+        self.reqs.truncate(PENDING_PER_SEGMENT);
+        self.bound = match self.reqs.last() {
+            Some(r) if self.reqs.len() == PENDING_PER_SEGMENT => Some(key(&r.ts, &r.ev)),
+            _ => None,
+        };
+    }
+
+    /// Whether a request at (`ts`, `file`, `line`) may still be among the earliest kept.
+    fn may_keep(&self, ts: Option<i64>, file: &str, line: u64) -> bool {
+        self.bound
+            .as_ref()
+            .is_none_or(|(bt, bf, bl)| (ts, file, line) <= (*bt, &**bf, *bl))
+    }
 }
 
 /// FNV-1a: a fixed hash, so the kept segments are the same on every run.
@@ -149,6 +175,23 @@ fn seg_hash(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+/// Whether `set` holds `s`, ignoring ASCII case (without lower-casing `s`: per-event use).
+fn contains_ci(set: &[&str], s: &str) -> bool {
+    set.iter().any(|x| x.eq_ignore_ascii_case(s))
+}
+
+/// Whether `s` starts with the ASCII-lowercase `prefix`, ignoring ASCII case.
+fn starts_with_ci(s: &str, prefix: &str) -> bool {
+    s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+}
+
+/// Whether `s` contains the ASCII-lowercase `needle`, ignoring ASCII case.
+fn has_ci(s: &str, needle: &str) -> bool {
+    s.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// The first path segment of a request that could be under a renamed admin prefix: a plain
@@ -161,8 +204,7 @@ fn pending_segment(path: &str) -> Option<&str> {
         && seg
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
-    let lower = seg.to_ascii_lowercase();
-    (plain && !below.is_empty() && !FRONT_SEGMENTS.contains(&lower.as_str())).then_some(seg)
+    (plain && !below.is_empty() && !contains_ci(FRONT_SEGMENTS, seg)).then_some(seg)
 }
 
 fn is_script_ua(ua: Option<&str>) -> bool {
@@ -273,48 +315,53 @@ impl Admin {
         }
     }
 
+    /// Whether an access-log request is admin-looking and kept. Called for every web event:
+    /// compares without lower-casing the path (ASCII case-insensitively, which is what
+    /// comparing the lower-cased path did).
     fn wanted(&self, method: &str, path: &str, query: &str) -> bool {
         let cfg = &self.config.admin;
         if cfg.admin_paths.iter().any(|p| Profile::under(p, path)) {
             return true;
         }
-        let lower = path.to_ascii_lowercase();
-        let seg1 = lower
-            .trim_start_matches('/')
-            .split('/')
-            .next()
-            .unwrap_or("");
-        if GUESS_SEGMENTS.contains(&seg1) || seg1.starts_with("admin") {
+        let trimmed = path.trim_start_matches('/');
+        let mut segs = trimmed.split('/');
+        let seg1 = segs.next().unwrap_or("");
+        if contains_ci(GUESS_SEGMENTS, seg1) || starts_with_ci(seg1, "admin") {
             return true;
         }
-        if lower == "/wp-login.php"
-            || lower == "/xmlrpc.php"
-            || lower.starts_with("/index.php/admin")
+        if path.eq_ignore_ascii_case("/wp-login.php")
+            || path.eq_ignore_ascii_case("/xmlrpc.php")
+            || starts_with_ci(path, "/index.php/admin")
         {
             return true;
         }
-        if lower.starts_with("/rest/") && lower.contains("/integration/admin/token") {
+        if starts_with_ci(path, "/rest/") && has_ci(path, "/integration/admin/token") {
             return true;
         }
-        let mut segs = lower.trim_start_matches('/').split('/');
-        if segs.nth(1) == Some("admin") {
+        if segs.next().is_some_and(|s| s.eq_ignore_ascii_case("admin")) {
             return true; // Magento `/<frontName>/admin/...`
         }
         // A renamed admin prefix is not known while observing: keep its login pages and its
         // root (what the login outcome rule needs); the rest needs `--admin-path`.
-        let last = lower.trim_end_matches('/').rsplit('/').next().unwrap_or("");
-        let depth = lower.trim_matches('/').split('/').count();
-        if depth == 2
-            && matches!(
-                last,
-                "login" | "login_check" | "index.php" | "logout" | "home.php"
-            )
-        {
-            return true;
-        }
-        if depth == 1 && !seg1.is_empty() && !seg1.contains('.') && !FRONT_SEGMENTS.contains(&seg1)
-        {
-            return true;
+        let inner = trimmed.trim_end_matches('/');
+        match memchr::memchr(b'/', inner.as_bytes()) {
+            // One level: the root of a possible prefix.
+            None => {
+                if !seg1.is_empty() && !seg1.contains('.') && !contains_ci(FRONT_SEGMENTS, seg1) {
+                    return true;
+                }
+            }
+            // Two levels: its login pages.
+            Some(i) if memchr::memchr(b'/', &inner.as_bytes()[i + 1..]).is_none() => {
+                let last = &inner[i + 1..];
+                if contains_ci(
+                    &["login", "login_check", "index.php", "logout", "home.php"],
+                    last,
+                ) {
+                    return true;
+                }
+            }
+            Some(_) => {}
         }
         if method.eq_ignore_ascii_case("POST") {
             for p in profiles_iter(cfg) {
@@ -326,33 +373,53 @@ impl Admin {
         false
     }
 
-    /// Holds a request under its first segment, keeping the [`PENDING_SEGMENTS`] segments of
-    /// smallest hash and the earliest [`PENDING_PER_SEGMENT`] requests of each.
-    fn hold(&mut self, seg: &str, r: Req) {
+    /// Counts a request under its first segment and says whether it is to be built and kept:
+    /// the [`PENDING_SEGMENTS`] segments of smallest hash are held, with the earliest
+    /// [`PENDING_PER_SEGMENT`] requests of each (see [`Admin::keep`]).
+    fn admit(&mut self, seg: &str, ts: Option<i64>, file: &str, line: u64) -> bool {
         if !self.pending.contains_key(seg) {
             if self.pending.len() >= PENDING_SEGMENTS {
                 let h = seg_hash(seg);
                 let worst = self
                     .pending
                     .keys()
-                    .max_by_key(|k| (seg_hash(k), k.to_string()))
-                    .cloned();
+                    .map(|k| (seg_hash(k), k))
+                    .max()
+                    .map(|(wh, w)| (wh, w.clone()));
                 match worst {
-                    Some(w) if (seg_hash(&w), &*w) > (h, seg) => {
+                    Some((wh, w)) if (wh, &*w) > (h, seg) => {
                         self.pending.remove(&w);
                     }
-                    _ => return,
+                    _ => return false,
                 }
             }
             self.pending.insert(seg.into(), Pending::default());
         }
+        match self.pending.get_mut(seg) {
+            Some(p) => {
+                p.seen += 1;
+                p.may_keep(ts, file, line)
+            }
+            None => false,
+        }
+    }
+
+    /// Keeps an admitted request under its segment.
+    fn keep(&mut self, seg: &str, r: Req) {
         if let Some(p) = self.pending.get_mut(seg) {
-            p.seen += 1;
             p.reqs.push(r);
             if p.reqs.len() > PENDING_PER_SEGMENT * 2 {
-                p.reqs.sort_by_key(|a| key(&a.ts, &a.ev));
-                p.reqs.truncate(PENDING_PER_SEGMENT);
+                p.cut();
             }
+        }
+    }
+
+    /// Holds a request under its first segment ([`Admin::admit`] then [`Admin::keep`]).
+    #[cfg(test)]
+    fn hold(&mut self, seg: &str, r: Req) {
+        let (ts, file, line) = key(&r.ts, &r.ev);
+        if self.admit(seg, ts, &file, line) {
+            self.keep(seg, r);
         }
     }
 
@@ -375,8 +442,7 @@ impl Admin {
             }
         }
         for p in self.pending.values_mut() {
-            p.reqs.sort_by_key(|a| key(&a.ts, &a.ev));
-            p.reqs.truncate(PENDING_PER_SEGMENT);
+            p.cut();
         }
     }
 
@@ -452,8 +518,7 @@ impl DetectorState for Admin {
                 let (Some(method), Some(_)) = (ev.method.as_deref(), ev.target.as_deref()) else {
                     return;
                 };
-                let path = ev.path();
-                let query = ev.query().unwrap_or("");
+                let (path, query) = (ev.path(), ev.query().unwrap_or(""));
                 let status = ev.status.unwrap_or(0);
                 let held = if self.wanted(method, path, query) {
                     None
@@ -465,6 +530,13 @@ impl DetectorState for Admin {
                 } else {
                     return;
                 };
+                // A held request is built only if it can be among the earliest kept.
+                if let Some(seg) = held {
+                    let ts = ev.ts.map(|t| t.utc_ms);
+                    if !self.admit(seg, ts, origin.file, origin.line) {
+                        return;
+                    }
+                }
                 let cut = |s: &str, n: usize| -> Box<str> {
                     let mut e = n.min(s.len());
                     while !s.is_char_boundary(e) {
@@ -483,7 +555,7 @@ impl DetectorState for Admin {
                     ev: ev_text(origin, ev.ts, 50),
                 };
                 match held {
-                    Some(seg) => self.hold(seg, r),
+                    Some(seg) => self.keep(seg, r),
                     None => self.push_req(r),
                 }
             }
@@ -528,6 +600,7 @@ struct Panel {
 
 fn choose_panel(cfg: &AdminConfig, reqs: &[Req]) -> Option<Panel> {
     let profiles = profiles_for(cfg);
+    let shapes = shapes(reqs);
     let named = cfg.platform.as_deref().and_then(|n| {
         profiles
             .iter()
@@ -539,7 +612,7 @@ fn choose_panel(cfg: &AdminConfig, reqs: &[Req]) -> Option<Panel> {
     if let Some(p) = given {
         let inferred = cfg.admin_paths.is_empty();
         let (prefixes, why) = if cfg.admin_paths.is_empty() {
-            let best = best_prefix(&p, reqs).map(|(s, pre)| (s, vec![pre]));
+            let best = best_prefix(&p, &shapes).map(|(s, pre)| (s, vec![pre]));
             match best {
                 Some((_, pre)) => (pre, "platform given; admin prefix inferred from the login POSTs and admin routes seen".to_string()),
                 None => (p.admin_prefixes.clone(), "platform given; default admin prefix of the platform".to_string()),
@@ -560,7 +633,7 @@ fn choose_panel(cfg: &AdminConfig, reqs: &[Req]) -> Option<Panel> {
     // Infer: the profile and prefix with the best score.
     let mut best: Option<(u64, usize, String, String)> = None;
     for (i, p) in profiles.iter().enumerate() {
-        if let Some((score, prefix)) = best_prefix(p, reqs) {
+        if let Some((score, prefix)) = best_prefix(p, &shapes) {
             let why_prefix = if !cfg.admin_paths.is_empty() {
                 if !cfg.admin_paths.contains(&prefix) {
                     continue;
@@ -592,12 +665,41 @@ fn choose_panel(cfg: &AdminConfig, reqs: &[Req]) -> Option<Panel> {
     })
 }
 
-/// The prefix of `p` that the requests support best, with its score: 3 per login POST of the
-/// profile's shape, 1 per distinct marker route seen.
-fn best_prefix(p: &Profile, reqs: &[Req]) -> Option<(u64, String)> {
-    let mut cands: BTreeSet<String> = p.admin_prefixes.iter().cloned().collect();
+/// Requests of one (method, path, query), for scoring prefixes: how many, and whether one was
+/// answered 2xx/3xx.
+struct Shape<'a> {
+    method: &'a str,
+    path: &'a str,
+    query: &'a str,
+    count: u64,
+    ok: bool,
+}
+
+/// The distinct request shapes of `reqs` (many kept requests repeat: brute force, scanners).
+fn shapes(reqs: &[Req]) -> Vec<Shape<'_>> {
+    let mut by: BTreeMap<(&str, &str, &str), (u64, bool)> = BTreeMap::new();
     for r in reqs {
-        if let Some(pre) = p.implied_prefix(&r.method, &r.path, &r.query) {
+        let e = by.entry((&r.method, &r.path, &r.query)).or_default();
+        e.0 += 1;
+        e.1 |= (200..400).contains(&r.status);
+    }
+    by.into_iter()
+        .map(|((method, path, query), (count, ok))| Shape {
+            method,
+            path,
+            query,
+            count,
+            ok,
+        })
+        .collect()
+}
+
+/// The prefix of `p` that the requests support best, with its score: 3 per login POST of the
+/// profile's shape, 1 per distinct marker route seen (answered 2xx/3xx).
+fn best_prefix(p: &Profile, shapes: &[Shape<'_>]) -> Option<(u64, String)> {
+    let mut cands: BTreeSet<String> = p.admin_prefixes.iter().cloned().collect();
+    for r in shapes {
+        if let Some(pre) = p.implied_prefix(r.method, r.path, r.query) {
             cands.insert(pre);
         }
     }
@@ -605,14 +707,14 @@ fn best_prefix(p: &Profile, reqs: &[Req]) -> Option<(u64, String)> {
     for pre in cands {
         let mut score = 0u64;
         let mut markers = BTreeSet::new();
-        for r in reqs {
-            if p.login_route(&pre, &r.method, &r.path, &r.query).is_some() {
-                score += 3;
+        for r in shapes {
+            if p.login_route(&pre, r.method, r.path, r.query).is_some() {
+                score += 3 * r.count;
             }
             for (i, m) in p.markers.iter().enumerate() {
                 if !markers.contains(&i)
-                    && (200..400).contains(&r.status)
-                    && ecir_profiles::pattern_matches(m, &pre, &r.path, &r.query)
+                    && r.ok
+                    && ecir_profiles::pattern_matches(m, &pre, r.path, r.query)
                 {
                     markers.insert(i);
                 }
@@ -1925,6 +2027,150 @@ mod tests {
                 .collect()
         };
         assert_eq!(view(&one.pending), view(&a.pending));
+    }
+
+    #[test]
+    fn held_requests_are_the_earliest_whatever_the_order_and_split() {
+        let cfg = Arc::new(DetectConfig::default());
+        let req = |i: u64| Req {
+            ts: Some(Timestamp::from_secs(1_700_000_000 + (i % 997) as i64, 0)),
+            ip: None,
+            method: "GET".into(),
+            path: "/shop/x".into(),
+            query: "".into(),
+            status: 200,
+            script_ua: false,
+            ev: Evidence {
+                file: Arc::from(if i.is_multiple_of(3) {
+                    "a.log"
+                } else {
+                    "b.log"
+                }),
+                line: i + 1,
+                ts: None,
+                text: String::new(),
+                weight: 50,
+            },
+        };
+        // A scrambled order over several times the per-segment cap.
+        let n = 5 * PENDING_PER_SEGMENT as u64;
+        let order: Vec<u64> = (0..n).map(|i| (i * 7919) % n).collect();
+        let mut want: Vec<ReqKey> = order.iter().map(|&i| key(&req(i).ts, &req(i).ev)).collect();
+        want.sort();
+        want.truncate(PENDING_PER_SEGMENT);
+        for parts in [1usize, 2, 3] {
+            let mut states: Vec<Admin> = (0..parts).map(|_| Admin::new(cfg.clone())).collect();
+            for (j, &i) in order.iter().enumerate() {
+                states[j * parts / order.len()].hold("shop", req(i));
+            }
+            let mut first = states.remove(0);
+            for s in states {
+                first.merge_pending(s.pending);
+            }
+            let p = std::mem::take(&mut first.pending);
+            first.merge_pending(p);
+            let p = &first.pending["shop"];
+            assert_eq!(p.seen, n);
+            let got: Vec<ReqKey> = p.reqs.iter().map(|r| key(&r.ts, &r.ev)).collect();
+            assert_eq!(got, want, "{parts} part(s)");
+        }
+    }
+
+    #[test]
+    fn admin_looking_requests_ignore_case() {
+        let a = Admin::new(Arc::new(DetectConfig::default()));
+        for (path, want) in [
+            ("/ADMIN/x/y", true),
+            ("/Administrator", true),
+            ("/AdminFoo/a/b", true),
+            ("/WP-LOGIN.PHP", true),
+            ("/XmlRpc.php", true),
+            ("/Index.PHP/Admin/x", true),
+            ("/REST/V1/Integration/Admin/Token", true),
+            ("/shop/ADMIN/x", true),
+            ("/mgr_x9k2/LOGIN", true),
+            ("//mgr_x9k2/Home.php/", true),
+            ("//mgr_x9k2//Home.php/", false),
+            ("/mgr_x9k2/x/login", false),
+            ("/Secret", true),
+            ("/Secret/", true),
+            ("/CART", false),
+            ("/Products/detail/1", false),
+            ("/html/template/default/a.css", false),
+            ("/robots.txt", false),
+            ("/", false),
+            ("", false),
+        ] {
+            assert_eq!(a.wanted("GET", path, ""), want, "{path}");
+        }
+        // The same answers as lower-casing the path first (the former way).
+        let former = |path: &str| {
+            let lower = path.to_ascii_lowercase();
+            let seg1 = lower
+                .trim_start_matches('/')
+                .split('/')
+                .next()
+                .unwrap_or("");
+            let last = lower.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+            let depth = lower.trim_matches('/').split('/').count();
+            GUESS_SEGMENTS.contains(&seg1)
+                || seg1.starts_with("admin")
+                || lower == "/wp-login.php"
+                || lower == "/xmlrpc.php"
+                || lower.starts_with("/index.php/admin")
+                || (lower.starts_with("/rest/") && lower.contains("/integration/admin/token"))
+                || lower.trim_start_matches('/').split('/').nth(1) == Some("admin")
+                || (depth == 2
+                    && matches!(
+                        last,
+                        "login" | "login_check" | "index.php" | "logout" | "home.php"
+                    ))
+                || (depth == 1
+                    && !seg1.is_empty()
+                    && !seg1.contains('.')
+                    && !FRONT_SEGMENTS.contains(&seg1))
+        };
+        let parts = [
+            "",
+            "/",
+            "//",
+            "Admin",
+            "adminX",
+            "CART",
+            "x.y",
+            "Login",
+            "home.php",
+            "rest",
+            "V1",
+            "integration",
+            "ADMIN",
+            "token",
+            "wp-login.php",
+            "index.php",
+            "é",
+            "mgr",
+        ];
+        let mut n = 0;
+        for x in parts {
+            for y in parts {
+                for z in parts {
+                    for path in [
+                        format!("/{x}/{y}{z}"),
+                        format!("/{x}{y}/{z}/"),
+                        format!("{x}/{y}/{z}"),
+                        format!("/rest/{x}/integration/{y}/{z}"),
+                    ] {
+                        let want = former(&path);
+                        assert_eq!(a.wanted("GET", &path, ""), want, "{path}");
+                        n += usize::from(want);
+                    }
+                }
+            }
+        }
+        assert!(n > 1000, "{n}");
+        assert_eq!(pending_segment("/Shop/x"), Some("Shop"));
+        assert_eq!(pending_segment("/HTML/x"), None);
+        assert_eq!(pending_segment("/Products/x"), None);
     }
 
     #[test]
