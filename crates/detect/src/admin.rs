@@ -177,9 +177,97 @@ fn seg_hash(s: &str) -> u64 {
     })
 }
 
-/// Whether `set` holds `s`, ignoring ASCII case (without lower-casing `s`: per-event use).
-fn contains_ci(set: &[&str], s: &str) -> bool {
-    set.iter().any(|x| x.eq_ignore_ascii_case(s))
+/// A path segment of at most 15 bytes, ASCII-lowercased, as one number (its length in the top
+/// byte), so that a segment is looked up in the sets below without lower-casing a copy of it;
+/// longer segments are in none of them.
+const fn seg_code(s: &[u8]) -> Option<u128> {
+    if s.len() > 15 {
+        return None;
+    }
+    let mut code = (s.len() as u128) << 120;
+    let mut i = 0;
+    while i < s.len() {
+        code |= (s[i].to_ascii_lowercase() as u128) << (8 * i);
+        i += 1;
+    }
+    Some(code)
+}
+
+/// The sorted [`seg_code`]s of `set` (lower-case entries of at most 15 bytes).
+const fn seg_codes<const N: usize>(set: &[&str]) -> [u128; N] {
+    let mut out = [0u128; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = match seg_code(set[i].as_bytes()) {
+            Some(c) => c,
+            None => panic!("segment longer than 15 bytes"),
+        };
+        i += 1;
+    }
+    let mut i = 1;
+    while i < N {
+        let mut j = i;
+        while j > 0 && out[j - 1] > out[j] {
+            let t = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = t;
+            j -= 1;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Whether the segment of `code` is in the set of `codes`.
+fn in_codes(codes: &[u128], code: Option<u128>) -> bool {
+    code.is_some_and(|c| codes.binary_search(&c).is_ok())
+}
+
+/// The leading segments of a request path, found in one short scan for the per-event checks.
+struct Segs<'a> {
+    /// How many slashes the path starts with.
+    lead: usize,
+    /// The path after them.
+    t: &'a str,
+    /// The first slash in `t`.
+    slash1: Option<usize>,
+    /// The first segment (`t` up to `slash1`) and its [`seg_code`].
+    seg1: &'a str,
+    code1: Option<u128>,
+}
+
+impl<'a> Segs<'a> {
+    fn of(path: &'a str) -> Self {
+        let b = path.as_bytes();
+        let lead = b.iter().position(|&c| c != b'/').unwrap_or(b.len());
+        let t = &path[lead..];
+        let slash1 = t.bytes().position(|c| c == b'/');
+        let seg1 = &t[..slash1.unwrap_or(t.len())];
+        Segs {
+            lead,
+            t,
+            slash1,
+            seg1,
+            code1: seg_code(seg1.as_bytes()),
+        }
+    }
+
+    /// The first path segment of a request that could be under a renamed admin prefix
+    /// (`/SEG/below`): a plain directory name (no dot), not a shop front route, at least one
+    /// level below.
+    fn pending(&self) -> Option<&'a str> {
+        let seg = self.seg1;
+        let plain = !seg.is_empty()
+            && seg.len() <= 64
+            && seg
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+        (self.lead == 1
+            && self.slash1.is_some_and(|i| i + 1 < self.t.len())
+            && plain
+            && !in_codes(&FRONT_CODES, self.code1))
+        .then_some(seg)
+    }
 }
 
 /// Whether `s` starts with the ASCII-lowercase `prefix`, ignoring ASCII case.
@@ -192,19 +280,6 @@ fn has_ci(s: &str, needle: &str) -> bool {
     s.as_bytes()
         .windows(needle.len())
         .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
-}
-
-/// The first path segment of a request that could be under a renamed admin prefix: a plain
-/// directory name (no dot), not a shop front route, at least one level below.
-fn pending_segment(path: &str) -> Option<&str> {
-    let rest = path.strip_prefix('/')?;
-    let (seg, below) = rest.split_once('/')?;
-    let plain = !seg.is_empty()
-        && seg.len() <= 64
-        && seg
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
-    (plain && !below.is_empty() && !contains_ci(FRONT_SEGMENTS, seg)).then_some(seg)
 }
 
 fn is_script_ua(ua: Option<&str>) -> bool {
@@ -263,6 +338,12 @@ const GUESS_SEGMENTS: &[&str] = &[
     "install",
 ];
 
+const GUESS_CODES: [u128; GUESS_SEGMENTS.len()] = seg_codes(GUESS_SEGMENTS);
+
+/// Last segments of a two-level path kept as the login pages of a possible renamed prefix.
+const LOGIN_PAGES: &[&str] = &["login", "login_check", "index.php", "logout", "home.php"];
+const LOGIN_CODES: [u128; LOGIN_PAGES.len()] = seg_codes(LOGIN_PAGES);
+
 /// Shop-front first segments whose roots are not worth keeping as possible admin roots.
 const FRONT_SEGMENTS: &[&str] = &[
     "cart",
@@ -303,6 +384,7 @@ const FRONT_SEGMENTS: &[&str] = &[
     "favicon.ico",
     "robots.txt",
 ];
+const FRONT_CODES: [u128; FRONT_SEGMENTS.len()] = seg_codes(FRONT_SEGMENTS);
 
 impl Admin {
     pub fn new(config: Arc<DetectConfig>) -> Self {
@@ -316,17 +398,17 @@ impl Admin {
     }
 
     /// Whether an access-log request is admin-looking and kept. Called for every web event:
-    /// compares without lower-casing the path (ASCII case-insensitively, which is what
-    /// comparing the lower-cased path did).
-    fn wanted(&self, method: &str, path: &str, query: &str) -> bool {
+    /// reads the first segments in one short scan and compares ASCII case-insensitively in
+    /// place, which is what comparing the lower-cased path did.
+    fn wanted(&self, method: &str, path: &str, query: &str, segs: &Segs<'_>) -> bool {
         let cfg = &self.config.admin;
         if cfg.admin_paths.iter().any(|p| Profile::under(p, path)) {
             return true;
         }
-        let trimmed = path.trim_start_matches('/');
-        let mut segs = trimmed.split('/');
-        let seg1 = segs.next().unwrap_or("");
-        if contains_ci(GUESS_SEGMENTS, seg1) || starts_with_ci(seg1, "admin") {
+        let Segs {
+            t, slash1, seg1, ..
+        } = *segs;
+        if in_codes(&GUESS_CODES, segs.code1) || starts_with_ci(seg1, "admin") {
             return true;
         }
         if path.eq_ignore_ascii_case("/wp-login.php")
@@ -338,39 +420,43 @@ impl Admin {
         if starts_with_ci(path, "/rest/") && has_ci(path, "/integration/admin/token") {
             return true;
         }
-        if segs.next().is_some_and(|s| s.eq_ignore_ascii_case("admin")) {
-            return true; // Magento `/<frontName>/admin/...`
+        // The depth is counted without leading and trailing slashes: `t` up to `end`.
+        let tb = t.as_bytes();
+        let mut end = tb.len();
+        while end > 0 && tb[end - 1] == b'/' {
+            end -= 1;
         }
-        // A renamed admin prefix is not known while observing: keep its login pages and its
-        // root (what the login outcome rule needs); the rest needs `--admin-path`.
-        let inner = trimmed.trim_end_matches('/');
-        match memchr::memchr(b'/', inner.as_bytes()) {
-            // One level: the root of a possible prefix.
-            None => {
-                if !seg1.is_empty() && !seg1.contains('.') && !contains_ci(FRONT_SEGMENTS, seg1) {
+        match slash1 {
+            Some(i) if i < end => {
+                let rest = &t[i + 1..];
+                let slash2 = rest.bytes().position(|c| c == b'/');
+                let seg2 = &rest[..slash2.unwrap_or(rest.len())];
+                if seg2.eq_ignore_ascii_case("admin") {
+                    return true; // Magento `/<frontName>/admin/...`
+                }
+                // A renamed admin prefix is not known while observing: keep its login pages
+                // (two levels) and its root (one level), what the login outcome rule needs;
+                // the rest needs `--admin-path`.
+                if slash2.is_none_or(|j| i + 1 + j >= end)
+                    && in_codes(&LOGIN_CODES, seg_code(&tb[i + 1..end]))
+                {
                     return true;
                 }
             }
-            // Two levels: its login pages.
-            Some(i) if memchr::memchr(b'/', &inner.as_bytes()[i + 1..]).is_none() => {
-                let last = &inner[i + 1..];
-                if contains_ci(
-                    &["login", "login_check", "index.php", "logout", "home.php"],
-                    last,
-                ) {
-                    return true;
-                }
-            }
-            Some(_) => {}
-        }
-        if method.eq_ignore_ascii_case("POST") {
-            for p in profiles_iter(cfg) {
-                if p.implied_prefix(method, path, query).is_some() {
+            _ => {
+                if !seg1.is_empty() && !seg1.contains('.') && !in_codes(&FRONT_CODES, segs.code1) {
                     return true;
                 }
             }
         }
-        false
+        self.posted_login(method, path, query)
+    }
+
+    /// Whether a POST goes where a profile's login route implies a renamed admin prefix.
+    fn posted_login(&self, method: &str, path: &str, query: &str) -> bool {
+        method.eq_ignore_ascii_case("POST")
+            && profiles_iter(&self.config.admin)
+                .any(|p| p.implied_prefix(method, path, query).is_some())
     }
 
     /// Counts a request under its first segment and says whether it is to be built and kept:
@@ -515,15 +601,21 @@ impl DetectorState for Admin {
                 }
             }
             EventDetail::Web => {
-                let (Some(method), Some(_)) = (ev.method.as_deref(), ev.target.as_deref()) else {
+                let (Some(method), Some(target)) = (ev.method.as_deref(), ev.target.as_deref())
+                else {
                     return;
                 };
-                let (path, query) = (ev.path(), ev.query().unwrap_or(""));
+                // `Event::path` and `Event::query`, in one search.
+                let (path, query) = match memchr::memchr(b'?', target.as_bytes()) {
+                    Some(q) => (&target[..q], &target[q + 1..]),
+                    None => (target, ""),
+                };
                 let status = ev.status.unwrap_or(0);
-                let held = if self.wanted(method, path, query) {
+                let segs = Segs::of(path);
+                let held = if self.wanted(method, path, query, &segs) {
                     None
                 } else if self.config.admin.admin_paths.is_empty() && (200..400).contains(&status) {
-                    match pending_segment(path) {
+                    match segs.pending() {
                         Some(seg) => Some(seg),
                         None => return,
                     }
@@ -2101,7 +2193,7 @@ mod tests {
             ("/", false),
             ("", false),
         ] {
-            assert_eq!(a.wanted("GET", path, ""), want, "{path}");
+            assert_eq!(a.wanted("GET", path, "", &Segs::of(path)), want, "{path}");
         }
         // The same answers as lower-casing the path first (the former way).
         let former = |path: &str| {
@@ -2130,7 +2222,22 @@ mod tests {
                     && !seg1.contains('.')
                     && !FRONT_SEGMENTS.contains(&seg1))
         };
+        let former_pending = |path: &str| -> Option<String> {
+            let rest = path.strip_prefix('/')?;
+            let (seg, below) = rest.split_once('/')?;
+            let plain = !seg.is_empty()
+                && seg.len() <= 64
+                && seg
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+            let lower = seg.to_ascii_lowercase();
+            (plain && !below.is_empty() && !FRONT_SEGMENTS.contains(&lower.as_str()))
+                .then(|| seg.to_string())
+        };
         let parts = [
+            "Wp-Content",
+            "FAVICON.ICO",
+            "abcdefghijklmnopq",
             "",
             "/",
             "//",
@@ -2160,17 +2267,29 @@ mod tests {
                         format!("{x}/{y}/{z}"),
                         format!("/rest/{x}/integration/{y}/{z}"),
                     ] {
+                        assert_eq!(
+                            Segs::of(&path).pending().map(str::to_string),
+                            former_pending(&path),
+                            "{path}"
+                        );
                         let want = former(&path);
-                        assert_eq!(a.wanted("GET", &path, ""), want, "{path}");
+                        assert_eq!(a.wanted("GET", &path, "", &Segs::of(&path)), want, "{path}");
                         n += usize::from(want);
                     }
                 }
             }
         }
         assert!(n > 1000, "{n}");
-        assert_eq!(pending_segment("/Shop/x"), Some("Shop"));
-        assert_eq!(pending_segment("/HTML/x"), None);
-        assert_eq!(pending_segment("/Products/x"), None);
+        let pending = |p: &'static str| Segs::of(p).pending();
+        assert_eq!(pending("/Shop/x"), Some("Shop"));
+        assert_eq!(pending("/HTML/x"), None);
+        assert_eq!(pending("/Products/x"), None);
+        assert_eq!(pending("//Shop/x"), None);
+        assert_eq!(pending("/Shop/"), None);
+        assert_eq!(pending("/Shop"), None);
+        assert_eq!(pending("Shop/x"), None);
+        assert_eq!(pending("/Sh.op/x"), None);
+        assert_eq!(pending("/Shop//"), Some("Shop"));
     }
 
     #[test]

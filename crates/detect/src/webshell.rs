@@ -80,32 +80,60 @@ const SCRIPT_EXTS: &[&str] = &[
     "asmx", "cgi", "pl",
 ];
 
-/// Whether the ASCII-lowercased `path` would match [`Patterns::script`], without lower-casing
-/// it: it ends in `.EXT` or `.EXT.xx` (`xx` 2 to 4 letters or digits), EXT a script extension
-/// (`php` with an optional digit).
-fn script_suffix_ci(path: &str) -> bool {
-    let is_ext = |e: &[u8]| {
-        let e = match e {
-            [rest @ .., d] if d.is_ascii_digit() && rest.eq_ignore_ascii_case(b"php") => rest,
-            _ => e,
+/// An extension of up to 7 bytes, ASCII-lowercased, as one number (length in the top byte).
+const fn ext_code(e: &[u8]) -> Option<u64> {
+    if e.len() > 7 {
+        return None;
+    }
+    let mut code = (e.len() as u64) << 56;
+    let mut i = 0;
+    while i < e.len() {
+        code |= (e[i].to_ascii_lowercase() as u64) << (8 * i);
+        i += 1;
+    }
+    Some(code)
+}
+
+/// [`SCRIPT_EXTS`] as [`ext_code`]s.
+const SCRIPT_CODES: [u64; SCRIPT_EXTS.len()] = {
+    let mut out = [0u64; SCRIPT_EXTS.len()];
+    let mut i = 0;
+    while i < SCRIPT_EXTS.len() {
+        out[i] = match ext_code(SCRIPT_EXTS[i].as_bytes()) {
+            Some(c) => c,
+            None => panic!("script extension too long"),
         };
-        SCRIPT_EXTS
-            .iter()
-            .any(|x| x.as_bytes().eq_ignore_ascii_case(e))
+        i += 1;
+    }
+    out
+};
+
+/// Whether `e` is a script extension of [`Patterns::script`], ignoring ASCII case (`php` with
+/// an optional digit).
+fn is_script_ext(e: &[u8]) -> bool {
+    let e = match e {
+        [rest @ .., d] if d.is_ascii_digit() && rest.eq_ignore_ascii_case(b"php") => rest,
+        _ => e,
     };
-    let b = path.as_bytes();
-    let Some(dot) = memchr::memrchr(b'.', b) else {
+    ext_code(e).is_some_and(|c| SCRIPT_CODES.contains(&c))
+}
+
+/// Whether the ASCII-lowercased `path` would match [`Patterns::script`], without lower-casing
+/// it: it ends in `.EXT` or `.EXT.xx` (`xx` 2 to 4 letters or digits), EXT a script extension.
+/// `dot` is the position of the last `.` in `path`.
+fn script_suffix_ci(path: &[u8], dot: Option<usize>) -> bool {
+    let Some(dot) = dot else {
         return false;
     };
-    let tail = &b[dot + 1..];
-    if is_ext(tail) {
+    let tail = &path[dot + 1..];
+    if is_script_ext(tail) {
         return true;
     }
     if !(2..=4).contains(&tail.len()) || !tail.iter().all(|c| c.is_ascii_alphanumeric()) {
         return false;
     }
-    let head = &b[..dot];
-    memchr::memrchr(b'.', head).is_some_and(|d| is_ext(&head[d + 1..]))
+    let head = &path[..dot];
+    memchr::memrchr(b'.', head).is_some_and(|d| is_script_ext(&head[d + 1..]))
 }
 
 /// A script (`.php`, `.phtml`, `.jsp`, `.aspx`, `.cgi`, double extensions, …) that is not
@@ -206,16 +234,20 @@ impl DetectorState for Webshell {
             return;
         };
         // Cheap screen before decoding: something that could be a script extension.
-        let raw_path = ev.path();
-        let has_query = ev.query().is_some();
-        if !raw_path.contains('.') && !has_query {
+        let raw_path = match memchr::memchr(b'?', target.as_bytes()) {
+            Some(q) => &target.as_bytes()[..q],
+            None => target.as_bytes(),
+        };
+        let has_query = raw_path.len() < target.len();
+        let dot = memchr::memrchr(b'.', raw_path);
+        if dot.is_none() && !has_query {
             return;
         }
         // Without `%` or `\` in the raw path, decoding changes nothing before the query but
         // the letter case (`+` is decoded only in the query, and no `?` can appear earlier):
         // the decoded path is the lower-cased raw path, and nothing below runs unless it is a
         // script. Ordinary asset and page requests end here, undecoded.
-        if !raw_path.bytes().any(|c| c == b'%' || c == b'\\') && !script_suffix_ci(raw_path) {
+        if memchr::memchr2(b'%', b'\\', raw_path).is_none() && !script_suffix_ci(raw_path, dot) {
             return;
         }
         decode_target(target, &mut self.scratch);
@@ -400,7 +432,8 @@ mod tests {
                     }
                     for p in [path.clone(), format!("{path}."), format!("{path}/")] {
                         let want = is_script(p.to_ascii_lowercase().as_bytes());
-                        assert_eq!(script_suffix_ci(&p), want, "{p}");
+                        let dot = memchr::memrchr(b'.', p.as_bytes());
+                        assert_eq!(script_suffix_ci(p.as_bytes(), dot), want, "{p}");
                         n += usize::from(want);
                     }
                 }
