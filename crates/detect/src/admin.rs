@@ -177,10 +177,11 @@ fn seg_hash(s: &str) -> u64 {
     })
 }
 
-/// A path segment of at most 15 bytes, ASCII-lowercased, as one number (its length in the top
-/// byte), so that a segment is looked up in the sets below without lower-casing a copy of it;
-/// longer segments are in none of them.
-const fn seg_code(s: &[u8]) -> Option<u128> {
+/// A path segment of at most 15 bytes, ASCII-lowercased, as one number (byte `i` in bits
+/// `8i..`, the length in the top byte), so that a segment is looked up in the sets below
+/// without lower-casing a copy of it; longer segments are in none of them. The form used to
+/// build the tables; [`seg_code`] computes the same per event.
+const fn seg_code_const(s: &[u8]) -> Option<u128> {
     if s.len() > 15 {
         return None;
     }
@@ -193,34 +194,72 @@ const fn seg_code(s: &[u8]) -> Option<u128> {
     Some(code)
 }
 
-/// The sorted [`seg_code`]s of `set` (lower-case entries of at most 15 bytes).
-const fn seg_codes<const N: usize>(set: &[&str]) -> [u128; N] {
-    let mut out = [0u128; N];
-    let mut i = 0;
-    while i < N {
-        out[i] = match seg_code(set[i].as_bytes()) {
-            Some(c) => c,
-            None => panic!("segment longer than 15 bytes"),
-        };
-        i += 1;
+/// [`seg_code_const`], lower-casing eight bytes at a time.
+fn seg_code(s: &[u8]) -> Option<u128> {
+    if s.len() > 15 {
+        return None;
     }
-    let mut i = 1;
-    while i < N {
-        let mut j = i;
-        while j > 0 && out[j - 1] > out[j] {
-            let t = out[j];
-            out[j] = out[j - 1];
-            out[j - 1] = t;
-            j -= 1;
+    let mut buf = [0u8; 16];
+    buf[..s.len()].copy_from_slice(s);
+    buf[15] = s.len() as u8;
+    let (lo, hi) = buf.split_at(8);
+    let lo = lower8(u64::from_le_bytes(lo.try_into().ok()?));
+    let hi = lower8(u64::from_le_bytes(hi.try_into().ok()?));
+    Some(u128::from(lo) | u128::from(hi) << 64)
+}
+
+/// ASCII-lowercases the eight bytes of `x` (bytes outside `A..=Z` unchanged).
+fn lower8(x: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let a = x & LOW7;
+    let ge_a = a + 0x3f3f_3f3f_3f3f_3f3f; // high bit: a >= b'A'
+    let gt_z = a + 0x2525_2525_2525_2525; // high bit: a > b'Z'
+    let upper = ge_a & !gt_z & !x & HIGH;
+    x | upper >> 2
+}
+
+/// Slots of a segment table (a power of two, well above the entries of any set).
+const SLOTS: usize = 128;
+
+/// The first slot to look at for `code`.
+const fn slot(code: u128) -> usize {
+    let x = (code as u64) ^ ((code >> 64) as u64);
+    (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 57) as usize & (SLOTS - 1)
+}
+
+/// The [`seg_code_const`]s of `set` (lower-case entries of 1 to 15 bytes) in an open-addressed
+/// table: a segment is looked up with one hash and, mostly, one comparison.
+const fn seg_table(set: &[&str]) -> [u128; SLOTS] {
+    assert!(set.len() < SLOTS / 2);
+    let mut out = [0u128; SLOTS];
+    let mut i = 0;
+    while i < set.len() {
+        let code = match seg_code_const(set[i].as_bytes()) {
+            Some(c) if !set[i].is_empty() => c,
+            _ => panic!("segment empty or longer than 15 bytes"),
+        };
+        let mut at = slot(code);
+        while out[at] != 0 && out[at] != code {
+            at = (at + 1) & (SLOTS - 1);
         }
+        out[at] = code;
         i += 1;
     }
     out
 }
 
-/// Whether the segment of `code` is in the set of `codes`.
-fn in_codes(codes: &[u128], code: Option<u128>) -> bool {
-    code.is_some_and(|c| codes.binary_search(&c).is_ok())
+/// Whether the segment of `code` is in `table`.
+fn in_table(table: &[u128; SLOTS], code: Option<u128>) -> bool {
+    let Some(code) = code else { return false };
+    let mut at = slot(code);
+    loop {
+        match table[at] {
+            0 => return false,
+            c if c == code => return true,
+            _ => at = (at + 1) & (SLOTS - 1),
+        }
+    }
 }
 
 /// The leading segments of a request path, found in one short scan for the per-event checks.
@@ -265,7 +304,7 @@ impl<'a> Segs<'a> {
         (self.lead == 1
             && self.slash1.is_some_and(|i| i + 1 < self.t.len())
             && plain
-            && !in_codes(&FRONT_CODES, self.code1))
+            && !in_table(&FRONT_TABLE, self.code1))
         .then_some(seg)
     }
 }
@@ -338,11 +377,11 @@ const GUESS_SEGMENTS: &[&str] = &[
     "install",
 ];
 
-const GUESS_CODES: [u128; GUESS_SEGMENTS.len()] = seg_codes(GUESS_SEGMENTS);
+static GUESS_TABLE: [u128; SLOTS] = seg_table(GUESS_SEGMENTS);
 
 /// Last segments of a two-level path kept as the login pages of a possible renamed prefix.
 const LOGIN_PAGES: &[&str] = &["login", "login_check", "index.php", "logout", "home.php"];
-const LOGIN_CODES: [u128; LOGIN_PAGES.len()] = seg_codes(LOGIN_PAGES);
+static LOGIN_TABLE: [u128; SLOTS] = seg_table(LOGIN_PAGES);
 
 /// Shop-front first segments whose roots are not worth keeping as possible admin roots.
 const FRONT_SEGMENTS: &[&str] = &[
@@ -384,7 +423,7 @@ const FRONT_SEGMENTS: &[&str] = &[
     "favicon.ico",
     "robots.txt",
 ];
-const FRONT_CODES: [u128; FRONT_SEGMENTS.len()] = seg_codes(FRONT_SEGMENTS);
+static FRONT_TABLE: [u128; SLOTS] = seg_table(FRONT_SEGMENTS);
 
 impl Admin {
     pub fn new(config: Arc<DetectConfig>) -> Self {
@@ -408,7 +447,7 @@ impl Admin {
         let Segs {
             t, slash1, seg1, ..
         } = *segs;
-        if in_codes(&GUESS_CODES, segs.code1) || starts_with_ci(seg1, "admin") {
+        if in_table(&GUESS_TABLE, segs.code1) || starts_with_ci(seg1, "admin") {
             return true;
         }
         if path.eq_ignore_ascii_case("/wp-login.php")
@@ -438,13 +477,13 @@ impl Admin {
                 // (two levels) and its root (one level), what the login outcome rule needs;
                 // the rest needs `--admin-path`.
                 if slash2.is_none_or(|j| i + 1 + j >= end)
-                    && in_codes(&LOGIN_CODES, seg_code(&tb[i + 1..end]))
+                    && in_table(&LOGIN_TABLE, seg_code(&tb[i + 1..end]))
                 {
                     return true;
                 }
             }
             _ => {
-                if !seg1.is_empty() && !seg1.contains('.') && !in_codes(&FRONT_CODES, segs.code1) {
+                if !seg1.is_empty() && !seg1.contains('.') && !in_table(&FRONT_TABLE, segs.code1) {
                     return true;
                 }
             }
@@ -601,15 +640,10 @@ impl DetectorState for Admin {
                 }
             }
             EventDetail::Web => {
-                let (Some(method), Some(target)) = (ev.method.as_deref(), ev.target.as_deref())
-                else {
+                let (Some(method), Some(_)) = (ev.method.as_deref(), ev.target.as_deref()) else {
                     return;
                 };
-                // `Event::path` and `Event::query`, in one search.
-                let (path, query) = match memchr::memchr(b'?', target.as_bytes()) {
-                    Some(q) => (&target[..q], &target[q + 1..]),
-                    None => (target, ""),
-                };
+                let (path, query) = (ev.path(), ev.query().unwrap_or(""));
                 let status = ev.status.unwrap_or(0);
                 let segs = Segs::of(path);
                 let held = if self.wanted(method, path, query, &segs) {
@@ -919,6 +953,19 @@ fn action_of(panel: &Panel, r: &Req) -> Option<AdminAction> {
     })
 }
 
+/// [`action_of`] each request, computed once per distinct (method, path, query): kept requests
+/// repeat (customers' login pages, brute force, scanners).
+fn actions_of(panel: &Panel, reqs: &[Req]) -> Vec<Option<AdminAction>> {
+    let mut memo: BTreeMap<(&str, &str, &str), Option<AdminAction>> = BTreeMap::new();
+    reqs.iter()
+        .map(|r| {
+            *memo
+                .entry((&r.method, &r.path, &r.query))
+                .or_insert_with(|| action_of(panel, r))
+        })
+        .collect()
+}
+
 fn derive_attempts(panel: &Panel, reqs: &[Req]) -> Vec<Attempt> {
     let mut by_ip: BTreeMap<Option<IpAddr>, Vec<usize>> = BTreeMap::new();
     for (i, r) in reqs.iter().enumerate() {
@@ -1143,6 +1190,8 @@ fn analyse(
     if panel.is_none() && attempts.is_empty() {
         return out;
     }
+    // What each kept request does under the panel, by index.
+    let actions = panel.as_ref().map_or(Vec::new(), |p| actions_of(p, &reqs));
     if let Some(panel) = &panel {
         let mut g = Group::new();
         g.count = reqs.len() as u64;
@@ -1376,11 +1425,11 @@ fn analyse(
     if let Some(panel) = &panel {
         let mut off: BTreeMap<IpAddr, Group> = BTreeMap::new();
         let mut script: BTreeMap<IpAddr, Group> = BTreeMap::new();
-        for r in &reqs {
+        for (r, action) in reqs.iter().zip(&actions) {
             let Some(ip) = r.ip else { continue };
             let acting = is_admin_page(panel, r)
                 || (r.method.eq_ignore_ascii_case("POST")
-                    && action_of(panel, r).is_some_and(|a| a != AdminAction::Login)
+                    && action.is_some_and(|a| a != AdminAction::Login)
                     && (200..400).contains(&r.status));
             if !acting {
                 continue;
@@ -1508,10 +1557,10 @@ fn analyse(
             });
         let mut stolen: BTreeMap<IpAddr, (Group, bool)> = BTreeMap::new();
         if let Some(t0) = t0 {
-            for r in &reqs {
+            for (r, action) in reqs.iter().zip(&actions) {
                 let Some(ip) = r.ip else { continue };
                 let t = ms(&r.ts);
-                let planting = action_of(panel, r)
+                let planting = action
                     .is_some_and(|a| a != AdminAction::Login && a != AdminAction::LogAccess)
                     && (200..400).contains(&r.status)
                     && stolen.contains_key(&ip);
@@ -1618,8 +1667,8 @@ fn analyse(
             _ => BTreeSet::new(),
         };
         let mut acts: BTreeMap<(AdminAction, Option<IpAddr>), Group> = BTreeMap::new();
-        for r in &reqs {
-            let Some(a) = action_of(panel, r) else {
+        for (r, action) in reqs.iter().zip(&actions) {
+            let Some(a) = *action else {
                 continue;
             };
             if matches!(a, AdminAction::Login | AdminAction::LogAccess)
@@ -2165,6 +2214,40 @@ mod tests {
             assert_eq!(p.seen, n);
             let got: Vec<ReqKey> = p.reqs.iter().map(|r| key(&r.ts, &r.ev)).collect();
             assert_eq!(got, want, "{parts} part(s)");
+        }
+    }
+
+    #[test]
+    fn segment_codes_and_tables() {
+        // Every byte value, in every position, lower-cased the same way as the tables' codes.
+        for b in 0..=255u8 {
+            for n in 1..=15 {
+                for at in 0..n {
+                    let mut s = vec![b'x'; n];
+                    s[at] = b;
+                    assert_eq!(seg_code(&s), seg_code_const(&s), "{s:?}");
+                }
+            }
+        }
+        assert_eq!(seg_code(&[b'a'; 16]), None);
+        assert_eq!(seg_code(b""), seg_code_const(b""));
+        for (set, table) in [
+            (GUESS_SEGMENTS, &GUESS_TABLE),
+            (FRONT_SEGMENTS, &FRONT_TABLE),
+            (LOGIN_PAGES, &LOGIN_TABLE),
+        ] {
+            for x in set {
+                assert!(in_table(table, seg_code(x.as_bytes())), "{x}");
+                assert!(
+                    in_table(table, seg_code(x.to_ascii_uppercase().as_bytes())),
+                    "{x}"
+                );
+                for y in [format!("{x}x"), format!("x{x}"), x[1..].to_string()] {
+                    let want = set.contains(&y.as_str());
+                    assert_eq!(in_table(table, seg_code(y.as_bytes())), want, "{y}");
+                }
+            }
+            assert!(!in_table(table, seg_code(b"")));
         }
     }
 

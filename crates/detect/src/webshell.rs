@@ -234,11 +234,8 @@ impl DetectorState for Webshell {
             return;
         };
         // Cheap screen before decoding: something that could be a script extension.
-        let raw_path = match memchr::memchr(b'?', target.as_bytes()) {
-            Some(q) => &target.as_bytes()[..q],
-            None => target.as_bytes(),
-        };
-        let has_query = raw_path.len() < target.len();
+        let raw_path = ev.path().as_bytes();
+        let has_query = ev.query().is_some();
         let dot = memchr::memrchr(b'.', raw_path);
         if dot.is_none() && !has_query {
             return;
