@@ -194,18 +194,31 @@ const fn seg_code_const(s: &[u8]) -> Option<u128> {
     Some(code)
 }
 
-/// [`seg_code_const`], lower-casing eight bytes at a time.
-fn seg_code(s: &[u8]) -> Option<u128> {
-    if s.len() > 15 {
+/// [`seg_code_const`] of `hay[start..start + len]`, lower-casing eight bytes at a time; read
+/// as one 16-byte word when `hay` has that many bytes from `start` (a path usually has).
+fn seg_code_in(hay: &[u8], start: usize, len: usize) -> Option<u128> {
+    if len > 15 {
         return None;
     }
-    let mut buf = [0u8; 16];
-    buf[..s.len()].copy_from_slice(s);
-    buf[15] = s.len() as u8;
-    let (lo, hi) = buf.split_at(8);
-    let lo = lower8(u64::from_le_bytes(lo.try_into().ok()?));
-    let hi = lower8(u64::from_le_bytes(hi.try_into().ok()?));
-    Some(u128::from(lo) | u128::from(hi) << 64)
+    let word = match hay.get(start..start + 16) {
+        Some(w) => u128::from_le_bytes(w.try_into().ok()?) & ((1u128 << (8 * len)) - 1),
+        None => {
+            let mut w = 0u128;
+            for (i, &c) in hay.get(start..start + len)?.iter().enumerate() {
+                w |= u128::from(c) << (8 * i);
+            }
+            w
+        }
+    };
+    let lo = lower8(word as u64);
+    let hi = lower8((word >> 64) as u64);
+    Some(u128::from(lo) | u128::from(hi) << 64 | (len as u128) << 120)
+}
+
+/// [`seg_code_in`] of a whole slice.
+#[cfg(test)]
+fn seg_code(s: &[u8]) -> Option<u128> {
+    seg_code_in(s, 0, s.len())
 }
 
 /// ASCII-lowercases the eight bytes of `x` (bytes outside `A..=Z` unchanged).
@@ -287,7 +300,7 @@ impl<'a> Segs<'a> {
             t,
             slash1,
             seg1,
-            code1: seg_code(seg1.as_bytes()),
+            code1: seg_code_in(t.as_bytes(), 0, seg1.len()),
         }
     }
 
@@ -296,15 +309,17 @@ impl<'a> Segs<'a> {
     /// level below.
     fn pending(&self) -> Option<&'a str> {
         let seg = self.seg1;
-        let plain = !seg.is_empty()
-            && seg.len() <= 64
-            && seg
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+        let plain = || {
+            !seg.is_empty()
+                && seg.len() <= 64
+                && seg
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+        };
         (self.lead == 1
             && self.slash1.is_some_and(|i| i + 1 < self.t.len())
-            && plain
-            && !in_table(&FRONT_TABLE, self.code1))
+            && !in_table(&FRONT_TABLE, self.code1)
+            && plain())
         .then_some(seg)
     }
 }
@@ -477,7 +492,7 @@ impl Admin {
                 // (two levels) and its root (one level), what the login outcome rule needs;
                 // the rest needs `--admin-path`.
                 if slash2.is_none_or(|j| i + 1 + j >= end)
-                    && in_table(&LOGIN_TABLE, seg_code(&tb[i + 1..end]))
+                    && in_table(&LOGIN_TABLE, seg_code_in(tb, i + 1, end - i - 1))
                 {
                     return true;
                 }
@@ -619,25 +634,79 @@ fn ev_text(origin: &Origin<'_>, ts: Option<Timestamp>, weight: u32) -> Evidence 
     )
 }
 
+impl Admin {
+    /// A login record from another source.
+    #[inline(never)]
+    fn observe_login(
+        &mut self,
+        ev: &Event<'_>,
+        origin: &Origin<'_>,
+        user: Option<&str>,
+        outcome: LoginOutcome,
+    ) {
+        let source = match ev.source {
+            Some(s) => s.as_str(),
+            None => "admin-login",
+        };
+        self.attempts.push(Attempt {
+            ts: ev.ts,
+            ip: ev.client_ip,
+            user: user.map(|u| u.chars().take(128).collect()),
+            outcome,
+            evidence: vec![ev_text(origin, ev.ts, 90)],
+            sources: [source].into_iter().collect(),
+        });
+        if self.attempts.len() > MAX_ATTEMPTS * 2 {
+            self.compact();
+        }
+    }
+
+    /// Keeps an admin-looking request, or holds it under `held` (its first segment), once it is
+    /// known to be kept: rare next to the shop's traffic, so out of the per-event path.
+    #[inline(never)]
+    fn keep_request(
+        &mut self,
+        ev: &Event<'_>,
+        origin: &Origin<'_>,
+        (method, path, query): (&str, &str, &str),
+        held: Option<&str>,
+    ) {
+        // A held request is built only if it can be among the earliest kept.
+        if let Some(seg) = held {
+            let ts = ev.ts.map(|t| t.utc_ms);
+            if !self.admit(seg, ts, origin.file, origin.line) {
+                return;
+            }
+        }
+        let cut = |s: &str, n: usize| -> Box<str> {
+            let mut e = n.min(s.len());
+            while !s.is_char_boundary(e) {
+                e -= 1;
+            }
+            s[..e].into()
+        };
+        let r = Req {
+            ts: ev.ts,
+            ip: ev.client_ip,
+            method: cut(method, 16),
+            path: cut(path, 512),
+            query: cut(query, 512),
+            status: ev.status.unwrap_or(0),
+            script_ua: is_script_ua(ev.user_agent.as_deref()),
+            ev: ev_text(origin, ev.ts, 50),
+        };
+        match held {
+            Some(seg) => self.keep(seg, r),
+            None => self.push_req(r),
+        }
+    }
+}
+
 impl DetectorState for Admin {
     fn observe(&mut self, ev: &Event<'_>, origin: &Origin<'_>) {
         match &ev.detail {
             EventDetail::Login { user, outcome } => {
-                let source = match ev.source {
-                    Some(s) => s.as_str(),
-                    None => "admin-login",
-                };
-                self.attempts.push(Attempt {
-                    ts: ev.ts,
-                    ip: ev.client_ip,
-                    user: user.as_deref().map(|u| u.chars().take(128).collect()),
-                    outcome: *outcome,
-                    evidence: vec![ev_text(origin, ev.ts, 90)],
-                    sources: [source].into_iter().collect(),
-                });
-                if self.attempts.len() > MAX_ATTEMPTS * 2 {
-                    self.compact();
-                }
+                self.observe_login(ev, origin, user.as_deref(), *outcome);
             }
             EventDetail::Web => {
                 let (Some(method), Some(_)) = (ev.method.as_deref(), ev.target.as_deref()) else {
@@ -656,34 +725,7 @@ impl DetectorState for Admin {
                 } else {
                     return;
                 };
-                // A held request is built only if it can be among the earliest kept.
-                if let Some(seg) = held {
-                    let ts = ev.ts.map(|t| t.utc_ms);
-                    if !self.admit(seg, ts, origin.file, origin.line) {
-                        return;
-                    }
-                }
-                let cut = |s: &str, n: usize| -> Box<str> {
-                    let mut e = n.min(s.len());
-                    while !s.is_char_boundary(e) {
-                        e -= 1;
-                    }
-                    s[..e].into()
-                };
-                let r = Req {
-                    ts: ev.ts,
-                    ip: ev.client_ip,
-                    method: cut(method, 16),
-                    path: cut(path, 512),
-                    query: cut(query, 512),
-                    status,
-                    script_ua: is_script_ua(ev.user_agent.as_deref()),
-                    ev: ev_text(origin, ev.ts, 50),
-                };
-                match held {
-                    Some(seg) => self.keep(seg, r),
-                    None => self.push_req(r),
-                }
+                self.keep_request(ev, origin, (method, path, query), held);
             }
             _ => {}
         }
@@ -2226,10 +2268,22 @@ mod tests {
                     let mut s = vec![b'x'; n];
                     s[at] = b;
                     assert_eq!(seg_code(&s), seg_code_const(&s), "{s:?}");
+                    let n = s.len();
+                    s.extend_from_slice(b"/ZZZZZZZZZZZZZZZZ");
+                    assert_eq!(seg_code_in(&s, 0, n), seg_code_const(&s[..n]), "{s:?}");
                 }
             }
         }
         assert_eq!(seg_code(&[b'a'; 16]), None);
+        // Within a longer text (read as one word), at every offset.
+        let text: Vec<u8> = (0..40u8).map(|i| b'@' + i).collect();
+        for start in 0..text.len() {
+            for len in 0..=15.min(text.len() - start) {
+                let want = seg_code_const(&text[start..start + len]);
+                assert_eq!(seg_code_in(&text, start, len), want, "{start} {len}");
+            }
+        }
+        assert_eq!(seg_code_in(b"abc", 2, 2), None);
         assert_eq!(seg_code(b""), seg_code_const(b""));
         for (set, table) in [
             (GUESS_SEGMENTS, &GUESS_TABLE),
