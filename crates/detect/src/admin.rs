@@ -114,7 +114,7 @@ struct Attempt {
     sources: BTreeSet<&'static str>,
 }
 
-fn key(ts: &Option<Timestamp>, e: &Evidence) -> (Option<i64>, Arc<str>, u64) {
+fn key(ts: &Option<Timestamp>, e: &Evidence) -> ReqKey {
     (ts.map(|t| t.utc_ms), e.file.clone(), e.line)
 }
 
@@ -142,6 +142,32 @@ struct Pending {
     reqs: Vec<Req>,
     /// Requests seen under the segment (kept or not).
     seen: u64,
+    /// Once `reqs` was cut to the earliest [`PENDING_PER_SEGMENT`], the key of the last one
+    /// kept: `reqs` then always holds that many requests at or before it, so a later request
+    /// after it can never be among the earliest and is counted without being built.
+    bound: Option<ReqKey>,
+}
+
+/// The order of kept requests: (time, file, line).
+type ReqKey = (Option<i64>, Arc<str>, u64);
+
+impl Pending {
+    /// Sorts and cuts `reqs` to the earliest [`PENDING_PER_SEGMENT`], noting the bound.
+    fn cut(&mut self) {
+        self.reqs.sort_by_key(|a| key(&a.ts, &a.ev));
+        self.reqs.truncate(PENDING_PER_SEGMENT);
+        self.bound = match self.reqs.last() {
+            Some(r) if self.reqs.len() == PENDING_PER_SEGMENT => Some(key(&r.ts, &r.ev)),
+            _ => None,
+        };
+    }
+
+    /// Whether a request at (`ts`, `file`, `line`) may still be among the earliest kept.
+    fn may_keep(&self, ts: Option<i64>, file: &str, line: u64) -> bool {
+        self.bound
+            .as_ref()
+            .is_none_or(|(bt, bf, bl)| (ts, file, line) <= (*bt, &**bf, *bl))
+    }
 }
 
 /// FNV-1a: a fixed hash, so the kept segments are the same on every run.
@@ -151,18 +177,163 @@ fn seg_hash(s: &str) -> u64 {
     })
 }
 
-/// The first path segment of a request that could be under a renamed admin prefix: a plain
-/// directory name (no dot), not a shop front route, at least one level below.
-fn pending_segment(path: &str) -> Option<&str> {
-    let rest = path.strip_prefix('/')?;
-    let (seg, below) = rest.split_once('/')?;
-    let plain = !seg.is_empty()
-        && seg.len() <= 64
-        && seg
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
-    let lower = seg.to_ascii_lowercase();
-    (plain && !below.is_empty() && !FRONT_SEGMENTS.contains(&lower.as_str())).then_some(seg)
+/// A path segment of at most 15 bytes, ASCII-lowercased, as one number (byte `i` in bits
+/// `8i..`, the length in the top byte), so that a segment is looked up in the sets below
+/// without lower-casing a copy of it; longer segments are in none of them. The form used to
+/// build the tables; [`seg_code`] computes the same per event.
+const fn seg_code_const(s: &[u8]) -> Option<u128> {
+    if s.len() > 15 {
+        return None;
+    }
+    let mut code = (s.len() as u128) << 120;
+    let mut i = 0;
+    while i < s.len() {
+        code |= (s[i].to_ascii_lowercase() as u128) << (8 * i);
+        i += 1;
+    }
+    Some(code)
+}
+
+/// [`seg_code_const`] of `hay[start..start + len]`, lower-casing eight bytes at a time; read
+/// as one 16-byte word when `hay` has that many bytes from `start` (a path usually has).
+fn seg_code_in(hay: &[u8], start: usize, len: usize) -> Option<u128> {
+    if len > 15 {
+        return None;
+    }
+    let word = match hay.get(start..start + 16) {
+        Some(w) => u128::from_le_bytes(w.try_into().ok()?) & ((1u128 << (8 * len)) - 1),
+        None => {
+            let mut w = 0u128;
+            for (i, &c) in hay.get(start..start + len)?.iter().enumerate() {
+                w |= u128::from(c) << (8 * i);
+            }
+            w
+        }
+    };
+    let lo = lower8(word as u64);
+    let hi = lower8((word >> 64) as u64);
+    Some(u128::from(lo) | u128::from(hi) << 64 | (len as u128) << 120)
+}
+
+/// [`seg_code_in`] of a whole slice.
+#[cfg(test)]
+fn seg_code(s: &[u8]) -> Option<u128> {
+    seg_code_in(s, 0, s.len())
+}
+
+/// ASCII-lowercases the eight bytes of `x` (bytes outside `A..=Z` unchanged).
+fn lower8(x: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let a = x & LOW7;
+    let ge_a = a + 0x3f3f_3f3f_3f3f_3f3f; // high bit: a >= b'A'
+    let gt_z = a + 0x2525_2525_2525_2525; // high bit: a > b'Z'
+    let upper = ge_a & !gt_z & !x & HIGH;
+    x | upper >> 2
+}
+
+/// Slots of a segment table (a power of two, well above the entries of any set).
+const SLOTS: usize = 128;
+
+/// The first slot to look at for `code`.
+const fn slot(code: u128) -> usize {
+    let x = (code as u64) ^ ((code >> 64) as u64);
+    (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 57) as usize & (SLOTS - 1)
+}
+
+/// The [`seg_code_const`]s of `set` (lower-case entries of 1 to 15 bytes) in an open-addressed
+/// table: a segment is looked up with one hash and, mostly, one comparison.
+const fn seg_table(set: &[&str]) -> [u128; SLOTS] {
+    assert!(set.len() < SLOTS / 2);
+    let mut out = [0u128; SLOTS];
+    let mut i = 0;
+    while i < set.len() {
+        let code = match seg_code_const(set[i].as_bytes()) {
+            Some(c) if !set[i].is_empty() => c,
+            _ => panic!("segment empty or longer than 15 bytes"),
+        };
+        let mut at = slot(code);
+        while out[at] != 0 && out[at] != code {
+            at = (at + 1) & (SLOTS - 1);
+        }
+        out[at] = code;
+        i += 1;
+    }
+    out
+}
+
+/// Whether the segment of `code` is in `table`.
+fn in_table(table: &[u128; SLOTS], code: Option<u128>) -> bool {
+    let Some(code) = code else { return false };
+    let mut at = slot(code);
+    loop {
+        match table[at] {
+            0 => return false,
+            c if c == code => return true,
+            _ => at = (at + 1) & (SLOTS - 1),
+        }
+    }
+}
+
+/// The leading segments of a request path, found in one short scan for the per-event checks.
+struct Segs<'a> {
+    /// How many slashes the path starts with.
+    lead: usize,
+    /// The path after them.
+    t: &'a str,
+    /// The first slash in `t`.
+    slash1: Option<usize>,
+    /// The first segment (`t` up to `slash1`) and its [`seg_code`].
+    seg1: &'a str,
+    code1: Option<u128>,
+}
+
+impl<'a> Segs<'a> {
+    fn of(path: &'a str) -> Self {
+        let b = path.as_bytes();
+        let lead = b.iter().position(|&c| c != b'/').unwrap_or(b.len());
+        let t = &path[lead..];
+        let slash1 = t.bytes().position(|c| c == b'/');
+        let seg1 = &t[..slash1.unwrap_or(t.len())];
+        Segs {
+            lead,
+            t,
+            slash1,
+            seg1,
+            code1: seg_code_in(t.as_bytes(), 0, seg1.len()),
+        }
+    }
+
+    /// The first path segment of a request that could be under a renamed admin prefix
+    /// (`/SEG/below`): a plain directory name (no dot), not a shop front route, at least one
+    /// level below.
+    fn pending(&self) -> Option<&'a str> {
+        let seg = self.seg1;
+        let plain = || {
+            !seg.is_empty()
+                && seg.len() <= 64
+                && seg
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+        };
+        (self.lead == 1
+            && self.slash1.is_some_and(|i| i + 1 < self.t.len())
+            && !in_table(&FRONT_TABLE, self.code1)
+            && plain())
+        .then_some(seg)
+    }
+}
+
+/// Whether `s` starts with the ASCII-lowercase `prefix`, ignoring ASCII case.
+fn starts_with_ci(s: &str, prefix: &str) -> bool {
+    s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+}
+
+/// Whether `s` contains the ASCII-lowercase `needle`, ignoring ASCII case.
+fn has_ci(s: &str, needle: &str) -> bool {
+    s.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 fn is_script_ua(ua: Option<&str>) -> bool {
@@ -221,6 +392,12 @@ const GUESS_SEGMENTS: &[&str] = &[
     "install",
 ];
 
+static GUESS_TABLE: [u128; SLOTS] = seg_table(GUESS_SEGMENTS);
+
+/// Last segments of a two-level path kept as the login pages of a possible renamed prefix.
+const LOGIN_PAGES: &[&str] = &["login", "login_check", "index.php", "logout", "home.php"];
+static LOGIN_TABLE: [u128; SLOTS] = seg_table(LOGIN_PAGES);
+
 /// Shop-front first segments whose roots are not worth keeping as possible admin roots.
 const FRONT_SEGMENTS: &[&str] = &[
     "cart",
@@ -261,6 +438,7 @@ const FRONT_SEGMENTS: &[&str] = &[
     "favicon.ico",
     "robots.txt",
 ];
+static FRONT_TABLE: [u128; SLOTS] = seg_table(FRONT_SEGMENTS);
 
 impl Admin {
     pub fn new(config: Arc<DetectConfig>) -> Self {
@@ -273,86 +451,115 @@ impl Admin {
         }
     }
 
-    fn wanted(&self, method: &str, path: &str, query: &str) -> bool {
+    /// Whether an access-log request is admin-looking and kept. Called for every web event:
+    /// reads the first segments in one short scan and compares ASCII case-insensitively in
+    /// place, which is what comparing the lower-cased path did.
+    fn wanted(&self, method: &str, path: &str, query: &str, segs: &Segs<'_>) -> bool {
         let cfg = &self.config.admin;
         if cfg.admin_paths.iter().any(|p| Profile::under(p, path)) {
             return true;
         }
-        let lower = path.to_ascii_lowercase();
-        let seg1 = lower
-            .trim_start_matches('/')
-            .split('/')
-            .next()
-            .unwrap_or("");
-        if GUESS_SEGMENTS.contains(&seg1) || seg1.starts_with("admin") {
+        let Segs {
+            t, slash1, seg1, ..
+        } = *segs;
+        if in_table(&GUESS_TABLE, segs.code1) || starts_with_ci(seg1, "admin") {
             return true;
         }
-        if lower == "/wp-login.php"
-            || lower == "/xmlrpc.php"
-            || lower.starts_with("/index.php/admin")
+        if path.eq_ignore_ascii_case("/wp-login.php")
+            || path.eq_ignore_ascii_case("/xmlrpc.php")
+            || starts_with_ci(path, "/index.php/admin")
         {
             return true;
         }
-        if lower.starts_with("/rest/") && lower.contains("/integration/admin/token") {
+        if starts_with_ci(path, "/rest/") && has_ci(path, "/integration/admin/token") {
             return true;
         }
-        let mut segs = lower.trim_start_matches('/').split('/');
-        if segs.nth(1) == Some("admin") {
-            return true; // Magento `/<frontName>/admin/...`
+        // The depth is counted without leading and trailing slashes: `t` up to `end`.
+        let tb = t.as_bytes();
+        let mut end = tb.len();
+        while end > 0 && tb[end - 1] == b'/' {
+            end -= 1;
         }
-        // A renamed admin prefix is not known while observing: keep its login pages and its
-        // root (what the login outcome rule needs); the rest needs `--admin-path`.
-        let last = lower.trim_end_matches('/').rsplit('/').next().unwrap_or("");
-        let depth = lower.trim_matches('/').split('/').count();
-        if depth == 2
-            && matches!(
-                last,
-                "login" | "login_check" | "index.php" | "logout" | "home.php"
-            )
-        {
-            return true;
-        }
-        if depth == 1 && !seg1.is_empty() && !seg1.contains('.') && !FRONT_SEGMENTS.contains(&seg1)
-        {
-            return true;
-        }
-        if method.eq_ignore_ascii_case("POST") {
-            for p in profiles_iter(cfg) {
-                if p.implied_prefix(method, path, query).is_some() {
+        match slash1 {
+            Some(i) if i < end => {
+                let rest = &t[i + 1..];
+                let slash2 = rest.bytes().position(|c| c == b'/');
+                let seg2 = &rest[..slash2.unwrap_or(rest.len())];
+                if seg2.eq_ignore_ascii_case("admin") {
+                    return true; // Magento `/<frontName>/admin/...`
+                }
+                // A renamed admin prefix is not known while observing: keep its login pages
+                // (two levels) and its root (one level), what the login outcome rule needs;
+                // the rest needs `--admin-path`.
+                if slash2.is_none_or(|j| i + 1 + j >= end)
+                    && in_table(&LOGIN_TABLE, seg_code_in(tb, i + 1, end - i - 1))
+                {
+                    return true;
+                }
+            }
+            _ => {
+                if !seg1.is_empty() && !seg1.contains('.') && !in_table(&FRONT_TABLE, segs.code1) {
                     return true;
                 }
             }
         }
-        false
+        self.posted_login(method, path, query)
     }
 
-    /// Holds a request under its first segment, keeping the [`PENDING_SEGMENTS`] segments of
-    /// smallest hash and the earliest [`PENDING_PER_SEGMENT`] requests of each.
-    fn hold(&mut self, seg: &str, r: Req) {
+    /// Whether a POST goes where a profile's login route implies a renamed admin prefix.
+    fn posted_login(&self, method: &str, path: &str, query: &str) -> bool {
+        method.eq_ignore_ascii_case("POST")
+            && profiles_iter(&self.config.admin)
+                .any(|p| p.implied_prefix(method, path, query).is_some())
+    }
+
+    /// Counts a request under its first segment and says whether it is to be built and kept:
+    /// the [`PENDING_SEGMENTS`] segments of smallest hash are held, with the earliest
+    /// [`PENDING_PER_SEGMENT`] requests of each (see [`Admin::keep`]).
+    fn admit(&mut self, seg: &str, ts: Option<i64>, file: &str, line: u64) -> bool {
         if !self.pending.contains_key(seg) {
             if self.pending.len() >= PENDING_SEGMENTS {
                 let h = seg_hash(seg);
                 let worst = self
                     .pending
                     .keys()
-                    .max_by_key(|k| (seg_hash(k), k.to_string()))
-                    .cloned();
+                    .map(|k| (seg_hash(k), k))
+                    .max()
+                    .map(|(wh, w)| (wh, w.clone()));
                 match worst {
-                    Some(w) if (seg_hash(&w), &*w) > (h, seg) => {
+                    Some((wh, w)) if (wh, &*w) > (h, seg) => {
                         self.pending.remove(&w);
                     }
-                    _ => return,
+                    _ => return false,
                 }
             }
             self.pending.insert(seg.into(), Pending::default());
         }
+        match self.pending.get_mut(seg) {
+            Some(p) => {
+                p.seen += 1;
+                p.may_keep(ts, file, line)
+            }
+            None => false,
+        }
+    }
+
+    /// Keeps an admitted request under its segment.
+    fn keep(&mut self, seg: &str, r: Req) {
         if let Some(p) = self.pending.get_mut(seg) {
-            p.seen += 1;
             p.reqs.push(r);
             if p.reqs.len() > PENDING_PER_SEGMENT * 2 {
-                p.reqs.sort_by_key(|a| key(&a.ts, &a.ev));
-                p.reqs.truncate(PENDING_PER_SEGMENT);
+                p.cut();
             }
+        }
+    }
+
+    /// Holds a request under its first segment ([`Admin::admit`] then [`Admin::keep`]).
+    #[cfg(test)]
+    fn hold(&mut self, seg: &str, r: Req) {
+        let (ts, file, line) = key(&r.ts, &r.ev);
+        if self.admit(seg, ts, &file, line) {
+            self.keep(seg, r);
         }
     }
 
@@ -375,8 +582,7 @@ impl Admin {
             }
         }
         for p in self.pending.values_mut() {
-            p.reqs.sort_by_key(|a| key(&a.ts, &a.ev));
-            p.reqs.truncate(PENDING_PER_SEGMENT);
+            p.cut();
         }
     }
 
@@ -428,64 +634,98 @@ fn ev_text(origin: &Origin<'_>, ts: Option<Timestamp>, weight: u32) -> Evidence 
     )
 }
 
+impl Admin {
+    /// A login record from another source.
+    #[inline(never)]
+    fn observe_login(
+        &mut self,
+        ev: &Event<'_>,
+        origin: &Origin<'_>,
+        user: Option<&str>,
+        outcome: LoginOutcome,
+    ) {
+        let source = match ev.source {
+            Some(s) => s.as_str(),
+            None => "admin-login",
+        };
+        self.attempts.push(Attempt {
+            ts: ev.ts,
+            ip: ev.client_ip,
+            user: user.map(|u| u.chars().take(128).collect()),
+            outcome,
+            evidence: vec![ev_text(origin, ev.ts, 90)],
+            sources: [source].into_iter().collect(),
+        });
+        if self.attempts.len() > MAX_ATTEMPTS * 2 {
+            self.compact();
+        }
+    }
+
+    /// Keeps an admin-looking request, or holds it under `held` (its first segment), once it is
+    /// known to be kept: rare next to the shop's traffic, so out of the per-event path.
+    #[inline(never)]
+    fn keep_request(
+        &mut self,
+        ev: &Event<'_>,
+        origin: &Origin<'_>,
+        (method, path, query): (&str, &str, &str),
+        held: Option<&str>,
+    ) {
+        // A held request is built only if it can be among the earliest kept.
+        if let Some(seg) = held {
+            let ts = ev.ts.map(|t| t.utc_ms);
+            if !self.admit(seg, ts, origin.file, origin.line) {
+                return;
+            }
+        }
+        let cut = |s: &str, n: usize| -> Box<str> {
+            let mut e = n.min(s.len());
+            while !s.is_char_boundary(e) {
+                e -= 1;
+            }
+            s[..e].into()
+        };
+        let r = Req {
+            ts: ev.ts,
+            ip: ev.client_ip,
+            method: cut(method, 16),
+            path: cut(path, 512),
+            query: cut(query, 512),
+            status: ev.status.unwrap_or(0),
+            script_ua: is_script_ua(ev.user_agent.as_deref()),
+            ev: ev_text(origin, ev.ts, 50),
+        };
+        match held {
+            Some(seg) => self.keep(seg, r),
+            None => self.push_req(r),
+        }
+    }
+}
+
 impl DetectorState for Admin {
     fn observe(&mut self, ev: &Event<'_>, origin: &Origin<'_>) {
         match &ev.detail {
             EventDetail::Login { user, outcome } => {
-                let source = match ev.source {
-                    Some(s) => s.as_str(),
-                    None => "admin-login",
-                };
-                self.attempts.push(Attempt {
-                    ts: ev.ts,
-                    ip: ev.client_ip,
-                    user: user.as_deref().map(|u| u.chars().take(128).collect()),
-                    outcome: *outcome,
-                    evidence: vec![ev_text(origin, ev.ts, 90)],
-                    sources: [source].into_iter().collect(),
-                });
-                if self.attempts.len() > MAX_ATTEMPTS * 2 {
-                    self.compact();
-                }
+                self.observe_login(ev, origin, user.as_deref(), *outcome);
             }
             EventDetail::Web => {
                 let (Some(method), Some(_)) = (ev.method.as_deref(), ev.target.as_deref()) else {
                     return;
                 };
-                let path = ev.path();
-                let query = ev.query().unwrap_or("");
+                let (path, query) = (ev.path(), ev.query().unwrap_or(""));
                 let status = ev.status.unwrap_or(0);
-                let held = if self.wanted(method, path, query) {
+                let segs = Segs::of(path);
+                let held = if self.wanted(method, path, query, &segs) {
                     None
                 } else if self.config.admin.admin_paths.is_empty() && (200..400).contains(&status) {
-                    match pending_segment(path) {
+                    match segs.pending() {
                         Some(seg) => Some(seg),
                         None => return,
                     }
                 } else {
                     return;
                 };
-                let cut = |s: &str, n: usize| -> Box<str> {
-                    let mut e = n.min(s.len());
-                    while !s.is_char_boundary(e) {
-                        e -= 1;
-                    }
-                    s[..e].into()
-                };
-                let r = Req {
-                    ts: ev.ts,
-                    ip: ev.client_ip,
-                    method: cut(method, 16),
-                    path: cut(path, 512),
-                    query: cut(query, 512),
-                    status,
-                    script_ua: is_script_ua(ev.user_agent.as_deref()),
-                    ev: ev_text(origin, ev.ts, 50),
-                };
-                match held {
-                    Some(seg) => self.hold(seg, r),
-                    None => self.push_req(r),
-                }
+                self.keep_request(ev, origin, (method, path, query), held);
             }
             _ => {}
         }
@@ -528,6 +768,7 @@ struct Panel {
 
 fn choose_panel(cfg: &AdminConfig, reqs: &[Req]) -> Option<Panel> {
     let profiles = profiles_for(cfg);
+    let shapes = shapes(reqs);
     let named = cfg.platform.as_deref().and_then(|n| {
         profiles
             .iter()
@@ -539,7 +780,7 @@ fn choose_panel(cfg: &AdminConfig, reqs: &[Req]) -> Option<Panel> {
     if let Some(p) = given {
         let inferred = cfg.admin_paths.is_empty();
         let (prefixes, why) = if cfg.admin_paths.is_empty() {
-            let best = best_prefix(&p, reqs).map(|(s, pre)| (s, vec![pre]));
+            let best = best_prefix(&p, &shapes).map(|(s, pre)| (s, vec![pre]));
             match best {
                 Some((_, pre)) => (pre, "platform given; admin prefix inferred from the login POSTs and admin routes seen".to_string()),
                 None => (p.admin_prefixes.clone(), "platform given; default admin prefix of the platform".to_string()),
@@ -560,7 +801,7 @@ fn choose_panel(cfg: &AdminConfig, reqs: &[Req]) -> Option<Panel> {
     // Infer: the profile and prefix with the best score.
     let mut best: Option<(u64, usize, String, String)> = None;
     for (i, p) in profiles.iter().enumerate() {
-        if let Some((score, prefix)) = best_prefix(p, reqs) {
+        if let Some((score, prefix)) = best_prefix(p, &shapes) {
             let why_prefix = if !cfg.admin_paths.is_empty() {
                 if !cfg.admin_paths.contains(&prefix) {
                     continue;
@@ -592,12 +833,41 @@ fn choose_panel(cfg: &AdminConfig, reqs: &[Req]) -> Option<Panel> {
     })
 }
 
-/// The prefix of `p` that the requests support best, with its score: 3 per login POST of the
-/// profile's shape, 1 per distinct marker route seen.
-fn best_prefix(p: &Profile, reqs: &[Req]) -> Option<(u64, String)> {
-    let mut cands: BTreeSet<String> = p.admin_prefixes.iter().cloned().collect();
+/// Requests of one (method, path, query), for scoring prefixes: how many, and whether one was
+/// answered 2xx/3xx.
+struct Shape<'a> {
+    method: &'a str,
+    path: &'a str,
+    query: &'a str,
+    count: u64,
+    ok: bool,
+}
+
+/// The distinct request shapes of `reqs` (many kept requests repeat: brute force, scanners).
+fn shapes(reqs: &[Req]) -> Vec<Shape<'_>> {
+    let mut by: BTreeMap<(&str, &str, &str), (u64, bool)> = BTreeMap::new();
     for r in reqs {
-        if let Some(pre) = p.implied_prefix(&r.method, &r.path, &r.query) {
+        let e = by.entry((&r.method, &r.path, &r.query)).or_default();
+        e.0 += 1;
+        e.1 |= (200..400).contains(&r.status);
+    }
+    by.into_iter()
+        .map(|((method, path, query), (count, ok))| Shape {
+            method,
+            path,
+            query,
+            count,
+            ok,
+        })
+        .collect()
+}
+
+/// The prefix of `p` that the requests support best, with its score: 3 per login POST of the
+/// profile's shape, 1 per distinct marker route seen (answered 2xx/3xx).
+fn best_prefix(p: &Profile, shapes: &[Shape<'_>]) -> Option<(u64, String)> {
+    let mut cands: BTreeSet<String> = p.admin_prefixes.iter().cloned().collect();
+    for r in shapes {
+        if let Some(pre) = p.implied_prefix(r.method, r.path, r.query) {
             cands.insert(pre);
         }
     }
@@ -605,14 +875,14 @@ fn best_prefix(p: &Profile, reqs: &[Req]) -> Option<(u64, String)> {
     for pre in cands {
         let mut score = 0u64;
         let mut markers = BTreeSet::new();
-        for r in reqs {
-            if p.login_route(&pre, &r.method, &r.path, &r.query).is_some() {
-                score += 3;
+        for r in shapes {
+            if p.login_route(&pre, r.method, r.path, r.query).is_some() {
+                score += 3 * r.count;
             }
             for (i, m) in p.markers.iter().enumerate() {
                 if !markers.contains(&i)
-                    && (200..400).contains(&r.status)
-                    && ecir_profiles::pattern_matches(m, &pre, &r.path, &r.query)
+                    && r.ok
+                    && ecir_profiles::pattern_matches(m, &pre, r.path, r.query)
                 {
                     markers.insert(i);
                 }
@@ -723,6 +993,19 @@ fn action_of(panel: &Panel, r: &Req) -> Option<AdminAction> {
             .profile
             .classify_admin_route(p, &r.method, &r.path, &r.query)
     })
+}
+
+/// [`action_of`] each request, computed once per distinct (method, path, query): kept requests
+/// repeat (customers' login pages, brute force, scanners).
+fn actions_of(panel: &Panel, reqs: &[Req]) -> Vec<Option<AdminAction>> {
+    let mut memo: BTreeMap<(&str, &str, &str), Option<AdminAction>> = BTreeMap::new();
+    reqs.iter()
+        .map(|r| {
+            *memo
+                .entry((&r.method, &r.path, &r.query))
+                .or_insert_with(|| action_of(panel, r))
+        })
+        .collect()
 }
 
 fn derive_attempts(panel: &Panel, reqs: &[Req]) -> Vec<Attempt> {
@@ -949,6 +1232,8 @@ fn analyse(
     if panel.is_none() && attempts.is_empty() {
         return out;
     }
+    // What each kept request does under the panel, by index.
+    let actions = panel.as_ref().map_or(Vec::new(), |p| actions_of(p, &reqs));
     if let Some(panel) = &panel {
         let mut g = Group::new();
         g.count = reqs.len() as u64;
@@ -1182,11 +1467,11 @@ fn analyse(
     if let Some(panel) = &panel {
         let mut off: BTreeMap<IpAddr, Group> = BTreeMap::new();
         let mut script: BTreeMap<IpAddr, Group> = BTreeMap::new();
-        for r in &reqs {
+        for (r, action) in reqs.iter().zip(&actions) {
             let Some(ip) = r.ip else { continue };
             let acting = is_admin_page(panel, r)
                 || (r.method.eq_ignore_ascii_case("POST")
-                    && action_of(panel, r).is_some_and(|a| a != AdminAction::Login)
+                    && action.is_some_and(|a| a != AdminAction::Login)
                     && (200..400).contains(&r.status));
             if !acting {
                 continue;
@@ -1314,10 +1599,10 @@ fn analyse(
             });
         let mut stolen: BTreeMap<IpAddr, (Group, bool)> = BTreeMap::new();
         if let Some(t0) = t0 {
-            for r in &reqs {
+            for (r, action) in reqs.iter().zip(&actions) {
                 let Some(ip) = r.ip else { continue };
                 let t = ms(&r.ts);
-                let planting = action_of(panel, r)
+                let planting = action
                     .is_some_and(|a| a != AdminAction::Login && a != AdminAction::LogAccess)
                     && (200..400).contains(&r.status)
                     && stolen.contains_key(&ip);
@@ -1424,8 +1709,8 @@ fn analyse(
             _ => BTreeSet::new(),
         };
         let mut acts: BTreeMap<(AdminAction, Option<IpAddr>), Group> = BTreeMap::new();
-        for r in &reqs {
-            let Some(a) = action_of(panel, r) else {
+        for (r, action) in reqs.iter().zip(&actions) {
+            let Some(a) = *action else {
                 continue;
             };
             if matches!(a, AdminAction::Login | AdminAction::LogAccess)
@@ -1925,6 +2210,223 @@ mod tests {
                 .collect()
         };
         assert_eq!(view(&one.pending), view(&a.pending));
+    }
+
+    #[test]
+    fn held_requests_are_the_earliest_whatever_the_order_and_split() {
+        let cfg = Arc::new(DetectConfig::default());
+        let req = |i: u64| Req {
+            ts: Some(Timestamp::from_secs(1_700_000_000 + (i % 997) as i64, 0)),
+            ip: None,
+            method: "GET".into(),
+            path: "/shop/x".into(),
+            query: "".into(),
+            status: 200,
+            script_ua: false,
+            ev: Evidence {
+                file: Arc::from(if i.is_multiple_of(3) {
+                    "a.log"
+                } else {
+                    "b.log"
+                }),
+                line: i + 1,
+                ts: None,
+                text: String::new(),
+                weight: 50,
+            },
+        };
+        // A scrambled order over several times the per-segment cap.
+        let n = 5 * PENDING_PER_SEGMENT as u64;
+        let order: Vec<u64> = (0..n).map(|i| (i * 7919) % n).collect();
+        let mut want: Vec<ReqKey> = order.iter().map(|&i| key(&req(i).ts, &req(i).ev)).collect();
+        want.sort();
+        want.truncate(PENDING_PER_SEGMENT);
+        for parts in [1usize, 2, 3] {
+            let mut states: Vec<Admin> = (0..parts).map(|_| Admin::new(cfg.clone())).collect();
+            for (j, &i) in order.iter().enumerate() {
+                states[j * parts / order.len()].hold("shop", req(i));
+            }
+            let mut first = states.remove(0);
+            for s in states {
+                first.merge_pending(s.pending);
+            }
+            let p = std::mem::take(&mut first.pending);
+            first.merge_pending(p);
+            let p = &first.pending["shop"];
+            assert_eq!(p.seen, n);
+            let got: Vec<ReqKey> = p.reqs.iter().map(|r| key(&r.ts, &r.ev)).collect();
+            assert_eq!(got, want, "{parts} part(s)");
+        }
+    }
+
+    #[test]
+    fn segment_codes_and_tables() {
+        // Every byte value, in every position, lower-cased the same way as the tables' codes.
+        for b in 0..=255u8 {
+            for n in 1..=15 {
+                for at in 0..n {
+                    let mut s = vec![b'x'; n];
+                    s[at] = b;
+                    assert_eq!(seg_code(&s), seg_code_const(&s), "{s:?}");
+                    let n = s.len();
+                    s.extend_from_slice(b"/ZZZZZZZZZZZZZZZZ");
+                    assert_eq!(seg_code_in(&s, 0, n), seg_code_const(&s[..n]), "{s:?}");
+                }
+            }
+        }
+        assert_eq!(seg_code(&[b'a'; 16]), None);
+        // Within a longer text (read as one word), at every offset.
+        let text: Vec<u8> = (0..40u8).map(|i| b'@' + i).collect();
+        for start in 0..text.len() {
+            for len in 0..=15.min(text.len() - start) {
+                let want = seg_code_const(&text[start..start + len]);
+                assert_eq!(seg_code_in(&text, start, len), want, "{start} {len}");
+            }
+        }
+        assert_eq!(seg_code_in(b"abc", 2, 2), None);
+        assert_eq!(seg_code(b""), seg_code_const(b""));
+        for (set, table) in [
+            (GUESS_SEGMENTS, &GUESS_TABLE),
+            (FRONT_SEGMENTS, &FRONT_TABLE),
+            (LOGIN_PAGES, &LOGIN_TABLE),
+        ] {
+            for x in set {
+                assert!(in_table(table, seg_code(x.as_bytes())), "{x}");
+                assert!(
+                    in_table(table, seg_code(x.to_ascii_uppercase().as_bytes())),
+                    "{x}"
+                );
+                for y in [format!("{x}x"), format!("x{x}"), x[1..].to_string()] {
+                    let want = set.contains(&y.as_str());
+                    assert_eq!(in_table(table, seg_code(y.as_bytes())), want, "{y}");
+                }
+            }
+            assert!(!in_table(table, seg_code(b"")));
+        }
+    }
+
+    #[test]
+    fn admin_looking_requests_ignore_case() {
+        let a = Admin::new(Arc::new(DetectConfig::default()));
+        for (path, want) in [
+            ("/ADMIN/x/y", true),
+            ("/Administrator", true),
+            ("/AdminFoo/a/b", true),
+            ("/WP-LOGIN.PHP", true),
+            ("/XmlRpc.php", true),
+            ("/Index.PHP/Admin/x", true),
+            ("/REST/V1/Integration/Admin/Token", true),
+            ("/shop/ADMIN/x", true),
+            ("/mgr_x9k2/LOGIN", true),
+            ("//mgr_x9k2/Home.php/", true),
+            ("//mgr_x9k2//Home.php/", false),
+            ("/mgr_x9k2/x/login", false),
+            ("/Secret", true),
+            ("/Secret/", true),
+            ("/CART", false),
+            ("/Products/detail/1", false),
+            ("/html/template/default/a.css", false),
+            ("/robots.txt", false),
+            ("/", false),
+            ("", false),
+        ] {
+            assert_eq!(a.wanted("GET", path, "", &Segs::of(path)), want, "{path}");
+        }
+        // The same answers as lower-casing the path first (the former way).
+        let former = |path: &str| {
+            let lower = path.to_ascii_lowercase();
+            let seg1 = lower
+                .trim_start_matches('/')
+                .split('/')
+                .next()
+                .unwrap_or("");
+            let last = lower.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+            let depth = lower.trim_matches('/').split('/').count();
+            GUESS_SEGMENTS.contains(&seg1)
+                || seg1.starts_with("admin")
+                || lower == "/wp-login.php"
+                || lower == "/xmlrpc.php"
+                || lower.starts_with("/index.php/admin")
+                || (lower.starts_with("/rest/") && lower.contains("/integration/admin/token"))
+                || lower.trim_start_matches('/').split('/').nth(1) == Some("admin")
+                || (depth == 2
+                    && matches!(
+                        last,
+                        "login" | "login_check" | "index.php" | "logout" | "home.php"
+                    ))
+                || (depth == 1
+                    && !seg1.is_empty()
+                    && !seg1.contains('.')
+                    && !FRONT_SEGMENTS.contains(&seg1))
+        };
+        let former_pending = |path: &str| -> Option<String> {
+            let rest = path.strip_prefix('/')?;
+            let (seg, below) = rest.split_once('/')?;
+            let plain = !seg.is_empty()
+                && seg.len() <= 64
+                && seg
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+            let lower = seg.to_ascii_lowercase();
+            (plain && !below.is_empty() && !FRONT_SEGMENTS.contains(&lower.as_str()))
+                .then(|| seg.to_string())
+        };
+        let parts = [
+            "Wp-Content",
+            "FAVICON.ICO",
+            "abcdefghijklmnopq",
+            "",
+            "/",
+            "//",
+            "Admin",
+            "adminX",
+            "CART",
+            "x.y",
+            "Login",
+            "home.php",
+            "rest",
+            "V1",
+            "integration",
+            "ADMIN",
+            "token",
+            "wp-login.php",
+            "index.php",
+            "é",
+            "mgr",
+        ];
+        let mut n = 0;
+        for x in parts {
+            for y in parts {
+                for z in parts {
+                    for path in [
+                        format!("/{x}/{y}{z}"),
+                        format!("/{x}{y}/{z}/"),
+                        format!("{x}/{y}/{z}"),
+                        format!("/rest/{x}/integration/{y}/{z}"),
+                    ] {
+                        assert_eq!(
+                            Segs::of(&path).pending().map(str::to_string),
+                            former_pending(&path),
+                            "{path}"
+                        );
+                        let want = former(&path);
+                        assert_eq!(a.wanted("GET", &path, "", &Segs::of(&path)), want, "{path}");
+                        n += usize::from(want);
+                    }
+                }
+            }
+        }
+        assert!(n > 1000, "{n}");
+        let pending = |p: &'static str| Segs::of(p).pending();
+        assert_eq!(pending("/Shop/x"), Some("Shop"));
+        assert_eq!(pending("/HTML/x"), None);
+        assert_eq!(pending("/Products/x"), None);
+        assert_eq!(pending("//Shop/x"), None);
+        assert_eq!(pending("/Shop/"), None);
+        assert_eq!(pending("/Shop"), None);
+        assert_eq!(pending("Shop/x"), None);
+        assert_eq!(pending("/Sh.op/x"), None);
+        assert_eq!(pending("/Shop//"), Some("Shop"));
     }
 
     #[test]

@@ -74,6 +74,68 @@ fn is_script(path: &[u8]) -> bool {
     patterns().script.is_match(path)
 }
 
+/// Script extensions of [`Patterns::script`], lower case.
+const SCRIPT_EXTS: &[&str] = &[
+    "php", "phtml", "phar", "pht", "pgif", "shtml", "inc", "jsp", "jspx", "asp", "aspx", "ashx",
+    "asmx", "cgi", "pl",
+];
+
+/// An extension of up to 7 bytes, ASCII-lowercased, as one number (length in the top byte).
+const fn ext_code(e: &[u8]) -> Option<u64> {
+    if e.len() > 7 {
+        return None;
+    }
+    let mut code = (e.len() as u64) << 56;
+    let mut i = 0;
+    while i < e.len() {
+        code |= (e[i].to_ascii_lowercase() as u64) << (8 * i);
+        i += 1;
+    }
+    Some(code)
+}
+
+/// [`SCRIPT_EXTS`] as [`ext_code`]s.
+const SCRIPT_CODES: [u64; SCRIPT_EXTS.len()] = {
+    let mut out = [0u64; SCRIPT_EXTS.len()];
+    let mut i = 0;
+    while i < SCRIPT_EXTS.len() {
+        out[i] = match ext_code(SCRIPT_EXTS[i].as_bytes()) {
+            Some(c) => c,
+            None => panic!("script extension too long"),
+        };
+        i += 1;
+    }
+    out
+};
+
+/// Whether `e` is a script extension of [`Patterns::script`], ignoring ASCII case (`php` with
+/// an optional digit).
+fn is_script_ext(e: &[u8]) -> bool {
+    let e = match e {
+        [rest @ .., d] if d.is_ascii_digit() && rest.eq_ignore_ascii_case(b"php") => rest,
+        _ => e,
+    };
+    ext_code(e).is_some_and(|c| SCRIPT_CODES.contains(&c))
+}
+
+/// Whether the ASCII-lowercased `path` would match [`Patterns::script`], without lower-casing
+/// it: it ends in `.EXT` or `.EXT.xx` (`xx` 2 to 4 letters or digits), EXT a script extension.
+/// `dot` is the position of the last `.` in `path`.
+fn script_suffix_ci(path: &[u8], dot: Option<usize>) -> bool {
+    let Some(dot) = dot else {
+        return false;
+    };
+    let tail = &path[dot + 1..];
+    if is_script_ext(tail) {
+        return true;
+    }
+    if !(2..=4).contains(&tail.len()) || !tail.iter().all(|c| c.is_ascii_alphanumeric()) {
+        return false;
+    }
+    let head = &path[..dot];
+    memchr::memrchr(b'.', head).is_some_and(|d| is_script_ext(&head[d + 1..]))
+}
+
 /// A script (`.php`, `.phtml`, `.jsp`, `.aspx`, `.cgi`, double extensions, …) that is not
 /// under a common admin directory nor a well-known platform endpoint: the paths this detector
 /// counts as possibly planted. `path` is the request path without its query.
@@ -172,9 +234,17 @@ impl DetectorState for Webshell {
             return;
         };
         // Cheap screen before decoding: something that could be a script extension.
-        let raw_path = ev.path();
+        let raw_path = ev.path().as_bytes();
         let has_query = ev.query().is_some();
-        if !raw_path.contains('.') && !has_query {
+        let dot = memchr::memrchr(b'.', raw_path);
+        if dot.is_none() && !has_query {
+            return;
+        }
+        // Without `%` or `\` in the raw path, decoding changes nothing before the query but
+        // the letter case (`+` is decoded only in the query, and no `?` can appear earlier):
+        // the decoded path is the lower-cased raw path, and nothing below runs unless it is a
+        // script. Ordinary asset and page requests end here, undecoded.
+        if memchr::memchr2(b'%', b'\\', raw_path).is_none() && !script_suffix_ci(raw_path, dot) {
             return;
         }
         decode_target(target, &mut self.scratch);
@@ -335,6 +405,53 @@ mod tests {
 
     fn only(f: &[Finding], rule: &str) -> Vec<Finding> {
         f.iter().filter(|x| x.rule == rule).cloned().collect()
+    }
+
+    #[test]
+    fn raw_screen_agrees_with_the_script_pattern() {
+        // The undecoded screen must say "script" exactly when the pattern does on the
+        // lower-cased path, whatever the letter case.
+        let exts = [
+            "", "php", "PHP", "php7", "Php5", "php55", "phtml", "PHAR", "pht", "pgif", "shtml",
+            "inc", "jsp", "JSPX", "asp", "aspx", "ashx", "asmx", "cgi", "pl", "p", "ph", "jpg",
+            "JPG", "jpeg", "webp", "x", "abcde", "a1", "gif9", "j-g", "ph p", "phpx", "xphp",
+        ];
+        let mut n = 0;
+        for a in exts {
+            for b in exts {
+                for stem in ["/x", "/a.b/x", "/", "", "/x.", "/.."] {
+                    let mut path = stem.to_string();
+                    for e in [a, b] {
+                        if !e.is_empty() {
+                            path.push('.');
+                            path.push_str(e);
+                        }
+                    }
+                    for p in [path.clone(), format!("{path}."), format!("{path}/")] {
+                        let want = is_script(p.to_ascii_lowercase().as_bytes());
+                        let dot = memchr::memrchr(b'.', p.as_bytes());
+                        assert_eq!(script_suffix_ci(p.as_bytes(), dot), want, "{p}");
+                        n += usize::from(want);
+                    }
+                }
+            }
+        }
+        assert!(n > 1000, "{n}");
+    }
+
+    #[test]
+    fn encoded_scripts_are_still_decoded() {
+        // `%2e`, `%70`, `%3f` and `\x2e` hide a script extension from the raw screen.
+        for t in [
+            "/html/user_data/x%2ephp?a=1",
+            "/html/user_data/x.%70hp",
+            "/html/user_data/x.php%3f.jpg",
+            "/html/user_data/x\\x2ephp?a=1",
+            "/html/user_data/X.PHP",
+        ] {
+            let f = run(&[&format!("203.0.113.66|POST|{t}|200|51")]);
+            assert_eq!(only(&f, "webshell.upload_dir_script").len(), 1, "{t}");
+        }
     }
 
     #[test]
