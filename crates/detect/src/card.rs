@@ -207,7 +207,7 @@ struct Asset {
     ips: SmallestSet<IpAddr>,
     hits: u64,
     checkout_refs: u64,
-    ev: TopEvidence,
+    ev: LazyEvidence,
 }
 
 #[derive(Default, Debug)]
@@ -229,11 +229,263 @@ fn add_first(m: &mut BTreeMap<IpAddr, i64>, ip: IpAddr, t: i64) {
     }
 }
 
+/// Fetches of one file in a writable directory while at most [`HARVEST_MAX_IPS`] clients
+/// fetched it (then `popular`, and nothing more is kept).
 #[derive(Default, Debug)]
 struct Harvest {
-    fetches: BTreeMap<IpAddr, SmallestSet<(i64, u64)>>,
+    /// (client, time, bytes), sorted; per client the [`MAX_FETCHES`] smallest (time, bytes).
+    fetches: Vec<(IpAddr, i64, u64)>,
+    /// Distinct clients in `fetches`.
+    ips: usize,
     popular: bool,
-    ev: TopEvidence,
+    ev: LazyEvidence,
+}
+
+impl Harvest {
+    fn has_ip(&self, ip: IpAddr) -> bool {
+        let lo = self.fetches.partition_point(|x| x.0 < ip);
+        self.fetches.get(lo).is_some_and(|x| x.0 == ip)
+    }
+
+    /// Adds a fetch (a set per client, as a [`SmallestSet`] of [`MAX_FETCHES`] would).
+    fn add(&mut self, ip: IpAddr, t: i64, b: u64) {
+        let lo = self.fetches.partition_point(|x| x.0 < ip);
+        let hi = lo + self.fetches[lo..].partition_point(|x| x.0 == ip);
+        if lo == hi {
+            self.ips += 1;
+        }
+        match self.fetches[lo..hi].binary_search_by(|x| (x.1, x.2).cmp(&(t, b))) {
+            Ok(_) => {}
+            Err(i) => {
+                if hi - lo < MAX_FETCHES {
+                    self.fetches.insert(lo + i, (ip, t, b));
+                } else if lo + i < hi {
+                    self.fetches.insert(lo + i, (ip, t, b));
+                    self.fetches.remove(hi);
+                }
+            }
+        }
+    }
+
+    fn make_popular(&mut self) {
+        self.popular = true;
+        self.fetches = Vec::new();
+        self.ips = 0;
+        self.ev = LazyEvidence::default();
+    }
+}
+
+/// Raw bytes of a line kept for evidence: enough that [`ecir_model::text::evidence_text`]
+/// gives the same text as from the whole line (it stops at
+/// [`ecir_model::text::MAX_EVIDENCE_TEXT`] output bytes, and every input byte makes at least
+/// one output byte, so nothing past this prefix is read but the fact that more follows).
+const RAW_KEEP: usize = ecir_model::text::MAX_EVIDENCE_TEXT + 16;
+
+/// One line kept by [`LazyEvidence`]: its sort key and raw bytes.
+#[derive(Clone, Debug)]
+struct LazyLine {
+    weight: u32,
+    ts: Option<Timestamp>,
+    file: Arc<str>,
+    line: u64,
+    raw: Box<[u8]>,
+}
+
+/// The order of [`TopEvidence`]: weight descending, then time, file, line.
+fn lazy_order(
+    a: (u32, Option<Timestamp>, &Arc<str>, u64),
+    b: (u32, Option<Timestamp>, &Arc<str>, u64),
+) -> std::cmp::Ordering {
+    b.0.cmp(&a.0)
+        .then(a.1.cmp(&b.1))
+        .then_with(|| {
+            if Arc::ptr_eq(a.2, b.2) {
+                std::cmp::Ordering::Equal
+            } else {
+                a.2.cmp(b.2)
+            }
+        })
+        .then(a.3.cmp(&b.3))
+}
+
+impl LazyLine {
+    fn key(&self) -> (u32, Option<Timestamp>, &Arc<str>, u64) {
+        (self.weight, self.ts, &self.file, self.line)
+    }
+}
+
+/// The same best [`ecir_model::finding::MAX_EVIDENCE`] lines as a [`TopEvidence`], but
+/// keeping each line's raw bytes (capped at [`RAW_KEEP`]) and building the evidence text
+/// only for the lines a finding cites. Used where most offers never reach a finding (every
+/// product image is a harvest candidate until it is popular): copying bytes is much cheaper
+/// than building text. Exactly the best lines are kept, so a line worse than all of them is
+/// refused at once, and merging gives the best of the union whatever the split.
+#[derive(Clone, Debug, Default)]
+struct LazyEvidence {
+    /// Sorted by [`lazy_order`], at most `MAX_EVIDENCE`.
+    items: Vec<LazyLine>,
+}
+
+impl LazyEvidence {
+    fn offer(&mut self, origin: &Origin<'_>, ts: Option<Timestamp>, weight: u32) {
+        let key = (weight, ts, origin.file, origin.line);
+        if self.items.len() >= ecir_model::finding::MAX_EVIDENCE
+            && self
+                .items
+                .last()
+                .is_some_and(|w| lazy_order(key, w.key()) != std::cmp::Ordering::Less)
+        {
+            return;
+        }
+        let raw = &origin.raw[..origin.raw.len().min(RAW_KEEP)];
+        self.insert(LazyLine {
+            weight,
+            ts,
+            file: Arc::clone(origin.file),
+            line: origin.line,
+            raw: raw.into(),
+        });
+    }
+
+    fn insert(&mut self, l: LazyLine) {
+        let pos = self
+            .items
+            .partition_point(|x| lazy_order(x.key(), l.key()) != std::cmp::Ordering::Greater);
+        if pos >= ecir_model::finding::MAX_EVIDENCE {
+            return;
+        }
+        self.items.insert(pos, l);
+        self.items.truncate(ecir_model::finding::MAX_EVIDENCE);
+    }
+
+    fn merge(&mut self, other: LazyEvidence) {
+        if self.items.is_empty() {
+            self.items = other.items;
+            return;
+        }
+        for l in other.items {
+            self.insert(l);
+        }
+    }
+
+    /// The evidence records, best first (as [`TopEvidence::into_vec`]).
+    fn to_vec(&self) -> Vec<ecir_model::Evidence> {
+        self.items
+            .iter()
+            .map(|l| {
+                let origin = Origin {
+                    file: &l.file,
+                    line: l.line,
+                    raw: &l.raw,
+                };
+                crate::evidence::evidence(&origin, l.ts, l.weight)
+            })
+            .collect()
+    }
+}
+
+/// Words of the [`Browsed`] filter: 2^23 bits, 1 MiB.
+const BROWSED_WORDS: usize = 1 << 17;
+/// Bits set per client in the [`Browsed`] filter.
+const BROWSED_HASHES: u64 = 3;
+
+/// Clients that viewed a shop page, as a Bloom filter of fixed size (1 MiB, allocated on the
+/// first page view) with a fixed hash: the same bits whatever the chunking, merged by OR.
+/// A client that never browsed may test as browsed (a false positive), never the reverse;
+/// `cardtest.distributed` needs most failing IPs to have never browsed, so an error only
+/// makes it more reluctant.
+#[derive(Default)]
+struct Browsed {
+    bits: Vec<u64>,
+}
+
+impl Browsed {
+    fn hashes(ip: IpAddr) -> (u64, u64) {
+        fn mix(mut z: u64) -> u64 {
+            // SplitMix64's finaliser.
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+            z ^ (z >> 31)
+        }
+        let (hi, lo) = match ip {
+            IpAddr::V4(a) => (0x4, u32::from(a) as u64),
+            IpAddr::V6(a) => {
+                let x = u128::from(a);
+                (0x6 ^ mix((x >> 64) as u64), x as u64)
+            }
+        };
+        let h1 = mix(lo ^ mix(hi));
+        let h2 = mix(h1 ^ 0x9e3779b97f4a7c15) | 1;
+        (h1, h2)
+    }
+
+    fn bit_indexes(ip: IpAddr) -> impl Iterator<Item = usize> {
+        let (h1, h2) = Browsed::hashes(ip);
+        (0..BROWSED_HASHES).map(move |i| {
+            (h1.wrapping_add(i.wrapping_mul(h2)) % (BROWSED_WORDS as u64 * 64)) as usize
+        })
+    }
+
+    fn insert(&mut self, ip: IpAddr) {
+        if self.bits.is_empty() {
+            self.bits = vec![0; BROWSED_WORDS];
+        }
+        for i in Browsed::bit_indexes(ip) {
+            self.bits[i / 64] |= 1 << (i % 64);
+        }
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        !self.bits.is_empty()
+            && Browsed::bit_indexes(ip).all(|i| self.bits[i / 64] & (1 << (i % 64)) != 0)
+    }
+
+    fn merge(&mut self, other: Browsed) {
+        if self.bits.is_empty() {
+            self.bits = other.bits;
+        } else if !other.bits.is_empty() {
+            for (a, b) in self.bits.iter_mut().zip(&other.bits) {
+                *a |= b;
+            }
+        }
+    }
+}
+
+/// Adds `ip` to a set of [`MAX_PATH_IPS`] clients, refusing at once (as
+/// [`SmallestSet::insert`] would, after a binary search) a value not below the largest kept
+/// once the set is full and has overflowed.
+fn insert_ip(set: &mut SmallestSet<IpAddr>, ip: IpAddr) {
+    if set.overflowed()
+        && set.items().len() >= MAX_PATH_IPS
+        && set.items().last().is_some_and(|m| ip >= *m)
+    {
+        return;
+    }
+    set.insert(ip);
+}
+
+/// [`SmallestSet::merge`] of two sets of [`MAX_PATH_IPS`] clients, stopping at the first
+/// value of `other` (in ascending order) beyond a full `set`: all later ones are too.
+fn merge_ips(set: &mut SmallestSet<IpAddr>, other: SmallestSet<IpAddr>) {
+    if set.items().is_empty() && !set.overflowed() {
+        *set = other;
+        return;
+    }
+    let overflowed = other.overflowed();
+    for ip in other.items() {
+        if set.items().len() >= MAX_PATH_IPS && set.items().last().is_some_and(|m| ip > m) {
+            // Refused: the set overflows (as inserting it would say).
+            set.insert(*ip);
+            break;
+        }
+        set.insert(*ip);
+    }
+    if overflowed && !set.overflowed() {
+        // An empty set that has overflowed carries only the flag.
+        let mut flag = SmallestSet::new(0);
+        flag.insert(*other.items().first().unwrap_or(&IpAddr::from([0, 0, 0, 0])));
+        set.merge(flag);
+    }
 }
 
 /// Per-minute checkout counts of one client: submissions, failures, 429s, completions,
@@ -262,8 +514,10 @@ struct Routes {
     complete: Vec<String>,
     error: Vec<String>,
     input: Vec<String>,
-    /// First path segments any checkout pattern starts with (`*`: any), to skip matching.
+    /// First path segments any checkout pattern starts with, to skip matching.
     firsts: Vec<String>,
+    /// Whether some checkout pattern starts with `*` or `~` (may match any first segment).
+    wild: bool,
     /// Admin prefixes (`--admin-path` and the platforms' defaults) with their profile.
     admin: Vec<(String, usize)>,
     profiles: Vec<Profile>,
@@ -295,6 +549,7 @@ impl Routes {
             error: Vec::new(),
             input: Vec::new(),
             firsts: Vec::new(),
+            wild: false,
             admin: Vec::new(),
             profiles: Vec::new(),
         };
@@ -318,15 +573,25 @@ impl Routes {
             .collect();
         firsts.sort();
         firsts.dedup();
+        r.wild = firsts
+            .iter()
+            .any(|x| x.starts_with('*') || x.starts_with('~'));
         r.firsts = firsts;
         r
     }
     /// Whether `path` may match some checkout pattern (a cheap test on the first segment).
     fn maybe(&self, path: &str) -> bool {
+        if self.wild {
+            return true;
+        }
         let f = first_seg(path);
-        self.firsts
+        self.firsts.iter().any(|x| x == f)
+    }
+    /// Whether `path` is under some admin prefix (a necessary condition of [`Self::admin_page`]).
+    fn under_admin(&self, path: &str) -> bool {
+        self.admin
             .iter()
-            .any(|x| x == f || x.starts_with('*') || x.starts_with('~'))
+            .any(|(prefix, _)| Profile::under(prefix, path))
     }
     fn m(list: &[String], path: &str, query: &str) -> bool {
         Profile::any_matches(list, "", path, query)
@@ -336,6 +601,9 @@ impl Routes {
     /// (The card detector does not know the platform: `/admin/` is EC-CUBE 2's login form but
     /// EC-CUBE 4's dashboard, and counts.)
     fn admin_page(&self, method: &str, path: &str, query: &str) -> bool {
+        if !self.under_admin(path) {
+            return false;
+        }
         let l = path.to_ascii_lowercase();
         if l.contains("login") || l.contains("logout") || query.contains("AdminLogin") {
             return false;
@@ -363,10 +631,19 @@ pub struct Card {
     beacons: FxHashMap<Box<str>, PathHits>,
     harvest: hashbrown::HashMap<String, Harvest, rustc_hash::FxBuildHasher>,
     clients: FxHashMap<IpAddr, Client>,
-    browsed: FxHashMap<IpAddr, bool>,
+    /// Clients that viewed a page outside checkout (a fixed-size filter, see [`Browsed`]).
+    browsed: Browsed,
     /// Referer hosts of requests other than the completion page (the shop's own, mostly).
     asset_hosts: BTreeMap<String, u64>,
     hosts_overflow: bool,
+    /// The current run of referer host (lower case, empty before any) and how many requests
+    /// with it are not yet counted in `asset_hosts`: consecutive requests mostly share a host.
+    host: String,
+    host_n: u64,
+    /// The last referer seen and what it gave: `None` for no usable URL, else whether its
+    /// path is a checkout page (its host is then `host`).
+    last_referer: String,
+    last_referer_is: Option<Option<bool>>,
     /// Completion hits with a referer host: host → (count, sessions, evidence).
     completion_refs: BTreeMap<String, PathHits>,
     /// Per hour: the (smallest `ADMIN_HOUR_IPS`) clients, with the user where the log names
@@ -394,6 +671,11 @@ struct RouteFlags {
 
 impl Card {
     fn route_flags(&mut self, method: &str, path: &str, query: &str, target: &str) -> RouteFlags {
+        // Most requests (assets, catalogue pages) are under no checkout pattern's first
+        // segment and no admin prefix: nothing to match, nothing to cache.
+        if !self.routes.maybe(path) && !self.routes.under_admin(path) {
+            return RouteFlags::default();
+        }
         self.key.clear();
         self.key.push_str(method);
         self.key.push(' ');
@@ -415,6 +697,49 @@ impl Card {
         }
         self.route_cache.insert(self.key.as_str().into(), f);
         f
+    }
+
+    /// Reads a referer: `None` when it is no URL with a host, else whether it is a checkout
+    /// page; its host (lower case) is then `self.host`, counted by [`Self::count_host`].
+    fn referer(&mut self, referer: Option<&str>) -> Option<bool> {
+        let r = referer?;
+        if let Some(is) = self.last_referer_is {
+            if self.last_referer == r {
+                return is;
+            }
+        }
+        let is = match split_url(r) {
+            None => None,
+            Some((host, path)) => {
+                if !host.eq_ignore_ascii_case(&self.host) {
+                    self.flush_host();
+                    self.host.clear();
+                    self.host.push_str(host);
+                    self.host.make_ascii_lowercase();
+                }
+                Some(self.is_checkout_page(path))
+            }
+        };
+        self.last_referer.clear();
+        self.last_referer.push_str(r);
+        self.last_referer_is = Some(is);
+        is
+    }
+
+    /// Counts the pending requests of the current referer host into `asset_hosts` (a host
+    /// new there is added while fewer than [`MAX_HOSTS`] are known).
+    fn flush_host(&mut self) {
+        if self.host_n == 0 {
+            return;
+        }
+        let n = std::mem::take(&mut self.host_n);
+        if let Some(x) = self.asset_hosts.get_mut(self.host.as_str()) {
+            *x += n;
+        } else if self.asset_hosts.len() < MAX_HOSTS {
+            self.asset_hosts.insert(self.host.clone(), n);
+        } else {
+            self.hosts_overflow = true;
+        }
     }
 
     fn is_checkout_page(&mut self, path: &str) -> bool {
@@ -444,9 +769,13 @@ impl Card {
             beacons: FxHashMap::default(),
             harvest: Default::default(),
             clients: FxHashMap::default(),
-            browsed: FxHashMap::default(),
+            browsed: Browsed::default(),
             asset_hosts: BTreeMap::new(),
             hosts_overflow: false,
+            host: String::new(),
+            host_n: 0,
+            last_referer: String::new(),
+            last_referer_is: None,
             completion_refs: BTreeMap::new(),
             admin_hours: BTreeMap::new(),
             route_cache: FxHashMap::default(),
@@ -468,19 +797,60 @@ impl Card {
     }
 }
 
-fn ext(path: &str) -> &str {
-    let last = path.rsplit('/').next().unwrap_or("");
-    match last.rsplit_once('.') {
-        Some((_, e)) => e,
-        None => "",
-    }
+/// What the last path segment's extension makes of a request, read from the raw bytes
+/// (ASCII case-insensitive) without allocating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ext {
+    /// No extension (no dot in the last segment, or a trailing dot): a page.
+    None,
+    Js,
+    Css,
+    /// gif, png, jpg, jpeg, ico, svg, webp, bmp.
+    Image,
+    Php,
+    Html,
+    Htm,
+    Cgi,
+    Other,
 }
 
-fn is_image(e: &str) -> bool {
-    matches!(
-        e.to_ascii_lowercase().as_str(),
-        "gif" | "png" | "jpg" | "jpeg" | "ico" | "svg" | "webp" | "bmp"
-    )
+impl Ext {
+    fn of(path: &str) -> Ext {
+        let b = path.as_bytes();
+        let last = match b.iter().rposition(|&c| c == b'/') {
+            Some(i) => &b[i + 1..],
+            None => b,
+        };
+        let e = match last.iter().rposition(|&c| c == b'.') {
+            Some(i) => &last[i + 1..],
+            None => return Ext::None,
+        };
+        if e.is_empty() {
+            return Ext::None;
+        }
+        if e.len() > 4 {
+            return Ext::Other;
+        }
+        let mut k = [0u8; 4];
+        for (d, c) in k.iter_mut().zip(e) {
+            *d = c.to_ascii_lowercase();
+        }
+        match &k[..e.len()] {
+            b"js" => Ext::Js,
+            b"css" => Ext::Css,
+            b"gif" | b"png" | b"jpg" | b"jpeg" | b"ico" | b"svg" | b"webp" | b"bmp" => Ext::Image,
+            b"php" => Ext::Php,
+            b"html" => Ext::Html,
+            b"htm" => Ext::Htm,
+            b"cgi" => Ext::Cgi,
+            _ => Ext::Other,
+        }
+    }
+
+    /// JavaScript or CSS: the files a skimmer is appended to.
+    fn script_like(self) -> bool {
+        matches!(self, Ext::Js | Ext::Css)
+    }
 }
 
 const WRITABLE: &[&str] = &[
@@ -494,20 +864,31 @@ const WRITABLE: &[&str] = &[
     "/img/",
 ];
 
-fn in_writable(path: &str) -> bool {
-    let l = path.to_ascii_lowercase();
-    WRITABLE.iter().any(|w| l.starts_with(w))
+/// `s` starts with `prefix`, ASCII case-insensitively (`prefix` in lower case or not).
+fn starts_with_ci(s: &str, prefix: &str) -> bool {
+    s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
-/// `https://host/path?q` → (host, path).
-fn split_url(u: &str) -> Option<(String, &str)> {
+/// `s` ends with `suffix`, ASCII case-insensitively.
+fn ends_with_ci(s: &str, suffix: &str) -> bool {
+    s.len() >= suffix.len()
+        && s.as_bytes()[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+}
+
+fn in_writable(path: &str) -> bool {
+    WRITABLE.iter().any(|w| starts_with_ci(path, w))
+}
+
+/// `https://host/path?q` → (host as written, path); the host is compared and kept in lower
+/// case by the caller.
+fn split_url(u: &str) -> Option<(&str, &str)> {
     let rest = u.split_once("://").map(|(_, r)| r)?;
     let (host, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
     let host = host.rsplit('@').next().unwrap_or(host);
-    let host = host.split(':').next().unwrap_or(host).to_ascii_lowercase();
+    let host = host.split(':').next().unwrap_or(host);
     if host.is_empty() || host.len() > 255 {
         return None;
     }
@@ -543,21 +924,22 @@ fn is_account_creation(path: &str, method: &str) -> bool {
     if !method.eq_ignore_ascii_case("POST") {
         return false;
     }
-    let l = path.to_ascii_lowercase();
-    l == "/entry"
-        || l == "/entry/index.php"
-        || l == "/shopping/nonmember"
-        || l == "/customer/account/createpost"
-        || l == "/customer/account/createpost/"
-        || (l.starts_with("/rest/") && l.ends_with("/v1/customers"))
-        || l == "/my-account/"
-        || l == "/my-account"
+    let is = |s: &str| path.eq_ignore_ascii_case(s);
+    is("/entry")
+        || is("/entry/index.php")
+        || is("/shopping/nonmember")
+        || is("/customer/account/createpost")
+        || is("/customer/account/createpost/")
+        || (starts_with_ci(path, "/rest/") && ends_with_ci(path, "/v1/customers"))
+        || is("/my-account/")
+        || is("/my-account")
 }
 
 /// Known non-route endpoints legitimately posted to from checkout pages.
 fn legit_ajax(path: &str) -> bool {
-    let l = path.to_ascii_lowercase();
-    l.ends_with("/admin-ajax.php") || l == "/index.php" || l.ends_with("/wp-cron.php")
+    ends_with_ci(path, "/admin-ajax.php")
+        || path.eq_ignore_ascii_case("/index.php")
+        || ends_with_ci(path, "/wp-cron.php")
 }
 
 /// What an application log line says about checkout, if anything.
@@ -596,32 +978,30 @@ impl DetectorState for Card {
             }
             return;
         }
-        let (Some(method), Some(status)) = (ev.method.as_deref(), ev.status) else {
+        let (Some(method), Some(status), Some(target)) =
+            (ev.method.as_deref(), ev.status, ev.target.as_deref())
+        else {
             return;
         };
-        if ev.target.is_none() {
-            return;
-        }
         if let Some(t) = ev.ts {
             self.offset.get_or_insert(t.offset_secs);
         }
         self.span.add(ev.ts);
-        let path = ev.path();
-        let query = ev.query().unwrap_or("");
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p, q),
+            None => (target, ""),
+        };
         let ts_ms = ev.ts.map_or(i64::MIN, |t| t.utc_ms);
         let ip = ev.client_ip;
-        let referer = ev.referer.as_deref().filter(|r| *r != "-");
-        let ref_url = referer.and_then(split_url);
-        let from_checkout = ref_url
-            .as_ref()
-            .is_some_and(|(_, p)| self.is_checkout_page(p));
-        let e = ext(path);
-        let e_lc = e.to_ascii_lowercase();
+        // `Some(from_checkout)` when the referer is a URL with a host (then `self.host`).
+        let ref_is = self.referer(ev.referer.as_deref().filter(|r| *r != "-"));
+        let from_checkout = ref_is == Some(true);
+        let e = Ext::of(path);
         let is_get = method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD");
         let is_post = method.eq_ignore_ascii_case("POST");
 
         // Orders.
-        let flags = self.route_flags(method, path, query, ev.target.as_deref().unwrap_or(""));
+        let flags = self.route_flags(method, path, query, target);
         let complete = flags.complete;
         if complete && matches!(status, 200 | 302) {
             if self.orders.len() < MAX_ORDERS {
@@ -633,8 +1013,8 @@ impl DetectorState for Card {
             } else {
                 self.orders_dropped += 1;
             }
-            if let Some((host, _)) = &ref_url {
-                let h = self.completion_refs.entry(host.clone()).or_default();
+            if ref_is.is_some() {
+                let h = self.completion_refs.entry(self.host.clone()).or_default();
                 h.count += 1;
                 h.span.add(ev.ts);
                 if let Some(ip) = ip {
@@ -694,26 +1074,18 @@ impl DetectorState for Card {
                     m.account += 1;
                     c.account_ev.offer(origin, ev.ts, 10);
                 }
-            } else if is_get && (200..400).contains(&status) && e.is_empty() {
+            } else if is_get && (200..400).contains(&status) && e == Ext::None {
                 // A page view outside checkout: the client browsed the shop.
-                *self.browsed.entry(ip).or_default() = true;
+                self.browsed.insert(ip);
             }
         }
 
         // Static assets: drift, first-seen scripts, shop hosts.
-        let script_like = matches!(e_lc.as_str(), "js" | "css");
-        if !complete {
-            if let Some((host, _)) = &ref_url {
-                if let Some(n) = self.asset_hosts.get_mut(host) {
-                    *n += 1;
-                } else if self.asset_hosts.len() < MAX_HOSTS {
-                    self.asset_hosts.insert(host.clone(), 1);
-                } else {
-                    self.hosts_overflow = true;
-                }
-            }
+        let script_like = e.script_like();
+        if !complete && ref_is.is_some() {
+            self.host_n += 1;
         }
-        if is_get && (script_like || is_image(&e_lc)) && matches!(status, 200 | 304) {
+        if is_get && (script_like || e == Ext::Image) && matches!(status, 200 | 304) {
             let a = self.assets.entry_ref(path).or_insert_with(|| Asset {
                 ips: SmallestSet::new(MAX_PATH_IPS),
                 ..Default::default()
@@ -721,7 +1093,7 @@ impl DetectorState for Card {
             a.hits += 1;
             a.first.add(ev.ts);
             if let Some(ip) = ip {
-                a.ips.insert(ip);
+                insert_ip(&mut a.ips, ip);
             }
             if from_checkout {
                 a.checkout_refs += 1;
@@ -750,9 +1122,9 @@ impl DetectorState for Card {
                     }
                 }
             }
-            // Evidence text only where a finding could cite it: scripts and styles, and
-            // images loaded from checkout pages (a site with many images would otherwise keep
-            // a line per image).
+            // Evidence only where a finding could cite it: scripts and styles, and images
+            // loaded from checkout pages (a site with many images would otherwise keep a line
+            // per image).
             if script_like || from_checkout {
                 a.ev.offer(origin, ev.ts, if from_checkout { 20 } else { 10 });
             }
@@ -761,12 +1133,12 @@ impl DetectorState for Card {
         // Same-origin drop: a non-route file posted to from checkout pages.
         let long_query = query.len() >= 200;
         if from_checkout
-            && (is_post || (is_get && long_query && !is_image(&e_lc)))
-            && !e.is_empty()
+            && (is_post || (is_get && long_query && e != Ext::Image))
+            && e != Ext::None
             && !legit_ajax(path)
             && !(flags.submit || flags.input)
             && !complete
-            && !matches!(e_lc.as_str(), "js" | "css" | "html")
+            && !matches!(e, Ext::Js | Ext::Css | Ext::Html)
         {
             let d = self.drops.entry(path.into()).or_insert_with(|| PathHits {
                 ips: SmallestSet::new(MAX_PATH_IPS),
@@ -785,7 +1157,7 @@ impl DetectorState for Card {
         if from_checkout
             && is_get
             && status == 200
-            && matches!(e_lc.as_str(), "php" | "html" | "htm" | "cgi")
+            && matches!(e, Ext::Php | Ext::Html | Ext::Htm | Ext::Cgi)
             && !legit_ajax(path)
             && !flags.input
         {
@@ -793,7 +1165,7 @@ impl DetectorState for Card {
         }
 
         // Image beacons.
-        if is_image(&e_lc) && (long_query || has_base64_run(query, 100)) {
+        if e == Ext::Image && (long_query || has_base64_run(query, 100)) {
             let d = self.beacons.entry(path.into()).or_insert_with(|| PathHits {
                 ips: SmallestSet::new(MAX_PATH_IPS),
                 ..Default::default()
@@ -810,19 +1182,14 @@ impl DetectorState for Card {
         }
 
         // Harvest: fetches of a file in a writable directory.
-        if is_get && status == 200 && in_writable(path) && !script_like {
+        if is_get && status == 200 && !script_like && in_writable(path) {
             if let (Some(ip), Some(b)) = (ip, ev.bytes) {
                 let h = self.harvest.entry_ref(path).or_default();
                 if !h.popular {
-                    if !h.fetches.contains_key(&ip) && h.fetches.len() >= HARVEST_MAX_IPS {
-                        h.popular = true;
-                        h.fetches.clear();
-                        h.ev = TopEvidence::default();
+                    if h.ips >= HARVEST_MAX_IPS && !h.has_ip(ip) {
+                        h.make_popular();
                     } else {
-                        h.fetches
-                            .entry(ip)
-                            .or_insert_with(|| SmallestSet::new(MAX_FETCHES))
-                            .insert((ts_ms, b));
+                        h.add(ip, ts_ms, b);
                         h.ev.offer(origin, ev.ts, 40);
                     }
                 }
@@ -831,7 +1198,9 @@ impl DetectorState for Card {
     }
 
     fn merge(&mut self, other: Box<dyn DetectorState>) {
-        let o: Card = downcast(other);
+        let mut o: Card = downcast(other);
+        self.flush_host();
+        o.flush_host();
         self.orders.extend(o.orders);
         if self.orders.len() > MAX_ORDERS {
             self.orders.sort();
@@ -844,14 +1213,18 @@ impl DetectorState for Card {
         }
         self.span.merge(o.span);
         for (k, a) in o.assets {
-            let m = self.assets.entry(k).or_insert_with(|| Asset {
-                ips: SmallestSet::new(MAX_PATH_IPS),
-                ..Default::default()
-            });
+            let m = match self.assets.entry(k) {
+                hashbrown::hash_map::Entry::Occupied(e) => e.into_mut(),
+                hashbrown::hash_map::Entry::Vacant(e) => {
+                    // New here: merging into an empty asset would give it unchanged.
+                    e.insert(a);
+                    continue;
+                }
+            };
             m.hits += a.hits;
             m.checkout_refs += a.checkout_refs;
             m.first.merge(a.first);
-            m.ips.merge(a.ips);
+            merge_ips(&mut m.ips, a.ips);
             m.ev.merge(a.ev);
             m.sizes_overflow |= a.sizes_overflow;
             for (b, s) in a.sizes {
@@ -891,22 +1264,21 @@ impl DetectorState for Card {
             let m = self.harvest.entry(k).or_default();
             m.popular |= h.popular;
             if !m.popular {
-                for (ip, f) in h.fetches {
-                    match m.fetches.get_mut(&ip) {
-                        Some(x) => x.merge(f),
-                        None => {
-                            m.fetches.insert(ip, f);
-                        }
+                if m.fetches.is_empty() {
+                    m.fetches = h.fetches;
+                    m.ips = h.ips;
+                } else {
+                    for (ip, t, b) in h.fetches {
+                        m.add(ip, t, b);
                     }
                 }
                 m.ev.merge(h.ev);
-                if m.fetches.len() > HARVEST_MAX_IPS {
+                if m.ips > HARVEST_MAX_IPS {
                     m.popular = true;
                 }
             }
             if m.popular {
-                m.fetches.clear();
-                m.ev = TopEvidence::default();
+                m.make_popular();
             }
         }
         for (ip, c) in o.clients {
@@ -935,9 +1307,7 @@ impl DetectorState for Card {
                 }
             }
         }
-        for (ip, b) in o.browsed {
-            *self.browsed.entry(ip).or_default() |= b;
-        }
+        self.browsed.merge(o.browsed);
         self.hosts_overflow |= o.hosts_overflow;
         for (h, n) in o.asset_hosts {
             *self.asset_hosts.entry(h).or_default() += n;
@@ -948,7 +1318,8 @@ impl DetectorState for Card {
     }
 
     fn finish(self: Box<Self>, _ctx: &FinishContext) -> Vec<Finding> {
-        let s = *self;
+        let mut s = *self;
+        s.flush_host();
         let cfg = &s.config.card;
         let offset = s.offset.unwrap_or(0);
         let ts = |ms: i64| Timestamp::new(ms, offset);
@@ -963,8 +1334,7 @@ impl DetectorState for Card {
         let mut assets: Vec<(&String, &Asset)> = s.assets.iter().collect();
         assets.sort_by(|a, b| a.0.cmp(b.0));
         for (path, a) in &assets {
-            if a.sizes_overflow || !matches!(ext(path).to_ascii_lowercase().as_str(), "js" | "css")
-            {
+            if a.sizes_overflow || !Ext::of(path).script_like() {
                 continue;
             }
             let stable: Vec<(u64, &SizeStat)> = a
@@ -1103,10 +1473,10 @@ impl DetectorState for Card {
         // First-seen scripts and images loaded from checkout.
         let late = t0.utc_ms + (span_ms / 5).max(86_400_000);
         for (path, a) in &assets {
-            let e = ext(path).to_ascii_lowercase();
+            let e = Ext::of(path);
             let Some(first) = a.first.first else { continue };
             let n_ips = a.ips.exact_len().unwrap_or(MAX_PATH_IPS);
-            if !(e == "js" || is_image(&e))
+            if !matches!(e, Ext::Js | Ext::Image)
                 || first.utc_ms < late
                 || n_ips < cfg.first_seen_min_ips
                 || (a.checkout_refs as f64) < 0.5 * a.hits as f64
@@ -1130,7 +1500,7 @@ impl DetectorState for Card {
             f.last_seen = a.first.last;
             f.paths = vec![path.to_string()];
             f.count = a.hits;
-            f.evidence = a.ev.clone().into_vec();
+            f.evidence = a.ev.to_vec();
             f.playbook = Some(PLAYBOOK.into());
             out.push(f);
         }
@@ -1210,8 +1580,9 @@ impl DetectorState for Card {
             if h.popular {
                 continue;
             }
-            for (ip, fetches) in &h.fetches {
-                let f = fetches.items();
+            for f in h.fetches.chunk_by(|a, b| a.0 == b.0) {
+                let ip = &f[0].0;
+                let f: Vec<(i64, u64)> = f.iter().map(|x| (x.1, x.2)).collect();
                 if f.len() < 3 || f.last().unwrap().0 - f[0].0 < 3_600_000 {
                     continue;
                 }
@@ -1239,8 +1610,7 @@ impl DetectorState for Card {
                 x.count = f.len() as u64;
                 let ips = ip.to_string();
                 x.evidence =
-                    h.ev.clone()
-                        .into_vec()
+                    h.ev.to_vec()
                         .into_iter()
                         .filter(|e| e.text.starts_with(&ips))
                         .collect();
@@ -1549,10 +1919,7 @@ fn card_testing(s: &Card, cfg: &CardConfig, offset: i32, out: &mut Vec<Finding>)
         }
     }
     let never_browsed = |ips: &BTreeSet<IpAddr>| {
-        let never = ips
-            .iter()
-            .filter(|ip| !s.browsed.get(ip).copied().unwrap_or(false))
-            .count();
+        let never = ips.iter().filter(|ip| !s.browsed.contains(**ip)).count();
         never * 2 >= ips.len()
     };
     // Distributed testing: an hour far above the logs' median hour of failures, or (without a
