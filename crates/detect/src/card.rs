@@ -204,7 +204,7 @@ struct Asset {
     sizes: BTreeMap<u64, SizeStat>,
     sizes_overflow: bool,
     first: Span,
-    ips: SmallestSet<IpAddr>,
+    ips: IpSet,
     hits: u64,
     checkout_refs: u64,
     ev: LazyEvidence,
@@ -229,158 +229,518 @@ fn add_first(m: &mut BTreeMap<IpAddr, i64>, ip: IpAddr, t: i64) {
     }
 }
 
-/// Fetches of one file in a writable directory while at most [`HARVEST_MAX_IPS`] clients
-/// fetched it (then `popular`, and nothing more is kept).
-#[derive(Default, Debug)]
-struct Harvest {
-    /// (client, time, bytes), sorted; per client the [`MAX_FETCHES`] smallest (time, bytes).
-    fetches: Vec<(IpAddr, i64, u64)>,
-    /// Distinct clients in `fetches`.
-    ips: usize,
-    popular: bool,
-    ev: LazyEvidence,
-}
-
-impl Harvest {
-    fn has_ip(&self, ip: IpAddr) -> bool {
-        let lo = self.fetches.partition_point(|x| x.0 < ip);
-        self.fetches.get(lo).is_some_and(|x| x.0 == ip)
-    }
-
-    /// Adds a fetch (a set per client, as a [`SmallestSet`] of [`MAX_FETCHES`] would).
-    fn add(&mut self, ip: IpAddr, t: i64, b: u64) {
-        let lo = self.fetches.partition_point(|x| x.0 < ip);
-        let hi = lo + self.fetches[lo..].partition_point(|x| x.0 == ip);
-        if lo == hi {
-            self.ips += 1;
-        }
-        match self.fetches[lo..hi].binary_search_by(|x| (x.1, x.2).cmp(&(t, b))) {
-            Ok(_) => {}
-            Err(i) => {
-                if hi - lo < MAX_FETCHES {
-                    self.fetches.insert(lo + i, (ip, t, b));
-                } else if lo + i < hi {
-                    self.fetches.insert(lo + i, (ip, t, b));
-                    self.fetches.remove(hi);
-                }
-            }
-        }
-    }
-
-    fn make_popular(&mut self) {
-        self.popular = true;
-        self.fetches = Vec::new();
-        self.ips = 0;
-        self.ev = LazyEvidence::default();
-    }
-}
-
 /// Raw bytes of a line kept for evidence: enough that [`ecir_model::text::evidence_text`]
 /// gives the same text as from the whole line (it stops at
 /// [`ecir_model::text::MAX_EVIDENCE_TEXT`] output bytes, and every input byte makes at least
 /// one output byte, so nothing past this prefix is read but the fact that more follows).
 const RAW_KEEP: usize = ecir_model::text::MAX_EVIDENCE_TEXT + 16;
+/// Garbage an [`Arena`] may hold beyond its live bytes before it is compacted.
+const ARENA_SLACK: usize = 1 << 20;
 
-/// One line kept by [`LazyEvidence`]: its sort key and raw bytes.
-#[derive(Clone, Debug)]
-struct LazyLine {
-    weight: u32,
-    ts: Option<Timestamp>,
-    file: Arc<str>,
-    line: u64,
-    raw: Box<[u8]>,
+/// Bytes of one [`Arena`] block; a line never spans two.
+const ARENA_BLOCK: usize = 256 << 10;
+
+/// Where a kept line's raw bytes are in the state's [`Arena`]: block, offset, length.
+#[derive(Clone, Copy, Debug)]
+struct RawRef {
+    block: u32,
+    off: u32,
+    len: u32,
 }
 
-/// The order of [`TopEvidence`]: weight descending, then time, file, line.
-fn lazy_order(
-    a: (u32, Option<Timestamp>, &Arc<str>, u64),
-    b: (u32, Option<Timestamp>, &Arc<str>, u64),
-) -> std::cmp::Ordering {
-    b.0.cmp(&a.0)
-        .then(a.1.cmp(&b.1))
-        .then_with(|| {
-            if Arc::ptr_eq(a.2, b.2) {
-                std::cmp::Ordering::Equal
-            } else {
-                a.2.cmp(b.2)
-            }
-        })
-        .then(a.3.cmp(&b.3))
+/// Fixed-size blocks of bytes (no doubling of one large buffer), appended to.
+#[derive(Default, Debug)]
+struct Blocks {
+    blocks: Vec<Vec<u8>>,
+    /// Bytes in all blocks.
+    used: usize,
 }
 
-impl LazyLine {
-    fn key(&self) -> (u32, Option<Timestamp>, &Arc<str>, u64) {
-        (self.weight, self.ts, &self.file, self.line)
+impl Blocks {
+    fn push(&mut self, raw: &[u8]) -> RawRef {
+        if self
+            .blocks
+            .last()
+            .is_none_or(|b| b.len() + raw.len() > ARENA_BLOCK)
+        {
+            self.blocks.push(Vec::with_capacity(ARENA_BLOCK));
+        }
+        let block = self.blocks.len() - 1;
+        let b = &mut self.blocks[block];
+        let off = b.len();
+        b.extend_from_slice(raw);
+        self.used += raw.len();
+        RawRef {
+            block: block as u32,
+            off: off as u32,
+            len: raw.len() as u32,
+        }
+    }
+
+    fn get(&self, r: RawRef) -> &[u8] {
+        &self.blocks[r.block as usize][r.off as usize..(r.off + r.len) as usize]
     }
 }
 
+/// The raw bytes of the evidence lines a state keeps (one growing buffer instead of an
+/// allocation per line), and the input files they come from (by index). Lines no longer
+/// kept leave garbage, compacted away once it exceeds the live bytes plus [`ARENA_SLACK`]
+/// ([`Card::compact_arena`]): at most twice the kept lines plus 1 MiB.
+#[derive(Default, Debug)]
+struct Arena {
+    bytes: Blocks,
+    live: usize,
+    /// Distinct file names; equal indexes are equal names and the reverse.
+    files: Vec<Arc<str>>,
+}
+
+impl Arena {
+    fn file(&mut self, f: &Arc<str>) -> u32 {
+        if let Some(i) = self
+            .files
+            .iter()
+            .rposition(|x| Arc::ptr_eq(x, f) || **x == **f)
+        {
+            return i as u32;
+        }
+        self.files.push(Arc::clone(f));
+        (self.files.len() - 1) as u32
+    }
+
+    fn push(&mut self, raw: &[u8]) -> RawRef {
+        let raw = &raw[..raw.len().min(RAW_KEEP)];
+        self.live += raw.len();
+        self.bytes.push(raw)
+    }
+
+    fn get(&self, r: RawRef) -> &[u8] {
+        self.bytes.get(r)
+    }
+
+    fn free(&mut self, r: RawRef) {
+        self.live -= r.len as usize;
+    }
+
+    fn needs_compaction(&self) -> bool {
+        self.bytes.used > 2 * self.live + ARENA_SLACK
+    }
+
+    /// Moves a kept line into `to` (compaction).
+    fn move_to(&self, r: &mut RawRef, to: &mut Blocks) {
+        *r = to.push(self.get(*r));
+    }
+
+    /// (weight, time, file, line) in the order of [`TopEvidence`]: heavier first, then
+    /// earlier, then by file name and line.
+    fn order(&self, a: EvKey, b: EvKey) -> std::cmp::Ordering {
+        b.0.cmp(&a.0)
+            .then(a.1.cmp(&b.1))
+            .then_with(|| {
+                if a.2 == b.2 {
+                    std::cmp::Ordering::Equal
+                } else {
+                    self.files[a.2 as usize].cmp(&self.files[b.2 as usize])
+                }
+            })
+            .then(a.3.cmp(&b.3))
+    }
+
+    /// Evidence for a kept line (its text is built here).
+    fn evidence(&self, k: EvKey, raw: RawRef) -> ecir_model::Evidence {
+        let origin = Origin {
+            file: &self.files[k.2 as usize],
+            line: k.3,
+            raw: self.get(raw),
+        };
+        crate::evidence::evidence(&origin, k.1, k.0)
+    }
+}
+
+/// Weight, time, file index, line.
+type EvKey = (u32, Option<Timestamp>, u32, u64);
+
+/// How the lines of a state merged into another move: their bytes are copied from the
+/// merged state's arena `from` (only those still kept), and its file indexes map through
+/// `files`.
+struct Remap<'a> {
+    from: &'a Arena,
+    files: Vec<u32>,
+}
+
+impl Remap<'_> {
+    fn raw(&self, r: RawRef, to: &mut Arena) -> RawRef {
+        to.push(self.from.get(r))
+    }
+    fn file(&self, f: u32) -> u32 {
+        self.files[f as usize]
+    }
+}
+
+/// One line kept by [`LazyEvidence`].
+#[derive(Clone, Copy, Debug)]
+struct Kept {
+    key: EvKey,
+    raw: RawRef,
+}
+
 /// The same best [`ecir_model::finding::MAX_EVIDENCE`] lines as a [`TopEvidence`], but
-/// keeping each line's raw bytes (capped at [`RAW_KEEP`]) and building the evidence text
-/// only for the lines a finding cites. Used where most offers never reach a finding (every
-/// product image is a harvest candidate until it is popular): copying bytes is much cheaper
-/// than building text. Exactly the best lines are kept, so a line worse than all of them is
-/// refused at once, and merging gives the best of the union whatever the split.
+/// keeping each line's raw bytes (capped at [`RAW_KEEP`], in the state's [`Arena`]) and
+/// building the evidence text only for the lines a finding cites: most offers never reach
+/// a finding, and copying bytes is much cheaper than building text. Exactly the best lines
+/// are kept, so a line worse than all of them is refused at once, and merging gives the best
+/// of the union whatever the split.
 #[derive(Clone, Debug, Default)]
 struct LazyEvidence {
-    /// Sorted by [`lazy_order`], at most `MAX_EVIDENCE`.
-    items: Vec<LazyLine>,
+    /// Sorted by [`Arena::order`], at most `MAX_EVIDENCE`.
+    items: Vec<Kept>,
 }
 
 impl LazyEvidence {
-    fn offer(&mut self, origin: &Origin<'_>, ts: Option<Timestamp>, weight: u32) {
-        let key = (weight, ts, origin.file, origin.line);
+    fn offer(
+        &mut self,
+        arena: &mut Arena,
+        origin: &Origin<'_>,
+        ts: Option<Timestamp>,
+        weight: u32,
+    ) {
+        let key = (weight, ts, arena.file(origin.file), origin.line);
         if self.items.len() >= ecir_model::finding::MAX_EVIDENCE
             && self
                 .items
                 .last()
-                .is_some_and(|w| lazy_order(key, w.key()) != std::cmp::Ordering::Less)
+                .is_some_and(|w| arena.order(key, w.key) != std::cmp::Ordering::Less)
         {
             return;
         }
-        let raw = &origin.raw[..origin.raw.len().min(RAW_KEEP)];
-        self.insert(LazyLine {
-            weight,
-            ts,
-            file: Arc::clone(origin.file),
-            line: origin.line,
-            raw: raw.into(),
-        });
+        let raw = arena.push(origin.raw);
+        self.insert(arena, Kept { key, raw });
     }
 
-    fn insert(&mut self, l: LazyLine) {
+    fn insert(&mut self, arena: &mut Arena, k: Kept) {
         let pos = self
             .items
-            .partition_point(|x| lazy_order(x.key(), l.key()) != std::cmp::Ordering::Greater);
+            .partition_point(|x| arena.order(x.key, k.key) != std::cmp::Ordering::Greater);
         if pos >= ecir_model::finding::MAX_EVIDENCE {
+            arena.free(k.raw);
             return;
         }
-        self.items.insert(pos, l);
-        self.items.truncate(ecir_model::finding::MAX_EVIDENCE);
+        self.items.insert(pos, k);
+        if self.items.len() > ecir_model::finding::MAX_EVIDENCE {
+            if let Some(x) = self.items.pop() {
+                arena.free(x.raw);
+            }
+        }
     }
 
-    fn merge(&mut self, other: LazyEvidence) {
-        if self.items.is_empty() {
-            self.items = other.items;
-            return;
+    /// Takes in the lines of a merged state (see [`Remap`]).
+    fn merge(&mut self, arena: &mut Arena, other: LazyEvidence, remap: &Remap) {
+        for mut k in other.items {
+            k.key.2 = remap.file(k.key.2);
+            let full = self.items.len() >= ecir_model::finding::MAX_EVIDENCE;
+            if full
+                && self
+                    .items
+                    .last()
+                    .is_some_and(|w| arena.order(k.key, w.key) != std::cmp::Ordering::Less)
+            {
+                // The other's lines come best first: none of the rest is kept either.
+                break;
+            }
+            k.raw = remap.raw(k.raw, arena);
+            self.insert(arena, k);
         }
-        for l in other.items {
-            self.insert(l);
+    }
+
+    fn remap(&mut self, arena: &mut Arena, remap: &Remap) {
+        for k in &mut self.items {
+            k.key.2 = remap.file(k.key.2);
+            k.raw = remap.raw(k.raw, arena);
         }
     }
 
     /// The evidence records, best first (as [`TopEvidence::into_vec`]).
-    fn to_vec(&self) -> Vec<ecir_model::Evidence> {
+    fn to_vec(&self, arena: &Arena) -> Vec<ecir_model::Evidence> {
         self.items
             .iter()
-            .map(|l| {
-                let origin = Origin {
-                    file: &l.file,
-                    line: l.line,
-                    raw: &l.raw,
-                };
-                crate::evidence::evidence(&origin, l.ts, l.weight)
-            })
+            .map(|k| arena.evidence(k.key, k.raw))
             .collect()
+    }
+}
+
+/// One fetch of a harvest candidate: who, when, how many bytes, and the line (its raw bytes
+/// while it is among the [`ecir_model::finding::MAX_EVIDENCE`] earliest).
+#[derive(Clone, Copy, Debug)]
+struct Fetch {
+    ip: IpAddr,
+    ts: Option<Timestamp>,
+    bytes: u64,
+    file: u32,
+    line: u64,
+    raw: Option<RawRef>,
+}
+
+impl Fetch {
+    fn t(&self) -> i64 {
+        self.ts.map_or(i64::MIN, |t| t.utc_ms)
+    }
+    /// Its key as evidence (weight 40).
+    fn key(&self) -> EvKey {
+        (40, self.ts, self.file, self.line)
+    }
+}
+
+/// Fetches of one file in a writable directory while at most [`HARVEST_MAX_IPS`] clients
+/// fetched it (then `popular`, and nothing more is kept). Per client the [`MAX_FETCHES`]
+/// smallest (time, bytes) count, and the earliest lines are the evidence: the fetches are
+/// kept in one list, thinned to what either needs when it doubles.
+#[derive(Default, Debug)]
+struct Harvest {
+    fetches: Vec<Fetch>,
+    /// Distinct clients in `fetches`.
+    ips: usize,
+    /// Fetches holding raw bytes (the earliest lines, at most `MAX_EVIDENCE`).
+    with_raw: usize,
+    /// Length at which `fetches` is thinned next.
+    thin_at: usize,
+    popular: bool,
+}
+
+impl Harvest {
+    fn has_ip(&self, ip: IpAddr) -> bool {
+        self.fetches.iter().any(|f| f.ip == ip)
+    }
+
+    /// The fetch holding the latest evidence line, once `MAX_EVIDENCE` lines are held.
+    fn worst_raw(&self, arena: &Arena) -> Option<usize> {
+        if self.with_raw < ecir_model::finding::MAX_EVIDENCE {
+            return None;
+        }
+        self.fetches
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| x.raw.is_some())
+            .max_by(|a, b| arena.order(a.1.key(), b.1.key()))
+            .map(|(i, _)| i)
+    }
+
+    /// Whether a line with this key is among the earliest (its bytes are worth copying).
+    fn wants_raw(&self, arena: &Arena, key: EvKey) -> bool {
+        self.with_raw < ecir_model::finding::MAX_EVIDENCE
+            || self
+                .worst_raw(arena)
+                .is_some_and(|w| arena.order(key, self.fetches[w].key()).is_lt())
+    }
+
+    /// Adds a fetch whose raw bytes (if any) are in `arena`; keeps them only while the line
+    /// is among the earliest.
+    fn add(&mut self, arena: &mut Arena, mut f: Fetch) {
+        if let Some(r) = f.raw {
+            if self.with_raw >= ecir_model::finding::MAX_EVIDENCE {
+                // The latest line holding bytes gives them up if this one is earlier.
+                match self.worst_raw(arena) {
+                    Some(w) if arena.order(f.key(), self.fetches[w].key()).is_lt() => {
+                        if let Some(x) = self.fetches[w].raw.take() {
+                            arena.free(x);
+                        }
+                    }
+                    _ => {
+                        arena.free(r);
+                        f.raw = None;
+                    }
+                }
+            } else {
+                self.with_raw += 1;
+            }
+        }
+        self.fetches.push(f);
+        if self.fetches.len() >= self.thin_at.max(32) {
+            self.thin();
+        }
+    }
+
+    /// Drops the fetches that are neither among their client's [`MAX_FETCHES`] smallest
+    /// distinct (time, bytes) nor holding an evidence line.
+    fn thin(&mut self) {
+        self.fetches.sort_by(|a, b| {
+            (a.ip, a.t(), a.bytes, a.raw.is_none()).cmp(&(b.ip, b.t(), b.bytes, b.raw.is_none()))
+        });
+        let mut out: Vec<Fetch> = Vec::with_capacity(self.fetches.len());
+        let mut distinct = 0;
+        for (i, f) in self.fetches.iter().enumerate() {
+            let prev = i.checked_sub(1).map(|j| &self.fetches[j]);
+            if prev.is_none_or(|p| p.ip != f.ip) {
+                distinct = 0;
+            }
+            let first = prev.is_none_or(|p| (p.ip, p.t(), p.bytes) != (f.ip, f.t(), f.bytes));
+            if first {
+                distinct += 1;
+            }
+            if f.raw.is_some() || (first && distinct <= MAX_FETCHES) {
+                out.push(*f);
+            }
+        }
+        self.fetches = out;
+        self.thin_at = 2 * self.fetches.len();
+    }
+
+    fn make_popular(&mut self, arena: &mut Arena) {
+        for f in &self.fetches {
+            if let Some(r) = f.raw {
+                arena.free(r);
+            }
+        }
+        *self = Harvest {
+            popular: true,
+            ..Default::default()
+        };
+    }
+
+    fn remap(&mut self, arena: &mut Arena, remap: &Remap) {
+        for f in &mut self.fetches {
+            f.file = remap.file(f.file);
+            f.raw = f.raw.map(|r| remap.raw(r, arena));
+        }
+    }
+
+    /// Per client, its [`MAX_FETCHES`] smallest distinct (time, bytes), by client.
+    fn per_client(&self) -> Vec<(IpAddr, Vec<(i64, u64)>)> {
+        let mut all: Vec<(IpAddr, i64, u64)> = self
+            .fetches
+            .iter()
+            .map(|f| (f.ip, f.t(), f.bytes))
+            .collect();
+        all.sort();
+        all.dedup();
+        let mut out: Vec<(IpAddr, Vec<(i64, u64)>)> = Vec::new();
+        for (ip, t, b) in all {
+            match out.last_mut() {
+                Some((x, v)) if *x == ip => {
+                    if v.len() < MAX_FETCHES {
+                        v.push((t, b));
+                    }
+                }
+                _ => out.push((ip, vec![(t, b)])),
+            }
+        }
+        out
+    }
+
+    /// The evidence lines, earliest first.
+    fn evidence(&self, arena: &Arena) -> Vec<ecir_model::Evidence> {
+        let mut v: Vec<(EvKey, RawRef)> = self
+            .fetches
+            .iter()
+            .filter_map(|f| f.raw.map(|r| (f.key(), r)))
+            .collect();
+        v.sort_by(|a, b| arena.order(a.0, b.0));
+        v.into_iter().map(|(k, r)| arena.evidence(k, r)).collect()
+    }
+}
+
+/// Per path: what the asset rules and the harvest rule keep (one lookup per request).
+#[derive(Default, Debug)]
+struct PathState {
+    asset: Option<Asset>,
+    harvest: Option<Harvest>,
+}
+
+impl PathState {
+    /// Takes in a merged state's path (its lines already in `arena`, see [`Remap`]). What
+    /// is new here is moved in as it is: merging it into an empty state would not change it.
+    fn merge(&mut self, o: PathState, arena: &mut Arena, remap: &Remap) {
+        match (&mut self.asset, o.asset) {
+            (_, None) => {}
+            (None, Some(mut a)) => {
+                a.ev.remap(arena, remap);
+                self.asset = Some(a);
+            }
+            (Some(m), Some(a)) => m.merge(a, arena, remap),
+        }
+        match (&mut self.harvest, o.harvest) {
+            (_, None) => {}
+            (None, Some(mut h)) => {
+                h.remap(arena, remap);
+                self.harvest = Some(h);
+            }
+            (Some(m), Some(h)) => m.merge(h, arena, remap),
+        }
+    }
+}
+
+impl Asset {
+    fn merge(&mut self, a: Asset, arena: &mut Arena, remap: &Remap) {
+        self.hits += a.hits;
+        self.checkout_refs += a.checkout_refs;
+        self.first.merge(a.first);
+        self.ips.merge(a.ips);
+        self.ev.merge(arena, a.ev, remap);
+        self.sizes_overflow |= a.sizes_overflow;
+        for (b, s) in a.sizes {
+            let e = self.sizes.entry(b).or_insert(SizeStat {
+                n: 0,
+                first: s.first,
+                last: s.last,
+                ev: Vec::new(),
+            });
+            e.n += s.n;
+            e.first = e.first.min(s.first);
+            e.last = e.last.max(s.last);
+            e.ev.extend(s.ev);
+            e.ev.sort_by(|a, b| (a.ts, &a.file, a.line).cmp(&(b.ts, &b.file, b.line)));
+            e.ev.truncate(SIZE_EV);
+        }
+        if self.sizes.len() > MAX_SIZES {
+            self.sizes_overflow = true;
+        }
+    }
+}
+
+impl Harvest {
+    /// Union of the fetches; popular when more than [`HARVEST_MAX_IPS`] clients together.
+    fn merge(&mut self, h: Harvest, arena: &mut Arena, remap: &Remap) {
+        if !self.popular && !h.popular {
+            let mut new: Vec<IpAddr> = h
+                .fetches
+                .iter()
+                .map(|f| f.ip)
+                .filter(|ip| !self.has_ip(*ip))
+                .collect();
+            new.sort();
+            new.dedup();
+            if self.ips + new.len() <= HARVEST_MAX_IPS {
+                self.ips += new.len();
+                self.with_raw += h.with_raw;
+                for mut f in h.fetches {
+                    f.file = remap.file(f.file);
+                    f.raw = f.raw.map(|r| remap.raw(r, arena));
+                    self.fetches.push(f);
+                }
+                // Only the earliest lines keep their bytes.
+                if self.with_raw > ecir_model::finding::MAX_EVIDENCE {
+                    let mut keys: Vec<EvKey> = self
+                        .fetches
+                        .iter()
+                        .filter(|f| f.raw.is_some())
+                        .map(|f| f.key())
+                        .collect();
+                    keys.sort_by(|a, b| arena.order(*a, *b));
+                    let last = keys[ecir_model::finding::MAX_EVIDENCE - 1];
+                    for f in &mut self.fetches {
+                        if f.raw.is_some() && arena.order(f.key(), last).is_gt() {
+                            if let Some(r) = f.raw.take() {
+                                arena.free(r);
+                            }
+                        }
+                    }
+                    self.with_raw = ecir_model::finding::MAX_EVIDENCE;
+                }
+                if self.fetches.len() >= self.thin_at.max(32) {
+                    self.thin();
+                }
+                return;
+            }
+        }
+        self.make_popular(arena);
     }
 }
 
@@ -451,40 +811,93 @@ impl Browsed {
     }
 }
 
-/// Adds `ip` to a set of [`MAX_PATH_IPS`] clients, refusing at once (as
-/// [`SmallestSet::insert`] would, after a binary search) a value not below the largest kept
-/// once the set is full and has overflowed.
-fn insert_ip(set: &mut SmallestSet<IpAddr>, ip: IpAddr) {
-    if set.overflowed()
-        && set.items().len() >= MAX_PATH_IPS
-        && set.items().last().is_some_and(|m| ip >= *m)
-    {
-        return;
-    }
-    set.insert(ip);
+/// The [`MAX_PATH_IPS`] smallest distinct clients of an asset and whether there were more,
+/// exactly as a [`SmallestSet<IpAddr>`] of that cap keeps them (IPv4 before IPv6, each in
+/// numeric order), stored as numbers: an IPv4 address takes 4 bytes instead of 17, and a
+/// value beyond a full set is refused in O(1).
+#[derive(Default, Debug, Clone)]
+struct IpSet {
+    v4: Vec<u32>,
+    v6: Vec<u128>,
+    overflow: bool,
 }
 
-/// [`SmallestSet::merge`] of two sets of [`MAX_PATH_IPS`] clients, stopping at the first
-/// value of `other` (in ascending order) beyond a full `set`: all later ones are too.
-fn merge_ips(set: &mut SmallestSet<IpAddr>, other: SmallestSet<IpAddr>) {
-    if set.items().is_empty() && !set.overflowed() {
-        *set = other;
-        return;
+impl IpSet {
+    fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
     }
-    let overflowed = other.overflowed();
-    for ip in other.items() {
-        if set.items().len() >= MAX_PATH_IPS && set.items().last().is_some_and(|m| ip > m) {
-            // Refused: the set overflows (as inserting it would say).
-            set.insert(*ip);
-            break;
+
+    fn full(&self) -> bool {
+        self.len() >= MAX_PATH_IPS
+    }
+
+    fn insert(&mut self, ip: IpAddr) {
+        match ip {
+            IpAddr::V4(a) => self.insert_v4(u32::from(a)),
+            IpAddr::V6(a) => self.insert_v6(u128::from(a)),
         }
-        set.insert(*ip);
     }
-    if overflowed && !set.overflowed() {
-        // An empty set that has overflowed carries only the flag.
-        let mut flag = SmallestSet::new(0);
-        flag.insert(*other.items().first().unwrap_or(&IpAddr::from([0, 0, 0, 0])));
-        set.merge(flag);
+
+    fn insert_v4(&mut self, x: u32) {
+        if self.full() && self.v6.is_empty() && self.v4.last().is_some_and(|m| x > *m) {
+            self.overflow = true;
+            return;
+        }
+        if let Err(pos) = self.v4.binary_search(&x) {
+            if !self.full() {
+                self.v4.insert(pos, x);
+            } else {
+                // Full: the largest kept value gives way (an IPv6 one if any).
+                self.overflow = true;
+                if self.v6.pop().is_some() {
+                    self.v4.insert(pos, x);
+                } else if pos < self.v4.len() {
+                    self.v4.insert(pos, x);
+                    self.v4.pop();
+                }
+            }
+        }
+    }
+
+    fn insert_v6(&mut self, x: u128) {
+        if self.full() && self.v6.last().is_none_or(|m| x > *m) {
+            self.overflow = true;
+            return;
+        }
+        if let Err(pos) = self.v6.binary_search(&x) {
+            if !self.full() {
+                self.v6.insert(pos, x);
+            } else {
+                self.overflow = true;
+                if pos < self.v6.len() {
+                    self.v6.insert(pos, x);
+                    self.v6.pop();
+                }
+            }
+        }
+    }
+
+    fn merge(&mut self, other: IpSet) {
+        if self.len() == 0 && !self.overflow {
+            *self = other;
+            return;
+        }
+        self.overflow |= other.overflow;
+        for x in other.v4 {
+            self.insert_v4(x);
+        }
+        for x in other.v6 {
+            self.insert_v6(x);
+        }
+    }
+
+    /// Number of distinct clients, when not more than the cap.
+    fn exact_len(&self) -> Option<usize> {
+        (!self.overflow).then_some(self.len())
+    }
+
+    fn overflowed(&self) -> bool {
+        self.overflow
     }
 }
 
@@ -518,15 +931,39 @@ struct Routes {
     firsts: Vec<String>,
     /// Whether some checkout pattern starts with `*` or `~` (may match any first segment).
     wild: bool,
+    /// First bytes of the non-empty `firsts`, to reject most paths without comparing.
+    first_bytes: ByteSet,
+    /// Second bytes (after the `/`) of the admin prefixes, for the same; `admin_short` when
+    /// some prefix is shorter than two bytes (then no such test).
+    admin_bytes: ByteSet,
+    admin_short: bool,
     /// Admin prefixes (`--admin-path` and the platforms' defaults) with their profile.
     admin: Vec<(String, usize)>,
     profiles: Vec<Profile>,
 }
 
+/// `//a/b?q` → `a`: the first segment, up to the first `/` or `?`.
 fn first_seg(p: &str) -> &str {
-    let p = p.trim_start_matches('/');
-    let p = p.split('?').next().unwrap_or(p);
-    p.split('/').next().unwrap_or("")
+    let start = p.bytes().position(|c| c != b'/').unwrap_or(p.len());
+    let rest = &p[start..];
+    let end = rest
+        .bytes()
+        .position(|c| c == b'/' || c == b'?')
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// A set of bytes (256 bits).
+#[derive(Clone, Copy, Default)]
+struct ByteSet([u64; 4]);
+
+impl ByteSet {
+    fn add(&mut self, b: u8) {
+        self.0[(b >> 6) as usize] |= 1 << (b & 63);
+    }
+    fn has(&self, b: u8) -> bool {
+        self.0[(b >> 6) as usize] & (1 << (b & 63)) != 0
+    }
 }
 
 impl Routes {
@@ -550,6 +987,9 @@ impl Routes {
             input: Vec::new(),
             firsts: Vec::new(),
             wild: false,
+            first_bytes: ByteSet::default(),
+            admin_bytes: ByteSet::default(),
+            admin_short: false,
             admin: Vec::new(),
             profiles: Vec::new(),
         };
@@ -576,6 +1016,17 @@ impl Routes {
         r.wild = firsts
             .iter()
             .any(|x| x.starts_with('*') || x.starts_with('~'));
+        for f in &firsts {
+            if let Some(b) = f.bytes().next() {
+                r.first_bytes.add(b);
+            }
+        }
+        for (a, _) in &r.admin {
+            match a.as_bytes().get(1) {
+                Some(b) => r.admin_bytes.add(*b),
+                None => r.admin_short = true,
+            }
+        }
         r.firsts = firsts;
         r
     }
@@ -585,13 +1036,21 @@ impl Routes {
             return true;
         }
         let f = first_seg(path);
-        self.firsts.iter().any(|x| x == f)
+        f.bytes().next().is_none_or(|b| self.first_bytes.has(b))
+            && self.firsts.iter().any(|x| x == f)
     }
     /// Whether `path` is under some admin prefix (a necessary condition of [`Self::admin_page`]).
     fn under_admin(&self, path: &str) -> bool {
-        self.admin
-            .iter()
-            .any(|(prefix, _)| Profile::under(prefix, path))
+        // A prefix of two bytes or more is only under a path with the same second byte.
+        (self.admin_short
+            || path
+                .as_bytes()
+                .get(1)
+                .is_some_and(|b| self.admin_bytes.has(*b)))
+            && self
+                .admin
+                .iter()
+                .any(|(prefix, _)| Profile::under(prefix, path))
     }
     fn m(list: &[String], path: &str, query: &str) -> bool {
         Profile::any_matches(list, "", path, query)
@@ -623,13 +1082,15 @@ pub struct Card {
     orders_dropped: u64,
     offset: Option<i32>,
     span: Span,
-    /// hashbrown for `entry_ref`: one lookup per hit, the key allocated only on insert.
-    assets: hashbrown::HashMap<String, Asset, rustc_hash::FxBuildHasher>,
+    /// Asset and harvest state per path. hashbrown for `entry_ref`: one lookup per hit, the
+    /// key allocated only on insert.
+    paths: hashbrown::HashMap<String, PathState, rustc_hash::FxBuildHasher>,
+    /// Raw bytes of the lines `paths` keeps as evidence.
+    arena: Arena,
     drops: FxHashMap<Box<str>, PathHits>,
     /// Page views (GET 200) of off-flow script or HTML files from checkout pages.
     offflow_gets: FxHashMap<Box<str>, u64>,
     beacons: FxHashMap<Box<str>, PathHits>,
-    harvest: hashbrown::HashMap<String, Harvest, rustc_hash::FxBuildHasher>,
     clients: FxHashMap<IpAddr, Client>,
     /// Clients that viewed a page outside checkout (a fixed-size filter, see [`Browsed`]).
     browsed: Browsed,
@@ -742,6 +1203,25 @@ impl Card {
         }
     }
 
+    /// Copies the kept lines into a new arena, leaving the garbage behind.
+    fn compact_arena(&mut self) {
+        let mut bytes = Blocks::default();
+        for st in self.paths.values_mut() {
+            if let Some(a) = &mut st.asset {
+                for k in &mut a.ev.items {
+                    self.arena.move_to(&mut k.raw, &mut bytes);
+                }
+            }
+            if let Some(h) = &mut st.harvest {
+                for r in h.fetches.iter_mut().filter_map(|f| f.raw.as_mut()) {
+                    self.arena.move_to(r, &mut bytes);
+                }
+            }
+        }
+        debug_assert_eq!(bytes.used, self.arena.live);
+        self.arena.bytes = bytes;
+    }
+
     fn is_checkout_page(&mut self, path: &str) -> bool {
         if let Some(b) = self.referer_cache.get(path) {
             return *b;
@@ -763,11 +1243,11 @@ impl Card {
             orders_dropped: 0,
             offset: None,
             span: Span::default(),
-            assets: Default::default(),
+            paths: Default::default(),
+            arena: Arena::default(),
             drops: FxHashMap::default(),
             offflow_gets: FxHashMap::default(),
             beacons: FxHashMap::default(),
-            harvest: Default::default(),
             clients: FxHashMap::default(),
             browsed: Browsed::default(),
             asset_hosts: BTreeMap::new(),
@@ -1085,48 +1565,80 @@ impl DetectorState for Card {
         if !complete && ref_is.is_some() {
             self.host_n += 1;
         }
-        if is_get && (script_like || e == Ext::Image) && matches!(status, 200 | 304) {
-            let a = self.assets.entry_ref(path).or_insert_with(|| Asset {
-                ips: SmallestSet::new(MAX_PATH_IPS),
-                ..Default::default()
-            });
-            a.hits += 1;
-            a.first.add(ev.ts);
-            if let Some(ip) = ip {
-                insert_ip(&mut a.ips, ip);
-            }
-            if from_checkout {
-                a.checkout_refs += 1;
-            }
-            if status == 200 && script_like {
-                if let Some(b) = ev.bytes.filter(|b| *b > 0) {
-                    let full = a.sizes.len() >= MAX_SIZES;
-                    match a.sizes.get_mut(&b) {
-                        Some(s) => {
-                            s.n += 1;
-                            s.first = s.first.min(ts_ms);
-                            s.last = s.last.max(ts_ms);
-                            offer_earliest(&mut s.ev, origin, ev.ts);
+        let asset = is_get && (script_like || e == Ext::Image) && matches!(status, 200 | 304);
+        // Harvest: fetches of a file in a writable directory.
+        let harvest = is_get && status == 200 && !script_like && in_writable(path);
+        let harvest = harvest.then_some(()).and(ip.zip(ev.bytes));
+        if asset || harvest.is_some() {
+            let st = self.paths.entry_ref(path).or_default();
+            if asset {
+                let a = st.asset.get_or_insert_with(Asset::default);
+                a.hits += 1;
+                a.first.add(ev.ts);
+                if let Some(ip) = ip {
+                    a.ips.insert(ip);
+                }
+                if from_checkout {
+                    a.checkout_refs += 1;
+                }
+                if status == 200 && script_like {
+                    if let Some(b) = ev.bytes.filter(|b| *b > 0) {
+                        let full = a.sizes.len() >= MAX_SIZES;
+                        match a.sizes.get_mut(&b) {
+                            Some(s) => {
+                                s.n += 1;
+                                s.first = s.first.min(ts_ms);
+                                s.last = s.last.max(ts_ms);
+                                offer_earliest(&mut s.ev, origin, ev.ts);
+                            }
+                            None if !full => {
+                                let mut st = SizeStat {
+                                    n: 1,
+                                    first: ts_ms,
+                                    last: ts_ms,
+                                    ev: Vec::new(),
+                                };
+                                offer_earliest(&mut st.ev, origin, ev.ts);
+                                a.sizes.insert(b, st);
+                            }
+                            None => a.sizes_overflow = true,
                         }
-                        None if !full => {
-                            let mut st = SizeStat {
-                                n: 1,
-                                first: ts_ms,
-                                last: ts_ms,
-                                ev: Vec::new(),
-                            };
-                            offer_earliest(&mut st.ev, origin, ev.ts);
-                            a.sizes.insert(b, st);
+                    }
+                }
+                // Evidence only where a finding could cite it: scripts and styles, and
+                // images loaded from checkout pages (a site with many images would otherwise
+                // keep a line per image).
+                if script_like || from_checkout {
+                    let w = if from_checkout { 20 } else { 10 };
+                    a.ev.offer(&mut self.arena, origin, ev.ts, w);
+                }
+            }
+            if let Some((ip, b)) = harvest {
+                let h = st.harvest.get_or_insert_with(Harvest::default);
+                if !h.popular {
+                    if h.ips >= HARVEST_MAX_IPS && !h.has_ip(ip) {
+                        h.make_popular(&mut self.arena);
+                    } else {
+                        if !h.has_ip(ip) {
+                            h.ips += 1;
                         }
-                        None => a.sizes_overflow = true,
+                        let mut f = Fetch {
+                            ip,
+                            ts: ev.ts,
+                            bytes: b,
+                            file: self.arena.file(origin.file),
+                            line: origin.line,
+                            raw: None,
+                        };
+                        if h.wants_raw(&self.arena, f.key()) {
+                            f.raw = Some(self.arena.push(origin.raw));
+                        }
+                        h.add(&mut self.arena, f);
                     }
                 }
             }
-            // Evidence only where a finding could cite it: scripts and styles, and images
-            // loaded from checkout pages (a site with many images would otherwise keep a line
-            // per image).
-            if script_like || from_checkout {
-                a.ev.offer(origin, ev.ts, if from_checkout { 20 } else { 10 });
+            if self.arena.needs_compaction() {
+                self.compact_arena();
             }
         }
 
@@ -1180,21 +1692,6 @@ impl DetectorState for Card {
             }
             d.ev.offer(origin, ev.ts, if from_checkout { 50 } else { 40 });
         }
-
-        // Harvest: fetches of a file in a writable directory.
-        if is_get && status == 200 && !script_like && in_writable(path) {
-            if let (Some(ip), Some(b)) = (ip, ev.bytes) {
-                let h = self.harvest.entry_ref(path).or_default();
-                if !h.popular {
-                    if h.ips >= HARVEST_MAX_IPS && !h.has_ip(ip) {
-                        h.make_popular();
-                    } else {
-                        h.add(ip, ts_ms, b);
-                        h.ev.offer(origin, ev.ts, 40);
-                    }
-                }
-            }
-        }
     }
 
     fn merge(&mut self, other: Box<dyn DetectorState>) {
@@ -1212,38 +1709,24 @@ impl DetectorState for Card {
             self.offset = o.offset;
         }
         self.span.merge(o.span);
-        for (k, a) in o.assets {
-            let m = match self.assets.entry(k) {
-                hashbrown::hash_map::Entry::Occupied(e) => e.into_mut(),
-                hashbrown::hash_map::Entry::Vacant(e) => {
-                    // New here: merging into an empty asset would give it unchanged.
-                    e.insert(a);
-                    continue;
+        // The other state's kept lines are copied into this arena; its file indexes mapped.
+        let remap = Remap {
+            files: o.arena.files.iter().map(|f| self.arena.file(f)).collect(),
+            from: &o.arena,
+        };
+        for (k, st) in o.paths {
+            match self.paths.entry(k) {
+                hashbrown::hash_map::Entry::Occupied(e) => {
+                    e.into_mut().merge(st, &mut self.arena, &remap);
                 }
-            };
-            m.hits += a.hits;
-            m.checkout_refs += a.checkout_refs;
-            m.first.merge(a.first);
-            merge_ips(&mut m.ips, a.ips);
-            m.ev.merge(a.ev);
-            m.sizes_overflow |= a.sizes_overflow;
-            for (b, s) in a.sizes {
-                let e = m.sizes.entry(b).or_insert(SizeStat {
-                    n: 0,
-                    first: s.first,
-                    last: s.last,
-                    ev: Vec::new(),
-                });
-                e.n += s.n;
-                e.first = e.first.min(s.first);
-                e.last = e.last.max(s.last);
-                e.ev.extend(s.ev);
-                e.ev.sort_by(|a, b| (a.ts, &a.file, a.line).cmp(&(b.ts, &b.file, b.line)));
-                e.ev.truncate(SIZE_EV);
+                hashbrown::hash_map::Entry::Vacant(e) => {
+                    e.insert(PathState::default())
+                        .merge(st, &mut self.arena, &remap);
+                }
             }
-            if m.sizes.len() > MAX_SIZES {
-                m.sizes_overflow = true;
-            }
+        }
+        if self.arena.needs_compaction() {
+            self.compact_arena();
         }
         for (src, dst) in [(o.drops, &mut self.drops), (o.beacons, &mut self.beacons)] {
             for (k, d) in src {
@@ -1259,27 +1742,6 @@ impl DetectorState for Card {
         }
         for (k, d) in o.completion_refs {
             merge_hits(self.completion_refs.entry(k).or_default(), d);
-        }
-        for (k, h) in o.harvest {
-            let m = self.harvest.entry(k).or_default();
-            m.popular |= h.popular;
-            if !m.popular {
-                if m.fetches.is_empty() {
-                    m.fetches = h.fetches;
-                    m.ips = h.ips;
-                } else {
-                    for (ip, t, b) in h.fetches {
-                        m.add(ip, t, b);
-                    }
-                }
-                m.ev.merge(h.ev);
-                if m.ips > HARVEST_MAX_IPS {
-                    m.popular = true;
-                }
-            }
-            if m.popular {
-                m.make_popular();
-            }
         }
         for (ip, c) in o.clients {
             let m = self.clients.entry(ip).or_default();
@@ -1331,7 +1793,11 @@ impl DetectorState for Card {
 
         // Asset drift.
         let mut changes: Vec<Change> = Vec::new();
-        let mut assets: Vec<(&String, &Asset)> = s.assets.iter().collect();
+        let mut assets: Vec<(&String, &Asset)> = s
+            .paths
+            .iter()
+            .filter_map(|(k, st)| st.asset.as_ref().map(|a| (k, a)))
+            .collect();
         assets.sort_by(|a, b| a.0.cmp(b.0));
         for (path, a) in &assets {
             if a.sizes_overflow || !Ext::of(path).script_like() {
@@ -1500,7 +1966,7 @@ impl DetectorState for Card {
             f.last_seen = a.first.last;
             f.paths = vec![path.to_string()];
             f.count = a.hits;
-            f.evidence = a.ev.to_vec();
+            f.evidence = a.ev.to_vec(&s.arena);
             f.playbook = Some(PLAYBOOK.into());
             out.push(f);
         }
@@ -1574,15 +2040,17 @@ impl DetectorState for Card {
         }
 
         // Harvest.
-        let mut hv: Vec<(&String, &Harvest)> = s.harvest.iter().collect();
+        let mut hv: Vec<(&String, &Harvest)> = s
+            .paths
+            .iter()
+            .filter_map(|(k, st)| st.harvest.as_ref().map(|h| (k, h)))
+            .collect();
         hv.sort_by(|a, b| a.0.cmp(b.0));
         for (path, h) in hv {
             if h.popular {
                 continue;
             }
-            for f in h.fetches.chunk_by(|a, b| a.0 == b.0) {
-                let ip = &f[0].0;
-                let f: Vec<(i64, u64)> = f.iter().map(|x| (x.1, x.2)).collect();
+            for (ip, f) in &h.per_client() {
                 if f.len() < 3 || f.last().unwrap().0 - f[0].0 < 3_600_000 {
                     continue;
                 }
@@ -1609,11 +2077,11 @@ impl DetectorState for Card {
                 x.paths = vec![path.to_string()];
                 x.count = f.len() as u64;
                 let ips = ip.to_string();
-                x.evidence =
-                    h.ev.to_vec()
-                        .into_iter()
-                        .filter(|e| e.text.starts_with(&ips))
-                        .collect();
+                x.evidence = h
+                    .evidence(&s.arena)
+                    .into_iter()
+                    .filter(|e| e.text.starts_with(&ips))
+                    .collect();
                 x.playbook = Some(PLAYBOOK.into());
                 out.push(x);
             }
