@@ -10,6 +10,15 @@
 //! set of clients per path, checkout counts per client and minute) and one compact record per
 //! completion-page hit (orders are few next to page views). At finish:
 //!
+//! What grows with clients is bounded: per path at most 64 clients (the smallest addresses)
+//! for assets and drops, 8 for harvest candidates (then the file is popular and dropped), per
+//! hour 8 admin clients; which clients browsed the shop is a fixed 1 MiB filter (below,
+//! `cardtest.distributed`); per-client checkout counts exist only for clients that submitted
+//! checkout, reached its error page, created accounts or failed payments in an application
+//! log (checkout actors, buyers included), not for every visitor. Evidence lines that may
+//! never be cited (asset and harvest candidates) are kept as raw bytes (capped) and turned
+//! into text at finish; the route and referer caches hold at most 16,384 entries each.
+//!
 //! - `card.asset_drift`: a first-party JS/CSS file whose 200-response size settled on a new
 //!   value (a size seen ≥ `drift_min_hits` times stops being served when a new one starts;
 //!   compression variants coexist and are left alone, 304s are ignored): medium; low when
@@ -37,7 +46,12 @@
 //!   log records (Magento `PAYMENT_FAILED`, EC-CUBE `購入エラー`): medium (high from
 //!   `velocity_attempts`).
 //! - `cardtest.distributed`: an hour with checkout failures ≥ 5× the logs' median hour (and
-//!   ≥10), from ≥5 IPs, most of which never browsed the shop: high.
+//!   ≥10), from ≥5 IPs, most of which never browsed the shop: high. "Browsed" (a page view
+//!   outside checkout) is a Bloom filter of 2^23 bits (1 MiB, three bits per client in one
+//!   512-bit block, a fixed hash), merged by OR, so it does not depend on the chunking. It may
+//!   take a client that never browsed for one that did (about 0.006% of them with 100,000
+//!   browsing clients in the logs, 0.5% with 500,000, 3% with a million), never the reverse:
+//!   an error can only make a tester look like a shopper and withhold the finding.
 //! - `cardtest.account_burst`: one IP creating ≥ `account_burst` accounts or guest checkouts
 //!   (EC-CUBE `/entry`, `/shopping/nonmember`, Magento `createpost` and REST customers,
 //!   WooCommerce `my-account` registration) in 30 min: medium.
@@ -238,7 +252,7 @@ const RAW_KEEP: usize = ecir_model::text::MAX_EVIDENCE_TEXT + 16;
 const ARENA_SLACK: usize = 1 << 20;
 
 /// Bytes of one [`Arena`] block; a line never spans two.
-const ARENA_BLOCK: usize = 256 << 10;
+const ARENA_BLOCK: usize = 64 << 10;
 
 /// Where a kept line's raw bytes are in the state's [`Arena`]: block, offset, length.
 #[derive(Clone, Copy, Debug)]
@@ -248,12 +262,14 @@ struct RawRef {
     len: u32,
 }
 
-/// Fixed-size blocks of bytes (no doubling of one large buffer), appended to.
+/// Fixed-size blocks of bytes (no doubling of one large buffer), appended to; emptied
+/// blocks (up to [`ARENA_SLACK`] of them) are kept for reuse.
 #[derive(Default, Debug)]
 struct Blocks {
     blocks: Vec<Vec<u8>>,
     /// Bytes in all blocks.
     used: usize,
+    spare: Vec<Vec<u8>>,
 }
 
 impl Blocks {
@@ -263,7 +279,11 @@ impl Blocks {
             .last()
             .is_none_or(|b| b.len() + raw.len() > ARENA_BLOCK)
         {
-            self.blocks.push(Vec::with_capacity(ARENA_BLOCK));
+            let b = self
+                .spare
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(ARENA_BLOCK));
+            self.blocks.push(b);
         }
         let block = self.blocks.len() - 1;
         let b = &mut self.blocks[block];
@@ -637,6 +657,73 @@ impl Harvest {
     }
 }
 
+/// Bytes of a path kept inside its map entry (longer ones on the heap).
+const INLINE_PATH: usize = 62;
+
+/// A path as a map key: short ones (most asset paths) inline, so that a lookup compares bytes
+/// of the entry it loads anyway instead of following a pointer to a cold string.
+#[derive(Debug)]
+enum PathKey {
+    Inline { len: u8, bytes: [u8; INLINE_PATH] },
+    Heap(Box<str>),
+}
+
+impl PathKey {
+    fn new(p: &str) -> PathKey {
+        if p.len() <= INLINE_PATH {
+            let mut bytes = [0; INLINE_PATH];
+            bytes[..p.len()].copy_from_slice(p.as_bytes());
+            PathKey::Inline {
+                len: p.len() as u8,
+                bytes,
+            }
+        } else {
+            PathKey::Heap(p.into())
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            PathKey::Inline { len, bytes } => &bytes[..*len as usize],
+            PathKey::Heap(s) => s.as_bytes(),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied from a `&str`: always UTF-8.
+            PathKey::Inline { .. } => std::str::from_utf8(self.bytes()).unwrap_or_default(),
+            PathKey::Heap(s) => s,
+        }
+    }
+}
+
+fn path_hash(p: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(p)
+}
+
+/// Asset and harvest state per path, keyed by [`PathKey`] (hashed with [`path_hash`]).
+#[derive(Default)]
+struct Paths(hashbrown::HashTable<(PathKey, PathState)>);
+
+impl Paths {
+    fn get_or_default(&mut self, path: &[u8]) -> &mut PathState {
+        let e = self.0.entry(
+            path_hash(path),
+            |(k, _)| k.bytes() == path,
+            |(k, _)| path_hash(k.bytes()),
+        );
+        match e {
+            hashbrown::hash_table::Entry::Occupied(e) => &mut e.into_mut().1,
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                let k = PathKey::new(std::str::from_utf8(path).unwrap_or_default());
+                &mut e.insert((k, PathState::default())).into_mut().1
+            }
+        }
+    }
+}
+
 /// Per path: what the asset rules and the harvest rule keep (one lookup per request).
 #[derive(Default, Debug)]
 struct PathState {
@@ -748,6 +835,8 @@ impl Harvest {
 const BROWSED_WORDS: usize = 1 << 17;
 /// Bits set per client in the [`Browsed`] filter.
 const BROWSED_HASHES: u64 = 3;
+/// Words of a [`Browsed`] block (512 bits, a cache line) holding all of a client's bits.
+const BROWSED_BLOCK: usize = 8;
 
 /// Clients that viewed a shop page, as a Bloom filter of fixed size (1 MiB, allocated on the
 /// first page view) with a fixed hash: the same bits whatever the chunking, merged by OR.
@@ -779,11 +868,11 @@ impl Browsed {
         (h1, h2)
     }
 
+    /// The client's bits: all in one block of [`BROWSED_BLOCK`] words (one memory access).
     fn bit_indexes(ip: IpAddr) -> impl Iterator<Item = usize> {
         let (h1, h2) = Browsed::hashes(ip);
-        (0..BROWSED_HASHES).map(move |i| {
-            (h1.wrapping_add(i.wrapping_mul(h2)) % (BROWSED_WORDS as u64 * 64)) as usize
-        })
+        let block = (h1 % (BROWSED_WORDS / BROWSED_BLOCK) as u64) as usize * BROWSED_BLOCK * 64;
+        (0..BROWSED_HASHES).map(move |i| block + ((h2 >> (i * 9)) & 511) as usize)
     }
 
     fn insert(&mut self, ip: IpAddr) {
@@ -1084,7 +1173,7 @@ pub struct Card {
     span: Span,
     /// Asset and harvest state per path. hashbrown for `entry_ref`: one lookup per hit, the
     /// key allocated only on insert.
-    paths: hashbrown::HashMap<String, PathState, rustc_hash::FxBuildHasher>,
+    paths: Paths,
     /// Raw bytes of the lines `paths` keeps as evidence.
     arena: Arena,
     drops: FxHashMap<Box<str>, PathHits>,
@@ -1205,8 +1294,11 @@ impl Card {
 
     /// Copies the kept lines into a new arena, leaving the garbage behind.
     fn compact_arena(&mut self) {
-        let mut bytes = Blocks::default();
-        for st in self.paths.values_mut() {
+        let mut bytes = Blocks {
+            spare: std::mem::take(&mut self.arena.bytes.spare),
+            ..Default::default()
+        };
+        for (_, st) in self.paths.0.iter_mut() {
             if let Some(a) = &mut st.asset {
                 for k in &mut a.ev.items {
                     self.arena.move_to(&mut k.raw, &mut bytes);
@@ -1219,7 +1311,15 @@ impl Card {
             }
         }
         debug_assert_eq!(bytes.used, self.arena.live);
-        self.arena.bytes = bytes;
+        let old = std::mem::replace(&mut self.arena.bytes, bytes);
+        let spare = &mut self.arena.bytes.spare;
+        for mut b in old.blocks {
+            if spare.len() >= ARENA_SLACK / ARENA_BLOCK {
+                break;
+            }
+            b.clear();
+            spare.push(b);
+        }
     }
 
     fn is_checkout_page(&mut self, path: &str) -> bool {
@@ -1296,14 +1396,11 @@ enum Ext {
 
 impl Ext {
     fn of(path: &str) -> Ext {
+        // The bytes after the last `.` of the last segment: one scan back to a `.` or `/`.
         let b = path.as_bytes();
-        let last = match b.iter().rposition(|&c| c == b'/') {
-            Some(i) => &b[i + 1..],
-            None => b,
-        };
-        let e = match last.iter().rposition(|&c| c == b'.') {
-            Some(i) => &last[i + 1..],
-            None => return Ext::None,
+        let e = match b.iter().rposition(|&c| c == b'.' || c == b'/') {
+            Some(i) if b[i] == b'.' => &b[i + 1..],
+            _ => return Ext::None,
         };
         if e.is_empty() {
             return Ext::None;
@@ -1362,17 +1459,31 @@ fn in_writable(path: &str) -> bool {
 /// `https://host/path?q` → (host as written, path); the host is compared and kept in lower
 /// case by the caller.
 fn split_url(u: &str) -> Option<(&str, &str)> {
-    let rest = u.split_once("://").map(|(_, r)| r)?;
-    let (host, path) = match rest.find('/') {
+    // Byte scans for ASCII delimiters (never inside a multi-byte character), as
+    // `split_once("://")`, `find('/')`, `rsplit('@')`, `split(':')` and `split('?')` would.
+    let b = u.as_bytes();
+    let start = b.windows(3).position(|w| w == b"://")? + 3;
+    let rest = &u[start..];
+    let (host, path) = match rest.bytes().position(|c| c == b'/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let host = host.rsplit('@').next().unwrap_or(host);
-    let host = host.split(':').next().unwrap_or(host);
+    let host = match host.bytes().rposition(|c| c == b'@') {
+        Some(i) => &host[i + 1..],
+        None => host,
+    };
+    let host = match host.bytes().position(|c| c == b':') {
+        Some(i) => &host[..i],
+        None => host,
+    };
     if host.is_empty() || host.len() > 255 {
         return None;
     }
-    Some((host, path.split('?').next().unwrap_or(path)))
+    let path = match path.bytes().position(|c| c == b'?') {
+        Some(i) => &path[..i],
+        None => path,
+    };
+    Some((host, path))
 }
 
 /// Whether a referer path is a checkout or payment page.
@@ -1570,7 +1681,7 @@ impl DetectorState for Card {
         let harvest = is_get && status == 200 && !script_like && in_writable(path);
         let harvest = harvest.then_some(()).and(ip.zip(ev.bytes));
         if asset || harvest.is_some() {
-            let st = self.paths.entry_ref(path).or_default();
+            let st = self.paths.get_or_default(path.as_bytes());
             if asset {
                 let a = st.asset.get_or_insert_with(Asset::default);
                 a.hits += 1;
@@ -1616,12 +1727,11 @@ impl DetectorState for Card {
             if let Some((ip, b)) = harvest {
                 let h = st.harvest.get_or_insert_with(Harvest::default);
                 if !h.popular {
-                    if h.ips >= HARVEST_MAX_IPS && !h.has_ip(ip) {
+                    let known = h.has_ip(ip);
+                    if !known && h.ips >= HARVEST_MAX_IPS {
                         h.make_popular(&mut self.arena);
                     } else {
-                        if !h.has_ip(ip) {
-                            h.ips += 1;
-                        }
+                        h.ips += !known as usize;
                         let mut f = Fetch {
                             ip,
                             ts: ev.ts,
@@ -1714,14 +1824,22 @@ impl DetectorState for Card {
             files: o.arena.files.iter().map(|f| self.arena.file(f)).collect(),
             from: &o.arena,
         };
-        for (k, st) in o.paths {
-            match self.paths.entry(k) {
-                hashbrown::hash_map::Entry::Occupied(e) => {
-                    e.into_mut().merge(st, &mut self.arena, &remap);
+        for (k, st) in o.paths.0 {
+            let e = self.paths.0.entry(
+                path_hash(k.bytes()),
+                |(x, _)| x.bytes() == k.bytes(),
+                |(x, _)| path_hash(x.bytes()),
+            );
+            match e {
+                hashbrown::hash_table::Entry::Occupied(e) => {
+                    e.into_mut().1.merge(st, &mut self.arena, &remap);
                 }
-                hashbrown::hash_map::Entry::Vacant(e) => {
-                    e.insert(PathState::default())
-                        .merge(st, &mut self.arena, &remap);
+                hashbrown::hash_table::Entry::Vacant(e) => {
+                    e.insert((k, PathState::default())).into_mut().1.merge(
+                        st,
+                        &mut self.arena,
+                        &remap,
+                    );
                 }
             }
         }
@@ -1793,10 +1911,11 @@ impl DetectorState for Card {
 
         // Asset drift.
         let mut changes: Vec<Change> = Vec::new();
-        let mut assets: Vec<(&String, &Asset)> = s
+        let mut assets: Vec<(&str, &Asset)> = s
             .paths
+            .0
             .iter()
-            .filter_map(|(k, st)| st.asset.as_ref().map(|a| (k, a)))
+            .filter_map(|(k, st)| st.asset.as_ref().map(|a| (k.as_str(), a)))
             .collect();
         assets.sort_by(|a, b| a.0.cmp(b.0));
         for (path, a) in &assets {
@@ -2040,10 +2159,11 @@ impl DetectorState for Card {
         }
 
         // Harvest.
-        let mut hv: Vec<(&String, &Harvest)> = s
+        let mut hv: Vec<(&str, &Harvest)> = s
             .paths
+            .0
             .iter()
-            .filter_map(|(k, st)| st.harvest.as_ref().map(|h| (k, h)))
+            .filter_map(|(k, st)| st.harvest.as_ref().map(|h| (k.as_str(), h)))
             .collect();
         hv.sort_by(|a, b| a.0.cmp(b.0));
         for (path, h) in hv {
