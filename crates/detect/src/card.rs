@@ -10,6 +10,15 @@
 //! set of clients per path, checkout counts per client and minute) and one compact record per
 //! completion-page hit (orders are few next to page views). At finish:
 //!
+//! What grows with clients is bounded: per path at most 64 clients (the smallest addresses)
+//! for assets and drops, 8 for harvest candidates (then the file is popular and dropped), per
+//! hour 8 admin clients; which clients browsed the shop is a fixed 1 MiB filter (below,
+//! `cardtest.distributed`); per-client checkout counts exist only for clients that submitted
+//! checkout, reached its error page, created accounts or failed payments in an application
+//! log (checkout actors, buyers included), not for every visitor. Evidence lines that may
+//! never be cited (asset and harvest candidates) are kept as raw bytes (capped) and turned
+//! into text at finish; the route and referer caches hold at most 16,384 entries each.
+//!
 //! - `card.asset_drift`: a first-party JS/CSS file whose 200-response size settled on a new
 //!   value (a size seen ≥ `drift_min_hits` times stops being served when a new one starts;
 //!   compression variants coexist and are left alone, 304s are ignored): medium; low when
@@ -37,7 +46,12 @@
 //!   log records (Magento `PAYMENT_FAILED`, EC-CUBE `購入エラー`): medium (high from
 //!   `velocity_attempts`).
 //! - `cardtest.distributed`: an hour with checkout failures ≥ 5× the logs' median hour (and
-//!   ≥10), from ≥5 IPs, most of which never browsed the shop: high.
+//!   ≥10), from ≥5 IPs, most of which never browsed the shop: high. "Browsed" (a page view
+//!   outside checkout) is a Bloom filter of 2^23 bits (1 MiB, three bits per client in one
+//!   512-bit block, a fixed hash), merged by OR, so it does not depend on the chunking. It may
+//!   take a client that never browsed for one that did (about 0.006% of them with 100,000
+//!   browsing clients in the logs, 0.5% with 500,000, 3% with a million), never the reverse:
+//!   an error can only make a tester look like a shopper and withhold the finding.
 //! - `cardtest.account_burst`: one IP creating ≥ `account_burst` accounts or guest checkouts
 //!   (EC-CUBE `/entry`, `/shopping/nonmember`, Magento `createpost` and REST customers,
 //!   WooCommerce `my-account` registration) in 30 min: medium.
@@ -204,10 +218,10 @@ struct Asset {
     sizes: BTreeMap<u64, SizeStat>,
     sizes_overflow: bool,
     first: Span,
-    ips: SmallestSet<IpAddr>,
+    ips: IpSet,
     hits: u64,
     checkout_refs: u64,
-    ev: TopEvidence,
+    ev: LazyEvidence,
 }
 
 #[derive(Default, Debug)]
@@ -229,11 +243,751 @@ fn add_first(m: &mut BTreeMap<IpAddr, i64>, ip: IpAddr, t: i64) {
     }
 }
 
+/// Raw bytes of a line kept for evidence: enough that [`ecir_model::text::evidence_text`]
+/// gives the same text as from the whole line (it stops at
+/// [`ecir_model::text::MAX_EVIDENCE_TEXT`] output bytes, and every input byte makes at least
+/// one output byte, so nothing past this prefix is read but the fact that more follows).
+const RAW_KEEP: usize = ecir_model::text::MAX_EVIDENCE_TEXT + 16;
+/// Garbage an [`Arena`] may hold beyond its live bytes before it is compacted.
+const ARENA_SLACK: usize = 1 << 20;
+
+/// Bytes of one [`Arena`] block; a line never spans two.
+const ARENA_BLOCK: usize = 64 << 10;
+
+/// Where a kept line's raw bytes are in the state's [`Arena`]: block, offset, length.
+#[derive(Clone, Copy, Debug)]
+struct RawRef {
+    block: u32,
+    off: u32,
+    len: u32,
+}
+
+/// Fixed-size blocks of bytes (no doubling of one large buffer), appended to; emptied
+/// blocks (up to [`ARENA_SLACK`] of them) are kept for reuse.
+#[derive(Default, Debug)]
+struct Blocks {
+    blocks: Vec<Vec<u8>>,
+    /// Bytes in all blocks.
+    used: usize,
+    spare: Vec<Vec<u8>>,
+}
+
+impl Blocks {
+    fn push(&mut self, raw: &[u8]) -> RawRef {
+        if self
+            .blocks
+            .last()
+            .is_none_or(|b| b.len() + raw.len() > ARENA_BLOCK)
+        {
+            let b = self
+                .spare
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(ARENA_BLOCK));
+            self.blocks.push(b);
+        }
+        let block = self.blocks.len() - 1;
+        let b = &mut self.blocks[block];
+        let off = b.len();
+        b.extend_from_slice(raw);
+        self.used += raw.len();
+        RawRef {
+            block: block as u32,
+            off: off as u32,
+            len: raw.len() as u32,
+        }
+    }
+
+    fn get(&self, r: RawRef) -> &[u8] {
+        &self.blocks[r.block as usize][r.off as usize..(r.off + r.len) as usize]
+    }
+}
+
+/// The raw bytes of the evidence lines a state keeps (one growing buffer instead of an
+/// allocation per line), and the input files they come from (by index). Lines no longer
+/// kept leave garbage, compacted away once it exceeds the live bytes plus [`ARENA_SLACK`]
+/// ([`Card::compact_arena`]): at most twice the kept lines plus 1 MiB.
+#[derive(Default, Debug)]
+struct Arena {
+    bytes: Blocks,
+    live: usize,
+    /// Distinct file names; equal indexes are equal names and the reverse.
+    files: Vec<Arc<str>>,
+}
+
+impl Arena {
+    fn file(&mut self, f: &Arc<str>) -> u32 {
+        if let Some(i) = self
+            .files
+            .iter()
+            .rposition(|x| Arc::ptr_eq(x, f) || **x == **f)
+        {
+            return i as u32;
+        }
+        self.files.push(Arc::clone(f));
+        (self.files.len() - 1) as u32
+    }
+
+    fn push(&mut self, raw: &[u8]) -> RawRef {
+        let raw = &raw[..raw.len().min(RAW_KEEP)];
+        self.live += raw.len();
+        self.bytes.push(raw)
+    }
+
+    fn get(&self, r: RawRef) -> &[u8] {
+        self.bytes.get(r)
+    }
+
+    fn free(&mut self, r: RawRef) {
+        self.live -= r.len as usize;
+    }
+
+    fn needs_compaction(&self) -> bool {
+        self.bytes.used > 2 * self.live + ARENA_SLACK
+    }
+
+    /// Moves a kept line into `to` (compaction).
+    fn move_to(&self, r: &mut RawRef, to: &mut Blocks) {
+        *r = to.push(self.get(*r));
+    }
+
+    /// (weight, time, file, line) in the order of [`TopEvidence`]: heavier first, then
+    /// earlier, then by file name and line.
+    fn order(&self, a: EvKey, b: EvKey) -> std::cmp::Ordering {
+        b.0.cmp(&a.0)
+            .then(a.1.cmp(&b.1))
+            .then_with(|| {
+                if a.2 == b.2 {
+                    std::cmp::Ordering::Equal
+                } else {
+                    self.files[a.2 as usize].cmp(&self.files[b.2 as usize])
+                }
+            })
+            .then(a.3.cmp(&b.3))
+    }
+
+    /// Evidence for a kept line (its text is built here).
+    fn evidence(&self, k: EvKey, raw: RawRef) -> ecir_model::Evidence {
+        let origin = Origin {
+            file: &self.files[k.2 as usize],
+            line: k.3,
+            raw: self.get(raw),
+        };
+        crate::evidence::evidence(&origin, k.1, k.0)
+    }
+}
+
+/// Weight, time, file index, line.
+type EvKey = (u32, Option<Timestamp>, u32, u64);
+
+/// How the lines of a state merged into another move: their bytes are copied from the
+/// merged state's arena `from` (only those still kept), and its file indexes map through
+/// `files`.
+struct Remap<'a> {
+    from: &'a Arena,
+    files: Vec<u32>,
+}
+
+impl Remap<'_> {
+    fn raw(&self, r: RawRef, to: &mut Arena) -> RawRef {
+        to.push(self.from.get(r))
+    }
+    fn file(&self, f: u32) -> u32 {
+        self.files[f as usize]
+    }
+}
+
+/// One line kept by [`LazyEvidence`].
+#[derive(Clone, Copy, Debug)]
+struct Kept {
+    key: EvKey,
+    raw: RawRef,
+}
+
+/// The same best [`ecir_model::finding::MAX_EVIDENCE`] lines as a [`TopEvidence`], but
+/// keeping each line's raw bytes (capped at [`RAW_KEEP`], in the state's [`Arena`]) and
+/// building the evidence text only for the lines a finding cites: most offers never reach
+/// a finding, and copying bytes is much cheaper than building text. Exactly the best lines
+/// are kept, so a line worse than all of them is refused at once, and merging gives the best
+/// of the union whatever the split.
+#[derive(Clone, Debug, Default)]
+struct LazyEvidence {
+    /// Sorted by [`Arena::order`], at most `MAX_EVIDENCE`.
+    items: Vec<Kept>,
+}
+
+impl LazyEvidence {
+    fn offer(
+        &mut self,
+        arena: &mut Arena,
+        origin: &Origin<'_>,
+        ts: Option<Timestamp>,
+        weight: u32,
+    ) {
+        let key = (weight, ts, arena.file(origin.file), origin.line);
+        if self.items.len() >= ecir_model::finding::MAX_EVIDENCE
+            && self
+                .items
+                .last()
+                .is_some_and(|w| arena.order(key, w.key) != std::cmp::Ordering::Less)
+        {
+            return;
+        }
+        let raw = arena.push(origin.raw);
+        self.insert(arena, Kept { key, raw });
+    }
+
+    fn insert(&mut self, arena: &mut Arena, k: Kept) {
+        let pos = self
+            .items
+            .partition_point(|x| arena.order(x.key, k.key) != std::cmp::Ordering::Greater);
+        if pos >= ecir_model::finding::MAX_EVIDENCE {
+            arena.free(k.raw);
+            return;
+        }
+        self.items.insert(pos, k);
+        if self.items.len() > ecir_model::finding::MAX_EVIDENCE {
+            if let Some(x) = self.items.pop() {
+                arena.free(x.raw);
+            }
+        }
+    }
+
+    /// Takes in the lines of a merged state (see [`Remap`]).
+    fn merge(&mut self, arena: &mut Arena, other: LazyEvidence, remap: &Remap) {
+        for mut k in other.items {
+            k.key.2 = remap.file(k.key.2);
+            let full = self.items.len() >= ecir_model::finding::MAX_EVIDENCE;
+            if full
+                && self
+                    .items
+                    .last()
+                    .is_some_and(|w| arena.order(k.key, w.key) != std::cmp::Ordering::Less)
+            {
+                // The other's lines come best first: none of the rest is kept either.
+                break;
+            }
+            k.raw = remap.raw(k.raw, arena);
+            self.insert(arena, k);
+        }
+    }
+
+    fn remap(&mut self, arena: &mut Arena, remap: &Remap) {
+        for k in &mut self.items {
+            k.key.2 = remap.file(k.key.2);
+            k.raw = remap.raw(k.raw, arena);
+        }
+    }
+
+    /// The evidence records, best first (as [`TopEvidence::into_vec`]).
+    fn to_vec(&self, arena: &Arena) -> Vec<ecir_model::Evidence> {
+        self.items
+            .iter()
+            .map(|k| arena.evidence(k.key, k.raw))
+            .collect()
+    }
+}
+
+/// One fetch of a harvest candidate: who, when, how many bytes, and the line (its raw bytes
+/// while it is among the [`ecir_model::finding::MAX_EVIDENCE`] earliest).
+#[derive(Clone, Copy, Debug)]
+struct Fetch {
+    ip: IpAddr,
+    ts: Option<Timestamp>,
+    bytes: u64,
+    file: u32,
+    line: u64,
+    raw: Option<RawRef>,
+}
+
+impl Fetch {
+    fn t(&self) -> i64 {
+        self.ts.map_or(i64::MIN, |t| t.utc_ms)
+    }
+    /// Its key as evidence (weight 40).
+    fn key(&self) -> EvKey {
+        (40, self.ts, self.file, self.line)
+    }
+}
+
+/// Fetches of one file in a writable directory while at most [`HARVEST_MAX_IPS`] clients
+/// fetched it (then `popular`, and nothing more is kept). Per client the [`MAX_FETCHES`]
+/// smallest (time, bytes) count, and the earliest lines are the evidence: the fetches are
+/// kept in one list, thinned to what either needs when it doubles.
 #[derive(Default, Debug)]
 struct Harvest {
-    fetches: BTreeMap<IpAddr, SmallestSet<(i64, u64)>>,
+    fetches: Vec<Fetch>,
+    /// Distinct clients in `fetches`.
+    ips: usize,
+    /// Fetches holding raw bytes (the earliest lines, at most `MAX_EVIDENCE`).
+    with_raw: usize,
+    /// Length at which `fetches` is thinned next.
+    thin_at: usize,
     popular: bool,
-    ev: TopEvidence,
+}
+
+impl Harvest {
+    fn has_ip(&self, ip: IpAddr) -> bool {
+        self.fetches.iter().any(|f| f.ip == ip)
+    }
+
+    /// The fetch holding the latest evidence line, once `MAX_EVIDENCE` lines are held.
+    fn worst_raw(&self, arena: &Arena) -> Option<usize> {
+        if self.with_raw < ecir_model::finding::MAX_EVIDENCE {
+            return None;
+        }
+        self.fetches
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| x.raw.is_some())
+            .max_by(|a, b| arena.order(a.1.key(), b.1.key()))
+            .map(|(i, _)| i)
+    }
+
+    /// Whether a line with this key is among the earliest (its bytes are worth copying).
+    fn wants_raw(&self, arena: &Arena, key: EvKey) -> bool {
+        self.with_raw < ecir_model::finding::MAX_EVIDENCE
+            || self
+                .worst_raw(arena)
+                .is_some_and(|w| arena.order(key, self.fetches[w].key()).is_lt())
+    }
+
+    /// Adds a fetch whose raw bytes (if any) are in `arena`; keeps them only while the line
+    /// is among the earliest.
+    fn add(&mut self, arena: &mut Arena, mut f: Fetch) {
+        if let Some(r) = f.raw {
+            if self.with_raw >= ecir_model::finding::MAX_EVIDENCE {
+                // The latest line holding bytes gives them up if this one is earlier.
+                match self.worst_raw(arena) {
+                    Some(w) if arena.order(f.key(), self.fetches[w].key()).is_lt() => {
+                        if let Some(x) = self.fetches[w].raw.take() {
+                            arena.free(x);
+                        }
+                    }
+                    _ => {
+                        arena.free(r);
+                        f.raw = None;
+                    }
+                }
+            } else {
+                self.with_raw += 1;
+            }
+        }
+        self.fetches.push(f);
+        if self.fetches.len() >= self.thin_at.max(32) {
+            self.thin();
+        }
+    }
+
+    /// Drops the fetches that are neither among their client's [`MAX_FETCHES`] smallest
+    /// distinct (time, bytes) nor holding an evidence line.
+    fn thin(&mut self) {
+        self.fetches.sort_by(|a, b| {
+            (a.ip, a.t(), a.bytes, a.raw.is_none()).cmp(&(b.ip, b.t(), b.bytes, b.raw.is_none()))
+        });
+        let mut out: Vec<Fetch> = Vec::with_capacity(self.fetches.len());
+        let mut distinct = 0;
+        for (i, f) in self.fetches.iter().enumerate() {
+            let prev = i.checked_sub(1).map(|j| &self.fetches[j]);
+            if prev.is_none_or(|p| p.ip != f.ip) {
+                distinct = 0;
+            }
+            let first = prev.is_none_or(|p| (p.ip, p.t(), p.bytes) != (f.ip, f.t(), f.bytes));
+            if first {
+                distinct += 1;
+            }
+            if f.raw.is_some() || (first && distinct <= MAX_FETCHES) {
+                out.push(*f);
+            }
+        }
+        self.fetches = out;
+        self.thin_at = 2 * self.fetches.len();
+    }
+
+    fn make_popular(&mut self, arena: &mut Arena) {
+        for f in &self.fetches {
+            if let Some(r) = f.raw {
+                arena.free(r);
+            }
+        }
+        *self = Harvest {
+            popular: true,
+            ..Default::default()
+        };
+    }
+
+    fn remap(&mut self, arena: &mut Arena, remap: &Remap) {
+        for f in &mut self.fetches {
+            f.file = remap.file(f.file);
+            f.raw = f.raw.map(|r| remap.raw(r, arena));
+        }
+    }
+
+    /// Per client, its [`MAX_FETCHES`] smallest distinct (time, bytes), by client.
+    fn per_client(&self) -> Vec<(IpAddr, Vec<(i64, u64)>)> {
+        let mut all: Vec<(IpAddr, i64, u64)> = self
+            .fetches
+            .iter()
+            .map(|f| (f.ip, f.t(), f.bytes))
+            .collect();
+        all.sort();
+        all.dedup();
+        let mut out: Vec<(IpAddr, Vec<(i64, u64)>)> = Vec::new();
+        for (ip, t, b) in all {
+            match out.last_mut() {
+                Some((x, v)) if *x == ip => {
+                    if v.len() < MAX_FETCHES {
+                        v.push((t, b));
+                    }
+                }
+                _ => out.push((ip, vec![(t, b)])),
+            }
+        }
+        out
+    }
+
+    /// The evidence lines, earliest first.
+    fn evidence(&self, arena: &Arena) -> Vec<ecir_model::Evidence> {
+        let mut v: Vec<(EvKey, RawRef)> = self
+            .fetches
+            .iter()
+            .filter_map(|f| f.raw.map(|r| (f.key(), r)))
+            .collect();
+        v.sort_by(|a, b| arena.order(a.0, b.0));
+        v.into_iter().map(|(k, r)| arena.evidence(k, r)).collect()
+    }
+}
+
+/// Bytes of a path kept inside its map entry (longer ones on the heap).
+const INLINE_PATH: usize = 62;
+
+/// A path as a map key: short ones (most asset paths) inline, so that a lookup compares bytes
+/// of the entry it loads anyway instead of following a pointer to a cold string.
+#[derive(Debug)]
+enum PathKey {
+    Inline { len: u8, bytes: [u8; INLINE_PATH] },
+    Heap(Box<str>),
+}
+
+impl PathKey {
+    fn new(p: &str) -> PathKey {
+        if p.len() <= INLINE_PATH {
+            let mut bytes = [0; INLINE_PATH];
+            bytes[..p.len()].copy_from_slice(p.as_bytes());
+            PathKey::Inline {
+                len: p.len() as u8,
+                bytes,
+            }
+        } else {
+            PathKey::Heap(p.into())
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            PathKey::Inline { len, bytes } => &bytes[..*len as usize],
+            PathKey::Heap(s) => s.as_bytes(),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied from a `&str`: always UTF-8.
+            PathKey::Inline { .. } => std::str::from_utf8(self.bytes()).unwrap_or_default(),
+            PathKey::Heap(s) => s,
+        }
+    }
+}
+
+fn path_hash(p: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(p)
+}
+
+/// Asset and harvest state per path, keyed by [`PathKey`] (hashed with [`path_hash`]).
+#[derive(Default)]
+struct Paths(hashbrown::HashTable<(PathKey, PathState)>);
+
+impl Paths {
+    fn get_or_default(&mut self, path: &[u8]) -> &mut PathState {
+        let e = self.0.entry(
+            path_hash(path),
+            |(k, _)| k.bytes() == path,
+            |(k, _)| path_hash(k.bytes()),
+        );
+        match e {
+            hashbrown::hash_table::Entry::Occupied(e) => &mut e.into_mut().1,
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                let k = PathKey::new(std::str::from_utf8(path).unwrap_or_default());
+                &mut e.insert((k, PathState::default())).into_mut().1
+            }
+        }
+    }
+}
+
+/// Per path: what the asset rules and the harvest rule keep (one lookup per request).
+#[derive(Default, Debug)]
+struct PathState {
+    asset: Option<Asset>,
+    harvest: Option<Harvest>,
+}
+
+impl PathState {
+    /// Takes in a merged state's path (its lines already in `arena`, see [`Remap`]). What
+    /// is new here is moved in as it is: merging it into an empty state would not change it.
+    fn merge(&mut self, o: PathState, arena: &mut Arena, remap: &Remap) {
+        match (&mut self.asset, o.asset) {
+            (_, None) => {}
+            (None, Some(mut a)) => {
+                a.ev.remap(arena, remap);
+                self.asset = Some(a);
+            }
+            (Some(m), Some(a)) => m.merge(a, arena, remap),
+        }
+        match (&mut self.harvest, o.harvest) {
+            (_, None) => {}
+            (None, Some(mut h)) => {
+                h.remap(arena, remap);
+                self.harvest = Some(h);
+            }
+            (Some(m), Some(h)) => m.merge(h, arena, remap),
+        }
+    }
+}
+
+impl Asset {
+    fn merge(&mut self, a: Asset, arena: &mut Arena, remap: &Remap) {
+        self.hits += a.hits;
+        self.checkout_refs += a.checkout_refs;
+        self.first.merge(a.first);
+        self.ips.merge(a.ips);
+        self.ev.merge(arena, a.ev, remap);
+        self.sizes_overflow |= a.sizes_overflow;
+        for (b, s) in a.sizes {
+            let e = self.sizes.entry(b).or_insert(SizeStat {
+                n: 0,
+                first: s.first,
+                last: s.last,
+                ev: Vec::new(),
+            });
+            e.n += s.n;
+            e.first = e.first.min(s.first);
+            e.last = e.last.max(s.last);
+            e.ev.extend(s.ev);
+            e.ev.sort_by(|a, b| (a.ts, &a.file, a.line).cmp(&(b.ts, &b.file, b.line)));
+            e.ev.truncate(SIZE_EV);
+        }
+        if self.sizes.len() > MAX_SIZES {
+            self.sizes_overflow = true;
+        }
+    }
+}
+
+impl Harvest {
+    /// Union of the fetches; popular when more than [`HARVEST_MAX_IPS`] clients together.
+    fn merge(&mut self, h: Harvest, arena: &mut Arena, remap: &Remap) {
+        if !self.popular && !h.popular {
+            let mut new: Vec<IpAddr> = h
+                .fetches
+                .iter()
+                .map(|f| f.ip)
+                .filter(|ip| !self.has_ip(*ip))
+                .collect();
+            new.sort();
+            new.dedup();
+            if self.ips + new.len() <= HARVEST_MAX_IPS {
+                self.ips += new.len();
+                self.with_raw += h.with_raw;
+                for mut f in h.fetches {
+                    f.file = remap.file(f.file);
+                    f.raw = f.raw.map(|r| remap.raw(r, arena));
+                    self.fetches.push(f);
+                }
+                // Only the earliest lines keep their bytes.
+                if self.with_raw > ecir_model::finding::MAX_EVIDENCE {
+                    let mut keys: Vec<EvKey> = self
+                        .fetches
+                        .iter()
+                        .filter(|f| f.raw.is_some())
+                        .map(|f| f.key())
+                        .collect();
+                    keys.sort_by(|a, b| arena.order(*a, *b));
+                    let last = keys[ecir_model::finding::MAX_EVIDENCE - 1];
+                    for f in &mut self.fetches {
+                        if f.raw.is_some() && arena.order(f.key(), last).is_gt() {
+                            if let Some(r) = f.raw.take() {
+                                arena.free(r);
+                            }
+                        }
+                    }
+                    self.with_raw = ecir_model::finding::MAX_EVIDENCE;
+                }
+                if self.fetches.len() >= self.thin_at.max(32) {
+                    self.thin();
+                }
+                return;
+            }
+        }
+        self.make_popular(arena);
+    }
+}
+
+/// Words of the [`Browsed`] filter: 2^23 bits, 1 MiB.
+const BROWSED_WORDS: usize = 1 << 17;
+/// Bits set per client in the [`Browsed`] filter.
+const BROWSED_HASHES: u64 = 3;
+/// Words of a [`Browsed`] block (512 bits, a cache line) holding all of a client's bits.
+const BROWSED_BLOCK: usize = 8;
+
+/// Clients that viewed a shop page, as a Bloom filter of fixed size (1 MiB, allocated on the
+/// first page view) with a fixed hash: the same bits whatever the chunking, merged by OR.
+/// A client that never browsed may test as browsed (a false positive), never the reverse;
+/// `cardtest.distributed` needs most failing IPs to have never browsed, so an error only
+/// makes it more reluctant.
+#[derive(Default)]
+struct Browsed {
+    bits: Vec<u64>,
+}
+
+impl Browsed {
+    fn hashes(ip: IpAddr) -> (u64, u64) {
+        fn mix(mut z: u64) -> u64 {
+            // SplitMix64's finaliser.
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+            z ^ (z >> 31)
+        }
+        let (hi, lo) = match ip {
+            IpAddr::V4(a) => (0x4, u32::from(a) as u64),
+            IpAddr::V6(a) => {
+                let x = u128::from(a);
+                (0x6 ^ mix((x >> 64) as u64), x as u64)
+            }
+        };
+        let h1 = mix(lo ^ mix(hi));
+        let h2 = mix(h1 ^ 0x9e3779b97f4a7c15) | 1;
+        (h1, h2)
+    }
+
+    /// The client's bits: all in one block of [`BROWSED_BLOCK`] words (one memory access).
+    fn bit_indexes(ip: IpAddr) -> impl Iterator<Item = usize> {
+        let (h1, h2) = Browsed::hashes(ip);
+        let block = (h1 % (BROWSED_WORDS / BROWSED_BLOCK) as u64) as usize * BROWSED_BLOCK * 64;
+        (0..BROWSED_HASHES).map(move |i| block + ((h2 >> (i * 9)) & 511) as usize)
+    }
+
+    fn insert(&mut self, ip: IpAddr) {
+        if self.bits.is_empty() {
+            self.bits = vec![0; BROWSED_WORDS];
+        }
+        for i in Browsed::bit_indexes(ip) {
+            self.bits[i / 64] |= 1 << (i % 64);
+        }
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        !self.bits.is_empty()
+            && Browsed::bit_indexes(ip).all(|i| self.bits[i / 64] & (1 << (i % 64)) != 0)
+    }
+
+    fn merge(&mut self, other: Browsed) {
+        if self.bits.is_empty() {
+            self.bits = other.bits;
+        } else if !other.bits.is_empty() {
+            for (a, b) in self.bits.iter_mut().zip(&other.bits) {
+                *a |= b;
+            }
+        }
+    }
+}
+
+/// The [`MAX_PATH_IPS`] smallest distinct clients of an asset and whether there were more,
+/// exactly as a [`SmallestSet<IpAddr>`] of that cap keeps them (IPv4 before IPv6, each in
+/// numeric order), stored as numbers: an IPv4 address takes 4 bytes instead of 17, and a
+/// value beyond a full set is refused in O(1).
+#[derive(Default, Debug, Clone)]
+struct IpSet {
+    v4: Vec<u32>,
+    v6: Vec<u128>,
+    overflow: bool,
+}
+
+impl IpSet {
+    fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    fn full(&self) -> bool {
+        self.len() >= MAX_PATH_IPS
+    }
+
+    fn insert(&mut self, ip: IpAddr) {
+        match ip {
+            IpAddr::V4(a) => self.insert_v4(u32::from(a)),
+            IpAddr::V6(a) => self.insert_v6(u128::from(a)),
+        }
+    }
+
+    fn insert_v4(&mut self, x: u32) {
+        if self.full() && self.v6.is_empty() && self.v4.last().is_some_and(|m| x > *m) {
+            self.overflow = true;
+            return;
+        }
+        if let Err(pos) = self.v4.binary_search(&x) {
+            if !self.full() {
+                self.v4.insert(pos, x);
+            } else {
+                // Full: the largest kept value gives way (an IPv6 one if any).
+                self.overflow = true;
+                if self.v6.pop().is_some() {
+                    self.v4.insert(pos, x);
+                } else if pos < self.v4.len() {
+                    self.v4.insert(pos, x);
+                    self.v4.pop();
+                }
+            }
+        }
+    }
+
+    fn insert_v6(&mut self, x: u128) {
+        if self.full() && self.v6.last().is_none_or(|m| x > *m) {
+            self.overflow = true;
+            return;
+        }
+        if let Err(pos) = self.v6.binary_search(&x) {
+            if !self.full() {
+                self.v6.insert(pos, x);
+            } else {
+                self.overflow = true;
+                if pos < self.v6.len() {
+                    self.v6.insert(pos, x);
+                    self.v6.pop();
+                }
+            }
+        }
+    }
+
+    fn merge(&mut self, other: IpSet) {
+        if self.len() == 0 && !self.overflow {
+            *self = other;
+            return;
+        }
+        self.overflow |= other.overflow;
+        for x in other.v4 {
+            self.insert_v4(x);
+        }
+        for x in other.v6 {
+            self.insert_v6(x);
+        }
+    }
+
+    /// Number of distinct clients, when not more than the cap.
+    fn exact_len(&self) -> Option<usize> {
+        (!self.overflow).then_some(self.len())
+    }
+
+    fn overflowed(&self) -> bool {
+        self.overflow
+    }
 }
 
 /// Per-minute checkout counts of one client: submissions, failures, 429s, completions,
@@ -262,17 +1016,43 @@ struct Routes {
     complete: Vec<String>,
     error: Vec<String>,
     input: Vec<String>,
-    /// First path segments any checkout pattern starts with (`*`: any), to skip matching.
+    /// First path segments any checkout pattern starts with, to skip matching.
     firsts: Vec<String>,
+    /// Whether some checkout pattern starts with `*` or `~` (may match any first segment).
+    wild: bool,
+    /// First bytes of the non-empty `firsts`, to reject most paths without comparing.
+    first_bytes: ByteSet,
+    /// Second bytes (after the `/`) of the admin prefixes, for the same; `admin_short` when
+    /// some prefix is shorter than two bytes (then no such test).
+    admin_bytes: ByteSet,
+    admin_short: bool,
     /// Admin prefixes (`--admin-path` and the platforms' defaults) with their profile.
     admin: Vec<(String, usize)>,
     profiles: Vec<Profile>,
 }
 
+/// `//a/b?q` → `a`: the first segment, up to the first `/` or `?`.
 fn first_seg(p: &str) -> &str {
-    let p = p.trim_start_matches('/');
-    let p = p.split('?').next().unwrap_or(p);
-    p.split('/').next().unwrap_or("")
+    let start = p.bytes().position(|c| c != b'/').unwrap_or(p.len());
+    let rest = &p[start..];
+    let end = rest
+        .bytes()
+        .position(|c| c == b'/' || c == b'?')
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// A set of bytes (256 bits).
+#[derive(Clone, Copy, Default)]
+struct ByteSet([u64; 4]);
+
+impl ByteSet {
+    fn add(&mut self, b: u8) {
+        self.0[(b >> 6) as usize] |= 1 << (b & 63);
+    }
+    fn has(&self, b: u8) -> bool {
+        self.0[(b >> 6) as usize] & (1 << (b & 63)) != 0
+    }
 }
 
 impl Routes {
@@ -295,6 +1075,10 @@ impl Routes {
             error: Vec::new(),
             input: Vec::new(),
             firsts: Vec::new(),
+            wild: false,
+            first_bytes: ByteSet::default(),
+            admin_bytes: ByteSet::default(),
+            admin_short: false,
             admin: Vec::new(),
             profiles: Vec::new(),
         };
@@ -318,15 +1102,44 @@ impl Routes {
             .collect();
         firsts.sort();
         firsts.dedup();
+        r.wild = firsts
+            .iter()
+            .any(|x| x.starts_with('*') || x.starts_with('~'));
+        for f in &firsts {
+            if let Some(b) = f.bytes().next() {
+                r.first_bytes.add(b);
+            }
+        }
+        for (a, _) in &r.admin {
+            match a.as_bytes().get(1) {
+                Some(b) => r.admin_bytes.add(*b),
+                None => r.admin_short = true,
+            }
+        }
         r.firsts = firsts;
         r
     }
     /// Whether `path` may match some checkout pattern (a cheap test on the first segment).
     fn maybe(&self, path: &str) -> bool {
+        if self.wild {
+            return true;
+        }
         let f = first_seg(path);
-        self.firsts
-            .iter()
-            .any(|x| x == f || x.starts_with('*') || x.starts_with('~'))
+        f.bytes().next().is_none_or(|b| self.first_bytes.has(b))
+            && self.firsts.iter().any(|x| x == f)
+    }
+    /// Whether `path` is under some admin prefix (a necessary condition of [`Self::admin_page`]).
+    fn under_admin(&self, path: &str) -> bool {
+        // A prefix of two bytes or more is only under a path with the same second byte.
+        (self.admin_short
+            || path
+                .as_bytes()
+                .get(1)
+                .is_some_and(|b| self.admin_bytes.has(*b)))
+            && self
+                .admin
+                .iter()
+                .any(|(prefix, _)| Profile::under(prefix, path))
     }
     fn m(list: &[String], path: &str, query: &str) -> bool {
         Profile::any_matches(list, "", path, query)
@@ -336,6 +1149,9 @@ impl Routes {
     /// (The card detector does not know the platform: `/admin/` is EC-CUBE 2's login form but
     /// EC-CUBE 4's dashboard, and counts.)
     fn admin_page(&self, method: &str, path: &str, query: &str) -> bool {
+        if !self.under_admin(path) {
+            return false;
+        }
         let l = path.to_ascii_lowercase();
         if l.contains("login") || l.contains("logout") || query.contains("AdminLogin") {
             return false;
@@ -355,18 +1171,29 @@ pub struct Card {
     orders_dropped: u64,
     offset: Option<i32>,
     span: Span,
-    /// hashbrown for `entry_ref`: one lookup per hit, the key allocated only on insert.
-    assets: hashbrown::HashMap<String, Asset, rustc_hash::FxBuildHasher>,
+    /// Asset and harvest state per path. hashbrown for `entry_ref`: one lookup per hit, the
+    /// key allocated only on insert.
+    paths: Paths,
+    /// Raw bytes of the lines `paths` keeps as evidence.
+    arena: Arena,
     drops: FxHashMap<Box<str>, PathHits>,
     /// Page views (GET 200) of off-flow script or HTML files from checkout pages.
     offflow_gets: FxHashMap<Box<str>, u64>,
     beacons: FxHashMap<Box<str>, PathHits>,
-    harvest: hashbrown::HashMap<String, Harvest, rustc_hash::FxBuildHasher>,
     clients: FxHashMap<IpAddr, Client>,
-    browsed: FxHashMap<IpAddr, bool>,
+    /// Clients that viewed a page outside checkout (a fixed-size filter, see [`Browsed`]).
+    browsed: Browsed,
     /// Referer hosts of requests other than the completion page (the shop's own, mostly).
     asset_hosts: BTreeMap<String, u64>,
     hosts_overflow: bool,
+    /// The current run of referer host (lower case, empty before any) and how many requests
+    /// with it are not yet counted in `asset_hosts`: consecutive requests mostly share a host.
+    host: String,
+    host_n: u64,
+    /// The last referer seen and what it gave: `None` for no usable URL, else whether its
+    /// path is a checkout page (its host is then `host`).
+    last_referer: String,
+    last_referer_is: Option<Option<bool>>,
     /// Completion hits with a referer host: host → (count, sessions, evidence).
     completion_refs: BTreeMap<String, PathHits>,
     /// Per hour: the (smallest `ADMIN_HOUR_IPS`) clients, with the user where the log names
@@ -394,6 +1221,11 @@ struct RouteFlags {
 
 impl Card {
     fn route_flags(&mut self, method: &str, path: &str, query: &str, target: &str) -> RouteFlags {
+        // Most requests (assets, catalogue pages) are under no checkout pattern's first
+        // segment and no admin prefix: nothing to match, nothing to cache.
+        if !self.routes.maybe(path) && !self.routes.under_admin(path) {
+            return RouteFlags::default();
+        }
         self.key.clear();
         self.key.push_str(method);
         self.key.push(' ');
@@ -417,6 +1249,79 @@ impl Card {
         f
     }
 
+    /// Reads a referer: `None` when it is no URL with a host, else whether it is a checkout
+    /// page; its host (lower case) is then `self.host`, counted by [`Self::count_host`].
+    fn referer(&mut self, referer: Option<&str>) -> Option<bool> {
+        let r = referer?;
+        if let Some(is) = self.last_referer_is {
+            if self.last_referer == r {
+                return is;
+            }
+        }
+        let is = match split_url(r) {
+            None => None,
+            Some((host, path)) => {
+                if !host.eq_ignore_ascii_case(&self.host) {
+                    self.flush_host();
+                    self.host.clear();
+                    self.host.push_str(host);
+                    self.host.make_ascii_lowercase();
+                }
+                Some(self.is_checkout_page(path))
+            }
+        };
+        self.last_referer.clear();
+        self.last_referer.push_str(r);
+        self.last_referer_is = Some(is);
+        is
+    }
+
+    /// Counts the pending requests of the current referer host into `asset_hosts` (a host
+    /// new there is added while fewer than [`MAX_HOSTS`] are known).
+    fn flush_host(&mut self) {
+        if self.host_n == 0 {
+            return;
+        }
+        let n = std::mem::take(&mut self.host_n);
+        if let Some(x) = self.asset_hosts.get_mut(self.host.as_str()) {
+            *x += n;
+        } else if self.asset_hosts.len() < MAX_HOSTS {
+            self.asset_hosts.insert(self.host.clone(), n);
+        } else {
+            self.hosts_overflow = true;
+        }
+    }
+
+    /// Copies the kept lines into a new arena, leaving the garbage behind.
+    fn compact_arena(&mut self) {
+        let mut bytes = Blocks {
+            spare: std::mem::take(&mut self.arena.bytes.spare),
+            ..Default::default()
+        };
+        for (_, st) in self.paths.0.iter_mut() {
+            if let Some(a) = &mut st.asset {
+                for k in &mut a.ev.items {
+                    self.arena.move_to(&mut k.raw, &mut bytes);
+                }
+            }
+            if let Some(h) = &mut st.harvest {
+                for r in h.fetches.iter_mut().filter_map(|f| f.raw.as_mut()) {
+                    self.arena.move_to(r, &mut bytes);
+                }
+            }
+        }
+        debug_assert_eq!(bytes.used, self.arena.live);
+        let old = std::mem::replace(&mut self.arena.bytes, bytes);
+        let spare = &mut self.arena.bytes.spare;
+        for mut b in old.blocks {
+            if spare.len() >= ARENA_SLACK / ARENA_BLOCK {
+                break;
+            }
+            b.clear();
+            spare.push(b);
+        }
+    }
+
     fn is_checkout_page(&mut self, path: &str) -> bool {
         if let Some(b) = self.referer_cache.get(path) {
             return *b;
@@ -438,15 +1343,19 @@ impl Card {
             orders_dropped: 0,
             offset: None,
             span: Span::default(),
-            assets: Default::default(),
+            paths: Default::default(),
+            arena: Arena::default(),
             drops: FxHashMap::default(),
             offflow_gets: FxHashMap::default(),
             beacons: FxHashMap::default(),
-            harvest: Default::default(),
             clients: FxHashMap::default(),
-            browsed: FxHashMap::default(),
+            browsed: Browsed::default(),
             asset_hosts: BTreeMap::new(),
             hosts_overflow: false,
+            host: String::new(),
+            host_n: 0,
+            last_referer: String::new(),
+            last_referer_is: None,
             completion_refs: BTreeMap::new(),
             admin_hours: BTreeMap::new(),
             route_cache: FxHashMap::default(),
@@ -468,19 +1377,57 @@ impl Card {
     }
 }
 
-fn ext(path: &str) -> &str {
-    let last = path.rsplit('/').next().unwrap_or("");
-    match last.rsplit_once('.') {
-        Some((_, e)) => e,
-        None => "",
-    }
+/// What the last path segment's extension makes of a request, read from the raw bytes
+/// (ASCII case-insensitive) without allocating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ext {
+    /// No extension (no dot in the last segment, or a trailing dot): a page.
+    None,
+    Js,
+    Css,
+    /// gif, png, jpg, jpeg, ico, svg, webp, bmp.
+    Image,
+    Php,
+    Html,
+    Htm,
+    Cgi,
+    Other,
 }
 
-fn is_image(e: &str) -> bool {
-    matches!(
-        e.to_ascii_lowercase().as_str(),
-        "gif" | "png" | "jpg" | "jpeg" | "ico" | "svg" | "webp" | "bmp"
-    )
+impl Ext {
+    fn of(path: &str) -> Ext {
+        // The bytes after the last `.` of the last segment: one scan back to a `.` or `/`.
+        let b = path.as_bytes();
+        let e = match b.iter().rposition(|&c| c == b'.' || c == b'/') {
+            Some(i) if b[i] == b'.' => &b[i + 1..],
+            _ => return Ext::None,
+        };
+        if e.is_empty() {
+            return Ext::None;
+        }
+        if e.len() > 4 {
+            return Ext::Other;
+        }
+        let mut k = [0u8; 4];
+        for (d, c) in k.iter_mut().zip(e) {
+            *d = c.to_ascii_lowercase();
+        }
+        match &k[..e.len()] {
+            b"js" => Ext::Js,
+            b"css" => Ext::Css,
+            b"gif" | b"png" | b"jpg" | b"jpeg" | b"ico" | b"svg" | b"webp" | b"bmp" => Ext::Image,
+            b"php" => Ext::Php,
+            b"html" => Ext::Html,
+            b"htm" => Ext::Htm,
+            b"cgi" => Ext::Cgi,
+            _ => Ext::Other,
+        }
+    }
+
+    /// JavaScript or CSS: the files a skimmer is appended to.
+    fn script_like(self) -> bool {
+        matches!(self, Ext::Js | Ext::Css)
+    }
 }
 
 const WRITABLE: &[&str] = &[
@@ -494,24 +1441,49 @@ const WRITABLE: &[&str] = &[
     "/img/",
 ];
 
-fn in_writable(path: &str) -> bool {
-    let l = path.to_ascii_lowercase();
-    WRITABLE.iter().any(|w| l.starts_with(w))
+/// `s` starts with `prefix`, ASCII case-insensitively (`prefix` in lower case or not).
+fn starts_with_ci(s: &str, prefix: &str) -> bool {
+    s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
-/// `https://host/path?q` → (host, path).
-fn split_url(u: &str) -> Option<(String, &str)> {
-    let rest = u.split_once("://").map(|(_, r)| r)?;
-    let (host, path) = match rest.find('/') {
+/// `s` ends with `suffix`, ASCII case-insensitively.
+fn ends_with_ci(s: &str, suffix: &str) -> bool {
+    s.len() >= suffix.len()
+        && s.as_bytes()[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+}
+
+fn in_writable(path: &str) -> bool {
+    WRITABLE.iter().any(|w| starts_with_ci(path, w))
+}
+
+/// `https://host/path?q` → (host as written, path); the host is compared and kept in lower
+/// case by the caller.
+fn split_url(u: &str) -> Option<(&str, &str)> {
+    // Byte scans for ASCII delimiters (never inside a multi-byte character), as
+    // `split_once("://")`, `find('/')`, `rsplit('@')`, `split(':')` and `split('?')` would.
+    let b = u.as_bytes();
+    let start = b.windows(3).position(|w| w == b"://")? + 3;
+    let rest = &u[start..];
+    let (host, path) = match rest.bytes().position(|c| c == b'/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let host = host.rsplit('@').next().unwrap_or(host);
-    let host = host.split(':').next().unwrap_or(host).to_ascii_lowercase();
+    let host = match host.bytes().rposition(|c| c == b'@') {
+        Some(i) => &host[i + 1..],
+        None => host,
+    };
+    let host = match host.bytes().position(|c| c == b':') {
+        Some(i) => &host[..i],
+        None => host,
+    };
     if host.is_empty() || host.len() > 255 {
         return None;
     }
-    Some((host, path.split('?').next().unwrap_or(path)))
+    let path = match path.bytes().position(|c| c == b'?') {
+        Some(i) => &path[..i],
+        None => path,
+    };
+    Some((host, path))
 }
 
 /// Whether a referer path is a checkout or payment page.
@@ -543,21 +1515,22 @@ fn is_account_creation(path: &str, method: &str) -> bool {
     if !method.eq_ignore_ascii_case("POST") {
         return false;
     }
-    let l = path.to_ascii_lowercase();
-    l == "/entry"
-        || l == "/entry/index.php"
-        || l == "/shopping/nonmember"
-        || l == "/customer/account/createpost"
-        || l == "/customer/account/createpost/"
-        || (l.starts_with("/rest/") && l.ends_with("/v1/customers"))
-        || l == "/my-account/"
-        || l == "/my-account"
+    let is = |s: &str| path.eq_ignore_ascii_case(s);
+    is("/entry")
+        || is("/entry/index.php")
+        || is("/shopping/nonmember")
+        || is("/customer/account/createpost")
+        || is("/customer/account/createpost/")
+        || (starts_with_ci(path, "/rest/") && ends_with_ci(path, "/v1/customers"))
+        || is("/my-account/")
+        || is("/my-account")
 }
 
 /// Known non-route endpoints legitimately posted to from checkout pages.
 fn legit_ajax(path: &str) -> bool {
-    let l = path.to_ascii_lowercase();
-    l.ends_with("/admin-ajax.php") || l == "/index.php" || l.ends_with("/wp-cron.php")
+    ends_with_ci(path, "/admin-ajax.php")
+        || path.eq_ignore_ascii_case("/index.php")
+        || ends_with_ci(path, "/wp-cron.php")
 }
 
 /// What an application log line says about checkout, if anything.
@@ -596,32 +1569,30 @@ impl DetectorState for Card {
             }
             return;
         }
-        let (Some(method), Some(status)) = (ev.method.as_deref(), ev.status) else {
+        let (Some(method), Some(status), Some(target)) =
+            (ev.method.as_deref(), ev.status, ev.target.as_deref())
+        else {
             return;
         };
-        if ev.target.is_none() {
-            return;
-        }
         if let Some(t) = ev.ts {
             self.offset.get_or_insert(t.offset_secs);
         }
         self.span.add(ev.ts);
-        let path = ev.path();
-        let query = ev.query().unwrap_or("");
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p, q),
+            None => (target, ""),
+        };
         let ts_ms = ev.ts.map_or(i64::MIN, |t| t.utc_ms);
         let ip = ev.client_ip;
-        let referer = ev.referer.as_deref().filter(|r| *r != "-");
-        let ref_url = referer.and_then(split_url);
-        let from_checkout = ref_url
-            .as_ref()
-            .is_some_and(|(_, p)| self.is_checkout_page(p));
-        let e = ext(path);
-        let e_lc = e.to_ascii_lowercase();
+        // `Some(from_checkout)` when the referer is a URL with a host (then `self.host`).
+        let ref_is = self.referer(ev.referer.as_deref().filter(|r| *r != "-"));
+        let from_checkout = ref_is == Some(true);
+        let e = Ext::of(path);
         let is_get = method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD");
         let is_post = method.eq_ignore_ascii_case("POST");
 
         // Orders.
-        let flags = self.route_flags(method, path, query, ev.target.as_deref().unwrap_or(""));
+        let flags = self.route_flags(method, path, query, target);
         let complete = flags.complete;
         if complete && matches!(status, 200 | 302) {
             if self.orders.len() < MAX_ORDERS {
@@ -633,8 +1604,8 @@ impl DetectorState for Card {
             } else {
                 self.orders_dropped += 1;
             }
-            if let Some((host, _)) = &ref_url {
-                let h = self.completion_refs.entry(host.clone()).or_default();
+            if ref_is.is_some() {
+                let h = self.completion_refs.entry(self.host.clone()).or_default();
                 h.count += 1;
                 h.span.add(ev.ts);
                 if let Some(ip) = ip {
@@ -694,79 +1665,102 @@ impl DetectorState for Card {
                     m.account += 1;
                     c.account_ev.offer(origin, ev.ts, 10);
                 }
-            } else if is_get && (200..400).contains(&status) && e.is_empty() {
+            } else if is_get && (200..400).contains(&status) && e == Ext::None {
                 // A page view outside checkout: the client browsed the shop.
-                *self.browsed.entry(ip).or_default() = true;
+                self.browsed.insert(ip);
             }
         }
 
         // Static assets: drift, first-seen scripts, shop hosts.
-        let script_like = matches!(e_lc.as_str(), "js" | "css");
-        if !complete {
-            if let Some((host, _)) = &ref_url {
-                if let Some(n) = self.asset_hosts.get_mut(host) {
-                    *n += 1;
-                } else if self.asset_hosts.len() < MAX_HOSTS {
-                    self.asset_hosts.insert(host.clone(), 1);
-                } else {
-                    self.hosts_overflow = true;
+        let script_like = e.script_like();
+        if !complete && ref_is.is_some() {
+            self.host_n += 1;
+        }
+        let asset = is_get && (script_like || e == Ext::Image) && matches!(status, 200 | 304);
+        // Harvest: fetches of a file in a writable directory.
+        let harvest = is_get && status == 200 && !script_like && in_writable(path);
+        let harvest = harvest.then_some(()).and(ip.zip(ev.bytes));
+        if asset || harvest.is_some() {
+            let st = self.paths.get_or_default(path.as_bytes());
+            if asset {
+                let a = st.asset.get_or_insert_with(Asset::default);
+                a.hits += 1;
+                a.first.add(ev.ts);
+                if let Some(ip) = ip {
+                    a.ips.insert(ip);
+                }
+                if from_checkout {
+                    a.checkout_refs += 1;
+                }
+                if status == 200 && script_like {
+                    if let Some(b) = ev.bytes.filter(|b| *b > 0) {
+                        let full = a.sizes.len() >= MAX_SIZES;
+                        match a.sizes.get_mut(&b) {
+                            Some(s) => {
+                                s.n += 1;
+                                s.first = s.first.min(ts_ms);
+                                s.last = s.last.max(ts_ms);
+                                offer_earliest(&mut s.ev, origin, ev.ts);
+                            }
+                            None if !full => {
+                                let mut st = SizeStat {
+                                    n: 1,
+                                    first: ts_ms,
+                                    last: ts_ms,
+                                    ev: Vec::new(),
+                                };
+                                offer_earliest(&mut st.ev, origin, ev.ts);
+                                a.sizes.insert(b, st);
+                            }
+                            None => a.sizes_overflow = true,
+                        }
+                    }
+                }
+                // Evidence only where a finding could cite it: scripts and styles, and
+                // images loaded from checkout pages (a site with many images would otherwise
+                // keep a line per image).
+                if script_like || from_checkout {
+                    let w = if from_checkout { 20 } else { 10 };
+                    a.ev.offer(&mut self.arena, origin, ev.ts, w);
                 }
             }
-        }
-        if is_get && (script_like || is_image(&e_lc)) && matches!(status, 200 | 304) {
-            let a = self.assets.entry_ref(path).or_insert_with(|| Asset {
-                ips: SmallestSet::new(MAX_PATH_IPS),
-                ..Default::default()
-            });
-            a.hits += 1;
-            a.first.add(ev.ts);
-            if let Some(ip) = ip {
-                a.ips.insert(ip);
-            }
-            if from_checkout {
-                a.checkout_refs += 1;
-            }
-            if status == 200 && script_like {
-                if let Some(b) = ev.bytes.filter(|b| *b > 0) {
-                    let full = a.sizes.len() >= MAX_SIZES;
-                    match a.sizes.get_mut(&b) {
-                        Some(s) => {
-                            s.n += 1;
-                            s.first = s.first.min(ts_ms);
-                            s.last = s.last.max(ts_ms);
-                            offer_earliest(&mut s.ev, origin, ev.ts);
+            if let Some((ip, b)) = harvest {
+                let h = st.harvest.get_or_insert_with(Harvest::default);
+                if !h.popular {
+                    let known = h.has_ip(ip);
+                    if !known && h.ips >= HARVEST_MAX_IPS {
+                        h.make_popular(&mut self.arena);
+                    } else {
+                        h.ips += !known as usize;
+                        let mut f = Fetch {
+                            ip,
+                            ts: ev.ts,
+                            bytes: b,
+                            file: self.arena.file(origin.file),
+                            line: origin.line,
+                            raw: None,
+                        };
+                        if h.wants_raw(&self.arena, f.key()) {
+                            f.raw = Some(self.arena.push(origin.raw));
                         }
-                        None if !full => {
-                            let mut st = SizeStat {
-                                n: 1,
-                                first: ts_ms,
-                                last: ts_ms,
-                                ev: Vec::new(),
-                            };
-                            offer_earliest(&mut st.ev, origin, ev.ts);
-                            a.sizes.insert(b, st);
-                        }
-                        None => a.sizes_overflow = true,
+                        h.add(&mut self.arena, f);
                     }
                 }
             }
-            // Evidence text only where a finding could cite it: scripts and styles, and
-            // images loaded from checkout pages (a site with many images would otherwise keep
-            // a line per image).
-            if script_like || from_checkout {
-                a.ev.offer(origin, ev.ts, if from_checkout { 20 } else { 10 });
+            if self.arena.needs_compaction() {
+                self.compact_arena();
             }
         }
 
         // Same-origin drop: a non-route file posted to from checkout pages.
         let long_query = query.len() >= 200;
         if from_checkout
-            && (is_post || (is_get && long_query && !is_image(&e_lc)))
-            && !e.is_empty()
+            && (is_post || (is_get && long_query && e != Ext::Image))
+            && e != Ext::None
             && !legit_ajax(path)
             && !(flags.submit || flags.input)
             && !complete
-            && !matches!(e_lc.as_str(), "js" | "css" | "html")
+            && !matches!(e, Ext::Js | Ext::Css | Ext::Html)
         {
             let d = self.drops.entry(path.into()).or_insert_with(|| PathHits {
                 ips: SmallestSet::new(MAX_PATH_IPS),
@@ -785,7 +1779,7 @@ impl DetectorState for Card {
         if from_checkout
             && is_get
             && status == 200
-            && matches!(e_lc.as_str(), "php" | "html" | "htm" | "cgi")
+            && matches!(e, Ext::Php | Ext::Html | Ext::Htm | Ext::Cgi)
             && !legit_ajax(path)
             && !flags.input
         {
@@ -793,7 +1787,7 @@ impl DetectorState for Card {
         }
 
         // Image beacons.
-        if is_image(&e_lc) && (long_query || has_base64_run(query, 100)) {
+        if e == Ext::Image && (long_query || has_base64_run(query, 100)) {
             let d = self.beacons.entry(path.into()).or_insert_with(|| PathHits {
                 ips: SmallestSet::new(MAX_PATH_IPS),
                 ..Default::default()
@@ -808,30 +1802,12 @@ impl DetectorState for Card {
             }
             d.ev.offer(origin, ev.ts, if from_checkout { 50 } else { 40 });
         }
-
-        // Harvest: fetches of a file in a writable directory.
-        if is_get && status == 200 && in_writable(path) && !script_like {
-            if let (Some(ip), Some(b)) = (ip, ev.bytes) {
-                let h = self.harvest.entry_ref(path).or_default();
-                if !h.popular {
-                    if !h.fetches.contains_key(&ip) && h.fetches.len() >= HARVEST_MAX_IPS {
-                        h.popular = true;
-                        h.fetches.clear();
-                        h.ev = TopEvidence::default();
-                    } else {
-                        h.fetches
-                            .entry(ip)
-                            .or_insert_with(|| SmallestSet::new(MAX_FETCHES))
-                            .insert((ts_ms, b));
-                        h.ev.offer(origin, ev.ts, 40);
-                    }
-                }
-            }
-        }
     }
 
     fn merge(&mut self, other: Box<dyn DetectorState>) {
-        let o: Card = downcast(other);
+        let mut o: Card = downcast(other);
+        self.flush_host();
+        o.flush_host();
         self.orders.extend(o.orders);
         if self.orders.len() > MAX_ORDERS {
             self.orders.sort();
@@ -843,34 +1819,32 @@ impl DetectorState for Card {
             self.offset = o.offset;
         }
         self.span.merge(o.span);
-        for (k, a) in o.assets {
-            let m = self.assets.entry(k).or_insert_with(|| Asset {
-                ips: SmallestSet::new(MAX_PATH_IPS),
-                ..Default::default()
-            });
-            m.hits += a.hits;
-            m.checkout_refs += a.checkout_refs;
-            m.first.merge(a.first);
-            m.ips.merge(a.ips);
-            m.ev.merge(a.ev);
-            m.sizes_overflow |= a.sizes_overflow;
-            for (b, s) in a.sizes {
-                let e = m.sizes.entry(b).or_insert(SizeStat {
-                    n: 0,
-                    first: s.first,
-                    last: s.last,
-                    ev: Vec::new(),
-                });
-                e.n += s.n;
-                e.first = e.first.min(s.first);
-                e.last = e.last.max(s.last);
-                e.ev.extend(s.ev);
-                e.ev.sort_by(|a, b| (a.ts, &a.file, a.line).cmp(&(b.ts, &b.file, b.line)));
-                e.ev.truncate(SIZE_EV);
+        // The other state's kept lines are copied into this arena; its file indexes mapped.
+        let remap = Remap {
+            files: o.arena.files.iter().map(|f| self.arena.file(f)).collect(),
+            from: &o.arena,
+        };
+        for (k, st) in o.paths.0 {
+            let e = self.paths.0.entry(
+                path_hash(k.bytes()),
+                |(x, _)| x.bytes() == k.bytes(),
+                |(x, _)| path_hash(x.bytes()),
+            );
+            match e {
+                hashbrown::hash_table::Entry::Occupied(e) => {
+                    e.into_mut().1.merge(st, &mut self.arena, &remap);
+                }
+                hashbrown::hash_table::Entry::Vacant(e) => {
+                    e.insert((k, PathState::default())).into_mut().1.merge(
+                        st,
+                        &mut self.arena,
+                        &remap,
+                    );
+                }
             }
-            if m.sizes.len() > MAX_SIZES {
-                m.sizes_overflow = true;
-            }
+        }
+        if self.arena.needs_compaction() {
+            self.compact_arena();
         }
         for (src, dst) in [(o.drops, &mut self.drops), (o.beacons, &mut self.beacons)] {
             for (k, d) in src {
@@ -886,28 +1860,6 @@ impl DetectorState for Card {
         }
         for (k, d) in o.completion_refs {
             merge_hits(self.completion_refs.entry(k).or_default(), d);
-        }
-        for (k, h) in o.harvest {
-            let m = self.harvest.entry(k).or_default();
-            m.popular |= h.popular;
-            if !m.popular {
-                for (ip, f) in h.fetches {
-                    match m.fetches.get_mut(&ip) {
-                        Some(x) => x.merge(f),
-                        None => {
-                            m.fetches.insert(ip, f);
-                        }
-                    }
-                }
-                m.ev.merge(h.ev);
-                if m.fetches.len() > HARVEST_MAX_IPS {
-                    m.popular = true;
-                }
-            }
-            if m.popular {
-                m.fetches.clear();
-                m.ev = TopEvidence::default();
-            }
         }
         for (ip, c) in o.clients {
             let m = self.clients.entry(ip).or_default();
@@ -935,9 +1887,7 @@ impl DetectorState for Card {
                 }
             }
         }
-        for (ip, b) in o.browsed {
-            *self.browsed.entry(ip).or_default() |= b;
-        }
+        self.browsed.merge(o.browsed);
         self.hosts_overflow |= o.hosts_overflow;
         for (h, n) in o.asset_hosts {
             *self.asset_hosts.entry(h).or_default() += n;
@@ -948,7 +1898,8 @@ impl DetectorState for Card {
     }
 
     fn finish(self: Box<Self>, _ctx: &FinishContext) -> Vec<Finding> {
-        let s = *self;
+        let mut s = *self;
+        s.flush_host();
         let cfg = &s.config.card;
         let offset = s.offset.unwrap_or(0);
         let ts = |ms: i64| Timestamp::new(ms, offset);
@@ -960,11 +1911,15 @@ impl DetectorState for Card {
 
         // Asset drift.
         let mut changes: Vec<Change> = Vec::new();
-        let mut assets: Vec<(&String, &Asset)> = s.assets.iter().collect();
+        let mut assets: Vec<(&str, &Asset)> = s
+            .paths
+            .0
+            .iter()
+            .filter_map(|(k, st)| st.asset.as_ref().map(|a| (k.as_str(), a)))
+            .collect();
         assets.sort_by(|a, b| a.0.cmp(b.0));
         for (path, a) in &assets {
-            if a.sizes_overflow || !matches!(ext(path).to_ascii_lowercase().as_str(), "js" | "css")
-            {
+            if a.sizes_overflow || !Ext::of(path).script_like() {
                 continue;
             }
             let stable: Vec<(u64, &SizeStat)> = a
@@ -1103,10 +2058,10 @@ impl DetectorState for Card {
         // First-seen scripts and images loaded from checkout.
         let late = t0.utc_ms + (span_ms / 5).max(86_400_000);
         for (path, a) in &assets {
-            let e = ext(path).to_ascii_lowercase();
+            let e = Ext::of(path);
             let Some(first) = a.first.first else { continue };
             let n_ips = a.ips.exact_len().unwrap_or(MAX_PATH_IPS);
-            if !(e == "js" || is_image(&e))
+            if !matches!(e, Ext::Js | Ext::Image)
                 || first.utc_ms < late
                 || n_ips < cfg.first_seen_min_ips
                 || (a.checkout_refs as f64) < 0.5 * a.hits as f64
@@ -1130,7 +2085,7 @@ impl DetectorState for Card {
             f.last_seen = a.first.last;
             f.paths = vec![path.to_string()];
             f.count = a.hits;
-            f.evidence = a.ev.clone().into_vec();
+            f.evidence = a.ev.to_vec(&s.arena);
             f.playbook = Some(PLAYBOOK.into());
             out.push(f);
         }
@@ -1204,14 +2159,18 @@ impl DetectorState for Card {
         }
 
         // Harvest.
-        let mut hv: Vec<(&String, &Harvest)> = s.harvest.iter().collect();
+        let mut hv: Vec<(&str, &Harvest)> = s
+            .paths
+            .0
+            .iter()
+            .filter_map(|(k, st)| st.harvest.as_ref().map(|h| (k.as_str(), h)))
+            .collect();
         hv.sort_by(|a, b| a.0.cmp(b.0));
         for (path, h) in hv {
             if h.popular {
                 continue;
             }
-            for (ip, fetches) in &h.fetches {
-                let f = fetches.items();
+            for (ip, f) in &h.per_client() {
                 if f.len() < 3 || f.last().unwrap().0 - f[0].0 < 3_600_000 {
                     continue;
                 }
@@ -1238,12 +2197,11 @@ impl DetectorState for Card {
                 x.paths = vec![path.to_string()];
                 x.count = f.len() as u64;
                 let ips = ip.to_string();
-                x.evidence =
-                    h.ev.clone()
-                        .into_vec()
-                        .into_iter()
-                        .filter(|e| e.text.starts_with(&ips))
-                        .collect();
+                x.evidence = h
+                    .evidence(&s.arena)
+                    .into_iter()
+                    .filter(|e| e.text.starts_with(&ips))
+                    .collect();
                 x.playbook = Some(PLAYBOOK.into());
                 out.push(x);
             }
@@ -1549,10 +2507,7 @@ fn card_testing(s: &Card, cfg: &CardConfig, offset: i32, out: &mut Vec<Finding>)
         }
     }
     let never_browsed = |ips: &BTreeSet<IpAddr>| {
-        let never = ips
-            .iter()
-            .filter(|ip| !s.browsed.get(ip).copied().unwrap_or(false))
-            .count();
+        let never = ips.iter().filter(|ip| !s.browsed.contains(**ip)).count();
         never * 2 >= ips.len()
     };
     // Distributed testing: an hour far above the logs' median hour of failures, or (without a

@@ -750,3 +750,207 @@ fn card_testing_per_session_catches_a_slower_tester() {
         f[0].summary
     );
 }
+
+/// A deterministic stream of pseudo-random numbers (SplitMix64).
+fn rng(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed;
+    move || {
+        x = x.wrapping_add(0x9e3779b97f4a7c15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+        z ^ (z >> 31)
+    }
+}
+
+#[test]
+fn ip_set_keeps_what_a_smallest_set_keeps_whatever_the_split() {
+    for seed in 0..40u64 {
+        let mut next = rng(seed);
+        let n = (next() % 200) as usize;
+        let ips: Vec<IpAddr> = (0..n)
+            .map(|_| {
+                let x = next();
+                match x % 3 {
+                    0 => IpAddr::from([10, 0, (x >> 8) as u8 % 4, (x >> 16) as u8]),
+                    1 => IpAddr::from([
+                        0x2001,
+                        0xdb8,
+                        0,
+                        0,
+                        0,
+                        0,
+                        (x >> 8) as u16 % 3,
+                        (x >> 24) as u16,
+                    ]),
+                    _ => IpAddr::from([(x >> 8) as u8, (x >> 16) as u8, 1, 1]),
+                }
+            })
+            .collect();
+        let mut reference = SmallestSet::new(MAX_PATH_IPS);
+        for ip in &ips {
+            reference.insert(*ip);
+        }
+        for parts in [1, 2, 5] {
+            let mut sets: Vec<IpSet> = vec![IpSet::default(); parts];
+            for (i, ip) in ips.iter().enumerate() {
+                sets[(i * 7 + seed as usize) % parts].insert(*ip);
+            }
+            let mut it = sets.into_iter();
+            let mut s = it.next().unwrap();
+            for o in it {
+                s.merge(o);
+            }
+            let kept: Vec<IpAddr> =
+                s.v4.iter()
+                    .map(|x| IpAddr::from(std::net::Ipv4Addr::from(*x)))
+                    .chain(
+                        s.v6.iter()
+                            .map(|x| IpAddr::from(std::net::Ipv6Addr::from(*x))),
+                    )
+                    .collect();
+            assert_eq!(kept, reference.items(), "seed {seed}, {parts} parts");
+            assert_eq!(s.exact_len(), reference.exact_len());
+            assert_eq!(s.overflowed(), reference.overflowed());
+        }
+    }
+}
+
+#[test]
+fn lazy_evidence_keeps_what_top_evidence_keeps_whatever_the_split() {
+    let files: Vec<Arc<str>> = vec![Arc::from("b.log"), Arc::from("a.log")];
+    for seed in 0..20u64 {
+        let mut next = rng(seed);
+        let lines: Vec<(usize, u64, Option<Timestamp>, u32, String)> = (0..150)
+            .map(|i| {
+                let ts = (next() % 5 != 0).then(|| Timestamp::from_secs((next() % 40) as i64, 0));
+                let line = format!(
+                    "1.2.3.{} line {i} \u{7}{}",
+                    next() % 9,
+                    "x".repeat((next() % 3000) as usize)
+                );
+                (
+                    (next() % 2) as usize,
+                    i,
+                    ts,
+                    [10, 20, 40][(next() % 3) as usize],
+                    line,
+                )
+            })
+            .collect();
+        let mut whole = TopEvidence::default();
+        for (f, line, ts, w, raw) in &lines {
+            let o = Origin {
+                file: &files[*f],
+                line: *line,
+                raw: raw.as_bytes(),
+            };
+            whole.offer(&o, *ts, *w);
+        }
+        let expect = whole.into_vec();
+        for parts in [1, 3] {
+            let mut states: Vec<(Arena, LazyEvidence)> =
+                (0..parts).map(|_| Default::default()).collect();
+            for (i, (f, line, ts, w, raw)) in lines.iter().enumerate() {
+                let o = Origin {
+                    file: &files[*f],
+                    line: *line,
+                    raw: raw.as_bytes(),
+                };
+                let (arena, ev) = &mut states[i % parts];
+                ev.offer(arena, &o, *ts, *w);
+            }
+            let mut it = states.into_iter();
+            let (mut arena, mut ev) = it.next().unwrap();
+            for (a, e) in it {
+                let remap = Remap {
+                    files: a.files.iter().map(|f| arena.file(f)).collect(),
+                    from: &a,
+                };
+                ev.merge(&mut arena, e, &remap);
+            }
+            assert_eq!(ev.to_vec(&arena), expect, "seed {seed}, {parts} parts");
+            assert_eq!(
+                arena.live,
+                ev.items.iter().map(|k| k.raw.len as usize).sum::<usize>()
+            );
+        }
+    }
+}
+
+#[test]
+fn harvest_evidence_and_popularity_do_not_depend_on_the_split() {
+    // Two fetchers of a growing file, many lines each (thinned as they go), and a file that
+    // becomes popular only once the parts are merged.
+    let mut lines = Vec::new();
+    for i in 0..120i64 {
+        for ip in ["198.51.100.7", "198.51.100.70"] {
+            lines.push(l(
+                i * 600,
+                ip,
+                "GET",
+                "/html/user_data/c.txt",
+                200,
+                100 + i as u64 * 7,
+                "-",
+            ));
+        }
+        let ip = format!("100.64.2.{}", i % 12);
+        lines.push(l(
+            i * 600,
+            &ip,
+            "GET",
+            "/html/user_data/p.txt",
+            200,
+            100 + i as u64,
+            "-",
+        ));
+    }
+    let a = run_cfg(&lines, 1, DetectConfig::default());
+    assert_eq!(rules(&a), vec!["card.drop_harvest", "card.drop_harvest"]);
+    assert!(a.iter().all(|f| f.paths == vec!["/html/user_data/c.txt"]));
+    // "198.51.100.7" also prefixes the other fetcher's lines: both are cited, as before.
+    assert!(!a[0].evidence.is_empty());
+    for parts in [2, 3, 12] {
+        assert_eq!(
+            run_cfg(&lines, parts, DetectConfig::default()),
+            a,
+            "{parts} parts"
+        );
+    }
+}
+
+#[test]
+fn browsed_filter_never_forgets_and_merges_by_or() {
+    let mut next = rng(7);
+    let ips: Vec<IpAddr> = (0..20_000)
+        .map(|i| {
+            let x = next();
+            if i % 5 == 0 {
+                IpAddr::from(std::net::Ipv6Addr::from(((x as u128) << 64) | x as u128))
+            } else {
+                IpAddr::from(std::net::Ipv4Addr::from(x as u32))
+            }
+        })
+        .collect();
+    let (seen, unseen) = ips.split_at(10_000);
+    let mut parts: Vec<Browsed> = (0..3).map(|_| Browsed::default()).collect();
+    for (i, ip) in seen.iter().enumerate() {
+        parts[i % 3].insert(*ip);
+    }
+    let mut it = parts.into_iter();
+    let mut b = it.next().unwrap();
+    for o in it {
+        b.merge(o);
+    }
+    let mut whole = Browsed::default();
+    for ip in seen {
+        whole.insert(*ip);
+    }
+    assert_eq!(b.bits, whole.bits);
+    assert!(seen.iter().all(|ip| b.contains(*ip)));
+    // False positives (a non-browser taken for one) are rare at this load.
+    let fp = unseen.iter().filter(|ip| b.contains(**ip)).count();
+    assert!(fp < 10, "{fp} false positives");
+    assert!(!Browsed::default().contains(seen[0]));
+}
