@@ -491,7 +491,9 @@ impl Admin {
                 // A renamed admin prefix is not known while observing: keep its login pages
                 // (two levels) and its root (one level), what the login outcome rule needs;
                 // the rest needs `--admin-path`.
+                // Shop-front areas (`/mypage/login`, `/shopping/login`) are customers'.
                 if slash2.is_none_or(|j| i + 1 + j >= end)
+                    && !in_table(&FRONT_TABLE, segs.code1)
                     && in_table(&LOGIN_TABLE, seg_code_in(tb, i + 1, end - i - 1))
                 {
                     return true;
@@ -2321,6 +2323,8 @@ mod tests {
             ("//mgr_x9k2/Home.php/", true),
             ("//mgr_x9k2//Home.php/", false),
             ("/mgr_x9k2/x/login", false),
+            ("/mypage/login", false),
+            ("/Shopping/Login", false),
             ("/Secret", true),
             ("/Secret/", true),
             ("/CART", false),
@@ -2350,6 +2354,7 @@ mod tests {
                 || (lower.starts_with("/rest/") && lower.contains("/integration/admin/token"))
                 || lower.trim_start_matches('/').split('/').nth(1) == Some("admin")
                 || (depth == 2
+                    && !FRONT_SEGMENTS.contains(&seg1)
                     && matches!(
                         last,
                         "login" | "login_check" | "index.php" | "logout" | "home.php"

@@ -823,7 +823,8 @@ fn lazy_evidence_keeps_what_top_evidence_keeps_whatever_the_split() {
         let mut next = rng(seed);
         let lines: Vec<(usize, u64, Option<Timestamp>, u32, String)> = (0..150)
             .map(|i| {
-                let ts = (next() % 5 != 0).then(|| Timestamp::from_secs((next() % 40) as i64, 0));
+                let ts = (!next().is_multiple_of(5))
+                    .then(|| Timestamp::from_secs((next() % 40) as i64, 0));
                 let line = format!(
                     "1.2.3.{} line {i} \u{7}{}",
                     next() % 9,
