@@ -133,6 +133,18 @@ pub fn release_pages(map: &Mmap, offset: usize, len: usize) {
     let _ = (map, offset, len);
 }
 
+/// Maps the pages of `map[offset..offset+len]` in one call (`MADV_POPULATE_READ`, Linux 5.14
+/// and later), instead of one page fault per few pages as a reader touches them. Only a hint:
+/// where the kernel does not support it, pages fault in as usual.
+pub fn prefault_pages(map: &Mmap, offset: usize, len: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = map.advise_range(memmap2::Advice::PopulateRead, offset, len);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (map, offset, len);
+}
+
 /// What streaming a gzip archive produced.
 #[derive(Debug, Default)]
 pub struct StreamOutcome {

@@ -412,7 +412,13 @@ fn read_mapped<'a>(
             next_line += c;
         }
         let (_, part) = rayon::join(
-            || hasher.update(&bytes[start..end]),
+            || {
+                // Map the window's pages in one call while the other worker starts parsing.
+                if let Some(m) = map {
+                    ecir_input::prefault_pages(m, start, end - start);
+                }
+                hasher.update(&bytes[start..end])
+            },
             || {
                 // `fold` keeps chunk order within a worker's run and `reduce` merges
                 // neighbouring runs, so the merged state is the same for any split.
