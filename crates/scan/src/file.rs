@@ -392,57 +392,37 @@ fn read_mapped<'a>(
     // about one window whatever the file's size.
     let mut hasher = ecir_input::Sha256Stream::default();
     let mut work: Option<Work<'a>> = None;
-    // Windows as ranges of chunk indices.
-    let mut windows = Vec::new();
     let mut first = 0;
+    let mut next_line = 1u64;
     while first < ranges.len() {
         let start = ranges[first].start;
         let mut last = first;
         while last + 1 < ranges.len() && ranges[last + 1].end - start <= MAP_WINDOW {
             last += 1;
         }
-        windows.push(first..=last);
-        first = last + 1;
-    }
-    let count_lines = |w: &std::ops::RangeInclusive<usize>| -> Vec<u64> {
-        ranges[w.clone()]
-            .iter()
-            .map(|r| newline_count(&bytes[r.clone()]))
-            .collect()
-    };
-    // The light side of each window's join (hashing) also merges the previous window's
-    // state and counts the next window's lines, so neither waits on the critical path.
-    let mut counts = windows.first().map(&count_lines).unwrap_or_default();
-    let mut pending: Option<Work<'a>> = None;
-    let mut next_line = 1u64;
-    for (wi, window) in windows.iter().enumerate() {
-        let (start, end) = (ranges[*window.start()].start, ranges[*window.end()].end);
+        let end = ranges[last].end;
         // Line numbers where each chunk of the window starts.
+        let counts: Vec<u64> = ranges[first..=last]
+            .par_iter()
+            .map(|r| newline_count(&bytes[r.clone()]))
+            .collect();
         let mut bases = Vec::with_capacity(counts.len());
         for c in &counts {
             bases.push(next_line);
             next_line += c;
         }
-        let next = windows.get(wi + 1);
-        let (next_counts, part) = rayon::join(
+        let (_, part) = rayon::join(
             || {
                 // Map the window's pages in one call while the other worker starts parsing.
                 if let Some(m) = map {
                     ecir_input::prefault_pages(m, start, end - start);
                 }
-                hasher.update(&bytes[start..end]);
-                if let Some(p) = pending.take() {
-                    match &mut work {
-                        Some(w) => w.merge(p),
-                        None => work = Some(p),
-                    }
-                }
-                next.map(&count_lines).unwrap_or_default()
+                hasher.update(&bytes[start..end])
             },
             || {
                 // `fold` keeps chunk order within a worker's run and `reduce` merges
                 // neighbouring runs, so the merged state is the same for any split.
-                ranges[window.clone()]
+                ranges[first..=last]
                     .par_iter()
                     .zip(bases.par_iter())
                     .fold(
@@ -465,17 +445,16 @@ fn read_mapped<'a>(
                     )
             },
         );
-        pending = part;
-        counts = next_counts;
+        if let Some(part) = part {
+            match &mut work {
+                Some(w) => w.merge(part),
+                None => work = Some(part),
+            }
+        }
         if let Some(m) = map {
             ecir_input::release_pages(m, start, end - start);
         }
-    }
-    if let Some(p) = pending {
-        match &mut work {
-            Some(w) => w.merge(p),
-            None => work = Some(p),
-        }
+        first = last + 1;
     }
     let work = work.unwrap_or_else(|| Work::new(display, env));
     let sha = hasher.finish_hex();
