@@ -908,6 +908,9 @@ impl Browsed {
 struct IpSet {
     v4: Vec<u32>,
     v6: Vec<u128>,
+    /// The largest kept IPv4 value (0 when none), held inline so that refusing a value
+    /// beyond a full set does not touch the vector's memory.
+    v4_max: u32,
     overflow: bool,
 }
 
@@ -928,10 +931,15 @@ impl IpSet {
     }
 
     fn insert_v4(&mut self, x: u32) {
-        if self.full() && self.v6.is_empty() && self.v4.last().is_some_and(|m| x > *m) {
+        if self.full() && self.v6.is_empty() && !self.v4.is_empty() && x > self.v4_max {
             self.overflow = true;
             return;
         }
+        self.insert_v4_slow(x);
+        self.v4_max = self.v4.last().copied().unwrap_or(0);
+    }
+
+    fn insert_v4_slow(&mut self, x: u32) {
         if let Err(pos) = self.v4.binary_search(&x) {
             if !self.full() {
                 self.v4.insert(pos, x);
