@@ -113,6 +113,11 @@ impl TopEvidence {
         self.heap.len()
     }
 
+    /// The kept lines, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Evidence> {
+        self.heap.iter().map(|r| &r.0)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }

@@ -15,7 +15,8 @@
 //! what was spilled when. Only the path sample keeps its per-chunk rule (the first ten
 //! distinct paths of a chunk, the ten smallest across chunks): a spill in the middle of a
 //! chunk counts as a chunk boundary for it. If the directory cannot be written the state stays
-//! in memory (exact, unbounded); a run that cannot be read back ends its IPs early.
+//! in memory (exact, unbounded); a run that cannot be read back ends its IPs early. The runs
+//! and their merge are `ecir-spill`'s, shared with the per-IP traffic counts of `ecir-scan`.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -157,7 +158,7 @@ pub struct Recon {
     /// 404 state of up to `nf_cap` IPs; more are spilled to `spilled`.
     not_found: FxHashMap<IpAddr, NotFound>,
     nf_cap: usize,
-    spilled: spill::Runs,
+    spilled: ecir_spill::Runs<spilled::IpNotFound>,
     /// Tool lookups by User-Agent: a site sees few distinct agents, so each is searched once.
     /// Cleared when it reaches [`UA_CACHE_MAX`] entries, so it stays bounded.
     ua_cache: FxHashMap<Box<str>, Option<usize>>,
@@ -189,7 +190,7 @@ impl Recon {
             tools: BTreeMap::new(),
             not_found: FxHashMap::default(),
             nf_cap: NF_CAP,
-            spilled: spill::Runs::new(std::env::temp_dir()),
+            spilled: ecir_spill::Runs::new(std::env::temp_dir(), "recon"),
             ua_cache: FxHashMap::default(),
         }
     }
@@ -201,10 +202,14 @@ impl Recon {
         if self.not_found.is_empty() || self.nf_cap == usize::MAX {
             return;
         }
-        let mut all: Vec<(IpAddr, NotFound)> = self.not_found.drain().collect();
+        let mut all: Vec<spilled::IpNotFound> = self
+            .not_found
+            .drain()
+            .map(|(ip, nf)| spilled::IpNotFound(ip, nf))
+            .collect();
         all.sort_unstable_by_key(|e| e.0);
-        if let Err(back) = self.spilled.spill(all) {
-            self.not_found.extend(back);
+        if self.spilled.spill(&all).is_err() {
+            self.not_found.extend(all.into_iter().map(|e| (e.0, e.1)));
             self.nf_cap = usize::MAX;
         }
     }
@@ -324,9 +329,14 @@ impl DetectorState for Recon {
         }
         let window_min = (self.config.burst_window_secs / 60).max(1);
         let threshold = u64::from(self.config.burst_404);
-        let mut memory: Vec<(IpAddr, NotFound)> = self.not_found.into_iter().collect();
-        memory.sort_unstable_by_key(|(ip, _)| *ip);
-        for (ip, nf) in self.spilled.merge(memory) {
+        let mut memory: Vec<spilled::IpNotFound> = self
+            .not_found
+            .into_iter()
+            .map(|(ip, nf)| spilled::IpNotFound(ip, nf))
+            .collect();
+        memory.sort_unstable_by_key(|e| e.0);
+        // A run that cannot be read back ends there (a detector has no warning channel).
+        for spilled::IpNotFound(ip, nf) in self.spilled.merge(memory).flatten() {
             if nf.total < threshold {
                 continue;
             }
@@ -409,7 +419,7 @@ mod tests {
     fn with_spill(cap: usize, dir: &std::path::Path) -> Recon {
         let mut r = Recon::new(Arc::new(DetectConfig::default()));
         r.nf_cap = cap;
-        r.spilled = spill::Runs::new(dir.to_path_buf());
+        r.spilled = ecir_spill::Runs::new(dir.to_path_buf(), "recon");
         r
     }
 
@@ -484,7 +494,7 @@ mod tests {
                 let mut states: Vec<Recon> = (0..parts).map(|_| with_spill(cap, &dir)).collect();
                 observe_all(&mut states, &lines);
                 assert!(
-                    states.iter().any(|s| s.spilled.len() > 0),
+                    states.iter().any(|s| !s.spilled.is_empty()),
                     "cap {cap} spills"
                 );
                 assert_eq!(findings(states), want, "cap {cap}, {parts} parts");
@@ -525,14 +535,9 @@ mod tests {
 
 /// Spilled 404 state: runs of records sorted by IP in a private temporary directory, and their
 /// streaming k-way merge (see the module documentation).
-mod spill {
-    use std::cmp::Reverse;
-    use std::collections::BinaryHeap;
-    use std::fs::File;
-    use std::io::{self, BufReader, BufWriter, Read, Write};
+/// The 404 state of one IP as spilled (see [`ecir_spill`]).
+mod spilled {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-    use std::path::{Path, PathBuf};
-    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
 
     use ecir_model::{Evidence, Timestamp};
@@ -540,279 +545,27 @@ mod spill {
     use super::NotFound;
     use crate::evidence::TopEvidence;
 
-    /// Runs kept before they are merged into one.
-    pub(super) const MAX_RUNS: usize = 32;
-    const IO_BUF: usize = 64 * 1024;
+    pub(super) struct IpNotFound(pub IpAddr, pub NotFound);
 
-    /// The private directory; removed when the last run holding it is dropped.
-    #[derive(Debug)]
-    struct Dir {
-        path: PathBuf,
-        next: AtomicU64,
-    }
-
-    impl Dir {
-        fn create(parent: &Path) -> io::Result<Dir> {
-            static SEQ: AtomicU64 = AtomicU64::new(0);
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            let path = parent.join(format!(
-                ".ecir-recon-{}-{nanos}-{}",
-                std::process::id(),
-                SEQ.fetch_add(1, Ordering::Relaxed)
-            ));
-            let mut b = std::fs::DirBuilder::new();
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::DirBuilderExt;
-                b.mode(0o700);
-            }
-            b.create(&path)?;
-            Ok(Dir {
-                path,
-                next: AtomicU64::new(0),
-            })
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
-
-    /// One run file of `records` records, removed on drop.
-    #[derive(Debug)]
-    struct Run {
-        path: PathBuf,
-        records: u64,
-        _dir: Arc<Dir>,
-    }
-
-    impl Drop for Run {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-
-    #[derive(Debug)]
-    pub(super) struct Runs {
-        parent: PathBuf,
-        dir: Option<Arc<Dir>>,
-        runs: Vec<Run>,
-    }
-
-    impl Runs {
-        pub(super) fn new(parent: PathBuf) -> Runs {
-            Runs {
-                parent,
-                dir: None,
-                runs: Vec::new(),
-            }
-        }
-
-        #[cfg(test)]
-        pub(super) fn len(&self) -> usize {
-            self.runs.len()
-        }
-
-        /// Writes `sorted` (ascending IPs, each once) as a run; gives the state back if it
-        /// cannot be written.
-        pub(super) fn spill(
-            &mut self,
-            sorted: Vec<(IpAddr, NotFound)>,
-        ) -> Result<(), Vec<(IpAddr, NotFound)>> {
-            let n = sorted.len() as u64;
-            let mut bytes = Vec::new();
-            for (ip, nf) in sorted {
-                encode(&mut bytes, ip, nf);
-            }
-            match self.write_run(|w| w.write_all(&bytes).map(|()| n)) {
-                Ok(run) => {
-                    self.runs.push(run);
-                    // A failed consolidation keeps the runs as they were.
-                    let _ = self.limit();
-                    Ok(())
-                }
-                Err(_) => {
-                    let mut files = Vec::new();
-                    let mut r = &bytes[..];
-                    let mut back = Vec::new();
-                    while let Ok(Some(e)) = decode_next(&mut r, &mut Vec::new(), &mut files) {
-                        back.push(e);
-                    }
-                    Err(back)
-                }
-            }
-        }
-
-        /// Takes over `other`'s runs.
-        pub(super) fn append(&mut self, other: Runs) -> io::Result<()> {
-            if other.runs.is_empty() {
-                return Ok(());
-            }
-            if self.dir.is_none() {
-                self.dir = other.dir.clone();
-            }
-            self.runs.extend(other.runs);
-            self.limit()
-        }
-
-        /// Merges all runs into one when there are more than [`MAX_RUNS`].
-        fn limit(&mut self) -> io::Result<()> {
-            if self.runs.len() <= MAX_RUNS {
-                return Ok(());
-            }
-            let mut it = self.merge(Vec::new());
-            let merged = self.write_run(|w| {
-                let mut n = 0u64;
-                let mut buf = Vec::new();
-                for (ip, nf) in &mut it {
-                    buf.clear();
-                    encode(&mut buf, ip, nf);
-                    w.write_all(&buf)?;
-                    n += 1;
-                }
-                Ok(n)
-            })?;
-            if it.failed {
-                return Err(io::Error::other("a spilled run could not be read"));
-            }
-            self.runs = vec![merged];
-            Ok(())
-        }
-
-        fn write_run(
-            &mut self,
-            fill: impl FnOnce(&mut BufWriter<File>) -> io::Result<u64>,
-        ) -> io::Result<Run> {
-            let dir = match &self.dir {
-                Some(d) => Arc::clone(d),
-                None => {
-                    let d = Arc::new(Dir::create(&self.parent)?);
-                    self.dir = Some(Arc::clone(&d));
-                    d
-                }
-            };
-            let n = dir.next.fetch_add(1, Ordering::Relaxed);
-            let path = dir.path.join(format!("run-{n:06}.bin"));
-            let mut o = std::fs::OpenOptions::new();
-            o.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                o.mode(0o600);
-            }
-            let file = o.open(&path)?;
-            let mut run = Run {
-                path,
-                records: 0,
-                _dir: dir,
-            };
-            let mut w = BufWriter::with_capacity(IO_BUF, file);
-            run.records = fill(&mut w)?;
-            w.flush()?;
-            Ok(run)
-        }
-
-        /// Every IP's state in IP order, the runs' parts and `memory`'s (sorted by IP, each IP
-        /// once) combined. A run that cannot be read ends there.
-        pub(super) fn merge(&self, memory: Vec<(IpAddr, NotFound)>) -> Merge {
-            let mut sources = Vec::with_capacity(self.runs.len() + 1);
-            for r in &self.runs {
-                sources.push(match File::open(&r.path) {
-                    Ok(f) => Source::File {
-                        reader: BufReader::with_capacity(IO_BUF, f),
-                        left: r.records,
-                    },
-                    Err(_) => Source::Failed,
-                });
-            }
-            sources.push(Source::Memory(memory.into_iter()));
-            let mut m = Merge {
-                heads: Vec::with_capacity(sources.len()),
-                heap: BinaryHeap::with_capacity(sources.len()),
-                sources,
-                buf: Vec::new(),
-                files: Vec::new(),
-                failed: false,
-            };
-            for i in 0..m.sources.len() {
-                let head = m.pull(i);
-                if let Some((ip, _)) = &head {
-                    m.heap.push(Reverse((*ip, i)));
-                }
-                m.heads.push(head);
-            }
-            m
-        }
-    }
-
-    enum Source {
-        File { reader: BufReader<File>, left: u64 },
-        Memory(std::vec::IntoIter<(IpAddr, NotFound)>),
-        Failed,
-    }
-
-    /// Streaming k-way merge by IP; equal IPs are combined, lower source first.
-    pub(super) struct Merge {
-        sources: Vec<Source>,
-        heads: Vec<Option<(IpAddr, NotFound)>>,
-        heap: BinaryHeap<Reverse<(IpAddr, usize)>>,
-        buf: Vec<u8>,
+    impl ecir_spill::Record for IpNotFound {
+        type Key = IpAddr;
         /// File names read back, shared like the originals.
-        files: Vec<Arc<str>>,
-        /// Whether a run could not be read to its end.
-        pub(super) failed: bool,
-    }
+        type Reader = Vec<Arc<str>>;
 
-    impl Merge {
-        fn pull(&mut self, i: usize) -> Option<(IpAddr, NotFound)> {
-            let got = match &mut self.sources[i] {
-                Source::Memory(it) => return it.next(),
-                Source::Failed => Err(io::Error::other("unreadable run")),
-                Source::File { left: 0, .. } => return None,
-                Source::File { reader, left } => {
-                    *left -= 1;
-                    decode_next(reader, &mut self.buf, &mut self.files)
-                }
-            };
-            match got {
-                Ok(Some(e)) => Some(e),
-                Ok(None) | Err(_) => {
-                    self.failed = true;
-                    self.sources[i] = Source::Failed;
-                    None
-                }
-            }
+        fn key(&self) -> IpAddr {
+            self.0
         }
 
-        fn advance(&mut self, i: usize) -> (IpAddr, NotFound) {
-            let rec = self.heads[i].take().expect("a head for every heap entry");
-            let next = self.pull(i);
-            if let Some((ip, _)) = &next {
-                self.heap.push(Reverse((*ip, i)));
-            }
-            self.heads[i] = next;
-            rec
+        fn encode(&self, out: &mut Vec<u8>) {
+            encode(out, self.0, &self.1);
         }
-    }
 
-    impl Iterator for Merge {
-        type Item = (IpAddr, NotFound);
+        fn decode(b: &[u8], files: &mut Vec<Arc<str>>) -> Option<Self> {
+            decode(b, files).map(|(ip, nf)| IpNotFound(ip, nf))
+        }
 
-        fn next(&mut self) -> Option<(IpAddr, NotFound)> {
-            let Reverse((ip, i)) = self.heap.pop()?;
-            let (_, mut nf) = self.advance(i);
-            while let Some(Reverse((next, j))) = self.heap.peek().copied() {
-                if next != ip {
-                    break;
-                }
-                self.heap.pop();
-                nf.merge(self.advance(j).1);
-            }
-            Some((ip, nf))
+        fn combine(&mut self, other: Self) {
+            self.1.merge(other.1);
         }
     }
 
@@ -821,10 +574,8 @@ mod spill {
         out.extend_from_slice(b);
     }
 
-    /// Appends one record: its length, then IP, total, minutes, paths and evidence.
-    fn encode(out: &mut Vec<u8>, ip: IpAddr, nf: NotFound) {
-        let start = out.len();
-        out.extend_from_slice(&[0; 4]);
+    /// Appends one record: IP, total, minutes, paths and evidence.
+    fn encode(out: &mut Vec<u8>, ip: IpAddr, nf: &NotFound) {
         match ip {
             IpAddr::V4(a) => {
                 out.push(4);
@@ -846,9 +597,8 @@ mod spill {
         for p in paths {
             put_bytes(out, p.as_bytes());
         }
-        let ev = nf.evidence.into_vec();
-        out.extend_from_slice(&(ev.len() as u32).to_le_bytes());
-        for e in &ev {
+        out.extend_from_slice(&(nf.evidence.len() as u32).to_le_bytes());
+        for e in nf.evidence.iter() {
             put_bytes(out, e.file.as_bytes());
             out.extend_from_slice(&e.line.to_le_bytes());
             match e.ts {
@@ -862,28 +612,6 @@ mod spill {
             out.extend_from_slice(&e.weight.to_le_bytes());
             put_bytes(out, e.text.as_bytes());
         }
-        let len = (out.len() - start - 4) as u32;
-        out[start..start + 4].copy_from_slice(&len.to_le_bytes());
-    }
-
-    /// Reads one record; `Ok(None)` at a clean end.
-    fn decode_next(
-        r: &mut impl Read,
-        buf: &mut Vec<u8>,
-        files: &mut Vec<Arc<str>>,
-    ) -> io::Result<Option<(IpAddr, NotFound)>> {
-        let mut len = [0u8; 4];
-        match r.read_exact(&mut len) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(e) => return Err(e),
-        }
-        buf.clear();
-        buf.resize(u32::from_le_bytes(len) as usize, 0);
-        r.read_exact(buf)?;
-        decode(buf, files)
-            .map(Some)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "damaged run record"))
     }
 
     struct Cursor<'a>(&'a [u8]);

@@ -7,7 +7,6 @@
 //! make a run exit 2 — and must not know about terminals, colours or exit codes.
 
 mod file;
-mod spill;
 mod traffic;
 
 use std::collections::BTreeMap;

@@ -27,7 +27,7 @@ use ecir_model::report::TopIp;
 use ecir_model::{Event, Finding, Severity, SourceKind, Timestamp};
 use rustc_hash::FxHashMap;
 
-use crate::spill::{Record, Runs};
+use ecir_spill::{Record, Runs};
 
 /// Client addresses one state holds in memory before it spills them: 7/8 of 2^17, the load
 /// limit of a 2^17-slot table, so the table never grows past that size.
@@ -104,15 +104,11 @@ impl Tally {
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct IpRecord(IpAddr, Tally);
 
-impl Record for IpRecord {
+impl IpRecord {
+    /// Bytes of one encoded record.
     const SIZE: usize = 49;
-    type Key = IpAddr;
 
-    fn key(&self) -> IpAddr {
-        self.0
-    }
-
-    fn encode(&self, out: &mut [u8]) {
+    fn write(&self, out: &mut [u8; Self::SIZE]) {
         match self.0 {
             IpAddr::V4(a) => {
                 out[0] = 4;
@@ -132,7 +128,7 @@ impl Record for IpRecord {
         out[45..49].copy_from_slice(&t.last_off.to_le_bytes());
     }
 
-    fn decode(b: &[u8]) -> Self {
+    fn read(b: &[u8; Self::SIZE]) -> Self {
         let ip = if b[0] == 4 {
             IpAddr::V4(Ipv4Addr::new(b[1], b[2], b[3], b[4]))
         } else {
@@ -151,6 +147,25 @@ impl Record for IpRecord {
                 last_off: i32_at(45),
             },
         )
+    }
+}
+
+impl Record for IpRecord {
+    type Key = IpAddr;
+    type Reader = ();
+
+    fn key(&self) -> IpAddr {
+        self.0
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        let mut b = [0u8; Self::SIZE];
+        self.write(&mut b);
+        out.extend_from_slice(&b);
+    }
+
+    fn decode(b: &[u8], _: &mut ()) -> Option<Self> {
+        Some(Self::read(b.try_into().ok()?))
     }
 
     fn combine(&mut self, other: Self) {
@@ -203,7 +218,7 @@ impl Traffic {
             per_hour: BTreeMap::new(),
             per_ip: FxHashMap::default(),
             cap: cap.max(1),
-            runs: Runs::new(dir),
+            runs: Runs::new(dir, "scan"),
             spill_error: None,
             summary: OnceLock::new(),
             read_error: Mutex::new(None),
@@ -303,11 +318,7 @@ impl Traffic {
         }
         let mut memory: Vec<IpRecord> = self.per_ip.iter().map(|(k, t)| IpRecord(*k, *t)).collect();
         memory.sort_unstable_by_key(|r| r.0);
-        let merged = match self.runs.merge(memory) {
-            Ok(m) => m,
-            Err(e) => return self.read_failed(e),
-        };
-        for r in merged {
+        for r in self.runs.merge(memory) {
             match r {
                 Ok(IpRecord(ip, t)) => f(ip, &t),
                 Err(e) => return self.read_failed(e),
@@ -616,7 +627,7 @@ mod tests {
             t.observe(&e);
             whole.observe(&e);
         }
-        assert!(t.runs.len() <= crate::spill::MAX_RUNS);
+        assert!(t.runs.len() <= ecir_spill::MAX_RUNS);
         assert!(t.runs.records() < 1000);
         assert_eq!(figures(&t), figures(&whole));
         assert_eq!(t.distinct_ips(), 300);
@@ -650,8 +661,8 @@ mod tests {
         let r = IpRecord(IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4)), t);
         let mut buf = [0u8; IpRecord::SIZE];
         for rec in [empty, r] {
-            rec.encode(&mut buf);
-            assert_eq!(IpRecord::decode(&buf), rec);
+            rec.write(&mut buf);
+            assert_eq!(IpRecord::read(&buf), rec);
         }
         assert_eq!(empty.1.first(), None);
         assert_eq!(empty.1.last(), None);

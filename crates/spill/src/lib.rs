@@ -1,6 +1,6 @@
-//! Sorted runs of fixed-size records spilled to a private temporary directory, and their
-//! streaming k-way merge: how run-wide per-client state stays bounded in memory while its
-//! figures stay exact.
+//! Sorted runs of records spilled to a private temporary directory, and their streaming k-way
+//! merge: how run-wide per-client state (requests per IP in `ecir-scan`, 404s per IP in the
+//! recon detector) stays bounded in memory while its figures stay exact.
 //!
 //! A holder of keyed records keeps at most a capped number in memory; when full it sorts them
 //! by key and writes them as one run file. At the end all runs (plus what is still in memory)
@@ -8,12 +8,14 @@
 //! at a time. Combining must be commutative and associative, so the result does not depend on
 //! which records were spilled when (that depends on how chunks and threads met).
 //!
-//! The directory is created on the first spill under [`std::env::temp_dir`] (`TMPDIR`), never
-//! beside the evidence, readable by this user only, named `.ecir-scan-PID-…` (hidden, so a scan
-//! of that directory skips it). Run files are removed when their last holder drops them (also
-//! while unwinding from a panic), the directory with the last run. At most [`MAX_RUNS`] runs
-//! are kept: beyond that they are merged into one, so a final merge opens a bounded number of
-//! files.
+//! The directory is created on the first spill under the parent the holder names (normally
+//! [`std::env::temp_dir`], i.e. `TMPDIR`), never beside the evidence, readable by this user
+//! only, named `.ecir-TAG-PID-…` (hidden, so a scan of that directory skips it). Run files are
+//! removed when their last holder drops them (also while unwinding from a panic), the
+//! directory with the last run. At most [`MAX_RUNS`] runs are kept: beyond that they are
+//! merged into one, so a final merge opens a bounded number of files.
+//!
+//! This crate knows files only as its own temporary runs; it never reads evidence.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -24,23 +26,26 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Runs kept before they are merged into one.
-pub(crate) const MAX_RUNS: usize = 32;
+pub const MAX_RUNS: usize = 32;
 /// Buffer of each run reader and writer.
 const IO_BUF: usize = 64 * 1024;
 
-/// A record that can be spilled: fixed size on disk, ordered by a key, combinable.
-pub(crate) trait Record: Sized {
-    /// Bytes of one encoded record.
-    const SIZE: usize;
+/// A record that can be spilled: ordered by a key, combinable, written as bytes.
+pub trait Record: Sized {
     type Key: Ord + Copy;
+    /// State shared by the records one merge reads back (for example interned file names).
+    type Reader: Default;
     fn key(&self) -> Self::Key;
-    fn encode(&self, out: &mut [u8]);
-    fn decode(bytes: &[u8]) -> Self;
+    /// Appends the record's bytes to `out`.
+    fn encode(&self, out: &mut Vec<u8>);
+    /// Reads back what [`Record::encode`] wrote; `None` for damaged bytes.
+    fn decode(bytes: &[u8], reader: &mut Self::Reader) -> Option<Self>;
     /// Adds `other` (same key) into `self`; must be commutative and associative.
     fn combine(&mut self, other: Self);
 }
 
-/// The private directory of one scan's runs; removed when the last run holding it is dropped.
+/// The private directory of one holder's runs; removed when the last run holding it is
+/// dropped.
 #[derive(Debug)]
 struct SpillDir {
     path: PathBuf,
@@ -48,13 +53,13 @@ struct SpillDir {
 }
 
 impl SpillDir {
-    fn create(parent: &Path) -> io::Result<SpillDir> {
+    fn create(parent: &Path, tag: &str) -> io::Result<SpillDir> {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let path = parent.join(format!(
-            ".ecir-scan-{}-{nanos}-{}",
+            ".ecir-{tag}-{}-{nanos}-{}",
             std::process::id(),
             SEQ.fetch_add(1, Ordering::Relaxed)
         ));
@@ -94,18 +99,21 @@ impl Drop for Run {
 
 /// Spilled runs of records of type `R`.
 #[derive(Debug)]
-pub(crate) struct Runs<R> {
+pub struct Runs<R> {
     /// Where the directory is created on the first spill.
     parent: PathBuf,
+    /// Names the directory (`.ecir-TAG-…`).
+    tag: &'static str,
     dir: Option<Arc<SpillDir>>,
     runs: Vec<Run>,
     _records: std::marker::PhantomData<fn() -> R>,
 }
 
 impl<R: Record> Runs<R> {
-    pub fn new(parent: PathBuf) -> Self {
+    pub fn new(parent: PathBuf, tag: &'static str) -> Self {
         Runs {
             parent,
+            tag,
             dir: None,
             runs: Vec::new(),
             _records: std::marker::PhantomData,
@@ -117,12 +125,10 @@ impl<R: Record> Runs<R> {
     }
 
     /// Records on disk (counting a key once per run it is in).
-    #[cfg(test)]
     pub fn records(&self) -> u64 {
         self.runs.iter().map(|r| r.records).sum()
     }
 
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.runs.len()
     }
@@ -138,11 +144,10 @@ impl<R: Record> Runs<R> {
         R: 'a,
     {
         let run = self.write_run(|w| {
-            let mut buf = vec![0u8; R::SIZE];
+            let mut buf = Vec::new();
             let mut n = 0u64;
             for r in sorted {
-                r.encode(&mut buf);
-                w.write_all(&buf)?;
+                write_record(w, &mut buf, r)?;
                 n += 1;
             }
             Ok(n)
@@ -153,6 +158,9 @@ impl<R: Record> Runs<R> {
 
     /// Takes over `other`'s runs (their files stay where they are).
     pub fn append(&mut self, other: Runs<R>) -> io::Result<()> {
+        if other.runs.is_empty() {
+            return Ok(());
+        }
         if self.dir.is_none() {
             self.dir = other.dir.clone();
         }
@@ -160,19 +168,19 @@ impl<R: Record> Runs<R> {
         self.limit()
     }
 
-    /// Merges all runs into one when there are more than [`MAX_RUNS`].
+    /// Merges all runs into one when there are more than [`MAX_RUNS`]; when that fails, the
+    /// runs stay as they were.
     fn limit(&mut self) -> io::Result<()> {
         if self.runs.len() <= MAX_RUNS {
             return Ok(());
         }
         // The merge owns its readers, so the new run can be written while it streams.
-        let mut it = self.merge(Vec::new())?;
+        let mut it = self.merge(Vec::new());
         let merged = self.write_run(|w| {
-            let mut buf = vec![0u8; R::SIZE];
+            let mut buf = Vec::new();
             let mut n = 0u64;
             for r in &mut it {
-                r?.encode(&mut buf);
-                w.write_all(&buf)?;
+                write_record(w, &mut buf, &r?)?;
                 n += 1;
             }
             Ok(n)
@@ -188,7 +196,7 @@ impl<R: Record> Runs<R> {
         let dir = match &self.dir {
             Some(d) => Arc::clone(d),
             None => {
-                let d = Arc::new(SpillDir::create(&self.parent)?);
+                let d = Arc::new(SpillDir::create(&self.parent, self.tag)?);
                 self.dir = Some(Arc::clone(&d));
                 d
             }
@@ -216,13 +224,17 @@ impl<R: Record> Runs<R> {
     }
 
     /// All records in key order, equal keys combined: the runs plus `memory` (sorted by key,
-    /// each key once).
-    pub fn merge(&self, memory: Vec<R>) -> io::Result<Merge<R>> {
+    /// each key once). A run that cannot be opened or read yields one error and ends there;
+    /// the other sources go on.
+    pub fn merge(&self, memory: Vec<R>) -> Merge<R> {
         let mut sources = Vec::with_capacity(self.runs.len() + 1);
         for r in &self.runs {
-            sources.push(Source::File {
-                reader: BufReader::with_capacity(IO_BUF, File::open(&r.path)?),
-                left: r.records,
+            sources.push(match File::open(&r.path) {
+                Ok(f) => Source::File {
+                    reader: BufReader::with_capacity(IO_BUF, f),
+                    left: r.records,
+                },
+                Err(e) => Source::Failed(Some(e)),
             });
         }
         sources.push(Source::Memory(memory.into_iter()));
@@ -230,88 +242,121 @@ impl<R: Record> Runs<R> {
             heads: Vec::with_capacity(sources.len()),
             heap: BinaryHeap::with_capacity(sources.len()),
             sources,
-            buf: vec![0u8; R::SIZE],
-            failed: false,
+            buf: Vec::new(),
+            reader: R::Reader::default(),
+            errors: Vec::new(),
         };
         for i in 0..m.sources.len() {
-            let head = m.pull(i)?;
+            let head = m.pull(i);
             if let Some(h) = &head {
                 m.heap.push(Reverse((h.key(), i)));
             }
             m.heads.push(head);
         }
-        Ok(m)
+        m
     }
 }
 
+/// Appends one length-prefixed record to a run.
+fn write_record<R: Record>(w: &mut impl Write, buf: &mut Vec<u8>, r: &R) -> io::Result<()> {
+    buf.clear();
+    r.encode(buf);
+    let len = u32::try_from(buf.len()).map_err(|_| io::Error::other("record too large"))?;
+    w.write_all(&len.to_le_bytes())?;
+    w.write_all(buf)
+}
+
 enum Source<R> {
-    File { reader: BufReader<File>, left: u64 },
+    File {
+        reader: BufReader<File>,
+        left: u64,
+    },
     Memory(std::vec::IntoIter<R>),
+    /// Could not be read (the error, until it is reported).
+    Failed(Option<io::Error>),
 }
 
 /// Streaming k-way merge of runs; yields each key once, combined over all sources. Ties in
 /// the heap go to the lower source index, so the order of combining is fixed.
-pub(crate) struct Merge<R: Record> {
+pub struct Merge<R: Record> {
     sources: Vec<Source<R>>,
     heads: Vec<Option<R>>,
     heap: BinaryHeap<Reverse<(R::Key, usize)>>,
     buf: Vec<u8>,
-    failed: bool,
+    reader: R::Reader,
+    /// Read errors not reported yet.
+    errors: Vec<io::Error>,
 }
 
 impl<R: Record> Merge<R> {
-    fn pull(&mut self, i: usize) -> io::Result<Option<R>> {
-        match &mut self.sources[i] {
-            Source::Memory(it) => Ok(it.next()),
+    /// The next record of source `i`; a read error ends the source and is kept for reporting.
+    fn pull(&mut self, i: usize) -> Option<R> {
+        let got = match &mut self.sources[i] {
+            Source::Memory(it) => return it.next(),
+            Source::Failed(e) => {
+                self.errors.extend(e.take());
+                return None;
+            }
+            Source::File { left: 0, .. } => return None,
             Source::File { reader, left } => {
-                if *left == 0 {
-                    return Ok(None);
-                }
-                reader.read_exact(&mut self.buf)?;
                 *left -= 1;
-                Ok(Some(R::decode(&self.buf)))
+                read_record(reader, &mut self.buf, &mut self.reader)
+            }
+        };
+        match got {
+            Ok(r) => Some(r),
+            Err(e) => {
+                self.errors.push(e);
+                self.sources[i] = Source::Failed(None);
+                None
             }
         }
     }
 
-    fn advance(&mut self, i: usize) -> io::Result<R> {
+    fn advance(&mut self, i: usize) -> R {
         let rec = self.heads[i].take().expect("a head for every heap entry");
-        let next = self.pull(i)?;
+        let next = self.pull(i);
         if let Some(n) = &next {
             self.heap.push(Reverse((n.key(), i)));
         }
         self.heads[i] = next;
-        Ok(rec)
+        rec
     }
+}
+
+/// Reads one length-prefixed record.
+fn read_record<R: Record>(
+    r: &mut impl Read,
+    buf: &mut Vec<u8>,
+    reader: &mut R::Reader,
+) -> io::Result<R> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len)?;
+    buf.clear();
+    buf.resize(u32::from_le_bytes(len) as usize, 0);
+    r.read_exact(buf)?;
+    R::decode(buf, reader)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "damaged run record"))
 }
 
 impl<R: Record> Iterator for Merge<R> {
     type Item = io::Result<R>;
 
+    /// Records in key order; a read error comes as one `Err` item before the records that
+    /// follow it.
     fn next(&mut self) -> Option<io::Result<R>> {
-        if self.failed {
-            return None;
+        if let Some(e) = self.errors.pop() {
+            return Some(Err(e));
         }
         let Reverse((key, i)) = self.heap.pop()?;
-        let mut rec = match self.advance(i) {
-            Ok(r) => r,
-            Err(e) => {
-                self.failed = true;
-                return Some(Err(e));
-            }
-        };
+        let mut rec = self.advance(i);
         while let Some(Reverse((k, j))) = self.heap.peek().copied() {
             if k != key {
                 break;
             }
             self.heap.pop();
-            match self.advance(j) {
-                Ok(r) => rec.combine(r),
-                Err(e) => {
-                    self.failed = true;
-                    return Some(Err(e));
-                }
-            }
+            let other = self.advance(j);
+            rec.combine(other);
         }
         Some(Ok(rec))
     }
@@ -325,20 +370,20 @@ mod tests {
     struct Count(u32, u64);
 
     impl Record for Count {
-        const SIZE: usize = 12;
         type Key = u32;
+        type Reader = ();
         fn key(&self) -> u32 {
             self.0
         }
-        fn encode(&self, out: &mut [u8]) {
-            out[..4].copy_from_slice(&self.0.to_le_bytes());
-            out[4..12].copy_from_slice(&self.1.to_le_bytes());
+        fn encode(&self, out: &mut Vec<u8>) {
+            out.extend_from_slice(&self.0.to_le_bytes());
+            out.extend_from_slice(&self.1.to_le_bytes());
         }
-        fn decode(b: &[u8]) -> Self {
-            Count(
-                u32::from_le_bytes(b[..4].try_into().unwrap()),
-                u64::from_le_bytes(b[4..12].try_into().unwrap()),
-            )
+        fn decode(b: &[u8], _: &mut ()) -> Option<Self> {
+            Some(Count(
+                u32::from_le_bytes(b.get(..4)?.try_into().ok()?),
+                u64::from_le_bytes(b.get(4..12)?.try_into().ok()?),
+            ))
         }
         fn combine(&mut self, o: Self) {
             self.1 += o.1;
@@ -348,7 +393,7 @@ mod tests {
     #[test]
     fn runs_merge_combines_equal_keys_and_clean_up() {
         let parent = std::env::temp_dir();
-        let mut runs: Runs<Count> = Runs::new(parent);
+        let mut runs: Runs<Count> = Runs::new(parent, "spill-test");
         // More runs than MAX_RUNS, so they are merged on the way.
         for r in 0..(MAX_RUNS as u32 + 5) {
             let v: Vec<Count> = (0..50).map(|k| Count(k * (r % 3 + 1), 1)).collect();
@@ -359,7 +404,6 @@ mod tests {
         assert!(dir.is_dir());
         let got: Vec<Count> = runs
             .merge(vec![Count(0, 100), Count(1000, 1)])
-            .unwrap()
             .map(|r| r.unwrap())
             .collect();
         let mut want = std::collections::BTreeMap::new();
@@ -378,7 +422,8 @@ mod tests {
 
     #[test]
     fn unwritable_parent_is_an_error() {
-        let mut runs: Runs<Count> = Runs::new(PathBuf::from("/nonexistent/ecir-spill-test"));
+        let mut runs: Runs<Count> =
+            Runs::new(PathBuf::from("/nonexistent/ecir-spill-test"), "spill-test");
         assert!(runs.spill(&[Count(1, 1)]).is_err());
         assert!(runs.is_empty());
     }
