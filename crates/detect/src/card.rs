@@ -1586,10 +1586,7 @@ impl DetectorState for Card {
             self.offset.get_or_insert(t.offset_secs);
         }
         self.span.add(ev.ts);
-        let (path, query) = match target.split_once('?') {
-            Some((p, q)) => (p, q),
-            None => (target, ""),
-        };
+        let (path, query) = (ev.path(), ev.query().unwrap_or(""));
         let ts_ms = ev.ts.map_or(i64::MIN, |t| t.utc_ms);
         let ip = ev.client_ip;
         // `Some(from_checkout)` when the referer is a URL with a host (then `self.host`).
