@@ -70,6 +70,25 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// What could not be read: files discovery could not list, then files that could not be
+/// opened.
+pub(crate) fn read_errors(
+    discovered: &ecir_input::Discovered,
+    facts: &[FileFacts],
+) -> Vec<AuditError> {
+    let listed = discovered.errors.iter().map(|e| AuditError {
+        path: e.path.display().to_string(),
+        message: e.message.clone(),
+    });
+    let unreadable = facts.iter().filter_map(|f| {
+        f.unreadable.as_ref().map(|u| AuditError {
+            path: f.path.clone(),
+            message: format!("cannot read: {u}"),
+        })
+    });
+    listed.chain(unreadable).collect()
+}
+
 /// Reads every file under `roots` once (in parallel) and audits the streams they form.
 pub fn audit(roots: &[PathBuf], opts: &AuditOptions) -> Result<AuditReport, Error> {
     let started = Instant::now();
@@ -91,22 +110,7 @@ pub fn audit(roots: &[PathBuf], opts: &AuditOptions) -> Result<AuditReport, Erro
             .map(|f| read_file(&f.path, &f.display(), &read))
             .collect()
     });
-    let mut errors: Vec<AuditError> = discovered
-        .errors
-        .iter()
-        .map(|e| AuditError {
-            path: e.path.display().to_string(),
-            message: e.message.clone(),
-        })
-        .collect();
-    for f in &facts {
-        if let Some(u) = &f.unreadable {
-            errors.push(AuditError {
-                path: f.path.clone(),
-                message: format!("cannot read: {u}"),
-            });
-        }
-    }
+    let errors = read_errors(&discovered, &facts);
     let mut report = assemble(&facts, opts, errors);
     report.stats = AuditStats {
         files: facts.len() as u64,
