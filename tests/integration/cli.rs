@@ -206,17 +206,24 @@ fn hostile_lines_never_break_the_run() {
     assert!(!text.contains("\\u001b"), "raw ESC in evidence: {text}");
 }
 
-/// A log big enough to be split into many chunks, with attacks spread through it.
+/// A log big enough to be split into many chunks, with attacks spread through it, and one
+/// scanner whose 404s for hundreds of distinct paths cross every chunk boundary (the paths a
+/// finding names must not depend on where the boundaries fall).
 fn busy_log(lines: usize) -> String {
     let mut s = String::new();
     for i in 0..lines {
-        let ip = format!("198.51.{}.{}", i % 7, i % 251);
         let ts = format!(
             "03/Nov/2026:{:02}:{:02}:{:02} +0900",
             (i / 3600) % 24,
             (i / 60) % 60,
             i % 60
         );
+        if i % 7 == 3 {
+            let req = format!("GET /probe{}.php HTTP/1.1", (i * 7919) % 499);
+            s.push_str(&line("203.0.113.9", &ts, &req, 404, 196, "Mozilla/5.0"));
+            continue;
+        }
+        let ip = format!("198.51.{}.{}", i % 7, i % 251);
         let req = match i % 97 {
             0 => format!("GET /?id={i}%27%20or%201=1-- HTTP/1.1"),
             1 => "GET /.env HTTP/1.1".to_string(),
@@ -243,6 +250,10 @@ fn same_report_whatever_the_thread_count_and_chunking() {
     let (_, one_chunked) = scan_json(&["-j", "1", "--chunk-size", "65536", d]);
     let one = serde_json::to_string_pretty(&normalise(one)).unwrap();
     assert!(one.contains("web.sqli"));
+    assert!(
+        one.contains("/probe"),
+        "the scanner's 404 burst is reported with its paths"
+    );
     for other in [two, two_b, one_chunked] {
         assert_eq!(
             one,

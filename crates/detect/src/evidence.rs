@@ -148,6 +148,106 @@ impl Span {
     }
 }
 
+/// Where a value was first seen: ordered by time, then file name, then line (a total order on
+/// the lines of a scan).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SeenAt {
+    pub ts: Option<Timestamp>,
+    pub file: Arc<str>,
+    pub line: u64,
+}
+
+/// Up to `cap` distinct texts, those first seen earliest (by [`SeenAt`]): a sample that reads
+/// like the start of what a client did.
+///
+/// It merges to the same result however the lines were split into chunks: a text among the
+/// `cap` earliest overall is among the `cap` earliest of the part that holds its first
+/// sighting (every text ranked before it there is ranked before it overall), and a text kept
+/// by some part with a later sighting than its first ranks behind the `cap` texts that pushed
+/// its first sighting out.
+#[derive(Debug, Clone)]
+pub struct EarliestDistinct {
+    /// Sorted by [`SeenAt`]; texts distinct.
+    items: Vec<(SeenAt, String)>,
+    cap: usize,
+}
+
+impl Default for EarliestDistinct {
+    /// An empty sample of up to 10 texts.
+    fn default() -> Self {
+        EarliestDistinct::new(10)
+    }
+}
+
+impl EarliestDistinct {
+    pub fn new(cap: usize) -> Self {
+        EarliestDistinct {
+            items: Vec::new(),
+            cap,
+        }
+    }
+
+    /// Offers the text of a line; `text` is only called when the line could enter the sample.
+    pub fn offer(
+        &mut self,
+        origin: &Origin<'_>,
+        ts: Option<Timestamp>,
+        text: impl FnOnce() -> String,
+    ) {
+        if self.items.len() >= self.cap {
+            if let Some((worst, _)) = self.items.last() {
+                // Not earlier than the latest kept: refused (a kept text keeps its earlier
+                // sighting).
+                if (ts, &**origin.file, origin.line) >= (worst.ts, &*worst.file, worst.line) {
+                    return;
+                }
+            }
+        }
+        let at = SeenAt {
+            ts,
+            file: Arc::clone(origin.file),
+            line: origin.line,
+        };
+        self.insert(at, text());
+    }
+
+    pub fn insert(&mut self, at: SeenAt, text: String) {
+        if let Some(i) = self.items.iter().position(|(_, t)| *t == text) {
+            if at < self.items[i].0 {
+                self.items[i].0 = at;
+                self.items.sort_by(|a, b| a.0.cmp(&b.0));
+            }
+            return;
+        }
+        if self.items.len() >= self.cap {
+            match self.items.last() {
+                Some((worst, _)) if at < *worst => {
+                    self.items.pop();
+                }
+                _ => return,
+            }
+        }
+        let pos = self.items.partition_point(|(a, _)| *a < at);
+        self.items.insert(pos, (at, text));
+    }
+
+    pub fn merge(&mut self, other: EarliestDistinct) {
+        for (at, text) in other.items {
+            self.insert(at, text);
+        }
+    }
+
+    /// The kept texts with where each was first seen, earliest first.
+    pub fn items(&self) -> &[(SeenAt, String)] {
+        &self.items
+    }
+
+    /// The kept texts, earliest first.
+    pub fn texts(&self) -> Vec<String> {
+        self.items.iter().map(|(_, t)| t.clone()).collect()
+    }
+}
+
 /// Up to `cap` smallest distinct values, plus whether more were seen: a bounded set that
 /// merges deterministically.
 #[derive(Debug, Clone)]
@@ -235,6 +335,63 @@ mod tests {
         }
         a.merge(b);
         assert_eq!(a.into_vec(), whole.into_vec());
+    }
+
+    /// The sample of one sequence of lines, split into contiguous parts at `cuts` and merged
+    /// in `order` (indices of parts).
+    fn earliest_of(texts: &[String], cuts: &[usize], order: &[usize]) -> Vec<String> {
+        let file: Arc<str> = Arc::from("access.log");
+        let mut bounds = vec![0];
+        bounds.extend_from_slice(cuts);
+        bounds.push(texts.len());
+        let mut parts: Vec<EarliestDistinct> = bounds
+            .windows(2)
+            .map(|w| {
+                let mut part = EarliestDistinct::default();
+                for (i, t) in texts.iter().enumerate().take(w[1]).skip(w[0]) {
+                    let o = Origin {
+                        file: &file,
+                        line: i as u64 + 1,
+                        raw: b"x",
+                    };
+                    part.offer(&o, Some(Timestamp::from_secs(i as i64 / 3, 0)), || {
+                        t.clone()
+                    });
+                }
+                part
+            })
+            .collect();
+        let mut merged = EarliestDistinct::default();
+        for &i in order {
+            merged.merge(std::mem::take(&mut parts[i]));
+        }
+        merged.texts()
+    }
+
+    #[test]
+    fn earliest_distinct_is_the_first_ten_whatever_the_split() {
+        // 40 distinct paths, each asked for several times, in a scrambled order.
+        let texts: Vec<String> = (0..400u64)
+            .map(|i| format!("/p{}", (i * 7919 + i / 13) % 40))
+            .collect();
+        let mut first = Vec::new();
+        for t in &texts {
+            if !first.contains(t) && first.len() < 10 {
+                first.push(t.clone());
+            }
+        }
+        assert_eq!(earliest_of(&texts, &[], &[0]), first);
+        for (cuts, order) in [
+            (vec![5], vec![0, 1]),
+            (vec![5], vec![1, 0]),
+            (vec![3, 17, 200], vec![2, 0, 3, 1]),
+            (
+                vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+                vec![11, 3, 7, 0, 1, 2, 4, 5, 6, 8, 9, 10],
+            ),
+        ] {
+            assert_eq!(earliest_of(&texts, &cuts, &order), first, "cuts {cuts:?}");
+        }
     }
 
     #[test]

@@ -7,16 +7,15 @@
 //! with clients and minutes, not with lines.
 //!
 //! Memory: the 404 state of at most [`NF_CAP`] IPs is held per state (minute counts, total,
-//! up to ten paths and the twenty earliest lines as evidence). Beyond that the state is sorted
-//! by IP and spilled as a run to a private temporary directory (`TMPDIR`, readable by this
-//! user only, removed with the last run), and `finish` merges the runs streaming in IP order,
-//! combining each IP's parts, so one IP's state at a time is in memory per run. Combining is
-//! exact (sums, unions, the earliest lines by a total order), so findings do not depend on
-//! what was spilled when. Only the path sample keeps its per-chunk rule (the first ten
-//! distinct paths of a chunk, the ten smallest across chunks): a spill in the middle of a
-//! chunk counts as a chunk boundary for it. If the directory cannot be written the state stays
-//! in memory (exact, unbounded); a run that cannot be read back ends its IPs early. The runs
-//! and their merge are `ecir-spill`'s, shared with the per-IP traffic counts of `ecir-scan`.
+//! the ten paths it asked for first and the twenty earliest lines as evidence). Beyond that
+//! the state is sorted by IP and spilled as a run to a private temporary directory (`TMPDIR`,
+//! readable by this user only, removed with the last run), and `finish` merges the runs
+//! streaming in IP order, combining each IP's parts, so one IP's state at a time is in memory
+//! per run. Combining is exact (sums, unions, the earliest lines and paths by a total order),
+//! so findings depend neither on what was spilled when nor on how lines were split into
+//! chunks. If the directory cannot be written the state stays in memory (exact, unbounded);
+//! a run that cannot be read back ends its IPs early. The runs and their merge are
+//! `ecir-spill`'s, shared with the per-IP traffic counts of `ecir-scan`.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -26,7 +25,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use ecir_model::{Category, Event, Finding, Severity};
 use rustc_hash::FxHashMap;
 
-use crate::evidence::{SmallestSet, Span, TopEvidence};
+use crate::evidence::{EarliestDistinct, SmallestSet, Span, TopEvidence};
 use crate::{downcast, DetectConfig, DetectorState, FinishContext, Origin};
 
 pub const RULES: &[&str] = &["recon.scanner_ua", "recon.404_burst"];
@@ -91,13 +90,13 @@ struct ToolUse {
     evidence: TopEvidence,
 }
 
-/// One IP's 404s: counts per minute (sorted by minute), total, path sample (ten, the
-/// default of [`SmallestSet`]) and evidence.
+/// One IP's 404s: counts per minute (sorted by minute), total, the ten distinct paths it
+/// asked for first and evidence.
 #[derive(Default, Debug)]
 struct NotFound {
     per_minute: Vec<(i64, u32)>,
     total: u64,
-    paths: SmallestSet<String>,
+    paths: EarliestDistinct,
     evidence: TopEvidence,
 }
 
@@ -245,9 +244,9 @@ impl DetectorState for Recon {
                 let nf = self.not_found.entry(ip).or_default();
                 nf.count_minute(ts.secs().div_euclid(60));
                 nf.total += 1;
-                if nf.paths.items().len() < 10 {
-                    nf.paths.insert(crate::web_attack::truncate(ev.path(), 200));
-                }
+                nf.paths.offer(origin, ev.ts, || {
+                    crate::web_attack::truncate(ev.path(), 200)
+                });
                 nf.evidence.offer(origin, ev.ts, 1);
             }
         }
@@ -377,7 +376,7 @@ impl DetectorState for Recon {
             f.first_seen = ev.iter().filter_map(|e| e.ts).min().or(span.first);
             f.last_seen = ev.iter().filter_map(|e| e.ts).max().max(f.first_seen);
             f.ips = vec![ip.to_string()];
-            f.paths = nf.paths.items().to_vec();
+            f.paths = nf.paths.texts();
             f.count = nf.total;
             f.evidence = ev;
             out.push(f);
@@ -543,7 +542,7 @@ mod spilled {
     use ecir_model::{Evidence, Timestamp};
 
     use super::NotFound;
-    use crate::evidence::TopEvidence;
+    use crate::evidence::{SeenAt, TopEvidence};
 
     pub(super) struct IpNotFound(pub IpAddr, pub NotFound);
 
@@ -574,6 +573,29 @@ mod spilled {
         out.extend_from_slice(b);
     }
 
+    fn put_ts(out: &mut Vec<u8>, ts: Option<Timestamp>) {
+        match ts {
+            Some(t) => {
+                out.push(1);
+                out.extend_from_slice(&t.utc_ms.to_le_bytes());
+                out.extend_from_slice(&t.offset_secs.to_le_bytes());
+            }
+            None => out.push(0),
+        }
+    }
+
+    /// A file name read back, shared with the earlier ones of the same merge.
+    fn file_of(files: &mut Vec<Arc<str>>, name: &str) -> Arc<str> {
+        match files.iter().find(|f| &***f == name) {
+            Some(f) => Arc::clone(f),
+            None => {
+                let f: Arc<str> = Arc::from(name);
+                files.push(Arc::clone(&f));
+                f
+            }
+        }
+    }
+
     /// Appends one record: IP, total, minutes, paths and evidence.
     fn encode(out: &mut Vec<u8>, ip: IpAddr, nf: &NotFound) {
         match ip {
@@ -594,21 +616,17 @@ mod spilled {
         }
         let paths = nf.paths.items();
         out.extend_from_slice(&(paths.len() as u32).to_le_bytes());
-        for p in paths {
+        for (at, p) in paths {
+            put_bytes(out, at.file.as_bytes());
+            out.extend_from_slice(&at.line.to_le_bytes());
+            put_ts(out, at.ts);
             put_bytes(out, p.as_bytes());
         }
         out.extend_from_slice(&(nf.evidence.len() as u32).to_le_bytes());
         for e in nf.evidence.iter() {
             put_bytes(out, e.file.as_bytes());
             out.extend_from_slice(&e.line.to_le_bytes());
-            match e.ts {
-                Some(t) => {
-                    out.push(1);
-                    out.extend_from_slice(&t.utc_ms.to_le_bytes());
-                    out.extend_from_slice(&t.offset_secs.to_le_bytes());
-                }
-                None => out.push(0),
-            }
+            put_ts(out, e.ts);
             out.extend_from_slice(&e.weight.to_le_bytes());
             put_bytes(out, e.text.as_bytes());
         }
@@ -640,6 +658,13 @@ mod spilled {
         fn i64(&mut self) -> Option<i64> {
             Some(i64::from_le_bytes(self.take(8)?.try_into().ok()?))
         }
+        /// A time written by `put_ts`: `Some(None)` for none, `None` for damaged bytes.
+        fn ts(&mut self) -> Option<Option<Timestamp>> {
+            Some(match self.u8()? {
+                0 => None,
+                _ => Some(Timestamp::new(self.i64()?, self.i32()?)),
+            })
+        }
         fn str(&mut self) -> Option<&'a str> {
             let n = self.u32()? as usize;
             std::str::from_utf8(self.take(n)?).ok()
@@ -662,24 +687,17 @@ mod spilled {
             nf.per_minute.push((c.i64()?, c.u32()?));
         }
         for _ in 0..c.u32()? {
-            nf.paths.insert(c.str()?.to_string());
+            let file = file_of(files, c.str()?);
+            let line = c.u64()?;
+            let ts = c.ts()?;
+            let at = SeenAt { ts, file, line };
+            nf.paths.insert(at, c.str()?.to_string());
         }
         let mut evidence = TopEvidence::default();
         for _ in 0..c.u32()? {
-            let name = c.str()?;
-            let file = match files.iter().find(|f| &***f == name) {
-                Some(f) => Arc::clone(f),
-                None => {
-                    let f: Arc<str> = Arc::from(name);
-                    files.push(Arc::clone(&f));
-                    f
-                }
-            };
+            let file = file_of(files, c.str()?);
             let line = c.u64()?;
-            let ts = match c.u8()? {
-                0 => None,
-                _ => Some(Timestamp::new(c.i64()?, c.i32()?)),
-            };
+            let ts = c.ts()?;
             let weight = c.u32()?;
             let text = c.str()?.to_string();
             evidence.push(Evidence {
