@@ -349,7 +349,7 @@ fn choose(sample: &[&[u8]], env: &FileEnv<'_>) -> Option<Chosen> {
 }
 
 /// Bytes of a mapped file processed (and then released) at a time.
-const MAP_WINDOW: usize = 128 << 20;
+const MAP_WINDOW: usize = 64 << 20;
 
 fn read_mapped<'a>(
     bytes: &[u8],
@@ -386,43 +386,55 @@ fn read_mapped<'a>(
             .fetch_add(slice.len() as u64, Ordering::Relaxed);
         work
     };
-    // The file is read in windows: each window's chunks are parsed in parallel while the
-    // running SHA-256 takes in the same bytes, then the window's pages are released from
-    // this process (`MADV_DONTNEED`; they stay in the page cache), so resident memory stays
-    // about one window whatever the file's size.
+    // The file is read in windows of chunks, pipelined: while both workers parse window `i`,
+    // one of them (when it is free) also hashes window `i` into the running SHA-256, maps the
+    // pages of window `i + 1` and counts its lines (so its chunks know their first line
+    // number), merges the state of window `i - 1` and releases that window's pages from this
+    // process (`MADV_DONTNEED`; they stay in the page cache). So no worker waits for hashing,
+    // counting or merging between windows, and resident memory stays about two windows
+    // whatever the file's size.
+    let windows = windows_of(&ranges, MAP_WINDOW);
+    let span = |w: &std::ops::Range<usize>| ranges[w.start].start..ranges[w.end - 1].end;
     let mut hasher = ecir_input::Sha256Stream::default();
     let mut work: Option<Work<'a>> = None;
-    let mut first = 0;
     let mut next_line = 1u64;
-    while first < ranges.len() {
-        let start = ranges[first].start;
-        let mut last = first;
-        while last + 1 < ranges.len() && ranges[last + 1].end - start <= MAP_WINDOW {
-            last += 1;
-        }
-        let end = ranges[last].end;
-        // Line numbers where each chunk of the window starts.
-        let counts: Vec<u64> = ranges[first..=last]
+    // Line numbers where each chunk of the first window starts (counted in parallel; this
+    // also maps the window's pages).
+    let mut bases: Vec<u64> = {
+        let counts: Vec<u64> = ranges[windows[0].clone()]
             .par_iter()
             .map(|r| newline_count(&bytes[r.clone()]))
             .collect();
-        let mut bases = Vec::with_capacity(counts.len());
-        for c in &counts {
-            bases.push(next_line);
-            next_line += c;
-        }
-        let (_, part) = rayon::join(
+        starts_from(&mut next_line, counts)
+    };
+    let mut done: Option<(std::ops::Range<usize>, Option<Work<'a>>)> = None;
+    for (i, w) in windows.iter().enumerate() {
+        let (next_bases, part) = rayon::join(
             || {
-                // Map the window's pages in one call while the other worker starts parsing.
-                if let Some(m) = map {
-                    ecir_input::prefault_pages(m, start, end - start);
+                if let Some((prev, part)) = done.take() {
+                    if let Some(m) = map {
+                        let p = span(&prev);
+                        ecir_input::release_pages(m, p.start, p.len());
+                    }
+                    merge_into(&mut work, part);
                 }
-                hasher.update(&bytes[start..end])
+                hasher.update(&bytes[span(w)]);
+                windows.get(i + 1).map(|next| {
+                    let n = span(next);
+                    if let Some(m) = map {
+                        ecir_input::prefault_pages(m, n.start, n.len());
+                    }
+                    let counts = ranges[next.clone()]
+                        .iter()
+                        .map(|r| newline_count(&bytes[r.clone()]))
+                        .collect();
+                    starts_from(&mut next_line, counts)
+                })
             },
             || {
                 // `fold` keeps chunk order within a worker's run and `reduce` merges
                 // neighbouring runs, so the merged state is the same for any split.
-                ranges[first..=last]
+                ranges[w.clone()]
                     .par_iter()
                     .zip(bases.par_iter())
                     .fold(
@@ -432,35 +444,78 @@ fn read_mapped<'a>(
                             Some(parse_chunk(work, r, base))
                         },
                     )
-                    .reduce(
-                        || None,
-                        |a, b| match (a, b) {
-                            (Some(mut a), Some(b)) => {
-                                a.merge(b);
-                                Some(a)
-                            }
-                            (a, None) => a,
-                            (None, b) => b,
-                        },
-                    )
+                    .reduce(|| None, merge_parts)
             },
         );
-        if let Some(part) = part {
-            match &mut work {
-                Some(w) => w.merge(part),
-                None => work = Some(part),
-            }
-        }
+        done = Some((w.clone(), part));
+        bases = next_bases.unwrap_or_default();
+    }
+    if let Some((prev, part)) = done {
         if let Some(m) = map {
-            ecir_input::release_pages(m, start, end - start);
+            let p = span(&prev);
+            ecir_input::release_pages(m, p.start, p.len());
         }
-        first = last + 1;
+        merge_into(&mut work, part);
     }
     let work = work.unwrap_or_else(|| Work::new(display, env));
     let sha = hasher.finish_hex();
     summary.sha256 = sha;
     summary.bytes_read = bytes.len() as u64;
     (work, chosen)
+}
+
+/// Consecutive chunks grouped into windows of at most `window` bytes (at least one chunk
+/// each), as ranges of chunk indices; never empty.
+fn windows_of(ranges: &[std::ops::Range<usize>], window: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut first = 0;
+    while first < ranges.len() {
+        let start = ranges[first].start;
+        let mut last = first;
+        while last + 1 < ranges.len() && ranges[last + 1].end - start <= window {
+            last += 1;
+        }
+        out.push(first..last + 1);
+        first = last + 1;
+    }
+    if out.is_empty() {
+        out.push(0..ranges.len());
+    }
+    out
+}
+
+/// The first line number of each chunk, given each chunk's line count; advances `next_line`.
+fn starts_from(next_line: &mut u64, counts: Vec<u64>) -> Vec<u64> {
+    counts
+        .into_iter()
+        .map(|c| {
+            let base = *next_line;
+            *next_line += c;
+            base
+        })
+        .collect()
+}
+
+/// Merges two neighbouring runs' states (left first).
+fn merge_parts<'a>(a: Option<Work<'a>>, b: Option<Work<'a>>) -> Option<Work<'a>> {
+    match (a, b) {
+        (Some(mut a), Some(b)) => {
+            a.merge(b);
+            Some(a)
+        }
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// Appends a window's state to the file's.
+fn merge_into<'a>(work: &mut Option<Work<'a>>, part: Option<Work<'a>>) {
+    if let Some(part) = part {
+        match work {
+            Some(w) => w.merge(part),
+            None => *work = Some(part),
+        }
+    }
 }
 
 fn read_gzip<'a>(
