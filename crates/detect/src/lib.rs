@@ -168,11 +168,16 @@ impl DetectorSet {
             .unwrap_or_default()
     }
 
+    /// Every detector's findings, in the fixed detector order. The detectors finish in
+    /// parallel on the caller's rayon pool (they share nothing).
     pub fn finish(self, ctx: &FinishContext) -> Vec<Finding> {
-        self.states
-            .into_iter()
-            .flat_map(|s| s.finish(ctx))
-            .collect()
+        use rayon::prelude::*;
+        let per_detector: Vec<Vec<Finding>> = self
+            .states
+            .into_par_iter()
+            .map(|s| s.finish(ctx))
+            .collect();
+        per_detector.into_iter().flatten().collect()
     }
 }
 

@@ -196,7 +196,7 @@ pub fn scan(
     let waf_summary = detectors.as_ref().and_then(|d| d.waf_summary());
     let orders = detectors.as_ref().map(|d| d.orders()).unwrap_or_default();
     let mut findings = match detectors {
-        Some(d) => d.finish(&ctx),
+        Some(d) => pool.install(|| d.finish(&ctx)),
         None => Vec::new(),
     };
     // What the logs cannot show: missing days, damaged archives, silences (ecir-audit).
