@@ -172,11 +172,8 @@ impl DetectorSet {
     /// parallel on the caller's rayon pool (they share nothing).
     pub fn finish(self, ctx: &FinishContext) -> Vec<Finding> {
         use rayon::prelude::*;
-        let per_detector: Vec<Vec<Finding>> = self
-            .states
-            .into_par_iter()
-            .map(|s| s.finish(ctx))
-            .collect();
+        let per_detector: Vec<Vec<Finding>> =
+            self.states.into_par_iter().map(|s| s.finish(ctx)).collect();
         per_detector.into_iter().flatten().collect()
     }
 }
