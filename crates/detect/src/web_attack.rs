@@ -399,7 +399,8 @@ const GRAM4_BITS: u32 = 17;
 struct Prescreen {
     /// The lower-cased byte for allowed bytes, 0 for the others (0 is not allowed).
     lower: [u8; 256],
-    /// Byte pairs (`first << 8 | second`) that may be part of a literal.
+    /// Byte pairs (`first << 8 | second`) that may be part of a literal, and every pair
+    /// ending in 0 (a disallowed byte).
     pairs: Box<[u64; 1024]>,
     /// Hashed 4-grams (`b0 << 24 | b1 << 16 | b2 << 8 | b3`) that may start a literal.
     quads: Box<[u64; 1 << (GRAM4_BITS - 6)]>,
@@ -449,6 +450,10 @@ impl Prescreen {
                 }
             }
         }
+        // A disallowed byte reads as 0: every pair ending in it trips the pair table.
+        for first in 0..256 {
+            set(&mut pairs[..], first << 8);
+        }
         for b in [b'%', b'\\', b'+'] {
             assert_eq!(
                 lower[b as usize], 0,
@@ -474,7 +479,6 @@ impl Prescreen {
         let mut bad = 0u64;
         for &b in target {
             let c = self.lower[b as usize];
-            bad |= u64::from(c == 0);
             w = w << 8 | u32::from(c);
             let p = (w & 0xffff) as usize;
             bad |= self.pairs[p >> 6] >> (p & 63);
