@@ -269,8 +269,6 @@ struct Matchers {
     path_screen: AhoCorasick,
     sensitive: regex::bytes::Regex,
     installer: regex::bytes::Regex,
-    /// `()`, the start of a Shellshock payload.
-    empty_parens: memchr::memmem::Finder<'static>,
 }
 
 fn matchers() -> &'static Matchers {
@@ -289,7 +287,6 @@ fn matchers() -> &'static Matchers {
         path_screen: AhoCorasick::new(PATH_SCREEN).expect("path screen"),
         sensitive: regex::bytes::Regex::new(&format!("(?-u){SENSITIVE}")).expect("sensitive"),
         installer: regex::bytes::Regex::new(&format!("(?-u){INSTALLER}")).expect("installer"),
-        empty_parens: memchr::memmem::Finder::new(b"()"),
     })
 }
 
@@ -331,10 +328,10 @@ fn classify_target(target: &str, scratch: &mut Vec<u8>, out: &mut Vec<Class>) {
 /// JNDI and Shellshock payloads in logged headers (appended to `out`).
 fn classify_headers(headers: &[Option<&str>], out: &mut Vec<Class>) {
     for ua in headers.iter().flatten() {
-        // Two vector searches first: almost no header holds `$` or `()`. (Browser agents
-        // hold several `(`, so looking at each `(` for a `)` after it costs more.)
+        // Two byte searches first: almost no header holds `$` or `()`.
         let b = ua.as_bytes();
-        if memchr::memchr(b'$', b).is_none() && matchers().empty_parens.find(b).is_none() {
+        if !memchr::memchr2_iter(b'$', b'(', b).any(|i| b[i] == b'$' || b.get(i + 1) == Some(&b')'))
+        {
             continue;
         }
         if ua.contains("${") && !out.contains(&Class::Jndi) {
