@@ -161,6 +161,9 @@ pub struct Recon {
     /// Tool lookups by User-Agent: a site sees few distinct agents, so each is searched once.
     /// Cleared when it reaches [`UA_CACHE_MAX`] entries, so it stays bounded.
     ua_cache: FxHashMap<Box<str>, Option<usize>>,
+    /// The last User-Agent looked up and its tool: a client's requests for a page and its
+    /// assets come together, so most lookups are this one, compared without hashing.
+    last_ua: (String, Option<usize>),
 }
 
 const UA_CACHE_MAX: usize = 4096;
@@ -170,14 +173,23 @@ pub const NF_CAP: usize = 8192;
 
 impl Recon {
     fn tool_of(&mut self, ua: &str) -> Option<usize> {
-        if let Some(hit) = self.ua_cache.get(ua) {
-            return *hit;
+        if self.last_ua.0 == ua {
+            return self.last_ua.1;
         }
-        let found = tools().find(ua).map(|m| m.pattern().as_usize());
-        if self.ua_cache.len() >= UA_CACHE_MAX {
-            self.ua_cache.clear();
-        }
-        self.ua_cache.insert(ua.into(), found);
+        let found = match self.ua_cache.get(ua) {
+            Some(hit) => *hit,
+            None => {
+                let found = tools().find(ua).map(|m| m.pattern().as_usize());
+                if self.ua_cache.len() >= UA_CACHE_MAX {
+                    self.ua_cache.clear();
+                }
+                self.ua_cache.insert(ua.into(), found);
+                found
+            }
+        };
+        self.last_ua.0.clear();
+        self.last_ua.0.push_str(ua);
+        self.last_ua.1 = found;
         found
     }
 }
@@ -191,6 +203,7 @@ impl Recon {
             nf_cap: NF_CAP,
             spilled: ecir_spill::Runs::new(std::env::temp_dir(), "recon"),
             ua_cache: FxHashMap::default(),
+            last_ua: (String::new(), None),
         }
     }
 

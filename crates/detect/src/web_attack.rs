@@ -351,6 +351,146 @@ fn classify_headers(headers: &[Option<&str>], out: &mut Vec<Class>) {
     }
 }
 
+/// Bytes a target may hold and still be proved clean by [`Prescreen`]: ASCII letters, digits
+/// and `/._-`. Everything else (`%`, `\\` and `+`, which decoding would change; `?` and the
+/// query's `=&`; the single-byte screens `'"<>;|` and the NUL byte; `$(){}*:~#`, ...) sends
+/// the target the long way.
+fn prescreen_allowed(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-')
+}
+
+/// Ordinary request paths, only to choose which four bytes of each long screen literal
+/// [`Prescreen`] looks for (the rarest here): what it proves does not depend on this text.
+const ORDINARY_URLS: &str = "\
+    /html/template/default/assets/css/style.css /html/template/default/assets/js/function.js \
+    /html/upload/save_image/ /html/user_data/assets/img/common/favicon.ico /html/bundle/front.bundle.js \
+    /products/detail/ /products/list /products/add_cart /mypage/login /mypage/history /shopping/confirm \
+    /shopping/complete /wp-content/uploads/ /wp-content/themes/ /wp-includes/js/jquery/jquery.min.js \
+    /static/version/frontend/ /media/catalog/product/cache/ /pub/static/ /collections/all \
+    /cdn/shop/files/ /images/ /download/ /account/login /customer/account /checkout/cart /search \
+    /category/ /blog/news /feed /api/ upload uploads download image images thumbnail function \
+    functions application information products product collection collections category \
+    categories detail details history register compare company contact service services shelf";
+
+/// Bits of the 4-gram table of [`Prescreen`] (16 KiB).
+const GRAM4_BITS: u32 = 17;
+
+/// An exact, cheap proof that a target shows nothing: most requests are static assets and
+/// pages (`/html/upload/save_image/0125218079_d2c055787d9d.jpg`) that hold no screen literal,
+/// and proving that from the target's own bytes costs less than looking the target up in
+/// [`TargetCache`] (whose slots and keys are cache misses).
+///
+/// [`Prescreen::clean`] says `true` only when the target has no byte outside
+/// [`prescreen_allowed`] and its lower-cased bytes hold no literal of [`SCREEN`] or
+/// [`PATH_SCREEN`]. Such a target is decoded to itself lower-cased (nothing to decode), its
+/// screen finds nothing (so no pattern runs) and neither does the path screen on the part
+/// before `?` (a substring): [`classify_target`] adds no class. `false` proves nothing.
+///
+/// Literals with a byte outside the allowed set cannot occur. The others are looked for in
+/// one pass with a rolling window of the last four lower-cased bytes: two-byte literals and
+/// the last two bytes of three-byte ones in an exact table of byte pairs, four consecutive
+/// bytes of longer ones in a hashed bit table. Any part of a literal occurs where the literal
+/// does, so a target holding a literal always trips a table; a false alarm only sends a
+/// target the long way.
+/// Everything is built from the screen lists, so a literal added there is covered.
+struct Prescreen {
+    /// The lower-cased byte for allowed bytes, 0 for the others (0 is not allowed).
+    lower: [u8; 256],
+    /// Byte pairs (`first << 8 | second`) that may be part of a literal, and every pair
+    /// ending in 0 (a disallowed byte).
+    pairs: Box<[u64; 1024]>,
+    /// Hashed 4-grams (`b0 << 24 | b1 << 16 | b2 << 8 | b3`) that may start a literal.
+    quads: Box<[u64; 1 << (GRAM4_BITS - 6)]>,
+}
+
+impl Prescreen {
+    fn new() -> Self {
+        let mut lower = [0u8; 256];
+        for b in 0..=255u8 {
+            if prescreen_allowed(b) {
+                lower[b as usize] = b.to_ascii_lowercase();
+            }
+        }
+        let mut pairs = Box::new([0u64; 1024]);
+        let mut quads = Box::new([0u64; 1 << (GRAM4_BITS - 6)]);
+        let set = |t: &mut [u64], i: usize| t[i >> 6] |= 1 << (i & 63);
+        for lit in SCREEN.iter().chain(PATH_SCREEN) {
+            let l = lit.to_ascii_lowercase().into_bytes();
+            if !l.iter().all(|&b| prescreen_allowed(b)) {
+                continue; // holds a byte a clean target cannot hold
+            }
+            match l.len() {
+                0 => unreachable!("empty screen literal"),
+                1 => lower[l[0] as usize] = 0,
+                2 | 3 => {
+                    let n = l.len();
+                    set(
+                        &mut pairs[..],
+                        usize::from(l[n - 2]) << 8 | usize::from(l[n - 1]),
+                    );
+                }
+                _ => {
+                    // Any four bytes of a literal occur where it does: take the ones least
+                    // seen in ordinary URLs, so that `upload` does not trip on `load_file`.
+                    let g = l
+                        .windows(4)
+                        .min_by_key(|g| {
+                            ORDINARY_URLS
+                                .matches(std::str::from_utf8(g).unwrap_or(""))
+                                .count()
+                        })
+                        .expect("four bytes");
+                    set(
+                        &mut quads[..],
+                        Self::quad_slot(u32::from_be_bytes([g[0], g[1], g[2], g[3]])),
+                    );
+                }
+            }
+        }
+        // A disallowed byte reads as 0: every pair ending in it trips the pair table.
+        for first in 0..256 {
+            set(&mut pairs[..], first << 8);
+        }
+        for b in [b'%', b'\\', b'+'] {
+            assert_eq!(
+                lower[b as usize], 0,
+                "a byte decoding changes must not be allowed"
+            );
+        }
+        Prescreen {
+            lower,
+            pairs,
+            quads,
+        }
+    }
+
+    #[inline]
+    fn quad_slot(w: u32) -> usize {
+        (w.wrapping_mul(0x9E37_79B1) >> (32 - GRAM4_BITS)) as usize
+    }
+
+    /// Whether `target` certainly gets no class from [`classify_target`] (see the type).
+    #[inline]
+    fn clean(&self, target: &[u8]) -> bool {
+        let mut w = 0u32;
+        let mut bad = 0u64;
+        for &b in target {
+            let c = self.lower[b as usize];
+            w = w << 8 | u32::from(c);
+            let p = (w & 0xffff) as usize;
+            bad |= self.pairs[p >> 6] >> (p & 63);
+            let q = Self::quad_slot(w);
+            bad |= self.quads[q >> 6] >> (q & 63);
+        }
+        bad & 1 == 0
+    }
+}
+
+fn prescreen() -> &'static Prescreen {
+    static P: std::sync::OnceLock<Prescreen> = std::sync::OnceLock::new();
+    P.get_or_init(Prescreen::new)
+}
+
 /// Targets remembered by [`TargetCache`] (a power of two).
 const CACHE_SLOTS: usize = 16384;
 /// Longest target the cache remembers; longer ones are classified every time.
@@ -370,6 +510,9 @@ impl TargetCache {
 
     /// The classes of `target` alone, classified once per distinct cached target.
     fn classify(&mut self, target: &str, scratch: &mut Vec<u8>, out: &mut Vec<Class>) {
+        if prescreen().clean(target.as_bytes()) {
+            return; // proved clean: nothing to look up
+        }
         if target.len() > CACHE_MAX_TARGET {
             classify_target(target, scratch, out);
             return;
@@ -704,6 +847,150 @@ mod tests {
             "/gitlab",
         ] {
             assert!(classes(t).is_empty(), "{t} => {:?}", classes(t));
+        }
+    }
+
+    /// Candidate targets for the prescreen test: every whitespace- or quote-separated token of
+    /// the repository's fixture logs, and of /work/ref/p60.log when it is there (the benchmark
+    /// sample), each also cut at `?`.
+    fn corpus_tokens() -> std::collections::BTreeSet<String> {
+        fn walk(dir: &std::path::Path, files: &mut Vec<std::path::PathBuf>) {
+            let Ok(rd) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, files);
+                } else {
+                    files.push(p);
+                }
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut files = Vec::new();
+        walk(&root.join("fixtures"), &mut files);
+        walk(&root.join("tests/fixtures"), &mut files);
+        files.push("/work/ref/p60.log".into());
+        let mut out = std::collections::BTreeSet::new();
+        for f in files {
+            let Ok(bytes) = std::fs::read(&f) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&bytes);
+            for line in text.lines() {
+                for tok in line.split(|c: char| c.is_whitespace() || c == '"') {
+                    if tok.is_empty() || tok.len() > 2000 {
+                        continue;
+                    }
+                    if !out.contains(tok) {
+                        out.insert(tok.to_string());
+                    }
+                    if let Some((p, _)) = tok.split_once('?') {
+                        out.insert(p.to_string());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Targets built to defeat the prescreen: every screen literal, in every ASCII case
+    /// mix of its first bytes, alone, inside clean text, at both ends, and cut short.
+    fn hostile_targets() -> Vec<String> {
+        let mut out = Vec::new();
+        for lit in SCREEN.iter().chain(PATH_SCREEN) {
+            let variants: Vec<String> = (0..16u32)
+                .map(|mask| {
+                    lit.chars()
+                        .enumerate()
+                        .map(|(i, c)| {
+                            if i < 4 && mask >> i & 1 == 1 {
+                                c.to_ascii_uppercase()
+                            } else {
+                                c
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+            for v in variants {
+                for (pre, post) in [
+                    ("", ""),
+                    ("/", ""),
+                    ("/html/upload/save_image/", ".jpg"),
+                    ("/a", "b"),
+                    ("/x/y-", "_z.js"),
+                    ("", "/"),
+                    ("/products/detail/", ""),
+                ] {
+                    out.push(format!("{pre}{v}{post}"));
+                }
+                out.push(v[..v.len() - 1].to_string());
+                out.push(v[1..].to_string());
+            }
+        }
+        // Pseudo-random strings over the allowed alphabet plus a few others.
+        let alphabet = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-%+?=&";
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            let mut t = String::from("/");
+            for _ in 0..(x % 24) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                t.push(alphabet[(x % alphabet.len() as u64) as usize] as char);
+            }
+            out.push(t);
+        }
+        out
+    }
+
+    #[test]
+    fn prescreen_never_hides_a_class() {
+        let mut scratch = Vec::new();
+        let (mut n, mut clean) = (0, 0);
+        let tokens = corpus_tokens();
+        for t in tokens.iter().cloned().chain(hostile_targets()) {
+            let mut want = Vec::new();
+            classify_target(&t, &mut scratch, &mut want);
+            let proved = prescreen().clean(t.as_bytes());
+            assert!(!proved || want.is_empty(), "{t:?} => {want:?}");
+            n += 1;
+            clean += usize::from(proved);
+        }
+        eprintln!(
+            "{} corpus tokens, {n} targets, {clean} proved clean",
+            tokens.len()
+        );
+        assert!(
+            n > 20_000 && clean > 1000,
+            "{n} targets, {clean} proved clean"
+        );
+        // The hostile literals themselves are never proved clean.
+        for lit in SCREEN.iter().chain(PATH_SCREEN) {
+            assert!(!prescreen().clean(lit.as_bytes()), "{lit}");
+            assert!(
+                !prescreen().clean(format!("/a/{lit}.x").as_bytes()),
+                "{lit}"
+            );
+        }
+    }
+
+    #[test]
+    fn prescreen_passes_ordinary_assets() {
+        for t in [
+            "/html/upload/save_image/0125218079_d2c055787d9d.jpg",
+            "/html/template/default/assets/js/function.js",
+            "/html/template/default/assets/img/common/logo.png",
+            "/html/bundle/front.bundle.js",
+            "/products/detail/12",
+            "/mypage/login",
+        ] {
+            assert!(prescreen().clean(t.as_bytes()), "{t}");
+        }
+        for t in ["/a?b", "/a%41", "/a+b", "/.env", "/robots.txt", "/x/SELECT"] {
+            assert!(!prescreen().clean(t.as_bytes()), "{t}");
         }
     }
 

@@ -132,8 +132,14 @@ fn script_suffix_ci(path: &[u8], dot: Option<usize>) -> bool {
     if !(2..=4).contains(&tail.len()) || !tail.iter().all(|c| c.is_ascii_alphanumeric()) {
         return false;
     }
+    // A script extension is at most 7 bytes ([`ext_code`]): only the head's last 8 bytes
+    // can hold its dot (a dot further back leaves a longer, non-script extension).
     let head = &path[..dot];
-    memchr::memrchr(b'.', head).is_some_and(|d| is_script_ext(&head[d + 1..]))
+    let near = head.len().saturating_sub(8);
+    head[near..]
+        .iter()
+        .rposition(|&c| c == b'.')
+        .is_some_and(|d| is_script_ext(&head[near + d + 1..]))
 }
 
 /// A script (`.php`, `.phtml`, `.jsp`, `.aspx`, `.cgi`, double extensions, …) that is not
@@ -415,6 +421,7 @@ mod tests {
             "", "php", "PHP", "php7", "Php5", "php55", "phtml", "PHAR", "pht", "pgif", "shtml",
             "inc", "jsp", "JSPX", "asp", "aspx", "ashx", "asmx", "cgi", "pl", "p", "ph", "jpg",
             "JPG", "jpeg", "webp", "x", "abcde", "a1", "gif9", "j-g", "ph p", "phpx", "xphp",
+            "abcdefg", "abcdefgh", "xphtml", "x.phtml", "a.b.php", "abcd.php",
         ];
         let mut n = 0;
         for a in exts {
