@@ -50,8 +50,13 @@ pub fn sniff_compression(head: &[u8]) -> Compression {
 
 /// An opened input, ready to be read once.
 pub enum OpenInput {
-    /// A plain file, mapped read-only (`None` for an empty file, which cannot be mapped).
-    Mapped { map: Option<Mmap>, size: u64 },
+    /// A plain file, mapped read-only (`None` for an empty file, which cannot be mapped),
+    /// and the open file itself (for reading it in order, e.g. to hash it, without mapping).
+    Mapped {
+        map: Option<Mmap>,
+        size: u64,
+        file: File,
+    },
     /// A gzip archive, to be streamed.
     Gzip { file: File, size: u64 },
     /// A compression ecir does not read; the file is still hashed.
@@ -104,7 +109,11 @@ pub fn open_input(path: &Path) -> Result<OpenInput, String> {
         Compression::Unsupported(kind) => Ok(OpenInput::Unsupported { file, size, kind }),
         Compression::None => {
             if size == 0 {
-                return Ok(OpenInput::Mapped { map: None, size });
+                return Ok(OpenInput::Mapped {
+                    map: None,
+                    size,
+                    file,
+                });
             }
             // SAFETY: the map is read-only and private to this process; evidence files are
             // not expected to change while they are read (as with ripgrep's mmap search).
@@ -112,6 +121,7 @@ pub fn open_input(path: &Path) -> Result<OpenInput, String> {
             Ok(OpenInput::Mapped {
                 map: Some(map),
                 size,
+                file,
             })
         }
     }

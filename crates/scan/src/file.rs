@@ -2,8 +2,8 @@
 //! chunks for large plain files), account for every line, and hash for the chain of custody.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use ecir_audit::scan_findings::EDGE_TEXT_BYTES;
 use ecir_audit::HourTally;
@@ -13,7 +13,6 @@ use ecir_input::{for_each_line_in, newline_count, open_input, split_chunks, Inpu
 use ecir_model::report::SkippedSample;
 use ecir_model::text::evidence_text;
 use ecir_model::{Event, InputSummary, SourceKind, Timestamp};
-use rayon::prelude::*;
 
 use crate::traffic::Traffic;
 use crate::{Progress, ScanOptions};
@@ -270,10 +269,10 @@ pub(crate) fn process(input: &InputFile, env: &FileEnv<'_>) -> FileResult {
             summary.errors.push(format!("cannot read: {e}"));
             (Work::new(&display, env), None)
         }
-        Ok(OpenInput::Mapped { map, size }) => {
+        Ok(OpenInput::Mapped { map, size, file }) => {
             summary.bytes = size;
             let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
-            read_mapped(bytes, map.as_ref(), &display, env, &mut summary)
+            read_mapped(bytes, map.as_ref(), &file, &display, env, &mut summary)
         }
         Ok(OpenInput::Gzip { file, size }) => {
             summary.bytes = size;
@@ -348,12 +347,194 @@ fn choose(sample: &[&[u8]], env: &FileEnv<'_>) -> Option<Chosen> {
     env.forced.or_else(|| ecir_formats::detect(sample))
 }
 
-/// Bytes of a mapped file processed (and then released) at a time.
-const MAP_WINDOW: usize = 64 << 20;
+/// Bytes the hashing pass reads at a time.
+const HASH_BLOCK: usize = 1 << 20;
+
+/// The line counts of a file's chunks, published in order by the hashing pass, so that a run
+/// of chunks a worker takes over in the middle of the file knows its first line number.
+struct ChunkLines {
+    counts: Vec<AtomicU64>,
+    /// Chunks counted so far, in order.
+    ready: Mutex<usize>,
+    published: Condvar,
+}
+
+impl ChunkLines {
+    fn new(chunks: usize) -> Self {
+        ChunkLines {
+            counts: (0..chunks).map(|_| AtomicU64::new(0)).collect(),
+            ready: Mutex::new(0),
+            published: Condvar::new(),
+        }
+    }
+
+    fn publish(&self, chunk: usize, lines: u64) {
+        self.counts[chunk].store(lines, Ordering::Release);
+        let mut ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
+        *ready = chunk + 1;
+        self.published.notify_all();
+    }
+
+    /// The first line number of `chunk`, once the chunks before it are counted. Only a run
+    /// taken over by another worker asks, and the hashing pass runs ahead of parsing, so
+    /// this rarely waits and never for long.
+    fn first_line(&self, chunk: usize) -> u64 {
+        let mut ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
+        while *ready < chunk {
+            ready = self
+                .published
+                .wait(ready)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        drop(ready);
+        1 + self.counts[..chunk]
+            .iter()
+            .map(|c| c.load(Ordering::Acquire))
+            .sum::<u64>()
+    }
+}
+
+/// Reads the file in order with `pread` (not through the map, so hashing adds nothing to
+/// resident memory), hashing every byte and counting each chunk's lines as it goes.
+fn hash_and_count(
+    file: &std::fs::File,
+    bytes: &[u8],
+    ranges: &[std::ops::Range<usize>],
+    lines: &ChunkLines,
+) -> Result<String, String> {
+    let mut hasher = ecir_input::Sha256Stream::default();
+    let mut buf = vec![0u8; HASH_BLOCK.min(bytes.len().max(1))];
+    let mut at = 0usize;
+    let mut last = b'\n';
+    for (k, r) in ranges.iter().enumerate() {
+        let mut newlines = 0u64;
+        while at < r.end {
+            let want = (r.end - at).min(buf.len());
+            let failed = match read_at(file, &mut buf[..want], at as u64) {
+                Ok(0) => format!(
+                    "the file shrank while it was read: {at} of {} bytes hashed",
+                    bytes.len()
+                ),
+                Ok(got) => {
+                    let piece = &buf[..got];
+                    hasher.update(piece);
+                    newlines += memchr::memchr_iter(b'\n', piece).count() as u64;
+                    last = piece[got - 1];
+                    at += got;
+                    continue;
+                }
+                Err(e) => format!("read error after {at} bytes: {e}"),
+            };
+            // Line numbers still come from the map for the chunks left.
+            for (k, r) in ranges.iter().enumerate().skip(k) {
+                lines.publish(k, newline_count(&bytes[r.clone()]));
+            }
+            return Err(failed);
+        }
+        let unterminated = u64::from(!r.is_empty() && last != b'\n');
+        lines.publish(k, newlines + unterminated);
+    }
+    Ok(hasher.finish_hex())
+}
+
+fn read_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        file.read_at(buf, offset)
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::FileExt;
+        file.seek_read(buf, offset)
+    }
+}
+
+/// What every run of chunks of one mapped file shares.
+struct MappedRun<'r, 'a> {
+    bytes: &'r [u8],
+    map: Option<&'r memmap2::Mmap>,
+    ranges: &'r [std::ops::Range<usize>],
+    lines: &'r ChunkLines,
+    chosen: Option<Chosen>,
+    parse_ctx: &'r ecir_formats::ParseContext,
+    display: &'a Arc<str>,
+    env: &'r FileEnv<'r>,
+}
+
+impl<'a> MappedRun<'_, 'a> {
+    /// Parses chunks `lo..hi` in order into `work`, whose state ends just before chunk `lo`
+    /// (`first_line` is that chunk's first line number); returns the state and the line
+    /// number after chunk `hi - 1`.
+    ///
+    /// The second half of the range is offered to idle workers (`join_context`); only a
+    /// worker that takes it over starts a new state, which is merged in after the first half
+    /// (so merges stay in file order). Otherwise this worker goes on with the same state: a
+    /// file is parsed in a handful of long runs, whatever its size, and detector state and
+    /// its caches are built a handful of times, not once per chunk or window.
+    fn run(&self, lo: usize, hi: usize, work: Work<'a>, first_line: u64) -> (Work<'a>, u64) {
+        if hi - lo <= 1 {
+            return self.parse_chunks(lo, hi, work, first_line);
+        }
+        let mid = lo + (hi - lo) / 2;
+        let ((mut work, next_line), taken) = rayon::join_context(
+            |_| self.run(lo, mid, work, first_line),
+            |c| {
+                c.migrated().then(|| {
+                    let fresh = Work::new(self.display, self.env);
+                    self.run(mid, hi, fresh, self.lines.first_line(mid))
+                })
+            },
+        );
+        match taken {
+            Some((right, end)) => {
+                work.merge(right);
+                (work, end)
+            }
+            None => self.run(mid, hi, work, next_line),
+        }
+    }
+
+    /// One parser per chunk (chunks start at record boundaries). Each chunk's pages are
+    /// mapped in one call before it is parsed and released from this process after
+    /// (`MADV_DONTNEED`; they stay in the page cache), so about one chunk per worker is
+    /// resident whatever the file's size.
+    fn parse_chunks(
+        &self,
+        lo: usize,
+        hi: usize,
+        mut work: Work<'a>,
+        mut line: u64,
+    ) -> (Work<'a>, u64) {
+        for r in &self.ranges[lo..hi] {
+            if let Some(m) = self.map {
+                ecir_input::prefault_pages(m, r.start, r.len());
+            }
+            let mut parser: Box<dyn Parser> = match self.chosen {
+                Some(c) => c.format.parser(c.variant, self.parse_ctx),
+                None => Box::new(Unknown),
+            };
+            let slice = &self.bytes[r.clone()];
+            line += for_each_line_in(slice, line, |l| {
+                work.line(parser.as_mut(), l.number, l.bytes, l.too_long)
+            });
+            parser.finish(&mut work);
+            if let Some(m) = self.map {
+                ecir_input::release_pages(m, r.start, r.len());
+            }
+            self.env
+                .progress
+                .done_bytes
+                .fetch_add(slice.len() as u64, Ordering::Relaxed);
+        }
+        (work, line)
+    }
+}
 
 fn read_mapped<'a>(
     bytes: &[u8],
     map: Option<&memmap2::Mmap>,
+    file: &std::fs::File,
     display: &'a Arc<str>,
     env: &FileEnv<'_>,
     summary: &mut InputSummary,
@@ -367,155 +548,30 @@ fn read_mapped<'a>(
     } else {
         std::iter::once(0..bytes.len()).collect()
     };
-    let parse_ctx = &with_mtime(&env.opts.parse, display);
-    // One parser per chunk (chunks start at record boundaries); one `Work` per run of
-    // consecutive chunks a worker takes, so detector state (and its caches) is built and
-    // merged once per run rather than once per chunk.
-    let parse_chunk = |mut work: Work<'a>, r: &std::ops::Range<usize>, base: u64| {
-        let mut parser: Box<dyn Parser> = match chosen {
-            Some(c) => c.format.parser(c.variant, parse_ctx),
-            None => Box::new(Unknown),
-        };
-        let slice = &bytes[r.clone()];
-        for_each_line_in(slice, base, |l| {
-            work.line(parser.as_mut(), l.number, l.bytes, l.too_long)
-        });
-        parser.finish(&mut work);
-        env.progress
-            .done_bytes
-            .fetch_add(slice.len() as u64, Ordering::Relaxed);
-        work
+    let lines = ChunkLines::new(ranges.len());
+    let parse_ctx = with_mtime(&env.opts.parse, display);
+    let runs = MappedRun {
+        bytes,
+        map,
+        ranges: &ranges,
+        lines: &lines,
+        chosen,
+        parse_ctx: &parse_ctx,
+        display,
+        env,
     };
-    // The file is read in windows of chunks, pipelined: while both workers parse window `i`,
-    // one of them (when it is free) also hashes window `i` into the running SHA-256, maps the
-    // pages of window `i + 1` and counts its lines (so its chunks know their first line
-    // number), merges the state of window `i - 1` and releases that window's pages from this
-    // process (`MADV_DONTNEED`; they stay in the page cache). So no worker waits for hashing,
-    // counting or merging between windows, and resident memory stays about two windows
-    // whatever the file's size.
-    let windows = windows_of(&ranges, MAP_WINDOW);
-    let span = |w: &std::ops::Range<usize>| ranges[w.start].start..ranges[w.end - 1].end;
-    let mut hasher = ecir_input::Sha256Stream::default();
-    let mut work: Option<Work<'a>> = None;
-    let mut next_line = 1u64;
-    // Line numbers where each chunk of the first window starts (counted in parallel; this
-    // also maps the window's pages).
-    let mut bases: Vec<u64> = {
-        let counts: Vec<u64> = ranges[windows[0].clone()]
-            .par_iter()
-            .map(|r| newline_count(&bytes[r.clone()]))
-            .collect();
-        starts_from(&mut next_line, counts)
-    };
-    let mut done: Option<(std::ops::Range<usize>, Option<Work<'a>>)> = None;
-    for (i, w) in windows.iter().enumerate() {
-        let (next_bases, part) = rayon::join(
-            || {
-                if let Some((prev, part)) = done.take() {
-                    if let Some(m) = map {
-                        let p = span(&prev);
-                        ecir_input::release_pages(m, p.start, p.len());
-                    }
-                    merge_into(&mut work, part);
-                }
-                hasher.update(&bytes[span(w)]);
-                windows.get(i + 1).map(|next| {
-                    let n = span(next);
-                    if let Some(m) = map {
-                        ecir_input::prefault_pages(m, n.start, n.len());
-                    }
-                    let counts = ranges[next.clone()]
-                        .iter()
-                        .map(|r| newline_count(&bytes[r.clone()]))
-                        .collect();
-                    starts_from(&mut next_line, counts)
-                })
-            },
-            || {
-                // `fold` keeps chunk order within a worker's run and `reduce` merges
-                // neighbouring runs, so the merged state is the same for any split.
-                ranges[w.clone()]
-                    .par_iter()
-                    .zip(bases.par_iter())
-                    .fold(
-                        || None::<Work<'a>>,
-                        |acc, (r, &base)| {
-                            let work = acc.unwrap_or_else(|| Work::new(display, env));
-                            Some(parse_chunk(work, r, base))
-                        },
-                    )
-                    .reduce(|| None, merge_parts)
-            },
-        );
-        done = Some((w.clone(), part));
-        bases = next_bases.unwrap_or_default();
+    // The hashing pass reads the file in order on one worker while the others parse from
+    // the start; when it is done that worker takes over the second half of what is left.
+    let (hashed, (work, _)) = rayon::join(
+        || hash_and_count(file, bytes, &ranges, &lines),
+        || runs.run(0, ranges.len(), Work::new(display, env), 1),
+    );
+    match hashed {
+        Ok(sha) => summary.sha256 = sha,
+        Err(e) => summary.errors.push(e),
     }
-    if let Some((prev, part)) = done {
-        if let Some(m) = map {
-            let p = span(&prev);
-            ecir_input::release_pages(m, p.start, p.len());
-        }
-        merge_into(&mut work, part);
-    }
-    let work = work.unwrap_or_else(|| Work::new(display, env));
-    let sha = hasher.finish_hex();
-    summary.sha256 = sha;
     summary.bytes_read = bytes.len() as u64;
     (work, chosen)
-}
-
-/// Consecutive chunks grouped into windows of at most `window` bytes (at least one chunk
-/// each), as ranges of chunk indices; never empty.
-fn windows_of(ranges: &[std::ops::Range<usize>], window: usize) -> Vec<std::ops::Range<usize>> {
-    let mut out = Vec::new();
-    let mut first = 0;
-    while first < ranges.len() {
-        let start = ranges[first].start;
-        let mut last = first;
-        while last + 1 < ranges.len() && ranges[last + 1].end - start <= window {
-            last += 1;
-        }
-        out.push(first..last + 1);
-        first = last + 1;
-    }
-    if out.is_empty() {
-        out.push(0..ranges.len());
-    }
-    out
-}
-
-/// The first line number of each chunk, given each chunk's line count; advances `next_line`.
-fn starts_from(next_line: &mut u64, counts: Vec<u64>) -> Vec<u64> {
-    counts
-        .into_iter()
-        .map(|c| {
-            let base = *next_line;
-            *next_line += c;
-            base
-        })
-        .collect()
-}
-
-/// Merges two neighbouring runs' states (left first).
-fn merge_parts<'a>(a: Option<Work<'a>>, b: Option<Work<'a>>) -> Option<Work<'a>> {
-    match (a, b) {
-        (Some(mut a), Some(b)) => {
-            a.merge(b);
-            Some(a)
-        }
-        (a, None) => a,
-        (None, b) => b,
-    }
-}
-
-/// Appends a window's state to the file's.
-fn merge_into<'a>(work: &mut Option<Work<'a>>, part: Option<Work<'a>>) {
-    if let Some(part) = part {
-        match work {
-            Some(w) => w.merge(part),
-            None => *work = Some(part),
-        }
-    }
 }
 
 fn read_gzip<'a>(
