@@ -29,7 +29,11 @@ pub(crate) struct FileEnv<'a> {
     pub progress: &'a Progress,
 }
 
-/// What one file contributed.
+/// Detector and traffic state handed from one file to the next one a worker reads, so that a
+/// run of files builds state (and its caches) once, as a run of chunks does within a file.
+pub(crate) type Carried = (DetectorSet, Traffic);
+
+/// What one file contributed (with the state carried into it).
 pub struct FileResult {
     pub summary: InputSummary,
     pub detectors: DetectorSet,
@@ -68,12 +72,20 @@ struct Work<'a> {
 
 impl<'a> Work<'a> {
     fn new(file: &'a Arc<str>, env: &FileEnv<'_>) -> Self {
+        Work::continuing(file, env, None)
+    }
+
+    /// A file's accounting, with the detector and traffic state of the files before it in
+    /// the same run (or fresh state).
+    fn continuing(file: &'a Arc<str>, env: &FileEnv<'_>, carried: Option<Carried>) -> Self {
+        let (detectors, traffic) =
+            carried.unwrap_or_else(|| (DetectorSet::new(env.config), Traffic::default()));
         Work {
             file,
             since: env.opts.since,
             until: env.opts.until,
-            detectors: DetectorSet::new(env.config),
-            traffic: Traffic::default(),
+            detectors,
+            traffic,
             lines: 0,
             parsed: 0,
             events: 0,
@@ -253,7 +265,11 @@ pub(crate) fn survey_source(input: &InputFile, forced: Option<Chosen>) -> Option
     }
 }
 
-pub(crate) fn process(input: &InputFile, env: &FileEnv<'_>) -> FileResult {
+pub(crate) fn process(
+    input: &InputFile,
+    env: &FileEnv<'_>,
+    carried: Option<Carried>,
+) -> FileResult {
     let display: Arc<str> = Arc::from(input.display());
     let mut summary = InputSummary {
         path: display.to_string(),
@@ -267,17 +283,26 @@ pub(crate) fn process(input: &InputFile, env: &FileEnv<'_>) -> FileResult {
     let (mut work, chosen) = match open_input(&input.path) {
         Err(e) => {
             summary.errors.push(format!("cannot read: {e}"));
-            (Work::new(&display, env), None)
+            (Work::continuing(&display, env, carried), None)
         }
         Ok(OpenInput::Mapped { map, size, file }) => {
             summary.bytes = size;
             let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
-            read_mapped(bytes, map.as_ref(), &file, &display, env, &mut summary)
+            let carried = carried.map(|c| Work::continuing(&display, env, Some(c)));
+            read_mapped(
+                bytes,
+                map.as_ref(),
+                &file,
+                &display,
+                env,
+                carried,
+                &mut summary,
+            )
         }
         Ok(OpenInput::Gzip { file, size }) => {
             summary.bytes = size;
             summary.compression = "gzip".into();
-            read_gzip(file, &display, env, &mut summary)
+            read_gzip(file, &display, env, carried, &mut summary)
         }
         Ok(OpenInput::Unsupported { file, size, kind }) => {
             summary.bytes = size;
@@ -291,7 +316,7 @@ pub(crate) fn process(input: &InputFile, env: &FileEnv<'_>) -> FileResult {
             if let Some(e) = err {
                 summary.errors.push(format!("read error: {e}"));
             }
-            (Work::new(&display, env), None)
+            (Work::continuing(&display, env, carried), None)
         }
     };
     env.progress.files_done.fetch_add(1, Ordering::Relaxed);
@@ -537,6 +562,7 @@ fn read_mapped<'a>(
     file: &std::fs::File,
     display: &'a Arc<str>,
     env: &FileEnv<'_>,
+    first: Option<Work<'a>>,
     summary: &mut InputSummary,
 ) -> (Work<'a>, Option<Chosen>) {
     let chosen = choose(&sample_lines(bytes), env);
@@ -564,7 +590,10 @@ fn read_mapped<'a>(
     // the start; when it is done that worker takes over the second half of what is left.
     let (hashed, (work, _)) = rayon::join(
         || hash_and_count(file, bytes, &ranges, &lines),
-        || runs.run(0, ranges.len(), Work::new(display, env), 1),
+        || {
+            let first = first.unwrap_or_else(|| Work::new(display, env));
+            runs.run(0, ranges.len(), first, 1)
+        },
     );
     match hashed {
         Ok(sha) => summary.sha256 = sha,
@@ -578,13 +607,14 @@ fn read_gzip<'a>(
     file: std::fs::File,
     display: &'a Arc<str>,
     env: &FileEnv<'_>,
+    carried: Option<Carried>,
     summary: &mut InputSummary,
 ) -> (Work<'a>, Option<Chosen>) {
     enum State {
         Sampling(Vec<(u64, Vec<u8>, bool)>, usize),
         Parsing(Box<dyn Parser>),
     }
-    let mut work = Work::new(display, env);
+    let mut work = Work::continuing(display, env, carried);
     let mut state = State::Sampling(Vec::new(), 0);
     let mut chosen: Option<Chosen> = None;
     let parse_ctx = &with_mtime(&env.opts.parse, display);

@@ -164,8 +164,11 @@ pub fn scan(
         discovered
             .files
             .par_iter()
-            .map(|f| file::process(f, &env))
-            .fold(Merged::default, |mut acc, r| {
+            // A worker hands its state from one file to the next (files in input order
+            // within its run), so state is built once per run, not once per file.
+            .fold(Merged::default, |mut acc, f| {
+                let carried = acc.take_state();
+                let r = file::process(f, &env, carried);
                 acc.absorb(r, &config);
                 acc
             })
@@ -261,14 +264,28 @@ struct Merged {
 }
 
 impl Merged {
+    /// The detector and traffic state so far, to be carried into the run's next file.
+    fn take_state(&mut self) -> Option<file::Carried> {
+        self.detectors
+            .take()
+            .map(|d| (d, std::mem::take(&mut self.traffic)))
+    }
+
+    /// Adds a file's result; its state continues the state taken by [`Merged::take_state`]
+    /// (or is the run's first).
     fn absorb(&mut self, r: FileResult, _config: &Arc<DetectConfig>) {
         self.inputs.push(r.summary);
         self.hours.push(r.hours);
         match &mut self.detectors {
-            Some(d) => d.merge(r.detectors),
-            None => self.detectors = Some(r.detectors),
+            Some(d) => {
+                d.merge(r.detectors);
+                self.traffic.merge(r.traffic);
+            }
+            None => {
+                self.detectors = Some(r.detectors);
+                self.traffic = r.traffic;
+            }
         }
-        self.traffic.merge(r.traffic);
     }
 
     fn append(&mut self, other: Merged, _config: &Arc<DetectConfig>) {
