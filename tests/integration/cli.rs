@@ -262,6 +262,39 @@ fn same_report_whatever_the_thread_count_and_chunking() {
     }
 }
 
+/// A directory of rotated logs: workers hand detector state from one file to the next, so
+/// the report must not depend on which worker read which run of files.
+#[test]
+fn same_report_over_rotated_files_whatever_the_thread_count() {
+    let dir = temp_dir("rotated");
+    let log = busy_log(24_000);
+    let lines: Vec<&str> = log.lines().collect();
+    for (i, part) in lines.chunks(2_000).enumerate() {
+        let text = part.join("\n") + "\n";
+        if i % 3 == 0 {
+            write(
+                &dir,
+                &format!("access.log.{}.gz", i + 1),
+                gzip(text.as_bytes()),
+            );
+        } else {
+            write(&dir, &format!("access.log.{}", i + 1), text);
+        }
+    }
+    let d = dir.to_str().unwrap();
+    let (_, one) = scan_json(&["-j", "1", d]);
+    let one = serde_json::to_string_pretty(&normalise(one)).unwrap();
+    assert!(one.contains("web.sqli") && one.contains("/probe"));
+    for args in [["-j", "2"], ["-j", "3"], ["-j", "5"]] {
+        let (_, other) = scan_json(&[args[0], args[1], "--chunk-size", "16384", d]);
+        assert_eq!(
+            one,
+            serde_json::to_string_pretty(&normalise(other)).unwrap(),
+            "{args:?}"
+        );
+    }
+}
+
 #[test]
 fn unknown_format_is_listed_not_an_error() {
     let dir = temp_dir("unknown");
