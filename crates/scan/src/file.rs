@@ -372,6 +372,12 @@ fn choose(sample: &[&[u8]], env: &FileEnv<'_>) -> Option<Chosen> {
     env.forced.or_else(|| ecir_formats::detect(sample))
 }
 
+/// Fewest chunks offered to another worker at once. Each run taken over holds a detector
+/// state until it is merged (the card detector's alone keeps tens of MB of evidence lines),
+/// so runs are not split finer than this: at most a few states are alive at once, and the
+/// last runs of a file are not shared out chunk by chunk.
+const MIN_TAKEOVER_CHUNKS: usize = 4;
+
 /// Bytes the hashing pass reads at a time.
 const HASH_BLOCK: usize = 1 << 20;
 
@@ -498,7 +504,7 @@ impl<'a> MappedRun<'_, 'a> {
     /// file is parsed in a handful of long runs, whatever its size, and detector state and
     /// its caches are built a handful of times, not once per chunk or window.
     fn run(&self, lo: usize, hi: usize, work: Work<'a>, first_line: u64) -> (Work<'a>, u64) {
-        if hi - lo <= 1 {
+        if hi - lo < 2 * MIN_TAKEOVER_CHUNKS {
             return self.parse_chunks(lo, hi, work, first_line);
         }
         let mid = lo + (hi - lo) / 2;
