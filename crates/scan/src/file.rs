@@ -433,6 +433,12 @@ fn hash_and_count(
     ranges: &[std::ops::Range<usize>],
     lines: &ChunkLines,
 ) -> Result<String, String> {
+    let mut rest = CountRest {
+        lines,
+        bytes,
+        ranges,
+        next: 0,
+    };
     let mut hasher = ecir_input::Sha256Stream::default();
     let mut buf = vec![0u8; HASH_BLOCK.min(bytes.len().max(1))];
     let mut at = 0usize;
@@ -441,31 +447,46 @@ fn hash_and_count(
         let mut newlines = 0u64;
         while at < r.end {
             let want = (r.end - at).min(buf.len());
-            let failed = match read_at(file, &mut buf[..want], at as u64) {
-                Ok(0) => format!(
-                    "the file shrank while it was read: {at} of {} bytes hashed",
-                    bytes.len()
-                ),
+            match read_at(file, &mut buf[..want], at as u64) {
+                Ok(0) => {
+                    return Err(format!(
+                        "the file shrank while it was read: {at} of {} bytes hashed",
+                        bytes.len()
+                    ))
+                }
                 Ok(got) => {
                     let piece = &buf[..got];
                     hasher.update(piece);
                     newlines += memchr::memchr_iter(b'\n', piece).count() as u64;
                     last = piece[got - 1];
                     at += got;
-                    continue;
                 }
-                Err(e) => format!("read error after {at} bytes: {e}"),
-            };
-            // Line numbers still come from the map for the chunks left.
-            for (k, r) in ranges.iter().enumerate().skip(k) {
-                lines.publish(k, newline_count(&bytes[r.clone()]));
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("read error after {at} bytes: {e}")),
             }
-            return Err(failed);
         }
         let unterminated = u64::from(!r.is_empty() && last != b'\n');
         lines.publish(k, newlines + unterminated);
+        rest.next = k + 1;
     }
     Ok(hasher.finish_hex())
+}
+
+/// When dropped, publishes the line counts of the chunks the hashing pass did not count
+/// (it stopped at a read error, or unwound) from the map, so no run waits for them.
+struct CountRest<'r> {
+    lines: &'r ChunkLines,
+    bytes: &'r [u8],
+    ranges: &'r [std::ops::Range<usize>],
+    next: usize,
+}
+
+impl Drop for CountRest<'_> {
+    fn drop(&mut self) {
+        for (k, r) in self.ranges.iter().enumerate().skip(self.next) {
+            self.lines.publish(k, newline_count(&self.bytes[r.clone()]));
+        }
+    }
 }
 
 fn read_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
@@ -679,4 +700,63 @@ fn with_mtime(base: &ecir_formats::ParseContext, path: &str) -> ecir_formats::Pa
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| Timestamp::new(d.as_millis() as i64, 0));
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_file(name: &str, data: &[u8]) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("ecir-scan-{}-{name}", std::process::id()));
+        std::fs::write(&p, data).unwrap();
+        p
+    }
+
+    /// Three chunks of lines, the last one without a final newline.
+    fn sample() -> (Vec<u8>, Vec<std::ops::Range<usize>>) {
+        let mut bytes = Vec::new();
+        for i in 0..3000 {
+            bytes.extend_from_slice(format!("line {i} of the sample\n").as_bytes());
+        }
+        bytes.extend_from_slice(b"unterminated");
+        let ranges = split_chunks(&bytes, 20_000, None);
+        assert!(ranges.len() >= 3);
+        (bytes, ranges)
+    }
+
+    #[test]
+    fn hashing_pass_counts_each_chunks_lines_and_hashes_every_byte() {
+        let (bytes, ranges) = sample();
+        let path = temp_file("whole", &bytes);
+        let file = std::fs::File::open(&path).unwrap();
+        let lines = ChunkLines::new(ranges.len());
+        let sha = hash_and_count(&file, &bytes, &ranges, &lines).unwrap();
+        assert_eq!(sha, ecir_input::sha256_hex(&bytes));
+        let mut first = 1;
+        for (k, r) in ranges.iter().enumerate() {
+            assert_eq!(lines.first_line(k), first, "chunk {k}");
+            first += newline_count(&bytes[r.clone()]);
+        }
+        assert_eq!(first, 3002);
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn a_file_that_shrank_is_reported_and_line_numbers_still_come() {
+        let (bytes, ranges) = sample();
+        // The file on disk is shorter than the mapped bytes: reading stops early.
+        let path = temp_file("short", &bytes[..bytes.len() / 3]);
+        let file = std::fs::File::open(&path).unwrap();
+        let lines = ChunkLines::new(ranges.len());
+        let err = hash_and_count(&file, &bytes, &ranges, &lines).unwrap_err();
+        assert!(err.contains("shrank"), "{err}");
+        // Every chunk's first line is known (no run would wait forever) and right.
+        let last = ranges.len() - 1;
+        let want = 1 + ranges[..last]
+            .iter()
+            .map(|r| newline_count(&bytes[r.clone()]))
+            .sum::<u64>();
+        assert_eq!(lines.first_line(last), want);
+        std::fs::remove_file(path).unwrap();
+    }
 }
