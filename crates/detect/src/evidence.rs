@@ -213,13 +213,12 @@ impl EarliestDistinct {
 
     pub fn insert(&mut self, at: SeenAt, text: String) {
         if let Some(i) = self.items.iter().position(|(_, t)| *t == text) {
-            if at < self.items[i].0 {
-                self.items[i].0 = at;
-                self.items.sort_by(|a, b| a.0.cmp(&b.0));
+            if self.items[i].0 <= at {
+                return;
             }
-            return;
-        }
-        if self.items.len() >= self.cap {
+            // Seen earlier than we knew: it moves up.
+            self.items.remove(i);
+        } else if self.items.len() >= self.cap {
             match self.items.last() {
                 Some((worst, _)) if at < *worst => {
                     self.items.pop();
@@ -243,8 +242,8 @@ impl EarliestDistinct {
     }
 
     /// The kept texts, earliest first.
-    pub fn texts(&self) -> Vec<String> {
-        self.items.iter().map(|(_, t)| t.clone()).collect()
+    pub fn into_texts(self) -> Vec<String> {
+        self.items.into_iter().map(|(_, t)| t).collect()
     }
 }
 
@@ -365,7 +364,7 @@ mod tests {
         for &i in order {
             merged.merge(std::mem::take(&mut parts[i]));
         }
-        merged.texts()
+        merged.into_texts()
     }
 
     #[test]

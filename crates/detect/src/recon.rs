@@ -214,12 +214,7 @@ impl Recon {
         if self.not_found.is_empty() || self.nf_cap == usize::MAX {
             return;
         }
-        let mut all: Vec<spilled::IpNotFound> = self
-            .not_found
-            .drain()
-            .map(|(ip, nf)| spilled::IpNotFound(ip, nf))
-            .collect();
-        all.sort_unstable_by_key(|e| e.0);
+        let all = spilled::sorted(self.not_found.drain());
         if self.spilled.spill(&all).is_err() {
             self.not_found.extend(all.into_iter().map(|e| (e.0, e.1)));
             self.nf_cap = usize::MAX;
@@ -341,12 +336,7 @@ impl DetectorState for Recon {
         }
         let window_min = (self.config.burst_window_secs / 60).max(1);
         let threshold = u64::from(self.config.burst_404);
-        let mut memory: Vec<spilled::IpNotFound> = self
-            .not_found
-            .into_iter()
-            .map(|(ip, nf)| spilled::IpNotFound(ip, nf))
-            .collect();
-        memory.sort_unstable_by_key(|e| e.0);
+        let memory = spilled::sorted(self.not_found);
         // A run that cannot be read back ends there (a detector has no warning channel).
         for spilled::IpNotFound(ip, nf) in self.spilled.merge(memory).flatten() {
             if nf.total < threshold {
@@ -389,7 +379,7 @@ impl DetectorState for Recon {
             f.first_seen = ev.iter().filter_map(|e| e.ts).min().or(span.first);
             f.last_seen = ev.iter().filter_map(|e| e.ts).max().max(f.first_seen);
             f.ips = vec![ip.to_string()];
-            f.paths = nf.paths.texts();
+            f.paths = nf.paths.into_texts();
             f.count = nf.total;
             f.evidence = ev;
             out.push(f);
@@ -558,6 +548,16 @@ mod spilled {
     use crate::evidence::{SeenAt, TopEvidence};
 
     pub(super) struct IpNotFound(pub IpAddr, pub NotFound);
+
+    /// The states as records sorted by IP (the order of a run).
+    pub(super) fn sorted(states: impl IntoIterator<Item = (IpAddr, NotFound)>) -> Vec<IpNotFound> {
+        let mut all: Vec<IpNotFound> = states
+            .into_iter()
+            .map(|(ip, nf)| IpNotFound(ip, nf))
+            .collect();
+        all.sort_unstable_by_key(|e| e.0);
+        all
+    }
 
     impl ecir_spill::Record for IpNotFound {
         type Key = IpAddr;

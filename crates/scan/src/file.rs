@@ -2,7 +2,7 @@
 //! chunks for large plain files), account for every line, and hash for the chain of custody.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 
 use ecir_audit::scan_findings::EDGE_TEXT_BYTES;
@@ -44,7 +44,7 @@ pub struct FileResult {
     pub hours: BTreeMap<i64, HourTally>,
 }
 
-/// Per-chunk accounting and detection; merges in chunk order.
+/// Accounting and detection over a run of consecutive chunks (and files); merges in order.
 struct Work<'a> {
     file: &'a Arc<str>,
     since: Option<Timestamp>,
@@ -288,14 +288,14 @@ pub(crate) fn process(
         Ok(OpenInput::Mapped { map, size, file }) => {
             summary.bytes = size;
             let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
-            let carried = carried.map(|c| Work::continuing(&display, env, Some(c)));
+            let first = Work::continuing(&display, env, carried);
             read_mapped(
                 bytes,
                 map.as_ref(),
                 &file,
                 &display,
                 env,
-                carried,
+                first,
                 &mut summary,
             )
         }
@@ -384,25 +384,23 @@ const HASH_BLOCK: usize = 1 << 20;
 /// The line counts of a file's chunks, published in order by the hashing pass, so that a run
 /// of chunks a worker takes over in the middle of the file knows its first line number.
 struct ChunkLines {
-    counts: Vec<AtomicU64>,
-    /// Chunks counted so far, in order.
-    ready: Mutex<usize>,
+    /// The counts published so far, chunk by chunk in order.
+    counted: Mutex<Vec<u64>>,
     published: Condvar,
 }
 
 impl ChunkLines {
     fn new(chunks: usize) -> Self {
         ChunkLines {
-            counts: (0..chunks).map(|_| AtomicU64::new(0)).collect(),
-            ready: Mutex::new(0),
+            counted: Mutex::new(Vec::with_capacity(chunks)),
             published: Condvar::new(),
         }
     }
 
-    fn publish(&self, chunk: usize, lines: u64) {
-        self.counts[chunk].store(lines, Ordering::Release);
-        let mut ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
-        *ready = chunk + 1;
+    /// Publishes the line count of the next chunk.
+    fn publish(&self, lines: u64) {
+        let mut counted = self.counted.lock().unwrap_or_else(|e| e.into_inner());
+        counted.push(lines);
         self.published.notify_all();
     }
 
@@ -410,18 +408,14 @@ impl ChunkLines {
     /// taken over by another worker asks, and the hashing pass runs ahead of parsing, so
     /// this rarely waits and never for long.
     fn first_line(&self, chunk: usize) -> u64 {
-        let mut ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
-        while *ready < chunk {
-            ready = self
+        let mut counted = self.counted.lock().unwrap_or_else(|e| e.into_inner());
+        while counted.len() < chunk {
+            counted = self
                 .published
-                .wait(ready)
+                .wait(counted)
                 .unwrap_or_else(|e| e.into_inner());
         }
-        drop(ready);
-        1 + self.counts[..chunk]
-            .iter()
-            .map(|c| c.load(Ordering::Acquire))
-            .sum::<u64>()
+        1 + counted[..chunk].iter().sum::<u64>()
     }
 }
 
@@ -466,7 +460,7 @@ fn hash_and_count(
             }
         }
         let unterminated = u64::from(!r.is_empty() && last != b'\n');
-        lines.publish(k, newlines + unterminated);
+        lines.publish(newlines + unterminated);
         rest.next = k + 1;
     }
     Ok(hasher.finish_hex())
@@ -483,8 +477,8 @@ struct CountRest<'r> {
 
 impl Drop for CountRest<'_> {
     fn drop(&mut self) {
-        for (k, r) in self.ranges.iter().enumerate().skip(self.next) {
-            self.lines.publish(k, newline_count(&self.bytes[r.clone()]));
+        for r in &self.ranges[self.next..] {
+            self.lines.publish(newline_count(&self.bytes[r.clone()]));
         }
     }
 }
@@ -589,7 +583,7 @@ fn read_mapped<'a>(
     file: &std::fs::File,
     display: &'a Arc<str>,
     env: &FileEnv<'_>,
-    first: Option<Work<'a>>,
+    first: Work<'a>,
     summary: &mut InputSummary,
 ) -> (Work<'a>, Option<Chosen>) {
     let chosen = choose(&sample_lines(bytes), env);
@@ -617,10 +611,7 @@ fn read_mapped<'a>(
     // the start; when it is done that worker takes over the second half of what is left.
     let (hashed, (work, _)) = rayon::join(
         || hash_and_count(file, bytes, &ranges, &lines),
-        || {
-            let first = first.unwrap_or_else(|| Work::new(display, env));
-            runs.run(0, ranges.len(), first, 1)
-        },
+        || runs.run(0, ranges.len(), first, 1),
     );
     match hashed {
         Ok(sha) => summary.sha256 = sha,

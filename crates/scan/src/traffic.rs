@@ -64,26 +64,23 @@ impl Tally {
     fn add(&mut self, ts: Option<Timestamp>) {
         self.events += 1;
         if let Some(t) = ts {
-            if (t.utc_ms, t.offset_secs) < (self.first_ms, self.first_off) {
-                self.first_ms = t.utc_ms;
-                self.first_off = t.offset_secs;
-            }
-            if (t.utc_ms, t.offset_secs) > (self.last_ms, self.last_off) {
-                self.last_ms = t.utc_ms;
-                self.last_off = t.offset_secs;
-            }
+            self.widen((t.utc_ms, t.offset_secs), (t.utc_ms, t.offset_secs));
         }
     }
 
     fn combine(&mut self, o: &Tally) {
         self.events += o.events;
-        if (o.first_ms, o.first_off) < (self.first_ms, self.first_off) {
-            self.first_ms = o.first_ms;
-            self.first_off = o.first_off;
+        self.widen((o.first_ms, o.first_off), (o.last_ms, o.last_off));
+    }
+
+    /// Stretches the span to cover `first..=last` (time in ms, then offset).
+    #[inline]
+    fn widen(&mut self, first: (i64, i32), last: (i64, i32)) {
+        if first < (self.first_ms, self.first_off) {
+            (self.first_ms, self.first_off) = first;
         }
-        if (o.last_ms, o.last_off) > (self.last_ms, self.last_off) {
-            self.last_ms = o.last_ms;
-            self.last_off = o.last_off;
+        if last > (self.last_ms, self.last_off) {
+            (self.last_ms, self.last_off) = last;
         }
     }
 
