@@ -1019,6 +1019,30 @@ struct Client {
     account_ev: TopEvidence,
 }
 
+impl Client {
+    fn merge(&mut self, c: Client) {
+        for (minute, x) in c.minutes {
+            let y = self.minutes.entry(minute).or_default();
+            y.submit += x.submit;
+            y.fail += x.fail;
+            y.limited += x.limited;
+            y.account += x.account;
+            y.pay_fail += x.pay_fail;
+        }
+        for (k, (a, b)) in c.sessions {
+            let y = self.sessions.entry(k).or_default();
+            y.0 += a;
+            y.1 += b;
+        }
+        self.ev.merge(c.ev);
+        self.account_ev.merge(c.account_ev);
+    }
+}
+
+/// Checkout clients one detector state holds in memory before spilling them: every customer
+/// who pays has one, so a big shop's year of logs must not hold them all.
+pub const CLIENT_CAP: usize = 8192;
+
 struct Routes {
     submit: Vec<String>,
     complete: Vec<String>,
@@ -1188,7 +1212,10 @@ pub struct Card {
     /// Page views (GET 200) of off-flow script or HTML files from checkout pages.
     offflow_gets: FxHashMap<Box<str>, u64>,
     beacons: FxHashMap<Box<str>, PathHits>,
+    /// Up to `client_cap` checkout clients; more are spilled to `spilled`.
     clients: FxHashMap<IpAddr, Client>,
+    client_cap: usize,
+    spilled: ecir_spill::Runs<spilled::IpClient>,
     /// Clients that viewed a page outside checkout (a fixed-size filter, see [`Browsed`]).
     browsed: Browsed,
     /// Referer hosts of requests other than the completion page (the shop's own, mostly).
@@ -1342,6 +1369,28 @@ impl Card {
         b
     }
 
+    /// The checkout state of `ip`, spilling the others first when the table is full.
+    fn client(&mut self, ip: IpAddr) -> &mut Client {
+        if self.clients.len() >= self.client_cap && !self.clients.contains_key(&ip) {
+            self.spill_clients();
+        }
+        self.clients.entry(ip).or_default()
+    }
+
+    /// Writes the clients in memory as a run sorted by IP; on failure they stay in memory and
+    /// this state stops spilling.
+    #[cold]
+    fn spill_clients(&mut self) {
+        if self.clients.is_empty() || self.client_cap == usize::MAX {
+            return;
+        }
+        let all = spilled::sorted(self.clients.drain());
+        if self.spilled.spill(&all).is_err() {
+            self.clients.extend(all.into_iter().map(|e| (e.0, e.1)));
+            self.client_cap = usize::MAX;
+        }
+    }
+
     pub fn new(config: Arc<DetectConfig>) -> Self {
         let routes = Arc::new(Routes::new(&config));
         Card {
@@ -1357,6 +1406,8 @@ impl Card {
             offflow_gets: FxHashMap::default(),
             beacons: FxHashMap::default(),
             clients: FxHashMap::default(),
+            client_cap: CLIENT_CAP,
+            spilled: ecir_spill::Runs::new(std::env::temp_dir(), "card"),
             browsed: Browsed::default(),
             asset_hosts: BTreeMap::new(),
             hosts_overflow: false,
@@ -1565,7 +1616,7 @@ impl DetectorState for Card {
             if let (Some(ip), Some(kind)) = (ev.client_ip, app_kind(message)) {
                 self.span.add(ev.ts);
                 let ts_ms = ev.ts.map_or(i64::MIN, |t| t.utc_ms);
-                let c = self.clients.entry(ip).or_default();
+                let c = self.client(ip);
                 let m = c.minutes.entry(ts_ms.div_euclid(60_000)).or_default();
                 if kind == "account" {
                     m.account += 1;
@@ -1641,7 +1692,7 @@ impl DetectorState for Card {
             let error = flags.error;
             let account = is_account_creation(path, method) && status < 500;
             if submit || error || account {
-                let c = self.clients.entry(ip).or_default();
+                let c = self.client(ip);
                 let minute = ts_ms.div_euclid(60_000);
                 if submit || error {
                     let ua = fnv(ev.user_agent.as_deref().unwrap_or(""));
@@ -1866,23 +1917,31 @@ impl DetectorState for Card {
         for (k, d) in o.completion_refs {
             merge_hits(self.completion_refs.entry(k).or_default(), d);
         }
-        for (ip, c) in o.clients {
-            let m = self.clients.entry(ip).or_default();
-            for (minute, x) in c.minutes {
-                let y = m.minutes.entry(minute).or_default();
-                y.submit += x.submit;
-                y.fail += x.fail;
-                y.limited += x.limited;
-                y.account += x.account;
-                y.pay_fail += x.pay_fail;
+        if o.client_cap == usize::MAX {
+            self.client_cap = usize::MAX;
+        }
+        if self.spilled.append(o.spilled).is_err() {
+            self.client_cap = usize::MAX;
+        }
+        // Combining is commutative: fold the smaller table into the larger one, spilling
+        // first when both would not fit.
+        let mut theirs = o.clients;
+        if self.clients.len().saturating_add(theirs.len()) > self.client_cap {
+            if self.clients.len() < theirs.len() {
+                std::mem::swap(&mut self.clients, &mut theirs);
             }
-            for (k, (a, b)) in c.sessions {
-                let y = m.sessions.entry(k).or_default();
-                y.0 += a;
-                y.1 += b;
+            self.spill_clients();
+        }
+        if self.clients.len() < theirs.len() {
+            std::mem::swap(&mut self.clients, &mut theirs);
+        }
+        for (ip, c) in theirs {
+            match self.clients.entry(ip) {
+                std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().merge(c),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(c);
+                }
             }
-            m.ev.merge(c.ev);
-            m.account_ev.merge(c.account_ev);
         }
         for (h, w) in o.admin_hours {
             match self.admin_hours.get_mut(&h) {
@@ -2095,6 +2154,29 @@ impl DetectorState for Card {
             out.push(f);
         }
 
+        // Checkout clients, in IP order from memory and the spilled runs: judged for card
+        // testing, and asked whether customers who posted to a drop path then paid at the real
+        // checkout within 30 minutes. A run that cannot be read back ends there (a detector
+        // has no warning channel).
+        let mut asked: BTreeMap<IpAddr, Vec<i64>> = BTreeMap::new();
+        for d in s.drops.values().chain(s.beacons.values()) {
+            for (ip, t) in &d.firsts {
+                asked.entry(*ip).or_default().push(*t);
+            }
+        }
+        let mut paid_after: BTreeSet<(IpAddr, i64)> = BTreeSet::new();
+        let mut testing = CardTesting::new(cfg, offset);
+        let memory = spilled::sorted(std::mem::take(&mut s.clients));
+        for spilled::IpClient(ip, c) in s.spilled.merge(memory).flatten() {
+            for t in asked.get(&ip).into_iter().flatten() {
+                let m0 = t.div_euclid(60_000);
+                if c.minutes.range(m0..=m0 + 30).any(|(_, x)| x.submit > 0) {
+                    paid_after.insert((ip, *t));
+                }
+            }
+            testing.client(ip, &c);
+        }
+
         // Drops and beacons.
         for (rule, map) in [
             ("card.exfil_drop", &s.drops),
@@ -2113,12 +2195,7 @@ impl DetectorState for Card {
                 let reentered = d
                     .firsts
                     .iter()
-                    .filter(|(ip, t)| {
-                        s.clients.get(ip).is_some_and(|c| {
-                            let m0 = t.div_euclid(60_000);
-                            c.minutes.range(m0..=m0 + 30).any(|(_, x)| x.submit > 0)
-                        })
-                    })
+                    .filter(|(ip, t)| paid_after.contains(&(**ip, **t)))
                     .count();
                 let views = s.offflow_gets.get(path).copied().unwrap_or(0);
                 let fake = drop
@@ -2250,7 +2327,7 @@ impl DetectorState for Card {
             }
         }
 
-        card_testing(&s, cfg, offset, &mut out);
+        out.extend(testing.finish(&s.browsed));
         out
     }
 
@@ -2346,16 +2423,43 @@ fn session_limits(gap_minutes: i64) -> String {
     )
 }
 
-fn card_testing(s: &Card, cfg: &CardConfig, offset: i32, out: &mut Vec<Finding>) {
-    let win = cfg.velocity_window_secs.max(60) * 1000 / 60_000;
-    let t = |m: i64| Timestamp::new(m * 60_000, offset);
-    let mut clients: Vec<(&IpAddr, &Client)> = s.clients.iter().collect();
-    clients.sort_by(|a, b| a.0.cmp(b.0));
-    // Per-hour site-wide failures and submissions, and which IPs failed in each hour; and
-    // which IPs failed in each minute (for bursts).
-    let mut hours: BTreeMap<i64, (u64, u64, BTreeSet<IpAddr>)> = BTreeMap::new();
-    let mut minutes: BTreeMap<i64, BTreeSet<IpAddr>> = BTreeMap::new();
-    for (ip, c) in &clients {
+/// Card testing, judged one checkout client at a time in IP order (the clients stream from
+/// the spill merge), then across clients for distributed testing.
+struct CardTesting<'a> {
+    cfg: &'a CardConfig,
+    offset: i32,
+    /// Per-hour site-wide submissions and failures, and which IPs failed in each hour.
+    hours: BTreeMap<i64, (u64, u64, BTreeSet<IpAddr>)>,
+    /// Which IPs failed in each minute (for bursts).
+    minutes: BTreeMap<i64, BTreeSet<IpAddr>>,
+    /// Of each client that failed: its failures per minute (minutes with none left out) and
+    /// its evidence, for the distributed finding.
+    failing: BTreeMap<IpAddr, (Vec<(i64, u64)>, TopEvidence)>,
+    out: Vec<Finding>,
+}
+
+impl<'a> CardTesting<'a> {
+    fn new(cfg: &'a CardConfig, offset: i32) -> Self {
+        CardTesting {
+            cfg,
+            offset,
+            hours: BTreeMap::new(),
+            minutes: BTreeMap::new(),
+            failing: BTreeMap::new(),
+            out: Vec::new(),
+        }
+    }
+
+    /// Judges one client; clients come in ascending IP order, each once.
+    fn client(&mut self, ip: IpAddr, c: &Client) {
+        let cfg = self.cfg;
+        let offset = self.offset;
+        let hours = &mut self.hours;
+        let minutes = &mut self.minutes;
+        let out = &mut self.out;
+        let win = cfg.velocity_window_secs.max(60) * 1000 / 60_000;
+        let t = |m: i64| Timestamp::new(m * 60_000, offset);
+        let ip = &ip;
         // Sliding window over minutes.
         let mins: Vec<(i64, Minute)> = c.minutes.iter().map(|(k, v)| (*k, *v)).collect();
         let mut best: Option<(u32, u32, u32, i64, i64)> = None;
@@ -2398,8 +2502,8 @@ fn card_testing(s: &Card, cfg: &CardConfig, offset: i32, out: &mut Vec<Finding>)
             h.0 += (x.submit + x.pay_fail) as u64;
             h.1 += failed as u64;
             if failed > 0 {
-                h.2.insert(**ip);
-                minutes.entry(m).or_default().insert(**ip);
+                h.2.insert(*ip);
+                minutes.entry(m).or_default().insert(*ip);
             }
         }
         // Per checkout session: a slower tester stays under the per-IP window but not under
@@ -2510,99 +2614,198 @@ fn card_testing(s: &Card, cfg: &CardConfig, offset: i32, out: &mut Vec<Finding>)
             f.evidence = c.account_ev.clone().into_vec();
             out.push(f);
         }
-    }
-    let never_browsed = |ips: &BTreeSet<IpAddr>| {
-        let never = ips.iter().filter(|ip| !s.browsed.contains(**ip)).count();
-        never * 2 >= ips.len()
-    };
-    // Distributed testing: an hour far above the logs' median hour of failures, or (without a
-    // baseline) many distinct IPs failing within ten minutes.
-    let mut spans: Vec<(i64, i64)> = Vec::new();
-    let mut ips: BTreeSet<IpAddr> = BTreeSet::new();
-    let mut median = None;
-    if hours.len() >= 2 {
-        let mut all: Vec<u64> = hours.values().map(|h| h.1).collect();
-        all.sort();
-        let med = all[all.len() / 2];
-        median = Some(med);
-        for (h, (_, fail, hips)) in &hours {
-            if *fail >= 10 && *fail >= 5 * med.max(1) && hips.len() >= 5 && never_browsed(hips) {
-                spans.push((h * 60, h * 60 + 59));
-                ips.extend(hips.iter().copied());
-            }
+        let fails: Vec<(i64, u64)> = c
+            .minutes
+            .iter()
+            .map(|(m, x)| (*m, (x.fail + x.limited + x.pay_fail) as u64))
+            .filter(|x| x.1 > 0)
+            .collect();
+        if !fails.is_empty() {
+            self.failing.insert(*ip, (fails, c.ev.clone()));
         }
     }
-    let keys: Vec<i64> = minutes.keys().copied().collect();
-    let mut j = 0;
-    let mut window: BTreeMap<IpAddr, u32> = BTreeMap::new();
-    for i in 0..keys.len() {
-        for ip in &minutes[&keys[i]] {
-            *window.entry(*ip).or_default() += 1;
-        }
-        while keys[j] <= keys[i] - 10 {
-            for ip in &minutes[&keys[j]] {
-                if let Some(n) = window.get_mut(ip) {
-                    *n -= 1;
-                    if *n == 0 {
-                        window.remove(ip);
-                    }
+
+    /// Distributed testing over all clients judged, then every finding.
+    fn finish(self, browsed: &Browsed) -> Vec<Finding> {
+        let CardTesting {
+            cfg,
+            offset,
+            hours,
+            minutes,
+            failing,
+            mut out,
+        } = self;
+        let t = |m: i64| Timestamp::new(m * 60_000, offset);
+        let never_browsed = |ips: &BTreeSet<IpAddr>| {
+            let never = ips.iter().filter(|ip| !browsed.contains(**ip)).count();
+            never * 2 >= ips.len()
+        };
+        // Distributed testing: an hour far above the logs' median hour of failures, or (without a
+        // baseline) many distinct IPs failing within ten minutes.
+        let mut spans: Vec<(i64, i64)> = Vec::new();
+        let mut ips: BTreeSet<IpAddr> = BTreeSet::new();
+        let mut median = None;
+        if hours.len() >= 2 {
+            let mut all: Vec<u64> = hours.values().map(|h| h.1).collect();
+            all.sort();
+            let med = all[all.len() / 2];
+            median = Some(med);
+            for (h, (_, fail, hips)) in &hours {
+                if *fail >= 10 && *fail >= 5 * med.max(1) && hips.len() >= 5 && never_browsed(hips)
+                {
+                    spans.push((h * 60, h * 60 + 59));
+                    ips.extend(hips.iter().copied());
                 }
             }
-            j += 1;
         }
-        if window.len() >= cfg.distributed_min_ips.max(2) {
-            let w: BTreeSet<IpAddr> = window.keys().copied().collect();
-            if never_browsed(&w) {
-                spans.push((keys[j], keys[i]));
-                ips.extend(w);
+        let keys: Vec<i64> = minutes.keys().copied().collect();
+        let mut j = 0;
+        let mut window: BTreeMap<IpAddr, u32> = BTreeMap::new();
+        for i in 0..keys.len() {
+            for ip in &minutes[&keys[i]] {
+                *window.entry(*ip).or_default() += 1;
+            }
+            while keys[j] <= keys[i] - 10 {
+                for ip in &minutes[&keys[j]] {
+                    if let Some(n) = window.get_mut(ip) {
+                        *n -= 1;
+                        if *n == 0 {
+                            window.remove(ip);
+                        }
+                    }
+                }
+                j += 1;
+            }
+            if window.len() >= cfg.distributed_min_ips.max(2) {
+                let w: BTreeSet<IpAddr> = window.keys().copied().collect();
+                if never_browsed(&w) {
+                    spans.push((keys[j], keys[i]));
+                    ips.extend(w);
+                }
             }
         }
+        if let (Some(first), Some(last)) = (
+            spans.iter().map(|x| x.0).min(),
+            spans.iter().map(|x| x.1).max(),
+        ) {
+            let mut fails = 0u64;
+            for ip in &ips {
+                if let Some((per_minute, _)) = failing.get(ip) {
+                    fails += per_minute
+                        .iter()
+                        .filter(|(m, _)| (first..=last).contains(m))
+                        .map(|(_, n)| n)
+                        .sum::<u64>();
+                }
+            }
+            let mut f = Finding::new(
+                "cardtest.distributed",
+                Category::CardTesting,
+                Severity::High,
+            );
+            f.title = format!(
+                "Distributed card testing: {fails} failed payments from {} IPs",
+                ips.len()
+            );
+            f.summary = format!(
+                "Between {} and {} payments failed {fails} times from {} IPs{}, most of which never browsed the shop (in these logs) before paying. That is card testing spread across many addresses; a payment-provider outage would fail real browsing customers too.",
+                t(first),
+                t(last + 1),
+                ips.len(),
+                match median {
+                    Some(m) => format!(" (the logs' median hour has {m} failures)"),
+                    None => String::new(),
+                }
+            );
+            f.first_seen = Some(t(first));
+            f.last_seen = Some(t(last + 1));
+            f.ips = ips.iter().take(10).map(|i| i.to_string()).collect();
+            f.count = fails;
+            let mut ev = TopEvidence::default();
+            for ip in ips.iter().take(20) {
+                if let Some((_, e)) = failing.get(ip) {
+                    ev.merge(e.clone());
+                }
+            }
+            f.evidence = ev.into_vec();
+            out.push(f);
+        }
+        out
     }
-    if let (Some(first), Some(last)) = (
-        spans.iter().map(|x| x.0).min(),
-        spans.iter().map(|x| x.1).max(),
-    ) {
-        let mut fails = 0u64;
-        for ip in &ips {
-            if let Some(c) = s.clients.get(ip) {
-                fails += c
-                    .minutes
-                    .range(first..=last)
-                    .map(|(_, m)| (m.fail + m.limited + m.pay_fail) as u64)
-                    .sum::<u64>();
-            }
+}
+
+/// A checkout client as spilled (see [`ecir_spill`]).
+mod spilled {
+    use std::net::IpAddr;
+
+    use super::{Client, Minute};
+    use crate::codec::{self, Cursor, Files};
+
+    pub(super) struct IpClient(pub IpAddr, pub Client);
+
+    /// The clients as records sorted by IP (the order of a run).
+    pub(super) fn sorted(clients: impl IntoIterator<Item = (IpAddr, Client)>) -> Vec<IpClient> {
+        let mut all: Vec<IpClient> = clients.into_iter().map(|(ip, c)| IpClient(ip, c)).collect();
+        all.sort_unstable_by_key(|e| e.0);
+        all
+    }
+
+    impl ecir_spill::Record for IpClient {
+        type Key = IpAddr;
+        type Reader = Files;
+
+        fn key(&self) -> IpAddr {
+            self.0
         }
-        let mut f = Finding::new(
-            "cardtest.distributed",
-            Category::CardTesting,
-            Severity::High,
-        );
-        f.title = format!(
-            "Distributed card testing: {fails} failed payments from {} IPs",
-            ips.len()
-        );
-        f.summary = format!(
-            "Between {} and {} payments failed {fails} times from {} IPs{}, most of which never browsed the shop (in these logs) before paying. That is card testing spread across many addresses; a payment-provider outage would fail real browsing customers too.",
-            t(first),
-            t(last + 1),
-            ips.len(),
-            match median {
-                Some(m) => format!(" (the logs' median hour has {m} failures)"),
-                None => String::new(),
+
+        fn encode(&self, out: &mut Vec<u8>) {
+            let c = &self.1;
+            codec::put_ip(out, Some(self.0));
+            codec::put_u32(out, c.minutes.len() as u32);
+            for (m, x) in &c.minutes {
+                codec::put_i64(out, *m);
+                for n in [x.submit, x.fail, x.limited, x.account, x.pay_fail] {
+                    codec::put_u32(out, n);
+                }
             }
-        );
-        f.first_seen = Some(t(first));
-        f.last_seen = Some(t(last + 1));
-        f.ips = ips.iter().take(10).map(|i| i.to_string()).collect();
-        f.count = fails;
-        let mut ev = TopEvidence::default();
-        for ip in ips.iter().take(20) {
-            if let Some(c) = s.clients.get(ip) {
-                ev.merge(c.ev.clone());
+            codec::put_u32(out, c.sessions.len() as u32);
+            for ((ua, m), (sub, fail)) in &c.sessions {
+                codec::put_u64(out, *ua);
+                codec::put_i64(out, *m);
+                codec::put_u32(out, *sub);
+                codec::put_u32(out, *fail);
             }
+            codec::put_evidence(out, &c.ev);
+            codec::put_evidence(out, &c.account_ev);
         }
-        f.evidence = ev.into_vec();
-        out.push(f);
+
+        fn decode(b: &[u8], files: &mut Files) -> Option<Self> {
+            let mut r = Cursor(b);
+            let ip = r.ip()??;
+            let mut c = Client::default();
+            for _ in 0..r.count(28)? {
+                let m = r.i64()?;
+                let x = Minute {
+                    submit: r.u32()?,
+                    fail: r.u32()?,
+                    limited: r.u32()?,
+                    account: r.u32()?,
+                    pay_fail: r.u32()?,
+                };
+                c.minutes.insert(m, x);
+            }
+            for _ in 0..r.count(24)? {
+                let key = (r.u64()?, r.i64()?);
+                c.sessions.insert(key, (r.u32()?, r.u32()?));
+            }
+            c.ev = r.evidence(files)?;
+            c.account_ev = r.evidence(files)?;
+            Some(IpClient(ip, c))
+        }
+
+        fn combine(&mut self, other: Self) {
+            self.1.merge(other.1);
+        }
     }
 }
 

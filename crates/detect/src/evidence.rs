@@ -236,6 +236,11 @@ impl EarliestDistinct {
         }
     }
 
+    /// How many texts it keeps.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
     /// The kept texts with where each was first seen, earliest first.
     pub fn items(&self) -> &[(SeenAt, String)] {
         &self.items
@@ -307,6 +312,16 @@ impl<T: Ord + Clone> SmallestSet<T> {
 
     pub fn overflowed(&self) -> bool {
         self.overflow
+    }
+
+    /// How many values it keeps.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Records that more values were seen than kept (a set read back from a spill).
+    pub fn mark_overflow(&mut self, overflow: bool) {
+        self.overflow |= overflow;
     }
 }
 

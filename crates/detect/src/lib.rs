@@ -12,6 +12,7 @@
 
 pub mod admin;
 pub mod card;
+mod codec;
 pub mod decode;
 pub mod evidence;
 pub mod host;

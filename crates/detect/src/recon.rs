@@ -535,17 +535,12 @@ mod tests {
     }
 }
 
-/// Spilled 404 state: runs of records sorted by IP in a private temporary directory, and their
-/// streaming k-way merge (see the module documentation).
 /// The 404 state of one IP as spilled (see [`ecir_spill`]).
 mod spilled {
-    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-    use std::sync::Arc;
-
-    use ecir_model::{Evidence, Timestamp};
+    use std::net::IpAddr;
 
     use super::NotFound;
-    use crate::evidence::{SeenAt, TopEvidence};
+    use crate::codec::{self, Cursor, Files};
 
     pub(super) struct IpNotFound(pub IpAddr, pub NotFound);
 
@@ -561,167 +556,46 @@ mod spilled {
 
     impl ecir_spill::Record for IpNotFound {
         type Key = IpAddr;
-        /// File names read back, shared like the originals.
-        type Reader = Vec<Arc<str>>;
+        type Reader = Files;
 
         fn key(&self) -> IpAddr {
             self.0
         }
 
+        /// IP, total, minutes, paths and evidence.
         fn encode(&self, out: &mut Vec<u8>) {
-            encode(out, self.0, &self.1);
+            let nf = &self.1;
+            codec::put_ip(out, Some(self.0));
+            codec::put_u64(out, nf.total);
+            codec::put_u32(out, nf.per_minute.len() as u32);
+            for (m, c) in &nf.per_minute {
+                codec::put_i64(out, *m);
+                codec::put_u32(out, *c);
+            }
+            codec::put_earliest(out, &nf.paths);
+            codec::put_evidence(out, &nf.evidence);
         }
 
-        fn decode(b: &[u8], files: &mut Vec<Arc<str>>) -> Option<Self> {
-            decode(b, files).map(|(ip, nf)| IpNotFound(ip, nf))
+        fn decode(b: &[u8], files: &mut Files) -> Option<Self> {
+            let mut c = Cursor(b);
+            let ip = c.ip()??;
+            let total = c.u64()?;
+            let n = c.count(12)?;
+            let mut per_minute = Vec::with_capacity(n);
+            for _ in 0..n {
+                per_minute.push((c.i64()?, c.u32()?));
+            }
+            let nf = NotFound {
+                per_minute,
+                total,
+                paths: c.earliest(files, NotFound::default().paths.cap())?,
+                evidence: c.evidence(files)?,
+            };
+            Some(IpNotFound(ip, nf))
         }
 
         fn combine(&mut self, other: Self) {
             self.1.merge(other.1);
         }
-    }
-
-    fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-        out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-        out.extend_from_slice(b);
-    }
-
-    fn put_ts(out: &mut Vec<u8>, ts: Option<Timestamp>) {
-        match ts {
-            Some(t) => {
-                out.push(1);
-                out.extend_from_slice(&t.utc_ms.to_le_bytes());
-                out.extend_from_slice(&t.offset_secs.to_le_bytes());
-            }
-            None => out.push(0),
-        }
-    }
-
-    /// A file name read back, shared with the earlier ones of the same merge.
-    fn file_of(files: &mut Vec<Arc<str>>, name: &str) -> Arc<str> {
-        match files.iter().find(|f| &***f == name) {
-            Some(f) => Arc::clone(f),
-            None => {
-                let f: Arc<str> = Arc::from(name);
-                files.push(Arc::clone(&f));
-                f
-            }
-        }
-    }
-
-    /// Appends one record: IP, total, minutes, paths and evidence.
-    fn encode(out: &mut Vec<u8>, ip: IpAddr, nf: &NotFound) {
-        match ip {
-            IpAddr::V4(a) => {
-                out.push(4);
-                out.extend_from_slice(&a.octets());
-            }
-            IpAddr::V6(a) => {
-                out.push(6);
-                out.extend_from_slice(&a.octets());
-            }
-        }
-        out.extend_from_slice(&nf.total.to_le_bytes());
-        out.extend_from_slice(&(nf.per_minute.len() as u32).to_le_bytes());
-        for (m, c) in &nf.per_minute {
-            out.extend_from_slice(&m.to_le_bytes());
-            out.extend_from_slice(&c.to_le_bytes());
-        }
-        let paths = nf.paths.items();
-        out.extend_from_slice(&(paths.len() as u32).to_le_bytes());
-        for (at, p) in paths {
-            put_bytes(out, at.file.as_bytes());
-            out.extend_from_slice(&at.line.to_le_bytes());
-            put_ts(out, at.ts);
-            put_bytes(out, p.as_bytes());
-        }
-        out.extend_from_slice(&(nf.evidence.len() as u32).to_le_bytes());
-        for e in nf.evidence.iter() {
-            put_bytes(out, e.file.as_bytes());
-            out.extend_from_slice(&e.line.to_le_bytes());
-            put_ts(out, e.ts);
-            out.extend_from_slice(&e.weight.to_le_bytes());
-            put_bytes(out, e.text.as_bytes());
-        }
-    }
-
-    struct Cursor<'a>(&'a [u8]);
-
-    impl<'a> Cursor<'a> {
-        fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-            if self.0.len() < n {
-                return None;
-            }
-            let (a, b) = self.0.split_at(n);
-            self.0 = b;
-            Some(a)
-        }
-        fn u8(&mut self) -> Option<u8> {
-            Some(self.take(1)?[0])
-        }
-        fn u32(&mut self) -> Option<u32> {
-            Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
-        }
-        fn i32(&mut self) -> Option<i32> {
-            Some(i32::from_le_bytes(self.take(4)?.try_into().ok()?))
-        }
-        fn u64(&mut self) -> Option<u64> {
-            Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
-        }
-        fn i64(&mut self) -> Option<i64> {
-            Some(i64::from_le_bytes(self.take(8)?.try_into().ok()?))
-        }
-        /// A time written by `put_ts`: `Some(None)` for none, `None` for damaged bytes.
-        fn ts(&mut self) -> Option<Option<Timestamp>> {
-            Some(match self.u8()? {
-                0 => None,
-                _ => Some(Timestamp::new(self.i64()?, self.i32()?)),
-            })
-        }
-        fn str(&mut self) -> Option<&'a str> {
-            let n = self.u32()? as usize;
-            std::str::from_utf8(self.take(n)?).ok()
-        }
-    }
-
-    fn decode(b: &[u8], files: &mut Vec<Arc<str>>) -> Option<(IpAddr, NotFound)> {
-        let mut c = Cursor(b);
-        let ip = match c.u8()? {
-            4 => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(c.take(4)?).ok()?)),
-            _ => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(c.take(16)?).ok()?)),
-        };
-        let mut nf = NotFound {
-            total: c.u64()?,
-            ..Default::default()
-        };
-        let n = c.u32()? as usize;
-        nf.per_minute.reserve_exact(n.min(b.len() / 12));
-        for _ in 0..n {
-            nf.per_minute.push((c.i64()?, c.u32()?));
-        }
-        for _ in 0..c.u32()? {
-            let file = file_of(files, c.str()?);
-            let line = c.u64()?;
-            let ts = c.ts()?;
-            let at = SeenAt { ts, file, line };
-            nf.paths.insert(at, c.str()?.to_string());
-        }
-        let mut evidence = TopEvidence::default();
-        for _ in 0..c.u32()? {
-            let file = file_of(files, c.str()?);
-            let line = c.u64()?;
-            let ts = c.ts()?;
-            let weight = c.u32()?;
-            let text = c.str()?.to_string();
-            evidence.push(Evidence {
-                file,
-                line,
-                ts,
-                text,
-                weight,
-            });
-        }
-        nf.evidence = evidence;
-        Some((ip, nf))
     }
 }

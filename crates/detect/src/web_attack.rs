@@ -37,6 +37,7 @@ pub const RULES: &[&str] = &[
 ];
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
 pub enum Class {
     Sqli,
     Xss,
@@ -49,6 +50,18 @@ pub enum Class {
 }
 
 impl Class {
+    /// Every class, in `repr` order.
+    const ALL: [Class; 8] = [
+        Class::Sqli,
+        Class::Xss,
+        Class::Traversal,
+        Class::Cmdi,
+        Class::Php,
+        Class::Jndi,
+        Class::Sensitive,
+        Class::Installer,
+    ];
+
     fn rule(self) -> &'static str {
         RULES[self as usize]
     }
@@ -558,10 +571,19 @@ impl Group {
     }
 }
 
+/// Groups (one per class and client) one detector state holds in memory before spilling
+/// them: a botnet with a payload from every address must not grow the heap without bound.
+pub const GROUP_CAP: usize = 4096;
+
+type GroupKey = (Class, Option<IpAddr>);
+
 /// State of the web-attack detector.
 pub struct WebAttack {
     config: Arc<DetectConfig>,
-    groups: FxHashMap<(Class, Option<IpAddr>), Group>,
+    /// Up to `group_cap` groups; more are spilled to `spilled`.
+    groups: FxHashMap<GroupKey, Group>,
+    group_cap: usize,
+    spilled: ecir_spill::Runs<spilled::KeyedGroup>,
     /// (path, size) of sensitive paths answered 2xx, to spot soft-404 sites.
     ok_sensitive_sizes: BTreeMap<u64, SmallestSet<String>>,
     scratch: Vec<u8>,
@@ -574,10 +596,36 @@ impl WebAttack {
         WebAttack {
             config,
             groups: FxHashMap::default(),
+            group_cap: GROUP_CAP,
+            spilled: ecir_spill::Runs::new(std::env::temp_dir(), "web"),
             ok_sensitive_sizes: BTreeMap::new(),
             scratch: Vec::with_capacity(256),
             cache: TargetCache::new(),
             classes: Vec::new(),
+        }
+    }
+}
+
+impl WebAttack {
+    /// The group of `key`, spilling the others first when the table is full.
+    fn group(&mut self, key: GroupKey) -> &mut Group {
+        if self.groups.len() >= self.group_cap && !self.groups.contains_key(&key) {
+            self.spill();
+        }
+        self.groups.entry(key).or_default()
+    }
+
+    /// Writes the groups in memory as a run sorted by key; on failure they stay in memory
+    /// and this state stops spilling.
+    #[cold]
+    fn spill(&mut self) {
+        if self.groups.is_empty() || self.group_cap == usize::MAX {
+            return;
+        }
+        let all = spilled::sorted(self.groups.drain());
+        if self.spilled.spill(&all).is_err() {
+            self.groups.extend(all.into_iter().map(|e| (e.0, e.1)));
+            self.group_cap = usize::MAX;
         }
     }
 }
@@ -605,13 +653,14 @@ impl DetectorState for WebAttack {
         let ok = ev.is_success();
         let bytes = ev.bytes.unwrap_or(0);
         for &class in &classes {
-            let g = self.groups.entry((class, ev.client_ip)).or_default();
+            let exposure_min_bytes = self.config.exposure_min_bytes;
+            let g = self.group((class, ev.client_ip));
             g.count += 1;
             g.span.add(ev.ts);
             let path = ev.path();
             g.paths.insert(truncate(path, 200));
             let weight = match ev.status {
-                Some(200..=299) => 100 + u32::from(bytes > self.config.exposure_min_bytes) * 50,
+                Some(200..=299) => 100 + u32::from(bytes > exposure_min_bytes) * 50,
                 Some(300..=399) => 40,
                 Some(500..=599) => 30,
                 _ => 10,
@@ -620,7 +669,7 @@ impl DetectorState for WebAttack {
             if ok {
                 g.ok += 1;
                 g.max_ok_bytes = g.max_ok_bytes.max(bytes);
-                if class == Class::Sensitive && bytes > self.config.exposure_min_bytes {
+                if class == Class::Sensitive && bytes > exposure_min_bytes {
                     self.ok_sensitive_sizes
                         .entry(bytes)
                         .or_insert_with(|| SmallestSet::new(4))
@@ -633,7 +682,25 @@ impl DetectorState for WebAttack {
 
     fn merge(&mut self, other: Box<dyn DetectorState>) {
         let other: WebAttack = downcast(other);
-        for (k, g) in other.groups {
+        if other.group_cap == usize::MAX {
+            self.group_cap = usize::MAX;
+        }
+        if self.spilled.append(other.spilled).is_err() {
+            self.group_cap = usize::MAX;
+        }
+        // Combining is commutative: fold the smaller table into the larger one, spilling
+        // first when both would not fit.
+        let mut theirs = other.groups;
+        if self.groups.len().saturating_add(theirs.len()) > self.group_cap {
+            if self.groups.len() < theirs.len() {
+                std::mem::swap(&mut self.groups, &mut theirs);
+            }
+            self.spill();
+        }
+        if self.groups.len() < theirs.len() {
+            std::mem::swap(&mut self.groups, &mut theirs);
+        }
+        for (k, g) in theirs {
             match self.groups.get_mut(&k) {
                 Some(mine) => mine.merge(g),
                 None => {
@@ -660,9 +727,10 @@ impl DetectorState for WebAttack {
         let min_bytes = self.config.exposure_min_bytes;
         let mut successes = Vec::new();
         let mut refused: BTreeMap<Class, (Group, Vec<Option<IpAddr>>)> = BTreeMap::new();
-        let mut groups: Vec<_> = self.groups.into_iter().collect();
-        groups.sort_by_key(|a| a.0);
-        for ((class, ip), g) in groups {
+        let memory = spilled::sorted(self.groups);
+        // In key order, spilled groups combined with the rest. A run that cannot be read back
+        // ends there (a detector has no warning channel).
+        for spilled::KeyedGroup((class, ip), g) in self.spilled.merge(memory).flatten() {
             if g.ok == 0 {
                 let entry = refused
                     .entry(class)
@@ -777,6 +845,61 @@ pub fn truncate(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
+}
+
+/// A group as spilled (see [`ecir_spill`]).
+mod spilled {
+    use super::{Class, Group, GroupKey};
+    use crate::codec::{self, Cursor, Files};
+
+    pub(super) struct KeyedGroup(pub GroupKey, pub Group);
+
+    /// The groups as records sorted by key (the order of a run).
+    pub(super) fn sorted(groups: impl IntoIterator<Item = (GroupKey, Group)>) -> Vec<KeyedGroup> {
+        let mut all: Vec<KeyedGroup> = groups.into_iter().map(|(k, g)| KeyedGroup(k, g)).collect();
+        all.sort_unstable_by_key(|e| e.0);
+        all
+    }
+
+    impl ecir_spill::Record for KeyedGroup {
+        type Key = GroupKey;
+        type Reader = Files;
+
+        fn key(&self) -> GroupKey {
+            self.0
+        }
+
+        fn encode(&self, out: &mut Vec<u8>) {
+            let ((class, ip), g) = (self.0, &self.1);
+            out.push(class as u8);
+            codec::put_ip(out, ip);
+            codec::put_u64(out, g.count);
+            codec::put_u64(out, g.ok);
+            codec::put_u64(out, g.max_ok_bytes);
+            codec::put_span(out, &g.span);
+            codec::put_texts(out, &g.paths);
+            codec::put_evidence(out, &g.evidence);
+        }
+
+        fn decode(b: &[u8], files: &mut Files) -> Option<Self> {
+            let mut c = Cursor(b);
+            let class = *Class::ALL.get(usize::from(c.u8()?))?;
+            let ip = c.ip()?;
+            let g = Group {
+                count: c.u64()?,
+                ok: c.u64()?,
+                max_ok_bytes: c.u64()?,
+                span: c.span()?,
+                paths: c.texts(Group::default().paths.cap())?,
+                evidence: c.evidence(files)?,
+            };
+            Some(KeyedGroup((class, ip), g))
+        }
+
+        fn combine(&mut self, other: Self) {
+            self.1.merge(other.1);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1044,5 +1167,122 @@ mod tests {
             .collect();
         let lines: Vec<&str> = lines.iter().map(|s| s.as_str()).collect();
         assert_eq!(run(&lines), run_split(&lines, 3));
+    }
+
+    /// A state holding up to `cap` groups in memory, spilling under `dir`.
+    fn with_spill(cap: usize, dir: &std::path::Path) -> WebAttack {
+        let mut w = WebAttack::new(Arc::new(DetectConfig::default()));
+        w.group_cap = cap;
+        w.spilled = ecir_spill::Runs::new(dir.to_path_buf(), "web");
+        w
+    }
+
+    /// Payloads from many clients (IPv4, IPv6), answered and refused, some sensitive files
+    /// served with a body, lines out of time order.
+    fn attack_lines() -> Vec<(String, i64)> {
+        let mut v = Vec::new();
+        for i in 0..300i64 {
+            let status = if i % 4 == 0 { 200 } else { 404 };
+            v.push((
+                format!(
+                    "203.0.113.{}|GET|/?id=1%27%20or%201=1--{i}|{status}|{}",
+                    i % 41,
+                    i * 3
+                ),
+                i * 37 % 1000,
+            ));
+            if i % 3 == 0 {
+                v.push((
+                    format!(
+                        "2001:db8::{:x}|GET|/search?q=<script>alert({i})</script>|200|900",
+                        i % 17
+                    ),
+                    2000 - i,
+                ));
+            }
+            if i % 5 == 0 {
+                v.push((
+                    format!(
+                        "198.51.100.{}|GET|/.env|{}|{}",
+                        i % 11,
+                        if i % 10 == 0 { 200 } else { 403 },
+                        700 + i % 3
+                    ),
+                    3000 + i,
+                ));
+            }
+            v.push((
+                format!("192.0.2.{}|GET|/products/detail/{i}|200|5000", i % 50),
+                i,
+            ));
+        }
+        v
+    }
+
+    fn findings_of(states: Vec<WebAttack>) -> String {
+        let mut it = states.into_iter();
+        let mut first = it.next().expect("a state");
+        for s in it {
+            first.merge(Box::new(s));
+        }
+        let mut f = Box::new(first).finish(&FinishContext::default());
+        for x in &mut f {
+            x.normalize_evidence();
+        }
+        serde_json::to_string(&f).expect("json")
+    }
+
+    fn observe_all(states: &mut [WebAttack], lines: &[(String, i64)]) {
+        let file: Arc<str> = Arc::from("access.log");
+        let n = states.len();
+        for (i, (l, secs)) in lines.iter().enumerate() {
+            let ev = crate::testing::event(l, *secs);
+            let origin = Origin {
+                file: &file,
+                line: i as u64 + 1,
+                raw: l.as_bytes(),
+            };
+            // Contiguous chunks, like the scan's.
+            states[i * n / lines.len()].observe(&ev, &origin);
+        }
+    }
+
+    #[test]
+    fn spilled_groups_give_the_same_findings() {
+        let lines = attack_lines();
+        let dir = std::env::temp_dir().join(format!("ecir-web-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for parts in [1, 3] {
+            let mut plain: Vec<WebAttack> =
+                (0..parts).map(|_| with_spill(usize::MAX, &dir)).collect();
+            observe_all(&mut plain, &lines);
+            let want = findings_of(plain);
+            for rule in ["web.sqli", "web.xss", "web.sensitive_file"] {
+                assert!(want.contains(rule), "{rule}: {want}");
+            }
+            for cap in [1, 2, 9, 60] {
+                let mut states: Vec<WebAttack> =
+                    (0..parts).map(|_| with_spill(cap, &dir)).collect();
+                observe_all(&mut states, &lines);
+                assert!(
+                    states.iter().any(|s| !s.spilled.is_empty()),
+                    "cap {cap} spills"
+                );
+                assert_eq!(findings_of(states), want, "cap {cap}, {parts} parts");
+            }
+        }
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "runs removed");
+        let _ = std::fs::remove_dir(&dir);
+    }
+
+    #[test]
+    fn unwritable_spill_keeps_groups_in_memory() {
+        let lines = attack_lines();
+        let mut plain = vec![with_spill(usize::MAX, &std::env::temp_dir())];
+        observe_all(&mut plain, &lines);
+        let mut stuck = vec![with_spill(2, std::path::Path::new("/nonexistent/ecir-web"))];
+        observe_all(&mut stuck, &lines);
+        assert_eq!(stuck[0].group_cap, usize::MAX);
+        assert_eq!(findings_of(stuck), findings_of(plain));
     }
 }

@@ -37,6 +37,52 @@ fn run(lines: &[(i64, String)]) -> Vec<Finding> {
     run_cfg(lines, 1, DetectConfig::default())
 }
 
+/// Like [`run_cfg`] with the default configuration, each state holding at most `cap`
+/// checkout clients in memory and spilling the rest under `dir`.
+fn run_spilling(
+    lines: &[(i64, String)],
+    parts: usize,
+    cap: usize,
+    dir: &std::path::Path,
+) -> String {
+    let cfg = Arc::new(DetectConfig::default());
+    let file: Arc<str> = Arc::from("access.log");
+    let mut states: Vec<Card> = (0..parts)
+        .map(|_| {
+            let mut c = Card::new(cfg.clone());
+            c.client_cap = cap;
+            c.spilled = ecir_spill::Runs::new(dir.to_path_buf(), "card");
+            c
+        })
+        .collect();
+    for (i, (t, l)) in lines.iter().enumerate() {
+        let ev = crate::testing::event(l, *t);
+        let origin = Origin {
+            file: &file,
+            line: i as u64 + 1,
+            raw: l.as_bytes(),
+        };
+        // Contiguous chunks, like the scan's.
+        states[i * parts / lines.len()].observe(&ev, &origin);
+    }
+    if cap < usize::MAX {
+        assert!(
+            states.iter().any(|s| !s.spilled.is_empty()),
+            "cap {cap} spills"
+        );
+    }
+    let mut it = states.into_iter();
+    let mut first: Box<dyn DetectorState> = Box::new(it.next().unwrap());
+    for s in it {
+        first.merge(Box::new(s));
+    }
+    let mut f = first.finish(&FinishContext::default());
+    for x in &mut f {
+        x.normalize_evidence();
+    }
+    serde_json::to_string(&f).unwrap()
+}
+
 fn rules(f: &[Finding]) -> Vec<&str> {
     f.iter().map(|x| x.rule.as_str()).collect()
 }
@@ -954,4 +1000,91 @@ fn browsed_filter_never_forgets_and_merges_by_or() {
     let fp = unseen.iter().filter(|ip| b.contains(**ip)).count();
     assert!(fp < 10, "{fp} false positives");
     assert!(!Browsed::default().contains(seen[0]));
+}
+
+#[test]
+fn spilled_checkout_clients_give_the_same_findings() {
+    let mut lines = Vec::new();
+    // A baseline of browsing customers failing now and then, then distributed testing.
+    for h in 0..10 {
+        let ip = format!("100.64.9.{}", h + 1);
+        lines.push(l(
+            h * 3600,
+            &ip,
+            "GET",
+            "/products/detail/1",
+            200,
+            9000,
+            "-",
+        ));
+        lines.extend(checkout_attempts(&ip, h * 3600 + 10, 1, true));
+    }
+    for i in 0..30 {
+        lines.extend(checkout_attempts(
+            &format!("198.18.0.{}", i + 1),
+            11 * 3600 + i * 60,
+            1,
+            true,
+        ));
+    }
+    // A fast tester, and ordinary buyers.
+    lines.extend(checkout_attempts("2001:db8::9", 12 * 3600, 12, true));
+    for i in 0..40 {
+        lines.extend(checkout_attempts(
+            &format!("100.64.1.{}", i + 1),
+            12 * 3600 + i * 17,
+            1,
+            false,
+        ));
+    }
+    // Customers typing their card into a fake page, then paying for real.
+    let confirm = format!("{SHOP}/shopping/confirm");
+    for i in 0..4 {
+        let ip = format!("100.64.0.{}", i + 1);
+        let t = 14 * 3600 + i * 1000;
+        lines.push(l(t, &ip, "GET", "/user_data/card.php", 200, 5200, &confirm));
+        let fake = format!("{SHOP}/user_data/card.php");
+        lines.push(l(t + 60, &ip, "POST", "/user_data/card.php", 302, 0, &fake));
+        lines.push(l(
+            t + 61,
+            &ip,
+            "POST",
+            "/user_data/card.php",
+            200,
+            900,
+            &confirm,
+        ));
+        lines.push(l(
+            t + 200,
+            &ip,
+            "POST",
+            "/shopping/checkout",
+            302,
+            0,
+            &confirm,
+        ));
+    }
+    // In time order, so a client's lines are spread over several spilled runs.
+    lines.sort_by_key(|x| x.0);
+    let dir = std::env::temp_dir().join(format!("ecir-card-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let want = run_spilling(&lines, 1, usize::MAX, &dir);
+    for rule in [
+        "cardtest.distributed",
+        "cardtest.velocity",
+        "card.fake_payment_page",
+    ] {
+        assert!(want.contains(rule), "{rule}: {want}");
+    }
+    for parts in [1, 3] {
+        for cap in [1, 2, 7, 16] {
+            assert_eq!(
+                run_spilling(&lines, parts, cap, &dir),
+                want,
+                "cap {cap}, {parts} parts"
+            );
+        }
+    }
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "runs removed");
+    let _ = std::fs::remove_dir(&dir);
 }
