@@ -1870,9 +1870,7 @@ mod tests {
             first.merge(s);
         }
         let mut f: Vec<Finding> = first
-            .finish(&FinishContext {
-                distinct_client_ips: 100,
-            })
+            .finish(&FinishContext::new(100))
             .into_iter()
             .filter(|f| f.category == Category::AdminCompromise)
             .collect();

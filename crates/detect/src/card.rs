@@ -1216,6 +1216,8 @@ pub struct Card {
     clients: FxHashMap<IpAddr, Client>,
     client_cap: usize,
     spilled: ecir_spill::Runs<spilled::IpClient>,
+    /// Why spilling failed (the clients then stay in memory).
+    spill_error: Option<String>,
     /// Clients that viewed a page outside checkout (a fixed-size filter, see [`Browsed`]).
     browsed: Browsed,
     /// Referer hosts of requests other than the completion page (the shop's own, mostly).
@@ -1385,9 +1387,10 @@ impl Card {
             return;
         }
         let all = spilled::sorted(self.clients.drain());
-        if self.spilled.spill(&all).is_err() {
+        if let Err(e) = self.spilled.spill(&all) {
             self.clients.extend(all.into_iter().map(|e| (e.0, e.1)));
             self.client_cap = usize::MAX;
+            self.spill_error = Some(e.to_string());
         }
     }
 
@@ -1408,6 +1411,7 @@ impl Card {
             clients: FxHashMap::default(),
             client_cap: CLIENT_CAP,
             spilled: ecir_spill::Runs::new(std::env::temp_dir(), "card"),
+            spill_error: None,
             browsed: Browsed::default(),
             asset_hosts: BTreeMap::new(),
             hosts_overflow: false,
@@ -1920,8 +1924,10 @@ impl DetectorState for Card {
         if o.client_cap == usize::MAX {
             self.client_cap = usize::MAX;
         }
-        if self.spilled.append(o.spilled).is_err() {
+        self.spill_error = self.spill_error.take().or(o.spill_error);
+        if let Err(e) = self.spilled.append(o.spilled) {
             self.client_cap = usize::MAX;
+            self.spill_error.get_or_insert(e.to_string());
         }
         // Combining is commutative: fold the smaller table into the larger one, spilling
         // first when both would not fit.
@@ -1961,7 +1967,7 @@ impl DetectorState for Card {
         }
     }
 
-    fn finish(self: Box<Self>, _ctx: &FinishContext) -> Vec<Finding> {
+    fn finish(self: Box<Self>, ctx: &FinishContext) -> Vec<Finding> {
         let mut s = *self;
         s.flush_host();
         let cfg = &s.config.card;
@@ -2156,8 +2162,7 @@ impl DetectorState for Card {
 
         // Checkout clients, in IP order from memory and the spilled runs: judged for card
         // testing, and asked whether customers who posted to a drop path then paid at the real
-        // checkout within 30 minutes. A run that cannot be read back ends there (a detector
-        // has no warning channel).
+        // checkout within 30 minutes.
         let mut asked: BTreeMap<IpAddr, Vec<i64>> = BTreeMap::new();
         for d in s.drops.values().chain(s.beacons.values()) {
             for (ip, t) in &d.firsts {
@@ -2167,7 +2172,10 @@ impl DetectorState for Card {
         let mut paid_after: BTreeSet<(IpAddr, i64)> = BTreeSet::new();
         let mut testing = CardTesting::new(cfg, offset);
         let memory = spilled::sorted(std::mem::take(&mut s.clients));
-        for spilled::IpClient(ip, c) in s.spilled.merge(memory).flatten() {
+        const WHAT: &str = "The checkout clients of card-testing detection";
+        crate::warn_unspilled(ctx, WHAT, s.spill_error.as_ref());
+        let merged = s.spilled.merge(memory);
+        for spilled::IpClient(ip, c) in crate::read_back(merged, ctx, WHAT) {
             for t in asked.get(&ip).into_iter().flatten() {
                 let m0 = t.div_euclid(60_000);
                 if c.minutes.range(m0..=m0 + 30).any(|(_, x)| x.submit > 0) {

@@ -76,11 +76,66 @@ impl Default for DetectConfig {
     }
 }
 
-/// Facts about the whole run that detectors may use when they finish.
-#[derive(Clone, Debug, Default)]
+/// Facts about the whole run that detectors may use when they finish, and where they report
+/// what went wrong while finishing.
+#[derive(Debug, Default)]
 pub struct FinishContext {
     /// Distinct client IPs seen across all inputs.
     pub distinct_client_ips: usize,
+    /// Problems met by detectors (state that could not be spilled or read back), for the
+    /// report's warnings.
+    warnings: std::sync::Mutex<Vec<String>>,
+}
+
+impl FinishContext {
+    pub fn new(distinct_client_ips: usize) -> Self {
+        FinishContext {
+            distinct_client_ips,
+            warnings: Default::default(),
+        }
+    }
+
+    pub fn warn(&self, warning: String) {
+        self.warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(warning);
+    }
+
+    /// The warnings raised so far, sorted (detectors finish in parallel), each once.
+    pub fn take_warnings(&self) -> Vec<String> {
+        let mut w = std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|p| p.into_inner()));
+        w.sort();
+        w.dedup();
+        w
+    }
+}
+
+/// The records of a spill merge (see [`ecir_spill`]). A run that cannot be read back ends
+/// there, and the loss is reported through `ctx`: `what` names the state, for the warning.
+pub(crate) fn read_back<'c, R: ecir_spill::Record + 'c>(
+    merge: ecir_spill::Merge<R>,
+    ctx: &'c FinishContext,
+    what: &'static str,
+) -> impl Iterator<Item = R> + 'c {
+    merge.filter_map(move |r| match r {
+        Ok(rec) => Some(rec),
+        Err(e) => {
+            ctx.warn(format!(
+                "{what} spilled to the temporary directory could not be read back ({e}): the findings built on it may be incomplete. Keep TMPDIR out of reach of temporary-file cleaners during a scan, and rerun."
+            ));
+            None
+        }
+    })
+}
+
+/// Reports that a detector could not spill `what` and kept it in memory instead.
+pub(crate) fn warn_unspilled(ctx: &FinishContext, what: &str, error: Option<&String>) {
+    if let Some(e) = error {
+        ctx.warn(format!(
+            "{what} could not be spilled to the temporary directory ({e}); it was kept in memory, so memory use grew with it. Set TMPDIR to a writable directory outside the evidence."
+        ));
+    }
 }
 
 /// One detector's mergeable state.
@@ -228,9 +283,7 @@ pub(crate) mod testing {
         for s in it {
             first.merge(s);
         }
-        let ctx = FinishContext {
-            distinct_client_ips: 100,
-        };
+        let ctx = FinishContext::new(100);
         let mut f = first.finish(&ctx);
         for x in &mut f {
             x.normalize_evidence();

@@ -158,6 +158,8 @@ pub struct Recon {
     not_found: FxHashMap<IpAddr, NotFound>,
     nf_cap: usize,
     spilled: ecir_spill::Runs<spilled::IpNotFound>,
+    /// Why spilling failed (the state then stays in memory).
+    spill_error: Option<String>,
     /// Tool lookups by User-Agent: a site sees few distinct agents, so each is searched once.
     /// Cleared when it reaches [`UA_CACHE_MAX`] entries, so it stays bounded.
     ua_cache: FxHashMap<Box<str>, Option<usize>>,
@@ -202,6 +204,7 @@ impl Recon {
             not_found: FxHashMap::default(),
             nf_cap: NF_CAP,
             spilled: ecir_spill::Runs::new(std::env::temp_dir(), "recon"),
+            spill_error: None,
             ua_cache: FxHashMap::default(),
             last_ua: (String::new(), None),
         }
@@ -215,9 +218,10 @@ impl Recon {
             return;
         }
         let all = spilled::sorted(self.not_found.drain());
-        if self.spilled.spill(&all).is_err() {
+        if let Err(e) = self.spilled.spill(&all) {
             self.not_found.extend(all.into_iter().map(|e| (e.0, e.1)));
             self.nf_cap = usize::MAX;
+            self.spill_error = Some(e.to_string());
         }
     }
 }
@@ -276,8 +280,10 @@ impl DetectorState for Recon {
         if other.nf_cap == usize::MAX {
             self.nf_cap = usize::MAX;
         }
-        if self.spilled.append(other.spilled).is_err() {
+        self.spill_error = self.spill_error.take().or(other.spill_error);
+        if let Err(e) = self.spilled.append(other.spilled) {
             self.nf_cap = usize::MAX;
+            self.spill_error.get_or_insert(e.to_string());
         }
         // Combining is commutative: fold the smaller table into the larger one, spilling
         // first when both would not fit.
@@ -301,8 +307,9 @@ impl DetectorState for Recon {
         }
     }
 
-    fn finish(self: Box<Self>, _ctx: &FinishContext) -> Vec<Finding> {
+    fn finish(self: Box<Self>, ctx: &FinishContext) -> Vec<Finding> {
         let mut out = Vec::new();
+        crate::warn_unspilled(ctx, "The 404 counts per client", self.spill_error.as_ref());
         for (idx, t) in self.tools {
             let (name, exploits) = TOOLS[idx];
             let name = name.trim_end_matches('/');
@@ -337,8 +344,10 @@ impl DetectorState for Recon {
         let window_min = (self.config.burst_window_secs / 60).max(1);
         let threshold = u64::from(self.config.burst_404);
         let memory = spilled::sorted(self.not_found);
-        // A run that cannot be read back ends there (a detector has no warning channel).
-        for spilled::IpNotFound(ip, nf) in self.spilled.merge(memory).flatten() {
+        let merged = self.spilled.merge(memory);
+        for spilled::IpNotFound(ip, nf) in
+            crate::read_back(merged, ctx, "The 404 counts per client")
+        {
             if nf.total < threshold {
                 continue;
             }
@@ -518,6 +527,40 @@ mod tests {
         observe_all(&mut stuck, &lines);
         assert_eq!(stuck[0].nf_cap, usize::MAX);
         assert_eq!(findings(stuck), findings(plain));
+    }
+
+    #[test]
+    fn spill_problems_become_warnings() {
+        let lines = lines();
+        // Runs deleted before the end (a temporary-file cleaner): reported, not silent.
+        let dir = std::env::temp_dir().join(format!("ecir-recon-lost-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut states = vec![with_spill(2, &dir)];
+        observe_all(&mut states, &lines);
+        for sub in std::fs::read_dir(&dir).unwrap() {
+            for run in std::fs::read_dir(sub.unwrap().path()).unwrap() {
+                std::fs::remove_file(run.unwrap().path()).unwrap();
+            }
+        }
+        let ctx = FinishContext::default();
+        let state = states.pop().unwrap();
+        let _ = Box::new(state).finish(&ctx);
+        let w = ctx.take_warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("could not be read back"), "{w:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+
+        // A spill that cannot be written: kept in memory, and said.
+        let mut stuck = vec![with_spill(
+            2,
+            std::path::Path::new("/nonexistent/ecir-recon"),
+        )];
+        observe_all(&mut stuck, &lines);
+        let ctx = FinishContext::default();
+        let _ = Box::new(stuck.pop().unwrap()).finish(&ctx);
+        let w = ctx.take_warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("could not be spilled"), "{w:?}");
     }
 
     #[test]

@@ -584,6 +584,8 @@ pub struct WebAttack {
     groups: FxHashMap<GroupKey, Group>,
     group_cap: usize,
     spilled: ecir_spill::Runs<spilled::KeyedGroup>,
+    /// Why spilling failed (the groups then stay in memory).
+    spill_error: Option<String>,
     /// (path, size) of sensitive paths answered 2xx, to spot soft-404 sites.
     ok_sensitive_sizes: BTreeMap<u64, SmallestSet<String>>,
     scratch: Vec<u8>,
@@ -598,6 +600,7 @@ impl WebAttack {
             groups: FxHashMap::default(),
             group_cap: GROUP_CAP,
             spilled: ecir_spill::Runs::new(std::env::temp_dir(), "web"),
+            spill_error: None,
             ok_sensitive_sizes: BTreeMap::new(),
             scratch: Vec::with_capacity(256),
             cache: TargetCache::new(),
@@ -623,9 +626,10 @@ impl WebAttack {
             return;
         }
         let all = spilled::sorted(self.groups.drain());
-        if self.spilled.spill(&all).is_err() {
+        if let Err(e) = self.spilled.spill(&all) {
             self.groups.extend(all.into_iter().map(|e| (e.0, e.1)));
             self.group_cap = usize::MAX;
+            self.spill_error = Some(e.to_string());
         }
     }
 }
@@ -685,8 +689,10 @@ impl DetectorState for WebAttack {
         if other.group_cap == usize::MAX {
             self.group_cap = usize::MAX;
         }
-        if self.spilled.append(other.spilled).is_err() {
+        self.spill_error = self.spill_error.take().or(other.spill_error);
+        if let Err(e) = self.spilled.append(other.spilled) {
             self.group_cap = usize::MAX;
+            self.spill_error.get_or_insert(e.to_string());
         }
         // Combining is commutative: fold the smaller table into the larger one, spilling
         // first when both would not fit.
@@ -716,7 +722,9 @@ impl DetectorState for WebAttack {
         }
     }
 
-    fn finish(self: Box<Self>, _ctx: &FinishContext) -> Vec<Finding> {
+    fn finish(self: Box<Self>, ctx: &FinishContext) -> Vec<Finding> {
+        const WHAT: &str = "The web-attack groups per client";
+        crate::warn_unspilled(ctx, WHAT, self.spill_error.as_ref());
         // Sizes shared by 3+ distinct sensitive paths look like a catch-all page.
         let soft_404_sizes: Vec<u64> = self
             .ok_sensitive_sizes
@@ -728,9 +736,9 @@ impl DetectorState for WebAttack {
         let mut successes = Vec::new();
         let mut refused: BTreeMap<Class, (Group, Vec<Option<IpAddr>>)> = BTreeMap::new();
         let memory = spilled::sorted(self.groups);
-        // In key order, spilled groups combined with the rest. A run that cannot be read back
-        // ends there (a detector has no warning channel).
-        for spilled::KeyedGroup((class, ip), g) in self.spilled.merge(memory).flatten() {
+        // In key order, spilled groups combined with the rest.
+        let merged = self.spilled.merge(memory);
+        for spilled::KeyedGroup((class, ip), g) in crate::read_back(merged, ctx, WHAT) {
             if g.ok == 0 {
                 let entry = refused
                     .entry(class)

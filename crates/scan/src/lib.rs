@@ -193,15 +193,14 @@ pub fn scan(
             });
         }
     }
-    let ctx = FinishContext {
-        distinct_client_ips: traffic.distinct_ips(),
-    };
+    let ctx = FinishContext::new(traffic.distinct_ips());
     let waf_summary = detectors.as_ref().and_then(|d| d.waf_summary());
     let orders = detectors.as_ref().map(|d| d.orders()).unwrap_or_default();
     let mut findings = match detectors {
         Some(d) => pool.install(|| d.finish(&ctx)),
         None => Vec::new(),
     };
+    let detector_warnings = ctx.take_warnings();
     // What the logs cannot show: missing days, damaged archives, silences (ecir-audit).
     let files: Vec<ecir_audit::ScanFile<'_>> = inputs
         .iter()
@@ -238,6 +237,7 @@ pub fn scan(
     }
     report.top_ips = traffic.top_ips(&report.findings, 10);
     report.warnings = run_warnings(&report, &traffic);
+    report.warnings.extend(detector_warnings);
     report.stats = stats(&report, &traffic, started, threads);
     report.activity = activity(&report, &traffic);
     let skipped_paths = discovered
