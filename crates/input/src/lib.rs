@@ -9,6 +9,7 @@ pub mod discover;
 pub mod hash;
 pub mod lines;
 pub mod read;
+pub mod shrink;
 
 pub use discover::{discover, Discovered, DiscoveryError, InputFile};
 pub use hash::{sha256_hex, HashingReader, Sha256Stream};
@@ -17,3 +18,4 @@ pub use read::{
     open_evidence, open_input, prefault_pages, release_pages, sniff_compression, stream_gzip,
     Compression, OpenInput, StreamOutcome,
 };
+pub use shrink::GuardedMap;

@@ -50,10 +50,11 @@ pub fn sniff_compression(head: &[u8]) -> Compression {
 
 /// An opened input, ready to be read once.
 pub enum OpenInput {
-    /// A plain file, mapped read-only (`None` for an empty file, which cannot be mapped),
-    /// and the open file itself (for reading it in order, e.g. to hash it, without mapping).
+    /// A plain file, mapped read-only (`None` for an empty file, which cannot be mapped) and
+    /// guarded against the file shrinking meanwhile, and the open file itself (for reading it
+    /// in order, e.g. to hash it, without mapping).
     Mapped {
-        map: Option<Mmap>,
+        map: Option<crate::GuardedMap>,
         size: u64,
         file: File,
     },
@@ -115,11 +116,12 @@ pub fn open_input(path: &Path) -> Result<OpenInput, String> {
                     file,
                 });
             }
-            // SAFETY: the map is read-only and private to this process; evidence files are
-            // not expected to change while they are read (as with ripgrep's mmap search).
+            // SAFETY: the map is read-only and private to this process. A file that another
+            // process shrinks meanwhile (log rotation) reads as zeros past its new end instead
+            // of raising SIGBUS (see `shrink`), and the caller reports it.
             let map = unsafe { Mmap::map(&file) }.map_err(|e| describe_io(&e))?;
             Ok(OpenInput::Mapped {
-                map: Some(map),
+                map: Some(crate::GuardedMap::new(map)),
                 size,
                 file,
             })

@@ -251,7 +251,7 @@ pub(crate) fn survey_source(input: &InputFile, forced: Option<Chosen>) -> Option
     }
     match open_input(&input.path).ok()? {
         OpenInput::Mapped { map, .. } => {
-            let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
+            let bytes: &[u8] = map.as_ref().map_or(&[], |m| &m[..]);
             ecir_formats::detect(&sample_lines(bytes)).map(|c| c.format.source())
         }
         OpenInput::Gzip { file, .. } => {
@@ -264,6 +264,9 @@ pub(crate) fn survey_source(input: &InputFile, forced: Option<Chosen>) -> Option
         OpenInput::Unsupported { .. } => None,
     }
 }
+
+/// The error of a mapped file that another process shrank while it was read.
+const SHRANK: &str = "the file shrank while it was read (truncated by log rotation, e.g. copytruncate?): what lay past its new end read as zeros and was skipped; scan a copy made after rotation";
 
 pub(crate) fn process(
     input: &InputFile,
@@ -287,17 +290,21 @@ pub(crate) fn process(
         }
         Ok(OpenInput::Mapped { map, size, file }) => {
             summary.bytes = size;
-            let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
+            let bytes: &[u8] = map.as_ref().map_or(&[], |m| &m[..]);
             let first = Work::continuing(&display, env, carried);
-            read_mapped(
+            let read = read_mapped(
                 bytes,
-                map.as_ref(),
+                map.as_deref(),
                 &file,
                 &display,
                 env,
                 first,
                 &mut summary,
-            )
+            );
+            if map.as_ref().is_some_and(|m| m.shrank()) {
+                summary.errors.push(SHRANK.into());
+            }
+            read
         }
         Ok(OpenInput::Gzip { file, size }) => {
             summary.bytes = size;

@@ -459,7 +459,7 @@ fn read_file(
     match open_input(path) {
         Err(e) => problem = Some(e),
         Ok(OpenInput::Mapped { map, .. }) => {
-            let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
+            let bytes: &[u8] = map.as_ref().map_or(&[], |m| &m[..]);
             match forced.or_else(|| ecir_formats::detect(&sample(bytes))) {
                 Some(ch) => {
                     // Large files are parsed in record-aligned chunks in parallel, each
@@ -517,6 +517,11 @@ fn read_file(
                     c.lines = ecir_input::newline_count(bytes);
                     c.skipped = c.lines;
                 }
+            }
+            if map.as_ref().is_some_and(|m| m.shrank()) {
+                problem = Some(
+                    "the file shrank while it was read (truncated by log rotation?): what lay past its new end read as zeros and was skipped; export from a copy made after rotation".into(),
+                );
             }
         }
         Ok(OpenInput::Gzip { file, .. }) => {
