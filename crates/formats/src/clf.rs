@@ -82,13 +82,10 @@ struct ClfParser {
 
 impl Parser for ClfParser {
     fn feed(&mut self, line: u64, bytes: &[u8], sink: &mut dyn EventSink) {
-        if let Some(reason) = crate::precheck(bytes) {
-            return sink.skip(line, reason, bytes);
-        }
-        // Valid UTF-8 (the usual case) is validated once, without the lossy copy path.
-        let text: Cow<'_, str> = match std::str::from_utf8(bytes) {
-            Ok(s) => Cow::Borrowed(s),
-            Err(_) => String::from_utf8_lossy(bytes),
+        // Checks and UTF-8 reading in one pass over the usual (ASCII) line.
+        let text: Cow<'_, str> = match crate::line_text(bytes) {
+            Ok(t) => t,
+            Err(reason) => return sink.skip(line, reason, bytes),
         };
         match parse_line(&text, &self.ctx, &mut self.times, &mut self.ips) {
             Ok(p) => sink.event(&p.event, line, bytes),
@@ -125,7 +122,7 @@ pub fn parse_line<'a>(
 
     // Before the bracket: [vhost] client ident user.
     let mut prefix_buf = [""; MAX_PREFIX];
-    let prefix = tokens(s[..open].trim_end(), &mut prefix_buf);
+    let prefix = tokens(trim_end(&s[..open]), &mut prefix_buf);
     let (vhost, client, user, xff_first) = match prefix.len() {
         0 => return Err(skip::UNPARSEABLE),
         1 => (None, prefix[0], None, None),
@@ -143,16 +140,16 @@ pub fn parse_line<'a>(
 
     // After the bracket: "request" status bytes [fields...]
     let mut rest = &s[close + 1..];
-    rest = rest.trim_start();
+    rest = trim_start(rest);
     let (request, after) = quoted(rest).ok_or(skip::UNPARSEABLE)?;
-    rest = after.trim_start();
+    rest = trim_start(after);
     let (status_tok, after) = split_token(rest);
     let status: u16 = status_tok
         .parse()
         .ok()
         .filter(|s| (100..=999).contains(s))
         .ok_or(skip::UNPARSEABLE)?;
-    rest = after.trim_start();
+    rest = trim_start(after);
     let mut bytes = None;
     if !rest.starts_with('"') && !rest.is_empty() {
         let (tok, after) = split_token(rest);
@@ -161,7 +158,7 @@ pub fn parse_line<'a>(
         } else {
             bytes = Some(tok.parse::<u64>().map_err(|_| skip::UNPARSEABLE)?);
         }
-        rest = after.trim_start();
+        rest = trim_start(after);
     }
 
     // Trailing fields.
@@ -173,7 +170,7 @@ pub fn parse_line<'a>(
                 Some((v, after)) => {
                     field_buf[n_fields] = Field::Quoted(v);
                     n_fields += 1;
-                    rest = after.trim_start();
+                    rest = trim_start(after);
                 }
                 None => return Err(skip::UNPARSEABLE),
             }
@@ -181,7 +178,7 @@ pub fn parse_line<'a>(
             let (tok, after) = split_token(rest);
             field_buf[n_fields] = Field::Bare(tok);
             n_fields += 1;
-            rest = after.trim_start();
+            rest = trim_start(after);
         }
     }
     let fields = &field_buf[..n_fields];
@@ -206,7 +203,7 @@ pub fn parse_line<'a>(
     }
 
     // The client field may itself be an X-Forwarded-For list (`a, b, c`).
-    let (remote, xff) = if client.contains(',') {
+    let (remote, xff) = if client.as_bytes().contains(&b',') {
         let c = client.trim_matches('"');
         match c.rsplit_once(',') {
             Some((chain, last)) => (last.trim(), Some(chain)),
@@ -324,6 +321,43 @@ fn quoted(s: &str) -> Option<(&str, &str)> {
         if i > b.len() {
             return None;
         }
+    }
+}
+
+/// Whether `c` is an ASCII byte that `char::is_whitespace` does not count as white space.
+#[inline]
+fn ascii_non_space(c: u8) -> bool {
+    c.is_ascii() && !matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// `s.trim_start()`, with the usual case (a few ASCII spaces before an ASCII byte) done
+/// byte by byte; anything else takes the standard (Unicode white space) way.
+#[inline]
+fn trim_start(s: &str) -> &str {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() && b[i] == b' ' {
+        i += 1;
+    }
+    match b.get(i) {
+        None => "",
+        Some(&c) if ascii_non_space(c) => &s[i..],
+        Some(_) => s[i..].trim_start(),
+    }
+}
+
+/// `s.trim_end()`, the same way as [`trim_start`].
+#[inline]
+fn trim_end(s: &str) -> &str {
+    let b = s.as_bytes();
+    let mut n = b.len();
+    while n > 0 && b[n - 1] == b' ' {
+        n -= 1;
+    }
+    match n {
+        0 => "",
+        _ if ascii_non_space(b[n - 1]) => &s[..n],
+        _ => s[..n].trim_end(),
     }
 }
 
@@ -485,6 +519,18 @@ mod tests {
         );
         assert_eq!(e.target.as_deref(), Some(r#"/a b?q=\"x\""#));
         assert_eq!(e.user_agent.as_deref(), Some(r#"sqlmap/1.7 \"quoted\""#));
+    }
+
+    #[test]
+    fn trims_agree_with_std() {
+        for t in [
+            "", " ", "   ", "a", " a ", "  a b  ", "\t a", "a \t", " \u{b}a", "a\u{c} ",
+            " \r\na", "a \n", "\u{3000}a", " \u{3000} a", "a\u{3000}", "a \u{a0} ",
+            " \u{85}x", "x\u{2028} ", "\u{3042} ", " \u{3042}", "\u{0}", " \u{7f} ",
+        ] {
+            assert_eq!(trim_start(t), t.trim_start(), "{t:?}");
+            assert_eq!(trim_end(t), t.trim_end(), "{t:?}");
+        }
     }
 
     #[test]
