@@ -92,7 +92,9 @@ pub fn line_text(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, &'static str
         }
         // SAFETY: `ascii_without_nul` returned true, so every byte is below 0x80: a sequence
         // of ASCII bytes is valid UTF-8 (each byte is a one-byte code point).
-        return Ok(Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(bytes) }));
+        return Ok(Cow::Borrowed(unsafe {
+            std::str::from_utf8_unchecked(bytes)
+        }));
     }
     if let Some(reason) = precheck(bytes) {
         return Err(reason);
@@ -461,7 +463,10 @@ mod line_text_tests {
         }
         // Valid multi-byte UTF-8 and a NUL after it.
         for s in ["日本語のログ 1.2.3.4", "\u{3000}", "é\0", "ok\0"] {
-            assert_eq!(line_text(s.as_bytes()).map(|c| c.into_owned()), slow(s.as_bytes()));
+            assert_eq!(
+                line_text(s.as_bytes()).map(|c| c.into_owned()),
+                slow(s.as_bytes())
+            );
         }
     }
 }
