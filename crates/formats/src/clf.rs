@@ -212,7 +212,7 @@ pub fn parse_line<'a>(
     }
 
     // The client field may itself be an X-Forwarded-For list (`a, b, c`).
-    let (remote, xff) = if client.as_bytes().contains(&b',') {
+    let (remote, xff) = if client.bytes().any(|c| c == b',') {
         let c = client.trim_matches('"');
         match c.rsplit_once(',') {
             Some((chain, last)) => (last.trim(), Some(chain)),
