@@ -87,7 +87,9 @@ impl Parser for ClfParser {
             Ok(t) => t,
             Err(reason) => return sink.skip(line, reason, bytes),
         };
-        match parse_line(&text, &self.ctx, &mut self.times, &mut self.ips) {
+        // Matched by reference: the event is read where parse_line built it, not moved.
+        let parsed = parse_line(&text, &self.ctx, &mut self.times, &mut self.ips);
+        match &parsed {
             Ok(p) => sink.event(&p.event, line, bytes),
             Err(reason) => sink.skip(line, reason, bytes),
         }
