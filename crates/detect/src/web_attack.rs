@@ -341,10 +341,9 @@ fn classify_target(target: &str, scratch: &mut Vec<u8>, out: &mut Vec<Class>) {
 /// JNDI and Shellshock payloads in logged headers (appended to `out`).
 fn classify_headers(headers: &[Option<&str>], out: &mut Vec<Class>) {
     for ua in headers.iter().flatten() {
-        // Two byte searches first: almost no header holds `$` or `()`.
-        let b = ua.as_bytes();
-        if !memchr::memchr2_iter(b'$', b'(', b).any(|i| b[i] == b'$' || b.get(i + 1) == Some(&b')'))
-        {
+        // Both payloads hold `{` (`${`, `() {`), which almost no header does: one byte
+        // search proves most headers clean.
+        if memchr::memchr(b'{', ua.as_bytes()).is_none() {
             continue;
         }
         if ua.contains("${") && !out.contains(&Class::Jndi) {
@@ -410,8 +409,9 @@ struct Prescreen {
     /// The lower-cased byte for allowed bytes, 0 for the others (0 is not allowed).
     lower: [u8; 256],
     /// Byte pairs (`first << 8 | second`) that may be part of a literal, and every pair
-    /// ending in 0 (a disallowed byte).
-    pairs: Box<[u64; 1024]>,
+    /// ending in 0 (a disallowed byte): 1 for those, 0 for the others. A byte per pair (64 KiB,
+    /// of which ordinary paths touch a few lines) costs fewer instructions per byte than a bit.
+    pairs: Box<[u8; 1 << 16]>,
     /// Hashed 4-grams (`b0 << 24 | b1 << 16 | b2 << 8 | b3`) that may start a literal.
     quads: Box<[u64; 1 << (GRAM4_BITS - 6)]>,
 }
@@ -424,7 +424,10 @@ impl Prescreen {
                 lower[b as usize] = b.to_ascii_lowercase();
             }
         }
-        let mut pairs = Box::new([0u64; 1024]);
+        let mut pairs: Box<[u8; 1 << 16]> = vec![0u8; 1 << 16]
+            .into_boxed_slice()
+            .try_into()
+            .expect("64 KiB");
         let mut quads = Box::new([0u64; 1 << (GRAM4_BITS - 6)]);
         let set = |t: &mut [u64], i: usize| t[i >> 6] |= 1 << (i & 63);
         for lit in SCREEN.iter().chain(PATH_SCREEN) {
@@ -437,10 +440,7 @@ impl Prescreen {
                 1 => lower[l[0] as usize] = 0,
                 2 | 3 => {
                     let n = l.len();
-                    set(
-                        &mut pairs[..],
-                        usize::from(l[n - 2]) << 8 | usize::from(l[n - 1]),
-                    );
+                    pairs[usize::from(l[n - 2]) << 8 | usize::from(l[n - 1])] = 1;
                 }
                 _ => {
                     // Any four bytes of a literal occur where it does: take the ones least
@@ -462,7 +462,7 @@ impl Prescreen {
         }
         // A disallowed byte reads as 0: every pair ending in it trips the pair table.
         for first in 0..256 {
-            set(&mut pairs[..], first << 8);
+            pairs[first << 8] = 1;
         }
         for b in [b'%', b'\\', b'+'] {
             assert_eq!(
@@ -491,7 +491,7 @@ impl Prescreen {
             let c = self.lower[b as usize];
             w = w << 8 | u32::from(c);
             let p = (w & 0xffff) as usize;
-            bad |= self.pairs[p >> 6] >> (p & 63);
+            bad |= u64::from(self.pairs[p]);
             let q = Self::quad_slot(w);
             bad |= self.quads[q >> 6] >> (q & 63);
         }

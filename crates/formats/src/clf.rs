@@ -82,15 +82,14 @@ struct ClfParser {
 
 impl Parser for ClfParser {
     fn feed(&mut self, line: u64, bytes: &[u8], sink: &mut dyn EventSink) {
-        if let Some(reason) = crate::precheck(bytes) {
-            return sink.skip(line, reason, bytes);
-        }
-        // Valid UTF-8 (the usual case) is validated once, without the lossy copy path.
-        let text: Cow<'_, str> = match std::str::from_utf8(bytes) {
-            Ok(s) => Cow::Borrowed(s),
-            Err(_) => String::from_utf8_lossy(bytes),
+        // Checks and UTF-8 reading in one pass over the usual (ASCII) line.
+        let text: Cow<'_, str> = match crate::line_text(bytes) {
+            Ok(t) => t,
+            Err(reason) => return sink.skip(line, reason, bytes),
         };
-        match parse_line(&text, &self.ctx, &mut self.times, &mut self.ips) {
+        // Matched by reference: the event is read where parse_line built it, not moved.
+        let parsed = parse_line(&text, &self.ctx, &mut self.times, &mut self.ips);
+        match &parsed {
             Ok(p) => sink.event(&p.event, line, bytes),
             Err(reason) => sink.skip(line, reason, bytes),
         }
@@ -120,12 +119,21 @@ pub fn parse_line<'a>(
         }
         search = i + 1;
     };
-    let close = memchr::memchr(b']', &b[open..]).ok_or(skip::UNPARSEABLE)? + open;
+    // The usual `[dd/Mon/yyyy:hh:mm:ss +zzzz]` closes 27 bytes on: look there first.
+    let close = if b.get(open + 27) == Some(&b']')
+        && !b[open..open + 27]
+            .iter()
+            .fold(false, |a, &c| a | (c == b']'))
+    {
+        open + 27
+    } else {
+        memchr::memchr(b']', &b[open..]).ok_or(skip::UNPARSEABLE)? + open
+    };
     let ts = times.clf(&b[open + 1..close]).ok_or(skip::BAD_TIMESTAMP)?;
 
     // Before the bracket: [vhost] client ident user.
     let mut prefix_buf = [""; MAX_PREFIX];
-    let prefix = tokens(s[..open].trim_end(), &mut prefix_buf);
+    let prefix = tokens(trim_end(&s[..open]), &mut prefix_buf);
     let (vhost, client, user, xff_first) = match prefix.len() {
         0 => return Err(skip::UNPARSEABLE),
         1 => (None, prefix[0], None, None),
@@ -143,16 +151,16 @@ pub fn parse_line<'a>(
 
     // After the bracket: "request" status bytes [fields...]
     let mut rest = &s[close + 1..];
-    rest = rest.trim_start();
+    rest = trim_start(rest);
     let (request, after) = quoted(rest).ok_or(skip::UNPARSEABLE)?;
-    rest = after.trim_start();
+    rest = trim_start(after);
     let (status_tok, after) = split_token(rest);
     let status: u16 = status_tok
         .parse()
         .ok()
         .filter(|s| (100..=999).contains(s))
         .ok_or(skip::UNPARSEABLE)?;
-    rest = after.trim_start();
+    rest = trim_start(after);
     let mut bytes = None;
     if !rest.starts_with('"') && !rest.is_empty() {
         let (tok, after) = split_token(rest);
@@ -161,7 +169,7 @@ pub fn parse_line<'a>(
         } else {
             bytes = Some(tok.parse::<u64>().map_err(|_| skip::UNPARSEABLE)?);
         }
-        rest = after.trim_start();
+        rest = trim_start(after);
     }
 
     // Trailing fields.
@@ -173,7 +181,7 @@ pub fn parse_line<'a>(
                 Some((v, after)) => {
                     field_buf[n_fields] = Field::Quoted(v);
                     n_fields += 1;
-                    rest = after.trim_start();
+                    rest = trim_start(after);
                 }
                 None => return Err(skip::UNPARSEABLE),
             }
@@ -181,7 +189,7 @@ pub fn parse_line<'a>(
             let (tok, after) = split_token(rest);
             field_buf[n_fields] = Field::Bare(tok);
             n_fields += 1;
-            rest = after.trim_start();
+            rest = trim_start(after);
         }
     }
     let fields = &field_buf[..n_fields];
@@ -206,7 +214,7 @@ pub fn parse_line<'a>(
     }
 
     // The client field may itself be an X-Forwarded-For list (`a, b, c`).
-    let (remote, xff) = if client.contains(',') {
+    let (remote, xff) = if client.bytes().any(|c| c == b',') {
         let c = client.trim_matches('"');
         match c.rsplit_once(',') {
             Some((chain, last)) => (last.trim(), Some(chain)),
@@ -327,10 +335,72 @@ fn quoted(s: &str) -> Option<(&str, &str)> {
     }
 }
 
+/// Whether `c` is an ASCII byte that `char::is_whitespace` does not count as white space.
+#[inline]
+fn ascii_non_space(c: u8) -> bool {
+    c.is_ascii() && !matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// `s.trim_start()`, with the usual case (a few ASCII spaces before an ASCII byte) done
+/// byte by byte; anything else takes the standard (Unicode white space) way.
+#[inline]
+fn trim_start(s: &str) -> &str {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() && b[i] == b' ' {
+        i += 1;
+    }
+    match b.get(i) {
+        None => "",
+        Some(&c) if ascii_non_space(c) => &s[i..],
+        Some(_) => s[i..].trim_start(),
+    }
+}
+
+/// `s.trim_end()`, the same way as [`trim_start`].
+#[inline]
+fn trim_end(s: &str) -> &str {
+    let b = s.as_bytes();
+    let mut n = b.len();
+    while n > 0 && b[n - 1] == b' ' {
+        n -= 1;
+    }
+    match n {
+        0 => "",
+        _ if ascii_non_space(b[n - 1]) => &s[..n],
+        _ => s[..n].trim_end(),
+    }
+}
+
+/// The text up to the first space, and the rest from it.
 fn split_token(s: &str) -> (&str, &str) {
-    match memchr::memchr(b' ', s.as_bytes()) {
+    match find_space(s.as_bytes()) {
         Some(i) => (&s[..i], &s[i..]),
         None => (s, ""),
+    }
+}
+
+/// Bytes looked at one by one before a vector search: tokens here (status, size, method)
+/// are short, and a call to the vector search costs more than that.
+const SHORT: usize = 16;
+
+/// The first space of `b`.
+#[inline]
+fn find_space(b: &[u8]) -> Option<usize> {
+    let head = b.len().min(SHORT);
+    match b[..head].iter().position(|&c| c == b' ') {
+        Some(i) => Some(i),
+        None => memchr::memchr(b' ', &b[head..]).map(|i| head + i),
+    }
+}
+
+/// The last space of `b`.
+#[inline]
+fn rfind_space(b: &[u8]) -> Option<usize> {
+    let tail = b.len().saturating_sub(SHORT);
+    match b[tail..].iter().rposition(|&c| c == b' ') {
+        Some(i) => Some(tail + i),
+        None => memchr::memrchr(b' ', &b[..tail]),
     }
 }
 
@@ -340,7 +410,7 @@ fn split_request(r: &str) -> (Option<&str>, Option<&str>, Option<&str>) {
     if r.is_empty() || r == "-" {
         return (None, None, None);
     }
-    let Some(sp) = memchr::memchr(b' ', r.as_bytes()) else {
+    let Some(sp) = find_space(r.as_bytes()) else {
         return (None, None, None);
     };
     let (method, rest) = (&r[..sp], &r[sp + 1..]);
@@ -352,7 +422,7 @@ fn split_request(r: &str) -> (Option<&str>, Option<&str>, Option<&str>) {
     if !method_ok {
         return (None, None, None);
     }
-    match memchr::memrchr(b' ', rest.as_bytes()) {
+    match rfind_space(rest.as_bytes()) {
         Some(sp) if rest[sp + 1..].starts_with("HTTP/") => {
             (Some(method), Some(&rest[..sp]), Some(&rest[sp + 1..]))
         }
@@ -485,6 +555,69 @@ mod tests {
         );
         assert_eq!(e.target.as_deref(), Some(r#"/a b?q=\"x\""#));
         assert_eq!(e.user_agent.as_deref(), Some(r#"sqlmap/1.7 \"quoted\""#));
+    }
+
+    #[test]
+    fn space_search_agrees_with_memchr() {
+        for len in 0..40 {
+            for a in 0..len {
+                for z in a..len {
+                    let mut b = vec![b'x'; len];
+                    b[a] = b' ';
+                    b[z] = b' ';
+                    assert_eq!(find_space(&b), memchr::memchr(b' ', &b));
+                    assert_eq!(rfind_space(&b), memchr::memrchr(b' ', &b));
+                }
+            }
+            let b = vec![b'x'; len];
+            assert_eq!(find_space(&b), None);
+            assert_eq!(rfind_space(&b), None);
+        }
+    }
+
+    #[test]
+    fn time_bracket_found_whatever_its_length() {
+        for line in [
+            r#"1.2.3.4 - - [12/Mar/2024:10:02:11 +0900] "GET / HTTP/1.1" 200 5"#,
+            r#"1.2.3.4 - - [12/Mar/2024:10:02:11 +0900]] "GET / HTTP/1.1" 200 5"#,
+            r#"1.2.3.4 - - [12/Mar/2024:10:02:11.123 +0900] "GET / HTTP/1.1" 200 5"#,
+            r#"1.2.3.4 - - [12/Mar/2024:10:02:11] "GET / HTTP/1.1" 200 5 "x]" "y""#,
+            r#"1.2.3.4 - - [12/Mar/2024:10:02:11 +09] "GET /a]b HTTP/1.1" 200 5"#,
+        ] {
+            let c = parse_all(by_name("combined").unwrap(), &ParseContext::default(), line);
+            assert_eq!(c.events.len() + c.skips.len(), 1, "{line}");
+        }
+    }
+
+    #[test]
+    fn trims_agree_with_std() {
+        for t in [
+            "",
+            " ",
+            "   ",
+            "a",
+            " a ",
+            "  a b  ",
+            "\t a",
+            "a \t",
+            " \u{b}a",
+            "a\u{c} ",
+            " \r\na",
+            "a \n",
+            "\u{3000}a",
+            " \u{3000} a",
+            "a\u{3000}",
+            "a \u{a0} ",
+            " \u{85}x",
+            "x\u{2028} ",
+            "\u{3042} ",
+            " \u{3042}",
+            "\u{0}",
+            " \u{7f} ",
+        ] {
+            assert_eq!(trim_start(t), t.trim_start(), "{t:?}");
+            assert_eq!(trim_end(t), t.trim_end(), "{t:?}");
+        }
     }
 
     #[test]

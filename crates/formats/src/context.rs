@@ -192,7 +192,7 @@ impl IpCache {
         std::hash::Hasher::write(&mut h, b);
         let mixed = std::hash::Hasher::finish(&h).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let slot = &mut self.slots[(mixed >> (64 - IP_CACHE_SLOTS.trailing_zeros())) as usize];
-        if usize::from(slot.1) == b.len() && slot.0[..b.len()] == *b {
+        if usize::from(slot.1) == b.len() && same_prefix(&slot.0, b) {
             return slot.2;
         }
         let ip = parse_ip(s);
@@ -200,6 +200,26 @@ impl IpCache {
         slot.1 = b.len() as u8;
         slot.2 = ip;
         ip
+    }
+}
+
+/// Whether `key` starts with `b` (`b.len() <= IP_CACHE_KEY`), compared inline as two
+/// overlapping words that together cover `b` (no library call for these short texts).
+#[inline]
+fn same_prefix(key: &[u8; IP_CACHE_KEY], b: &[u8]) -> bool {
+    let n = b.len();
+    macro_rules! windows {
+        ($t:ty, $w:expr) => {{
+            let r = |s: &[u8], at: usize| <$t>::from_le_bytes(s[at..at + $w].try_into().unwrap());
+            r(key, 0) == r(b, 0) && r(key, n - $w) == r(b, n - $w)
+        }};
+    }
+    match n {
+        0..=3 => key[..n] == *b,
+        4..=8 => windows!(u32, 4),
+        9..=16 => windows!(u64, 8),
+        17..=32 => windows!(u128, 16),
+        _ => key[..n] == *b,
     }
 }
 
@@ -241,6 +261,21 @@ fn parse_ipv4_fast(b: &[u8]) -> Option<std::net::Ipv4Addr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_prefix_is_exact() {
+        for n in 0..=IP_CACHE_KEY {
+            let b: Vec<u8> = (0..n as u8).map(|i| b'0' + i % 10).collect();
+            let mut key = [0u8; IP_CACHE_KEY];
+            key[..n].copy_from_slice(&b);
+            assert!(same_prefix(&key, &b), "{n}");
+            for at in 0..n {
+                let mut k = key;
+                k[at] ^= 1;
+                assert!(!same_prefix(&k, &b), "{n} {at}");
+            }
+        }
+    }
 
     #[test]
     fn ip_cache_agrees_with_parse_ip() {

@@ -80,6 +80,55 @@ pub fn precheck(bytes: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// [`precheck`] and reading the line as UTF-8 in one: the line's text (invalid UTF-8
+/// replaced), or the reason it is skipped. A line of ASCII without NUL (nearly every line)
+/// is proved so in one vector pass instead of a NUL search plus UTF-8 validation.
+#[inline]
+pub fn line_text(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, &'static str> {
+    use std::borrow::Cow;
+    if ascii_without_nul(bytes) {
+        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            return Err(skip::EMPTY);
+        }
+        // SAFETY: `ascii_without_nul` returned true, so every byte is below 0x80: a sequence
+        // of ASCII bytes is valid UTF-8 (each byte is a one-byte code point).
+        return Ok(Cow::Borrowed(unsafe {
+            std::str::from_utf8_unchecked(bytes)
+        }));
+    }
+    if let Some(reason) = precheck(bytes) {
+        return Err(reason);
+    }
+    Ok(match std::str::from_utf8(bytes) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    })
+}
+
+/// Whether every byte of `b` is in `1..=0x7f` (ASCII, not NUL). Exact for every input: the
+/// blocks are folded with a byte-wise maximum of `byte - 1` (wrapping, so NUL becomes 0xff),
+/// which the compiler turns into vector code.
+#[inline]
+fn ascii_without_nul(b: &[u8]) -> bool {
+    const W: usize = 32;
+    if b.len() < W {
+        return b.iter().all(|&c| c.wrapping_sub(1) < 0x7f);
+    }
+    let mut max = [0u8; W];
+    let mut fold = |block: &[u8]| {
+        for (m, &c) in max.iter_mut().zip(block) {
+            *m = (*m).max(c.wrapping_sub(1));
+        }
+    };
+    let mut blocks = b.chunks_exact(W);
+    for block in &mut blocks {
+        fold(block);
+    }
+    // The last (partial) block, read as the last W bytes: bytes read twice change no maximum.
+    fold(&b[b.len() - W..]);
+    max.iter().all(|&m| m < 0x7f)
+}
+
 /// A stateful parser for one file (or one chunk of one file).
 pub trait Parser: Send {
     /// Parses one physical line (without its terminator).
@@ -375,5 +424,49 @@ pub(crate) mod testing {
         }
         p.finish(&mut c);
         c
+    }
+}
+
+#[cfg(test)]
+mod line_text_tests {
+    use super::*;
+
+    /// The reference: `precheck`, then UTF-8 (lossy when invalid).
+    fn slow(bytes: &[u8]) -> Result<String, &'static str> {
+        match precheck(bytes) {
+            Some(r) => Err(r),
+            None => Ok(String::from_utf8_lossy(bytes).into_owned()),
+        }
+    }
+
+    #[test]
+    fn agrees_with_precheck_and_from_utf8() {
+        // Every length around the block size, with each kind of odd byte at every position.
+        for len in 0..100usize {
+            let base: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let check = |b: &[u8]| {
+                let got = line_text(b).map(|c| c.into_owned());
+                assert_eq!(got, slow(b), "{b:?}");
+            };
+            check(&base);
+            check(&vec![b' '; len]);
+            for pos in 0..len {
+                for odd in [0u8, 0x7f, 0x80, 0xc3, 0xe3, 0xff, b'\t', b'\r', 0x0b, b' '] {
+                    let mut b = base.clone();
+                    b[pos] = odd;
+                    check(&b);
+                    let mut w = vec![b' '; len];
+                    w[pos] = odd;
+                    check(&w);
+                }
+            }
+        }
+        // Valid multi-byte UTF-8 and a NUL after it.
+        for s in ["日本語のログ 1.2.3.4", "\u{3000}", "é\0", "ok\0"] {
+            assert_eq!(
+                line_text(s.as_bytes()).map(|c| c.into_owned()),
+                slow(s.as_bytes())
+            );
+        }
     }
 }

@@ -97,10 +97,17 @@ pub fn offset(b: &[u8]) -> Option<i32> {
     (h <= 23 && m < 60).then_some(sign * (h as i32 * 3600 + m as i32 * 60))
 }
 
+/// Longest timestamp text [`TimeCache::clf`] remembers; longer ones are parsed every time.
+const CLF_KEY: usize = 32;
+/// Length of the usual `%t` text (`10/Oct/2000:13:55:36 -0700`), compared inline.
+const CLF_LEN: usize = 26;
+
 /// Parser state remembering the last timestamp text and its value.
 #[derive(Default)]
 pub struct TimeCache {
-    last_text: Vec<u8>,
+    /// The last `%t` text is `last_text[..last_len]` (`last_len == 0`: none yet).
+    last_text: [u8; CLF_KEY],
+    last_len: usize,
     last: Option<Timestamp>,
     /// Cached `dd/Mon/yyyy` prefix and its day number.
     last_date: [u8; 11],
@@ -110,13 +117,21 @@ pub struct TimeCache {
 impl TimeCache {
     /// Parses the Apache/nginx `%t` form `10/Oct/2000:13:55:36 -0700` (without brackets).
     pub fn clf(&mut self, b: &[u8]) -> Option<Timestamp> {
-        if b == self.last_text.as_slice() {
+        // The usual length is compared as a fixed-size array (inline, no library call).
+        let hit = if b.len() == CLF_LEN {
+            self.last_len == CLF_LEN && self.last_text[..CLF_LEN] == *b
+        } else {
+            self.last_len == b.len() && self.last_text[..b.len()] == *b
+        };
+        if hit && !b.is_empty() {
             return self.last;
         }
         let t = self.clf_uncached(b);
-        self.last_text.clear();
-        self.last_text.extend_from_slice(b);
-        self.last = t;
+        if b.len() <= CLF_KEY {
+            self.last_text[..b.len()].copy_from_slice(b);
+            self.last_len = b.len();
+            self.last = t;
+        }
         t
     }
 
