@@ -10,14 +10,15 @@
 //! set of clients per path, checkout counts per client and minute) and one compact record per
 //! completion-page hit (orders are few next to page views). At finish:
 //!
-//! What grows with clients is bounded: per path at most 64 clients (the smallest addresses)
-//! for assets and drops, 8 for harvest candidates (then the file is popular and dropped), per
-//! hour 8 admin clients; which clients browsed the shop is a fixed 1 MiB filter (below,
-//! `cardtest.distributed`); per-client checkout counts exist only for clients that submitted
-//! checkout, reached its error page, created accounts or failed payments in an application
-//! log (checkout actors, buyers included), not for every visitor. Evidence lines that may
-//! never be cited (asset and harvest candidates) are kept as raw bytes (capped) and turned
-//! into text at finish; the route and referer caches hold at most 16,384 entries each.
+//! What grows with clients is bounded: per path at most 64 clients for drops (the smallest
+//! addresses) and assets (then only that there were more), 8 for harvest candidates (then the
+//! file is popular and dropped), per hour 8 admin clients; which clients browsed the shop is
+//! a fixed 1 MiB filter (below, `cardtest.distributed`); per-client checkout counts exist
+//! only for clients that submitted checkout, reached its error page, created accounts or
+//! failed payments in an application log (checkout actors, buyers included), not for every
+//! visitor. Evidence lines that may never be cited (asset and harvest candidates) are kept as
+//! raw bytes (capped) and turned into text at finish; the route and referer caches hold at
+//! most 16,384 entries each.
 //!
 //! - `card.asset_drift`: a first-party JS/CSS file whose 200-response size settled on a new
 //!   value (a size seen ≥ `drift_min_hits` times stops being served when a new one starts;
@@ -213,6 +214,8 @@ fn offer_earliest(v: &mut Vec<ecir_model::Evidence>, origin: &Origin<'_>, ts: Op
     v.truncate(SIZE_EV);
 }
 
+/// Per asset path: the sizes served at 200 (scripts and styles, for drift), and for scripts
+/// and images what the first-seen rule reads (span, clients, hits, checkout hits, evidence).
 #[derive(Default, Debug)]
 struct Asset {
     sizes: BTreeMap<u64, SizeStat>,
@@ -900,17 +903,17 @@ impl Browsed {
     }
 }
 
-/// The [`MAX_PATH_IPS`] smallest distinct clients of an asset and whether there were more,
-/// exactly as a [`SmallestSet<IpAddr>`] of that cap keeps them (IPv4 before IPv6, each in
-/// numeric order), stored as numbers: an IPv4 address takes 4 bytes instead of 17, and a
-/// value beyond a full set is refused in O(1).
+/// The distinct clients of an asset while there are at most [`MAX_PATH_IPS`] of them, then
+/// only the fact that there were more: all a finding reads is the exact count up to the cap
+/// (as a [`SmallestSet<IpAddr>`] of that cap gives it) and whether the cap was passed, and
+/// once passed no later client or merge can undo it. Stored as numbers in arrival order (an
+/// IPv4 address takes 4 bytes instead of 17), searched by a scan without early exit that the
+/// compiler vectorises; an overflowed set refuses every value with one test of an inline flag
+/// and holds no memory.
 #[derive(Default, Debug, Clone)]
 struct IpSet {
     v4: Vec<u32>,
     v6: Vec<u128>,
-    /// The largest kept IPv4 value (0 when none), held inline so that refusing a value
-    /// beyond a full set does not touch the vector's memory.
-    v4_max: u32,
     overflow: bool,
 }
 
@@ -919,67 +922,55 @@ impl IpSet {
         self.v4.len() + self.v6.len()
     }
 
-    fn full(&self) -> bool {
-        self.len() >= MAX_PATH_IPS
-    }
-
     fn insert(&mut self, ip: IpAddr) {
+        if self.overflow {
+            return;
+        }
         match ip {
             IpAddr::V4(a) => self.insert_v4(u32::from(a)),
             IpAddr::V6(a) => self.insert_v6(u128::from(a)),
         }
     }
 
-    fn insert_v4(&mut self, x: u32) {
-        if self.full() && self.v6.is_empty() && !self.v4.is_empty() && x > self.v4_max {
-            self.overflow = true;
-            return;
-        }
-        self.insert_v4_slow(x);
-        self.v4_max = self.v4.last().copied().unwrap_or(0);
+    /// A client more than the cap: the values are no longer needed.
+    fn set_overflow(&mut self) {
+        *self = IpSet {
+            overflow: true,
+            ..IpSet::default()
+        };
     }
 
-    fn insert_v4_slow(&mut self, x: u32) {
-        if let Err(pos) = self.v4.binary_search(&x) {
-            if !self.full() {
-                self.v4.insert(pos, x);
-            } else {
-                // Full: the largest kept value gives way (an IPv6 one if any).
-                self.overflow = true;
-                if self.v6.pop().is_some() {
-                    self.v4.insert(pos, x);
-                } else if pos < self.v4.len() {
-                    self.v4.insert(pos, x);
-                    self.v4.pop();
-                }
-            }
+    fn insert_v4(&mut self, x: u32) {
+        if self.overflow || has_u32(&self.v4, x) {
+            return;
+        }
+        if self.len() >= MAX_PATH_IPS {
+            self.set_overflow();
+        } else {
+            self.v4.push(x);
         }
     }
 
     fn insert_v6(&mut self, x: u128) {
-        if self.full() && self.v6.last().is_none_or(|m| x > *m) {
-            self.overflow = true;
+        if self.overflow || self.v6.contains(&x) {
             return;
         }
-        if let Err(pos) = self.v6.binary_search(&x) {
-            if !self.full() {
-                self.v6.insert(pos, x);
-            } else {
-                self.overflow = true;
-                if pos < self.v6.len() {
-                    self.v6.insert(pos, x);
-                    self.v6.pop();
-                }
-            }
+        if self.len() >= MAX_PATH_IPS {
+            self.set_overflow();
+        } else {
+            self.v6.push(x);
         }
     }
 
     fn merge(&mut self, other: IpSet) {
+        if other.overflow {
+            self.set_overflow();
+            return;
+        }
         if self.len() == 0 && !self.overflow {
             *self = other;
             return;
         }
-        self.overflow |= other.overflow;
         for x in other.v4 {
             self.insert_v4(x);
         }
@@ -996,6 +987,17 @@ impl IpSet {
     fn overflowed(&self) -> bool {
         self.overflow
     }
+}
+
+/// Whether `v` holds `x`: compares 16 values at a time without early exit (vectorised).
+fn has_u32(v: &[u32], x: u32) -> bool {
+    let mut chunks = v.chunks_exact(16);
+    for c in &mut chunks {
+        if c.iter().fold(false, |a, &y| a | (y == x)) {
+            return true;
+        }
+    }
+    chunks.remainder().contains(&x)
 }
 
 /// Per-minute checkout counts of one client: submissions, failures, 429s, completions,
@@ -1732,7 +1734,11 @@ impl DetectorState for Card {
         if !complete && ref_is.is_some() {
             self.host_n += 1;
         }
-        let asset = is_get && (script_like || e == Ext::Image) && matches!(status, 200 | 304);
+        // What the first-seen rule counts (scripts and images) and what drift reads (sizes of
+        // scripts and styles at 200): a stylesheet answered 304 changes nothing.
+        let first_seen = matches!(e, Ext::Js | Ext::Image);
+        let asset =
+            is_get && (first_seen && matches!(status, 200 | 304) || e == Ext::Css && status == 200);
         // Harvest: fetches of a file in a writable directory.
         let harvest = is_get && status == 200 && !script_like && in_writable(path);
         let harvest = harvest.then_some(()).and(ip.zip(ev.bytes));
@@ -1740,13 +1746,15 @@ impl DetectorState for Card {
             let st = self.paths.get_or_default(path.as_bytes());
             if asset {
                 let a = st.asset.get_or_insert_with(Asset::default);
-                a.hits += 1;
-                a.first.add(ev.ts);
-                if let Some(ip) = ip {
-                    a.ips.insert(ip);
-                }
-                if from_checkout {
-                    a.checkout_refs += 1;
+                if first_seen {
+                    a.hits += 1;
+                    a.first.add(ev.ts);
+                    if let Some(ip) = ip {
+                        a.ips.insert(ip);
+                    }
+                    if from_checkout {
+                        a.checkout_refs += 1;
+                    }
                 }
                 if status == 200 && script_like {
                     if let Some(b) = ev.bytes.filter(|b| *b > 0) {
@@ -1775,7 +1783,7 @@ impl DetectorState for Card {
                 // Evidence only where a finding could cite it: scripts and styles, and
                 // images loaded from checkout pages (a site with many images would otherwise
                 // keep a line per image).
-                if script_like || from_checkout {
+                if first_seen && (script_like || from_checkout) {
                     let w = if from_checkout { 20 } else { 10 };
                     a.ev.offer(&mut self.arena, origin, ev.ts, w);
                 }
