@@ -440,12 +440,22 @@ impl LazyEvidence {
     }
 
     fn insert(&mut self, arena: &mut Arena, k: Kept) {
-        let pos = self
-            .items
-            .partition_point(|x| arena.order(x.key, k.key) != std::cmp::Ordering::Greater);
+        // Lines mostly come in time order: a line not before the last kept one goes last
+        // (the same place the search below finds), with one comparison.
+        let pos = match self.items.last() {
+            Some(x) if arena.order(x.key, k.key) != std::cmp::Ordering::Greater => self.items.len(),
+            _ => self
+                .items
+                .partition_point(|x| arena.order(x.key, k.key) != std::cmp::Ordering::Greater),
+        };
         if pos >= ecir_model::finding::MAX_EVIDENCE {
             arena.free(k.raw);
             return;
+        }
+        if self.items.capacity() == 0 {
+            // Its final size at once (growing by doubling would copy it three times).
+            self.items
+                .reserve_exact(ecir_model::finding::MAX_EVIDENCE + 1);
         }
         self.items.insert(pos, k);
         if self.items.len() > ecir_model::finding::MAX_EVIDENCE {
@@ -878,7 +888,16 @@ const BROWSED_BLOCK: usize = 8;
 #[derive(Default)]
 struct Browsed {
     bits: Vec<u64>,
+    /// First hashes of recent inserts, by their low bits (a client's page views come close
+    /// together): a client whose first hash is here has all its bits set already (they follow
+    /// from that hash alone, and bits are never cleared), so its insert touches only this
+    /// small table. [`BROWSED_RECENT`] entries; a slot that held nothing yet holds a value
+    /// whose low bits are not its own index, so it matches no hash.
+    recent: Vec<u64>,
 }
+
+/// Entries of [`Browsed::recent`] (8 KiB).
+const BROWSED_RECENT: usize = 1 << 10;
 
 impl Browsed {
     fn hashes(ip: IpAddr) -> (u64, u64) {
@@ -903,6 +922,11 @@ impl Browsed {
     /// The client's bits: all in one block of [`BROWSED_BLOCK`] words (one memory access).
     fn bit_indexes(ip: IpAddr) -> impl Iterator<Item = usize> {
         let (h1, h2) = Browsed::hashes(ip);
+        Browsed::bits_of(h1, h2)
+    }
+
+    /// The bits of a client whose hashes are `h1`, `h2` (a function of `h1` alone).
+    fn bits_of(h1: u64, h2: u64) -> impl Iterator<Item = usize> {
         let block = (h1 % (BROWSED_WORDS / BROWSED_BLOCK) as u64) as usize * BROWSED_BLOCK * 64;
         (0..BROWSED_HASHES).map(move |i| block + ((h2 >> (i * 9)) & 511) as usize)
     }
@@ -910,8 +934,15 @@ impl Browsed {
     fn insert(&mut self, ip: IpAddr) {
         if self.bits.is_empty() {
             self.bits = vec![0; BROWSED_WORDS];
+            self.recent = (0..BROWSED_RECENT as u64).map(|i| i ^ 1).collect();
         }
-        for i in Browsed::bit_indexes(ip) {
+        let (h1, h2) = Browsed::hashes(ip);
+        let slot = h1 as usize % BROWSED_RECENT;
+        if self.recent[slot] == h1 {
+            return;
+        }
+        self.recent[slot] = h1;
+        for i in Browsed::bits_of(h1, h2) {
             self.bits[i / 64] |= 1 << (i % 64);
         }
     }
@@ -922,8 +953,10 @@ impl Browsed {
     }
 
     fn merge(&mut self, other: Browsed) {
+        // What `recent` says of this filter stays true: merging only sets bits.
         if self.bits.is_empty() {
             self.bits = other.bits;
+            self.recent = other.recent;
         } else if !other.bits.is_empty() {
             for (a, b) in self.bits.iter_mut().zip(&other.bits) {
                 *a |= b;
