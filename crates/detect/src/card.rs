@@ -465,6 +465,14 @@ impl LazyEvidence {
         }
     }
 
+    /// Asks for the last kept line, the one an offer is compared with, to be loaded (a hint:
+    /// see [`prefetch_read`]).
+    fn prefetch(&self) {
+        if let Some(k) = self.items.last() {
+            prefetch_read((k as *const Kept).cast());
+        }
+    }
+
     /// Takes in the lines of a merged state (see [`Remap`]).
     fn merge(&mut self, arena: &mut Arena, other: LazyEvidence, remap: &Remap) {
         for mut k in other.items {
@@ -1821,10 +1829,14 @@ impl DetectorState for Card {
             if asset {
                 let a = st.asset.get_or_insert_with(Asset::default);
                 if first_seen {
-                    // The client list is another block of memory: its load starts now and
-                    // the client goes in last, after the rest of this path's work.
+                    // The client list and the kept evidence are other blocks of memory: their
+                    // loads start now, together, and both are used last, after the rest of
+                    // this path's work.
                     if ip.is_some() {
                         a.ips.prefetch();
+                    }
+                    if script_like || from_checkout {
+                        a.ev.prefetch();
                     }
                     a.hits += 1;
                     a.first.add(ev.ts);
@@ -1856,13 +1868,6 @@ impl DetectorState for Card {
                         }
                     }
                 }
-                // Evidence only where a finding could cite it: scripts and styles, and
-                // images loaded from checkout pages (a site with many images would otherwise
-                // keep a line per image).
-                if first_seen && (script_like || from_checkout) {
-                    let w = if from_checkout { 20 } else { 10 };
-                    a.ev.offer(&mut self.arena, origin, ev.ts, w);
-                }
             }
             if let Some((ip, b)) = harvest {
                 let h = st.harvest.get_or_insert_with(Harvest::default);
@@ -1887,8 +1892,17 @@ impl DetectorState for Card {
                     }
                 }
             }
-            if let (Some(a), Some(ip), true) = (&mut st.asset, ip, first_seen) {
-                a.ips.insert(ip);
+            if let (Some(a), true) = (&mut st.asset, first_seen) {
+                // Evidence only where a finding could cite it: scripts, and images loaded
+                // from checkout pages (a site with many images would otherwise keep a line
+                // per image).
+                if script_like || from_checkout {
+                    let w = if from_checkout { 20 } else { 10 };
+                    a.ev.offer(&mut self.arena, origin, ev.ts, w);
+                }
+                if let Some(ip) = ip {
+                    a.ips.insert(ip);
+                }
             }
             if self.arena.needs_compaction() {
                 self.compact_arena();
