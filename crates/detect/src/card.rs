@@ -10,14 +10,15 @@
 //! set of clients per path, checkout counts per client and minute) and one compact record per
 //! completion-page hit (orders are few next to page views). At finish:
 //!
-//! What grows with clients is bounded: per path at most 64 clients (the smallest addresses)
-//! for assets and drops, 8 for harvest candidates (then the file is popular and dropped), per
-//! hour 8 admin clients; which clients browsed the shop is a fixed 1 MiB filter (below,
-//! `cardtest.distributed`); per-client checkout counts exist only for clients that submitted
-//! checkout, reached its error page, created accounts or failed payments in an application
-//! log (checkout actors, buyers included), not for every visitor. Evidence lines that may
-//! never be cited (asset and harvest candidates) are kept as raw bytes (capped) and turned
-//! into text at finish; the route and referer caches hold at most 16,384 entries each.
+//! What grows with clients is bounded: per path at most 64 clients for drops (the smallest
+//! addresses) and assets (then only that there were more), 8 for harvest candidates (then the
+//! file is popular and dropped), per hour 8 admin clients; which clients browsed the shop is
+//! a fixed 1 MiB filter (below, `cardtest.distributed`); per-client checkout counts exist
+//! only for clients that submitted checkout, reached its error page, created accounts or
+//! failed payments in an application log (checkout actors, buyers included), not for every
+//! visitor. Evidence lines that may never be cited (asset and harvest candidates) are kept as
+//! raw bytes (capped) and turned into text at finish; the route and referer caches hold at
+//! most 16,384 entries each.
 //!
 //! - `card.asset_drift`: a first-party JS/CSS file whose 200-response size settled on a new
 //!   value (a size seen ≥ `drift_min_hits` times stops being served when a new one starts;
@@ -213,6 +214,8 @@ fn offer_earliest(v: &mut Vec<ecir_model::Evidence>, origin: &Origin<'_>, ts: Op
     v.truncate(SIZE_EV);
 }
 
+/// Per asset path: the sizes served at 200 (scripts and styles, for drift), and for scripts
+/// and images what the first-seen rule reads (span, clients, hits, checkout hits, evidence).
 #[derive(Default, Debug)]
 struct Asset {
     sizes: BTreeMap<u64, SizeStat>,
@@ -437,18 +440,36 @@ impl LazyEvidence {
     }
 
     fn insert(&mut self, arena: &mut Arena, k: Kept) {
-        let pos = self
-            .items
-            .partition_point(|x| arena.order(x.key, k.key) != std::cmp::Ordering::Greater);
+        // Lines mostly come in time order: a line not before the last kept one goes last
+        // (the same place the search below finds), with one comparison.
+        let pos = match self.items.last() {
+            Some(x) if arena.order(x.key, k.key) != std::cmp::Ordering::Greater => self.items.len(),
+            _ => self
+                .items
+                .partition_point(|x| arena.order(x.key, k.key) != std::cmp::Ordering::Greater),
+        };
         if pos >= ecir_model::finding::MAX_EVIDENCE {
             arena.free(k.raw);
             return;
+        }
+        if self.items.capacity() == 0 {
+            // Its final size at once (growing by doubling would copy it three times).
+            self.items
+                .reserve_exact(ecir_model::finding::MAX_EVIDENCE + 1);
         }
         self.items.insert(pos, k);
         if self.items.len() > ecir_model::finding::MAX_EVIDENCE {
             if let Some(x) = self.items.pop() {
                 arena.free(x.raw);
             }
+        }
+    }
+
+    /// Asks for the last kept line, the one an offer is compared with, to be loaded (a hint:
+    /// see [`prefetch_read`]).
+    fn prefetch(&self) {
+        if let Some(k) = self.items.last() {
+            prefetch_read((k as *const Kept).cast());
         }
     }
 
@@ -703,14 +724,43 @@ fn path_hash(p: &[u8]) -> u64 {
     rustc_hash::FxBuildHasher.hash_one(p)
 }
 
+/// A hint to load the cache line holding `p` (never dereferenced here: no effect on results).
+#[inline(always)]
+fn prefetch_read(p: *const u8) {
+    // SAFETY: SSE is part of every x86_64 target; a prefetch reads no memory the program
+    // sees and never faults, whatever the address.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Asset and harvest state per path, keyed by [`PathKey`] (hashed with [`path_hash`]).
 #[derive(Default)]
 struct Paths(hashbrown::HashTable<(PathKey, PathState)>);
 
 impl Paths {
-    fn get_or_default(&mut self, path: &[u8]) -> &mut PathState {
+    /// Asks the processor to start loading the entry `path` probably has (the first one whose
+    /// hash tag matches; a wrong guess only costs a useless load), so that its cache misses
+    /// overlap the rest of the event's work instead of following each other. Returns the hash
+    /// for [`Self::get_or_default`]. Changes no state.
+    fn prefetch(&self, path: &[u8]) -> u64 {
+        let h = path_hash(path);
+        if let Some(e) = self.0.find(h, |_| true) {
+            let p = (e as *const (PathKey, PathState)).cast::<u8>();
+            for off in (0..std::mem::size_of::<(PathKey, PathState)>()).step_by(64) {
+                prefetch_read(p.wrapping_add(off));
+            }
+        }
+        h
+    }
+
+    /// The entry of `path`, whose [`path_hash`] is `hash`.
+    fn get_or_default(&mut self, path: &[u8], hash: u64) -> &mut PathState {
         let e = self.0.entry(
-            path_hash(path),
+            hash,
             |(k, _)| k.bytes() == path,
             |(k, _)| path_hash(k.bytes()),
         );
@@ -846,7 +896,16 @@ const BROWSED_BLOCK: usize = 8;
 #[derive(Default)]
 struct Browsed {
     bits: Vec<u64>,
+    /// First hashes of recent inserts, by their low bits (a client's page views come close
+    /// together): a client whose first hash is here has all its bits set already (they follow
+    /// from that hash alone, and bits are never cleared), so its insert touches only this
+    /// small table. [`BROWSED_RECENT`] entries; a slot that held nothing yet holds a value
+    /// whose low bits are not its own index, so it matches no hash.
+    recent: Vec<u64>,
 }
+
+/// Entries of [`Browsed::recent`] (8 KiB).
+const BROWSED_RECENT: usize = 1 << 10;
 
 impl Browsed {
     fn hashes(ip: IpAddr) -> (u64, u64) {
@@ -871,6 +930,11 @@ impl Browsed {
     /// The client's bits: all in one block of [`BROWSED_BLOCK`] words (one memory access).
     fn bit_indexes(ip: IpAddr) -> impl Iterator<Item = usize> {
         let (h1, h2) = Browsed::hashes(ip);
+        Browsed::bits_of(h1, h2)
+    }
+
+    /// The bits of a client whose hashes are `h1`, `h2` (a function of `h1` alone).
+    fn bits_of(h1: u64, h2: u64) -> impl Iterator<Item = usize> {
         let block = (h1 % (BROWSED_WORDS / BROWSED_BLOCK) as u64) as usize * BROWSED_BLOCK * 64;
         (0..BROWSED_HASHES).map(move |i| block + ((h2 >> (i * 9)) & 511) as usize)
     }
@@ -878,8 +942,15 @@ impl Browsed {
     fn insert(&mut self, ip: IpAddr) {
         if self.bits.is_empty() {
             self.bits = vec![0; BROWSED_WORDS];
+            self.recent = (0..BROWSED_RECENT as u64).map(|i| i ^ 1).collect();
         }
-        for i in Browsed::bit_indexes(ip) {
+        let (h1, h2) = Browsed::hashes(ip);
+        let slot = h1 as usize % BROWSED_RECENT;
+        if self.recent[slot] == h1 {
+            return;
+        }
+        self.recent[slot] = h1;
+        for i in Browsed::bits_of(h1, h2) {
             self.bits[i / 64] |= 1 << (i % 64);
         }
     }
@@ -890,8 +961,10 @@ impl Browsed {
     }
 
     fn merge(&mut self, other: Browsed) {
+        // What `recent` says of this filter stays true: merging only sets bits.
         if self.bits.is_empty() {
             self.bits = other.bits;
+            self.recent = other.recent;
         } else if !other.bits.is_empty() {
             for (a, b) in self.bits.iter_mut().zip(&other.bits) {
                 *a |= b;
@@ -900,17 +973,17 @@ impl Browsed {
     }
 }
 
-/// The [`MAX_PATH_IPS`] smallest distinct clients of an asset and whether there were more,
-/// exactly as a [`SmallestSet<IpAddr>`] of that cap keeps them (IPv4 before IPv6, each in
-/// numeric order), stored as numbers: an IPv4 address takes 4 bytes instead of 17, and a
-/// value beyond a full set is refused in O(1).
+/// The distinct clients of an asset while there are at most [`MAX_PATH_IPS`] of them, then
+/// only the fact that there were more: all a finding reads is the exact count up to the cap
+/// (as a [`SmallestSet<IpAddr>`] of that cap gives it) and whether the cap was passed, and
+/// once passed no later client or merge can undo it. Stored as numbers in arrival order (an
+/// IPv4 address takes 4 bytes instead of 17), searched by a scan without early exit that the
+/// compiler vectorises; an overflowed set refuses every value with one test of an inline flag
+/// and holds no memory.
 #[derive(Default, Debug, Clone)]
 struct IpSet {
     v4: Vec<u32>,
     v6: Vec<u128>,
-    /// The largest kept IPv4 value (0 when none), held inline so that refusing a value
-    /// beyond a full set does not touch the vector's memory.
-    v4_max: u32,
     overflow: bool,
 }
 
@@ -919,67 +992,65 @@ impl IpSet {
         self.v4.len() + self.v6.len()
     }
 
-    fn full(&self) -> bool {
-        self.len() >= MAX_PATH_IPS
-    }
-
     fn insert(&mut self, ip: IpAddr) {
+        if self.overflow {
+            return;
+        }
         match ip {
             IpAddr::V4(a) => self.insert_v4(u32::from(a)),
             IpAddr::V6(a) => self.insert_v6(u128::from(a)),
         }
     }
 
-    fn insert_v4(&mut self, x: u32) {
-        if self.full() && self.v6.is_empty() && !self.v4.is_empty() && x > self.v4_max {
-            self.overflow = true;
-            return;
+    /// Asks for the kept IPv4 values to be loaded (a hint: see [`prefetch_read`]).
+    fn prefetch(&self) {
+        if !self.overflow {
+            let p = self.v4.as_ptr().cast::<u8>();
+            for off in (0..self.v4.len() * 4).step_by(64) {
+                prefetch_read(p.wrapping_add(off));
+            }
         }
-        self.insert_v4_slow(x);
-        self.v4_max = self.v4.last().copied().unwrap_or(0);
     }
 
-    fn insert_v4_slow(&mut self, x: u32) {
-        if let Err(pos) = self.v4.binary_search(&x) {
-            if !self.full() {
-                self.v4.insert(pos, x);
-            } else {
-                // Full: the largest kept value gives way (an IPv6 one if any).
-                self.overflow = true;
-                if self.v6.pop().is_some() {
-                    self.v4.insert(pos, x);
-                } else if pos < self.v4.len() {
-                    self.v4.insert(pos, x);
-                    self.v4.pop();
-                }
-            }
+    /// A client more than the cap: the values are no longer needed.
+    fn set_overflow(&mut self) {
+        *self = IpSet {
+            overflow: true,
+            ..IpSet::default()
+        };
+    }
+
+    fn insert_v4(&mut self, x: u32) {
+        if self.overflow || has_u32(&self.v4, x) {
+            return;
+        }
+        if self.len() >= MAX_PATH_IPS {
+            self.set_overflow();
+        } else {
+            self.v4.push(x);
         }
     }
 
     fn insert_v6(&mut self, x: u128) {
-        if self.full() && self.v6.last().is_none_or(|m| x > *m) {
-            self.overflow = true;
+        if self.overflow || self.v6.contains(&x) {
             return;
         }
-        if let Err(pos) = self.v6.binary_search(&x) {
-            if !self.full() {
-                self.v6.insert(pos, x);
-            } else {
-                self.overflow = true;
-                if pos < self.v6.len() {
-                    self.v6.insert(pos, x);
-                    self.v6.pop();
-                }
-            }
+        if self.len() >= MAX_PATH_IPS {
+            self.set_overflow();
+        } else {
+            self.v6.push(x);
         }
     }
 
     fn merge(&mut self, other: IpSet) {
+        if other.overflow {
+            self.set_overflow();
+            return;
+        }
         if self.len() == 0 && !self.overflow {
             *self = other;
             return;
         }
-        self.overflow |= other.overflow;
         for x in other.v4 {
             self.insert_v4(x);
         }
@@ -996,6 +1067,17 @@ impl IpSet {
     fn overflowed(&self) -> bool {
         self.overflow
     }
+}
+
+/// Whether `v` holds `x`: compares 16 values at a time without early exit (vectorised).
+fn has_u32(v: &[u32], x: u32) -> bool {
+    let mut chunks = v.chunks_exact(16);
+    for c in &mut chunks {
+        if c.iter().fold(false, |a, &y| a | (y == x)) {
+            return true;
+        }
+    }
+    chunks.remainder().contains(&x)
 }
 
 /// Per-minute checkout counts of one client: submissions, failures, 429s, completions,
@@ -1644,12 +1726,23 @@ impl DetectorState for Card {
         let (path, query) = (ev.path(), ev.query().unwrap_or(""));
         let ts_ms = ev.ts.map_or(i64::MIN, |t| t.utc_ms);
         let ip = ev.client_ip;
-        // `Some(from_checkout)` when the referer is a URL with a host (then `self.host`).
-        let ref_is = self.referer(ev.referer.as_deref().filter(|r| *r != "-"));
-        let from_checkout = ref_is == Some(true);
         let e = Ext::of(path);
         let is_get = method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD");
         let is_post = method.eq_ignore_ascii_case("POST");
+        let script_like = e.script_like();
+        // What the first-seen rule counts (scripts and images) and what drift reads (sizes of
+        // scripts and styles at 200): a stylesheet answered 304 changes nothing.
+        let first_seen = matches!(e, Ext::Js | Ext::Image);
+        let asset =
+            is_get && (first_seen && matches!(status, 200 | 304) || e == Ext::Css && status == 200);
+        // Harvest: fetches of a file in a writable directory.
+        let harvest = is_get && status == 200 && !script_like && in_writable(path);
+        let harvest = harvest.then_some(()).and(ip.zip(ev.bytes));
+        // The path's entry is loaded while the referer and routes are read.
+        let path_hash = (asset || harvest.is_some()).then(|| self.paths.prefetch(path.as_bytes()));
+        // `Some(from_checkout)` when the referer is a URL with a host (then `self.host`).
+        let ref_is = self.referer(ev.referer.as_deref().filter(|r| *r != "-"));
+        let from_checkout = ref_is == Some(true);
 
         // Orders.
         let flags = self.route_flags(method, path, query, target);
@@ -1732,25 +1825,28 @@ impl DetectorState for Card {
         }
 
         // Static assets: drift, first-seen scripts, shop hosts.
-        let script_like = e.script_like();
         if !complete && ref_is.is_some() {
             self.host_n += 1;
         }
-        let asset = is_get && (script_like || e == Ext::Image) && matches!(status, 200 | 304);
-        // Harvest: fetches of a file in a writable directory.
-        let harvest = is_get && status == 200 && !script_like && in_writable(path);
-        let harvest = harvest.then_some(()).and(ip.zip(ev.bytes));
-        if asset || harvest.is_some() {
-            let st = self.paths.get_or_default(path.as_bytes());
+        if let Some(hash) = path_hash {
+            let st = self.paths.get_or_default(path.as_bytes(), hash);
             if asset {
                 let a = st.asset.get_or_insert_with(Asset::default);
-                a.hits += 1;
-                a.first.add(ev.ts);
-                if let Some(ip) = ip {
-                    a.ips.insert(ip);
-                }
-                if from_checkout {
-                    a.checkout_refs += 1;
+                if first_seen {
+                    // The client list and the kept evidence are other blocks of memory: their
+                    // loads start now, together, and both are used last, after the rest of
+                    // this path's work.
+                    if ip.is_some() {
+                        a.ips.prefetch();
+                    }
+                    if script_like || from_checkout {
+                        a.ev.prefetch();
+                    }
+                    a.hits += 1;
+                    a.first.add(ev.ts);
+                    if from_checkout {
+                        a.checkout_refs += 1;
+                    }
                 }
                 if status == 200 && script_like {
                     if let Some(b) = ev.bytes.filter(|b| *b > 0) {
@@ -1776,13 +1872,6 @@ impl DetectorState for Card {
                         }
                     }
                 }
-                // Evidence only where a finding could cite it: scripts and styles, and
-                // images loaded from checkout pages (a site with many images would otherwise
-                // keep a line per image).
-                if script_like || from_checkout {
-                    let w = if from_checkout { 20 } else { 10 };
-                    a.ev.offer(&mut self.arena, origin, ev.ts, w);
-                }
             }
             if let Some((ip, b)) = harvest {
                 let h = st.harvest.get_or_insert_with(Harvest::default);
@@ -1805,6 +1894,18 @@ impl DetectorState for Card {
                         }
                         h.add(&mut self.arena, f);
                     }
+                }
+            }
+            if let (Some(a), true) = (&mut st.asset, first_seen) {
+                // Evidence only where a finding could cite it: scripts, and images loaded
+                // from checkout pages (a site with many images would otherwise keep a line
+                // per image).
+                if script_like || from_checkout {
+                    let w = if from_checkout { 20 } else { 10 };
+                    a.ev.offer(&mut self.arena, origin, ev.ts, w);
+                }
+                if let Some(ip) = ip {
+                    a.ips.insert(ip);
                 }
             }
             if self.arena.needs_compaction() {
