@@ -284,10 +284,11 @@ pub(crate) fn write_to(
     f: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> io::Result<()> {
     if dest == "-" {
-        let stdout = io::stdout();
-        let mut lock = stdout.lock();
-        f(&mut lock)?;
-        lock.flush()
+        // Stdout is line-buffered: without a buffer of its own, pretty JSON would cost a
+        // write per line.
+        let mut w = BufWriter::with_capacity(64 * 1024, io::stdout().lock());
+        f(&mut w)?;
+        w.flush()
     } else {
         let mut w = BufWriter::new(File::create(dest)?);
         f(&mut w)?;
