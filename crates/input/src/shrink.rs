@@ -9,6 +9,9 @@
 //! while it was read ([`GuardedMap::shrank`]). A `SIGBUS` outside every registered mapping
 //! goes to the handler that was there before (Rust's own, or the default action).
 //!
+//! A page that cannot be read for another reason (a failing device) raises the same signal
+//! and is handled the same way: zeros, and the file reported.
+//!
 //! Elsewhere the mapping is returned unguarded, as before.
 
 use std::ops::Deref;

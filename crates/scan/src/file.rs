@@ -265,8 +265,9 @@ pub(crate) fn survey_source(input: &InputFile, forced: Option<Chosen>) -> Option
     }
 }
 
-/// The error of a mapped file that another process shrank while it was read.
-const SHRANK: &str = "the file shrank while it was read (truncated by log rotation, e.g. copytruncate?): what lay past its new end read as zeros and was skipped; scan a copy made after rotation";
+/// The error of a mapped file whose pages could no longer be read while it was read (it
+/// shrank, or the device failed).
+const SHRANK: &str = "part of the file could no longer be read while it was scanned (it shrank, e.g. truncated by log rotation with copytruncate, or the device failed): those pages read as zeros and were skipped; scan a copy made after rotation";
 
 pub(crate) fn process(
     input: &InputFile,

@@ -520,7 +520,7 @@ fn read_file(
             }
             if map.as_ref().is_some_and(|m| m.shrank()) {
                 problem = Some(
-                    "the file shrank while it was read (truncated by log rotation?): what lay past its new end read as zeros and was skipped; export from a copy made after rotation".into(),
+                    "part of the file could no longer be read while it was exported (it shrank, e.g. truncated by log rotation, or the device failed): those pages read as zeros and were skipped; export from a copy made after rotation".into(),
                 );
             }
         }
