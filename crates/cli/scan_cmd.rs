@@ -172,6 +172,51 @@ pub fn run(a: ScanArgs) -> u8 {
         Err(e) => return usage(&e.to_string()),
     };
 
+    // The summary is data on stdout, unless stdout already carries a machine-readable view.
+    // It is built beside the report writers (both only read the report) and printed after.
+    let stdout_taken = [&a.json, &a.ndjson, &a.html, &a.timeline]
+        .iter()
+        .any(|o| o.as_deref() == Some("-"));
+    let want_summary = !stdout_taken || !a.quiet;
+    let to_tty = if stdout_taken {
+        io::stderr().is_terminal()
+    } else {
+        io::stdout().is_terminal()
+    };
+    let color = term::use_color(a.color, to_tty);
+    let report = &out.report;
+    std::thread::scope(|scope| {
+        let summary = scope.spawn(move || {
+            want_summary.then(|| {
+                let painter: &dyn Painter = if color { &term::Ansi } else { &Plain };
+                render_summary(report, painter, term::width())
+            })
+        });
+        let write_failed = write_outputs(&a, &out, &opts, since, until, &outputs);
+        let text = summary
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        if let Some(text) = text {
+            if stdout_taken {
+                eprint!("{text}");
+            } else {
+                print!("{text}");
+                let _ = io::stdout().flush();
+            }
+        }
+        finish(&a, &out, write_failed)
+    })
+}
+
+/// Writes the report views the user asked for; whether one failed (each failure is printed).
+fn write_outputs(
+    a: &ScanArgs,
+    out: &ecir_scan::ScanOutput,
+    opts: &ScanOptions,
+    since: Option<ecir_model::Timestamp>,
+    until: Option<ecir_model::Timestamp>,
+    outputs: &[PathBuf],
+) -> bool {
     let mut write_failed = false;
     if let Some(dest) = &a.json {
         if let Err(e) = write_to(dest, |w| write_json(&out.report, w)) {
@@ -223,7 +268,7 @@ pub fn run(a: ScanArgs) -> u8 {
             since,
             until,
             only: Some(crate::timeline_cmd::cited(&out.report)),
-            exclude: outputs.clone(),
+            exclude: outputs.to_vec(),
             jobs: opts.jobs,
             ..Default::default()
         };
@@ -237,31 +282,11 @@ pub fn run(a: ScanArgs) -> u8 {
             write_failed = true;
         }
     }
+    write_failed
+}
 
-    // The summary is data on stdout, unless stdout already carries a machine-readable view.
-    let stdout_taken = [&a.json, &a.ndjson, &a.html, &a.timeline]
-        .iter()
-        .any(|o| o.as_deref() == Some("-"));
-    if !stdout_taken || !a.quiet {
-        let to_tty = if stdout_taken {
-            io::stderr().is_terminal()
-        } else {
-            io::stdout().is_terminal()
-        };
-        let painter: &dyn Painter = if term::use_color(a.color, to_tty) {
-            &term::Ansi
-        } else {
-            &Plain
-        };
-        let text = render_summary(&out.report, painter, term::width());
-        if stdout_taken {
-            eprint!("{text}");
-        } else {
-            print!("{text}");
-            let _ = io::stdout().flush();
-        }
-    }
-
+/// Prints the inputs' problems and gives the exit status.
+fn finish(a: &ScanArgs, out: &ecir_scan::ScanOutput, write_failed: bool) -> u8 {
     for p in &out.problems {
         error(&format!("{}: {}", p.path, p.message), p.hint.as_deref());
     }

@@ -205,10 +205,14 @@ impl DetectorSet {
         }
     }
 
+    /// Merges detector by detector, in parallel on the caller's rayon pool (the last merge
+    /// of a scan has the other workers idle); each detector merges its own pair as before.
     pub fn merge(&mut self, other: DetectorSet) {
-        for (mine, theirs) in self.states.iter_mut().zip(other.states) {
-            mine.merge(theirs);
-        }
+        use rayon::prelude::*;
+        self.states
+            .par_iter_mut()
+            .zip(other.states.into_par_iter())
+            .for_each(|(mine, theirs)| mine.merge(theirs));
     }
 
     /// The WAF summary for the report, when a WAF log was read.
