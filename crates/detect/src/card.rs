@@ -75,8 +75,10 @@ use std::sync::Arc;
 use ecir_model::{Category, Event, EventDetail, Finding, Severity, Timestamp};
 use ecir_profiles::Profile;
 
+use crate::codec::{self, Cursor, Files};
 use crate::evidence::{SmallestSet, Span, TopEvidence};
 use crate::session::Sessions;
+use crate::spill_map::{SpillMap, Spillable};
 use crate::{downcast, DetectConfig, DetectorState, FinishContext, Origin};
 
 pub const RULES: &[&str] = &[
@@ -1294,12 +1296,8 @@ pub struct Card {
     /// Page views (GET 200) of off-flow script or HTML files from checkout pages.
     offflow_gets: FxHashMap<Box<str>, u64>,
     beacons: FxHashMap<Box<str>, PathHits>,
-    /// Up to `client_cap` checkout clients; more are spilled to `spilled`.
-    clients: FxHashMap<IpAddr, Client>,
-    client_cap: usize,
-    spilled: ecir_spill::Runs<spilled::IpClient>,
-    /// Why spilling failed (the clients then stay in memory).
-    spill_error: Option<String>,
+    /// Checkout clients, up to [`CLIENT_CAP`] in memory.
+    clients: SpillMap<Client>,
     /// Clients that viewed a page outside checkout (a fixed-size filter, see [`Browsed`]).
     browsed: Browsed,
     /// Referer hosts of requests other than the completion page (the shop's own, mostly).
@@ -1453,29 +1451,6 @@ impl Card {
         b
     }
 
-    /// The checkout state of `ip`, spilling the others first when the table is full.
-    fn client(&mut self, ip: IpAddr) -> &mut Client {
-        if self.clients.len() >= self.client_cap && !self.clients.contains_key(&ip) {
-            self.spill_clients();
-        }
-        self.clients.entry(ip).or_default()
-    }
-
-    /// Writes the clients in memory as a run sorted by IP; on failure they stay in memory and
-    /// this state stops spilling.
-    #[cold]
-    fn spill_clients(&mut self) {
-        if self.clients.is_empty() || self.client_cap == usize::MAX {
-            return;
-        }
-        let all = spilled::sorted(self.clients.drain());
-        if let Err(e) = self.spilled.spill(&all) {
-            self.clients.extend(all.into_iter().map(|e| (e.0, e.1)));
-            self.client_cap = usize::MAX;
-            self.spill_error = Some(e.to_string());
-        }
-    }
-
     pub fn new(config: Arc<DetectConfig>) -> Self {
         let routes = Arc::new(Routes::new(&config));
         Card {
@@ -1490,10 +1465,7 @@ impl Card {
             drops: FxHashMap::default(),
             offflow_gets: FxHashMap::default(),
             beacons: FxHashMap::default(),
-            clients: FxHashMap::default(),
-            client_cap: CLIENT_CAP,
-            spilled: ecir_spill::Runs::new(std::env::temp_dir(), "card"),
-            spill_error: None,
+            clients: SpillMap::new(CLIENT_CAP, "card"),
             browsed: Browsed::default(),
             asset_hosts: BTreeMap::new(),
             hosts_overflow: false,
@@ -1702,7 +1674,7 @@ impl DetectorState for Card {
             if let (Some(ip), Some(kind)) = (ev.client_ip, app_kind(message)) {
                 self.span.add(ev.ts);
                 let ts_ms = ev.ts.map_or(i64::MIN, |t| t.utc_ms);
-                let c = self.client(ip);
+                let c = self.clients.get_or_default(ip);
                 let m = c.minutes.entry(ts_ms.div_euclid(60_000)).or_default();
                 if kind == "account" {
                     m.account += 1;
@@ -1789,7 +1761,7 @@ impl DetectorState for Card {
             let error = flags.error;
             let account = is_account_creation(path, method) && status < 500;
             if submit || error || account {
-                let c = self.client(ip);
+                let c = self.clients.get_or_default(ip);
                 let minute = ts_ms.div_euclid(60_000);
                 if submit || error {
                     let ua = fnv(ev.user_agent.as_deref().unwrap_or(""));
@@ -2022,34 +1994,7 @@ impl DetectorState for Card {
         for (k, d) in o.completion_refs {
             merge_hits(self.completion_refs.entry(k).or_default(), d);
         }
-        if o.client_cap == usize::MAX {
-            self.client_cap = usize::MAX;
-        }
-        self.spill_error = self.spill_error.take().or(o.spill_error);
-        if let Err(e) = self.spilled.append(o.spilled) {
-            self.client_cap = usize::MAX;
-            self.spill_error.get_or_insert(e.to_string());
-        }
-        // Combining is commutative: fold the smaller table into the larger one, spilling
-        // first when both would not fit.
-        let mut theirs = o.clients;
-        if self.clients.len().saturating_add(theirs.len()) > self.client_cap {
-            if self.clients.len() < theirs.len() {
-                std::mem::swap(&mut self.clients, &mut theirs);
-            }
-            self.spill_clients();
-        }
-        if self.clients.len() < theirs.len() {
-            std::mem::swap(&mut self.clients, &mut theirs);
-        }
-        for (ip, c) in theirs {
-            match self.clients.entry(ip) {
-                std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().merge(c),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(c);
-                }
-            }
-        }
+        self.clients.merge(o.clients);
         for (h, w) in o.admin_hours {
             match self.admin_hours.get_mut(&h) {
                 Some(x) => x.merge(w),
@@ -2272,11 +2217,9 @@ impl DetectorState for Card {
         }
         let mut paid_after: BTreeSet<(IpAddr, i64)> = BTreeSet::new();
         let mut testing = CardTesting::new(cfg, offset);
-        let memory = spilled::sorted(std::mem::take(&mut s.clients));
-        const WHAT: &str = "The checkout clients of card-testing detection";
-        crate::warn_unspilled(ctx, WHAT, s.spill_error.as_ref());
-        let merged = s.spilled.merge(memory);
-        for spilled::IpClient(ip, c) in crate::read_back(merged, ctx, WHAT) {
+        let clients = std::mem::replace(&mut s.clients, SpillMap::new(0, "card"));
+        let clients = clients.into_sorted(ctx, "The checkout clients of card-testing detection");
+        for (ip, c) in clients {
             for t in asked.get(&ip).into_iter().flatten() {
                 let m0 = t.div_euclid(60_000);
                 if c.minutes.range(m0..=m0 + 30).any(|(_, x)| x.submit > 0) {
@@ -2843,78 +2786,56 @@ impl<'a> CardTesting<'a> {
     }
 }
 
-/// A checkout client as spilled (see [`ecir_spill`]).
-mod spilled {
-    use std::net::IpAddr;
+/// A checkout client as spilled (see [`SpillMap`]).
+impl Spillable for Client {
+    type Key = IpAddr;
 
-    use super::{Client, Minute};
-    use crate::codec::{self, Cursor, Files};
-
-    pub(super) struct IpClient(pub IpAddr, pub Client);
-
-    /// The clients as records sorted by IP (the order of a run).
-    pub(super) fn sorted(clients: impl IntoIterator<Item = (IpAddr, Client)>) -> Vec<IpClient> {
-        let mut all: Vec<IpClient> = clients.into_iter().map(|(ip, c)| IpClient(ip, c)).collect();
-        all.sort_unstable_by_key(|e| e.0);
-        all
+    fn encode(ip: IpAddr, c: &Client, out: &mut Vec<u8>) {
+        codec::put_ip(out, Some(ip));
+        codec::put_u32(out, c.minutes.len() as u32);
+        for (m, x) in &c.minutes {
+            codec::put_i64(out, *m);
+            for n in [x.submit, x.fail, x.limited, x.account, x.pay_fail] {
+                codec::put_u32(out, n);
+            }
+        }
+        codec::put_u32(out, c.sessions.len() as u32);
+        for ((ua, m), (sub, fail)) in &c.sessions {
+            codec::put_u64(out, *ua);
+            codec::put_i64(out, *m);
+            codec::put_u32(out, *sub);
+            codec::put_u32(out, *fail);
+        }
+        codec::put_evidence(out, &c.ev);
+        codec::put_evidence(out, &c.account_ev);
     }
 
-    impl ecir_spill::Record for IpClient {
-        type Key = IpAddr;
-        type Reader = Files;
-
-        fn key(&self) -> IpAddr {
-            self.0
+    fn decode(b: &[u8], files: &mut Files) -> Option<(IpAddr, Client)> {
+        let mut r = Cursor(b);
+        let ip = r.ip()??;
+        let mut c = Client::default();
+        for _ in 0..r.count(28)? {
+            let m = r.i64()?;
+            let x = Minute {
+                submit: r.u32()?,
+                fail: r.u32()?,
+                limited: r.u32()?,
+                account: r.u32()?,
+                pay_fail: r.u32()?,
+            };
+            c.minutes.insert(m, x);
         }
-
-        fn encode(&self, out: &mut Vec<u8>) {
-            let c = &self.1;
-            codec::put_ip(out, Some(self.0));
-            codec::put_u32(out, c.minutes.len() as u32);
-            for (m, x) in &c.minutes {
-                codec::put_i64(out, *m);
-                for n in [x.submit, x.fail, x.limited, x.account, x.pay_fail] {
-                    codec::put_u32(out, n);
-                }
-            }
-            codec::put_u32(out, c.sessions.len() as u32);
-            for ((ua, m), (sub, fail)) in &c.sessions {
-                codec::put_u64(out, *ua);
-                codec::put_i64(out, *m);
-                codec::put_u32(out, *sub);
-                codec::put_u32(out, *fail);
-            }
-            codec::put_evidence(out, &c.ev);
-            codec::put_evidence(out, &c.account_ev);
+        for _ in 0..r.count(24)? {
+            let key = (r.u64()?, r.i64()?);
+            c.sessions.insert(key, (r.u32()?, r.u32()?));
         }
+        c.ev = r.evidence(files)?;
+        c.account_ev = r.evidence(files)?;
+        Some((ip, c))
+    }
 
-        fn decode(b: &[u8], files: &mut Files) -> Option<Self> {
-            let mut r = Cursor(b);
-            let ip = r.ip()??;
-            let mut c = Client::default();
-            for _ in 0..r.count(28)? {
-                let m = r.i64()?;
-                let x = Minute {
-                    submit: r.u32()?,
-                    fail: r.u32()?,
-                    limited: r.u32()?,
-                    account: r.u32()?,
-                    pay_fail: r.u32()?,
-                };
-                c.minutes.insert(m, x);
-            }
-            for _ in 0..r.count(24)? {
-                let key = (r.u64()?, r.i64()?);
-                c.sessions.insert(key, (r.u32()?, r.u32()?));
-            }
-            c.ev = r.evidence(files)?;
-            c.account_ev = r.evidence(files)?;
-            Some(IpClient(ip, c))
-        }
-
-        fn combine(&mut self, other: Self) {
-            self.1.merge(other.1);
-        }
+    fn merge(&mut self, other: Client) {
+        Client::merge(self, other);
     }
 }
 

@@ -19,6 +19,7 @@ pub mod host;
 pub mod post;
 pub mod recon;
 pub mod session;
+mod spill_map;
 pub mod waf;
 pub mod web_attack;
 pub mod webshell;
@@ -108,33 +109,6 @@ impl FinishContext {
         w.sort();
         w.dedup();
         w
-    }
-}
-
-/// The records of a spill merge (see [`ecir_spill`]). A run that cannot be read back ends
-/// there, and the loss is reported through `ctx`: `what` names the state, for the warning.
-pub(crate) fn read_back<'c, R: ecir_spill::Record + 'c>(
-    merge: ecir_spill::Merge<R>,
-    ctx: &'c FinishContext,
-    what: &'static str,
-) -> impl Iterator<Item = R> + 'c {
-    merge.filter_map(move |r| match r {
-        Ok(rec) => Some(rec),
-        Err(e) => {
-            ctx.warn(format!(
-                "{what} spilled to the temporary directory could not be read back ({e}): the findings built on it may be incomplete. Keep TMPDIR out of reach of temporary-file cleaners during a scan, and rerun."
-            ));
-            None
-        }
-    })
-}
-
-/// Reports that a detector could not spill `what` and kept it in memory instead.
-pub(crate) fn warn_unspilled(ctx: &FinishContext, what: &str, error: Option<&String>) {
-    if let Some(e) = error {
-        ctx.warn(format!(
-            "{what} could not be spilled to the temporary directory ({e}); it was kept in memory, so memory use grew with it. Set TMPDIR to a writable directory outside the evidence."
-        ));
     }
 }
 

@@ -25,7 +25,9 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use ecir_model::{Category, Event, Finding, Severity};
 use rustc_hash::FxHashMap;
 
+use crate::codec::{self, Cursor, Files};
 use crate::evidence::{EarliestDistinct, SmallestSet, Span, TopEvidence};
+use crate::spill_map::{SpillMap, Spillable};
 use crate::{downcast, DetectConfig, DetectorState, FinishContext, Origin};
 
 pub const RULES: &[&str] = &["recon.scanner_ua", "recon.404_burst"];
@@ -154,12 +156,8 @@ impl NotFound {
 pub struct Recon {
     config: Arc<DetectConfig>,
     tools: BTreeMap<usize, ToolUse>,
-    /// 404 state of up to `nf_cap` IPs; more are spilled to `spilled`.
-    not_found: FxHashMap<IpAddr, NotFound>,
-    nf_cap: usize,
-    spilled: ecir_spill::Runs<spilled::IpNotFound>,
-    /// Why spilling failed (the state then stays in memory).
-    spill_error: Option<String>,
+    /// 404 state per IP, up to [`NF_CAP`] in memory.
+    not_found: SpillMap<NotFound>,
     /// Tool lookups by User-Agent: a site sees few distinct agents, so each is searched once.
     /// Cleared when it reaches [`UA_CACHE_MAX`] entries, so it stays bounded.
     ua_cache: FxHashMap<Box<str>, Option<usize>>,
@@ -201,27 +199,9 @@ impl Recon {
         Recon {
             config,
             tools: BTreeMap::new(),
-            not_found: FxHashMap::default(),
-            nf_cap: NF_CAP,
-            spilled: ecir_spill::Runs::new(std::env::temp_dir(), "recon"),
-            spill_error: None,
+            not_found: SpillMap::new(NF_CAP, "recon"),
             ua_cache: FxHashMap::default(),
             last_ua: (String::new(), None),
-        }
-    }
-
-    /// Writes the in-memory 404 state as a run sorted by IP; on failure it stays in memory
-    /// and this state stops spilling.
-    #[cold]
-    fn spill(&mut self) {
-        if self.not_found.is_empty() || self.nf_cap == usize::MAX {
-            return;
-        }
-        let all = spilled::sorted(self.not_found.drain());
-        if let Err(e) = self.spilled.spill(&all) {
-            self.not_found.extend(all.into_iter().map(|e| (e.0, e.1)));
-            self.nf_cap = usize::MAX;
-            self.spill_error = Some(e.to_string());
         }
     }
 }
@@ -250,10 +230,7 @@ impl DetectorState for Recon {
         }
         if ev.status == Some(404) {
             if let (Some(ip), Some(ts)) = (ev.client_ip, ev.ts) {
-                if self.not_found.len() >= self.nf_cap && !self.not_found.contains_key(&ip) {
-                    self.spill();
-                }
-                let nf = self.not_found.entry(ip).or_default();
+                let nf = self.not_found.get_or_default(ip);
                 nf.count_minute(ts.secs().div_euclid(60));
                 nf.total += 1;
                 nf.paths.offer(origin, ev.ts, || {
@@ -277,39 +254,11 @@ impl DetectorState for Recon {
             mine.ips.merge(t.ips);
             mine.evidence.merge(t.evidence);
         }
-        if other.nf_cap == usize::MAX {
-            self.nf_cap = usize::MAX;
-        }
-        self.spill_error = self.spill_error.take().or(other.spill_error);
-        if let Err(e) = self.spilled.append(other.spilled) {
-            self.nf_cap = usize::MAX;
-            self.spill_error.get_or_insert(e.to_string());
-        }
-        // Combining is commutative: fold the smaller table into the larger one, spilling
-        // first when both would not fit.
-        let mut theirs = other.not_found;
-        if self.not_found.len().saturating_add(theirs.len()) > self.nf_cap {
-            if self.not_found.len() < theirs.len() {
-                std::mem::swap(&mut self.not_found, &mut theirs);
-            }
-            self.spill();
-        }
-        if self.not_found.len() < theirs.len() {
-            std::mem::swap(&mut self.not_found, &mut theirs);
-        }
-        for (ip, nf) in theirs {
-            match self.not_found.entry(ip) {
-                std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().merge(nf),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(nf);
-                }
-            }
-        }
+        self.not_found.merge(other.not_found);
     }
 
     fn finish(self: Box<Self>, ctx: &FinishContext) -> Vec<Finding> {
         let mut out = Vec::new();
-        crate::warn_unspilled(ctx, "The 404 counts per client", self.spill_error.as_ref());
         for (idx, t) in self.tools {
             let (name, exploits) = TOOLS[idx];
             let name = name.trim_end_matches('/');
@@ -343,11 +292,7 @@ impl DetectorState for Recon {
         }
         let window_min = (self.config.burst_window_secs / 60).max(1);
         let threshold = u64::from(self.config.burst_404);
-        let memory = spilled::sorted(self.not_found);
-        let merged = self.spilled.merge(memory);
-        for spilled::IpNotFound(ip, nf) in
-            crate::read_back(merged, ctx, "The 404 counts per client")
-        {
+        for (ip, nf) in self.not_found.into_sorted(ctx, "The 404 counts per client") {
             if nf.total < threshold {
                 continue;
             }
@@ -401,6 +346,46 @@ impl DetectorState for Recon {
     }
 }
 
+/// The 404 state of one IP as spilled (see [`SpillMap`]).
+impl Spillable for NotFound {
+    type Key = IpAddr;
+
+    /// IP, total, minutes, paths and evidence.
+    fn encode(ip: IpAddr, nf: &NotFound, out: &mut Vec<u8>) {
+        codec::put_ip(out, Some(ip));
+        codec::put_u64(out, nf.total);
+        codec::put_u32(out, nf.per_minute.len() as u32);
+        for (m, c) in &nf.per_minute {
+            codec::put_i64(out, *m);
+            codec::put_u32(out, *c);
+        }
+        codec::put_earliest(out, &nf.paths);
+        codec::put_evidence(out, &nf.evidence);
+    }
+
+    fn decode(b: &[u8], files: &mut Files) -> Option<(IpAddr, NotFound)> {
+        let mut c = Cursor(b);
+        let ip = c.ip()??;
+        let total = c.u64()?;
+        let n = c.count(12)?;
+        let mut per_minute = Vec::with_capacity(n);
+        for _ in 0..n {
+            per_minute.push((c.i64()?, c.u32()?));
+        }
+        let nf = NotFound {
+            per_minute,
+            total,
+            paths: c.earliest(files, NotFound::default().paths.cap())?,
+            evidence: c.evidence(files)?,
+        };
+        Some((ip, nf))
+    }
+
+    fn merge(&mut self, other: NotFound) {
+        NotFound::merge(self, other);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,8 +414,7 @@ mod tests {
     /// A state holding up to `cap` IPs' 404 state, spilling under `dir`.
     fn with_spill(cap: usize, dir: &std::path::Path) -> Recon {
         let mut r = Recon::new(Arc::new(DetectConfig::default()));
-        r.nf_cap = cap;
-        r.spilled = ecir_spill::Runs::new(dir.to_path_buf(), "recon");
+        r.not_found = SpillMap::with_dir(cap, dir.to_path_buf(), "recon");
         r
     }
 
@@ -505,7 +489,7 @@ mod tests {
                 let mut states: Vec<Recon> = (0..parts).map(|_| with_spill(cap, &dir)).collect();
                 observe_all(&mut states, &lines);
                 assert!(
-                    states.iter().any(|s| !s.spilled.is_empty()),
+                    states.iter().any(|s| s.not_found.has_spilled()),
                     "cap {cap} spills"
                 );
                 assert_eq!(findings(states), want, "cap {cap}, {parts} parts");
@@ -525,7 +509,7 @@ mod tests {
             std::path::Path::new("/nonexistent/ecir-recon"),
         )];
         observe_all(&mut stuck, &lines);
-        assert_eq!(stuck[0].nf_cap, usize::MAX);
+        assert_eq!(stuck[0].not_found.cap, usize::MAX);
         assert_eq!(findings(stuck), findings(plain));
     }
 
@@ -575,70 +559,5 @@ mod tests {
         assert_eq!(f[0].count, 60);
         // A handful of 404s is ordinary.
         assert!(run(&["198.51.100.9|GET|/favicon.ico|404|10"; 10]).is_empty());
-    }
-}
-
-/// The 404 state of one IP as spilled (see [`ecir_spill`]).
-mod spilled {
-    use std::net::IpAddr;
-
-    use super::NotFound;
-    use crate::codec::{self, Cursor, Files};
-
-    pub(super) struct IpNotFound(pub IpAddr, pub NotFound);
-
-    /// The states as records sorted by IP (the order of a run).
-    pub(super) fn sorted(states: impl IntoIterator<Item = (IpAddr, NotFound)>) -> Vec<IpNotFound> {
-        let mut all: Vec<IpNotFound> = states
-            .into_iter()
-            .map(|(ip, nf)| IpNotFound(ip, nf))
-            .collect();
-        all.sort_unstable_by_key(|e| e.0);
-        all
-    }
-
-    impl ecir_spill::Record for IpNotFound {
-        type Key = IpAddr;
-        type Reader = Files;
-
-        fn key(&self) -> IpAddr {
-            self.0
-        }
-
-        /// IP, total, minutes, paths and evidence.
-        fn encode(&self, out: &mut Vec<u8>) {
-            let nf = &self.1;
-            codec::put_ip(out, Some(self.0));
-            codec::put_u64(out, nf.total);
-            codec::put_u32(out, nf.per_minute.len() as u32);
-            for (m, c) in &nf.per_minute {
-                codec::put_i64(out, *m);
-                codec::put_u32(out, *c);
-            }
-            codec::put_earliest(out, &nf.paths);
-            codec::put_evidence(out, &nf.evidence);
-        }
-
-        fn decode(b: &[u8], files: &mut Files) -> Option<Self> {
-            let mut c = Cursor(b);
-            let ip = c.ip()??;
-            let total = c.u64()?;
-            let n = c.count(12)?;
-            let mut per_minute = Vec::with_capacity(n);
-            for _ in 0..n {
-                per_minute.push((c.i64()?, c.u32()?));
-            }
-            let nf = NotFound {
-                per_minute,
-                total,
-                paths: c.earliest(files, NotFound::default().paths.cap())?,
-                evidence: c.evidence(files)?,
-            };
-            Some(IpNotFound(ip, nf))
-        }
-
-        fn combine(&mut self, other: Self) {
-            self.1.merge(other.1);
-        }
     }
 }

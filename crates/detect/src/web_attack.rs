@@ -19,10 +19,11 @@ use std::sync::Arc;
 use aho_corasick::AhoCorasick;
 use ecir_model::{Category, Event, Finding, Severity};
 use regex::bytes::RegexSet;
-use rustc_hash::FxHashMap;
 
+use crate::codec::{self, Cursor, Files};
 use crate::decode::decode_target;
 use crate::evidence::{SmallestSet, Span, TopEvidence};
+use crate::spill_map::{SpillMap, Spillable};
 use crate::{downcast, DetectConfig, DetectorState, FinishContext, Origin};
 
 pub const RULES: &[&str] = &[
@@ -580,12 +581,8 @@ type GroupKey = (Class, Option<IpAddr>);
 /// State of the web-attack detector.
 pub struct WebAttack {
     config: Arc<DetectConfig>,
-    /// Up to `group_cap` groups; more are spilled to `spilled`.
-    groups: FxHashMap<GroupKey, Group>,
-    group_cap: usize,
-    spilled: ecir_spill::Runs<spilled::KeyedGroup>,
-    /// Why spilling failed (the groups then stay in memory).
-    spill_error: Option<String>,
+    /// Groups per (class, client), up to [`GROUP_CAP`] in memory.
+    groups: SpillMap<Group>,
     /// (path, size) of sensitive paths answered 2xx, to spot soft-404 sites.
     ok_sensitive_sizes: BTreeMap<u64, SmallestSet<String>>,
     scratch: Vec<u8>,
@@ -597,39 +594,11 @@ impl WebAttack {
     pub fn new(config: Arc<DetectConfig>) -> Self {
         WebAttack {
             config,
-            groups: FxHashMap::default(),
-            group_cap: GROUP_CAP,
-            spilled: ecir_spill::Runs::new(std::env::temp_dir(), "web"),
-            spill_error: None,
+            groups: SpillMap::new(GROUP_CAP, "web"),
             ok_sensitive_sizes: BTreeMap::new(),
             scratch: Vec::with_capacity(256),
             cache: TargetCache::new(),
             classes: Vec::new(),
-        }
-    }
-}
-
-impl WebAttack {
-    /// The group of `key`, spilling the others first when the table is full.
-    fn group(&mut self, key: GroupKey) -> &mut Group {
-        if self.groups.len() >= self.group_cap && !self.groups.contains_key(&key) {
-            self.spill();
-        }
-        self.groups.entry(key).or_default()
-    }
-
-    /// Writes the groups in memory as a run sorted by key; on failure they stay in memory
-    /// and this state stops spilling.
-    #[cold]
-    fn spill(&mut self) {
-        if self.groups.is_empty() || self.group_cap == usize::MAX {
-            return;
-        }
-        let all = spilled::sorted(self.groups.drain());
-        if let Err(e) = self.spilled.spill(&all) {
-            self.groups.extend(all.into_iter().map(|e| (e.0, e.1)));
-            self.group_cap = usize::MAX;
-            self.spill_error = Some(e.to_string());
         }
     }
 }
@@ -658,7 +627,7 @@ impl DetectorState for WebAttack {
         let bytes = ev.bytes.unwrap_or(0);
         for &class in &classes {
             let exposure_min_bytes = self.config.exposure_min_bytes;
-            let g = self.group((class, ev.client_ip));
+            let g = self.groups.get_or_default((class, ev.client_ip));
             g.count += 1;
             g.span.add(ev.ts);
             let path = ev.path();
@@ -686,34 +655,7 @@ impl DetectorState for WebAttack {
 
     fn merge(&mut self, other: Box<dyn DetectorState>) {
         let other: WebAttack = downcast(other);
-        if other.group_cap == usize::MAX {
-            self.group_cap = usize::MAX;
-        }
-        self.spill_error = self.spill_error.take().or(other.spill_error);
-        if let Err(e) = self.spilled.append(other.spilled) {
-            self.group_cap = usize::MAX;
-            self.spill_error.get_or_insert(e.to_string());
-        }
-        // Combining is commutative: fold the smaller table into the larger one, spilling
-        // first when both would not fit.
-        let mut theirs = other.groups;
-        if self.groups.len().saturating_add(theirs.len()) > self.group_cap {
-            if self.groups.len() < theirs.len() {
-                std::mem::swap(&mut self.groups, &mut theirs);
-            }
-            self.spill();
-        }
-        if self.groups.len() < theirs.len() {
-            std::mem::swap(&mut self.groups, &mut theirs);
-        }
-        for (k, g) in theirs {
-            match self.groups.get_mut(&k) {
-                Some(mine) => mine.merge(g),
-                None => {
-                    self.groups.insert(k, g);
-                }
-            }
-        }
+        self.groups.merge(other.groups);
         for (size, paths) in other.ok_sensitive_sizes {
             self.ok_sensitive_sizes
                 .entry(size)
@@ -723,8 +665,6 @@ impl DetectorState for WebAttack {
     }
 
     fn finish(self: Box<Self>, ctx: &FinishContext) -> Vec<Finding> {
-        const WHAT: &str = "The web-attack groups per client";
-        crate::warn_unspilled(ctx, WHAT, self.spill_error.as_ref());
         // Sizes shared by 3+ distinct sensitive paths look like a catch-all page.
         let soft_404_sizes: Vec<u64> = self
             .ok_sensitive_sizes
@@ -735,10 +675,11 @@ impl DetectorState for WebAttack {
         let min_bytes = self.config.exposure_min_bytes;
         let mut successes = Vec::new();
         let mut refused: BTreeMap<Class, (Group, Vec<Option<IpAddr>>)> = BTreeMap::new();
-        let memory = spilled::sorted(self.groups);
         // In key order, spilled groups combined with the rest.
-        let merged = self.spilled.merge(memory);
-        for spilled::KeyedGroup((class, ip), g) in crate::read_back(merged, ctx, WHAT) {
+        let groups = self
+            .groups
+            .into_sorted(ctx, "The web-attack groups per client");
+        for ((class, ip), g) in groups {
             if g.ok == 0 {
                 let entry = refused
                     .entry(class)
@@ -855,58 +796,38 @@ pub fn truncate(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
-/// A group as spilled (see [`ecir_spill`]).
-mod spilled {
-    use super::{Class, Group, GroupKey};
-    use crate::codec::{self, Cursor, Files};
+/// A group as spilled (see [`SpillMap`]).
+impl Spillable for Group {
+    type Key = GroupKey;
 
-    pub(super) struct KeyedGroup(pub GroupKey, pub Group);
-
-    /// The groups as records sorted by key (the order of a run).
-    pub(super) fn sorted(groups: impl IntoIterator<Item = (GroupKey, Group)>) -> Vec<KeyedGroup> {
-        let mut all: Vec<KeyedGroup> = groups.into_iter().map(|(k, g)| KeyedGroup(k, g)).collect();
-        all.sort_unstable_by_key(|e| e.0);
-        all
+    fn encode((class, ip): GroupKey, g: &Group, out: &mut Vec<u8>) {
+        out.push(class as u8);
+        codec::put_ip(out, ip);
+        codec::put_u64(out, g.count);
+        codec::put_u64(out, g.ok);
+        codec::put_u64(out, g.max_ok_bytes);
+        codec::put_span(out, &g.span);
+        codec::put_texts(out, &g.paths);
+        codec::put_evidence(out, &g.evidence);
     }
 
-    impl ecir_spill::Record for KeyedGroup {
-        type Key = GroupKey;
-        type Reader = Files;
+    fn decode(b: &[u8], files: &mut Files) -> Option<(GroupKey, Group)> {
+        let mut c = Cursor(b);
+        let class = *Class::ALL.get(usize::from(c.u8()?))?;
+        let ip = c.ip()?;
+        let g = Group {
+            count: c.u64()?,
+            ok: c.u64()?,
+            max_ok_bytes: c.u64()?,
+            span: c.span()?,
+            paths: c.texts(Group::default().paths.cap())?,
+            evidence: c.evidence(files)?,
+        };
+        Some(((class, ip), g))
+    }
 
-        fn key(&self) -> GroupKey {
-            self.0
-        }
-
-        fn encode(&self, out: &mut Vec<u8>) {
-            let ((class, ip), g) = (self.0, &self.1);
-            out.push(class as u8);
-            codec::put_ip(out, ip);
-            codec::put_u64(out, g.count);
-            codec::put_u64(out, g.ok);
-            codec::put_u64(out, g.max_ok_bytes);
-            codec::put_span(out, &g.span);
-            codec::put_texts(out, &g.paths);
-            codec::put_evidence(out, &g.evidence);
-        }
-
-        fn decode(b: &[u8], files: &mut Files) -> Option<Self> {
-            let mut c = Cursor(b);
-            let class = *Class::ALL.get(usize::from(c.u8()?))?;
-            let ip = c.ip()?;
-            let g = Group {
-                count: c.u64()?,
-                ok: c.u64()?,
-                max_ok_bytes: c.u64()?,
-                span: c.span()?,
-                paths: c.texts(Group::default().paths.cap())?,
-                evidence: c.evidence(files)?,
-            };
-            Some(KeyedGroup((class, ip), g))
-        }
-
-        fn combine(&mut self, other: Self) {
-            self.1.merge(other.1);
-        }
+    fn merge(&mut self, other: Group) {
+        Group::merge(self, other);
     }
 }
 
@@ -1180,8 +1101,7 @@ mod tests {
     /// A state holding up to `cap` groups in memory, spilling under `dir`.
     fn with_spill(cap: usize, dir: &std::path::Path) -> WebAttack {
         let mut w = WebAttack::new(Arc::new(DetectConfig::default()));
-        w.group_cap = cap;
-        w.spilled = ecir_spill::Runs::new(dir.to_path_buf(), "web");
+        w.groups = SpillMap::with_dir(cap, dir.to_path_buf(), "web");
         w
     }
 
@@ -1273,7 +1193,7 @@ mod tests {
                     (0..parts).map(|_| with_spill(cap, &dir)).collect();
                 observe_all(&mut states, &lines);
                 assert!(
-                    states.iter().any(|s| !s.spilled.is_empty()),
+                    states.iter().any(|s| s.groups.has_spilled()),
                     "cap {cap} spills"
                 );
                 assert_eq!(findings_of(states), want, "cap {cap}, {parts} parts");
@@ -1290,7 +1210,7 @@ mod tests {
         observe_all(&mut plain, &lines);
         let mut stuck = vec![with_spill(2, std::path::Path::new("/nonexistent/ecir-web"))];
         observe_all(&mut stuck, &lines);
-        assert_eq!(stuck[0].group_cap, usize::MAX);
+        assert_eq!(stuck[0].groups.cap, usize::MAX);
         assert_eq!(findings_of(stuck), findings_of(plain));
     }
 }

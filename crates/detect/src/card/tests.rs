@@ -50,8 +50,7 @@ fn run_spilling(
     let mut states: Vec<Card> = (0..parts)
         .map(|_| {
             let mut c = Card::new(cfg.clone());
-            c.client_cap = cap;
-            c.spilled = ecir_spill::Runs::new(dir.to_path_buf(), "card");
+            c.clients = SpillMap::with_dir(cap, dir.to_path_buf(), "card");
             c
         })
         .collect();
@@ -67,7 +66,7 @@ fn run_spilling(
     }
     if cap < usize::MAX {
         assert!(
-            states.iter().any(|s| !s.spilled.is_empty()),
+            states.iter().any(|s| s.clients.has_spilled()),
             "cap {cap} spills"
         );
     }
