@@ -242,6 +242,35 @@ pub(crate) mod testing {
         run_split(lines, 1)
     }
 
+    /// Feeds `(line, seconds)` to `states` in contiguous chunks, like the scan's.
+    pub fn observe_in_chunks<S: DetectorState>(states: &mut [S], lines: &[(String, i64)]) {
+        let file: Arc<str> = Arc::from("access.log");
+        let n = states.len();
+        for (i, (l, secs)) in lines.iter().enumerate() {
+            let ev = event(l, *secs);
+            let origin = Origin {
+                file: &file,
+                line: i as u64 + 1,
+                raw: l.as_bytes(),
+            };
+            states[i * n / lines.len()].observe(&ev, &origin);
+        }
+    }
+
+    /// The findings of `states` merged in order, as JSON (evidence normalised).
+    pub fn merged_findings<S: DetectorState>(states: Vec<S>) -> String {
+        let mut it = states.into_iter();
+        let mut first = it.next().expect("a state");
+        for s in it {
+            first.merge(Box::new(s));
+        }
+        let mut f = Box::new(first).finish(&FinishContext::default());
+        for x in &mut f {
+            x.normalize_evidence();
+        }
+        serde_json::to_string(&f).expect("json")
+    }
+
     /// Runs over `parts` separate states merged at the end, to check merging.
     pub fn run_split(lines: &[&str], parts: usize) -> Vec<Finding> {
         let cfg = Arc::new(DetectConfig::default());

@@ -447,34 +447,6 @@ mod tests {
         v
     }
 
-    fn findings(states: Vec<Recon>) -> String {
-        let mut it = states.into_iter();
-        let mut first = it.next().expect("a state");
-        for s in it {
-            first.merge(Box::new(s));
-        }
-        let mut f = Box::new(first).finish(&FinishContext::default());
-        for x in &mut f {
-            x.normalize_evidence();
-        }
-        serde_json::to_string(&f).expect("json")
-    }
-
-    fn observe_all(states: &mut [Recon], lines: &[(String, i64)]) {
-        let file: Arc<str> = Arc::from("access.log");
-        let n = states.len();
-        for (i, (l, secs)) in lines.iter().enumerate() {
-            let ev = crate::testing::event(l, *secs);
-            let origin = Origin {
-                file: &file,
-                line: i as u64 + 1,
-                raw: l.as_bytes(),
-            };
-            // Contiguous chunks, like the scan's.
-            states[i * n / lines.len()].observe(&ev, &origin);
-        }
-    }
-
     #[test]
     fn spilled_state_gives_the_same_findings() {
         let lines = lines();
@@ -482,17 +454,21 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         for parts in [1, 3] {
             let mut plain: Vec<Recon> = (0..parts).map(|_| with_spill(usize::MAX, &dir)).collect();
-            observe_all(&mut plain, &lines);
-            let want = findings(plain);
+            crate::testing::observe_in_chunks(&mut plain, &lines);
+            let want = crate::testing::merged_findings(plain);
             assert!(want.contains("recon.404_burst"), "{want}");
             for cap in [1, 2, 7, 40] {
                 let mut states: Vec<Recon> = (0..parts).map(|_| with_spill(cap, &dir)).collect();
-                observe_all(&mut states, &lines);
+                crate::testing::observe_in_chunks(&mut states, &lines);
                 assert!(
                     states.iter().any(|s| s.not_found.has_spilled()),
                     "cap {cap} spills"
                 );
-                assert_eq!(findings(states), want, "cap {cap}, {parts} parts");
+                assert_eq!(
+                    crate::testing::merged_findings(states),
+                    want,
+                    "cap {cap}, {parts} parts"
+                );
             }
         }
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "runs removed");
@@ -503,14 +479,17 @@ mod tests {
     fn unwritable_spill_keeps_state_in_memory() {
         let lines = lines();
         let mut plain = vec![with_spill(usize::MAX, &std::env::temp_dir())];
-        observe_all(&mut plain, &lines);
+        crate::testing::observe_in_chunks(&mut plain, &lines);
         let mut stuck = vec![with_spill(
             2,
             std::path::Path::new("/nonexistent/ecir-recon"),
         )];
-        observe_all(&mut stuck, &lines);
+        crate::testing::observe_in_chunks(&mut stuck, &lines);
         assert_eq!(stuck[0].not_found.cap, usize::MAX);
-        assert_eq!(findings(stuck), findings(plain));
+        assert_eq!(
+            crate::testing::merged_findings(stuck),
+            crate::testing::merged_findings(plain)
+        );
     }
 
     #[test]
@@ -520,7 +499,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ecir-recon-lost-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut states = vec![with_spill(2, &dir)];
-        observe_all(&mut states, &lines);
+        crate::testing::observe_in_chunks(&mut states, &lines);
         for sub in std::fs::read_dir(&dir).unwrap() {
             for run in std::fs::read_dir(sub.unwrap().path()).unwrap() {
                 std::fs::remove_file(run.unwrap().path()).unwrap();
@@ -539,7 +518,7 @@ mod tests {
             2,
             std::path::Path::new("/nonexistent/ecir-recon"),
         )];
-        observe_all(&mut stuck, &lines);
+        crate::testing::observe_in_chunks(&mut stuck, &lines);
         let ctx = FinishContext::default();
         let _ = Box::new(stuck.pop().unwrap()).finish(&ctx);
         let w = ctx.take_warnings();

@@ -1147,34 +1147,6 @@ mod tests {
         v
     }
 
-    fn findings_of(states: Vec<WebAttack>) -> String {
-        let mut it = states.into_iter();
-        let mut first = it.next().expect("a state");
-        for s in it {
-            first.merge(Box::new(s));
-        }
-        let mut f = Box::new(first).finish(&FinishContext::default());
-        for x in &mut f {
-            x.normalize_evidence();
-        }
-        serde_json::to_string(&f).expect("json")
-    }
-
-    fn observe_all(states: &mut [WebAttack], lines: &[(String, i64)]) {
-        let file: Arc<str> = Arc::from("access.log");
-        let n = states.len();
-        for (i, (l, secs)) in lines.iter().enumerate() {
-            let ev = crate::testing::event(l, *secs);
-            let origin = Origin {
-                file: &file,
-                line: i as u64 + 1,
-                raw: l.as_bytes(),
-            };
-            // Contiguous chunks, like the scan's.
-            states[i * n / lines.len()].observe(&ev, &origin);
-        }
-    }
-
     #[test]
     fn spilled_groups_give_the_same_findings() {
         let lines = attack_lines();
@@ -1183,20 +1155,24 @@ mod tests {
         for parts in [1, 3] {
             let mut plain: Vec<WebAttack> =
                 (0..parts).map(|_| with_spill(usize::MAX, &dir)).collect();
-            observe_all(&mut plain, &lines);
-            let want = findings_of(plain);
+            crate::testing::observe_in_chunks(&mut plain, &lines);
+            let want = crate::testing::merged_findings(plain);
             for rule in ["web.sqli", "web.xss", "web.sensitive_file"] {
                 assert!(want.contains(rule), "{rule}: {want}");
             }
             for cap in [1, 2, 9, 60] {
                 let mut states: Vec<WebAttack> =
                     (0..parts).map(|_| with_spill(cap, &dir)).collect();
-                observe_all(&mut states, &lines);
+                crate::testing::observe_in_chunks(&mut states, &lines);
                 assert!(
                     states.iter().any(|s| s.groups.has_spilled()),
                     "cap {cap} spills"
                 );
-                assert_eq!(findings_of(states), want, "cap {cap}, {parts} parts");
+                assert_eq!(
+                    crate::testing::merged_findings(states),
+                    want,
+                    "cap {cap}, {parts} parts"
+                );
             }
         }
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "runs removed");
@@ -1207,10 +1183,13 @@ mod tests {
     fn unwritable_spill_keeps_groups_in_memory() {
         let lines = attack_lines();
         let mut plain = vec![with_spill(usize::MAX, &std::env::temp_dir())];
-        observe_all(&mut plain, &lines);
+        crate::testing::observe_in_chunks(&mut plain, &lines);
         let mut stuck = vec![with_spill(2, std::path::Path::new("/nonexistent/ecir-web"))];
-        observe_all(&mut stuck, &lines);
+        crate::testing::observe_in_chunks(&mut stuck, &lines);
         assert_eq!(stuck[0].groups.cap, usize::MAX);
-        assert_eq!(findings_of(stuck), findings_of(plain));
+        assert_eq!(
+            crate::testing::merged_findings(stuck),
+            crate::testing::merged_findings(plain)
+        );
     }
 }
