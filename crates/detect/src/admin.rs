@@ -111,18 +111,98 @@ struct Attempt {
     user: Option<String>,
     outcome: LoginOutcome,
     evidence: Vec<Evidence>,
-    sources: BTreeSet<&'static str>,
+    /// The sources that saw this login (`web`, `login-history`, …), each once.
+    sources: Vec<&'static str>,
 }
 
 fn key(ts: &Option<Timestamp>, e: &Evidence) -> ReqKey {
     (ts.map(|t| t.utc_ms), e.file.clone(), e.line)
 }
 
+/// The order of [`key`], compared in place (no key is built).
+fn key_order(
+    (at, ae): (&Option<Timestamp>, &Evidence),
+    (bt, be): (&Option<Timestamp>, &Evidence),
+) -> std::cmp::Ordering {
+    at.map(|t| t.utc_ms)
+        .cmp(&bt.map(|t| t.utc_ms))
+        .then_with(|| ae.file.cmp(&be.file))
+        .then(ae.line.cmp(&be.line))
+}
+
+fn req_order(a: &Req, b: &Req) -> std::cmp::Ordering {
+    key_order((&a.ts, &a.ev), (&b.ts, &b.ev))
+}
+
+fn attempt_order(a: &Attempt, b: &Attempt) -> std::cmp::Ordering {
+    key_order((&a.ts, &a.evidence[0]), (&b.ts, &b.evidence[0]))
+}
+
+/// Items kept in fixed-size chunks: a growing list never holds up to twice its size in
+/// spare room, nor copies itself to grow, as one doubling `Vec` does.
+struct Chunked<T> {
+    chunks: Vec<Vec<T>>,
+    len: usize,
+}
+
+/// Items per [`Chunked`] chunk.
+const CHUNK: usize = 1024;
+
+impl<T> Default for Chunked<T> {
+    fn default() -> Self {
+        Chunked {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Chunked<T> {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, t: T) {
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < CHUNK => c.push(t),
+            _ => {
+                let mut c = Vec::with_capacity(CHUNK);
+                c.push(t);
+                self.chunks.push(c);
+            }
+        }
+        self.len += 1;
+    }
+
+    /// Appends `other`'s items (its chunks are taken as they are).
+    fn append(&mut self, other: Chunked<T>) {
+        self.len += other.len;
+        self.chunks.extend(other.chunks);
+    }
+
+    /// All items in one `Vec`, freeing each chunk once moved.
+    fn into_vec(self) -> Vec<T> {
+        let mut v = Vec::with_capacity(self.len);
+        for c in self.chunks {
+            v.extend(c);
+        }
+        v
+    }
+
+    fn from_vec(v: Vec<T>) -> Self {
+        let mut c = Chunked::default();
+        for t in v {
+            c.push(t);
+        }
+        c
+    }
+}
+
 /// State of the admin detector.
 pub struct Admin {
     config: Arc<DetectConfig>,
-    reqs: Vec<Req>,
-    attempts: Vec<Attempt>,
+    reqs: Chunked<Req>,
+    attempts: Chunked<Attempt>,
     dropped: u64,
     /// Requests under first path segments that may turn out to be a renamed admin prefix
     /// (inferred only at finish from where login POSTs went), kept until then.
@@ -154,7 +234,7 @@ type ReqKey = (Option<i64>, Arc<str>, u64);
 impl Pending {
     /// Sorts and cuts `reqs` to the earliest [`PENDING_PER_SEGMENT`], noting the bound.
     fn cut(&mut self) {
-        self.reqs.sort_by_key(|a| key(&a.ts, &a.ev));
+        self.reqs.sort_by(req_order);
         self.reqs.truncate(PENDING_PER_SEGMENT);
         self.bound = match self.reqs.last() {
             Some(r) if self.reqs.len() == PENDING_PER_SEGMENT => Some(key(&r.ts, &r.ev)),
@@ -444,8 +524,8 @@ impl Admin {
     pub fn new(config: Arc<DetectConfig>) -> Self {
         Admin {
             config,
-            reqs: Vec::new(),
-            attempts: Vec::new(),
+            reqs: Chunked::default(),
+            attempts: Chunked::default(),
             dropped: 0,
             pending: BTreeMap::new(),
         }
@@ -597,14 +677,18 @@ impl Admin {
 
     fn compact(&mut self) {
         if self.reqs.len() > MAX_REQUESTS {
-            self.reqs.sort_by_key(|a| key(&a.ts, &a.ev));
-            self.dropped += (self.reqs.len() - MAX_REQUESTS) as u64;
-            self.reqs.truncate(MAX_REQUESTS);
+            let mut reqs = std::mem::take(&mut self.reqs).into_vec();
+            reqs.sort_by(req_order);
+            self.dropped += (reqs.len() - MAX_REQUESTS) as u64;
+            reqs.truncate(MAX_REQUESTS);
+            self.reqs = Chunked::from_vec(reqs);
         }
         if self.attempts.len() > MAX_ATTEMPTS {
-            self.attempts.sort_by_key(|a| key(&a.ts, &a.evidence[0]));
-            self.dropped += (self.attempts.len() - MAX_ATTEMPTS) as u64;
-            self.attempts.truncate(MAX_ATTEMPTS);
+            let mut attempts = std::mem::take(&mut self.attempts).into_vec();
+            attempts.sort_by(attempt_order);
+            self.dropped += (attempts.len() - MAX_ATTEMPTS) as u64;
+            attempts.truncate(MAX_ATTEMPTS);
+            self.attempts = Chunked::from_vec(attempts);
         }
     }
 }
@@ -656,7 +740,7 @@ impl Admin {
             user: user.map(|u| u.chars().take(128).collect()),
             outcome,
             evidence: vec![ev_text(origin, ev.ts, 90)],
-            sources: [source].into_iter().collect(),
+            sources: vec![source],
         });
         if self.attempts.len() > MAX_ATTEMPTS * 2 {
             self.compact();
@@ -735,8 +819,8 @@ impl DetectorState for Admin {
 
     fn merge(&mut self, other: Box<dyn DetectorState>) {
         let other: Admin = downcast(other);
-        self.reqs.extend(other.reqs);
-        self.attempts.extend(other.attempts);
+        self.reqs.append(other.reqs);
+        self.attempts.append(other.attempts);
         self.dropped += other.dropped;
         self.merge_pending(other.pending);
         self.compact();
@@ -745,10 +829,10 @@ impl DetectorState for Admin {
     fn finish(mut self: Box<Self>, _ctx: &FinishContext) -> Vec<Finding> {
         self.compact();
         let cfg = self.config.admin.clone();
-        let mut reqs = std::mem::take(&mut self.reqs);
-        reqs.sort_by_key(|a| key(&a.ts, &a.ev));
-        let mut other = std::mem::take(&mut self.attempts);
-        other.sort_by_key(|a| key(&a.ts, &a.evidence[0]));
+        let mut reqs = std::mem::take(&mut self.reqs).into_vec();
+        reqs.sort_by(req_order);
+        let mut other = std::mem::take(&mut self.attempts).into_vec();
+        other.sort_by(attempt_order);
         let pending = std::mem::take(&mut self.pending);
         self.merge_pending(pending);
         let pending = std::mem::take(&mut self.pending);
@@ -1016,14 +1100,20 @@ fn derive_attempts(panel: &Panel, reqs: &[Req]) -> Vec<Attempt> {
         by_ip.entry(r.ip).or_default().push(i);
     }
     let p = &panel.profile;
-    let mut out = Vec::new();
-    for (i, r) in reqs.iter().enumerate() {
-        let Some((pre, route)) = panel.prefixes.iter().find_map(|pre| {
-            p.login_route(pre, &r.method, &r.path, &r.query)
-                .map(|rt| (pre, rt))
-        }) else {
-            continue;
-        };
+    // The login requests first, so the attempts are allocated once (a brute force has
+    // hundreds of thousands).
+    let logins: Vec<_> = reqs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            panel.prefixes.iter().find_map(|pre| {
+                p.login_route(pre, &r.method, &r.path, &r.query)
+                    .map(|rt| (i, r, pre, rt))
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(logins.len());
+    for (i, r, pre, route) in logins {
         let mut evidence = vec![Evidence {
             weight: 90,
             ..r.ev.clone()
@@ -1095,7 +1185,7 @@ fn derive_attempts(panel: &Panel, reqs: &[Req]) -> Vec<Attempt> {
             user: None,
             outcome,
             evidence,
-            sources: ["web"].into_iter().collect(),
+            sources: vec!["web"],
         });
     }
     out
@@ -1115,7 +1205,7 @@ fn join(web: Vec<Attempt>, other: Vec<Attempt>) -> Vec<Attempt> {
             && a.ts.is_some()
             && (ms(&w.ts) - t).abs() <= WINDOW_MS
             && (w.outcome == a.outcome || w.outcome == LoginOutcome::Unknown)
-            && w.sources.is_disjoint(&a.sources)
+            && !w.sources.iter().any(|s| a.sources.contains(s))
             && (w.user.is_none() || a.user.is_none() || w.user == a.user)
     }
     fn find(list: &[Attempt], a: &Attempt, t: i64) -> Option<usize> {
@@ -1130,10 +1220,14 @@ fn join(web: Vec<Attempt>, other: Vec<Attempt>) -> Vec<Attempt> {
         w.user = a.user.or(w.user.take());
         w.outcome = a.outcome;
         w.evidence.extend(a.evidence);
-        w.sources.extend(a.sources);
+        for s in a.sources {
+            if !w.sources.contains(&s) {
+                w.sources.push(s);
+            }
+        }
     }
     let mut web = web;
-    web.sort_by_key(|a| key(&a.ts, &a.evidence[0]));
+    web.sort_by(attempt_order);
     let mut extra: Vec<Attempt> = Vec::new();
     for a in other {
         let t = ms(&a.ts);
@@ -1147,7 +1241,7 @@ fn join(web: Vec<Attempt>, other: Vec<Attempt>) -> Vec<Attempt> {
         }
     }
     web.extend(extra);
-    web.sort_by_key(|a| key(&a.ts, &a.evidence[0]));
+    web.sort_by(attempt_order);
     web
 }
 
@@ -1224,7 +1318,7 @@ fn analyse(
             }
         }
         if held > 0 {
-            reqs.sort_by_key(|a| key(&a.ts, &a.ev));
+            reqs.sort_by(req_order);
         }
     }
     let web_attempts = panel
@@ -1433,14 +1527,16 @@ fn analyse(
     }
 
     // Admin activity per IP: successful logins and admin pages.
-    let mut active: BTreeMap<IpAddr, Vec<(Option<Timestamp>, Evidence, bool)>> = BTreeMap::new();
+    // (time, evidence, is a login) per IP: the evidence is the kept request's or attempt's.
+    type Activity<'a> = Vec<(Option<Timestamp>, &'a Evidence, bool)>;
+    let mut active: BTreeMap<IpAddr, Activity<'_>> = BTreeMap::new();
     for a in &attempts {
         if a.outcome == LoginOutcome::Success {
             if let Some(ip) = a.ip {
                 active
                     .entry(ip)
                     .or_default()
-                    .push((a.ts, a.evidence[0].clone(), true));
+                    .push((a.ts, &a.evidence[0], true));
             }
         }
     }
@@ -1448,16 +1544,13 @@ fn analyse(
         for r in &reqs {
             if is_admin_page(panel, r) {
                 if let Some(ip) = r.ip {
-                    active
-                        .entry(ip)
-                        .or_default()
-                        .push((r.ts, r.ev.clone(), false));
+                    active.entry(ip).or_default().push((r.ts, &r.ev, false));
                 }
             }
         }
     }
     for v in active.values_mut() {
-        v.sort_by_key(|(t, e, _)| key(t, e));
+        v.sort_by(|(at, ae, _), (bt, be, _)| key_order((at, ae), (bt, be)));
     }
     let last_user: BTreeMap<IpAddr, String> = attempts
         .iter()
@@ -1643,20 +1736,28 @@ fn analyse(
                 guesses.entry(ip).or_default().push(r);
             }
         }
-        for (ip, gs) in guesses {
-            if gs.len() < 10 {
-                continue;
+        guesses.retain(|_, gs| gs.len() >= 10);
+        // The guessers' answered requests under the real prefix, in request order: one pass,
+        // not one per guesser (a scanner campaign has thousands).
+        let mut answered: BTreeMap<IpAddr, Vec<&Req>> = BTreeMap::new();
+        for r in &reqs {
+            if let Some(ip) = r.ip {
+                if (200..400).contains(&r.status)
+                    && guesses.contains_key(&ip)
+                    && panel.prefixes.iter().any(|p| Profile::under(p, &r.path))
+                {
+                    answered.entry(ip).or_default().push(r);
+                }
             }
+        }
+        for (ip, gs) in guesses {
             let first = ms(&gs[0].ts);
-            let hits: Vec<&Req> = reqs
-                .iter()
-                .filter(|r| {
-                    r.ip == Some(ip)
-                        && ms(&r.ts) > first
-                        && ms(&r.ts) - first <= 24 * hour
-                        && (200..400).contains(&r.status)
-                })
-                .filter(|r| panel.prefixes.iter().any(|p| Profile::under(p, &r.path)))
+            let hits: Vec<&Req> = answered
+                .get(&ip)
+                .into_iter()
+                .flatten()
+                .filter(|r| ms(&r.ts) > first && ms(&r.ts) - first <= 24 * hour)
+                .copied()
                 .collect();
             if hits.is_empty() {
                 continue;
@@ -2512,6 +2613,41 @@ mod tests {
         );
         assert_eq!(rules(&f), vec![("admin.profile", Severity::Info)]);
         assert!(f[0].title.contains("/shop_admin"), "{}", f[0].title);
+    }
+
+    #[test]
+    fn discovery_counts_each_guessers_own_hits() {
+        // Three guessers interleaved: A reaches the prefix twice (one more than a day after
+        // its first guess, not counted), B once, C never; staff's hits count for nobody.
+        let mut lines = office_days("/mgr_x9k2");
+        let t = 2 * DAY;
+        for i in 0..12 {
+            for ip in ["203.0.113.1", "203.0.113.2", "203.0.113.3"] {
+                lines.push(format!("{}|{ip}|GET|/admin{i}/|404", t + i));
+            }
+        }
+        lines.push(format!("{}|203.0.113.1|GET|/mgr_x9k2/login|200", t + 100));
+        lines.push(format!("{}|203.0.113.2|GET|/mgr_x9k2/login|200", t + 101));
+        lines.push(format!("{}|203.0.113.1|GET|/mgr_x9k2/login|200", t + 102));
+        lines.push(format!(
+            "{}|203.0.113.1|GET|/mgr_x9k2/login|200",
+            t + DAY + 50
+        ));
+        let f = run(&lines);
+        let mut d: Vec<(String, u64)> = f
+            .iter()
+            .filter(|x| x.rule == "admin.path_discovery")
+            .map(|x| (x.ips.join(","), x.count))
+            .collect();
+        d.sort();
+        assert_eq!(
+            d,
+            vec![
+                ("203.0.113.1".into(), 12 + 2),
+                ("203.0.113.2".into(), 12 + 1)
+            ],
+            "{f:#?}"
+        );
     }
 
     #[test]

@@ -179,6 +179,8 @@ impl Finding {
         self.evidence
             .dedup_by(|a, b| a.file == b.file && a.line == b.line);
         self.evidence.truncate(MAX_EVIDENCE);
+        // Detectors gather more candidates than they keep: give back the room.
+        self.evidence.shrink_to_fit();
     }
 }
 
