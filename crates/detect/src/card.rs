@@ -253,7 +253,8 @@ fn add_first(m: &mut BTreeMap<IpAddr, i64>, ip: IpAddr, t: i64) {
 /// [`ecir_model::text::MAX_EVIDENCE_TEXT`] output bytes, and every input byte makes at least
 /// one output byte, so nothing past this prefix is read but the fact that more follows).
 const RAW_KEEP: usize = ecir_model::text::MAX_EVIDENCE_TEXT + 16;
-/// Garbage an [`Arena`] may hold beyond its live bytes before it is compacted.
+/// Garbage an [`Arena`] may hold before it is compacted: this much, plus a quarter of its
+/// live bytes (compacting copies the live bytes, a few MiB, a handful of times a run).
 const ARENA_SLACK: usize = 1 << 20;
 
 /// Bytes of one [`Arena`] block; a line never spans two.
@@ -309,8 +310,8 @@ impl Blocks {
 
 /// The raw bytes of the evidence lines a state keeps (one growing buffer instead of an
 /// allocation per line), and the input files they come from (by index). Lines no longer
-/// kept leave garbage, compacted away once it exceeds the live bytes plus [`ARENA_SLACK`]
-/// ([`Card::compact_arena`]): at most twice the kept lines plus 1 MiB.
+/// kept leave garbage, compacted away once it exceeds a quarter of the live bytes plus
+/// [`ARENA_SLACK`] ([`Card::compact_arena`]): at most 1.25 times the kept lines plus 1 MiB.
 #[derive(Default, Debug)]
 struct Arena {
     bytes: Blocks,
@@ -347,7 +348,7 @@ impl Arena {
     }
 
     fn needs_compaction(&self) -> bool {
-        self.bytes.used > 2 * self.live + ARENA_SLACK
+        self.bytes.used > self.live + self.live / 4 + ARENA_SLACK
     }
 
     /// Moves a kept line into `to` (compaction).
