@@ -385,7 +385,7 @@ const ORDINARY_URLS: &str = "\
     functions application information products product collection collections category \
     categories detail details history register compare company contact service services shelf";
 
-/// Bits of the 4-gram table of [`Prescreen`] (16 KiB).
+/// Slots (log2) of the 4-gram table of [`Prescreen`] (a byte each: 128 KiB).
 const GRAM4_BITS: u32 = 17;
 
 /// An exact, cheap proof that a target shows nothing: most requests are static assets and
@@ -402,7 +402,7 @@ const GRAM4_BITS: u32 = 17;
 /// Literals with a byte outside the allowed set cannot occur. The others are looked for in
 /// one pass with a rolling window of the last four lower-cased bytes: two-byte literals and
 /// the last two bytes of three-byte ones in an exact table of byte pairs, four consecutive
-/// bytes of longer ones in a hashed bit table. Any part of a literal occurs where the literal
+/// bytes of longer ones in a hashed table. Any part of a literal occurs where the literal
 /// does, so a target holding a literal always trips a table; a false alarm only sends a
 /// target the long way.
 /// Everything is built from the screen lists, so a literal added there is covered.
@@ -413,8 +413,11 @@ struct Prescreen {
     /// ending in 0 (a disallowed byte): 1 for those, 0 for the others. A byte per pair (64 KiB,
     /// of which ordinary paths touch a few lines) costs fewer instructions per byte than a bit.
     pairs: Box<[u8; 1 << 16]>,
-    /// Hashed 4-grams (`b0 << 24 | b1 << 16 | b2 << 8 | b3`) that may start a literal.
-    quads: Box<[u64; 1 << (GRAM4_BITS - 6)]>,
+    /// Hashed 4-grams (`b0 << 24 | b1 << 16 | b2 << 8 | b3`) that may be part of a literal:
+    /// 1 for those, 0 for the others. A byte per slot, like `pairs`: read and or-ed in two
+    /// instructions, where a bit costs a split of the slot and a shift (three more per target
+    /// byte); the slots ordinary paths touch stay few.
+    quads: Box<[u8; 1 << GRAM4_BITS]>,
 }
 
 impl Prescreen {
@@ -429,8 +432,10 @@ impl Prescreen {
             .into_boxed_slice()
             .try_into()
             .expect("64 KiB");
-        let mut quads = Box::new([0u64; 1 << (GRAM4_BITS - 6)]);
-        let set = |t: &mut [u64], i: usize| t[i >> 6] |= 1 << (i & 63);
+        let mut quads: Box<[u8; 1 << GRAM4_BITS]> = vec![0u8; 1 << GRAM4_BITS]
+            .into_boxed_slice()
+            .try_into()
+            .expect("128 KiB");
         for lit in SCREEN.iter().chain(PATH_SCREEN) {
             let l = lit.to_ascii_lowercase().into_bytes();
             if !l.iter().all(|&b| prescreen_allowed(b)) {
@@ -454,10 +459,7 @@ impl Prescreen {
                                 .count()
                         })
                         .expect("four bytes");
-                    set(
-                        &mut quads[..],
-                        Self::quad_slot(u32::from_be_bytes([g[0], g[1], g[2], g[3]])),
-                    );
+                    quads[Self::quad_slot(u32::from_be_bytes([g[0], g[1], g[2], g[3]]))] = 1;
                 }
             }
         }
@@ -487,16 +489,13 @@ impl Prescreen {
     #[inline]
     fn clean(&self, target: &[u8]) -> bool {
         let mut w = 0u32;
-        let mut bad = 0u64;
+        let mut bad = 0u8;
         for &b in target {
             let c = self.lower[b as usize];
             w = w << 8 | u32::from(c);
-            let p = (w & 0xffff) as usize;
-            bad |= u64::from(self.pairs[p]);
-            let q = Self::quad_slot(w);
-            bad |= self.quads[q >> 6] >> (q & 63);
+            bad |= self.pairs[(w & 0xffff) as usize] | self.quads[Self::quad_slot(w)];
         }
-        bad & 1 == 0
+        bad == 0
     }
 }
 
