@@ -1548,6 +1548,7 @@ impl Ext {
     }
 }
 
+/// Writable directories (in lower case, each `/`, a name and `/`).
 const WRITABLE: &[&str] = &[
     "/html/user_data/",
     "/html/upload/",
@@ -1570,8 +1571,94 @@ fn ends_with_ci(s: &str, suffix: &str) -> bool {
         && s.as_bytes()[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
 }
 
+/// A lower-case ASCII prefix of at most 24 bytes compared a word at a time: a text byte
+/// under a letter of the prefix matches in either case (its 0x20 bit forced by `fold`), any
+/// other byte only exactly; `care` masks off the bytes past the prefix.
+struct CiPrefix {
+    second: u8,
+    words: [u64; 3],
+    fold: [u64; 3],
+    care: [u64; 3],
+}
+
+impl CiPrefix {
+    const fn new(p: &str) -> CiPrefix {
+        let b = p.as_bytes();
+        assert!(b.len() >= 2 && b.len() <= 24);
+        let mut c = CiPrefix {
+            second: b[1],
+            words: [0; 3],
+            fold: [0; 3],
+            care: [0; 3],
+        };
+        let mut i = 0;
+        while i < b.len() {
+            assert!(!b[i].is_ascii_uppercase());
+            let shift = 8 * (i % 8);
+            c.words[i / 8] |= (b[i] as u64) << shift;
+            c.care[i / 8] |= 0xff << shift;
+            if b[i].is_ascii_lowercase() {
+                c.fold[i / 8] |= 0x20 << shift;
+            }
+            i += 1;
+        }
+        c
+    }
+
+    /// Whether `text`, read as three little-endian words (zero past its end), starts with
+    /// this prefix, ASCII case-insensitively.
+    #[inline]
+    fn starts(&self, text: &[u64; 3]) -> bool {
+        (0..3).all(|k| (text[k] | self.fold[k]) & self.care[k] == self.words[k])
+    }
+}
+
+/// [`WRITABLE`] as [`CiPrefix`]es.
+const WRITABLE_CI: [CiPrefix; 8] = {
+    let mut out = [const {
+        CiPrefix {
+            second: 0,
+            words: [0; 3],
+            fold: [0; 3],
+            care: [0; 3],
+        }
+    }; 8];
+    assert!(WRITABLE.len() == 8);
+    let mut i = 0;
+    while i < 8 {
+        out[i] = CiPrefix::new(WRITABLE[i]);
+        i += 1;
+    }
+    out
+};
+
 fn in_writable(path: &str) -> bool {
-    WRITABLE.iter().any(|w| starts_with_ci(path, w))
+    // Most paths are refused by the second byte alone; the others are compared three words
+    // at a time rather than byte by byte.
+    let b = path.as_bytes();
+    let Some(second) = b.get(1).map(u8::to_ascii_lowercase) else {
+        return false;
+    };
+    let mut text = [0u64; 3];
+    let mut loaded = false;
+    for w in &WRITABLE_CI {
+        if w.second != second {
+            continue;
+        }
+        if !loaded {
+            let mut buf = [0u8; 24];
+            let n = b.len().min(24);
+            buf[..n].copy_from_slice(&b[..n]);
+            for (k, t) in text.iter_mut().enumerate() {
+                *t = u64::from_le_bytes(buf[8 * k..8 * k + 8].try_into().unwrap_or_default());
+            }
+            loaded = true;
+        }
+        if w.starts(&text) {
+            return true;
+        }
+    }
+    false
 }
 
 /// `https://host/path?q` → (host as written, path); the host is compared and kept in lower

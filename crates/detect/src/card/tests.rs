@@ -1150,3 +1150,57 @@ fn browsed_recent_inserts_cache_changes_no_bit() {
         assert!(m.contains(*ip));
     }
 }
+
+#[test]
+fn writable_prefixes_by_their_bytes() {
+    for w in WRITABLE {
+        assert!(
+            w.len() >= 3 && w.starts_with('/') && w.ends_with('/'),
+            "{w}"
+        );
+        assert_eq!(*w, w.to_ascii_lowercase(), "{w}");
+    }
+    assert!(in_writable("/html/upload/save_image/a.jpg"));
+    assert!(in_writable("/HTML/Upload/x.png"));
+    assert!(in_writable("/Wp-Content/Uploads/2024/a.png"));
+    assert!(!in_writable("/html/template/default/a.js"));
+    assert!(!in_writable("/html/upload"));
+    assert!(!in_writable("/"));
+    assert!(!in_writable(""));
+    assert!(!in_writable("/imgs/a.png"));
+}
+
+#[test]
+fn writable_matches_the_plain_comparison() {
+    let paths = [
+        "/html/user_data/x",
+        "/HTML/USER_DATA/",
+        "/html/user_dat",
+        "/html/user_data",
+        "/html/upload/",
+        "/upload/a",
+        "/Upload/a",
+        "/uploads/a",
+        "/media/",
+        "/pub/media/a",
+        "/pub/Media/a",
+        "/wp-content/uploads/a",
+        "/wp-content/uploads",
+        "/WP-CONTENT/UPLOADS/x.png",
+        "/img/",
+        "/im",
+        "/img",
+        "/img/\u{e9}",
+        "/\u{e9}mg/",
+        "/i\u{0f}g/",
+        "\u{0f}html/upload/",
+        "/html\u{0f}upload/",
+    ];
+    for p in paths {
+        assert_eq!(
+            in_writable(p),
+            WRITABLE.iter().any(|w| starts_with_ci(p, w)),
+            "{p}"
+        );
+    }
+}
