@@ -1241,9 +1241,17 @@ impl Routes {
         if self.wild {
             return true;
         }
+        // The segment's first byte (after the leading `/`s) refuses most paths before the
+        // segment's end is looked for.
+        let b = path.as_bytes();
+        let start = b.iter().position(|&c| c != b'/').unwrap_or(b.len());
+        if let Some(&c) = b.get(start) {
+            if c != b'?' && !self.first_bytes.has(c) {
+                return false;
+            }
+        }
         let f = first_seg(path);
-        f.bytes().next().is_none_or(|b| self.first_bytes.has(b))
-            && self.firsts.iter().any(|x| x == f)
+        self.firsts.iter().any(|x| x == f)
     }
     /// Whether `path` is under some admin prefix (a necessary condition of [`Self::admin_page`]).
     fn under_admin(&self, path: &str) -> bool {
@@ -1716,8 +1724,15 @@ fn has_base64_run(q: &str, min: usize) -> bool {
     false
 }
 
+/// `method` is `m` (upper case), in any case: the usual upper-case spelling is one exact
+/// comparison of a few bytes.
+#[inline]
+fn method_is(method: &str, m: &str) -> bool {
+    method == m || method.eq_ignore_ascii_case(m)
+}
+
 fn is_account_creation(path: &str, method: &str) -> bool {
-    if !method.eq_ignore_ascii_case("POST") {
+    if !method_is(method, "POST") {
         return false;
     }
     let is = |s: &str| path.eq_ignore_ascii_case(s);
@@ -1787,8 +1802,8 @@ impl DetectorState for Card {
         let ts_ms = ev.ts.map_or(i64::MIN, |t| t.utc_ms);
         let ip = ev.client_ip;
         let e = Ext::of(path);
-        let is_get = method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD");
-        let is_post = method.eq_ignore_ascii_case("POST");
+        let is_get = method_is(method, "GET") || method_is(method, "HEAD");
+        let is_post = method_is(method, "POST");
         let script_like = e.script_like();
         // What the first-seen rule counts (scripts and images) and what drift reads (sizes of
         // scripts and styles at 200): a stylesheet answered 304 changes nothing.

@@ -1204,3 +1204,31 @@ fn writable_matches_the_plain_comparison() {
         );
     }
 }
+
+#[test]
+fn extension_kinds() {
+    let cases: &[(&str, Ext)] = &[
+        ("/a/app.js", Ext::Js),
+        ("/a/APP.JS", Ext::Js),
+        ("/s.css", Ext::Css),
+        ("/i.JPEG", Ext::Image),
+        ("/i.webp", Ext::Image),
+        ("/i.bmp", Ext::Image),
+        ("/x.php", Ext::Php),
+        ("/x.html", Ext::Html),
+        ("/x.htm", Ext::Htm),
+        ("/x.cgi", Ext::Cgi),
+        ("/x.jsx", Ext::Other),
+        ("/x.j", Ext::Other),
+        ("/x.js\0", Ext::Other),
+        ("/x.\0js", Ext::Other),
+        ("/x.phtml", Ext::Other),
+        ("/x.", Ext::None),
+        ("/a.b/c", Ext::None),
+        ("/products/list", Ext::None),
+        ("", Ext::None),
+    ];
+    for (p, want) in cases {
+        assert_eq!(Ext::of(p), *want, "{p:?}");
+    }
+}
