@@ -155,11 +155,9 @@ pub fn parse_line<'a>(
     let (request, after) = quoted(rest).ok_or(skip::UNPARSEABLE)?;
     rest = trim_start(after);
     let (status_tok, after) = split_token(rest);
-    let status: u16 = status_tok
-        .parse()
-        .ok()
+    let status = decimal(status_tok)
         .filter(|s| (100..=999).contains(s))
-        .ok_or(skip::UNPARSEABLE)?;
+        .ok_or(skip::UNPARSEABLE)? as u16;
     rest = trim_start(after);
     let mut bytes = None;
     if !rest.starts_with('"') && !rest.is_empty() {
@@ -167,7 +165,7 @@ pub fn parse_line<'a>(
         if tok == "-" {
             bytes = Some(0);
         } else {
-            bytes = Some(tok.parse::<u64>().map_err(|_| skip::UNPARSEABLE)?);
+            bytes = Some(decimal(tok).ok_or(skip::UNPARSEABLE)?);
         }
         rest = trim_start(after);
     }
@@ -256,6 +254,30 @@ pub fn parse_line<'a>(
         },
         variant,
     })
+}
+
+/// `s.parse::<u64>().ok()`, for the few digits of a status or size without the standard
+/// parser's generic setup and overflow checks: an optional `+`, then one or more ASCII
+/// digits. Up to 19 digits cannot overflow; longer texts take the standard parser.
+#[inline(always)]
+fn decimal(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    let digits = match b {
+        [b'+', rest @ ..] => rest,
+        _ => b,
+    };
+    if digits.is_empty() || digits.len() > 19 {
+        return s.parse().ok();
+    }
+    let mut v = 0u64;
+    for &c in digits {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + u64::from(d);
+    }
+    Some(v)
 }
 
 /// Trailing fields read after the status and size, at most.
@@ -451,6 +473,35 @@ fn seconds_to_ms(v: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_reads_as_the_standard_parser() {
+        for t in [
+            "",
+            "+",
+            "-",
+            "0",
+            "200",
+            "+200",
+            "-200",
+            "007",
+            "2 0",
+            "20a",
+            "a20",
+            "++1",
+            "65535",
+            "65536",
+            "9999999999999999999",
+            "+9999999999999999999",
+            "18446744073709551615",
+            "18446744073709551616",
+            "99999999999999999999999",
+            "\u{0663}",
+            "1\u{0663}",
+        ] {
+            assert_eq!(decimal(t), t.parse::<u64>().ok(), "{t:?}");
+        }
+    }
     use crate::testing::parse_all;
     use crate::{by_name, detect};
 
