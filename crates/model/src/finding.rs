@@ -145,6 +145,10 @@ pub struct Finding {
 
 /// Most evidence lines a finding carries.
 pub const MAX_EVIDENCE: usize = 20;
+/// Most IPs a finding lists (its summary or count says how many there were in all).
+pub const MAX_IPS: usize = 50;
+/// Most findings one finding links in `related` (its summary says how many there were).
+pub const MAX_RELATED: usize = 20;
 
 impl Finding {
     pub fn new(rule: &str, category: Category, severity: Severity) -> Self {
