@@ -1022,6 +1022,25 @@ impl Group {
         ev: &[Evidence],
     ) {
         self.count += 1;
+        self.span(ts);
+        // The first MAX_IPS distinct IPs and 50 users in the order added (the counts in the
+        // title and summary say how many there were).
+        if let Some(ip) = ip {
+            if self.ips.len() < ecir_model::finding::MAX_IPS {
+                self.ips.insert(ip);
+            }
+        }
+        if let Some(u) = user {
+            if self.users.len() < 50 && !self.users.contains(u) {
+                self.users.insert(u.to_string());
+            }
+        }
+        if self.evidence.len() < 200 {
+            self.evidence.extend(ev.iter().cloned());
+        }
+    }
+    /// Widens the time span to `ts`.
+    fn span(&mut self, ts: Option<Timestamp>) {
         if let Some(t) = ts {
             if self.first.is_none_or(|f| t < f) {
                 self.first = Some(t);
@@ -1030,18 +1049,16 @@ impl Group {
                 self.last = Some(t);
             }
         }
-        if let Some(ip) = ip {
-            self.ips.insert(ip);
-        }
-        if let Some(u) = user {
-            if self.users.len() < 50 {
-                self.users.insert(u.to_string());
-            }
-        }
-        if self.evidence.len() < 200 {
-            self.evidence.extend(ev.iter().cloned());
-        }
     }
+
+    /// Whether adding more can change only the count and the time span: the IP, user and
+    /// evidence lists are full.
+    fn saturated(&self) -> bool {
+        self.ips.len() >= ecir_model::finding::MAX_IPS
+            && self.users.len() >= 50
+            && self.evidence.len() >= 200
+    }
+
     fn finding(self, rule: &str, severity: Severity, title: String, summary: String) -> Finding {
         let cat = Category::AdminCompromise;
         let mut f = Finding::new(rule, cat, severity);
@@ -1059,6 +1076,68 @@ impl Group {
             f.playbook = Some(PLAYBOOK.into());
         }
         f
+    }
+}
+
+/// The failures among `idx` (indexes into `attempts`, ascending, so in time order) before
+/// attempt `i` at `t` and at most `window` ms before it. A timed attempt counts only timed
+/// failures; an untimed one (sorted first) all the untimed failures before it.
+fn failures_before<'a>(
+    attempts: &[Attempt],
+    idx: &'a [usize],
+    i: usize,
+    t: i64,
+    window: i64,
+) -> &'a [usize] {
+    let idx = &idx[..idx.partition_point(|&j| j < i)];
+    if attempts[i].ts.is_none() {
+        return idx;
+    }
+    let start = idx.partition_point(|&j| {
+        attempts[j]
+            .ts
+            .is_none_or(|b| t.saturating_sub(b.utc_ms) > window)
+    });
+    &idx[start..]
+}
+
+/// Most earlier failures a success-after-failures finding reads for its IP, user and
+/// evidence lists.
+const LIST_SCAN: usize = 2_000;
+
+/// Two ascending index lists merged, each index once.
+struct MergedIndexes<'a> {
+    a: &'a [usize],
+    b: &'a [usize],
+}
+
+impl<'a> MergedIndexes<'a> {
+    fn new(a: &'a [usize], b: &'a [usize]) -> Self {
+        MergedIndexes { a, b }
+    }
+
+    fn has_more(&self) -> bool {
+        !self.a.is_empty() || !self.b.is_empty()
+    }
+}
+
+impl Iterator for MergedIndexes<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        let next = match (self.a.first(), self.b.first()) {
+            (Some(&x), Some(&y)) => x.min(y),
+            (Some(&x), None) => x,
+            (None, Some(&y)) => y,
+            (None, None) => return None,
+        };
+        if self.a.first() == Some(&next) {
+            self.a = &self.a[1..];
+        }
+        if self.b.first() == Some(&next) {
+            self.b = &self.b[1..];
+        }
+        Some(next)
     }
 }
 
@@ -1208,13 +1287,16 @@ fn join(web: Vec<Attempt>, other: Vec<Attempt>) -> Vec<Attempt> {
             && !w.sources.iter().any(|s| a.sources.contains(s))
             && (w.user.is_none() || a.user.is_none() || w.user == a.user)
     }
-    fn find(list: &[Attempt], a: &Attempt, t: i64) -> Option<usize> {
-        let start = list.partition_point(|w| ms(&w.ts) < t.saturating_sub(WINDOW_MS));
-        list[start..]
+    /// The earliest compatible attempt of `list` among `idx`, the indexes of the attempts
+    /// from `a`'s IP in list order (only those can be compatible).
+    fn find(list: &[Attempt], idx: Option<&Vec<usize>>, a: &Attempt, t: i64) -> Option<usize> {
+        let idx = idx?;
+        let start = idx.partition_point(|&i| ms(&list[i].ts) < t.saturating_sub(WINDOW_MS));
+        idx[start..]
             .iter()
-            .take_while(|w| ms(&w.ts) <= t.saturating_add(WINDOW_MS))
-            .position(|w| compatible(w, a, t))
-            .map(|i| start + i)
+            .copied()
+            .take_while(|&i| ms(&list[i].ts) <= t.saturating_add(WINDOW_MS))
+            .find(|&i| compatible(&list[i], a, t))
     }
     fn absorb(w: &mut Attempt, a: Attempt) {
         w.user = a.user.or(w.user.take());
@@ -1228,15 +1310,26 @@ fn join(web: Vec<Attempt>, other: Vec<Attempt>) -> Vec<Attempt> {
     }
     let mut web = web;
     web.sort_by(attempt_order);
+    let mut web_by_ip: BTreeMap<IpAddr, Vec<usize>> = BTreeMap::new();
+    for (i, w) in web.iter().enumerate() {
+        if let Some(ip) = w.ip {
+            web_by_ip.entry(ip).or_default().push(i);
+        }
+    }
     let mut extra: Vec<Attempt> = Vec::new();
+    let mut extra_by_ip: BTreeMap<IpAddr, Vec<usize>> = BTreeMap::new();
     for a in other {
         let t = ms(&a.ts);
-        if let Some(i) = find(&web, &a, t) {
+        let ip = a.ip;
+        if let Some(i) = find(&web, ip.and_then(|ip| web_by_ip.get(&ip)), &a, t) {
             absorb(&mut web[i], a);
-        } else if let Some(i) = find(&extra, &a, t) {
+        } else if let Some(i) = find(&extra, ip.and_then(|ip| extra_by_ip.get(&ip)), &a, t) {
             absorb(&mut extra[i], a);
         } else {
             // `other` is in time order, so `extra` stays sorted.
+            if let Some(ip) = ip {
+                extra_by_ip.entry(ip).or_default().push(extra.len());
+            }
             extra.push(a);
         }
     }
@@ -1474,22 +1567,14 @@ fn analyse(
             continue;
         }
         let t = ms(&a.ts);
-        let before = |idx: &Vec<usize>| -> Vec<usize> {
-            idx.iter()
-                .copied()
-                .filter(|&j| j < i && t - ms(&attempts[j].ts) <= hour)
-                .collect()
-        };
         let by_ip =
             a.ip.and_then(|ip| fail_ip.get(&ip))
-                .map(before)
-                .unwrap_or_default();
+                .map_or(&[][..], |idx| failures_before(&attempts, idx, i, t, hour));
         let by_user = a
             .user
             .as_ref()
             .and_then(|u| fail_user.get(u))
-            .map(before)
-            .unwrap_or_default();
+            .map_or(&[][..], |idx| failures_before(&attempts, idx, i, t, hour));
         if by_ip.len() < 5 && by_user.len() < 10 {
             continue;
         }
@@ -1498,12 +1583,29 @@ fn analyse(
         }
         let mut g = Group::new();
         g.add(a.ts, a.ip, a.user.as_deref(), &a.evidence);
-        let mut prior: Vec<usize> = by_ip.iter().chain(by_user.iter()).copied().collect();
-        prior.sort();
-        prior.dedup();
-        for &j in &prior {
+        // The failures of the IP and of the user, once each, in attempt order, named in the
+        // lists up to LIST_SCAN of them (a stuffing campaign has one success per bot, each
+        // after all the others' failures); the count and the span cover them all, from
+        // their number and the ends of the time-ordered lists.
+        let both = by_ip
+            .iter()
+            .filter(|j| by_user.binary_search(j).is_ok())
+            .count();
+        let prior = by_ip.len() + by_user.len() - both;
+        let mut merged = MergedIndexes::new(by_ip, by_user);
+        for (n, j) in merged.by_ref().enumerate() {
             let b = &attempts[j];
             g.add(b.ts, b.ip, b.user.as_deref(), &b.evidence);
+            if g.saturated() || n + 1 >= LIST_SCAN {
+                break;
+            }
+        }
+        if merged.has_more() {
+            g.count = 1 + prior as u64;
+            for j in [by_ip, by_user].into_iter().flat_map(|s| s.last()) {
+                let b = &attempts[*j];
+                g.span(b.ts);
+            }
         }
         for e in g.evidence.iter_mut().take(a.evidence.len()) {
             e.weight = 100;
@@ -1516,10 +1618,10 @@ fn analyse(
         out.push(g.finding(
             "admin.success_after_failures",
             Severity::Critical,
-            format!("Admin login succeeded after {} failures ({who} from {from})", prior.len()),
+            format!("Admin login succeeded after {prior} failures ({who} from {from})"),
             format!(
                 "A successful admin login as {who} from {from} followed {} failed attempts in the hour before ({} from that IP, {} for that user). Treat the account as taken over: lock it, end its sessions and review everything done after this login.",
-                prior.len(),
+                prior,
                 by_ip.len(),
                 by_user.len()
             ),
@@ -1704,9 +1806,11 @@ fn analyse(
                 if !(is_admin_page(panel, r) || planting) || t - t0 < session {
                     continue;
                 }
-                let had = logins
-                    .get(&net_key(&ip))
-                    .is_some_and(|v| v.iter().any(|&l| l <= t && t - l <= session));
+                // Logins are in time order: the latest at or before `t` decides.
+                let had = logins.get(&net_key(&ip)).is_some_and(|v| {
+                    let k = v.partition_point(|&l| l <= t);
+                    k > 0 && t.saturating_sub(v[k - 1]) <= session
+                });
                 if had {
                     continue;
                 }
@@ -2613,6 +2717,80 @@ mod tests {
         );
         assert_eq!(rules(&f), vec![("admin.profile", Severity::Info)]);
         assert!(f[0].title.contains("/shop_admin"), "{}", f[0].title);
+    }
+
+    #[test]
+    fn success_after_failures_window_edges_and_long_lists() {
+        let t = 2 * DAY;
+        let mut lines = office_days("/admin");
+        // Five failures exactly one hour before the success count; one second more does not.
+        for (ip, user, gap) in [("198.51.100.1", "a1", 3600), ("198.51.100.2", "a2", 3601)] {
+            for _ in 0..5 {
+                lines.push(format!("{}|{ip}|LOGIN|{user}|failure", t - gap));
+            }
+            lines.push(format!("{}|{ip}|LOGIN|{user}|success", t));
+        }
+        // 2,500 bots fail as `admin` within the hour, then one logs in: every failure is
+        // counted, the lists are capped.
+        let t2 = t + 4 * 3600;
+        for k in 0..2500 {
+            lines.push(format!(
+                "{}|10.{}.{}.1|LOGIN|admin|failure",
+                t2 - 3000 + k,
+                k / 250,
+                k % 250
+            ));
+        }
+        lines.push(format!("{t2}|192.0.2.99|LOGIN|admin|success"));
+        lines.sort_by_key(|l| l.split('|').next().unwrap().parse::<i64>().unwrap());
+        let f = run(&lines);
+        let saf: Vec<&Finding> = f
+            .iter()
+            .filter(|x| x.rule == "admin.success_after_failures")
+            .collect();
+        let ips: Vec<&str> = saf.iter().map(|x| x.ips[0].as_str()).collect();
+        assert!(ips.contains(&"198.51.100.1"), "{ips:?}");
+        assert!(
+            !saf.iter()
+                .any(|x| x.ips.contains(&"198.51.100.2".to_string())),
+            "{saf:#?}"
+        );
+        let big = saf
+            .iter()
+            .find(|x| x.title.contains("192.0.2.99"))
+            .expect("the bots' success");
+        assert!(big.title.contains("after 2500 failures"), "{}", big.title);
+        assert_eq!(big.count, 2501);
+        assert_eq!(big.ips.len(), ecir_model::finding::MAX_IPS);
+        assert_eq!(
+            big.first_seen.map(|x| x.utc_ms),
+            Some((1_700_000_000 + t2 - 3000) * 1000)
+        );
+        assert_eq!(
+            big.last_seen.map(|x| x.utc_ms),
+            Some((1_700_000_000 + t2) * 1000)
+        );
+    }
+
+    #[test]
+    fn stolen_session_edge_is_the_session_lifetime() {
+        // A login at `l`; an admin page exactly one session lifetime later is still covered,
+        // one second later it is not.
+        for (late, expected) in [(0, false), (1, true)] {
+            let mut lines = office_days("/admin");
+            let l = DAY + 10_000;
+            lines.push(format!("{l}|203.0.113.7|GET|/admin/login|200"));
+            lines.push(format!("{}|203.0.113.7|POST|/admin/login|302", l + 5));
+            lines.push(format!("{}|203.0.113.7|GET|/admin/|200", l + 6));
+            lines.push(format!(
+                "{}|203.0.113.7|GET|/admin/order|200",
+                l + 5 + DAY + late
+            ));
+            lines.sort_by_key(|x| x.split('|').next().unwrap().parse::<i64>().unwrap());
+            let f = run(&lines);
+            let stolen = f.iter().any(|x| x.rule == "admin.session_without_login");
+            assert_eq!(stolen, expected, "late {late}: {f:#?}");
+        }
     }
 
     #[test]
