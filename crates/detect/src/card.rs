@@ -2190,11 +2190,13 @@ impl DetectorState for Card {
                 changes.push((path.to_string(), at, old_sizes, new_sizes, ev));
             }
         }
+        // Change times sorted, so "changes within an hour" is two binary searches; the first
+        // hour each admin IP was seen, so "seen before the look-back" is one lookup.
+        let mut change_times: Vec<i64> = changes.iter().map(|c| c.1).collect();
+        change_times.sort_unstable();
+        let first_admin_hour = first_hour_per_ip(&s.admin_hours);
         for (path, at, old, new, ev) in &changes {
-            let together = changes
-                .iter()
-                .filter(|c| (c.1 - at).abs() <= 3_600_000)
-                .count();
+            let together = within(&change_times, *at, 3_600_000);
             // Who was in the admin in the hours before; which of them were staff already.
             let hour = at.div_euclid(3_600_000);
             let mut touched: BTreeSet<&AdminClient> = BTreeSet::new();
@@ -2203,16 +2205,16 @@ impl DetectorState for Card {
                 touched.extend(w.items());
                 capped |= w.overflowed();
             }
-            let earlier: BTreeSet<IpAddr> = s
-                .admin_hours
-                .range(..hour - RELEASE_LOOKBACK_HOURS)
-                .flat_map(|(_, w)| w.items().iter().map(|x| x.0))
-                .collect();
+            let earlier = |ip: &IpAddr| {
+                first_admin_hour
+                    .get(ip)
+                    .is_some_and(|h| *h < hour - RELEASE_LOOKBACK_HOURS)
+            };
             let allow = &s.config.admin.allow;
             let staff: BTreeSet<IpAddr> = touched
                 .iter()
                 .map(|x| x.0)
-                .filter(|ip| earlier.contains(ip) || allow.iter().any(|c| c.contains(ip)))
+                .filter(|ip| earlier(ip) || allow.iter().any(|c| c.contains(ip)))
                 .collect();
             let release = together >= 3 && !staff.is_empty();
             let sev = if release {
@@ -2939,6 +2941,58 @@ impl Spillable for Client {
 
     fn merge(&mut self, other: Client) {
         Client::merge(self, other);
+    }
+}
+
+/// How many of `sorted` lie within `radius` of `at` (both ends in).
+fn within(sorted: &[i64], at: i64, radius: i64) -> usize {
+    let lo = sorted.partition_point(|t| *t < at - radius);
+    let hi = sorted.partition_point(|t| *t <= at + radius);
+    hi - lo
+}
+
+/// The first hour each client IP had admin pages answered 2xx (among the kept clients).
+fn first_hour_per_ip(hours: &BTreeMap<i64, SmallestSet<AdminClient>>) -> FxHashMap<IpAddr, i64> {
+    let mut first = FxHashMap::default();
+    for (h, w) in hours {
+        for x in w.items() {
+            first.entry(x.0).or_insert(*h);
+        }
+    }
+    first
+}
+
+#[cfg(test)]
+mod finish_tests {
+    use super::*;
+
+    #[test]
+    fn changes_within_an_hour_count_both_bounds() {
+        let h = 3_600_000;
+        let t = [0, h - 1, h, h + 1, 2 * h, 2 * h, 3 * h + 1];
+        assert_eq!(within(&t, h, h), 6, "0 and 2h are exactly an hour away: in");
+        assert_eq!(within(&t, 2 * h, h), 4, "h..=3h, ties counted, 3h+1 out");
+        assert_eq!(
+            within(&t, 4 * h + 2, h),
+            0,
+            "3h+1 is an hour and a millisecond before"
+        );
+        assert_eq!(within(&[], 0, h), 0);
+    }
+
+    #[test]
+    fn first_admin_hour_is_the_earliest_per_ip() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let mut hours: BTreeMap<i64, SmallestSet<AdminClient>> = BTreeMap::new();
+        for (h, a) in [(5, "203.0.113.1"), (3, "203.0.113.1"), (9, "203.0.113.2")] {
+            let mut w = SmallestSet::new(ADMIN_HOUR_IPS);
+            w.insert((ip(a), None));
+            hours.insert(h, w);
+        }
+        let first = first_hour_per_ip(&hours);
+        assert_eq!(first.get(&ip("203.0.113.1")), Some(&3));
+        assert_eq!(first.get(&ip("203.0.113.2")), Some(&9));
+        assert_eq!(first.get(&ip("203.0.113.3")), None);
     }
 }
 

@@ -23,9 +23,10 @@
 //! Findings get temporary ids here (`t1`, …) so `related` and `basis` can name them;
 //! `Report::sort_and_number_findings` turns them into the final `F000N` ids.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
+use ecir_model::finding::{MAX_IPS, MAX_RELATED};
 use ecir_model::{Category, Exposure, Finding, Severity, Timestamp};
 
 use crate::card::{Orders, PLAYBOOK};
@@ -47,6 +48,8 @@ const TAKEOVER: &[&str] = &[
     "admin.session_without_login",
     "admin.outside_allowlist",
 ];
+/// Most paths a finding made here lists (as chains already did).
+const MAX_PATHS: usize = 20;
 /// How long after an admin takeover a web shell from the same IP is linked to it, and from
 /// any IP.
 const SAME_IP_LINK_MS: i64 = 30 * 86_400_000;
@@ -192,48 +195,138 @@ pub fn run(mut findings: Vec<Finding>, cfg: &DetectConfig) -> Vec<Finding> {
     findings
 }
 
+/// How far before an asset change admin activity is linked to it, and after (clock skew).
+const DRIFT_LOOKBACK_MS: i64 = 6 * 3_600_000;
+const DRIFT_SKEW_MS: i64 = 60_000;
+/// Most admin findings named in a drift finding's summary (the worst); `related` holds up to
+/// `MAX_RELATED`.
+const DRIFT_NOTES: usize = 5;
+
+/// Links each `card.asset_drift` finding to the admin findings (medium or worse) with an
+/// evidence line from six hours before the change to a minute after it.
+///
+/// The evidence times of all admin findings are sorted once and the drift findings visited in
+/// time order, so the window slides over them (two pointers) while the admin findings inside
+/// it are kept by severity: the cost grows with admin evidence plus drift findings, not their
+/// product. A drift finding links the worst [`MAX_RELATED`] of them (then the earliest in
+/// finding order), names the worst [`DRIFT_NOTES`] in its summary, both in finding order,
+/// and says how many there were in all.
 fn link_drift(findings: &mut [Finding]) {
-    let admin: Vec<(String, Severity, Vec<i64>, String)> = findings
+    // Admin findings: index into `findings`, severity; their evidence times, sorted.
+    let admin: Vec<(usize, Severity)> = findings
         .iter()
-        .filter(|f| f.category == Category::AdminCompromise && f.severity >= Severity::Medium)
-        .map(|f| {
-            (
-                f.id.clone(),
-                f.severity,
-                f.evidence
-                    .iter()
-                    .filter_map(|e| e.ts.map(|t| t.utc_ms))
-                    .collect(),
-                format!("{} from {}", f.rule, f.ips.join(", ")),
-            )
+        .enumerate()
+        .filter(|(_, f)| f.category == Category::AdminCompromise && f.severity >= Severity::Medium)
+        .map(|(i, f)| (i, f.severity))
+        .collect();
+    let mut times: Vec<(i64, usize)> = admin
+        .iter()
+        .enumerate()
+        .flat_map(|(k, (i, _))| {
+            findings[*i]
+                .evidence
+                .iter()
+                .filter_map(move |e| e.ts.map(|t| (t.utc_ms, k)))
         })
         .collect();
-    for d in findings.iter_mut().filter(|f| f.rule == "card.asset_drift") {
-        let Some(at) = d.first_seen.map(|t| t.utc_ms) else {
+    times.sort_unstable();
+    let mut drifts: Vec<(i64, usize)> = findings
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.rule == "card.asset_drift")
+        .filter_map(|(i, f)| f.first_seen.map(|t| (t.utc_ms, i)))
+        .collect();
+    drifts.sort_unstable();
+    let links = drift_windows(&times, &admin, &drifts);
+    for ((_, d), (linked, total, worst)) in drifts.iter().zip(links) {
+        if total == 0 {
             continue;
-        };
-        let mut worst = Severity::Info;
-        let mut notes = Vec::new();
-        for (id, sev, times, what) in &admin {
-            if times
-                .iter()
-                .any(|t| *t <= at + 60_000 && *t >= at - 6 * 3_600_000)
-            {
-                d.related.push(id.clone());
-                worst = worst.max(*sev);
-                notes.push(what.clone());
-            }
         }
-        if !notes.is_empty() {
-            d.summary.push_str(&format!(
-                " Admin activity in the six hours before: {}.",
-                notes.join("; ")
+        // `linked` is worst first; `related` and the notes list them in finding order.
+        let room = MAX_RELATED.saturating_sub(findings[*d].related.len());
+        let mut rel: Vec<usize> = linked.iter().take(room).copied().collect();
+        rel.sort_unstable();
+        let related: Vec<String> = rel
+            .iter()
+            .map(|k| findings[admin[*k].0].id.clone())
+            .collect();
+        let mut notes: Vec<usize> = linked.iter().take(DRIFT_NOTES).copied().collect();
+        notes.sort_unstable();
+        let mut text: Vec<String> = notes
+            .iter()
+            .map(|k| {
+                let a = &findings[admin[*k].0];
+                let more = a.ips.len().saturating_sub(MAX_IPS);
+                format!(
+                    "{} from {}{}",
+                    a.rule,
+                    a.ips[..a.ips.len().min(MAX_IPS)].join(", "),
+                    if more > 0 {
+                        format!(" and {more} more IPs")
+                    } else {
+                        String::new()
+                    }
+                )
+            })
+            .collect();
+        if total > notes.len() {
+            text.push(format!(
+                "and {} more ({total} admin findings in all{})",
+                total - notes.len(),
+                if related.len() < total {
+                    format!(", the worst {} linked", related.len())
+                } else {
+                    String::new()
+                }
             ));
-            if worst >= Severity::High {
-                d.severity = d.severity.max(Severity::High);
-            }
+        }
+        let d = &mut findings[*d];
+        d.related.extend(related);
+        d.summary.push_str(&format!(
+            " Admin activity in the six hours before: {}.",
+            text.join("; ")
+        ));
+        if worst >= Severity::High {
+            d.severity = d.severity.max(Severity::High);
         }
     }
+}
+
+/// For each drift time (sorted), the admin findings (indices into `admin`) with a time in
+/// `[at - DRIFT_LOOKBACK_MS, at + DRIFT_SKEW_MS]`: the worst `MAX_RELATED` of them (severity,
+/// then index; worst first), how many there are and the worst severity. `times` is sorted.
+fn drift_windows(
+    times: &[(i64, usize)],
+    admin: &[(usize, Severity)],
+    drifts: &[(i64, usize)],
+) -> Vec<(Vec<usize>, usize, Severity)> {
+    let mut inside = vec![0u32; admin.len()];
+    // Admin findings with a time in the window, worst first.
+    let mut active: BTreeSet<(std::cmp::Reverse<Severity>, usize)> = BTreeSet::new();
+    let (mut add, mut drop) = (0, 0);
+    let mut out = Vec::with_capacity(drifts.len());
+    for (at, _) in drifts {
+        while add < times.len() && times[add].0 <= at + DRIFT_SKEW_MS {
+            let k = times[add].1;
+            inside[k] += 1;
+            if inside[k] == 1 {
+                active.insert((std::cmp::Reverse(admin[k].1), k));
+            }
+            add += 1;
+        }
+        while drop < add && times[drop].0 < at - DRIFT_LOOKBACK_MS {
+            let k = times[drop].1;
+            inside[k] -= 1;
+            if inside[k] == 0 {
+                active.remove(&(std::cmp::Reverse(admin[k].1), k));
+            }
+            drop += 1;
+        }
+        let worst = active.first().map_or(Severity::Info, |x| x.0 .0);
+        let linked = active.iter().take(MAX_RELATED).map(|x| x.1).collect();
+        out.push((linked, active.len(), worst));
+    }
+    out
 }
 
 fn is_upload(path: &str) -> bool {
@@ -253,7 +346,7 @@ fn is_upload(path: &str) -> bool {
 
 fn after_upload(findings: &[Finding], tmp_id: &mut impl FnMut() -> String) -> Vec<Finding> {
     let mut out = Vec::new();
-    let uploads: Vec<(&Finding, Timestamp)> = findings
+    let mut uploads: Vec<(&Finding, Timestamp)> = findings
         .iter()
         .filter(|f| f.rule == "admin.code_planting")
         .flat_map(|f| {
@@ -267,6 +360,8 @@ fn after_upload(findings: &[Finding], tmp_id: &mut impl FnMut() -> String) -> Ve
                 .filter_map(move |e| e.ts.map(|t| (f, t)))
         })
         .collect();
+    // By time; stable, so equal times keep finding order (the last of them is taken).
+    uploads.sort_by_key(|(_, t)| *t);
     for shell in findings
         .iter()
         .filter(|f| f.category == Category::Webshell && f.rule != "webshell.after_upload")
@@ -274,11 +369,7 @@ fn after_upload(findings: &[Finding], tmp_id: &mut impl FnMut() -> String) -> Ve
         let Some(first) = shell.first_seen else {
             continue;
         };
-        let Some((up, at)) = uploads
-            .iter()
-            .filter(|(_, t)| *t <= first && first.utc_ms - t.utc_ms <= 3_600_000)
-            .max_by_key(|(_, t)| *t)
-        else {
+        let Some((up, at)) = upload_before(&uploads, first) else {
             continue;
         };
         let other_ip = shell.ips.iter().any(|i| !up.ips.contains(i));
@@ -300,7 +391,7 @@ fn after_upload(findings: &[Finding], tmp_id: &mut impl FnMut() -> String) -> Ve
             shell.paths.join(", "),
             if other_ip { format!(", from {}: another address than the uploader's", shell.ips.join(", ")) } else { String::new() }
         );
-        f.first_seen = Some(*at);
+        f.first_seen = Some(at);
         f.last_seen = shell.last_seen.or(Some(first));
         let ips: BTreeSet<&String> = up.ips.iter().chain(&shell.ips).collect();
         f.ips = ips.into_iter().take(20).cloned().collect();
@@ -309,7 +400,7 @@ fn after_upload(findings: &[Finding], tmp_id: &mut impl FnMut() -> String) -> Ve
         f.evidence = up
             .evidence
             .iter()
-            .filter(|e| e.ts == Some(*at))
+            .filter(|e| e.ts == Some(at))
             .chain(shell.evidence.iter().take(5))
             .cloned()
             .collect();
@@ -320,13 +411,27 @@ fn after_upload(findings: &[Finding], tmp_id: &mut impl FnMut() -> String) -> Ve
     out
 }
 
+/// How long before a script's first request an admin upload is taken as its origin.
+const UPLOAD_LINK_MS: i64 = 3_600_000;
+
+/// The latest upload at or before `first` and at most [`UPLOAD_LINK_MS`] before it (of equal
+/// times, the last in `uploads`' order), by binary search: `uploads` is sorted by time, stably.
+fn upload_before<'a>(
+    uploads: &[(&'a Finding, Timestamp)],
+    first: Timestamp,
+) -> Option<(&'a Finding, Timestamp)> {
+    let n = uploads.partition_point(|(_, t)| *t <= first);
+    let (up, at) = *uploads.get(n.checked_sub(1)?)?;
+    (first.utc_ms - at.utc_ms <= UPLOAD_LINK_MS).then_some((up, at))
+}
+
 fn reinjection(
     findings: &[Finding],
     cleaned: Timestamp,
     tmp_id: &mut impl FnMut() -> String,
 ) -> Option<Finding> {
     let mut times: Vec<Timestamp> = Vec::new();
-    let mut members = Vec::new();
+    let mut members: Vec<String> = Vec::new();
     let mut ev = Vec::new();
     let mut ips = BTreeSet::new();
     let mut paths = BTreeSet::new();
@@ -394,13 +499,35 @@ fn reinjection(
         times.len(),
         times[0]
     );
+    // Lists beyond their caps: the first ones kept, the summary says how many in all.
+    let mut over = Vec::new();
+    if members.len() > MAX_RELATED {
+        over.push(format!(
+            "{} findings (the first {MAX_RELATED} linked)",
+            members.len()
+        ));
+    }
+    if ips.len() > MAX_IPS {
+        over.push(format!("{} IPs (the first {MAX_IPS} listed)", ips.len()));
+    }
+    if paths.len() > MAX_PATHS {
+        over.push(format!(
+            "{} paths (the first {MAX_PATHS} listed)",
+            paths.len()
+        ));
+    }
+    if !over.is_empty() {
+        f.summary
+            .push_str(&format!(" In all: {}.", over.join(", ")));
+    }
     f.first_seen = times.first().copied();
     f.last_seen = times.last().copied();
-    f.ips = ips.into_iter().collect();
-    f.paths = paths.into_iter().collect();
+    f.ips = ips.into_iter().take(MAX_IPS).collect();
+    f.paths = paths.into_iter().take(MAX_PATHS).collect();
     f.count = times.len() as u64;
     f.evidence = ev;
     f.playbook = Some(PLAYBOOK.into());
+    members.truncate(MAX_RELATED);
     f.related = members;
     Some(f)
 }
@@ -420,6 +547,29 @@ fn narrative(members: &[&Finding]) -> String {
         .join(" → ")
 }
 
+/// The members a chain names (narrative, `related`, evidence), as indices into `members`
+/// (in time order): all of them up to [`MAX_RELATED`]; beyond, the first of each rule, then
+/// the earliest others, so every kind of step stays in the story.
+fn shown(members: &[&Finding]) -> Vec<usize> {
+    if members.len() <= MAX_RELATED {
+        return (0..members.len()).collect();
+    }
+    let mut rules = BTreeSet::new();
+    let mut keep: Vec<usize> = (0..members.len())
+        .filter(|i| rules.insert(members[*i].rule.as_str()))
+        .take(MAX_RELATED)
+        .collect();
+    let mut i = 0;
+    while keep.len() < MAX_RELATED && i < members.len() {
+        if !keep.contains(&i) {
+            keep.push(i);
+        }
+        i += 1;
+    }
+    keep.sort_unstable();
+    keep
+}
+
 fn chain_finding(
     rule: &str,
     category: Category,
@@ -435,10 +585,20 @@ fn chain_finding(
         .max()
         .unwrap_or(floor)
         .max(floor);
+    let named: Vec<&Finding> = shown(members).into_iter().map(|i| members[i]).collect();
     let mut f = Finding::new(rule, category, sev);
     f.id = tmp_id();
     f.title = title;
-    f.summary = format!("{lead} {}.", narrative(members));
+    f.summary = if named.len() < members.len() {
+        format!(
+            "{lead} {} (and {} more: {} steps in all; the first of each kind and the earliest are named).",
+            narrative(&named),
+            members.len() - named.len(),
+            members.len()
+        )
+    } else {
+        format!("{lead} {}.", narrative(members))
+    };
     f.first_seen = members.iter().filter_map(|m| m.first_seen).min();
     f.last_seen = members
         .iter()
@@ -447,16 +607,16 @@ fn chain_finding(
     let ips: BTreeSet<&String> = members.iter().flat_map(|m| &m.ips).collect();
     f.ips = ips.into_iter().take(20).cloned().collect();
     let paths: BTreeSet<&String> = members.iter().flat_map(|m| &m.paths).collect();
-    f.paths = paths.into_iter().take(20).cloned().collect();
+    f.paths = paths.into_iter().take(MAX_PATHS).cloned().collect();
     f.count = members.len() as u64;
-    // The first evidence line of each member, so the chain cites its steps.
+    // The first evidence line of each named member, so the chain cites its steps.
     let mut seen = BTreeSet::new();
-    f.evidence = members
+    f.evidence = named
         .iter()
         .filter_map(|m| m.evidence.iter().min_by_key(|e| (e.ts, e.line)).cloned())
         .filter(|e| seen.insert((e.file.clone(), e.line)))
         .collect();
-    f.related = members.iter().map(|m| m.id.clone()).collect();
+    f.related = named.iter().map(|m| m.id.clone()).collect();
     f
 }
 
@@ -535,23 +695,7 @@ fn compromise_chain(findings: &[Finding], tmp_id: &mut impl FnMut() -> String) -
                 && f.first_seen.is_some()
         })
         .collect();
-    let mut members: Vec<&Finding> = Vec::new();
-    let mut linked: BTreeSet<&str> = BTreeSet::new();
-    for a in &admin {
-        let at = a.first_seen.map_or(0, |t| t.utc_ms);
-        for w in &shells {
-            let wt = w.first_seen.map_or(0, |t| t.utc_ms);
-            let dt = wt - at;
-            let same_ip = w.ips.iter().any(|i| a.ips.contains(i));
-            if dt >= -60_000 && (dt <= ANY_IP_LINK_MS || (same_ip && dt <= SAME_IP_LINK_MS)) {
-                for m in [*a, *w] {
-                    if linked.insert(m.id.as_str()) {
-                        members.push(m);
-                    }
-                }
-            }
-        }
-    }
+    let mut members = compromise_members(&admin, &shells);
     if members.is_empty() {
         return None;
     }
@@ -574,6 +718,102 @@ fn compromise_chain(findings: &[Finding], tmp_id: &mut impl FnMut() -> String) -
         .find_map(|m| m.playbook.clone())
         .or_else(|| Some("web-shell".into()));
     Some(f)
+}
+
+/// The members of the compromise chain: each takeover (in `admin`'s order) that a web shell
+/// follows (it starts at most a minute before it and within [`ANY_IP_LINK_MS`], or within
+/// [`SAME_IP_LINK_MS`] from one of its IPs), followed by the shells it is the first to link, in
+/// `shells`' order. Both lists hold findings with a `first_seen`.
+///
+/// Shells are indexed by start time and by IP (each sorted by time), so a takeover's links
+/// are two binary searches per window; a shell already linked is skipped for good (a
+/// next-unlinked pointer per index), so the cost grows with takeovers and shells (and their
+/// IPs), not with their pairs.
+fn compromise_members<'a>(admin: &[&'a Finding], shells: &[&'a Finding]) -> Vec<&'a Finding> {
+    let start = |f: &Finding| f.first_seen.map_or(0, |t| t.utc_ms);
+    let mut by_time: Vec<(i64, usize)> = shells
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (start(w), i))
+        .collect();
+    by_time.sort_unstable();
+    let mut by_ip: HashMap<&str, Vec<(i64, usize)>> = HashMap::new();
+    for (t, i) in &by_time {
+        let ips: BTreeSet<&str> = shells[*i].ips.iter().map(|s| s.as_str()).collect();
+        for ip in ips {
+            by_ip.entry(ip).or_default().push((*t, *i));
+        }
+    }
+    let mut time_skip = Unlinked::new(by_time.len());
+    let mut ip_skip: HashMap<&str, Unlinked> = by_ip
+        .iter()
+        .map(|(ip, v)| (*ip, Unlinked::new(v.len())))
+        .collect();
+    let mut done = vec![false; shells.len()];
+    let mut members: Vec<&Finding> = Vec::new();
+    let mut linked: HashSet<&str> = HashSet::new();
+    for a in admin {
+        let at = start(a);
+        let mut any = false;
+        let mut new: Vec<usize> = Vec::new();
+        let mut take = |index: &[(i64, usize)], skip: &mut Unlinked, up_to: i64| {
+            let lo = index.partition_point(|(t, _)| *t < at - 60_000);
+            let hi = index.partition_point(|(t, _)| *t <= at + up_to);
+            any |= lo < hi;
+            let mut k = skip.next(lo);
+            while k < hi {
+                let w = index[k].1;
+                if !done[w] {
+                    done[w] = true;
+                    new.push(w);
+                }
+                skip.remove(k);
+                k = skip.next(k);
+            }
+        };
+        take(&by_time, &mut time_skip, ANY_IP_LINK_MS);
+        let ips: BTreeSet<&str> = a.ips.iter().map(|s| s.as_str()).collect();
+        for ip in ips {
+            if let (Some(index), Some(skip)) = (by_ip.get(ip), ip_skip.get_mut(ip)) {
+                take(index, skip, SAME_IP_LINK_MS);
+            }
+        }
+        if !any {
+            continue;
+        }
+        new.sort_unstable();
+        for m in std::iter::once(*a).chain(new.into_iter().map(|w| shells[w])) {
+            if linked.insert(m.id.as_str()) {
+                members.push(m);
+            }
+        }
+    }
+    members
+}
+
+/// Positions `0..n` of a sorted index from which some are removed: the next one not removed
+/// from a position, with path halving, so each is skipped over in near-constant time.
+struct Unlinked(Vec<u32>);
+
+impl Unlinked {
+    fn new(n: usize) -> Self {
+        Unlinked((0..=n as u32).collect())
+    }
+
+    /// The first position at or after `i` not removed (`n` when none).
+    fn next(&mut self, i: usize) -> usize {
+        let p = &mut self.0;
+        let mut i = i;
+        while p[i] as usize != i {
+            p[i] = p[p[i] as usize];
+            i = p[i] as usize;
+        }
+        i
+    }
+
+    fn remove(&mut self, i: usize) {
+        self.0[i] = i as u32 + 1;
+    }
 }
 
 fn testing_chain(findings: &[Finding], tmp_id: &mut impl FnMut() -> String) -> Option<Finding> {

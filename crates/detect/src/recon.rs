@@ -92,11 +92,18 @@ struct ToolUse {
     evidence: TopEvidence,
 }
 
-/// One IP's 404s: counts per minute (sorted by minute), total, the ten distinct paths it
-/// asked for first and evidence.
+/// One IP's 404s: counts per minute, total, the ten distinct paths it asked for first and
+/// evidence.
+///
+/// `per_minute[..sorted]` is sorted by minute without repeats; minutes that came out of order
+/// and are not in it are appended after it (a newest-first export appends every minute) and
+/// [`NotFound::normalize`] sorts and sums them in, when the tail outgrows the sorted part and
+/// before the counts are merged, encoded or read, so the state at rest is canonical and
+/// counting costs O(log n) per line however the lines are ordered.
 #[derive(Default, Debug)]
 struct NotFound {
     per_minute: Vec<(i64, u32)>,
+    sorted: usize,
     total: u64,
     paths: EarliestDistinct,
     evidence: TopEvidence,
@@ -106,18 +113,55 @@ impl NotFound {
     #[inline]
     fn count_minute(&mut self, minute: i64) {
         // Logs are mostly in time order: the last bucket first.
+        let n = self.per_minute.len();
         match self.per_minute.last_mut() {
             Some((m, c)) if *m == minute => *c += 1,
-            Some((m, _)) if *m < minute => self.per_minute.push((minute, 1)),
-            None => self.per_minute.push((minute, 1)),
-            Some(_) => match self.per_minute.binary_search_by_key(&minute, |e| e.0) {
-                Ok(i) => self.per_minute[i].1 += 1,
-                Err(i) => self.per_minute.insert(i, (minute, 1)),
-            },
+            Some((m, _)) if *m < minute && self.sorted == n => {
+                self.per_minute.push((minute, 1));
+                self.sorted += 1;
+            }
+            None => {
+                self.per_minute.push((minute, 1));
+                self.sorted = 1;
+            }
+            Some(_) => {
+                match self.per_minute[..self.sorted].binary_search_by_key(&minute, |e| e.0) {
+                    Ok(i) => self.per_minute[i].1 += 1,
+                    Err(_) => {
+                        self.per_minute.push((minute, 1));
+                        // Sorting when the tail is as long as the sorted part keeps the cost
+                        // amortized O(log n) per minute.
+                        if n + 1 - self.sorted > self.sorted.max(64) {
+                            self.normalize();
+                        }
+                    }
+                }
+            }
         }
     }
 
-    fn merge(&mut self, o: NotFound) {
+    /// Sorts the minutes and sums repeats, so `per_minute` is canonical.
+    fn normalize(&mut self) {
+        if self.sorted == self.per_minute.len() {
+            return;
+        }
+        self.per_minute.sort_unstable_by_key(|e| e.0);
+        let mut w = 0;
+        for r in 0..self.per_minute.len() {
+            if w > 0 && self.per_minute[w - 1].0 == self.per_minute[r].0 {
+                self.per_minute[w - 1].1 += self.per_minute[r].1;
+            } else {
+                self.per_minute[w] = self.per_minute[r];
+                w += 1;
+            }
+        }
+        self.per_minute.truncate(w);
+        self.sorted = w;
+    }
+
+    fn merge(&mut self, mut o: NotFound) {
+        self.normalize();
+        o.normalize();
         if o.per_minute.first().map(|e| e.0) > self.per_minute.last().map(|e| e.0) {
             self.per_minute.extend(o.per_minute);
         } else {
@@ -146,6 +190,7 @@ impl NotFound {
             }
             self.per_minute = out;
         }
+        self.sorted = self.per_minute.len();
         self.total += o.total;
         self.paths.merge(o.paths);
         self.evidence.merge(o.evidence);
@@ -292,10 +337,11 @@ impl DetectorState for Recon {
         }
         let window_min = (self.config.burst_window_secs / 60).max(1);
         let threshold = u64::from(self.config.burst_404);
-        for (ip, nf) in self.not_found.into_sorted(ctx, "The 404 counts per client") {
+        for (ip, mut nf) in self.not_found.into_sorted(ctx, "The 404 counts per client") {
             if nf.total < threshold {
                 continue;
             }
+            nf.normalize();
             // Sliding window over minute buckets.
             let minutes = nf.per_minute;
             let mut best = 0u64;
@@ -354,8 +400,22 @@ impl Spillable for NotFound {
     fn encode(ip: IpAddr, nf: &NotFound, out: &mut Vec<u8>) {
         codec::put_ip(out, Some(ip));
         codec::put_u64(out, nf.total);
-        codec::put_u32(out, nf.per_minute.len() as u32);
-        for (m, c) in &nf.per_minute {
+        // Canonical (sorted, summed) whatever order the minutes came in.
+        let sorted;
+        let per_minute = if nf.sorted == nf.per_minute.len() {
+            &nf.per_minute
+        } else {
+            let mut c = NotFound {
+                per_minute: nf.per_minute.clone(),
+                sorted: nf.sorted,
+                ..Default::default()
+            };
+            c.normalize();
+            sorted = c.per_minute;
+            &sorted
+        };
+        codec::put_u32(out, per_minute.len() as u32);
+        for (m, c) in per_minute {
             codec::put_i64(out, *m);
             codec::put_u32(out, *c);
         }
@@ -373,6 +433,7 @@ impl Spillable for NotFound {
             per_minute.push((c.i64()?, c.u32()?));
         }
         let nf = NotFound {
+            sorted: per_minute.len(),
             per_minute,
             total,
             paths: c.earliest(files, NotFound::default().paths.cap())?,
@@ -524,6 +585,57 @@ mod tests {
         let w = ctx.take_warnings();
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("could not be spilled"), "{w:?}");
+    }
+
+    /// Minutes counted in `order`, normalized, with their encoded form.
+    fn counted(order: &[i64]) -> (Vec<(i64, u32)>, Vec<u8>) {
+        let mut nf = NotFound::default();
+        for m in order {
+            nf.count_minute(*m);
+        }
+        let mut enc = Vec::new();
+        NotFound::encode("198.51.100.7".parse().unwrap(), &nf, &mut enc);
+        nf.normalize();
+        (nf.per_minute, enc)
+    }
+
+    #[test]
+    fn minutes_out_of_order_count_the_same() {
+        // Newest first, repeats, interleaved; across the re-sort threshold.
+        for n in [1i64, 2, 63, 64, 65, 66, 200, 1000] {
+            let asc: Vec<i64> = (0..n).flat_map(|m| [m, m]).collect();
+            let want = counted(&asc);
+            assert!(want.0.windows(2).all(|w| w[0].0 < w[1].0));
+            assert_eq!(want.0.len(), n as usize);
+            let desc: Vec<i64> = asc.iter().rev().copied().collect();
+            assert_eq!(counted(&desc), want, "newest first, {n}");
+            let mixed: Vec<i64> = (0..n).chain((0..n).rev()).collect();
+            assert_eq!(counted(&mixed), want, "twice over, {n}");
+            let odd_even: Vec<i64> = (0..n)
+                .filter(|m| m % 2 == 1)
+                .chain((0..n).filter(|m| m % 2 == 0).rev())
+                .flat_map(|m| [m, m])
+                .collect();
+            assert_eq!(counted(&odd_even), want, "interleaved, {n}");
+        }
+    }
+
+    #[test]
+    fn unsorted_tail_stays_bounded_and_merges_canonically() {
+        let mut nf = NotFound::default();
+        for m in (0..10_000).rev() {
+            nf.count_minute(m);
+            assert!(nf.per_minute.len() - nf.sorted <= nf.sorted.max(64) + 1);
+        }
+        let mut other = NotFound::default();
+        for m in (5_000..12_000).rev() {
+            other.count_minute(m);
+        }
+        nf.merge(other);
+        assert_eq!(nf.sorted, nf.per_minute.len());
+        assert_eq!(nf.per_minute.len(), 12_000);
+        assert_eq!(nf.per_minute[5_000], (5_000, 2));
+        assert_eq!(nf.per_minute[4_999], (4_999, 1));
     }
 
     #[test]

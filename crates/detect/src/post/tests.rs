@@ -441,3 +441,355 @@ fn compromise_chain_links_admin_takeover_to_web_shell() {
     assert!(of(&out, "chain.compromise").is_empty());
     assert_eq!(of(&out, "chain.skimming").len(), 1);
 }
+
+/// A drift finding at `at` and admin findings with one evidence line each at the given times.
+fn drift_with_admin(at: i64, admin: &[(i64, Severity)]) -> Vec<Finding> {
+    let mut d = Finding::new("card.asset_drift", Category::CardSkimming, Severity::Medium);
+    d.first_seen = Some(ts(at));
+    let mut v = vec![d];
+    for (i, (t, sev)) in admin.iter().enumerate() {
+        let mut a = finding(
+            "admin.brute_force",
+            Category::AdminCompromise,
+            *sev,
+            &format!("198.51.100.{i}"),
+            *t,
+        );
+        a.id = format!("a{i}");
+        v.push(a);
+    }
+    v
+}
+
+#[test]
+fn drift_window_bounds_are_inclusive() {
+    let at = T0 + 10 * H;
+    let m = Severity::Medium;
+    let out = run(
+        drift_with_admin(
+            at,
+            &[
+                (at - 6 * H - 1, m),  // just before the six hours: out
+                (at - 6 * H, m),      // at the bound: in
+                (at, m),              // same instant: in
+                (at + 60_000, m),     // a minute after: in
+                (at + 60_000 + 1, m), // just past it: out
+                (at - 6 * H, m),      // a tie with a1: in, in finding order
+            ],
+        ),
+        &DetectConfig::default(),
+    );
+    let d = of(&out, "card.asset_drift")[0];
+    assert_eq!(d.related, vec!["a1", "a2", "a3", "a5"]);
+    assert_eq!(d.severity, Severity::Medium, "no high admin finding");
+    assert!(!d.summary.contains("more"), "{}", d.summary);
+}
+
+#[test]
+fn drift_links_the_worst_admin_findings_and_says_how_many() {
+    let at = T0 + 10 * H;
+    // 30 in the window: every fifth critical, the rest medium.
+    let admin: Vec<(i64, Severity)> = (0..30)
+        .map(|i| {
+            let sev = if i % 5 == 4 {
+                Severity::Critical
+            } else {
+                Severity::Medium
+            };
+            (at - i * 60_000, sev)
+        })
+        .collect();
+    let out = run(drift_with_admin(at, &admin), &DetectConfig::default());
+    let d = of(&out, "card.asset_drift")[0];
+    assert_eq!(d.related.len(), MAX_RELATED);
+    for crit in ["a4", "a9", "a14", "a19", "a24", "a29"] {
+        assert!(
+            d.related.iter().any(|r| r == crit),
+            "{crit} in {:?}",
+            d.related
+        );
+    }
+    // In finding order: the criticals, then the earliest mediums.
+    let want: Vec<String> = (0..30)
+        .filter(|i| i % 5 == 4 || *i < 17)
+        .map(|i| format!("a{i}"))
+        .collect();
+    assert_eq!(d.related, want);
+    assert_eq!(d.severity, Severity::High);
+    assert!(
+        d.summary
+            .contains("; and 25 more (30 admin findings in all, the worst 20 linked)."),
+        "{}",
+        d.summary
+    );
+    // The five named are the criticals but one, by finding order.
+    assert!(d.summary.contains("198.51.100.4;") && !d.summary.contains("198.51.100.0;"));
+}
+
+/// The links of the old pairwise `link_drift`, for comparison.
+fn drift_windows_naive(
+    times: &[(i64, usize)],
+    admin: &[(usize, Severity)],
+    drifts: &[(i64, usize)],
+) -> Vec<(Vec<usize>, usize, Severity)> {
+    drifts
+        .iter()
+        .map(|(at, _)| {
+            let mut inside: Vec<usize> = (0..admin.len())
+                .filter(|k| {
+                    times
+                        .iter()
+                        .any(|(t, j)| j == k && *t <= at + 60_000 && *t >= at - 6 * H)
+                })
+                .collect();
+            let n = inside.len();
+            let worst = inside
+                .iter()
+                .map(|k| admin[*k].1)
+                .max()
+                .unwrap_or(Severity::Info);
+            inside.sort_by_key(|k| (std::cmp::Reverse(admin[*k].1), *k));
+            inside.truncate(MAX_RELATED);
+            (inside, n, worst)
+        })
+        .collect()
+}
+
+/// A small deterministic pseudo-random sequence.
+fn lcg(seed: &mut u64) -> u64 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    *seed >> 33
+}
+
+#[test]
+fn drift_sliding_window_matches_the_pairwise_rule() {
+    let mut seed = 7;
+    for round in 0..40 {
+        let n_admin = 1 + round % 30;
+        let sevs = [Severity::Medium, Severity::High, Severity::Critical];
+        let admin: Vec<(usize, Severity)> = (0..n_admin)
+            .map(|i| (i * 2, sevs[(lcg(&mut seed) % 3) as usize]))
+            .collect();
+        // Times on a coarse grid so bounds and ties are hit.
+        let grid = 60_000 * (1 + (round as i64 % 3) * 59);
+        let mut times: Vec<(i64, usize)> = (0..n_admin * 3)
+            .map(|_| {
+                (
+                    T0 + (lcg(&mut seed) % 40) as i64 * grid,
+                    (lcg(&mut seed) as usize) % n_admin,
+                )
+            })
+            .collect();
+        times.sort_unstable();
+        let mut drifts: Vec<(i64, usize)> = (0..20)
+            .map(|i| (T0 + (lcg(&mut seed) % 40) as i64 * grid, i))
+            .collect();
+        drifts.sort_unstable();
+        assert_eq!(
+            drift_windows(&times, &admin, &drifts),
+            drift_windows_naive(&times, &admin, &drifts),
+            "round {round}"
+        );
+    }
+}
+
+#[test]
+fn upload_window_bounds_and_ties() {
+    let first = T0 + H;
+    let mk = |id: &str| {
+        let mut f = admin_planting("198.51.100.7", Severity::High, &[T0], "/admin/file_manager");
+        f.id = id.into();
+        f
+    };
+    let (a, b, c) = (mk("a"), mk("b"), mk("c"));
+    let t = |ms: i64| ts(ms);
+    let mut ups = vec![(&a, t(first - H)), (&b, t(first - H)), (&c, t(first + 1))];
+    ups.sort_by_key(|(_, t)| *t);
+    // Exactly an hour before: in; of two at that time, the later one in finding order.
+    let (up, at) = upload_before(&ups, t(first)).unwrap();
+    assert_eq!((up.id.as_str(), at.utc_ms), ("b", first - H));
+    // An upload after the first request is not taken, until the request time reaches it;
+    // a millisecond more than an hour before is out.
+    assert!(upload_before(&ups, t(first + 1)).is_some_and(|(u, _)| u.id == "c"));
+    let ups2 = vec![(&a, t(first - H - 1)), (&c, t(first + 1))];
+    assert!(upload_before(&ups2, t(first)).is_none());
+    // Same instant as the first request: in.
+    let ups3 = vec![(&a, t(first))];
+    assert_eq!(upload_before(&ups3, t(first)).unwrap().0.id, "a");
+}
+
+/// The members of the old pairwise `compromise_chain`, for comparison.
+fn compromise_members_naive<'a>(admin: &[&'a Finding], shells: &[&'a Finding]) -> Vec<&'a Finding> {
+    let mut members: Vec<&Finding> = Vec::new();
+    let mut linked: BTreeSet<&str> = BTreeSet::new();
+    for a in admin {
+        let at = a.first_seen.map_or(0, |t| t.utc_ms);
+        for w in shells {
+            let dt = w.first_seen.map_or(0, |t| t.utc_ms) - at;
+            let same_ip = w.ips.iter().any(|i| a.ips.contains(i));
+            if dt >= -60_000 && (dt <= ANY_IP_LINK_MS || (same_ip && dt <= SAME_IP_LINK_MS)) {
+                for m in [*a, *w] {
+                    if linked.insert(m.id.as_str()) {
+                        members.push(m);
+                    }
+                }
+            }
+        }
+    }
+    members
+}
+
+#[test]
+fn compromise_index_matches_the_pairwise_rule() {
+    let mut seed = 11;
+    let day = 86_400_000;
+    for round in 0..60 {
+        let ips = ["203.0.113.1", "203.0.113.2", "203.0.113.3", "198.51.100.9"];
+        let steps = [
+            -60_001,
+            -60_000,
+            0,
+            day,
+            day + 1,
+            30 * day,
+            30 * day + 1,
+            5 * day,
+        ];
+        let mut all = Vec::new();
+        let n = 1 + round % 12;
+        for i in 0..n {
+            let mut a = finding(
+                "admin.success_after_failures",
+                Category::AdminCompromise,
+                Severity::High,
+                ips[(lcg(&mut seed) % 4) as usize],
+                T0 + (lcg(&mut seed) % 4) as i64 * 10 * day,
+            );
+            a.id = format!("a{i}");
+            if lcg(&mut seed).is_multiple_of(3) {
+                a.ips.push(ips[(lcg(&mut seed) % 4) as usize].into());
+            }
+            all.push(a);
+        }
+        for i in 0..n + 3 {
+            let base = T0 + (lcg(&mut seed) % 4) as i64 * 10 * day;
+            let mut w = finding(
+                "webshell.command_param",
+                Category::Webshell,
+                Severity::High,
+                ips[(lcg(&mut seed) % 4) as usize],
+                base + steps[(lcg(&mut seed) % 8) as usize],
+            );
+            w.id = format!("w{i}");
+            if lcg(&mut seed).is_multiple_of(4) {
+                w.ips.push(ips[(lcg(&mut seed) % 4) as usize].into());
+            }
+            all.push(w);
+        }
+        let admin: Vec<&Finding> = all.iter().filter(|f| f.id.starts_with('a')).collect();
+        let shells: Vec<&Finding> = all.iter().filter(|f| f.id.starts_with('w')).collect();
+        let ids = |v: Vec<&Finding>| v.iter().map(|f| f.id.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            ids(compromise_members(&admin, &shells)),
+            ids(compromise_members_naive(&admin, &shells)),
+            "round {round}"
+        );
+    }
+}
+
+#[test]
+fn compromise_link_bounds() {
+    let day = 86_400_000;
+    let a = {
+        let mut a = finding(
+            "admin.outside_allowlist",
+            Category::AdminCompromise,
+            Severity::High,
+            "203.0.113.66",
+            T0,
+        );
+        a.id = "a".into();
+        a
+    };
+    let shell = |id: &str, ip: &str, at: i64| {
+        let mut w = finding(
+            "webshell.command_param",
+            Category::Webshell,
+            Severity::High,
+            ip,
+            at,
+        );
+        w.id = id.into();
+        w
+    };
+    let shells = [
+        shell("w0", "198.51.100.1", T0 - 60_000), // a minute before: in
+        shell("w1", "198.51.100.1", T0 - 60_001), // just past: out
+        shell("w2", "198.51.100.1", T0 + day),    // any IP, a day: in
+        shell("w3", "198.51.100.1", T0 + day + 1), // just past: out
+        shell("w4", "203.0.113.66", T0 + 30 * day), // same IP, 30 days: in
+        shell("w5", "203.0.113.66", T0 + 30 * day + 1), // just past: out
+    ];
+    let shells: Vec<&Finding> = shells.iter().collect();
+    let got: Vec<&str> = compromise_members(&[&a], &shells)
+        .iter()
+        .map(|f| f.id.as_str())
+        .collect();
+    assert_eq!(got, ["a", "w0", "w2", "w4"]);
+}
+
+#[test]
+fn long_chains_name_the_first_of_each_kind_and_say_how_many() {
+    let cfg = DetectConfig::default();
+    let mut v = Vec::new();
+    for i in 0..30 {
+        v.push(finding(
+            "admin.success_after_failures",
+            Category::AdminCompromise,
+            Severity::High,
+            &format!("203.0.113.{i}"),
+            T0 + i * 60_000,
+        ));
+    }
+    v.push(finding(
+        "webshell.command_param",
+        Category::Webshell,
+        Severity::High,
+        "198.51.100.5",
+        T0 + H,
+    ));
+    let out = run(v, &cfg);
+    let c = of(&out, "chain.compromise");
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].count, 31);
+    assert_eq!(c[0].related.len(), MAX_RELATED);
+    assert_eq!(c[0].evidence.len(), MAX_RELATED);
+    let shell = out
+        .iter()
+        .find(|f| f.rule == "webshell.command_param")
+        .unwrap();
+    assert_eq!(
+        c[0].related.last(),
+        Some(&shell.id),
+        "the web shell stays in the story"
+    );
+    assert!(
+        c[0].summary.contains("(and 11 more: 31 steps in all;"),
+        "{}",
+        c[0].summary
+    );
+    // At the cap, nothing is left out.
+    let mut v: Vec<Finding> = out
+        .into_iter()
+        .filter(|f| !f.rule.starts_with("chain."))
+        .collect();
+    v.retain(|f| {
+        f.rule != "admin.success_after_failures" || f.first_seen < Some(ts(T0 + 19 * 60_000))
+    });
+    let out = run(v, &cfg);
+    let c = of(&out, "chain.compromise");
+    assert_eq!(c[0].related.len(), MAX_RELATED);
+    assert!(!c[0].summary.contains("more:"), "{}", c[0].summary);
+}
