@@ -289,14 +289,13 @@ fn web_class(c: Class) -> Option<WafClass> {
     })
 }
 
-/// Classes that count as "the same attack" for bypass matching.
-fn same_class(a: WafClass, b: WafClass) -> bool {
-    let norm = |c: WafClass| match c {
+/// Classes count as "the same attack" for bypass matching when their families are equal.
+fn class_family(c: WafClass) -> WafClass {
+    match c {
         WafClass::Rfi => WafClass::Lfi,
         WafClass::Php => WafClass::Rce,
         x => x,
-    };
-    norm(a) == norm(b)
+    }
 }
 
 /// Generic admin-route heuristic (see the module doc).
@@ -714,23 +713,29 @@ impl Waf {
     }
 }
 
-/// The web request nearest in time to `rec` on the same (ip, path) within the match window.
+/// The web request nearest in time to `rec` on the same (ip, path) within the match window
+/// (both ends included); ties go to the first by (file, line).
 fn nearest<'w>(
     rec: &WafRec,
     web: &'w [WebHit],
     by_key: &BTreeMap<(Option<IpAddr>, u64), Vec<usize>>,
 ) -> Option<&'w WebHit> {
     let idx = by_key.get(&(rec.ip, rec.path_hash))?;
-    idx.iter()
-        .map(|&i| &web[i])
-        .filter(|w| (w.ts.utc_ms - rec.ts.utc_ms).abs() <= MATCH_WINDOW_SECS * 1000)
-        .min_by_key(|w| {
-            (
-                (w.ts.utc_ms - rec.ts.utc_ms).abs(),
-                Arc::clone(&w.ev.file),
-                w.ev.line,
-            )
-        })
+    // `idx` is ordered by (time, file, line): the nearest is the first line of the last
+    // millisecond before the record or the first line at or after it (on equal distance the
+    // smaller (file, line), then the one before).
+    let t = rec.ts.utc_ms;
+    let p = idx.partition_point(|&i| web[i].ts.utc_ms < t);
+    let after = idx.get(p).map(|&i| &web[i]);
+    let before = p.checked_sub(1).map(|q| {
+        let ms = web[idx[q]].ts.utc_ms;
+        &web[idx[idx[..q].partition_point(|&i| web[i].ts.utc_ms < ms)]]
+    });
+    [before, after]
+        .into_iter()
+        .flatten()
+        .filter(|w| (w.ts.utc_ms - t).abs() <= MATCH_WINDOW_SECS * 1000)
+        .min_by_key(|w| ((w.ts.utc_ms - t).abs(), Arc::clone(&w.ev.file), w.ev.line))
 }
 
 fn weighted(e: &Evidence, w: u32) -> Evidence {
@@ -805,6 +810,19 @@ fn unblocked(
             g.add_ev(weighted(&w.ev, 100));
         }
     }
+    // Each client's first-reached scripts (the first hit of a script path that went to it),
+    // by (time, file, line); equal keys keep the path order.
+    let mut firsts: BTreeMap<IpAddr, Vec<&ScriptHit>> = BTreeMap::new();
+    if groups.keys().any(Option::is_some) {
+        for h in scripts.values().filter_map(|h| h.first()) {
+            if let Some(ip) = h.ip.filter(|ip| groups.contains_key(&Some(*ip))) {
+                firsts.entry(ip).or_default().push(h);
+            }
+        }
+        for v in firsts.values_mut() {
+            v.sort_by_key(|h| key_ts(&h.ts, &h.ev));
+        }
+    }
     let mut out = Vec::new();
     for (ip, g) in groups {
         let first = g.span.first.expect("group has a time");
@@ -836,11 +854,11 @@ fn unblocked(
                 }
             }
             // A script whose earliest 2xx in the logs went to this client, after its attack.
-            let first_seen = scripts
-                .values()
-                .filter_map(|h| h.first())
-                .filter(|h| h.ip == ip && h.ts >= first)
-                .min_by_key(|h| key_ts(&h.ts, &h.ev));
+            let first_seen = ip.and_then(|ip| {
+                let v = firsts.get(&ip)?;
+                let from = v.partition_point(|h| h.ts.utc_ms < first.utc_ms);
+                v[from..].iter().copied().find(|h| h.ts >= first)
+            });
             if let Some(h) = first_seen {
                 chain.push((
                     "a first-seen script (no other client had reached it earlier in these logs)",
@@ -907,6 +925,7 @@ fn bypass(
 ) -> Vec<Finding> {
     type Seen = BTreeSet<(Arc<str>, u64)>;
     let mut groups: BTreeMap<Option<IpAddr>, (Group, Seen)> = BTreeMap::new();
+    let mut successes = None;
     for r in waf {
         let Some(class) = r.class.filter(|c| c.is_injection()) else {
             continue;
@@ -914,16 +933,27 @@ fn bypass(
         if r.action != WafAction::Blocked || r.ip.is_none() {
             continue;
         }
-        let Some(idx) = by_key.get(&(r.ip, r.path_hash)) else {
+        let successes = successes.get_or_insert_with(|| {
+            // (ip, path, attack family) → 2xx requests with such a payload, in time order.
+            let mut m: BTreeMap<(Option<IpAddr>, u64, WafClass), Vec<usize>> = BTreeMap::new();
+            for (&(ip, path), idx) in by_key {
+                for &i in idx {
+                    let w = &web[i];
+                    if let Some(c) = w.class.filter(|_| (200..300).contains(&w.status)) {
+                        m.entry((ip, path, class_family(c))).or_default().push(i);
+                    }
+                }
+            }
+            m
+        });
+        let Some(idx) = successes.get(&(r.ip, r.path_hash, class_family(class))) else {
             continue;
         };
-        for &i in idx {
+        // The first one after the block, if within the window.
+        let start = idx.partition_point(|&i| web[i].ts.utc_ms <= r.ts.utc_ms);
+        if let Some(&i) = idx.get(start) {
             let w = &web[i];
-            let dt = w.ts.utc_ms - r.ts.utc_ms;
-            if dt <= 0 || dt > BYPASS_WINDOW_SECS * 1000 || !(200..300).contains(&w.status) {
-                continue;
-            }
-            if !w.class.is_some_and(|c| same_class(c, class)) {
+            if w.ts.utc_ms - r.ts.utc_ms > BYPASS_WINDOW_SECS * 1000 {
                 continue;
             }
             // The blocked request itself may be logged by the web server too (403): only a
@@ -938,7 +968,6 @@ fn bypass(
             g.classes.insert(class);
             g.paths.insert(r.path.clone());
             g.add_ev(weighted(&r.ev, 90));
-            break;
         }
     }
     groups
@@ -1077,8 +1106,12 @@ fn lapse(
             continue;
         }
         let (from, to) = (start * 3600, h * 3600);
-        let before = waf.iter().rev().find(|r| r.ts.secs() < from);
-        let after = waf.iter().find(|r| r.ts.secs() >= to);
+        // `waf` is in time order: the last record before the silence, the first after it.
+        let before = waf
+            .partition_point(|r| r.ts.secs() < from)
+            .checked_sub(1)
+            .map(|i| &waf[i]);
+        let after = waf.get(waf.partition_point(|r| r.ts.secs() < to));
         let sev = if len >= 24 {
             Severity::High
         } else {
@@ -1145,19 +1178,45 @@ fn bait(waf: &[WafRec], web: &[WebHit], admin_any: &[usize]) -> Vec<Finding> {
     let mut groups: BTreeMap<Option<IpAddr>, (Group, Vec<Evidence>, bool, u64)> = BTreeMap::new();
     // Baits with no admin-route activity after them: candidates for [`correlate_stored_xss`].
     let mut candidates: BTreeMap<Option<IpAddr>, Group> = BTreeMap::new();
+    let is_bait = |r: &WafRec| {
+        r.class == Some(WafClass::Xss)
+            && r.action != WafAction::Blocked
+            && is_customer_input(&r.path)
+    };
+    if !waf.iter().any(is_bait) {
+        return Vec::new();
+    }
+    // `admin_any` is in time order (milliseconds; equal ones by file and line): a bait's
+    // window (after it, up to BAIT_WINDOW_SECS) is a slice of it, but for the hits of the
+    // bait's own millisecond, which follow it only when their offset is larger.
+    let hit = |j: usize| &web[admin_any[j]];
+    let times: Vec<i64> = admin_any.iter().map(|&i| web[i].ts.utc_ms).collect();
+    // The latest time (offset included) of the hits sharing each hit's millisecond.
+    let mut ms_last: Vec<Timestamp> = Vec::with_capacity(times.len());
+    while ms_last.len() < times.len() {
+        let j = ms_last.len();
+        let end = j + times[j..].partition_point(|&t| t == times[j]);
+        let last = (j..end).map(|k| hit(k).ts).max().expect("a hit");
+        ms_last.resize(end, last);
+    }
+    // Each client's positions in `admin_any`.
+    let mut by_ip: BTreeMap<IpAddr, Vec<usize>> = BTreeMap::new();
+    for j in 0..admin_any.len() {
+        if let Some(ip) = hit(j).ip {
+            by_ip.entry(ip).or_default().push(j);
+        }
+    }
     for r in waf {
-        if r.class != Some(WafClass::Xss)
-            || r.action == WafAction::Blocked
-            || !is_customer_input(&r.path)
-        {
+        if !is_bait(r) {
             continue;
         }
-        let hits: Vec<&WebHit> = admin_any
-            .iter()
-            .map(|&i| &web[i])
-            .filter(|w| w.ts > r.ts && w.ts.utc_ms - r.ts.utc_ms <= BAIT_WINDOW_SECS * 1000)
-            .collect();
-        if hits.is_empty() {
+        let t = r.ts.utc_ms;
+        let lo = times.partition_point(|&x| x < t);
+        let mid = lo + times[lo..].partition_point(|&x| x <= t);
+        let hi = mid + times[mid..].partition_point(|&x| x - t <= BAIT_WINDOW_SECS * 1000);
+        let same_ms: Vec<usize> = (lo..mid).filter(|&j| hit(j).ts > r.ts).collect();
+        let n_hits = same_ms.len() + (hi - mid);
+        if n_hits == 0 {
             let g = candidates.entry(r.ip).or_default();
             g.count += 1;
             g.span.add(Some(r.ts));
@@ -1170,14 +1229,21 @@ fn bait(waf: &[WafRec], web: &[WebHit], admin_any: &[usize]) -> Vec<Finding> {
         g.span.add(Some(r.ts));
         g.paths.insert(r.path.clone());
         g.add_ev(weighted(&r.ev, 100));
-        *n_admin = (*n_admin).max(hits.len() as u64);
-        for w in hits {
-            *same_ip |= w.ip.is_some() && w.ip == r.ip;
-            if admin_ev.len() < 40 {
-                admin_ev.push(weighted(&w.ev, if w.ip == r.ip { 150 } else { 80 }));
-            }
-            g.span.add(Some(w.ts));
+        *n_admin = (*n_admin).max(n_hits as u64);
+        if let Some(ip) = r.ip.filter(|_| !*same_ip) {
+            *same_ip = same_ms.iter().any(|&j| hit(j).ip == Some(ip))
+                || by_ip.get(&ip).is_some_and(|v| {
+                    let k = v.partition_point(|&j| j < mid);
+                    v.get(k).is_some_and(|&j| j < hi)
+                });
         }
+        let room = 40usize.saturating_sub(admin_ev.len());
+        for j in same_ms.iter().copied().chain(mid..hi).take(room) {
+            let w = hit(j);
+            admin_ev.push(weighted(&w.ev, if w.ip == r.ip { 150 } else { 80 }));
+        }
+        // The hits all follow the bait (already in the span): only the latest can widen it.
+        g.span.add(Some(ms_last[hi - 1]));
     }
     let candidates: Vec<Finding> = candidates
         .into_iter()
@@ -1247,8 +1313,8 @@ pub const ADMIN_ANOMALY_RULES: &[&str] = &[
     "admin.script_agent",
 ];
 
-/// Admin findings linked to one bait, at most.
-const MAX_LINKED: usize = 20;
+/// Admin findings linked to one bait, at most (its `related` list).
+const MAX_LINKED: usize = ecir_model::finding::MAX_RELATED;
 
 /// Post-detection correlation, run on all findings once every detector has finished and
 /// before [`ecir_model::Report::sort_and_number_findings`]: an unblocked XSS on a
@@ -1289,22 +1355,21 @@ pub fn correlate_stored_xss(findings: &mut Vec<Finding>) {
             &y.title,
         ))
     });
+    // Their `first_seen` (milliseconds), in that order.
+    let times: Vec<i64> = admin
+        .iter()
+        .filter_map(|&a| findings[a].first_seen.map(|t| t.utc_ms))
+        .collect();
     let mut next = 0usize;
     for b in baits {
         let (Some(start), Some(end)) = (findings[b].first_seen, findings[b].last_seen) else {
             continue;
         };
         let limit = end.utc_ms + BAIT_WINDOW_SECS * 1000;
-        let linked: Vec<usize> = admin
-            .iter()
-            .copied()
-            .filter(|&a| {
-                findings[a]
-                    .first_seen
-                    .is_some_and(|t| t.utc_ms >= start.utc_ms && t.utc_ms <= limit)
-            })
-            .take(MAX_LINKED)
-            .collect();
+        // `admin` is sorted by `first_seen`: the window is a slice of it.
+        let lo = times.partition_point(|&t| t < start.utc_ms);
+        let hi = times.partition_point(|&t| t <= limit).max(lo);
+        let linked: Vec<usize> = admin[lo..hi].iter().copied().take(MAX_LINKED).collect();
         if linked.is_empty() {
             continue;
         }
@@ -1377,6 +1442,9 @@ mod tests {
 
     enum In {
         Web(&'static str, &'static str, &'static str, u16, i64),
+        /// A web line at a millisecond after T0, displayed at an offset (seconds east):
+        /// ip, method, target, status, milliseconds, offset.
+        WebMs(&'static str, &'static str, &'static str, u16, i64, i32),
         /// ip, target, action, class, severity, detection_only, secs
         Waf(
             &'static str,
@@ -1395,10 +1463,17 @@ mod tests {
         let waf_file: Arc<str> = Arc::from("modsec_audit.log");
         let mut states: Vec<Waf> = (0..parts).map(|_| Waf::new(cfg.clone())).collect();
         for (i, x) in input.iter().enumerate() {
-            let (ev, file, raw) = match x {
-                In::Web(ip, m, t, st, s) => (
+            let web = match x {
+                In::Web(ip, m, t, st, s) => Some((ip, m, t, st, Timestamp::from_secs(T0 + s, 0))),
+                In::WebMs(ip, m, t, st, ms, off) => {
+                    Some((ip, m, t, st, Timestamp::new(T0 * 1000 + ms, *off)))
+                }
+                In::Waf(..) => None,
+            };
+            let (ev, file, raw) = match (x, web) {
+                (_, Some((ip, m, t, st, ts))) => (
                     Event {
-                        ts: Some(Timestamp::from_secs(T0 + s, 0)),
+                        ts: Some(ts),
                         source: Some(SourceKind::Web),
                         client_ip: ip.parse().ok(),
                         method: Some(Cow::Borrowed(*m)),
@@ -1409,7 +1484,7 @@ mod tests {
                     &web_file,
                     format!("{ip} {m} {t} {st}"),
                 ),
-                In::Waf(ip, t, a, c, sev, d, s) => (
+                (In::Waf(ip, t, a, c, sev, d, s), _) => (
                     Event {
                         ts: Some(Timestamp::from_secs(T0 + s, 0)),
                         source: Some(SourceKind::Waf),
@@ -1431,6 +1506,7 @@ mod tests {
                     &waf_file,
                     format!("waf {ip} {t} {a:?}"),
                 ),
+                _ => unreachable!("web lines have a time"),
             };
             let origin = Origin {
                 file,
@@ -1481,7 +1557,7 @@ mod tests {
         o
     }
 
-    use In::{Waf as W, Web};
+    use In::{Waf as W, Web, WebMs};
     use WafAction::{Blocked, LoggedOnly};
 
     #[test]
@@ -1932,5 +2008,390 @@ mod tests {
         assert_eq!(class("942100").as_deref(), Some("sqli"));
         // The blocking-evaluation rule has no class of its own (not the transaction's SQLi).
         assert_eq!(class("949110"), None);
+    }
+
+    fn rule<'a>(f: &'a [Finding], rule: &str) -> Vec<&'a Finding> {
+        f.iter().filter(|x| x.rule == rule).collect()
+    }
+
+    fn cites(f: &Finding, text: &str) -> bool {
+        f.evidence.iter().any(|e| e.text.contains(text))
+    }
+
+    #[test]
+    fn nearest_access_line_window_edges() {
+        let attack = |ip| {
+            W(
+                ip,
+                "/p?id=1'or'1'='1",
+                LoggedOnly,
+                Some(WafClass::Sqli),
+                "CRITICAL",
+                false,
+                1000,
+            )
+        };
+        let f = run(&[
+            // Out of time order on purpose; the WAF records carry no status of their own, so
+            // only a matched 2xx access line makes an unblocked attack.
+            Web("192.0.2.1", "GET", "/p?at=plus120", 200, 1120),
+            attack("192.0.2.1"),
+            attack("192.0.2.2"),
+            Web("192.0.2.2", "GET", "/p?at=plus121", 200, 1121),
+            Web("192.0.2.3", "GET", "/p?at=minus120", 200, 880),
+            attack("192.0.2.3"),
+            Web("192.0.2.4", "GET", "/p?at=minus121", 200, 879),
+            attack("192.0.2.4"),
+            // The nearest line decides: a 403 30 s after beats a 200 60 s before.
+            Web("192.0.2.5", "GET", "/p?at=plus30", 403, 1030),
+            attack("192.0.2.5"),
+            Web("192.0.2.5", "GET", "/p?at=minus60", 200, 940),
+            // … and a 200 30 s after beats a 403 60 s before.
+            Web("192.0.2.6", "GET", "/p?at=plus30", 200, 1030),
+            Web("192.0.2.6", "GET", "/p?at=minus60", 403, 940),
+            attack("192.0.2.6"),
+            // Equally near: the first line (by file and line) wins, before or after.
+            Web("198.51.100.1", "GET", "/p?at=minus30", 403, 970),
+            Web("198.51.100.1", "GET", "/p?at=plus30", 200, 1030),
+            attack("198.51.100.1"),
+            Web("198.51.100.2", "GET", "/p?at=minus30", 200, 970),
+            Web("198.51.100.2", "GET", "/p?at=plus30", 403, 1030),
+            attack("198.51.100.2"),
+            Web("198.51.100.3", "GET", "/p?at=plus10", 403, 1010),
+            Web("198.51.100.3", "GET", "/p?at=plus10b", 200, 1010),
+            attack("198.51.100.3"),
+            Web("198.51.100.4", "GET", "/p?at=plus10", 200, 1010),
+            Web("198.51.100.4", "GET", "/p?at=plus10b", 403, 1010),
+            attack("198.51.100.4"),
+            Web("198.51.100.5", "GET", "/p?at=minus10", 200, 990),
+            Web("198.51.100.5", "GET", "/p?at=minus10b", 403, 990),
+            Web("198.51.100.5", "GET", "/p?at=plus15", 403, 1015),
+            attack("198.51.100.5"),
+            Web("198.51.100.6", "GET", "/p?at=minus10", 403, 990),
+            Web("198.51.100.6", "GET", "/p?at=minus10b", 200, 990),
+            Web("198.51.100.6", "GET", "/p?at=plus15", 200, 1015),
+            attack("198.51.100.6"),
+        ]);
+        let u = rule(&f, "waf.unblocked_attack");
+        let ips: Vec<&str> = u.iter().map(|x| x.ips[0].as_str()).collect();
+        assert_eq!(
+            ips,
+            [
+                "192.0.2.1",
+                "192.0.2.3",
+                "192.0.2.6",
+                "198.51.100.2",
+                "198.51.100.4",
+                "198.51.100.5"
+            ],
+            "{}",
+            render(&f)
+        );
+        assert!(cites(u[3], "at=minus30") && cites(u[4], "at=plus10 "));
+        assert!(cites(u[5], "at=minus10 "));
+        assert!(cites(u[0], "at=plus120"));
+        assert!(cites(u[1], "at=minus120"));
+        assert!(cites(u[2], "at=plus30") && !cites(u[2], "at=minus60"));
+        assert!(u.iter().all(|x| x.summary.contains("(1 confirmed")));
+    }
+
+    #[test]
+    fn bypass_window_edges() {
+        let block = |ip| {
+            W(
+                ip,
+                "/s",
+                Blocked,
+                Some(WafClass::Sqli),
+                "CRITICAL",
+                false,
+                1000,
+            )
+        };
+        let f = run(&[
+            // Out of time order on purpose.
+            Web(
+                "192.0.2.1",
+                "GET",
+                "/s?id=3/**/UNION/**/SELECT/**/1,2",
+                200,
+                87_400,
+            ),
+            Web(
+                "192.0.2.1",
+                "GET",
+                "/s?id=1/**/UNION/**/SELECT/**/1,2",
+                200,
+                1000,
+            ),
+            block("192.0.2.1"),
+            Web(
+                "192.0.2.1",
+                "GET",
+                "/s?id=0/**/UNION/**/SELECT/**/1,2",
+                200,
+                900,
+            ),
+            // Just past 24 h.
+            block("192.0.2.2"),
+            Web(
+                "192.0.2.2",
+                "GET",
+                "/s?id=4/**/UNION/**/SELECT/**/1,2",
+                200,
+                87_401,
+            ),
+            // A refused retry and a benign 2xx are skipped, the next match counts.
+            block("192.0.2.3"),
+            Web(
+                "192.0.2.3",
+                "GET",
+                "/s?id=5/**/UNION/**/SELECT/**/1,2",
+                403,
+                1001,
+            ),
+            Web("192.0.2.3", "GET", "/s?page=2", 200, 1002),
+            Web(
+                "192.0.2.3",
+                "GET",
+                "/s?id=6/**/UNION/**/SELECT/**/1,2",
+                200,
+                1003,
+            ),
+        ]);
+        let b = rule(&f, "waf.blocked_then_through");
+        let ips: Vec<&str> = b.iter().map(|x| x.ips[0].as_str()).collect();
+        assert_eq!(ips, ["192.0.2.1", "192.0.2.3"], "{}", render(&f));
+        assert_eq!((b[0].count, b[1].count), (1, 1));
+        assert!(cites(b[0], "id=3/") && !cites(b[0], "id=1/") && !cites(b[0], "id=0/"));
+        assert!(cites(b[1], "id=6/") && !cites(b[1], "id=5/"));
+        assert_eq!(b[0].last_seen, Some(Timestamp::from_secs(T0 + 87_400, 0)));
+    }
+
+    #[test]
+    fn first_seen_script_from_the_attack_on() {
+        let scan = |edge_offset: i32| {
+            run(&[
+                // Out of time order on purpose.
+                Web("203.0.113.5", "GET", "/lib/later.php", 200, 1500),
+                W(
+                    "203.0.113.5",
+                    "/products/list?id=1'or'1'='1",
+                    LoggedOnly,
+                    Some(WafClass::Sqli),
+                    "CRITICAL",
+                    false,
+                    1000,
+                ),
+                Web(
+                    "203.0.113.5",
+                    "GET",
+                    "/products/list?id=1'or'1'='1",
+                    200,
+                    1000,
+                ),
+                Web("203.0.113.5", "GET", "/lib/before.php", 200, 999),
+                // The attack's very millisecond: in when displayed at the same or a larger
+                // offset, out at a smaller one (timestamps order equal instants by offset).
+                WebMs(
+                    "203.0.113.5",
+                    "GET",
+                    "/lib/edge.php",
+                    200,
+                    1_000_000,
+                    edge_offset,
+                ),
+                // First reached by another client.
+                Web("192.0.2.9", "GET", "/lib/other.php", 200, 1100),
+                Web("203.0.113.5", "GET", "/lib/other.php", 200, 1200),
+            ])
+        };
+        let f = scan(0);
+        let u = rule(&f, "waf.unblocked_attack");
+        assert_eq!(u.len(), 1);
+        assert!(
+            u[0].summary.contains("a first-seen script"),
+            "{}",
+            u[0].summary
+        );
+        assert!(cites(u[0], "/lib/edge.php"), "{}", render(&f));
+        assert!(!cites(u[0], "/lib/later.php") && !cites(u[0], "/lib/before.php"));
+        let f = scan(-3600);
+        let u = rule(&f, "waf.unblocked_attack");
+        assert!(cites(u[0], "/lib/later.php"), "{}", render(&f));
+        assert!(!cites(u[0], "/lib/edge.php") && !cites(u[0], "/lib/other.php"));
+    }
+
+    #[test]
+    fn stored_xss_bait_window_edges() {
+        let scan = |past_ip: &'static str| {
+            run(&[
+                // Out of time order on purpose.
+                Web("10.0.0.2", "GET", "/admin/edge", 200, 1000 + 172_800),
+                Web(past_ip, "GET", "/admin/past", 200, 1000 + 172_801),
+                W(
+                    "203.0.113.66",
+                    "/contact",
+                    LoggedOnly,
+                    Some(WafClass::Xss),
+                    "CRITICAL",
+                    false,
+                    1000,
+                ),
+                Web("10.0.0.2", "GET", "/admin/before", 200, 999),
+                // The bait's very millisecond: after it only at a larger offset.
+                WebMs("10.0.0.2", "GET", "/admin/same-later", 200, 1_000_000, 3600),
+                WebMs("10.0.0.2", "GET", "/admin/same-equal", 200, 1_000_000, 0),
+                WebMs(
+                    "10.0.0.2",
+                    "GET",
+                    "/admin/same-earlier",
+                    200,
+                    1_000_000,
+                    -3600,
+                ),
+            ])
+        };
+        let f = scan("203.0.113.66");
+        let b = rule(&f, "waf.stored_xss_bait");
+        assert_eq!(b.len(), 1, "{}", render(&f));
+        assert_eq!(
+            b[0].severity,
+            Severity::High,
+            "the bait's own IP came too late"
+        );
+        assert!(
+            b[0].summary.contains("(2 admin-route 2xx hits"),
+            "{}",
+            b[0].summary
+        );
+        assert!(cites(b[0], "/admin/edge") && cites(b[0], "/admin/same-later"));
+        for out in [
+            "/admin/past",
+            "/admin/before",
+            "/admin/same-equal",
+            "/admin/same-earlier",
+        ] {
+            assert!(!cites(b[0], out), "{out}: {}", render(&f));
+        }
+        assert_eq!(b[0].first_seen, Some(Timestamp::from_secs(T0 + 1000, 0)));
+        assert_eq!(
+            b[0].last_seen,
+            Some(Timestamp::from_secs(T0 + 1000 + 172_800, 0))
+        );
+        // The bait's own IP exactly at the window's end makes it critical.
+        let f = run(&[
+            W(
+                "203.0.113.66",
+                "/contact",
+                LoggedOnly,
+                Some(WafClass::Xss),
+                "CRITICAL",
+                false,
+                1000,
+            ),
+            Web("10.0.0.2", "GET", "/admin/a", 200, 1001),
+            Web("203.0.113.66", "GET", "/admin/b", 200, 1000 + 172_800),
+        ]);
+        let b = rule(&f, "waf.stored_xss_bait");
+        assert_eq!(b[0].severity, Severity::Critical, "{}", render(&f));
+        // The latest hit sets the end, whatever its offset among equal instants.
+        let f = run(&[
+            W(
+                "203.0.113.66",
+                "/contact",
+                LoggedOnly,
+                Some(WafClass::Xss),
+                "CRITICAL",
+                false,
+                1000,
+            ),
+            WebMs("10.0.0.2", "GET", "/admin/x", 200, 2_000_000, 7200),
+            WebMs("10.0.0.2", "GET", "/admin/y", 200, 2_000_000, 0),
+        ]);
+        let b = rule(&f, "waf.stored_xss_bait");
+        assert_eq!(
+            b[0].last_seen,
+            Some(Timestamp::new(T0 * 1000 + 2_000_000, 7200))
+        );
+    }
+
+    #[test]
+    fn lapse_cites_the_records_around_the_silence() {
+        let waf_at = |t, s| {
+            W(
+                "192.0.2.97",
+                t,
+                Blocked,
+                Some(WafClass::Sqli),
+                "CRITICAL",
+                false,
+                s,
+            )
+        };
+        // Start of the hour `h` hours after T0's (seconds after T0).
+        let hour = |h: i64| h * 3600 - T0.rem_euclid(3600);
+        // Out of time order on purpose: the records just around the silence (hours 5 to 10)
+        // come first.
+        let mut input = vec![
+            waf_at("/after-edge", hour(11)),
+            waf_at("/after-later", hour(11) + 1),
+            waf_at("/before-edge", hour(5) - 1),
+            waf_at("/before-earlier", hour(5) - 2),
+        ];
+        input.extend(traffic(0..5, 50, true));
+        input.extend(traffic(5..11, 50, false));
+        input.extend(traffic(11..13, 50, true));
+        let f = run(&input);
+        let l = rule(&f, "waf.monitoring_lapse");
+        assert_eq!(l.len(), 1);
+        assert!(
+            cites(l[0], "/before-edge") && cites(l[0], "/after-edge"),
+            "{}",
+            render(&f)
+        );
+        assert!(!cites(l[0], "/after-later") && !cites(l[0], "/before-earlier"));
+        assert!(!cites(l[0], "/x?id=1"));
+        assert_eq!(l[0].first_seen, Some(Timestamp::from_secs(T0 + hour(5), 0)));
+        assert_eq!(l[0].last_seen, Some(Timestamp::from_secs(T0 + hour(11), 0)));
+    }
+
+    fn finding_at(rule: &str, id: &str, ip: &str, first_ms: i64, last_ms: i64) -> Finding {
+        let mut f = Finding::new(rule, Category::Waf, Severity::Medium);
+        f.id = id.into();
+        f.ips = vec![ip.into()];
+        f.title = id.into();
+        f.first_seen = Some(Timestamp::new(first_ms, 0));
+        f.last_seen = Some(Timestamp::new(last_ms, 0));
+        f
+    }
+
+    #[test]
+    fn correlate_stored_xss_window_edges_and_cap() {
+        let (start, end) = (T0 * 1000, T0 * 1000 + 10_000);
+        let limit = end + BAIT_WINDOW_SECS * 1000;
+        let admin = |id, at| finding_at("admin.first_seen_ip", id, "10.0.0.2", at, at);
+        let bait = finding_at("waf.stored_xss_bait", "", "203.0.113.66", start, end);
+        let mut f = vec![
+            admin("past", limit + 1),
+            admin("edge-end", limit),
+            bait.clone(),
+            admin("before", start - 1),
+            admin("edge-start", start),
+        ];
+        correlate_stored_xss(&mut f);
+        let b = rule(&f, "waf.stored_xss_bait");
+        assert_eq!(b[0].related, ["edge-start", "edge-end"]);
+        assert_eq!(b[0].last_seen, Some(Timestamp::new(limit, 0)));
+        assert!(b[0].summary.contains("2 anomalies"), "{}", b[0].summary);
+        // More than MAX_RELATED in the window: the earliest are linked.
+        let names: Vec<String> = (0..25).map(|i| format!("a{i:02}")).collect();
+        let mut f = vec![bait];
+        for (i, n) in names.iter().enumerate().rev() {
+            f.push(admin(n.as_str(), start + i as i64 * 1000));
+        }
+        correlate_stored_xss(&mut f);
+        let b = rule(&f, "waf.stored_xss_bait");
+        assert_eq!(b[0].related, names[..ecir_model::finding::MAX_RELATED]);
     }
 }
