@@ -1087,19 +1087,28 @@ fn lapse(
     };
     // The WAF's rate: records per web request over hours where it logged anything at all.
     let rate = waf_total as f64 / web_total as f64;
+    // The silences: maximal runs of hours in [first, last] without a WAF record, with the
+    // web requests in them, found from the map's entries rather than hour by hour (one line
+    // dated decades away must not cost a lookup for every hour in between).
+    let mut silences: Vec<(i64, i64, u64)> = Vec::new();
+    let mut cursor = first;
+    let mut in_run = 0u64;
+    for (&k, v) in hours.range(first..=last) {
+        if v.1 > 0 {
+            if k > cursor {
+                silences.push((cursor, k, in_run));
+            }
+            cursor = k + 1;
+            in_run = 0;
+        } else {
+            in_run += v.0;
+        }
+    }
+    if cursor <= last {
+        silences.push((cursor, last + 1, in_run));
+    }
     let mut out = Vec::new();
-    let mut h = first;
-    while h <= last {
-        if hours.get(&h).is_some_and(|v| v.1 > 0) {
-            h += 1;
-            continue;
-        }
-        let start = h;
-        let mut traffic = 0u64;
-        while h <= last && hours.get(&h).is_none_or(|v| v.1 == 0) {
-            traffic += hours.get(&h).map_or(0, |v| v.0);
-            h += 1;
-        }
+    for (start, h, traffic) in silences {
         let len = h - start;
         let expected = rate * traffic as f64;
         if len < LAPSE_MIN_HOURS || expected < LAPSE_MIN_EXPECTED {
@@ -2314,6 +2323,45 @@ mod tests {
             b[0].last_seen,
             Some(Timestamp::new(T0 * 1000 + 2_000_000, 7200))
         );
+    }
+
+    #[test]
+    fn lapse_at_either_end_and_across_a_far_line() {
+        let lapses = |input: &[In]| -> Vec<(String, u64)> {
+            run(input)
+                .iter()
+                .filter(|x| x.rule == "waf.monitoring_lapse")
+                .map(|x| (x.title.clone(), x.count))
+                .collect()
+        };
+        // Silent to the end: the run closes at the last web hour.
+        let mut input = traffic(0..5, 50, true);
+        input.extend(traffic(5..12, 50, false));
+        let l = lapses(&input);
+        assert_eq!(l.len(), 1, "{l:?}");
+        assert!(
+            l[0].0.contains("7 h") && l[0].0.contains("ends early"),
+            "{l:?}"
+        );
+        assert_eq!(l[0].1, 350);
+        // Silent from the start.
+        let mut input = traffic(0..6, 50, false);
+        input.extend(traffic(6..10, 50, true));
+        let l = lapses(&input);
+        assert_eq!(l.len(), 1, "{l:?}");
+        assert!(
+            l[0].0.contains("6 h") && l[0].0.contains("starts late"),
+            "{l:?}"
+        );
+        // One web line a century later: a silence with one request, not a lapse, and the
+        // lapse before it is still found.
+        let mut input = traffic(0..5, 50, true);
+        input.extend(traffic(5..11, 50, false));
+        input.extend(traffic(11..13, 50, true));
+        input.extend(traffic(876_000..876_001, 1, false));
+        let l = lapses(&input);
+        assert_eq!(l.len(), 1, "{l:?}");
+        assert_eq!(l[0].1, 300);
     }
 
     #[test]
