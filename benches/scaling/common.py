@@ -39,6 +39,14 @@ def siteguard(ip, sec, method, url, action="MONITOR", sig="xss-tag-1", sid="0010
             f"ACTION:{action}: JUDGE:{action}:0: SEARCH-KEY:{e:.6f}.{int(sec) % 100000}:\n")
 
 
+LOGIN_HISTORY_HEADER = "create_date,user_name,client_ip,login_history_status_id,member_id\n"
+
+
+def login_row(sec, user, ip, status):
+    """One EC-CUBE dtb_login_history row (status 1 = success, 0 = failure)."""
+    return f"{utc_str(sec)},{user},{ip},{status},\n"
+
+
 def outdir(name, n):
     d = os.path.join(os.environ.get("SCALING_DATA", "/tmp/ecir-scaling"), f"{name}-{n}")
     os.makedirs(d, exist_ok=True)

@@ -5,11 +5,11 @@ failure of the user in the hour: Group.ips has no cap, so findings x IPs grows a
  1052), and the `before`
 filter scans all of the user's failures per success. N = IPs."""
 import sys
-from common import outdir, ip4, utc_str
+from common import LOGIN_HISTORY_HEADER, ip4, login_row, outdir
 n = int(sys.argv[1])
 d = outdir("gen_admin_stuffing", n)
 with open(f"{d}/login_history.csv", "w") as f:
-    f.write("create_date,user_name,client_ip,login_history_status_id,member_id\n")
+    f.write(LOGIN_HISTORY_HEADER)
     rows = []
     for i in range(n):
         ip = ip4(i, (100, 0, 0, 0))
@@ -18,4 +18,4 @@ with open(f"{d}/login_history.csv", "w") as f:
         rows.append((base + 20, ip, 1))
     rows.sort()
     for t, ip, s in rows:
-        f.write(f"{utc_str(t)},admin,{ip},{s},\n")
+        f.write(login_row(t, "admin", ip, s))

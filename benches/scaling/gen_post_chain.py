@@ -3,12 +3,12 @@ dtb_login_history -> admin.success_after_failures) and N scripts run in an uploa
 (/html/user_data/sN.php answered 200 -> webshell.upload_dir_script). The chain pairs every
 takeover with every web-shell finding. N = takeover IPs = scripts."""
 import sys
-from common import clf, outdir, ip4, utc_str
+from common import LOGIN_HISTORY_HEADER, clf, ip4, login_row, outdir
 n = int(sys.argv[1])
 SHARED = len(sys.argv) > 2 and sys.argv[2] == "shared"  # one user name for all (stuffing)
 d = outdir("gen_post_chain" + ("_shared" if SHARED else ""), n)
 with open(f"{d}/login_history.csv", "w") as f:
-    f.write("create_date,user_name,client_ip,login_history_status_id,member_id\n")
+    f.write(LOGIN_HISTORY_HEADER)
     rows = []
     for i in range(n):
         ip = ip4(i, (100, 0, 0, 0))
@@ -19,7 +19,7 @@ with open(f"{d}/login_history.csv", "w") as f:
     rows.sort()
     for t, ip, s in rows:
         user = "admin" if SHARED else "staff_" + ip.replace(".", "_")
-        f.write(f"{utc_str(t)},{user},{ip},{s},\n")
+        f.write(login_row(t, user, ip, s))
 with open(f"{d}/access_log", "w") as f:
     for i in range(n):
         f.write(clf(ip4(i, (20, 0, 0, 0)), 7200 + i * 3600 // n, "GET", f"/html/user_data/s{i}.php", 200, 40))

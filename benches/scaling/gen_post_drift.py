@@ -3,7 +3,7 @@ findings (N IPs, 6 failed logins each in dtb_login_history) in the six hours bef
 change. Every drift finding is linked to every admin finding: `related` and the summary's
 note list grow as drifts x admin findings. N = assets = brute-forcing IPs."""
 import sys
-from common import clf, outdir, ip4, utc_str
+from common import LOGIN_HISTORY_HEADER, clf, ip4, login_row, outdir
 n = int(sys.argv[1])
 d = outdir("gen_post_drift", n)
 with open(f"{d}/access_log", "w") as f:
@@ -14,11 +14,11 @@ with open(f"{d}/access_log", "w") as f:
                 f.write(clf(ip4(i * 5 + k), t, "GET", f"/html/template/default/assets/js/m{i}.js", 200, 1200 + phase * 150,
                             ref="https://shop.example.jp/products/list"))
 with open(f"{d}/login_history.csv", "w") as f:
-    f.write("create_date,user_name,client_ip,login_history_status_id,member_id\n")
+    f.write(LOGIN_HISTORY_HEADER)
     rows = []
     for i in range(n):
         for k in range(6):
             rows.append((3 * 3600 + 3600 + k * 60 + i * 60 // n, ip4(i, (100, 0, 0, 0))))
     rows.sort()
     for t, ip in rows:
-        f.write(f"{utc_str(t)},admin,{ip},0,\n")
+        f.write(login_row(t, "admin", ip, 0))

@@ -1115,10 +1115,6 @@ impl<'a> MergedIndexes<'a> {
     fn new(a: &'a [usize], b: &'a [usize]) -> Self {
         MergedIndexes { a, b }
     }
-
-    fn has_more(&self) -> bool {
-        !self.a.is_empty() || !self.b.is_empty()
-    }
 }
 
 impl Iterator for MergedIndexes<'_> {
@@ -1592,20 +1588,16 @@ fn analyse(
             .filter(|j| by_user.binary_search(j).is_ok())
             .count();
         let prior = by_ip.len() + by_user.len() - both;
-        let mut merged = MergedIndexes::new(by_ip, by_user);
-        for (n, j) in merged.by_ref().enumerate() {
+        for (n, j) in MergedIndexes::new(by_ip, by_user).enumerate() {
             let b = &attempts[j];
             g.add(b.ts, b.ip, b.user.as_deref(), &b.evidence);
             if g.saturated() || n + 1 >= LIST_SCAN {
                 break;
             }
         }
-        if merged.has_more() {
-            g.count = 1 + prior as u64;
-            for j in [by_ip, by_user].into_iter().flat_map(|s| s.last()) {
-                let b = &attempts[*j];
-                g.span(b.ts);
-            }
+        g.count = 1 + prior as u64;
+        for j in [by_ip, by_user].into_iter().flat_map(|s| s.last()) {
+            g.span(attempts[*j].ts);
         }
         for e in g.evidence.iter_mut().take(a.evidence.len()) {
             e.weight = 100;

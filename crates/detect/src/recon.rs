@@ -142,21 +142,10 @@ impl NotFound {
 
     /// Sorts the minutes and sums repeats, so `per_minute` is canonical.
     fn normalize(&mut self) {
-        if self.sorted == self.per_minute.len() {
-            return;
+        if self.sorted != self.per_minute.len() {
+            sort_and_sum(&mut self.per_minute);
+            self.sorted = self.per_minute.len();
         }
-        self.per_minute.sort_unstable_by_key(|e| e.0);
-        let mut w = 0;
-        for r in 0..self.per_minute.len() {
-            if w > 0 && self.per_minute[w - 1].0 == self.per_minute[r].0 {
-                self.per_minute[w - 1].1 += self.per_minute[r].1;
-            } else {
-                self.per_minute[w] = self.per_minute[r];
-                w += 1;
-            }
-        }
-        self.per_minute.truncate(w);
-        self.sorted = w;
     }
 
     fn merge(&mut self, mut o: NotFound) {
@@ -393,6 +382,21 @@ impl DetectorState for Recon {
 }
 
 /// The 404 state of one IP as spilled (see [`SpillMap`]).
+/// Sorts minute counts by minute and sums the counts of equal minutes.
+fn sort_and_sum(per_minute: &mut Vec<(i64, u32)>) {
+    per_minute.sort_unstable_by_key(|e| e.0);
+    let mut w = 0;
+    for r in 0..per_minute.len() {
+        if w > 0 && per_minute[w - 1].0 == per_minute[r].0 {
+            per_minute[w - 1].1 += per_minute[r].1;
+        } else {
+            per_minute[w] = per_minute[r];
+            w += 1;
+        }
+    }
+    per_minute.truncate(w);
+}
+
 impl Spillable for NotFound {
     type Key = IpAddr;
 
@@ -405,13 +409,9 @@ impl Spillable for NotFound {
         let per_minute = if nf.sorted == nf.per_minute.len() {
             &nf.per_minute
         } else {
-            let mut c = NotFound {
-                per_minute: nf.per_minute.clone(),
-                sorted: nf.sorted,
-                ..Default::default()
-            };
-            c.normalize();
-            sorted = c.per_minute;
+            let mut c = nf.per_minute.clone();
+            sort_and_sum(&mut c);
+            sorted = c;
             &sorted
         };
         codec::put_u32(out, per_minute.len() as u32);
