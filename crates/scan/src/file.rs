@@ -516,39 +516,34 @@ struct MappedRun<'r, 'a> {
     env: &'r FileEnv<'r>,
 }
 
-impl<'a> MappedRun<'_, 'a> {
-    /// Parses chunks `lo..hi` in order into `work`, whose state ends just before chunk `lo`
-    /// (`first_line` is that chunk's first line number); returns the state and the line
-    /// number after chunk `hi - 1`.
-    ///
-    /// The second half of the range is offered to idle workers (`join_context`); only a
-    /// worker that takes it over starts a new state, which is merged in after the first half
-    /// (so merges stay in file order). Otherwise this worker goes on with the same state: a
-    /// file is parsed in a handful of long runs, whatever its size, and detector state and
-    /// its caches are built a handful of times, not once per chunk or window.
-    fn run(&self, lo: usize, hi: usize, work: Work<'a>, first_line: u64) -> (Work<'a>, u64) {
-        if hi - lo < 2 * MIN_TAKEOVER_CHUNKS {
-            return self.parse_chunks(lo, hi, work, first_line);
-        }
-        let mid = lo + (hi - lo) / 2;
-        let ((mut work, next_line), taken) = rayon::join_context(
-            |_| self.run(lo, mid, work, first_line),
-            |c| {
-                c.migrated().then(|| {
-                    let fresh = Work::new(self.display, self.env);
-                    self.run(mid, hi, fresh, self.lines.first_line(mid))
-                })
-            },
-        );
-        match taken {
-            Some((right, end)) => {
-                work.merge(right);
-                (work, end)
-            }
-            None => self.run(mid, hi, work, next_line),
-        }
+/// A run's detector state and the line number after its last chunk.
+type ChunkState<'a> = (Work<'a>, u64);
+
+/// Chunks are folded in order with few states alive ([`crate::ordered`]): the hashing pass
+/// reads the file on one worker while the others parse from the start, and when it is done
+/// that worker takes over the second half of what is left.
+impl<'a> crate::ordered::OrderedFold for MappedRun<'_, 'a> {
+    type State = ChunkState<'a>;
+
+    fn fresh(&self, at: usize) -> ChunkState<'a> {
+        (Work::new(self.display, self.env), self.lines.first_line(at))
     }
 
+    fn step(&self, (work, line): ChunkState<'a>, chunks: std::ops::Range<usize>) -> ChunkState<'a> {
+        self.parse_chunks(chunks.start, chunks.end, work, line)
+    }
+
+    fn merge(&self, left: &mut ChunkState<'a>, right: ChunkState<'a>) {
+        left.0.merge(right.0);
+        left.1 = right.1;
+    }
+
+    fn min_offer(&self) -> usize {
+        MIN_TAKEOVER_CHUNKS
+    }
+}
+
+impl<'a> MappedRun<'_, 'a> {
     /// One parser per chunk (chunks start at record boundaries). Each chunk's pages are
     /// mapped in one call before it is parsed and released from this process after
     /// (`MADV_DONTNEED`; they stay in the page cache), so about one chunk per worker is
@@ -617,9 +612,9 @@ fn read_mapped<'a>(
     };
     // The hashing pass reads the file in order on one worker while the others parse from
     // the start; when it is done that worker takes over the second half of what is left.
-    let (hashed, (work, _)) = rayon::join(
+    let (hashed, work) = rayon::join(
         || hash_and_count(file, bytes, &ranges, &lines),
-        || runs.run(0, ranges.len(), first, 1),
+        || crate::ordered::fold_in_order(&runs, ranges.len(), (first, 1)).0,
     );
     match hashed {
         Ok(sha) => summary.sha256 = sha,

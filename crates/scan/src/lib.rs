@@ -7,6 +7,7 @@
 //! make a run exit 2 — and must not know about terminals, colours or exit codes.
 
 mod file;
+mod ordered;
 mod traffic;
 
 use std::collections::BTreeMap;
@@ -160,23 +161,14 @@ pub fn scan(
         config: &config,
         progress,
     };
-    let merged = pool.install(|| {
-        discovered
-            .files
-            .par_iter()
-            // A worker hands its state from one file to the next (files in input order
-            // within its run), so state is built once per run, not once per file.
-            .fold(Merged::default, |mut acc, f| {
-                let carried = acc.take_state();
-                let r = file::process(f, &env, carried);
-                acc.absorb(r, &config);
-                acc
-            })
-            .reduce(Merged::default, |mut a, b| {
-                a.append(b, &config);
-                a
-            })
-    });
+    // A worker hands its state from one file to the next (files in input order within its
+    // run), so state is built once per run, not once per file.
+    let files = Files {
+        files: &discovered.files,
+        env: &env,
+    };
+    let merged =
+        pool.install(|| ordered::fold_in_order(&files, discovered.files.len(), Merged::default()));
 
     let Merged {
         inputs,
@@ -253,6 +245,37 @@ pub fn scan(
     })
 }
 
+/// The files of a scan, folded in input order with few states alive ([`ordered`]).
+struct Files<'f> {
+    files: &'f [ecir_input::InputFile],
+    env: &'f file::FileEnv<'f>,
+}
+
+impl ordered::OrderedFold for Files<'_> {
+    type State = Merged;
+
+    fn fresh(&self, _at: usize) -> Merged {
+        Merged::default()
+    }
+
+    fn step(&self, mut acc: Merged, files: std::ops::Range<usize>) -> Merged {
+        for f in &self.files[files] {
+            let carried = acc.take_state();
+            let r = file::process(f, self.env, carried);
+            acc.absorb(r);
+        }
+        acc
+    }
+
+    fn merge(&self, left: &mut Merged, right: Merged) {
+        left.append(right);
+    }
+
+    fn min_offer(&self) -> usize {
+        1
+    }
+}
+
 /// Results of a contiguous run of files, merged in input order.
 #[derive(Default)]
 struct Merged {
@@ -273,7 +296,7 @@ impl Merged {
 
     /// Adds a file's result; its state continues the state taken by [`Merged::take_state`]
     /// (or is the run's first).
-    fn absorb(&mut self, r: FileResult, _config: &Arc<DetectConfig>) {
+    fn absorb(&mut self, r: FileResult) {
         self.inputs.push(r.summary);
         self.hours.push(r.hours);
         match &mut self.detectors {
@@ -288,7 +311,7 @@ impl Merged {
         }
     }
 
-    fn append(&mut self, other: Merged, _config: &Arc<DetectConfig>) {
+    fn append(&mut self, other: Merged) {
         self.inputs.extend(other.inputs);
         self.hours.extend(other.hours);
         match (&mut self.detectors, other.detectors) {
