@@ -2,9 +2,10 @@
 //! platform profile, joined with login records from other sources (login history, admin app
 //! logs), and the findings built on them.
 //!
-//! Observing keeps only admin-looking requests, compactly (they are few next to the shop's
-//! traffic): requests under a configured or well-known admin prefix, admin-guess paths, and
-//! login-shaped POSTs. At finish they are sorted by (time, file, line), the platform and admin
+//! Observing keeps only admin-looking requests (they are few next to the shop's traffic):
+//! requests under a configured or well-known admin prefix, admin-guess paths, and
+//! login-shaped POSTs, encoded in a spool (module `store`) so a state's memory does not grow with
+//! them. At finish they are read back and sorted by (time, file, line), the platform and admin
 //! prefix are chosen (given, or inferred from where login POSTs go and which routes appear),
 //! login outcomes are classified the way the platform behaves (EC-CUBE 3/4 and PrestaShop by
 //! the same client's next admin request), and the rules run:
@@ -45,7 +46,10 @@ use ecir_model::{
 use ecir_profiles::{AdminAction, OutcomeRule, Profile};
 
 use crate::evidence::evidence;
+
+mod store;
 use crate::{downcast, DetectConfig, DetectorState, FinishContext, Origin};
+use store::{ReqParts, ReqStore};
 
 pub const RULES: &[&str] = &[
     "admin.profile",
@@ -201,7 +205,7 @@ impl<T> Chunked<T> {
 /// State of the admin detector.
 pub struct Admin {
     config: Arc<DetectConfig>,
-    reqs: Chunked<Req>,
+    reqs: ReqStore,
     attempts: Chunked<Attempt>,
     dropped: u64,
     /// Requests under first path segments that may turn out to be a renamed admin prefix
@@ -524,7 +528,7 @@ impl Admin {
     pub fn new(config: Arc<DetectConfig>) -> Self {
         Admin {
             config,
-            reqs: Chunked::default(),
+            reqs: ReqStore::new(),
             attempts: Chunked::default(),
             dropped: 0,
             pending: BTreeMap::new(),
@@ -668,21 +672,7 @@ impl Admin {
         }
     }
 
-    fn push_req(&mut self, r: Req) {
-        self.reqs.push(r);
-        if self.reqs.len() > MAX_REQUESTS * 2 {
-            self.compact();
-        }
-    }
-
     fn compact(&mut self) {
-        if self.reqs.len() > MAX_REQUESTS {
-            let mut reqs = std::mem::take(&mut self.reqs).into_vec();
-            reqs.sort_by(req_order);
-            self.dropped += (reqs.len() - MAX_REQUESTS) as u64;
-            reqs.truncate(MAX_REQUESTS);
-            self.reqs = Chunked::from_vec(reqs);
-        }
         if self.attempts.len() > MAX_ATTEMPTS {
             let mut attempts = std::mem::take(&mut self.attempts).into_vec();
             attempts.sort_by(attempt_order);
@@ -764,14 +754,14 @@ impl Admin {
                 return;
             }
         }
-        let cut = |s: &str, n: usize| -> Box<str> {
+        fn cut(s: &str, n: usize) -> &str {
             let mut e = n.min(s.len());
             while !s.is_char_boundary(e) {
                 e -= 1;
             }
-            s[..e].into()
-        };
-        let r = Req {
+            &s[..e]
+        }
+        let parts = ReqParts {
             ts: ev.ts,
             ip: ev.client_ip,
             method: cut(method, 16),
@@ -779,11 +769,22 @@ impl Admin {
             query: cut(query, 512),
             status: ev.status.unwrap_or(0),
             script_ua: is_script_ua(ev.user_agent.as_deref()),
-            ev: ev_text(origin, ev.ts, 50),
         };
         match held {
-            Some(seg) => self.keep(seg, r),
-            None => self.push_req(r),
+            Some(seg) => {
+                let r = Req {
+                    ts: parts.ts,
+                    ip: parts.ip,
+                    method: parts.method.into(),
+                    path: parts.path.into(),
+                    query: parts.query.into(),
+                    status: parts.status,
+                    script_ua: parts.script_ua,
+                    ev: ev_text(origin, ev.ts, 50),
+                };
+                self.keep(seg, r);
+            }
+            None => self.reqs.push(&parts, origin),
         }
     }
 }
@@ -819,17 +820,19 @@ impl DetectorState for Admin {
 
     fn merge(&mut self, other: Box<dyn DetectorState>) {
         let other: Admin = downcast(other);
-        self.reqs.append(other.reqs);
+        self.reqs.merge(other.reqs);
         self.attempts.append(other.attempts);
         self.dropped += other.dropped;
         self.merge_pending(other.pending);
         self.compact();
     }
 
-    fn finish(mut self: Box<Self>, _ctx: &FinishContext) -> Vec<Finding> {
+    fn finish(mut self: Box<Self>, ctx: &FinishContext) -> Vec<Finding> {
         self.compact();
         let cfg = self.config.admin.clone();
-        let mut reqs = std::mem::take(&mut self.reqs).into_vec();
+        let (mut reqs, reqs_dropped) =
+            std::mem::replace(&mut self.reqs, ReqStore::new()).finish(ctx);
+        self.dropped += reqs_dropped;
         reqs.sort_by(req_order);
         let mut other = std::mem::take(&mut self.attempts).into_vec();
         other.sort_by(attempt_order);

@@ -211,7 +211,7 @@ impl<'a> Cursor<'a> {
 }
 
 /// A file name read back, shared with the earlier ones of the same merge.
-fn file_of(files: &mut Files, name: &str) -> Arc<str> {
+pub(crate) fn file_of(files: &mut Files, name: &str) -> Arc<str> {
     match files.iter().find(|f| &***f == name) {
         Some(f) => Arc::clone(f),
         None => {

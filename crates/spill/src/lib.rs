@@ -15,6 +15,9 @@
 //! directory with the last run. At most [`MAX_RUNS`] runs are kept: beyond that they are
 //! merged into one, so a final merge opens a bounded number of files.
 //!
+//! [`Spool`] is the simpler holder: blocks of bytes beyond a memory cap appended to one file,
+//! all read back at the end, for state needed whole only when a detector finishes.
+//!
 //! This crate knows files only as its own temporary runs; it never reads evidence.
 
 use std::cmp::Reverse;
@@ -203,14 +206,7 @@ impl<R: Record> Runs<R> {
         };
         let n = dir.next.fetch_add(1, Ordering::Relaxed);
         let path = dir.path.join(format!("run-{n:06}.bin"));
-        let mut o = std::fs::OpenOptions::new();
-        o.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            o.mode(0o600);
-        }
-        let file = o.open(&path)?;
+        let file = create_private(&path)?;
         // From here the file is owned by `run`, so it is removed if writing fails.
         let mut run = Run {
             path,
@@ -362,6 +358,222 @@ impl<R: Record> Iterator for Merge<R> {
     }
 }
 
+/// Blocks of bytes kept in memory up to a cap and beyond it appended to a private temporary
+/// file, all read back at the end: for state a detector needs whole only when it finishes,
+/// in no particular order until then (the admin detector's kept requests). Unlike [`Runs`],
+/// nothing is sorted or combined.
+#[derive(Debug)]
+pub struct Spool {
+    parent: PathBuf,
+    tag: &'static str,
+    /// Bytes of blocks kept in memory before the next ones are written to disk;
+    /// `usize::MAX` once writing failed.
+    mem_cap: usize,
+    memory: Vec<Vec<u8>>,
+    memory_bytes: usize,
+    dir: Option<Arc<SpillDir>>,
+    /// Files written, each holding `records` length-prefixed blocks; the last one may be
+    /// open in `writer`.
+    files: Vec<Run>,
+    writer: Option<BufWriter<File>>,
+}
+
+impl Spool {
+    /// A spool keeping up to `mem_cap` bytes of blocks in memory, writing the rest under
+    /// `parent` in a directory named after `tag`.
+    pub fn new(parent: PathBuf, tag: &'static str, mem_cap: usize) -> Self {
+        Spool {
+            parent,
+            tag,
+            mem_cap,
+            memory: Vec::new(),
+            memory_bytes: 0,
+            dir: None,
+            files: Vec::new(),
+            writer: None,
+        }
+    }
+
+    /// Whether some blocks are on disk.
+    pub fn has_spilled(&self) -> bool {
+        !self.files.is_empty()
+    }
+
+    /// Bytes of the blocks held in memory.
+    pub fn memory_bytes(&self) -> usize {
+        self.memory_bytes
+    }
+
+    /// Adds a block: in memory while under the cap, else appended to the spool file. When
+    /// writing fails, the block stays in memory, the spool stops writing (everything after
+    /// stays in memory) and the error is returned, once.
+    pub fn push(&mut self, block: Vec<u8>) -> io::Result<()> {
+        if self.memory_bytes + block.len() <= self.mem_cap {
+            self.memory_bytes += block.len();
+            self.memory.push(block);
+            return Ok(());
+        }
+        match self.write(&block) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.mem_cap = usize::MAX;
+                self.writer = None;
+                self.memory_bytes += block.len();
+                self.memory.push(block);
+                Err(e)
+            }
+        }
+    }
+
+    fn write(&mut self, block: &[u8]) -> io::Result<()> {
+        let len = u32::try_from(block.len()).map_err(|_| io::Error::other("block too large"))?;
+        if self.writer.is_none() {
+            let dir = match &self.dir {
+                Some(d) => Arc::clone(d),
+                None => {
+                    let d = Arc::new(SpillDir::create(&self.parent, self.tag)?);
+                    self.dir = Some(Arc::clone(&d));
+                    d
+                }
+            };
+            let n = dir.next.fetch_add(1, Ordering::Relaxed);
+            let path = dir.path.join(format!("spool-{n:06}.bin"));
+            let file = create_private(&path)?;
+            self.files.push(Run {
+                path,
+                records: 0,
+                _dir: dir,
+            });
+            self.writer = Some(BufWriter::with_capacity(IO_BUF, file));
+        }
+        let (Some(w), Some(run)) = (self.writer.as_mut(), self.files.last_mut()) else {
+            return Err(io::Error::other("spool file not open"));
+        };
+        w.write_all(&len.to_le_bytes())?;
+        w.write_all(block)?;
+        run.records += 1;
+        Ok(())
+    }
+
+    /// Writes out what the open file buffers and closes it.
+    fn close(&mut self) -> io::Result<()> {
+        match self.writer.take() {
+            Some(mut w) => w.flush(),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes over `other`'s blocks (its files stay where they are). An error means some of
+    /// `other`'s blocks on disk could not be written out: they are lost, and the error says
+    /// so.
+    pub fn append(&mut self, mut other: Spool) -> io::Result<()> {
+        let closed = other.close().and(self.close());
+        if self.dir.is_none() {
+            self.dir = other.dir.take();
+        }
+        self.files.append(&mut other.files);
+        self.memory_bytes += other.memory_bytes;
+        self.memory.append(&mut other.memory);
+        if other.mem_cap == usize::MAX {
+            self.mem_cap = usize::MAX;
+        }
+        closed
+    }
+
+    /// Calls `f` with every block, those on disk first, leaving them in the spool (a first
+    /// pass over what [`Spool::into_blocks`] gives next). A file that cannot be read ends the
+    /// pass with its error.
+    pub fn for_each_block(&mut self, mut f: impl FnMut(&[u8])) -> io::Result<()> {
+        self.close()?;
+        let mut block = Vec::new();
+        for run in &self.files {
+            let mut reader = BufReader::with_capacity(IO_BUF, File::open(&run.path)?);
+            for _ in 0..run.records {
+                let mut len = [0u8; 4];
+                reader.read_exact(&mut len)?;
+                block.clear();
+                block.resize(u32::from_le_bytes(len) as usize, 0);
+                reader.read_exact(&mut block)?;
+                f(&block);
+            }
+        }
+        for b in &self.memory {
+            f(b);
+        }
+        Ok(())
+    }
+
+    /// Every block, those on disk first. A file that cannot be read yields one error and ends
+    /// there; the other files and the blocks in memory still come.
+    pub fn into_blocks(mut self) -> SpoolBlocks {
+        let closed = self.close().err();
+        SpoolBlocks {
+            files: std::mem::take(&mut self.files).into_iter(),
+            current: None,
+            memory: std::mem::take(&mut self.memory).into_iter(),
+            pending_error: closed,
+        }
+    }
+}
+
+/// Creates a new file readable by this user only.
+fn create_private(path: &Path) -> io::Result<File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path)
+}
+
+/// The blocks of a [`Spool`], read back one at a time (files are removed once read).
+pub struct SpoolBlocks {
+    files: std::vec::IntoIter<Run>,
+    /// The file being read, its reader and the blocks left in it.
+    current: Option<(Run, BufReader<File>, u64)>,
+    memory: std::vec::IntoIter<Vec<u8>>,
+    pending_error: Option<io::Error>,
+}
+
+impl Iterator for SpoolBlocks {
+    type Item = io::Result<Vec<u8>>;
+
+    fn next(&mut self) -> Option<io::Result<Vec<u8>>> {
+        if let Some(e) = self.pending_error.take() {
+            return Some(Err(e));
+        }
+        loop {
+            if let Some((_, reader, left)) = &mut self.current {
+                if *left > 0 {
+                    *left -= 1;
+                    let mut len = [0u8; 4];
+                    let read = reader.read_exact(&mut len).and_then(|()| {
+                        let mut block = vec![0u8; u32::from_le_bytes(len) as usize];
+                        reader.read_exact(&mut block).map(|()| block)
+                    });
+                    if read.is_err() {
+                        self.current = None;
+                    }
+                    return Some(read);
+                }
+                self.current = None;
+            }
+            let Some(run) = self.files.next() else {
+                return self.memory.next().map(Ok);
+            };
+            match File::open(&run.path) {
+                Ok(f) => {
+                    let left = run.records;
+                    self.current = Some((run, BufReader::with_capacity(IO_BUF, f), left));
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,6 +630,50 @@ mod tests {
         assert_eq!(got, want);
         drop(runs);
         assert!(!dir.exists(), "spill directory removed");
+    }
+
+    #[test]
+    fn spool_gives_back_every_block_and_cleans_up() {
+        let parent = std::env::temp_dir();
+        let block = |i: u32| -> Vec<u8> { (0..(i % 7) * 100).map(|k| (k + i) as u8).collect() };
+        let mut a = Spool::new(parent.clone(), "spool-test", 1000);
+        let mut b = Spool::new(parent, "spool-test", 0);
+        for i in 0..40 {
+            a.push(block(i)).unwrap();
+            b.push(block(100 + i)).unwrap();
+        }
+        assert!(a.has_spilled() && b.has_spilled());
+        assert!(a.memory_bytes() <= 1000 && b.memory_bytes() == 0);
+        let dirs = [&a, &b].map(|s| s.dir.as_ref().unwrap().path.clone());
+        a.append(b).unwrap();
+        a.push(block(7)).unwrap();
+        let mut first_pass = Vec::new();
+        a.for_each_block(|b| first_pass.push(b.to_vec())).unwrap();
+        first_pass.sort();
+        let mut got: Vec<Vec<u8>> = a.into_blocks().map(|b| b.unwrap()).collect();
+        let mut want: Vec<Vec<u8>> = (0..40).chain(100..140).chain([7]).map(block).collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+        assert_eq!(first_pass, want, "a first pass leaves the blocks in place");
+        for d in dirs {
+            assert!(!d.exists(), "spool directory removed");
+        }
+    }
+
+    #[test]
+    fn unwritable_spool_keeps_blocks_in_memory() {
+        let mut s = Spool::new(
+            PathBuf::from("/nonexistent/ecir-spill-test"),
+            "spool-test",
+            4,
+        );
+        s.push(vec![1, 2, 3]).unwrap();
+        assert!(s.push(vec![4, 5]).is_err(), "the failure is reported");
+        s.push(vec![6]).unwrap();
+        assert!(!s.has_spilled());
+        let got: Vec<Vec<u8>> = s.into_blocks().map(|b| b.unwrap()).collect();
+        assert_eq!(got, vec![vec![1, 2, 3], vec![4, 5], vec![6]]);
     }
 
     #[test]
