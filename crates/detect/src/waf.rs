@@ -1000,42 +1000,62 @@ fn bypass(
         .collect()
 }
 
-/// A detection-only period: span, records, high-severity records, evidence, clients.
-type Period = (Span, u64, u64, Vec<Evidence>, BTreeSet<Option<IpAddr>>);
+/// A detection-only period while it is read.
+#[derive(Default)]
+struct Period {
+    span: Span,
+    records: u64,
+    high: u64,
+    /// The period's first record, then its earliest high-severity and earliest other
+    /// records, at most `MAX_EVIDENCE` each (the records come in time order): all the
+    /// evidence the finding can cite, however long the period.
+    first: Option<Evidence>,
+    highs: Vec<Evidence>,
+    others: Vec<Evidence>,
+    ips: BTreeSet<Option<IpAddr>>,
+}
 
 fn detection_only(waf: &[WafRec]) -> Vec<Finding> {
+    use ecir_model::finding::{MAX_EVIDENCE, MAX_IPS};
     let mut out = Vec::new();
     let mut cur: Option<Period> = None;
     let flush = |cur: &mut Option<Period>, out: &mut Vec<Finding>| {
-        if let Some((span, n, high, mut ev, ips)) = cur.take() {
+        if let Some(p) = cur.take() {
+            let (n, high) = (p.records, p.high);
             let sev = if high > 0 {
                 Severity::High
             } else {
                 Severity::Medium
             };
             let mut f = Finding::new("waf.detection_only", Category::Waf, sev);
-            let (a, b) = (span.first.expect("span"), span.last.expect("span"));
+            let (a, b) = (p.span.first.expect("span"), p.span.last.expect("span"));
             let hours = (b.utc_ms - a.utc_ms) as f64 / 3_600_000.0;
+            let clients = p.ips.iter().flatten().count();
             f.title = format!("WAF ran in detection-only mode ({hours:.1} h, {high} high-severity matches let through)");
             f.summary = format!(
                 "From {} to {} the WAF logged {n} record{} in detection-only / count / monitor mode and blocked nothing; \
                  {high} of them were high-severity matches that reached the application. Check when and why blocking \
-                 was switched off.",
+                 was switched off.{}",
                 a.to_rfc3339(),
                 b.to_rfc3339(),
-                if n == 1 { "" } else { "s" }
+                if n == 1 { "" } else { "s" },
+                if clients > MAX_IPS {
+                    format!(" The records came from {clients} client IPs; the first {MAX_IPS} by address are listed.")
+                } else {
+                    String::new()
+                }
             );
-            f.first_seen = span.first;
-            f.last_seen = span.last;
+            f.first_seen = p.span.first;
+            f.last_seen = p.span.last;
             f.count = n;
-            f.ips = ips
+            f.ips = p
+                .ips
                 .into_iter()
                 .flatten()
-                .take(20)
+                .take(MAX_IPS)
                 .map(|i| i.to_string())
                 .collect();
-            ev.sort_by_key(|e| std::cmp::Reverse(e.weight));
-            f.evidence = ev;
+            f.evidence = p.first.into_iter().chain(p.highs).chain(p.others).collect();
             f.normalize_evidence();
             out.push(f);
         }
@@ -1043,21 +1063,20 @@ fn detection_only(waf: &[WafRec]) -> Vec<Finding> {
     for r in waf {
         if r.detection_only {
             let c = cur.get_or_insert_with(Default::default);
-            c.0.add(Some(r.ts));
-            c.1 += 1;
-            c.2 += u64::from(r.high);
-            // First record, high-severity ones and the latest: weights keep the telling ones.
-            let w = if c.1 == 1 {
-                300
+            c.span.add(Some(r.ts));
+            c.records += 1;
+            c.high += u64::from(r.high);
+            // The first record, then high-severity ones: weights keep the telling ones.
+            if c.records == 1 {
+                c.first = Some(weighted(&r.ev, 300));
             } else if r.high {
-                100
-            } else {
-                10
-            };
-            if c.3.len() < ecir_model::finding::MAX_EVIDENCE * 4 || w > 10 {
-                c.3.push(weighted(&r.ev, w));
+                if c.highs.len() < MAX_EVIDENCE {
+                    c.highs.push(weighted(&r.ev, 100));
+                }
+            } else if c.others.len() < MAX_EVIDENCE {
+                c.others.push(weighted(&r.ev, 10));
             }
-            c.4.insert(r.ip);
+            c.ips.insert(r.ip);
         } else if r.action == WafAction::Blocked {
             flush(&mut cur, &mut out);
         }
@@ -1382,6 +1401,17 @@ pub fn correlate_stored_xss(findings: &mut Vec<Finding>) {
         if linked.is_empty() {
             continue;
         }
+        // All the anomalies in the window are counted; the earliest MAX_LINKED are linked.
+        let in_window = hi - lo;
+        let anomalies = format!(
+            "{in_window} anomal{}",
+            if in_window == 1 { "y" } else { "ies" }
+        );
+        let capped = if in_window > linked.len() {
+            format!(" The earliest {} of them are linked.", linked.len())
+        } else {
+            String::new()
+        };
         let mut ids = Vec::new();
         let mut evidence = Vec::new();
         let mut critical = false;
@@ -1418,7 +1448,7 @@ pub fn correlate_stored_xss(findings: &mut Vec<Finding>) {
             f.title = "Stored-XSS bait on a customer-input route, then admin anomalies".into();
             f.summary = format!(
                 "{} sent {} XSS payload{} the WAF did not block to customer-input route{} ({}); \
-                 within 48 h the admin detector reported {} anomal{} ({rules}). If the payload \
+                 within 48 h the admin detector reported {anomalies} ({rules}).{capped} If the payload \
                  was stored (order note, address, inquiry), it may have run in an \
                  administrator's browser and handed over the session: check for new admin \
                  users, changed templates or injected scripts.",
@@ -1427,14 +1457,10 @@ pub fn correlate_stored_xss(findings: &mut Vec<Finding>) {
                 if f.count == 1 { "" } else { "s" },
                 if f.paths.len() == 1 { "" } else { "s" },
                 f.paths.join(", "),
-                linked.len(),
-                if linked.len() == 1 { "y" } else { "ies" },
             );
         } else {
             f.summary.push_str(&format!(
-                " The admin detector also reported {} anomal{} within 48 h ({rules}).",
-                linked.len(),
-                if linked.len() == 1 { "y" } else { "ies" },
+                " The admin detector also reported {anomalies} within 48 h ({rules}).{capped}"
             ));
         }
         f.normalize_evidence();
@@ -2441,5 +2467,65 @@ mod tests {
         correlate_stored_xss(&mut f);
         let b = rule(&f, "waf.stored_xss_bait");
         assert_eq!(b[0].related, names[..ecir_model::finding::MAX_RELATED]);
+        // The summary counts them all and says how many are linked.
+        assert!(
+            b[0].summary.contains("25 anomalies")
+                && b[0].summary.contains("The earliest 20 of them are linked."),
+            "{}",
+            b[0].summary
+        );
+    }
+
+    #[test]
+    fn a_long_detection_only_period_keeps_bounded_evidence_and_counts_its_clients() {
+        // 3,000 records from 120 clients, one in three high-severity, then blocking resumes.
+        let mut recs: Vec<In> = (0..3000)
+            .map(|i| {
+                W(
+                    ["192.0.2.1", "2001:db8::1", "198.51.100.7"][i % 3],
+                    "/x?id=1",
+                    LoggedOnly,
+                    Some(WafClass::Sqli),
+                    if i % 3 == 1 { "CRITICAL" } else { "NOTICE" },
+                    true,
+                    i as i64,
+                )
+            })
+            .collect();
+        for k in 0..120 {
+            let ip: &'static str = Box::leak(format!("203.0.113.{k}").into_boxed_str());
+            recs.push(W(
+                ip,
+                "/y",
+                LoggedOnly,
+                None,
+                "NOTICE",
+                true,
+                3000 + k as i64,
+            ));
+        }
+        recs.push(W("192.0.2.9", "/z", Blocked, None, "CRITICAL", false, 9000));
+        let f = run(&recs);
+        let d: Vec<_> = f
+            .iter()
+            .filter(|x| x.rule == "waf.detection_only")
+            .collect();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].count, 3120);
+        assert_eq!(d[0].evidence.len(), ecir_model::finding::MAX_EVIDENCE);
+        // The first record, then the earliest high-severity ones.
+        let lines: Vec<u64> = d[0].evidence.iter().map(|e| e.line).collect();
+        assert_eq!(lines[0], 1, "{lines:?}");
+        assert_eq!(
+            lines[1..],
+            (0..19).map(|k| 2 + 3 * k).collect::<Vec<u64>>()[..]
+        );
+        assert_eq!(d[0].ips.len(), ecir_model::finding::MAX_IPS);
+        assert!(
+            d[0].summary
+                .contains("from 123 client IPs; the first 50 by address are listed"),
+            "{}",
+            d[0].summary
+        );
     }
 }
