@@ -12,7 +12,7 @@
 //! path with 200 (soft 404) are recognised when many distinct sensitive paths return the
 //! same size, and are reported at medium with that caveat.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -665,7 +665,7 @@ impl DetectorState for WebAttack {
 
     fn finish(self: Box<Self>, ctx: &FinishContext) -> Vec<Finding> {
         // Sizes shared by 3+ distinct sensitive paths look like a catch-all page.
-        let soft_404_sizes: Vec<u64> = self
+        let soft_404_sizes: BTreeSet<u64> = self
             .ok_sensitive_sizes
             .iter()
             .filter(|(_, p)| p.items().len() >= 3)
