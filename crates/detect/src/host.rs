@@ -168,13 +168,29 @@ impl DetectorState for Host {
                 .collect();
             f.users = rs
                 .iter()
-                .filter_map(|r| r.user.clone())
+                .filter_map(|r| r.user.as_deref())
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .take(50)
+                .map(str::to_string)
                 .collect();
             f.count = rs.len() as u64;
-            f.evidence = rs.iter().map(|r| r.ev.clone()).collect();
+            // The lines `normalize_evidence` keeps, chosen before any is copied (a brute
+            // force has up to a million).
+            let mut lines: Vec<&Evidence> = rs.iter().map(|r| &r.ev).collect();
+            lines.sort_by(|a, b| {
+                b.weight
+                    .cmp(&a.weight)
+                    .then(a.ts.cmp(&b.ts))
+                    .then(a.file.cmp(&b.file))
+                    .then(a.line.cmp(&b.line))
+            });
+            lines.dedup_by(|a, b| a.file == b.file && a.line == b.line);
+            f.evidence = lines
+                .into_iter()
+                .take(ecir_model::finding::MAX_EVIDENCE)
+                .cloned()
+                .collect();
             f.normalize_evidence();
             f.playbook = Some("admin-takeover".into());
             f
@@ -202,10 +218,15 @@ impl DetectorState for Host {
         let mut done = BTreeSet::new();
         for a in &accepted {
             let Some(ip) = a.ip else { continue };
-            let prior: Vec<&Rec> = fails
-                .get(&ip)
-                .map(|v| v.iter().copied().filter(|f| ms(f) <= ms(a)).collect())
-                .unwrap_or_default();
+            if done.contains(&ip) {
+                continue;
+            }
+            // The IP's failures are in time order (`recs` is sorted): those up to the
+            // accepted login are a prefix, found by a binary search, not a scan per login.
+            let prior: &[&Rec] = match fails.get(&ip) {
+                Some(v) => &v[..v.partition_point(|f| ms(f) <= ms(a))],
+                None => &[],
+            };
             if prior.len() >= 5 && done.insert(ip) {
                 let mut rs = vec![*a];
                 rs.extend(prior.iter().copied());
@@ -339,5 +360,52 @@ mod tests {
         let f = run(&l);
         let r: Vec<(&str, Severity)> = f.iter().map(|x| (x.rule.as_str(), x.severity)).collect();
         assert_eq!(r, vec![("host.ssh_brute_force", Severity::High)]);
+    }
+
+    #[test]
+    fn failures_before_an_accepted_login_count_up_to_its_second() {
+        use LoginOutcome::*;
+        // A deploy host: 4 failures up to t=100, a fifth at t=100 itself, 3,000 more later,
+        // and 3,000 accepted logins from t=100 on (the same IP throughout).
+        let ip = "192.0.2.44";
+        let mut l: Vec<(i64, &str, &str, &str, LoginOutcome)> = (0..4)
+            .map(|i| (10 * i, ip, "root", "ssh-failed", Failure))
+            .collect();
+        l.push((100, ip, "deploy", "ssh-accepted", Success));
+        l.push((100, ip, "admin", "ssh-failed", Failure));
+        for i in 0..3000 {
+            l.push((101 + i, ip, "root", "ssh-failed", Failure));
+            l.push((101 + i, ip, "deploy", "ssh-accepted", Success));
+        }
+        let f = run(&l);
+        let s: Vec<&Finding> = f
+            .iter()
+            .filter(|x| x.rule == "host.ssh_success_after_failures")
+            .collect();
+        assert_eq!(s.len(), 1, "{f:#?}");
+        // The accepted login at t=100 and the five failures up to that second.
+        assert_eq!(s[0].count, 6);
+        assert_eq!(s[0].users, ["admin", "deploy", "root"]);
+        assert!(s[0].title.contains("after 5 failures"), "{}", s[0].title);
+        assert_eq!(s[0].evidence.len(), 6);
+        assert_eq!(s[0].last_seen.map(|t| t.utc_ms), Some(1_700_000_100_000));
+        // Without the failure at t=100 itself, the first qualifying login is at t=101.
+        l.retain(|x| !(x.0 == 100 && x.3 == "ssh-failed"));
+        let f = run(&l);
+        let s = f
+            .iter()
+            .find(|x| x.rule == "host.ssh_success_after_failures")
+            .expect("a later login qualifies");
+        assert!(s.title.contains("after 5 failures"), "{}", s.title);
+        assert_eq!(s.first_seen.map(|t| t.utc_ms), Some(1_700_000_000_000));
+        assert_eq!(s.last_seen.map(|t| t.utc_ms), Some(1_700_000_101_000));
+        // The brute force cites 20 lines of its 3,005 failures, the earliest.
+        let b = f
+            .iter()
+            .find(|x| x.rule == "host.ssh_brute_force")
+            .expect("brute force");
+        assert_eq!(b.count, 3004);
+        assert_eq!(b.evidence.len(), 20);
+        assert_eq!(b.evidence[0].line, 1);
     }
 }
