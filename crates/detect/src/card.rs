@@ -63,8 +63,9 @@
 //!
 //! Known limits: a "checkout session" is the client IP plus user agent with a 30-minute gap
 //! (access logs carry no session cookie); customers behind one NAT are one client; a tester
-//! rotating user agents on one IP is several sessions (the per-IP window adds them up) and one
-//! rotating IPs behind one session cookie is invisible.
+//! rotating user agents on one IP is several sessions (the per-IP window adds them up; sessions
+//! are kept for the [`MAX_AGENTS`] agents of smallest hash per IP, and the finding says "at
+//! least" beyond them) and one rotating IPs behind one session cookie is invisible.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -1098,13 +1099,82 @@ struct Minute {
 #[derive(Default, Debug)]
 struct Client {
     minutes: BTreeMap<i64, Minute>,
-    /// Checkout submissions and failures per (user-agent hash, minute): the per-session view.
+    /// Checkout submissions and failures per (user-agent hash, minute): the per-session view,
+    /// for the [`MAX_AGENTS`] agents of smallest hash.
     sessions: BTreeMap<(u64, i64), (u32, u32)>,
+    /// Once the client used more than [`MAX_AGENTS`] agents: the smallest agent hash not
+    /// kept (agents at or after it are left out of `sessions`).
+    agents_bound: Option<u64>,
+    /// Distinct agents in `sessions`.
+    agents_kept: usize,
     ev: TopEvidence,
     account_ev: TopEvidence,
 }
 
+/// User agents per checkout client whose sessions are kept. A tester rotating its agent on
+/// every request would otherwise add a session entry per line; the agents kept are those of
+/// smallest hash, a choice that does not depend on the order lines come in, and the findings
+/// say "at least" when some were left out.
+pub const MAX_AGENTS: usize = 256;
+
 impl Client {
+    /// Counts a checkout submission or failure of agent `ua` in `minute`.
+    fn session_hit(&mut self, ua: u64, minute: i64, submit: bool, fail: bool) {
+        if self.agents_bound.is_some_and(|b| ua >= b) {
+            return;
+        }
+        let new_agent = self
+            .sessions
+            .range((ua, i64::MIN)..=(ua, i64::MAX))
+            .next()
+            .is_none();
+        let sm = self.sessions.entry((ua, minute)).or_default();
+        sm.0 += submit as u32;
+        sm.1 += fail as u32;
+        if new_agent {
+            self.agents_kept += 1;
+            if self.agents_kept > MAX_AGENTS {
+                self.cut_agents();
+            }
+        }
+    }
+
+    /// Keeps the sessions of the [`MAX_AGENTS`] agents of smallest hash (and of none at or
+    /// after `agents_bound`).
+    fn cut_agents(&mut self) {
+        let mut agents = 0usize;
+        let mut last = None;
+        let mut cut = self.agents_bound;
+        for &(ua, _) in self.sessions.keys() {
+            if last != Some(ua) {
+                last = Some(ua);
+                agents += 1;
+                if agents > MAX_AGENTS {
+                    cut = Some(cut.map_or(ua, |b| b.min(ua)));
+                    break;
+                }
+            }
+        }
+        if let Some(b) = cut {
+            self.sessions.split_off(&(b, i64::MIN));
+            self.agents_bound = Some(b);
+        }
+        self.agents_kept = self.agents();
+    }
+
+    /// Distinct agents in `sessions`.
+    fn agents(&self) -> usize {
+        let mut n = 0;
+        let mut last = None;
+        for &(ua, _) in self.sessions.keys() {
+            if last != Some(ua) {
+                last = Some(ua);
+                n += 1;
+            }
+        }
+        n
+    }
+
     fn merge(&mut self, c: Client) {
         for (minute, x) in c.minutes {
             let y = self.minutes.entry(minute).or_default();
@@ -1114,11 +1184,16 @@ impl Client {
             y.account += x.account;
             y.pay_fail += x.pay_fail;
         }
+        self.agents_bound = match (self.agents_bound, c.agents_bound) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         for (k, (a, b)) in c.sessions {
             let y = self.sessions.entry(k).or_default();
             y.0 += a;
             y.1 += b;
         }
+        self.cut_agents();
         self.ev.merge(c.ev);
         self.account_ev.merge(c.account_ev);
     }
@@ -1868,10 +1943,8 @@ impl DetectorState for Card {
                 let minute = ts_ms.div_euclid(60_000);
                 if submit || error {
                     let ua = fnv(ev.user_agent.as_deref().unwrap_or(""));
-                    let sm = c.sessions.entry((ua, minute)).or_default();
-                    sm.0 += submit as u32;
-                    sm.1 +=
-                        (error || (submit && matches!(status, 429 | 400 | 402 | 403 | 422))) as u32;
+                    let fail = error || (submit && matches!(status, 429 | 400 | 402 | 403 | 422));
+                    c.session_hit(ua, minute, submit, fail);
                 }
                 let m = c.minutes.entry(minute).or_default();
                 if submit {
@@ -2685,11 +2758,17 @@ impl<'a> CardTesting<'a> {
                 t(a),
                 t(b)
             );
-            let agents: BTreeSet<u64> = c.sessions.keys().map(|k| k.0).collect();
             f.summary.push_str(&format!(
-                " Its checkout traffic forms {} session(s) with {} user agent(s){}.",
-                sessions.len(),
-                agents.len(),
+                " Its checkout traffic forms {}{}.",
+                match c.agents_bound {
+                    None => format!("{} session(s) with {} user agent(s)", sessions.len(), c.agents()),
+                    Some(_) => format!(
+                        "at least {} session(s) with more than {MAX_AGENTS} user agents (sessions counted for {MAX_AGENTS} of them, {} of its {} submissions)",
+                        sessions.len(),
+                        c.sessions.values().map(|x| u64::from(x.0)).sum::<u64>(),
+                        c.minutes.values().map(|x| u64::from(x.submit)).sum::<u64>(),
+                    ),
+                },
                 match busy {
                     Some(x) => format!(
                         "; the busiest session submitted {} times, {} failed",
@@ -2904,6 +2983,13 @@ impl Spillable for Client {
                 codec::put_u32(out, n);
             }
         }
+        match c.agents_bound {
+            Some(b) => {
+                out.push(1);
+                codec::put_u64(out, b);
+            }
+            None => out.push(0),
+        }
         codec::put_u32(out, c.sessions.len() as u32);
         for ((ua, m), (sub, fail)) in &c.sessions {
             codec::put_u64(out, *ua);
@@ -2930,10 +3016,15 @@ impl Spillable for Client {
             };
             c.minutes.insert(m, x);
         }
+        c.agents_bound = match r.u8()? {
+            0 => None,
+            _ => Some(r.u64()?),
+        };
         for _ in 0..r.count(24)? {
             let key = (r.u64()?, r.i64()?);
             c.sessions.insert(key, (r.u32()?, r.u32()?));
         }
+        c.agents_kept = c.agents();
         c.ev = r.evidence(files)?;
         c.account_ev = r.evidence(files)?;
         Some((ip, c))

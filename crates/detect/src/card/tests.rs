@@ -1232,3 +1232,64 @@ fn extension_kinds() {
         assert_eq!(Ext::of(p), *want, "{p:?}");
     }
 }
+
+#[test]
+fn a_tester_rotating_user_agents_keeps_bounded_sessions() {
+    let confirm = format!("{SHOP}/shopping/confirm");
+    // `agents` submissions from one IP, one a second, each with its own user agent, all
+    // refused (429): one per-IP velocity finding.
+    let rotating = |agents: usize| -> Vec<(i64, String)> {
+        (0..agents)
+            .map(|i| {
+                (
+                    i as i64,
+                    format!("198.51.100.77|POST|/shopping/checkout|429|0|bot/{i}|{confirm}"),
+                )
+            })
+            .collect()
+    };
+    let few = run(&rotating(200));
+    assert_eq!(rules(&few), vec!["cardtest.velocity"]);
+    assert!(
+        few[0]
+            .summary
+            .contains("200 session(s) with 200 user agent(s)"),
+        "{}",
+        few[0].summary
+    );
+    let lines = rotating(3000);
+    let one = run_cfg(&lines, 1, DetectConfig::default());
+    assert_eq!(rules(&one), vec!["cardtest.velocity"]);
+    // The busiest 30-minute window.
+    assert_eq!(one[0].count, 1800);
+    assert!(
+        one[0].summary.contains(&format!(
+            "at least {MAX_AGENTS} session(s) with more than {MAX_AGENTS} user agents (sessions counted for {MAX_AGENTS} of them, {MAX_AGENTS} of its 3000 submissions)"
+        )),
+        "{}",
+        one[0].summary
+    );
+    // The agents kept do not depend on how the lines were split or spilled.
+    let json = |f: &[Finding]| serde_json::to_string(f).unwrap();
+    assert_eq!(
+        json(&run_cfg(&lines, 3, DetectConfig::default())),
+        json(&one)
+    );
+    // With customers in between, so that the clients spill (and the bound goes to disk).
+    let mut mixed = lines.clone();
+    for k in 0..40 {
+        mixed.extend(checkout_attempts(
+            &format!("100.64.1.{k}"),
+            k * 70,
+            1,
+            false,
+        ));
+    }
+    mixed.sort_by_key(|x| x.0);
+    let dir = std::env::temp_dir().join(format!("ecir-card-agents-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spilled = run_spilling(&mixed, 4, 1, &dir);
+    assert!(spilled.contains(&format!("more than {MAX_AGENTS} user agents")));
+    assert_eq!(spilled, run_spilling(&mixed, 1, usize::MAX, &dir));
+    let _ = std::fs::remove_dir_all(&dir);
+}
