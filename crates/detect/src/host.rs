@@ -30,7 +30,8 @@ pub const RULES: &[&str] = &[
     "host.account_change",
 ];
 
-/// Most auth records kept.
+/// Most failed logins kept, and most other auth records (accepted logins, account changes)
+/// kept: the earliest by (time, file, line) of each; what is left out is counted and reported.
 pub const MAX_RECORDS: usize = 1_000_000;
 
 #[derive(Clone, Debug)]
@@ -42,32 +43,49 @@ struct Rec {
     ev: Evidence,
 }
 
-/// State of the host detector: only the auth records with a meaning (failures, successes,
-/// account changes), compactly.
+/// State of the host detector: only the auth records with a meaning, compactly. Failed logins
+/// (a year of an exposed SSH server has millions) are capped apart from the rare accepted
+/// logins and account changes, so a flood of failures never pushes a later success out.
 pub struct Host {
-    recs: Vec<Rec>,
-    dropped: u64,
+    failures: Vec<Rec>,
+    others: Vec<Rec>,
+    dropped_failures: u64,
+    dropped_others: u64,
+    /// Records kept per list ([`MAX_RECORDS`]; smaller in tests).
+    cap: usize,
+}
+
+/// Sorts `recs` by (time, file, line) and keeps the earliest `cap`, counting the rest.
+fn cut(recs: &mut Vec<Rec>, dropped: &mut u64, cap: usize) {
+    if recs.len() > cap {
+        recs.sort_by(order);
+        *dropped += (recs.len() - cap) as u64;
+        recs.truncate(cap);
+    }
+}
+
+fn order(a: &Rec, b: &Rec) -> std::cmp::Ordering {
+    (a.ts.map(|t| t.utc_ms), &a.ev.file, a.ev.line).cmp(&(
+        b.ts.map(|t| t.utc_ms),
+        &b.ev.file,
+        b.ev.line,
+    ))
 }
 
 impl Host {
     pub fn new(_config: Arc<DetectConfig>) -> Self {
         Host {
-            recs: Vec::new(),
-            dropped: 0,
+            failures: Vec::new(),
+            others: Vec::new(),
+            dropped_failures: 0,
+            dropped_others: 0,
+            cap: MAX_RECORDS,
         }
     }
+
     fn compact(&mut self) {
-        if self.recs.len() > MAX_RECORDS {
-            self.recs.sort_by(|a, b| {
-                (a.ts.map(|t| t.utc_ms), &a.ev.file, a.ev.line).cmp(&(
-                    b.ts.map(|t| t.utc_ms),
-                    &b.ev.file,
-                    b.ev.line,
-                ))
-            });
-            self.dropped += (self.recs.len() - MAX_RECORDS) as u64;
-            self.recs.truncate(MAX_RECORDS);
-        }
+        cut(&mut self.failures, &mut self.dropped_failures, self.cap);
+        cut(&mut self.others, &mut self.dropped_others, self.cap);
     }
 }
 
@@ -113,7 +131,7 @@ impl DetectorState for Host {
             line: origin.line,
             raw,
         };
-        self.recs.push(Rec {
+        let rec = Rec {
             ts: ev.ts,
             ip: ev.client_ip,
             user: user.as_deref().map(|u| u.chars().take(64).collect()),
@@ -123,29 +141,44 @@ impl DetectorState for Host {
                 k
             },
             ev: evidence(&o, ev.ts, if k == "failed" { 10 } else { 90 }),
-        });
-        if self.recs.len() > MAX_RECORDS * 2 {
+        };
+        let list = if k == "failed" {
+            &mut self.failures
+        } else {
+            &mut self.others
+        };
+        list.push(rec);
+        if list.len() > self.cap * 2 {
             self.compact();
         }
     }
 
     fn merge(&mut self, other: Box<dyn DetectorState>) {
         let o: Host = downcast(other);
-        self.recs.extend(o.recs);
-        self.dropped += o.dropped;
+        self.failures.extend(o.failures);
+        self.others.extend(o.others);
+        self.dropped_failures += o.dropped_failures;
+        self.dropped_others += o.dropped_others;
         self.compact();
     }
 
-    fn finish(mut self: Box<Self>, _ctx: &FinishContext) -> Vec<Finding> {
+    fn finish(mut self: Box<Self>, ctx: &FinishContext) -> Vec<Finding> {
         self.compact();
-        let mut recs = std::mem::take(&mut self.recs);
-        recs.sort_by(|a, b| {
-            (a.ts.map(|t| t.utc_ms), &a.ev.file, a.ev.line).cmp(&(
-                b.ts.map(|t| t.utc_ms),
-                &b.ev.file,
-                b.ev.line,
-            ))
-        });
+        if self.dropped_failures > 0 {
+            ctx.warn(format!(
+                "The host detector analysed the earliest {} failed SSH logins; {} later ones were counted out, so failure counts in host findings are lower bounds.",
+                self.cap, self.dropped_failures
+            ));
+        }
+        if self.dropped_others > 0 {
+            ctx.warn(format!(
+                "The host detector analysed the earliest {} accepted SSH logins and account changes; {} later ones were not analysed: split the logs by period and scan each.",
+                self.cap, self.dropped_others
+            ));
+        }
+        let mut recs = std::mem::take(&mut self.failures);
+        recs.append(&mut self.others);
+        recs.sort_by(order);
         let mut out = Vec::new();
         let ms = |r: &Rec| r.ts.map_or(i64::MIN, |t| t.utc_ms);
         let mk = |rule: &str,
@@ -360,6 +393,67 @@ mod tests {
         let f = run(&l);
         let r: Vec<(&str, Severity)> = f.iter().map(|x| (x.rule.as_str(), x.severity)).collect();
         assert_eq!(r, vec![("host.ssh_brute_force", Severity::High)]);
+    }
+
+    #[test]
+    fn a_flood_of_failures_never_pushes_a_later_success_out() {
+        use LoginOutcome::*;
+        let cfg = Arc::new(DetectConfig::default());
+        let file: Arc<str> = Arc::from("secure");
+        let mut states: Vec<Host> = (0..2)
+            .map(|_| {
+                let mut h = Host::new(cfg.clone());
+                h.cap = 50;
+                h
+            })
+            .collect();
+        // 300 failures, then the attacker gets in and adds a user: the failures past the cap
+        // are counted out, the success and the account change are still analysed.
+        let mut lines: Vec<(i64, &str, &str)> =
+            (0..300).map(|i| (i, "ssh-failed", "root")).collect();
+        lines.push((400, "ssh-accepted", "root"));
+        lines.push((401, "user-added", "backdoor"));
+        for (i, (t, action, user)) in lines.iter().enumerate() {
+            let ev = Event {
+                ts: Some(Timestamp::from_secs(1_700_000_000 + t, 0)),
+                client_ip: "203.0.113.5".parse().ok(),
+                detail: EventDetail::Auth {
+                    program: Cow::Borrowed("sshd"),
+                    user: Some(Cow::Borrowed(*user)),
+                    action: Cow::Borrowed(*action),
+                    outcome: if *action == "ssh-failed" {
+                        Failure
+                    } else {
+                        Success
+                    },
+                },
+                ..Default::default()
+            };
+            let raw = format!("{action} {user}");
+            let o = Origin {
+                file: &file,
+                line: i as u64 + 1,
+                raw: raw.as_bytes(),
+            };
+            states[i * 2 / lines.len()].observe(&ev, &o);
+        }
+        let mut it = states.into_iter();
+        let mut all = it.next().unwrap();
+        all.merge(Box::new(it.next().unwrap()));
+        let ctx = FinishContext::default();
+        let f = Box::new(all).finish(&ctx);
+        let rules: Vec<&str> = f.iter().map(|x| x.rule.as_str()).collect();
+        assert!(
+            rules.contains(&"host.ssh_success_after_failures"),
+            "{rules:?}"
+        );
+        assert!(rules.contains(&"host.account_change"), "{rules:?}");
+        let warnings = ctx.take_warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("250 later ones were counted out"),
+            "{warnings:?}"
+        );
     }
 
     #[test]

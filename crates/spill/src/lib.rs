@@ -373,9 +373,11 @@ pub struct Spool {
     memory_bytes: usize,
     dir: Option<Arc<SpillDir>>,
     /// Files written, each holding `records` length-prefixed blocks; the last one may be
-    /// open in `writer`.
+    /// open in `writer`. Blocks are written whole, unbuffered (they are large): a block is
+    /// counted once `write_all` returned, so a failed write loses nothing counted (a torn
+    /// tail past the counted blocks is never read).
     files: Vec<Run>,
-    writer: Option<BufWriter<File>>,
+    writer: Option<File>,
 }
 
 impl Spool {
@@ -444,23 +446,23 @@ impl Spool {
                 records: 0,
                 _dir: dir,
             });
-            self.writer = Some(BufWriter::with_capacity(IO_BUF, file));
+            self.writer = Some(file);
         }
         let (Some(w), Some(run)) = (self.writer.as_mut(), self.files.last_mut()) else {
             return Err(io::Error::other("spool file not open"));
         };
-        w.write_all(&len.to_le_bytes())?;
-        w.write_all(block)?;
+        let mut framed = Vec::with_capacity(4 + block.len());
+        framed.extend_from_slice(&len.to_le_bytes());
+        framed.extend_from_slice(block);
+        w.write_all(&framed)?;
         run.records += 1;
         Ok(())
     }
 
-    /// Writes out what the open file buffers and closes it.
+    /// Closes the open file (nothing is buffered).
     fn close(&mut self) -> io::Result<()> {
-        match self.writer.take() {
-            Some(mut w) => w.flush(),
-            None => Ok(()),
-        }
+        self.writer = None;
+        Ok(())
     }
 
     /// Takes over `other`'s blocks (its files stay where they are). An error means some of

@@ -55,6 +55,12 @@ pub(super) struct ReqStore {
     /// Where a spool made by a cut writes, and its memory cap.
     dir: std::path::PathBuf,
     mem_cap: usize,
+    /// `count` past which the store is cut next: twice the cap, or twice the count at a
+    /// cut that could not read the spool back (then finishing applies the cap).
+    next_cut: usize,
+    /// Cuts tried (for tests).
+    #[cfg(test)]
+    cuts: usize,
 }
 
 impl ReqStore {
@@ -74,6 +80,9 @@ impl ReqStore {
             cap: cap.max(1),
             dir,
             mem_cap,
+            next_cut: cap.max(1) * 2,
+            #[cfg(test)]
+            cuts: 0,
         }
     }
 
@@ -102,7 +111,7 @@ impl ReqStore {
         if self.block.len() >= BLOCK {
             self.flush_block();
         }
-        if self.count > self.cap * 2 {
+        if self.count > self.next_cut {
             self.cut();
         }
     }
@@ -132,7 +141,7 @@ impl ReqStore {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        if self.count > self.cap * 2 {
+        if self.count > self.next_cut {
             self.cut();
         }
     }
@@ -140,6 +149,10 @@ impl ReqStore {
     /// Cuts the store to the earliest `cap` requests: one pass over the keys finds the last
     /// one kept, a second writes the requests up to it into a new spool.
     fn cut(&mut self) {
+        #[cfg(test)]
+        {
+            self.cuts += 1;
+        }
         self.flush_block();
         let mut files = Names::default();
         let mut keys: Vec<ReqKey> = Vec::new();
@@ -157,9 +170,15 @@ impl ReqStore {
             }
         });
         if first.is_err() || damaged || keys.len() <= self.cap {
-            // Leave the store as it is: finishing reads it all back and reports the problem.
+            // Leave the store as it is, and try again only once it has doubled: finishing
+            // reads it all back, applies the cap and reports the problem.
+            if let Err(e) = first {
+                self.errors.push(format!("spilled to the temporary directory could not be read back to apply the cap ({e}): the store kept growing until the end of the scan."));
+            }
+            self.next_cut = self.count.saturating_mul(2);
             return;
         }
+        self.next_cut = self.cap * 2;
         keys.sort_unstable();
         let bound = keys.swap_remove(self.cap - 1);
         drop(keys);
@@ -479,6 +498,43 @@ mod tests {
                 assert!(warnings.is_empty());
             }
         }
+    }
+
+    #[test]
+    fn a_spool_that_cannot_be_read_back_is_not_reread_on_every_request() {
+        let dir = temp_dir("lost");
+        let mut store = ReqStore::with(dir.clone(), 0, 10);
+        let feed = |store: &mut ReqStore, range: std::ops::Range<u64>| {
+            for i in range {
+                let (r, file, line, raw) = request(i);
+                let origin = Origin {
+                    file: &file,
+                    line,
+                    raw: raw.as_bytes(),
+                };
+                store.push(&r, &origin);
+                store.flush_block();
+            }
+        };
+        feed(&mut store, 0..15);
+        assert!(store.has_spilled());
+        // A temporary-file cleaner removes the spool while the scan runs.
+        for d in std::fs::read_dir(&dir).unwrap() {
+            std::fs::remove_dir_all(d.unwrap().path()).unwrap();
+        }
+        feed(&mut store, 15..2015);
+        assert!(store.cuts <= 12, "{} cuts for 2,000 requests", store.cuts);
+        let ctx = FinishContext::default();
+        let (kept, _) = store.finish(&ctx);
+        assert!(kept.len() <= 10);
+        let warnings = ctx.take_warnings();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("could not be read back")),
+            "{warnings:?}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
