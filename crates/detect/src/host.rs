@@ -176,9 +176,10 @@ impl DetectorState for Host {
                 self.cap, self.dropped_others
             ));
         }
-        let mut recs = std::mem::take(&mut self.failures);
-        recs.append(&mut self.others);
-        recs.sort_by(order);
+        let mut failures = std::mem::take(&mut self.failures);
+        failures.sort_by(order);
+        let mut others = std::mem::take(&mut self.others);
+        others.sort_by(order);
         let mut out = Vec::new();
         let ms = |r: &Rec| r.ts.map_or(i64::MIN, |t| t.utc_ms);
         let mk = |rule: &str,
@@ -229,11 +230,9 @@ impl DetectorState for Host {
             f
         };
         let mut fails: BTreeMap<IpAddr, Vec<&Rec>> = BTreeMap::new();
-        for r in &recs {
-            if r.action == "failed" {
-                if let Some(ip) = r.ip {
-                    fails.entry(ip).or_default().push(r);
-                }
+        for r in &failures {
+            if let Some(ip) = r.ip {
+                fails.entry(ip).or_default().push(r);
             }
         }
         for (ip, v) in &fails {
@@ -247,14 +246,14 @@ impl DetectorState for Host {
                     format!("{} failed SSH logins from {ip}. Nothing here says it succeeded; see host.ssh_success_after_failures.", v.len()), v));
             }
         }
-        let accepted: Vec<&Rec> = recs.iter().filter(|r| r.action == "accepted").collect();
+        let accepted: Vec<&Rec> = others.iter().filter(|r| r.action == "accepted").collect();
         let mut done = BTreeSet::new();
         for a in &accepted {
             let Some(ip) = a.ip else { continue };
             if done.contains(&ip) {
                 continue;
             }
-            // The IP's failures are in time order (`recs` is sorted): those up to the
+            // The IP's failures are in time order (`failures` is sorted): those up to the
             // accepted login are a prefix, found by a binary search, not a scan per login.
             let prior: &[&Rec] = match fails.get(&ip) {
                 Some(v) => &v[..v.partition_point(|f| ms(f) <= ms(a))],
@@ -297,10 +296,7 @@ impl DetectorState for Host {
                 }
             }
         }
-        let accounts: Vec<&Rec> = recs
-            .iter()
-            .filter(|r| !matches!(r.action, "failed" | "accepted"))
-            .collect();
+        let accounts: Vec<&Rec> = others.iter().filter(|r| r.action != "accepted").collect();
         if !accounts.is_empty() {
             let kinds: BTreeSet<&str> = accounts.iter().map(|r| r.action).collect();
             out.push(mk("host.account_change", Severity::High, Category::HostCompromise,
@@ -321,24 +317,31 @@ mod tests {
     use crate::DetectorSet;
     use std::borrow::Cow;
 
+    /// An auth line `(secs, ip, user, action, outcome)`: its event and raw text.
+    fn auth<'a>(
+        &(t, ip, user, action, outcome): &(i64, &str, &'a str, &'a str, LoginOutcome),
+    ) -> (Event<'a>, String) {
+        let ev = Event {
+            ts: Some(Timestamp::from_secs(1_700_000_000 + t, 0)),
+            client_ip: ip.parse().ok(),
+            detail: EventDetail::Auth {
+                program: Cow::Borrowed("sshd"),
+                user: Some(Cow::Borrowed(user)),
+                action: Cow::Borrowed(action),
+                outcome,
+            },
+            ..Default::default()
+        };
+        (ev, format!("{action} {user} {ip}"))
+    }
+
     fn run(lines: &[(i64, &str, &str, &str, LoginOutcome)]) -> Vec<Finding> {
         let cfg = Arc::new(DetectConfig::default());
         let file: Arc<str> = Arc::from("secure");
         let mut a = DetectorSet::new(&cfg);
         let mut b = DetectorSet::new(&cfg);
-        for (i, (t, ip, user, action, outcome)) in lines.iter().enumerate() {
-            let ev = Event {
-                ts: Some(Timestamp::from_secs(1_700_000_000 + t, 0)),
-                client_ip: ip.parse().ok(),
-                detail: EventDetail::Auth {
-                    program: Cow::Borrowed("sshd"),
-                    user: Some(Cow::Borrowed(*user)),
-                    action: Cow::Borrowed(*action),
-                    outcome: *outcome,
-                },
-                ..Default::default()
-            };
-            let raw = format!("{action} {user} {ip}");
+        for (i, l) in lines.iter().enumerate() {
+            let (ev, raw) = auth(l);
             let o = Origin {
                 file: &file,
                 line: i as u64 + 1,
@@ -409,27 +412,14 @@ mod tests {
             .collect();
         // 300 failures, then the attacker gets in and adds a user: the failures past the cap
         // are counted out, the success and the account change are still analysed.
-        let mut lines: Vec<(i64, &str, &str)> =
-            (0..300).map(|i| (i, "ssh-failed", "root")).collect();
-        lines.push((400, "ssh-accepted", "root"));
-        lines.push((401, "user-added", "backdoor"));
-        for (i, (t, action, user)) in lines.iter().enumerate() {
-            let ev = Event {
-                ts: Some(Timestamp::from_secs(1_700_000_000 + t, 0)),
-                client_ip: "203.0.113.5".parse().ok(),
-                detail: EventDetail::Auth {
-                    program: Cow::Borrowed("sshd"),
-                    user: Some(Cow::Borrowed(*user)),
-                    action: Cow::Borrowed(*action),
-                    outcome: if *action == "ssh-failed" {
-                        Failure
-                    } else {
-                        Success
-                    },
-                },
-                ..Default::default()
-            };
-            let raw = format!("{action} {user}");
+        let ip = "203.0.113.5";
+        let mut lines: Vec<(i64, &str, &str, &str, LoginOutcome)> = (0..300)
+            .map(|i| (i, ip, "root", "ssh-failed", Failure))
+            .collect();
+        lines.push((400, ip, "root", "ssh-accepted", Success));
+        lines.push((401, ip, "backdoor", "user-added", Success));
+        for (i, l) in lines.iter().enumerate() {
+            let (ev, raw) = auth(l);
             let o = Origin {
                 file: &file,
                 line: i as u64 + 1,

@@ -196,23 +196,8 @@ impl<R: Record> Runs<R> {
         &mut self,
         fill: impl FnOnce(&mut BufWriter<File>) -> io::Result<u64>,
     ) -> io::Result<Run> {
-        let dir = match &self.dir {
-            Some(d) => Arc::clone(d),
-            None => {
-                let d = Arc::new(SpillDir::create(&self.parent, self.tag)?);
-                self.dir = Some(Arc::clone(&d));
-                d
-            }
-        };
-        let n = dir.next.fetch_add(1, Ordering::Relaxed);
-        let path = dir.path.join(format!("run-{n:06}.bin"));
-        let file = create_private(&path)?;
         // From here the file is owned by `run`, so it is removed if writing fails.
-        let mut run = Run {
-            path,
-            records: 0,
-            _dir: dir,
-        };
+        let (mut run, file) = new_file(&mut self.dir, &self.parent, self.tag, "run")?;
         let mut w = BufWriter::with_capacity(IO_BUF, file);
         run.records = fill(&mut w)?;
         w.flush()?;
@@ -430,22 +415,8 @@ impl Spool {
     fn write(&mut self, block: &[u8]) -> io::Result<()> {
         let len = u32::try_from(block.len()).map_err(|_| io::Error::other("block too large"))?;
         if self.writer.is_none() {
-            let dir = match &self.dir {
-                Some(d) => Arc::clone(d),
-                None => {
-                    let d = Arc::new(SpillDir::create(&self.parent, self.tag)?);
-                    self.dir = Some(Arc::clone(&d));
-                    d
-                }
-            };
-            let n = dir.next.fetch_add(1, Ordering::Relaxed);
-            let path = dir.path.join(format!("spool-{n:06}.bin"));
-            let file = create_private(&path)?;
-            self.files.push(Run {
-                path,
-                records: 0,
-                _dir: dir,
-            });
+            let (run, file) = new_file(&mut self.dir, &self.parent, self.tag, "spool")?;
+            self.files.push(run);
             self.writer = Some(file);
         }
         let (Some(w), Some(run)) = (self.writer.as_mut(), self.files.last_mut()) else {
@@ -518,8 +489,21 @@ impl Spool {
     }
 }
 
-/// Creates a new file readable by this user only.
-fn create_private(path: &Path) -> io::Result<File> {
+/// A new empty file `PREFIX-N.bin`, readable by this user only, in the holder's private
+/// directory (created under `parent` on first use), as a [`Run`] that removes it when
+/// dropped, with the file open for writing.
+fn new_file(
+    dir: &mut Option<Arc<SpillDir>>,
+    parent: &Path,
+    tag: &str,
+    prefix: &str,
+) -> io::Result<(Run, File)> {
+    let dir = match dir {
+        Some(d) => Arc::clone(d),
+        None => Arc::clone(dir.insert(Arc::new(SpillDir::create(parent, tag)?))),
+    };
+    let n = dir.next.fetch_add(1, Ordering::Relaxed);
+    let path = dir.path.join(format!("{prefix}-{n:06}.bin"));
     let mut o = std::fs::OpenOptions::new();
     o.write(true).create_new(true);
     #[cfg(unix)]
@@ -527,7 +511,15 @@ fn create_private(path: &Path) -> io::Result<File> {
         use std::os::unix::fs::OpenOptionsExt;
         o.mode(0o600);
     }
-    o.open(path)
+    let file = o.open(&path)?;
+    Ok((
+        Run {
+            path,
+            records: 0,
+            _dir: dir,
+        },
+        file,
+    ))
 }
 
 /// The blocks of a [`Spool`], read back one at a time (files are removed once read).

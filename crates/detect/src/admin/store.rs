@@ -417,6 +417,17 @@ mod tests {
     /// Feeds requests `0..n` to `parts` stores made by `store`, in contiguous runs, merges
     /// them in order and finishes: the kept requests in order, as text, the dropped count and
     /// the warnings.
+    /// Pushes [`request`] `i` into `store`.
+    fn push_request(store: &mut ReqStore, i: u64) {
+        let (r, file, line, raw) = request(i);
+        let origin = Origin {
+            file: &file,
+            line,
+            raw: raw.as_bytes(),
+        };
+        store.push(&r, &origin);
+    }
+
     fn run(
         n: u64,
         parts: usize,
@@ -424,13 +435,7 @@ mod tests {
     ) -> (Vec<String>, u64, Vec<String>, bool) {
         let mut stores: Vec<ReqStore> = (0..parts).map(|_| store()).collect();
         for i in 0..n {
-            let (r, file, line, raw) = request(i);
-            let origin = Origin {
-                file: &file,
-                line,
-                raw: raw.as_bytes(),
-            };
-            stores[(i as usize) * parts / n as usize].push(&r, &origin);
+            push_request(&mut stores[(i as usize) * parts / n as usize], i);
         }
         let spilled = stores.iter().any(|s| s.has_spilled());
         let mut it = stores.into_iter();
@@ -506,13 +511,7 @@ mod tests {
         let mut store = ReqStore::with(dir.clone(), 0, 10);
         let feed = |store: &mut ReqStore, range: std::ops::Range<u64>| {
             for i in range {
-                let (r, file, line, raw) = request(i);
-                let origin = Origin {
-                    file: &file,
-                    line,
-                    raw: raw.as_bytes(),
-                };
-                store.push(&r, &origin);
+                push_request(store, i);
                 store.flush_block();
             }
         };
