@@ -1200,8 +1200,9 @@ impl Client {
 }
 
 /// Checkout clients one detector state holds in memory before spilling them: every customer
-/// who pays has one, so a big shop's year of logs must not hold them all.
-pub const CLIENT_CAP: usize = 8192;
+/// who pays has one, so a big shop's year of logs must not hold them all. About 1.5 KiB each
+/// with their lines, so about 3 MiB per state.
+pub const CLIENT_CAP: usize = 2048;
 
 struct Routes {
     submit: Vec<String>,

@@ -202,8 +202,9 @@ pub struct Recon {
 
 const UA_CACHE_MAX: usize = 4096;
 
-/// IPs whose 404 state one detector state holds in memory before spilling it.
-pub const NF_CAP: usize = 8192;
+/// IPs whose 404 state one detector state holds in memory before spilling it: about
+/// 1.8 KiB each with their lines, so about 4 MiB per state.
+pub const NF_CAP: usize = 2048;
 
 impl Recon {
     fn tool_of(&mut self, ua: &str) -> Option<usize> {

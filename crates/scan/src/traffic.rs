@@ -4,7 +4,7 @@
 //!
 //! Per-hour counts grow with hours. Per-client counts (events, first and last seen) would grow
 //! with distinct clients, which a shop's year of logs has by the million, so they are held in
-//! memory only up to [`IP_CAP`] addresses per state (about 6 MiB of table): when a state is
+//! memory only up to [`IP_CAP`] addresses per state (about 2 MiB of table): when a state is
 //! full it sorts its addresses and spills them as a run of fixed-size records to a private
 //! temporary directory (`TMPDIR`; see [`crate::spill`]), then starts again empty. At the end
 //! the runs and what is still in memory are merged streaming, in address order, combining the
@@ -29,9 +29,11 @@ use rustc_hash::FxHashMap;
 
 use ecir_spill::{Record, Runs};
 
-/// Client addresses one state holds in memory before it spills them: 7/8 of 2^17, the load
-/// limit of a 2^17-slot table, so the table never grows past that size.
-pub const IP_CAP: usize = (1 << 17) / 8 * 7;
+/// Client addresses one state holds in memory before it spills them: 7/8 of 2^15, the load
+/// limit of a 2^15-slot table, so the table never grows past that size (about 2 MiB). Up
+/// to three states are alive per worker, and a bigger table only delays the first spill: it
+/// would make peak memory depend on how far into the input the tables have filled.
+pub const IP_CAP: usize = (1 << 15) / 8 * 7;
 
 /// Internal addresses named by the proxy warning's share (the busiest ones).
 const PROXY_TOP: usize = 5;
