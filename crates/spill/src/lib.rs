@@ -436,11 +436,13 @@ impl Spool {
         Ok(())
     }
 
-    /// Takes over `other`'s blocks (its files stay where they are). An error means some of
-    /// `other`'s blocks on disk could not be written out: they are lost, and the error says
-    /// so.
+    /// Takes over `other`'s blocks (its files stay where they are), then writes blocks out
+    /// until the memory held is within the cap again: however many spools are merged into
+    /// one, it holds one cap's worth. When writing fails, the blocks stay in memory, the
+    /// spool stops writing (as in [`Spool::push`]) and the error is returned; nothing is lost.
     pub fn append(&mut self, mut other: Spool) -> io::Result<()> {
-        let closed = other.close().and(self.close());
+        self.close()?;
+        other.close()?;
         if self.dir.is_none() {
             self.dir = other.dir.take();
         }
@@ -450,7 +452,19 @@ impl Spool {
         if other.mem_cap == usize::MAX {
             self.mem_cap = usize::MAX;
         }
-        closed
+        while self.memory_bytes > self.mem_cap {
+            let Some(block) = self.memory.pop() else {
+                break;
+            };
+            if let Err(e) = self.write(&block) {
+                self.mem_cap = usize::MAX;
+                self.writer = None;
+                self.memory.push(block);
+                return Err(e);
+            }
+            self.memory_bytes -= block.len();
+        }
+        Ok(())
     }
 
     /// Calls `f` with every block, those on disk first, leaving them in the spool (a first
@@ -639,13 +653,29 @@ mod tests {
         assert!(a.has_spilled() && b.has_spilled());
         assert!(a.memory_bytes() <= 1000 && b.memory_bytes() == 0);
         let dirs = [&a, &b].map(|s| s.dir.as_ref().unwrap().path.clone());
+        let mut c = Spool::new(std::env::temp_dir(), "spool-test", 1000);
+        for i in 203..206 {
+            c.push(block(i)).unwrap();
+        }
+        assert!(!c.has_spilled() && c.memory_bytes() > 0);
         a.append(b).unwrap();
+        a.append(c).unwrap();
+        assert!(
+            a.memory_bytes() <= 1000,
+            "merged spools hold one cap's worth: {}",
+            a.memory_bytes()
+        );
         a.push(block(7)).unwrap();
         let mut first_pass = Vec::new();
         a.for_each_block(|b| first_pass.push(b.to_vec())).unwrap();
         first_pass.sort();
         let mut got: Vec<Vec<u8>> = a.into_blocks().map(|b| b.unwrap()).collect();
-        let mut want: Vec<Vec<u8>> = (0..40).chain(100..140).chain([7]).map(block).collect();
+        let mut want: Vec<Vec<u8>> = (0..40)
+            .chain(100..140)
+            .chain(203..206)
+            .chain([7])
+            .map(block)
+            .collect();
         got.sort();
         want.sort();
         assert_eq!(got, want);
@@ -668,6 +698,20 @@ mod tests {
         assert!(!s.has_spilled());
         let got: Vec<Vec<u8>> = s.into_blocks().map(|b| b.unwrap()).collect();
         assert_eq!(got, vec![vec![1, 2, 3], vec![4, 5], vec![6]]);
+
+        // Merged past the cap, the blocks that cannot be written stay in memory.
+        let mut a = Spool::new(
+            PathBuf::from("/nonexistent/ecir-spill-test"),
+            "spool-test",
+            4,
+        );
+        let mut b = Spool::new(std::env::temp_dir(), "spool-test", 4);
+        a.push(vec![1, 2, 3]).unwrap();
+        b.push(vec![4, 5]).unwrap();
+        assert!(a.append(b).is_err(), "the failure is reported");
+        let mut got: Vec<Vec<u8>> = a.into_blocks().map(|b| b.unwrap()).collect();
+        got.sort();
+        assert_eq!(got, vec![vec![1, 2, 3], vec![4, 5]]);
     }
 
     #[test]

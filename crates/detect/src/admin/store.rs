@@ -130,7 +130,7 @@ impl ReqStore {
     pub(super) fn merge(&mut self, mut other: ReqStore) {
         other.flush_block();
         if let Err(e) = self.spool.append(other.spool) {
-            self.errors.push(format!("could not be written out to the temporary directory ({e}): the findings built on them may be incomplete."));
+            self.errors.push(format!("could not be written to the temporary directory ({e}); they were kept in memory, so memory use grew with them. Set TMPDIR to a writable directory outside the evidence."));
         }
         self.count += other.count;
         self.dropped += other.dropped;
