@@ -17,8 +17,12 @@
 //! only for clients that submitted checkout, reached its error page, created accounts or
 //! failed payments in an application log (checkout actors, buyers included), not for every
 //! visitor. Evidence lines that may never be cited (asset and harvest candidates) are kept as
-//! raw bytes (capped) and turned into text at finish; the route and referer caches hold at
-//! most 16,384 entries each.
+//! raw bytes (capped) and turned into text at finish. Every asset path loaded from checkout
+//! keeps its twenty best lines, so past 4 MiB of them a state writes them to a private
+//! temporary spool (`TMPDIR`), each path keeping the worst line written as a bound that later
+//! lines must beat; finish reads back the lines of the paths that make findings, so the
+//! evidence is the same as if nothing was written. The route and referer caches hold at most
+//! 16,384 entries each.
 //!
 //! - `card.asset_drift`: a first-party JS/CSS file whose 200-response size settled on a new
 //!   value (a size seen ≥ `drift_min_hits` times stops being served when a new one starts;
@@ -420,6 +424,10 @@ struct Kept {
 struct LazyEvidence {
     /// Sorted by [`Arena::order`], at most `MAX_EVIDENCE`.
     items: Vec<Kept>,
+    /// Once `MAX_EVIDENCE` lines were written to the evidence spool (see
+    /// [`Card::spill_evidence`]): the worst of them. A line not better than it can never be
+    /// among the best, so it is refused.
+    bound: Option<EvKey>,
 }
 
 impl LazyEvidence {
@@ -436,11 +444,36 @@ impl LazyEvidence {
                 .items
                 .last()
                 .is_some_and(|w| arena.order(key, w.key) != std::cmp::Ordering::Less)
+            || !self.beats_bound(arena, key)
         {
             return;
         }
         let raw = arena.push(origin.raw);
         self.insert(arena, Kept { key, raw });
+    }
+
+    /// Whether a line of `key` is better than the [`bound`](Self::bound) (if any).
+    fn beats_bound(&self, arena: &Arena, key: EvKey) -> bool {
+        self.bound
+            .is_none_or(|b| arena.order(key, b) == std::cmp::Ordering::Less)
+    }
+
+    /// Writes the kept lines to `out` as one record of `path` (see [`encode_spilled`]) and
+    /// forgets them, keeping the worst as the bound when they were `MAX_EVIDENCE`.
+    fn spill(&mut self, arena: &mut Arena, path: &str, out: &mut Vec<u8>) {
+        if self.items.is_empty() {
+            return;
+        }
+        encode_spilled(out, path, &self.items, arena);
+        if self.items.len() >= ecir_model::finding::MAX_EVIDENCE {
+            let worst = self.items[self.items.len() - 1].key;
+            if self.beats_bound(arena, worst) {
+                self.bound = Some(worst);
+            }
+        }
+        for k in self.items.drain(..) {
+            arena.free(k.raw);
+        }
     }
 
     fn insert(&mut self, arena: &mut Arena, k: Kept) {
@@ -479,6 +512,22 @@ impl LazyEvidence {
 
     /// Takes in the lines of a merged state (see [`Remap`]).
     fn merge(&mut self, arena: &mut Arena, other: LazyEvidence, remap: &Remap) {
+        if let Some(mut b) = other.bound {
+            b.2 = remap.file(b.2);
+            if self.beats_bound(arena, b) {
+                self.bound = Some(b);
+                // Lines of this state the other's spilled ones outdo.
+                while self
+                    .items
+                    .last()
+                    .is_some_and(|k| !self.beats_bound(arena, k.key))
+                {
+                    if let Some(k) = self.items.pop() {
+                        arena.free(k.raw);
+                    }
+                }
+            }
+        }
         for mut k in other.items {
             k.key.2 = remap.file(k.key.2);
             let full = self.items.len() >= ecir_model::finding::MAX_EVIDENCE;
@@ -487,6 +536,7 @@ impl LazyEvidence {
                     .items
                     .last()
                     .is_some_and(|w| arena.order(k.key, w.key) != std::cmp::Ordering::Less)
+                || !self.beats_bound(arena, k.key)
             {
                 // The other's lines come best first: none of the rest is kept either.
                 break;
@@ -497,6 +547,9 @@ impl LazyEvidence {
     }
 
     fn remap(&mut self, arena: &mut Arena, remap: &Remap) {
+        if let Some(b) = &mut self.bound {
+            b.2 = remap.file(b.2);
+        }
         for k in &mut self.items {
             k.key.2 = remap.file(k.key.2);
             k.raw = remap.raw(k.raw, arena);
@@ -509,6 +562,126 @@ impl LazyEvidence {
             .iter()
             .map(|k| arena.evidence(k.key, k.raw))
             .collect()
+    }
+}
+
+/// Bytes of first-seen evidence lines a state's arena holds before they are written to its
+/// evidence spool ([`Card::spill_evidence`]): a shop whose every product image is loaded
+/// from the cart page has about 6 KiB of lines per image, which would otherwise grow with
+/// the catalogue in every state.
+const EVIDENCE_MEM: usize = 4 << 20;
+
+/// Appends one spilled record: the path, then each line's weight, time, file name, line
+/// number and raw bytes (all lengths and numbers little-endian).
+fn encode_spilled(out: &mut Vec<u8>, path: &str, items: &[Kept], arena: &Arena) {
+    fn bytes(out: &mut Vec<u8>, b: &[u8]) {
+        out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        out.extend_from_slice(b);
+    }
+    bytes(out, path.as_bytes());
+    out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+    for k in items {
+        let (weight, ts, file, line) = k.key;
+        out.extend_from_slice(&weight.to_le_bytes());
+        match ts {
+            Some(t) => {
+                out.push(1);
+                out.extend_from_slice(&t.utc_ms.to_le_bytes());
+                out.extend_from_slice(&t.offset_secs.to_le_bytes());
+            }
+            None => out.push(0),
+        }
+        bytes(out, arena.files[file as usize].as_bytes());
+        out.extend_from_slice(&line.to_le_bytes());
+        bytes(out, arena.get(k.raw));
+    }
+}
+
+/// Reads the records of one spilled block, calling `f` with each path and its lines as
+/// evidence (`wanted` says which paths' lines to build). `None` when the block is damaged.
+fn decode_spilled(
+    mut b: &[u8],
+    wanted: &dyn Fn(&str) -> bool,
+    files: &mut Vec<Arc<str>>,
+    f: &mut dyn FnMut(&str, ecir_model::Evidence),
+) -> Option<()> {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (h, t) = b.split_at_checked(n)?;
+        *b = t;
+        Some(h)
+    }
+    fn u32_(b: &mut &[u8]) -> Option<u32> {
+        Some(u32::from_le_bytes(take(b, 4)?.try_into().ok()?))
+    }
+    fn bytes<'a>(b: &mut &'a [u8]) -> Option<&'a [u8]> {
+        let n = u32_(b)? as usize;
+        take(b, n)
+    }
+    while !b.is_empty() {
+        let path = std::str::from_utf8(bytes(&mut b)?).ok()?;
+        let want = wanted(path);
+        for _ in 0..u32_(&mut b)? {
+            let weight = u32_(&mut b)?;
+            let ts = match take(&mut b, 1)?[0] {
+                0 => None,
+                _ => Some(Timestamp::new(
+                    i64::from_le_bytes(take(&mut b, 8)?.try_into().ok()?),
+                    i32::from_le_bytes(take(&mut b, 4)?.try_into().ok()?),
+                )),
+            };
+            let file = std::str::from_utf8(bytes(&mut b)?).ok()?;
+            let line = u64::from_le_bytes(take(&mut b, 8)?.try_into().ok()?);
+            let raw = bytes(&mut b)?;
+            if want {
+                let file = match files.iter().rposition(|x| **x == *file) {
+                    Some(i) => Arc::clone(&files[i]),
+                    None => {
+                        files.push(Arc::from(file));
+                        Arc::clone(&files[files.len() - 1])
+                    }
+                };
+                let origin = Origin {
+                    file: &file,
+                    line,
+                    raw,
+                };
+                f(path, crate::evidence::evidence(&origin, ts, weight));
+            }
+        }
+    }
+    Some(())
+}
+
+/// Adds to the findings of `wanted` (path → index in `out`) their lines in `spool`, keeping
+/// the best `MAX_EVIDENCE` of each: the same lines as if nothing had been spilled.
+fn add_spilled_evidence(
+    spool: ecir_spill::Spool,
+    wanted: &BTreeMap<&str, usize>,
+    out: &mut [Finding],
+    ctx: &FinishContext,
+) {
+    let mut files = Vec::new();
+    let mut damaged = false;
+    for block in spool.into_blocks() {
+        match block {
+            Ok(b) => {
+                let found = decode_spilled(&b, &|p| wanted.contains_key(p), &mut files, &mut |p, e| {
+                    if let Some(&i) = wanted.get(p) {
+                        out[i].evidence.push(e);
+                    }
+                });
+                damaged |= found.is_none();
+            }
+            Err(e) => ctx.warn(format!("First-seen evidence lines spilled to the temporary directory could not be read back ({e}): some findings may cite fewer lines. Keep TMPDIR out of reach of temporary-file cleaners during a scan, and rerun.")),
+        }
+    }
+    if damaged {
+        ctx.warn("First-seen evidence lines spilled to the temporary directory were damaged: some findings may cite fewer lines.".into());
+    }
+    for &i in wanted.values() {
+        let ev = &mut out[i].evidence;
+        ev.sort_by(crate::evidence::order);
+        ev.truncate(ecir_model::finding::MAX_EVIDENCE);
     }
 }
 
@@ -1377,6 +1550,13 @@ pub struct Card {
     paths: Paths,
     /// Raw bytes of the lines `paths` keeps as evidence.
     arena: Arena,
+    /// First-seen evidence lines written out of `arena` ([`Card::spill_evidence`]), and why
+    /// writing them failed (they then stay in memory).
+    ev_spool: ecir_spill::Spool,
+    ev_spool_error: Option<String>,
+    /// Arena bytes past which evidence is spilled next, and the budget it adds each time.
+    ev_spill_at: usize,
+    evidence_mem: usize,
     drops: FxHashMap<Box<str>, PathHits>,
     /// Page views (GET 200) of off-flow script or HTML files from checkout pages.
     offflow_gets: FxHashMap<Box<str>, u64>,
@@ -1494,6 +1674,38 @@ impl Card {
         }
     }
 
+    /// Writes every asset path's kept first-seen lines to the evidence spool (finish reads
+    /// back those of the paths that make findings; each path keeps its bound, so only
+    /// better lines are kept from then on), then compacts the arena. The next spill comes
+    /// once another [`EVIDENCE_MEM`] has been kept.
+    #[cold]
+    fn spill_evidence(&mut self) {
+        let (arena, spool, error) = (
+            &mut self.arena,
+            &mut self.ev_spool,
+            &mut self.ev_spool_error,
+        );
+        let mut push = |block: Vec<u8>| {
+            if let Err(e) = spool.push(block) {
+                error.get_or_insert(e.to_string());
+            }
+        };
+        let mut block = Vec::new();
+        for (k, st) in self.paths.0.iter_mut() {
+            if let Some(a) = &mut st.asset {
+                a.ev.spill(arena, k.as_str(), &mut block);
+                if block.len() >= ARENA_BLOCK {
+                    push(std::mem::take(&mut block));
+                }
+            }
+        }
+        if !block.is_empty() {
+            push(block);
+        }
+        self.compact_arena();
+        self.ev_spill_at = self.arena.live + self.evidence_mem;
+    }
+
     /// Copies the kept lines into a new arena, leaving the garbage behind.
     fn compact_arena(&mut self) {
         let mut bytes = Blocks {
@@ -1547,6 +1759,10 @@ impl Card {
             span: Span::default(),
             paths: Default::default(),
             arena: Arena::default(),
+            ev_spool: ecir_spill::Spool::new(std::env::temp_dir(), "card", 0),
+            ev_spool_error: None,
+            ev_spill_at: EVIDENCE_MEM,
+            evidence_mem: EVIDENCE_MEM,
             drops: FxHashMap::default(),
             offflow_gets: FxHashMap::default(),
             beacons: FxHashMap::default(),
@@ -2060,6 +2276,9 @@ impl DetectorState for Card {
             if self.arena.needs_compaction() {
                 self.compact_arena();
             }
+            if self.arena.live > self.ev_spill_at {
+                self.spill_evidence();
+            }
         }
 
         // Same-origin drop: a non-route file posted to from checkout pages.
@@ -2156,6 +2375,13 @@ impl DetectorState for Card {
         if self.arena.needs_compaction() {
             self.compact_arena();
         }
+        if let Err(e) = self.ev_spool.append(o.ev_spool) {
+            self.ev_spool_error.get_or_insert(e.to_string());
+        }
+        self.ev_spool_error = self.ev_spool_error.take().or(o.ev_spool_error);
+        if self.arena.live > self.ev_spill_at {
+            self.spill_evidence();
+        }
         for (src, dst) in [(o.drops, &mut self.drops), (o.beacons, &mut self.beacons)] {
             for (k, d) in src {
                 let m = dst.entry(k).or_insert_with(|| PathHits {
@@ -2202,6 +2428,14 @@ impl DetectorState for Card {
         };
         let span_ms = t1.utc_ms - t0.utc_ms;
 
+        if let Some(e) = &s.ev_spool_error {
+            ctx.warn(format!("First-seen evidence lines could not be written to the temporary directory ({e}); they were kept in memory, so memory use grew with them. Set TMPDIR to a writable directory outside the evidence."));
+        }
+        let ev_spool = std::mem::replace(
+            &mut s.ev_spool,
+            ecir_spill::Spool::new(std::path::PathBuf::new(), "card", 0),
+        );
+        let spilled = ev_spool.has_spilled() || ev_spool.memory_bytes() > 0;
         // Asset drift.
         let mut changes: Vec<Change> = Vec::new();
         let mut assets: Vec<(&str, &Asset)> = s
@@ -2352,6 +2586,8 @@ impl DetectorState for Card {
 
         // First-seen scripts and images loaded from checkout.
         let late = t0.utc_ms + (span_ms / 5).max(86_400_000);
+        // Findings whose evidence may be partly in the spool: path → index in `out`.
+        let mut wanted: BTreeMap<&str, usize> = BTreeMap::new();
         for (path, a) in &assets {
             let e = Ext::of(path);
             let Some(first) = a.first.first else { continue };
@@ -2382,7 +2618,13 @@ impl DetectorState for Card {
             f.count = a.hits;
             f.evidence = a.ev.to_vec(&s.arena);
             f.playbook = Some(PLAYBOOK.into());
+            if spilled {
+                wanted.insert(path, out.len());
+            }
             out.push(f);
+        }
+        if !wanted.is_empty() {
+            add_spilled_evidence(ev_spool, &wanted, &mut out, ctx);
         }
 
         // Checkout clients, in IP order from memory and the spilled runs: judged for card

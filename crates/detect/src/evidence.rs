@@ -21,7 +21,8 @@ pub fn evidence(origin: &Origin<'_>, ts: Option<Timestamp>, weight: u32) -> Evid
     }
 }
 
-fn order(a: &Evidence, b: &Evidence) -> Ordering {
+/// The order of evidence lines, best first: heavier, then earlier, then by file and line.
+pub(crate) fn order(a: &Evidence, b: &Evidence) -> Ordering {
     b.weight
         .cmp(&a.weight)
         .then(a.ts.cmp(&b.ts))

@@ -908,9 +908,10 @@ fn lazy_evidence_keeps_what_top_evidence_keeps_whatever_the_split() {
             whole.offer(&o, *ts, *w);
         }
         let expect = whole.into_vec();
-        for parts in [1, 3] {
+        for (parts, spill_every) in [(1, 0), (3, 0), (1, 7), (1, 40), (3, 23), (2, 60), (1, 90)] {
             let mut states: Vec<(Arena, LazyEvidence)> =
                 (0..parts).map(|_| Default::default()).collect();
+            let mut spilled = Vec::new();
             for (i, (f, line, ts, w, raw)) in lines.iter().enumerate() {
                 let o = Origin {
                     file: &files[*f],
@@ -919,6 +920,9 @@ fn lazy_evidence_keeps_what_top_evidence_keeps_whatever_the_split() {
                 };
                 let (arena, ev) = &mut states[i % parts];
                 ev.offer(arena, &o, *ts, *w);
+                if spill_every > 0 && next().is_multiple_of(spill_every) {
+                    ev.spill(arena, "/p.js", &mut spilled);
+                }
             }
             let mut it = states.into_iter();
             let (mut arena, mut ev) = it.next().unwrap();
@@ -929,7 +933,19 @@ fn lazy_evidence_keeps_what_top_evidence_keeps_whatever_the_split() {
                 };
                 ev.merge(&mut arena, e, &remap);
             }
-            assert_eq!(ev.to_vec(&arena), expect, "seed {seed}, {parts} parts");
+            // What finish does: the lines in memory and those spilled, the best of them.
+            let mut got = ev.to_vec(&arena);
+            let mut names = Vec::new();
+            decode_spilled(&spilled, &|p| p == "/p.js", &mut names, &mut |_, e| {
+                got.push(e)
+            })
+            .expect("spilled records read back");
+            got.sort_by(crate::evidence::order);
+            got.truncate(ecir_model::finding::MAX_EVIDENCE);
+            assert_eq!(
+                got, expect,
+                "seed {seed}, {parts} parts, spilled about every {spill_every} lines"
+            );
             assert_eq!(
                 arena.live,
                 ev.items.iter().map(|k| k.raw.len as usize).sum::<usize>()
@@ -1292,4 +1308,108 @@ fn a_tester_rotating_user_agents_keeps_bounded_sessions() {
     assert!(spilled.contains(&format!("more than {MAX_AGENTS} user agents")));
     assert_eq!(spilled, run_spilling(&mixed, 1, usize::MAX, &dir));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs the card detector over contiguous chunks of `lines` in `parts` states, each writing
+/// its first-seen evidence out past `mem` bytes into a spool under `dir`. Gives the findings
+/// and the warnings.
+fn run_evidence_spilling(
+    lines: &[(i64, String)],
+    parts: usize,
+    mem: usize,
+    dir: &std::path::Path,
+) -> (String, Vec<String>) {
+    let cfg = Arc::new(DetectConfig::default());
+    let file: Arc<str> = Arc::from("access.log");
+    let mut states: Vec<Card> = (0..parts)
+        .map(|_| {
+            let mut c = Card::new(cfg.clone());
+            c.evidence_mem = mem;
+            c.ev_spill_at = mem;
+            c.ev_spool = ecir_spill::Spool::new(dir.to_path_buf(), "card", 0);
+            c
+        })
+        .collect();
+    for (i, (t, l)) in lines.iter().enumerate() {
+        let ev = crate::testing::event(l, *t);
+        let origin = Origin {
+            file: &file,
+            line: i as u64 + 1,
+            raw: l.as_bytes(),
+        };
+        states[i * parts / lines.len()].observe(&ev, &origin);
+    }
+    if mem < usize::MAX {
+        assert!(
+            states
+                .iter()
+                .any(|s| s.ev_spool.has_spilled() || s.ev_spool.memory_bytes() > 0),
+            "{mem} bytes: evidence spilled"
+        );
+    }
+    let mut it = states.into_iter();
+    let mut first: Box<dyn DetectorState> = Box::new(it.next().unwrap());
+    for s in it {
+        first.merge(Box::new(s));
+    }
+    let ctx = FinishContext::default();
+    let mut f = first.finish(&ctx);
+    for x in &mut f {
+        x.normalize_evidence();
+    }
+    (serde_json::to_string(&f).unwrap(), ctx.take_warnings())
+}
+
+#[test]
+fn first_seen_evidence_written_out_comes_back_exactly() {
+    // Many images loaded from checkout early on (each keeps its lines), then a new script
+    // loaded from checkout by 30 customers, some of its lines before others in the file.
+    let confirm = format!("{SHOP}/shopping/confirm");
+    let mut lines = browsing(
+        60,
+        10,
+        |_| 500,
+        "/html/template/default/assets/js/function.js",
+    );
+    for i in 0..400 {
+        let ip = format!("100.64.{}.{}", i % 7, i % 200 + 1);
+        let path = format!("/html/upload/save_image/item{}.jpg", i % 40);
+        lines.push(l(DAY + i * 60, &ip, "GET", &path, 200, 3000, &confirm));
+    }
+    for i in 0..90 {
+        let t = 6 * DAY + (i * 7919 % 90) * 600;
+        let ip = format!("100.65.0.{}", i % 30 + 1);
+        lines.push(l(
+            t,
+            &ip,
+            "GET",
+            "/html/user_data/assets/js/jq.min.js",
+            200,
+            7000,
+            &confirm,
+        ));
+    }
+    let dir = std::env::temp_dir();
+    let (want, warnings) = run_evidence_spilling(&lines, 1, usize::MAX, &dir);
+    assert!(warnings.is_empty());
+    assert!(want.contains("card.first_seen_script"), "{want}");
+    for parts in [1, 2, 3] {
+        for mem in [0, 2_000, 20_000] {
+            let (got, warnings) = run_evidence_spilling(&lines, parts, mem, &dir);
+            assert_eq!(got, want, "{parts} parts, {mem} bytes");
+            assert!(warnings.is_empty(), "{warnings:?}");
+        }
+    }
+    // A spool that cannot be written keeps the lines in memory, and says so.
+    let (got, warnings) = run_evidence_spilling(
+        &lines,
+        2,
+        0,
+        std::path::Path::new("/nonexistent/ecir-card-test"),
+    );
+    assert_eq!(got, want);
+    assert!(
+        warnings.iter().any(|w| w.contains("could not be written")),
+        "{warnings:?}"
+    );
 }
