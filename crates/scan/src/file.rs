@@ -389,6 +389,28 @@ const MIN_TAKEOVER_CHUNKS: usize = 4;
 /// Bytes the hashing pass reads at a time.
 const HASH_BLOCK: usize = 1 << 20;
 
+/// Bytes of a chunk mapped in, parsed and released at a time (then up to the next newline).
+const PAGE_WINDOW: usize = 2 << 20;
+
+/// Consecutive ranges covering `bytes`, each ending just after the first newline at or past
+/// `size` bytes from its start (the last one at the end): whole lines, so reading the ranges
+/// one after another gives the same lines as reading `bytes` at once.
+fn windows(bytes: &[u8], size: usize) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        if at >= bytes.len() {
+            return None;
+        }
+        let end = bytes
+            .get(at + size..)
+            .and_then(|rest| memchr::memchr(b'\n', rest))
+            .map_or(bytes.len(), |i| at + size + i + 1);
+        let w = at..end;
+        at = end;
+        Some(w)
+    })
+}
+
 /// The line counts of a file's chunks, published in order by the hashing pass, so that a run
 /// of chunks a worker takes over in the middle of the file knows its first line number.
 struct ChunkLines {
@@ -544,10 +566,11 @@ impl<'a> crate::ordered::OrderedFold for MappedRun<'_, 'a> {
 }
 
 impl<'a> MappedRun<'_, 'a> {
-    /// One parser per chunk (chunks start at record boundaries). Each chunk's pages are
-    /// mapped in one call before it is parsed and released from this process after
-    /// (`MADV_DONTNEED`; they stay in the page cache), so about one chunk per worker is
-    /// resident whatever the file's size.
+    /// One parser per chunk (chunks start at record boundaries). A chunk is parsed in
+    /// windows of about [`PAGE_WINDOW`] ending at a newline: each window's pages are mapped
+    /// in one call before it is parsed and released from this process after (`MADV_DONTNEED`;
+    /// they stay in the page cache), so about one window per worker is resident whatever
+    /// the file's size.
     fn parse_chunks(
         &self,
         lo: usize,
@@ -556,17 +579,25 @@ impl<'a> MappedRun<'_, 'a> {
         mut line: u64,
     ) -> (Work<'a>, u64) {
         for r in &self.ranges[lo..hi] {
-            if let Some(m) = self.map {
-                ecir_input::prefault_pages(m, r.start, r.len());
-            }
             let mut parser: Box<dyn Parser> = match self.chosen {
                 Some(c) => c.format.parser(c.variant, self.parse_ctx),
                 None => Box::new(Unknown),
             };
             let slice = &self.bytes[r.clone()];
-            line += for_each_line_in(slice, line, |l| {
-                work.line(parser.as_mut(), l.number, l.bytes, l.too_long)
-            });
+            for w in windows(slice, PAGE_WINDOW) {
+                if let Some(m) = self.map {
+                    ecir_input::prefault_pages(m, r.start + w.start, w.len());
+                }
+                line += for_each_line_in(&slice[w.clone()], line, |l| {
+                    work.line(parser.as_mut(), l.number, l.bytes, l.too_long)
+                });
+                if let Some(m) = self.map {
+                    ecir_input::release_pages(m, r.start + w.start, w.len());
+                }
+            }
+            // A few pages at window edges are mapped again after their window was released
+            // (the search for the next window's end, its first line): the whole chunk is
+            // released once more when it is done.
             parser.finish(&mut work);
             if let Some(m) = self.map {
                 ecir_input::release_pages(m, r.start, r.len());
@@ -722,6 +753,46 @@ mod tests {
         let ranges = split_chunks(&bytes, 20_000, None);
         assert!(ranges.len() >= 3);
         (bytes, ranges)
+    }
+
+    #[test]
+    fn windows_hold_whole_lines_and_give_the_same_lines() {
+        let mut bytes = Vec::new();
+        for i in 0..500 {
+            let text = "x".repeat(i * 7 % 90);
+            bytes.extend_from_slice(format!("line {i} {text}\r\n").as_bytes());
+            if i == 250 {
+                bytes.extend_from_slice(&[b'y'; 3000]);
+                bytes.extend_from_slice(b"\n\n");
+            }
+        }
+        bytes.extend_from_slice(b"unterminated");
+        let lines = |b: &[u8], ws: &mut dyn Iterator<Item = std::ops::Range<usize>>| {
+            let mut got = Vec::new();
+            let mut n = 1;
+            for w in ws {
+                n += for_each_line_in(&b[w], n, |l| got.push((l.number, l.bytes.to_vec())));
+            }
+            got
+        };
+        let whole = lines(&bytes, &mut std::iter::once(0..bytes.len()));
+        assert_eq!(whole.len(), 503);
+        for size in [0, 1, 10, 100, 1000, 5000, 1 << 20] {
+            let ws: Vec<_> = windows(&bytes, size).collect();
+            assert_eq!(ws.first().map(|w| w.start), Some(0));
+            assert_eq!(ws.last().map(|w| w.end), Some(bytes.len()));
+            for pair in ws.windows(2) {
+                assert_eq!(pair[0].end, pair[1].start, "size {size}: contiguous");
+                assert_eq!(
+                    bytes[pair[0].end - 1],
+                    b'\n',
+                    "size {size}: ends after a newline"
+                );
+                assert!(pair[0].len() > size, "size {size}: at least the size");
+            }
+            assert_eq!(lines(&bytes, &mut ws.into_iter()), whole, "size {size}");
+        }
+        assert_eq!(windows(b"", 10).count(), 0);
     }
 
     #[test]
