@@ -13,9 +13,12 @@ pub mod shrink;
 
 pub use discover::{discover, Discovered, DiscoveryError, InputFile};
 pub use hash::{sha256_hex, HashingReader, Sha256Stream};
-pub use lines::{for_each_line_in, newline_count, split_chunks, Line, LineReader, MAX_LINE_LEN};
+pub use lines::{
+    for_each_line_in, newline_count, split_chunks, split_chunks_then, Line, LineReader,
+    MAX_LINE_LEN,
+};
 pub use read::{
-    open_evidence, open_input, prefault_pages, release_pages, sniff_compression, stream_gzip,
-    Compression, OpenInput, StreamOutcome,
+    open_evidence, open_input, prefault_pages, release_pages, release_span, sniff_compression,
+    stream_gzip, Compression, OpenInput, StreamOutcome,
 };
 pub use shrink::GuardedMap;

@@ -75,6 +75,19 @@ pub fn split_chunks(
     target: usize,
     is_record_start: Option<RecordStart<'_>>,
 ) -> Vec<Range<usize>> {
+    split_chunks_then(bytes, target, is_record_start, &mut |_| {})
+}
+
+/// [`split_chunks`], calling `looked_at` after each cut with the bytes read to find it (from
+/// `target` bytes into the chunk to the cut), so that the caller can release a mapping's
+/// pages there at once: reading one byte may map a whole huge page of a file's page cache
+/// (2 MiB), and a 4 GiB file has 256 cuts at the default chunk size.
+pub fn split_chunks_then(
+    bytes: &[u8],
+    target: usize,
+    is_record_start: Option<RecordStart<'_>>,
+    looked_at: &mut dyn FnMut(Range<usize>),
+) -> Vec<Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0usize;
     let target = target.max(1);
@@ -94,6 +107,7 @@ pub fn split_chunks(
                     cut = (end + 1).min(bytes.len());
                 }
             }
+            looked_at((start + target).min(cut)..cut);
         }
         out.push(start..cut);
         start = cut;
@@ -312,5 +326,16 @@ mod tests {
         let starts: Vec<_> = chunks.iter().map(|r| input[r.start]).collect();
         assert!(starts.iter().all(|&c| c == b'A'));
         assert_eq!(chunks.last().unwrap().end, input.len());
+
+        // Each cut says which bytes finding it read: from `target` into its chunk to the cut.
+        let mut looked = Vec::new();
+        let again = split_chunks_then(input, 2, Some(&pred), &mut |r| looked.push(r));
+        assert_eq!(again, chunks);
+        let want: Vec<_> = chunks
+            .iter()
+            .filter(|c| c.start + 2 < input.len())
+            .map(|c| c.start + 2..c.end)
+            .collect();
+        assert_eq!(looked, want);
     }
 }

@@ -145,6 +145,23 @@ pub fn release_pages(map: &Mmap, offset: usize, len: usize) {
     let _ = (map, offset, len);
 }
 
+/// Releases (as [`release_pages`]) the 2 MiB-aligned span of `map` holding `range`: reading
+/// a byte may have mapped a whole huge page of the page cache, or a 64 KiB block around it.
+/// For bytes read outside the ranges being parsed (looking for chunk boundaries).
+pub fn release_span(map: &Mmap, range: std::ops::Range<usize>) {
+    const SPAN: usize = 2 << 20;
+    let start = range.start / SPAN * SPAN;
+    let end = range
+        .end
+        .max(range.start + 1)
+        .div_ceil(SPAN)
+        .saturating_mul(SPAN)
+        .min(map.len());
+    if end > start {
+        release_pages(map, start, end - start);
+    }
+}
+
 /// Maps the pages of `map[offset..offset+len]` in one call (`MADV_POPULATE_READ`, Linux 5.14
 /// and later), instead of one page fault per few pages as a reader touches them. Only a hint:
 /// where the kernel does not support it, pages fault in as usual.

@@ -9,7 +9,7 @@ use ecir_audit::scan_findings::EDGE_TEXT_BYTES;
 use ecir_audit::HourTally;
 use ecir_detect::{DetectConfig, DetectorSet, Origin};
 use ecir_formats::{skip, Chosen, EventSink, Parser};
-use ecir_input::{for_each_line_in, newline_count, open_input, split_chunks, InputFile, OpenInput};
+use ecir_input::{for_each_line_in, newline_count, open_input, InputFile, OpenInput};
 use ecir_model::report::SkippedSample;
 use ecir_model::text::evidence_text;
 use ecir_model::{Event, InputSummary, SourceKind, Timestamp};
@@ -625,16 +625,18 @@ fn read_mapped<'a>(
     let ranges = if bytes.len() > chunk + chunk / 2 {
         let pred = chosen.map(|c| c.format);
         let is_start = move |l: &[u8]| pred.is_none_or(|f| f.is_record_start(l));
-        split_chunks(bytes, chunk, Some(&is_start))
+        // Finding each cut touches a few pages, and the kernel maps a block around every
+        // page touched (64 KiB, or a whole 2 MiB huge page of the page cache): released at
+        // once, not when each chunk is done, or they would add from 16 to 512 MiB per 4 GiB
+        // of file to the resident set.
+        ecir_input::split_chunks_then(bytes, chunk, Some(&is_start), &mut |r| {
+            if let Some(m) = map {
+                ecir_input::release_span(m, r);
+            }
+        })
     } else {
         std::iter::once(0..bytes.len()).collect()
     };
-    // Finding the chunk boundaries touched a few pages at each, and the kernel maps a block
-    // around every page touched (64 KiB): released now, not when each chunk is done, or they
-    // would add 16 MiB per 4 GiB of file to the resident set.
-    if let Some(m) = map {
-        ecir_input::release_pages(m, 0, bytes.len());
-    }
     let lines = ChunkLines::new(ranges.len());
     let parse_ctx = with_mtime(&env.opts.parse, display);
     let runs = MappedRun {
@@ -750,7 +752,7 @@ mod tests {
             bytes.extend_from_slice(format!("line {i} of the sample\n").as_bytes());
         }
         bytes.extend_from_slice(b"unterminated");
-        let ranges = split_chunks(&bytes, 20_000, None);
+        let ranges = ecir_input::split_chunks(&bytes, 20_000, None);
         assert!(ranges.len() >= 3);
         (bytes, ranges)
     }

@@ -467,7 +467,13 @@ fn read_file(
                     let is_start = |l: &[u8]| ch.format.is_record_start(l);
                     let chunk = opts.parse_chunk_bytes.max(1 << 10);
                     let ranges = if bytes.len() > 2 * chunk {
-                        ecir_input::split_chunks(bytes, chunk, Some(&is_start))
+                        // Each cut's pages are released as soon as it is found (see
+                        // `split_chunks_then`).
+                        ecir_input::split_chunks_then(bytes, chunk, Some(&is_start), &mut |r| {
+                            if let Some(m) = map.as_ref() {
+                                ecir_input::release_span(m, r);
+                            }
+                        })
                     } else {
                         std::iter::once(0..bytes.len()).collect()
                     };
