@@ -183,8 +183,8 @@ $(row "\`ecir scan\` 8 × $GZ_SIZE gz (one scan)" "$t_gz" "$c_gz" "$gz_bytes" "$
 | $PLAIN_SIZE full scan ≥ 500 MB/s | $mb_scan MB/s | $(verdict "$mb_scan" ">=" 500) |
 | $PLAIN_SIZE full scan ≤ 8 × \`wc -l\` | $r_wc × | $(verdict "$r_wc" "<=" 8) |
 | 8 × $GZ_SIZE gz files < 0.6 × \`zcat\` one after another | $r_zcat × | $(verdict "$r_zcat" "<" 0.6) |
-| Peak RSS does not grow with input ($PLAIN_SIZE → $BIG_SIZE) | $rss_1g → $rss_4g MiB | $( [ "$rss_4g" = n/a ] && echo n/a || verdict "$(ratio "$rss_4g" "$rss_1g")" "<=" 1.25) |
-| (heap only, for diagnosis) | $anon_1g → $anon_4g MiB | $( [ "$anon_4g" = n/a ] && echo n/a || verdict "$(ratio "$anon_4g" "$anon_1g")" "<=" 1.25) |
+| Peak RSS does not grow with input ($PLAIN_SIZE → $BIG_SIZE): within 1.25 × | $rss_1g → $rss_4g MiB ($( [ "$rss_4g" = n/a ] && echo n/a || ratio "$rss_4g" "$rss_1g") ×) | $( [ "$rss_4g" = n/a ] && echo n/a || verdict "$(ratio "$rss_4g" "$rss_1g")" "<=" 1.25) |
+| (heap only, for diagnosis): within 1.25 × | $anon_1g → $anon_4g MiB | $( [ "$anon_4g" = n/a ] && echo n/a || verdict "$(ratio "$anon_4g" "$anon_1g")" "<=" 1.25) |
 
 \`-j 1\` / \`-j 2\` time: $r_j × (speed-up from the second core).
 EOF
