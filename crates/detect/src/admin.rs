@@ -69,7 +69,9 @@ pub const RULES: &[&str] = &[
     "admin.script_agent",
 ];
 
-/// Most admin requests kept (the earliest by time, file, line are kept beyond it).
+/// Most admin requests kept (the earliest by time, file, line are kept beyond it), counted
+/// apart for requests the server answered (below 400) and refused (400 and up): a year of
+/// scanners' guesses answered 404 must not push out the staff's and an intruder's pages.
 pub const MAX_REQUESTS: usize = 500_000;
 /// Most login records from other sources kept.
 pub const MAX_ATTEMPTS: usize = 500_000;
@@ -205,7 +207,9 @@ impl<T> Chunked<T> {
 /// State of the admin detector.
 pub struct Admin {
     config: Arc<DetectConfig>,
+    /// Admin-looking requests answered below 400, and those refused (see [`MAX_REQUESTS`]).
     reqs: ReqStore,
+    refused: ReqStore,
     attempts: Chunked<Attempt>,
     dropped: u64,
     /// Requests under first path segments that may turn out to be a renamed admin prefix
@@ -529,6 +533,7 @@ impl Admin {
         Admin {
             config,
             reqs: ReqStore::new(),
+            refused: ReqStore::new(),
             attempts: Chunked::default(),
             dropped: 0,
             pending: BTreeMap::new(),
@@ -784,6 +789,7 @@ impl Admin {
                 };
                 self.keep(seg, r);
             }
+            None if parts.status >= 400 => self.refused.push(&parts, origin),
             None => self.reqs.push(&parts, origin),
         }
     }
@@ -821,6 +827,7 @@ impl DetectorState for Admin {
     fn merge(&mut self, other: Box<dyn DetectorState>) {
         let other: Admin = downcast(other);
         self.reqs.merge(other.reqs);
+        self.refused.merge(other.refused);
         self.attempts.append(other.attempts);
         self.dropped += other.dropped;
         self.merge_pending(other.pending);
@@ -832,7 +839,10 @@ impl DetectorState for Admin {
         let cfg = self.config.admin.clone();
         let (mut reqs, reqs_dropped) =
             std::mem::replace(&mut self.reqs, ReqStore::new()).finish(ctx);
-        self.dropped += reqs_dropped;
+        let (refused, refused_dropped) =
+            std::mem::replace(&mut self.refused, ReqStore::new()).finish(ctx);
+        reqs.extend(refused);
+        self.dropped += reqs_dropped + refused_dropped;
         reqs.sort_by(req_order);
         let mut other = std::mem::take(&mut self.attempts).into_vec();
         other.sort_by(attempt_order);
@@ -1447,7 +1457,7 @@ fn analyse(
                     String::new()
                 },
                 if dropped > 0 {
-                    format!(" {dropped} admin record(s) beyond the analysis limit were not analysed (the earliest were kept).")
+                    format!(" {dropped} admin record(s) beyond the analysis limit were not analysed (the earliest were kept, counting requests the server answered apart from those it refused).")
                 } else {
                     String::new()
                 }
@@ -2844,5 +2854,79 @@ mod tests {
             r.contains(&("admin.account_change", Severity::High)),
             "{r:?}"
         );
+    }
+
+    #[test]
+    fn scanners_refused_do_not_push_out_answered_pages_past_the_cap() {
+        // 300 guesses answered 404, then an intruder logging in from outside the allow-list;
+        // each kind keeps its earliest 50.
+        let cfg = Arc::new(DetectConfig {
+            admin: AdminConfig {
+                allow: vec!["192.0.2.0/24".parse().unwrap()],
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        let file: Arc<str> = Arc::from("access.log");
+        let mut lines: Vec<(i64, &str, &str, String, u16)> = (0..300)
+            .map(|i| {
+                (
+                    i,
+                    "198.51.100.9",
+                    "GET",
+                    format!("/admin/guess{i}.php"),
+                    404,
+                )
+            })
+            .collect();
+        lines.push((DAY, "203.0.113.5", "POST", "/admin/login".into(), 302));
+        lines.push((DAY + 1, "203.0.113.5", "GET", "/admin/".into(), 200));
+        let dir = std::env::temp_dir();
+        for parts in [1, 2] {
+            let mut states: Vec<Admin> = (0..parts)
+                .map(|_| {
+                    let mut a = Admin::new(cfg.clone());
+                    a.reqs = ReqStore::with(dir.clone(), 1 << 20, 50);
+                    a.refused = ReqStore::with(dir.clone(), 1 << 20, 50);
+                    a
+                })
+                .collect();
+            for (i, (t, ip, method, target, status)) in lines.iter().enumerate() {
+                let raw = format!("{ip} {method} {target} {status}");
+                let ev = Event {
+                    ts: Some(Timestamp::from_secs(1_700_000_000 + t, 0)),
+                    client_ip: ip.parse().ok(),
+                    method: Some((*method).into()),
+                    target: Some(target.as_str().into()),
+                    status: Some(*status),
+                    user_agent: Some("Mozilla/5.0".into()),
+                    ..Default::default()
+                };
+                let origin = Origin {
+                    file: &file,
+                    line: i as u64 + 1,
+                    raw: raw.as_bytes(),
+                };
+                states[i % parts].observe(&ev, &origin);
+            }
+            let mut it = states.into_iter();
+            let mut first: Box<dyn DetectorState> = Box::new(it.next().unwrap());
+            for s in it {
+                first.merge(Box::new(s));
+            }
+            let f = first.finish(&FinishContext::new(100));
+            let out: Vec<_> = f
+                .iter()
+                .filter(|x| x.rule == "admin.outside_allowlist")
+                .collect();
+            assert_eq!(out.len(), 1, "{parts} part(s): {:?}", rules(&f));
+            assert_eq!(out[0].ips, vec!["203.0.113.5"]);
+            let profile = f.iter().find(|x| x.rule == "admin.profile").unwrap();
+            assert!(
+                profile.summary.contains("250 admin record(s) beyond"),
+                "{}",
+                profile.summary
+            );
+        }
     }
 }

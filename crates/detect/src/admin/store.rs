@@ -4,7 +4,8 @@
 //! the requests a long run of logs holds (scanners' admin guesses, brute force), and merging
 //! states appends files instead of copying requests.
 //!
-//! At most the earliest [`MAX_REQUESTS`] by (time, file, line) are kept, as before: past
+//! A store keeps at most the earliest [`MAX_REQUESTS`] by (time, file, line) (the detector
+//! has two: requests the server answered and those it refused): past
 //! twice that many, the store is cut to the earliest (a pass over the keys, then a pass
 //! writing the kept ones), and later requests after the last kept one are counted as dropped
 //! without being stored.
