@@ -70,8 +70,9 @@ pub const RULES: &[&str] = &[
 ];
 
 /// Most admin requests kept (the earliest by time, file, line are kept beyond it), counted
-/// apart for requests the server answered (below 400) and refused (400 and up): a year of
-/// scanners' guesses answered 404 must not push out the staff's and an intruder's pages.
+/// apart for requests answered 404 and the rest: a year of scanners' guesses must not push
+/// out the staff's and an intruder's pages. (Only 404s: a login's 401, 403 or 429 and the
+/// pages around it are judged together, so they share one cap.)
 pub const MAX_REQUESTS: usize = 500_000;
 /// Most login records from other sources kept.
 pub const MAX_ATTEMPTS: usize = 500_000;
@@ -207,9 +208,9 @@ impl<T> Chunked<T> {
 /// State of the admin detector.
 pub struct Admin {
     config: Arc<DetectConfig>,
-    /// Admin-looking requests answered below 400, and those refused (see [`MAX_REQUESTS`]).
+    /// Admin-looking requests, and those answered 404 (see [`MAX_REQUESTS`]).
     reqs: ReqStore,
-    refused: ReqStore,
+    not_found: ReqStore,
     attempts: Chunked<Attempt>,
     dropped: u64,
     /// Requests under first path segments that may turn out to be a renamed admin prefix
@@ -533,7 +534,7 @@ impl Admin {
         Admin {
             config,
             reqs: ReqStore::new(),
-            refused: ReqStore::new(),
+            not_found: ReqStore::new(),
             attempts: Chunked::default(),
             dropped: 0,
             pending: BTreeMap::new(),
@@ -789,7 +790,7 @@ impl Admin {
                 };
                 self.keep(seg, r);
             }
-            None if parts.status >= 400 => self.refused.push(&parts, origin),
+            None if parts.status == 404 => self.not_found.push(&parts, origin),
             None => self.reqs.push(&parts, origin),
         }
     }
@@ -827,7 +828,7 @@ impl DetectorState for Admin {
     fn merge(&mut self, other: Box<dyn DetectorState>) {
         let other: Admin = downcast(other);
         self.reqs.merge(other.reqs);
-        self.refused.merge(other.refused);
+        self.not_found.merge(other.not_found);
         self.attempts.append(other.attempts);
         self.dropped += other.dropped;
         self.merge_pending(other.pending);
@@ -839,10 +840,10 @@ impl DetectorState for Admin {
         let cfg = self.config.admin.clone();
         let (mut reqs, reqs_dropped) =
             std::mem::replace(&mut self.reqs, ReqStore::new()).finish(ctx);
-        let (refused, refused_dropped) =
-            std::mem::replace(&mut self.refused, ReqStore::new()).finish(ctx);
-        reqs.extend(refused);
-        self.dropped += reqs_dropped + refused_dropped;
+        let (not_found, not_found_dropped) =
+            std::mem::replace(&mut self.not_found, ReqStore::new()).finish(ctx);
+        reqs.extend(not_found);
+        self.dropped += reqs_dropped + not_found_dropped;
         reqs.sort_by(req_order);
         let mut other = std::mem::take(&mut self.attempts).into_vec();
         other.sort_by(attempt_order);
@@ -1457,7 +1458,7 @@ fn analyse(
                     String::new()
                 },
                 if dropped > 0 {
-                    format!(" {dropped} admin record(s) beyond the analysis limit were not analysed (the earliest were kept, counting requests the server answered apart from those it refused).")
+                    format!(" {dropped} admin record(s) beyond the analysis limit were not analysed (the earliest were kept, counting requests answered 404 apart from the others).")
                 } else {
                     String::new()
                 }
@@ -2857,7 +2858,7 @@ mod tests {
     }
 
     #[test]
-    fn scanners_refused_do_not_push_out_answered_pages_past_the_cap() {
+    fn scanners_404s_do_not_push_out_answered_pages_past_the_cap() {
         // 300 guesses answered 404, then an intruder logging in from outside the allow-list;
         // each kind keeps its earliest 50.
         let cfg = Arc::new(DetectConfig {
@@ -2887,7 +2888,7 @@ mod tests {
                 .map(|_| {
                     let mut a = Admin::new(cfg.clone());
                     a.reqs = ReqStore::with(dir.clone(), 1 << 20, 50);
-                    a.refused = ReqStore::with(dir.clone(), 1 << 20, 50);
+                    a.not_found = ReqStore::with(dir.clone(), 1 << 20, 50);
                     a
                 })
                 .collect();

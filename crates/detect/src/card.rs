@@ -425,9 +425,13 @@ struct LazyEvidence {
     /// Sorted by [`Arena::order`], at most `MAX_EVIDENCE`.
     items: Vec<Kept>,
     /// Once `MAX_EVIDENCE` lines were written to the evidence spool (see
-    /// [`Card::spill_evidence`]): the worst of them. A line not better than it can never be
-    /// among the best, so it is refused.
+    /// [`Card::spill_evidence`]): a key at least that many written lines are no worse than.
+    /// A line not better than it can never be among the best, so it is refused.
     bound: Option<EvKey>,
+    /// Lines written to the spool, and the worst of them: once they are `MAX_EVIDENCE`,
+    /// that worst one is a bound, however few each spill wrote.
+    written: usize,
+    worst_written: Option<EvKey>,
 }
 
 impl LazyEvidence {
@@ -465,14 +469,48 @@ impl LazyEvidence {
             return;
         }
         encode_spilled(out, path, &self.items, arena);
-        if self.items.len() >= ecir_model::finding::MAX_EVIDENCE {
-            let worst = self.items[self.items.len() - 1].key;
-            if self.beats_bound(arena, worst) {
-                self.bound = Some(worst);
-            }
-        }
+        let n = self.items.len();
+        let worst = self.items[n - 1].key;
         for k in self.items.drain(..) {
             arena.free(k.raw);
+        }
+        if n >= ecir_model::finding::MAX_EVIDENCE {
+            self.tighten(arena, worst);
+        }
+        self.written += n;
+        self.note_written(arena, worst);
+    }
+
+    /// Notes a written line of `key` as the worst written if it is, and makes the worst
+    /// written the bound once `MAX_EVIDENCE` lines were written.
+    fn note_written(&mut self, arena: &mut Arena, key: EvKey) {
+        if self
+            .worst_written
+            .is_none_or(|w| arena.order(key, w) == std::cmp::Ordering::Greater)
+        {
+            self.worst_written = Some(key);
+        }
+        if self.written >= ecir_model::finding::MAX_EVIDENCE {
+            if let Some(w) = self.worst_written {
+                self.tighten(arena, w);
+            }
+        }
+    }
+
+    /// Makes `b` the bound if it is tighter, dropping kept lines it outdoes.
+    fn tighten(&mut self, arena: &mut Arena, b: EvKey) {
+        if !self.beats_bound(arena, b) {
+            return;
+        }
+        self.bound = Some(b);
+        while self
+            .items
+            .last()
+            .is_some_and(|k| !self.beats_bound(arena, k.key))
+        {
+            if let Some(k) = self.items.pop() {
+                arena.free(k.raw);
+            }
         }
     }
 
@@ -512,21 +550,16 @@ impl LazyEvidence {
 
     /// Takes in the lines of a merged state (see [`Remap`]).
     fn merge(&mut self, arena: &mut Arena, other: LazyEvidence, remap: &Remap) {
+        // Both states' written lines stay in the spool: their bounds hold, and so does the
+        // worst of all they wrote once those are `MAX_EVIDENCE`.
         if let Some(mut b) = other.bound {
             b.2 = remap.file(b.2);
-            if self.beats_bound(arena, b) {
-                self.bound = Some(b);
-                // Lines of this state the other's spilled ones outdo.
-                while self
-                    .items
-                    .last()
-                    .is_some_and(|k| !self.beats_bound(arena, k.key))
-                {
-                    if let Some(k) = self.items.pop() {
-                        arena.free(k.raw);
-                    }
-                }
-            }
+            self.tighten(arena, b);
+        }
+        if let Some(mut w) = other.worst_written {
+            w.2 = remap.file(w.2);
+            self.written += other.written;
+            self.note_written(arena, w);
         }
         for mut k in other.items {
             k.key.2 = remap.file(k.key.2);
@@ -547,7 +580,10 @@ impl LazyEvidence {
     }
 
     fn remap(&mut self, arena: &mut Arena, remap: &Remap) {
-        if let Some(b) = &mut self.bound {
+        for b in [&mut self.bound, &mut self.worst_written]
+            .into_iter()
+            .flatten()
+        {
             b.2 = remap.file(b.2);
         }
         for k in &mut self.items {
@@ -1675,11 +1711,17 @@ impl Card {
     }
 
     /// Writes every asset path's kept first-seen lines to the evidence spool (finish reads
-    /// back those of the paths that make findings; each path keeps its bound, so only
-    /// better lines are kept from then on), then compacts the arena. The next spill comes
-    /// once another [`EVIDENCE_MEM`] has been kept.
+    /// back those of the paths that make findings; once a path has written `MAX_EVIDENCE`
+    /// lines it has a bound, so only better lines are kept from then on). The next spill
+    /// comes once the arena has grown by another [`EVIDENCE_MEM`]; none after writing
+    /// failed (the spool then keeps its blocks in memory).
     #[cold]
     fn spill_evidence(&mut self) {
+        if self.ev_spool_error.is_some() {
+            // Writing failed: what is spilled now would stay in memory as well.
+            self.ev_spill_at = usize::MAX;
+            return;
+        }
         let (arena, spool, error) = (
             &mut self.arena,
             &mut self.ev_spool,
@@ -1702,8 +1744,12 @@ impl Card {
         if !block.is_empty() {
             push(block);
         }
-        self.compact_arena();
-        self.ev_spill_at = self.arena.live + self.evidence_mem;
+        // The garbage left is compacted as usual: harvest lines, never spilled, may be most
+        // of the arena, and copying them at every spill would be wasted.
+        if self.arena.needs_compaction() {
+            self.compact_arena();
+        }
+        self.ev_spill_at = self.arena.live.saturating_add(self.evidence_mem);
     }
 
     /// Copies the kept lines into a new arena, leaving the garbage behind.

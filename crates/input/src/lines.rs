@@ -79,7 +79,8 @@ pub fn split_chunks(
 }
 
 /// [`split_chunks`], calling `looked_at` after each cut with the bytes read to find it (from
-/// `target` bytes into the chunk to the cut), so that the caller can release a mapping's
+/// `target` bytes into the chunk to the cut, and on to the end of the line after it when
+/// `is_record_start` read that line), so that the caller can release a mapping's
 /// pages there at once: reading one byte may map a whole huge page of a file's page cache
 /// (2 MiB), and a 4 GiB file has 256 cuts at the default chunk size.
 pub fn split_chunks_then(
@@ -98,16 +99,20 @@ pub fn split_chunks_then(
                 Some(i) => cut + i + 1,
                 None => bytes.len(),
             };
+            // The end of the last byte read: the cut, or the end of the line the record
+            // test read after it.
+            let mut read = cut;
             if let Some(pred) = is_record_start {
                 while cut < bytes.len() {
                     let end = memchr::memchr(b'\n', &bytes[cut..]).map_or(bytes.len(), |i| cut + i);
+                    read = read.max(end);
                     if pred(trim_cr(&bytes[cut..end])) {
                         break;
                     }
                     cut = (end + 1).min(bytes.len());
                 }
             }
-            looked_at((start + target).min(cut)..cut);
+            looked_at((start + target).min(cut)..read.max(cut));
         }
         out.push(start..cut);
         start = cut;
@@ -331,10 +336,16 @@ mod tests {
         let mut looked = Vec::new();
         let again = split_chunks_then(input, 2, Some(&pred), &mut |r| looked.push(r));
         assert_eq!(again, chunks);
+        let line_end = |at: usize| {
+            input[at..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(input.len(), |i| at + i)
+        };
         let want: Vec<_> = chunks
             .iter()
             .filter(|c| c.start + 2 < input.len())
-            .map(|c| c.start + 2..c.end)
+            .map(|c| c.start + 2..line_end(c.end).max(c.end))
             .collect();
         assert_eq!(looked, want);
     }

@@ -5,7 +5,7 @@
 //! states appends files instead of copying requests.
 //!
 //! A store keeps at most the earliest [`MAX_REQUESTS`] by (time, file, line) (the detector
-//! has two: requests the server answered and those it refused): past
+//! has two: requests answered 404 and the others): past
 //! twice that many, the store is cut to the earliest (a pass over the keys, then a pass
 //! writing the kept ones), and later requests after the last kept one are counted as dropped
 //! without being stored.

@@ -1413,3 +1413,99 @@ fn first_seen_evidence_written_out_comes_back_exactly() {
         "{warnings:?}"
     );
 }
+
+/// Random splits over up to six states, spills at random points (also after merges), a
+/// random merge order, and file indexes whose order differs from the names': the spool plus
+/// memory always give exactly what one `TopEvidence` keeps.
+#[test]
+fn lazy_evidence_spilled_and_merged_in_any_tree() {
+    let files: Vec<Arc<str>> = vec![Arc::from("c.log"), Arc::from("b.log"), Arc::from("a.log")];
+    for seed in 0..400u64 {
+        let mut next = rng(seed * 7 + 1);
+        let n = 20 + next() % 200;
+        let lines: Vec<(usize, u64, Option<Timestamp>, u32, String)> = (0..n)
+            .map(|i| {
+                let ts = (!next().is_multiple_of(5))
+                    .then(|| Timestamp::from_secs((next() % 10) as i64, 0));
+                let line = format!("l{i} {}", "x".repeat((next() % 50) as usize));
+                let w = [10, 20][(next() % 2) as usize];
+                ((next() % 3) as usize, i, ts, w, line)
+            })
+            .collect();
+        let mut whole = TopEvidence::default();
+        for (f, line, ts, w, raw) in &lines {
+            let o = Origin {
+                file: &files[*f],
+                line: *line,
+                raw: raw.as_bytes(),
+            };
+            whole.offer(&o, *ts, *w);
+        }
+        let expect = whole.into_vec();
+        let parts = 1 + (next() % 6) as usize;
+        let spill_every = [0u64, 3, 11, 30][(next() % 4) as usize];
+        let mut states: Vec<(Arena, LazyEvidence)> =
+            (0..parts).map(|_| Default::default()).collect();
+        let mut spilled = Vec::new();
+        for (f, line, ts, w, raw) in &lines {
+            let o = Origin {
+                file: &files[*f],
+                line: *line,
+                raw: raw.as_bytes(),
+            };
+            let (arena, ev) = &mut states[(next() % parts as u64) as usize];
+            ev.offer(arena, &o, *ts, *w);
+            if spill_every > 0 && next().is_multiple_of(spill_every) {
+                ev.spill(arena, "/p.js", &mut spilled);
+            }
+        }
+        while states.len() > 1 {
+            let (a, e) = states.swap_remove((next() % states.len() as u64) as usize);
+            let j = (next() % states.len() as u64) as usize;
+            let (arena, ev) = &mut states[j];
+            let remap = Remap {
+                files: a.files.iter().map(|f| arena.file(f)).collect(),
+                from: &a,
+            };
+            ev.merge(arena, e, &remap);
+            if next().is_multiple_of(2) {
+                ev.spill(arena, "/p.js", &mut spilled);
+            }
+        }
+        let (arena, ev) = states.pop().unwrap();
+        let mut got = ev.to_vec(&arena);
+        decode_spilled(&spilled, &|p| p == "/p.js", &mut Vec::new(), &mut |_, e| {
+            got.push(e)
+        })
+        .unwrap();
+        got.sort_by(crate::evidence::order);
+        got.truncate(ecir_model::finding::MAX_EVIDENCE);
+        assert_eq!(got, expect, "seed {seed}");
+    }
+}
+
+/// A path spilling fewer than `MAX_EVIDENCE` lines at a time still gets a bound once that
+/// many are written, so lines in time order are written about once, not every one of them.
+#[test]
+fn spilling_a_few_lines_at_a_time_still_bounds_what_is_written() {
+    let file: Arc<str> = Arc::from("a.log");
+    let (mut arena, mut ev) = (Arena::default(), LazyEvidence::default());
+    let mut spilled = Vec::new();
+    for i in 0..1000u64 {
+        let raw = format!("line {i}");
+        let o = Origin {
+            file: &file,
+            line: i + 1,
+            raw: raw.as_bytes(),
+        };
+        ev.offer(&mut arena, &o, Some(Timestamp::from_secs(i as i64, 0)), 20);
+        if i % 10 == 9 {
+            ev.spill(&mut arena, "/p.jpg", &mut spilled);
+        }
+    }
+    let mut n = 0;
+    decode_spilled(&spilled, &|_| true, &mut Vec::new(), &mut |_, _| n += 1).unwrap();
+    assert!(ev.bound.is_some());
+    assert_eq!(n, ecir_model::finding::MAX_EVIDENCE, "lines written");
+    assert_eq!(arena.live, 0);
+}
