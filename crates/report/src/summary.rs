@@ -77,8 +77,14 @@ pub fn next_step(report: &Report) -> Option<String> {
     ))
 }
 
-/// Medium findings listed in the terminal summary, at most (all are in the reports).
+/// Critical and high findings listed in the terminal summary, at most, each: all of them
+/// in any real case; a scanner probing a catch-all site can raise hundreds of thousands,
+/// and a terminal page of them helps nobody (all are in the reports).
+const MAX_HIGH_ROWS: usize = 200;
+/// Medium findings listed, at most.
 const MAX_MEDIUM_ROWS: usize = 30;
+/// Findings named as the exposure window's basis, at most.
+const MAX_BASIS_IDS: usize = 20;
 /// Low and info findings listed, at most.
 const MAX_LOW_ROWS: usize = 15;
 /// Client IPs listed under "Top IPs", at most.
@@ -180,13 +186,14 @@ pub fn render_summary(report: &Report, p: &dyn Painter, width: usize) -> String 
     let title_w = width
         .saturating_sub(2 + 8 + 1 + id_w + 1 + rule_w + 1)
         .max(20);
-    // Every critical and high finding is listed; medium and below up to a budget each, so a
-    // noisy log does not bury the page (the JSON and HTML reports list them all).
+    // Critical and high findings are listed up to a large budget, medium and below up to a
+    // small one, so a noisy log does not bury the page (the JSON and HTML reports list them
+    // all).
     let mut shown: std::collections::BTreeMap<Severity, usize> = Default::default();
     let mut hidden: std::collections::BTreeMap<Severity, usize> = Default::default();
     for f in &report.findings {
         let budget = match f.severity {
-            Severity::Critical | Severity::High => usize::MAX,
+            Severity::Critical | Severity::High => MAX_HIGH_ROWS,
             Severity::Medium => MAX_MEDIUM_ROWS,
             _ => MAX_LOW_ROWS,
         };
@@ -315,7 +322,20 @@ fn render_exposure(o: &mut String, e: &ecir_model::Exposure, p: &dyn Painter) {
     let _ = writeln!(
         o,
         "  {} ({}); {}; orders = completion-page hits, one per client IP + user agent session",
-        p.dim(&format!("basis {}", e.basis.join(", "))),
+        p.dim(&format!(
+            "basis {}{}",
+            e.basis
+                .iter()
+                .take(MAX_BASIS_IDS)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+            if e.basis.len() > MAX_BASIS_IDS {
+                format!(" and {} more", e.basis.len() - MAX_BASIS_IDS)
+            } else {
+                String::new()
+            }
+        )),
         start,
         end,
     );
@@ -429,7 +449,7 @@ mod tests {
     }
 
     #[test]
-    fn lists_every_high_finding_and_caps_the_rest() {
+    fn lists_high_findings_up_to_a_large_budget_and_caps_the_rest() {
         let mut r: Report = serde_json::from_value(serde_json::json!({
             "schema": "ecir.report/1", "tool": {"name": "ecir", "version": "0"},
             "generated_at": "2024-05-01T00:00:00+00:00", "options": {}, "inputs": [],
@@ -438,7 +458,8 @@ mod tests {
         }))
         .unwrap();
         for (sev, n) in [
-            (Severity::High, 40),
+            (Severity::Critical, 40),
+            (Severity::High, MAX_HIGH_ROWS + 7),
             (Severity::Medium, 45),
             (Severity::Low, 20),
         ] {
@@ -456,17 +477,39 @@ mod tests {
                 .filter(|l| l.trim_start().starts_with(tag))
                 .count()
         };
-        assert_eq!(count("HIGH"), 40, "every high finding is listed");
+        assert_eq!(
+            count("CRITICAL"),
+            40,
+            "every critical finding under the budget"
+        );
+        assert_eq!(count("HIGH"), MAX_HIGH_ROWS);
         assert_eq!(count("MEDIUM"), MAX_MEDIUM_ROWS);
         assert_eq!(count("LOW"), MAX_LOW_ROWS);
         assert!(
-            text.contains("not listed here: 15 medium, 5 low"),
+            text.contains("not listed here: 7 high, 15 medium, 5 low"),
             "{}",
             text.lines()
                 .filter(|l| l.contains("more"))
                 .collect::<Vec<_>>()
                 .join("\n")
         );
+    }
+
+    #[test]
+    fn exposure_basis_names_at_most_twenty_findings() {
+        let t = ecir_model::Timestamp::from_secs(1_700_000_000, 0);
+        let e = ecir_model::Exposure {
+            start: t,
+            end: t,
+            basis: (1..=25).map(|i| format!("F{i:04}")).collect(),
+            completed_orders: 3,
+            distinct_customer_ips: 2,
+            extra: Default::default(),
+        };
+        let mut o = String::new();
+        render_exposure(&mut o, &e, &Plain);
+        assert!(o.contains("F0020 and 5 more"), "{o}");
+        assert!(!o.contains("F0021"), "{o}");
     }
 
     #[test]
