@@ -608,76 +608,43 @@ impl LazyEvidence {
 const EVIDENCE_MEM: usize = 4 << 20;
 
 /// Appends one spilled record: the path, then each line's weight, time, file name, line
-/// number and raw bytes (all lengths and numbers little-endian).
+/// number and raw bytes (in [`codec`]'s encoding).
 fn encode_spilled(out: &mut Vec<u8>, path: &str, items: &[Kept], arena: &Arena) {
-    fn bytes(out: &mut Vec<u8>, b: &[u8]) {
-        out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-        out.extend_from_slice(b);
-    }
-    bytes(out, path.as_bytes());
-    out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+    codec::put_bytes(out, path.as_bytes());
+    codec::put_u32(out, items.len() as u32);
     for k in items {
         let (weight, ts, file, line) = k.key;
-        out.extend_from_slice(&weight.to_le_bytes());
-        match ts {
-            Some(t) => {
-                out.push(1);
-                out.extend_from_slice(&t.utc_ms.to_le_bytes());
-                out.extend_from_slice(&t.offset_secs.to_le_bytes());
-            }
-            None => out.push(0),
-        }
-        bytes(out, arena.files[file as usize].as_bytes());
-        out.extend_from_slice(&line.to_le_bytes());
-        bytes(out, arena.get(k.raw));
+        codec::put_u32(out, weight);
+        codec::put_ts(out, ts);
+        codec::put_bytes(out, arena.files[file as usize].as_bytes());
+        codec::put_u64(out, line);
+        codec::put_bytes(out, arena.get(k.raw));
     }
 }
 
 /// Reads the records of one spilled block, calling `f` with each path and its lines as
 /// evidence (`wanted` says which paths' lines to build). `None` when the block is damaged.
 fn decode_spilled(
-    mut b: &[u8],
+    b: &[u8],
     wanted: &dyn Fn(&str) -> bool,
-    files: &mut Vec<Arc<str>>,
+    files: &mut Files,
     f: &mut dyn FnMut(&str, ecir_model::Evidence),
 ) -> Option<()> {
-    fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-        let (h, t) = b.split_at_checked(n)?;
-        *b = t;
-        Some(h)
-    }
-    fn u32_(b: &mut &[u8]) -> Option<u32> {
-        Some(u32::from_le_bytes(take(b, 4)?.try_into().ok()?))
-    }
-    fn bytes<'a>(b: &mut &'a [u8]) -> Option<&'a [u8]> {
-        let n = u32_(b)? as usize;
-        take(b, n)
-    }
-    while !b.is_empty() {
-        let path = std::str::from_utf8(bytes(&mut b)?).ok()?;
+    let mut c = Cursor(b);
+    while !c.0.is_empty() {
+        let path = c.str()?;
         let want = wanted(path);
-        for _ in 0..u32_(&mut b)? {
-            let weight = u32_(&mut b)?;
-            let ts = match take(&mut b, 1)?[0] {
-                0 => None,
-                _ => Some(Timestamp::new(
-                    i64::from_le_bytes(take(&mut b, 8)?.try_into().ok()?),
-                    i32::from_le_bytes(take(&mut b, 4)?.try_into().ok()?),
-                )),
-            };
-            let file = std::str::from_utf8(bytes(&mut b)?).ok()?;
-            let line = u64::from_le_bytes(take(&mut b, 8)?.try_into().ok()?);
-            let raw = bytes(&mut b)?;
+        // Each line takes at least 4 + 1 + 4 + 8 + 4 bytes.
+        for _ in 0..c.count(21)? {
+            let weight = c.u32()?;
+            let ts = c.ts()?;
+            let file = c.str()?;
+            let line = c.u64()?;
+            let n = c.u32()? as usize;
+            let raw = c.take(n)?;
             if want {
-                let file = match files.iter().rposition(|x| **x == *file) {
-                    Some(i) => Arc::clone(&files[i]),
-                    None => {
-                        files.push(Arc::from(file));
-                        Arc::clone(&files[files.len() - 1])
-                    }
-                };
                 let origin = Origin {
-                    file: &file,
+                    file: &codec::file_of(files, file),
                     line,
                     raw,
                 };
