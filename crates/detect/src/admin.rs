@@ -2868,20 +2868,19 @@ mod tests {
             },
             ..Default::default()
         });
-        let file: Arc<str> = Arc::from("access.log");
-        let mut lines: Vec<(i64, &str, &str, String, u16)> = (0..300)
+        let mut lines: Vec<(String, i64)> = (0..300)
             .map(|i| {
                 (
+                    format!("198.51.100.9|GET|/admin/guess{i}.php|404|0|Mozilla/5.0"),
                     i,
-                    "198.51.100.9",
-                    "GET",
-                    format!("/admin/guess{i}.php"),
-                    404,
                 )
             })
             .collect();
-        lines.push((DAY, "203.0.113.5", "POST", "/admin/login".into(), 302));
-        lines.push((DAY + 1, "203.0.113.5", "GET", "/admin/".into(), 200));
+        lines.push((
+            "203.0.113.5|POST|/admin/login|302|0|Mozilla/5.0".into(),
+            DAY,
+        ));
+        lines.push(("203.0.113.5|GET|/admin/|200|0|Mozilla/5.0".into(), DAY + 1));
         let dir = std::env::temp_dir();
         for parts in [1, 2] {
             let mut states: Vec<Admin> = (0..parts)
@@ -2892,30 +2891,8 @@ mod tests {
                     a
                 })
                 .collect();
-            for (i, (t, ip, method, target, status)) in lines.iter().enumerate() {
-                let raw = format!("{ip} {method} {target} {status}");
-                let ev = Event {
-                    ts: Some(Timestamp::from_secs(1_700_000_000 + t, 0)),
-                    client_ip: ip.parse().ok(),
-                    method: Some((*method).into()),
-                    target: Some(target.as_str().into()),
-                    status: Some(*status),
-                    user_agent: Some("Mozilla/5.0".into()),
-                    ..Default::default()
-                };
-                let origin = Origin {
-                    file: &file,
-                    line: i as u64 + 1,
-                    raw: raw.as_bytes(),
-                };
-                states[i % parts].observe(&ev, &origin);
-            }
-            let mut it = states.into_iter();
-            let mut first: Box<dyn DetectorState> = Box::new(it.next().unwrap());
-            for s in it {
-                first.merge(Box::new(s));
-            }
-            let f = first.finish(&FinishContext::new(100));
+            crate::testing::observe_in_chunks(&mut states, &lines);
+            let f = crate::testing::merge_in_order(states).finish(&FinishContext::new(100));
             let out: Vec<_> = f
                 .iter()
                 .filter(|x| x.rule == "admin.outside_allowlist")

@@ -289,18 +289,33 @@ pub(crate) mod testing {
         }
     }
 
-    /// The findings of `states` merged in order, as JSON (evidence normalised).
-    pub fn merged_findings<S: DetectorState>(states: Vec<S>) -> String {
+    /// `states` merged in order into one.
+    pub fn merge_in_order<S: DetectorState>(states: Vec<S>) -> Box<dyn DetectorState> {
         let mut it = states.into_iter();
-        let mut first = it.next().expect("a state");
+        let mut first: Box<dyn DetectorState> = Box::new(it.next().expect("a state"));
         for s in it {
             first.merge(Box::new(s));
         }
-        let mut f = Box::new(first).finish(&FinishContext::default());
+        first
+    }
+
+    /// The findings of `states` merged in order, as JSON (evidence normalised), and the
+    /// warnings they raised.
+    pub fn merged_findings_warned<S: DetectorState>(states: Vec<S>) -> (String, Vec<String>) {
+        let ctx = FinishContext::default();
+        let mut f = merge_in_order(states).finish(&ctx);
         for x in &mut f {
             x.normalize_evidence();
         }
-        serde_json::to_string(&f).expect("json")
+        (
+            serde_json::to_string(&f).expect("json"),
+            ctx.take_warnings(),
+        )
+    }
+
+    /// The findings of `states` merged in order, as JSON (evidence normalised).
+    pub fn merged_findings<S: DetectorState>(states: Vec<S>) -> String {
+        merged_findings_warned(states).0
     }
 
     /// Runs over `parts` separate states merged at the end, to check merging.

@@ -46,7 +46,6 @@ fn run_spilling(
     dir: &std::path::Path,
 ) -> String {
     let cfg = Arc::new(DetectConfig::default());
-    let file: Arc<str> = Arc::from("access.log");
     let mut states: Vec<Card> = (0..parts)
         .map(|_| {
             let mut c = Card::new(cfg.clone());
@@ -54,32 +53,20 @@ fn run_spilling(
             c
         })
         .collect();
-    for (i, (t, l)) in lines.iter().enumerate() {
-        let ev = crate::testing::event(l, *t);
-        let origin = Origin {
-            file: &file,
-            line: i as u64 + 1,
-            raw: l.as_bytes(),
-        };
-        // Contiguous chunks, like the scan's.
-        states[i * parts / lines.len()].observe(&ev, &origin);
-    }
+    observe_in_chunks(&mut states, lines);
     if cap < usize::MAX {
         assert!(
             states.iter().any(|s| s.clients.has_spilled()),
             "cap {cap} spills"
         );
     }
-    let mut it = states.into_iter();
-    let mut first: Box<dyn DetectorState> = Box::new(it.next().unwrap());
-    for s in it {
-        first.merge(Box::new(s));
-    }
-    let mut f = first.finish(&FinishContext::default());
-    for x in &mut f {
-        x.normalize_evidence();
-    }
-    serde_json::to_string(&f).unwrap()
+    crate::testing::merged_findings(states)
+}
+
+/// Feeds `(seconds, line)` to `states` in contiguous chunks, like the scan's.
+fn observe_in_chunks(states: &mut [Card], lines: &[(i64, String)]) {
+    let lines: Vec<(String, i64)> = lines.iter().map(|(t, l)| (l.clone(), *t)).collect();
+    crate::testing::observe_in_chunks(states, &lines);
 }
 
 fn rules(f: &[Finding]) -> Vec<&str> {
@@ -1320,7 +1307,6 @@ fn run_evidence_spilling(
     dir: &std::path::Path,
 ) -> (String, Vec<String>) {
     let cfg = Arc::new(DetectConfig::default());
-    let file: Arc<str> = Arc::from("access.log");
     let mut states: Vec<Card> = (0..parts)
         .map(|_| {
             let mut c = Card::new(cfg.clone());
@@ -1330,15 +1316,7 @@ fn run_evidence_spilling(
             c
         })
         .collect();
-    for (i, (t, l)) in lines.iter().enumerate() {
-        let ev = crate::testing::event(l, *t);
-        let origin = Origin {
-            file: &file,
-            line: i as u64 + 1,
-            raw: l.as_bytes(),
-        };
-        states[i * parts / lines.len()].observe(&ev, &origin);
-    }
+    observe_in_chunks(&mut states, lines);
     if mem < usize::MAX {
         assert!(
             states
@@ -1347,17 +1325,7 @@ fn run_evidence_spilling(
             "{mem} bytes: evidence spilled"
         );
     }
-    let mut it = states.into_iter();
-    let mut first: Box<dyn DetectorState> = Box::new(it.next().unwrap());
-    for s in it {
-        first.merge(Box::new(s));
-    }
-    let ctx = FinishContext::default();
-    let mut f = first.finish(&ctx);
-    for x in &mut f {
-        x.normalize_evidence();
-    }
-    (serde_json::to_string(&f).unwrap(), ctx.take_warnings())
+    crate::testing::merged_findings_warned(states)
 }
 
 #[test]
