@@ -245,6 +245,23 @@ fn thousand_failures_without_success_is_not_critical() {
 }
 
 #[test]
+fn shell_probes_answered_by_a_catch_all_page_stay_low() {
+    // A shop that answers every path with its top page (200, 8412 bytes), probed for 46
+    // web-shell names: probes, not 46 web shells.
+    let (loud, text) = loud_findings("negative.catch-all-probe");
+    assert!(
+        loud.iter().all(|(_, sev)| sev == "low"),
+        "unexpected findings: {text}"
+    );
+    for rule in ["webshell.upload_dir_script", "webshell.command_param"] {
+        assert!(
+            loud.contains(&(rule.to_string(), "low".to_string())),
+            "the probes are still reported ({rule}): {text}"
+        );
+    }
+}
+
+#[test]
 fn every_rule_has_a_fixture() {
     // Keeps the "one fixture per rule" promise honest as rules are added.
     let out = crate::support::run(&["rules"]);

@@ -83,6 +83,24 @@ pub fn put_texts(out: &mut Vec<u8>, s: &SmallestSet<String>) {
     }
 }
 
+/// A [`SmallestSet`] of addresses.
+pub fn put_ip_set(out: &mut Vec<u8>, s: &SmallestSet<IpAddr>) {
+    out.push(u8::from(s.overflowed()));
+    put_u32(out, s.items().len() as u32);
+    for &ip in s.items() {
+        put_ip(out, Some(ip));
+    }
+}
+
+/// A [`SmallestSet`] of numbers.
+pub fn put_u64_set(out: &mut Vec<u8>, s: &SmallestSet<u64>) {
+    out.push(u8::from(s.overflowed()));
+    put_u32(out, s.items().len() as u32);
+    for &v in s.items() {
+        put_u64(out, v);
+    }
+}
+
 pub fn put_earliest(out: &mut Vec<u8>, s: &EarliestDistinct) {
     put_u32(out, s.items().len() as u32);
     for (at, t) in s.items() {
@@ -197,6 +215,28 @@ impl<'a> Cursor<'a> {
         Some(s)
     }
 
+    /// A [`SmallestSet`] of addresses written by [`put_ip_set`], keeping up to `cap`.
+    pub fn ip_set(&mut self, cap: usize) -> Option<SmallestSet<IpAddr>> {
+        let overflow = self.u8()? != 0;
+        let mut s = SmallestSet::new(cap);
+        for _ in 0..self.count(5)? {
+            s.insert(self.ip()??);
+        }
+        s.mark_overflow(overflow);
+        Some(s)
+    }
+
+    /// A [`SmallestSet`] of numbers written by [`put_u64_set`], keeping up to `cap`.
+    pub fn u64_set(&mut self, cap: usize) -> Option<SmallestSet<u64>> {
+        let overflow = self.u8()? != 0;
+        let mut s = SmallestSet::new(cap);
+        for _ in 0..self.count(8)? {
+            s.insert(self.u64()?);
+        }
+        s.mark_overflow(overflow);
+        Some(s)
+    }
+
     /// An [`EarliestDistinct`] written by [`put_earliest`], keeping up to `cap`.
     pub fn earliest(&mut self, files: &mut Files, cap: usize) -> Option<EarliestDistinct> {
         let mut s = EarliestDistinct::new(cap);
@@ -254,6 +294,16 @@ mod tests {
         put_evidence(&mut out, &ev);
         put_earliest(&mut out, &early);
         put_texts(&mut out, &texts);
+        let mut ips = SmallestSet::new(2);
+        let mut nums = SmallestSet::new(3);
+        for ip in ["2001:db8::2", "192.0.2.9", "192.0.2.1"] {
+            ips.insert(ip.parse::<IpAddr>().unwrap());
+        }
+        for v in [7u64, u64::MAX, 0] {
+            nums.insert(v);
+        }
+        put_ip_set(&mut out, &ips);
+        put_u64_set(&mut out, &nums);
 
         let mut files = Files::new();
         let mut c = Cursor(&out);
@@ -268,6 +318,12 @@ mod tests {
         let back = c.texts(2).unwrap();
         assert_eq!(back.items(), texts.items());
         assert!(back.overflowed());
+        let back = c.ip_set(2).unwrap();
+        assert_eq!(back.items(), ips.items());
+        assert!(back.overflowed());
+        let back = c.u64_set(3).unwrap();
+        assert_eq!(back.items(), &[0, 7, u64::MAX]);
+        assert!(!back.overflowed());
         assert!(c.0.is_empty());
         assert_eq!(files.len(), 1, "one file name, shared");
 
@@ -280,7 +336,9 @@ mod tests {
                 c.span()?;
                 c.evidence(&mut files)?;
                 c.earliest(&mut files, 3)?;
-                c.texts(2)
+                c.texts(2)?;
+                c.ip_set(2)?;
+                c.u64_set(3)
             })();
             assert!(whole.is_none(), "truncated at {n}");
         }

@@ -8,7 +8,9 @@
 //! file, line), the findings do not depend on how the lines were split.
 //!
 //! This crate must not know about input files, formats, threads or output. (One exception to
-//! "no files": `recon` spills per-IP 404 state past a cap to private temporary runs.)
+//! "no files": tables that grow with clients or paths (recon's 404 state, web-attack groups,
+//! web-shell paths, card clients and evidence, admin requests) spill past a cap to private
+//! temporary runs under `TMPDIR`, removed when done.)
 
 pub mod admin;
 pub mod card;
@@ -19,6 +21,7 @@ pub mod host;
 pub mod post;
 pub mod recon;
 pub mod session;
+mod soft404;
 mod spill_map;
 pub mod waf;
 pub mod web_attack;

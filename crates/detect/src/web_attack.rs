@@ -12,7 +12,7 @@
 //! path with 200 (soft 404) are recognised when many distinct sensitive paths return the
 //! same size, and are reported at medium with that caveat.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -23,6 +23,7 @@ use regex::bytes::RegexSet;
 use crate::codec::{self, Cursor, Files};
 use crate::decode::decode_target;
 use crate::evidence::{SmallestSet, Span, TopEvidence};
+use crate::soft404::{path_hash, SizePaths};
 use crate::spill_map::{SpillMap, Spillable};
 use crate::{downcast, DetectConfig, DetectorState, FinishContext, Origin};
 
@@ -581,64 +582,6 @@ type GroupKey = (Class, Option<IpAddr>);
 /// Response sizes of answered sensitive paths kept for the soft-404 check.
 pub const MAX_OK_SIZES: usize = 65_536;
 
-/// Response sizes of sensitive paths answered 2xx, each with up to three distinct path
-/// hashes (0 for none; three is all the soft-404 check asks). The [`MAX_OK_SIZES`] smallest
-/// sizes are kept, a choice independent of line order and split; `bound` is then the
-/// smallest size left out, and sizes at or above it are not kept.
-#[derive(Default)]
-struct SizePaths {
-    sizes: BTreeMap<u64, [u64; 3]>,
-    bound: Option<u64>,
-}
-
-impl SizePaths {
-    fn add(&mut self, size: u64, path: u64) {
-        if self.bound.is_some_and(|b| size >= b) {
-            return;
-        }
-        let hashes = self.sizes.entry(size).or_default();
-        let path = path.max(1);
-        // The three smallest distinct hashes, in order (empty slots, 0, last): the same
-        // whatever the order paths come in.
-        if !hashes.contains(&path) {
-            let mut all = [hashes[0], hashes[1], hashes[2], path];
-            all.sort_unstable_by_key(|&h| (h == 0, h));
-            hashes.copy_from_slice(&all[..3]);
-        }
-        self.limit();
-    }
-
-    fn merge(&mut self, other: SizePaths) {
-        self.bound = match (self.bound, other.bound) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        for (size, hashes) in other.sizes {
-            for h in hashes.into_iter().filter(|&h| h != 0) {
-                self.add(size, h);
-            }
-        }
-        if let Some(b) = self.bound {
-            self.sizes.split_off(&b);
-        }
-    }
-
-    /// Keeps the [`MAX_OK_SIZES`] smallest sizes.
-    fn limit(&mut self) {
-        while self.sizes.len() > MAX_OK_SIZES {
-            if let Some((largest, _)) = self.sizes.pop_last() {
-                self.bound = Some(self.bound.map_or(largest, |b| b.min(largest)));
-            }
-        }
-    }
-}
-
-/// A path's hash for [`SizePaths`].
-fn path_hash(path: &str) -> u64 {
-    use std::hash::BuildHasher;
-    rustc_hash::FxBuildHasher.hash_one(path)
-}
-
 /// State of the web-attack detector.
 pub struct WebAttack {
     config: Arc<DetectConfig>,
@@ -646,7 +589,7 @@ pub struct WebAttack {
     groups: SpillMap<Group>,
     /// Sizes of sensitive paths answered 2xx with a body, with up to three of the paths that
     /// had each (the smallest hashes), to spot soft-404 sites: at most [`MAX_OK_SIZES`], the smallest.
-    ok_sensitive_sizes: SizePaths,
+    ok_sensitive_sizes: SizePaths<3>,
     scratch: Vec<u8>,
     cache: TargetCache,
     classes: Vec<Class>,
@@ -657,7 +600,7 @@ impl WebAttack {
         WebAttack {
             config,
             groups: SpillMap::new(GROUP_CAP, "web"),
-            ok_sensitive_sizes: SizePaths::default(),
+            ok_sensitive_sizes: SizePaths::new(MAX_OK_SIZES),
             scratch: Vec::with_capacity(256),
             cache: TargetCache::new(),
             classes: Vec::new(),
@@ -722,13 +665,7 @@ impl DetectorState for WebAttack {
     fn finish(self: Box<Self>, ctx: &FinishContext) -> Vec<Finding> {
         // Sizes shared by 3+ distinct sensitive paths look like a catch-all page.
         let sizes_bound = self.ok_sensitive_sizes.bound;
-        let soft_404_sizes: BTreeSet<u64> = self
-            .ok_sensitive_sizes
-            .sizes
-            .iter()
-            .filter(|(_, p)| p.iter().filter(|&&h| h != 0).count() >= 3)
-            .map(|(s, _)| *s)
-            .collect();
+        let soft_404_sizes = self.ok_sensitive_sizes.shared_sizes();
         let min_bytes = self.config.exposure_min_bytes;
         let mut successes = Vec::new();
         let mut refused: BTreeMap<Class, (Group, Vec<Option<IpAddr>>)> = BTreeMap::new();
@@ -895,41 +832,6 @@ impl Spillable for Group {
 mod tests {
     use super::*;
 
-    #[test]
-    fn answered_sizes_keep_the_smallest_whatever_the_order() {
-        // More sizes than kept, in a scrambled order, split over states; size 7 has four
-        // paths (a soft-404 size), size 9 two.
-        let n = MAX_OK_SIZES as u64 + 500;
-        let sizes: Vec<(u64, u64)> = (0..n)
-            .map(|i| (i * 7919 % n + 10, i))
-            .chain([(7, 4), (7, 1), (7, 2), (7, 2), (7, 3), (9, 1), (9, 2)])
-            .collect();
-        let fill = |parts: usize| {
-            let mut states: Vec<SizePaths> = (0..parts).map(|_| SizePaths::default()).collect();
-            for (k, &(size, path)) in sizes.iter().enumerate() {
-                states[k % parts].add(size, path_hash(&format!("/p{path}")));
-            }
-            let mut it = states.into_iter();
-            let mut all = it.next().unwrap();
-            for s in it {
-                all.merge(s);
-            }
-            all
-        };
-        let one = fill(1);
-        assert_eq!(one.sizes.len(), MAX_OK_SIZES);
-        // Kept: 7, 9 and 10.. up to the cap; the first size left out is the bound.
-        let last_kept = 10 + MAX_OK_SIZES as u64 - 3;
-        assert_eq!(one.sizes.keys().next_back(), Some(&last_kept));
-        assert_eq!(one.bound, Some(last_kept + 1));
-        let distinct = |s: &SizePaths, size| s.sizes[&size].iter().filter(|&&h| h != 0).count();
-        assert_eq!((distinct(&one, 7), distinct(&one, 9)), (3, 2));
-        for parts in [2, 5] {
-            let other = fill(parts);
-            assert_eq!(other.sizes, one.sizes, "{parts} parts");
-            assert_eq!(other.bound, one.bound);
-        }
-    }
     use crate::testing::{run, run_split};
 
     fn classes(t: &str) -> Vec<&'static str> {
