@@ -21,8 +21,11 @@
 //! keeps its twenty best lines, so past 4 MiB of them a state writes them to a private
 //! temporary spool (`TMPDIR`), each path keeping the worst line written as a bound that later
 //! lines must beat; finish reads back the lines of the paths that make findings, so the
-//! evidence is the same as if nothing was written. The route and referer caches hold at most
-//! 16,384 entries each.
+//! evidence is the same as if nothing was written. A state holding 8,192 paths (assets and
+//! files fetched from writable directories) writes them all out as a sorted run, read back
+//! path by path at finish (`path_runs`): a scanner inventing file names on a shop that
+//! answers everything with 200 costs disk, not memory. The route and referer caches hold at
+//! most 16,384 entries each.
 //!
 //! - `card.asset_drift`: a first-party JS/CSS file whose 200-response size settled on a new
 //!   value (a size seen ≥ `drift_min_hits` times stops being served when a new one starts;
@@ -281,6 +284,9 @@ struct Blocks {
     /// Bytes in all blocks.
     used: usize,
     spare: Vec<Vec<u8>>,
+    /// Bytes of a new block (0 for [`ARENA_BLOCK`]; a path written out has an arena of its
+    /// own with small blocks, see [`Arena::small`]).
+    block: usize,
 }
 
 impl Blocks {
@@ -288,12 +294,14 @@ impl Blocks {
         if self
             .blocks
             .last()
-            .is_none_or(|b| b.len() + raw.len() > ARENA_BLOCK)
+            .is_none_or(|b| b.len() + raw.len() > b.capacity())
         {
-            let b = self
-                .spare
-                .pop()
-                .unwrap_or_else(|| Vec::with_capacity(ARENA_BLOCK));
+            let size = if self.block == 0 {
+                ARENA_BLOCK
+            } else {
+                self.block.max(raw.len())
+            };
+            let b = self.spare.pop().unwrap_or_else(|| Vec::with_capacity(size));
             self.blocks.push(b);
         }
         let block = self.blocks.len() - 1;
@@ -326,6 +334,17 @@ struct Arena {
 }
 
 impl Arena {
+    /// An arena for the few lines of one path (see [`path_runs::PathRecord`]).
+    fn small() -> Arena {
+        Arena {
+            bytes: Blocks {
+                block: 1024,
+                ..Blocks::default()
+            },
+            ..Arena::default()
+        }
+    }
+
     fn file(&mut self, f: &Arc<str>) -> u32 {
         if let Some(i) = self
             .files
@@ -659,7 +678,7 @@ fn decode_spilled(
 /// the best `MAX_EVIDENCE` of each: the same lines as if nothing had been spilled.
 fn add_spilled_evidence(
     spool: ecir_spill::Spool,
-    wanted: &BTreeMap<&str, usize>,
+    wanted: &BTreeMap<String, usize>,
     out: &mut [Finding],
     ctx: &FinishContext,
 ) {
@@ -935,6 +954,11 @@ impl Paths {
             }
         }
         h
+    }
+
+    /// Whether `path` (whose [`path_hash`] is `hash`) has an entry.
+    fn contains(&self, path: &[u8], hash: u64) -> bool {
+        self.0.find(hash, |(k, _)| k.bytes() == path).is_some()
     }
 
     /// The entry of `path`, whose [`path_hash`] is `hash`.
@@ -1553,6 +1577,11 @@ pub struct Card {
     paths: Paths,
     /// Raw bytes of the lines `paths` keeps as evidence.
     arena: Arena,
+    /// Paths held before they are all written out as a run (`usize::MAX` once writing
+    /// failed), the runs written, and why writing failed (see [`path_runs`]).
+    paths_cap: usize,
+    paths_runs: ecir_spill::Runs<path_runs::PathRecord>,
+    paths_error: Option<String>,
     /// First-seen evidence lines written out of `arena` ([`Card::spill_evidence`]), and why
     /// writing them failed (they then stay in memory).
     ev_spool: ecir_spill::Spool,
@@ -1719,6 +1748,87 @@ impl Card {
         self.ev_spill_at = self.arena.live.saturating_add(self.evidence_mem);
     }
 
+    /// Writes every path's state out as one run sorted by key and empties the table and the
+    /// arena; when writing fails, the paths stay in memory and this state stops writing them.
+    #[cold]
+    fn spill_paths(&mut self) {
+        if self.paths.0.is_empty() || self.paths_cap == usize::MAX {
+            return;
+        }
+        let arena = &self.arena;
+        let mut records: Vec<path_runs::PathRecord> = self
+            .paths
+            .0
+            .drain()
+            .map(|(k, st)| path_runs::PathRecord::detach(&k, st, arena))
+            .collect();
+        records.sort_unstable_by_key(|r| r.key);
+        match self.paths_runs.spill(&records) {
+            Ok(()) => {
+                // Every line the arena held belonged to a path: all garbage now.
+                self.arena.bytes = Blocks {
+                    spare: std::mem::take(&mut self.arena.bytes.spare),
+                    ..Blocks::default()
+                };
+                self.arena.live = 0;
+                self.ev_spill_at = self.evidence_mem;
+            }
+            Err(e) => {
+                self.paths_cap = usize::MAX;
+                self.paths_error = Some(e.to_string());
+                for r in records {
+                    self.absorb(r);
+                }
+            }
+        }
+    }
+
+    /// Takes a path's record back into the table.
+    fn absorb(&mut self, r: path_runs::PathRecord) {
+        let remap = Remap {
+            files: r.arena.files.iter().map(|f| self.arena.file(f)).collect(),
+            from: &r.arena,
+        };
+        let hash = path_hash(r.path.as_bytes());
+        let st = self.paths.get_or_default(r.path.as_bytes(), hash);
+        st.merge(r.state, &mut self.arena, &remap);
+    }
+
+    /// Every path's state, from memory and the runs written, one record per path in key
+    /// order. Problems (runs not written or not read back) are reported through `ctx`.
+    fn take_paths<'c>(
+        &mut self,
+        ctx: &'c FinishContext,
+    ) -> impl Iterator<Item = path_runs::PathRecord> + 'c {
+        if let Some(e) = &self.paths_error {
+            ctx.warn(format!("The card detector's per-path state could not be written to the temporary directory ({e}); it was kept in memory, so memory use grew with it. Set TMPDIR to a writable directory outside the evidence."));
+        }
+        let arena = std::mem::take(&mut self.arena);
+        let mut memory: Vec<path_runs::PathRecord> = std::mem::take(&mut self.paths)
+            .0
+            .into_iter()
+            .map(|(k, st)| path_runs::PathRecord::detach(&k, st, &arena))
+            .collect();
+        drop(arena);
+        memory.sort_unstable_by_key(|r| r.key);
+        let runs = std::mem::replace(
+            &mut self.paths_runs,
+            ecir_spill::Runs::new(std::path::PathBuf::new(), "card-paths"),
+        );
+        let merge = runs.merge(memory);
+        merge.filter_map(move |r| {
+            // The runs' files stay until the merge is done.
+            let _ = &runs;
+            match r {
+                Ok(x) => Some(x),
+                Err(e) => {
+                    ctx.warn(format!("The card detector's per-path state written to the temporary directory could not be read back ({e}): the findings built on it may be incomplete. Keep TMPDIR out of reach of temporary-file cleaners during a scan, and rerun."));
+                    None
+                }
+            }
+        })
+    }
+
     /// Copies the kept lines into a new arena, leaving the garbage behind.
     fn compact_arena(&mut self) {
         let mut bytes = Blocks {
@@ -1772,6 +1882,9 @@ impl Card {
             span: Span::default(),
             paths: Default::default(),
             arena: Arena::default(),
+            paths_cap: path_runs::PATH_CAP,
+            paths_runs: ecir_spill::Runs::new(std::env::temp_dir(), "card-paths"),
+            paths_error: None,
             ev_spool: ecir_spill::Spool::new(std::env::temp_dir(), "card", 0),
             ev_spool_error: None,
             ev_spill_at: EVIDENCE_MEM,
@@ -2207,6 +2320,9 @@ impl DetectorState for Card {
             self.host_n += 1;
         }
         if let Some(hash) = path_hash {
+            if self.paths.0.len() >= self.paths_cap && !self.paths.contains(path.as_bytes(), hash) {
+                self.spill_paths();
+            }
             let st = self.paths.get_or_default(path.as_bytes(), hash);
             if asset {
                 let a = st.asset.get_or_insert_with(Asset::default);
@@ -2388,6 +2504,17 @@ impl DetectorState for Card {
         if self.arena.needs_compaction() {
             self.compact_arena();
         }
+        if o.paths_cap == usize::MAX {
+            self.paths_cap = usize::MAX;
+        }
+        self.paths_error = self.paths_error.take().or(o.paths_error);
+        if let Err(e) = self.paths_runs.append(o.paths_runs) {
+            self.paths_cap = usize::MAX;
+            self.paths_error.get_or_insert(e.to_string());
+        }
+        if self.paths.0.len() > self.paths_cap {
+            self.spill_paths();
+        }
         if let Err(e) = self.ev_spool.append(o.ev_spool) {
             self.ev_spool_error.get_or_insert(e.to_string());
         }
@@ -2432,7 +2559,8 @@ impl DetectorState for Card {
     fn finish(self: Box<Self>, ctx: &FinishContext) -> Vec<Finding> {
         let mut s = *self;
         s.flush_host();
-        let cfg = &s.config.card;
+        let config = Arc::clone(&s.config);
+        let cfg = &config.card;
         let offset = s.offset.unwrap_or(0);
         let ts = |ms: i64| Timestamp::new(ms, offset);
         let mut out = Vec::new();
@@ -2449,68 +2577,25 @@ impl DetectorState for Card {
             ecir_spill::Spool::new(std::path::PathBuf::new(), "card", 0),
         );
         let spilled = ev_spool.has_spilled() || ev_spool.memory_bytes() > 0;
-        // Asset drift.
+        // One pass over every path's state (memory and runs written): asset drift, first-seen
+        // files and harvest candidates, each then taken in path order.
+        let late = t0.utc_ms + (span_ms / 5).max(86_400_000);
         let mut changes: Vec<Change> = Vec::new();
-        let mut assets: Vec<(&str, &Asset)> = s
-            .paths
-            .0
-            .iter()
-            .filter_map(|(k, st)| st.asset.as_ref().map(|a| (k.as_str(), a)))
-            .collect();
-        assets.sort_by(|a, b| a.0.cmp(b.0));
-        for (path, a) in &assets {
-            if a.sizes_overflow || !Ext::of(path).script_like() {
-                continue;
+        let mut first_seen: Vec<Finding> = Vec::new();
+        let mut harvests: Vec<Finding> = Vec::new();
+        for rec in s.take_paths(ctx) {
+            if let Some(a) = &rec.state.asset {
+                changes.extend(drift_change(&rec.path, a, cfg));
+                first_seen.extend(first_seen_finding(&rec.path, a, &rec.arena, cfg, late));
             }
-            let stable: Vec<(u64, &SizeStat)> = a
-                .sizes
-                .iter()
-                .filter(|(_, st)| st.n >= cfg.drift_min_hits)
-                .map(|(b, st)| (*b, st))
-                .collect();
-            // A new size: starts after an old one has been served, and some old size stops
-            // being served (within an hour of) when it starts.
-            let tol = 3_600_000;
-            let mut new_sizes = Vec::new();
-            let mut old_sizes = Vec::new();
-            let mut at = i64::MAX;
-            for (nb, ns) in &stable {
-                for (ob, os) in &stable {
-                    if ob != nb
-                        && os.first < ns.first
-                        && os.last <= ns.first + tol
-                        && ns.last > os.last
-                    {
-                        if !new_sizes.contains(nb) {
-                            new_sizes.push(*nb);
-                        }
-                        if !old_sizes.contains(ob) {
-                            old_sizes.push(*ob);
-                        }
-                        at = at.min(ns.first);
-                    }
-                }
-            }
-            if !new_sizes.is_empty() {
-                new_sizes.sort();
-                old_sizes.sort();
-                let mut ev = Vec::new();
-                for (b, st) in &stable {
-                    let w = if new_sizes.contains(b) {
-                        60
-                    } else if old_sizes.contains(b) {
-                        30
-                    } else {
-                        continue;
-                    };
-                    ev.extend(st.ev.iter().cloned().map(|mut e| {
-                        e.weight = w;
-                        e
-                    }));
-                }
-                changes.push((path.to_string(), at, old_sizes, new_sizes, ev));
+            if let Some(h) = &rec.state.harvest {
+                harvest_findings(&rec.path, h, &rec.arena, offset, &mut harvests);
             }
         }
+        changes.sort_by(|a, b| a.0.cmp(&b.0));
+        first_seen.sort_by(|a, b| a.paths.cmp(&b.paths));
+        // Stable: a path's findings stay in client order.
+        harvests.sort_by(|a, b| a.paths.cmp(&b.paths));
         // Change times sorted, so "changes within an hour" is two binary searches; the first
         // hour each admin IP was seen, so "seen before the look-back" is one lookup.
         let mut change_times: Vec<i64> = changes.iter().map(|c| c.1).collect();
@@ -2597,42 +2682,12 @@ impl DetectorState for Card {
             out.push(f);
         }
 
-        // First-seen scripts and images loaded from checkout.
-        let late = t0.utc_ms + (span_ms / 5).max(86_400_000);
-        // Findings whose evidence may be partly in the spool: path → index in `out`.
-        let mut wanted: BTreeMap<&str, usize> = BTreeMap::new();
-        for (path, a) in &assets {
-            let e = Ext::of(path);
-            let Some(first) = a.first.first else { continue };
-            let n_ips = a.ips.exact_len().unwrap_or(MAX_PATH_IPS);
-            if !matches!(e, Ext::Js | Ext::Image)
-                || first.utc_ms < late
-                || n_ips < cfg.first_seen_min_ips
-                || (a.checkout_refs as f64) < 0.5 * a.hits as f64
-            {
-                continue;
-            }
-            let sev = if in_writable(path) {
-                Severity::High
-            } else {
-                Severity::Medium
-            };
-            let mut f = Finding::new("card.first_seen_script", Category::CardSkimming, sev);
-            f.title = format!("New file loaded mostly from checkout pages: {path}");
-            f.summary = format!(
-                "{path} was first requested at {first}, well into the logs, and then by {}{n_ips} customer IPs, {} of its {} requests from checkout or payment pages. A tag meant for the whole shop would load on every page: find who added it.",
-                if a.ips.overflowed() { "at least " } else { "" },
-                a.checkout_refs,
-                a.hits
-            );
-            f.first_seen = Some(first);
-            f.last_seen = a.first.last;
-            f.paths = vec![path.to_string()];
-            f.count = a.hits;
-            f.evidence = a.ev.to_vec(&s.arena);
-            f.playbook = Some(PLAYBOOK.into());
+        // First-seen scripts and images loaded from checkout; their evidence may be partly
+        // in the spool (path → index in `out`).
+        let mut wanted: BTreeMap<String, usize> = BTreeMap::new();
+        for f in first_seen {
             if spilled {
-                wanted.insert(path, out.len());
+                wanted.insert(f.paths[0].clone(), out.len());
             }
             out.push(f);
         }
@@ -2727,53 +2782,7 @@ impl DetectorState for Card {
         }
 
         // Harvest.
-        let mut hv: Vec<(&str, &Harvest)> = s
-            .paths
-            .0
-            .iter()
-            .filter_map(|(k, st)| st.harvest.as_ref().map(|h| (k.as_str(), h)))
-            .collect();
-        hv.sort_by(|a, b| a.0.cmp(b.0));
-        for (path, h) in hv {
-            if h.popular {
-                continue;
-            }
-            for (ip, f) in &h.per_client() {
-                if f.len() < 3 || f.last().unwrap().0 - f[0].0 < 3_600_000 {
-                    continue;
-                }
-                let ups = f.windows(2).filter(|w| w[1].1 > w[0].1).count();
-                let downs = f.windows(2).filter(|w| w[1].1 < w[0].1).count();
-                if ups < 2 || downs > 1 {
-                    continue;
-                }
-                let mut x =
-                    Finding::new("card.drop_harvest", Category::CardSkimming, Severity::High);
-                x.title = format!("{ip} repeatedly fetched a growing file: {path}");
-                x.summary = format!(
-                    "{ip} fetched {path} {} times between {} and {}; its size grew from {} to {} bytes{}. A file in a writable directory that keeps growing and is collected now and then is how stolen card data is stored and harvested.",
-                    f.len(),
-                    ts(f[0].0),
-                    ts(f[f.len() - 1].0),
-                    f[0].1,
-                    f.iter().map(|x| x.1).max().unwrap_or(0),
-                    if downs > 0 { ", then shrank (wiped after collection?)" } else { "" }
-                );
-                x.first_seen = Some(ts(f[0].0));
-                x.last_seen = Some(ts(f[f.len() - 1].0));
-                x.ips = vec![ip.to_string()];
-                x.paths = vec![path.to_string()];
-                x.count = f.len() as u64;
-                let ips = ip.to_string();
-                x.evidence = h
-                    .evidence(&s.arena)
-                    .into_iter()
-                    .filter(|e| e.text.starts_with(&ips))
-                    .collect();
-                x.playbook = Some(PLAYBOOK.into());
-                out.push(x);
-            }
-        }
+        out.extend(harvests);
 
         // Completion from a foreign referer.
         let total: u64 = s.asset_hosts.values().sum();
@@ -2823,6 +2832,143 @@ impl DetectorState for Card {
 
     fn orders(&self) -> Option<Orders> {
         Some(Card::orders(self))
+    }
+}
+
+/// The size change of an asset, if it settled on a new size (see `card.asset_drift`).
+fn drift_change(path: &str, a: &Asset, cfg: &CardConfig) -> Option<Change> {
+    if a.sizes_overflow || !Ext::of(path).script_like() {
+        return None;
+    }
+    let stable: Vec<(u64, &SizeStat)> = a
+        .sizes
+        .iter()
+        .filter(|(_, st)| st.n >= cfg.drift_min_hits)
+        .map(|(b, st)| (*b, st))
+        .collect();
+    // A new size: starts after an old one has been served, and some old size stops
+    // being served (within an hour of) when it starts.
+    let tol = 3_600_000;
+    let mut new_sizes = Vec::new();
+    let mut old_sizes = Vec::new();
+    let mut at = i64::MAX;
+    for (nb, ns) in &stable {
+        for (ob, os) in &stable {
+            if ob != nb && os.first < ns.first && os.last <= ns.first + tol && ns.last > os.last {
+                if !new_sizes.contains(nb) {
+                    new_sizes.push(*nb);
+                }
+                if !old_sizes.contains(ob) {
+                    old_sizes.push(*ob);
+                }
+                at = at.min(ns.first);
+            }
+        }
+    }
+    if !new_sizes.is_empty() {
+        new_sizes.sort();
+        old_sizes.sort();
+        let mut ev = Vec::new();
+        for (b, st) in &stable {
+            let w = if new_sizes.contains(b) {
+                60
+            } else if old_sizes.contains(b) {
+                30
+            } else {
+                continue;
+            };
+            ev.extend(st.ev.iter().cloned().map(|mut e| {
+                e.weight = w;
+                e
+            }));
+        }
+        Some((path.to_string(), at, old_sizes, new_sizes, ev))
+    } else {
+        None
+    }
+}
+
+/// The `card.first_seen_script` finding of an asset, if it is one. `late`: when "well into
+/// the logs" starts.
+fn first_seen_finding(
+    path: &str,
+    a: &Asset,
+    arena: &Arena,
+    cfg: &CardConfig,
+    late: i64,
+) -> Option<Finding> {
+    let e = Ext::of(path);
+    let first = a.first.first?;
+    let n_ips = a.ips.exact_len().unwrap_or(MAX_PATH_IPS);
+    if !matches!(e, Ext::Js | Ext::Image)
+        || first.utc_ms < late
+        || n_ips < cfg.first_seen_min_ips
+        || (a.checkout_refs as f64) < 0.5 * a.hits as f64
+    {
+        return None;
+    }
+    let sev = if in_writable(path) {
+        Severity::High
+    } else {
+        Severity::Medium
+    };
+    let mut f = Finding::new("card.first_seen_script", Category::CardSkimming, sev);
+    f.title = format!("New file loaded mostly from checkout pages: {path}");
+    f.summary = format!(
+        "{path} was first requested at {first}, well into the logs, and then by {}{n_ips} customer IPs, {} of its {} requests from checkout or payment pages. A tag meant for the whole shop would load on every page: find who added it.",
+        if a.ips.overflowed() { "at least " } else { "" },
+        a.checkout_refs,
+        a.hits
+    );
+    f.first_seen = Some(first);
+    f.last_seen = a.first.last;
+    f.paths = vec![path.to_string()];
+    f.count = a.hits;
+    f.evidence = a.ev.to_vec(arena);
+    f.playbook = Some(PLAYBOOK.into());
+    Some(f)
+}
+
+/// The `card.drop_harvest` findings of a file in a writable directory, one per client that
+/// kept fetching it as it grew.
+fn harvest_findings(path: &str, h: &Harvest, arena: &Arena, offset: i32, out: &mut Vec<Finding>) {
+    let ts = |ms: i64| Timestamp::new(ms, offset);
+    if h.popular {
+        return;
+    }
+    for (ip, f) in &h.per_client() {
+        if f.len() < 3 || f.last().unwrap().0 - f[0].0 < 3_600_000 {
+            continue;
+        }
+        let ups = f.windows(2).filter(|w| w[1].1 > w[0].1).count();
+        let downs = f.windows(2).filter(|w| w[1].1 < w[0].1).count();
+        if ups < 2 || downs > 1 {
+            continue;
+        }
+        let mut x = Finding::new("card.drop_harvest", Category::CardSkimming, Severity::High);
+        x.title = format!("{ip} repeatedly fetched a growing file: {path}");
+        x.summary = format!(
+            "{ip} fetched {path} {} times between {} and {}; its size grew from {} to {} bytes{}. A file in a writable directory that keeps growing and is collected now and then is how stolen card data is stored and harvested.",
+            f.len(),
+            ts(f[0].0),
+            ts(f[f.len() - 1].0),
+            f[0].1,
+            f.iter().map(|x| x.1).max().unwrap_or(0),
+            if downs > 0 { ", then shrank (wiped after collection?)" } else { "" }
+        );
+        x.first_seen = Some(ts(f[0].0));
+        x.last_seen = Some(ts(f[f.len() - 1].0));
+        x.ips = vec![ip.to_string()];
+        x.paths = vec![path.to_string()];
+        x.count = f.len() as u64;
+        let ips = ip.to_string();
+        x.evidence = h
+            .evidence(arena)
+            .into_iter()
+            .filter(|e| e.text.starts_with(&ips))
+            .collect();
+        x.playbook = Some(PLAYBOOK.into());
+        out.push(x);
     }
 }
 
@@ -3342,6 +3488,8 @@ mod finish_tests {
         assert_eq!(first.get(&ip("203.0.113.3")), None);
     }
 }
+
+mod path_runs;
 
 #[cfg(test)]
 mod tests;

@@ -159,6 +159,12 @@ impl<'a> Cursor<'a> {
         })
     }
 
+    /// Bytes written by [`put_bytes`].
+    pub fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+
     pub fn str(&mut self) -> Option<&'a str> {
         let n = self.u32()? as usize;
         std::str::from_utf8(self.take(n)?).ok()

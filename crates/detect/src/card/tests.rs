@@ -1477,3 +1477,197 @@ fn spilling_a_few_lines_at_a_time_still_bounds_what_is_written() {
     assert_eq!(n, ecir_model::finding::MAX_EVIDENCE, "lines written");
     assert_eq!(arena.live, 0);
 }
+
+/// Runs the card detector over contiguous chunks of `lines` in `parts` states, each holding
+/// at most `cap` paths before writing them all out under `dir`, and writing first-seen
+/// evidence out past `mem` bytes. Gives the findings and the warnings.
+fn run_paths_spilling(
+    lines: &[(i64, String)],
+    parts: usize,
+    cap: usize,
+    mem: usize,
+    dir: &std::path::Path,
+) -> (String, Vec<String>) {
+    let cfg = Arc::new(DetectConfig::default());
+    let mut states: Vec<Card> = (0..parts)
+        .map(|_| {
+            let mut c = Card::new(cfg.clone());
+            c.paths_cap = cap;
+            c.paths_runs = ecir_spill::Runs::new(dir.to_path_buf(), "card-paths");
+            c.evidence_mem = mem;
+            c.ev_spill_at = mem;
+            c
+        })
+        .collect();
+    observe_in_chunks(&mut states, lines);
+    if cap < usize::MAX && dir.exists() {
+        assert!(
+            states.iter().any(|s| !s.paths_runs.is_empty()),
+            "cap {cap}: paths written out"
+        );
+    }
+    crate::testing::merged_findings_warned(states)
+}
+
+#[test]
+fn paths_written_out_give_the_same_findings() {
+    // Every per-path rule at once: a script that changes size, a new script loaded from
+    // checkout, a growing file harvested by one client (and one fetched by all), images
+    // loaded from checkout, and a scanner requesting a new file name each time.
+    let confirm = format!("{SHOP}/shopping/confirm");
+    let mut lines = browsing(
+        120,
+        10,
+        |t| if t < 6 * DAY { 1200 } else { 3600 },
+        "/html/user_data/assets/js/customize.js",
+    );
+    for i in 0..30 {
+        let ip = format!("100.65.0.{}", i + 1);
+        let t = 6 * DAY + (i * 7919 % 30) * 600;
+        lines.push(l(
+            t,
+            &ip,
+            "GET",
+            "/html/user_data/assets/js/jq.min.js",
+            200,
+            7000,
+            &confirm,
+        ));
+    }
+    for (i, size) in [100u64, 400, 900, 1500, 20].iter().enumerate() {
+        let t = i as i64 * DAY + 30;
+        lines.push(l(
+            t,
+            "198.51.100.7",
+            "GET",
+            "/html/user_data/c.txt",
+            200,
+            *size,
+            "-",
+        ));
+        lines.push(l(
+            t,
+            "198.51.100.8",
+            "GET",
+            "/upload/d.txt",
+            200,
+            50 + *size,
+            "-",
+        ));
+    }
+    for i in 0..12 {
+        lines.push(l(
+            DAY,
+            &format!("100.66.0.{i}"),
+            "GET",
+            "/upload/d.txt",
+            200,
+            70,
+            "-",
+        ));
+    }
+    for i in 0..300 {
+        let ip = format!("100.64.{}.{}", i % 5, i % 100 + 1);
+        let path = format!("/html/upload/save_image/item{}.jpg", i % 25);
+        lines.push(l(DAY + i * 60, &ip, "GET", &path, 200, 3000, &confirm));
+        let probe = format!("/html/user_data/probe{i}.txt");
+        lines.push(l(
+            2 * DAY + i,
+            "203.0.113.45",
+            "GET",
+            &probe,
+            200,
+            8412,
+            "-",
+        ));
+    }
+    lines.sort_by_key(|x| x.0);
+    let dir = std::env::temp_dir().join(format!("ecir-card-paths-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (want, warnings) = run_paths_spilling(&lines, 1, usize::MAX, usize::MAX, &dir);
+    assert!(warnings.is_empty());
+    for rule in [
+        "card.asset_drift",
+        "card.first_seen_script",
+        "card.drop_harvest",
+    ] {
+        assert!(want.contains(rule), "{rule}: {want}");
+    }
+    for parts in [1, 2, 3] {
+        for cap in [1, 7, 100] {
+            for mem in [usize::MAX, 0] {
+                let (got, warnings) = run_paths_spilling(&lines, parts, cap, mem, &dir);
+                assert_eq!(got, want, "{parts} parts, cap {cap}, {mem} bytes");
+                assert!(warnings.is_empty(), "{warnings:?}");
+            }
+        }
+    }
+    // Nothing is left behind.
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+    // Paths that cannot be written out stay in memory, and the report says so.
+    let (got, warnings) = run_paths_spilling(
+        &lines,
+        2,
+        3,
+        usize::MAX,
+        std::path::Path::new("/nonexistent/ecir-card-test"),
+    );
+    assert_eq!(got, want);
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("per-path state could not be written")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn a_path_record_reads_back_as_written_and_damage_is_refused() {
+    use ecir_spill::Record;
+    let confirm = format!("{SHOP}/shopping/confirm");
+    let mut lines = browsing(40, 10, |t| 1000 + t as u64 % 3, "/js/a.js");
+    for i in 0..6u64 {
+        lines.push(l(
+            i as i64 * DAY,
+            "2001:db8::7",
+            "GET",
+            "/js/a.js",
+            200,
+            100 * i,
+            &confirm,
+        ));
+    }
+    let mut card = Card::new(Arc::new(DetectConfig::default()));
+    observe_in_chunks(std::slice::from_mut(&mut card), &lines);
+    let arena = std::mem::take(&mut card.arena);
+    let (k, mut st) = card
+        .paths
+        .0
+        .into_iter()
+        .find(|(k, _)| k.as_str() == "/js/a.js")
+        .unwrap();
+    // As if lines had been written to the evidence spool: a bound, a worst line written.
+    let ev = &mut st.asset.as_mut().unwrap().ev;
+    let worst = ev.items.last().unwrap().key;
+    (ev.bound, ev.worst_written, ev.written) = (Some(worst), Some(ev.items[0].key), 25);
+    let rec = path_runs::PathRecord::detach(&k, st, &arena);
+    let mut bytes = Vec::new();
+    rec.encode(&mut bytes);
+    let mut files = Files::new();
+    let back = path_runs::PathRecord::decode(&bytes, &mut files).unwrap();
+    let mut again = Vec::new();
+    back.encode(&mut again);
+    assert_eq!(again, bytes);
+    assert_eq!(back.key, rec.key);
+    let a = back.state.asset.as_ref().unwrap();
+    assert!(a.ips.v6.len() == 1 && a.ips.v4.len() == 40, "{:?}", a.ips);
+    assert!(!a.ev.items.is_empty());
+    assert_eq!((a.ev.bound, a.ev.written), (Some(worst), 25));
+    for n in 0..bytes.len() {
+        assert!(
+            path_runs::PathRecord::decode(&bytes[..n], &mut files).is_none(),
+            "truncated at {n}"
+        );
+    }
+}
