@@ -11,6 +11,13 @@
 //!
 //! Known false positives: admins logging in from a new network show as first-seen; a
 //! configuration-management run that creates service accounts shows as an account change.
+//!
+//! Memory: records (with their lines) are kept for the earliest [`MAX_RECORDS`] failures and
+//! the earliest [`MAX_RECORDS`] other events. Every failure is also summed per client IP
+//! (count, earliest five times, users, earliest lines; past [`FAIL_IPS_CAP`] IPs per state
+//! spilled to `TMPDIR`): brute-force counts and the success-after-failures decision use
+//! those, so a year of failures past the cap hides neither; only the failures an accepted
+//! login lists may then be fewer than there were ("at least").
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -20,7 +27,9 @@ use ecir_model::{
     Category, Event, EventDetail, Evidence, Finding, LoginOutcome, Severity, Timestamp,
 };
 
-use crate::evidence::evidence;
+use crate::codec::{self, Cursor, Files};
+use crate::evidence::{evidence, SmallestSet, Span, TopEvidence};
+use crate::spill_map::{SpillMap, Spillable};
 use crate::{downcast, DetectConfig, DetectorState, FinishContext, Origin};
 
 pub const RULES: &[&str] = &[
@@ -33,6 +42,97 @@ pub const RULES: &[&str] = &[
 /// Most failed logins kept, and most other auth records (accepted logins, account changes)
 /// kept: the earliest by (time, file, line) of each; what is left out is counted and reported.
 pub const MAX_RECORDS: usize = 1_000_000;
+
+/// Failures before an accepted login that make it `host.ssh_success_after_failures`.
+const PRIOR: usize = 5;
+
+/// Client IPs whose failure summaries one state holds before spilling them (see
+/// [`IpFailures`]): about 0.3 KiB each, up to 4 KiB with twenty long lines.
+pub const FAIL_IPS_CAP: usize = 4096;
+
+/// Every failed SSH login of one client IP, kept or counted out of the records: how many,
+/// the earliest [`PRIOR`] times (enough to tell whether an accepted login followed five
+/// failures), the span, the users tried (the 50 smallest) and the earliest lines. A flood
+/// past [`MAX_RECORDS`] can then no longer hide a brute force or a success after it.
+struct IpFailures {
+    count: u64,
+    /// Ascending, `i64::MAX` where there were fewer failures; a failure without a time
+    /// counts as `i64::MIN` (before everything), as in the records.
+    earliest: [i64; PRIOR],
+    span: Span,
+    users: SmallestSet<String>,
+    evidence: TopEvidence,
+}
+
+impl Default for IpFailures {
+    fn default() -> Self {
+        IpFailures {
+            count: 0,
+            earliest: [i64::MAX; PRIOR],
+            span: Span::default(),
+            users: SmallestSet::new(50),
+            evidence: TopEvidence::default(),
+        }
+    }
+}
+
+impl IpFailures {
+    fn add_time(&mut self, t: i64) {
+        if t < self.earliest[PRIOR - 1] {
+            let pos = self.earliest.partition_point(|&x| x <= t);
+            self.earliest[pos..].rotate_right(1);
+            self.earliest[pos] = t;
+        }
+    }
+
+    /// Whether [`PRIOR`] failures came at or before `t`.
+    fn enough_before(&self, t: i64) -> bool {
+        self.earliest[PRIOR - 1] <= t
+    }
+}
+
+impl Spillable for IpFailures {
+    type Key = IpAddr;
+
+    fn encode(ip: IpAddr, f: &IpFailures, out: &mut Vec<u8>) {
+        codec::put_ip(out, Some(ip));
+        codec::put_u64(out, f.count);
+        for t in f.earliest {
+            codec::put_i64(out, t);
+        }
+        codec::put_span(out, &f.span);
+        codec::put_texts(out, &f.users);
+        codec::put_evidence(out, &f.evidence);
+    }
+
+    fn decode(b: &[u8], files: &mut Files) -> Option<(IpAddr, IpFailures)> {
+        let mut c = Cursor(b);
+        let ip = c.ip()??;
+        let count = c.u64()?;
+        let mut earliest = [0; PRIOR];
+        for t in &mut earliest {
+            *t = c.i64()?;
+        }
+        let f = IpFailures {
+            count,
+            earliest,
+            span: c.span()?,
+            users: c.texts(50)?,
+            evidence: c.evidence(files)?,
+        };
+        c.0.is_empty().then_some((ip, f))
+    }
+
+    fn merge(&mut self, o: IpFailures) {
+        self.count += o.count;
+        for t in o.earliest {
+            self.add_time(t);
+        }
+        self.span.merge(o.span);
+        self.users.merge(o.users);
+        self.evidence.merge(o.evidence);
+    }
+}
 
 #[derive(Clone, Debug)]
 struct Rec {
@@ -47,6 +147,8 @@ struct Rec {
 /// (a year of an exposed SSH server has millions) are capped apart from the rare accepted
 /// logins and account changes, so a flood of failures never pushes a later success out.
 pub struct Host {
+    /// Per client IP, every failure summed (see [`IpFailures`]).
+    fail_ips: SpillMap<IpFailures>,
     failures: Vec<Rec>,
     others: Vec<Rec>,
     dropped_failures: u64,
@@ -75,6 +177,7 @@ fn order(a: &Rec, b: &Rec) -> std::cmp::Ordering {
 impl Host {
     pub fn new(_config: Arc<DetectConfig>) -> Self {
         Host {
+            fail_ips: SpillMap::new(FAIL_IPS_CAP, "host"),
             failures: Vec::new(),
             others: Vec::new(),
             dropped_failures: 0,
@@ -142,6 +245,18 @@ impl DetectorState for Host {
             },
             ev: evidence(&o, ev.ts, if k == "failed" { 10 } else { 90 }),
         };
+        if k == "failed" {
+            if let Some(ip) = rec.ip {
+                let f = self.fail_ips.get_or_default(ip);
+                f.count += 1;
+                f.add_time(rec.ts.map_or(i64::MIN, |t| t.utc_ms));
+                f.span.add(rec.ts);
+                if let Some(u) = &rec.user {
+                    f.users.insert(u.clone());
+                }
+                f.evidence.offer(&o, ev.ts, 10);
+            }
+        }
         let list = if k == "failed" {
             &mut self.failures
         } else {
@@ -155,6 +270,7 @@ impl DetectorState for Host {
 
     fn merge(&mut self, other: Box<dyn DetectorState>) {
         let o: Host = downcast(other);
+        self.fail_ips.merge(o.fail_ips);
         self.failures.extend(o.failures);
         self.others.extend(o.others);
         self.dropped_failures += o.dropped_failures;
@@ -166,7 +282,7 @@ impl DetectorState for Host {
         self.compact();
         if self.dropped_failures > 0 {
             ctx.warn(format!(
-                "The host detector analysed the earliest {} failed SSH logins; {} later ones were counted out, so failure counts in host findings are lower bounds.",
+                "The host detector kept the earliest {} failed SSH logins; {} later ones were only counted (per IP: how many, the earliest, the users tried), so an accepted login may list fewer of the failures before it than there were.",
                 self.cap, self.dropped_failures
             ));
         }
@@ -235,18 +351,36 @@ impl DetectorState for Host {
                 fails.entry(ip).or_default().push(r);
             }
         }
-        for (ip, v) in &fails {
-            if v.len() >= 10 {
-                let sev = if v.len() >= 100 {
+        let accepted: Vec<&Rec> = others.iter().filter(|r| r.action == "accepted").collect();
+        let accepted_ips: BTreeSet<IpAddr> = accepted.iter().filter_map(|r| r.ip).collect();
+        // Every failure per IP, in IP order: brute forces, and what accepted logins need.
+        let fail_ips = std::mem::replace(&mut self.fail_ips, SpillMap::new(0, "host"));
+        let mut summaries: BTreeMap<IpAddr, IpFailures> = BTreeMap::new();
+        for (ip, g) in fail_ips.into_sorted(ctx, "The failed SSH logins per client IP") {
+            if g.count >= 10 {
+                let n = g.count;
+                let sev = if n >= 100 {
                     Severity::High
                 } else {
                     Severity::Medium
                 };
-                out.push(mk("host.ssh_brute_force", sev, Category::HostCompromise, format!("SSH brute force from {ip} ({} failures)", v.len()),
-                    format!("{} failed SSH logins from {ip}. Nothing here says it succeeded; see host.ssh_success_after_failures.", v.len()), v));
+                let mut f = Finding::new("host.ssh_brute_force", Category::HostCompromise, sev);
+                f.title = format!("SSH brute force from {ip} ({n} failures)");
+                f.summary = format!("{n} failed SSH logins from {ip}. Nothing here says it succeeded; see host.ssh_success_after_failures.");
+                f.first_seen = g.span.first;
+                f.last_seen = g.span.last;
+                f.ips = vec![ip.to_string()];
+                f.users = g.users.items().to_vec();
+                f.count = n;
+                f.evidence = g.evidence.clone().into_vec();
+                f.normalize_evidence();
+                f.playbook = Some("admin-takeover".into());
+                out.push(f);
+            }
+            if accepted_ips.contains(&ip) {
+                summaries.insert(ip, g);
             }
         }
-        let accepted: Vec<&Rec> = others.iter().filter(|r| r.action == "accepted").collect();
         let mut done = BTreeSet::new();
         for a in &accepted {
             let Some(ip) = a.ip else { continue };
@@ -259,13 +393,39 @@ impl DetectorState for Host {
                 Some(v) => &v[..v.partition_point(|f| ms(f) <= ms(a))],
                 None => &[],
             };
-            if prior.len() >= 5 && done.insert(ip) {
+            // Decided on every failure, kept or only counted.
+            let Some(g) = summaries.get(&ip).filter(|g| g.enough_before(ms(a))) else {
+                continue;
+            };
+            if done.insert(ip) {
                 let mut rs = vec![*a];
                 rs.extend(prior.iter().copied());
                 let user = a.user.clone().unwrap_or_default();
-                out.push(mk("host.ssh_success_after_failures", Severity::Critical, Category::HostCompromise,
-                    format!("SSH login accepted for {user} from {ip} after {} failures", prior.len()),
-                    format!("{ip} failed {} SSH logins, then was accepted as {user}: treat the account and the server as compromised.", prior.len()), &rs));
+                // Some of the failures before may have been counted out of the records.
+                let (n, at_least) = if self.dropped_failures == 0 {
+                    (prior.len(), "")
+                } else {
+                    let known = g.earliest.iter().filter(|t| **t <= ms(a)).count();
+                    (prior.len().max(known), "at least ")
+                };
+                let mut f = mk("host.ssh_success_after_failures", Severity::Critical, Category::HostCompromise,
+                    format!("SSH login accepted for {user} from {ip} after {at_least}{n} failures"),
+                    format!("{ip} failed {at_least}{n} SSH logins, then was accepted as {user}: treat the account and the server as compromised."), &rs);
+                if self.dropped_failures > 0 {
+                    // The earliest failure lines, as far as they came before the login.
+                    let t = ms(a);
+                    f.evidence.extend(
+                        g.evidence
+                            .clone()
+                            .into_vec()
+                            .into_iter()
+                            .filter(|e| e.ts.map_or(i64::MIN, |x| x.utc_ms) <= t),
+                    );
+                    f.normalize_evidence();
+                    f.first_seen = f.first_seen.into_iter().chain(g.span.first).min();
+                    f.count = 1 + n as u64;
+                }
+                out.push(f);
             }
         }
         if let (Some(t0), Some(t1)) = (
@@ -403,47 +563,82 @@ mod tests {
         use LoginOutcome::*;
         let cfg = Arc::new(DetectConfig::default());
         let file: Arc<str> = Arc::from("secure");
-        let mut states: Vec<Host> = (0..2)
-            .map(|_| {
-                let mut h = Host::new(cfg.clone());
-                h.cap = 50;
-                h
-            })
-            .collect();
-        // 300 failures, then the attacker gets in and adds a user: the failures past the cap
-        // are counted out, the success and the account change are still analysed.
-        let ip = "203.0.113.5";
+        // 300 failures from one IP, then 40 from another, each followed by a success; the
+        // first also adds a user. Records are kept for the earliest 50 failures only: the
+        // rest are counted, and neither success nor either brute force is missed.
+        let (ip, late) = ("203.0.113.5", "198.51.100.66");
         let mut lines: Vec<(i64, &str, &str, &str, LoginOutcome)> = (0..300)
             .map(|i| (i, ip, "root", "ssh-failed", Failure))
             .collect();
         lines.push((400, ip, "root", "ssh-accepted", Success));
         lines.push((401, ip, "backdoor", "user-added", Success));
-        for (i, l) in lines.iter().enumerate() {
-            let (ev, raw) = auth(l);
-            let o = Origin {
-                file: &file,
-                line: i as u64 + 1,
-                raw: raw.as_bytes(),
-            };
-            states[i * 2 / lines.len()].observe(&ev, &o);
-        }
-        let mut it = states.into_iter();
-        let mut all = it.next().unwrap();
-        all.merge(Box::new(it.next().unwrap()));
-        let ctx = FinishContext::default();
-        let f = Box::new(all).finish(&ctx);
-        let rules: Vec<&str> = f.iter().map(|x| x.rule.as_str()).collect();
+        lines.extend((0..40).map(|i| (500 + i, late, "admin", "ssh-failed", Failure)));
+        lines.push((600, late, "admin", "ssh-accepted", Success));
+        let run_capped = |parts: usize, fail_ips_cap: usize| {
+            let mut states: Vec<Host> = (0..parts)
+                .map(|_| {
+                    let mut h = Host::new(cfg.clone());
+                    h.cap = 50;
+                    h.fail_ips.cap = fail_ips_cap;
+                    h
+                })
+                .collect();
+            for (i, l) in lines.iter().enumerate() {
+                let (ev, raw) = auth(l);
+                let o = Origin {
+                    file: &file,
+                    line: i as u64 + 1,
+                    raw: raw.as_bytes(),
+                };
+                states[i * parts / lines.len()].observe(&ev, &o);
+            }
+            let mut it = states.into_iter();
+            let mut all = it.next().unwrap();
+            for s in it {
+                all.merge(Box::new(s));
+            }
+            let ctx = FinishContext::default();
+            let mut f = Box::new(all).finish(&ctx);
+            for x in &mut f {
+                x.normalize_evidence();
+            }
+            (f, ctx.take_warnings())
+        };
+        let (f, warnings) = run_capped(2, usize::MAX);
+        let of = |rule: &str, who: &str| {
+            f.iter()
+                .find(|x| x.rule == rule && x.ips == [who])
+                .unwrap_or_else(|| panic!("{rule} {who}: {f:#?}"))
+        };
+        assert!(f.iter().any(|x| x.rule == "host.account_change"));
+        // Brute forces count every failure.
+        assert_eq!(of("host.ssh_brute_force", ip).count, 300);
+        let b = of("host.ssh_brute_force", late);
+        assert_eq!(b.count, 40);
+        assert_eq!((b.evidence.len(), b.evidence[0].line), (20, 303));
+        // The success whose failures were all counted out is found, with their lines.
+        let s = of("host.ssh_success_after_failures", late);
+        assert!(s.title.contains("after at least 5 failures"), "{}", s.title);
+        assert_eq!(s.evidence.len(), 20);
+        assert_eq!(s.evidence[0].line, 343, "the accepted login first");
+        assert_eq!(s.first_seen.map(|t| t.utc_ms), Some(1_700_000_500_000));
+        let s = of("host.ssh_success_after_failures", ip);
         assert!(
-            rules.contains(&"host.ssh_success_after_failures"),
-            "{rules:?}"
+            s.title.contains("after at least 50 failures"),
+            "{}",
+            s.title
         );
-        assert!(rules.contains(&"host.account_change"), "{rules:?}");
-        let warnings = ctx.take_warnings();
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(
-            warnings[0].contains("250 later ones were counted out"),
+            warnings[0].contains("290 later ones were only counted"),
             "{warnings:?}"
         );
+        // Per-IP summaries spilled give the same.
+        let json = |f: &[Finding]| serde_json::to_string(f).unwrap();
+        for (parts, cap) in [(1, 1), (3, 1), (2, 2)] {
+            let (g, _) = run_capped(parts, cap);
+            assert_eq!(json(&g), json(&f), "{parts} parts, cap {cap}");
+        }
     }
 
     #[test]

@@ -165,7 +165,8 @@ pub fn is_unusual_script(path: &str) -> bool {
 
 /// Script paths (or paths and clients) one detector state holds per table before spilling
 /// them: a scanner probing a catch-all site with a new script name per request must not grow
-/// the heap without bound. A group with its lines is about 1 to 5 KiB.
+/// the heap without bound. A probe's group (one line) is about 0.4 KiB, a shell in use with
+/// its twenty lines about 5 KiB.
 pub const GROUP_CAP: usize = 2048;
 
 /// Distinct paths that must get a body of the very same size before that size counts as a
