@@ -1763,23 +1763,34 @@ impl Card {
             .map(|(k, st)| path_runs::PathRecord::detach(&k, st, arena))
             .collect();
         records.sort_unstable_by_key(|r| r.key);
-        match self.paths_runs.spill(&records) {
-            Ok(()) => {
-                // Every line the arena held belonged to a path: all garbage now.
-                self.arena.bytes = Blocks {
-                    spare: std::mem::take(&mut self.arena.bytes.spare),
-                    ..Blocks::default()
-                };
-                self.arena.live = 0;
-                self.ev_spill_at = self.evidence_mem;
+        // Every line the arena held belonged to a path, and each record has its own copy:
+        // the arena is all garbage now, whether the run is written or not.
+        let spare = std::mem::take(&mut self.arena.bytes.spare);
+        let old = std::mem::replace(
+            &mut self.arena.bytes,
+            Blocks {
+                spare,
+                ..Blocks::default()
+            },
+        );
+        self.arena.live = 0;
+        for mut b in old.blocks {
+            if self.arena.bytes.spare.len() >= ARENA_SLACK / ARENA_BLOCK {
+                break;
             }
-            Err(e) => {
-                self.paths_cap = usize::MAX;
-                self.paths_error = Some(e.to_string());
-                for r in records {
-                    self.absorb(r);
-                }
+            b.clear();
+            self.arena.bytes.spare.push(b);
+        }
+        if let Err(e) = self.paths_runs.spill(&records) {
+            // Back into memory, and no more writing.
+            self.paths_cap = usize::MAX;
+            self.paths_error = Some(e.to_string());
+            for r in records {
+                self.absorb(r);
             }
+        }
+        if self.ev_spool_error.is_none() {
+            self.ev_spill_at = self.arena.live.saturating_add(self.evidence_mem);
         }
     }
 

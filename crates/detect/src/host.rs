@@ -12,12 +12,14 @@
 //! Known false positives: admins logging in from a new network show as first-seen; a
 //! configuration-management run that creates service accounts shows as an account change.
 //!
-//! Memory: records (with their lines) are kept for the earliest [`MAX_RECORDS`] failures and
-//! the earliest [`MAX_RECORDS`] other events. Every failure is also summed per client IP
-//! (count, earliest five times, users, earliest lines; past [`FAIL_IPS_CAP`] IPs per state
-//! spilled to `TMPDIR`): brute-force counts and the success-after-failures decision use
-//! those, so a year of failures past the cap hides neither; only the failures an accepted
-//! login lists may then be fewer than there were ("at least").
+//! Memory: every failure from a client IP is summed per IP (count, earliest five times,
+//! users, earliest lines; past [`FAIL_IPS_CAP`] IPs per state spilled to `TMPDIR`), and the
+//! earliest [`MAX_FAILURE_RECORDS`] are also kept as compact records (time, IP, user: about 90 bytes,
+//! no line) to count the failures before each accepted login exactly. Brute-force counts and
+//! the success-after-failures decision use the summaries, so a year of failures past the cap
+//! hides neither; only how many came before an accepted login may then be a lower bound
+//! ("at least"). Accepted logins and account changes (rare) are kept with their lines, the
+//! earliest [`MAX_RECORDS`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -39,16 +41,22 @@ pub const RULES: &[&str] = &[
     "host.account_change",
 ];
 
-/// Most failed logins kept, and most other auth records (accepted logins, account changes)
-/// kept: the earliest by (time, file, line) of each; what is left out is counted and reported.
+/// Most accepted logins and account changes kept with their lines: the earliest by (time,
+/// file, line); what is left out is counted and reported.
 pub const MAX_RECORDS: usize = 1_000_000;
+
+/// Failed logins kept as compact records (the earliest): beyond, failures are only summed
+/// per IP (see [`IpFailures`]), which is all the rules need but an exact count of the
+/// failures before an accepted login when the IP also failed after it. About 90 bytes each.
+pub const MAX_FAILURE_RECORDS: usize = 250_000;
 
 /// Failures before an accepted login that make it `host.ssh_success_after_failures`.
 const PRIOR: usize = 5;
 
 /// Client IPs whose failure summaries one state holds before spilling them (see
-/// [`IpFailures`]): about 0.3 KiB each, up to 4 KiB with twenty long lines.
-pub const FAIL_IPS_CAP: usize = 4096;
+/// [`IpFailures`]): about 0.3 KiB each, 4 KiB with twenty ordinary lines (40 KiB if every
+/// line reaches the 2 KiB evidence cap).
+pub const FAIL_IPS_CAP: usize = 16_384;
 
 /// Every failed SSH login of one client IP, kept or counted out of the records: how many,
 /// the earliest [`PRIOR`] times (enough to tell whether an accepted login followed five
@@ -143,27 +151,62 @@ struct Rec {
     ev: Evidence,
 }
 
+/// A failed login from a client IP, kept to list the failures before an accepted login: when,
+/// as whom, and where (for the order). Its line is in the IP's [`IpFailures`] when it is
+/// among the earliest, the only ones a finding cites. About 90 bytes.
+#[derive(Clone, Debug)]
+struct Fail {
+    ts: Option<Timestamp>,
+    ip: IpAddr,
+    user: Option<Arc<str>>,
+    file: Arc<str>,
+    line: u64,
+}
+
+impl Fail {
+    fn ms(&self) -> i64 {
+        self.ts.map_or(i64::MIN, |t| t.utc_ms)
+    }
+}
+
+/// Distinct user names one state shares among its [`Fail`]s (more are each their own).
+const USER_NAMES: usize = 4096;
+
 /// State of the host detector: only the auth records with a meaning, compactly. Failed logins
 /// (a year of an exposed SSH server has millions) are capped apart from the rare accepted
 /// logins and account changes, so a flood of failures never pushes a later success out.
 pub struct Host {
     /// Per client IP, every failure summed (see [`IpFailures`]).
     fail_ips: SpillMap<IpFailures>,
-    failures: Vec<Rec>,
+    failures: Vec<Fail>,
+    /// User names of `failures`, shared.
+    user_names: std::collections::HashSet<Arc<str>>,
     others: Vec<Rec>,
     dropped_failures: u64,
     dropped_others: u64,
-    /// Records kept per list ([`MAX_RECORDS`]; smaller in tests).
+    /// Records kept: other events ([`MAX_RECORDS`]) and failures ([`MAX_FAILURE_RECORDS`]);
+    /// smaller in tests.
     cap: usize,
+    fail_cap: usize,
 }
 
-/// Sorts `recs` by (time, file, line) and keeps the earliest `cap`, counting the rest.
-fn cut(recs: &mut Vec<Rec>, dropped: &mut u64, cap: usize) {
+/// Sorts `recs` by `order` and keeps the earliest `cap`, counting the rest.
+fn cut<T>(
+    recs: &mut Vec<T>,
+    dropped: &mut u64,
+    cap: usize,
+    order: fn(&T, &T) -> std::cmp::Ordering,
+) {
     if recs.len() > cap {
         recs.sort_by(order);
         *dropped += (recs.len() - cap) as u64;
         recs.truncate(cap);
     }
+}
+
+/// Failures by (time, file, line).
+fn fail_order(a: &Fail, b: &Fail) -> std::cmp::Ordering {
+    (a.ms(), &a.file, a.line).cmp(&(b.ms(), &b.file, b.line))
 }
 
 fn order(a: &Rec, b: &Rec) -> std::cmp::Ordering {
@@ -179,16 +222,23 @@ impl Host {
         Host {
             fail_ips: SpillMap::new(FAIL_IPS_CAP, "host"),
             failures: Vec::new(),
+            user_names: Default::default(),
             others: Vec::new(),
             dropped_failures: 0,
             dropped_others: 0,
             cap: MAX_RECORDS,
+            fail_cap: MAX_FAILURE_RECORDS,
         }
     }
 
     fn compact(&mut self) {
-        cut(&mut self.failures, &mut self.dropped_failures, self.cap);
-        cut(&mut self.others, &mut self.dropped_others, self.cap);
+        cut(
+            &mut self.failures,
+            &mut self.dropped_failures,
+            self.fail_cap,
+            fail_order,
+        );
+        cut(&mut self.others, &mut self.dropped_others, self.cap, order);
     }
 }
 
@@ -234,36 +284,54 @@ impl DetectorState for Host {
             line: origin.line,
             raw,
         };
-        let rec = Rec {
+        let user: Option<String> = user.as_deref().map(|u| u.chars().take(64).collect());
+        if k == "failed" {
+            // Only failures from a client IP mean anything here (per IP).
+            let Some(ip) = ev.client_ip else {
+                return;
+            };
+            let f = self.fail_ips.get_or_default(ip);
+            f.count += 1;
+            f.add_time(ev.ts.map_or(i64::MIN, |t| t.utc_ms));
+            f.span.add(ev.ts);
+            if let Some(u) = &user {
+                f.users.insert(u.clone());
+            }
+            f.evidence.offer(&o, ev.ts, 10);
+            let user = user.map(|u| match self.user_names.get(u.as_str()) {
+                Some(n) => Arc::clone(n),
+                None => {
+                    let n: Arc<str> = u.into();
+                    if self.user_names.len() < USER_NAMES {
+                        self.user_names.insert(Arc::clone(&n));
+                    }
+                    n
+                }
+            });
+            self.failures.push(Fail {
+                ts: ev.ts,
+                ip,
+                user,
+                file: Arc::clone(origin.file),
+                line: origin.line,
+            });
+            if self.failures.len() > self.fail_cap * 2 {
+                self.compact();
+            }
+            return;
+        }
+        self.others.push(Rec {
             ts: ev.ts,
             ip: ev.client_ip,
-            user: user.as_deref().map(|u| u.chars().take(64).collect()),
+            user,
             action: if k == "account" {
                 account_kind(action)
             } else {
                 k
             },
-            ev: evidence(&o, ev.ts, if k == "failed" { 10 } else { 90 }),
-        };
-        if k == "failed" {
-            if let Some(ip) = rec.ip {
-                let f = self.fail_ips.get_or_default(ip);
-                f.count += 1;
-                f.add_time(rec.ts.map_or(i64::MIN, |t| t.utc_ms));
-                f.span.add(rec.ts);
-                if let Some(u) = &rec.user {
-                    f.users.insert(u.clone());
-                }
-                f.evidence.offer(&o, ev.ts, 10);
-            }
-        }
-        let list = if k == "failed" {
-            &mut self.failures
-        } else {
-            &mut self.others
-        };
-        list.push(rec);
-        if list.len() > self.cap * 2 {
+            ev: evidence(&o, ev.ts, 90),
+        });
+        if self.others.len() > self.cap * 2 {
             self.compact();
         }
     }
@@ -283,7 +351,7 @@ impl DetectorState for Host {
         if self.dropped_failures > 0 {
             ctx.warn(format!(
                 "The host detector kept the earliest {} failed SSH logins; {} later ones were only counted (per IP: how many, the earliest, the users tried), so an accepted login may list fewer of the failures before it than there were.",
-                self.cap, self.dropped_failures
+                self.fail_cap, self.dropped_failures
             ));
         }
         if self.dropped_others > 0 {
@@ -293,7 +361,10 @@ impl DetectorState for Host {
             ));
         }
         let mut failures = std::mem::take(&mut self.failures);
-        failures.sort_by(order);
+        failures.sort_by(fail_order);
+        // Failures at or before this time were all kept (`None`: every one was).
+        let kept_until =
+            (self.dropped_failures > 0).then(|| failures.last().map_or(i64::MIN, Fail::ms));
         let mut others = std::mem::take(&mut self.others);
         others.sort_by(order);
         let mut out = Vec::new();
@@ -345,11 +416,9 @@ impl DetectorState for Host {
             f.playbook = Some("admin-takeover".into());
             f
         };
-        let mut fails: BTreeMap<IpAddr, Vec<&Rec>> = BTreeMap::new();
+        let mut fails: BTreeMap<IpAddr, Vec<&Fail>> = BTreeMap::new();
         for r in &failures {
-            if let Some(ip) = r.ip {
-                fails.entry(ip).or_default().push(r);
-            }
+            fails.entry(r.ip).or_default().push(r);
         }
         let accepted: Vec<&Rec> = others.iter().filter(|r| r.action == "accepted").collect();
         let accepted_ips: BTreeSet<IpAddr> = accepted.iter().filter_map(|r| r.ip).collect();
@@ -389,42 +458,76 @@ impl DetectorState for Host {
             }
             // The IP's failures are in time order (`failures` is sorted): those up to the
             // accepted login are a prefix, found by a binary search, not a scan per login.
-            let prior: &[&Rec] = match fails.get(&ip) {
-                Some(v) => &v[..v.partition_point(|f| ms(f) <= ms(a))],
+            let prior: &[&Fail] = match fails.get(&ip) {
+                Some(v) => &v[..v.partition_point(|f| f.ms() <= ms(a))],
                 None => &[],
             };
-            // Decided on every failure, kept or only counted.
-            let Some(g) = summaries.get(&ip).filter(|g| g.enough_before(ms(a))) else {
+            // Decided on every failure, kept or only counted (on the records alone if the
+            // summary could not be read back, which was warned about).
+            let summary = summaries.get(&ip);
+            let empty = IpFailures::default();
+            let g = summary.unwrap_or(&empty);
+            if !(g.enough_before(ms(a)) || prior.len() >= PRIOR) {
                 continue;
-            };
+            }
             if done.insert(ip) {
-                let mut rs = vec![*a];
-                rs.extend(prior.iter().copied());
                 let user = a.user.clone().unwrap_or_default();
-                // Some of the failures before may have been counted out of the records.
-                let (n, at_least) = if self.dropped_failures == 0 {
-                    (prior.len(), "")
-                } else {
-                    let known = g.earliest.iter().filter(|t| **t <= ms(a)).count();
-                    (prior.len().max(known), "at least ")
+                // Every failure of the IP came before: the summary counts them. Else, past the
+                // records kept, some of those before were only counted.
+                let all_before =
+                    summary.is_some_and(|g| g.span.last.is_none_or(|l| l.utc_ms <= ms(a)));
+                let (n, at_least) = match kept_until {
+                    _ if all_before => (g.count as usize, ""),
+                    Some(c) if ms(a) >= c => {
+                        let known = g.earliest.iter().filter(|t| **t <= ms(a)).count();
+                        (prior.len().max(known), "at least ")
+                    }
+                    _ => (prior.len(), ""),
                 };
-                let mut f = mk("host.ssh_success_after_failures", Severity::Critical, Category::HostCompromise,
-                    format!("SSH login accepted for {user} from {ip} after {at_least}{n} failures"),
-                    format!("{ip} failed {at_least}{n} SSH logins, then was accepted as {user}: treat the account and the server as compromised."), &rs);
-                if self.dropped_failures > 0 {
-                    // The earliest failure lines, as far as they came before the login.
-                    let t = ms(a);
-                    f.evidence.extend(
+                let mut f = Finding::new(
+                    "host.ssh_success_after_failures",
+                    Category::HostCompromise,
+                    Severity::Critical,
+                );
+                f.title =
+                    format!("SSH login accepted for {user} from {ip} after {at_least}{n} failures");
+                f.summary = format!("{ip} failed {at_least}{n} SSH logins, then was accepted as {user}: treat the account and the server as compromised.");
+                let times = std::iter::once(a.ts)
+                    .chain(prior.iter().map(|p| p.ts))
+                    .chain([g.span.first])
+                    .flatten();
+                f.first_seen = times.clone().min();
+                f.last_seen = times.max();
+                f.ips = vec![ip.to_string()];
+                let tried: Box<dyn Iterator<Item = &str>> = if all_before {
+                    Box::new(g.users.items().iter().map(String::as_str))
+                } else {
+                    Box::new(prior.iter().filter_map(|p| p.user.as_deref()))
+                };
+                f.users = a
+                    .user
+                    .as_deref()
+                    .into_iter()
+                    .chain(tried)
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .take(50)
+                    .map(str::to_string)
+                    .collect();
+                f.count = 1 + n as u64;
+                // The accepted login, then the earliest failures (all before it).
+                let t = ms(a);
+                f.evidence = std::iter::once(a.ev.clone())
+                    .chain(
                         g.evidence
                             .clone()
                             .into_vec()
                             .into_iter()
                             .filter(|e| e.ts.map_or(i64::MIN, |x| x.utc_ms) <= t),
-                    );
-                    f.normalize_evidence();
-                    f.first_seen = f.first_seen.into_iter().chain(g.span.first).min();
-                    f.count = 1 + n as u64;
-                }
+                    )
+                    .collect();
+                f.normalize_evidence();
+                f.playbook = Some("admin-takeover".into());
                 out.push(f);
             }
         }
@@ -563,9 +666,10 @@ mod tests {
         use LoginOutcome::*;
         let cfg = Arc::new(DetectConfig::default());
         let file: Arc<str> = Arc::from("secure");
-        // 300 failures from one IP, then 40 from another, each followed by a success; the
-        // first also adds a user. Records are kept for the earliest 50 failures only: the
-        // rest are counted, and neither success nor either brute force is missed.
+        // 300 failures from one IP, then 40 from another, each followed by a success (and the
+        // second by 3 more failures); the first also adds a user. Records are kept for the
+        // earliest 50 failures only: the rest are counted, and neither success nor either
+        // brute force is missed.
         let (ip, late) = ("203.0.113.5", "198.51.100.66");
         let mut lines: Vec<(i64, &str, &str, &str, LoginOutcome)> = (0..300)
             .map(|i| (i, ip, "root", "ssh-failed", Failure))
@@ -574,11 +678,13 @@ mod tests {
         lines.push((401, ip, "backdoor", "user-added", Success));
         lines.extend((0..40).map(|i| (500 + i, late, "admin", "ssh-failed", Failure)));
         lines.push((600, late, "admin", "ssh-accepted", Success));
+        lines.extend((0..3).map(|i| (700 + i, late, "guest", "ssh-failed", Failure)));
         let run_capped = |parts: usize, fail_ips_cap: usize| {
             let mut states: Vec<Host> = (0..parts)
                 .map(|_| {
                     let mut h = Host::new(cfg.clone());
                     h.cap = 50;
+                    h.fail_cap = 50;
                     h.fail_ips.cap = fail_ips_cap;
                     h
                 })
@@ -614,23 +720,28 @@ mod tests {
         // Brute forces count every failure.
         assert_eq!(of("host.ssh_brute_force", ip).count, 300);
         let b = of("host.ssh_brute_force", late);
-        assert_eq!(b.count, 40);
+        assert_eq!(b.count, 43);
         assert_eq!((b.evidence.len(), b.evidence[0].line), (20, 303));
-        // The success whose failures were all counted out is found, with their lines.
+        assert_eq!(b.users, ["admin", "guest"]);
+        // The success whose failures were all counted out is found, with their lines; some
+        // failures came after it, so how many came before is only bounded.
         let s = of("host.ssh_success_after_failures", late);
-        assert!(s.title.contains("after at least 5 failures"), "{}", s.title);
-        assert_eq!(s.evidence.len(), 20);
-        assert_eq!(s.evidence[0].line, 343, "the accepted login first");
-        assert_eq!(s.first_seen.map(|t| t.utc_ms), Some(1_700_000_500_000));
-        let s = of("host.ssh_success_after_failures", ip);
         assert!(
-            s.title.contains("after at least 50 failures"),
+            s.title.ends_with("after at least 5 failures"),
             "{}",
             s.title
         );
+        assert_eq!(s.users, ["admin"]);
+        assert_eq!(s.evidence.len(), 20);
+        assert_eq!(s.evidence[0].line, 343, "the accepted login first");
+        assert_eq!(s.first_seen.map(|t| t.utc_ms), Some(1_700_000_500_000));
+        // Every failure of this one came before its success: counted exactly.
+        let s = of("host.ssh_success_after_failures", ip);
+        assert!(s.title.ends_with("after 300 failures"), "{}", s.title);
+        assert_eq!(s.count, 301);
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(
-            warnings[0].contains("290 later ones were only counted"),
+            warnings[0].contains("293 later ones were only counted"),
             "{warnings:?}"
         );
         // Per-IP summaries spilled give the same.
@@ -639,6 +750,40 @@ mod tests {
             let (g, _) = run_capped(parts, cap);
             assert_eq!(json(&g), json(&f), "{parts} parts, cap {cap}");
         }
+    }
+
+    #[test]
+    fn a_success_before_the_records_ran_out_keeps_its_exact_count() {
+        use LoginOutcome::*;
+        let cfg = Arc::new(DetectConfig::default());
+        let file: Arc<str> = Arc::from("secure");
+        let mut h = Host::new(cfg);
+        h.fail_cap = 30;
+        // 10 failures and a success early, then 100 failures from elsewhere: records run out
+        // at the 30th failure, after the success.
+        let mut lines: Vec<(i64, &str, &str, &str, LoginOutcome)> = (0..10)
+            .map(|i| (i, "192.0.2.9", "root", "ssh-failed", Failure))
+            .collect();
+        lines.push((20, "192.0.2.9", "root", "ssh-accepted", Success));
+        lines.extend((0..100).map(|i| (100 + i, "203.0.113.80", "admin", "ssh-failed", Failure)));
+        for (i, l) in lines.iter().enumerate() {
+            let (ev, raw) = auth(l);
+            let o = Origin {
+                file: &file,
+                line: i as u64 + 1,
+                raw: raw.as_bytes(),
+            };
+            h.observe(&ev, &o);
+        }
+        let ctx = FinishContext::default();
+        let f = Box::new(h).finish(&ctx);
+        let s = f
+            .iter()
+            .find(|x| x.rule == "host.ssh_success_after_failures")
+            .expect("success after failures");
+        assert!(s.title.ends_with("after 10 failures"), "{}", s.title);
+        assert_eq!(s.count, 11);
+        assert_eq!(ctx.take_warnings().len(), 1, "records did run out");
     }
 
     #[test]

@@ -17,8 +17,9 @@
 //! Catch-all sites (soft 404): a shop that answers any path with one page makes every probe
 //! for a shell name look answered. A 2xx body size that [`CATCH_ALL_PATHS`] or more distinct
 //! script paths got is taken for that page's; a path (or path and client) whose 2xx answers all
-//! had such sizes is summed with the others in one low finding per rule instead of one high
-//! finding each, and is not counted as rare. A shell in use answers with varying sizes and
+//! had such sizes is summed with the others in one finding per rule instead of one high
+//! finding each (low; medium when some were POSTs answered 2xx, as a shell planted under many
+//! names would be), and is not counted as rare. A shell in use answers with varying sizes and
 //! still stands out. Beyond that, each rule lists at most [`MAX_PATH_FINDINGS`] paths, the
 //! most used, and sums the rest in one more finding.
 //!
@@ -166,7 +167,7 @@ pub fn is_unusual_script(path: &str) -> bool {
 /// Script paths (or paths and clients) one detector state holds per table before spilling
 /// them: a scanner probing a catch-all site with a new script name per request must not grow
 /// the heap without bound. A probe's group (one line) is about 0.4 KiB, a shell in use with
-/// its twenty lines about 5 KiB.
+/// its twenty lines about 5 KiB (40 KiB if every line reaches the 2 KiB evidence cap).
 pub const GROUP_CAP: usize = 2048;
 
 /// Distinct paths that must get a body of the very same size before that size counts as a
@@ -306,7 +307,7 @@ impl Spillable for Group {
             ok_sizes: c.u64_set(GROUP_SIZES)?,
             evidence: c.evidence(files)?,
         };
-        Some((key, g))
+        c.0.is_empty().then_some((key, g))
     }
 
     fn merge(&mut self, other: Group) {
@@ -477,7 +478,7 @@ impl DetectorState for Webshell {
             let mut f = Finding::new(
                 "webshell.upload_dir_script",
                 Category::Webshell,
-                Severity::Low,
+                t.severity(),
             );
             f.title = format!(
                 "Probes for scripts in writable directories answered by a catch-all page ({} paths)",
@@ -615,7 +616,7 @@ impl DetectorState for Webshell {
         }
         if commands_catch_all.paths > 0 {
             let t = commands_catch_all;
-            let mut f = Finding::new("webshell.command_param", Category::Webshell, Severity::Low);
+            let mut f = Finding::new("webshell.command_param", Category::Webshell, t.severity());
             f.title = format!(
                 "Command-like parameters answered by a catch-all page ({} script paths and clients)",
                 t.paths
@@ -661,6 +662,16 @@ impl Tally {
     fn add(&mut self, g: Group) {
         self.group.merge(g);
         self.paths += 1;
+    }
+
+    /// For groups answered by a catch-all page: low, medium when some were POSTs answered
+    /// 2xx (one shell planted under many names, answering one page to each, looks the same).
+    fn severity(&self) -> Severity {
+        if self.group.posts_ok > 0 {
+            Severity::Medium
+        } else {
+            Severity::Low
+        }
     }
 }
 
@@ -877,6 +888,14 @@ mod tests {
                 .iter()
                 .any(|f| f.severity == Severity::Low && f.count == 20));
         }
+        // POSTs answered by the catch-all page: medium (a shell planted under many names,
+        // answering one page to each, would look the same).
+        let mut posted = catch_all_probes(40, 8412);
+        posted.push("203.0.113.45|POST|/html/user_data/p3.php|200|8412".into());
+        let posted: Vec<&str> = posted.iter().map(|s| s.as_str()).collect();
+        let up = only(&run(&posted), "webshell.upload_dir_script");
+        assert_eq!(up.len(), 1);
+        assert_eq!(up[0].severity, Severity::Medium);
     }
 
     #[test]

@@ -18,7 +18,8 @@ use super::{
 use crate::codec::{self, Cursor, Files};
 
 /// Paths one state holds before writing them out. About 1 KiB each with their lines (an
-/// image loaded from checkout keeps up to twenty), so at most some 8 MiB per state; a shop's
+/// image loaded from checkout keeps up to twenty, written to the evidence spool past 4 MiB),
+/// so some 8 MiB per state (more if every kept line reaches the 2 KiB evidence cap); a shop's
 /// own assets (a few thousand images, scripts and styles) stay well below.
 pub(crate) const PATH_CAP: usize = 8192;
 
@@ -144,6 +145,18 @@ impl ecir_spill::Record for PathRecord {
             h.with_raw = usize::try_from(c.u64()?).ok()?;
             h.thin_at = usize::try_from(c.u64()?).ok()?;
             h.popular = c.u8()? != 0;
+            // What the merge relies on: the lines counted are the lines held, at most
+            // `MAX_EVIDENCE`; the clients counted are the distinct ones.
+            let with_raw = h.fetches.iter().filter(|f| f.raw.is_some()).count();
+            let mut ips: Vec<_> = h.fetches.iter().map(|f| f.ip).collect();
+            ips.sort_unstable();
+            ips.dedup();
+            if h.with_raw != with_raw
+                || with_raw > ecir_model::finding::MAX_EVIDENCE
+                || h.ips != ips.len()
+            {
+                return None;
+            }
             state.harvest = Some(h);
         }
         c.0.is_empty().then_some(PathRecord {
@@ -271,6 +284,15 @@ fn asset(c: &mut Cursor<'_>, arena: &mut Arena, files: &mut Files) -> Option<Ass
         };
     }
     ev.written = usize::try_from(c.u64()?).ok()?;
+    // At most `MAX_EVIDENCE` lines, best first (as `LazyEvidence` keeps them).
+    if ev.items.len() > ecir_model::finding::MAX_EVIDENCE
+        || ev
+            .items
+            .windows(2)
+            .any(|w| arena.order(w[0].key, w[1].key) == std::cmp::Ordering::Greater)
+    {
+        return None;
+    }
     a.ev = ev;
     Some(a)
 }

@@ -1638,15 +1638,37 @@ fn a_path_record_reads_back_as_written_and_damage_is_refused() {
             &confirm,
         ));
     }
+    for i in 0..4u64 {
+        lines.push(l(
+            i as i64 * DAY,
+            "198.51.100.7",
+            "GET",
+            "/html/user_data/c.txt",
+            200,
+            10 * i,
+            "-",
+        ));
+    }
     let mut card = Card::new(Arc::new(DetectConfig::default()));
     observe_in_chunks(std::slice::from_mut(&mut card), &lines);
     let arena = std::mem::take(&mut card.arena);
-    let (k, mut st) = card
+    let mut paths: BTreeMap<String, (PathKey, PathState)> = card
         .paths
         .0
         .into_iter()
-        .find(|(k, _)| k.as_str() == "/js/a.js")
-        .unwrap();
+        .map(|(k, st)| (k.as_str().to_string(), (k, st)))
+        .collect();
+    // A harvest record whose counts do not match its fetches is refused as damaged.
+    let (k, st) = paths.remove("/html/user_data/c.txt").unwrap();
+    let mut rec = path_runs::PathRecord::detach(&k, st, &arena);
+    let mut bytes = Vec::new();
+    rec.encode(&mut bytes);
+    assert!(path_runs::PathRecord::decode(&bytes, &mut Files::new()).is_some());
+    rec.state.harvest.as_mut().unwrap().with_raw += 1;
+    bytes.clear();
+    rec.encode(&mut bytes);
+    assert!(path_runs::PathRecord::decode(&bytes, &mut Files::new()).is_none());
+    let (k, mut st) = paths.remove("/js/a.js").unwrap();
     // As if lines had been written to the evidence spool: a bound, a worst line written.
     let ev = &mut st.asset.as_mut().unwrap().ev;
     let worst = ev.items.last().unwrap().key;
@@ -1669,5 +1691,68 @@ fn a_path_record_reads_back_as_written_and_damage_is_refused() {
             path_runs::PathRecord::decode(&bytes[..n], &mut files).is_none(),
             "truncated at {n}"
         );
+    }
+}
+
+/// Bytes of the lines a card state's paths hold in its arena.
+fn held_bytes(c: &Card) -> usize {
+    c.paths
+        .0
+        .iter()
+        .map(|(_, st)| {
+            let ev: usize = st
+                .asset
+                .iter()
+                .flat_map(|a| &a.ev.items)
+                .map(|k| k.raw.len as usize)
+                .sum();
+            let fetches: usize = st
+                .harvest
+                .iter()
+                .flat_map(|h| &h.fetches)
+                .filter_map(|f| f.raw.map(|r| r.len as usize))
+                .sum();
+            ev + fetches
+        })
+        .sum()
+}
+
+#[test]
+fn paths_that_cannot_be_written_out_keep_the_arena_accounts_right() {
+    let confirm = format!("{SHOP}/shopping/confirm");
+    let mut lines = Vec::new();
+    for i in 0..200 {
+        let ip = format!("100.64.0.{}", i % 50 + 1);
+        let path = format!("/html/upload/save_image/item{}.jpg", i % 20);
+        lines.push(l(DAY + i * 60, &ip, "GET", &path, 200, 3000, &confirm));
+        let drop = format!("/html/user_data/d{}.txt", i % 9);
+        lines.push(l(
+            DAY + i * 60,
+            "198.51.100.7",
+            "GET",
+            &drop,
+            200,
+            100 + i as u64,
+            "-",
+        ));
+    }
+    for (dir, writable) in [
+        (std::env::temp_dir(), true),
+        (
+            std::path::PathBuf::from("/nonexistent/ecir-card-test"),
+            false,
+        ),
+    ] {
+        let mut c = Card::new(Arc::new(DetectConfig::default()));
+        c.paths_cap = 5;
+        c.paths_runs = ecir_spill::Runs::new(dir, "card-paths");
+        observe_in_chunks(std::slice::from_mut(&mut c), &lines);
+        assert_eq!(c.paths_error.is_none(), writable);
+        assert_eq!(c.arena.live, held_bytes(&c), "writable {writable}");
+        c.compact_arena();
+        assert_eq!(c.arena.bytes.used, c.arena.live, "writable {writable}");
+        if !writable {
+            assert!(c.paths.0.len() > 5, "the paths stayed in memory");
+        }
     }
 }
