@@ -4,8 +4,11 @@
 //! State is compact: WAF records (few) are kept as small summaries with one evidence line
 //! each; of web requests only those that could matter are kept (requests carrying a query,
 //! a POST, an attack payload per [`classify`], admin-route 2xx hits and script hits in upload
-//! folders), each as (ip, path hash, time, status, class, evidence). Both lists are bounded:
-//! beyond the cap the earliest by (time, file, line) are kept, so merging is split-independent.
+//! folders), each as (ip, path hash, time, status, class, evidence). WAF records and admin,
+//! script and login hits are bounded: beyond the cap the earliest by (time, file, line) are
+//! kept, so merging is split-independent, and the report warns. The requests that may match
+//! a WAF record (the many) are written out past a cap as sorted runs (`requests`), and finish
+//! keeps those on a (client, path) some WAF record names: all of them are matched.
 //! Per-hour request counts per source feed the monitoring-lapse rule. Matching happens at
 //! finish.
 //!
@@ -43,6 +46,8 @@ use ecir_model::{
 };
 
 use crate::evidence::{evidence, SmallestSet, Span};
+
+mod requests;
 use crate::web_attack::{classify, Class};
 use crate::{downcast, DetectConfig, DetectorState, FinishContext, Origin};
 
@@ -155,7 +160,15 @@ struct IpAgg {
 
 pub struct Waf {
     waf: Vec<WafRec>,
+    /// Admin, upload-script and login hits (the earliest [`MAX_WEB_HITS`]).
     web: Vec<WebHit>,
+    /// Requests that may match a WAF record, up to `request_cap` in memory, the rest in
+    /// `request_runs` (see [`requests`]); `usize::MAX` once writing failed (then the
+    /// earliest [`MAX_WEB_HITS`] are kept), and why.
+    requests: Vec<WebHit>,
+    request_runs: ecir_spill::Runs<requests::RequestRecord>,
+    request_cap: usize,
+    request_error: Option<String>,
     waf_overflow: bool,
     web_overflow: bool,
     scripts: Scripts,
@@ -188,6 +201,10 @@ impl Waf {
             track_web: config.run_has_waf,
             waf: Vec::new(),
             web: Vec::new(),
+            requests: Vec::new(),
+            request_runs: ecir_spill::Runs::new(std::env::temp_dir(), "waf"),
+            request_cap: requests::REQUEST_CAP,
+            request_error: None,
             waf_overflow: false,
             web_overflow: false,
             scripts: BTreeMap::new(),
@@ -228,12 +245,33 @@ impl Waf {
             self.waf.truncate(MAX_WAF_RECORDS);
             self.waf_overflow = true;
         }
-        if self.web.len() > MAX_WEB_HITS {
-            self.web.sort_by(|a, b| {
-                (key_ts(&a.ts, &a.ev), a.kind).cmp(&(key_ts(&b.ts, &b.ev), b.kind))
-            });
-            self.web.truncate(MAX_WEB_HITS);
-            self.web_overflow = true;
+        for list in [&mut self.web, &mut self.requests] {
+            if list.len() > MAX_WEB_HITS {
+                list.sort_by(|a, b| {
+                    (key_ts(&a.ts, &a.ev), a.kind).cmp(&(key_ts(&b.ts, &b.ev), b.kind))
+                });
+                list.truncate(MAX_WEB_HITS);
+                self.web_overflow = true;
+            }
+        }
+    }
+
+    /// Writes the requests in memory as a run; when writing fails they stay in memory (the
+    /// earliest [`MAX_WEB_HITS`], see [`Waf::compact`]) and this state stops writing.
+    #[cold]
+    fn spill_requests(&mut self) {
+        if self.requests.is_empty() || self.request_cap == usize::MAX {
+            return;
+        }
+        let mut all: Vec<requests::RequestRecord> = std::mem::take(&mut self.requests)
+            .into_iter()
+            .map(requests::RequestRecord)
+            .collect();
+        all.sort_unstable_by_key(|r| requests::key_of(&r.0));
+        if let Err(e) = self.request_runs.spill(&all) {
+            self.request_cap = usize::MAX;
+            self.request_error = Some(e.to_string());
+            self.requests = all.into_iter().map(|r| r.0).collect();
         }
     }
 }
@@ -509,7 +547,7 @@ impl DetectorState for Waf {
                     }
                 }
                 if interesting || kind.is_some() {
-                    self.web.push(WebHit {
+                    let hit = WebHit {
                         ts,
                         ip: ev.client_ip,
                         path_hash: path_hash(path),
@@ -517,13 +555,22 @@ impl DetectorState for Waf {
                         class,
                         kind: kind.unwrap_or(WebKind::Request),
                         ev: kept_evidence(origin, Some(ts), 0),
-                    });
+                    };
+                    if kind.is_some() {
+                        self.web.push(hit);
+                    } else {
+                        if self.requests.len() >= self.request_cap {
+                            self.spill_requests();
+                        }
+                        self.requests.push(hit);
+                    }
                 }
             }
             _ => return,
         }
         if self.waf.len() > MAX_WAF_RECORDS * 2
             || self.web.len() > MAX_WEB_HITS * 2
+            || self.requests.len() > MAX_WEB_HITS * 2
             || self.scripts.len() > MAX_SCRIPT_PATHS * 2
         {
             self.compact();
@@ -534,6 +581,18 @@ impl DetectorState for Waf {
         let o: Waf = downcast(other);
         self.waf.extend(o.waf);
         self.web.extend(o.web);
+        self.requests.extend(o.requests);
+        if o.request_cap == usize::MAX {
+            self.request_cap = usize::MAX;
+        }
+        self.request_error = self.request_error.take().or(o.request_error);
+        if let Err(e) = self.request_runs.append(o.request_runs) {
+            self.request_cap = usize::MAX;
+            self.request_error.get_or_insert(e.to_string());
+        }
+        if self.requests.len() > self.request_cap {
+            self.spill_requests();
+        }
         self.waf_overflow |= o.waf_overflow;
         self.web_overflow |= o.web_overflow;
         self.scripts_overflow |= o.scripts_overflow;
@@ -583,6 +642,7 @@ impl DetectorState for Waf {
         self.audit_failure_count += o.audit_failure_count;
         if self.waf.len() > MAX_WAF_RECORDS
             || self.web.len() > MAX_WEB_HITS
+            || self.requests.len() > MAX_WEB_HITS
             || self.scripts.len() > MAX_SCRIPT_PATHS
         {
             self.compact();
@@ -629,15 +689,65 @@ impl DetectorState for Waf {
         Some(s)
     }
 
-    fn finish(mut self: Box<Self>, _ctx: &FinishContext) -> Vec<Finding> {
+    fn finish(mut self: Box<Self>, ctx: &FinishContext) -> Vec<Finding> {
         self.compact();
         let mut waf = std::mem::take(&mut self.waf);
         waf.sort_by_key(|a| key_ts(&a.ts, &a.ev));
         let mut web = std::mem::take(&mut self.web);
+        // Of the requests (memory and runs), those on a (client, path) a WAF record names:
+        // the only ones matched.
+        if let Some(e) = &self.request_error {
+            ctx.warn(format!("The WAF detector's candidate web requests could not be written to the temporary directory ({e}); the earliest {MAX_WEB_HITS} were kept in memory. Set TMPDIR to a writable directory outside the evidence."));
+        }
+        let named: BTreeSet<(Option<IpAddr>, u64)> =
+            waf.iter().map(|r| (r.ip, r.path_hash)).collect();
+        let mut memory: Vec<requests::RequestRecord> = std::mem::take(&mut self.requests)
+            .into_iter()
+            .map(requests::RequestRecord)
+            .collect();
+        memory.sort_unstable_by_key(|r| requests::key_of(&r.0));
+        let runs = std::mem::replace(
+            &mut self.request_runs,
+            ecir_spill::Runs::new(std::path::PathBuf::new(), "waf"),
+        );
+        let merged = (!named.is_empty()).then(|| runs.merge(memory));
+        for r in merged.into_iter().flatten() {
+            match r {
+                Ok(requests::RequestRecord(w)) => {
+                    if named.contains(&(w.ip, w.path_hash)) {
+                        web.push(w);
+                    }
+                }
+                Err(e) => ctx.warn(format!("The WAF detector's candidate web requests written to the temporary directory could not be read back ({e}): some WAF records may lack their access-log line. Keep TMPDIR out of reach of temporary-file cleaners during a scan, and rerun.")),
+            }
+        }
+        drop(runs);
         web.sort_by_key(|a| (key_ts(&a.ts, &a.ev), a.kind));
         let mut out = Vec::new();
         if waf.is_empty() && self.summary.events == 0 {
             return out;
+        }
+        // Said in the report too, not only in findings that may not exist: a bypass after
+        // the cut would go unseen.
+        let mut cut = Vec::new();
+        if self.waf_overflow {
+            cut.push(format!("the earliest {MAX_WAF_RECORDS} WAF records"));
+        }
+        if self.web_overflow {
+            cut.push(format!(
+                "the earliest {MAX_WEB_HITS} candidate web requests"
+            ));
+        }
+        if !cut.is_empty() {
+            ctx.warn(format!(
+                "WAF correlation kept only {}: later ones were not matched, so a WAF record after the cut may lack its access-log line and a WAF bypass after it may be missed. Scan a shorter period at a time.",
+                cut.join(" and ")
+            ));
+        }
+        if self.scripts_overflow {
+            ctx.warn(format!(
+                "WAF escalation by first-seen script judged only the {MAX_SCRIPT_PATHS} script paths reached first."
+            ));
         }
         // (ip, path) → web request indices, in time order.
         let mut by_key: BTreeMap<(Option<IpAddr>, u64), Vec<usize>> = BTreeMap::new();
@@ -1493,10 +1603,25 @@ mod tests {
     }
 
     fn run_parts(input: &[In], parts: usize) -> (Vec<Finding>, Option<WafSummary>) {
+        run_parts_capped(input, parts, requests::REQUEST_CAP)
+    }
+
+    /// Like [`run_parts`], each state writing its candidate requests out past `cap`.
+    fn run_parts_capped(
+        input: &[In],
+        parts: usize,
+        cap: usize,
+    ) -> (Vec<Finding>, Option<WafSummary>) {
         let cfg = Arc::new(DetectConfig::default());
         let web_file: Arc<str> = Arc::from("access.log");
         let waf_file: Arc<str> = Arc::from("modsec_audit.log");
-        let mut states: Vec<Waf> = (0..parts).map(|_| Waf::new(cfg.clone())).collect();
+        let mut states: Vec<Waf> = (0..parts)
+            .map(|_| {
+                let mut w = Waf::new(cfg.clone());
+                w.request_cap = cap;
+                w
+            })
+            .collect();
         for (i, x) in input.iter().enumerate() {
             let web = match x {
                 In::Web(ip, m, t, st, s) => Some((ip, m, t, st, Timestamp::from_secs(T0 + s, 0))),
@@ -2527,5 +2652,110 @@ mod tests {
             "{}",
             d[0].summary
         );
+    }
+
+    #[test]
+    fn a_cut_in_correlation_is_reported_even_without_findings() {
+        // One blocked WAF record (no finding of its own) in a run whose candidate web
+        // requests overflowed: the report says correlation was cut.
+        let file: Arc<str> = Arc::from("modsec_audit.log");
+        let raw = "waf 203.0.113.9 /x";
+        let ev = Event {
+            ts: Some(Timestamp::from_secs(T0, 0)),
+            source: Some(SourceKind::Waf),
+            client_ip: "203.0.113.9".parse().ok(),
+            method: Some(Cow::Borrowed("GET")),
+            target: Some(Cow::Borrowed("/x?id=1%27")),
+            detail: EventDetail::Waf {
+                rule_ids: vec![Cow::Borrowed("942100")],
+                messages: vec![Cow::Borrowed("SQL Injection")],
+                action: WafAction::Blocked,
+                severity: Some(Cow::Borrowed("CRITICAL")),
+                detection_only: false,
+                attack: Some(WafClass::Sqli),
+                engine_mode: None,
+                transaction: None,
+            },
+            ..Default::default()
+        };
+        for overflow in [false, true] {
+            let mut w = Waf::new(Arc::new(DetectConfig::default()));
+            w.observe(
+                &ev,
+                &Origin {
+                    file: &file,
+                    line: 1,
+                    raw: raw.as_bytes(),
+                },
+            );
+            w.web_overflow = overflow;
+            let ctx = FinishContext::default();
+            let f = Box::new(w).finish(&ctx);
+            assert!(f.iter().all(|x| x.rule != "waf.unblocked_attack"));
+            let warnings = ctx.take_warnings();
+            assert_eq!(
+                warnings
+                    .iter()
+                    .any(|x| x.contains(&format!("earliest {MAX_WEB_HITS} candidate web requests"))),
+                overflow,
+                "{warnings:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn candidate_requests_written_out_give_the_same_findings() {
+        // An unblocked attack confirmed by its access line and followed by an admin hit, a
+        // block then a bypass, and customers' searches (never named by a WAF record) around.
+        let mut input = vec![
+            W(
+                "203.0.113.5",
+                "/products/list?id=1'or'1'='1",
+                LoggedOnly,
+                Some(WafClass::Sqli),
+                "CRITICAL",
+                false,
+                0,
+            ),
+            Web("203.0.113.5", "GET", "/products/list?id=1'or'1'='1", 200, 1),
+            Web("203.0.113.5", "GET", "/admin/order", 200, 600),
+            W(
+                "192.0.2.50",
+                "/products/detail/1",
+                Blocked,
+                Some(WafClass::Sqli),
+                "CRITICAL",
+                false,
+                0,
+            ),
+            Web(
+                "192.0.2.50",
+                "GET",
+                "/products/detail/1?id=1/**/UNION/**/SELECT/**/1,2",
+                200,
+                3600,
+            ),
+        ];
+        const IPS: [&str; 4] = ["100.64.0.1", "100.64.0.2", "100.64.0.3", "100.64.0.4"];
+        for k in 0..40 {
+            input.insert(
+                k % input.len(),
+                Web(IPS[k % 4], "GET", "/search?q=shirt", 200, k as i64 * 60),
+            );
+        }
+        let json = |f: &[Finding]| serde_json::to_string(f).unwrap();
+        let (want, _) = run_parts(&input, 1);
+        assert!(want.iter().any(|f| f.rule == "waf.unblocked_attack"));
+        assert!(want.iter().any(|f| f.rule == "waf.blocked_then_through"));
+        assert!(want.iter().any(|f| f
+            .evidence
+            .iter()
+            .any(|e| e.text.contains("203.0.113.5 GET /products"))));
+        for parts in [1, 2, 3] {
+            for cap in [1, 2, 7] {
+                let (got, _) = run_parts_capped(&input, parts, cap);
+                assert_eq!(json(&got), json(&want), "{parts} parts, cap {cap}");
+            }
+        }
     }
 }
