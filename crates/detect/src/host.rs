@@ -362,7 +362,7 @@ impl DetectorState for Host {
         }
         let mut failures = std::mem::take(&mut self.failures);
         failures.sort_by(fail_order);
-        // Failures at or before this time were all kept (`None`: every one was).
+        // Failures before this time were all kept (`None`: every one was).
         let kept_until =
             (self.dropped_failures > 0).then(|| failures.last().map_or(i64::MIN, Fail::ms));
         let mut others = std::mem::take(&mut self.others);

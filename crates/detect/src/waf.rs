@@ -163,10 +163,11 @@ pub struct Waf {
     /// Admin, upload-script and login hits (the earliest [`MAX_WEB_HITS`]).
     web: Vec<WebHit>,
     /// Requests that may match a WAF record, up to `request_cap` in memory, the rest in
-    /// `request_runs` (see [`requests`]); `usize::MAX` once writing failed (then the
-    /// earliest [`MAX_WEB_HITS`] are kept), and why.
+    /// `request_runs` (see [`requests`]).
     requests: Vec<WebHit>,
     request_runs: ecir_spill::Runs<requests::RequestRecord>,
+    /// `usize::MAX` once writing failed (then the earliest [`MAX_WEB_HITS`] requests are
+    /// kept in memory), and why.
     request_cap: usize,
     request_error: Option<String>,
     waf_overflow: bool,
@@ -710,18 +711,33 @@ impl DetectorState for Waf {
             &mut self.request_runs,
             ecir_spill::Runs::new(std::path::PathBuf::new(), "waf"),
         );
+        // At most the earliest [`MAX_WEB_HITS`] of them (a flood from one client on one path
+        // the WAF named could hold many), cut as in `compact`.
         let merged = (!named.is_empty()).then(|| runs.merge(memory));
+        let mut matched: Vec<WebHit> = Vec::new();
+        let cut_matched = |v: &mut Vec<WebHit>, overflow: &mut bool| {
+            if v.len() > MAX_WEB_HITS {
+                v.sort_by_key(|a| key_ts(&a.ts, &a.ev));
+                v.truncate(MAX_WEB_HITS);
+                *overflow = true;
+            }
+        };
         for r in merged.into_iter().flatten() {
             match r {
                 Ok(requests::RequestRecord(w)) => {
                     if named.contains(&(w.ip, w.path_hash)) {
-                        web.push(w);
+                        matched.push(w);
+                        if matched.len() > 2 * MAX_WEB_HITS {
+                            cut_matched(&mut matched, &mut self.web_overflow);
+                        }
                     }
                 }
                 Err(e) => ctx.warn(format!("The WAF detector's candidate web requests written to the temporary directory could not be read back ({e}): some WAF records may lack their access-log line. Keep TMPDIR out of reach of temporary-file cleaners during a scan, and rerun.")),
             }
         }
         drop(runs);
+        cut_matched(&mut matched, &mut self.web_overflow);
+        web.extend(matched);
         web.sort_by_key(|a| (key_ts(&a.ts, &a.ev), a.kind));
         let mut out = Vec::new();
         if waf.is_empty() && self.summary.events == 0 {
@@ -844,8 +860,8 @@ fn nearest<'w>(
     [before, after]
         .into_iter()
         .flatten()
-        .filter(|w| (w.ts.utc_ms - t).abs() <= MATCH_WINDOW_SECS * 1000)
-        .min_by_key(|w| ((w.ts.utc_ms - t).abs(), Arc::clone(&w.ev.file), w.ev.line))
+        .filter(|w| w.ts.utc_ms.abs_diff(t) <= MATCH_WINDOW_SECS as u64 * 1000)
+        .min_by_key(|w| (w.ts.utc_ms.abs_diff(t), Arc::clone(&w.ev.file), w.ev.line))
 }
 
 fn weighted(e: &Evidence, w: u32) -> Evidence {
@@ -1063,7 +1079,7 @@ fn bypass(
         let start = idx.partition_point(|&i| web[i].ts.utc_ms <= r.ts.utc_ms);
         if let Some(&i) = idx.get(start) {
             let w = &web[i];
-            if w.ts.utc_ms - r.ts.utc_ms > BYPASS_WINDOW_SECS * 1000 {
+            if w.ts.utc_ms.saturating_sub(r.ts.utc_ms) > BYPASS_WINDOW_SECS * 1000 {
                 continue;
             }
             // The blocked request itself may be logged by the web server too (403): only a

@@ -90,10 +90,10 @@ impl ecir_spill::Record for RequestRecord {
         codec::put_u64(out, w.path_hash);
         codec::put_u32(out, u32::from(w.status));
         out.push(class_code(w.class));
+        // A request's line carries its own time and no weight (`kept_evidence`): rebuilt.
+        debug_assert!(w.ev.ts == Some(w.ts) && w.ev.weight == 0);
         codec::put_bytes(out, w.ev.file.as_bytes());
         codec::put_u64(out, w.ev.line);
-        codec::put_ts(out, w.ev.ts);
-        codec::put_u32(out, w.ev.weight);
         codec::put_bytes(out, w.ev.text.as_bytes());
     }
 
@@ -109,8 +109,6 @@ impl ecir_spill::Record for RequestRecord {
         };
         let file = codec::file_of(files, c.str()?);
         let line = c.u64()?;
-        let ev_ts = c.ts()?;
-        let weight = c.u32()?;
         let text = c.str()?.to_string();
         c.0.is_empty().then_some(RequestRecord(WebHit {
             ts,
@@ -122,9 +120,9 @@ impl ecir_spill::Record for RequestRecord {
             ev: ecir_model::Evidence {
                 file,
                 line,
-                ts: ev_ts,
+                ts: Some(ts),
                 text,
-                weight,
+                weight: 0,
             },
         }))
     }
