@@ -8,7 +8,11 @@ ecir=${ECIR:-$here/../../target/release/ecir}
 export SCALING_DATA=${SCALING_DATA:-/tmp/ecir-scaling}
 gen=$1; shift
 for n in "$@"; do
-  out=$(python3 "$here/$gen" "$n" $EXTRA >/dev/null; ls -td "$SCALING_DATA"/*-"$n" | head -1)
+  python3 "$here/$gen" "$n" $EXTRA >/dev/null
+  # The generator's own directory (named after it, and after EXTRA when given).
+  name=$(basename "$gen" .py)
+  out="$SCALING_DATA/$name-$n"
+  if [ -n "$EXTRA" ] && [ -d "$SCALING_DATA/${name}_$EXTRA-$n" ]; then out="$SCALING_DATA/${name}_$EXTRA-$n"; fi
   lines=$(cat "$out"/* | wc -l)
   /usr/bin/time -f "$(basename "$gen" .py) N=$n lines=$lines: %e s wall, %U s user, %M KiB peak RSS" \
     timeout 300 "$ecir" scan --quiet --fail-on never -j1 --json /dev/null "$out" >/dev/null

@@ -306,16 +306,29 @@ impl<R: Record> Merge<R> {
 }
 
 /// Reads one length-prefixed record.
+/// Reads one length-prefixed block into `buf`. The buffer grows with the bytes actually
+/// read, so a damaged length never allocates more than the file holds.
+fn read_block(r: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<()> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len)?;
+    let len = u64::from(u32::from_le_bytes(len));
+    buf.clear();
+    r.take(len).read_to_end(buf)?;
+    if buf.len() as u64 != len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "run record cut short",
+        ));
+    }
+    Ok(())
+}
+
 fn read_record<R: Record>(
     r: &mut impl Read,
     buf: &mut Vec<u8>,
     reader: &mut R::Reader,
 ) -> io::Result<R> {
-    let mut len = [0u8; 4];
-    r.read_exact(&mut len)?;
-    buf.clear();
-    buf.resize(u32::from_le_bytes(len) as usize, 0);
-    r.read_exact(buf)?;
+    read_block(r, buf)?;
     R::decode(buf, reader)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "damaged run record"))
 }
@@ -476,11 +489,7 @@ impl Spool {
         for run in &self.files {
             let mut reader = BufReader::with_capacity(IO_BUF, File::open(&run.path)?);
             for _ in 0..run.records {
-                let mut len = [0u8; 4];
-                reader.read_exact(&mut len)?;
-                block.clear();
-                block.resize(u32::from_le_bytes(len) as usize, 0);
-                reader.read_exact(&mut block)?;
+                read_block(&mut reader, &mut block)?;
                 f(&block);
             }
         }
@@ -556,11 +565,8 @@ impl Iterator for SpoolBlocks {
             if let Some((_, reader, left)) = &mut self.current {
                 if *left > 0 {
                     *left -= 1;
-                    let mut len = [0u8; 4];
-                    let read = reader.read_exact(&mut len).and_then(|()| {
-                        let mut block = vec![0u8; u32::from_le_bytes(len) as usize];
-                        reader.read_exact(&mut block).map(|()| block)
-                    });
+                    let mut block = Vec::new();
+                    let read = read_block(reader, &mut block).map(|()| block);
                     if read.is_err() {
                         self.current = None;
                     }
@@ -608,6 +614,22 @@ mod tests {
         fn combine(&mut self, o: Self) {
             self.1 += o.1;
         }
+    }
+
+    #[test]
+    fn a_damaged_length_reads_what_is_there_and_fails() {
+        let mut bytes = 5u32.to_le_bytes().to_vec();
+        bytes.extend_from_slice(b"hello");
+        bytes.extend_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+        bytes.extend_from_slice(b"only ten b");
+        let mut r = std::io::Cursor::new(bytes);
+        let mut buf = Vec::new();
+        read_block(&mut r, &mut buf).unwrap();
+        assert_eq!(buf, b"hello");
+        let e = read_block(&mut r, &mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        // What the file holds, not what the length claims (4 GiB).
+        assert!(buf.capacity() < 1 << 20, "{}", buf.capacity());
     }
 
     #[test]
