@@ -171,12 +171,18 @@ impl<R: Record> Runs<R> {
         self.limit()
     }
 
-    /// Merges all runs into one when there are more than [`MAX_RUNS`]; when that fails, the
-    /// runs stay as they were.
+    /// When there are more than [`MAX_RUNS`] runs, merges the smallest into one, leaving
+    /// half of [`MAX_RUNS`] and the merged one: runs grow in tiers, so a record is rewritten
+    /// a few times over a long spill, not once per merge. When that fails, the runs stay as
+    /// they were.
     fn limit(&mut self) -> io::Result<()> {
         if self.runs.len() <= MAX_RUNS {
             return Ok(());
         }
+        let mut all = std::mem::take(&mut self.runs);
+        all.sort_by_key(|r| r.records);
+        let keep = all.split_off(all.len() - MAX_RUNS / 2);
+        self.runs = all;
         // The merge owns its readers, so the new run can be written while it streams.
         let mut it = self.merge(Vec::new());
         let merged = self.write_run(|w| {
@@ -187,9 +193,19 @@ impl<R: Record> Runs<R> {
                 n += 1;
             }
             Ok(n)
-        })?;
-        self.runs = vec![merged];
-        Ok(())
+        });
+        drop(it);
+        match merged {
+            Ok(run) => {
+                self.runs = keep;
+                self.runs.push(run);
+                Ok(())
+            }
+            Err(e) => {
+                self.runs.extend(keep);
+                Err(e)
+            }
+        }
     }
 
     fn write_run(
@@ -614,6 +630,28 @@ mod tests {
         fn combine(&mut self, o: Self) {
             self.1 += o.1;
         }
+    }
+
+    #[test]
+    fn many_runs_merge_in_tiers_and_lose_nothing() {
+        let mut runs: Runs<Count> = Runs::new(std::env::temp_dir(), "spill-test");
+        for r in 0..200u32 {
+            let v: Vec<Count> = (0..50).map(|k| Count(k + r % 7, 1)).collect();
+            runs.spill(&v).unwrap();
+            assert!(runs.len() <= MAX_RUNS);
+        }
+        // Tiers: more than one run holds merged records (a single merge of everything would
+        // leave one big run and fresh small ones).
+        assert!(runs.runs.iter().filter(|r| r.records > 50).count() > 1);
+        let got: Vec<Count> = runs.merge(Vec::new()).map(|r| r.unwrap()).collect();
+        let mut want = std::collections::BTreeMap::new();
+        for r in 0..200u32 {
+            for k in 0..50 {
+                *want.entry(k + r % 7).or_insert(0u64) += 1;
+            }
+        }
+        let want: Vec<Count> = want.into_iter().map(|(k, n)| Count(k, n)).collect();
+        assert_eq!(got, want);
     }
 
     #[test]
