@@ -12,8 +12,9 @@
 //! [`std::env::temp_dir`], i.e. `TMPDIR`), never beside the evidence, readable by this user
 //! only, named `.ecir-TAG-PID-…` (hidden, so a scan of that directory skips it). Run files are
 //! removed when their last holder drops them (also while unwinding from a panic), the
-//! directory with the last run. At most [`MAX_RUNS`] runs are kept: beyond that they are
-//! merged into one, so a final merge opens a bounded number of files.
+//! directory with the last run. At most [`MAX_RUNS`] runs are kept: beyond that the smallest
+//! are merged into one (runs grow in tiers, so a record is rewritten a few times), and a final
+//! merge opens a bounded number of files.
 //!
 //! [`Spool`] is the simpler holder: blocks of bytes beyond a memory cap appended to one file,
 //! all read back at the end, for state needed whole only when a detector finishes.
@@ -28,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Runs kept before they are merged into one.
+/// Runs kept before the smallest are merged into one.
 pub const MAX_RUNS: usize = 32;
 /// Buffer of each run reader and writer.
 const IO_BUF: usize = 64 * 1024;
