@@ -319,6 +319,17 @@ impl Blocks {
     fn get(&self, r: RawRef) -> &[u8] {
         &self.blocks[r.block as usize][r.off as usize..(r.off + r.len) as usize]
     }
+
+    /// Keeps emptied `blocks` for reuse, up to [`ARENA_SLACK`] of them.
+    fn keep_spares(&mut self, blocks: Vec<Vec<u8>>) {
+        for mut b in blocks {
+            if self.spare.len() >= ARENA_SLACK / ARENA_BLOCK {
+                break;
+            }
+            b.clear();
+            self.spare.push(b);
+        }
+    }
 }
 
 /// The raw bytes of the evidence lines a state keeps (one growing buffer instead of an
@@ -1774,13 +1785,7 @@ impl Card {
             },
         );
         self.arena.live = 0;
-        for mut b in old.blocks {
-            if self.arena.bytes.spare.len() >= ARENA_SLACK / ARENA_BLOCK {
-                break;
-            }
-            b.clear();
-            self.arena.bytes.spare.push(b);
-        }
+        self.arena.bytes.keep_spares(old.blocks);
         if let Err(e) = self.paths_runs.spill(&records) {
             // Back into memory, and no more writing.
             self.paths_cap = usize::MAX;
@@ -1860,14 +1865,7 @@ impl Card {
         }
         debug_assert_eq!(bytes.used, self.arena.live);
         let old = std::mem::replace(&mut self.arena.bytes, bytes);
-        let spare = &mut self.arena.bytes.spare;
-        for mut b in old.blocks {
-            if spare.len() >= ARENA_SLACK / ARENA_BLOCK {
-                break;
-            }
-            b.clear();
-            spare.push(b);
-        }
+        self.arena.bytes.keep_spares(old.blocks);
     }
 
     fn is_checkout_page(&mut self, path: &str) -> bool {

@@ -443,13 +443,9 @@ impl DetectorState for Webshell {
             }
         }
         let (kept, rest) = upload.finish();
-        for g in kept {
+        for (severity, g) in kept {
             let path = g.path().to_string();
-            let mut f = Finding::new(
-                "webshell.upload_dir_script",
-                Category::Webshell,
-                Severity::High,
-            );
+            let mut f = Finding::new("webshell.upload_dir_script", Category::Webshell, severity);
             f.title = format!("Script executed in a writable directory: {path}");
             f.summary = format!(
                 "{path} answered 2xx {} time(s) ({} POST) to {} client(s). Nothing in an upload directory should run as a script: treat it as a web shell, preserve it, then remove it.",
@@ -526,13 +522,8 @@ impl DetectorState for Webshell {
                 rare.offer(key, severity, g);
             }
             let (kept, rest) = rare.finish();
-            for g in kept {
+            for (severity, g) in kept {
                 let path = g.path().to_string();
-                let severity = if g.posts_without_referer >= 3 {
-                    Severity::High
-                } else {
-                    Severity::Medium
-                };
                 let mut f = Finding::new("webshell.rare_script", Category::Webshell, severity);
                 f.title = format!(
                     "Script used by only {} client(s): {path}",
@@ -579,13 +570,8 @@ impl DetectorState for Webshell {
             commands.offer(key, severity, g);
         }
         let (kept, rest) = commands.finish();
-        for g in kept {
+        for (severity, g) in kept {
             let path = g.path().to_string();
-            let severity = if g.ok > 0 {
-                Severity::High
-            } else {
-                Severity::Low
-            };
             let mut f = Finding::new("webshell.command_param", Category::Webshell, severity);
             f.title = format!("Command-like parameters sent to {path}");
             f.summary = format!(
@@ -681,8 +667,11 @@ impl Tally {
 #[derive(Default)]
 struct Ranked {
     kept: Vec<(RankKey, Group)>,
-    rest: Option<(Severity, Tally)>,
+    rest: Option<Rest>,
 }
+
+/// The groups past the cap, summed, with their worst severity.
+type Rest = (Severity, Tally);
 
 type RankKey = (
     Severity,
@@ -723,9 +712,10 @@ impl Ranked {
     }
 
     /// The kept groups, and the others summed (if any) with their worst severity.
-    fn finish(mut self) -> (Vec<Group>, Option<(Severity, Tally)>) {
+    fn finish(mut self) -> (Vec<(Severity, Group)>, Option<Rest>) {
         self.trim();
-        (self.kept.into_iter().map(|(_, g)| g).collect(), self.rest)
+        let kept = self.kept.into_iter().map(|(rank, g)| (rank.0, g)).collect();
+        (kept, self.rest)
     }
 }
 
