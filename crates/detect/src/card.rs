@@ -18,7 +18,7 @@
 //! failed payments in an application log (checkout actors, buyers included), not for every
 //! visitor. Evidence lines that may never be cited (asset and harvest candidates) are kept as
 //! raw bytes (capped) and turned into text at finish. Every asset path loaded from checkout
-//! keeps its twenty best lines, so past 4 MiB of them a state writes them to a private
+//! keeps its twenty best lines, so past 1 MiB of them a state writes them to a private
 //! temporary spool (`TMPDIR`), each path keeping the worst line written as a bound that later
 //! lines must beat; finish reads back the lines of the paths that make findings, so the
 //! evidence is the same as if nothing was written. A state holding 8,192 paths (assets and
@@ -634,8 +634,10 @@ impl LazyEvidence {
 /// Bytes of first-seen evidence lines a state's arena holds before they are written to its
 /// evidence spool ([`Card::spill_evidence`]): a shop whose every product image is loaded
 /// from the cart page has about 6 KiB of lines per image, which would otherwise grow with
-/// the catalogue in every state.
-const EVIDENCE_MEM: usize = 4 << 20;
+/// the catalogue in every state. 1 MiB: at 4 MiB a state took most of a 4 GiB run to fill
+/// it, so resident memory still grew from 1 to 4 GiB of logs; the spool's writes are
+/// sequential and few.
+const EVIDENCE_MEM: usize = 1 << 20;
 
 /// Appends one spilled record: the path, then each line's weight, time, file name, line
 /// number and raw bytes (in [`codec`]'s encoding).
@@ -2469,6 +2471,17 @@ impl DetectorState for Card {
             }
             d.ev.offer(origin, ev.ts, if from_checkout { 50 } else { 40 });
         }
+    }
+
+    fn park(&mut self) {
+        self.spill_paths();
+        if self.paths.0.is_empty() {
+            self.paths = Paths::default();
+            self.arena.bytes.spare = Vec::new();
+        }
+        self.clients.park();
+        self.route_cache = FxHashMap::default();
+        self.referer_cache = FxHashMap::default();
     }
 
     fn merge(&mut self, other: Box<dyn DetectorState>) {

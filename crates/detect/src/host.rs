@@ -336,6 +336,10 @@ impl DetectorState for Host {
         }
     }
 
+    fn park(&mut self) {
+        self.fail_ips.park();
+    }
+
     fn merge(&mut self, other: Box<dyn DetectorState>) {
         let o: Host = downcast(other);
         self.fail_ips.merge(o.fail_ips);

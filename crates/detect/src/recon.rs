@@ -276,6 +276,11 @@ impl DetectorState for Recon {
         }
     }
 
+    fn park(&mut self) {
+        self.not_found.park();
+        self.ua_cache = FxHashMap::default();
+    }
+
     fn merge(&mut self, other: Box<dyn DetectorState>) {
         let other: Recon = downcast(other);
         for (k, t) in other.tools {

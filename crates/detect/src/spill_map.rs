@@ -105,6 +105,15 @@ impl<V: Spillable> SpillMap<V> {
         }
     }
 
+    /// Writes the entries in memory out as a run and frees the table's memory (see
+    /// [`crate::DetectorState::park`]); when writing fails they stay in memory.
+    pub(crate) fn park(&mut self) {
+        self.spill();
+        if self.map.is_empty() {
+            self.map = FxHashMap::default();
+        }
+    }
+
     /// Absorbs `other` (the same table built over other lines).
     pub(crate) fn merge(&mut self, other: SpillMap<V>) {
         if other.cap == usize::MAX {

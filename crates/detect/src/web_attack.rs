@@ -656,6 +656,11 @@ impl DetectorState for WebAttack {
         self.classes = classes;
     }
 
+    fn park(&mut self) {
+        self.groups.park();
+        self.cache = TargetCache::new();
+    }
+
     fn merge(&mut self, other: Box<dyn DetectorState>) {
         let other: WebAttack = downcast(other);
         self.groups.merge(other.groups);

@@ -412,6 +412,12 @@ impl DetectorState for Webshell {
         }
     }
 
+    fn park(&mut self) {
+        self.upload_ok.park();
+        self.scripts.park();
+        self.commands.park();
+    }
+
     fn merge(&mut self, other: Box<dyn DetectorState>) {
         let other: Webshell = downcast(other);
         self.upload_ok.merge(other.upload_ok);

@@ -102,6 +102,13 @@ impl<'a> Work<'a> {
         }
     }
 
+    /// Gives back what memory the detector and traffic state can while this run waits to
+    /// be merged (see [`ecir_detect::DetectorState::park`]).
+    fn park(&mut self) {
+        self.detectors.park();
+        self.traffic.park();
+    }
+
     #[inline]
     fn count_hour(&mut self, t: &Timestamp, line: u64, raw: &[u8]) {
         let h = ecir_audit::facts::local_hour(t);
@@ -562,6 +569,10 @@ impl<'a> crate::ordered::OrderedFold for MappedRun<'_, 'a> {
 
     fn min_offer(&self) -> usize {
         MIN_TAKEOVER_CHUNKS
+    }
+
+    fn park(&self, state: &mut ChunkState<'a>) {
+        state.0.park();
     }
 }
 

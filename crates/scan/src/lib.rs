@@ -274,6 +274,13 @@ impl ordered::OrderedFold for Files<'_> {
     fn min_offer(&self) -> usize {
         1
     }
+
+    fn park(&self, state: &mut Merged) {
+        if let Some(d) = &mut state.detectors {
+            d.park();
+        }
+        state.traffic.park();
+    }
 }
 
 /// Results of a contiguous run of files, merged in input order.

@@ -35,12 +35,17 @@ pub(crate) trait OrderedFold: Sync {
     /// The fewest items offered to another worker at once (at least 1): a range is split
     /// only when both halves have at least this many.
     fn min_offer(&self) -> usize;
+
+    /// Called on a finished run's state that must wait for a run before it to finish
+    /// before it can be merged: lets it give back memory meanwhile. Default: nothing.
+    fn park(&self, _state: &mut Self::State) {}
 }
 
 /// Folds items `0..n` into `first` (a state covering nothing yet), in order.
 pub(crate) fn fold_in_order<F: OrderedFold>(fold: &F, n: usize, first: F::State) -> F::State {
     let runner = Runner {
         fold,
+        items: n,
         done: Mutex::new(BTreeMap::new()),
     };
     if let Some((start, state)) = runner.run(0, 0, n, first) {
@@ -67,6 +72,8 @@ struct Done<S> {
 
 struct Runner<'f, F: OrderedFold> {
     fold: &'f F,
+    /// Items in all.
+    items: usize,
     /// Finished runs not yet merged with the run before them, by first item. Two that touch
     /// are merged at once, so another worker is still folding (or merging) between any two
     /// of them.
@@ -122,10 +129,12 @@ impl<F: OrderedFold> Runner<'_, F> {
     /// left one first). Merging happens outside the lock (it may itself run on the pool,
     /// and a worker waiting there may take a job that deposits): a run taken out to be
     /// merged is looked at again once merged, and the runs still in the map when the fold
-    /// ends are merged in order by [`fold_in_order`].
+    /// ends are merged in order by [`fold_in_order`]. A run that must wait for another is
+    /// parked ([`OrderedFold::park`]) before it is filed, outside the lock.
     fn deposit(&self, start: usize, end: usize, state: F::State) {
         let mut start = start;
         let mut run = Done { end, state };
+        let mut parked = false;
         loop {
             let (before, after) = {
                 let mut done = self.lock();
@@ -137,11 +146,21 @@ impl<F: OrderedFold> Runner<'_, F> {
                     .and_then(|s| Some((s, done.remove(&s)?)));
                 let after = done.remove(&run.end);
                 if before.is_none() && after.is_none() {
-                    done.insert(start, run);
-                    return;
+                    let whole = start == 0 && run.end == self.items;
+                    if parked || whole {
+                        done.insert(start, run);
+                        return;
+                    }
                 }
                 (before, after)
             };
+            if before.is_none() && after.is_none() {
+                // Park, then look again: a neighbour may have been filed meanwhile.
+                self.fold.park(&mut run.state);
+                parked = true;
+                continue;
+            }
+            parked = false;
             if let Some((s, mut left)) = before {
                 self.fold.merge(&mut left.state, run.state);
                 run.state = left.state;
@@ -185,6 +204,9 @@ mod tests {
         alive: AtomicUsize,
         most_alive: AtomicUsize,
         min: usize,
+        /// Items in all, and states parked.
+        n: usize,
+        parked: AtomicUsize,
     }
 
     struct Seen<'a> {
@@ -237,6 +259,16 @@ mod tests {
         fn min_offer(&self) -> usize {
             self.min
         }
+
+        fn park(&self, state: &mut Seen<'a>) {
+            // Only a run that waits for another is parked, never the finished fold.
+            assert!(
+                !(state.items.len() == self.n && state.items.first() == Some(&0)),
+                "the whole range parked"
+            );
+            state.items.shrink_to_fit();
+            self.parked.fetch_add(1, Ordering::SeqCst);
+        }
     }
 
     #[test]
@@ -251,6 +283,8 @@ mod tests {
                     alive: AtomicUsize::new(0),
                     most_alive: AtomicUsize::new(0),
                     min,
+                    n,
+                    parked: AtomicUsize::new(0),
                 };
                 let first = c.new_state();
                 let seen = pool.install(|| fold_in_order(&&c, n, first));
@@ -261,6 +295,10 @@ mod tests {
                 );
                 drop(seen);
                 assert_eq!(c.alive.load(Ordering::SeqCst), 0);
+                if threads == 1 {
+                    // One worker folds everything in one run: nothing ever waits.
+                    assert_eq!(c.parked.load(Ordering::SeqCst), 0, "n {n}");
+                }
                 // Each worker folds one state; between two finished runs a worker is folding.
                 let most = c.most_alive.load(Ordering::SeqCst);
                 assert!(

@@ -1,5 +1,5 @@
 //! The admin detector's kept admin-looking requests, until it finishes: encoded compactly in
-//! blocks of an [`ecir_spill::Spool`] (a few MiB in memory per detector state, the rest in a
+//! blocks of an [`ecir_spill::Spool`] (256 KiB in memory per store, two stores per detector state, the rest in a
 //! private temporary file), read back whole at finish. So a state's memory does not grow with
 //! the requests a long run of logs holds (scanners' admin guesses, brute force), and merging
 //! states appends files instead of copying requests.
@@ -23,7 +23,9 @@ use crate::{FinishContext, Origin};
 /// Bytes of encoded requests gathered before they go to the spool as one block.
 const BLOCK: usize = 64 * 1024;
 /// Bytes of blocks a store keeps in memory; beyond them blocks go to the temporary file.
-pub(super) const MEM_CAP: usize = 2 << 20;
+/// Small, so that a state reaches it early in a run (at 2 MiB, two stores a state and up to
+/// three states filled only over some 4 GiB of logs: memory grew with the input).
+pub(super) const MEM_CAP: usize = 256 << 10;
 /// Weight of a request's evidence line.
 const WEIGHT: u32 = 50;
 

@@ -18,7 +18,7 @@ use super::{
 use crate::codec::{self, Cursor, Files};
 
 /// Paths one state holds before writing them out. About 1 KiB each with their lines (an
-/// image loaded from checkout keeps up to twenty, written to the evidence spool past 4 MiB),
+/// image loaded from checkout keeps up to twenty, written to the evidence spool past 1 MiB),
 /// so some 8 MiB per state (more if every kept line reaches the 2 KiB evidence cap); a shop's
 /// own assets (a few thousand images, scripts and styles) stay well below.
 pub(crate) const PATH_CAP: usize = 8192;
