@@ -1,8 +1,8 @@
 //! The admin detector's kept admin-looking requests, until it finishes: encoded compactly in
-//! blocks of an [`ecir_spill::Spool`] (256 KiB in memory per store, two stores per detector state, the rest in a
-//! private temporary file), read back whole at finish. So a state's memory does not grow with
-//! the requests a long run of logs holds (scanners' admin guesses, brute force), and merging
-//! states appends files instead of copying requests.
+//! blocks of an [`ecir_spill::Spool`] (256 KiB in memory per store, two stores per detector
+//! state, the rest in a private temporary file), read back whole at finish. So a state's
+//! memory does not grow with the requests a long run of logs holds (scanners' admin
+//! guesses, brute force), and merging states appends files instead of copying requests.
 //!
 //! A store keeps at most the earliest [`MAX_REQUESTS`] by (time, file, line) (the detector
 //! has two: requests answered 404 and the others): past
