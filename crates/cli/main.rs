@@ -6,6 +6,8 @@
 
 mod args;
 mod audit_cmd;
+#[cfg(feature = "heap-stats")]
+mod heap_stats;
 mod playbook_cmd;
 mod scan_cmd;
 mod term;
@@ -48,6 +50,8 @@ fn main() -> ExitCode {
         args::Command::Audit(a) => audit_cmd::run(a),
         args::Command::Manifest(m) => audit_cmd::manifest(m),
     };
+    #[cfg(feature = "heap-stats")]
+    heap_stats::report();
     ExitCode::from(code)
 }
 

@@ -842,6 +842,7 @@ impl DetectorState for Admin {
             std::mem::replace(&mut self.reqs, ReqStore::new()).finish(ctx);
         let (not_found, not_found_dropped) =
             std::mem::replace(&mut self.not_found, ReqStore::new()).finish(ctx);
+        reqs.reserve_exact(not_found.len());
         reqs.extend(not_found);
         self.dropped += reqs_dropped + not_found_dropped;
         reqs.sort_by(req_order);

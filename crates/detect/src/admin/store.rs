@@ -234,7 +234,9 @@ impl ReqStore {
             ctx.warn(format!("Admin-looking requests {e}"));
         }
         let mut files = Names::default();
-        let mut out: Vec<Req> = Vec::new();
+        // Stored requests, at most twice the cap between cuts: no doubling's spare room.
+        let mut out: Vec<Req> =
+            Vec::with_capacity(self.count.min(self.cap.saturating_mul(2).saturating_add(1)));
         let mut bound = self.bound.take();
         let mut dropped = self.dropped;
         let mut lost = false;
