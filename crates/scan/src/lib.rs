@@ -170,6 +170,9 @@ pub fn scan(
     let merged =
         pool.install(|| ordered::fold_in_order(&files, discovered.files.len(), Merged::default()));
 
+    // The states' tables were freed in the arenas of the workers that merged them; the
+    // findings are built next, on whichever worker finishes each detector.
+    release_freed_heap();
     let Merged {
         inputs,
         hours,
@@ -192,6 +195,8 @@ pub fn scan(
         Some(d) => pool.install(|| d.finish(&ctx)),
         None => Vec::new(),
     };
+    // The same for the detector states, freed as each detector finished.
+    release_freed_heap();
     let detector_warnings = ctx.take_warnings();
     // What the logs cannot show: missing days, damaged archives, silences (ecir-audit).
     let files: Vec<ecir_audit::ScanFile<'_>> = inputs
@@ -327,6 +332,17 @@ impl Merged {
             (Some(_), None) => {}
         }
         self.traffic.merge(other.traffic);
+    }
+}
+
+/// Gives the pages of freed heap memory back to the system. glibc keeps freed memory in the
+/// arena of the thread that freed it, where another thread's allocations cannot reuse it;
+/// once the detector states are merged, most of what the scan held is such memory.
+fn release_freed_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own arenas, and may be called at any time.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
