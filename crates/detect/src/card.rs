@@ -1919,9 +1919,9 @@ impl Card {
         }
     }
 
-    /// The completion hits kept so far (for the exposure window).
-    pub fn orders(&self) -> Orders {
-        let mut hits = self.orders.clone();
+    /// The completion hits kept so far (for the exposure window), taken out of the state.
+    pub fn take_orders(&mut self) -> Orders {
+        let mut hits = std::mem::take(&mut self.orders);
         hits.sort();
         Orders {
             hits,
@@ -2852,8 +2852,8 @@ impl DetectorState for Card {
         self
     }
 
-    fn orders(&self) -> Option<Orders> {
-        Some(Card::orders(self))
+    fn take_orders(&mut self) -> Option<Orders> {
+        Some(Card::take_orders(self))
     }
 }
 

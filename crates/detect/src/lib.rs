@@ -134,8 +134,9 @@ pub trait DetectorState: Send + Any {
     fn waf_summary(&self) -> Option<ecir_model::WafSummary> {
         None
     }
-    /// The completion-page hits for the exposure window, from the detector that keeps them.
-    fn orders(&self) -> Option<card::Orders> {
+    /// The completion-page hits for the exposure window, from the detector that keeps them,
+    /// taken out of the state (its findings do not use them), so they are not held twice.
+    fn take_orders(&mut self) -> Option<card::Orders> {
         None
     }
 }
@@ -210,11 +211,11 @@ impl DetectorSet {
         self.states.iter().find_map(|s| s.waf_summary())
     }
 
-    /// Completion-page hits for the exposure window.
-    pub fn orders(&self) -> card::Orders {
+    /// Completion-page hits for the exposure window, taken out of the card detector's state.
+    pub fn take_orders(&mut self) -> card::Orders {
         self.states
-            .iter()
-            .find_map(|s| s.orders())
+            .iter_mut()
+            .find_map(|s| s.take_orders())
             .unwrap_or_default()
     }
 

@@ -176,7 +176,7 @@ pub fn scan(
     let Merged {
         inputs,
         hours,
-        detectors,
+        mut detectors,
         traffic,
     } = merged;
     for input in &inputs {
@@ -190,7 +190,10 @@ pub fn scan(
     }
     let ctx = FinishContext::new(traffic.distinct_ips());
     let waf_summary = detectors.as_ref().and_then(|d| d.waf_summary());
-    let orders = detectors.as_ref().map(|d| d.orders()).unwrap_or_default();
+    let orders = detectors
+        .as_mut()
+        .map(|d| d.take_orders())
+        .unwrap_or_default();
     let mut findings = match detectors {
         Some(d) => pool.install(|| d.finish(&ctx)),
         None => Vec::new(),

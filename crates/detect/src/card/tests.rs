@@ -453,7 +453,7 @@ fn completion_hits_are_kept_for_the_exposure_window() {
             },
         );
     }
-    let o = c.orders();
+    let o = c.take_orders();
     assert_eq!(o.hits.len(), 4);
     assert!(o.hits.windows(2).all(|w| w[0] <= w[1]));
 }
