@@ -88,6 +88,7 @@ use crate::evidence::{SmallestSet, Span, TopEvidence};
 use crate::session::Sessions;
 use crate::spill_map::{SpillMap, Spillable};
 use crate::{downcast, DetectConfig, DetectorState, FinishContext, Origin};
+use named_hits::{NamedCount, NamedHits, NAME_CAP};
 
 pub const RULES: &[&str] = &[
     "card.asset_drift",
@@ -1602,10 +1603,11 @@ pub struct Card {
     /// Arena bytes past which evidence is spilled next, and the budget it adds each time.
     ev_spill_at: usize,
     evidence_mem: usize,
-    drops: FxHashMap<Box<str>, PathHits>,
+    /// Same-origin drops by path ([`named_hits`]: spilling tables, as requests choose the names).
+    drops: SpillMap<NamedHits>,
     /// Page views (GET 200) of off-flow script or HTML files from checkout pages.
-    offflow_gets: FxHashMap<Box<str>, u64>,
-    beacons: FxHashMap<Box<str>, PathHits>,
+    offflow_gets: SpillMap<NamedCount>,
+    beacons: SpillMap<NamedHits>,
     /// Checkout clients, up to [`CLIENT_CAP`] in memory.
     clients: SpillMap<Client>,
     /// Clients that viewed a page outside checkout (a fixed-size filter, see [`Browsed`]).
@@ -1622,7 +1624,7 @@ pub struct Card {
     last_referer: String,
     last_referer_is: Option<Option<bool>>,
     /// Completion hits with a referer host: host → (count, sessions, evidence).
-    completion_refs: BTreeMap<String, PathHits>,
+    completion_refs: SpillMap<NamedHits>,
     /// Per hour: the (smallest `ADMIN_HOUR_IPS`) clients, with the user where the log names
     /// one, whose admin pages were answered 2xx.
     admin_hours: BTreeMap<i64, SmallestSet<AdminClient>>,
@@ -1900,9 +1902,9 @@ impl Card {
             ev_spool_error: None,
             ev_spill_at: EVIDENCE_MEM,
             evidence_mem: EVIDENCE_MEM,
-            drops: FxHashMap::default(),
-            offflow_gets: FxHashMap::default(),
-            beacons: FxHashMap::default(),
+            drops: SpillMap::new(NAME_CAP, "card-names"),
+            offflow_gets: SpillMap::new(NAME_CAP, "card-names"),
+            beacons: SpillMap::new(NAME_CAP, "card-names"),
             clients: SpillMap::new(CLIENT_CAP, "card"),
             browsed: Browsed::default(),
             asset_hosts: BTreeMap::new(),
@@ -1911,7 +1913,7 @@ impl Card {
             host_n: 0,
             last_referer: String::new(),
             last_referer_is: None,
-            completion_refs: BTreeMap::new(),
+            completion_refs: SpillMap::new(NAME_CAP, "card-names"),
             admin_hours: BTreeMap::new(),
             route_cache: FxHashMap::default(),
             referer_cache: FxHashMap::default(),
@@ -2262,7 +2264,7 @@ impl DetectorState for Card {
                 self.orders_dropped += 1;
             }
             if ref_is.is_some() {
-                let h = self.completion_refs.entry(self.host.clone()).or_default();
+                let h = NamedHits::of(&mut self.completion_refs, &self.host);
                 h.count += 1;
                 h.span.add(ev.ts);
                 if let Some(ip) = ip {
@@ -2431,10 +2433,7 @@ impl DetectorState for Card {
             && !complete
             && !matches!(e, Ext::Js | Ext::Css | Ext::Html)
         {
-            let d = self.drops.entry(path.into()).or_insert_with(|| PathHits {
-                ips: SmallestSet::new(MAX_PATH_IPS),
-                ..Default::default()
-            });
+            let d = NamedHits::of(&mut self.drops, path);
             d.count += 1;
             d.checkout_refs += 1;
             d.span.add(ev.ts);
@@ -2452,15 +2451,12 @@ impl DetectorState for Card {
             && !legit_ajax(path)
             && !flags.input
         {
-            *self.offflow_gets.entry(path.into()).or_default() += 1;
+            NamedCount::add(&mut self.offflow_gets, path);
         }
 
         // Image beacons.
         if e == Ext::Image && (long_query || has_base64_run(query, 100)) {
-            let d = self.beacons.entry(path.into()).or_insert_with(|| PathHits {
-                ips: SmallestSet::new(MAX_PATH_IPS),
-                ..Default::default()
-            });
+            let d = NamedHits::of(&mut self.beacons, path);
             d.count += 1;
             if from_checkout {
                 d.checkout_refs += 1;
@@ -2480,6 +2476,14 @@ impl DetectorState for Card {
             self.arena.bytes.spare = Vec::new();
         }
         self.clients.park();
+        for m in [
+            &mut self.drops,
+            &mut self.beacons,
+            &mut self.completion_refs,
+        ] {
+            m.park();
+        }
+        self.offflow_gets.park();
         self.route_cache = FxHashMap::default();
         self.referer_cache = FxHashMap::default();
     }
@@ -2544,21 +2548,10 @@ impl DetectorState for Card {
         if self.arena.live > self.ev_spill_at {
             self.spill_evidence();
         }
-        for (src, dst) in [(o.drops, &mut self.drops), (o.beacons, &mut self.beacons)] {
-            for (k, d) in src {
-                let m = dst.entry(k).or_insert_with(|| PathHits {
-                    ips: SmallestSet::new(MAX_PATH_IPS),
-                    ..Default::default()
-                });
-                merge_hits(m, d);
-            }
-        }
-        for (k, n) in o.offflow_gets {
-            *self.offflow_gets.entry(k).or_default() += n;
-        }
-        for (k, d) in o.completion_refs {
-            merge_hits(self.completion_refs.entry(k).or_default(), d);
-        }
+        self.drops.merge(o.drops);
+        self.beacons.merge(o.beacons);
+        self.offflow_gets.merge(o.offflow_gets);
+        self.completion_refs.merge(o.completion_refs);
         self.clients.merge(o.clients);
         for (h, w) in o.admin_hours {
             match self.admin_hours.get_mut(&h) {
@@ -2720,9 +2713,30 @@ impl DetectorState for Card {
         // Checkout clients, in IP order from memory and the spilled runs: judged for card
         // testing, and asked whether customers who posted to a drop path then paid at the real
         // checkout within 30 minutes.
+        // Only paths reached by enough clients make findings: those are kept, by path.
+        let min_ips = cfg.drop_min_ips;
+        let reached = |m: &mut SpillMap<NamedHits>, what: &'static str| {
+            let m = std::mem::replace(m, SpillMap::new(0, "card-names"));
+            let mut v: Vec<(named_hits::NameKey, NamedHits)> = m
+                .into_sorted(ctx, what)
+                .filter(|(_, d)| d.clients() >= min_ips)
+                .collect();
+            v.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+            v
+        };
+        let drops = reached(&mut s.drops, "The card detector's same-origin drop paths");
+        let beacons = reached(&mut s.beacons, "The card detector's image beacon paths");
+        // Off-flow page views of the drop paths kept.
+        let wanted: BTreeSet<named_hits::NameKey> = drops.iter().map(|(k, _)| *k).collect();
+        let offflow = std::mem::replace(&mut s.offflow_gets, SpillMap::new(0, "card-names"));
+        let views_of: BTreeMap<named_hits::NameKey, u64> = offflow
+            .into_sorted(ctx, "The card detector's off-flow page views")
+            .filter(|(k, _)| wanted.contains(k))
+            .map(|(k, v)| (k, v.count))
+            .collect();
         let mut asked: BTreeMap<IpAddr, Vec<i64>> = BTreeMap::new();
-        for d in s.drops.values().chain(s.beacons.values()) {
-            for (ip, t) in &d.firsts {
+        for (_, d) in drops.iter().chain(&beacons) {
+            for (ip, t) in &d.hits.firsts {
                 asked.entry(*ip).or_default().push(*t);
             }
         }
@@ -2741,17 +2755,9 @@ impl DetectorState for Card {
         }
 
         // Drops and beacons.
-        for (rule, map) in [
-            ("card.exfil_drop", &s.drops),
-            ("card.image_beacon", &s.beacons),
-        ] {
-            let mut v: Vec<(&Box<str>, &PathHits)> = map.iter().collect();
-            v.sort_by(|a, b| a.0.cmp(b.0));
-            for (path, d) in v {
-                let n = d.ips.exact_len().unwrap_or(MAX_PATH_IPS);
-                if n < cfg.drop_min_ips {
-                    continue;
-                }
+        for (rule, list) in [("card.exfil_drop", &drops), ("card.image_beacon", &beacons)] {
+            for (key, named) in list {
+                let (path, d, n) = (&named.name, &named.hits, named.clients());
                 let drop = rule == "card.exfil_drop";
                 // Customers who, after posting to this path, submitted the real checkout
                 // within 30 minutes: they typed their card twice (a fake payment page).
@@ -2760,7 +2766,7 @@ impl DetectorState for Card {
                     .iter()
                     .filter(|(ip, t)| paid_after.contains(&(**ip, **t)))
                     .count();
-                let views = s.offflow_gets.get(path).copied().unwrap_or(0);
+                let views = views_of.get(key).copied().unwrap_or(0);
                 let fake = drop
                     && views >= cfg.drop_min_ips as u64
                     && reentered >= cfg.drop_min_ips
@@ -2815,15 +2821,25 @@ impl DetectorState for Card {
                 .filter(|(_, n)| **n * 20 >= total)
                 .map(|(h, _)| h.as_str())
                 .collect();
-            for (host, d) in &s.completion_refs {
-                let psp = cfg
-                    .psp_domains
+            let refs = std::mem::replace(&mut s.completion_refs, SpillMap::new(0, "card-names"));
+            let psp = |host: &str| {
+                cfg.psp_domains
                     .iter()
-                    .any(|p| host == p || host.ends_with(&format!(".{p}")));
-                if shop.contains(host.as_str()) || psp {
-                    continue;
-                }
-                let n = d.ips.exact_len().unwrap_or(MAX_PATH_IPS);
+                    .any(|p| host == p || host.ends_with(&format!(".{p}")))
+            };
+            // Forged referers can name any number of hosts: the most used ones are listed
+            // one by one, the others summed in one finding.
+            let ranked = named_hits::rank(
+                refs.into_sorted(ctx, "The card detector's completion referer hosts")
+                    .map(|(_, d)| d)
+                    .filter(|d| !shop.contains(&*d.name) && !psp(&d.name)),
+                MAX_HOST_FINDINGS,
+            );
+            let mut by_host = ranked.kept;
+            by_host.sort_by(|a, b| a.name.cmp(&b.name));
+            for named in &by_host {
+                let (host, d) = (&named.name, &named.hits);
+                let n = named.clients();
                 let sev = if n >= 3 {
                     Severity::High
                 } else {
@@ -2842,6 +2858,29 @@ impl DetectorState for Card {
                 d.fill(&mut f);
                 out.push(f);
             }
+            if ranked.rest_names > 0 {
+                let d = &ranked.rest;
+                let sev = if ranked.rest_most_clients >= 3 {
+                    Severity::High
+                } else {
+                    Severity::Medium
+                };
+                let mut f = Finding::new(
+                    "card.foreign_referer_completion",
+                    Category::CardSkimming,
+                    sev,
+                );
+                f.title = format!(
+                    "Order completions reached from {} more hosts",
+                    ranked.rest_names
+                );
+                f.summary = format!(
+                    "{} order completion(s) came from pages on {} other hosts, neither this shop nor an allow-listed payment provider, each reached by no more customers than the {MAX_HOST_FINDINGS} hosts listed separately (at most {} customer IPs on one). So many referer hosts usually means forged or spam referers: look at a sample in the evidence, and pass --psp-domain for a payment provider among them.",
+                    d.count, ranked.rest_names, ranked.rest_most_clients
+                );
+                d.fill(&mut f);
+                out.push(f);
+            }
         }
 
         out.extend(testing.finish(&s.browsed));
@@ -2856,6 +2895,10 @@ impl DetectorState for Card {
         Some(Card::take_orders(self))
     }
 }
+
+/// Referer hosts reported one by one in `card.foreign_referer_completion` findings; the
+/// others are summed in one more finding.
+const MAX_HOST_FINDINGS: usize = 100;
 
 /// The size change of an asset, if it settled on a new size (see `card.asset_drift`).
 fn drift_change(path: &str, a: &Asset, cfg: &CardConfig) -> Option<Change> {
@@ -3511,6 +3554,7 @@ mod finish_tests {
     }
 }
 
+mod named_hits;
 mod path_runs;
 
 #[cfg(test)]

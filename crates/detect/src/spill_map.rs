@@ -75,6 +75,12 @@ impl<V: Spillable> SpillMap<V> {
         }
     }
 
+    /// Entries held in memory.
+    #[cfg(test)]
+    pub(crate) fn in_memory(&self) -> usize {
+        self.map.len()
+    }
+
     /// Whether some entries are on disk.
     #[cfg(test)]
     pub(crate) fn has_spilled(&self) -> bool {

@@ -1756,3 +1756,189 @@ fn paths_that_cannot_be_written_out_keep_the_arena_accounts_right() {
         }
     }
 }
+
+/// A fake payment page (drop + page views + customers paying again), an image beacon, a
+/// completion from a foreign referer host, and `noise` invented beacon and drop paths (one
+/// client each: never findings) and referer hosts, as forged requests would make them,
+/// interleaved with the rest.
+fn named_table_lines(noise: usize) -> Vec<(i64, String)> {
+    let confirm = format!("{SHOP}/shopping/confirm");
+    let b64 =
+        "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0NTY3ODkrLw=="
+            .repeat(2);
+    let mut lines = orders_from("https://pay-secure.example.net/card", 3);
+    for i in 0..4 {
+        let ip = format!("100.64.0.{}", i + 1);
+        let t = i * 3000;
+        lines.push(l(t, &ip, "GET", "/user_data/card.php", 200, 5200, &confirm));
+        lines.push(l(
+            t + 61,
+            &ip,
+            "POST",
+            "/user_data/card.php",
+            200,
+            900,
+            &confirm,
+        ));
+        lines.push(l(
+            t + 200,
+            &ip,
+            "POST",
+            "/shopping/checkout",
+            302,
+            0,
+            &confirm,
+        ));
+        let beacon = format!("/html/user_data/p.gif?d={b64}");
+        lines.push(l(t + 5, &ip, "GET", &beacon, 200, 43, &confirm));
+    }
+    // Half of the noise among the fake page's requests, half among the completions, so
+    // that their names' hits are written out in parts and combined when read back.
+    for i in 0..noise {
+        let t = if i % 2 == 0 {
+            i as i64 * 10_000 / noise as i64
+        } else {
+            3 * DAY + i as i64 * 3 / noise as i64
+        };
+        let ip = format!("203.0.113.{}", i % 200 + 1);
+        let path = format!("/img/x{i}.png?d={b64}");
+        lines.push(l(t, &ip, "GET", &path, 200, 43, "-"));
+        lines.push(l(t, &ip, "POST", &format!("/u{i}.php"), 200, 2, &confirm));
+        lines.push(l(t, &ip, "GET", &format!("/v{i}.php"), 200, 2, &confirm));
+        let host = format!("https://h{i}.example.org/pay");
+        lines.push(l(t, &ip, "GET", "/shopping/complete", 200, 7000, &host));
+    }
+    lines.sort_by_key(|x| x.0);
+    lines
+}
+
+/// The findings of `lines` over `parts` states whose named tables hold `cap` names in
+/// memory (spilling under `dir`), each state parked at its end when `park`.
+fn run_named_tables(
+    lines: &[(i64, String)],
+    parts: usize,
+    cap: usize,
+    dir: &std::path::Path,
+    park: bool,
+) -> String {
+    let cfg = Arc::new(DetectConfig::default());
+    let mut states: Vec<Card> = (0..parts)
+        .map(|_| {
+            let mut c = Card::new(cfg.clone());
+            let t = || SpillMap::with_dir(cap, dir.to_path_buf(), "card-names");
+            c.drops = t();
+            c.beacons = t();
+            c.completion_refs = t();
+            c.offflow_gets = SpillMap::with_dir(cap, dir.to_path_buf(), "card-names");
+            c
+        })
+        .collect();
+    observe_in_chunks(&mut states, lines);
+    if park {
+        states.iter_mut().for_each(|s| s.park());
+    }
+    if cap < usize::MAX {
+        let any = |f: fn(&Card) -> bool| states.iter().any(f);
+        assert!(any(|s| s.beacons.has_spilled()) && any(|s| s.drops.has_spilled()));
+        assert!(any(|s| s.offflow_gets.has_spilled()) && any(|s| s.completion_refs.has_spilled()));
+    }
+    crate::testing::merged_findings(states)
+}
+
+#[test]
+fn named_tables_written_out_give_the_same_findings() {
+    let lines = named_table_lines(300);
+    let dir = std::env::temp_dir().join(format!("ecir-card-names-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let want = run_named_tables(&lines, 1, usize::MAX, &dir, false);
+    for rule in [
+        "card.fake_payment_page",
+        "card.image_beacon",
+        "card.foreign_referer_completion",
+    ] {
+        assert!(want.contains(rule), "{rule}: {want}");
+    }
+    // The invented names (one client each) make no finding of their own.
+    assert!(!want.contains("/img/x1.png"), "{want}");
+    for parts in [1, 2, 3] {
+        for cap in [1, 7, 100] {
+            let got = run_named_tables(&lines, parts, cap, &dir, false);
+            assert!(got == want, "{parts} parts, cap {cap}: the findings differ");
+        }
+        let got = run_named_tables(&lines, parts, named_hits::NAME_CAP, &dir, true);
+        assert!(got == want, "{parts} parts, parked: the findings differ");
+    }
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "runs removed");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_flood_of_invented_names_is_not_held_in_memory() {
+    let lines = named_table_lines(3 * named_hits::NAME_CAP);
+    let mut c = Card::new(Arc::new(DetectConfig::default()));
+    observe_in_chunks(std::slice::from_mut(&mut c), &lines);
+    for (what, n) in [
+        ("drops", c.drops.in_memory()),
+        ("beacons", c.beacons.in_memory()),
+        ("completion hosts", c.completion_refs.in_memory()),
+        ("off-flow views", c.offflow_gets.in_memory()),
+    ] {
+        assert!(n <= named_hits::NAME_CAP, "{what}: {n} in memory");
+    }
+    assert!(c.beacons.has_spilled());
+    let f = crate::testing::merged_findings(vec![c]);
+    assert!(f.contains("card.fake_payment_page") && f.contains("card.image_beacon"));
+    // One finding per referer host for the most used ones, the invented ones summed.
+    let hosts = f
+        .matches("\"rule\":\"card.foreign_referer_completion\"")
+        .count();
+    assert_eq!(
+        hosts,
+        MAX_HOST_FINDINGS + 1,
+        "{hosts} referer host findings"
+    );
+    assert!(f.contains("Order completion reached from pay-secure.example.net"));
+    let more = format!(
+        "Order completions reached from {} more hosts",
+        3 * named_hits::NAME_CAP - MAX_HOST_FINDINGS + 1
+    );
+    assert!(f.contains(&more), "{more}");
+}
+
+#[test]
+fn ranked_names_keep_the_most_used_whatever_the_order() {
+    use named_hits::{rank, NamedHits};
+    let item = |i: usize| {
+        let mut h = PathHits {
+            ips: SmallestSet::new(MAX_PATH_IPS),
+            count: (i % 7) as u64 + 1,
+            ..Default::default()
+        };
+        for k in 0..(i % 5) {
+            h.ips
+                .insert(IpAddr::from([10, 0, (i / 256) as u8, k as u8]));
+        }
+        NamedHits {
+            name: format!("h{i:03}.example").into(),
+            hits: h,
+        }
+    };
+    let names = |r: &named_hits::Ranked| {
+        let mut v: Vec<String> = r.kept.iter().map(|n| n.name.to_string()).collect();
+        v.sort();
+        v
+    };
+    let forward = rank((0..250).map(item), 100);
+    let backward = rank((0..250).rev().map(item), 100);
+    assert_eq!(names(&forward), names(&backward));
+    assert_eq!(forward.kept.len(), 100);
+    assert_eq!((forward.rest_names, backward.rest_names), (150, 150));
+    // Every kept name has at least as many clients as any summed one.
+    let least_kept = forward.kept.iter().map(|n| n.clients()).min().unwrap();
+    assert!(least_kept >= forward.rest_most_clients);
+    // Nothing is lost: the hits kept and summed add up.
+    let total: u64 = (0..250).map(|i| item(i).hits.count).sum();
+    let kept: u64 = forward.kept.iter().map(|n| n.hits.count).sum();
+    assert_eq!(kept + forward.rest.count, total);
+    assert_eq!(forward.rest.count, backward.rest.count);
+}
