@@ -24,8 +24,11 @@
 //! evidence is the same as if nothing was written. A state holding 8,192 paths (assets and
 //! files fetched from writable directories) writes them all out as a sorted run, read back
 //! path by path at finish (`path_runs`): a scanner inventing file names on a shop that
-//! answers everything with 200 costs disk, not memory. The route and referer caches hold at
-//! most 16,384 entries each.
+//! answers everything with 200 costs disk, not memory. The tables keyed by a name the
+//! request chooses (drop, beacon and off-flow paths, completion referer hosts) write their
+//! entries out past 4,096 names (`named_hits`), and referer hosts past the 100 most used
+//! are summed in one finding: forged referers and invented image names cost disk, not
+//! memory or findings. The route and referer caches hold at most 16,384 entries each.
 //!
 //! - `card.asset_drift`: a first-party JS/CSS file whose 200-response size settled on a new
 //!   value (a size seen ≥ `drift_min_hits` times stops being served when a new one starts;
