@@ -26,9 +26,9 @@
 //! path by path at finish (`path_runs`): a scanner inventing file names on a shop that
 //! answers everything with 200 costs disk, not memory. The tables keyed by a name the
 //! request chooses (drop, beacon and off-flow paths, completion referer hosts) write their
-//! entries out past 4,096 names (`named_hits`), and referer hosts past the 100 most used
-//! are summed in one finding: forged referers and invented image names cost disk, not
-//! memory or findings. The route and referer caches hold at most 16,384 entries each.
+//! entries out past 4,096 names (`named_hits`), and drop or beacon paths and referer hosts
+//! past the 100 most used are summed in one finding per rule: forged referers and invented
+//! image names cost disk, not memory or findings. The route and referer caches hold at most 16,384 entries each.
 //!
 //! - `card.asset_drift`: a first-party JS/CSS file whose 200-response size settled on a new
 //!   value (a size seen ≥ `drift_min_hits` times stops being served when a new one starts;
@@ -2718,19 +2718,27 @@ impl DetectorState for Card {
         // checkout within 30 minutes.
         // Only paths reached by enough clients make findings: those are kept, by path.
         let min_ips = cfg.drop_min_ips;
+        // Forged requests from a few addresses can reach any number of paths: the most used
+        // are reported one by one, the others summed in one finding per rule.
         let reached = |m: &mut SpillMap<NamedHits>, what: &'static str| {
             let m = std::mem::replace(m, SpillMap::new(0, "card-names"));
-            let mut v: Vec<(named_hits::NameKey, NamedHits)> = m
-                .into_sorted(ctx, what)
-                .filter(|(_, d)| d.clients() >= min_ips)
-                .collect();
-            v.sort_by(|a, b| a.1.name.cmp(&b.1.name));
-            v
+            let mut r = named_hits::rank(
+                m.into_sorted(ctx, what)
+                    .map(|(_, d)| d)
+                    .filter(|d| d.clients() >= min_ips),
+                MAX_NAMED_FINDINGS,
+            );
+            r.kept.sort_by(|a, b| a.name.cmp(&b.name));
+            r
         };
         let drops = reached(&mut s.drops, "The card detector's same-origin drop paths");
         let beacons = reached(&mut s.beacons, "The card detector's image beacon paths");
         // Off-flow page views of the drop paths kept.
-        let wanted: BTreeSet<named_hits::NameKey> = drops.iter().map(|(k, _)| *k).collect();
+        let wanted: BTreeSet<named_hits::NameKey> = drops
+            .kept
+            .iter()
+            .map(|d| named_hits::name_key(&d.name))
+            .collect();
         let offflow = std::mem::replace(&mut s.offflow_gets, SpillMap::new(0, "card-names"));
         let views_of: BTreeMap<named_hits::NameKey, u64> = offflow
             .into_sorted(ctx, "The card detector's off-flow page views")
@@ -2738,7 +2746,7 @@ impl DetectorState for Card {
             .map(|(k, v)| (k, v.count))
             .collect();
         let mut asked: BTreeMap<IpAddr, Vec<i64>> = BTreeMap::new();
-        for (_, d) in drops.iter().chain(&beacons) {
+        for d in drops.kept.iter().chain(&beacons.kept) {
             for (ip, t) in &d.hits.firsts {
                 asked.entry(*ip).or_default().push(*t);
             }
@@ -2758,8 +2766,9 @@ impl DetectorState for Card {
         }
 
         // Drops and beacons.
-        for (rule, list) in [("card.exfil_drop", &drops), ("card.image_beacon", &beacons)] {
-            for (key, named) in list {
+        for (rule, ranked) in [("card.exfil_drop", &drops), ("card.image_beacon", &beacons)] {
+            for named in &ranked.kept {
+                let key = named_hits::name_key(&named.name);
                 let (path, d, n) = (&named.name, &named.hits, named.clients());
                 let drop = rule == "card.exfil_drop";
                 // Customers who, after posting to this path, submitted the real checkout
@@ -2769,7 +2778,7 @@ impl DetectorState for Card {
                     .iter()
                     .filter(|(ip, t)| paid_after.contains(&(**ip, **t)))
                     .count();
-                let views = views_of.get(key).copied().unwrap_or(0);
+                let views = views_of.get(&key).copied().unwrap_or(0);
                 let fake = drop
                     && views >= cfg.drop_min_ips as u64
                     && reentered >= cfg.drop_min_ips
@@ -2810,6 +2819,28 @@ impl DetectorState for Card {
                 d.fill(&mut f);
                 out.push(f);
             }
+            if ranked.rest_names > 0 {
+                let d = &ranked.rest;
+                let drop = rule == "card.exfil_drop";
+                let sev = if drop || d.checkout_refs > 0 {
+                    Severity::High
+                } else {
+                    Severity::Medium
+                };
+                let mut f = Finding::new(rule, Category::CardSkimming, sev);
+                let more = ranked.rest_names;
+                f.title = if drop {
+                    format!("Customers' browsers sent data to {more} more paths from checkout")
+                } else {
+                    format!("Image requests carrying long encoded data: {more} more paths")
+                };
+                f.summary = format!(
+                    "{} request(s) went to {more} other paths, each reached by at least {min_ips} and at most {} client IPs, no more than the {MAX_NAMED_FINDINGS} paths listed separately. A skimmer uses one or a few paths; this many usually means forged requests, but each may hide one: look at a sample in the evidence.",
+                    d.count, ranked.rest_most_clients
+                );
+                d.fill(&mut f);
+                out.push(f);
+            }
         }
 
         // Harvest.
@@ -2836,7 +2867,7 @@ impl DetectorState for Card {
                 refs.into_sorted(ctx, "The card detector's completion referer hosts")
                     .map(|(_, d)| d)
                     .filter(|d| !shop.contains(&*d.name) && !psp(&d.name)),
-                MAX_HOST_FINDINGS,
+                MAX_NAMED_FINDINGS,
             );
             let mut by_host = ranked.kept;
             by_host.sort_by(|a, b| a.name.cmp(&b.name));
@@ -2878,7 +2909,7 @@ impl DetectorState for Card {
                     ranked.rest_names
                 );
                 f.summary = format!(
-                    "{} order completion(s) came from pages on {} other hosts, neither this shop nor an allow-listed payment provider, each reached by no more customers than the {MAX_HOST_FINDINGS} hosts listed separately (at most {} customer IPs on one). So many referer hosts usually means forged or spam referers: look at a sample in the evidence, and pass --psp-domain for a payment provider among them.",
+                    "{} order completion(s) came from pages on {} other hosts, neither this shop nor an allow-listed payment provider, each reached by no more customers than the {MAX_NAMED_FINDINGS} hosts listed separately (at most {} customer IPs on one). So many referer hosts usually means forged or spam referers: look at a sample in the evidence, and pass --psp-domain for a payment provider among them.",
                     d.count, ranked.rest_names, ranked.rest_most_clients
                 );
                 d.fill(&mut f);
@@ -2899,9 +2930,10 @@ impl DetectorState for Card {
     }
 }
 
-/// Referer hosts reported one by one in `card.foreign_referer_completion` findings; the
-/// others are summed in one more finding.
-const MAX_HOST_FINDINGS: usize = 100;
+/// Paths reported one by one in `card.exfil_drop` and `card.image_beacon` findings, and
+/// referer hosts in `card.foreign_referer_completion` findings (the most used); the others
+/// are summed in one more finding per rule.
+const MAX_NAMED_FINDINGS: usize = 100;
 
 /// The size change of an asset, if it settled on a new size (see `card.asset_drift`).
 fn drift_change(path: &str, a: &Asset, cfg: &CardConfig) -> Option<Change> {

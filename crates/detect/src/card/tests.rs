@@ -1894,13 +1894,13 @@ fn a_flood_of_invented_names_is_not_held_in_memory() {
         .count();
     assert_eq!(
         hosts,
-        MAX_HOST_FINDINGS + 1,
+        MAX_NAMED_FINDINGS + 1,
         "{hosts} referer host findings"
     );
     assert!(f.contains("Order completion reached from pay-secure.example.net"));
     let more = format!(
         "Order completions reached from {} more hosts",
-        3 * named_hits::NAME_CAP - MAX_HOST_FINDINGS + 1
+        3 * named_hits::NAME_CAP - MAX_NAMED_FINDINGS + 1
     );
     assert!(f.contains(&more), "{more}");
 }
@@ -1941,4 +1941,46 @@ fn ranked_names_keep_the_most_used_whatever_the_order() {
     let kept: u64 = forward.kept.iter().map(|n| n.hits.count).sum();
     assert_eq!(kept + forward.rest.count, total);
     assert_eq!(forward.rest.count, backward.rest.count);
+}
+
+#[test]
+fn paths_forged_from_a_few_addresses_past_the_most_used_are_summed() {
+    let confirm = format!("{SHOP}/shopping/confirm");
+    let b64 =
+        "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0NTY3ODkrLw=="
+            .repeat(2);
+    let mut lines = Vec::new();
+    for i in 0..250i64 {
+        for k in 0..3 {
+            let ip = format!("198.51.100.{}", k + 1);
+            let beacon = format!("/img/y{i}.png?d={b64}");
+            lines.push(l(i * 10 + k, &ip, "GET", &beacon, 200, 43, "-"));
+            let drop = format!("/w{i}.php");
+            lines.push(l(i * 10 + k, &ip, "POST", &drop, 200, 2, &confirm));
+        }
+    }
+    let f = run(&lines);
+    for (rule, title) in [
+        (
+            "card.image_beacon",
+            "Image requests carrying long encoded data: 150 more paths",
+        ),
+        (
+            "card.exfil_drop",
+            "Customers' browsers sent data to 150 more paths from checkout",
+        ),
+    ] {
+        let of_rule: Vec<&Finding> = f.iter().filter(|x| x.rule == rule).collect();
+        assert_eq!(of_rule.len(), MAX_NAMED_FINDINGS + 1, "{rule}");
+        let rest: Vec<&&Finding> = of_rule.iter().filter(|x| x.paths.is_empty()).collect();
+        assert_eq!(rest.len(), 1, "{rule}: one summed finding");
+        assert_eq!(rest[0].title, title);
+        assert_eq!(
+            rest[0].count,
+            150 * 3,
+            "{rule}: every request of the summed paths"
+        );
+    }
+    let split = run_cfg(&lines, 3, DetectConfig::default());
+    assert_eq!(format!("{f:?}"), format!("{split:?}"));
 }
