@@ -172,6 +172,8 @@ pub struct Waf {
     request_error: Option<String>,
     waf_overflow: bool,
     web_overflow: bool,
+    /// Candidate web requests kept at most ([`MAX_WEB_HITS`]; smaller in tests).
+    web_cap: usize,
     scripts: Scripts,
     scripts_overflow: bool,
     /// (hour since epoch) → (web requests, WAF records).
@@ -208,6 +210,7 @@ impl Waf {
             request_error: None,
             waf_overflow: false,
             web_overflow: false,
+            web_cap: MAX_WEB_HITS,
             scripts: BTreeMap::new(),
             scripts_overflow: false,
             hours: BTreeMap::new(),
@@ -247,11 +250,11 @@ impl Waf {
             self.waf_overflow = true;
         }
         for list in [&mut self.web, &mut self.requests] {
-            if list.len() > MAX_WEB_HITS {
+            if list.len() > self.web_cap {
                 list.sort_by(|a, b| {
                     (key_ts(&a.ts, &a.ev), a.kind).cmp(&(key_ts(&b.ts, &b.ev), b.kind))
                 });
-                list.truncate(MAX_WEB_HITS);
+                list.truncate(self.web_cap);
                 self.web_overflow = true;
             }
         }
@@ -570,8 +573,8 @@ impl DetectorState for Waf {
             _ => return,
         }
         if self.waf.len() > MAX_WAF_RECORDS * 2
-            || self.web.len() > MAX_WEB_HITS * 2
-            || self.requests.len() > MAX_WEB_HITS * 2
+            || self.web.len() > self.web_cap * 2
+            || self.requests.len() > self.web_cap * 2
             || self.scripts.len() > MAX_SCRIPT_PATHS * 2
         {
             self.compact();
@@ -596,6 +599,7 @@ impl DetectorState for Waf {
         }
         self.waf_overflow |= o.waf_overflow;
         self.web_overflow |= o.web_overflow;
+        self.web_cap = self.web_cap.min(o.web_cap);
         self.scripts_overflow |= o.scripts_overflow;
         for (p, hits) in o.scripts {
             let mine = self.scripts.entry(p).or_default();
@@ -642,8 +646,8 @@ impl DetectorState for Waf {
         self.audit_failures.extend(o.audit_failures);
         self.audit_failure_count += o.audit_failure_count;
         if self.waf.len() > MAX_WAF_RECORDS
-            || self.web.len() > MAX_WEB_HITS
-            || self.requests.len() > MAX_WEB_HITS
+            || self.web.len() > self.web_cap
+            || self.requests.len() > self.web_cap
             || self.scripts.len() > MAX_SCRIPT_PATHS
         {
             self.compact();
@@ -698,7 +702,7 @@ impl DetectorState for Waf {
         // Of the requests (memory and runs), those on a (client, path) a WAF record names:
         // the only ones matched.
         if let Some(e) = &self.request_error {
-            ctx.warn(format!("The WAF detector's candidate web requests could not be written to the temporary directory ({e}); the earliest {MAX_WEB_HITS} were kept in memory. Set TMPDIR to a writable directory outside the evidence."));
+            ctx.warn(format!("The WAF detector's candidate web requests could not be written to the temporary directory ({e}); the earliest {} were kept in memory. Set TMPDIR to a writable directory outside the evidence.", self.web_cap));
         }
         let named: BTreeSet<(Option<IpAddr>, u64)> =
             waf.iter().map(|r| (r.ip, r.path_hash)).collect();
@@ -715,10 +719,11 @@ impl DetectorState for Waf {
         // the WAF named could hold many), cut as in `compact`.
         let merged = (!named.is_empty()).then(|| runs.merge(memory));
         let mut matched: Vec<WebHit> = Vec::new();
+        let web_cap = self.web_cap;
         let cut_matched = |v: &mut Vec<WebHit>, overflow: &mut bool| {
-            if v.len() > MAX_WEB_HITS {
+            if v.len() > web_cap {
                 v.sort_by_key(|a| key_ts(&a.ts, &a.ev));
-                v.truncate(MAX_WEB_HITS);
+                v.truncate(web_cap);
                 *overflow = true;
             }
         };
@@ -727,7 +732,7 @@ impl DetectorState for Waf {
                 Ok(requests::RequestRecord(w)) => {
                     if named.contains(&(w.ip, w.path_hash)) {
                         matched.push(w);
-                        if matched.len() > 2 * MAX_WEB_HITS {
+                        if matched.len() > 2 * web_cap {
                             cut_matched(&mut matched, &mut self.web_overflow);
                         }
                     }
@@ -750,9 +755,7 @@ impl DetectorState for Waf {
             cut.push(format!("the earliest {MAX_WAF_RECORDS} WAF records"));
         }
         if self.web_overflow {
-            cut.push(format!(
-                "the earliest {MAX_WEB_HITS} candidate web requests"
-            ));
+            cut.push(format!("the earliest {web_cap} candidate web requests"));
         }
         if !cut.is_empty() {
             ctx.warn(format!(
@@ -829,7 +832,7 @@ impl Waf {
                 },
                 if w && r { " and " } else { "" },
                 if r {
-                    format!("{MAX_WEB_HITS} candidate web requests")
+                    format!("{} candidate web requests", self.web_cap)
                 } else {
                     String::new()
                 },
@@ -1628,6 +1631,18 @@ mod tests {
         parts: usize,
         cap: usize,
     ) -> (Vec<Finding>, Option<WafSummary>) {
+        run_states(input, parts, cap, MAX_WEB_HITS, &FinishContext::default())
+    }
+
+    /// Like [`run_parts_capped`], each state keeping at most `web_cap` candidate requests,
+    /// finishing with `ctx`.
+    fn run_states(
+        input: &[In],
+        parts: usize,
+        cap: usize,
+        web_cap: usize,
+        ctx: &FinishContext,
+    ) -> (Vec<Finding>, Option<WafSummary>) {
         let cfg = Arc::new(DetectConfig::default());
         let web_file: Arc<str> = Arc::from("access.log");
         let waf_file: Arc<str> = Arc::from("modsec_audit.log");
@@ -1635,6 +1650,7 @@ mod tests {
             .map(|_| {
                 let mut w = Waf::new(cfg.clone());
                 w.request_cap = cap;
+                w.web_cap = web_cap;
                 w
             })
             .collect();
@@ -1697,7 +1713,7 @@ mod tests {
             first.merge(Box::new(s));
         }
         let summary = first.waf_summary();
-        let mut f = first.finish(&FinishContext::default());
+        let mut f = first.finish(ctx);
         f.sort_by(|a, b| {
             (a.rule.as_str(), &a.ips, a.first_seen).cmp(&(b.rule.as_str(), &b.ips, b.first_seen))
         });
@@ -2772,6 +2788,67 @@ mod tests {
                 let (got, _) = run_parts_capped(&input, parts, cap);
                 assert_eq!(json(&got), json(&want), "{parts} parts, cap {cap}");
             }
+        }
+    }
+
+    #[test]
+    fn finish_matches_only_the_earliest_candidate_requests_past_the_cap() {
+        // A logged-only attack at 100 s, and the same client's requests to the path it names
+        // at 1..=10 s: past a cap of 3, only the three earliest are matched, and a warning
+        // says so.
+        let mut input = vec![W(
+            "203.0.113.5",
+            "/products/list?id=1'or'1'='1",
+            LoggedOnly,
+            Some(WafClass::Sqli),
+            "CRITICAL",
+            false,
+            100,
+        )];
+        for s in 1..=10 {
+            input.push(Web(
+                "203.0.113.5",
+                "GET",
+                "/products/list?id=1'or'1'='1",
+                200,
+                s,
+            ));
+        }
+        let cited = |f: &[Finding]| -> Vec<u64> {
+            let mut v: Vec<u64> = f
+                .iter()
+                .flat_map(|x| &x.evidence)
+                .filter(|e| &*e.file == "access.log")
+                .map(|e| e.line)
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        for parts in [1, 2, 3] {
+            let ctx = FinishContext::default();
+            let (all, _) = run_states(&input, parts, 2, MAX_WEB_HITS, &ctx);
+            assert!(ctx.take_warnings().is_empty());
+            assert!(all.iter().any(|f| f.rule == "waf.unblocked_attack"));
+            // The nearest request before the record (line 11, at 10 s) is cited.
+            assert!(cited(&all).contains(&11), "{:?}", cited(&all));
+
+            let ctx = FinishContext::default();
+            let (cut, _) = run_states(&input, parts, 2, 3, &ctx);
+            let warnings = ctx.take_warnings();
+            assert!(
+                warnings
+                    .iter()
+                    .any(|w| w.contains("the earliest 3 candidate web requests")),
+                "{warnings:?}"
+            );
+            // Only the three earliest requests (lines 2 to 4) can be cited.
+            let lines = cited(&cut);
+            assert!(!lines.is_empty(), "{parts} parts");
+            assert!(
+                lines.iter().all(|l| (2..=4).contains(l)),
+                "{parts} parts: {lines:?}"
+            );
         }
     }
 }
