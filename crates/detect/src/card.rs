@@ -2766,11 +2766,19 @@ impl DetectorState for Card {
         }
 
         // Drops and beacons.
+        // A drop is high; a beacon when some of it came from checkout pages.
+        let severity = |drop: bool, d: &PathHits| {
+            if drop || d.checkout_refs > 0 {
+                Severity::High
+            } else {
+                Severity::Medium
+            }
+        };
         for (rule, ranked) in [("card.exfil_drop", &drops), ("card.image_beacon", &beacons)] {
+            let drop = rule == "card.exfil_drop";
             for named in &ranked.kept {
                 let key = named_hits::name_key(&named.name);
                 let (path, d, n) = (&named.name, &named.hits, named.clients());
-                let drop = rule == "card.exfil_drop";
                 // Customers who, after posting to this path, submitted the real checkout
                 // within 30 minutes: they typed their card twice (a fake payment page).
                 let reentered = d
@@ -2784,12 +2792,7 @@ impl DetectorState for Card {
                     && reentered >= cfg.drop_min_ips
                     && reentered * 2 >= d.firsts.len();
                 let rule = if fake { "card.fake_payment_page" } else { rule };
-                let sev = if drop || d.checkout_refs > 0 {
-                    Severity::High
-                } else {
-                    Severity::Medium
-                };
-                let mut f = Finding::new(rule, Category::CardSkimming, sev);
+                let mut f = Finding::new(rule, Category::CardSkimming, severity(drop, d));
                 if fake {
                     f.title =
                         format!("Fake payment step: customers posted to {path}, then paid again");
@@ -2821,13 +2824,7 @@ impl DetectorState for Card {
             }
             if ranked.rest_names > 0 {
                 let d = &ranked.rest;
-                let drop = rule == "card.exfil_drop";
-                let sev = if drop || d.checkout_refs > 0 {
-                    Severity::High
-                } else {
-                    Severity::Medium
-                };
-                let mut f = Finding::new(rule, Category::CardSkimming, sev);
+                let mut f = Finding::new(rule, Category::CardSkimming, severity(drop, d));
                 let more = ranked.rest_names;
                 f.title = if drop {
                     format!("Customers' browsers sent data to {more} more paths from checkout")
@@ -2871,19 +2868,23 @@ impl DetectorState for Card {
             );
             let mut by_host = ranked.kept;
             by_host.sort_by(|a, b| a.name.cmp(&b.name));
-            for named in &by_host {
-                let (host, d) = (&named.name, &named.hits);
-                let n = named.clients();
-                let sev = if n >= 3 {
+            // High once three customers came that way.
+            let referer_finding = |clients: usize| {
+                let sev = if clients >= 3 {
                     Severity::High
                 } else {
                     Severity::Medium
                 };
-                let mut f = Finding::new(
+                Finding::new(
                     "card.foreign_referer_completion",
                     Category::CardSkimming,
                     sev,
-                );
+                )
+            };
+            for named in &by_host {
+                let (host, d) = (&named.name, &named.hits);
+                let n = named.clients();
+                let mut f = referer_finding(n);
                 f.title = format!("Order completion reached from {host}");
                 f.summary = format!(
                     "{} order completion(s) by {n} customer IP(s) came from pages on {host}, which is neither this shop nor an allow-listed payment provider: customers may have typed their card into a fake payment form there before being sent back. If {host} is your payment provider or its 3-D Secure page, pass --psp-domain {host}.",
@@ -2894,16 +2895,7 @@ impl DetectorState for Card {
             }
             if ranked.rest_names > 0 {
                 let d = &ranked.rest;
-                let sev = if ranked.rest_most_clients >= 3 {
-                    Severity::High
-                } else {
-                    Severity::Medium
-                };
-                let mut f = Finding::new(
-                    "card.foreign_referer_completion",
-                    Category::CardSkimming,
-                    sev,
-                );
+                let mut f = referer_finding(ranked.rest_most_clients);
                 f.title = format!(
                     "Order completions reached from {} more hosts",
                     ranked.rest_names

@@ -13,6 +13,14 @@ use ecir_model::{Evidence, Timestamp};
 
 use crate::evidence::{EarliestDistinct, SeenAt, SmallestSet, Span, TopEvidence};
 
+/// A spilled table's key for a name an attacker may choose (a path, a host): two independent
+/// 64-bit hashes of its bytes, so that distinct names practically never share one.
+pub fn key128(bytes: &[u8]) -> (u64, u64) {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    let h = BuildHasherDefault::<DefaultHasher>::default();
+    (h.hash_one((0u8, bytes)), h.hash_one((1u8, bytes)))
+}
+
 /// File names read back by one merge, shared like the originals (`Arc<str>`).
 pub type Files = Vec<Arc<str>>;
 

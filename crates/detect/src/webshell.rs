@@ -193,9 +193,8 @@ pub(crate) struct PathKey(u64, u64);
 
 impl PathKey {
     fn of(path: &[u8]) -> PathKey {
-        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-        let h = BuildHasherDefault::<DefaultHasher>::default();
-        PathKey(h.hash_one((0u8, path)), h.hash_one((1u8, path)))
+        let (a, b) = codec::key128(path);
+        PathKey(a, b)
     }
 }
 

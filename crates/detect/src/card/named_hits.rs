@@ -20,9 +20,7 @@ pub(super) const NAME_CAP: usize = 4096;
 pub(super) type NameKey = (u64, u64);
 
 pub(super) fn name_key(name: &str) -> NameKey {
-    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-    let h = BuildHasherDefault::<DefaultHasher>::default();
-    (h.hash_one((0u8, name)), h.hash_one((1u8, name)))
+    codec::key128(name.as_bytes())
 }
 
 /// A name and its hits.

@@ -8,7 +8,6 @@
 //! in an arena of its own, so records combine with [`PathState::merge`] like states do, and
 //! the findings are the same as if nothing had been written.
 
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::sync::Arc;
 
 use super::{
@@ -28,8 +27,7 @@ pub(crate) const PATH_CAP: usize = 8192;
 pub(crate) type RecordKey = (u64, u64);
 
 pub(crate) fn record_key(path: &[u8]) -> RecordKey {
-    let h = BuildHasherDefault::<DefaultHasher>::default();
-    (h.hash_one((0u8, path)), h.hash_one((1u8, path)))
+    codec::key128(path)
 }
 
 /// One path's state on its own: its evidence lines' bytes and file names in `arena`.
