@@ -7,8 +7,8 @@
 //! here; the report says so.
 //!
 //! Observing keeps per-path and per-client summaries only (sizes seen per asset path, a bounded
-//! set of clients per path, checkout counts per client and minute) and one compact record per
-//! completion-page hit (orders are few next to page views). At finish:
+//! set of clients per path, checkout counts per client and minute) and one compact entry per
+//! distinct completion-page hit, written out past 65,536 per state (`orders`).
 //!
 //! What grows with clients is bounded: per path at most 64 clients for drops (the smallest
 //! addresses) and assets (then only that there were more), 8 for harvest candidates (then the
@@ -29,6 +29,8 @@
 //! entries out past 4,096 names (`named_hits`), and drop or beacon paths and referer hosts
 //! past the 100 most used are summed in one finding per rule: forged referers and invented
 //! image names cost disk, not memory or findings. The route and referer caches hold at most 16,384 entries each.
+//!
+//! At finish:
 //!
 //! - `card.asset_drift`: a first-party JS/CSS file whose 200-response size settled on a new
 //!   value (a size seen ≥ `drift_min_hits` times stops being served when a new one starts;
@@ -92,6 +94,8 @@ use crate::session::Sessions;
 use crate::spill_map::{SpillMap, Spillable};
 use crate::{downcast, DetectConfig, DetectorState, FinishContext, Origin};
 use named_hits::{NamedCount, NamedHits, NAME_CAP};
+pub(crate) use orders::customer_days;
+pub use orders::{OrderHit, Orders, ORDERS_CAP};
 
 pub const RULES: &[&str] = &[
     "card.asset_drift",
@@ -107,8 +111,6 @@ pub const RULES: &[&str] = &[
 ];
 
 pub const PLAYBOOK: &str = "card-skimming";
-/// Most completion hits kept; beyond it the count is marked incomplete.
-pub const MAX_ORDERS: usize = 5_000_000;
 const MAX_SIZES: usize = 64;
 const MAX_PATH_IPS: usize = 64;
 const HARVEST_MAX_IPS: usize = 8;
@@ -172,26 +174,6 @@ impl Default for CardConfig {
             session_gap_secs: 1800,
         }
     }
-}
-
-/// One completion-page hit: what the exposure window counts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct OrderHit {
-    pub utc_ms: i64,
-    pub ip: Option<IpAddr>,
-    /// FNV-1a of the user agent (sessions are IP + agent).
-    pub ua: u64,
-}
-
-/// Completion hits, and whether some were not kept.
-#[derive(Clone, Debug, Default)]
-pub struct Orders {
-    pub hits: Vec<OrderHit>,
-    pub dropped: u64,
-    /// Display offset of the logs (for per-day counts).
-    pub offset_secs: i32,
-    /// Last web event time, for the window's default end.
-    pub last_ts: Option<Timestamp>,
 }
 
 fn fnv(s: &str) -> u64 {
@@ -1585,8 +1567,8 @@ impl Routes {
 pub struct Card {
     config: Arc<DetectConfig>,
     routes: Arc<Routes>,
-    orders: Vec<OrderHit>,
-    orders_dropped: u64,
+    /// Completion hits, written out past [`ORDERS_CAP`] distinct ones.
+    orders: SpillMap<orders::Logged>,
     offset: Option<i32>,
     span: Span,
     /// Asset and harvest state per path. hashbrown for `entry_ref`: one lookup per hit, the
@@ -1892,8 +1874,7 @@ impl Card {
         Card {
             config,
             routes,
-            orders: Vec::new(),
-            orders_dropped: 0,
+            orders: orders::new_table(),
             offset: None,
             span: Span::default(),
             paths: Default::default(),
@@ -1926,11 +1907,8 @@ impl Card {
 
     /// The completion hits kept so far (for the exposure window), taken out of the state.
     pub fn take_orders(&mut self) -> Orders {
-        let mut hits = std::mem::take(&mut self.orders);
-        hits.sort();
         Orders {
-            hits,
-            dropped: self.orders_dropped,
+            hits: std::mem::replace(&mut self.orders, orders::new_table()),
             offset_secs: self.offset.unwrap_or(0),
             last_ts: self.span.last,
         }
@@ -2257,15 +2235,12 @@ impl DetectorState for Card {
         let flags = self.route_flags(method, path, query, target);
         let complete = flags.complete;
         if complete && matches!(status, 200 | 302) {
-            if self.orders.len() < MAX_ORDERS {
-                self.orders.push(OrderHit {
-                    utc_ms: ts_ms,
-                    ip,
-                    ua: fnv(ev.user_agent.as_deref().unwrap_or("")),
-                });
-            } else {
-                self.orders_dropped += 1;
-            }
+            let hit = OrderHit {
+                utc_ms: ts_ms,
+                ip,
+                ua: fnv(ev.user_agent.as_deref().unwrap_or("")),
+            };
+            orders::record(&mut self.orders, hit);
             if ref_is.is_some() {
                 let h = NamedHits::of(&mut self.completion_refs, &self.host);
                 h.count += 1;
@@ -2487,6 +2462,7 @@ impl DetectorState for Card {
             m.park();
         }
         self.offflow_gets.park();
+        self.orders.park();
         self.route_cache = FxHashMap::default();
         self.referer_cache = FxHashMap::default();
     }
@@ -2495,13 +2471,7 @@ impl DetectorState for Card {
         let mut o: Card = downcast(other);
         self.flush_host();
         o.flush_host();
-        self.orders.extend(o.orders);
-        if self.orders.len() > MAX_ORDERS {
-            self.orders.sort();
-            self.orders_dropped += (self.orders.len() - MAX_ORDERS) as u64;
-            self.orders.truncate(MAX_ORDERS);
-        }
-        self.orders_dropped += o.orders_dropped;
+        self.orders.merge(o.orders);
         if self.offset.is_none() {
             self.offset = o.offset;
         }
@@ -3582,6 +3552,7 @@ mod finish_tests {
 }
 
 mod named_hits;
+mod orders;
 mod path_runs;
 
 #[cfg(test)]

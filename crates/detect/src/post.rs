@@ -24,14 +24,17 @@
 //! `Report::sort_and_number_findings` turns them into the final `F000N` ids.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::net::IpAddr;
 
 use ecir_model::finding::{MAX_IPS, MAX_RELATED};
 use ecir_model::{Category, Exposure, Finding, Severity, Timestamp};
 
 use crate::card::{Orders, PLAYBOOK};
 use crate::session::Sessions;
-use crate::DetectConfig;
+use crate::{DetectConfig, FinishContext};
+
+/// Checkout sessions held while counting orders before those that ended are forgotten.
+const SESSIONS_HELD: usize = 1 << 14;
+const DAY_MS: i64 = 86_400_000;
 
 pub const RULES: &[&str] = &[
     "card.code_planting",
@@ -840,7 +843,17 @@ fn testing_chain(findings: &[Finding], tmp_id: &mut impl FnMut() -> String) -> O
 /// Dates the exposure window from the findings (after [`run`]) and counts the completed orders
 /// and customer IPs in it. `None` when nothing shows the payment flow tampered with or a
 /// compromise that could have tampered with it.
-pub fn exposure(findings: &[Finding], orders: &Orders, cfg: &DetectConfig) -> Option<Exposure> {
+///
+/// The hits are read in time order from the card detector's table (spilled past a cap), so
+/// the count is exact however many there are, and what is held while counting is bounded:
+/// sessions that ended are forgotten as the walk passes them, and the distinct customer IPs
+/// are counted in a table that spills too. Problems reading either back go to `ctx`.
+pub fn exposure(
+    findings: &[Finding],
+    orders: Orders,
+    cfg: &DetectConfig,
+    ctx: &FinishContext,
+) -> Option<Exposure> {
     let tamper: Vec<&Finding> = findings
         .iter()
         .filter(|f| {
@@ -883,27 +896,44 @@ pub fn exposure(findings: &[Finding], orders: &Orders, cfg: &DetectConfig) -> Op
     // Sessions: IP + agent; a completion hit more than the gap after the session's last one is
     // a new order.
     let mut sessions = Sessions::new(cfg.card.session_gap_secs);
-    let mut ips: BTreeSet<IpAddr> = BTreeSet::new();
-    let mut per_day: BTreeMap<String, (u64, BTreeSet<IpAddr>)> = BTreeMap::new();
+    let mut forget_at = SESSIONS_HELD;
+    // Days at the window's offset, as day numbers: (orders, distinct customer IPs).
+    let off_ms = i64::from(start.offset_secs) * 1000;
+    let day_of = |utc_ms: i64| utc_ms.saturating_add(off_ms).div_euclid(DAY_MS);
+    let mut per_day: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
+    let mut customers = crate::card::customer_days();
     let mut n = 0u64;
     for h in orders
-        .hits
-        .iter()
-        .filter(|h| h.utc_ms >= start.utc_ms && h.utc_ms <= end.utc_ms)
+        .into_time_order(ctx)
+        .skip_while(|h| h.utc_ms < start.utc_ms)
+        .take_while(|h| h.utc_ms <= end.utc_ms)
     {
         let new_order = sessions.hit((h.ip, h.ua), h.utc_ms);
-        let day = Timestamp::new(h.utc_ms, start.offset_secs)
-            .to_datetime()
-            .format("%Y-%m-%d")
-            .to_string();
+        if sessions.len() > forget_at {
+            sessions.forget_ended(h.utc_ms);
+            forget_at = sessions.len().saturating_mul(2).max(SESSIONS_HELD);
+        }
+        let day = day_of(h.utc_ms);
         let d = per_day.entry(day).or_default();
         if let Some(ip) = h.ip {
-            ips.insert(ip);
-            d.1.insert(ip);
+            customers.get_or_default((ip, day));
         }
         if new_order {
             n += 1;
             d.0 += 1;
+        }
+    }
+    drop(sessions);
+    // (IP, day) pairs in IP order: each IP once overall, and once on each day it ordered.
+    let mut distinct_ips = 0u64;
+    let mut last_ip = None;
+    for ((ip, day), _) in customers.into_sorted(ctx, "Customer IPs (for the exposure count)") {
+        if last_ip != Some(ip) {
+            distinct_ips += 1;
+            last_ip = Some(ip);
+        }
+        if let Some(d) = per_day.get_mut(&day) {
+            d.1 += 1;
         }
     }
     let mut extra = BTreeMap::new();
@@ -914,8 +944,12 @@ pub fn exposure(findings: &[Finding], orders: &Orders, cfg: &DetectConfig) -> Op
         serde_json::Value::from(
             per_day
                 .iter()
-                .map(|(d, (o, i))| {
-                    serde_json::json!({"date": d, "completed_orders": o, "distinct_customer_ips": i.len()})
+                .map(|(&day, &(o, i))| {
+                    let date = Timestamp::new(day.saturating_mul(DAY_MS).saturating_sub(off_ms), start.offset_secs)
+                        .to_datetime()
+                        .format("%Y-%m-%d")
+                        .to_string();
+                    serde_json::json!({"date": date, "completed_orders": o, "distinct_customer_ips": i})
                 })
                 .collect::<Vec<_>>(),
         ),
@@ -938,19 +972,13 @@ pub fn exposure(findings: &[Finding], orders: &Orders, cfg: &DetectConfig) -> Op
     if end_basis == "end-of-logs" {
         limits.push("No --contained-at given: the window runs to the end of the logs, since nothing in them shows the skimmer removed.".into());
     }
-    if orders.dropped > 0 {
-        limits.push(format!(
-            "{} completion hits beyond the kept maximum were not counted: the count is a lower bound.",
-            orders.dropped
-        ));
-    }
     extra.insert("limits".into(), serde_json::Value::from(limits));
     Some(Exposure {
         start,
         end,
         basis: basis.iter().map(|f| f.id.clone()).collect(),
         completed_orders: n,
-        distinct_customer_ips: ips.len() as u64,
+        distinct_customer_ips: distinct_ips,
         extra,
     })
 }

@@ -41,6 +41,23 @@ impl<K: Ord> Sessions<K> {
         }
     }
 
+    /// Keys held.
+    pub fn len(&self) -> usize {
+        self.last.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.last.is_empty()
+    }
+
+    /// Forgets the keys whose session ended before `now_ms` (their last hit more than the gap
+    /// before it). When hits are fed in time order and `now_ms` is the latest, this changes
+    /// no later answer: a forgotten key's next hit starts a new session either way.
+    pub fn forget_ended(&mut self, now_ms: i64) {
+        let gap = self.gap_ms;
+        self.last.retain(|_, t| now_ms.saturating_sub(*t) <= gap);
+    }
+
     /// The gap in minutes, for explanations.
     pub fn gap_minutes(&self) -> i64 {
         self.gap_ms / 60_000

@@ -200,7 +200,6 @@ pub fn scan(
     };
     // The same for the detector states, freed as each detector finished.
     release_freed_heap();
-    let detector_warnings = ctx.take_warnings();
     // What the logs cannot show: missing days, damaged archives, silences (ecir-audit).
     let files: Vec<ecir_audit::ScanFile<'_>> = inputs
         .iter()
@@ -212,7 +211,8 @@ pub fn scan(
     ecir_detect::waf::correlate_stored_xss(&mut findings);
     // Rules over all findings (storefront edits, re-injection, chains), then the window.
     let findings = ecir_detect::post::run(findings, &config);
-    let exposure = ecir_detect::post::exposure(&findings, &orders, &config);
+    let exposure = ecir_detect::post::exposure(&findings, orders, &config, &ctx);
+    let detector_warnings = ctx.take_warnings();
 
     let mut report = Report {
         schema: REPORT_SCHEMA.into(),

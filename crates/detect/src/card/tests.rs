@@ -453,9 +453,10 @@ fn completion_hits_are_kept_for_the_exposure_window() {
             },
         );
     }
-    let o = c.take_orders();
-    assert_eq!(o.hits.len(), 4);
-    assert!(o.hits.windows(2).all(|w| w[0] <= w[1]));
+    let ctx = FinishContext::new(0);
+    let hits: Vec<OrderHit> = c.take_orders().into_time_order(&ctx).collect();
+    assert_eq!(hits.len(), 4);
+    assert!(hits.windows(2).all(|w| w[0] < w[1]));
 }
 
 fn checkout_attempts(ip: &str, t0: i64, n: usize, fail: bool) -> Vec<(i64, String)> {
@@ -1983,4 +1984,75 @@ fn paths_forged_from_a_few_addresses_past_the_most_used_are_summed() {
     }
     let split = run_cfg(&lines, 3, DetectConfig::default());
     assert_eq!(format!("{f:?}"), format!("{split:?}"));
+}
+
+/// Completion hits from many customers, some logged twice (a reload in the same second).
+fn completion_flood(n: usize) -> Vec<(i64, String)> {
+    let confirm = format!("{SHOP}/shopping/confirm");
+    let mut v = Vec::new();
+    for i in 0..n {
+        let ip = format!("2001:db8::{:x}", i % 997 + 1);
+        let t = (i as i64 * 7919) % 100_000;
+        v.push(l(t, &ip, "GET", "/shopping/complete", 200, 5000, &confirm));
+        if i % 5 == 0 {
+            v.push(l(t, &ip, "GET", "/shopping/complete", 200, 5000, &confirm));
+        }
+    }
+    v
+}
+
+fn orders_of(mut states: Vec<Card>) -> Vec<OrderHit> {
+    let mut first = states.remove(0);
+    for s in states {
+        DetectorState::merge(&mut first, Box::new(s));
+    }
+    let ctx = FinishContext::new(0);
+    let hits: Vec<OrderHit> = first.take_orders().into_time_order(&ctx).collect();
+    assert!(ctx.take_warnings().is_empty());
+    hits
+}
+
+#[test]
+fn completion_hits_written_out_are_read_back_exactly_in_time_order() {
+    let lines = completion_flood(3000);
+    let dir = std::env::temp_dir().join(format!("ecir-card-orders-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let want: Vec<OrderHit> = {
+        let mut c = Card::new(Arc::new(DetectConfig::default()));
+        observe_in_chunks(std::slice::from_mut(&mut c), &lines);
+        assert!(!c.orders.has_spilled());
+        orders_of(vec![c])
+    };
+    // Each distinct (time, client, agent) once, in time order.
+    assert_eq!(want.len(), 3000);
+    assert!(want.windows(2).all(|w| w[0] < w[1]));
+    for parts in [1, 2, 3] {
+        for (cap, park) in [(1, false), (50, false), (50, true), (ORDERS_CAP, true)] {
+            let mut states: Vec<Card> = (0..parts)
+                .map(|_| {
+                    let mut c = Card::new(Arc::new(DetectConfig::default()));
+                    c.orders = SpillMap::with_dir(cap, dir.clone(), "card-orders");
+                    c
+                })
+                .collect();
+            observe_in_chunks(&mut states, &lines);
+            if park {
+                states.iter_mut().for_each(|s| s.park());
+            }
+            for s in &states {
+                let held = s.orders.in_memory();
+                assert!(
+                    held <= cap && (!park || held == 0),
+                    "cap {cap}, park {park}"
+                );
+            }
+            if cap < 100 {
+                assert!(states.iter().all(|s| s.orders.has_spilled()));
+            }
+            let got = orders_of(states);
+            assert!(got == want, "{parts} parts, cap {cap}, park {park}");
+        }
+    }
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "runs removed");
+    let _ = std::fs::remove_dir_all(&dir);
 }

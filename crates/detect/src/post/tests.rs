@@ -239,15 +239,11 @@ fn exposure_counts_sessions_in_the_window() {
         hit(T0 + 3 * H, "100.64.0.3", 2), // another browser behind the same IP
         hit(T0 + 30 * H, "100.64.0.4", 1), // next day
     ];
-    hits.sort();
-    let orders = Orders {
-        hits,
-        dropped: 0,
-        offset_secs: 9 * 3600,
-        last_ts: Some(ts(T0 + 40 * H)),
-    };
+    hits.reverse(); // any order
+    let orders = || Orders::from_hits(hits.clone(), 9 * 3600, Some(ts(T0 + 40 * H)));
     let cfg = DetectConfig::default();
-    let e = exposure(&findings, &orders, &cfg).unwrap();
+    let ctx = FinishContext::new(0);
+    let e = exposure(&findings, orders(), &cfg, &ctx).unwrap();
     assert_eq!(e.start, ts(T0));
     assert_eq!(e.end, ts(T0 + 40 * H));
     assert_eq!(e.completed_orders, 5);
@@ -267,7 +263,7 @@ fn exposure_counts_sessions_in_the_window() {
     // --contained-at ends the window.
     let mut cfg = DetectConfig::default();
     cfg.card.contained_at = Some(ts(T0 + 2 * H));
-    let e = exposure(&findings, &orders, &cfg).unwrap();
+    let e = exposure(&findings, orders(), &cfg, &ctx).unwrap();
     assert_eq!(e.completed_orders, 1);
     assert_eq!(e.extra["end_basis"], "contained-at");
 }
@@ -287,7 +283,13 @@ fn exposure_falls_back_to_the_compromise_or_is_absent() {
     );
     shell.first_seen = Some(ts(T0));
     let f = run(vec![shell], &DetectConfig::default());
-    let e = exposure(&f, &Orders::default(), &DetectConfig::default()).unwrap();
+    let e = exposure(
+        &f,
+        Orders::default(),
+        &DetectConfig::default(),
+        &FinishContext::new(0),
+    )
+    .unwrap();
     assert_eq!(e.extra["start_basis"], "compromise");
     assert!(e.extra["limits"][0]
         .as_str()
@@ -296,7 +298,13 @@ fn exposure_falls_back_to_the_compromise_or_is_absent() {
     let mut sqli = Finding::new("web.sqli", Category::WebAttack, Severity::High);
     sqli.first_seen = Some(ts(T0));
     let f = run(vec![sqli], &DetectConfig::default());
-    assert!(exposure(&f, &Orders::default(), &DetectConfig::default()).is_none());
+    assert!(exposure(
+        &f,
+        Orders::default(),
+        &DetectConfig::default(),
+        &FinishContext::new(0),
+    )
+    .is_none());
 }
 
 #[test]
@@ -792,4 +800,93 @@ fn long_chains_name_the_first_of_each_kind_and_say_how_many() {
     let c = of(&out, "chain.compromise");
     assert_eq!(c[0].related.len(), MAX_RELATED);
     assert!(!c[0].summary.contains("more:"), "{}", c[0].summary);
+}
+
+/// The exposure count done the plain way: every hit held, sessions never forgotten.
+fn plain_count(hits: &[OrderHit], gap_ms: i64) -> (u64, u64, Vec<(u64, u64)>) {
+    let mut hits = hits.to_vec();
+    hits.sort();
+    hits.dedup();
+    let mut last: HashMap<(Option<std::net::IpAddr>, u64), i64> = HashMap::new();
+    let mut ips = BTreeSet::new();
+    let mut days: BTreeMap<i64, (u64, BTreeSet<std::net::IpAddr>)> = BTreeMap::new();
+    let mut n = 0;
+    for h in &hits {
+        let new = last
+            .insert((h.ip, h.ua), h.utc_ms)
+            .is_none_or(|t| h.utc_ms - t > gap_ms);
+        let d = days
+            .entry((h.utc_ms + 9 * H).div_euclid(24 * H))
+            .or_default();
+        if let Some(ip) = h.ip {
+            ips.insert(ip);
+            d.1.insert(ip);
+        }
+        if new {
+            n += 1;
+            d.0 += 1;
+        }
+    }
+    let days = days.values().map(|(o, i)| (*o, i.len() as u64)).collect();
+    (n, ips.len() as u64, days)
+}
+
+#[test]
+fn a_flood_of_completion_hits_is_counted_exactly() {
+    let findings = run(
+        vec![admin_planting(
+            "198.51.100.7",
+            Severity::Critical,
+            &[T0],
+            "/admin/content/js",
+        )],
+        &DetectConfig::default(),
+    );
+    // More distinct customers per day than the IP table holds, and more open sessions than
+    // are held before the ended ones are forgotten; revisits after and within the gap.
+    let mut hits = Vec::new();
+    for i in 0..(crate::card::ORDERS_CAP as i64 + 30_000) {
+        let ip = format!("2001:db8:{:x}::{:x}", i / 60_000, i % 60_000 + 1);
+        let t = T0 + i * 1_500; // about 60,000 a day
+        hits.push(hit(t, &ip, (i % 3) as u64));
+        if i % 7 == 0 {
+            hits.push(hit(t + 20 * 60_000, &ip, (i % 3) as u64)); // same session
+            hits.push(hit(t + 45 * 60_000, &ip, (i % 3) as u64)); // a new one
+        }
+        if i % 11 == 0 {
+            hits.push(hit(t, &ip, (i % 3) as u64)); // logged twice
+            hits.push(OrderHit {
+                utc_ms: t + 1,
+                ip: None,
+                ua: 9,
+            });
+        }
+    }
+    let cfg = DetectConfig::default();
+    let (n, ips, days) = plain_count(&hits, cfg.card.session_gap_secs * 1000);
+    assert!(ips > crate::card::ORDERS_CAP as u64);
+    let ctx = FinishContext::new(0);
+    let last = Some(ts(T0 + 40 * 24 * H));
+    let e = exposure(
+        &findings,
+        Orders::from_hits(hits, 9 * 3600, last),
+        &cfg,
+        &ctx,
+    )
+    .unwrap();
+    assert!(ctx.take_warnings().is_empty());
+    assert_eq!(e.completed_orders, n);
+    assert_eq!(e.distinct_customer_ips, ips);
+    let got: Vec<(u64, u64)> = e.extra["per_day"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["completed_orders"].as_u64().unwrap(),
+                d["distinct_customer_ips"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, days);
 }
