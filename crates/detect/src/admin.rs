@@ -219,7 +219,7 @@ pub struct Admin {
 }
 
 /// Segments whose requests are held for prefix inference, at most: the ones with the
-/// smallest [`seg_hash`], a choice that does not depend on the order lines arrive in (so
+/// smallest `seg_hash`, a choice that does not depend on the order lines arrive in (so
 /// splitting the input across workers changes nothing).
 pub const PENDING_SEGMENTS: usize = 64;
 /// Requests held per pending segment: the earliest by (time, file, line).

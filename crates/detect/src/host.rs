@@ -46,7 +46,7 @@ pub const RULES: &[&str] = &[
 pub const MAX_RECORDS: usize = 1_000_000;
 
 /// Failed logins kept as compact records (the earliest): beyond, failures are only summed
-/// per IP (see [`IpFailures`]), which is all the rules need but an exact count of the
+/// per IP (see `IpFailures`), which is all the rules need but an exact count of the
 /// failures before an accepted login when the IP also failed after it. About 90 bytes each.
 pub const MAX_FAILURE_RECORDS: usize = 250_000;
 
@@ -54,7 +54,7 @@ pub const MAX_FAILURE_RECORDS: usize = 250_000;
 const PRIOR: usize = 5;
 
 /// Client IPs whose failure summaries one state holds before spilling them (see
-/// [`IpFailures`]): about 0.3 KiB each, 4 KiB with twenty ordinary lines (40 KiB if every
+/// `IpFailures`): about 0.3 KiB each, 4 KiB with twenty ordinary lines (40 KiB if every
 /// line reaches the 2 KiB evidence cap).
 pub const FAIL_IPS_CAP: usize = 16_384;
 

@@ -220,7 +220,7 @@ impl DetectorSet {
     }
 
     /// Every detector's findings, in the fixed detector order. The detectors finish on the
-    /// caller's rayon pool in two lanes, [`FINISH_LANES`], each detector one after another
+    /// caller's rayon pool in two lanes, `FINISH_LANES`, each detector one after another
     /// within its lane: they share nothing, so the order changes no finding, only the peak
     /// memory. A finishing detector still holds its state while it builds its findings, and
     /// the states of the detectors not yet finished are alive beside it. The two finishes
