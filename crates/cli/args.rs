@@ -214,7 +214,8 @@ pub struct ScanArgs {
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
 
-    /// No progress bar and no summary on stderr.
+    /// No progress bar. The summary still goes to stdout, unless stdout carries a report
+    /// (`--json -` and the like): then it would go to stderr, and --quiet drops it.
     #[arg(short, long)]
     pub quiet: bool,
 

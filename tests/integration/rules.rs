@@ -84,7 +84,38 @@ fn check(rule: &str) {
         .map(|f| f["rule"].as_str().unwrap())
         .collect();
     assert!(rules.contains(&rule), "{rule} did not fire: {rules:?}");
+    conforms(&report);
     insta::assert_snapshot!(rule, condensed(&report));
+}
+
+/// What `report-v1.md` promises of every finding: a bundled playbook id or none, a time span
+/// (`first_seen` <= `last_seen`), and evidence lines each cited once, with their time.
+fn conforms(report: &serde_json::Value) {
+    let playbooks: Vec<&str> = ecir_playbook::bundled()
+        .iter()
+        .map(|(file, _)| file.trim_end_matches(".toml"))
+        .collect();
+    let time = |v: &serde_json::Value| {
+        ecir_model::Timestamp::parse_rfc3339(v.as_str().unwrap_or("")).map(|t| t.utc_ms)
+    };
+    for f in report["findings"].as_array().unwrap() {
+        let id = format!("{} {}", f["id"], f["rule"]);
+        if let Some(p) = f.get("playbook") {
+            assert!(
+                playbooks.contains(&p.as_str().unwrap()),
+                "{id}: playbook {p}"
+            );
+        }
+        let (first, last) = (time(&f["first_seen"]), time(&f["last_seen"]));
+        assert!(first.is_some() && last.is_some(), "{id}: no time span");
+        assert!(first <= last, "{id}: span backwards");
+        let mut cited = std::collections::BTreeSet::new();
+        for e in f["evidence"].as_array().unwrap() {
+            let at = format!("{}:{}", e["file"], e["line"]);
+            assert!(time(&e["ts"]).is_some(), "{id}: {at} has no time");
+            assert!(cited.insert(at.clone()), "{id}: {at} cited twice");
+        }
+    }
 }
 
 macro_rules! rule_tests {

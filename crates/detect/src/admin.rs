@@ -1437,6 +1437,12 @@ fn analyse(
     if let Some(panel) = &panel {
         let mut g = Group::new();
         g.count = reqs.len() as u64;
+        // The span of the admin requests analysed; the first and last of them cited.
+        for r in &reqs {
+            g.span(r.ts);
+        }
+        g.evidence.extend(reqs.first().map(|r| r.ev.clone()));
+        g.evidence.extend(reqs.last().map(|r| r.ev.clone()));
         let mut f = g.finding(
             "admin.profile",
             Severity::Info,

@@ -173,6 +173,15 @@ impl Finding {
 
     /// Orders evidence most telling first (then by time, file and line), dedups and caps it.
     pub fn normalize_evidence(&mut self) {
+        // Each line once, with the best weight any detector gave it.
+        self.evidence.sort_by(|a, b| {
+            a.file
+                .cmp(&b.file)
+                .then(a.line.cmp(&b.line))
+                .then(b.weight.cmp(&a.weight))
+        });
+        self.evidence
+            .dedup_by(|a, b| a.file == b.file && a.line == b.line);
         self.evidence.sort_by(|a, b| {
             b.weight
                 .cmp(&a.weight)
@@ -180,8 +189,6 @@ impl Finding {
                 .then(a.file.cmp(&b.file))
                 .then(a.line.cmp(&b.line))
         });
-        self.evidence
-            .dedup_by(|a, b| a.file == b.file && a.line == b.line);
         self.evidence.truncate(MAX_EVIDENCE);
         // Detectors gather more candidates than they keep: give back the room.
         self.evidence.shrink_to_fit();

@@ -5,13 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 
-use ecir_audit::scan_findings::EDGE_TEXT_BYTES;
+use ecir_audit::scan_findings::{edge_text, EDGE_TEXT_BYTES};
 use ecir_audit::HourTally;
 use ecir_detect::{DetectConfig, DetectorSet, Origin};
 use ecir_formats::{skip, Chosen, EventSink, Parser};
 use ecir_input::{for_each_line_in, newline_count, open_input, InputFile, OpenInput};
 use ecir_model::report::SkippedSample;
-use ecir_model::text::evidence_text;
 use ecir_model::{Event, InputSummary, SourceKind, Timestamp};
 
 use crate::traffic::Traffic;
@@ -66,7 +65,8 @@ struct Work<'a> {
     hours: BTreeMap<i64, HourTally>,
     cur: HourTally,
     cur_hour: i64,
-    /// The last dated line of the current run (up to `EDGE_TEXT_BYTES`).
+    /// The last dated line of the current run (up to one byte past `EDGE_TEXT_BYTES`, so a
+    /// cut shows).
     cur_last_raw: Vec<u8>,
 }
 
@@ -116,19 +116,21 @@ impl<'a> Work<'a> {
             self.flush_hour();
             self.cur_hour = h;
             self.cur.first_line = line;
-            self.cur.first_text = evidence_text(&raw[..raw.len().min(EDGE_TEXT_BYTES)]);
+            self.cur.first_ts = Some(*t);
+            self.cur.first_text = edge_text(raw);
         }
         self.cur.lines += 1;
         self.cur.last_line = line;
+        self.cur.last_ts = Some(*t);
         self.cur_last_raw.clear();
         self.cur_last_raw
-            .extend_from_slice(&raw[..raw.len().min(EDGE_TEXT_BYTES)]);
+            .extend_from_slice(&raw[..raw.len().min(EDGE_TEXT_BYTES + 1)]);
     }
 
     fn flush_hour(&mut self) {
         if self.cur.lines > 0 {
             let mut run = std::mem::take(&mut self.cur);
-            run.last_text = evidence_text(&self.cur_last_raw);
+            run.last_text = edge_text(&self.cur_last_raw);
             self.hours.entry(self.cur_hour).or_default().merge(run);
         }
     }
@@ -201,7 +203,8 @@ impl EventSink for Work<'_> {
             self.samples.push(SkippedSample {
                 line,
                 reason: reason.to_string(),
-                text: evidence_text(&raw[..raw.len().min(512)]),
+                // 512 bytes at most, `…` when cut.
+                text: edge_text(raw),
             });
         }
     }

@@ -385,6 +385,22 @@ fn options_map(opts: &ScanOptions) -> BTreeMap<String, Value> {
         ),
     );
     let d = &opts.detect;
+    // The admin panel as configured; `auto` when it is inferred from the logs (the
+    // `admin.profile` finding says what was chosen and why).
+    let admin = &d.admin;
+    let platform = admin
+        .platform
+        .clone()
+        .or_else(|| admin.profile.as_ref().map(|p| p.name.clone()))
+        .unwrap_or_else(|| "auto".into());
+    m.insert("platform".into(), Value::from(platform));
+    m.insert("admin_paths".into(), Value::from(admin.admin_paths.clone()));
+    if !admin.allow.is_empty() {
+        m.insert(
+            "admin_allow".into(),
+            Value::from(admin.allow.iter().map(Cidr::to_string).collect::<Vec<_>>()),
+        );
+    }
     m.insert(
         "thresholds".into(),
         serde_json::json!({
