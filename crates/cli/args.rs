@@ -79,7 +79,7 @@ pub struct AuditArgs {
     pub html: Option<PathBuf>,
 
     /// Worker threads (default: one per core).
-    #[arg(short = 'j', long, value_name = "N")]
+    #[arg(short = 'j', long, value_name = "N", value_parser = parse_jobs)]
     pub jobs: Option<usize>,
 
     /// No summary on stdout.
@@ -116,7 +116,7 @@ pub struct ManifestCreateArgs {
     pub tz: Option<String>,
 
     /// Worker threads (default: one per core).
-    #[arg(short = 'j', long, value_name = "N")]
+    #[arg(short = 'j', long, value_name = "N", value_parser = parse_jobs)]
     pub jobs: Option<usize>,
 }
 
@@ -131,7 +131,7 @@ pub struct ManifestVerifyArgs {
     pub json: Option<String>,
 
     /// Worker threads (default: one per core).
-    #[arg(short = 'j', long, value_name = "N")]
+    #[arg(short = 'j', long, value_name = "N", value_parser = parse_jobs)]
     pub jobs: Option<usize>,
 }
 
@@ -211,7 +211,7 @@ pub struct ScanArgs {
     pub fail_on: FailOn,
 
     /// Worker threads (default: one per core).
-    #[arg(short = 'j', long, value_name = "N")]
+    #[arg(short = 'j', long, value_name = "N", value_parser = parse_jobs)]
     pub jobs: Option<usize>,
 
     /// No progress bar. The summary still goes to stdout, unless stdout carries a report
@@ -376,6 +376,20 @@ pub struct TimelineArgs {
     pub year: Option<i32>,
 
     /// Worker threads (default: one per core).
-    #[arg(short = 'j', long, value_name = "N")]
+    #[arg(short = 'j', long, value_name = "N", value_parser = parse_jobs)]
     pub jobs: Option<usize>,
+}
+
+/// Most worker threads `-j` accepts: far beyond any useful count (the work is bounded by
+/// cores and disks), low enough that a typo does not start a hundred thousand threads.
+pub const MAX_JOBS: usize = 256;
+
+/// `-j N`: 1 to [`MAX_JOBS`].
+fn parse_jobs(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=MAX_JOBS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "expected a number of worker threads from 1 to {MAX_JOBS}"
+        )),
+    }
 }

@@ -2,7 +2,7 @@
 //! library, write the views, pick the exit status (audit: 0 policy met, 1 not met, 2 error;
 //! verify: 0 all match, 1 differences, 2 error).
 
-use std::io::{self, Write};
+use std::io;
 use std::path::PathBuf;
 
 use chrono::{NaiveDate, TimeZone};
@@ -13,7 +13,8 @@ use ecir_model::text::escape_controls;
 use ecir_model::Timestamp;
 
 use crate::args::{AuditArgs, ManifestCommand, ManifestCreateArgs, ManifestVerifyArgs};
-use crate::scan_cmd::{error, overlaps_input, write_to};
+use crate::guard::overwrites_evidence;
+use crate::scan_cmd::{error, write_to};
 use crate::time_arg::resolve_tz;
 
 fn usage(msg: &str) -> u8 {
@@ -99,12 +100,12 @@ pub fn run(a: AuditArgs) -> u8 {
         outputs.push(h.clone());
     }
     for out in &outputs {
-        if let Some(input) = overlaps_input(out, &a.paths) {
+        if let Some(what) = overwrites_evidence(out, &a.paths) {
             error(
                 &format!(
-                    "{}: refusing to write an output over the input {}",
+                    "{}: refusing to write an output over {}",
                     out.display(),
-                    input.display()
+                    what
                 ),
                 Some("write outputs outside the evidence, e.g. --json ./case/audit.json"),
             );
@@ -153,9 +154,9 @@ pub fn run(a: AuditArgs) -> u8 {
         let text = summary(&report);
         if stdout_taken {
             eprint!("{text}");
-        } else {
-            print!("{text}");
-            let _ = io::stdout().flush();
+        } else if let Err(e) = crate::term::write_stdout(&text) {
+            error(&format!("cannot write the summary to stdout: {e}"), None);
+            failed_write = true;
         }
     }
     for e in &report.errors {
@@ -328,12 +329,12 @@ fn create(a: ManifestCreateArgs) -> u8 {
     let mut exclude = Vec::new();
     if a.output != "-" {
         let out = PathBuf::from(&a.output);
-        if let Some(input) = overlaps_input(&out, &a.paths) {
+        if let Some(what) = overwrites_evidence(&out, &a.paths) {
             error(
                 &format!(
-                    "{}: refusing to write the manifest over the input {}",
+                    "{}: refusing to write the manifest over {}",
                     out.display(),
-                    input.display()
+                    what
                 ),
                 None,
             );
@@ -451,8 +452,9 @@ fn verify(a: ManifestVerifyArgs) -> u8 {
     ));
     if a.json.as_deref() == Some("-") {
         eprint!("{out}");
-    } else {
-        print!("{out}");
+    } else if let Err(e) = crate::term::write_stdout(&out) {
+        error(&format!("cannot write to stdout: {e}"), None);
+        return 2;
     }
     for e in &v.errors {
         error(&format!("{}: {}", e.path, e.message), None);

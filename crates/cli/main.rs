@@ -6,6 +6,7 @@
 
 mod args;
 mod audit_cmd;
+mod guard;
 #[cfg(feature = "heap-stats")]
 mod heap_stats;
 mod playbook_cmd;
@@ -19,14 +20,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    default_sigpipe();
     let cli = args::Cli::parse();
     let code = match cli.command {
         args::Command::Scan(a) => scan_cmd::run(*a),
         args::Command::Timeline(a) => timeline_cmd::run(a),
-        args::Command::Formats => {
-            print_formats();
-            0
-        }
+        args::Command::Formats => print_or_fail(&formats_text()),
         args::Command::Playbook(cmd) => {
             finish(playbook_cmd::run_playbook(cmd, &mut std::io::stdout()))
         }
@@ -36,16 +35,17 @@ fn main() -> ExitCode {
             &mut std::io::stdout(),
         )),
         args::Command::Rules => {
+            let mut text = String::new();
             for (group, rules) in ecir_detect::DETECTORS {
                 for rule in *rules {
-                    println!("{rule:<32} {group}");
+                    text.push_str(&format!("{rule:<32} {group}\n"));
                 }
             }
             // Stream defects scan reports from its own inputs (ecir-audit).
             for rule in ecir_audit::RULES {
-                println!("{rule:<32} log-integrity");
+                text.push_str(&format!("{rule:<32} log-integrity\n"));
             }
-            0
+            print_or_fail(&text)
         }
         args::Command::Audit(a) => audit_cmd::run(a),
         args::Command::Manifest(m) => audit_cmd::manifest(m),
@@ -55,12 +55,36 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-fn print_formats() {
+fn formats_text() -> String {
     let list = ecir_formats::list();
     let w = list.iter().map(|(n, _, _)| n.len()).max().unwrap_or(8);
-    println!("{:<w$}  {:<12} DESCRIPTION", "NAME", "SOURCE");
+    let mut text = format!("{:<w$}  {:<12} DESCRIPTION\n", "NAME", "SOURCE");
     for (name, source, desc) in list {
-        println!("{name:<w$}  {:<12} {desc}", source.as_str());
+        text.push_str(&format!("{name:<w$}  {:<12} {desc}\n", source.as_str()));
+    }
+    text
+}
+
+/// Prints a listing; 2 when stdout cannot take it.
+fn print_or_fail(text: &str) -> u8 {
+    match term::write_stdout(text) {
+        Ok(()) => 0,
+        Err(e) => {
+            scan_cmd::error(&format!("cannot write to stdout: {e}"), None);
+            2
+        }
+    }
+}
+
+/// Restores the default action of SIGPIPE, which Rust's runtime ignores: a reader that
+/// closes the pipe early (`ecir rules | head -1`) ends ecir quietly, as it ends other
+/// command-line tools, instead of every later write failing or panicking.
+fn default_sigpipe() {
+    // SAFETY: called first thing in `main`, before any other thread exists; SIG_DFL is a
+    // valid disposition for SIGPIPE.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

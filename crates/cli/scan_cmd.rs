@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use ecir_formats::ParseContext;
@@ -76,20 +76,29 @@ pub fn run(a: ScanArgs) -> u8 {
             return 2;
         }
     }
-    // Outputs must never overwrite evidence.
+    // Outputs must never overwrite evidence (nor one another).
     let outputs: Vec<PathBuf> = [&a.json, &a.ndjson, &a.html, &a.timeline]
         .into_iter()
         .flatten()
         .filter(|p| p.as_str() != "-")
         .map(PathBuf::from)
         .collect();
+    let mut distinct: Vec<PathBuf> = outputs
+        .iter()
+        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+        .collect();
+    distinct.sort();
+    distinct.dedup();
+    if distinct.len() < outputs.len() {
+        return usage("two outputs name the same file: give each of --json, --ndjson, --html and --timeline its own");
+    }
     for out in &outputs {
-        if let Some(input) = overlaps_input(out, &a.paths) {
+        if let Some(what) = crate::guard::overwrites_evidence(out, &a.paths) {
             error(
                 &format!(
-                    "{}: refusing to write an output over the input {}",
+                    "{}: refusing to write an output over {}",
                     out.display(),
-                    input.display()
+                    what
                 ),
                 Some("write reports outside the evidence, e.g. --json ./case/report.json"),
             );
@@ -196,12 +205,13 @@ pub fn run(a: ScanArgs) -> u8 {
         let text = summary
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let mut write_failed = write_failed;
         if let Some(text) = text {
             if stdout_taken {
                 eprint!("{text}");
-            } else {
-                print!("{text}");
-                let _ = io::stdout().flush();
+            } else if let Err(e) = term::write_stdout(&text) {
+                error(&format!("cannot write the summary to stdout: {e}"), None);
+                write_failed = true;
             }
         }
         finish(&a, &out, write_failed)
@@ -319,15 +329,6 @@ pub(crate) fn write_to(
         f(&mut w)?;
         w.flush()
     }
-}
-
-/// The input an output path would overwrite or sit inside as a file, if any.
-pub(crate) fn overlaps_input(out: &Path, inputs: &[PathBuf]) -> Option<PathBuf> {
-    let out_c = std::fs::canonicalize(out).ok()?;
-    inputs.iter().find_map(|i| {
-        let ic = std::fs::canonicalize(i).ok()?;
-        (ic == out_c).then(|| i.clone())
-    })
 }
 
 /// The admin-panel options (`--platform`, `--admin-path`, `--profile`, `--admin-allow`,

@@ -103,3 +103,13 @@ impl Bar {
         }
     }
 }
+
+/// Writes `text` to stdout and flushes it. A closed pipe never gets here (SIGPIPE ends the
+/// process, as it ends `head`'s other writers, see `main`); a full disk or a broken terminal
+/// is an error for the caller to report.
+pub fn write_stdout(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}

@@ -12,7 +12,8 @@ use ecir_model::{Cidr, SourceKind};
 use ecir_timeline::{timeline, OutputFormat, TimelineOptions, TimelineOutcome, TimelineWriter};
 
 use crate::args::{TimelineArgs, TimelineFormat};
-use crate::scan_cmd::{error, overlaps_input};
+use crate::guard::overwrites_evidence;
+use crate::scan_cmd::error;
 use crate::time_arg::{parse_time, resolve_tz};
 
 fn source_kind(s: &str) -> Option<SourceKind> {
@@ -167,13 +168,9 @@ pub fn run(a: TimelineArgs) -> u8 {
         }
     }
     if a.output != "-" {
-        if let Some(input) = overlaps_input(Path::new(&a.output), &a.paths) {
+        if let Some(what) = overwrites_evidence(Path::new(&a.output), &a.paths) {
             return fail(
-                &format!(
-                    "{}: refusing to write an output over the input {}",
-                    a.output,
-                    input.display()
-                ),
+                &format!("{}: refusing to write an output over {}", a.output, what),
                 Some("write the timeline outside the evidence, e.g. -o ./case/timeline.csv"),
             );
         }

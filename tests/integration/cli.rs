@@ -516,3 +516,163 @@ fn top_ips_carry_requests_and_first_last_seen_from_events() {
     assert_eq!(attacker["first_seen"], "2026-11-02T02:00:05+09:00");
     assert_eq!(attacker["last_seen"], "2026-11-03T03:05:02+09:00");
 }
+
+/// A log inside a fresh directory, and that directory.
+fn one_log(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = temp_dir(name);
+    let log = write(
+        &dir,
+        "access_log",
+        line(
+            "203.0.113.5",
+            "03/Nov/2026:10:00:00 +0900",
+            "GET /.env HTTP/1.1",
+            200,
+            900,
+            UA,
+        ),
+    );
+    (dir, log)
+}
+
+#[test]
+fn an_output_never_replaces_a_file_inside_the_evidence() {
+    let (dir, log) = one_log("out-inside");
+    let before = std::fs::read(&log).unwrap();
+    let d = dir.to_str().unwrap();
+    // Named as an output while its directory is the input: refused, nothing written.
+    for flag in ["--json", "--ndjson", "--html"] {
+        let o = run(&["scan", "--quiet", flag, log.to_str().unwrap(), d]);
+        assert_eq!(o.status.code(), Some(2), "{flag}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("refusing") && err.contains("inside the input"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read(&log).unwrap(),
+            before,
+            "{flag}: evidence untouched"
+        );
+    }
+    // Through a hard link from outside the evidence.
+    let other = temp_dir("out-inside-link");
+    let link = other.join("report.html");
+    std::fs::hard_link(&log, &link).unwrap();
+    let o = run(&["scan", "--quiet", "--html", link.to_str().unwrap(), d]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(std::fs::read(&log).unwrap(), before, "evidence untouched");
+    // A report written into the directory may be written again.
+    let report = dir.join("report.json");
+    for _ in 0..2 {
+        let o = run(&["scan", "--quiet", "--json", report.to_str().unwrap(), d]);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    // The timeline too.
+    let o = run(&["timeline", "-o", log.to_str().unwrap(), d]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(std::fs::read(&log).unwrap(), before, "evidence untouched");
+}
+
+#[test]
+fn the_same_file_named_twice_is_read_once_and_two_outputs_cannot_share_a_path() {
+    let (dir, log) = one_log("twice");
+    let d = dir.to_str().unwrap();
+    let name = dir.file_name().unwrap().to_str().unwrap();
+    let dotted = format!("{d}/../{name}/access_log");
+    let (_, r) = scan_json(&[d, log.to_str().unwrap(), &dotted]);
+    assert_eq!(r["inputs"].as_array().unwrap().len(), 1);
+    assert_eq!(r["stats"]["lines"], 1);
+    let warned = r["warnings"].as_array().unwrap().iter().any(|w| {
+        w.as_str()
+            .is_some_and(|w| w.contains("not read") && w.contains("the same file as"))
+    });
+    assert!(warned, "{}", r["warnings"]);
+    let out = temp_dir("twice-out").join("a.out");
+    let o = run(&[
+        "scan",
+        "--quiet",
+        "--json",
+        out.to_str().unwrap(),
+        "--html",
+        out.to_str().unwrap(),
+        d,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!out.exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn pipes_and_links_are_reported_never_read_silently_or_waited_on() {
+    let (dir, _) = one_log("pipes");
+    let d = dir.to_str().unwrap();
+    // A directory whose only entry is a link to the logs (CentOS's /etc/httpd/logs).
+    let httpd = temp_dir("pipes-httpd");
+    std::os::unix::fs::symlink(&dir, httpd.join("logs")).unwrap();
+    let o = run(&["scan", "--quiet", httpd.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no file to read") && err.contains("hint:"),
+        "{err}"
+    );
+    // A FIFO named directly is an error at once; one inside a directory is listed as skipped.
+    let fifo = dir.join("fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if made.is_ok_and(|s| s.success()) {
+        let mut child = ecir()
+            .args(["scan", "--quiet", fifo.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break Some(s);
+            }
+            if started.elapsed().as_secs() > 30 {
+                let _ = child.kill();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert_eq!(
+            status.and_then(|s| s.code()),
+            Some(2),
+            "a FIFO must not block"
+        );
+        let (_, r) = scan_json(&[d]);
+        let warned = r["warnings"].as_array().unwrap().iter().any(|w| {
+            w.as_str()
+                .is_some_and(|w| w.contains("fifo") && w.contains("not a regular file"))
+        });
+        assert!(warned, "{}", r["warnings"]);
+    }
+}
+
+#[test]
+fn stdout_that_cannot_be_written_is_an_error_and_jobs_are_bounded() {
+    let sample = root().join("fixtures/sample-shop").display().to_string();
+    if std::path::Path::new("/dev/full").exists() {
+        for args in [vec!["rules"], vec!["formats"], vec!["scan", &sample]] {
+            let full = std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap();
+            let o = ecir().args(&args).stdout(full).output().unwrap();
+            assert_eq!(o.status.code(), Some(2), "{args:?}");
+            assert!(String::from_utf8_lossy(&o.stderr).contains("cannot write"));
+        }
+    }
+    for j in ["0", "100000"] {
+        let o = run(&["scan", "-j", j, &sample]);
+        assert_eq!(o.status.code(), Some(2), "-j {j}");
+    }
+}

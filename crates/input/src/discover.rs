@@ -1,9 +1,11 @@
 //! Turning the user's PATH arguments into a sorted list of input files.
 //!
 //! Directories are walked recursively. Hidden entries (names starting with `.`), symbolic
-//! links met inside a directory (they could loop or leave the evidence tree), ecir's own
-//! outputs and ecir report files are skipped; every skip that matters is reported. The list is
-//! sorted so that a run's order never depends on the file system.
+//! links met inside a directory (they could loop or leave the evidence tree), pipes, sockets
+//! and devices, ecir's own outputs and ecir report files are skipped; every skip that matters
+//! is reported. A pipe or device named directly is an error (reading it could block forever,
+//! and it has no size to hash against). The list is sorted so that a run's order never
+//! depends on the file system.
 
 use std::fs;
 use std::io::Read;
@@ -32,6 +34,9 @@ pub struct DiscoveryError {
     pub hint: Option<String>,
 }
 
+/// The reason given for skipping a path this run writes.
+pub const OWN_OUTPUT: &str = "an output of this run";
+
 /// What discovery found.
 #[derive(Debug, Default)]
 pub struct Discovered {
@@ -57,11 +62,42 @@ pub fn discover(roots: &[PathBuf], exclude: &[PathBuf]) -> Discovered {
                     .then(|| "check the path; ecir reads files and directories".to_string()),
             }),
             Ok(md) if md.is_dir() => walk(root, &exclude, &mut out),
-            Ok(md) => consider_file(root, md.len(), &exclude, &mut out),
+            Ok(md) if md.is_file() => consider_file(root, md.len(), &exclude, &mut out),
+            Ok(_) => out.errors.push(DiscoveryError {
+                path: root.clone(),
+                message: "not a regular file (a pipe, socket or device): ecir reads files".into(),
+                hint: Some(
+                    "save the stream to a file first (e.g. `cat … > access_log`) and scan that"
+                        .into(),
+                ),
+            }),
         }
     }
     out.files.sort();
     out.files.dedup_by(|a, b| a.path == b.path);
+    // A file named twice (`logs/a` and `./logs/a`, or a directory and a file inside it) is
+    // read once: the first name in sorted order stands for it.
+    let mut seen: std::collections::HashMap<PathBuf, PathBuf> = Default::default();
+    let mut twice = Vec::new();
+    out.files.retain(|f| {
+        let key = fs::canonicalize(&f.path).unwrap_or_else(|_| f.path.clone());
+        match seen.get(&key) {
+            Some(first) => {
+                if *first != f.path {
+                    twice.push((
+                        f.path.clone(),
+                        format!("the same file as {}", first.display()),
+                    ));
+                }
+                false
+            }
+            None => {
+                seen.insert(key, f.path.clone());
+                true
+            }
+        }
+    });
+    out.skipped.extend(twice);
     out
 }
 
@@ -117,6 +153,11 @@ fn walk(dir: &Path, exclude: &[PathBuf], out: &mut Discovered) {
             walk(&child, exclude, out);
         } else if md.is_file() {
             consider_file(&child, md.len(), exclude, out);
+        } else {
+            out.skipped.push((
+                child,
+                "not a regular file (a pipe, socket or device)".into(),
+            ));
         }
     }
 }
@@ -124,8 +165,7 @@ fn walk(dir: &Path, exclude: &[PathBuf], out: &mut Discovered) {
 fn consider_file(path: &Path, size: u64, exclude: &[PathBuf], out: &mut Discovered) {
     if let Ok(canon) = fs::canonicalize(path) {
         if exclude.contains(&canon) {
-            out.skipped
-                .push((path.to_path_buf(), "an output of this run".into()));
+            out.skipped.push((path.to_path_buf(), OWN_OUTPUT.into()));
             return;
         }
     }
@@ -140,10 +180,11 @@ fn consider_file(path: &Path, size: u64, exclude: &[PathBuf], out: &mut Discover
     });
 }
 
-/// ecir's JSON documents start with their schema name; reading them back as logs would only
-/// produce noise.
-fn is_ecir_output(path: &Path) -> bool {
-    let mut head = [0u8; 64];
+/// Whether `path` holds a document ecir wrote: its JSON documents (report, audit, manifest)
+/// start with their schema name, its HTML pages are titled after it. Reading them back as
+/// logs would only produce noise, and writing over one is not writing over evidence.
+pub fn is_ecir_output(path: &Path) -> bool {
+    let mut head = [0u8; 1024];
     let n = match crate::read::open_evidence(path).and_then(|mut f| f.read(&mut head)) {
         Ok(n) => n,
         Err(_) => return false,
@@ -155,6 +196,8 @@ fn is_ecir_output(path: &Path) -> bool {
         .filter(|b| !b.is_ascii_whitespace())
         .collect();
     squeezed.starts_with(b"{\"schema\":\"ecir.")
+        || (head.starts_with(b"<!DOCTYPE html>")
+            && memchr::memmem::find(head, b"<title>ecir").is_some())
 }
 
 /// A short, lower-case description of an I/O error without the OS error number.

@@ -11,7 +11,7 @@ pub mod lines;
 pub mod read;
 pub mod shrink;
 
-pub use discover::{discover, Discovered, DiscoveryError, InputFile};
+pub use discover::{discover, is_ecir_output, Discovered, DiscoveryError, InputFile};
 pub use hash::{sha256_hex, HashingReader, Sha256Stream};
 pub use lines::{
     for_each_line_in, newline_count, split_chunks, split_chunks_then, Line, LineReader,

@@ -238,8 +238,24 @@ pub fn scan(
     report.top_ips = traffic.top_ips(&report.findings, 10);
     report.warnings = run_warnings(&report, &traffic);
     report.warnings.extend(detector_warnings);
+    report.warnings.extend(skipped_warning(&discovered.skipped));
     report.stats = stats(&report, &traffic, started, threads);
     report.activity = activity(&report, &traffic);
+    if discovered.files.is_empty() && discovered.errors.is_empty() {
+        problems.push(Problem {
+            path: roots
+                .iter()
+                .map(|r| r.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            message: "no file to read".into(),
+            hint: Some(if discovered.skipped.is_empty() {
+                "name the log files or the directories that hold them".into()
+            } else {
+                "the report's warnings list what was skipped; symbolic links inside a directory are not followed: name their targets directly".into()
+            }),
+        });
+    }
     let skipped_paths = discovered
         .skipped
         .iter()
@@ -433,6 +449,30 @@ fn options_map(opts: &ScanOptions) -> BTreeMap<String, Value> {
         m.insert("cleaned_at".into(), Value::from(t.to_rfc3339()));
     }
     m
+}
+
+/// Paths discovery left out (other than this run's own outputs), for the report's warnings:
+/// the first ten named, the others counted.
+fn skipped_warning(skipped: &[(PathBuf, String)]) -> Option<String> {
+    let listed: Vec<String> = skipped
+        .iter()
+        .filter(|(_, why)| why != ecir_input::discover::OWN_OUTPUT)
+        .map(|(p, why)| format!("{} ({why})", p.display()))
+        .collect();
+    if listed.is_empty() {
+        return None;
+    }
+    let more = listed.len().saturating_sub(10);
+    Some(format!(
+        "{} path(s) under the inputs were not read: {}{}",
+        listed.len(),
+        listed[..listed.len() - more].join("; "),
+        if more > 0 {
+            format!("; and {more} more")
+        } else {
+            String::new()
+        }
+    ))
 }
 
 fn hint_for(error: &str) -> Option<String> {

@@ -1,0 +1,121 @@
+//! Output paths checked against the evidence before anything is written: an output may be a
+//! new file (also inside an input directory: discovery never reads this run's outputs back)
+//! or an earlier ecir document, but never an existing file that is, or may be, evidence.
+
+use std::path::{Path, PathBuf};
+
+/// What writing to `out` would overwrite, when that is evidence: an input named directly (by
+/// any path or link to it), an existing file inside an input directory that ecir did not
+/// write, or a file with other hard links (it may be evidence reached under another name).
+/// `None` when `out` does not exist yet or is safe to replace.
+pub(crate) fn overwrites_evidence(out: &Path, inputs: &[PathBuf]) -> Option<String> {
+    // Follows links: what would be truncated is the file a link points to.
+    let md = std::fs::metadata(out).ok()?;
+    if !md.is_file() {
+        // A directory or device: opening it for writing fails with its own error.
+        return None;
+    }
+    let out_c = std::fs::canonicalize(out).ok()?;
+    let ours = || ecir_input::is_ecir_output(out);
+    for input in inputs {
+        let Ok(in_md) = std::fs::metadata(input) else {
+            continue;
+        };
+        let Ok(in_c) = std::fs::canonicalize(input) else {
+            continue;
+        };
+        if in_c == out_c || (in_md.is_file() && same_file(&in_md, &md)) {
+            return Some(format!("the input {}", input.display()));
+        }
+        if in_md.is_dir() && out_c.starts_with(&in_c) && !ours() {
+            return Some(format!(
+                "a file inside the input directory {} that ecir did not write",
+                input.display()
+            ));
+        }
+    }
+    if links(&md) > 1 && !ours() {
+        return Some(
+            "a file with other hard links, which may be evidence under another name".into(),
+        );
+    }
+    None
+}
+
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
+    false
+}
+
+#[cfg(unix)]
+fn links(md: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    md.nlink()
+}
+
+#[cfg(not(unix))]
+fn links(_: &std::fs::Metadata) -> u64 {
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ecir-guard-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn evidence_is_never_an_output() {
+        let d = dir("evidence");
+        let log = d.join("access_log");
+        std::fs::write(
+            &log,
+            "203.0.113.5 - - [03/Nov/2026:10:00:00 +0900] \"GET / HTTP/1.1\" 200 1\n",
+        )
+        .unwrap();
+        let inputs = vec![d.clone()];
+        // A file inside an input directory, named directly, and through a hard link.
+        assert!(overwrites_evidence(&log, &inputs)
+            .unwrap()
+            .contains("inside the input"));
+        assert!(overwrites_evidence(&log, std::slice::from_ref(&log))
+            .unwrap()
+            .contains("the input"));
+        let outside = dir("evidence-link");
+        let hard = outside.join("copy");
+        std::fs::hard_link(&log, &hard).unwrap();
+        assert!(overwrites_evidence(&hard, std::slice::from_ref(&log)).is_some());
+        assert!(overwrites_evidence(&hard, &[])
+            .unwrap()
+            .contains("hard links"));
+        // A new file, or an earlier report, inside the input directory is fine.
+        assert_eq!(overwrites_evidence(&d.join("report.json"), &inputs), None);
+        let report = d.join("report.json");
+        std::fs::write(&report, "{\n  \"schema\": \"ecir.report/1\"\n}\n").unwrap();
+        assert_eq!(overwrites_evidence(&report, &inputs), None);
+        let html = d.join("report.html");
+        std::fs::write(
+            &html,
+            "<!DOCTYPE html>\n<html><head><title>ecir — report</title>",
+        )
+        .unwrap();
+        assert_eq!(overwrites_evidence(&html, &inputs), None);
+        // An unrelated file elsewhere is the user's to replace.
+        let other = outside.join("notes.txt");
+        std::fs::write(&other, "x").unwrap();
+        assert_eq!(overwrites_evidence(&other, &inputs), None);
+        let _ = std::fs::remove_dir_all(&d);
+        let _ = std::fs::remove_dir_all(&outside);
+    }
+}
