@@ -352,3 +352,23 @@ fn manifest_verifies_from_another_directory() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("MODIFIED"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `manifest verify` reads the manifest with a size cap and only from a regular file:
+/// `/dev/zero`, a FIFO or a directory is one error line naming it, a hint, and status 2.
+#[cfg(unix)]
+#[test]
+fn manifest_verify_refuses_what_is_not_a_regular_file() {
+    use crate::support::{assert_refused, mkfifo, run_within};
+    let dir = tmp("manifest-bounded");
+    let fifo = dir.join("man.json");
+    mkfifo(&fifo);
+    for (m, problem) in [
+        ("/dev/zero", "not a regular file (a character device)"),
+        (fifo.to_str().unwrap(), "not a regular file (a FIFO)"),
+        (dir.to_str().unwrap(), "not a regular file (a directory)"),
+    ] {
+        let o = run_within(&["manifest", "verify", m]);
+        assert_refused(&o, &format!("{m}: cannot read the manifest: "), problem);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -400,6 +400,33 @@ fn manifest_create_and_verify() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `load` reads a manifest through the bounded reader: a device or a directory is refused
+/// with a one-line error naming the file, and another JSON document is not a manifest.
+#[test]
+fn manifest_load_refuses_what_is_not_a_manifest_file() {
+    let dir = tmp("manifest-load");
+    let e = manifest::load(&dir).unwrap_err();
+    assert!(
+        matches!(e, manifest::LoadError::Read(_)) && e.to_string().contains("not a regular file"),
+        "{e}"
+    );
+    assert!(e.hint().is_some());
+    #[cfg(unix)]
+    {
+        let e = manifest::load(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.to_string().contains("/dev/zero"), "{e}");
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+    }
+    let other = dir.join("report.json");
+    std::fs::write(&other, "{\"schema\": \"ecir.report/1\"}").unwrap();
+    assert!(manifest::load(&other).is_err());
+    let m = manifest::create(&[], &[], &ParseContext::default(), 1, "test", "t@h");
+    let good = dir.join("m.json");
+    std::fs::write(&good, serde_json::to_string(&m).unwrap()).unwrap();
+    assert_eq!(manifest::load(&good).unwrap(), m);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn non_log_files_are_ignored_not_failed() {
     let dir = tmp("nonlog");
