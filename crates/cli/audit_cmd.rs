@@ -382,32 +382,13 @@ fn create(a: ManifestCreateArgs) -> u8 {
 }
 
 fn verify(a: ManifestVerifyArgs) -> u8 {
-    let text = match std::fs::read_to_string(&a.manifest) {
-        Ok(t) => t,
-        Err(e) => {
-            return usage(&format!(
-                "{}: cannot read the manifest: {e}",
-                a.manifest.display()
-            ))
-        }
-    };
-    let m: Manifest = match serde_json::from_str(&text) {
+    let m: Manifest = match manifest::load(&a.manifest) {
         Ok(m) => m,
         Err(e) => {
-            return usage(&format!(
-                "{}: not an ecir manifest: {e}",
-                a.manifest.display()
-            ))
+            error(&e.to_string(), e.hint());
+            return 2;
         }
     };
-    if m.schema != manifest::MANIFEST_SCHEMA {
-        return usage(&format!(
-            "{}: schema '{}' is not {}",
-            a.manifest.display(),
-            esc(&m.schema),
-            manifest::MANIFEST_SCHEMA
-        ));
-    }
     let mut exclude = vec![a.manifest.clone()];
     if let Some(j) = a.json.as_deref().filter(|j| *j != "-") {
         exclude.push(PathBuf::from(j));

@@ -88,12 +88,12 @@ fn default_sigpipe() {
     }
 }
 
-/// Maps a command result to an exit status, printing the error on stderr.
-fn finish(r: Result<i32, String>) -> u8 {
+/// Maps a command result to an exit status, printing the error (and its hint) on stderr.
+fn finish(r: Result<i32, playbook_cmd::Failure>) -> u8 {
     match r {
         Ok(code) => code.clamp(0, 2) as u8,
-        Err(msg) => {
-            scan_cmd::error(&msg, None);
+        Err(f) => {
+            scan_cmd::error(&f.message, f.hint);
             2
         }
     }

@@ -140,15 +140,48 @@ fn by_of(opt: Option<String>) -> String {
     opt.unwrap_or_else(pb::os_user)
 }
 
-fn e(err: pb::Error) -> String {
-    err.to_string()
+/// Why a command failed: the message (one line naming the file, for a file that could not
+/// be read) and, when there is one, a hint.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub hint: Option<&'static str>,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure {
+            message,
+            hint: None,
+        }
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(message: &str) -> Self {
+        message.to_string().into()
+    }
+}
+
+fn e(err: pb::Error) -> Failure {
+    Failure {
+        message: err.to_string(),
+        hint: err.hint(),
+    }
+}
+
+fn read_failure(err: ecir_input::BoundedReadError) -> Failure {
+    Failure {
+        message: err.to_string(),
+        hint: err.hint(),
+    }
 }
 
 fn w(err: std::io::Error) -> String {
     err.to_string()
 }
 
-pub fn run_playbook(cmd: PlaybookCommand, out: &mut dyn Write) -> Result<i32, String> {
+pub fn run_playbook(cmd: PlaybookCommand, out: &mut dyn Write) -> Result<i32, Failure> {
     match cmd {
         PlaybookCommand::List { lang } => {
             for s in pb::list(lang_of(&lang)?).map_err(e)? {
@@ -174,8 +207,7 @@ pub fn run_playbook(cmd: PlaybookCommand, out: &mut dyn Write) -> Result<i32, St
                 }
             } else {
                 for f in &files {
-                    let src =
-                        std::fs::read_to_string(f).map_err(|x| format!("{}: {x}", f.display()))?;
+                    let src = ecir_input::read_config(f).map_err(read_failure)?;
                     problems.extend(pb::lint(&f.display().to_string(), &src));
                 }
             }
@@ -200,8 +232,7 @@ pub fn run_playbook(cmd: PlaybookCommand, out: &mut dyn Write) -> Result<i32, St
             Ok(0)
         }
         PlaybookCommand::Import { file } => {
-            let text =
-                std::fs::read_to_string(&file).map_err(|x| format!("{}: {x}", file.display()))?;
+            let text = ecir_input::read_config(&file).map_err(read_failure)?;
             let (_, toml) = pb::import_cacao(&text).map_err(e)?;
             write!(out, "{toml}").map_err(w)?;
             Ok(0)
@@ -214,7 +245,7 @@ pub fn run_case(
     cmd: CaseCommand,
     input: &mut dyn BufRead,
     out: &mut dyn Write,
-) -> Result<i32, String> {
+) -> Result<i32, Failure> {
     match cmd {
         CaseCommand::New {
             dir,
@@ -348,12 +379,14 @@ pub fn run_case(
                     }
                     Ok(0)
                 }
-                Err(pb::Error::Tampered(m)) => Err(format!("verification failed: {m}")),
+                Err(pb::Error::Tampered(m)) => Err(format!("verification failed: {m}").into()),
                 Err(x) => Err(e(x)),
             }
         }
         CaseCommand::AttachReport { dir, report, by } => {
-            let bytes = std::fs::read(&report).map_err(|x| format!("{}: {x}", report.display()))?;
+            // A scan report: its findings and evidence are bounded, so the document cap.
+            let bytes = ecir_input::read_bounded(&report, ecir_input::DOCUMENT_LIMIT)
+                .map_err(read_failure)?;
             pb::attach_report(&dir, &bytes, &by_of(by), None).map_err(e)?;
             Ok(0)
         }

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ecir_formats::ParseContext;
@@ -114,7 +114,14 @@ pub fn run(a: ScanArgs) -> u8 {
         return usage("only one of --json, --ndjson, --html, --timeline can write to stdout (-)");
     }
 
-    let admin = match admin_config(&a, tz) {
+    let profile = match a.profile.as_deref().map(read_profile).transpose() {
+        Ok(p) => p,
+        Err((msg, hint)) => {
+            error(&msg, hint);
+            return 2;
+        }
+    };
+    let admin = match admin_config(&a, tz, profile) {
         Ok(c) => c,
         Err(msg) => return usage(&msg),
     };
@@ -244,15 +251,17 @@ fn write_outputs(
     if let Some(case_dir) = &a.case {
         let mut json = Vec::new();
         let attached = write_json(&out.report, &mut json)
-            .map_err(|e| e.to_string())
+            .map_err(|e| (e.to_string(), None))
             .and_then(|_| {
                 ecir_playbook::attach_report(case_dir, &json, &ecir_playbook::os_user(), None)
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| (e.to_string(), e.hint()))
             });
-        if let Err(e) = attached {
+        if let Err((e, hint)) = attached {
             error(
                 &format!("{}: cannot attach the report to the case: {e}", case_dir.display()),
-                Some("create the case first with `ecir case new DIR --playbook ID --discovered TIME`"),
+                Some(hint.unwrap_or(
+                    "create the case first with `ecir case new DIR --playbook ID --discovered TIME`",
+                )),
             );
             write_failed = true;
         }
@@ -331,23 +340,21 @@ pub(crate) fn write_to(
     }
 }
 
-/// The admin-panel options (`--platform`, `--admin-path`, `--profile`, `--admin-allow`,
-/// `--business-hours`), checked.
+/// The platform profile `--profile` names: a regular file within the configuration cap,
+/// read whole and checked; else the error line and its hint.
+fn read_profile(path: &Path) -> Result<ecir_profiles::Profile, (String, Option<&'static str>)> {
+    let text = ecir_input::read_config(path).map_err(|e| (format!("--profile {e}"), e.hint()))?;
+    ecir_profiles::Profile::from_json(&text)
+        .map_err(|e| (format!("--profile {}: {e}", path.display()), None))
+}
+
+/// The admin-panel options (`--platform`, `--admin-path`, `--admin-allow`,
+/// `--business-hours`), checked, with the profile `--profile` named.
 fn admin_config(
     a: &ScanArgs,
     tz: chrono_tz::Tz,
+    profile: Option<ecir_profiles::Profile>,
 ) -> Result<ecir_detect::admin::AdminConfig, String> {
-    let profile = match &a.profile {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("--profile {}: {e}", path.display()))?;
-            Some(
-                ecir_profiles::Profile::from_json(&text)
-                    .map_err(|e| format!("--profile {}: {e}", path.display()))?,
-            )
-        }
-        None => None,
-    };
     if let Some(name) = &a.platform {
         let custom = profile
             .as_ref()

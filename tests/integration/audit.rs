@@ -352,3 +352,68 @@ fn manifest_verifies_from_another_directory() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("MODIFIED"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The repro of the report: two evidence files whose names differ only in bytes that are
+/// not UTF-8 (Shift_JIS names, say). Untouched they verify (exit 0); overwriting one is
+/// reported as MODIFIED for that file alone (exit 1), named with its odd byte visible.
+#[cfg(unix)]
+#[test]
+fn manifest_verifies_names_that_are_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tmp("manifest-bytes");
+    let ev = dir.join("ev2");
+    std::fs::create_dir_all(&ev).unwrap();
+    let named = |b: &[u8]| ev.join(std::ffi::OsStr::from_bytes(b));
+    std::fs::write(named(b"bad\xff"), b"one\n").unwrap();
+    std::fs::write(named(b"bad\xfe"), b"two\n").unwrap();
+    let run_in = |args: &[&str]| ecir().args(args).current_dir(&dir).output().unwrap();
+    let o = run_in(&["manifest", "create", "ev2", "-o", "man2.json"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("man2.json")).unwrap()).unwrap();
+    let rel: Vec<(&str, &str)> = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["relative_path"].as_str().unwrap(),
+                f["relative_path_bytes"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rel, [("bad\\xfe", "626164fe"), ("bad\\xff", "626164ff")]);
+    let o = run_in(&["manifest", "verify", "man2.json"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("2 of 2 file(s) match"), "{out}");
+    std::fs::write(named(b"bad\xfe"), b"tampered\n").unwrap();
+    let o = run_in(&["manifest", "verify", "man2.json"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let modified: Vec<&str> = out.lines().filter(|l| l.starts_with("MODIFIED")).collect();
+    assert_eq!(modified.len(), 1, "{out}");
+    assert!(modified[0].starts_with("MODIFIED ev2/bad\\xfe "), "{out}");
+    assert!(out.contains("1 of 2 file(s) match"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `manifest verify` reads the manifest with a size cap and only from a regular file:
+/// `/dev/zero`, a FIFO or a directory is one error line naming it, a hint, and status 2.
+#[cfg(unix)]
+#[test]
+fn manifest_verify_refuses_what_is_not_a_regular_file() {
+    use crate::support::{assert_refused, mkfifo, run_within};
+    let dir = tmp("manifest-bounded");
+    let fifo = dir.join("man.json");
+    mkfifo(&fifo);
+    for (m, problem) in [
+        ("/dev/zero", "not a regular file (a character device)"),
+        (fifo.to_str().unwrap(), "not a regular file (a FIFO)"),
+        (dir.to_str().unwrap(), "not a regular file (a directory)"),
+    ] {
+        let o = run_within(&["manifest", "verify", m]);
+        assert_refused(&o, &format!("{m}: cannot read the manifest: "), problem);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -214,3 +214,74 @@ fn case_next_reads_answers_from_a_pipe_and_set_and_discovery_recompute() {
     );
     assert_eq!(run(&["case", "verify", c]).status.code(), Some(0));
 }
+
+/// Playbook files named on the command line (lint, import, show, and a case's playbook) and
+/// a report to attach are read only when they are regular files within their cap.
+#[cfg(unix)]
+#[test]
+fn playbook_and_case_files_that_are_not_regular_are_refused() {
+    let dir = temp_dir("playbook-bounded");
+    let fifo = dir.join("fifo.toml");
+    mkfifo(&fifo);
+    let f = fifo.to_str().unwrap();
+    for args in [
+        &["playbook", "lint", "/dev/zero"][..],
+        &["playbook", "import", "/dev/zero"],
+        &["playbook", "show", "/dev/zero"],
+    ] {
+        assert_refused(
+            &run_within(args),
+            "/dev/zero: ",
+            "not a regular file (a character device)",
+        );
+    }
+    for args in [
+        &["playbook", "lint", f][..],
+        &["playbook", "import", f],
+        &["playbook", "show", f],
+    ] {
+        assert_refused(&run_within(args), f, "not a regular file (a FIFO)");
+    }
+    let case = dir.join("case");
+    let c = case.to_str().unwrap();
+    let o = run_within(&[
+        "case",
+        "new",
+        c,
+        "--playbook",
+        f,
+        "--discovered",
+        "2026-11-20 10:00",
+    ]);
+    assert_refused(&o, f, "not a regular file (a FIFO)");
+    let o = run(&[
+        "case",
+        "new",
+        c,
+        "--playbook",
+        "web-shell",
+        "--discovered",
+        "2026-11-20 10:00",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_refused(
+        &run_within(&["case", "attach-report", c, f]),
+        f,
+        "not a regular file (a FIFO)",
+    );
+    // The journal swapped for a FIFO: an error naming it, not a hang.
+    let journal = case.join("journal.jsonl");
+    std::fs::rename(&journal, dir.join("kept")).unwrap();
+    mkfifo(&journal);
+    assert_refused(
+        &run_within(&["case", "status", c]),
+        "journal.jsonl",
+        "not a regular file (a FIFO)",
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -676,3 +676,42 @@ fn stdout_that_cannot_be_written_is_an_error_and_jobs_are_bounded() {
         assert_eq!(o.status.code(), Some(2), "-j {j}");
     }
 }
+
+/// `--profile` names a configuration file: a device, a FIFO, a directory or a file over the
+/// 16 MiB cap is refused at once (one error line naming it, a hint, status 2), never read
+/// until memory runs out or waited on forever.
+#[cfg(unix)]
+#[test]
+fn profile_that_is_not_a_small_regular_file_is_refused() {
+    let dir = temp_dir("profile-bounded");
+    let logs = write(
+        &dir,
+        "access.log",
+        line(
+            "192.0.2.1",
+            "20/Nov/2026:10:00:00 +0900",
+            "GET / HTTP/1.1",
+            200,
+            10,
+            UA,
+        ),
+    );
+    let logs = logs.to_str().unwrap();
+    let fifo = dir.join("profile.json");
+    mkfifo(&fifo);
+    let big = dir.join("big.json");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(16 << 20 | 1)
+        .unwrap();
+    for (profile, problem) in [
+        ("/dev/zero", "not a regular file (a character device)"),
+        (fifo.to_str().unwrap(), "not a regular file (a FIFO)"),
+        (dir.to_str().unwrap(), "not a regular file (a directory)"),
+        (big.to_str().unwrap(), "larger than the limit of 16 MiB"),
+    ] {
+        let o = run_within(&["scan", "--quiet", logs, "--profile", profile]);
+        assert_refused(&o, &format!("--profile {profile}: "), problem);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

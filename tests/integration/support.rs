@@ -13,6 +13,52 @@ pub fn run(args: &[&str]) -> Output {
     ecir().args(args).output().expect("run ecir")
 }
 
+/// Runs the binary, killing it and failing the test if it has not ended within 20 seconds
+/// (for inputs that would make a careless read block forever, such as a FIFO).
+pub fn run_within(args: &[&str]) -> Output {
+    use std::time::{Duration, Instant};
+    let mut child = ecir()
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run ecir");
+    let started = Instant::now();
+    while child.try_wait().expect("wait for ecir").is_none() {
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ecir {args:?} did not finish within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("collect ecir's output")
+}
+
+/// Makes a FIFO at `p` (Unix).
+#[cfg(unix)]
+pub fn mkfifo(p: &Path) {
+    let ok = Command::new("mkfifo").arg(p).status().unwrap().success();
+    assert!(ok, "mkfifo {}", p.display());
+}
+
+/// Asserts that `o` failed with status 2 and one error line naming `file` with `problem`,
+/// followed by a hint.
+pub fn assert_refused(o: &Output, file: &str, problem: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines[0].starts_with("ecir: error: ")
+            && lines[0].contains(file)
+            && lines[0].contains(problem),
+        "{err}"
+    );
+    assert!(lines[1].trim_start().starts_with("hint: "), "{err}");
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

@@ -400,6 +400,183 @@ fn manifest_create_and_verify() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A file name from raw bytes (Unix).
+#[cfg(unix)]
+fn raw(dir: &Path, name: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    dir.join(std::ffi::OsStr::from_bytes(name))
+}
+
+/// Two files whose names differ only in bytes that are not UTF-8 (both read as `bad\u{fffd}`
+/// when decoded lossily) are told apart: untouched they verify, and changing one is reported
+/// for that file alone.
+#[cfg(unix)]
+#[test]
+fn manifest_tells_apart_names_that_differ_only_in_non_utf8_bytes() {
+    let dir = tmp("manifest-bytes");
+    std::fs::write(raw(&dir, b"bad\xff"), "one\n").unwrap();
+    std::fs::write(raw(&dir, b"bad\xfe"), "two\n").unwrap();
+    std::fs::write(dir.join("ok.log"), "three\n").unwrap();
+    let m = manifest::create(
+        std::slice::from_ref(&dir),
+        &[],
+        &ParseContext::default(),
+        2,
+        "test",
+        "tester@host",
+    );
+    assert_eq!(m.files.len(), 3);
+    let m: manifest::Manifest = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+    let v = manifest::verify(&m, &[], 2);
+    assert!(v.all_match(), "{v:?}");
+    assert_eq!(v.matched, 3);
+    assert!(v.errors.is_empty(), "{v:?}");
+
+    std::fs::write(raw(&dir, b"bad\xfe"), "tampered\n").unwrap();
+    let v = manifest::verify(&m, &[], 2);
+    assert_eq!(v.modified.len(), 1, "{v:?}");
+    assert!(v.modified[0].path.ends_with("bad\\xfe"), "{v:?}");
+    assert_eq!(
+        v.modified[0].actual_sha256,
+        ecir_input::sha256_hex(b"tampered\n")
+    );
+    assert!(v.missing.is_empty() && v.added.is_empty(), "{v:?}");
+    assert_eq!(v.matched, 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The manifest records a name that is not UTF-8 losslessly (its bytes as hex beside the
+/// readable text), leaves UTF-8 names as they always were, and does the same for a root
+/// whose name is not UTF-8 (a Shift_JIS directory name), which `verify` then walks exactly.
+#[cfg(unix)]
+#[test]
+fn manifest_records_non_utf8_names_and_roots_exactly() {
+    let base = tmp("manifest-sjis");
+    // "証拠" (evidence) in Shift_JIS.
+    let root = raw(&base, b"\x8f\xd8\x8b\x92");
+    std::fs::create_dir_all(raw(&root, b"sub\x82\xa0")).unwrap();
+    std::fs::write(raw(&root, b"sub\x82\xa0/a\xff.log"), "one\n").unwrap();
+    std::fs::write(root.join("plain.log"), "two\n").unwrap();
+    let m = manifest::create(
+        std::slice::from_ref(&root),
+        &[],
+        &ParseContext::default(),
+        1,
+        "test",
+        "tester@host",
+    );
+    let v: serde_json::Value = serde_json::to_value(&m).unwrap();
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    use std::os::unix::ffi::OsStrExt;
+    assert_eq!(
+        v["roots_bytes"][0].as_str().unwrap(),
+        hex(root.as_os_str().as_bytes())
+    );
+    let abs = std::fs::canonicalize(&root).unwrap();
+    assert_eq!(
+        v["absolute_roots_bytes"][0].as_str().unwrap(),
+        hex(abs.as_os_str().as_bytes())
+    );
+    // The readable text keeps runs that happen to be valid UTF-8 (0xd8 0x8b is U+060B).
+    assert!(
+        v["absolute_roots"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("\\x8f\u{60b}\\x92"),
+        "{}",
+        v["absolute_roots"][0]
+    );
+    let files = v["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2);
+    let plain = files
+        .iter()
+        .find(|f| f["relative_path"] == "plain.log")
+        .unwrap();
+    // A UTF-8 name under that root: the relative path is as before, with no bytes field.
+    assert!(plain.get("relative_path_bytes").is_none(), "{plain}");
+    let odd = files
+        .iter()
+        .find(|f| f["relative_path"] == "sub\\x82\\xa0/a\\xff.log")
+        .unwrap();
+    assert_eq!(odd["relative_path_bytes"], hex(b"sub\x82\xa0/a\xff.log"));
+    assert_eq!(
+        odd["path_bytes"],
+        hex(raw(&root, b"sub\x82\xa0/a\xff.log").as_os_str().as_bytes())
+    );
+    // Verified untouched from another working directory, then with the odd file changed.
+    let m: manifest::Manifest = serde_json::from_value(v).unwrap();
+    let r = manifest::verify(&m, &[], 1);
+    assert!(r.all_match() && r.errors.is_empty(), "{r:?}");
+    assert_eq!(r.matched, 2);
+    std::fs::write(raw(&root, b"sub\x82\xa0/a\xff.log"), "changed\n").unwrap();
+    let r = manifest::verify(&m, &[], 1);
+    assert_eq!(r.modified.len(), 1, "{r:?}");
+    assert!(r.modified[0].path.ends_with("sub\\x82\\xa0/a\\xff.log"));
+    assert!(r.missing.is_empty() && r.added.is_empty(), "{r:?}");
+    // A file added under the odd directory is listed by its readable name.
+    std::fs::write(raw(&root, b"sub\x82\xa0/b\xfe.log"), "new\n").unwrap();
+    let r = manifest::verify(&m, &[], 1);
+    assert_eq!(r.added.len(), 1, "{r:?}");
+    assert!(r.added[0].ends_with("sub\\x82\\xa0/b\\xfe.log"), "{r:?}");
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+/// A UTF-8 manifest written before the bytes fields existed still verifies (no field is
+/// required), and a bytes field that is not hex is reported, not trusted silently.
+#[test]
+fn manifest_without_bytes_fields_verifies_and_bad_hex_is_reported() {
+    let dir = tmp("manifest-compat");
+    std::fs::write(dir.join("a.log"), "one\n").unwrap();
+    let m = manifest::create(
+        std::slice::from_ref(&dir),
+        &[],
+        &ParseContext::default(),
+        1,
+        "test",
+        "tester@host",
+    );
+    let mut v: serde_json::Value = serde_json::to_value(&m).unwrap();
+    for key in ["roots_bytes", "absolute_roots_bytes"] {
+        assert!(v.get(key).is_none(), "{key} written for UTF-8 roots");
+    }
+    assert!(v["files"][0].get("path_bytes").is_none());
+    let old: manifest::Manifest = serde_json::from_value(v.clone()).unwrap();
+    assert!(manifest::verify(&old, &[], 1).all_match());
+    v["files"][0]["relative_path_bytes"] = "zz".into();
+    let bad: manifest::Manifest = serde_json::from_value(v).unwrap();
+    let r = manifest::verify(&bad, &[], 1);
+    assert_eq!(r.errors.len(), 1, "{r:?}");
+    assert!(r.errors[0].message.contains("relative_path_bytes"), "{r:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `load` reads a manifest through the bounded reader: a device or a directory is refused
+/// with a one-line error naming the file, and another JSON document is not a manifest.
+#[test]
+fn manifest_load_refuses_what_is_not_a_manifest_file() {
+    let dir = tmp("manifest-load");
+    let e = manifest::load(&dir).unwrap_err();
+    assert!(
+        matches!(e, manifest::LoadError::Read(_)) && e.to_string().contains("not a regular file"),
+        "{e}"
+    );
+    assert!(e.hint().is_some());
+    #[cfg(unix)]
+    {
+        let e = manifest::load(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.to_string().contains("/dev/zero"), "{e}");
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+    }
+    let other = dir.join("report.json");
+    std::fs::write(&other, "{\"schema\": \"ecir.report/1\"}").unwrap();
+    assert!(manifest::load(&other).is_err());
+    let m = manifest::create(&[], &[], &ParseContext::default(), 1, "test", "t@h");
+    let good = dir.join("m.json");
+    std::fs::write(&good, serde_json::to_string(&m).unwrap()).unwrap();
+    assert_eq!(manifest::load(&good).unwrap(), m);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn non_log_files_are_ignored_not_failed() {
     let dir = tmp("nonlog");

@@ -4,13 +4,22 @@
 //! This crate owns everything between a path on disk and a sequence of numbered lines. It
 //! never writes to an input path and opens every file read-only. It must not know what a line
 //! means (that is `ecir-formats`), nor about terminals or exit codes (that is the CLI).
+//!
+//! It also reads, for the other crates and the CLI, the whole files a user names that are
+//! not evidence (profiles, playbooks, manifests, case files): `bounded.rs`, a size cap and
+//! a regular-file check in one place.
 
+pub mod bounded;
 pub mod discover;
 pub mod hash;
 pub mod lines;
 pub mod read;
 pub mod shrink;
 
+pub use bounded::{
+    open_regular, read_bounded, read_bounded_string, read_config, BoundedProblem, BoundedReadError,
+    CONFIG_LIMIT, DOCUMENT_LIMIT,
+};
 pub use discover::{discover, is_ecir_output, Discovered, DiscoveryError, InputFile};
 pub use hash::{sha256_hex, HashingReader, Sha256Stream};
 pub use lines::{

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::error::{io, Error};
+use crate::error::Error;
 use crate::format::{self, Lang, Playbook};
 
 /// `(file name, TOML source)` of every bundled playbook.
@@ -78,8 +78,10 @@ pub fn load_source(id_or_path: &str) -> Result<(String, String), Error> {
         return Ok((f.to_string(), s.to_string()));
     }
     let p = Path::new(id_or_path);
-    if id_or_path.ends_with(".toml") || p.is_file() {
-        let src = std::fs::read_to_string(p).map_err(io(p))?;
+    // A path: named `.toml`, written with a directory, or an existing file. Read with the
+    // configuration cap, so `/dev/zero` or a FIFO is refused rather than read forever.
+    if id_or_path.ends_with(".toml") || p.components().count() > 1 || p.is_file() {
+        let src = ecir_input::read_config(p).map_err(Error::Read)?;
         return Ok((id_or_path.to_string(), src));
     }
     Err(Error::UnknownPlaybook(id_or_path.to_string()))

@@ -223,7 +223,7 @@ pub fn state(dir: &Path) -> Result<CaseState, Error> {
     let mut discovered = parse_time(discovered, tz)?;
     let lang = Lang::parse(lang).unwrap_or(Lang::En);
     let copy = dir.join(PLAYBOOK_COPY);
-    let src = fs::read_to_string(&copy).map_err(io(&copy))?;
+    let src = ecir_input::read_config(&copy).map_err(Error::Read)?;
     let playbook = format::parse(PLAYBOOK_COPY, &src).map_err(Error::Playbook)?;
     let mut vars = BTreeMap::new();
     let mut steps: BTreeMap<String, StepState> = playbook

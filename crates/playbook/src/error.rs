@@ -13,6 +13,9 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A file read whole (a playbook, the journal) is missing, not a regular file, over its
+    /// size cap, or unreadable.
+    Read(ecir_input::BoundedReadError),
     /// A playbook did not parse or lint clean.
     Playbook(Vec<Problem>),
     /// No bundled playbook (or file) by that name.
@@ -33,6 +36,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io { path, source } => write!(f, "{}: {}", path.display(), source),
+            Error::Read(e) => write!(f, "{e}"),
             Error::Playbook(problems) => {
                 for (i, p) in problems.iter().enumerate() {
                     if i > 0 {
@@ -51,10 +55,21 @@ impl fmt::Display for Error {
     }
 }
 
+impl Error {
+    /// A short suggestion for the user, when there is one.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Error::Read(e) => e.hint(),
+            _ => None,
+        }
+    }
+}
+
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
+            Error::Read(e) => Some(e),
             _ => None,
         }
     }

@@ -10,7 +10,7 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use ecir_input::sha256_hex;
+use ecir_input::{sha256_hex, HashingReader};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -120,7 +120,8 @@ fn journal_path(dir: &Path) -> PathBuf {
 /// Reads the records as written, without checking them.
 pub fn read_records(dir: &Path) -> Result<Vec<Record>, Error> {
     let path = journal_path(dir);
-    let text = fs::read_to_string(&path).map_err(io(&path))?;
+    let text =
+        ecir_input::read_bounded_string(&path, ecir_input::DOCUMENT_LIMIT).map_err(Error::Read)?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -202,8 +203,13 @@ pub fn check_chain(dir: &Path) -> Result<Vec<Record>, Error> {
         prev = r.hash.clone();
     }
     let head_path = dir.join(HEAD);
-    let head = fs::read_to_string(&head_path)
-        .map_err(|_| Error::Tampered(format!("{HEAD} is missing")))?;
+    let head = ecir_input::read_config(&head_path).map_err(|e| {
+        Error::Tampered(if e.is_not_found() {
+            format!("{HEAD} is missing")
+        } else {
+            format!("{HEAD} cannot be read: {}", e.problem)
+        })
+    })?;
     let mut parts = head.split_whitespace();
     let (hseq, hhash) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let last_seq = recs.last().map_or(0, |r| r.seq);
@@ -235,9 +241,16 @@ pub fn verify(dir: &Path) -> Result<Verified, Error> {
                 playbook_sha256, ..
             } => {
                 let p = dir.join(crate::case::PLAYBOOK_COPY);
-                let got = fs::read(&p).map(|b| sha256_hex(&b)).map_err(|_| {
-                    Error::Tampered(format!("{} is missing", crate::case::PLAYBOOK_COPY))
-                })?;
+                let got = ecir_input::read_bounded(&p, ecir_input::CONFIG_LIMIT)
+                    .map(|b| sha256_hex(&b))
+                    .map_err(|e| {
+                        let copy = crate::case::PLAYBOOK_COPY;
+                        Error::Tampered(if e.is_not_found() {
+                            format!("{copy} is missing")
+                        } else {
+                            format!("{copy} cannot be read: {}", e.problem)
+                        })
+                    })?;
                 if &got != playbook_sha256 {
                     return Err(Error::Tampered(format!(
                         "{} was changed after record {} (sha256 {got}, journal says {playbook_sha256})",
@@ -253,13 +266,21 @@ pub fn verify(dir: &Path) -> Result<Verified, Error> {
     }
     for (seq, e) in &files {
         let p = dir.join(&e.stored);
-        let bytes = fs::read(&p).map_err(|_| {
-            Error::Tampered(format!(
-                "evidence file {} (record {seq}) is missing",
-                e.stored
-            ))
+        // Streamed, not read whole: an evidence copy may be as large as the evidence.
+        let (file, _) = ecir_input::open_regular(&p).map_err(|x| {
+            Error::Tampered(if x.is_not_found() {
+                format!("evidence file {} (record {seq}) is missing", e.stored)
+            } else {
+                format!(
+                    "evidence file {} (record {seq}) cannot be read: {}",
+                    e.stored, x.problem
+                )
+            })
         })?;
-        let got = sha256_hex(&bytes);
+        let (got, _, err) = HashingReader::new(file).finish();
+        if let Some(x) = err {
+            return Err(Error::Io { path: p, source: x });
+        }
         if got != e.sha256 {
             return Err(Error::Tampered(format!(
                 "evidence file {} (record {seq}) was changed: sha256 {got}, journal says {}",

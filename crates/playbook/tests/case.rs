@@ -473,3 +473,121 @@ fn case_report_markdown_and_escaped_html() {
         Err(Error::Tampered(_))
     ));
 }
+
+/// Runs `f` on a thread and fails (rather than hangs) when it does not return within ten
+/// seconds: the files below would block a plain read forever.
+#[cfg(unix)]
+fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .expect("blocked reading a file that is not a regular file")
+}
+
+#[cfg(unix)]
+fn mkfifo(p: &Path) {
+    let ok = std::process::Command::new("mkfifo")
+        .arg(p)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "mkfifo {}", p.display());
+}
+
+/// A playbook named by path, and a case's journal, head, playbook copy and evidence copies,
+/// are read only when they are regular files (and, read whole, within their size cap): a
+/// FIFO or a device is refused at once with an error naming it, never read or waited on.
+#[cfg(unix)]
+#[test]
+fn files_that_are_not_regular_are_refused_without_blocking() {
+    let tmp = TempDir::new("bounded");
+    // Playbooks by path.
+    let fifo = tmp.path().join("pb.toml");
+    mkfifo(&fifo);
+    let p = fifo.to_str().unwrap().to_string();
+    let e = within(move || load(&p)).unwrap_err();
+    assert!(
+        matches!(&e, Error::Read(_)) && e.to_string().contains("not a regular file (a FIFO)"),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("pb.toml") && e.hint().is_some(),
+        "{e}"
+    );
+    let e = within(|| load("/dev/zero")).unwrap_err();
+    assert!(
+        e.to_string().contains("/dev/zero: not a regular file"),
+        "{e}"
+    );
+    let big = tmp.path().join("big.toml");
+    fs::File::create(&big)
+        .unwrap()
+        .set_len(ecir_input::CONFIG_LIMIT + 1)
+        .unwrap();
+    let e = load(big.to_str().unwrap()).unwrap_err();
+    assert!(
+        e.to_string().contains("larger than the limit of 16 MiB"),
+        "{e}"
+    );
+    let e = new_case(
+        &tmp.path().join("never"),
+        &NewCase {
+            playbook: "/dev/zero",
+            discovered: "2026-11-20T08:00:00+09:00",
+            lang: Lang::En,
+            tz: "Asia/Tokyo",
+            by: "alice",
+            at: None,
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::Read(_)), "{e}");
+
+    // A case whose files are swapped for FIFOs, one at a time.
+    let src = tmp.path().join("auth.log");
+    fs::write(&src, "Nov 20 07:59:01 sshd[1]: Accepted password\n").unwrap();
+    let dir = open(&tmp, "admin-takeover", "2026-11-20T08:00:00+09:00");
+    let rec = add_evidence(&dir, Some("AT-02"), &src, "dave", None).unwrap();
+    let journal::What::Evidence { file, .. } = &rec.what else {
+        panic!()
+    };
+    verify(&dir).unwrap();
+    let swap = |name: &str| {
+        let p = dir.join(name);
+        let keep = tmp.path().join("kept");
+        fs::rename(&p, &keep).unwrap();
+        mkfifo(&p);
+        let d = dir.clone();
+        let got = within(move || (verify(&d).map(|_| ()), state(&d).map(|_| ())));
+        fs::remove_file(&p).unwrap();
+        fs::rename(&keep, &p).unwrap();
+        got
+    };
+    let (v, s) = swap("journal.jsonl");
+    let v = v.unwrap_err();
+    assert!(matches!(&v, Error::Read(_)), "{v}");
+    assert!(
+        v.to_string().contains("journal.jsonl: not a regular file"),
+        "{v}"
+    );
+    assert!(matches!(s, Err(Error::Read(_))), "{s:?}");
+    let (v, _) = swap("journal.head");
+    assert!(
+        matches!(&v, Err(Error::Tampered(m)) if m.contains("journal.head cannot be read: not a regular file")),
+        "{v:?}"
+    );
+    let (v, s) = swap("playbook.toml");
+    assert!(
+        matches!(&v, Err(Error::Tampered(m)) if m.contains("playbook.toml cannot be read: not a regular file")),
+        "{v:?}"
+    );
+    assert!(matches!(s, Err(Error::Read(_))), "{s:?}");
+    let (v, _) = swap(&file.stored);
+    assert!(
+        matches!(&v, Err(Error::Tampered(m)) if m.contains(&file.stored) && m.contains("not a regular file")),
+        "{v:?}"
+    );
+    verify(&dir).unwrap();
+}
