@@ -191,7 +191,7 @@ pub fn run_playbook(cmd: PlaybookCommand, out: &mut dyn Write) -> Result<i32, St
                 writeln!(
                     out,
                     "{}",
-                    serde_json::to_string_pretty(&doc).map_err(|x| x.to_string())?
+                    ecir_model::json::to_string_pretty(&doc).map_err(|x| x.to_string())?
                 )
                 .map_err(w)?;
             } else {
@@ -309,7 +309,7 @@ pub fn run_case(
                 writeln!(
                     out,
                     "{}",
-                    serde_json::to_string_pretty(&st).map_err(|x| x.to_string())?
+                    ecir_model::json::to_string_pretty(&st).map_err(|x| x.to_string())?
                 )
                 .map_err(w)?;
             } else {
