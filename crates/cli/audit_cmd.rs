@@ -131,7 +131,7 @@ pub fn run(a: AuditArgs) -> u8 {
     let mut failed_write = false;
     if let Some(dest) = &a.json {
         let r = write_to(dest, |w| {
-            serde_json::to_writer_pretty(&mut *w, &report).map_err(io::Error::other)?;
+            ecir_model::json::to_writer_pretty(&mut *w, &report).map_err(io::Error::other)?;
             writeln!(w)
         });
         if let Err(e) = r {
@@ -355,7 +355,7 @@ fn create(a: ManifestCreateArgs) -> u8 {
         &who(),
     );
     if let Err(e) = write_to(&a.output, |w| {
-        serde_json::to_writer_pretty(&mut *w, &m).map_err(io::Error::other)?;
+        ecir_model::json::to_writer_pretty(&mut *w, &m).map_err(io::Error::other)?;
         writeln!(w)
     }) {
         error(
@@ -397,7 +397,7 @@ fn verify(a: ManifestVerifyArgs) -> u8 {
     let mut failed_write = false;
     if let Some(dest) = &a.json {
         if let Err(e) = write_to(dest, |w| {
-            serde_json::to_writer_pretty(&mut *w, &v).map_err(io::Error::other)?;
+            ecir_model::json::to_writer_pretty(&mut *w, &v).map_err(io::Error::other)?;
             writeln!(w)
         }) {
             error(&format!("{dest}: cannot write JSON: {e}"), None);

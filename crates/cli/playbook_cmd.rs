@@ -223,7 +223,7 @@ pub fn run_playbook(cmd: PlaybookCommand, out: &mut dyn Write) -> Result<i32, Fa
                 writeln!(
                     out,
                     "{}",
-                    serde_json::to_string_pretty(&doc).map_err(|x| x.to_string())?
+                    ecir_model::json::to_string_pretty(&doc).map_err(|x| x.to_string())?
                 )
                 .map_err(w)?;
             } else {
@@ -340,7 +340,7 @@ pub fn run_case(
                 writeln!(
                     out,
                     "{}",
-                    serde_json::to_string_pretty(&st).map_err(|x| x.to_string())?
+                    ecir_model::json::to_string_pretty(&st).map_err(|x| x.to_string())?
                 )
                 .map_err(w)?;
             } else {

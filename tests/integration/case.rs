@@ -136,6 +136,85 @@ fn playbooks_lint_export_and_import() {
 }
 
 #[test]
+fn playbook_text_with_terminal_controls_is_refused_and_never_printed_raw() {
+    let dir = temp_dir("pb-controls");
+    let src = ecir_playbook::bundled()
+        .iter()
+        .find(|(f, _)| *f == "web-shell.toml")
+        .unwrap()
+        .1
+        .replacen(
+            "title_en = \"",
+            "title_en = \"\\u001b]8;;http://x\\u001b\\\\link\\u001b]8;;\\u001b\\\\ ",
+            1,
+        );
+    let f = write(&dir, "hostile.toml", &src);
+    let f = f.to_str().unwrap();
+    let o = run(&["playbook", "lint", f]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        out.contains("hostile.toml:")
+            && out.contains("`title_en` contains the control character U+001B"),
+        "{out}"
+    );
+    for args in [
+        vec!["playbook", "show", f, "--lang", "en"],
+        vec!["playbook", "export", f, "--format", "md", "--lang", "en"],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(o.stdout.is_empty(), "{args:?}");
+        assert!(!o.stderr.contains(&0x1b), "{args:?}");
+    }
+    let case = dir.join("case");
+    let o = run(&[
+        "case",
+        "new",
+        case.to_str().unwrap(),
+        "--playbook",
+        f,
+        "--discovered",
+        "2026-11-20T08:00:00+09:00",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!case.join("journal.jsonl").exists());
+    // A note's escape sequences are shown, not obeyed, in the text outputs of a case.
+    let c = case.to_str().unwrap();
+    let o = run(&[
+        "case",
+        "new",
+        c,
+        "--playbook",
+        "web-shell",
+        "--discovered",
+        "2026-11-20T08:00:00+09:00",
+        "--lang",
+        "en",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let note = "\u{1b}]8;;http://evil/\u{7}click\u{1b}]8;;\u{7} \u{1b}[2J\u{9b}1m\u{202e}";
+    assert_eq!(run(&["case", "note", c, note]).status.code(), Some(0));
+    for args in [
+        vec!["case", "report", c, "--format", "md"],
+        vec!["case", "report", c, "--format", "html"],
+        vec!["case", "status", c],
+        vec!["case", "status", c, "--json"],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+        let out = String::from_utf8(o.stdout).unwrap();
+        assert!(
+            !out.chars()
+                .any(|ch| !matches!(ch, '\n' | '\t') && ecir_model::text::is_unsafe_char(ch)),
+            "{args:?}: {out}"
+        );
+    }
+    let md = String::from_utf8(run(&["case", "report", c, "--format", "md"]).stdout).unwrap();
+    assert!(md.contains("\\\\x1b]8;;http://evil/\\\\x07click"), "{md}");
+}
+
+#[test]
 fn case_next_reads_answers_from_a_pipe_and_set_and_discovery_recompute() {
     use std::io::Write;
     use std::process::Stdio;

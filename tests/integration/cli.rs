@@ -206,6 +206,83 @@ fn hostile_lines_never_break_the_run() {
     assert!(!text.contains("\\u001b"), "raw ESC in evidence: {text}");
 }
 
+/// The first character of `bytes` no output may carry raw: a C0 control other than a line
+/// end or tab, DEL, a C1 control, or a bidi / zero-width format character.
+fn raw_control(bytes: &[u8]) -> Option<char> {
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .find(|&c| !matches!(c, '\n' | '\r' | '\t') && ecir_model::text::is_unsafe_char(c))
+}
+
+#[test]
+fn hostile_fields_reach_no_timeline_or_json_output_raw() {
+    let dir = temp_dir("hostile-fields");
+    let payloads = [
+        "\x1b[31mRED\x1b[0m",
+        "\x1b]8;;http://evil/\x07click\x1b]8;;\x07",
+        "\x07",
+        "\x08",
+        "\u{202e}",
+        "\u{9b}",
+        "<script>",
+    ];
+    let mut log = String::new();
+    for (i, p) in payloads.iter().enumerate() {
+        // User, path (an XSS probe, so that a finding names it), referer and user agent.
+        log.push_str(&format!(
+            "203.0.113.{i} - u{p} [03/Nov/2026:01:00:0{i} +0900] \"GET /x<script>{p} HTTP/1.1\" 200 5 \"http://r/{p}\" \"UA {p}\"\n"
+        ));
+    }
+    write(&dir, "access.log", &log);
+    write(&dir, "acc\x1b[31mess\u{202e}.log", &log);
+    let d = dir.to_str().unwrap();
+    for format in ["csv", "jsonl", "ecs", "timesketch"] {
+        let out = run(&["timeline", d, "--format", format, "-o", "-"]);
+        assert!(out.status.success(), "{format}: {out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(text.lines().count(), 14 + usize::from(format == "csv"));
+        assert_eq!(raw_control(text.as_bytes()), None, "{format}: {text}");
+        for shown in [
+            "u\\x1b[31mRED",
+            "UA \\x1b]8;;http://evil/\\x07click",
+            "acc\\x1b[31mess\\u{202e}.log",
+        ] {
+            let shown = if format == "csv" {
+                shown.to_string()
+            } else {
+                shown.replace('\\', "\\\\")
+            };
+            assert!(text.contains(&shown), "{format}: {shown} not in {text}");
+        }
+    }
+    for flag in ["--json", "--ndjson"] {
+        let out = run(&["scan", "--fail-on", "never", "--quiet", flag, "-", d]);
+        assert_eq!(raw_control(&out.stdout), None, "{flag}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            text.contains("\\u009b") && text.contains("\\u202e"),
+            "{flag}: {text}"
+        );
+        // The JSON still says the same: a finding names the probe path as it was sent.
+        let findings: Vec<serde_json::Value> = if flag == "--json" {
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            v["findings"].as_array().unwrap().clone()
+        } else {
+            text.lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        };
+        assert!(
+            findings.iter().any(|f| f["paths"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p.as_str().unwrap().contains("<script>\u{9b}"))),
+            "{flag}: {findings:?}"
+        );
+    }
+}
+
 /// A log big enough to be split into many chunks, with attacks spread through it, and one
 /// scanner whose 404s for hundreds of distinct paths cross every chunk boundary (the paths a
 /// finding names must not depend on where the boundaries fall).

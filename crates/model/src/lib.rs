@@ -7,6 +7,7 @@
 
 pub mod event;
 pub mod finding;
+pub mod json;
 pub mod net;
 pub mod report;
 pub mod text;

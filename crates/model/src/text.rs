@@ -5,6 +5,8 @@
 //! (including terminal escape sequences and Unicode bidirectional overrides) are written as
 //! visible escapes, and the length is capped. Views add their own escaping (HTML, CSV) on top.
 
+use std::borrow::Cow;
+
 /// Longest evidence text kept, in bytes (a cut is marked with `…`).
 pub const MAX_EVIDENCE_TEXT: usize = 2048;
 
@@ -22,7 +24,7 @@ pub fn evidence_text(bytes: &[u8]) -> String {
 
 /// Whether every byte is printable ASCII (0x20..=0x7e). Checked 32 bytes at a time without
 /// an early exit inside a block, which the compiler turns into vector instructions.
-fn printable_ascii(b: &[u8]) -> bool {
+pub(crate) fn printable_ascii(b: &[u8]) -> bool {
     let bad = |c: u8| c.wrapping_sub(0x20) >= 0x5f;
     let mut blocks = b.chunks_exact(32);
     for block in &mut blocks {
@@ -47,17 +49,68 @@ pub fn escape_controls(s: &str, max: usize) -> String {
             break;
         }
         if is_unsafe_char(c) {
-            let n = c as u32;
-            if n < 0x100 {
-                out.push_str(&format!("\\x{n:02x}"));
-            } else {
-                out.push_str(&format!("\\u{{{n:04x}}}"));
-            }
+            push_escape(&mut out, c);
         } else {
             out.push(c);
         }
     }
     out
+}
+
+/// [`escape_controls`] without a length cap, borrowing `s` when nothing needs escaping: the
+/// form for writers that pass every field of every event through it (printable ASCII is
+/// checked a block at a time and costs no allocation).
+pub fn escaped(s: &str) -> Cow<'_, str> {
+    if printable_ascii(s.as_bytes()) {
+        return Cow::Borrowed(s);
+    }
+    match s.char_indices().find(|&(_, c)| is_unsafe_char(c)) {
+        None => Cow::Borrowed(s),
+        Some((i, _)) => {
+            let mut out = String::with_capacity(s.len() + 16);
+            out.push_str(&s[..i]);
+            escape_into(&mut out, &s[i..], |_| false);
+            Cow::Owned(out)
+        }
+    }
+}
+
+/// Escapes like [`escape_controls`], uncapped, but keeps line breaks (`\n`) and tabs: for a
+/// multi-line document (Markdown, a terminal listing) whose own layout uses them. A carriage
+/// return is escaped, so a line cannot be overwritten from its start.
+pub fn escape_controls_keep_lines(s: &str) -> Cow<'_, str> {
+    let keep = |c: char| c == '\n' || c == '\t';
+    if !s.chars().any(|c| is_unsafe_char(c) && !keep(c)) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    escape_into(&mut out, s, keep);
+    Cow::Owned(out)
+}
+
+/// Appends `s` to `out`, unsafe characters (those `keep` does not spare) escaped.
+fn escape_into(out: &mut String, s: &str, keep: impl Fn(char) -> bool) {
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        if is_unsafe_char(c) && !keep(c) {
+            out.push_str(&s[start..i]);
+            push_escape(out, c);
+            start = i + c.len_utf8();
+        }
+    }
+    out.push_str(&s[start..]);
+}
+
+/// The visible form of one unsafe character: `\xNN` below U+0100, else `\u{NNNN}`.
+fn push_escape(out: &mut String, c: char) {
+    use std::fmt::Write as _;
+    let n = c as u32;
+    // Writing into a `String` cannot fail.
+    let _ = if n < 0x100 {
+        write!(out, "\\x{n:02x}")
+    } else {
+        write!(out, "\\u{{{n:04x}}}")
+    };
 }
 
 /// Characters that must never reach a terminal or a page raw: C0/C1 controls, DEL, and
@@ -121,6 +174,40 @@ mod tests {
     fn escapes_terminal_sequences_and_bidi() {
         let s = evidence_text(b"GET /\x1b[31mred\x07 \xe2\x80\xae evil");
         assert_eq!(s, "GET /\\x1b[31mred\\x07 \\u{202e} evil");
+    }
+
+    #[test]
+    fn escaped_borrows_clean_text_and_matches_escape_controls() {
+        for clean in [
+            "",
+            "GET /a?b=c HTTP/1.1",
+            "管理者 /商品/一覧",
+            "a\\x1b literal",
+        ] {
+            assert!(matches!(escaped(clean), Cow::Borrowed(_)), "{clean:?}");
+        }
+        for hostile in [
+            "\x1b]8;;http://evil/\x07click\x1b]8;;\x07",
+            "日本\u{9b}31m\u{202e}\u{7f}\u{feff}\t\n",
+            "\x00",
+        ] {
+            let e = escaped(hostile);
+            assert!(matches!(e, Cow::Owned(_)), "{hostile:?}");
+            assert_eq!(e, escape_controls(hostile, usize::MAX));
+            assert!(!needs_escape(&e));
+        }
+    }
+
+    #[test]
+    fn keep_lines_escapes_all_but_line_breaks_and_tabs() {
+        assert!(matches!(
+            escape_controls_keep_lines("a\n\tb 日本"),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            escape_controls_keep_lines("note\n\x1b[2J\r\u{202e}x\t"),
+            "note\n\\x1b[2J\\x0d\\u{202e}x\t"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc};
 use chrono_tz::Tz;
 use ecir_input::{sha256_hex, HashingReader};
+use ecir_model::text::escape_controls;
 use serde::Serialize;
 
 use crate::cond::{eval_opt, Cond, Truth};
@@ -725,8 +726,21 @@ fn t(lang: Lang, ja: &'static str, en: &'static str) -> &'static str {
     }
 }
 
-/// Writes the guidance block of one step (used by `case next`).
+/// Writes the guidance block of one step (used by `case next`), control characters escaped
+/// (see [`crate::render::terminal_safe`]).
 pub fn write_step_guidance(
+    st: &CaseState,
+    s: &Step,
+    now: DateTime<Utc>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let mut text = Vec::new();
+    step_guidance(st, s, now, &mut text)?;
+    let text = String::from_utf8_lossy(&text).into_owned();
+    out.write_all(crate::render::terminal_safe(text).as_bytes())
+}
+
+fn step_guidance(
     st: &CaseState,
     s: &Step,
     now: DateTime<Utc>,
@@ -889,14 +903,16 @@ pub fn run_next(
                                 out,
                                 "{} {} sha256={}",
                                 t(lang, "証跡を保存:", "Evidence stored:"),
-                                file.stored,
+                                escape_controls(&file.stored, usize::MAX),
                                 file.sha256
                             )
                             .map_err(w)?;
                         }
                     }
                     Err(Error::Io { path, source }) => {
-                        writeln!(out, "{}: {}", path.display(), source).map_err(w)?;
+                        let path = path.display().to_string();
+                        writeln!(out, "{}: {}", escape_controls(&path, usize::MAX), source)
+                            .map_err(w)?;
                     }
                     Err(e) => return Err(e),
                 }

@@ -3,10 +3,16 @@
 //! A playbook file is TOML (documented in `playbooks/README.md`). [`parse`] reads it through
 //! span-carrying raw structs so that [`lint`] can report every problem with its line; a
 //! playbook that lints clean converts into the plain [`Playbook`] the rest of the crate uses.
+//!
+//! Playbook text is printed on terminals and written into Markdown, HTML and CACAO, and a
+//! playbook may come from anyone: no text field may hold a control character (C0, DEL, C1) or
+//! a bidi / zero-width format character ([`ecir_model::text::is_unsafe_char`]), except line
+//! breaks and tabs in the prose fields (`summary_*`, `text_*`). The linter names the field.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use ecir_model::text::{escape_controls, is_unsafe_char};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
@@ -370,17 +376,15 @@ impl Lines<'_> {
     }
     fn at<T>(&mut self, s: &S<T>, message: String) {
         let line = self.line(s.span().start);
-        self.problems.push(Problem {
-            file: self.file.to_string(),
-            line,
-            message,
-        });
+        self.at_line(line, message);
     }
+    /// Records a problem. Messages quote the playbook's own values, which may hold the very
+    /// control characters a problem is about: they are escaped, like the file name.
     fn at_line(&mut self, line: usize, message: String) {
         self.problems.push(Problem {
-            file: self.file.to_string(),
+            file: escape_controls(self.file, usize::MAX),
             line,
-            message,
+            message: escape_controls(&message, usize::MAX),
         });
     }
 }
@@ -412,6 +416,7 @@ pub fn parse(file: &str, src: &str) -> Result<Playbook, Vec<Problem>> {
         file,
         problems: Vec::new(),
     };
+    check_characters(&mut l, &raw);
     let pb = check(&mut l, &raw);
     if l.problems.is_empty() {
         Ok(pb)
@@ -436,6 +441,112 @@ fn require(l: &mut Lines, field: &Option<S<String>>, line: usize, what: &str) ->
         None => {
             l.at_line(line, format!("{what} is missing"));
             String::new()
+        }
+    }
+}
+
+/// The first character of `s` no playbook text may hold. Line breaks (LF, or CRLF as a file
+/// saved on Windows has them) and tabs are allowed in `prose` fields only.
+fn forbidden_char(s: &str, prose: bool) -> Option<char> {
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        let allowed = prose
+            && match c {
+                '\n' | '\t' => true,
+                '\r' => chars.peek() == Some(&'\n'),
+                _ => false,
+            };
+        if is_unsafe_char(c) && !allowed {
+            return Some(c);
+        }
+    }
+    None
+}
+
+/// Prose with CRLF line breaks made LF, so that views print no carriage return.
+fn prose(s: String) -> String {
+    if s.contains('\r') {
+        s.replace("\r\n", "\n")
+    } else {
+        s
+    }
+}
+
+/// Reports every text field holding a control or bidi character, naming the field.
+fn check_characters(l: &mut Lines, raw: &RawPlaybook) {
+    fn field(l: &mut Lines, v: &Option<S<String>>, what: &str, prose: bool) {
+        if let Some(v) = v {
+            item(l, v, what, prose);
+        }
+    }
+    fn item(l: &mut Lines, v: &S<String>, what: &str, prose: bool) {
+        if let Some(c) = forbidden_char(v.get_ref(), prose) {
+            let allowed = if prose {
+                " (line breaks and tabs are allowed)"
+            } else {
+                ""
+            };
+            l.at(
+                v,
+                format!(
+                    "{what} contains the control character U+{:04X}: playbook text may not hold terminal control, bidi or zero-width characters{allowed}",
+                    c as u32
+                ),
+            );
+        }
+    }
+    fn list(l: &mut Lines, vs: &[S<String>], what: &str) {
+        for (i, v) in vs.iter().enumerate() {
+            item(l, v, &format!("{what} item {}", i + 1), false);
+        }
+    }
+    field(l, &raw.id, "`id`", false);
+    field(l, &raw.version, "`version`", false);
+    field(l, &raw.updated, "`updated`", false);
+    field(l, &raw.title_ja, "`title_ja`", false);
+    field(l, &raw.title_en, "`title_en`", false);
+    field(l, &raw.summary_ja, "`summary_ja`", true);
+    field(l, &raw.summary_en, "`summary_en`", true);
+    for (i, v) in raw.variables.iter().enumerate() {
+        let r = v.get_ref();
+        let label = match &r.name {
+            Some(n) if forbidden_char(n.get_ref(), false).is_none() => {
+                format!("variable `{}`", n.get_ref().trim())
+            }
+            _ => format!("variable {}", i + 1),
+        };
+        field(l, &r.name, &format!("{label}: `name`"), false);
+        field(l, &r.kind, &format!("{label}: `type`"), false);
+        field(l, &r.ja, &format!("{label}: `ja`"), false);
+        field(l, &r.en, &format!("{label}: `en`"), false);
+    }
+    for (i, s) in raw.steps.iter().enumerate() {
+        let r = s.get_ref();
+        let label = match &r.id {
+            Some(id) if forbidden_char(id.get_ref(), false).is_none() => {
+                format!("step {}", id.get_ref().trim())
+            }
+            _ => format!("step {}", i + 1),
+        };
+        field(l, &r.id, &format!("{label}: `id`"), false);
+        field(l, &r.phase, &format!("{label}: `phase`"), false);
+        field(l, &r.title_ja, &format!("{label}: `title_ja`"), false);
+        field(l, &r.title_en, &format!("{label}: `title_en`"), false);
+        field(l, &r.text_ja, &format!("{label}: `text_ja`"), true);
+        field(l, &r.text_en, &format!("{label}: `text_en`"), true);
+        field(l, &r.when, &format!("{label}: `when`"), false);
+        list(l, &r.after, &format!("{label}: `after`"));
+        list(l, &r.evidence_ja, &format!("{label}: `evidence_ja`"));
+        list(l, &r.evidence_en, &format!("{label}: `evidence_en`"));
+        list(l, &r.rules, &format!("{label}: `rules`"));
+        for (j, d) in r.deadlines.iter().enumerate() {
+            let d = d.get_ref();
+            let dl = format!("{label}: deadline {}", j + 1);
+            field(l, &d.when, &format!("{dl} `when`"), false);
+            field(l, &d.anchor, &format!("{dl} `anchor`"), false);
+            field(l, &d.unit, &format!("{dl} `unit`"), false);
+            field(l, &d.kind, &format!("{dl} `kind`"), false);
+            field(l, &d.rule, &format!("{dl} `rule`"), false);
         }
     }
 }
@@ -467,8 +578,8 @@ fn check(l: &mut Lines, raw: &RawPlaybook) -> Playbook {
         en: require(l, &raw.title_en, 1, "`title_en` (English title)"),
     };
     let summary = Text {
-        ja: text_of(&raw.summary_ja),
-        en: text_of(&raw.summary_en),
+        ja: prose(text_of(&raw.summary_ja)),
+        en: prose(text_of(&raw.summary_en)),
     };
 
     // Variables.
@@ -588,18 +699,18 @@ fn check(l: &mut Lines, raw: &RawPlaybook) -> Playbook {
             ),
         };
         let text = Text {
-            ja: require(
+            ja: prose(require(
                 l,
                 &r.text_ja,
                 line,
                 &format!("{label}: Japanese text `text_ja`"),
-            ),
-            en: require(
+            )),
+            en: prose(require(
                 l,
                 &r.text_en,
                 line,
                 &format!("{label}: English text `text_en`"),
-            ),
+            )),
         };
         let mut after = Vec::new();
         for a in &r.after {
@@ -1057,6 +1168,82 @@ rule = "rule"
         let p = problems(&src);
         assert_eq!(p.len(), 3, "{p:?}");
         assert!(p.windows(2).all(|w| w[0].line <= w[1].line));
+    }
+
+    #[test]
+    fn control_characters_are_rejected_naming_the_field() {
+        // The OSC 8 hyperlink of the review, through TOML's own `\u` escape.
+        let link = r"\u001b]8;;http://x\u001b\\link\u001b]8;;\u001b\\";
+        for (find, replace, field) in [
+            (
+                "title_en = \"Test\"",
+                format!("title_en = \"{link}\""),
+                "`title_en`",
+            ),
+            (
+                "title_en = \"B\"",
+                "title_en = \"B\\u202e\"".to_string(),
+                "step B: `title_en`",
+            ),
+            (
+                "text_en = \"B\"",
+                "text_en = \"line 1\\nline 2\\u009b2J\"".to_string(),
+                "step B: `text_en`",
+            ),
+            (
+                "en = \"Flag\"",
+                "en = \"Fl\\u0007ag\"".to_string(),
+                "variable `flag`: `en`",
+            ),
+            (
+                "evidence_en = [\"record\"]",
+                "evidence_en = [\"re\\bcord\"]".to_string(),
+                "step B: `evidence_en` item 1",
+            ),
+            (
+                "rule = \"rule\"",
+                "rule = \"ru\\u200ble\"".to_string(),
+                "step B: deadline 1 `rule`",
+            ),
+            (
+                "summary_en = \"S\"",
+                "summary_en = \"a\\rb\"".to_string(),
+                "`summary_en`",
+            ),
+        ] {
+            let base = GOOD.replace(
+                "title_en = \"Test\"\n",
+                "title_en = \"Test\"\nsummary_en = \"S\"\n",
+            );
+            assert!(base.contains(find), "{find}");
+            let src = base.replacen(find, &replace, 1);
+            let p = problems(&src);
+            assert_eq!(p.len(), 1, "{field}: {p:?}");
+            assert!(
+                p[0].message
+                    .starts_with(&format!("{field} contains the control character U+")),
+                "{}",
+                p[0].message
+            );
+            assert_eq!(p[0].line, line_of(&src, &replace));
+            assert!(!p[0].to_string().chars().any(is_unsafe_char), "{:?}", p[0]);
+            assert!(parse("t.toml", &src).is_err());
+        }
+        // Line breaks and tabs stay allowed in prose, even written across lines.
+        let src = GOOD.replace(
+            "text_en = \"B\"",
+            "text_en = \"\"\"\nFirst line,\n\tthen a second.\"\"\"",
+        );
+        let pb = parse("t.toml", &src).expect("clean");
+        assert_eq!(pb.steps[1].text.en, "First line,\n\tthen a second.");
+        // A file saved with CRLF line ends: the break is kept, as LF.
+        let pb = parse("t.toml", &src.replace('\n', "\r\n")).expect("CRLF file is clean");
+        assert_eq!(pb.steps[1].text.en, "First line,\n\tthen a second.");
+        let p = problems(&GOOD.replace("title_en = \"B\"", "title_en = \"B\\nC\""));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0]
+            .message
+            .contains("step B: `title_en` contains the control character U+000A"));
     }
 
     #[test]

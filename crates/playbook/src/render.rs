@@ -1,11 +1,26 @@
 //! Plain-text and Markdown renderings: `playbook show`, `playbook export --format markdown`
-//! and the text form of `case status`. No colours or terminal control: the CLI prints these.
+//! and the text form of `case status`. No colours or terminal control: the CLI prints these,
+//! and every rendering passes through [`terminal_safe`], so a control character in a case's
+//! values (or in a playbook that was not linted) is shown as an escape, never obeyed.
 
+use std::borrow::Cow;
 use std::fmt::Write;
+
+use ecir_model::text::escape_controls_keep_lines;
 
 use crate::case::{CaseStatus, StepStatus};
 use crate::deadline;
 use crate::format::{Anchor, Deadline, DeadlineKind, Lang, Phase, Playbook, Unit};
+
+/// `s` with control and bidi characters escaped (`\x1b`, `\u{202e}`) and its line breaks and
+/// tabs kept; `s` itself when there is nothing to escape.
+pub fn terminal_safe(s: String) -> String {
+    match escape_controls_keep_lines(&s) {
+        Cow::Borrowed(_) => None,
+        Cow::Owned(e) => Some(e),
+    }
+    .unwrap_or(s)
+}
 
 fn t(lang: Lang, ja: &'static str, en: &'static str) -> &'static str {
     match lang {
@@ -121,11 +136,13 @@ pub fn show(pb: &Playbook, lang: Lang) -> String {
             }
         }
     }
-    s
+    terminal_safe(s)
 }
 
 /// Markdown-escapes text for inline use (table cells and headings).
+/// Control characters become visible escapes first.
 fn md(s: &str) -> String {
+    let s = escape_controls_keep_lines(s);
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -210,7 +227,7 @@ pub fn export_markdown(pb: &Playbook, lang: Lang) -> String {
             s.push('\n');
         }
     }
-    s
+    terminal_safe(s)
 }
 
 /// Text form of `case status`, in the status's language and zone.
@@ -324,7 +341,7 @@ pub fn render_status(st: &CaseStatus) -> String {
             st.recommended_playbooks.join(", ")
         );
     }
-    s
+    terminal_safe(s)
 }
 
 #[cfg(test)]
@@ -344,5 +361,29 @@ mod tests {
         let md = export_markdown(&pb, Lang::En);
         assert!(md.starts_with("# Card-information leak"));
         assert_eq!(md.matches("### [ ] ").count(), pb.steps.len());
+    }
+
+    #[test]
+    fn show_and_markdown_escape_controls_of_an_unlinted_playbook() {
+        // Built in memory, past the linter: the views must still not pass controls through.
+        let mut pb = find_bundled("card-skimming").unwrap();
+        let link = "\u{1b}]8;;http://x\u{1b}\\link\u{1b}]8;;\u{1b}\\";
+        pb.title.en = format!("{link} \u{9b}2J");
+        pb.steps[0].id = "CS\u{202e}01".into();
+        pb.steps[0].text.en = "line 1\n\tline 2 \u{7}\rover".into();
+        for out in [show(&pb, Lang::En), export_markdown(&pb, Lang::En)] {
+            assert!(
+                !out.chars()
+                    .any(|c| c != '\n' && c != '\t' && ecir_model::text::is_unsafe_char(c)),
+                "{out}"
+            );
+            assert!(out.contains("x1b") && out.contains("x9b2J"), "{out}");
+            assert!(out.contains("CS\\u{202e}01"), "{out}");
+        }
+        let text = show(&pb, Lang::En);
+        assert!(
+            text.contains("    line 1\n    \tline 2 \\x07\\x0dover\n"),
+            "{text}"
+        );
     }
 }

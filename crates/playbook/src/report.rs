@@ -412,8 +412,12 @@ fn build(st: &CaseState, head: &str) -> Vec<Block> {
     b
 }
 
+/// One Markdown cell, heading or paragraph: control and bidi characters escaped (a note or
+/// variable value is whatever the responder typed or pasted), Markdown and HTML specials
+/// neutralised, line breaks as `<br>`.
 fn md_cell(s: &str) -> String {
-    s.replace('\\', "\\\\")
+    ecir_model::text::escape_controls_keep_lines(s)
+        .replace('\\', "\\\\")
         .replace('|', "\\|")
         .replace('\n', "<br>")
         .replace('<', "&lt;")

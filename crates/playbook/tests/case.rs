@@ -591,3 +591,118 @@ fn files_that_are_not_regular_are_refused_without_blocking() {
     );
     verify(&dir).unwrap();
 }
+
+/// Any character a terminal would obey or reorder by: no output may carry one raw (line
+/// breaks and tabs of the layout aside).
+fn raw_control(s: &str) -> Option<char> {
+    s.chars()
+        .find(|&c| c != '\n' && c != '\t' && ecir_model::text::is_unsafe_char(c))
+}
+
+#[test]
+fn notes_values_and_file_names_with_controls_are_escaped_in_text_outputs() {
+    let tmp = TempDir::new("controls");
+    let dir = open(&tmp, "card-skimming", "2026-11-20T08:00:00+09:00");
+    let link = "\u{1b}]8;;http://x\u{1b}\\link\u{1b}]8;;\u{1b}\\";
+    add_note(
+        &dir,
+        Some("CS-01"),
+        &format!("see {link} \u{1b}[2J\u{9b}1m\u{202e}txt.exe\rforged"),
+        "alice\u{1b}[31m",
+        None,
+    )
+    .unwrap();
+    set_vars(
+        &dir,
+        &["ppc_cause=plugin \u{1b}[5mSQLi\u{7}".to_string()],
+        "bob",
+        None,
+    )
+    .unwrap();
+    let evidence = tmp.path().join("shell\u{1b}[31m.php");
+    fs::write(&evidence, b"<?php eval($_POST[1]);").unwrap();
+    add_evidence(&dir, Some("CS-01"), &evidence, "bob", None).unwrap();
+    let md = case_report(&dir, ReportFormat::Markdown).unwrap();
+    assert_eq!(raw_control(&md), None, "{md}");
+    for shown in [
+        "\\\\x1b]8;;http://x\\\\x1b\\\\link",
+        "\\\\x1b[2J\\\\x9b1m\\\\u{202e}txt.exe\\\\x0dforged",
+        "alice\\\\x1b[31m",
+        "plugin \\\\x1b[5mSQLi\\\\x07",
+        "shell\\\\x1b[31m.php",
+    ] {
+        assert!(md.contains(shown), "{shown} not in {md}");
+    }
+    let html = case_report(&dir, ReportFormat::Html).unwrap();
+    assert_eq!(raw_control(&html), None);
+    let st = status(&dir, Some("2026-11-21T08:00:00+09:00")).unwrap();
+    assert_eq!(raw_control(&render_status(&st)), None);
+    let mut out = Vec::new();
+    let mut input = Cursor::new(b"note \x1b]0;title\x07 more\nquit\n".to_vec());
+    run_next(&dir, &mut input, &mut out, "carol").unwrap();
+    assert_eq!(raw_control(&String::from_utf8(out).unwrap()), None);
+    let md = case_report(&dir, ReportFormat::Markdown).unwrap();
+    assert!(md.contains("\\\\x1b]0;title\\\\x07 more"), "{md}");
+}
+
+#[test]
+fn a_playbook_with_controls_is_rejected_by_lint_load_and_cacao_import() {
+    let tmp = TempDir::new("pbcontrols");
+    let src = find_source("card-skimming").replacen(
+        "title_en = \"",
+        "title_en = \"\\u001b]8;;http://x\\u001b\\\\link\\u001b]8;;\\u001b\\\\ ",
+        1,
+    );
+    let p = lint("hostile.toml", &src);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].message
+            .starts_with("`title_en` contains the control character U+001B"),
+        "{}",
+        p[0].message
+    );
+    let file = tmp.path().join("hostile.toml");
+    fs::write(&file, &src).unwrap();
+    assert!(matches!(
+        load(file.to_str().unwrap()),
+        Err(Error::Playbook(_))
+    ));
+    let dir = tmp.path().join("case");
+    assert!(matches!(
+        new_case(
+            &dir,
+            &NewCase {
+                playbook: file.to_str().unwrap(),
+                discovered: "2026-11-20T08:00:00+09:00",
+                lang: Lang::En,
+                tz: "Asia/Tokyo",
+                by: "alice",
+                at: None,
+            },
+        ),
+        Err(Error::Playbook(_))
+    ));
+    // A CACAO document carrying the same title does not import either.
+    let pb = find_bundled("card-skimming").unwrap();
+    let text = serde_json::to_string(&export_cacao(&pb)).unwrap();
+    assert!(import_cacao(&text).is_ok());
+    let quoted = serde_json::to_string(&pb.title.en).unwrap();
+    assert!(text.contains(&quoted));
+    let bad = text.replace(&quoted, &quoted.replacen('"', "\"\\u202e", 1));
+    match import_cacao(&bad) {
+        Err(Error::Playbook(p)) => assert!(
+            p.iter()
+                .any(|p| p.message.contains("contains the control character")),
+            "{p:?}"
+        ),
+        other => panic!("imported: {:?}", other.map(|(p, _)| p.id)),
+    }
+}
+
+fn find_source(id: &str) -> String {
+    bundled()
+        .iter()
+        .find(|(f, _)| f.strip_suffix(".toml") == Some(id))
+        .map(|(_, s)| s.to_string())
+        .unwrap()
+}

@@ -1,14 +1,25 @@
 //! Timeline output formats: CSV (spreadsheet-safe), JSONL, Timesketch JSONL and ECS NDJSON.
 //!
+//! Attacker text is data: every text field of a record (the log line and the fields parsed
+//! from it) and every file name goes through [`ecir_model::text::escaped`] before it is
+//! written, in every format, so control characters (C0, DEL, C1) and bidi / zero-width format
+//! characters come out as visible `\xNN` / `\u{NNNN}` escapes, as in a scan report's
+//! evidence; that includes tabs and the line breaks inside a multi-line record (`\x0a`).
+//! Printable ASCII, nearly every field of a real log, is checked a block at a time and written
+//! without a copy. JSON is written through [`ecir_model::json`] besides.
+//!
 //! CSV neutralisation: a cell whose first character (after any leading spaces) is `=`, `+`,
 //! `-`, `@`, a tab or a carriage return is prefixed with `'`, so a spreadsheet shows it as text
 //! instead of evaluating it as a formula. This changes such cells (including raw lines that
-//! begin with one of those characters) by that one leading `'`. Cells are quoted per RFC 4180
-//! when they hold a comma, quote or line break. UTF-8 is written as is; `bom` prepends a
+//! begin with one of those characters) by that one leading `'`; after the escaping above only
+//! the first four can still lead a cell. Cells are quoted per RFC 4180 when they hold a comma,
+//! quote or line break. UTF-8 is written as is; `bom` prepends a
 //! byte-order mark so Excel opens Japanese text correctly.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
+use ecir_model::text::escaped;
 #[cfg(test)]
 use serde_json::json;
 use serde_json::{Map, Value};
@@ -58,34 +69,43 @@ pub const CSV_COLUMNS: &[&str] = &[
 /// ECS version the `ecs` output follows.
 pub const ECS_VERSION: &str = "8.11.0";
 
-/// Neutralises a spreadsheet formula and quotes the cell when needed.
+/// Neutralises a spreadsheet formula and quotes the cell when needed. (The writer escapes
+/// control characters before this, see the module documentation.)
 pub fn csv_cell(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 3);
+    push_csv_cell(&mut out, s);
+    out
+}
+
+/// Appends `s` to `out` as one CSV cell, as [`csv_cell`] returns it.
+fn push_csv_cell(out: &mut String, s: &str) {
     let first = s.trim_start_matches(' ').chars().next();
     let formula = matches!(first, Some('=' | '+' | '-' | '@' | '\t' | '\r'));
     let needs_quote = s.contains([',', '"', '\n', '\r']);
-    let mut out = String::with_capacity(s.len() + 3);
     if needs_quote {
         out.push('"');
     }
     if formula {
         out.push('\'');
     }
-    for c in s.chars() {
-        if c == '"' {
-            out.push('"');
-        }
-        out.push(c);
-    }
     if needs_quote {
+        for (i, part) in s.split('"').enumerate() {
+            if i > 0 {
+                out.push_str("\"\"");
+            }
+            out.push_str(part);
+        }
         out.push('"');
+    } else {
+        out.push_str(s);
     }
-    out
 }
 
 /// Writes records in one format.
 pub struct TimelineWriter<W: Write> {
     out: W,
     format: OutputFormat,
+    /// Input file names by index, already escaped.
     files: Vec<String>,
     pub written: u64,
     /// The last (utc_ms, offset) formatted and its text: events come in bursts per second.
@@ -94,6 +114,8 @@ pub struct TimelineWriter<W: Write> {
     last_ecs_time: (i64, i32, String),
     /// One ECS line, reused.
     buf: Vec<u8>,
+    /// One CSV row, reused.
+    row: String,
 }
 
 impl<W: Write> TimelineWriter<W> {
@@ -114,11 +136,12 @@ impl<W: Write> TimelineWriter<W> {
         Ok(TimelineWriter {
             out,
             format,
-            files,
+            files: escape_names(files),
             written: 0,
             last_time: (i64::MIN, 0, String::new()),
             last_ecs_time: (i64::MIN, 0, String::new()),
             buf: Vec::with_capacity(4096),
+            row: String::with_capacity(4096),
         })
     }
 
@@ -136,7 +159,8 @@ impl<W: Write> TimelineWriter<W> {
             }
             OutputFormat::Timesketch => {
                 let mut v = Map::new();
-                v.insert("message".into(), Value::from(message(r)));
+                let message = message(r);
+                v.insert("message".into(), Value::from(escaped(&message)));
                 v.insert("datetime".into(), Value::from(r.ts.to_rfc3339()));
                 v.insert("timestamp".into(), Value::from(r.ts.utc_ms * 1000));
                 v.insert("timestamp_desc".into(), Value::from(timestamp_desc(r)));
@@ -160,7 +184,7 @@ impl<W: Write> TimelineWriter<W> {
 
     /// Names the input files by index (set by [`crate::timeline`] after discovery).
     pub fn set_files(&mut self, files: Vec<String>) {
-        self.files = files;
+        self.files = escape_names(files);
     }
 
     pub fn finish(mut self) -> io::Result<W> {
@@ -169,25 +193,27 @@ impl<W: Write> TimelineWriter<W> {
     }
 
     fn json_line(&mut self, v: &Value) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, v)?;
+        ecir_model::json::to_writer(&mut self.out, v)?;
         self.out.write_all(b"\n")
     }
 
-    fn time(&mut self, r: &Record) -> String {
+    /// Brings the cached RFC 3339 time up to `r`'s instant and offset.
+    fn time(&mut self, r: &Record) {
         if self.last_time.0 != r.ts.utc_ms || self.last_time.1 != r.ts.offset_secs {
             self.last_time = (r.ts.utc_ms, r.ts.offset_secs, r.ts.to_rfc3339());
         }
-        self.last_time.2.clone()
     }
 
     fn csv(&mut self, r: &Record) -> io::Result<()> {
-        let time = self.time(r);
+        self.time(r);
+        let mut row = std::mem::take(&mut self.row);
+        row.clear();
         let status = r.status.map(|s| s.to_string()).unwrap_or_default();
         let bytes = r.bytes.map(|b| b.to_string()).unwrap_or_default();
         let line = r.line.to_string();
         let rules = r.rule_ids.join(";");
         let cells: [&str; 15] = [
-            &time,
+            &self.last_time.2,
             r.source.as_str(),
             self.file(r),
             &line,
@@ -203,15 +229,16 @@ impl<W: Write> TimelineWriter<W> {
             &r.action,
             &r.raw,
         ];
-        let mut row = String::with_capacity(r.raw.len() * 2 + 128);
         for (i, c) in cells.iter().enumerate() {
             if i > 0 {
                 row.push(',');
             }
-            row.push_str(&csv_cell(c));
+            push_csv_cell(&mut row, &escaped(c));
         }
         row.push_str("\r\n");
-        self.out.write_all(row.as_bytes())
+        let res = self.out.write_all(row.as_bytes());
+        self.row = row;
+        res
     }
 
     /// Our field names (the `jsonl` format; Timesketch adds its own on top).
@@ -220,7 +247,7 @@ impl<W: Write> TimelineWriter<W> {
             if s.is_empty() {
                 Value::Null
             } else {
-                Value::from(s)
+                Value::from(escaped(s))
             }
         };
         let mut m = Map::new();
@@ -236,9 +263,12 @@ impl<W: Write> TimelineWriter<W> {
         m.insert("status".into(), r.status.map_or(Value::Null, Value::from));
         m.insert("bytes".into(), r.bytes.map_or(Value::Null, Value::from));
         m.insert("user_agent".into(), opt(&r.user_agent));
-        m.insert("rule_ids".into(), Value::from(r.rule_ids.clone()));
+        m.insert(
+            "rule_ids".into(),
+            r.rule_ids.iter().map(|id| escaped(id)).collect(),
+        );
         m.insert("action".into(), opt(&r.action));
-        m.insert("raw".into(), Value::from(r.raw.as_str()));
+        m.insert("raw".into(), Value::from(escaped(&r.raw)));
         m
     }
 
@@ -275,10 +305,10 @@ impl<W: Write> TimelineWriter<W> {
         b.extend_from_slice(b"],\"module\":\"ecir\",\"dataset\":\"ecir.");
         json_str_body(b, source);
         b.extend_from_slice(b"\",\"original\":");
-        json_str(b, &r.raw);
+        json_str(b, &escaped(&r.raw));
         if !r.action.is_empty() {
             b.extend_from_slice(b",\"action\":");
-            json_str(b, &r.action);
+            json_str(b, &escaped(&r.action));
         }
         b.extend_from_slice(b"},\"log\":{\"file\":{\"path\":");
         json_str(b, self.file(r));
@@ -289,17 +319,17 @@ impl<W: Write> TimelineWriter<W> {
         b.push(b'}');
         if !r.client_ip.is_empty() {
             b.extend_from_slice(b",\"source\":{\"ip\":");
-            json_str(b, &r.client_ip);
+            json_str(b, &escaped(&r.client_ip));
             b.push(b'}');
         }
         if !r.target.is_empty() {
             b.extend_from_slice(b",\"url\":{\"original\":");
-            json_str(b, &r.target);
+            json_str(b, &escaped(&r.target));
             b.extend_from_slice(b",\"path\":");
-            json_str(b, r.path());
+            json_str(b, &escaped(r.path()));
             if !r.query().is_empty() {
                 b.extend_from_slice(b",\"query\":");
-                json_str(b, r.query());
+                json_str(b, &escaped(r.query()));
             }
             b.push(b'}');
         }
@@ -308,7 +338,7 @@ impl<W: Write> TimelineWriter<W> {
             b.extend_from_slice(b",\"http\":{");
             if !r.method.is_empty() {
                 b.extend_from_slice(b"\"request\":{\"method\":");
-                json_str(b, &r.method);
+                json_str(b, &escaped(&r.method));
                 b.push(b'}');
                 if response {
                     b.push(b',');
@@ -334,12 +364,12 @@ impl<W: Write> TimelineWriter<W> {
         }
         if !r.user_agent.is_empty() {
             b.extend_from_slice(b",\"user_agent\":{\"original\":");
-            json_str(b, &r.user_agent);
+            json_str(b, &escaped(&r.user_agent));
             b.push(b'}');
         }
         if !r.user.is_empty() {
             b.extend_from_slice(b",\"user\":{\"name\":");
-            json_str(b, &r.user);
+            json_str(b, &escaped(&r.user));
             b.push(b'}');
         }
         if !r.rule_ids.is_empty() {
@@ -348,14 +378,15 @@ impl<W: Write> TimelineWriter<W> {
                 if i > 0 {
                     b.push(b',');
                 }
-                json_str(b, id);
+                json_str(b, &escaped(id));
             }
             b.extend_from_slice(b"]}");
         }
         b.extend_from_slice(b"}\n");
     }
 
-    /// The ECS line as a `serde_json` tree: the reference the direct writer must match.
+    /// The ECS line as a `serde_json` tree: the reference the direct writer must match (log
+    /// text escaped as the writer escapes it).
     #[cfg(test)]
     fn ecs_value(&self, r: &Record) -> Value {
         let ms =
@@ -372,10 +403,10 @@ impl<W: Write> TimelineWriter<W> {
             "category": category,
             "module": "ecir",
             "dataset": format!("ecir.{}", r.source.as_str()),
-            "original": r.raw,
+            "original": escaped(&r.raw),
         });
         if !r.action.is_empty() {
-            event["action"] = Value::from(r.action.as_str());
+            event["action"] = Value::from(escaped(&r.action));
         }
         let mut v = json!({
             "@timestamp": ms,
@@ -385,18 +416,18 @@ impl<W: Write> TimelineWriter<W> {
             "ecir": {"source": r.source.as_str(), "line": r.line},
         });
         if !r.client_ip.is_empty() {
-            v["source"] = json!({"ip": r.client_ip});
+            v["source"] = json!({"ip": escaped(&r.client_ip)});
         }
         if !r.target.is_empty() {
-            let mut url = json!({"original": r.target, "path": r.path()});
+            let mut url = json!({"original": escaped(&r.target), "path": escaped(r.path())});
             if !r.query().is_empty() {
-                url["query"] = Value::from(r.query());
+                url["query"] = Value::from(escaped(r.query()));
             }
             v["url"] = url;
         }
         let mut http = Map::new();
         if !r.method.is_empty() {
-            http.insert("request".into(), json!({"method": r.method}));
+            http.insert("request".into(), json!({"method": escaped(&r.method)}));
         }
         let mut response = Map::new();
         if let Some(s) = r.status {
@@ -412,13 +443,13 @@ impl<W: Write> TimelineWriter<W> {
             v["http"] = Value::Object(http);
         }
         if !r.user_agent.is_empty() {
-            v["user_agent"] = json!({"original": r.user_agent});
+            v["user_agent"] = json!({"original": escaped(&r.user_agent)});
         }
         if !r.user.is_empty() {
-            v["user"] = json!({"name": r.user});
+            v["user"] = json!({"name": escaped(&r.user)});
         }
         if !r.rule_ids.is_empty() {
-            v["rule"] = json!({"id": r.rule_ids});
+            v["rule"] = json!({"id": r.rule_ids.iter().map(|id| escaped(id)).collect::<Vec<_>>()});
         }
         v
     }
@@ -431,36 +462,21 @@ fn json_str(b: &mut Vec<u8>, s: &str) {
     b.push(b'"');
 }
 
-/// Writes `s` escaped as inside a JSON string, exactly as `serde_json` does: `"` and `\\`,
-/// the short escapes `\\b \\f \\n \\r \\t`, other control characters as `\\u00XX`; everything
-/// else (non-ASCII included) as is.
+/// Writes `s` escaped as inside a JSON string, byte-identical to [`ecir_model::json`]'s
+/// `serde_json` writer (what the `jsonl` and `timesketch` formats use).
 fn json_str_body(b: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &c) in bytes.iter().enumerate() {
-        let esc: &[u8] = match c {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..=0x1f => b"",
-            _ => continue,
-        };
-        b.extend_from_slice(&bytes[start..i]);
-        if esc.is_empty() {
-            b.extend_from_slice(b"\\u00");
-            b.push(HEX[usize::from(c >> 4)]);
-            b.push(HEX[usize::from(c & 0xf)]);
-        } else {
-            b.extend_from_slice(esc);
-        }
-        start = i + 1;
-    }
-    b.extend_from_slice(&bytes[start..]);
+    ecir_model::json::write_str_body(b, s);
+}
+
+/// File names as the writer shows them: escaped once, not per record.
+fn escape_names(files: Vec<String>) -> Vec<String> {
+    files
+        .into_iter()
+        .map(|f| match escaped(&f) {
+            Cow::Borrowed(_) => f,
+            Cow::Owned(e) => e,
+        })
+        .collect()
 }
 
 fn json_num(b: &mut Vec<u8>, n: u64) {

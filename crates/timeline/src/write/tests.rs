@@ -1,4 +1,5 @@
-//! Tests of the timeline writers: CSV injection, quoting, BOM, and the JSON field lists.
+//! Tests of the timeline writers: CSV injection, quoting, BOM, the JSON field lists, and
+//! terminal controls from log fields and file names written as visible escapes.
 
 use std::collections::BTreeSet;
 
@@ -297,7 +298,10 @@ fn ecs_direct_writer_matches_the_serde_json_tree() {
     let mut w =
         TimelineWriter::new(Vec::new(), OutputFormat::Ecs, vec![hostile.clone()], false).unwrap();
     for r in &records {
-        let want = format!("{}\n", serde_json::to_string(&w.ecs_value(r)).unwrap());
+        let want = format!(
+            "{}\n",
+            ecir_model::json::to_string(&w.ecs_value(r)).unwrap()
+        );
         let mut got = Vec::new();
         w.ecs(r, &mut got);
         assert_eq!(String::from_utf8(got).unwrap(), want);
@@ -308,6 +312,113 @@ fn ecs_direct_writer_matches_the_serde_json_tree() {
     for line in out.lines() {
         serde_json::from_str::<Value>(line).unwrap();
     }
+}
+
+/// Terminal sequences an attacker can put in a log line: SGR colour, an OSC 8 hyperlink, BEL,
+/// backspace, a bidi override, a C1 CSI introducer, DEL, a zero-width space.
+const HOSTILE: [&str; 8] = [
+    "\x1b[31mRED\x1b[0m",
+    "\x1b]8;;http://evil/\x07click\x1b]8;;\x07",
+    "\x07",
+    "\x08",
+    "\u{202e}",
+    "\u{9b}",
+    "\u{7f}",
+    "\u{200b}",
+];
+
+/// Whether `s` holds a character no output may carry raw (CSV row ends and JSON line ends
+/// aside).
+fn has_raw_control(s: &str) -> Option<char> {
+    s.chars()
+        .find(|&c| c != '\r' && c != '\n' && ecir_model::text::is_unsafe_char(c))
+}
+
+/// A record whose every log-derived text field carries `bad`.
+fn hostile_rec(bad: &str) -> Record {
+    let mut r = rec(&format!(
+        "203.0.113.9 - u{bad} [01/May/2024:10:00:00 +0900] \"GET /x{bad}?q={bad} HTTP/1.1\" 200 5 \"http://r/{bad}\" \"UA {bad}\""
+    ));
+    r.user = format!("u{bad}");
+    r.method = format!("GET{bad}");
+    r.target = format!("/x{bad}?q={bad}");
+    r.user_agent = format!("UA {bad}");
+    r.rule_ids = vec![format!("9421{bad}")];
+    r.action = format!("blocked{bad}");
+    r
+}
+
+#[test]
+fn every_format_escapes_controls_from_log_fields_and_file_names() {
+    for bad in HOSTILE {
+        let want = ecir_model::text::escape_controls(bad, usize::MAX);
+        let file = format!("logs/acc{bad}ess.log");
+        for format in [
+            OutputFormat::Csv,
+            OutputFormat::Jsonl,
+            OutputFormat::Timesketch,
+            OutputFormat::Ecs,
+        ] {
+            let mut w = TimelineWriter::new(Vec::new(), format, vec![file.clone()], false).unwrap();
+            w.write(&hostile_rec(bad)).unwrap();
+            let out = String::from_utf8(w.finish().unwrap()).unwrap();
+            assert_eq!(has_raw_control(&out), None, "{format:?} {bad:?}: {out}");
+            let row = out.lines().last().unwrap();
+            let text: Vec<String> = if format == OutputFormat::Csv {
+                split_csv(row.trim_end_matches('\r'))
+            } else {
+                let mut strings = Vec::new();
+                json_strings(&serde_json::from_str(row).unwrap(), &mut strings);
+                strings
+            };
+            // Each field comes out with the model's escape where the control was.
+            for field in [
+                format!("u{want}"),
+                format!("UA {want}"),
+                format!("logs/acc{want}ess.log"),
+            ] {
+                assert!(
+                    text.contains(&field),
+                    "{format:?}: {field:?} not in {text:?}"
+                );
+            }
+            assert!(
+                text.iter().any(|t| t.contains(&format!("/x{want}"))),
+                "{format:?}: path in {text:?}"
+            );
+            assert!(
+                text.iter()
+                    .any(|t| t.contains(&format!("\"http://r/{want}\""))),
+                "{format:?}: raw line in {text:?}"
+            );
+        }
+    }
+    // Formula neutralisation still applies to the escaped text.
+    let mut r = hostile_rec("\x1b");
+    r.user = "=\x1b[31mHYPERLINK(1)".into();
+    let out = render(OutputFormat::Csv, &[r], false);
+    let cells = split_csv(out.lines().nth(1).unwrap().trim_end_matches('\r'));
+    assert_eq!(cells[5], "'=\\x1b[31mHYPERLINK(1)");
+}
+
+/// Every string value in a JSON document.
+fn json_strings(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(a) => a.iter().for_each(|x| json_strings(x, out)),
+        Value::Object(m) => m.values().for_each(|x| json_strings(x, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn clean_fields_are_written_as_before() {
+    // Nothing to escape: the row is the formula-neutralised, quoted fields as they were.
+    let out = render(OutputFormat::Csv, &[rec("plain \"raw\", 日本語")], false);
+    assert_eq!(
+        out.split("\r\n").nth(1).unwrap(),
+        "2024-05-01T10:00:00.250+09:00,web,logs/access.log,12,203.0.113.9,'=cmd|' /C calc'!A0,GET,/商品/一覧,'@SUM(1+1),200,512,\"'+HYPERLINK(\"\"http://evil\"\")\",,,\"plain \"\"raw\"\", 日本語\""
+    );
 }
 
 /// `cargo test --release -p ecir-timeline ecs_writer_speed -- --ignored --nocapture`:
