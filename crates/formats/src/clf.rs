@@ -103,6 +103,11 @@ pub struct Parsed<'a> {
 }
 
 /// Parses one line of the CLF family.
+///
+/// The time bracket is the first `[` followed by `dd/Mon/yyyy:` from which the whole line
+/// parses: the user field before it is the client's to choose (a Basic-auth user name is
+/// logged unescaped), so a fake bracket there must not hide the request. Only when no
+/// bracket gives a line is the first one's reason returned.
 pub fn parse_line<'a>(
     s: &'a str,
     ctx: &ParseContext,
@@ -110,15 +115,39 @@ pub fn parse_line<'a>(
     ips: &mut IpCache,
 ) -> Result<Parsed<'a>, &'static str> {
     let b = s.as_bytes();
-    // Locate the time bracket: the first '[' followed by dd/Mon/yyyy:.
     let mut search = 0;
-    let open = loop {
-        let i = memchr::memchr(b'[', &b[search..]).ok_or(skip::UNPARSEABLE)? + search;
-        if b.len() > i + 12 && b[i + 3] == b'/' && b[i + 7] == b'/' && b[i + 12] == b':' {
-            break i;
+    let mut first_error = None;
+    loop {
+        let Some(i) = memchr::memchr(b'[', &b[search..]) else {
+            return Err(first_error.unwrap_or(skip::UNPARSEABLE));
+        };
+        let open = i + search;
+        search = open + 1;
+        if !(b.len() > open + 12
+            && b[open + 3] == b'/'
+            && b[open + 7] == b'/'
+            && b[open + 12] == b':')
+        {
+            continue;
         }
-        search = i + 1;
-    };
+        match parse_at(s, open, ctx, times, ips) {
+            Ok(p) => return Ok(p),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+}
+
+/// Parses the line `s` whose time bracket opens at `open`.
+fn parse_at<'a>(
+    s: &'a str,
+    open: usize,
+    ctx: &ParseContext,
+    times: &mut TimeCache,
+    ips: &mut IpCache,
+) -> Result<Parsed<'a>, &'static str> {
+    let b = s.as_bytes();
     // The usual `[dd/Mon/yyyy:hh:mm:ss +zzzz]` closes 27 bytes on: look there first.
     let close = if b.get(open + 27) == Some(&b']')
         && !b[open..open + 27]
@@ -133,12 +162,21 @@ pub fn parse_line<'a>(
 
     // Before the bracket: [vhost] client ident user.
     let mut prefix_buf = [""; MAX_PREFIX];
-    let prefix = tokens(trim_end(&s[..open]), &mut prefix_buf);
-    let (vhost, client, user, xff_first) = match prefix.len() {
-        0 => return Err(skip::UNPARSEABLE),
-        1 => (None, prefix[0], None, None),
-        2 => (None, prefix[0], Some(prefix[1]), None),
-        n => {
+    let head = trim_end(&s[..open]);
+    let prefix = tokens(head, &mut prefix_buf);
+    // Four tokens or more: a vhost, or a user name with spaces; read from the left where the
+    // client is an address (first, or second after a vhost).
+    let left = if prefix.len() >= 4 {
+        left_anchored(head)
+    } else {
+        None
+    };
+    let (vhost, client, user, xff_first) = match (prefix.len(), left) {
+        (0, _) => return Err(skip::UNPARSEABLE),
+        (1, _) => (None, prefix[0], None, None),
+        (2, _) => (None, prefix[0], Some(prefix[1]), None),
+        (_, Some((vhost, client, user))) => (vhost, client, user, None),
+        (n, None) => {
             let before = if n >= 4 { Some(prefix[n - 4]) } else { None };
             let (vhost, xff) = match before {
                 Some(t) if t.starts_with('"') => (None, Some(t.trim_matches('"'))),
@@ -395,6 +433,33 @@ fn trim_end(s: &str) -> &str {
 }
 
 /// The text up to the first space, and the rest from it.
+/// `[vhost] client ident user…` read from the left: the client is the first token when it is
+/// an IP address, else the second when that one is (the first being the vhost); the user is
+/// everything after the ident, spaces included (neither Apache's `%u` nor nginx's
+/// `$remote_user` escapes them, so counting tokens from the right would take a part of a
+/// user name for the client). `None` when neither token is an address (a host name
+/// logged for the client, an X-Forwarded-For list in quotes).
+fn left_anchored(head: &str) -> Option<(Option<&str>, &str, Option<&str>)> {
+    let is_ip = |t: &str| t.parse::<std::net::IpAddr>().is_ok();
+    let (first, rest) = split_token(trim_start(head));
+    if first.starts_with('"') {
+        // `"X-Forwarded-For" client ident user`: read from the right.
+        return None;
+    }
+    let (vhost, client, rest) = if is_ip(first) {
+        (None, first, rest)
+    } else {
+        let (second, rest) = split_token(trim_start(rest));
+        if !is_ip(second) {
+            return None;
+        }
+        (Some(first), second, rest)
+    };
+    let (_ident, rest) = split_token(trim_start(rest));
+    let user = trim_start(rest);
+    Some((vhost, client, (!user.is_empty()).then_some(user)))
+}
+
 fn split_token(s: &str) -> (&str, &str) {
     match find_space(s.as_bytes()) {
         Some(i) => (&s[..i], &s[i..]),
@@ -597,6 +662,33 @@ mod tests {
             c.events[0].1.client_ip,
             Some("203.0.113.9".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn a_user_name_cannot_choose_the_client_or_hide_the_request() {
+        let req = r#""GET /.env HTTP/1.1" 200 900 "-" "UA""#;
+        let at = |prefix: &str| one(&format!("{prefix} [03/Nov/2026:01:01:00 +0900] {req}"));
+        // Spaces in the user (Basic auth, logged unescaped): the client is the first token.
+        let e = at("203.0.113.66 - x 192.0.2.250 - z");
+        assert_eq!(e.client_ip, Some("203.0.113.66".parse().unwrap()));
+        assert_eq!(e.user.as_deref(), Some("x 192.0.2.250 - z"));
+        let e = at("203.0.113.66 - a b");
+        assert_eq!(e.client_ip, Some("203.0.113.66".parse().unwrap()));
+        assert_eq!(e.user.as_deref(), Some("a b"));
+        // After a vhost, the second token.
+        let e = at("shop.example.jp:443 2001:db8::7 - a b c");
+        assert_eq!(e.client_ip, Some("2001:db8::7".parse().unwrap()));
+        assert_eq!(e.user.as_deref(), Some("a b c"));
+        // A fake time bracket in the user, closed or not: the real one is found.
+        for user in ["[01/Jan/2020:00:00:00 +0000]", "[01/Jan/2020:00:00:00"] {
+            let e = at(&format!("203.0.113.67 - {user}"));
+            assert_eq!(e.client_ip, Some("203.0.113.67".parse().unwrap()), "{user}");
+            assert_eq!(e.target.as_deref(), Some("/.env"), "{user}");
+            assert_eq!(e.ts.map(|t| t.secs()), Some(1_793_635_260), "{user}");
+        }
+        // An X-Forwarded-For list in quotes before the client is still read from the right.
+        let e = at(r#""198.51.100.9" 203.0.113.5 - -"#);
+        assert_eq!(e.client_ip, Some("203.0.113.5".parse().unwrap()));
     }
 
     #[test]
