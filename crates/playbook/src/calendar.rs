@@ -126,8 +126,17 @@ fn statutory(y: i32) -> Vec<(NaiveDate, &'static str)> {
     v
 }
 
-/// Every holiday of a year: 国民の祝日, 振替休日 and 国民の休日, in date order.
+/// Years the holiday rules cover (the equinox formula's range): outside them there are no
+/// holidays, only weekends and the year-end days ([`crate::case::parse_time`] refuses such
+/// times, so only a hand-edited journal gets here).
+pub const YEARS: std::ops::RangeInclusive<i32> = 1980..=2099;
+
+/// Every holiday of a year: 国民の祝日, 振替休日 and 国民の休日, in date order; none outside
+/// [`YEARS`].
 pub fn holidays(y: i32) -> Vec<(NaiveDate, &'static str)> {
+    if !YEARS.contains(&y) {
+        return Vec::new();
+    }
     let base = statutory(y);
     let is_base = |x: NaiveDate| base.iter().any(|(h, _)| *h == x);
     let mut all = base.clone();
@@ -213,6 +222,27 @@ pub fn roll_forward(date: NaiveDate) -> NaiveDate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn years_outside_the_rules_have_no_holidays_and_case_times_there_are_refused() {
+        for y in [1, 206, 1979, 2100, 9999] {
+            assert!(holidays(y).is_empty(), "{y}");
+            // Weekends still close: the calendar answers without panicking.
+            let _ = is_business_day(NaiveDate::from_ymd_opt(y, 3, 20).unwrap());
+        }
+        assert!(!holidays(2099).is_empty());
+        for t in [
+            "9999-12-31 23:59",
+            "0206-11-20",
+            "2100-06-01T00:00:00+09:00",
+        ] {
+            assert!(
+                crate::case::parse_time(t, chrono_tz::Asia::Tokyo).is_err(),
+                "{t}"
+            );
+        }
+        assert!(crate::case::parse_time("2026-11-20 10:00", chrono_tz::Asia::Tokyo).is_ok());
+    }
 
     #[test]
     fn equinoxes_match_published_dates() {

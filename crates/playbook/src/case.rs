@@ -10,7 +10,7 @@ use std::fs::{self, File};
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc};
 use chrono_tz::Tz;
 use ecir_input::{sha256_hex, HashingReader};
 use ecir_model::text::escape_controls;
@@ -126,7 +126,7 @@ pub fn parse_tz(s: &str) -> Result<Tz, Error> {
 pub fn parse_time(s: &str, tz: Tz) -> Result<DateTime<Utc>, Error> {
     let s = s.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
+        return in_calendar_years(s, t.with_timezone(&Utc));
     }
     let local = [
         "%Y-%m-%d %H:%M:%S",
@@ -141,11 +141,30 @@ pub fn parse_time(s: &str, tz: Tz) -> Result<DateTime<Utc>, Error> {
             .ok()
             .and_then(|d| d.and_hms_opt(0, 0, 0))
     });
-    match local.map(|n| tz.from_local_datetime(&n).earliest()) {
-        Some(Some(t)) => Ok(t.with_timezone(&Utc)),
-        _ => Err(Error::Invalid(format!(
-            "not a time: `{s}` (use RFC 3339, e.g. 2026-11-26T09:30:00+09:00, or YYYY-MM-DD HH:MM in the case zone)"
-        ))),
+    let t = match local.map(|n| tz.from_local_datetime(&n).earliest()) {
+        Some(Some(t)) => t.with_timezone(&Utc),
+        _ => {
+            return Err(Error::Invalid(format!(
+                "not a time: `{s}` (use RFC 3339, e.g. 2026-11-26T09:30:00+09:00, or YYYY-MM-DD HH:MM in the case zone)"
+            )))
+        }
+    };
+    in_calendar_years(s, t)
+}
+
+/// A case time must fall in the years the deadline calendar covers: a typo such as `0206`
+/// for `2026` would otherwise count business days through a calendar that does not exist.
+fn in_calendar_years(s: &str, t: DateTime<Utc>) -> Result<DateTime<Utc>, Error> {
+    let years = crate::calendar::YEARS;
+    if years.contains(&t.year()) {
+        Ok(t)
+    } else {
+        Err(Error::Invalid(format!(
+            "`{s}` is in the year {}: case times must fall between {} and {} (check for a typo in the year)",
+            t.year(),
+            years.start(),
+            years.end()
+        )))
     }
 }
 
