@@ -4,12 +4,25 @@
 
 /// Decodes `target` into `out` (cleared first). Returns `true` when anything was decoded.
 pub fn decode_target(target: &str, out: &mut Vec<u8>) -> bool {
+    decode(target, out, true)
+}
+
+/// [`decode_target`] without the lower-casing: the path as the server's file system sees
+/// it, for naming a file (on Linux `Shell.PHP` and `shell.php` are two files). The bytes
+/// differ from [`decode_target`]'s only in letter case, so positions are the same.
+pub fn decode_target_keep_case(target: &str, out: &mut Vec<u8>) -> bool {
+    decode(target, out, false)
+}
+
+fn decode(target: &str, out: &mut Vec<u8>, lower: bool) -> bool {
     out.clear();
     let b = target.as_bytes();
     if memchr::memchr3(b'%', b'\\', b'+', b).is_none() {
         // Nothing to decode (the usual case): lower-casing is all there is.
         out.extend_from_slice(b);
-        out.make_ascii_lowercase();
+        if lower {
+            out.make_ascii_lowercase();
+        }
         return false;
     }
     let mut changed = false;
@@ -51,7 +64,7 @@ pub fn decode_target(target: &str, out: &mut Vec<u8>) -> bool {
                 out.push(b' ');
                 changed = true;
             }
-            _ => out.push(c.to_ascii_lowercase()),
+            _ => out.push(if lower { c.to_ascii_lowercase() } else { c }),
         }
         i += 1;
     }
@@ -72,8 +85,8 @@ pub fn decode_target(target: &str, out: &mut Vec<u8>) -> bool {
         }
         *out = second;
     }
-    for c in out.iter_mut() {
-        *c = c.to_ascii_lowercase();
+    if lower {
+        out.make_ascii_lowercase();
     }
     changed
 }

@@ -34,7 +34,7 @@ use ecir_model::{Category, Event, Finding, Severity};
 use regex::bytes::Regex;
 
 use crate::codec::{self, Cursor, Files};
-use crate::decode::decode_target;
+use crate::decode::{decode_target, decode_target_keep_case};
 use crate::evidence::{SmallestSet, Span, TopEvidence};
 use crate::soft404::SizePaths;
 use crate::spill_map::{SpillMap, Spillable};
@@ -328,6 +328,8 @@ pub struct Webshell {
     /// Sizes of 2xx script answers and a few paths that got each: the catch-all check.
     ok_sizes: SizePaths<CATCH_ALL_PATHS>,
     scratch: Vec<u8>,
+    /// The decoded target with its letter case, naming the script.
+    scratch_cased: Vec<u8>,
 }
 
 impl Webshell {
@@ -340,6 +342,7 @@ impl Webshell {
             commands: SpillMap::new(GROUP_CAP, "webshell"),
             ok_sizes: SizePaths::new(MAX_OK_SIZES),
             scratch: Vec::new(),
+            scratch_cased: Vec::new(),
         }
     }
 }
@@ -375,8 +378,12 @@ impl DetectorState for Webshell {
             return;
         }
         let p = patterns();
-        let key = PathKey::of(path);
-        let path_str = String::from_utf8_lossy(path);
+        // Patterns match the lower-cased path; the script is named (and told apart from
+        // others) by the path as the file system sees it, letter case kept.
+        decode_target_keep_case(target, &mut self.scratch_cased);
+        let cased = &self.scratch_cased[..qpos.min(self.scratch_cased.len())];
+        let key = PathKey::of(cased);
+        let path_str = String::from_utf8_lossy(cased);
         let ok = ev.is_success();
         let writable = p.writable.is_match(path);
         let unusual = !p.admin_or_platform.is_match(path);
@@ -791,6 +798,32 @@ mod tests {
             let f = run(&[&format!("203.0.113.66|POST|{t}|200|51")]);
             assert_eq!(only(&f, "webshell.upload_dir_script").len(), 1, "{t}");
         }
+    }
+
+    #[test]
+    fn scripts_are_named_with_their_letter_case() {
+        // On Linux these are two files: each finding names the one that was requested.
+        let f = run(&[
+            "203.0.113.66|POST|/html/user_data/WsO_Shell.PHP?cmd=id|200|51",
+            "203.0.113.66|POST|/html/user_data/wso_shell.php|200|52",
+            "203.0.113.66|POST|/html/user_data/Up%6Coad.Php|200|53",
+        ]);
+        let found = only(&f, "webshell.upload_dir_script");
+        let mut paths: Vec<&str> = found
+            .iter()
+            .flat_map(|x| x.paths.iter().map(String::as_str))
+            .collect();
+        paths.sort();
+        assert_eq!(
+            paths,
+            vec![
+                "/html/user_data/Upload.Php",
+                "/html/user_data/WsO_Shell.PHP",
+                "/html/user_data/wso_shell.php"
+            ]
+        );
+        let cmd = only(&f, "webshell.command_param");
+        assert_eq!(cmd[0].paths, vec!["/html/user_data/WsO_Shell.PHP"]);
     }
 
     #[test]
