@@ -64,6 +64,16 @@ fn links(_: &std::fs::Metadata) -> u64 {
     1
 }
 
+/// The input directory the temporary directory (`TMPDIR`) lies in, if any: state spilled
+/// to disk during a large run would be written inside the evidence.
+pub(crate) fn temp_dir_in_evidence(inputs: &[PathBuf]) -> Option<PathBuf> {
+    let tmp = std::fs::canonicalize(std::env::temp_dir()).ok()?;
+    inputs.iter().find_map(|i| {
+        let c = std::fs::canonicalize(i).ok()?;
+        (c.is_dir() && tmp.starts_with(&c)).then(|| i.clone())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -92,6 +92,16 @@ pub fn run(a: ScanArgs) -> u8 {
     if distinct.len() < outputs.len() {
         return usage("two outputs name the same file: give each of --json, --ndjson, --html and --timeline its own");
     }
+    if let Some(root) = crate::guard::temp_dir_in_evidence(&a.paths) {
+        error(
+            &format!(
+                "{}: the temporary directory is inside this input; state spilled during the run would be written into the evidence",
+                root.display()
+            ),
+            Some("set TMPDIR to a directory outside the evidence, e.g. TMPDIR=/var/tmp"),
+        );
+        return 2;
+    }
     for out in &outputs {
         if let Some(what) = crate::guard::overwrites_evidence(out, &a.paths) {
             error(

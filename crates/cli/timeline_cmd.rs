@@ -167,6 +167,15 @@ pub fn run(a: TimelineArgs) -> u8 {
             );
         }
     }
+    if let Some(root) = crate::guard::temp_dir_in_evidence(&a.paths) {
+        return fail(
+            &format!(
+                "{}: the temporary directory is inside this input; the timeline's sorted runs would be written into the evidence",
+                root.display()
+            ),
+            Some("set TMPDIR to a directory outside the evidence, e.g. TMPDIR=/var/tmp"),
+        );
+    }
     if a.output != "-" {
         if let Some(what) = overwrites_evidence(Path::new(&a.output), &a.paths) {
             return fail(

@@ -792,3 +792,17 @@ fn profile_that_is_not_a_small_regular_file_is_refused() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_temporary_directory_inside_the_evidence_is_refused() {
+    let (dir, _) = one_log("tmpdir-inside");
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    for args in [vec!["scan", "--quiet"], vec!["timeline", "-o", "-"]] {
+        let mut all = args.clone();
+        all.push(dir.to_str().unwrap());
+        let o = ecir().args(&all).env("TMPDIR", &tmp).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("TMPDIR"));
+    }
+}
