@@ -246,8 +246,13 @@ fn describe_gzip_error(e: &io::Error, compressed_at: u64, decompressed: u64, lin
         io::ErrorKind::UnexpectedEof => "gzip stream truncated".to_string(),
         io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData => {
             let msg = e.to_string();
-            if msg.to_ascii_lowercase().contains("crc") {
-                "gzip CRC mismatch (corrupted data)".to_string()
+            let lower = msg.to_ascii_lowercase();
+            if lower.contains("crc") || lower.contains("checksum") {
+                // The check sum is read at the end of a member, after all its data was
+                // decompressed and handed on: the bad bytes are among the lines read.
+                return format!(
+                    "gzip CRC mismatch (corrupted data) at the end of a member, at about compressed byte {compressed_at}; {decompressed} bytes and {lines} lines were read, and the lines of that member may hold corrupted text"
+                );
             } else {
                 format!("gzip data damaged ({msg})")
             }
@@ -316,7 +321,14 @@ mod tests {
         let n = data.len();
         data[n - 8] ^= 0xff; // CRC32 field of the trailer
         let (lines, out) = run(&data);
-        assert!(out.error.is_some());
+        let err = out.error.unwrap();
+        // The member's lines were read before its check sum: the message says they may be
+        // corrupted, not that they came before the damage.
+        assert!(
+            err.contains("CRC mismatch") && err.contains("may hold corrupted text"),
+            "{err}"
+        );
+        assert!(!err.contains("before the damage"), "{err}");
         assert_eq!(lines, vec!["hello", "world"]);
     }
 

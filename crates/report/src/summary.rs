@@ -142,7 +142,7 @@ pub fn render_summary(report: &Report, p: &dyn Painter, width: usize) -> String 
             let _ = writeln!(
                 o,
                 "      {} {}",
-                p.severity(Severity::High, "damaged:"),
+                p.severity(Severity::High, "error:"),
                 safe(e, 300)
             );
         }

@@ -476,7 +476,9 @@ fn skipped_warning(skipped: &[(PathBuf, String)]) -> Option<String> {
 }
 
 fn hint_for(error: &str) -> Option<String> {
-    if error.contains("gzip") {
+    if error.contains("CRC mismatch") {
+        Some("the lines read were analysed, the corrupted member's among them: check findings citing this archive against an intact copy, and keep the damaged one as evidence".into())
+    } else if error.contains("gzip") {
         Some("the lines before the damage were analysed; ask for an intact copy of this archive, and keep the damaged one as evidence".into())
     } else if error.contains("does not read") {
         Some("decompress it to a separate folder and scan that".into())
