@@ -224,11 +224,11 @@ pub struct ScanArgs {
     pub color: ColorChoice,
 
     /// 404s from one IP within the burst window that count as a scan.
-    #[arg(long, default_value_t = 50, value_name = "N")]
+    #[arg(long, default_value_t = 50, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub burst_404: u32,
 
     /// Year for formats that omit it (syslog); default: from the file's modification time.
-    #[arg(long, value_name = "YEAR")]
+    #[arg(long, value_name = "YEAR", value_parser = clap::value_parser!(i32).range(1970..=9999))]
     pub year: Option<i32>,
 
     /// Attach the report to a case directory (see `ecir case`): journals its SHA-256 and
@@ -276,7 +276,7 @@ pub struct ScanArgs {
     pub cleaned_at: Option<String>,
 
     /// 200 responses of one size that make a stable size of a JS/CSS file (asset drift).
-    #[arg(long = "drift-min-hits", default_value_t = 5, value_name = "N")]
+    #[arg(long = "drift-min-hits", default_value_t = 5, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub drift_min_hits: u32,
 
     /// Distinct customer IPs a newly seen script must be loaded by.
@@ -288,24 +288,24 @@ pub struct ScanArgs {
     pub drop_min_ips: usize,
 
     /// Checkout submissions from one IP within --velocity-window that make card testing.
-    #[arg(long = "velocity-attempts", default_value_t = 10, value_name = "N")]
+    #[arg(long = "velocity-attempts", default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub velocity_attempts: u32,
 
     /// Window for checkout velocity and account bursts, minutes.
-    #[arg(long = "velocity-window", default_value_t = 30, value_name = "MINUTES")]
+    #[arg(long = "velocity-window", default_value_t = 30, value_name = "MINUTES", value_parser = clap::value_parser!(i64).range(1..=10_080))]
     pub velocity_window: i64,
 
     /// Share of failed checkout submissions (error page, 429) that makes card testing.
-    #[arg(long = "failure-ratio", default_value_t = 0.8, value_name = "RATIO")]
+    #[arg(long = "failure-ratio", default_value_t = 0.8, value_name = "RATIO", value_parser = parse_ratio)]
     pub failure_ratio: f64,
 
     /// Accounts created by one IP within --velocity-window that make a burst.
-    #[arg(long = "account-burst", default_value_t = 5, value_name = "N")]
+    #[arg(long = "account-burst", default_value_t = 5, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub account_burst: u32,
 
     /// Payment failures an application log records for one IP within --velocity-window that
     /// make card testing.
-    #[arg(long = "payment-failures", default_value_t = 4, value_name = "N")]
+    #[arg(long = "payment-failures", default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub payment_failures: u32,
 
     /// Distinct IPs failing payment within 10 minutes that make distributed card testing.
@@ -372,7 +372,7 @@ pub struct TimelineArgs {
     pub trust_proxy: Vec<String>,
 
     /// Year for formats that omit it (syslog).
-    #[arg(long, value_name = "YEAR")]
+    #[arg(long, value_name = "YEAR", value_parser = clap::value_parser!(i32).range(1970..=9999))]
     pub year: Option<i32>,
 
     /// Worker threads (default: one per core).
@@ -391,5 +391,13 @@ fn parse_jobs(s: &str) -> Result<usize, String> {
         _ => Err(format!(
             "expected a number of worker threads from 1 to {MAX_JOBS}"
         )),
+    }
+}
+
+/// A share from 0 to 1.
+fn parse_ratio(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err("expected a share from 0 to 1, e.g. 0.8".into()),
     }
 }

@@ -140,6 +140,14 @@ pub fn run(a: TimelineArgs) -> u8 {
         Some((_, Ok(t))) => Some(t),
         None => None,
     };
+    if let (Some(s), Some(u)) = (since, until) {
+        if s > u {
+            return fail(
+                "--since is later than --until",
+                Some("the timeline keeps events from --since to --until"),
+            );
+        }
+    }
     let mut ips = Vec::new();
     for ip in &a.ip {
         match ip.parse::<IpAddr>() {

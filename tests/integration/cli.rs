@@ -806,3 +806,29 @@ fn a_temporary_directory_inside_the_evidence_is_refused() {
         assert!(String::from_utf8_lossy(&o.stderr).contains("TMPDIR"));
     }
 }
+
+#[test]
+fn thresholds_and_ranges_that_make_no_sense_are_usage_errors() {
+    let sample = root().join("fixtures/sample-shop").display().to_string();
+    for bad in [
+        vec!["scan", "--year", "99999"],
+        vec!["scan", "--burst-404", "0"],
+        vec!["scan", "--velocity-window", "0"],
+        vec!["scan", "--failure-ratio", "2"],
+        vec!["scan", "--drift-min-hits", "0"],
+        vec![
+            "timeline",
+            "-o",
+            "-",
+            "--since",
+            "2026-11-04",
+            "--until",
+            "2026-11-02",
+        ],
+    ] {
+        let mut args = bad.clone();
+        args.push(&sample);
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+    }
+}

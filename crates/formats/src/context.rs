@@ -152,12 +152,18 @@ pub fn parse_ip(s: &str) -> Option<IpAddr> {
     if let Some(v4) = parse_ipv4_fast(s.as_bytes()) {
         return Some(IpAddr::V4(v4));
     }
-    if let Ok(ip) = s.parse() {
+    // An IPv4 client seen through an IPv6 socket (`::ffff:203.0.113.5`) is that IPv4
+    // client; a link-local address keeps its address without the zone (`fe80::1%eth0`).
+    let v6 = |t: &str| {
+        let t = t.split_once('%').map_or(t, |(a, _)| a);
+        t.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
+    };
+    if let Some(ip) = v6(s) {
         return Some(ip);
     }
     if let Some(rest) = s.strip_prefix('[') {
         let end = rest.find(']')?;
-        return rest[..end].parse().ok();
+        return v6(&rest[..end]);
     }
     if let Some((a, port)) = s.rsplit_once(':') {
         if !a.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) {
@@ -275,6 +281,18 @@ mod tests {
                 assert!(!same_prefix(&k, &b), "{n} {at}");
             }
         }
+    }
+
+    #[test]
+    fn mapped_and_zoned_addresses_name_their_client() {
+        let v4: IpAddr = "203.0.113.5".parse().unwrap();
+        assert_eq!(parse_ip("::ffff:203.0.113.5"), Some(v4));
+        assert_eq!(parse_ip("[::ffff:203.0.113.5]:443"), Some(v4));
+        let ll: IpAddr = "fe80::1".parse().unwrap();
+        assert_eq!(parse_ip("fe80::1%eth0"), Some(ll));
+        assert_eq!(parse_ip("[fe80::1%25eth0]:80"), Some(ll));
+        assert_eq!(parse_ip("2001:db8::1"), "2001:db8::1".parse().ok());
+        assert_eq!(parse_ip("%eth0"), None);
     }
 
     #[test]
