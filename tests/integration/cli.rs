@@ -159,7 +159,7 @@ fn hostile_lines_never_break_the_run() {
         )
         .into_bytes(),
     );
-    data.extend(b"\x00\x01\x02 binary garbage \xff\xfe\n");
+    data.extend(b"binary \x00\x01\x02 garbage \xff\xfe\n");
     data.extend(b"198.51.100.1 - - [03/Nov/2026:10:00:01 +0900] \"GET /\xe3\x81\x82\xff HTTP/1.1\" 200 10 \"-\" \"x\"\r\n");
     data.extend(vec![b'A'; 300_000]);
     data.push(b'\n');
