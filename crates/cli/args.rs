@@ -280,11 +280,11 @@ pub struct ScanArgs {
     pub drift_min_hits: u32,
 
     /// Distinct customer IPs a newly seen script must be loaded by.
-    #[arg(long = "first-seen-min-ips", default_value_t = 20, value_name = "N")]
+    #[arg(long = "first-seen-min-ips", default_value_t = 20, value_name = "N", value_parser = parse_at_least_one)]
     pub first_seen_min_ips: usize,
 
     /// Distinct customer IPs that make a same-origin drop or image beacon.
-    #[arg(long = "drop-min-ips", default_value_t = 3, value_name = "N")]
+    #[arg(long = "drop-min-ips", default_value_t = 3, value_name = "N", value_parser = parse_at_least_one)]
     pub drop_min_ips: usize,
 
     /// Checkout submissions from one IP within --velocity-window that make card testing.
@@ -309,7 +309,7 @@ pub struct ScanArgs {
     pub payment_failures: u32,
 
     /// Distinct IPs failing payment within 10 minutes that make distributed card testing.
-    #[arg(long = "distributed-min-ips", default_value_t = 10, value_name = "N")]
+    #[arg(long = "distributed-min-ips", default_value_t = 10, value_name = "N", value_parser = parse_at_least_one)]
     pub distributed_min_ips: usize,
 }
 
@@ -399,5 +399,13 @@ fn parse_ratio(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
         _ => Err("expected a share from 0 to 1, e.g. 0.8".into()),
+    }
+}
+
+/// A count of at least 1 (a threshold of 0 would make every request a finding).
+fn parse_at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("expected a whole number of at least 1".into()),
     }
 }

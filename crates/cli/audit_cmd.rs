@@ -81,7 +81,9 @@ pub fn run(a: AuditArgs) -> u8 {
         Err(e) => return usage(&format!("--retention: {e}")),
     };
     let online = match parse_days(&a.online) {
-        Ok(n) => n,
+        // The online days are the most recent part of the retention period: no more of them
+        // than it has (the default 90 days with a shorter --retention).
+        Ok(n) => n.min(retention),
         Err(e) => return usage(&format!("--online: {e}")),
     };
     let parse = ParseContext {

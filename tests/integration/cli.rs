@@ -816,6 +816,9 @@ fn thresholds_and_ranges_that_make_no_sense_are_usage_errors() {
         vec!["scan", "--velocity-window", "0"],
         vec!["scan", "--failure-ratio", "2"],
         vec!["scan", "--drift-min-hits", "0"],
+        vec!["scan", "--first-seen-min-ips", "0"],
+        vec!["scan", "--drop-min-ips", "0"],
+        vec!["scan", "--distributed-min-ips", "0"],
         vec![
             "timeline",
             "-o",
@@ -831,4 +834,11 @@ fn thresholds_and_ranges_that_make_no_sense_are_usage_errors() {
         let o = run(&args);
         assert_eq!(o.status.code(), Some(2), "{bad:?}");
     }
+    // More online days than retained days: the online days are all of them.
+    let o = run(&["audit", "--retention", "30d", "--online", "400d", &sample]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("30 days required, last 30 days online"),
+        "{out}"
+    );
 }
