@@ -115,6 +115,27 @@ mod tests {
     }
 
     #[test]
+    fn keeping_case_differs_only_in_case() {
+        // The web-shell detector lower-cases the case-kept decoding instead of decoding twice.
+        for t in [
+            "/A/Shell.PHP?Cmd=ID",
+            "/x%2EPhP?a=B+C",
+            "/%252E%252E/Etc",
+            "/x\\x2EpHp",
+            "/%u0041dmin/%41.php",
+            "/a+b?c+D=%2B",
+        ] {
+            let (mut lower, mut cased) = (Vec::new(), Vec::new());
+            assert_eq!(
+                decode_target(t, &mut lower),
+                decode_target_keep_case(t, &mut cased)
+            );
+            cased.make_ascii_lowercase();
+            assert_eq!(lower, cased, "{t}");
+        }
+    }
+
+    #[test]
     fn decodes_layers() {
         assert_eq!(d("/a?q=%27%20OR%201=1"), "/a?q=' or 1=1");
         assert_eq!(d("/%252e%252e/etc"), "/../etc");

@@ -34,7 +34,7 @@ use ecir_model::{Category, Event, Finding, Severity};
 use regex::bytes::Regex;
 
 use crate::codec::{self, Cursor, Files};
-use crate::decode::{decode_target, decode_target_keep_case};
+use crate::decode::decode_target_keep_case;
 use crate::evidence::{SmallestSet, Span, TopEvidence};
 use crate::soft404::SizePaths;
 use crate::spill_map::{SpillMap, Spillable};
@@ -370,7 +370,12 @@ impl DetectorState for Webshell {
         if memchr::memchr2(b'%', b'\\', raw_path).is_none() && !script_suffix_ci(raw_path, dot) {
             return;
         }
-        decode_target(target, &mut self.scratch);
+        // Decoded once with its letter case, which names the script (and tells it apart from
+        // others) as the file system sees it; patterns match the lower-cased copy.
+        decode_target_keep_case(target, &mut self.scratch_cased);
+        self.scratch.clear();
+        self.scratch.extend_from_slice(&self.scratch_cased);
+        self.scratch.make_ascii_lowercase();
         let decoded = &self.scratch;
         let qpos = memchr::memchr(b'?', decoded).unwrap_or(decoded.len());
         let path = &decoded[..qpos];
@@ -378,10 +383,7 @@ impl DetectorState for Webshell {
             return;
         }
         let p = patterns();
-        // Patterns match the lower-cased path; the script is named (and told apart from
-        // others) by the path as the file system sees it, letter case kept.
-        decode_target_keep_case(target, &mut self.scratch_cased);
-        let cased = &self.scratch_cased[..qpos.min(self.scratch_cased.len())];
+        let cased = &self.scratch_cased[..qpos];
         let key = PathKey::of(cased);
         let path_str = String::from_utf8_lossy(cased);
         let ok = ev.is_success();
