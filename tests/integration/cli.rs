@@ -206,6 +206,70 @@ fn hostile_lines_never_break_the_run() {
     assert!(!text.contains("\\u001b"), "raw ESC in evidence: {text}");
 }
 
+#[test]
+fn records_joined_by_bare_carriage_returns_are_each_read_and_accounted() {
+    let dir = temp_dir("bare-cr");
+    let rec = |ip: &str, s: u32, req: &str| {
+        line(
+            ip,
+            &format!("03/Nov/2026:10:00:{s:02} +0900"),
+            req,
+            200,
+            10,
+            UA,
+        )
+        .trim_end()
+        .to_string()
+    };
+    // Line 1 holds three records and a fragment; line 2 is an ordinary line.
+    let data = format!(
+        "{}\r{}\r{}\rtruncated frag\r\n{}",
+        rec("198.51.100.1", 0, "GET / HTTP/1.1"),
+        rec(
+            "203.0.113.9",
+            1,
+            "GET /item?id=1%27%20UNION%20SELECT%201,2-- HTTP/1.1"
+        ),
+        rec("198.51.100.2", 2, "GET /b HTTP/1.1"),
+        line(
+            "198.51.100.3",
+            "03/Nov/2026:10:00:03 +0900",
+            "GET /c HTTP/1.1",
+            200,
+            10,
+            UA
+        ),
+    );
+    write(&dir, "access.log", &data);
+    let (_, report) = scan_json(&["--fail-on", "never", dir.to_str().unwrap()]);
+    let i = &report["inputs"][0];
+    assert_eq!(
+        (i["lines"].as_u64(), i["parsed"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(i["skipped"], 0);
+    assert_eq!(i["extra_skipped_by_reason"]["unparseable"], 1);
+    assert_eq!(report["stats"]["events_analyzed"], 4, "{report:#}");
+    let w = i["warnings"][0].as_str().unwrap();
+    assert!(
+        w.contains("first: line 1") && w.contains("4 records"),
+        "{w}"
+    );
+    // The injection in the second record is found and cited by line 1.
+    let sqli = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "web.sqli")
+        .expect("the record after the first CR is analysed");
+    assert_eq!(sqli["evidence"][0]["line"], 1);
+    let text = sqli["evidence"][0]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("203.0.113.9 ") && !text.contains('\r'),
+        "{text}"
+    );
+}
+
 /// The first character of `bytes` no output may carry raw: a C0 control other than a line
 /// end or tab, DEL, a C1 control, or a bidi / zero-width format character.
 fn raw_control(bytes: &[u8]) -> Option<char> {

@@ -83,9 +83,15 @@ struct ClfParser {
 impl Parser for ClfParser {
     fn feed(&mut self, line: u64, bytes: &[u8], sink: &mut dyn EventSink) {
         // Checks and UTF-8 reading in one pass over the usual (ASCII) line.
-        let text: Cow<'_, str> = match crate::line_text(bytes) {
-            Ok(t) => t,
-            Err(reason) => return sink.skip(line, reason, bytes),
+        let text: Cow<'_, str> = match crate::read_line(bytes) {
+            crate::LineRead::Text(t) => t,
+            crate::LineRead::Skip(reason) => return sink.skip(line, reason, bytes),
+            // Apache and nginx escape control characters: a raw CR separates records.
+            crate::LineRead::BareCr => {
+                return crate::feed_split_at_cr(line, bytes, sink, &mut |record, sink| {
+                    self.feed(line, record, sink)
+                })
+            }
         };
         // Matched by reference: the event is read where parse_line built it, not moved.
         let parsed = parse_line(&text, &self.ctx, &mut self.times, &mut self.ips);

@@ -66,6 +66,87 @@ pub trait EventSink {
     fn extra_event(&mut self, ev: &Event<'_>, line: u64, raw: &[u8]) {
         self.event(ev, line, raw)
     }
+    /// A further record on a line already counted (see [`feed_split_at_cr`]) that could not
+    /// be read, with the reason: not a line, so it is counted apart from skipped lines.
+    fn extra_skip(&mut self, _line: u64, _reason: &'static str, _raw: &[u8]) {}
+    /// Line `line` held `records` records separated by bare carriage returns, each passed on
+    /// as an event, an extra event, a skip or an extra skip (see [`feed_split_at_cr`]).
+    fn split_at_cr(&mut self, _line: u64, _records: u64) {}
+}
+
+/// Feeds the records of a line that holds bare carriage returns (CR not followed by LF) to
+/// `parse_one`, one record between each pair of CRs.
+///
+/// Web servers and JSON encoders escape control characters in the fields they log, so a raw
+/// CR inside a line of such a format is a record separator: records written with classic Mac
+/// line ends, or joined by a broken shipper. Reading only the first would drop the others
+/// without a trace. Every record keeps the physical line's number (what `sed -n Np` shows).
+/// The line counts as parsed when any record is read: the first one read is its event, the
+/// others extra events, and records that cannot be read are extra skips. When none is read
+/// the line is skipped with the first record's reason.
+pub fn feed_split_at_cr(
+    line: u64,
+    bytes: &[u8],
+    sink: &mut dyn EventSink,
+    parse_one: &mut dyn FnMut(&[u8], &mut dyn EventSink),
+) {
+    struct Split<'s> {
+        inner: &'s mut dyn EventSink,
+        read: bool,
+        failed: Vec<(&'static str, Vec<u8>)>,
+    }
+    impl EventSink for Split<'_> {
+        fn event(&mut self, ev: &Event<'_>, line: u64, raw: &[u8]) {
+            if self.read {
+                self.inner.extra_event(ev, line, raw);
+            } else {
+                self.read = true;
+                self.inner.event(ev, line, raw);
+            }
+        }
+        fn extra_event(&mut self, ev: &Event<'_>, line: u64, raw: &[u8]) {
+            self.inner.extra_event(ev, line, raw);
+        }
+        fn skip(&mut self, _line: u64, reason: &'static str, raw: &[u8]) {
+            // Kept to the sample length: only a sample of a record that is not read is shown.
+            self.failed
+                .push((reason, raw[..raw.len().min(513)].to_vec()));
+        }
+    }
+    let mut split = Split {
+        inner: sink,
+        read: false,
+        failed: Vec::new(),
+    };
+    let mut records = 0u64;
+    for record in bytes.split(|&b| b == b'\r') {
+        if record.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        records += 1;
+        parse_one(record, &mut split);
+    }
+    let Split {
+        inner,
+        read,
+        failed,
+        ..
+    } = split;
+    if !read {
+        let reason = failed.first().map_or(skip::EMPTY, |f| f.0);
+        inner.skip(line, reason, bytes);
+    } else {
+        for (reason, raw) in &failed {
+            inner.extra_skip(line, reason, raw);
+        }
+    }
+    inner.split_at_cr(line, records);
+}
+
+/// Whether `bytes` holds a carriage return (the line splitter drops only a line's last one).
+#[inline]
+pub fn has_bare_cr(bytes: &[u8]) -> bool {
+    memchr::memchr(b'\r', bytes).is_some()
 }
 
 /// The checks every line parser makes first: blank lines and lines holding NUL bytes are
@@ -85,17 +166,53 @@ pub fn precheck(bytes: &[u8]) -> Option<&'static str> {
 /// is proved so in one vector pass instead of a NUL search plus UTF-8 validation.
 #[inline]
 pub fn line_text(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, &'static str> {
+    match read_line(bytes) {
+        LineRead::Text(t) => Ok(t),
+        LineRead::Skip(reason) => Err(reason),
+        LineRead::BareCr => line_text_slow(bytes),
+    }
+}
+
+/// What [`read_line`] made of a line.
+pub enum LineRead<'a> {
+    /// The line's text (invalid UTF-8 replaced).
+    Text(std::borrow::Cow<'a, str>),
+    /// The line is skipped, for this reason.
+    Skip(&'static str),
+    /// The line holds a carriage return: for [`feed_split_at_cr`] in formats that escape
+    /// control characters.
+    BareCr,
+}
+
+/// [`line_text`] that also says whether the line holds a carriage return, in the same pass.
+#[inline]
+pub fn read_line(bytes: &[u8]) -> LineRead<'_> {
     use std::borrow::Cow;
-    if ascii_without_nul(bytes) {
+    if ascii_without_nul_or_cr(bytes) {
         if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-            return Err(skip::EMPTY);
+            return LineRead::Skip(skip::EMPTY);
         }
-        // SAFETY: `ascii_without_nul` returned true, so every byte is below 0x80: a sequence
-        // of ASCII bytes is valid UTF-8 (each byte is a one-byte code point).
-        return Ok(Cow::Borrowed(unsafe {
+        // SAFETY: `ascii_without_nul_or_cr` returned true, so every byte is below 0x80: a
+        // sequence of ASCII bytes is valid UTF-8 (each byte is a one-byte code point).
+        return LineRead::Text(Cow::Borrowed(unsafe {
             std::str::from_utf8_unchecked(bytes)
         }));
     }
+    if let Some(reason) = precheck(bytes) {
+        return LineRead::Skip(reason);
+    }
+    if has_bare_cr(bytes) {
+        return LineRead::BareCr;
+    }
+    match line_text_slow(bytes) {
+        Ok(t) => LineRead::Text(t),
+        Err(reason) => LineRead::Skip(reason),
+    }
+}
+
+/// The line as UTF-8 (lossy when invalid), after [`precheck`].
+fn line_text_slow(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, &'static str> {
+    use std::borrow::Cow;
     if let Some(reason) = precheck(bytes) {
         return Err(reason);
     }
@@ -105,28 +222,31 @@ pub fn line_text(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, &'static str
     })
 }
 
-/// Whether every byte of `b` is in `1..=0x7f` (ASCII, not NUL). Exact for every input: the
-/// blocks are folded with a byte-wise maximum of `byte - 1` (wrapping, so NUL becomes 0xff),
-/// which the compiler turns into vector code.
+/// Whether every byte of `b` is in `1..=0x7f` (ASCII, not NUL) and none is a carriage
+/// return. Exact for every input: the blocks are folded with a byte-wise maximum of
+/// `byte - 1` (wrapping, so NUL becomes 0xff) and a byte-wise minimum of `byte ^ b'\r'`
+/// (zero only for a CR), which the compiler turns into vector code.
 #[inline]
-fn ascii_without_nul(b: &[u8]) -> bool {
+fn ascii_without_nul_or_cr(b: &[u8]) -> bool {
     const W: usize = 32;
     if b.len() < W {
-        return b.iter().all(|&c| c.wrapping_sub(1) < 0x7f);
+        return b.iter().all(|&c| c.wrapping_sub(1) < 0x7f && c != b'\r');
     }
     let mut max = [0u8; W];
+    let mut min = [0xffu8; W];
     let mut fold = |block: &[u8]| {
-        for (m, &c) in max.iter_mut().zip(block) {
+        for ((m, n), &c) in max.iter_mut().zip(min.iter_mut()).zip(block) {
             *m = (*m).max(c.wrapping_sub(1));
+            *n = (*n).min(c ^ b'\r');
         }
     };
     let mut blocks = b.chunks_exact(W);
     for block in &mut blocks {
         fold(block);
     }
-    // The last (partial) block, read as the last W bytes: bytes read twice change no maximum.
+    // The last (partial) block, read as the last W bytes: bytes read twice change neither.
     fold(&b[b.len() - W..]);
-    max.iter().all(|&m| m < 0x7f)
+    max.iter().all(|&m| m < 0x7f) && min.iter().all(|&n| n != 0)
 }
 
 /// A stateful parser for one file (or one chunk of one file).
@@ -284,6 +404,10 @@ pub(crate) mod testing {
         pub absorbed: u64,
         /// Events from lines already counted ([`EventSink::extra_event`]).
         pub extra: u64,
+        /// Records not read on lines already counted ([`EventSink::extra_skip`]).
+        pub extra_skips: Vec<(u64, &'static str)>,
+        /// (line, records) of lines split at bare CRs ([`EventSink::split_at_cr`]).
+        pub splits: Vec<(u64, u64)>,
     }
 
     /// `<workspace>/../shared`, when present (third-party corpora for tests).
@@ -383,6 +507,12 @@ pub(crate) mod testing {
             self.extra += 1;
             self.event(ev, line, raw);
         }
+        fn extra_skip(&mut self, line: u64, reason: &'static str, _raw: &[u8]) {
+            self.extra_skips.push((line, reason));
+        }
+        fn split_at_cr(&mut self, line: u64, records: u64) {
+            self.splits.push((line, records));
+        }
     }
 
     /// One case of a Wazuh ruleset test file (`[title]`, `log N pass|fail = <line>`, `rule = id`).
@@ -468,5 +598,97 @@ mod line_text_tests {
                 slow(s.as_bytes())
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod cr_split_tests {
+    use super::testing::parse_all;
+    use super::*;
+
+    const A: &str = r#"1.2.3.4 - - [10/Oct/2026:13:55:36 +0900] "GET /a HTTP/1.1" 200 5 "-" "ua""#;
+    const B: &str = r#"5.6.7.8 - - [10/Oct/2026:13:55:37 +0900] "GET /b HTTP/1.1" 404 5 "-" "ua""#;
+
+    fn clf(text: &str) -> testing::Collect {
+        parse_all(by_name("combined").unwrap(), &ParseContext::default(), text)
+    }
+
+    fn targets(c: &testing::Collect) -> Vec<(u64, String)> {
+        c.events
+            .iter()
+            .map(|(l, e)| (*l, e.target.as_deref().unwrap_or("").to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn read_line_flags_a_carriage_return_in_one_pass() {
+        for len in [0usize, 5, 31, 32, 33, 64, 100] {
+            let base: String = "a".repeat(len);
+            assert!(matches!(read_line(base.as_bytes()), LineRead::Text(_)) || len == 0);
+            for pos in 0..len {
+                let mut b = base.clone().into_bytes();
+                b[pos] = b'\r';
+                assert!(matches!(read_line(&b), LineRead::BareCr), "{len} {pos}");
+                // NUL wins: the line is skipped whatever else it holds.
+                b[(pos + 1) % len] = 0;
+                if len > 1 {
+                    assert!(matches!(read_line(&b), LineRead::Skip(skip::NUL_BYTES)));
+                }
+            }
+        }
+        assert!(matches!(read_line(b" \r "), LineRead::Skip(skip::EMPTY)));
+        // Non-ASCII text with a CR takes the slow path and is still flagged.
+        assert!(matches!(
+            read_line("日本語\rのログ".as_bytes()),
+            LineRead::BareCr
+        ));
+    }
+
+    #[test]
+    fn every_clf_record_between_bare_crs_is_read_and_cited_by_its_line() {
+        let c = clf(&format!("{A}\r{B}\rnot a record\r\n{A}\n"));
+        assert_eq!(
+            targets(&c),
+            vec![(1, "/a".into()), (1, "/b".into()), (2, "/a".into())]
+        );
+        assert_eq!(c.extra, 1, "the second record of line 1 is an extra event");
+        assert_eq!(c.extra_skips, vec![(1, skip::UNPARSEABLE)]);
+        assert_eq!(c.splits, vec![(1, 3)]);
+        assert!(c.skips.is_empty());
+    }
+
+    #[test]
+    fn a_line_none_of_whose_records_reads_is_skipped_with_the_first_reason() {
+        let c = clf("garbage\rmore garbage\n");
+        assert!(c.events.is_empty());
+        assert_eq!(c.skips, vec![(1, skip::UNPARSEABLE)]);
+        assert!(c.extra_skips.is_empty());
+        assert_eq!(c.splits, vec![(1, 2)]);
+        // A record that fails first and one that reads after it: the line is read.
+        let c = clf(&format!("garbage\r{B}\n"));
+        assert_eq!(targets(&c), vec![(1, "/b".into())]);
+        assert_eq!(c.extra, 0);
+        assert_eq!(c.extra_skips, vec![(1, skip::UNPARSEABLE)]);
+    }
+
+    #[test]
+    fn blank_records_between_crs_are_not_counted() {
+        let c = clf(&format!("\r\r{A}\r  \r{B}\r\n"));
+        assert_eq!(targets(&c), vec![(1, "/a".into()), (1, "/b".into())]);
+        assert_eq!(c.splits, vec![(1, 2)]);
+        assert!(c.extra_skips.is_empty() && c.skips.is_empty());
+    }
+
+    #[test]
+    fn json_line_formats_split_at_bare_crs_too() {
+        let a = r#"{"time_iso8601":"2026-11-03T02:52:40+09:00","remote_addr":"203.0.113.5","request":"GET /x HTTP/1.1","status":"200"}"#;
+        let b = r#"{"time_iso8601":"2026-11-03T02:52:41+09:00","remote_addr":"203.0.113.6","request":"GET /y HTTP/1.1","status":"200"}"#;
+        let c = parse_all(
+            by_name("nginx-json").unwrap(),
+            &ParseContext::default(),
+            &format!("{a}\r{b}\n"),
+        );
+        assert_eq!(targets(&c), vec![(1, "/x".into()), (1, "/y".into())]);
+        assert_eq!(c.splits, vec![(1, 2)]);
     }
 }

@@ -93,6 +93,12 @@ impl Parser for JsonParser {
         if let Some(reason) = crate::precheck(bytes) {
             return sink.skip(line, reason, bytes);
         }
+        // JSON escapes control characters: a raw CR separates records.
+        if crate::has_bare_cr(bytes) {
+            return crate::feed_split_at_cr(line, bytes, sink, &mut |record, sink| {
+                self.feed(line, record, sink)
+            });
+        }
         let text = String::from_utf8_lossy(bytes);
         let map: Map<String, Value> = match serde_json::from_str(&text) {
             Ok(m) => m,

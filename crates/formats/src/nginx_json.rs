@@ -146,6 +146,13 @@ impl Parser for JsonParser {
         if let Some(reason) = crate::precheck(bytes) {
             return sink.skip(line, reason, bytes);
         }
+        // `escape=json` escapes control characters: a raw CR separates records.
+        if crate::has_bare_cr(bytes) {
+            let (ctx, times) = (&self.ctx, &mut self.times);
+            return crate::feed_split_at_cr(line, bytes, sink, &mut |record, sink| {
+                parse(ctx, times, line, record, sink)
+            });
+        }
         parse(&self.ctx, &mut self.times, line, bytes, sink)
     }
 }

@@ -414,6 +414,12 @@ impl crate::Parser for JsonLinesParser {
         if let Some(reason) = crate::precheck(bytes) {
             return sink.skip(line, reason, bytes);
         }
+        // JSON escapes control characters: a raw CR separates records.
+        if crate::has_bare_cr(bytes) {
+            return crate::feed_split_at_cr(line, bytes, sink, &mut |record, sink| {
+                self.feed(line, record, sink)
+            });
+        }
         let m: serde_json::Map<String, serde_json::Value> = match serde_json::from_slice(bytes) {
             Ok(m) => m,
             Err(_) => return sink.skip(line, crate::skip::UNPARSEABLE, bytes),

@@ -53,6 +53,10 @@ pub struct InputSummary {
     pub skipped: u64,
     pub skipped_by_reason: BTreeMap<String, u64>,
     pub skipped_samples: Vec<SkippedSample>,
+    /// Records that could not be read on lines that held several (separated by bare CRs):
+    /// not lines, so not in `skipped`; by reason.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub extra_skipped_by_reason: BTreeMap<String, u64>,
     /// Parsed events outside `--since`/`--until`.
     #[serde(skip_serializing_if = "is_zero", default)]
     pub filtered_out: u64,

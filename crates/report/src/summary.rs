@@ -146,6 +146,14 @@ pub fn render_summary(report: &Report, p: &dyn Painter, width: usize) -> String 
                 safe(e, 300)
             );
         }
+        for w in &i.warnings {
+            let _ = writeln!(
+                o,
+                "      {} {}",
+                p.severity(Severity::Medium, "warning:"),
+                safe(w, 400)
+            );
+        }
     }
     // Findings
     let counts: Vec<String> = Severity::ALL

@@ -68,6 +68,74 @@ struct Work<'a> {
     /// The last dated line of the current run (up to one byte past `EDGE_TEXT_BYTES`, so a
     /// cut shows).
     cur_last_raw: Vec<u8>,
+    /// Lines holding several records separated by bare CRs.
+    split: SplitTally,
+}
+
+/// Lines whose records were split at bare carriage returns, for the file's warnings.
+#[derive(Default)]
+struct SplitTally {
+    /// Lines split, and the records found on them.
+    lines: u64,
+    records: u64,
+    /// The first such line.
+    first_line: Option<u64>,
+    /// Records after a line's first that could not be read, by reason.
+    unread_by_reason: BTreeMap<&'static str, u64>,
+    /// The first line too long to read that holds a CR (a file with CR-only line ends).
+    overlong_with_cr: Option<u64>,
+}
+
+impl SplitTally {
+    fn merge(&mut self, o: SplitTally) {
+        self.lines += o.lines;
+        self.records += o.records;
+        self.first_line = min_some(self.first_line, o.first_line);
+        self.overlong_with_cr = min_some(self.overlong_with_cr, o.overlong_with_cr);
+        for (r, n) in o.unread_by_reason {
+            *self.unread_by_reason.entry(r).or_default() += n;
+        }
+    }
+
+    /// What the reader should know, if anything happened.
+    fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if let Some(first) = self.first_line {
+            let unread: u64 = self.unread_by_reason.values().sum();
+            let mut msg = format!(
+                "{} line{} (first: line {first}) held {} records separated by a bare carriage return (CR without LF); each record was read on its own and is cited by its line's number",
+                self.lines,
+                if self.lines == 1 { "" } else { "s" },
+                self.records,
+            );
+            if unread > 0 {
+                let reasons: Vec<String> = self
+                    .unread_by_reason
+                    .iter()
+                    .map(|(r, n)| format!("{r} {n}"))
+                    .collect();
+                msg.push_str(&format!(
+                    "; {unread} of them could not be read ({}), counted in extra_skipped_by_reason",
+                    reasons.join(", ")
+                ));
+            }
+            w.push(msg);
+        }
+        if let Some(line) = self.overlong_with_cr {
+            w.push(format!(
+                "line {line} is longer than ecir reads ({} KiB) and holds carriage returns: the file may end its lines with CR alone (classic Mac); hint: convert a copy with `tr '\\r' '\\n' < FILE > COPY` and scan the copy",
+                ecir_input::MAX_LINE_LEN / 1024
+            ));
+        }
+        w
+    }
+}
+
+fn min_some(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    }
 }
 
 impl<'a> Work<'a> {
@@ -99,6 +167,7 @@ impl<'a> Work<'a> {
             cur: HourTally::default(),
             cur_hour: 0,
             cur_last_raw: Vec::new(),
+            split: SplitTally::default(),
         }
     }
 
@@ -146,6 +215,9 @@ impl<'a> Work<'a> {
     fn line(&mut self, parser: &mut dyn Parser, number: u64, bytes: &[u8], too_long: bool) {
         self.lines += 1;
         if too_long {
+            if self.split.overlong_with_cr.is_none() && memchr::memchr(b'\r', bytes).is_some() {
+                self.split.overlong_with_cr = Some(number);
+            }
             self.skip(number, skip::TOO_LONG, bytes);
         } else {
             parser.feed(number, after_nul_padding(bytes), self);
@@ -167,6 +239,7 @@ impl<'a> Work<'a> {
         for (r, n) in o.by_reason {
             *self.by_reason.entry(r).or_default() += n;
         }
+        self.split.merge(o.split);
         self.samples.extend(o.samples);
         self.samples.sort_by_key(|s| s.line);
         self.samples.truncate(MAX_SAMPLES);
@@ -211,6 +284,16 @@ impl EventSink for Work<'_> {
 
     fn absorbed(&mut self, n: u64) {
         self.parsed += n;
+    }
+
+    fn extra_skip(&mut self, _line: u64, reason: &'static str, _raw: &[u8]) {
+        *self.split.unread_by_reason.entry(reason).or_default() += 1;
+    }
+
+    fn split_at_cr(&mut self, line: u64, records: u64) {
+        self.split.lines += 1;
+        self.split.records += records;
+        self.split.first_line = min_some(self.split.first_line, Some(line));
     }
 }
 
@@ -391,6 +474,13 @@ fn finish_summary(s: &mut InputSummary, w: &Work<'_>, chosen: Option<Chosen>, en
         .iter()
         .map(|(k, v)| (k.to_string(), *v))
         .collect();
+    s.extra_skipped_by_reason = w
+        .split
+        .unread_by_reason
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    s.warnings.extend(w.split.warnings());
     s.skipped_samples = w.samples.clone();
     s.first_ts = w.first;
     s.last_ts = w.last;
