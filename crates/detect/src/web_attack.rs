@@ -6,7 +6,10 @@
 //! Targets are decoded (see [`crate::decode`]) and screened with a literal prefilter before
 //! the regular expressions run, so ordinary shop traffic costs one Aho-Corasick pass.
 //! Findings are grouped per rule and client IP when the server answered 2xx to at least one
-//! attempt (medium; a sensitive file served with a body, or a reachable installer, is high).
+//! attempt (medium; a sensitive file served with a body, or a reachable installer, is high),
+//! up to [`MAX_CLIENT_FINDINGS`] clients per rule and severity (most answered first); the
+//! others are summed in one finding, so a botnet's probes neither bury the report nor grow
+//! memory with the number of addresses.
 //! Attempts that were all refused (3xx/4xx/5xx) are grouped into one low finding per rule
 //! listing the IPs: context, not compromise. Known false positives: sites that answer every
 //! path with 200 (soft 404) are recognised when many distinct sensitive paths return the
@@ -668,103 +671,320 @@ impl DetectorState for WebAttack {
     }
 
     fn finish(self: Box<Self>, ctx: &FinishContext) -> Vec<Finding> {
-        // Sizes shared by 3+ distinct sensitive paths look like a catch-all page.
-        let sizes_bound = self.ok_sensitive_sizes.bound;
-        let soft_404_sizes = self.ok_sensitive_sizes.shared_sizes();
-        let min_bytes = self.config.exposure_min_bytes;
-        let mut successes = Vec::new();
-        let mut refused: BTreeMap<Class, (Group, Vec<Option<IpAddr>>)> = BTreeMap::new();
-        // In key order, spilled groups combined with the rest.
+        let judge = Judge {
+            // Sizes shared by 3+ distinct sensitive paths look like a catch-all page.
+            soft_404_sizes: self.ok_sensitive_sizes.shared_sizes(),
+            sizes_bound: self.ok_sensitive_sizes.bound,
+            min_bytes: self.config.exposure_min_bytes,
+        };
+        let mut answered: BTreeMap<(Class, Severity), Listed> = BTreeMap::new();
+        let mut refused: BTreeMap<Class, Refused> = BTreeMap::new();
+        // In key order, spilled groups combined with the rest. Only the listed groups and one
+        // fold per rule and severity stay in memory, however many clients there were.
         let groups = self
             .groups
             .into_sorted(ctx, "The web-attack groups per client");
         for ((class, ip), g) in groups {
             if g.ok == 0 {
-                let entry = refused
-                    .entry(class)
-                    .or_insert_with(|| (Group::default(), Vec::new()));
-                entry.0.merge(g);
-                entry.1.push(ip);
+                refused.entry(class).or_default().add(ip, g);
                 continue;
             }
-            let mut severity = Severity::Medium;
-            let mut note = String::new();
-            if matches!(class, Class::Sensitive | Class::Installer) {
-                if g.max_ok_bytes > min_bytes {
-                    if soft_404_sizes.contains(&g.max_ok_bytes) {
-                        note = " Several different sensitive paths returned exactly the same size, which looks like a catch-all page (soft 404): check one by hand.".into();
-                    } else {
-                        severity = Severity::High;
-                        if sizes_bound.is_some_and(|b| g.max_ok_bytes >= b) {
-                            note = format!(" Sensitive paths were answered with more than {MAX_OK_SIZES} different sizes, too many to tell a catch-all page (soft 404) apart: check one by hand.");
-                        }
-                    }
-                } else {
-                    note = format!(
-                        " The 2xx bodies were at most {} bytes, too small to be the file itself.",
-                        g.max_ok_bytes
-                    );
-                    severity = Severity::Low;
-                }
+            let (severity, _) = judge.severity(class, &g);
+            answered
+                .entry((class, severity))
+                .or_insert_with(|| Listed::new(MAX_CLIENT_FINDINGS))
+                .offer(ip, g);
+        }
+        let mut listed = Vec::new();
+        let mut folds = Vec::new();
+        for ((class, severity), l) in answered {
+            let (kept, fold) = l.into_parts();
+            listed.extend(kept.into_iter().map(|(ip, g)| (class, ip, g)));
+            if let Some(fold) = fold {
+                folds.push(fold.finding(class, severity, MAX_CLIENT_FINDINGS));
             }
-            let who = ip.map_or("an unknown client".to_string(), |i| i.to_string());
-            let mut f = Finding::new(class.rule(), Category::WebAttack, severity);
-            f.title = match class {
-                Class::Sensitive if severity == Severity::High => {
-                    format!("Sensitive file served to {who}")
-                }
-                Class::Installer if severity == Severity::High => {
-                    format!("Installer answered {who}")
-                }
-                _ => format!(
-                    "{} attempts from {who} answered 2xx",
-                    capitalize(class.label())
-                ),
-            };
-            f.summary = format!(
-                "{} {} request(s) from {who}, {} answered 2xx (largest body {} bytes).{note} {}",
-                g.count,
-                class.label(),
-                g.ok,
-                g.max_ok_bytes,
-                advice(class, severity)
-            );
-            f.first_seen = g.span.first;
-            f.last_seen = g.span.last;
-            f.ips = ip.map(|i| vec![i.to_string()]).unwrap_or_default();
-            f.paths = g.paths.items().to_vec();
-            f.count = g.count;
-            f.evidence = g.evidence.into_vec();
-            successes.push(f);
         }
-        for (class, (g, ips)) in refused {
-            let n_ips = ips.len();
-            let mut f = Finding::new(class.rule(), Category::WebAttack, Severity::Low);
-            f.title = format!(
-                "{} probes from {n_ips} IP(s), all refused",
-                capitalize(class.label())
-            );
-            f.summary = format!(
-                "{} {} request(s) from {n_ips} client(s); none was answered 2xx. Context for other findings, not a compromise on its own.",
-                g.count,
-                class.label()
-            );
-            f.first_seen = g.span.first;
-            f.last_seen = g.span.last;
-            let mut ip_list: Vec<String> = ips.iter().flatten().map(|i| i.to_string()).collect();
-            ip_list.sort();
-            ip_list.truncate(50);
-            f.ips = ip_list;
-            f.paths = g.paths.items().to_vec();
-            f.count = g.count;
-            f.evidence = g.evidence.into_vec();
-            successes.push(f);
-        }
-        successes
+        // The order of the groups (class, then client), as before any fold.
+        listed.sort_by_key(|(class, ip, _)| (*class, *ip));
+        let mut out: Vec<Finding> = listed
+            .into_iter()
+            .map(|(class, ip, g)| judge.client_finding(class, ip, g))
+            .collect();
+        out.extend(folds);
+        out.extend(refused.into_iter().map(|(class, r)| r.finding(class)));
+        out
     }
 
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
         self
+    }
+}
+
+/// Answered per-client findings listed one by one for each rule and severity, at most: the
+/// clients with the most answered requests. A botnet probing from hundreds of thousands of
+/// addresses a shop that answers every search with 200 would otherwise make as many
+/// findings (and hold them all in memory); the others are summed in one finding.
+pub const MAX_CLIENT_FINDINGS: usize = 500;
+
+/// IPs named in a finding that sums many clients, at most (the first by address).
+const MAX_SUMMED_IPS: usize = 50;
+
+/// How serious an answered group is, and why: the soft-404 check and body sizes.
+struct Judge {
+    soft_404_sizes: std::collections::BTreeSet<u64>,
+    sizes_bound: Option<u64>,
+    min_bytes: u64,
+}
+
+impl Judge {
+    /// The severity of an answered group, with the note its finding's summary carries.
+    fn severity(&self, class: Class, g: &Group) -> (Severity, String) {
+        let mut severity = Severity::Medium;
+        let mut note = String::new();
+        if matches!(class, Class::Sensitive | Class::Installer) {
+            if g.max_ok_bytes > self.min_bytes {
+                if self.soft_404_sizes.contains(&g.max_ok_bytes) {
+                    note = " Several different sensitive paths returned exactly the same size, which looks like a catch-all page (soft 404): check one by hand.".into();
+                } else {
+                    severity = Severity::High;
+                    if self.sizes_bound.is_some_and(|b| g.max_ok_bytes >= b) {
+                        note = format!(" Sensitive paths were answered with more than {MAX_OK_SIZES} different sizes, too many to tell a catch-all page (soft 404) apart: check one by hand.");
+                    }
+                }
+            } else {
+                note = format!(
+                    " The 2xx bodies were at most {} bytes, too small to be the file itself.",
+                    g.max_ok_bytes
+                );
+                severity = Severity::Low;
+            }
+        }
+        (severity, note)
+    }
+
+    /// The finding of one client's answered attempts of one class.
+    fn client_finding(&self, class: Class, ip: Option<IpAddr>, g: Group) -> Finding {
+        let (severity, note) = self.severity(class, &g);
+        let who = ip.map_or("an unknown client".to_string(), |i| i.to_string());
+        let mut f = Finding::new(class.rule(), Category::WebAttack, severity);
+        f.title = match class {
+            Class::Sensitive if severity == Severity::High => {
+                format!("Sensitive file served to {who}")
+            }
+            Class::Installer if severity == Severity::High => {
+                format!("Installer answered {who}")
+            }
+            _ => format!(
+                "{} attempts from {who} answered 2xx",
+                capitalize(class.label())
+            ),
+        };
+        f.summary = format!(
+            "{} {} request(s) from {who}, {} answered 2xx (largest body {} bytes).{note} {}",
+            g.count,
+            class.label(),
+            g.ok,
+            g.max_ok_bytes,
+            advice(class, severity)
+        );
+        f.first_seen = g.span.first;
+        f.last_seen = g.span.last;
+        f.ips = ip.map(|i| vec![i.to_string()]).unwrap_or_default();
+        f.paths = g.paths.items().to_vec();
+        f.count = g.count;
+        f.evidence = g.evidence.into_vec();
+        f
+    }
+}
+
+/// Where a group ranks among the answered groups of its rule and severity: most answered
+/// requests first, then most requests, then largest body, then address (a total order, so
+/// the list kept does not depend on the order groups arrive in).
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Rank {
+    ok: std::cmp::Reverse<u64>,
+    count: std::cmp::Reverse<u64>,
+    max_ok_bytes: std::cmp::Reverse<u64>,
+    ip: Option<IpAddr>,
+}
+
+/// A group with its rank; ordered by rank alone (a max-heap's top is the lowest ranked).
+struct RankedGroup(Rank, Group);
+
+impl PartialEq for RankedGroup {
+    fn eq(&self, o: &Self) -> bool {
+        self.0 == o.0
+    }
+}
+impl Eq for RankedGroup {}
+impl PartialOrd for RankedGroup {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for RankedGroup {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.0.cmp(&o.0)
+    }
+}
+
+/// The answered groups of one rule and severity: the best ranked kept whole, the rest
+/// summed in a [`Fold`].
+struct Listed {
+    cap: usize,
+    heap: std::collections::BinaryHeap<RankedGroup>,
+    fold: Option<Fold>,
+}
+
+impl Listed {
+    fn new(cap: usize) -> Self {
+        Listed {
+            cap,
+            heap: std::collections::BinaryHeap::new(),
+            fold: None,
+        }
+    }
+
+    fn offer(&mut self, ip: Option<IpAddr>, g: Group) {
+        let rank = Rank {
+            ok: std::cmp::Reverse(g.ok),
+            count: std::cmp::Reverse(g.count),
+            max_ok_bytes: std::cmp::Reverse(g.max_ok_bytes),
+            ip,
+        };
+        self.heap.push(RankedGroup(rank, g));
+        if self.heap.len() > self.cap {
+            if let Some(RankedGroup(r, g)) = self.heap.pop() {
+                self.fold.get_or_insert_with(Fold::default).add(r.ip, g);
+            }
+        }
+    }
+
+    /// The groups kept (in no particular order) and the fold of the others, if any.
+    fn into_parts(self) -> (Vec<(Option<IpAddr>, Group)>, Option<Fold>) {
+        let kept = self
+            .heap
+            .into_vec()
+            .into_iter()
+            .map(|RankedGroup(r, g)| (r.ip, g))
+            .collect();
+        (kept, self.fold)
+    }
+}
+
+/// Groups summed into one finding: their counts, span, paths and best evidence, how many
+/// clients, and the first of them by address.
+struct Fold {
+    group: Group,
+    clients: u64,
+    ips: SmallestSet<IpAddr>,
+}
+
+impl Default for Fold {
+    fn default() -> Self {
+        Fold {
+            group: Group::default(),
+            clients: 0,
+            ips: SmallestSet::new(MAX_SUMMED_IPS),
+        }
+    }
+}
+
+impl Fold {
+    fn add(&mut self, ip: Option<IpAddr>, g: Group) {
+        self.clients += 1;
+        if let Some(ip) = ip {
+            self.ips.insert(ip);
+        }
+        self.group.merge(g);
+    }
+
+    /// The finding for the answered clients past the `listed` ones of a rule and severity.
+    fn finding(self, class: Class, severity: Severity, listed: usize) -> Finding {
+        let Fold {
+            group: g,
+            clients: n,
+            ips,
+        } = self;
+        let mut f = Finding::new(class.rule(), Category::WebAttack, severity);
+        f.title = match class {
+            Class::Sensitive if severity == Severity::High => {
+                format!("Sensitive files served to {n} more IP(s)")
+            }
+            Class::Installer if severity == Severity::High => {
+                format!("Installer answered {n} more IP(s)")
+            }
+            _ => format!(
+                "{} attempts answered 2xx from {n} more IP(s)",
+                capitalize(class.label())
+            ),
+        };
+        f.summary = format!(
+            "{n} client(s) beyond the {listed} {severity} ones listed one by one for this rule (those with the most answered requests): {} {} request(s), {} answered 2xx (largest body {} bytes). The first {} of them by address are named. {}",
+            g.count,
+            class.label(),
+            g.ok,
+            g.max_ok_bytes,
+            ips.items().len(),
+            advice(class, severity)
+        );
+        f.first_seen = g.span.first;
+        f.last_seen = g.span.last;
+        f.ips = ips.items().iter().map(|i| i.to_string()).collect();
+        f.paths = g.paths.items().to_vec();
+        f.count = g.count;
+        f.evidence = g.evidence.into_vec();
+        f
+    }
+}
+
+/// The groups of one rule whose attempts were all refused: one low finding.
+#[derive(Default)]
+struct Refused {
+    group: Group,
+    clients: u64,
+    ips: Vec<String>,
+}
+
+impl Refused {
+    fn add(&mut self, ip: Option<IpAddr>, g: Group) {
+        self.clients += 1;
+        self.group.merge(g);
+        if let Some(ip) = ip {
+            // The first 50 by text, as listed; a sorted insert into a short list.
+            let s = ip.to_string();
+            if let Err(pos) = self.ips.binary_search(&s) {
+                if pos < MAX_SUMMED_IPS {
+                    self.ips.insert(pos, s);
+                    self.ips.truncate(MAX_SUMMED_IPS);
+                }
+            }
+        }
+    }
+
+    fn finding(self, class: Class) -> Finding {
+        let Refused {
+            group: g,
+            clients: n_ips,
+            ips,
+        } = self;
+        let mut f = Finding::new(class.rule(), Category::WebAttack, Severity::Low);
+        f.title = format!(
+            "{} probes from {n_ips} IP(s), all refused",
+            capitalize(class.label())
+        );
+        f.summary = format!(
+            "{} {} request(s) from {n_ips} client(s); none was answered 2xx. Context for other findings, not a compromise on its own.",
+            g.count,
+            class.label()
+        );
+        f.first_seen = g.span.first;
+        f.last_seen = g.span.last;
+        f.ips = ips;
+        f.paths = g.paths.items().to_vec();
+        f.count = g.count;
+        f.evidence = g.evidence.into_vec();
+        f
     }
 }
 
@@ -1084,6 +1304,97 @@ mod tests {
 
         let f = run(&["203.0.113.9|GET|/.env|200|0"]);
         assert_eq!(f[0].severity, Severity::Low);
+    }
+
+    #[test]
+    fn answered_clients_past_the_cap_are_summed_in_one_finding() {
+        // MAX_CLIENT_FINDINGS + 7 clients each answered once; two of the last addresses were
+        // answered twice and must be among those listed.
+        let n = MAX_CLIENT_FINDINGS + 7;
+        let mut lines: Vec<String> = (0..n)
+            .map(|i| {
+                format!(
+                    "10.0.{}.{}|GET|/?q=<script>{i}|200|900",
+                    i / 250,
+                    i % 250 + 1
+                )
+            })
+            .collect();
+        lines.push("10.0.2.7|GET|/?q=<script>again|200|900".into());
+        lines.push("10.0.2.6|GET|/?q=<script>again|200|900".into());
+        lines.push("10.0.0.1|GET|/?id=1%27%20or%201=1--|404|10".into());
+        let refs: Vec<&str> = lines.iter().map(|s| s.as_str()).collect();
+        let f = run(&refs);
+        let xss: Vec<&Finding> = f.iter().filter(|f| f.rule == "web.xss").collect();
+        assert_eq!(
+            xss.len(),
+            MAX_CLIENT_FINDINGS + 1,
+            "listed ones and one sum"
+        );
+        let sum = xss.iter().find(|f| f.ips.len() != 1).expect("the sum");
+        assert_eq!(sum.severity, Severity::Medium);
+        assert_eq!(sum.count, 7);
+        assert!(sum.title.contains("7 more IP(s)"), "{}", sum.title);
+        assert_eq!(sum.ips.len(), 7);
+        assert!(!sum.evidence.is_empty());
+        let listed: Vec<&str> = xss
+            .iter()
+            .filter(|f| f.ips.len() == 1)
+            .map(|f| f.ips[0].as_str())
+            .collect();
+        for busy in ["10.0.2.7", "10.0.2.6"] {
+            assert!(listed.contains(&busy), "{busy} answered twice is listed");
+            assert!(!sum.ips.iter().any(|i| i == busy));
+        }
+        // Every client is either listed or named in the sum, never both.
+        for i in &sum.ips {
+            assert!(!listed.contains(&i.as_str()), "{i}");
+        }
+        assert_eq!(listed.len() + sum.ips.len(), n);
+        // The refused probe still makes its own low finding.
+        assert!(f
+            .iter()
+            .any(|f| f.rule == "web.sqli" && f.severity == Severity::Low));
+    }
+
+    #[test]
+    fn the_clients_listed_do_not_depend_on_arrival_order() {
+        let group = |ok: u64, count: u64| Group {
+            ok,
+            count,
+            max_ok_bytes: 100,
+            ..Group::default()
+        };
+        let clients: Vec<(Option<IpAddr>, u64, u64)> = (0..40u8)
+            .map(|i| {
+                let ip = Some(IpAddr::from([192, 0, 2, i]));
+                (ip, u64::from(i % 5) + 1, u64::from(i % 3) + 5)
+            })
+            .collect();
+        let listed = |order: &mut dyn Iterator<Item = &(Option<IpAddr>, u64, u64)>| {
+            let mut l = Listed::new(6);
+            for (ip, ok, count) in order {
+                l.offer(*ip, group(*ok, *count));
+            }
+            let (kept, fold) = l.into_parts();
+            let mut ips: Vec<Option<IpAddr>> = kept.iter().map(|(ip, _)| *ip).collect();
+            ips.sort();
+            (
+                ips,
+                fold.map(|f| (f.clients, f.group.count, f.ips.items().to_vec())),
+            )
+        };
+        let forward = listed(&mut clients.iter());
+        assert_eq!(forward, listed(&mut clients.iter().rev()));
+        // Kept: answered 5 times (i % 5 == 4), then the most requests (i % 3), then the
+        // lowest address among equals.
+        let want: Vec<Option<IpAddr>> = [4u8, 9, 14, 19, 29, 34]
+            .iter()
+            .map(|&i| Some(IpAddr::from([192, 0, 2, i])))
+            .collect();
+        assert_eq!(forward.0, want);
+        let (clients_summed, _, _) = forward.1.clone().unwrap();
+        assert_eq!(clients_summed, 34);
     }
 
     #[test]
