@@ -282,3 +282,51 @@ fn crowdsec_magento_admin_brute_force_agrees() {
         .iter()
         .all(|f| f["severity"] == "info" || f["category"] != "admin-compromise"));
 }
+
+/// A botnet: more addresses each brute-forcing the admin login than ecir lists one by one.
+/// The busiest are listed, the rest summed in one finding, and the report stays readable.
+#[test]
+fn brute_force_from_more_addresses_than_listed_is_summed() {
+    let dir = temp_dir("admin-botnet");
+    let n = ecir_detect::client_cap::MAX_CLIENT_FINDINGS + 4;
+    let mut hist =
+        String::from("create_date,user_name,client_ip,login_history_status_id,member_id\n");
+    for i in 0..n {
+        // Six failures each, except the last address which fails seven times.
+        let tries = if i == n - 1 { 7 } else { 6 };
+        for k in 0..tries {
+            hist += &format!(
+                "2024-03-12 {:02}:{:02}:{:02},admin,10.1.{}.{},0,\n",
+                i / 60 % 24,
+                i % 60,
+                k,
+                i / 250,
+                i % 250 + 1
+            );
+        }
+    }
+    write(&dir, "login_history.csv", hist);
+    let (_, report) = scan_json(&["--fail-on", "never", dir.to_str().unwrap()]);
+    let brute: Vec<&serde_json::Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "admin.brute_force")
+        .collect();
+    assert_eq!(
+        brute.len(),
+        ecir_detect::client_cap::MAX_CLIENT_FINDINGS + 1
+    );
+    let sum: Vec<&&serde_json::Value> = brute
+        .iter()
+        .filter(|f| f["ips"].as_array().unwrap().len() > 1)
+        .collect();
+    assert_eq!(sum.len(), 1);
+    assert_eq!(sum[0]["title"], "admin.brute_force from 4 more IP(s)");
+    assert_eq!(sum[0]["count"], 24);
+    // The address that failed most is listed on its own.
+    let busiest = format!("10.1.{}.{}", (n - 1) / 250, (n - 1) % 250 + 1);
+    assert!(brute
+        .iter()
+        .any(|f| f["ips"] == serde_json::json!([busiest]) && f["count"] == 7));
+}

@@ -14,6 +14,7 @@
 
 pub mod admin;
 pub mod card;
+pub mod client_cap;
 mod codec;
 pub mod decode;
 pub mod evidence;

@@ -10,7 +10,7 @@ mod file;
 mod ordered;
 mod traffic;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -212,6 +212,17 @@ pub fn scan(
     // Rules over all findings (storefront edits, re-injection, chains), then the window.
     let findings = ecir_detect::post::run(findings, &config);
     let exposure = ecir_detect::post::exposure(&findings, orders, &config, &ctx);
+    // A botnet's many addresses: the busiest listed one by one, the rest summed per rule.
+    let referenced: BTreeSet<String> = findings
+        .iter()
+        .flat_map(|f| f.related.iter().cloned())
+        .chain(exposure.iter().flat_map(|e| e.basis.iter().cloned()))
+        .collect();
+    let findings = ecir_detect::client_cap::cap_client_findings(
+        findings,
+        &referenced,
+        ecir_detect::client_cap::MAX_CLIENT_FINDINGS,
+    );
     let detector_warnings = ctx.take_warnings();
 
     let mut report = Report {
