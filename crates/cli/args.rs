@@ -174,7 +174,7 @@ pub struct ScanArgs {
     #[arg(long, value_name = "ZONE")]
     pub tz: Option<String>,
 
-    /// Analyse only events at or after TIME (RFC 3339, or YYYY-MM-DD[ HH:MM[:SS]] in --tz).
+    /// Analyse only events at or after TIME (RFC 3339, or `YYYY-MM-DD[ HH:MM[:SS]]` in --tz).
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
 
@@ -343,7 +343,7 @@ pub struct TimelineArgs {
     #[arg(long)]
     pub bom: bool,
 
-    /// Only events at or after TIME (RFC 3339, or YYYY-MM-DD[ HH:MM[:SS]] in --tz).
+    /// Only events at or after TIME (RFC 3339, or `YYYY-MM-DD[ HH:MM[:SS]]` in --tz).
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
 
