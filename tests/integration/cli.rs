@@ -405,6 +405,59 @@ fn same_report_whatever_the_thread_count_and_chunking() {
 
 /// A directory of rotated logs: workers hand detector state from one file to the next, so
 /// the report must not depend on which worker read which run of files.
+/// An IIS log whose `#Fields:` changes every few thousand rows, chunked small: every chunk
+/// starts at a directive, so each row is read with its own columns whatever the chunking.
+#[test]
+fn w3c_columns_survive_chunking() {
+    let dir = temp_dir("iis-chunks");
+    let mut log = String::new();
+    for block in 0..6 {
+        let wide = block % 2 == 1;
+        log += "#Software: Microsoft Internet Information Services 10.0\n#Version: 1.0\n";
+        log += if wide {
+            "#Fields: date time s-sitename s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) cs(Referer) cs-host sc-status sc-substatus sc-win32-status sc-bytes time-taken\n"
+        } else {
+            "#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status time-taken\n"
+        };
+        for i in 0..2_000 {
+            let (path, query, status) = if i % 500 == 7 {
+                ("/products/list", "name=%27%20UNION%20SELECT%201--", 200)
+            } else {
+                ("/products/detail/1", "-", 200)
+            };
+            let ip = format!("198.51.{block}.{}", i % 200 + 1);
+            let t = format!("2024-03-1{block} 10:{:02}:{:02}", i / 60 % 60, i % 60);
+            log += &if wide {
+                format!("{t} W3SVC1 10.0.0.5 GET {path} {query} 443 - {ip} Mozilla/5.0+(Windows) - shop.example {status} 0 0 5120 15\n")
+            } else {
+                format!("{t} 10.0.0.5 GET {path} {query} 443 - {ip} Mozilla/5.0+(Windows) - {status} 0 0 15\n")
+            };
+        }
+    }
+    write(&dir, "u_ex240310.log", &log);
+    let d = dir.to_str().unwrap();
+    let (_, one) = scan_json(&["-j", "1", "--fail-on", "never", d]);
+    assert_eq!(one["inputs"][0]["format"], "iis-w3c");
+    assert_eq!(one["inputs"][0]["parsed"], 12_000);
+    assert_eq!(one["inputs"][0]["skipped_by_reason"]["header"], 18);
+    let sqli = one["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "web.sqli")
+        .count();
+    assert!(sqli > 0, "the injections are found in every block");
+    let one = serde_json::to_string_pretty(&normalise(one)).unwrap();
+    for chunk in ["65536", "100000"] {
+        let (_, other) = scan_json(&["-j", "2", "--chunk-size", chunk, "--fail-on", "never", d]);
+        assert_eq!(
+            one,
+            serde_json::to_string_pretty(&normalise(other)).unwrap(),
+            "chunk {chunk}"
+        );
+    }
+}
+
 #[test]
 fn same_report_over_rotated_files_whatever_the_thread_count() {
     let dir = temp_dir("rotated");

@@ -7,6 +7,7 @@
 //! or output. Adding a format means implementing [`Format`] and listing it in [`registry`].
 
 pub mod auth_log;
+pub mod aws_alb;
 pub mod aws_waf;
 pub mod azure_waf;
 pub mod clf;
@@ -22,6 +23,7 @@ pub mod modsec_native;
 pub mod nginx_json;
 pub mod siteguard;
 pub mod time;
+pub mod w3c;
 pub mod waf_common;
 
 use ecir_model::{Event, SourceKind};
@@ -47,8 +49,12 @@ pub mod skip {
     pub const RECORD_TOO_LONG: &str = "record-too-long";
     /// A JSON record of a category the format does not hold (Azure metrics, health).
     pub const OTHER_CATEGORY: &str = "other-category";
-    /// A header row of a delimited export (login history CSV).
+    /// A header row of a delimited export (login history CSV), or a W3C directive
+    /// (`#Fields:`, `#Version:`).
     pub const HEADER: &str = "header";
+    /// A line of another log type delivered alongside (Network Load Balancer or ALB
+    /// connection-log lines in an ALB access-log bucket).
+    pub const OTHER_LOG_TYPE: &str = "other-log-type";
 }
 
 /// Receives what a parser made of each line.
@@ -296,6 +302,8 @@ static MODSEC_JSON: modsec_json::ModsecJson = modsec_json::ModsecJson;
 static MODSEC_ERRORLOG: modsec_errorlog::ModsecErrorLog = modsec_errorlog::ModsecErrorLog;
 static MODSEC_NATIVE: modsec_native::ModsecNative = modsec_native::ModsecNative;
 static AWS_WAF: aws_waf::AwsWaf = aws_waf::AwsWaf;
+static AWS_ALB: aws_alb::AwsAlb = aws_alb::AwsAlb;
+static W3C: w3c::W3c = w3c::W3c;
 static CLOUDFLARE: cloudflare::Cloudflare = cloudflare::Cloudflare;
 static AZURE_WAF: azure_waf::AzureWaf = azure_waf::AzureWaf;
 static SITEGUARD: siteguard::SiteGuard = siteguard::SiteGuard;
@@ -305,7 +313,7 @@ static MAGENTO_LOG: magento_log::MagentoLog = magento_log::MagentoLog;
 
 /// Every format ecir knows, in detection priority order.
 pub fn registry() -> &'static [&'static dyn Format] {
-    static ALL: [&'static dyn Format; 13] = [
+    static ALL: [&'static dyn Format; 15] = [
         &MODSEC_JSON,
         &AWS_WAF,
         &CLOUDFLARE,
@@ -314,6 +322,8 @@ pub fn registry() -> &'static [&'static dyn Format] {
         &MODSEC_ERRORLOG,
         &SITEGUARD,
         &NGINX_JSON,
+        &AWS_ALB,
+        &W3C,
         &CLF,
         &AUTH_LOG,
         &ECCUBE_LOG,
@@ -363,6 +373,9 @@ pub fn by_name(name: &str) -> Option<Chosen> {
         "apache-vhost-combined" | "vhost_combined" => "vhost-combined",
         "combined_extra" => "combined-extra",
         "nginx_json" | "json" => "nginx-json",
+        "alb" | "aws-elb" => "aws-alb",
+        "cloudfront" => "aws-cloudfront",
+        "iis" | "w3c" => "iis-w3c",
         other => other,
     };
     for &format in registry() {
