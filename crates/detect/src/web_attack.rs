@@ -153,6 +153,11 @@ const SCREEN: &[&str] = &[
     "md5(",
     "gettemplatefilter",
     "addafterfiltercallback",
+    "getruntime",
+    "memberaccess",
+    "ognl",
+    "xwork",
+    "classloader",
 ];
 
 /// Attack patterns per class, applied to the decoded target.
@@ -206,6 +211,12 @@ const PATTERNS: &[(Class, &str)] = &[
     (
         Class::Cmdi,
         r"\$\(\s*(id|uname|whoami|cat|wget|curl|sleep|echo|nslookup)\b|`\s*(id|uname|whoami|cat|wget|curl|sleep|echo)\b|/bin/(ba|z|da)?sh\b|\bcmd(\.exe)?\s*/c\b|\bpowershell(\.exe)?\b|\(\)\s*\{\s*:?\s*;\s*\}|\b(wget|curl)\s+(-\w+\s+)*https?://",
+    ),
+    // Java expression-language injection that runs commands: Struts2 / Confluence OGNL,
+    // Spring4Shell's class loader.
+    (
+        Class::Cmdi,
+        r"@java\.lang\.(runtime|processbuilder)@|\.getruntime\(\)\.exec|#_memberaccess|@ognl\.|ognl\.ognlcontext|xwork\.methodaccessor|com\.opensymphony\.xwork2|class\.module\.classloader",
     ),
     (
         Class::Php,
@@ -1086,6 +1097,13 @@ mod tests {
             vec!["web.traversal", "web.cmdi"]
         );
         assert_eq!(classes("/?x=${jndi:ldap://evil/a}"), vec!["web.jndi"]);
+        // Struts2 OGNL (the beats IIS and crowdsec ALB corpus lines), Spring4Shell.
+        assert!(classes("/${#context['xwork.MethodAccessor.denyMethodExecution']=!(#_memberAccess['allowStaticMethodAccess']=true),(@java.lang.Runtime@getRuntime()).exec('ipconfig').waitFor()}.action").contains(&"web.cmdi"));
+        assert!(classes("/%24%7B%28%23a%3D%40org.apache.commons.io.IOUtils%40toString%28%40java.lang.Runtime%40getRuntime%28%29.exec%28%22id%22%29.getInputStream%28%29%2C%22utf-8%22%29%29%7D/").contains(&"web.cmdi"));
+        assert_eq!(
+            classes("/?class.module.classLoader.resources.context.parent.pipeline.first.pattern=x"),
+            vec!["web.cmdi"]
+        );
         assert_eq!(
             classes("/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php"),
             vec!["web.php_injection"]
