@@ -1,6 +1,9 @@
 //! Stream grouping by file name: recognising the rotation schemes that turn one log into many
 //! files (`access_log-20261101.gz`, `access.log.2.gz`, `admin-2026-11-01.log`, …) and the
-//! order the rotation implies (oldest first).
+//! order the rotation implies (oldest first). Services that write a new, uniquely named file
+//! per period are recognised too: IIS (`u_ex261103.log`), AWS ALB
+//! (`…_elasticloadbalancing_…_20261103T0005Z_10.0.0.5_2a3b.log.gz`) and CloudFront
+//! (`E2ABC.2026-11-03-05.a1b2c3d4.gz`), so each is one stream, not one per file.
 
 /// What a file name says about the stream it belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +45,14 @@ pub fn parse_name(name: &str) -> RotationName {
             }
         }
     }
+    if let Some((base, date)) = service_name(&rest) {
+        return RotationName {
+            base,
+            date: Some(date),
+            number: None,
+            compressed_suffix,
+        };
+    }
     // Numeric rotation: `.1`, `.12` (logrotate, newsyslog), also `-1`.
     let mut number = None;
     if let Some(pos) = rest.rfind(['.', '-', '_']) {
@@ -65,6 +76,57 @@ pub fn parse_name(name: &str) -> RotationName {
         number,
         compressed_suffix,
     }
+}
+
+/// The stream and date-time (14 digits) of a file a service names per period, if `name` (without
+/// compression suffix) is one: IIS `u_exYYMMDD[HH].log` (also `ex`, `u_in`, `in`, `u_nc`,
+/// `nc`), ALB `ACCOUNT_elasticloadbalancing_REGION_LB_YYYYMMDDTHHMMZ_NODE_RANDOM.log`,
+/// CloudFront `DISTRIBUTION.YYYY-MM-DD-HH.UNIQUE`.
+fn service_name(name: &str) -> Option<(String, u64)> {
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    // IIS: the prefix says which log format; two-digit year, optional hour.
+    if let Some(stem) = name.strip_suffix(".log") {
+        for prefix in ["u_ex", "u_in", "u_nc", "ex", "in", "nc"] {
+            if let Some(d) = stem.strip_prefix(prefix) {
+                if (d.len() == 6 || d.len() == 8) && all_digits(d) {
+                    let value = date_at(format!("20{d}").as_bytes(), 0)?.1;
+                    return Some((format!("{prefix}.log"), value));
+                }
+            }
+        }
+    }
+    // ALB: the load balancer's part ends at the `_` before the end time.
+    if name.contains("_elasticloadbalancing_") {
+        let stem = name.strip_suffix(".log").unwrap_or(name);
+        let parts: Vec<&str> = stem.split('_').collect();
+        let at = parts.iter().position(|p| {
+            p.len() == 14
+                && p.ends_with('Z')
+                && p.as_bytes()[8] == b'T'
+                && all_digits(&p[..8])
+                && all_digits(&p[9..13])
+        })?;
+        let p = parts[at];
+        let value = date_at(format!("{}{}", &p[..8], &p[9..13]).as_bytes(), 0)?.1;
+        return Some((parts[..at].join("_"), value));
+    }
+    // CloudFront: a distribution id in capitals, then the hour.
+    let mut dots = name.splitn(3, '.');
+    let (dist, when, unique) = (dots.next()?, dots.next()?, dots.next()?);
+    let w = when.as_bytes();
+    if dist.len() >= 8
+        && dist
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        && when.len() == 13
+        && w[10] == b'-'
+        && !unique.is_empty()
+        && !unique.contains('.')
+    {
+        let value = date_at(format!("{}{}", &when[..10], &when[11..]).as_bytes(), 0)?.1;
+        return Some((format!("{dist}.cloudfront"), value));
+    }
+    None
 }
 
 /// Finds the last date in `s` (`YYYYMMDD`, `YYYY-MM-DD`, `YYYY_MM_DD`, `YYYY.MM.DD`, optionally
@@ -212,6 +274,49 @@ mod tests {
             Some(20261101000000)
         );
         assert_eq!(parse_name("x.log.2.gz").number, Some(2));
+    }
+
+    #[test]
+    fn per_period_service_files_are_one_stream_each() {
+        for (names, base, first) in [
+            (
+                ["u_ex261103.log", "u_ex261104.log", "u_ex26110413.log"],
+                "u_ex.log",
+                20261103000000,
+            ),
+            (
+                [
+                    "123456789012_elasticloadbalancing_ap-northeast-1_app.shop-lb.50dc6c495c0c9188_20261103T0005Z_10.0.1.5_2a3b4c5d.log.gz",
+                    "123456789012_elasticloadbalancing_ap-northeast-1_app.shop-lb.50dc6c495c0c9188_20261103T0010Z_10.0.2.7_9f8e7d6c.log.gz",
+                    "123456789012_elasticloadbalancing_ap-northeast-1_app.shop-lb.50dc6c495c0c9188_20261104T0000Z_10.0.1.5_00aa11bb.log.gz",
+                ],
+                "123456789012_elasticloadbalancing_ap-northeast-1_app.shop-lb.50dc6c495c0c9188",
+                20261103000500,
+            ),
+            (
+                [
+                    "E2ABCDEF12345.2026-11-03-05.a1b2c3d4.gz",
+                    "E2ABCDEF12345.2026-11-03-06.ffee0011.gz",
+                    "E2ABCDEF12345.2026-11-04-00.12345678.gz",
+                ],
+                "E2ABCDEF12345.cloudfront",
+                20261103050000,
+            ),
+        ] {
+            let parsed: Vec<RotationName> = names.iter().map(|n| parse_name(n)).collect();
+            assert!(parsed.iter().all(|p| p.base == base), "{parsed:?}");
+            assert_eq!(parsed[0].date, Some(first));
+            assert!(parsed[0].order_key() < parsed[1].order_key());
+            assert!(parsed[1].order_key() < parsed[2].order_key());
+        }
+        // Look-alikes stay what they were.
+        assert_eq!(base("ex12.log"), "ex12.log");
+        assert_eq!(base("index.html"), "index.html");
+        assert_ne!(base("access.2026-11-03-05.log"), "access.cloudfront");
+        assert_ne!(
+            base("E2ABCDEF12345.2026-11-03-05.a.b"),
+            "E2ABCDEF12345.cloudfront"
+        );
     }
 
     #[test]
