@@ -322,6 +322,32 @@ pub fn state(dir: &Path) -> Result<CaseState, Error> {
     })
 }
 
+/// Bytes of an evidence file's own name kept in its stored name (a file name holds 255 at
+/// most, and the stored name adds a sequence prefix).
+const MAX_STORED_NAME: usize = 200;
+
+/// A name to store a copy of evidence under: the original's, with path separators, control
+/// and bidi/format characters (which could disguise the name in a listing) replaced by `_`,
+/// cut to [`MAX_STORED_NAME`] bytes. The original name stays in the journal, escaped.
+fn stored_file_name(original: &str) -> String {
+    let mut out = String::with_capacity(original.len().min(MAX_STORED_NAME));
+    for c in original.chars() {
+        let c = if c == '/' || c == '\\' || ecir_model::text::is_unsafe_char(c) {
+            '_'
+        } else {
+            c
+        };
+        if out.len() + c.len_utf8() > MAX_STORED_NAME {
+            break;
+        }
+        out.push(c);
+    }
+    if out.is_empty() || out == "." || out == ".." {
+        return "evidence".into();
+    }
+    out
+}
+
 fn copy_evidence(dir: &Path, src: &Path, seq_hint: u64, n: usize) -> Result<EvidenceRef, Error> {
     let meta = fs::metadata(src).map_err(io(src))?;
     if !meta.is_file() {
@@ -329,7 +355,7 @@ fn copy_evidence(dir: &Path, src: &Path, seq_hint: u64, n: usize) -> Result<Evid
     }
     let base = src
         .file_name()
-        .map(|b| b.to_string_lossy().replace(['/', '\\'], "_"))
+        .map(|b| stored_file_name(&b.to_string_lossy()))
         .unwrap_or_else(|| "evidence".into());
     let stored = format!("{EVIDENCE_DIR}/{seq_hint:04}-{n}-{base}");
     let dest = dir.join(&stored);
@@ -1053,4 +1079,22 @@ pub fn attach_report(
 /// Unit helper for renderers.
 pub fn unit_of(d: &DueInfo) -> Unit {
     d.deadline.unit
+}
+
+#[cfg(test)]
+mod stored_name_tests {
+    use super::*;
+
+    #[test]
+    fn stored_names_cannot_disguise_themselves_or_escape() {
+        assert_eq!(stored_file_name("access.log"), "access.log");
+        assert_eq!(stored_file_name("アクセス.log"), "アクセス.log");
+        // A right-to-left override makes `gol.exe` look like `exe.log` in a listing.
+        assert_eq!(stored_file_name("a\u{202e}gol.exe"), "a_gol.exe");
+        assert_eq!(stored_file_name("x\x1b[2Jy\n"), "x_[2Jy_");
+        assert_eq!(stored_file_name("../../etc"), ".._.._etc");
+        assert_eq!(stored_file_name(".."), "evidence");
+        let long = stored_file_name(&"あ".repeat(300));
+        assert!(long.len() <= MAX_STORED_NAME && long.chars().all(|c| c == 'あ'));
+    }
 }
