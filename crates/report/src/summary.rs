@@ -87,6 +87,8 @@ const MAX_MEDIUM_ROWS: usize = 30;
 const MAX_BASIS_IDS: usize = 20;
 /// Low and info findings listed, at most.
 const MAX_LOW_ROWS: usize = 15;
+/// Input warnings (unknown format, records split at CRs) printed under the inputs, at most.
+const MAX_INPUT_WARNINGS: usize = 20;
 /// Client IPs listed under "Top IPs", at most.
 const MAX_IP_ROWS: usize = 20;
 
@@ -117,6 +119,7 @@ pub fn render_summary(report: &Report, p: &dyn Painter, width: usize) -> String 
         .max()
         .unwrap_or(4)
         .clamp(4, width.saturating_sub(60).max(20));
+    let mut warnings_shown = 0usize;
     for i in &report.inputs {
         let mut path = safe(&i.path, 4096);
         if path.chars().count() > path_w {
@@ -147,6 +150,10 @@ pub fn render_summary(report: &Report, p: &dyn Painter, width: usize) -> String 
             );
         }
         for w in &i.warnings {
+            warnings_shown += 1;
+            if warnings_shown > MAX_INPUT_WARNINGS {
+                continue;
+            }
             let _ = writeln!(
                 o,
                 "      {} {}",
@@ -154,6 +161,16 @@ pub fn render_summary(report: &Report, p: &dyn Painter, width: usize) -> String 
                 safe(w, 400)
             );
         }
+    }
+    if warnings_shown > MAX_INPUT_WARNINGS {
+        let _ = writeln!(
+            o,
+            "  {}",
+            p.dim(&format!(
+                "… and {} more input warning(s): see --json or --html",
+                warnings_shown - MAX_INPUT_WARNINGS
+            ))
+        );
     }
     // Findings
     let counts: Vec<String> = Severity::ALL
@@ -454,6 +471,32 @@ mod tests {
         }
         r.findings[0].severity = Severity::Medium;
         assert_eq!(next_step(&r), None);
+    }
+
+    #[test]
+    fn input_warnings_are_shown_escaped_and_capped() {
+        let mut r: Report = serde_json::from_value(serde_json::json!({
+            "schema": "ecir.report/1", "tool": {"name": "ecir", "version": "0"},
+            "generated_at": "2024-05-01T00:00:00+00:00", "options": {}, "inputs": [],
+            "findings": [], "stats": {"bytes": 0, "lines": 0, "parsed": 0, "skipped": 0,
+            "events_analyzed": 0, "events_cited": 0, "elapsed_ms": 0, "threads": 1}
+        }))
+        .unwrap();
+        for i in 0..MAX_INPUT_WARNINGS + 3 {
+            r.inputs.push(ecir_model::InputSummary {
+                path: format!("/logs/f{i}.log"),
+                format: "unknown".into(),
+                warnings: vec![format!("format not recognised \x1b[2J{i}")],
+                ..Default::default()
+            });
+        }
+        let text = render_summary(&r, &Plain, 100);
+        assert_eq!(
+            text.matches("warning: format not recognised").count(),
+            MAX_INPUT_WARNINGS
+        );
+        assert!(text.contains("… and 3 more input warning(s)"), "{text}");
+        assert!(!text.contains('\x1b'));
     }
 
     #[test]
