@@ -176,7 +176,13 @@ fn mutate(r: &mut SplitMix64, line: &mut Vec<u8>, other: &[u8]) {
                 line.drain(at..at + len);
             }
             7 => {
+                // A high byte, often among the first bytes, where headers and times are.
                 let b = (0x80 + r.below(0x80)) as u8;
+                let at = if r.chance(50) {
+                    at.min(r.below(24))
+                } else {
+                    at
+                };
                 line.insert(at, b);
             }
             8 => {
