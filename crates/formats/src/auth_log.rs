@@ -58,49 +58,58 @@ struct Header<'a> {
     message: &'a str,
 }
 
+/// The month (1..=12) whose abbreviation starts `b`, compared as bytes: the line is
+/// attacker text, and its fourth byte need not start a character.
+fn month_prefix(b: &[u8]) -> Option<u32> {
+    let head = b.get(..3)?;
+    MONTHS
+        .iter()
+        .position(|m| m.as_bytes() == head)
+        .map(|i| i as u32 + 1)
+}
+
 fn split_header<'a>(line: &'a str, ctx: &ParseContext) -> Option<Header<'a>> {
-    let (ts, rest) =
-        if line.len() > 16 && MONTHS.contains(&&line[..3]) && line.as_bytes()[3] == b' ' {
-            let b = line.as_bytes();
-            // `Feb 7 16:01:07`: one space before a one-digit day, as some relays write it.
-            let k = usize::from(b[4].is_ascii_digit() && b[5] == b' ');
-            let day: u32 = line.get(4..6 - k)?.trim().parse().ok()?;
-            if b[6 - k] != b' '
-                || b.get(9 - k) != Some(&b':')
-                || b.get(12 - k) != Some(&b':')
-                || b.get(15 - k) != Some(&b' ')
-            {
-                return None;
-            }
-            let (h, mi, s): (u32, u32, u32) = (
-                line.get(7 - k..9 - k)?.parse().ok()?,
-                line.get(10 - k..12 - k)?.parse().ok()?,
-                line.get(13 - k..15 - k)?.parse().ok()?,
-            );
-            let mo = MONTHS.iter().position(|m| *m == &line[..3])? as u32 + 1;
-            (syslog_time(ctx, mo, day, h, mi, s), line.get(16 - k..)?)
-        } else if line.len() > 26
-            && line.as_bytes()[4] == b'-'
-            && line.as_bytes()[10] == b' '
-            && line.as_bytes()[13] == b':'
+    let month = month_prefix(line.as_bytes());
+    let (ts, rest) = if line.len() > 16 && month.is_some() && line.as_bytes()[3] == b' ' {
+        let b = line.as_bytes();
+        // `Feb 7 16:01:07`: one space before a one-digit day, as some relays write it.
+        let k = usize::from(b[4].is_ascii_digit() && b[5] == b' ');
+        let day: u32 = line.get(4..6 - k)?.trim().parse().ok()?;
+        if b[6 - k] != b' '
+            || b.get(9 - k) != Some(&b':')
+            || b.get(12 - k) != Some(&b':')
+            || b.get(15 - k) != Some(&b' ')
         {
-            // `2020-03-23 08:14:02.777660-0700  host prog[pid]: msg` (space-separated ISO
-            // time, offset optional: without one it is in `--tz`).
-            let end = 11 + line[11..].find(' ')?;
-            let ts = crate::time::iso8601(&line.as_bytes()[..end], ctx)?;
-            (Some(ts), line[end..].trim_start())
-        } else if line.len() > 20 && line.as_bytes()[4] == b'-' && line.as_bytes()[10] == b'T' {
-            let end = line.find(' ')?;
-            let t = &line[..end];
-            let ts = Timestamp::parse_rfc3339(t).or_else(|| {
-                let naive =
-                    chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
-                ctx.local_to_timestamp(naive, 0)
-            });
-            (Some(ts?), &line[end + 1..])
-        } else {
             return None;
-        };
+        }
+        let (h, mi, s): (u32, u32, u32) = (
+            line.get(7 - k..9 - k)?.parse().ok()?,
+            line.get(10 - k..12 - k)?.parse().ok()?,
+            line.get(13 - k..15 - k)?.parse().ok()?,
+        );
+        let mo = month?;
+        (syslog_time(ctx, mo, day, h, mi, s), line.get(16 - k..)?)
+    } else if line.len() > 26
+        && line.as_bytes()[4] == b'-'
+        && line.as_bytes()[10] == b' '
+        && line.as_bytes()[13] == b':'
+    {
+        // `2020-03-23 08:14:02.777660-0700  host prog[pid]: msg` (space-separated ISO
+        // time, offset optional: without one it is in `--tz`).
+        let end = 11 + line[11..].find(' ')?;
+        let ts = crate::time::iso8601(&line.as_bytes()[..end], ctx)?;
+        (Some(ts), line[end..].trim_start())
+    } else if line.len() > 20 && line.as_bytes()[4] == b'-' && line.as_bytes()[10] == b'T' {
+        let end = line.find(' ')?;
+        let t = &line[..end];
+        let ts = Timestamp::parse_rfc3339(t).or_else(|| {
+            let naive = chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+            ctx.local_to_timestamp(naive, 0)
+        });
+        (Some(ts?), &line[end + 1..])
+    } else {
+        return None;
+    };
     // host prog[pid]: message
     let (_host, rest) = rest.split_once(' ')?;
     let colon = rest
@@ -548,6 +557,20 @@ Feb 20 08:35:22 slave22 sshd[5774]: Failed password for invalid user admin from 
         );
         assert_eq!(c.events.len(), 0);
         assert_eq!(c.skips.len(), 3);
+    }
+
+    #[test]
+    fn a_multibyte_character_at_the_third_byte_is_skipped_not_a_panic() {
+        // `c` then U+3000 (bytes 1..4): byte 3 is inside the character.
+        let c = parse_all(
+            chosen(),
+            &ParseContext::default(),
+            "c\u{3000}on[x] [x] [x] [x] [x] [x]\nFe\u{e9} 21 21:54:44 h sshd[1]: x",
+        );
+        assert_eq!(c.events.len(), 0);
+        assert_eq!(c.skips.len(), 2);
+        let sample: [&[u8]; 1] = ["Ja\u{e9}n 1 00:00:00 h sshd[1]: x".as_bytes()];
+        assert!(AuthLog.detect(&sample).is_none());
     }
 
     /// loghub OpenSSH_2k: per-line template ids as ground truth.

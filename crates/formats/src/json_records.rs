@@ -16,7 +16,7 @@
 use serde_json::{Map, Value};
 
 use crate::waf_common::JsonRecordFn;
-use crate::{skip, EventSink, ParseContext, Parser};
+use crate::{skip, EventSink, ParseContext, Parser, RecordLines};
 
 /// Most bytes one record may have.
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
@@ -40,9 +40,9 @@ fn trim_start(b: &[u8]) -> &[u8] {
 
 struct Open {
     first_line: u64,
-    /// Lines this record accounts for: `own_from..=own_to` (none when `own_to < own_from`).
-    own_from: u64,
-    own_to: u64,
+    /// Lines this record accounts for (not a line already counted when it opened, nor a
+    /// line the caller skipped without feeding it).
+    own: RecordLines,
     lines: u64,
     buf: Vec<u8>,
     depth: u32,
@@ -109,10 +109,6 @@ impl Open {
         }
         Step::More
     }
-
-    fn owned(&self) -> u64 {
-        (self.own_to + 1).saturating_sub(self.own_from)
-    }
 }
 
 /// A parser of JSON records (see the module doc), mapped by the format's `parse` function.
@@ -151,7 +147,7 @@ impl JsonRecordsParser {
             .and_then(|m| (self.parse)(&m, &self.ctx).map(|r| (r, m)));
         match result {
             Ok((r, m)) => {
-                let owned = o.owned();
+                let owned = o.own.len();
                 let raw: Vec<u8> = if o.buf.contains(&b'\n') {
                     serde_json::to_vec(&m).unwrap_or_default()
                 } else {
@@ -175,8 +171,8 @@ impl JsonRecordsParser {
 }
 
 fn skip_owned(o: &Open, reason: &'static str, sink: &mut dyn EventSink) {
-    for l in o.own_from..=o.own_to {
-        let raw = if l == o.own_from {
+    for (i, l) in o.own.iter().enumerate() {
+        let raw = if i == 0 {
             &o.buf[..o.buf.len().min(512)]
         } else {
             &[][..]
@@ -197,9 +193,9 @@ impl Parser for JsonRecordsParser {
             accounted = true;
             if o.oversized {
                 sink.skip(line, skip::RECORD_TOO_LONG, bytes);
-                o.own_from = line + 1;
+            } else {
+                o.own.push(line);
             }
-            o.own_to = line;
         } else if let Some(reason) = crate::precheck(bytes) {
             return sink.skip(line, reason, bytes);
         }
@@ -209,13 +205,15 @@ impl Parser for JsonRecordsParser {
             let Some(o) = &mut self.open else {
                 match bytes[i] {
                     b'{' => {
-                        let owns = !accounted;
+                        let own = if accounted {
+                            RecordLines::default()
+                        } else {
+                            RecordLines::starting_at(line)
+                        };
                         accounted = true;
-                        let from = if owns { line } else { line + 1 };
                         self.open = Some(Open {
                             first_line: line,
-                            own_from: from,
-                            own_to: line,
+                            own,
                             lines: 1,
                             buf: vec![b'{'],
                             depth: 1,
@@ -246,10 +244,10 @@ impl Parser for JsonRecordsParser {
                     i += n;
                     // The wrapper's earlier lines are structure; this line is free again.
                     let o = self.open.take().expect("open");
-                    for l in o.own_from..line {
+                    for l in o.own.iter().filter(|&l| l != line) {
                         sink.skip(l, skip::JSON_WRAPPER, b"");
                     }
-                    if o.own_from <= line {
+                    if o.own.last() == Some(line) {
                         accounted = false;
                     }
                 }
@@ -261,7 +259,7 @@ impl Parser for JsonRecordsParser {
                 if o.buf.len() > MAX_RECORD_BYTES || o.lines > MAX_RECORD_LINES {
                     skip_owned(o, skip::RECORD_TOO_LONG, sink);
                     o.oversized = true;
-                    o.own_from = line + 1;
+                    o.own.clear();
                     o.buf = Vec::new();
                 }
             }
@@ -278,5 +276,40 @@ impl Parser for JsonRecordsParser {
 
     fn finish(&mut self, sink: &mut dyn EventSink) {
         self.drop_open(skip::TRUNCATED_RECORD, sink);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::Collect;
+    use crate::{by_name, skip, ParseContext};
+
+    /// Feeds `(line, text)` pairs as a caller that skipped the missing numbers would.
+    fn feed(lines: &[(u64, &str)]) -> Collect {
+        let chosen = by_name("azure-appgw-waf").unwrap();
+        let mut p = chosen
+            .format
+            .parser(chosen.variant, &ParseContext::default());
+        let mut c = Collect::default();
+        for (line, text) in lines {
+            p.feed(*line, text.as_bytes(), &mut c);
+        }
+        p.finish(&mut c);
+        c
+    }
+
+    #[test]
+    fn a_line_the_caller_skipped_is_not_skipped_again_with_the_record() {
+        // Line 2 was too long to parse: the caller counted it (`line-too-long`) and did not
+        // feed it. The record cut off by the end of the input owns lines 1, 3 and 4 only.
+        let c = feed(&[(1, "{\"a\": {\"b\":"), (3, "1,"), (4, "\"c\": 2")]);
+        let t = skip::TRUNCATED_RECORD;
+        assert_eq!(c.skips, vec![(1, t), (3, t), (4, t)]);
+        // The same for a wrapper whose key comes after the gap.
+        let rec = r#"{"category": "ApplicationGatewayFirewallLog", "time": "2024-05-28T08:58:53Z", "properties": {"clientIp": "192.0.2.1", "requestUri": "/", "ruleId": "920350", "action": "Matched"}}"#;
+        let c = feed(&[(1, "{"), (3, "\"records\": ["), (4, rec), (5, "]}")]);
+        assert_eq!(c.events.iter().map(|e| e.0).collect::<Vec<_>>(), vec![4]);
+        let w = skip::JSON_WRAPPER;
+        assert_eq!(c.skips, vec![(1, w), (3, w), (5, w)]);
     }
 }

@@ -255,6 +255,80 @@ fn ascii_without_nul_or_cr(b: &[u8]) -> bool {
     max.iter().all(|&m| m < 0x7f) && min.iter().all(|&n| n != 0)
 }
 
+/// The physical lines a multi-line record accounts for: the lines fed to its parser while it
+/// was open, in order.
+///
+/// They are not always one range: the caller skips a line longer than the input layer keeps
+/// (`line-too-long`) without feeding it, so a record may be fed lines 1, 2 and 4. Skipping
+/// the record must skip each of its own lines once and not the line the caller already
+/// counted, so the gaps are kept. Bounded: at most one gap per line fed, and every parser
+/// caps the lines of a record.
+#[derive(Clone, Debug, Default)]
+pub struct RecordLines {
+    first: u64,
+    last: u64,
+    count: u64,
+    /// Lines between `first` and `last` that were not fed, as ranges in order.
+    gaps: Vec<std::ops::Range<u64>>,
+}
+
+impl RecordLines {
+    /// Only `line`.
+    pub fn starting_at(line: u64) -> Self {
+        RecordLines {
+            first: line,
+            last: line,
+            count: 1,
+            gaps: Vec::new(),
+        }
+    }
+
+    /// Adds `line`, the next line fed (after every line added before).
+    pub fn push(&mut self, line: u64) {
+        if self.count == 0 {
+            *self = Self::starting_at(line);
+            return;
+        }
+        if line > self.last + 1 {
+            self.gaps.push(self.last + 1..line);
+        }
+        self.last = line;
+        self.count += 1;
+    }
+
+    /// How many lines.
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The last line added.
+    pub fn last(&self) -> Option<u64> {
+        (self.count > 0).then_some(self.last)
+    }
+
+    /// Forgets every line (they were accounted for).
+    pub fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    /// The lines, in order.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        let mut gaps = self.gaps.iter().peekable();
+        // Empty, `first..=last` is `0..=0`: the count says there is no line.
+        (self.first..=self.last).filter(move |l| {
+            if self.count == 0 {
+                return false;
+            }
+            while gaps.next_if(|g| g.end <= *l).is_some() {}
+            !gaps.peek().is_some_and(|g| g.contains(l))
+        })
+    }
+}
+
 /// A stateful parser for one file (or one chunk of one file).
 pub trait Parser: Send {
     /// Parses one physical line (without its terminator).
@@ -567,6 +641,25 @@ pub(crate) mod testing {
         }
         p.finish(&mut c);
         c
+    }
+}
+
+#[cfg(test)]
+mod record_lines_tests {
+    use super::RecordLines;
+
+    #[test]
+    fn lines_not_fed_are_not_the_records() {
+        let mut r = RecordLines::default();
+        assert!(r.is_empty() && r.iter().next().is_none());
+        for l in [3, 4, 7, 8, 10] {
+            r.push(l);
+        }
+        assert_eq!(r.iter().collect::<Vec<_>>(), vec![3, 4, 7, 8, 10]);
+        assert_eq!((r.len(), r.last()), (5, Some(10)));
+        r.clear();
+        r.push(12);
+        assert_eq!(r.iter().collect::<Vec<_>>(), vec![12]);
     }
 }
 

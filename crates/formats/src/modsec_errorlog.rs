@@ -117,11 +117,15 @@ fn parse(text: &str, shape: usize, ctx: &ParseContext) -> Result<Event<'static>,
         let end = text.find(']').ok_or(skip::UNPARSEABLE)?;
         asctime(&text[1..end], ctx)
     } else {
-        let d = text[..10].replace('/', "-");
-        iso8601(
-            format!("{d} {}", &text[11..19.min(text.len())]).as_bytes(),
-            ctx,
-        )
+        // `2026/11/10 03:37:00`, read as bytes: a character may straddle any position.
+        let b = text.as_bytes();
+        let mut t: Vec<u8> = b[..10]
+            .iter()
+            .map(|&c| if c == b'/' { b'-' } else { c })
+            .collect();
+        t.push(b' ');
+        t.extend_from_slice(&b[11..19.min(b.len())]);
+        iso8601(&t, ctx)
     }
     .ok_or(skip::BAD_TIMESTAMP)?;
     let mark = text.find("ModSecurity: ").ok_or(skip::NOT_WAF)?;
@@ -298,6 +302,21 @@ mod tests {
             d => panic!("{d:?}"),
         }
         assert_eq!(c.events[1].1.client_ip, Some("::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_character_across_the_time_is_a_bad_timestamp_not_a_panic() {
+        // An invalid byte inside the time becomes U+FFFD (three bytes) when read as text,
+        // so byte 19 is inside a character.
+        let mut line = b"2026/11/10 03:".to_vec();
+        line.extend_from_slice(b"\xff\xff\xff37:00 [error] 2210#2210: *304 [client 203.0.113.104] ModSecurity: Access denied with code 403 (phase 1). [id \"913100\"]");
+        let chosen = crate::by_name("modsec-nginx-error").unwrap();
+        let mut p = chosen
+            .format
+            .parser(chosen.variant, &ParseContext::default());
+        let mut c = crate::testing::Collect::default();
+        p.feed(1, &line, &mut c);
+        assert_eq!(c.skips, vec![(1, skip::BAD_TIMESTAMP)]);
     }
 
     #[test]

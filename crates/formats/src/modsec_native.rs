@@ -14,7 +14,7 @@ use ecir_model::{SourceKind, WafAction};
 use crate::context::ParseContext;
 use crate::time::TimeCache;
 use crate::waf_common::{is_detection_mode, parse_alert, split_request, truncate, WafRecord};
-use crate::{skip, EventSink, Format, Parser};
+use crate::{skip, EventSink, Format, Parser, RecordLines};
 
 pub struct ModsecNative;
 
@@ -114,8 +114,8 @@ impl Format for ModsecNative {
 #[derive(Default)]
 struct Open {
     first_line: u64,
-    last_line: u64,
-    lines: u64,
+    /// The lines fed while the transaction was open (the `A` line first).
+    lines: RecordLines,
     bytes: u64,
     oversized: bool,
     section: u8,
@@ -158,7 +158,7 @@ impl SerialParser {
                 },
                 o.raw.as_bytes(),
             );
-            for l in o.first_line + 1..=o.last_line {
+            for l in o.lines.iter().skip(1) {
                 sink.skip(l, skip::CONTINUATION, b"");
             }
             return;
@@ -177,8 +177,8 @@ impl SerialParser {
         });
         let raw = std::mem::take(&mut o.raw);
         sink.event(&o.rec.event(), o.first_line, raw.as_bytes());
-        if o.lines > 1 {
-            sink.absorbed(o.lines - 1);
+        if o.lines.len() > 1 {
+            sink.absorbed(o.lines.len() - 1);
         }
     }
 
@@ -200,8 +200,7 @@ impl Parser for SerialParser {
                 self.close(sink);
                 let mut o = Open {
                     first_line: line,
-                    last_line: line,
-                    lines: 1,
+                    lines: RecordLines::starting_at(line),
                     section: b'A',
                     ..Default::default()
                 };
@@ -214,18 +213,18 @@ impl Parser for SerialParser {
             let reason = crate::precheck(bytes).unwrap_or(skip::CONTINUATION);
             return sink.skip(line, reason, bytes);
         };
-        o.lines += 1;
-        o.last_line = line;
-        o.bytes += bytes.len() as u64 + 1;
         if o.oversized {
             return sink.skip(line, skip::RECORD_TOO_LONG, bytes);
         }
-        if o.lines > MAX_RECORD_LINES || o.bytes > MAX_RECORD_BYTES {
+        o.lines.push(line);
+        o.bytes += bytes.len() as u64 + 1;
+        if o.lines.len() > MAX_RECORD_LINES || o.bytes > MAX_RECORD_BYTES {
             o.oversized = true;
             sink.skip(o.first_line, skip::RECORD_TOO_LONG, o.raw.as_bytes());
-            for l in o.first_line + 1..line {
+            for l in o.lines.iter().skip(1).filter(|&l| l != line) {
                 sink.skip(l, skip::RECORD_TOO_LONG, b"");
             }
+            o.lines.clear();
             return sink.skip(line, skip::RECORD_TOO_LONG, bytes);
         }
         if let Some((_, letter)) = separator(bytes) {
@@ -492,6 +491,29 @@ ModSecurity: Access denied with code 403 (phase 2). Matched "Operator `PmFromFil
             total
         );
         assert!(c.skips.iter().all(|s| s.1 == skip::RECORD_TOO_LONG));
+    }
+
+    #[test]
+    fn a_line_the_caller_skipped_is_not_skipped_again_with_the_transaction() {
+        // Line 3 was too long to parse: the caller counted it (`line-too-long`) and did not
+        // feed it. The transaction without a time owns lines 1, 2 and 4 only.
+        let chosen = crate::by_name("modsec-native").unwrap();
+        let mut p = chosen
+            .format
+            .parser(chosen.variant, &ParseContext::default());
+        let mut c = crate::testing::Collect::default();
+        for (line, text) in [(1, "--aa-A--"), (2, "not a header"), (4, "--aa-Z--")] {
+            p.feed(line, text.as_bytes(), &mut c);
+        }
+        p.finish(&mut c);
+        assert_eq!(
+            c.skips,
+            vec![
+                (1, skip::BAD_TIMESTAMP),
+                (2, skip::CONTINUATION),
+                (4, skip::CONTINUATION)
+            ]
+        );
     }
 
     #[test]

@@ -66,7 +66,8 @@ impl Parser for SgParser {
 fn parse(text: &str, ctx: &ParseContext) -> Result<WafRecord, &'static str> {
     let mut t = text.trim();
     // Control-panel download prefix `2018-07-12 21:19:17 : `.
-    if t.len() > 22 && t.as_bytes()[4] == b'-' && &t[19..22] == " : " {
+    // `get`: the line is attacker text, and bytes 19 and 22 need not start characters.
+    if t.len() > 22 && t.as_bytes()[4] == b'-' && t.get(19..22) == Some(" : ") {
         t = &t[22..];
     }
     let ds = t.rfind(" DETECT-STAT:").ok_or(skip::UNPARSEABLE)?;
@@ -164,6 +165,15 @@ mod tests {
 2018-07-12 21:19:17 : 1531397957.965300      0 192.168.0.100 TCP_MISS/000 0 GET http://example.com/?p=<script>alert(%22hello%22)</script> - DIRECT/10.51.100.34 - DETECT-STAT:WAF:RULE_SIG/PART_PARAM_VALUE|PART_GET_PARAM/p/OFFICIAL/00102001/xss-tag-1::%3cscript%3e:%3cscript%3ealert(%22hello%22)%3c/script%3e: ACTION:BLOCK: JUDGE:BLOCK:0: SEARCH-KEY:1531397957.965300.76402:
 1555835923.548072      0 172.28.0.4 TCP_MISS/000 0 GET http://siteguard/WAF-TEST-SIGNATURE/ - DIRECT/172.28.0.3 - DETECT-STAT:WAF:RULE_SIG/PART_PATH//OFFICIAL/94001001/url-waf-test-1::/WAF-TEST-SIGNATURE:: ACTION:BLOCK: JUDGE:BLOCK:0: SEARCH-KEY:1555835923.548072.87337:
 1531397957.965300      0 192.168.0.100 TCP_MISS/000 0 GET http://example.com/?p=<script>alert(%22hello%22)</script> - DIRECT/192.168.1.100 - DETECT-STAT:WAF:RULE_SIG/PART_PARAM_VALUE|PART_GET_PARAM/p/OFFICIAL/00102001/xss-tag-1::%3cscript%3e:%3cscript%3ealert(%22hello%22)%3c/script%3e: ACTION:MONITOR: JUDGE:MONITOR:0: SEARCH-KEY:1531397957.965300.76403:"#;
+
+    #[test]
+    fn a_character_across_the_panel_prefix_is_skipped_not_a_panic() {
+        // `é` is bytes 18..20: byte 19 is inside it.
+        let line = "2018-07-12 21:19:1\u{e9} : 1794110585.000000 0 203.0.113.88 TCP_MISS/000 0 POST http://shop.example.jp/contact - DIRECT/10.0.0.5 text/html DETECT-STAT:WAF:RULE_SIG/PART_PARAM_VALUE/contents/OFFICIAL/00102001/xss-tag-1::%3cscript%3e: ACTION:MONITOR: JUDGE:MONITOR:0: SEARCH-KEY:1.2:";
+        let chosen = crate::by_name("siteguard-detect").unwrap();
+        let c = parse_all(chosen, &ParseContext::default(), line);
+        assert_eq!(c.events.len() + c.skips.len(), 1);
+    }
 
     #[test]
     fn reference_samples() {
