@@ -71,6 +71,11 @@ Engine-Mode: "DETECTION_ONLY"
 --b147b831-Z--
 [Tue Nov 10 00:01:00.123456 2026] [:error] [pid 1:tid 2] [client 203.0.113.100:4000] ModSecurity: Access denied with code 403 (phase 2). [id "942100"] [msg "SQLi"] [hostname "shop"] [uri "/x"] [unique_id "abc"]
 2026-11-10T00:01:00.123456+09:00 shop sshd[1]: Failed password for invalid user admin from 2001:db8::1 port 22 ssh2
+https 2026-11-03T01:02:03.000001Z app/shop-alb/0123456789abcdef 2001:db8::7:51234 10.0.0.5:80 0.001 0.020 0.000 200 200 310 5120 "POST https://shop.example.jp:443/admin/login?x=1 HTTP/2.0" "Mozilla/5.0 (X)" ECDHE-RSA-AES128-GCM-SHA256 TLSv1.2 arn:x "Root=1-1" "shop.example.jp" "arn:aws:acm:x" 0 2026-11-03T01:02:03.000000Z "forward" "-" "-" "10.0.0.5:80" "200" "-" "-"
+#Fields: date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status cs(Referer) cs(User-Agent) cs-uri-query cs(Cookie) x-edge-result-type x-edge-request-id x-host-header cs-protocol cs-bytes time-taken x-forwarded-for
+2019-12-04	21:02:31	LAX1	392	89.160.20.112	GET	d1.cloudfront.net	/index.html	200	-	Mozilla/5.0%20(X)	q=%27	-	Hit	SOX4==	shop.example	https	23	0.001	81.2.69.142,%20216.160.83.56
+#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status time-taken
+2018-01-01 08:09:10 127.0.0.1 GET /admin/index.php q=100 80 - 81.2.69.143 Mozilla/5.0+(Windows+NT+6.1) - 200 0 0 123
 "#;
 
 /// Seed files: the rule fixtures and the sample shop (plain text only), then the samples.
