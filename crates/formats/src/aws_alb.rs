@@ -299,6 +299,51 @@ mod tests {
         );
     }
 
+    /// The bundled sample's access log written as ALB lines reads as the same requests.
+    #[test]
+    fn sample_shop_requests_read_the_same_through_alb() {
+        let clf_text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/sample-shop/access_log"
+        ))
+        .unwrap();
+        let ctx = ParseContext::default();
+        let clf = parse_all(by_name("combined").unwrap(), &ctx, &clf_text);
+        assert!(clf.events.len() > 100);
+        let mut alb_text = String::new();
+        for (_, e) in &clf.events {
+            let t = e.ts.unwrap().to_datetime().with_timezone(&chrono::Utc);
+            let ua = e.user_agent.as_deref().unwrap_or("-");
+            alb_text += &format!(
+                "https {} app/shop/0123 {}:443 10.0.0.5:80 0.000 0.001 0.000 {} {} 100 {} \"{} https://shop.example.jp:443{} {}\" \"{}\" ECDHE TLSv1.2 arn:x \"Root=1\" \"-\" \"-\" 0 - \"forward\" \"-\" \"-\" \"-\" \"-\" \"-\" \"-\"\n",
+                t.format("%Y-%m-%dT%H:%M:%S%.6fZ"),
+                e.client_ip.unwrap(),
+                e.status.unwrap(),
+                e.status.unwrap(),
+                e.bytes.unwrap_or(0),
+                e.method.as_deref().unwrap(),
+                e.target.as_deref().unwrap(),
+                e.protocol.as_deref().unwrap_or("HTTP/1.1"),
+                ua,
+            );
+        }
+        let alb = parse_all(by_name("aws-alb").unwrap(), &ctx, &alb_text);
+        assert!(alb.skips.is_empty(), "{:?}", alb.skips);
+        assert_eq!(alb.events.len(), clf.events.len());
+        for ((_, a), (_, c)) in alb.events.iter().zip(&clf.events) {
+            assert_eq!(a.ts.map(|t| t.utc_ms), c.ts.map(|t| t.utc_ms));
+            assert_eq!(a.client_ip, c.client_ip);
+            assert_eq!(a.method, c.method);
+            assert_eq!(a.target, c.target);
+            assert_eq!(a.status, c.status);
+            assert_eq!(a.bytes, Some(c.bytes.unwrap_or(0)));
+            assert_eq!(
+                a.user_agent.as_deref(),
+                c.user_agent.as_deref().filter(|u| *u != "-")
+            );
+        }
+    }
+
     #[test]
     fn crowdsec_alb_corpus_paths_statuses_and_clients() {
         let Some(dir) = crate::testing::shared_dir() else {
