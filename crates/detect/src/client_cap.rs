@@ -15,6 +15,8 @@ use std::net::IpAddr;
 use ecir_model::finding::{MAX_EVIDENCE, MAX_IPS};
 use ecir_model::{Evidence, Finding, Severity};
 
+use crate::evidence::SmallestSet;
+
 /// Findings naming one client listed one by one for each rule and severity, at most.
 pub const MAX_CLIENT_FINDINGS: usize = 500;
 
@@ -102,17 +104,32 @@ fn ip_key(s: &str) -> (Option<IpAddr>, String) {
 }
 
 /// Findings of one rule and severity summed into one.
-#[derive(Default)]
 struct Sum {
     first: Option<Finding>,
     findings: u64,
     count: u64,
     first_seen: Option<ecir_model::Timestamp>,
     last_seen: Option<ecir_model::Timestamp>,
-    ips: BTreeSet<(Option<IpAddr>, String)>,
-    users: BTreeSet<String>,
-    paths: BTreeSet<String>,
+    ips: SmallestSet<(Option<IpAddr>, String)>,
+    users: SmallestSet<String>,
+    paths: SmallestSet<String>,
     evidence: Vec<Evidence>,
+}
+
+impl Default for Sum {
+    fn default() -> Self {
+        Sum {
+            first: None,
+            findings: 0,
+            count: 0,
+            first_seen: None,
+            last_seen: None,
+            ips: SmallestSet::new(MAX_IPS),
+            users: SmallestSet::new(MAX_SUM_NAMES),
+            paths: SmallestSet::new(MAX_SUM_NAMES),
+            evidence: Vec::new(),
+        }
+    }
 }
 
 /// Users and paths a sum lists, at most.
@@ -131,9 +148,15 @@ impl Sum {
             (Some(a), Some(b)) => Some(if b.utc_ms > a.utc_ms { b } else { a }),
             (a, b) => a.or(b),
         };
-        keep_smallest(&mut self.ips, f.ips.iter().map(|i| ip_key(i)), MAX_IPS);
-        keep_smallest(&mut self.users, f.users.iter().cloned(), MAX_SUM_NAMES);
-        keep_smallest(&mut self.paths, f.paths.iter().cloned(), MAX_SUM_NAMES);
+        for ip in &f.ips {
+            self.ips.insert(ip_key(ip));
+        }
+        for u in &f.users {
+            self.users.insert(u.clone());
+        }
+        for p in &f.paths {
+            self.paths.insert(p.clone());
+        }
         // The earliest lines of all, each finding's most telling first.
         self.evidence
             .extend(f.evidence.iter().take(MAX_EVIDENCE).cloned());
@@ -175,28 +198,17 @@ impl Sum {
             example.severity,
             example.rule,
             self.count,
-            self.ips.len(),
+            self.ips.items().len(),
             example.title,
         );
         f.first_seen = self.first_seen;
         f.last_seen = self.last_seen;
-        f.ips = self.ips.into_iter().map(|(_, s)| s).collect();
-        f.users = self.users.into_iter().collect();
-        f.paths = self.paths.into_iter().collect();
+        f.ips = self.ips.items().iter().map(|(_, s)| s.clone()).collect();
+        f.users = self.users.items().to_vec();
+        f.paths = self.paths.items().to_vec();
         f.count = self.count;
         f.evidence = self.evidence;
         f
-    }
-}
-
-/// Adds `items` to `set`, keeping only its `cap` smallest.
-fn keep_smallest<T: Ord>(set: &mut BTreeSet<T>, items: impl Iterator<Item = T>, cap: usize) {
-    for v in items {
-        if set.len() < cap {
-            set.insert(v);
-        } else if set.last().is_some_and(|l| v < *l) && set.insert(v) {
-            set.pop_last();
-        }
     }
 }
 

@@ -20,6 +20,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use aho_corasick::AhoCorasick;
+use ecir_model::finding::MAX_IPS;
 use ecir_model::{Category, Event, Finding, Severity};
 use regex::bytes::RegexSet;
 
@@ -700,7 +701,7 @@ impl DetectorState for WebAttack {
                 refused.entry(class).or_default().add(ip, g);
                 continue;
             }
-            let (severity, _) = judge.severity(class, &g);
+            let severity = judge.severity(class, &g);
             answered
                 .entry((class, severity))
                 .or_insert_with(|| Listed::new(MAX_CLIENT_FINDINGS))
@@ -737,9 +738,6 @@ impl DetectorState for WebAttack {
 /// findings (and hold them all in memory); the others are summed in one finding.
 pub const MAX_CLIENT_FINDINGS: usize = 500;
 
-/// IPs named in a finding that sums many clients, at most (the first by address).
-const MAX_SUMMED_IPS: usize = 50;
-
 /// How serious an answered group is, and why: the soft-404 check and body sizes.
 struct Judge {
     soft_404_sizes: std::collections::BTreeSet<u64>,
@@ -748,34 +746,41 @@ struct Judge {
 }
 
 impl Judge {
-    /// The severity of an answered group, with the note its finding's summary carries.
-    fn severity(&self, class: Class, g: &Group) -> (Severity, String) {
-        let mut severity = Severity::Medium;
-        let mut note = String::new();
-        if matches!(class, Class::Sensitive | Class::Installer) {
-            if g.max_ok_bytes > self.min_bytes {
-                if self.soft_404_sizes.contains(&g.max_ok_bytes) {
-                    note = " Several different sensitive paths returned exactly the same size, which looks like a catch-all page (soft 404): check one by hand.".into();
-                } else {
-                    severity = Severity::High;
-                    if self.sizes_bound.is_some_and(|b| g.max_ok_bytes >= b) {
-                        note = format!(" Sensitive paths were answered with more than {MAX_OK_SIZES} different sizes, too many to tell a catch-all page (soft 404) apart: check one by hand.");
-                    }
-                }
-            } else {
-                note = format!(
-                    " The 2xx bodies were at most {} bytes, too small to be the file itself.",
-                    g.max_ok_bytes
-                );
-                severity = Severity::Low;
-            }
+    /// The severity of an answered group: a sensitive file or installer served with a body
+    /// is high, unless the size looks like a catch-all page; with no body, low.
+    fn severity(&self, class: Class, g: &Group) -> Severity {
+        if !matches!(class, Class::Sensitive | Class::Installer) {
+            Severity::Medium
+        } else if g.max_ok_bytes <= self.min_bytes {
+            Severity::Low
+        } else if self.soft_404_sizes.contains(&g.max_ok_bytes) {
+            Severity::Medium
+        } else {
+            Severity::High
         }
-        (severity, note)
+    }
+
+    /// Why a sensitive group got its severity, for its finding's summary (empty otherwise).
+    fn note(&self, class: Class, g: &Group) -> String {
+        if !matches!(class, Class::Sensitive | Class::Installer) {
+            String::new()
+        } else if g.max_ok_bytes <= self.min_bytes {
+            format!(
+                " The 2xx bodies were at most {} bytes, too small to be the file itself.",
+                g.max_ok_bytes
+            )
+        } else if self.soft_404_sizes.contains(&g.max_ok_bytes) {
+            " Several different sensitive paths returned exactly the same size, which looks like a catch-all page (soft 404): check one by hand.".into()
+        } else if self.sizes_bound.is_some_and(|b| g.max_ok_bytes >= b) {
+            format!(" Sensitive paths were answered with more than {MAX_OK_SIZES} different sizes, too many to tell a catch-all page (soft 404) apart: check one by hand.")
+        } else {
+            String::new()
+        }
     }
 
     /// The finding of one client's answered attempts of one class.
     fn client_finding(&self, class: Class, ip: Option<IpAddr>, g: Group) -> Finding {
-        let (severity, note) = self.severity(class, &g);
+        let (severity, note) = (self.severity(class, &g), self.note(class, &g));
         let who = ip.map_or("an unknown client".to_string(), |i| i.to_string());
         let mut f = Finding::new(class.rule(), Category::WebAttack, severity);
         f.title = match class {
@@ -896,7 +901,7 @@ impl Default for Fold {
         Fold {
             group: Group::default(),
             clients: 0,
-            ips: SmallestSet::new(MAX_SUMMED_IPS),
+            ips: SmallestSet::new(MAX_IPS),
         }
     }
 }
@@ -950,11 +955,21 @@ impl Fold {
 }
 
 /// The groups of one rule whose attempts were all refused: one low finding.
-#[derive(Default)]
 struct Refused {
     group: Group,
     clients: u64,
-    ips: Vec<String>,
+    /// The first IPs by text, as listed.
+    ips: SmallestSet<String>,
+}
+
+impl Default for Refused {
+    fn default() -> Self {
+        Refused {
+            group: Group::default(),
+            clients: 0,
+            ips: SmallestSet::new(MAX_IPS),
+        }
+    }
 }
 
 impl Refused {
@@ -962,14 +977,7 @@ impl Refused {
         self.clients += 1;
         self.group.merge(g);
         if let Some(ip) = ip {
-            // The first 50 by text, as listed; a sorted insert into a short list.
-            let s = ip.to_string();
-            if let Err(pos) = self.ips.binary_search(&s) {
-                if pos < MAX_SUMMED_IPS {
-                    self.ips.insert(pos, s);
-                    self.ips.truncate(MAX_SUMMED_IPS);
-                }
-            }
+            self.ips.insert(ip.to_string());
         }
     }
 
@@ -991,7 +999,7 @@ impl Refused {
         );
         f.first_seen = g.span.first;
         f.last_seen = g.span.last;
-        f.ips = ips;
+        f.ips = ips.items().to_vec();
         f.paths = g.paths.items().to_vec();
         f.count = g.count;
         f.evidence = g.evidence.into_vec();
