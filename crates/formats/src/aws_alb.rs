@@ -113,19 +113,20 @@ impl Parser for AlbParser {
         // AWS escapes control characters in the request and agent: a raw CR separates records.
         if crate::has_bare_cr(bytes) {
             let ctx = &self.ctx;
-            return crate::feed_split_at_cr(line, bytes, sink, &mut |record, sink| match parse(
-                record, ctx,
-            ) {
-                Ok(Some(ev)) => sink.event(&ev, line, record),
-                Ok(None) => sink.skip(line, skip::OTHER_LOG_TYPE, record),
-                Err(reason) => sink.skip(line, reason, record),
+            return crate::feed_split_at_cr(line, bytes, sink, &mut |record, sink| {
+                feed_record(line, record, ctx, sink)
             });
         }
-        match parse(bytes, &self.ctx) {
-            Ok(Some(ev)) => sink.event(&ev, line, bytes),
-            Ok(None) => sink.skip(line, skip::OTHER_LOG_TYPE, bytes),
-            Err(reason) => sink.skip(line, reason, bytes),
-        }
+        feed_record(line, bytes, &self.ctx, sink)
+    }
+}
+
+/// Passes one record to `sink` as an event or a skip.
+fn feed_record(line: u64, bytes: &[u8], ctx: &ParseContext, sink: &mut dyn EventSink) {
+    match parse(bytes, ctx) {
+        Ok(Some(ev)) => sink.event(&ev, line, bytes),
+        Ok(None) => sink.skip(line, skip::OTHER_LOG_TYPE, bytes),
+        Err(reason) => sink.skip(line, reason, bytes),
     }
 }
 
@@ -157,14 +158,12 @@ fn parse<'a>(bytes: &'a [u8], ctx: &ParseContext) -> Result<Option<Event<'a>>, &
     }
     let client_ip = ctx.client_ip(client_address(f[3]), None);
     // Request, target and response processing, in seconds; -1 when ALB answered itself.
-    let duration_ms = {
-        let secs: Vec<f64> = f[5..8]
-            .iter()
-            .filter_map(|t| t.parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s >= 0.0 && *s < 1e7)
-            .collect();
-        (!secs.is_empty()).then(|| (secs.iter().sum::<f64>() * 1000.0).round() as u64)
-    };
+    let duration_ms = f[5..8]
+        .iter()
+        .filter_map(|t| t.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0 && *s < 1e7)
+        .fold(None, |sum: Option<f64>, s| Some(sum.unwrap_or(0.0) + s))
+        .map(|secs| (secs * 1000.0).round() as u64);
     let domain = f
         .get(18)
         .copied()

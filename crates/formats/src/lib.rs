@@ -175,7 +175,8 @@ pub fn line_text(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, &'static str
     match read_line(bytes) {
         LineRead::Text(t) => Ok(t),
         LineRead::Skip(reason) => Err(reason),
-        LineRead::BareCr => line_text_slow(bytes),
+        // `read_line` made its checks before it looked for a CR.
+        LineRead::BareCr => Ok(String::from_utf8_lossy(bytes)),
     }
 }
 
@@ -210,22 +211,7 @@ pub fn read_line(bytes: &[u8]) -> LineRead<'_> {
     if has_bare_cr(bytes) {
         return LineRead::BareCr;
     }
-    match line_text_slow(bytes) {
-        Ok(t) => LineRead::Text(t),
-        Err(reason) => LineRead::Skip(reason),
-    }
-}
-
-/// The line as UTF-8 (lossy when invalid), after [`precheck`].
-fn line_text_slow(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, &'static str> {
-    use std::borrow::Cow;
-    if let Some(reason) = precheck(bytes) {
-        return Err(reason);
-    }
-    Ok(match std::str::from_utf8(bytes) {
-        Ok(s) => Cow::Borrowed(s),
-        Err(_) => String::from_utf8_lossy(bytes),
-    })
+    LineRead::Text(String::from_utf8_lossy(bytes))
 }
 
 /// Whether every byte of `b` is in `1..=0x7f` (ASCII, not NUL) and none is a carriage

@@ -285,7 +285,7 @@ fn row<'a>(
     let (Some(date), Some(time)) = (date, time) else {
         return Err(skip::UNPARSEABLE);
     };
-    let ts = iso8601(format!("{date}T{time}Z").as_bytes(), ctx).ok_or(skip::BAD_TIMESTAMP)?;
+    let ts = utc_time(date, time, ctx).ok_or(skip::BAD_TIMESTAMP)?;
     let status = get(s.status).and_then(|v| v.parse::<u16>().ok());
     let stem = get(s.stem);
     if status.is_none() && stem.is_none() {
@@ -328,6 +328,20 @@ fn row<'a>(
         detail: Default::default(),
         query_memo: Default::default(),
     })
+}
+
+/// A row's `date` and `time` (UTC) read as one ISO 8601 time, without allocating.
+fn utc_time(date: &str, time: &str, ctx: &ParseContext) -> Option<ecir_model::Timestamp> {
+    let mut buf = [0u8; 48];
+    let n = date.len() + time.len() + 2;
+    if n > buf.len() {
+        return None;
+    }
+    buf[..date.len()].copy_from_slice(date.as_bytes());
+    buf[date.len()] = b'T';
+    buf[date.len() + 1..n - 1].copy_from_slice(time.as_bytes());
+    buf[n - 1] = b'Z';
+    iso8601(&buf[..n], ctx)
 }
 
 /// `%XX` decoded once (CloudFront encodes spaces and other bytes in agents and referers);
