@@ -195,16 +195,18 @@ fn summary(r: &AuditReport) -> String {
         }
     );
     for st in &r.streams {
-        let span = match (&st.first_ts, &st.last_ts) {
-            (Some(a), Some(b)) => format!("{a} .. {b}"),
+        let span = match (&st.first_ts, &st.last_ts, &st.copy_of) {
+            (_, _, Some(original)) => format!("copy of stream {}", esc(original)),
+            (Some(a), Some(b), None) => format!("{a} .. {b}"),
             _ => "no timestamps".into(),
         };
         let _ = writeln!(
             s,
             "\n{} {} [{}] {} file(s), {} lines, {}",
-            match st.verdict {
-                Verdict::Pass => "PASS",
-                Verdict::Fail => "FAIL",
+            match (st.verdict, &st.copy_of) {
+                (Verdict::Pass, Some(_)) => "COPY",
+                (Verdict::Pass, None) => "PASS",
+                (Verdict::Fail, _) => "FAIL",
             },
             esc(&st.name),
             st.source,

@@ -143,21 +143,52 @@ pub fn build_streams<'a>(facts: &'a [FileFacts], policy: &PolicyInput) -> Vec<St
             .filter(|f| f.unreadable.is_none() && f.not_log.is_none())
             .map(|f| f.path.as_str()),
     );
+    let stream_of: HashMap<&str, &str> = groups
+        .iter()
+        .flat_map(|(name, paths)| paths.iter().map(move |p| (*p, name.as_str())))
+        .collect();
+    let copies = Copies {
+        duplicate_of: &duplicate_of,
+        stream_of: &stream_of,
+    };
     groups
-        .into_iter()
+        .iter()
         .map(|(name, paths)| {
             let files: Vec<&FileFacts> = paths.iter().map(|p| by_path[p]).collect();
-            build_one(name, files, &duplicate_of, policy)
+            build_one(name.clone(), files, &copies, policy)
         })
         .collect()
+}
+
+/// Which files are byte-for-byte copies of an earlier file (in path order), and the stream
+/// each file belongs to.
+struct Copies<'m> {
+    duplicate_of: &'m HashMap<&'m str, &'m str>,
+    stream_of: &'m HashMap<&'m str, &'m str>,
+}
+
+impl Copies<'_> {
+    /// The other stream whose files this stream's files holding lines all copy (the stream
+    /// of the first such file's original), or `None` when a file holds lines of its own.
+    fn whole_stream_copy_of(&self, name: &str, files: &[&FileFacts]) -> Option<String> {
+        let mut original = None;
+        for f in files.iter().filter(|f| f.size > 0 && f.lines > 0) {
+            let first = self.duplicate_of.get(f.path.as_str())?;
+            let stream = self.stream_of.get(first).copied().unwrap_or(first);
+            original.get_or_insert(stream);
+        }
+        original.filter(|s| *s != name).map(str::to_string)
+    }
 }
 
 fn build_one<'a>(
     name: String,
     files: Vec<&'a FileFacts>,
-    duplicate_of: &HashMap<&str, &str>,
+    copies: &Copies<'_>,
     policy: &PolicyInput,
 ) -> Stream<'a> {
+    let duplicate_of = copies.duplicate_of;
+    let copy_of = copies.whole_stream_copy_of(&name, &files);
     let mut hours: BTreeMap<i64, u64> = BTreeMap::new();
     let mut uncompressed_days: BTreeSet<i64> = BTreeSet::new();
     let mut source_votes: BTreeMap<&str, usize> = BTreeMap::new();
@@ -181,6 +212,7 @@ fn build_one<'a>(
         backwards_timestamps: Vec::new(),
         future_timestamps: Vec::new(),
         online_compressed_days: Vec::new(),
+        copy_of: copy_of.clone(),
         verdict: Verdict::Pass,
         reasons: Vec::new(),
         warnings: Vec::new(),
@@ -301,6 +333,8 @@ fn build_one<'a>(
     // Verdict.
     let retention = policy.retention_days;
     match (first_day, last_day) {
+        // Its lines are judged in the stream it copies.
+        _ if copy_of.is_some() => {}
         (None, _) | (_, None) => {
             let why = if r.lines == 0 {
                 "it holds no lines at all".to_string()
@@ -359,7 +393,7 @@ fn build_one<'a>(
             }
         }
     }
-    if !r.damaged_files.is_empty() {
+    if !r.damaged_files.is_empty() && copy_of.is_none() {
         r.reasons.push(format!(
             "{} file(s) are damaged and were not read whole ({}): lines after the damage are lost.",
             r.damaged_files.len(),
@@ -386,7 +420,12 @@ fn build_one<'a>(
             r.empty_files[0]
         ));
     }
-    if !r.duplicate_files.is_empty() {
+    if let Some(original) = &copy_of {
+        r.warnings.push(format!(
+            "Every file of this stream holding lines is a byte-for-byte copy of a file of stream {original} (e.g. {} = {}): its lines are judged there, and it adds no coverage of its own.",
+            r.duplicate_files[0].file, r.duplicate_files[0].same_as
+        ));
+    } else if !r.duplicate_files.is_empty() {
         r.warnings.push(format!(
             "{} file(s) are byte-for-byte copies of another (e.g. {} = {}); they add no coverage.",
             r.duplicate_files.len(),

@@ -123,6 +123,11 @@ pub struct StreamReport {
     /// Days of the online window only in compressed files (with --online-uncompressed).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub online_compressed_days: Vec<String>,
+    /// Set when every file of the stream holding lines is a byte-for-byte copy of a file of
+    /// another stream (a backup copy under another name): the stream named here, where
+    /// those lines are judged. Such a stream adds no coverage and cannot fail by itself.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub copy_of: Option<String>,
     pub verdict: Verdict,
     /// Why the stream fails the policy, one sentence each.
     pub reasons: Vec<String>,

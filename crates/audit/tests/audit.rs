@@ -671,3 +671,47 @@ fn syslog_year_comes_from_the_file_time() {
     assert_eq!(st.days_covered, 5);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_stream_made_only_of_copies_points_to_its_original_and_does_not_fail() {
+    let dir = tmp("copies");
+    let ds = days("2026-10-01", 5);
+    write_family(&dir, &ds);
+    // A backup copy of the live log under another name, and one of a rotated archive.
+    std::fs::copy(dir.join("access_log"), dir.join("backup_log")).unwrap();
+    std::fs::copy(
+        dir.join("access_log-20261001.gz"),
+        dir.join("old_log-20261001.gz"),
+    )
+    .unwrap();
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-05", 5)).unwrap();
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}", r.reasons);
+    for name in ["backup_log", "old_log"] {
+        let s = stream(&r, name);
+        assert_eq!(
+            s.copy_of.as_deref(),
+            Some(stream(&r, "access_log").name.as_str()),
+            "{name}"
+        );
+        assert_eq!(s.verdict, Verdict::Pass);
+        assert!(s.reasons.is_empty(), "{:?}", s.reasons);
+        assert!(
+            s.warnings.iter().any(|w| w.contains("byte-for-byte copy")),
+            "{:?}",
+            s.warnings
+        );
+    }
+    assert_eq!(stream(&r, "access_log").copy_of, None);
+    let page = ecir_audit::html::render(&r);
+    assert!(page.contains("A copy of stream"));
+    // Negative: a stream with one line of its own beside a copy is judged as usual (it
+    // covers one day of five and fails).
+    let own = clf_day(date("2026-10-05"), 0..1, 30);
+    std::fs::write(dir.join("old_log"), own).unwrap();
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-05", 5)).unwrap();
+    let s = stream(&r, "old_log");
+    assert_eq!(s.copy_of, None);
+    assert_eq!(s.verdict, Verdict::Fail);
+    assert_eq!(s.duplicate_files.len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
