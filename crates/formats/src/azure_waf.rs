@@ -278,6 +278,36 @@ mod tests {
     }
 
     #[test]
+    fn a_line_counts_as_read_when_any_of_its_records_is() {
+        let chosen = by_name("azure-appgw-waf").unwrap();
+        let access = record("203.0.113.89", "/", "920350", "ApplicationGatewayAccessLog");
+        let fw = |ip: &str| record(ip, "/contact", "941100", "ApplicationGatewayFirewallLog");
+        // A whole blob on one line whose first record is of another category.
+        let one_line =
+            serde_json::json!({"records": [access, fw("203.0.113.1"), fw("203.0.113.2")]});
+        let c = parse_all(chosen, &ParseContext::default(), &one_line.to_string());
+        assert_eq!(c.events.iter().map(|e| e.0).collect::<Vec<_>>(), vec![1, 1]);
+        assert_eq!(c.extra, 1);
+        assert!(c.skips.is_empty(), "{:?}", c.skips);
+        assert_eq!(c.extra_skips, vec![(1, skip::OTHER_CATEGORY)]);
+        assert_eq!(accounted(&c), 1);
+        // Records of another category after a read one on its line are extra skips; a line
+        // holding no readable record is one skipped line.
+        let text = format!(
+            "{{\"records\": [{}, {access},\n{access}, {access}]}}",
+            fw("203.0.113.3")
+        );
+        let c = parse_all(chosen, &ParseContext::default(), &text);
+        assert_eq!(c.events.iter().map(|e| e.0).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(c.skips, vec![(2, skip::OTHER_CATEGORY)]);
+        assert_eq!(
+            c.extra_skips,
+            vec![(1, skip::OTHER_CATEGORY), (2, skip::OTHER_CATEGORY)]
+        );
+        assert_eq!(accounted(&c), 2);
+    }
+
+    #[test]
     fn truncated_document() {
         let doc = serde_json::json!({"records": [
             record("203.0.113.88", "/contact", "941100", "ApplicationGatewayFirewallLog"),

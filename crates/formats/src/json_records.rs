@@ -8,7 +8,10 @@
 //! becomes one event citing its first line; its other lines are absorbed. Accounting is per
 //! physical line: a line belongs to the record open when it starts, else to the first record
 //! starting on it; a further record on an already counted line is an
-//! [`EventSink::extra_event`]. A record larger than [`MAX_RECORD_BYTES`] or
+//! [`EventSink::extra_event`], or an [`EventSink::extra_skip`] when it cannot be read. As for
+//! records split at a bare CR, a line counts as parsed when any record on it was read: a
+//! record that cannot be read and ends on its line leaves the line's verdict to the line's
+//! end, and a later record read on it takes the line. A record larger than [`MAX_RECORD_BYTES`] or
 //! [`MAX_RECORD_LINES`] is skipped as `record-too-long` (every line counted, the buffer
 //! released at once); a record still open at the end of the input, or cut off by a line that
 //! starts a new object (`{"…`), is skipped as `truncated-record`.
@@ -116,7 +119,17 @@ pub(crate) struct JsonRecordsParser {
     pub ctx: ParseContext,
     pub parse: JsonRecordFn,
     open: Option<Open>,
+    /// The line being fed.
+    line: u64,
+    /// The current line, when a record that ended on it could not be read: the line is
+    /// skipped with this reason at its end, unless a later record on it is read (then that
+    /// record counts the line, as for records split at a bare CR, and this one is an extra
+    /// skip).
+    deferred: Option<(&'static str, Vec<u8>)>,
 }
+
+/// Bytes of an unreadable record kept as its skipped sample.
+const SAMPLE_CAP: usize = 512;
 
 impl JsonRecordsParser {
     pub fn new(ctx: ParseContext, parse: JsonRecordFn) -> Self {
@@ -124,6 +137,15 @@ impl JsonRecordsParser {
             ctx,
             parse,
             open: None,
+            line: 0,
+            deferred: None,
+        }
+    }
+
+    /// Skips the current line if its only records could not be read.
+    fn flush_deferred(&mut self, sink: &mut dyn EventSink) {
+        if let Some((reason, raw)) = self.deferred.take() {
+            sink.skip(self.line, reason, &raw);
         }
     }
 
@@ -156,6 +178,13 @@ impl JsonRecordsParser {
                 let raw = &raw[..raw.len().min(RAW_CAP)];
                 let ev = r.event();
                 match owned {
+                    // The line's earlier record was unreadable: this one counts the line.
+                    0 if o.first_line == self.line && self.deferred.is_some() => {
+                        if let Some((reason, sample)) = self.deferred.take() {
+                            sink.extra_skip(self.line, reason, &sample);
+                        }
+                        sink.event(&ev, o.first_line, raw);
+                    }
                     0 => sink.extra_event(&ev, o.first_line, raw),
                     n => {
                         sink.event(&ev, o.first_line, raw);
@@ -165,24 +194,43 @@ impl JsonRecordsParser {
                     }
                 }
             }
+            // A record that owns the line it ended on: that line waits for the line's end.
+            Err(reason) if o.own.last() == Some(self.line) && self.deferred.is_none() => {
+                let mut own = o.own.iter().peekable();
+                let mut first = true;
+                while let Some(l) = own.next() {
+                    let raw = if first { sample(&o.buf) } else { &[][..] };
+                    if own.peek().is_none() {
+                        self.deferred = Some((reason, raw.to_vec()));
+                    } else {
+                        sink.skip(l, reason, raw);
+                    }
+                    first = false;
+                }
+            }
+            // A further unreadable record on a line already counted.
+            Err(reason) if o.own.is_empty() => {
+                sink.extra_skip(o.first_line, reason, sample(&o.buf));
+            }
             Err(reason) => skip_owned(&o, reason, sink),
         }
     }
 }
 
+fn sample(buf: &[u8]) -> &[u8] {
+    &buf[..buf.len().min(SAMPLE_CAP)]
+}
+
 fn skip_owned(o: &Open, reason: &'static str, sink: &mut dyn EventSink) {
     for (i, l) in o.own.iter().enumerate() {
-        let raw = if i == 0 {
-            &o.buf[..o.buf.len().min(512)]
-        } else {
-            &[][..]
-        };
+        let raw = if i == 0 { sample(&o.buf) } else { &[][..] };
         sink.skip(l, reason, raw);
     }
 }
 
 impl Parser for JsonRecordsParser {
     fn feed(&mut self, line: u64, bytes: &[u8], sink: &mut dyn EventSink) {
+        self.line = line;
         // A line that starts a new object while a record is open: the open one was cut off.
         if self.open.is_some() && is_object_line(bytes) {
             self.drop_open(skip::TRUNCATED_RECORD, sink);
@@ -264,6 +312,7 @@ impl Parser for JsonRecordsParser {
                 }
             }
         }
+        self.flush_deferred(sink);
         if !accounted {
             let reason = if junk {
                 skip::UNPARSEABLE
@@ -275,6 +324,7 @@ impl Parser for JsonRecordsParser {
     }
 
     fn finish(&mut self, sink: &mut dyn EventSink) {
+        self.flush_deferred(sink);
         self.drop_open(skip::TRUNCATED_RECORD, sink);
     }
 }

@@ -100,8 +100,16 @@ impl SplitTally {
     /// What the reader should know, if anything happened.
     fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
+        let unread: u64 = self.unread_by_reason.values().sum();
+        if self.first_line.is_none() && unread > 0 {
+            // Records of a JSON document sharing a line with a record read before them.
+            w.push(format!(
+                "{unread} record{} on lines already counted could not be read ({}), counted in extra_skipped_by_reason",
+                if unread == 1 { "" } else { "s" },
+                self.unread_reasons()
+            ));
+        }
         if let Some(first) = self.first_line {
-            let unread: u64 = self.unread_by_reason.values().sum();
             let mut msg = format!(
                 "{} line{} (first: line {first}) held {} records separated by a bare carriage return (CR without LF); each record was read on its own and is cited by its line's number",
                 self.lines,
@@ -109,14 +117,9 @@ impl SplitTally {
                 self.records,
             );
             if unread > 0 {
-                let reasons: Vec<String> = self
-                    .unread_by_reason
-                    .iter()
-                    .map(|(r, n)| format!("{r} {n}"))
-                    .collect();
                 msg.push_str(&format!(
                     "; {unread} of them could not be read ({}), counted in extra_skipped_by_reason",
-                    reasons.join(", ")
+                    self.unread_reasons()
                 ));
             }
             w.push(msg);
@@ -128,6 +131,18 @@ impl SplitTally {
             ));
         }
         w
+    }
+}
+
+impl SplitTally {
+    /// `reason count` for each reason records could not be read.
+    fn unread_reasons(&self) -> String {
+        let reasons: Vec<String> = self
+            .unread_by_reason
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        reasons.join(", ")
     }
 }
 
