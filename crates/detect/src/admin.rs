@@ -965,6 +965,12 @@ fn shapes(reqs: &[Req]) -> Vec<Shape<'_>> {
 
 /// The prefix of `p` that the requests support best, with its score: 3 per login POST of the
 /// profile's shape, 1 per distinct marker route seen (answered 2xx/3xx).
+///
+/// A pattern starting with `~` matches only requests at or below the prefix, so each
+/// candidate is scored against its own run of the shapes sorted by path, plus what the
+/// patterns without `~` match anywhere (counted once for all candidates): scanners posting
+/// to thousands of invented `/xyz/login` paths make thousands of candidates, and scoring
+/// each against every shape would take time quadratic in their number.
 fn best_prefix(p: &Profile, shapes: &[Shape<'_>]) -> Option<(u64, String)> {
     let mut cands: BTreeSet<String> = p.admin_prefixes.iter().cloned().collect();
     for r in shapes {
@@ -972,17 +978,51 @@ fn best_prefix(p: &Profile, shapes: &[Shape<'_>]) -> Option<(u64, String)> {
             cands.insert(pre);
         }
     }
+    let relative = |pattern: &str| pattern.starts_with('~');
+    // What the patterns without `~` give, whatever the prefix.
+    let absolute_login = |r: &Shape<'_>| {
+        p.login
+            .routes
+            .iter()
+            .any(|route| !relative(&route.path) && route_matches_shape(route, r))
+    };
+    let mut absolute_score = 0u64;
+    let mut absolute_markers = BTreeSet::new();
+    for r in shapes {
+        if absolute_login(r) {
+            absolute_score += 3 * r.count;
+        }
+        for (i, m) in p.markers.iter().enumerate() {
+            if !relative(m) && r.ok && ecir_profiles::pattern_matches(m, "", r.path, r.query) {
+                absolute_markers.insert(i);
+            }
+        }
+    }
+    let mut by_path: Vec<&Shape<'_>> = shapes.iter().collect();
+    by_path.sort_by(|a, b| a.path.cmp(b.path));
     let mut best: Option<(u64, String)> = None;
     for pre in cands {
-        let mut score = 0u64;
-        let mut markers = BTreeSet::new();
-        for r in shapes {
-            if p.login_route(&pre, r.method, r.path, r.query).is_some() {
+        // The shapes at `pre` and below it: two runs of `by_path`.
+        let at = by_path.partition_point(|r| r.path < pre.as_str());
+        let at_end = at + by_path[at..].partition_point(|r| r.path == pre.as_str());
+        let below = format!("{pre}/");
+        let below_start = by_path.partition_point(|r| r.path < below.as_str());
+        let below_end =
+            below_start + by_path[below_start..].partition_point(|r| r.path.starts_with(&below));
+        let mut score = absolute_score;
+        let mut markers = absolute_markers.clone();
+        for r in by_path[at..at_end]
+            .iter()
+            .chain(&by_path[below_start..below_end])
+        {
+            // What a `~` route adds (a shape an absolute route matches is counted already).
+            if !absolute_login(r) && p.login_route(&pre, r.method, r.path, r.query).is_some() {
                 score += 3 * r.count;
             }
             for (i, m) in p.markers.iter().enumerate() {
-                if !markers.contains(&i)
+                if relative(m)
                     && r.ok
+                    && !markers.contains(&i)
                     && ecir_profiles::pattern_matches(m, &pre, r.path, r.query)
                 {
                     markers.insert(i);
@@ -995,6 +1035,17 @@ fn best_prefix(p: &Profile, shapes: &[Shape<'_>]) -> Option<(u64, String)> {
         }
     }
     best
+}
+
+/// Whether a login route matches a shape (its methods and pattern; the prefix only matters
+/// to patterns starting with `~`, which callers handle apart).
+fn route_matches_shape(route: &ecir_profiles::Route, r: &Shape<'_>) -> bool {
+    (route.methods.is_empty()
+        || route
+            .methods
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(r.method)))
+        && ecir_profiles::pattern_matches(&route.path, "", r.path, r.query)
 }
 
 fn net_key(ip: &IpAddr) -> IpAddr {
@@ -2018,6 +2069,108 @@ mod tests {
     use super::*;
     use crate::DetectorSet;
     use ecir_model::SourceKind;
+
+    /// The scoring of every candidate against every shape, as `best_prefix` did before it
+    /// scored each candidate against its own run of shapes.
+    fn best_prefix_by_every_shape(p: &Profile, shapes: &[Shape<'_>]) -> Option<(u64, String)> {
+        let mut cands: BTreeSet<String> = p.admin_prefixes.iter().cloned().collect();
+        for r in shapes {
+            if let Some(pre) = p.implied_prefix(r.method, r.path, r.query) {
+                cands.insert(pre);
+            }
+        }
+        let mut best: Option<(u64, String)> = None;
+        for pre in cands {
+            let mut score = 0u64;
+            let mut markers = BTreeSet::new();
+            for r in shapes {
+                if p.login_route(&pre, r.method, r.path, r.query).is_some() {
+                    score += 3 * r.count;
+                }
+                for (i, m) in p.markers.iter().enumerate() {
+                    if r.ok && ecir_profiles::pattern_matches(m, &pre, r.path, r.query) {
+                        markers.insert(i);
+                    }
+                }
+            }
+            score += markers.len() as u64;
+            if score > 0 && best.as_ref().is_none_or(|b| score > b.0) {
+                best = Some((score, pre));
+            }
+        }
+        best
+    }
+
+    #[test]
+    fn prefix_scores_per_run_of_shapes_equal_scores_against_every_shape() {
+        // Login POSTs under default, renamed and invented prefixes (a prefix that is the
+        // start of another: /adm, /adm1, /adm10), absolute routes (WordPress, Magento REST),
+        // marker routes answered and refused, paths that are not under any prefix.
+        let paths = [
+            "/admin/login",
+            "/admin",
+            "/admin/",
+            "/admin/order",
+            "/admin/product/1",
+            "/admin/setting/shop",
+            "/adm/login",
+            "/adm1/login",
+            "/adm10/login",
+            "/adm10/login_check",
+            "/adm1",
+            "/adm-x/login",
+            "/mgr_x9k2/login",
+            "/mgr_x9k2/order",
+            "/mgr_x9k2/customer",
+            "/mgr_x9k2/content/news",
+            "/wp-login.php",
+            "/wp-admin/index.php",
+            "/rest/V1/integration/admin/token",
+            "/rest/default/V1/integration/admin/token",
+            "/backend/admin/index/index",
+            "/backend/sales/order",
+            "/index.php/admin/admin/dashboard/index",
+            "/admin_x/home.php",
+            "/admin_x/order/list.php",
+            "/products/list",
+            "/",
+            "/install/index.php",
+            "/mgr_x9k2",
+        ];
+        let queries = ["", "mode=login", "route=x"];
+        let mut shapes: Vec<Shape<'_>> = Vec::new();
+        let mut n = 0u64;
+        for path in paths {
+            for method in ["POST", "GET"] {
+                for query in queries {
+                    n += 1;
+                    shapes.push(Shape {
+                        method,
+                        path,
+                        query,
+                        count: 1 + n % 5,
+                        ok: !n.is_multiple_of(3),
+                    });
+                }
+            }
+        }
+        // Every prefix of the list of shapes, and the whole list in other orders.
+        for p in ecir_profiles::bundled() {
+            for k in 0..=shapes.len() {
+                let part = &shapes[..k];
+                assert_eq!(
+                    best_prefix(&p, part),
+                    best_prefix_by_every_shape(&p, part),
+                    "{} with {k} shapes",
+                    p.name
+                );
+            }
+            let mut rev: Vec<Shape<'_>> = shapes.iter().rev().map(|r| Shape { ..*r }).collect();
+            assert_eq!(best_prefix(&p, &rev), best_prefix_by_every_shape(&p, &rev));
+            rev.retain(|r| r.path.starts_with("/mgr") || r.path.starts_with("/adm1"));
+            assert_eq!(best_prefix(&p, &rev), best_prefix_by_every_shape(&p, &rev));
+        }
+    }
 
     /// Runs the detector set over lines `secs|ip|method|target|status[|ua]` (access log) or
     /// `secs|ip|LOGIN|user|success|failure` (a login-history record), split over `parts`
