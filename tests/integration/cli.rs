@@ -506,6 +506,65 @@ fn unknown_format_is_listed_not_an_error() {
 }
 
 #[test]
+fn long_and_blank_lines_at_the_top_do_not_hide_a_files_format() {
+    // Records padded past the line limit (a request body in a WAF log, a long query) and
+    // blank lines before the ordinary lines: before, they used up the format sample and the
+    // whole file was `unknown`, its `/.env` read lost.
+    let dir = temp_dir("padded-top");
+    let mut text = String::new();
+    for _ in 0..5 {
+        let padded = format!("GET /?q={} HTTP/1.1", "A".repeat(70_000));
+        text.push_str(&line(
+            "203.0.113.9",
+            "28/Nov/2026:09:00:00 +0900",
+            &padded,
+            414,
+            5,
+            "x",
+        ));
+    }
+    text.push_str(&"\n".repeat(300_000));
+    for i in 0..200 {
+        let req = format!("GET /products/detail/{i} HTTP/1.1");
+        let ua = "Mozilla/5.0";
+        text.push_str(&line(
+            "198.51.100.7",
+            "28/Nov/2026:10:00:00 +0900",
+            &req,
+            200,
+            900,
+            ua,
+        ));
+    }
+    let env = "GET /.env HTTP/1.1";
+    text.push_str(&line(
+        "203.0.113.5",
+        "28/Nov/2026:10:00:01 +0900",
+        env,
+        200,
+        900,
+        "x",
+    ));
+    write(&dir, "access_log", &text);
+    write(&dir, "access_log.1.gz", gzip(text.as_bytes()));
+    let (_, report) = scan_json(&[dir.to_str().unwrap()]);
+    let inputs = report["inputs"].as_array().unwrap();
+    assert_eq!(inputs.len(), 2);
+    for i in inputs {
+        assert_eq!(i["format"], "combined", "{}", i["path"]);
+        assert_eq!(i["parsed"], 201, "{}", i["path"]);
+        assert_eq!(i["skipped_by_reason"]["line-too-long"], 5, "{}", i["path"]);
+    }
+    let rules: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["rule"].as_str())
+        .collect();
+    assert!(rules.contains(&"web.sensitive_file"), "{rules:?}");
+}
+
+#[test]
 fn formats_are_detected_and_can_be_forced() {
     let dir = temp_dir("formats");
     write(

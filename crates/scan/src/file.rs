@@ -340,14 +340,47 @@ impl Work<'_> {
     }
 }
 
+/// Bytes of a compressed file decompressed to tell which kind of log it is before the run.
+const SAMPLE_GZIP_SURVEY_BYTES: usize = 4 << 20;
+/// Lines of a compressed file held while its sample is gathered, at most (blank lines cost
+/// a few dozen bytes each).
+const SAMPLE_BUFFERED_LINES: usize = 200_000;
+/// Bytes kept of a line too long to parse while the sample is gathered: more than its
+/// skipped sample shows.
+const LONG_LINE_KEPT: usize = 4096;
+
+/// Bytes of a file's start searched for sample lines, at most. Lines too long to parse and
+/// blank lines are passed over without counting against [`SAMPLE_BYTES`]: they say nothing
+/// about the format, and a few records padded past the line limit at the top of a file
+/// (a POST body in a WAF audit log) would otherwise use up the sample and leave the whole
+/// file `unknown`.
+const SAMPLE_SEARCH_BYTES: usize = 64 << 20;
+
+/// Whether a line can show a file's format: not cut at the line limit, not blank.
+fn is_sample_line(bytes: &[u8], too_long: bool) -> bool {
+    !too_long && !bytes.iter().all(u8::is_ascii_whitespace)
+}
+
+/// The first lines of `bytes` that can show its format: up to twice the lines a detection
+/// reads, and about [`SAMPLE_BYTES`] of them, found within [`SAMPLE_SEARCH_BYTES`].
 fn sample_lines(bytes: &[u8]) -> Vec<&[u8]> {
-    let head = &bytes[..bytes.len().min(SAMPLE_BYTES)];
-    let mut v = Vec::new();
-    for_each_line_in(head, 1, |l| {
-        if v.len() < ecir_formats::SAMPLE_LINES * 2 && !l.too_long {
-            v.push(l.bytes);
-        }
-    });
+    let limit = bytes.len().min(SAMPLE_SEARCH_BYTES);
+    let (mut v, mut size, mut at) = (Vec::new(), 0usize, 0usize);
+    while at < limit && v.len() < ecir_formats::SAMPLE_LINES * 2 && size < SAMPLE_BYTES {
+        let end = match memchr::memchr(b'\n', &bytes[at..limit]) {
+            Some(i) => at + i,
+            // The last line, or one running past what is searched.
+            None if limit == bytes.len() => bytes.len(),
+            None => break,
+        };
+        for_each_line_in(&bytes[at..end], 1, |l| {
+            if is_sample_line(l.bytes, l.too_long) {
+                size += l.bytes.len();
+                v.push(l.bytes);
+            }
+        });
+        at = end + 1;
+    }
     v
 }
 
@@ -366,7 +399,9 @@ pub(crate) fn survey_source(input: &InputFile, forced: Option<Chosen>) -> Option
             use std::io::Read;
             let mut head = Vec::with_capacity(SAMPLE_BYTES);
             let decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
-            let _ = decoder.take(SAMPLE_BYTES as u64).read_to_end(&mut head);
+            let _ = decoder
+                .take(SAMPLE_GZIP_SURVEY_BYTES as u64)
+                .read_to_end(&mut head);
             ecir_formats::detect(&sample_lines(&head)).map(|c| c.format.source())
         }
         OpenInput::Unsupported { .. } => None,
@@ -800,6 +835,14 @@ fn read_mapped<'a>(
     (work, chosen)
 }
 
+/// A line of a compressed file held while its format sample is gathered.
+enum Buffered {
+    /// Its number, bytes and whether it was too long to parse.
+    Line(u64, Vec<u8>, bool),
+    /// A run of empty lines.
+    Empty { first: u64, count: u64 },
+}
+
 fn read_gzip<'a>(
     file: std::fs::File,
     display: &'a Arc<str>,
@@ -808,36 +851,75 @@ fn read_gzip<'a>(
     summary: &mut InputSummary,
 ) -> (Work<'a>, Option<Chosen>) {
     enum State {
-        Sampling(Vec<(u64, Vec<u8>, bool)>, usize),
+        Sampling(Vec<Buffered>, usize),
         Parsing(Box<dyn Parser>),
     }
     let mut work = Work::continuing(display, env, carried);
     let mut state = State::Sampling(Vec::new(), 0);
     let mut chosen: Option<Chosen> = None;
     let parse_ctx = &with_mtime(&env.opts.parse, display);
-    let start =
-        |buffered: Vec<(u64, Vec<u8>, bool)>, work: &mut Work<'_>, chosen: &mut Option<Chosen>| {
-            let sample: Vec<&[u8]> = buffered
-                .iter()
-                .filter(|(_, _, long)| !long)
-                .map(|(_, b, _)| b.as_slice())
-                .collect();
-            *chosen = choose(&sample, env);
-            let mut parser: Box<dyn Parser> = match chosen {
-                Some(c) => c.format.parser(c.variant, parse_ctx),
-                None => Box::new(Unknown),
-            };
-            for (n, b, long) in &buffered {
-                work.line(parser.as_mut(), *n, b, *long);
-            }
-            parser
+    let start = |buffered: Vec<Buffered>, work: &mut Work<'_>, chosen: &mut Option<Chosen>| {
+        let sample: Vec<&[u8]> = buffered
+            .iter()
+            .filter_map(|b| match b {
+                Buffered::Line(_, bytes, false) => Some(bytes.as_slice()),
+                _ => None,
+            })
+            .collect();
+        *chosen = choose(&sample, env);
+        let mut parser: Box<dyn Parser> = match chosen {
+            Some(c) => c.format.parser(c.variant, parse_ctx),
+            None => Box::new(Unknown),
         };
+        for b in &buffered {
+            match b {
+                Buffered::Line(n, bytes, long) => work.line(parser.as_mut(), *n, bytes, *long),
+                Buffered::Empty { first, count } => {
+                    for n in *first..first + count {
+                        work.line(parser.as_mut(), n, b"", false);
+                    }
+                }
+            }
+        }
+        parser
+    };
+    let (mut sample_lines, mut searched) = (0usize, 0usize);
     let outcome = ecir_input::stream_gzip(file, |l| match &mut state {
         State::Parsing(p) => work.line(p.as_mut(), l.number, l.bytes, l.too_long),
         State::Sampling(buf, size) => {
-            buf.push((l.number, l.bytes.to_vec(), l.too_long));
-            *size += l.bytes.len();
-            if buf.len() >= ecir_formats::SAMPLE_LINES * 2 || *size >= SAMPLE_BYTES {
+            // As for mapped files (`sample_lines`): long and blank lines do not count
+            // against the sample. A long line is only ever skipped: its start (with a CR kept
+            // when it held one, for the CR-only hint) is all that is buffered, and a run of
+            // empty lines is one entry.
+            match buf.last_mut() {
+                Some(Buffered::Empty { first, count })
+                    if l.bytes.is_empty() && !l.too_long && *first + *count == l.number =>
+                {
+                    *count += 1;
+                }
+                _ if l.bytes.is_empty() && !l.too_long => buf.push(Buffered::Empty {
+                    first: l.number,
+                    count: 1,
+                }),
+                _ if l.too_long => {
+                    let mut kept = l.bytes[..l.bytes.len().min(LONG_LINE_KEPT)].to_vec();
+                    if !kept.contains(&b'\r') && memchr::memchr(b'\r', l.bytes).is_some() {
+                        kept.push(b'\r');
+                    }
+                    buf.push(Buffered::Line(l.number, kept, true));
+                }
+                _ => buf.push(Buffered::Line(l.number, l.bytes.to_vec(), false)),
+            }
+            searched += l.bytes.len() + 1;
+            if is_sample_line(l.bytes, l.too_long) {
+                sample_lines += 1;
+                *size += l.bytes.len();
+            }
+            if sample_lines >= ecir_formats::SAMPLE_LINES * 2
+                || *size >= SAMPLE_BYTES
+                || searched >= SAMPLE_SEARCH_BYTES
+                || buf.len() >= SAMPLE_BUFFERED_LINES
+            {
                 let buffered = std::mem::take(buf);
                 let p = start(buffered, &mut work, &mut chosen);
                 state = State::Parsing(p);
