@@ -215,9 +215,11 @@ const PATTERNS: &[(Class, &str)] = &[
         Class::Xss,
         r"javascript\s*:|vbscript\s*:|document\.(cookie|domain|location)|string\.fromcharcode|\balert\s*\(|\bprompt\s*\(|\bconfirm\s*\(|data:text/html",
     ),
+    // `..;/` is a traversal too: Tomcat drops the `;` path parameter after normalising, so
+    // F5 BIG-IP's `/tmui/login.jsp/..;/tmui/…` (CVE-2020-5902) escapes the login check.
     (
         Class::Traversal,
-        r"(\.\./|\.\.\\){1,}|/etc/(passwd|shadow|hosts|group)|/proc/self/(environ|cmdline|fd)|win\.ini|boot\.ini|\x00|php://filter|file:///",
+        r"(\.\./|\.\.\\|\.\.;/){1,}|/etc/(passwd|shadow|hosts|group)|/proc/self/(environ|cmdline|fd)|win\.ini|boot\.ini|\x00|php://filter|file:///",
     ),
     // A command after a shell separator. Not followed by `=`: `&id=3` and `;id=3` (matrix
     // parameters) are query parameters, not commands.
@@ -1154,6 +1156,14 @@ mod tests {
             classes("/%252e%252e/%252e%252e/etc/passwd"),
             vec!["web.traversal"]
         );
+        // Tomcat's `..;/` (F5 BIG-IP CVE-2020-5902), plain and percent-encoded.
+        for t in [
+            "/tmui/login.jsp/..;/tmui/locallb/workspace/fileRead.jsp?fileName=/etc/f5-release",
+            "/tmui/login.jsp/%2e%2e;/tmui/locallb/workspace/directoryList.jsp?directoryPath=/usr/local/www/",
+            "/tmui/login.jsp/%2E%2E%3B/tmui/system/user/authproperties.jsp",
+        ] {
+            assert!(classes(t).contains(&"web.traversal"), "{t}");
+        }
     }
 
     /// Plain payloads the CRS regression tests send (our own values), answered 200 in the
