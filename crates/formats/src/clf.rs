@@ -211,8 +211,14 @@ fn parse_at<'a>(
         )
     };
     rest = trim_start(after);
+    if rest.starts_with('"') {
+        // Quoted fields straight after the status: a custom layout without `%b` (`"%r" %>s
+        // "%{User-Agent}i" "Referer: %{Referer}i"`), whose quoted fields are not the referer
+        // and user agent combined puts there. Read as combined, the user agent would be lost.
+        return Err(skip::MISSING_FIELD);
+    }
     let mut bytes = None;
-    if !rest.starts_with('"') && !rest.is_empty() {
+    if !rest.is_empty() {
         let (tok, after) = split_token(rest);
         if tok == "-" {
             // No body sent; unknown when there was no response at all.
@@ -611,6 +617,21 @@ mod tests {
             r#"192.0.2.45 - - [28/Sep/2022:13:38:05 +0000] "GET / HTTP/1.1" ok 0 "-" "UA""#,
         );
         assert_eq!(c.skips, vec![(1, skip::UNPARSEABLE)]);
+    }
+
+    #[test]
+    fn a_layout_without_the_size_is_skipped_not_misread() {
+        // A custom LogFormat (`%h %t "%r" %>s "%{User-Agent}i" "Referer: %{Referer}i"`, the
+        // shape of one in the ModSecurity CRS issue tracker): read as combined, the user agent
+        // would have been the referer text.
+        let line = r#"192.0.2.60 [14/Apr/2019:06:29:01 +0300] "GET /faq/ HTTP/1.0" 403 "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/62.0" "Referer: -""#;
+        let c = parse_all(by_name("combined").unwrap(), &ParseContext::default(), line);
+        assert!(c.events.is_empty());
+        assert_eq!(c.skips, vec![(1, skip::MISSING_FIELD)]);
+        assert!(Clf.detect(&[line.as_bytes()]).is_none());
+        // The usual layouts, with or without ident and user, still parse.
+        one(r#"192.0.2.60 [14/Apr/2019:06:29:01 +0300] "GET /faq/ HTTP/1.0" 403 199 "-" "UA""#);
+        one(r#"192.0.2.60 - - [14/Apr/2019:06:29:01 +0300] "GET /faq/ HTTP/1.0" 403 -"#);
     }
 
     #[test]
