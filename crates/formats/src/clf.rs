@@ -6,7 +6,7 @@
 //! referer in a combined log) loses nothing; detection only names the variant most lines use.
 //! Fields are located around the `[time]` bracket: what precedes it is
 //! `[vhost] client ident user`, what follows is `"request" status bytes` and optional quoted
-//! or bare fields.
+//! or bare fields. A status written as `-` (traefik, no response) reads as unknown.
 
 use std::borrow::Cow;
 
@@ -199,15 +199,30 @@ fn parse_at<'a>(
     let (request, after) = quoted(rest).ok_or(skip::UNPARSEABLE)?;
     rest = trim_start(after);
     let (status_tok, after) = split_token(rest);
-    let status = decimal(status_tok)
-        .filter(|s| (100..=999).contains(s))
-        .ok_or(skip::UNPARSEABLE)? as u16;
+    // `-`: no response was written (traefik's CLF for a request the client abandoned or
+    // the proxy dropped): the request is kept, with its status unknown.
+    let status = if status_tok == "-" {
+        None
+    } else {
+        Some(
+            decimal(status_tok)
+                .filter(|s| (100..=999).contains(s))
+                .ok_or(skip::UNPARSEABLE)? as u16,
+        )
+    };
     rest = trim_start(after);
+    if rest.starts_with('"') {
+        // Quoted fields straight after the status: a custom layout without `%b` (`"%r" %>s
+        // "%{User-Agent}i" "Referer: %{Referer}i"`), whose quoted fields are not the referer
+        // and user agent combined puts there. Read as combined, the user agent would be lost.
+        return Err(skip::MISSING_FIELD);
+    }
     let mut bytes = None;
-    if !rest.starts_with('"') && !rest.is_empty() {
+    if !rest.is_empty() {
         let (tok, after) = split_token(rest);
         if tok == "-" {
-            bytes = Some(0);
+            // No body sent; unknown when there was no response at all.
+            bytes = status.map(|_| 0);
         } else {
             bytes = Some(decimal(tok).ok_or(skip::UNPARSEABLE)?);
         }
@@ -286,7 +301,7 @@ fn parse_at<'a>(
             method: method.map(Cow::Borrowed),
             target: target.map(Cow::Borrowed),
             protocol: protocol.map(Cow::Borrowed),
-            status: Some(status),
+            status,
             bytes,
             referer: dash(referer),
             user_agent: dash(user_agent),
@@ -580,6 +595,43 @@ mod tests {
         let c = parse_all(by_name("combined").unwrap(), &ParseContext::default(), line);
         assert!(c.skips.is_empty(), "skipped: {line}");
         c.events.into_iter().next().unwrap().1
+    }
+
+    #[test]
+    fn status_dash_is_an_unknown_status() {
+        // traefik's CLF for a request that got no response (here a scanner's).
+        let e = one(
+            r#"192.0.2.44 - - [28/Sep/2022:13:38:04 +0000] "GET /mobileadmin/home.cs HTTP/1.1" - - "-" "Mozilla/5.00 (Nikto/2.1.5) (Evasions:None) (Test:000001)" 7 "router@docker" "-" 0ms"#,
+        );
+        assert_eq!(e.client_ip, Some("192.0.2.44".parse().unwrap()));
+        assert_eq!(e.target.as_deref(), Some("/mobileadmin/home.cs"));
+        assert_eq!(e.status, None);
+        assert_eq!(e.bytes, None);
+        assert!(e.user_agent.as_deref().unwrap().contains("Nikto"));
+        let e = one(r#"192.0.2.45 - - [28/Sep/2022:13:38:05 +0000] "GET / HTTP/1.1" - 0"#);
+        assert_eq!((e.status, e.bytes), (None, Some(0)));
+        // Only `-`: another word there is no status.
+        let c = parse_all(
+            by_name("combined").unwrap(),
+            &ParseContext::default(),
+            r#"192.0.2.45 - - [28/Sep/2022:13:38:05 +0000] "GET / HTTP/1.1" ok 0 "-" "UA""#,
+        );
+        assert_eq!(c.skips, vec![(1, skip::UNPARSEABLE)]);
+    }
+
+    #[test]
+    fn a_layout_without_the_size_is_skipped_not_misread() {
+        // A custom LogFormat (`%h %t "%r" %>s "%{User-Agent}i" "Referer: %{Referer}i"`, the
+        // shape of one in the ModSecurity CRS issue tracker): read as combined, the user agent
+        // would have been the referer text.
+        let line = r#"192.0.2.60 [14/Apr/2019:06:29:01 +0300] "GET /faq/ HTTP/1.0" 403 "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/62.0" "Referer: -""#;
+        let c = parse_all(by_name("combined").unwrap(), &ParseContext::default(), line);
+        assert!(c.events.is_empty());
+        assert_eq!(c.skips, vec![(1, skip::MISSING_FIELD)]);
+        assert!(Clf.detect(&[line.as_bytes()]).is_none());
+        // The usual layouts, with or without ident and user, still parse.
+        one(r#"192.0.2.60 [14/Apr/2019:06:29:01 +0300] "GET /faq/ HTTP/1.0" 403 199 "-" "UA""#);
+        one(r#"192.0.2.60 - - [14/Apr/2019:06:29:01 +0300] "GET /faq/ HTTP/1.0" 403 -"#);
     }
 
     #[test]

@@ -69,7 +69,15 @@ fn head(b: &[u8]) -> Option<Head> {
             _ => None,
         };
     }
-    if b.len() >= 22
+    if gf2_stamp(b) && !nginx_error_line(b) {
+        return Some(Head::Gf2);
+    }
+    None
+}
+
+/// Whether a line starts `YYYY/MM/DD HH:MM:SS [`.
+fn gf2_stamp(b: &[u8]) -> bool {
+    b.len() >= 22
         && b[4] == b'/'
         && b[7] == b'/'
         && b[10] == b' '
@@ -78,10 +86,45 @@ fn head(b: &[u8]) -> Option<Head> {
         && b[19] == b' '
         && b[20] == b'['
         && is_digits(&b[0..4])
-    {
-        return Some(Head::Gf2);
+}
+
+/// nginx's error-log levels, which it writes in the bracket where EC-CUBE 2 writes the
+/// script path.
+const NGINX_LEVELS: &[&[u8]] = &[
+    b"debug", b"info", b"notice", b"warn", b"error", b"crit", b"alert", b"emerg",
+];
+
+/// Whether a `YYYY/MM/DD HH:MM:SS [` line is an nginx `error.log` line (`[error] 1234#1234: *5
+/// … client: 192.0.2.1, server: …`), not an EC-CUBE 2 `gfPrintLog` one: the bracket holds a
+/// level word, or it holds no script path and `pid#tid:` or a `client:` field follows it. Both share the timestamp, and without this an nginx error log (with a few
+/// ModSecurity lines in it) would be read as an EC-CUBE log.
+fn nginx_error_line(b: &[u8]) -> bool {
+    if !gf2_stamp(b) {
+        return false;
     }
-    None
+    let rest = &b[21..];
+    let Some(end) = memchr::memchr(b']', rest) else {
+        return false;
+    };
+    let bracket = &rest[..end];
+    if NGINX_LEVELS.contains(&bracket) {
+        return true;
+    }
+    if bracket.starts_with(b"/") {
+        // A script path: EC-CUBE 2, whatever its (free) message looks like.
+        return false;
+    }
+    let after = rest.get(end + 1..).unwrap_or_default();
+    let after = after.strip_prefix(b" ").unwrap_or(after);
+    let digits = |s: &[u8]| s.iter().take_while(|c| c.is_ascii_digit()).count();
+    let pid = digits(after);
+    if pid > 0 && after.get(pid) == Some(&b'#') {
+        let tid = digits(&after[pid + 1..]);
+        if tid > 0 && after.get(pid + 1 + tid) == Some(&b':') {
+            return true;
+        }
+    }
+    memchr::memmem::find(after, b", client: ").is_some()
 }
 
 impl Format for EccubeLog {
@@ -99,6 +142,8 @@ impl Format for EccubeLog {
         let mut in_record = false;
         for l in sample {
             match head(l) {
+                // An nginx error-log line ends any record and is not recognised.
+                None if nginx_error_line(l) => in_record = false,
                 Some(h) => {
                     let ok = match h {
                         Head::Gf2 => true,
@@ -135,7 +180,7 @@ impl Format for EccubeLog {
     }
 
     fn is_record_start(&self, line: &[u8]) -> bool {
-        head(line).is_some()
+        head(line).is_some() || nginx_error_line(line)
     }
 }
 
@@ -434,6 +479,12 @@ fn path_and_query(url: &str) -> &str {
 impl Parser for EccubeParser {
     fn feed(&mut self, line: u64, bytes: &[u8], sink: &mut dyn EventSink) {
         let h = head(bytes);
+        if h.is_none() && nginx_error_line(bytes) {
+            // An nginx error.log line (forced `--format eccube2-log`, or a mixed file): its own
+            // line of another log, never a continuation of the record before it.
+            self.in_record = false;
+            return sink.skip(line, skip::OTHER_LOG_TYPE, bytes);
+        }
         if h.is_none() && self.in_record && !bytes.is_empty() && memchr::memchr(0, bytes).is_none()
         {
             // A continuation line of the record just emitted (debug-mode details).
@@ -476,7 +527,7 @@ impl EccubeParser {
 mod tests {
     use super::*;
     use crate::testing::parse_all;
-    use crate::Chosen;
+    use crate::{by_name, Chosen};
 
     fn ctx() -> ParseContext {
         ParseContext {
@@ -628,6 +679,51 @@ mod tests {
         assert!(EccubeLog.detect(&[clf.as_bytes()]).is_none());
         let sys = "Mar 12 03:14:15 host sshd[1]: Failed password for root from 1.2.3.4 port 2 ssh2";
         assert!(EccubeLog.detect(&[sys.as_bytes()]).is_none());
+    }
+
+    /// Plain nginx error-log lines (our own values, in the shape nginx writes).
+    const NGINX_ERR: &str = "2024/03/12 03:14:15 [error] 2211#2211: *17 open() \"/var/www/html/wp-login.php\" failed (2: No such file or directory), client: 192.0.2.9, server: shop.example.jp, request: \"GET /wp-login.php HTTP/1.1\", host: \"shop.example.jp\"
+2024/03/12 03:14:16 [warn] 2211#0: *18 an upstream response is buffered to a temporary file, client: 198.51.100.4, server: shop.example.jp, request: \"GET /products/list HTTP/2.0\"
+2024/03/12 03:14:17 [notice] 2210#2210: signal process started
+2024/03/12 03:14:18 [crit] 2211#2211: *19 SSL_do_handshake() failed, client: 203.0.113.5, server: 0.0.0.0:443
+2024/03/12 03:14:19 [emerg] 1#1: bind() to 0.0.0.0:80 failed (98: Address already in use)";
+
+    #[test]
+    fn nginx_error_log_is_not_an_eccube2_log() {
+        let lines: Vec<&[u8]> = NGINX_ERR.lines().map(str::as_bytes).collect();
+        assert!(EccubeLog.detect(&lines).is_none());
+        assert!(
+            crate::detect(&lines).is_none(),
+            "no ModSecurity line: unknown"
+        );
+        // With one ModSecurity alert among many ordinary lines: the WAF format, the others
+        // skipped as not WAF messages.
+        let modsec = "2024/03/12 03:14:20 [error] 2211#2211: *20 [client 203.0.113.50] ModSecurity: Warning. Matched \"Operator `Rx' with parameter `union' against variable `ARGS:q' (Value: `1 union select' )\" [id \"942100\"] [msg \"SQL Injection Attack Detected\"] [uri \"/products/list\"] [unique_id \"a1\"], client: 203.0.113.50, server: shop.example.jp, request: \"GET /products/list?q=1+union+select HTTP/1.1\", host: \"shop.example.jp\"";
+        let mixed = format!("{NGINX_ERR}\n{NGINX_ERR}\n{modsec}\n{NGINX_ERR}");
+        let c = chosen(&mixed);
+        assert_eq!(c.name(), "modsec-nginx-error");
+        let out = parse_all(c, &ctx(), &mixed);
+        assert_eq!(out.events.len(), 1);
+        assert_eq!(
+            out.events[0].1.client_ip,
+            Some("203.0.113.50".parse().unwrap())
+        );
+        assert_eq!(out.skips.len(), 15);
+        assert!(out.skips.iter().all(|(_, r)| *r == skip::NOT_WAF));
+        // Forced as an EC-CUBE 2 log, or inside one, an nginx line is its own skipped line,
+        // never a continuation of the record before it.
+        let t = format!("2024/03/12 03:14:15 [/mgr_x9k2/index.php] admin password incorrect. from 203.0.113.7\n{NGINX_ERR}");
+        let gf2 = by_name("eccube2-log").unwrap();
+        let out = parse_all(gf2, &ctx(), &t);
+        assert_eq!(out.events.len(), 1);
+        assert_eq!(out.absorbed, 0);
+        assert_eq!(out.skips.len(), 5);
+        assert!(out.skips.iter().all(|(_, r)| *r == skip::OTHER_LOG_TYPE));
+        assert!(EccubeLog.is_record_start(NGINX_ERR.as_bytes()));
+        // A script path is still an EC-CUBE 2 record, whatever the message says.
+        assert!(
+            head(b"2024/03/12 03:14:15 [/error.php] 12#3: x, client: 1 from 192.0.2.1").is_some()
+        );
     }
 
     #[test]

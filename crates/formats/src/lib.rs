@@ -55,6 +55,10 @@ pub mod skip {
     /// A line of another log type delivered alongside (Network Load Balancer or ALB
     /// connection-log lines in an ALB access-log bucket).
     pub const OTHER_LOG_TYPE: &str = "other-log-type";
+    /// A line of a known layout that lacks a field the layout requires, so the fields it has
+    /// cannot be told apart (a custom Apache `LogFormat` without the size, whose referer would
+    /// read as the user agent).
+    pub const MISSING_FIELD: &str = "missing-field";
 }
 
 /// Receives what a parser made of each line.
