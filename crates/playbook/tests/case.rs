@@ -765,3 +765,42 @@ fn concurrent_appends_and_reads_keep_the_chain() {
     // No temporary head is left behind.
     assert!(!dir.join("journal.head.tmp").exists());
 }
+
+/// A hard deadline of a step skipped or marked not applicable is shown as such by `status`,
+/// as the incident record shows it, never as met.
+#[test]
+fn a_skipped_or_not_applicable_deadline_is_not_shown_as_met() {
+    let tmp = TempDir::new("skipped-deadline");
+    let dir = open(&tmp, "card-skimming", "2026-11-20T03:00:00+09:00");
+    set_vars(&dir, &["eu_data_subjects=true".into()], "a", None).unwrap();
+    step(
+        &dir,
+        "CS-20",
+        StepStatus::NotApplicable,
+        "2026-11-26T10:00:00+09:00",
+    );
+    step(
+        &dir,
+        "CS-05",
+        StepStatus::Skipped,
+        "2026-11-26T10:00:00+09:00",
+    );
+    step(&dir, "CS-01", StepStatus::Done, "2026-11-20T03:10:00+09:00");
+    let st = status(&dir, Some("2026-11-27T10:00:00+09:00")).unwrap();
+    let text = render_status(&st);
+    let line = |id: &str| {
+        text.lines()
+            .find(|l| l.contains(&format!("{id} ")) && l.contains('['))
+            .unwrap_or_else(|| panic!("no deadline line for {id}:\n{text}"))
+            .to_string()
+    };
+    assert!(
+        line("CS-20").contains("(not applicable)"),
+        "{}",
+        line("CS-20")
+    );
+    assert!(line("CS-05").contains("(skipped)"), "{}", line("CS-05"));
+    assert!(!text.contains("(met)"), "{text}");
+    let report = case_report(&dir, ReportFormat::Markdown).unwrap();
+    assert!(!report.contains("| met |"), "{report}");
+}
