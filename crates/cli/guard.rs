@@ -9,6 +9,12 @@ use std::path::{Path, PathBuf};
 /// write, or a file with other hard links (it may be evidence reached under another name).
 /// `None` when `out` does not exist yet or is safe to replace.
 pub(crate) fn overwrites_evidence(out: &Path, inputs: &[PathBuf]) -> Option<String> {
+    let named: Vec<(&Path, &str)> = inputs.iter().map(|i| (i.as_path(), "input")).collect();
+    overwrites(out, &named)
+}
+
+/// [`overwrites_evidence`], each path to protect named by what it is (`input`, ...).
+fn overwrites(out: &Path, inputs: &[(&Path, &str)]) -> Option<String> {
     // Follows links: what would be truncated is the file a link points to.
     let md = std::fs::metadata(out).ok()?;
     if !md.is_file() {
@@ -17,7 +23,7 @@ pub(crate) fn overwrites_evidence(out: &Path, inputs: &[PathBuf]) -> Option<Stri
     }
     let out_c = std::fs::canonicalize(out).ok()?;
     let ours = || ecir_input::is_ecir_output(out);
-    for input in inputs {
+    for &(input, noun) in inputs {
         let Ok(in_md) = std::fs::metadata(input) else {
             continue;
         };
@@ -25,11 +31,11 @@ pub(crate) fn overwrites_evidence(out: &Path, inputs: &[PathBuf]) -> Option<Stri
             continue;
         };
         if in_c == out_c || (in_md.is_file() && same_file(&in_md, &md)) {
-            return Some(format!("the input {}", input.display()));
+            return Some(format!("the {noun} {}", input.display()));
         }
         if in_md.is_dir() && out_c.starts_with(&in_c) && !ours() {
             return Some(format!(
-                "a file inside the input directory {} that ecir did not write",
+                "a file inside the {noun} directory {} that ecir did not write",
                 input.display()
             ));
         }
@@ -40,6 +46,51 @@ pub(crate) fn overwrites_evidence(out: &Path, inputs: &[PathBuf]) -> Option<Stri
         );
     }
     None
+}
+
+/// What writing `out` would overwrite in a case: the case's own journal, head, lock or
+/// playbook copy, anything in its evidence directory (a new file too), or a file recorded as
+/// evidence (`recorded`: originals and stored copies), checked as [`overwrites_evidence`]
+/// checks inputs. `None` when `out` may be written (other checks, such as an existing file,
+/// are the caller's).
+pub(crate) fn overwrites_case(out: &Path, case_dir: &Path, recorded: &[PathBuf]) -> Option<String> {
+    use ecir_playbook::{case, journal};
+    const OWN: [&str; 4] = [
+        journal::JOURNAL,
+        journal::HEAD,
+        journal::LOCK,
+        case::PLAYBOOK_COPY,
+    ];
+    let is_link = std::fs::symlink_metadata(out).is_ok_and(|m| m.file_type().is_symlink());
+    if is_link && std::fs::metadata(out).is_err() {
+        return Some("a link to a file that does not exist (it may name the evidence)".into());
+    }
+    if let (Some(target), Ok(case_c)) = (resolved(out), std::fs::canonicalize(case_dir)) {
+        if let Some(name) = OWN.iter().find(|n| target == case_c.join(n)) {
+            return Some(format!("the case's own {name}"));
+        }
+        if target.starts_with(case_c.join(case::EVIDENCE_DIR)) {
+            return Some(format!("the case's {}/ directory", case::EVIDENCE_DIR));
+        }
+    }
+    let own: Vec<PathBuf> = OWN.iter().map(|n| case_dir.join(n)).collect();
+    let mut inputs: Vec<(&Path, &str)> = own.iter().map(|p| (p.as_path(), "case file")).collect();
+    inputs.extend(recorded.iter().map(|p| (p.as_path(), "evidence file")));
+    overwrites(out, &inputs)
+}
+
+/// `path` made absolute with links resolved; for a file that does not exist yet, its
+/// directory resolved and its name kept.
+fn resolved(path: &Path) -> Option<PathBuf> {
+    if let Ok(c) = std::fs::canonicalize(path) {
+        return Some(c);
+    }
+    let name = path.file_name()?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    Some(std::fs::canonicalize(parent).ok()?.join(name))
 }
 
 #[cfg(unix)]

@@ -4,7 +4,7 @@
 //! add `ecir-playbook` to the root package's dependencies.
 
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ecir_playbook as pb;
 
@@ -116,9 +116,13 @@ pub enum CaseCommand {
         dir: PathBuf,
         #[arg(long, default_value = "md", value_parser = ["md", "html"])]
         format: String,
-        /// Write to FILE instead of stdout.
+        /// Write to FILE instead of stdout (never into the case's journal, playbook copy or
+        /// evidence, nor over a file recorded as evidence).
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Replace FILE when it exists already.
+        #[arg(long, requires = "output")]
+        force: bool,
     },
     /// Attach an ecir scan report (ecir.report/1 JSON).
     AttachReport {
@@ -368,20 +372,15 @@ pub fn run_case(
             dir,
             format,
             output,
+            force,
         } => {
             let f = pb::ReportFormat::parse(&format).ok_or("bad format")?;
-            match pb::case_report(&dir, f) {
-                Ok(text) => {
-                    match output {
-                        Some(path) => std::fs::write(&path, text)
-                            .map_err(|e| format!("{}: cannot write: {e}", path.display()))?,
-                        None => write!(out, "{text}").map_err(w)?,
-                    }
-                    Ok(0)
-                }
-                Err(pb::Error::Tampered(m)) => Err(format!("verification failed: {m}").into()),
-                Err(x) => Err(e(x)),
+            let text = pb::case_report(&dir, f).map_err(e)?;
+            match output {
+                Some(path) => write_report(&dir, &path, &text, force)?,
+                None => write!(out, "{text}").map_err(w)?,
             }
+            Ok(0)
         }
         CaseCommand::AttachReport { dir, report, by } => {
             // A scan report: its findings and evidence are bounded, so the document cap.
@@ -391,4 +390,44 @@ pub fn run_case(
             Ok(0)
         }
     }
+}
+
+/// Writes a case report to `path`, unless that would overwrite the case's own files, its
+/// evidence (stored copies and originals, see [`crate::guard::overwrites_case`]) or, without
+/// `force`, any existing file.
+fn write_report(dir: &Path, path: &Path, text: &str, force: bool) -> Result<(), Failure> {
+    let st = pb::state(dir).map_err(e)?;
+    let recorded: Vec<PathBuf> = pb::journal::evidence_files(&st.records)
+        .into_iter()
+        .flat_map(|(_, f)| [PathBuf::from(&f.original), dir.join(&f.stored)])
+        .collect();
+    if let Some(what) = crate::guard::overwrites_case(path, dir, &recorded) {
+        return Err(Failure {
+            message: format!(
+                "{}: refusing to write the report over {what}",
+                path.display()
+            ),
+            hint: Some("write the report outside the evidence, e.g. -o incident.html"),
+        });
+    }
+    let exists = std::fs::symlink_metadata(path).is_ok();
+    if exists && !force {
+        return Err(Failure {
+            message: format!("{}: exists already; refusing to replace it", path.display()),
+            hint: Some("give --force to replace it, or choose another file"),
+        });
+    }
+    let mut file = if force {
+        std::fs::File::create(path)
+    } else {
+        // Not `create`: a file made meanwhile is not replaced either.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+    }
+    .map_err(|x| format!("{}: cannot write: {x}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .map_err(|x| format!("{}: cannot write: {x}", path.display()))?;
+    Ok(())
 }

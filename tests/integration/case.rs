@@ -364,3 +364,267 @@ fn playbook_and_case_files_that_are_not_regular_are_refused() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn new_case(c: &str, playbook: &str) {
+    let o = run(&[
+        "case",
+        "new",
+        c,
+        "--playbook",
+        playbook,
+        "--discovered",
+        "2026-11-20 03:00",
+        "--lang",
+        "en",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// `case report -o` never writes into the case's journal, playbook copy or evidence, nor over
+/// an original recorded as evidence (with `--force` either), and replaces another existing
+/// file only with `--force`.
+#[test]
+fn case_report_output_never_overwrites_the_case_or_its_evidence() {
+    let dir = temp_dir("case-report-out");
+    let case = dir.join("case");
+    let c = case.to_str().unwrap();
+    new_case(c, "card-skimming");
+    let log = write(
+        &dir,
+        "access_log",
+        line(
+            "203.0.113.5",
+            "20/Nov/2026:03:00:00 +0900",
+            "GET / HTTP/1.1",
+            200,
+            1,
+            "x",
+        ),
+    );
+    let o = run(&[
+        "case",
+        "step",
+        c,
+        "CS-01",
+        "--status",
+        "done",
+        "--evidence",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let stored = std::fs::read_dir(case.join("evidence"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let before: Vec<(std::path::PathBuf, Vec<u8>)> = [
+        case.join("journal.jsonl"),
+        case.join("journal.head"),
+        case.join("playbook.toml"),
+        stored.clone(),
+        log.clone(),
+    ]
+    .into_iter()
+    .map(|p| {
+        let b = std::fs::read(&p).unwrap();
+        (p, b)
+    })
+    .collect();
+    let mut targets: Vec<std::path::PathBuf> = before.iter().map(|(p, _)| p.clone()).collect();
+    targets.push(case.join("evidence").join("new-report.md"));
+    #[cfg(unix)]
+    {
+        let link = dir.join("link-to-journal");
+        std::os::unix::fs::symlink(case.join("journal.jsonl"), &link).unwrap();
+        targets.push(link);
+    }
+    for t in &targets {
+        for force in [false, true] {
+            let mut args = vec!["case", "report", c, "--format", "html", "-o"];
+            args.push(t.to_str().unwrap());
+            if force {
+                args.push("--force");
+            }
+            let o = run(&args);
+            assert_refused(
+                &o,
+                &t.display().to_string(),
+                "refusing to write the report over",
+            );
+        }
+    }
+    for (p, b) in &before {
+        assert_eq!(&std::fs::read(p).unwrap(), b, "{} changed", p.display());
+    }
+    assert!(!case.join("evidence").join("new-report.md").exists());
+    assert_eq!(run(&["case", "verify", c]).status.code(), Some(0));
+    // A new file is written; an existing one is replaced only with --force.
+    let out = dir.join("incident.md");
+    let o = out.to_str().unwrap();
+    assert_eq!(run(&["case", "report", c, "-o", o]).status.code(), Some(0));
+    std::fs::write(&out, "keep").unwrap();
+    assert_refused(&run(&["case", "report", c, "-o", o]), o, "exists already");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "keep");
+    let r = run(&["case", "report", c, "-o", o, "--force"]);
+    assert_eq!(r.status.code(), Some(0));
+    assert!(std::fs::read_to_string(&out).unwrap().starts_with('#'));
+    // A report next to the journal, inside the case directory, is fine.
+    let inside = case.join("incident.md");
+    let r = run(&["case", "report", c, "-o", inside.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every command that reads a case refuses a playbook copy edited after the case was
+/// opened (its SHA-256 is in the opening record), as it refuses an edited journal.
+#[test]
+fn an_edited_playbook_copy_is_refused_by_every_case_command() {
+    let dir = temp_dir("case-edited-playbook");
+    let case = dir.join("case");
+    let c = case.to_str().unwrap();
+    new_case(c, "card-skimming");
+    let copy = case.join("playbook.toml");
+    let text = std::fs::read_to_string(&copy).unwrap();
+    assert!(text.contains("\noffset = 30\n"));
+    std::fs::write(
+        &copy,
+        text.replacen("\noffset = 30\n", "\noffset = 90\n", 1),
+    )
+    .unwrap();
+    let journal = std::fs::read(case.join("journal.jsonl")).unwrap();
+    let scan = write(
+        &dir,
+        "scan.json",
+        "{\"schema\": \"ecir.report/1\", \"findings\": []}",
+    );
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["case", "status", c],
+        vec!["case", "status", c, "--json"],
+        vec!["case", "report", c],
+        vec!["case", "step", c, "CS-01", "--status", "done"],
+        vec!["case", "note", c, "a note"],
+        vec!["case", "set", c, "unauthorized_access=true"],
+        vec!["case", "discovered", c, "2026-11-19 03:00"],
+        vec!["case", "attach-report", c, scan.to_str().unwrap()],
+        vec!["case", "next", c],
+    ];
+    for args in &commands {
+        let o = run(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_refused(
+            &o,
+            "playbook.toml was changed after record 1",
+            "verification failed",
+        );
+        assert!(err.contains("ecir case verify"), "{args:?}: {err}");
+        assert!(o.stdout.is_empty(), "{args:?}");
+    }
+    assert_eq!(std::fs::read(case.join("journal.jsonl")).unwrap(), journal);
+    let o = run(&["case", "verify", c]);
+    assert_eq!(o.status.code(), Some(1));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A playbook whose deadline offsets reach past ten years does not lint, import or open a
+/// case (it used to pass, then make `case status` panic).
+#[test]
+fn huge_deadline_offsets_are_refused_before_a_case_uses_them() {
+    let dir = temp_dir("case-huge-offset");
+    let o = run(&["playbook", "export", "card-skimming", "--format", "cacao"]);
+    let mut doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for v in doc["workflow"].as_object_mut().unwrap().values_mut() {
+        if let Some(exts) = v.get_mut("step_extensions").and_then(|e| e.as_object_mut()) {
+            for e in exts.values_mut() {
+                if let Some(dls) = e.get_mut("deadlines").and_then(|d| d.as_array_mut()) {
+                    for dl in dls {
+                        dl["offset"] = serde_json::json!(100_000_000u64);
+                    }
+                }
+            }
+        }
+    }
+    let cacao = write(&dir, "huge.json", serde_json::to_vec(&doc).unwrap());
+    let o = run(&["playbook", "import", cacao.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("is too large: at most 3650 days"), "{err}");
+    // The same playbook as TOML: lint and `case new` refuse it.
+    let src = std::fs::read_to_string(root().join("playbooks/card-skimming.toml")).unwrap();
+    let huge = write(
+        &dir,
+        "huge.toml",
+        src.replacen("\noffset = 30\n", "\noffset = 100000000\n", 1),
+    );
+    let h = huge.to_str().unwrap();
+    let o = run(&["playbook", "lint", h]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("at most 3650 days"));
+    let case = dir.join("case");
+    let o = run(&[
+        "case",
+        "new",
+        case.to_str().unwrap(),
+        "--playbook",
+        h,
+        "--discovered",
+        "2026-11-20 03:00",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("at most 3650 days"), "{err}");
+    assert!(!case.join("journal.jsonl").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Commands on one case from several terminals at once: every one succeeds and the journal
+/// holds (they used to report tampering when one read the head another was writing).
+#[test]
+fn concurrent_case_commands_neither_fail_nor_break_the_chain() {
+    let dir = temp_dir("case-concurrent");
+    let case = dir.join("case");
+    let c = case.to_str().unwrap();
+    new_case(c, "card-skimming");
+    let writers = 12;
+    let mut children = Vec::new();
+    for k in 0..writers {
+        let note = format!("lead {k}");
+        for args in [
+            vec!["case", "note", c, note.as_str(), "--by", "lead"],
+            vec!["case", "status", c],
+            vec!["case", "verify", c],
+        ] {
+            children.push((
+                format!("{args:?}"),
+                ecir()
+                    .args(&args)
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            ));
+        }
+    }
+    for (what, child) in children {
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{what}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let o = run(&["case", "verify", c]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(
+        text.starts_with(&format!("ok: {} records", writers + 1)),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -197,6 +197,13 @@ pub fn new_case(dir: &Path, opts: &NewCase) -> Result<CaseState, Error> {
         }
     }
     fs::create_dir_all(dir.join(EVIDENCE_DIR)).map_err(io(dir))?;
+    let _lock = journal::lock(dir, true)?;
+    if dir.join(journal::JOURNAL).exists() {
+        return Err(Error::Case(format!(
+            "{} was opened as a case by another command meanwhile",
+            dir.display()
+        )));
+    }
     let copy = dir.join(PLAYBOOK_COPY);
     fs::write(&copy, src.as_bytes()).map_err(io(&copy))?;
     let pb = format::parse(&file, &src).map_err(Error::Playbook)?;
@@ -212,11 +219,30 @@ pub fn new_case(dir: &Path, opts: &NewCase) -> Result<CaseState, Error> {
             tz: opts.tz.to_string(),
         },
     )?;
-    state(dir)
+    state_locked(dir)
 }
 
-/// Replays the journal (after checking its chain) into the case state.
+/// Replays the journal (after checking its chain and the playbook copy's hash) into the case
+/// state, under the case's shared lock.
 pub fn state(dir: &Path) -> Result<CaseState, Error> {
+    let _lock = journal::lock(dir, false)?;
+    state_locked(dir)
+}
+
+/// The state of the case in `dir`, locked for appending: hold the returned lock until the
+/// record is appended, so that no other command appends in between.
+fn state_for_append(dir: &Path) -> Result<(journal::CaseLock, CaseState), Error> {
+    if !dir.join(journal::JOURNAL).exists() {
+        // Not a case: say so (from `state_locked`) rather than create a lock file in it.
+        state_locked(dir)?;
+    }
+    let lock = journal::lock(dir, true)?;
+    let st = state_locked(dir)?;
+    Ok((lock, st))
+}
+
+/// [`state`], for a caller that holds the case's lock.
+pub(crate) fn state_locked(dir: &Path) -> Result<CaseState, Error> {
     if !dir.join(journal::JOURNAL).exists() {
         return Err(Error::Case(format!(
             "{} is not a case (no {})",
@@ -242,8 +268,7 @@ pub fn state(dir: &Path) -> Result<CaseState, Error> {
     let tz = parse_tz(tz)?;
     let mut discovered = parse_time(discovered, tz)?;
     let lang = Lang::parse(lang).unwrap_or(Lang::En);
-    let copy = dir.join(PLAYBOOK_COPY);
-    let src = ecir_input::read_config(&copy).map_err(Error::Read)?;
+    let src = journal::checked_playbook(dir, &records)?;
     let playbook = format::parse(PLAYBOOK_COPY, &src).map_err(Error::Playbook)?;
     let mut vars = BTreeMap::new();
     let mut steps: BTreeMap<String, StepState> = playbook
@@ -309,7 +334,7 @@ pub fn state(dir: &Path) -> Result<CaseState, Error> {
         }
     }
     recommended.remove(&playbook.id);
-    Ok(CaseState {
+    let st = CaseState {
         dir: dir.to_path_buf(),
         playbook,
         discovered,
@@ -319,7 +344,33 @@ pub fn state(dir: &Path) -> Result<CaseState, Error> {
         steps,
         recommended: recommended.into_iter().collect(),
         records,
-    })
+    };
+    countable_deadlines(&st)?;
+    Ok(st)
+}
+
+/// `Ok` when every deadline whose anchor is known can be counted ([`deadline::due`]): the
+/// playbook's offsets are bounded and case times lie in the calendar's years, so only a
+/// hand-made case gets an error here, never a panic.
+fn countable_deadlines(st: &CaseState) -> Result<(), Error> {
+    for s in &st.playbook.steps {
+        if let Some(d) = st
+            .due(s)
+            .filter(|d| d.due.is_none() && d.waiting_for.is_none())
+        {
+            return Err(Error::Invalid(format!(
+                "{}: step {}: its deadline ({} {}) cannot be counted: offsets go up to {} days and case times lie in {}–{}",
+                PLAYBOOK_COPY,
+                s.id,
+                d.deadline.offset,
+                d.deadline.unit.as_str(),
+                format::MAX_OFFSET_DAYS,
+                crate::calendar::YEARS.start(),
+                crate::calendar::YEARS.end()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Bytes of an evidence file's own name kept in its stored name (a file name holds 255 at
@@ -391,7 +442,7 @@ fn next_seq(st: &CaseState) -> u64 {
 /// Records a step's status, with an optional note (card numbers masked) and evidence files
 /// (copied into the case with their SHA-256; the sources are only read).
 pub fn apply_step(dir: &Path, u: &StepUpdate) -> Result<Record, Error> {
-    let st = state(dir)?;
+    let (_lock, st) = state_for_append(dir)?;
     known_step(&st, u.step)?;
     let at = now_or(u.at, st.tz)?;
     let seq = next_seq(&st);
@@ -428,7 +479,7 @@ pub fn add_note(
     by: &str,
     at: Option<&str>,
 ) -> Result<Record, Error> {
-    let st = state(dir)?;
+    let (_lock, st) = state_for_append(dir)?;
     if let Some(s) = step {
         known_step(&st, s)?;
     }
@@ -452,7 +503,7 @@ pub fn add_evidence(
     by: &str,
     at: Option<&str>,
 ) -> Result<Record, Error> {
-    let st = state(dir)?;
+    let (_lock, st) = state_for_append(dir)?;
     if let Some(s) = step {
         known_step(&st, s)?;
     }
@@ -498,7 +549,7 @@ pub fn set_vars(
     by: &str,
     at: Option<&str>,
 ) -> Result<Record, Error> {
-    let st = state(dir)?;
+    let (_lock, st) = state_for_append(dir)?;
     let mut vars = BTreeMap::new();
     for a in assignments {
         let Some((k, v)) = a.split_once('=') else {
@@ -531,7 +582,7 @@ pub fn correct_discovery(
     by: &str,
     at: Option<&str>,
 ) -> Result<Record, Error> {
-    let st = state(dir)?;
+    let (_lock, st) = state_for_append(dir)?;
     let t = parse_time(discovered, st.tz)?;
     let at = now_or(at, st.tz)?;
     journal::append(
@@ -598,7 +649,7 @@ impl CaseState {
         };
         Some(DueInfo {
             deadline: d.clone(),
-            due: anchor.map(|a| deadline::due(d, a, self.tz)),
+            due: anchor.and_then(|a| deadline::due(d, a, self.tz)),
             waiting_for,
         })
     }
@@ -1010,7 +1061,7 @@ pub fn attach_report(
     by: &str,
     at: Option<&str>,
 ) -> Result<Record, Error> {
-    let st = state(dir)?;
+    let (_lock, st) = state_for_append(dir)?;
     let v: serde_json::Value = serde_json::from_slice(report_json)
         .map_err(|e| Error::Invalid(format!("not a JSON report: {e}")))?;
     match v.get("schema").and_then(|s| s.as_str()) {

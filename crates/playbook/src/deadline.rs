@@ -10,7 +10,7 @@
 //! "End of day" is represented as 00:00 of the following day (an exclusive bound); renderers
 //! show it as `24:00` of the last day.
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Days, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::calendar;
@@ -28,21 +28,28 @@ pub fn start_of_day(date: NaiveDate, tz: Tz) -> DateTime<Tz> {
     }
 }
 
-/// When the deadline falls, given the anchor instant.
-pub fn due(d: &Deadline, anchor: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
+/// When the deadline falls, given the anchor instant; `None` when it cannot be counted: an
+/// offset outside `0..=`[`Unit::max_offset`] or an anchor outside [`calendar::YEARS`] (the
+/// arithmetic is checked, so no playbook or journal can make it overflow).
+pub fn due(d: &Deadline, anchor: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
     let local = anchor.with_timezone(&tz);
+    if !(0..=d.unit.max_offset()).contains(&d.offset) || !calendar::YEARS.contains(&local.year()) {
+        return None;
+    }
     match d.unit {
-        Unit::Hours => anchor + Duration::hours(d.offset),
+        Unit::Hours => anchor.checked_add_signed(Duration::try_hours(d.offset)?),
         Unit::Days => {
-            let mut last = local.date_naive() + Duration::days(d.offset);
+            let mut last = local
+                .date_naive()
+                .checked_add_days(Days::new(d.offset.unsigned_abs()))?;
             if d.roll_forward {
                 last = calendar::roll_forward(last);
             }
-            start_of_day(last + Duration::days(1), tz).with_timezone(&Utc)
+            Some(start_of_day(last.succ_opt()?, tz).with_timezone(&Utc))
         }
         Unit::BusinessDays => {
             let last = calendar::add_business_days(local.date_naive(), d.offset);
-            start_of_day(last + Duration::days(1), tz).with_timezone(&Utc)
+            Some(start_of_day(last.succ_opt()?, tz).with_timezone(&Utc))
         }
     }
 }
@@ -93,6 +100,31 @@ mod tests {
     }
 
     const TOKYO: Tz = chrono_tz::Asia::Tokyo;
+
+    /// [`super::due`] for deadlines that can be counted.
+    fn due(d: &Deadline, anchor: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
+        super::due(d, anchor, tz).expect("a deadline within range")
+    }
+
+    #[test]
+    fn deadlines_that_cannot_be_counted_are_none_not_a_panic() {
+        let t0 = jst("2026-11-20T03:00:00+09:00");
+        for unit in [Unit::Hours, Unit::Days, Unit::BusinessDays] {
+            for offset in [
+                -1,
+                unit.max_offset() + 1,
+                100_000_000,
+                1_000_000_000_000,
+                i64::MAX,
+            ] {
+                assert_eq!(super::due(&dl(offset, unit, true), t0, TOKYO), None);
+            }
+            assert!(super::due(&dl(unit.max_offset(), unit, false), t0, TOKYO).is_some());
+        }
+        // An anchor outside the calendar (only a hand-made journal has one).
+        let far = DateTime::<Utc>::MAX_UTC - Duration::days(1);
+        assert_eq!(super::due(&dl(1, Unit::Days, true), far, TOKYO), None);
+    }
 
     #[test]
     fn hours_are_exact() {

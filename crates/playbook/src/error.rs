@@ -30,6 +30,8 @@ pub enum Error {
     Tampered(String),
     /// CACAO JSON that cannot be imported.
     Cacao(String),
+    /// Another command held the case's lock for too long.
+    Busy(String),
 }
 
 impl fmt::Display for Error {
@@ -48,7 +50,7 @@ impl fmt::Display for Error {
             }
             Error::UnknownPlaybook(id) => write!(f, "unknown playbook: {id}"),
             Error::UnknownStep(id) => write!(f, "unknown step: {id}"),
-            Error::Invalid(m) | Error::Case(m) => f.write_str(m),
+            Error::Invalid(m) | Error::Case(m) | Error::Busy(m) => f.write_str(m),
             Error::Tampered(m) => write!(f, "verification failed: {m}"),
             Error::Cacao(m) => write!(f, "CACAO import: {m}"),
         }
@@ -60,6 +62,8 @@ impl Error {
     pub fn hint(&self) -> Option<&'static str> {
         match self {
             Error::Read(e) => e.hint(),
+            Error::Tampered(_) => Some("`ecir case verify DIR` explains what does not hold"),
+            Error::Busy(_) => Some("retry when the other command on this case has finished"),
             _ => None,
         }
     }

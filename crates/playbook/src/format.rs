@@ -202,7 +202,19 @@ pub enum Unit {
     BusinessDays,
 }
 
+/// The longest deadline offset a playbook may give: about ten years, far beyond any
+/// notification rule, and short enough that every deadline stays within the calendar's
+/// range and the date arithmetic (a playbook may come from anyone).
+pub const MAX_OFFSET_DAYS: i64 = 3650;
+
 impl Unit {
+    /// The largest offset in this unit ([`MAX_OFFSET_DAYS`] days, in hours for `hours`).
+    pub fn max_offset(&self) -> i64 {
+        match self {
+            Unit::Hours => MAX_OFFSET_DAYS * 24,
+            Unit::Days | Unit::BusinessDays => MAX_OFFSET_DAYS,
+        }
+    }
     pub fn parse(s: &str) -> Option<Unit> {
         Some(match s {
             "hours" => Unit::Hours,
@@ -916,6 +928,22 @@ fn check_deadline(
             Unit::Days
         }
     };
+    if let Some(o) = r
+        .offset
+        .as_ref()
+        .filter(|o| *o.get_ref() > unit.max_offset())
+    {
+        l.at(
+            o,
+            format!(
+                "{label}: deadline offset {} {} is too large: at most {MAX_OFFSET_DAYS} days ({} hours, {MAX_OFFSET_DAYS} business days)",
+                o.get_ref(),
+                unit.as_str(),
+                Unit::Hours.max_offset()
+            ),
+        );
+        ok = false;
+    }
     let kind = match r.kind.as_ref().map(|k| (k, k.get_ref().as_str())) {
         Some((_, "soft")) => DeadlineKind::Soft,
         Some((_, "hard")) => DeadlineKind::Hard,
@@ -1252,5 +1280,38 @@ rule = "rule"
         let p = problems(&src);
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].line, line_of(&src, "offset = "));
+    }
+
+    #[test]
+    fn offsets_beyond_ten_years_are_refused() {
+        for (offset, unit) in [
+            ("3651", "days"),
+            ("3651", "business-days"),
+            ("87601", "hours"),
+            ("100000000", "days"),
+            ("9223372036854775807", "hours"),
+        ] {
+            let src = GOOD
+                .replace("offset = 3", &format!("offset = {offset}"))
+                .replace("unit = \"days\"", &format!("unit = \"{unit}\""));
+            let p = problems(&src);
+            assert_eq!(p.len(), 1, "{offset} {unit}: {p:?}");
+            assert!(
+                p[0].message.contains("is too large: at most 3650 days"),
+                "{}",
+                p[0].message
+            );
+            assert_eq!(p[0].line, line_of(&src, &format!("offset = {offset}")));
+        }
+        for (offset, unit) in [
+            ("3650", "days"),
+            ("3650", "business-days"),
+            ("87600", "hours"),
+        ] {
+            let src = GOOD
+                .replace("offset = 3", &format!("offset = {offset}"))
+                .replace("unit = \"days\"", &format!("unit = \"{unit}\""));
+            assert!(problems(&src).is_empty(), "{offset} {unit}");
+        }
     }
 }

@@ -5,10 +5,16 @@
 //! field, in order). `journal.head` holds the last sequence number and hash, so a removed or
 //! edited last record is noticed too. Someone who can rewrite all three can forge a history:
 //! write the head hash down somewhere else (the report prints it) to anchor it.
+//!
+//! Commands on one case may run at the same time (a lead and a scribe in two terminals):
+//! [`lock`] takes an advisory lock on `journal.lock`, exclusive for a command that appends and
+//! shared for one that only reads, and the head is replaced atomically (written to a
+//! temporary file, then renamed), so no reader sees a journal and head from different moments.
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use ecir_input::{sha256_hex, HashingReader};
 use serde::{Deserialize, Serialize};
@@ -18,6 +24,8 @@ use crate::error::{io, Error};
 
 pub const JOURNAL: &str = "journal.jsonl";
 pub const HEAD: &str = "journal.head";
+/// The advisory lock file of a case ([`lock`]); it holds nothing.
+pub const LOCK: &str = "journal.lock";
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// A file copied into the case, with its hash.
@@ -139,7 +147,74 @@ pub fn read_records(dir: &Path) -> Result<Vec<Record>, Error> {
     Ok(out)
 }
 
-/// Appends a record after checking the chain, and returns it.
+/// How long a command waits for another command on the same case to finish.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// An advisory lock on a case, released when dropped.
+#[derive(Debug)]
+pub struct CaseLock {
+    _file: Option<File>,
+}
+
+/// Locks the case in `dir`: `exclusive` for a command that appends to the journal, shared
+/// for one that only reads it. Waits while another command holds a conflicting lock, up to
+/// [`LOCK_WAIT`], then fails with [`Error::Busy`]. A case that cannot be written (a read-only
+/// copy, where nothing can append either) and a file system without locks are read unlocked.
+pub fn lock(dir: &Path, exclusive: bool) -> Result<CaseLock, Error> {
+    let path = dir.join(LOCK);
+    let file = if exclusive {
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?
+    } else if !journal_path(dir).exists() {
+        // Not a case (the reader says so): create nothing in a directory that may be evidence.
+        return Ok(CaseLock { _file: None });
+    } else {
+        match File::open(&path).or_else(|_| {
+            OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+        }) {
+            Ok(f) => f,
+            Err(_) => return Ok(CaseLock { _file: None }),
+        }
+    };
+    let started = Instant::now();
+    loop {
+        let tried = if exclusive {
+            file.try_lock()
+        } else {
+            file.try_lock_shared()
+        };
+        match tried {
+            Ok(()) => return Ok(CaseLock { _file: Some(file) }),
+            Err(TryLockError::WouldBlock) if started.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(Error::Busy(format!(
+                    "{}: the case is busy: another ecir command has held {LOCK} for {} seconds",
+                    dir.display(),
+                    LOCK_WAIT.as_secs()
+                )))
+            }
+            Err(TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {
+                return Ok(CaseLock { _file: None })
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(Error::Io { path, source: e });
+            }
+        }
+    }
+}
+
+/// Appends a record after checking the chain, and returns it. The caller holds the case's
+/// exclusive [`lock`].
 pub fn append(dir: &Path, at: &str, by: &str, what: What) -> Result<Record, Error> {
     let existing = if journal_path(dir).exists() {
         check_chain(dir)?
@@ -168,9 +243,19 @@ pub fn append(dir: &Path, at: &str, by: &str, what: What) -> Result<Record, Erro
         .map_err(io(&path))?;
     writeln!(f, "{line}").map_err(io(&path))?;
     f.sync_all().map_err(io(&path))?;
-    let head = dir.join(HEAD);
-    fs::write(&head, format!("{} {}\n", rec.seq, rec.hash)).map_err(io(&head))?;
+    write_head(dir, &rec)?;
     Ok(rec)
+}
+
+/// Replaces `journal.head` atomically: a reader sees the old head or the new one, never a
+/// half-written file.
+fn write_head(dir: &Path, rec: &Record) -> Result<(), Error> {
+    let head = dir.join(HEAD);
+    let tmp = dir.join(format!("{HEAD}.tmp"));
+    let mut f = File::create(&tmp).map_err(io(&tmp))?;
+    writeln!(f, "{} {}", rec.seq, rec.hash).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    fs::rename(&tmp, &head).map_err(io(&head))
 }
 
 /// Checks the hash chain and the head; returns the records when they hold.
@@ -230,40 +315,61 @@ pub struct Verified {
     pub evidence_files: u64,
 }
 
-/// Verifies a case: the hash chain, the head, the playbook copy and every evidence file.
-/// [`Error::Tampered`] names the first record or file that does not hold.
-pub fn verify(dir: &Path) -> Result<Verified, Error> {
-    let recs = check_chain(dir)?;
-    let mut files: Vec<(u64, &EvidenceRef)> = Vec::new();
-    for r in &recs {
+/// The files recorded as evidence, with the number of the record that stored each.
+pub fn evidence_files(records: &[Record]) -> Vec<(u64, &EvidenceRef)> {
+    let mut files = Vec::new();
+    for r in records {
         match &r.what {
-            What::Open {
-                playbook_sha256, ..
-            } => {
-                let p = dir.join(crate::case::PLAYBOOK_COPY);
-                let got = ecir_input::read_bounded(&p, ecir_input::CONFIG_LIMIT)
-                    .map(|b| sha256_hex(&b))
-                    .map_err(|e| {
-                        let copy = crate::case::PLAYBOOK_COPY;
-                        Error::Tampered(if e.is_not_found() {
-                            format!("{copy} is missing")
-                        } else {
-                            format!("{copy} cannot be read: {}", e.problem)
-                        })
-                    })?;
-                if &got != playbook_sha256 {
-                    return Err(Error::Tampered(format!(
-                        "{} was changed after record {} (sha256 {got}, journal says {playbook_sha256})",
-                        crate::case::PLAYBOOK_COPY,
-                        r.seq
-                    )));
-                }
-            }
             What::Step { evidence, .. } => files.extend(evidence.iter().map(|e| (r.seq, e))),
             What::Evidence { file, .. } | What::Report { file, .. } => files.push((r.seq, file)),
             _ => {}
         }
     }
+    files
+}
+
+/// The playbook copy's text, after checking it against the SHA-256 the opening record
+/// holds: a playbook edited after the case was opened would move its deadlines unnoticed.
+pub fn checked_playbook(dir: &Path, records: &[Record]) -> Result<String, Error> {
+    let copy = crate::case::PLAYBOOK_COPY;
+    let Some((seq, want)) = records.iter().find_map(|r| match &r.what {
+        What::Open {
+            playbook_sha256, ..
+        } => Some((r.seq, playbook_sha256)),
+        _ => None,
+    }) else {
+        return Err(Error::Case(
+            "the journal does not start with an `open` record".into(),
+        ));
+    };
+    let src = ecir_input::read_config(&dir.join(copy)).map_err(|e| {
+        Error::Tampered(if e.is_not_found() {
+            format!("{copy} is missing")
+        } else {
+            format!("{copy} cannot be read: {}", e.problem)
+        })
+    })?;
+    let got = sha256_hex(src.as_bytes());
+    if &got != want {
+        return Err(Error::Tampered(format!(
+            "{copy} was changed after record {seq} (sha256 {got}, journal says {want})"
+        )));
+    }
+    Ok(src)
+}
+
+/// Verifies a case: the hash chain, the head, the playbook copy and every evidence file.
+/// [`Error::Tampered`] names the first record or file that does not hold.
+pub fn verify(dir: &Path) -> Result<Verified, Error> {
+    let _lock = lock(dir, false)?;
+    verify_locked(dir)
+}
+
+/// [`verify`], for a caller that holds the case's [`lock`].
+pub(crate) fn verify_locked(dir: &Path) -> Result<Verified, Error> {
+    let recs = check_chain(dir)?;
+    checked_playbook(dir, &recs)?;
+    let files = evidence_files(&recs);
     for (seq, e) in &files {
         let p = dir.join(&e.stored);
         // Streamed, not read whole: an evidence copy may be as large as the evidence.

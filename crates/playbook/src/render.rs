@@ -274,12 +274,17 @@ pub fn render_status(st: &CaseStatus) -> String {
         };
         let when = match (&r.deadline_shown, r.seconds_left, &r.deadline_waiting_for) {
             (Some(d), Some(left), _) => {
-                let rel = if r.status != StepStatus::Pending {
+                // As the incident record says: only a step done in time met its deadline.
+                let rel = if r.status == StepStatus::Done {
                     if r.late {
                         t(lang, "期限後に完了", "done late").to_string()
                     } else {
                         t(lang, "期限内に完了", "met").to_string()
                     }
+                } else if r.status == StepStatus::Skipped {
+                    t(lang, "見送り", "skipped").to_string()
+                } else if r.status == StepStatus::NotApplicable {
+                    t(lang, "該当なし", "not applicable").to_string()
                 } else if left >= 0 {
                     format!(
                         "{} {}",

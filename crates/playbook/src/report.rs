@@ -487,8 +487,9 @@ fn render_html(blocks: &[Block], lang: Lang) -> String {
 
 /// The incident record of a case. Verifies the case first: a tampered case is an error.
 pub fn case_report(dir: &Path, format: ReportFormat) -> Result<String, Error> {
-    let v = crate::journal::verify(dir)?;
-    let st = case::state(dir)?;
+    let _lock = crate::journal::lock(dir, false)?;
+    let v = crate::journal::verify_locked(dir)?;
+    let st = case::state_locked(dir)?;
     let blocks = build(&st, &v.head);
     Ok(match format {
         ReportFormat::Markdown => render_md(&blocks),
