@@ -151,6 +151,19 @@ pub const MAX_IPS: usize = 50;
 pub const MAX_RELATED: usize = 20;
 
 impl Finding {
+    /// Escapes control, bidi and zero-width characters in the prose a finding may take from
+    /// log fields (title, summary) as [`crate::text::escaped`] does, as its evidence text
+    /// already is: a `%1b` decoded in a path must not reach whoever shows the title (`jq -r`,
+    /// a SIEM, a chat hook) as a live terminal sequence. `paths` and `users` stay exactly as
+    /// sent, for matching (JSON escapes their control characters as `\u001b`).
+    pub fn escape_log_text(&mut self) {
+        for s in [&mut self.title, &mut self.summary] {
+            if let std::borrow::Cow::Owned(e) = crate::text::escaped(s) {
+                *s = e;
+            }
+        }
+    }
+
     pub fn new(rule: &str, category: Category, severity: Severity) -> Self {
         Finding {
             id: String::new(),
@@ -198,6 +211,21 @@ impl Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_text_in_a_finding_is_escaped() {
+        let mut f = Finding::new("webshell.x", Category::Webshell, Severity::High);
+        f.title = "Script at /y\u{1b}[2J\u{202e}.php".into();
+        f.summary = "ok \u{7}".into();
+        f.users = vec!["adm\u{85}in".into()];
+        f.paths = vec!["/a\u{1b}]0;x\u{7}".into()];
+        f.escape_log_text();
+        assert_eq!(f.title, "Script at /y\\x1b[2J\\u{202e}.php");
+        assert_eq!(f.summary, "ok \\x07");
+        // Data fields stay exact.
+        assert_eq!(f.users, ["adm\u{85}in"]);
+        assert_eq!(f.paths, ["/a\u{1b}]0;x\u{7}"]);
+    }
 
     #[test]
     fn severity_orders_and_raises() {

@@ -218,11 +218,15 @@ pub fn scan(
         .flat_map(|f| f.related.iter().cloned())
         .chain(exposure.iter().flat_map(|e| e.basis.iter().cloned()))
         .collect();
-    let findings = ecir_detect::client_cap::cap_client_findings(
+    let mut findings = ecir_detect::client_cap::cap_client_findings(
         findings,
         &referenced,
         ecir_detect::client_cap::MAX_CLIENT_FINDINGS,
     );
+    // Attacker text is data: what findings took from log fields is escaped once, here.
+    for f in &mut findings {
+        f.escape_log_text();
+    }
     let detector_warnings = ctx.take_warnings();
 
     let mut report = Report {
