@@ -161,11 +161,20 @@ fn classify<'a>(
             .next()
             .filter(|w| !w.is_empty())
     }
-    /// The client of an sshd message: the last `from <addr> port <n>` (a user name written
-    /// before it cannot frame another address), else the first `from <addr>`.
+    /// The client of an sshd message. sshd ends its message with `from <addr> port <n>`,
+    /// then for an authentication result ` ssh2` and, for some methods, `: <info>`; the user
+    /// name before it (any text up to 100 characters for an invalid user) and the info after
+    /// it are the client's to choose. So the client is the first `from <addr> port <n>` that
+    /// ends the message (or is followed by ` [preauth]`), or is followed by the protocol
+    /// token and then the end or `: `: a user name `x from A port 1 ssh2` is followed by
+    /// more text, and an info `: from B port 2 ssh2` comes after the real address (fail2ban's
+    /// injection tests). Else the last `from <addr>` that ends the message (`Invalid user x
+    /// from <addr>` of old sshd), else the last `from <addr> port <n>`, else the first
+    /// `from <addr>`.
     fn from_addr(s: &str) -> Option<&str> {
         let mut first = None;
         let mut last_with_port = None;
+        let mut last_at_end = None;
         for (i, _) in s.match_indices(" from ") {
             let rest = &s[i + 6..];
             let addr = rest.split([' ', ';', ',']).next().unwrap_or("");
@@ -173,12 +182,48 @@ fn classify<'a>(
                 continue;
             }
             first.get_or_insert(addr);
+            if parse_ip(addr).is_none() {
+                continue;
+            }
             let after = &rest[addr.len()..];
-            if after.starts_with(" port ") && parse_ip(addr).is_some() {
-                last_with_port = Some(addr);
+            if after.is_empty() {
+                last_at_end = Some(addr);
+            }
+            let Some(port) = after.strip_prefix(" port ") else {
+                continue;
+            };
+            let digits = port.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 {
+                continue;
+            }
+            last_with_port = Some(addr);
+            let tail = &port[digits..];
+            let ends = match tail.strip_prefix(" ssh2").or(tail.strip_prefix(" ssh1")) {
+                Some(info) => info.is_empty() || info.starts_with(": "),
+                None => tail.is_empty() || tail == " [preauth]",
+            };
+            if ends {
+                return Some(addr);
             }
         }
-        last_with_port.or(first)
+        last_at_end.or(last_with_port).or(first)
+    }
+    /// `<user> <addr> port <n>[ [preauth]]`: the user (any text for an invalid user) and the
+    /// address just before the final `port <n>`, so a user name `x 192.0.2.1` cannot frame
+    /// that address.
+    fn user_then_addr(s: &str) -> (Option<&str>, Option<&str>) {
+        let s = s.strip_suffix(" [preauth]").unwrap_or(s);
+        let ended = s
+            .rsplit_once(" port ")
+            .filter(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        let Some((head, _)) = ended else {
+            let mut it = s.split(' ');
+            return (it.next(), it.next());
+        };
+        match head.rsplit_once(' ') {
+            Some((user, addr)) => (Some(user), Some(addr)),
+            None => (None, Some(head)),
+        }
     }
     use LoginOutcome::*;
     // Solaris prefixes sshd messages with `[ID 800047 auth.info] `.
@@ -248,12 +293,7 @@ fn classify<'a>(
             }
             if let Some(rest) = msg.strip_prefix("Invalid user ") {
                 let user = rest.split(' ').next();
-                return (
-                    "ssh-invalid-user",
-                    user,
-                    word_after(rest, " from "),
-                    Failure,
-                );
+                return ("ssh-invalid-user", user, from_addr(rest), Failure);
             }
             if msg.starts_with("error: maximum authentication attempts exceeded") {
                 return (
@@ -276,16 +316,16 @@ fn classify<'a>(
             if msg.starts_with("Connection closed by authenticating user ")
                 || msg.starts_with("Disconnected from authenticating user ")
             {
-                let rest = msg.split("authenticating user ").nth(1).unwrap_or("");
-                let mut it = rest.split(' ');
-                return ("ssh-preauth-close", it.next(), it.next(), Unknown);
+                let rest = msg.split_once("authenticating user ").map_or("", |r| r.1);
+                let (user, addr) = user_then_addr(rest);
+                return ("ssh-preauth-close", user, addr, Unknown);
             }
             if msg.starts_with("Connection closed by invalid user ")
                 || msg.starts_with("Disconnected from invalid user ")
             {
-                let rest = msg.split("invalid user ").nth(1).unwrap_or("");
-                let mut it = rest.split(' ');
-                return ("ssh-invalid-user-close", it.next(), it.next(), Unknown);
+                let rest = msg.split_once("invalid user ").map_or("", |r| r.1);
+                let (user, addr) = user_then_addr(rest);
+                return ("ssh-invalid-user-close", user, addr, Unknown);
             }
             if msg.contains("session opened for user ") {
                 return (
@@ -573,6 +613,46 @@ Feb 20 08:35:22 slave22 sshd[5774]: Failed password for invalid user admin from 
         assert!(AuthLog.detect(&sample).is_none());
     }
 
+    /// Every `(line, client, action)` of `text` (year 2024, UTC).
+    fn rows(text: &str) -> Vec<(u64, Option<String>, String)> {
+        let ctx = ParseContext {
+            year: Some(2024),
+            ..Default::default()
+        };
+        let c = parse_all(chosen(), &ctx, text);
+        assert!(c.skips.is_empty(), "{:?}", c.skips);
+        c.events
+            .iter()
+            .map(|(l, e)| match &e.detail {
+                EventDetail::Auth { action, .. } => {
+                    (*l, e.client_ip.map(|i| i.to_string()), action.to_string())
+                }
+                _ => panic!("not auth"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_client_chosen_text_cannot_frame_another_address() {
+        // The user name and the auth info are the client's to choose: the address is the
+        // one sshd wrote, right before the protocol token (fail2ban's injection tests).
+        let text = "\
+Nov 11 08:04:52 h sshd[2737]: Failed password for invalid user test from 192.0.2.10 port 58946 ssh2: from 198.51.100.2 port 55555 ssh2
+Nov 11 08:04:52 h sshd[2737]: Failed password for invalid user test from 198.51.100.2 port 55555 ssh2 from 192.0.2.10 port 58946 ssh2
+Nov 11 08:04:51 h sshd[2737]: Failed password for invalid user from 198.51.100.1 from 192.0.2.10 port 58946 ssh2
+Nov 11 08:04:53 h sshd[2738]: Failed password for u from 192.0.2.10 port 20000 ssh1: ruser from 198.51.100.1
+Nov 11 08:04:54 h sshd[2739]: Invalid user a from 198.51.100.1 port 1 from 192.0.2.10 port 58946
+Nov 11 08:04:54 h sshd[2739]: Invalid user a from 198.51.100.1 from 192.0.2.10
+Nov 11 08:04:55 h sshd[2739]: Connection closed by invalid user x 198.51.100.1 192.0.2.10 port 46039 [preauth]
+Nov 11 08:04:55 h sshd[2740]: Connection closed by authenticating user t 198.51.100.1 port 1 192.0.2.10 port 46039 [preauth]
+Nov 11 08:04:56 h sshd[2741]: Accepted publickey for u from 192.0.2.10 port 1 ssh2: RSA SHA256:from 198.51.100.1 port 2 ssh2";
+        let r = rows(text);
+        assert_eq!(r.len(), 9);
+        for (line, ip, action, ..) in &r {
+            assert_eq!(ip.as_deref(), Some("192.0.2.10"), "line {line} ({action})");
+        }
+    }
+
     /// loghub OpenSSH_2k: per-line template ids as ground truth.
     #[test]
     fn corpus_loghub_openssh_agreement() {
@@ -660,6 +740,7 @@ mod corpus_agreement {
         let mut times = (0usize, 0usize);
         let mut negatives = (0usize, 0usize);
         let mut other_modes = (0usize, 0usize);
+        let mut wrong_ip: Vec<String> = Vec::new();
         // `sshd-journal` holds journal entries without timestamps (fail2ban reads them from
         // systemd), not a log file: not a format for ecir.
         for name in ["sshd"] {
@@ -693,6 +774,13 @@ mod corpus_agreement {
                     eprintln!("UNPARSED {name}: {l}");
                 }
                 let host_ip = lab["host"].as_str().and_then(parse_ip);
+                // Whatever the line means, the address read from it is the labelled one:
+                // text the client chose (user name, auth info) never frames another.
+                if let (true, Some(h), Some((ev, _))) = (lab["match"] == true, host_ip, &parsed) {
+                    if ev.client_ip.is_some_and(|c| c != h) {
+                        wrong_ip.push(l.to_string());
+                    }
+                }
                 if lab["match"] == true && !normal {
                     other_modes.0 += 1;
                     if parsed
@@ -743,6 +831,10 @@ mod corpus_agreement {
         eprintln!(
             "fail2ban sshd: {}/{} normal-mode labelled failures read as a failure from the labelled IP ({:.1}%); times {}/{} ({:.1}%); {}/{} negatives not read as a failure ({:.1}%); aggressive/ddos-only lines read as failures {}/{} (connection noise, by design not a login)",
             total.1, total.0, pct(total), times.1, times.0, pct(times), negatives.1, negatives.0, pct(negatives), other_modes.1, other_modes.0
+        );
+        assert!(
+            wrong_ip.is_empty(),
+            "read from another address: {wrong_ip:#?}"
         );
         assert!(total.0 >= 50, "corpus smaller than expected: {total:?}");
         assert!(
