@@ -55,6 +55,8 @@ const AUTH_PROGRAMS: &[&str] = &[
 struct Header<'a> {
     ts: Option<Timestamp>,
     program: &'a str,
+    /// The process id of the tag, `sshd[1234]:`.
+    pid: Option<u32>,
     message: &'a str,
 }
 
@@ -119,11 +121,18 @@ fn split_header<'a>(line: &'a str, ctx: &ParseContext) -> Option<Header<'a>> {
     if tag.is_empty() || tag.contains(' ') {
         return None;
     }
-    let program = tag.split('[').next().unwrap_or(tag);
+    // `sshd[1234]`, and on old Red Hat syslog `sshd(pam_unix)[1234]` (the PAM module that
+    // wrote the line): the program is `sshd` either way.
+    let program = tag.split(['[', '(']).next().unwrap_or(tag);
+    let pid = tag
+        .rsplit_once('[')
+        .and_then(|(_, p)| p.strip_suffix(']'))
+        .and_then(|p| p.parse().ok());
     let message = rest.get(colon + 2..).unwrap_or("").trim_start();
     Some(Header {
         ts,
         program,
+        pid,
         message,
     })
 }
@@ -147,6 +156,31 @@ fn syslog_time(ctx: &ParseContext, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> 
     } else {
         Some(t)
     }
+}
+
+/// The N of `N more authentication failure(s)`: PAM's count, at the end of a connection, of
+/// its failures past the first (`PAM ` before it when sshd writes it).
+fn pam_more(msg: &str) -> Option<u32> {
+    let n = msg.strip_prefix("PAM ").unwrap_or(msg);
+    let digits = n.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 || !n[digits..].starts_with(" more authentication failure") {
+        return None;
+    }
+    Some(n[..digits].parse().unwrap_or(u32::MAX).min(MAX_TIMES))
+}
+
+/// The most a line may stand for (`message repeated N times`, `PAM N more authentication
+/// failures`): sshd allows a few tries per connection, and a larger N (a forged line) must
+/// not make one line a flood.
+pub const MAX_TIMES: u32 = 1000;
+
+/// rsyslog's `message repeated N times: [ <message>]`: N and the message.
+fn repeated(msg: &str) -> Option<(u32, &str)> {
+    let rest = msg.strip_prefix("message repeated ")?;
+    let (n, inner) = rest.split_once(" times: [")?;
+    let n: u32 = n.parse().ok().filter(|n| *n > 0)?;
+    let inner = inner.strip_suffix(']').unwrap_or(inner).trim_start();
+    Some((n.min(MAX_TIMES), inner))
 }
 
 /// What an auth message means: (action, user, ip, outcome).
@@ -303,9 +337,10 @@ fn classify<'a>(
                     Failure,
                 );
             }
-            if msg.contains("authentication failure;") {
-                // sshd logs its own `Failed password` line for the same attempt: counting
-                // this PAM line too would count every guess twice.
+            if msg.contains("authentication failure;") || pam_more(msg).is_some() {
+                // sshd usually logs its own `Failed password` line for the same attempt, so
+                // the line alone is no failure: the host detector counts a connection's PAM
+                // failures only past its `Failed` lines (old Red Hat syslog has only these).
                 return (
                     "pam-auth-failure",
                     word_after(msg, " user="),
@@ -409,7 +444,14 @@ impl Parser for AuthParser {
             sink.skip(line, skip::BAD_TIMESTAMP, bytes);
             return;
         };
-        let (action, user, ip, outcome) = classify(h.program, h.message);
+        // rsyslog writes a message repeated at once as `message repeated N times: [ … ]`:
+        // the message, standing for N lines.
+        let (repeat, message) = repeated(h.message).unwrap_or((1, h.message));
+        let (action, user, ip, outcome) = classify(h.program, message);
+        let times = match pam_more(message) {
+            Some(n) => n.saturating_mul(repeat).min(MAX_TIMES),
+            None => repeat,
+        };
         let user = user.map(|u| u.trim_matches(['"', '\'']));
         let ev = Event {
             ts: Some(ts),
@@ -421,6 +463,8 @@ impl Parser for AuthParser {
                 user: user.map(|u| Cow::Owned(u.to_string())),
                 action: Cow::Borrowed(action),
                 outcome,
+                pid: h.pid,
+                times,
             },
             ..Default::default()
         };
@@ -613,8 +657,11 @@ Feb 20 08:35:22 slave22 sshd[5774]: Failed password for invalid user admin from 
         assert!(AuthLog.detect(&sample).is_none());
     }
 
-    /// Every `(line, client, action)` of `text` (year 2024, UTC).
-    fn rows(text: &str) -> Vec<(u64, Option<String>, String)> {
+    /// `(line, client, action, pid, times)` of an auth event.
+    type Row = (u64, Option<String>, String, Option<u32>, u32);
+
+    /// Every row of `text` (year 2024, UTC).
+    fn rows(text: &str) -> Vec<Row> {
         let ctx = ParseContext {
             year: Some(2024),
             ..Default::default()
@@ -624,9 +671,15 @@ Feb 20 08:35:22 slave22 sshd[5774]: Failed password for invalid user admin from 
         c.events
             .iter()
             .map(|(l, e)| match &e.detail {
-                EventDetail::Auth { action, .. } => {
-                    (*l, e.client_ip.map(|i| i.to_string()), action.to_string())
-                }
+                EventDetail::Auth {
+                    action, pid, times, ..
+                } => (
+                    *l,
+                    e.client_ip.map(|i| i.to_string()),
+                    action.to_string(),
+                    *pid,
+                    *times,
+                ),
                 _ => panic!("not auth"),
             })
             .collect()
@@ -651,6 +704,54 @@ Nov 11 08:04:56 h sshd[2741]: Accepted publickey for u from 192.0.2.10 port 1 ss
         for (line, ip, action, ..) in &r {
             assert_eq!(ip.as_deref(), Some("192.0.2.10"), "line {line} ({action})");
         }
+    }
+
+    #[test]
+    fn red_hat_pam_unix_tags_and_pam_failure_counts() {
+        let text = "\
+Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=203.0.113.4
+Jun 14 15:16:02 combo sshd(pam_unix)[19937]: check pass; user unknown
+Jun 14 15:16:03 combo sshd(pam_unix)[15794]: 2 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.4  user=root
+Jun 14 15:16:04 combo su(pam_unix)[21416]: session opened for user cyrus by (uid=0)
+Feb 22 16:45:26 slave22 sshd[2738]: PAM 4 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.4  user=root
+Feb 22 16:45:27 slave22 sshd[2739]: PAM 1 more authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.4";
+        let r = rows(text);
+        let ip = Some("203.0.113.4".to_string());
+        let pam = "pam-auth-failure".to_string();
+        assert_eq!(r[0], (1, ip.clone(), pam.clone(), Some(19939), 1));
+        assert_eq!(r[1].2, "other");
+        assert_eq!(r[2], (3, ip.clone(), pam.clone(), Some(15794), 2));
+        assert_eq!((r[3].2.as_str(), r[3].3), ("other", Some(21416)));
+        assert_eq!(r[4], (5, ip.clone(), pam.clone(), Some(2738), 4));
+        assert_eq!(r[5], (6, ip, pam, Some(2739), 1));
+        // The program is `sshd` (the module in brackets is not part of it).
+        let c = parse_all(chosen(), &ParseContext::default(), text);
+        assert!(
+            matches!(&c.events[0].1.detail, EventDetail::Auth { program, .. } if program == "sshd")
+        );
+        // A Red Hat syslog file of such lines is an auth log.
+        let sample: Vec<&[u8]> = text.lines().map(str::as_bytes).collect();
+        assert_eq!(AuthLog.detect(&sample).map(|d| d.0), Some(0));
+    }
+
+    #[test]
+    fn rsyslog_repeated_messages_stand_for_their_count() {
+        let text = "\
+Dec 10 07:13:43 LabSZ sshd[24227]: Failed password for root from 203.0.113.76 port 42393 ssh2
+Dec 10 07:13:56 LabSZ sshd[24227]: message repeated 5 times: [ Failed password for root from 203.0.113.76 port 42393 ssh2]
+Dec 10 07:13:57 LabSZ sshd[24228]: message repeated 4000000000 times: [ Invalid user a from 203.0.113.76 port 1]
+Dec 10 07:13:58 LabSZ sshd[24229]: message repeated x times: [ Failed password for root from 203.0.113.76 port 42393 ssh2]";
+        let r = rows(text);
+        let ip = Some("203.0.113.76".to_string());
+        assert_eq!(r[0], (1, ip.clone(), "ssh-failed".into(), Some(24227), 1));
+        assert_eq!(r[1], (2, ip.clone(), "ssh-failed".into(), Some(24227), 5));
+        // A count past what sshd could log in one go is capped.
+        assert_eq!(
+            r[2],
+            (3, ip, "ssh-invalid-user".into(), Some(24228), MAX_TIMES)
+        );
+        // Not rsyslog's wrapper: an ordinary line.
+        assert_eq!((r[3].2.as_str(), r[3].4), ("other", 1));
     }
 
     /// loghub OpenSSH_2k: per-line template ids as ground truth.
@@ -681,9 +782,9 @@ Nov 11 08:04:56 h sshd[2741]: Accepted publickey for u from 192.0.2.10 port 1 ss
         for (line, ev) in &c.events {
             let want = match ids[*line as usize - 1].as_str() {
                 "E1" => "ssh-accepted",
-                "E8" | "E9" | "E10" => "ssh-failed",
+                "E8" | "E9" | "E10" | "E14" => "ssh-failed",
                 "E13" => "ssh-invalid-user",
-                "E19" | "E20" => "pam-auth-failure",
+                "E15" | "E16" | "E17" | "E19" | "E20" => "pam-auth-failure",
                 "E23" => "session-opened",
                 _ => "other",
             };
