@@ -1,7 +1,10 @@
 //! `host`: host compromise from Linux auth logs (sshd, sudo, account tools).
 //!
 //! Rules:
-//! - `host.ssh_brute_force`: ≥10 failed SSH logins from one IP: medium; high at ≥100.
+//! - `host.ssh_brute_force`: ≥10 failed SSH logins from one IP: medium; high at ≥100. A
+//!   failed login is a `Failed …` line (rsyslog's `message repeated N times: [ Failed … ]`
+//!   counts N), or an attempt of a connection that logged none: `Invalid user`, an
+//!   invalid-user close or PAM failures alone (see [`conns`]).
 //! - `host.ssh_success_after_failures`: an `Accepted` login from an IP with ≥5 failures before
 //!   it: critical.
 //! - `host.ssh_first_seen_ip`: an `Accepted` login from an IP not seen accepting in the first
@@ -28,6 +31,8 @@ use std::sync::Arc;
 use ecir_model::{
     Category, Event, EventDetail, Evidence, Finding, LoginOutcome, Severity, Timestamp,
 };
+
+mod conns;
 
 use crate::codec::{self, Cursor, Files};
 use crate::evidence::{evidence, SmallestSet, Span, TopEvidence};
@@ -161,12 +166,19 @@ struct Fail {
     user: Option<Arc<str>>,
     file: Arc<str>,
     line: u64,
+    /// How many failures the line stands for (`message repeated N times`).
+    n: u32,
 }
 
 impl Fail {
     fn ms(&self) -> i64 {
         self.ts.map_or(i64::MIN, |t| t.utc_ms)
     }
+}
+
+/// How many failures `fails` stand for.
+fn failures_in(fails: &[&Fail]) -> usize {
+    fails.iter().map(|f| f.n as usize).sum()
 }
 
 /// Distinct user names one state shares among its [`Fail`]s (more are each their own).
@@ -184,6 +196,9 @@ pub struct Host {
     others: Vec<Rec>,
     dropped_failures: u64,
     dropped_others: u64,
+    /// sshd connections that may still grow, for the attempts logged without a `Failed`
+    /// line.
+    conns: conns::Conns,
     /// Records kept: other events ([`MAX_RECORDS`]) and failures ([`MAX_FAILURE_RECORDS`]);
     /// smaller in tests.
     cap: usize,
@@ -226,6 +241,7 @@ impl Host {
             others: Vec::new(),
             dropped_failures: 0,
             dropped_others: 0,
+            conns: conns::Conns::default(),
             cap: MAX_RECORDS,
             fail_cap: MAX_FAILURE_RECORDS,
         }
@@ -240,13 +256,70 @@ impl Host {
         );
         cut(&mut self.others, &mut self.dropped_others, self.cap, order);
     }
+
+    /// Counts `n` failures from `ip` (one line, or a connection's attempts without a
+    /// `Failed` line) at `file`:`line`, which `cite` offers as evidence.
+    fn add_failures(
+        &mut self,
+        ip: IpAddr,
+        n: u64,
+        ts: Option<Timestamp>,
+        user: Option<String>,
+        (file, line): (&Arc<str>, u64),
+        cite: impl FnOnce(&mut TopEvidence),
+    ) {
+        let f = self.fail_ips.get_or_default(ip);
+        f.count = f.count.saturating_add(n);
+        for _ in 0..n.min(PRIOR as u64) {
+            f.add_time(ts.map_or(i64::MIN, |t| t.utc_ms));
+        }
+        f.span.add(ts);
+        if let Some(u) = &user {
+            f.users.insert(u.clone());
+        }
+        cite(&mut f.evidence);
+        let user = user.map(|u| match self.user_names.get(u.as_str()) {
+            Some(n) => Arc::clone(n),
+            None => {
+                let n: Arc<str> = u.into();
+                if self.user_names.len() < USER_NAMES {
+                    self.user_names.insert(Arc::clone(&n));
+                }
+                n
+            }
+        });
+        self.failures.push(Fail {
+            ts,
+            ip,
+            user,
+            file: Arc::clone(file),
+            line,
+            n: u32::try_from(n).unwrap_or(u32::MAX),
+        });
+        if self.failures.len() > self.fail_cap * 2 {
+            self.compact();
+        }
+    }
+
+    /// Counts the attempts of settled connections.
+    fn add_excess(&mut self, excess: Vec<conns::Excess>) {
+        for e in excess {
+            let (ts, ev) = (e.marker.ev.ts, e.marker.ev);
+            let file = Arc::clone(&ev.file);
+            self.add_failures(e.ip, e.n, ts, e.marker.user, (&file, ev.line), |t| {
+                t.push(ev)
+            });
+        }
+    }
 }
 
 fn kind(action: &str, outcome: LoginOutcome) -> Option<&'static str> {
     Some(match action {
         "ssh-accepted" => "accepted",
-        // One line per attempt: `Invalid user` and the PAM line repeat a `Failed …` line.
+        // One line per attempt; `Invalid user` and PAM lines mostly repeat a `Failed …`
+        // line of their connection, and count only past those (see [`conns`]).
         "ssh-failed" if outcome == LoginOutcome::Failure => "failed",
+        "ssh-invalid-user" | "ssh-invalid-user-close" | "pam-auth-failure" => "attempt",
         "user-added" | "group-added" | "user-modified" | "password-changed" | "user-deleted" => {
             "account"
         }
@@ -270,6 +343,8 @@ impl DetectorState for Host {
             action,
             user,
             outcome,
+            pid,
+            times,
             ..
         } = &ev.detail
         else {
@@ -285,38 +360,39 @@ impl DetectorState for Host {
             raw,
         };
         let user: Option<String> = user.as_deref().map(|u| u.chars().take(64).collect());
-        if k == "failed" {
+        if k == "failed" || k == "attempt" {
             // Only failures from a client IP mean anything here (per IP).
             let Some(ip) = ev.client_ip else {
                 return;
             };
-            let f = self.fail_ips.get_or_default(ip);
-            f.count += 1;
-            f.add_time(ev.ts.map_or(i64::MIN, |t| t.utc_ms));
-            f.span.add(ev.ts);
-            if let Some(u) = &user {
-                f.users.insert(u.clone());
+            let n = u64::from((*times).max(1));
+            let mut excess = Vec::new();
+            if let Some(pid) = *pid {
+                let conn_kind = match action.as_ref() {
+                    "ssh-failed" => conns::Kind::Failed,
+                    "ssh-invalid-user" => conns::Kind::Invalid,
+                    "ssh-invalid-user-close" => conns::Kind::InvalidClosed,
+                    _ => conns::Kind::Pam,
+                };
+                let marker = || conns::Marker {
+                    user: user.clone(),
+                    ev: evidence(&o, ev.ts, 10),
+                };
+                self.conns.observe(
+                    conn_kind,
+                    ip,
+                    pid,
+                    n,
+                    origin.file,
+                    origin.line,
+                    marker,
+                    &mut excess,
+                );
             }
-            f.evidence.offer(&o, ev.ts, 10);
-            let user = user.map(|u| match self.user_names.get(u.as_str()) {
-                Some(n) => Arc::clone(n),
-                None => {
-                    let n: Arc<str> = u.into();
-                    if self.user_names.len() < USER_NAMES {
-                        self.user_names.insert(Arc::clone(&n));
-                    }
-                    n
-                }
-            });
-            self.failures.push(Fail {
-                ts: ev.ts,
-                ip,
-                user,
-                file: Arc::clone(origin.file),
-                line: origin.line,
-            });
-            if self.failures.len() > self.fail_cap * 2 {
-                self.compact();
+            self.add_excess(excess);
+            if k == "failed" {
+                let at = (origin.file, origin.line);
+                self.add_failures(ip, n, ev.ts, user, at, |e| e.offer(&o, ev.ts, 10));
             }
             return;
         }
@@ -342,6 +418,9 @@ impl DetectorState for Host {
 
     fn merge(&mut self, other: Box<dyn DetectorState>) {
         let o: Host = downcast(other);
+        let mut excess = Vec::new();
+        self.conns.merge(o.conns, &mut excess);
+        self.add_excess(excess);
         self.fail_ips.merge(o.fail_ips);
         self.failures.extend(o.failures);
         self.others.extend(o.others);
@@ -351,6 +430,9 @@ impl DetectorState for Host {
     }
 
     fn finish(mut self: Box<Self>, ctx: &FinishContext) -> Vec<Finding> {
+        let mut excess = Vec::new();
+        self.conns.finish(&mut excess);
+        self.add_excess(excess);
         self.compact();
         if self.dropped_failures > 0 {
             ctx.warn(format!(
@@ -471,7 +553,7 @@ impl DetectorState for Host {
             let summary = summaries.get(&ip);
             let empty = IpFailures::default();
             let g = summary.unwrap_or(&empty);
-            if !(g.enough_before(ms(a)) || prior.len() >= PRIOR) {
+            if !(g.enough_before(ms(a)) || failures_in(prior) >= PRIOR) {
                 continue;
             }
             if done.insert(ip) {
@@ -484,9 +566,9 @@ impl DetectorState for Host {
                     _ if all_before => (g.count as usize, ""),
                     Some(c) if ms(a) >= c => {
                         let known = g.earliest.iter().filter(|t| **t <= ms(a)).count();
-                        (prior.len().max(known), "at least ")
+                        (failures_in(prior).max(known), "at least ")
                     }
-                    _ => (prior.len(), ""),
+                    _ => (failures_in(prior), ""),
                 };
                 let mut f = Finding::new(
                     "host.ssh_success_after_failures",
@@ -596,6 +678,8 @@ mod tests {
                 user: Some(Cow::Borrowed(user)),
                 action: Cow::Borrowed(action),
                 outcome,
+                pid: None,
+                times: 1,
             },
             ..Default::default()
         };
@@ -835,5 +919,127 @@ mod tests {
         assert_eq!(b.count, 3004);
         assert_eq!(b.evidence.len(), 20);
         assert_eq!(b.evidence[0].line, 1);
+    }
+
+    /// An sshd line of a connection: `(secs, ip, user, action, pid, times)`.
+    type ConnLine<'a> = (i64, &'a str, &'a str, &'a str, u32, u32);
+
+    /// The host findings of `lines` folded in `parts` contiguous runs merged in order.
+    fn run_conns(lines: &[ConnLine<'_>], parts: usize) -> Vec<Finding> {
+        let cfg = Arc::new(DetectConfig::default());
+        let file: Arc<str> = Arc::from("auth.log");
+        let mut states: Vec<Host> = (0..parts).map(|_| Host::new(cfg.clone())).collect();
+        for (i, &(t, ip, user, action, pid, times)) in lines.iter().enumerate() {
+            let outcome = match action {
+                "ssh-failed" | "ssh-invalid-user" => LoginOutcome::Failure,
+                _ => LoginOutcome::Unknown,
+            };
+            let (mut ev, raw) = auth(&(t, ip, user, action, outcome));
+            if let EventDetail::Auth {
+                pid: p, times: n, ..
+            } = &mut ev.detail
+            {
+                *p = Some(pid);
+                *n = times;
+            }
+            let o = Origin {
+                file: &file,
+                line: i as u64 + 1,
+                raw: raw.as_bytes(),
+            };
+            states[i * parts / lines.len()].observe(&ev, &o);
+        }
+        let mut it = states.into_iter();
+        let mut all = it.next().unwrap();
+        for s in it {
+            all.merge(Box::new(s));
+        }
+        let mut f = Box::new(all).finish(&FinishContext::default());
+        for x in &mut f {
+            x.normalize_evidence();
+        }
+        f.sort_by(|x, y| (x.rule.as_str(), &x.ips).cmp(&(y.rule.as_str(), &y.ips)));
+        f
+    }
+
+    #[test]
+    fn attempts_without_a_failed_line_count_once_per_connection() {
+        let mut l: Vec<ConnLine<'_>> = Vec::new();
+        // A scanner that never sends a password (OpenSSH >= 7): `Invalid user` and the
+        // close, 12 connections.
+        for i in 0..12u32 {
+            l.push((
+                i64::from(i) * 10,
+                "198.51.100.23",
+                "admin",
+                "ssh-invalid-user",
+                1000 + i,
+                1,
+            ));
+            l.push((
+                i64::from(i) * 10 + 1,
+                "198.51.100.23",
+                "admin",
+                "ssh-invalid-user-close",
+                1000 + i,
+                1,
+            ));
+        }
+        // The usual lines of 8 guesses, one per connection: 8 failures, not 16 or 32.
+        for i in 0..8u32 {
+            let t = 1000 + i64::from(i) * 10;
+            l.push((t, "203.0.113.7", "oracle", "ssh-invalid-user", 2000 + i, 1));
+            l.push((
+                t + 1,
+                "203.0.113.7",
+                "oracle",
+                "pam-auth-failure",
+                2000 + i,
+                1,
+            ));
+            l.push((t + 2, "203.0.113.7", "oracle", "ssh-failed", 2000 + i, 1));
+            l.push((
+                t + 3,
+                "203.0.113.7",
+                "oracle",
+                "ssh-invalid-user-close",
+                2000 + i,
+                1,
+            ));
+        }
+        // rsyslog's repeat wrapper: two connections of 1 + 5 failures (and PAM's 1 + 5).
+        for i in 0..2u32 {
+            let t = 2000 + i64::from(i) * 10;
+            l.push((t, "192.0.2.50", "root", "pam-auth-failure", 3000 + i, 1));
+            l.push((t + 1, "192.0.2.50", "root", "ssh-failed", 3000 + i, 1));
+            l.push((t + 2, "192.0.2.50", "root", "ssh-failed", 3000 + i, 5));
+            l.push((t + 3, "192.0.2.50", "root", "pam-auth-failure", 3000 + i, 5));
+        }
+        // Old Red Hat syslog: PAM lines only, 10 connections, the last with 2 more.
+        for i in 0..10u32 {
+            l.push((
+                3000 + i64::from(i) * 10,
+                "203.0.113.80",
+                "root",
+                "pam-auth-failure",
+                4000 + i,
+                1,
+            ));
+        }
+        l.push((3100, "203.0.113.80", "root", "pam-auth-failure", 4009, 2));
+        let f = run_conns(&l, 1);
+        let view: Vec<_> = f
+            .iter()
+            .map(|x| serde_json::json!({"rule": x.rule, "severity": x.severity, "ips": x.ips, "users": x.users, "count": x.count, "lines": x.evidence.iter().map(|e| e.line).collect::<Vec<_>>()}))
+            .collect();
+        insta::assert_json_snapshot!("host_ssh_connections", view);
+        let json = serde_json::to_string(&f).unwrap();
+        for parts in [2, 3, 7, l.len()] {
+            assert_eq!(
+                serde_json::to_string(&run_conns(&l, parts)).unwrap(),
+                json,
+                "{parts} parts"
+            );
+        }
     }
 }

@@ -55,6 +55,8 @@ const AUTH_PROGRAMS: &[&str] = &[
 struct Header<'a> {
     ts: Option<Timestamp>,
     program: &'a str,
+    /// The process id of the tag, `sshd[1234]:`.
+    pid: Option<u32>,
     message: &'a str,
 }
 
@@ -119,11 +121,18 @@ fn split_header<'a>(line: &'a str, ctx: &ParseContext) -> Option<Header<'a>> {
     if tag.is_empty() || tag.contains(' ') {
         return None;
     }
-    let program = tag.split('[').next().unwrap_or(tag);
+    // `sshd[1234]`, and on old Red Hat syslog `sshd(pam_unix)[1234]` (the PAM module that
+    // wrote the line): the program is `sshd` either way.
+    let program = tag.split(['[', '(']).next().unwrap_or(tag);
+    let pid = tag
+        .rsplit_once('[')
+        .and_then(|(_, p)| p.strip_suffix(']'))
+        .and_then(|p| p.parse().ok());
     let message = rest.get(colon + 2..).unwrap_or("").trim_start();
     Some(Header {
         ts,
         program,
+        pid,
         message,
     })
 }
@@ -149,6 +158,31 @@ fn syslog_time(ctx: &ParseContext, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> 
     }
 }
 
+/// The N of `N more authentication failure(s)`: PAM's count, at the end of a connection, of
+/// its failures past the first (`PAM ` before it when sshd writes it).
+fn pam_more(msg: &str) -> Option<u32> {
+    let n = msg.strip_prefix("PAM ").unwrap_or(msg);
+    let digits = n.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 || !n[digits..].starts_with(" more authentication failure") {
+        return None;
+    }
+    Some(n[..digits].parse().unwrap_or(u32::MAX).min(MAX_TIMES))
+}
+
+/// The most a line may stand for (`message repeated N times`, `PAM N more authentication
+/// failures`): sshd allows a few tries per connection, and a larger N (a forged line) must
+/// not make one line a flood.
+pub const MAX_TIMES: u32 = 1000;
+
+/// rsyslog's `message repeated N times: [ <message>]`: N and the message.
+fn repeated(msg: &str) -> Option<(u32, &str)> {
+    let rest = msg.strip_prefix("message repeated ")?;
+    let (n, inner) = rest.split_once(" times: [")?;
+    let n: u32 = n.parse().ok().filter(|n| *n > 0)?;
+    let inner = inner.strip_suffix(']').unwrap_or(inner).trim_start();
+    Some((n.min(MAX_TIMES), inner))
+}
+
 /// What an auth message means: (action, user, ip, outcome).
 fn classify<'a>(
     program: &str,
@@ -161,11 +195,20 @@ fn classify<'a>(
             .next()
             .filter(|w| !w.is_empty())
     }
-    /// The client of an sshd message: the last `from <addr> port <n>` (a user name written
-    /// before it cannot frame another address), else the first `from <addr>`.
+    /// The client of an sshd message. sshd ends its message with `from <addr> port <n>`,
+    /// then for an authentication result ` ssh2` and, for some methods, `: <info>`; the user
+    /// name before it (any text up to 100 characters for an invalid user) and the info after
+    /// it are the client's to choose. So the client is the first `from <addr> port <n>` that
+    /// ends the message (or is followed by ` [preauth]`), or is followed by the protocol
+    /// token and then the end or `: `: a user name `x from A port 1 ssh2` is followed by
+    /// more text, and an info `: from B port 2 ssh2` comes after the real address (fail2ban's
+    /// injection tests). Else the last `from <addr>` that ends the message (`Invalid user x
+    /// from <addr>` of old sshd), else the last `from <addr> port <n>`, else the first
+    /// `from <addr>`.
     fn from_addr(s: &str) -> Option<&str> {
         let mut first = None;
         let mut last_with_port = None;
+        let mut last_at_end = None;
         for (i, _) in s.match_indices(" from ") {
             let rest = &s[i + 6..];
             let addr = rest.split([' ', ';', ',']).next().unwrap_or("");
@@ -173,12 +216,48 @@ fn classify<'a>(
                 continue;
             }
             first.get_or_insert(addr);
+            if parse_ip(addr).is_none() {
+                continue;
+            }
             let after = &rest[addr.len()..];
-            if after.starts_with(" port ") && parse_ip(addr).is_some() {
-                last_with_port = Some(addr);
+            if after.is_empty() {
+                last_at_end = Some(addr);
+            }
+            let Some(port) = after.strip_prefix(" port ") else {
+                continue;
+            };
+            let digits = port.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 {
+                continue;
+            }
+            last_with_port = Some(addr);
+            let tail = &port[digits..];
+            let ends = match tail.strip_prefix(" ssh2").or(tail.strip_prefix(" ssh1")) {
+                Some(info) => info.is_empty() || info.starts_with(": "),
+                None => tail.is_empty() || tail == " [preauth]",
+            };
+            if ends {
+                return Some(addr);
             }
         }
-        last_with_port.or(first)
+        last_at_end.or(last_with_port).or(first)
+    }
+    /// `<user> <addr> port <n>[ [preauth]]`: the user (any text for an invalid user) and the
+    /// address just before the final `port <n>`, so a user name `x 192.0.2.1` cannot frame
+    /// that address.
+    fn user_then_addr(s: &str) -> (Option<&str>, Option<&str>) {
+        let s = s.strip_suffix(" [preauth]").unwrap_or(s);
+        let ended = s
+            .rsplit_once(" port ")
+            .filter(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        let Some((head, _)) = ended else {
+            let mut it = s.split(' ');
+            return (it.next(), it.next());
+        };
+        match head.rsplit_once(' ') {
+            Some((user, addr)) => (Some(user), Some(addr)),
+            None => (None, Some(head)),
+        }
     }
     use LoginOutcome::*;
     // Solaris prefixes sshd messages with `[ID 800047 auth.info] `.
@@ -248,12 +327,7 @@ fn classify<'a>(
             }
             if let Some(rest) = msg.strip_prefix("Invalid user ") {
                 let user = rest.split(' ').next();
-                return (
-                    "ssh-invalid-user",
-                    user,
-                    word_after(rest, " from "),
-                    Failure,
-                );
+                return ("ssh-invalid-user", user, from_addr(rest), Failure);
             }
             if msg.starts_with("error: maximum authentication attempts exceeded") {
                 return (
@@ -263,9 +337,10 @@ fn classify<'a>(
                     Failure,
                 );
             }
-            if msg.contains("authentication failure;") {
-                // sshd logs its own `Failed password` line for the same attempt: counting
-                // this PAM line too would count every guess twice.
+            if msg.contains("authentication failure;") || pam_more(msg).is_some() {
+                // sshd usually logs its own `Failed password` line for the same attempt, so
+                // the line alone is no failure: the host detector counts a connection's PAM
+                // failures only past its `Failed` lines (old Red Hat syslog has only these).
                 return (
                     "pam-auth-failure",
                     word_after(msg, " user="),
@@ -276,16 +351,16 @@ fn classify<'a>(
             if msg.starts_with("Connection closed by authenticating user ")
                 || msg.starts_with("Disconnected from authenticating user ")
             {
-                let rest = msg.split("authenticating user ").nth(1).unwrap_or("");
-                let mut it = rest.split(' ');
-                return ("ssh-preauth-close", it.next(), it.next(), Unknown);
+                let rest = msg.split_once("authenticating user ").map_or("", |r| r.1);
+                let (user, addr) = user_then_addr(rest);
+                return ("ssh-preauth-close", user, addr, Unknown);
             }
             if msg.starts_with("Connection closed by invalid user ")
                 || msg.starts_with("Disconnected from invalid user ")
             {
-                let rest = msg.split("invalid user ").nth(1).unwrap_or("");
-                let mut it = rest.split(' ');
-                return ("ssh-invalid-user-close", it.next(), it.next(), Unknown);
+                let rest = msg.split_once("invalid user ").map_or("", |r| r.1);
+                let (user, addr) = user_then_addr(rest);
+                return ("ssh-invalid-user-close", user, addr, Unknown);
             }
             if msg.contains("session opened for user ") {
                 return (
@@ -369,7 +444,14 @@ impl Parser for AuthParser {
             sink.skip(line, skip::BAD_TIMESTAMP, bytes);
             return;
         };
-        let (action, user, ip, outcome) = classify(h.program, h.message);
+        // rsyslog writes a message repeated at once as `message repeated N times: [ … ]`:
+        // the message, standing for N lines.
+        let (repeat, message) = repeated(h.message).unwrap_or((1, h.message));
+        let (action, user, ip, outcome) = classify(h.program, message);
+        let times = match pam_more(message) {
+            Some(n) => n.saturating_mul(repeat).min(MAX_TIMES),
+            None => repeat,
+        };
         let user = user.map(|u| u.trim_matches(['"', '\'']));
         let ev = Event {
             ts: Some(ts),
@@ -381,6 +463,8 @@ impl Parser for AuthParser {
                 user: user.map(|u| Cow::Owned(u.to_string())),
                 action: Cow::Borrowed(action),
                 outcome,
+                pid: h.pid,
+                times,
             },
             ..Default::default()
         };
@@ -573,6 +657,103 @@ Feb 20 08:35:22 slave22 sshd[5774]: Failed password for invalid user admin from 
         assert!(AuthLog.detect(&sample).is_none());
     }
 
+    /// `(line, client, action, pid, times)` of an auth event.
+    type Row = (u64, Option<String>, String, Option<u32>, u32);
+
+    /// Every row of `text` (year 2024, UTC).
+    fn rows(text: &str) -> Vec<Row> {
+        let ctx = ParseContext {
+            year: Some(2024),
+            ..Default::default()
+        };
+        let c = parse_all(chosen(), &ctx, text);
+        assert!(c.skips.is_empty(), "{:?}", c.skips);
+        c.events
+            .iter()
+            .map(|(l, e)| match &e.detail {
+                EventDetail::Auth {
+                    action, pid, times, ..
+                } => (
+                    *l,
+                    e.client_ip.map(|i| i.to_string()),
+                    action.to_string(),
+                    *pid,
+                    *times,
+                ),
+                _ => panic!("not auth"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_client_chosen_text_cannot_frame_another_address() {
+        // The user name and the auth info are the client's to choose: the address is the
+        // one sshd wrote, right before the protocol token (fail2ban's injection tests).
+        let text = "\
+Nov 11 08:04:52 h sshd[2737]: Failed password for invalid user test from 192.0.2.10 port 58946 ssh2: from 198.51.100.2 port 55555 ssh2
+Nov 11 08:04:52 h sshd[2737]: Failed password for invalid user test from 198.51.100.2 port 55555 ssh2 from 192.0.2.10 port 58946 ssh2
+Nov 11 08:04:51 h sshd[2737]: Failed password for invalid user from 198.51.100.1 from 192.0.2.10 port 58946 ssh2
+Nov 11 08:04:53 h sshd[2738]: Failed password for u from 192.0.2.10 port 20000 ssh1: ruser from 198.51.100.1
+Nov 11 08:04:54 h sshd[2739]: Invalid user a from 198.51.100.1 port 1 from 192.0.2.10 port 58946
+Nov 11 08:04:54 h sshd[2739]: Invalid user a from 198.51.100.1 from 192.0.2.10
+Nov 11 08:04:55 h sshd[2739]: Connection closed by invalid user x 198.51.100.1 192.0.2.10 port 46039 [preauth]
+Nov 11 08:04:55 h sshd[2740]: Connection closed by authenticating user t 198.51.100.1 port 1 192.0.2.10 port 46039 [preauth]
+Nov 11 08:04:56 h sshd[2741]: Accepted publickey for u from 192.0.2.10 port 1 ssh2: RSA SHA256:from 198.51.100.1 port 2 ssh2";
+        let r = rows(text);
+        assert_eq!(r.len(), 9);
+        for (line, ip, action, ..) in &r {
+            assert_eq!(ip.as_deref(), Some("192.0.2.10"), "line {line} ({action})");
+        }
+    }
+
+    #[test]
+    fn red_hat_pam_unix_tags_and_pam_failure_counts() {
+        let text = "\
+Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=203.0.113.4
+Jun 14 15:16:02 combo sshd(pam_unix)[19937]: check pass; user unknown
+Jun 14 15:16:03 combo sshd(pam_unix)[15794]: 2 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.4  user=root
+Jun 14 15:16:04 combo su(pam_unix)[21416]: session opened for user cyrus by (uid=0)
+Feb 22 16:45:26 slave22 sshd[2738]: PAM 4 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.4  user=root
+Feb 22 16:45:27 slave22 sshd[2739]: PAM 1 more authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.4";
+        let r = rows(text);
+        let ip = Some("203.0.113.4".to_string());
+        let pam = "pam-auth-failure".to_string();
+        assert_eq!(r[0], (1, ip.clone(), pam.clone(), Some(19939), 1));
+        assert_eq!(r[1].2, "other");
+        assert_eq!(r[2], (3, ip.clone(), pam.clone(), Some(15794), 2));
+        assert_eq!((r[3].2.as_str(), r[3].3), ("other", Some(21416)));
+        assert_eq!(r[4], (5, ip.clone(), pam.clone(), Some(2738), 4));
+        assert_eq!(r[5], (6, ip, pam, Some(2739), 1));
+        // The program is `sshd` (the module in brackets is not part of it).
+        let c = parse_all(chosen(), &ParseContext::default(), text);
+        assert!(
+            matches!(&c.events[0].1.detail, EventDetail::Auth { program, .. } if program == "sshd")
+        );
+        // A Red Hat syslog file of such lines is an auth log.
+        let sample: Vec<&[u8]> = text.lines().map(str::as_bytes).collect();
+        assert_eq!(AuthLog.detect(&sample).map(|d| d.0), Some(0));
+    }
+
+    #[test]
+    fn rsyslog_repeated_messages_stand_for_their_count() {
+        let text = "\
+Dec 10 07:13:43 LabSZ sshd[24227]: Failed password for root from 203.0.113.76 port 42393 ssh2
+Dec 10 07:13:56 LabSZ sshd[24227]: message repeated 5 times: [ Failed password for root from 203.0.113.76 port 42393 ssh2]
+Dec 10 07:13:57 LabSZ sshd[24228]: message repeated 4000000000 times: [ Invalid user a from 203.0.113.76 port 1]
+Dec 10 07:13:58 LabSZ sshd[24229]: message repeated x times: [ Failed password for root from 203.0.113.76 port 42393 ssh2]";
+        let r = rows(text);
+        let ip = Some("203.0.113.76".to_string());
+        assert_eq!(r[0], (1, ip.clone(), "ssh-failed".into(), Some(24227), 1));
+        assert_eq!(r[1], (2, ip.clone(), "ssh-failed".into(), Some(24227), 5));
+        // A count past what sshd could log in one go is capped.
+        assert_eq!(
+            r[2],
+            (3, ip, "ssh-invalid-user".into(), Some(24228), MAX_TIMES)
+        );
+        // Not rsyslog's wrapper: an ordinary line.
+        assert_eq!((r[3].2.as_str(), r[3].4), ("other", 1));
+    }
+
     /// loghub OpenSSH_2k: per-line template ids as ground truth.
     #[test]
     fn corpus_loghub_openssh_agreement() {
@@ -601,9 +782,9 @@ Feb 20 08:35:22 slave22 sshd[5774]: Failed password for invalid user admin from 
         for (line, ev) in &c.events {
             let want = match ids[*line as usize - 1].as_str() {
                 "E1" => "ssh-accepted",
-                "E8" | "E9" | "E10" => "ssh-failed",
+                "E8" | "E9" | "E10" | "E14" => "ssh-failed",
                 "E13" => "ssh-invalid-user",
-                "E19" | "E20" => "pam-auth-failure",
+                "E15" | "E16" | "E17" | "E19" | "E20" => "pam-auth-failure",
                 "E23" => "session-opened",
                 _ => "other",
             };
@@ -660,6 +841,7 @@ mod corpus_agreement {
         let mut times = (0usize, 0usize);
         let mut negatives = (0usize, 0usize);
         let mut other_modes = (0usize, 0usize);
+        let mut wrong_ip: Vec<String> = Vec::new();
         // `sshd-journal` holds journal entries without timestamps (fail2ban reads them from
         // systemd), not a log file: not a format for ecir.
         for name in ["sshd"] {
@@ -693,6 +875,13 @@ mod corpus_agreement {
                     eprintln!("UNPARSED {name}: {l}");
                 }
                 let host_ip = lab["host"].as_str().and_then(parse_ip);
+                // Whatever the line means, the address read from it is the labelled one:
+                // text the client chose (user name, auth info) never frames another.
+                if let (true, Some(h), Some((ev, _))) = (lab["match"] == true, host_ip, &parsed) {
+                    if ev.client_ip.is_some_and(|c| c != h) {
+                        wrong_ip.push(l.to_string());
+                    }
+                }
                 if lab["match"] == true && !normal {
                     other_modes.0 += 1;
                     if parsed
@@ -743,6 +932,10 @@ mod corpus_agreement {
         eprintln!(
             "fail2ban sshd: {}/{} normal-mode labelled failures read as a failure from the labelled IP ({:.1}%); times {}/{} ({:.1}%); {}/{} negatives not read as a failure ({:.1}%); aggressive/ddos-only lines read as failures {}/{} (connection noise, by design not a login)",
             total.1, total.0, pct(total), times.1, times.0, pct(times), negatives.1, negatives.0, pct(negatives), other_modes.1, other_modes.0
+        );
+        assert!(
+            wrong_ip.is_empty(),
+            "read from another address: {wrong_ip:#?}"
         );
         assert!(total.0 >= 50, "corpus smaller than expected: {total:?}");
         assert!(

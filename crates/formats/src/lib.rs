@@ -522,11 +522,15 @@ pub(crate) mod testing {
                 user,
                 action,
                 outcome,
+                pid,
+                times,
             } => EventDetail::Auth {
                 program: o(program),
                 user: user.as_ref().map(o),
                 action: o(action),
                 outcome: *outcome,
+                pid: *pid,
+                times: *times,
             },
             EventDetail::Login { user, outcome } => EventDetail::Login {
                 user: user.as_ref().map(o),

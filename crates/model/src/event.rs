@@ -181,6 +181,13 @@ pub enum EventDetail<'a> {
         user: Option<Cow<'a, str>>,
         action: Cow<'a, str>,
         outcome: LoginOutcome,
+        /// The process id of the syslog tag (`sshd[1234]:`): sshd runs one process per
+        /// connection, so it joins the lines of one connection.
+        pid: Option<u32>,
+        /// How many times the line was logged: N for rsyslog's `message repeated N times:
+        /// [ … ]` (the message stands for N more lines, the first was logged before it), 1
+        /// otherwise.
+        times: u32,
     },
     /// An application log message.
     App {
