@@ -598,7 +598,7 @@ impl CaseState {
         };
         Some(DueInfo {
             deadline: d.clone(),
-            due: anchor.map(|a| deadline::due(d, a, self.tz)),
+            due: anchor.map(|a| deadline::due(d, a)),
             waiting_for,
         })
     }

@@ -170,6 +170,68 @@ fn deadlines_follow_variables_and_corrected_discovery() {
     assert!(set_vars(&dir, &["pfi_required=perhaps".into()], "a", None).is_err());
 }
 
+fn instant(rfc3339: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+}
+
+#[test]
+fn day_deadlines_count_japanese_days_whatever_the_case_zone() {
+    // The same instant of discovery, kept in UTC, Berlin and Tokyo: 11/21 05:00 in Tokyo.
+    let mut dues: Vec<Vec<(String, Option<String>)>> = Vec::new();
+    for (tz, t0) in [
+        ("UTC", "2026-11-20 20:00"),
+        ("Europe/Berlin", "2026-11-20 21:00"),
+        ("Asia/Tokyo", "2026-11-21 05:00"),
+    ] {
+        let tmp = TempDir::new("tz");
+        let dir = tmp.path().join("case");
+        new_case(
+            &dir,
+            &NewCase {
+                playbook: "card-skimming",
+                discovered: t0,
+                lang: Lang::En,
+                tz,
+                by: "alice",
+                at: Some("2026-11-21T00:00:00Z"),
+            },
+        )
+        .unwrap();
+        set_vars(
+            &dir,
+            &["pfi_engaged_at=2026-11-21T00:00:00Z".into()],
+            "alice",
+            None,
+        )
+        .unwrap();
+        let st = status(&dir, Some("2026-11-21T00:00:00Z")).unwrap();
+        // APPI 確報 (conservative 30 days while undecided): day 1 is 11/22 in Tokyo, day 30
+        // is 12/21 (Mon): 2026-12-21 24:00 JST in every zone.
+        assert_eq!(
+            instant(row(&st, "CS-19").deadline.as_deref().unwrap()),
+            instant("2026-12-22T00:00:00+09:00"),
+            "{tz}"
+        );
+        if tz == "UTC" {
+            assert_eq!(
+                row(&st, "CS-19").deadline_shown.as_deref(),
+                Some("2026-12-21 15:00 UTC (2026-12-21 24:00 JST)")
+            );
+        }
+        dues.push(
+            st.steps
+                .iter()
+                .map(|r| (r.id.clone(), r.deadline.as_deref().map(|d| instant(d).to_rfc3339())))
+                .collect(),
+        );
+    }
+    // Every deadline (hours, days, business days) falls at the same instant in all three.
+    assert_eq!(dues[0], dues[1]);
+    assert_eq!(dues[0], dues[2]);
+}
+
 #[test]
 fn conditions_hide_steps_and_completion_is_met_or_late() {
     let tmp = TempDir::new("cond");
