@@ -22,7 +22,7 @@ use crate::error::{io, Error};
 use crate::format::{
     self, Anchor, Deadline, DeadlineKind, Lang, Phase, Playbook, Step, Unit, VarType,
 };
-use crate::journal::{self, EvidenceRef, Record, What};
+use crate::journal::{self, EvidenceRef, NotApplied, Record, What};
 use crate::mask::mask_pans;
 
 pub const PLAYBOOK_COPY: &str = "playbook.toml";
@@ -999,11 +999,14 @@ pub fn run_next(
 }
 
 /// Attaches a scan report (`ecir.report/1` JSON): stores it as evidence, journals its SHA-256
-/// and sets what its findings establish: `card_data_exposed` (a card-skimming finding),
+/// and fills what its findings establish: `card_data_exposed` (a card-skimming finding),
 /// `unauthorized_access` (a high or critical admin-compromise or webshell finding),
-/// `exposure_start`, `exposure_end` and `completed_orders` (from `exposure`). Nothing is set to
-/// false: a scan that finds nothing does not prove nothing happened. Playbooks named by
-/// findings are recommended in the status.
+/// `exposure_start`, `exposure_end` and `completed_orders` (from `exposure`). Only variables
+/// not set yet are filled: where one already holds another value (a person's decision, or an
+/// earlier report), that value is kept and the record lists what this report says instead
+/// (`not_applied`; [`report_var_notes`] words it for the user). Nothing is set to false: a
+/// scan that finds nothing does not prove nothing happened. Playbooks named by findings are
+/// recommended in the status.
 pub fn attach_report(
     dir: &Path,
     report_json: &[u8],
@@ -1052,6 +1055,7 @@ pub fn attach_report(
             vars.insert("completed_orders".to_string(), n.to_string());
         }
     }
+    let (vars, not_applied) = fill_unset(&st, vars);
     let at = now_or(at, st.tz)?;
     let seq = next_seq(&st);
     let stored = format!("{EVIDENCE_DIR}/{seq:04}-report.json");
@@ -1072,8 +1076,78 @@ pub fn attach_report(
             findings: findings.len() as u64,
             playbooks: playbooks.into_iter().collect(),
             vars,
+            not_applied,
         },
     )
+}
+
+/// Splits values derived from a report into those that fill unset variables and those that
+/// disagree with a value already set (kept, with who set it). Equal values are dropped.
+fn fill_unset(
+    st: &CaseState,
+    derived: BTreeMap<String, String>,
+) -> (BTreeMap<String, String>, BTreeMap<String, NotApplied>) {
+    let mut fill = BTreeMap::new();
+    let mut not_applied = BTreeMap::new();
+    for (k, v) in derived {
+        match st.vars.get(&k) {
+            None => {
+                fill.insert(k, v);
+            }
+            Some(kept) if *kept == v => {}
+            Some(kept) => {
+                let setter = st.records.iter().rev().find(|r| match &r.what {
+                    What::Set { vars } | What::Report { vars, .. } => vars.contains_key(&k),
+                    _ => false,
+                });
+                not_applied.insert(
+                    k,
+                    NotApplied {
+                        report: v,
+                        kept: kept.clone(),
+                        set_by: setter.map(|r| r.by.clone()).unwrap_or_default(),
+                        set_in: setter.map_or(0, |r| r.seq),
+                    },
+                );
+            }
+        }
+    }
+    (fill, not_applied)
+}
+
+/// What an attach-report record did to the case variables, one plain line each: the values it
+/// set, then each value it did not apply because another was already set.
+pub fn report_var_notes(rec: &Record, lang: Lang) -> Vec<String> {
+    let What::Report {
+        vars, not_applied, ..
+    } = &rec.what
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if !vars.is_empty() {
+        out.push(format!(
+            "{} {}",
+            t(lang, "スキャン結果から設定:", "set from the scan report:"),
+            vars.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for (k, n) in not_applied {
+        out.push(match lang {
+            Lang::Ja => format!(
+                "{k}: スキャン結果は {} だが、{}（{} が記録{}で設定）を維持した",
+                n.report, n.kept, n.set_by, n.set_in
+            ),
+            Lang::En => format!(
+                "{k}: the scan report says {}; kept {} (set by {} in record {})",
+                n.report, n.kept, n.set_by, n.set_in
+            ),
+        });
+    }
+    out
 }
 
 /// Unit helper for renderers.

@@ -121,10 +121,7 @@ mod tests {
             due(&dl(72, Unit::Hours, false), t0),
             jst("2026-11-29T22:30:00+09:00")
         );
-        assert_eq!(
-            due(&dl(24, Unit::Hours, false), t0),
-            t0 + Duration::days(1)
-        );
+        assert_eq!(due(&dl(24, Unit::Hours, false), t0), t0 + Duration::days(1));
     }
 
     #[test]
@@ -156,7 +153,11 @@ mod tests {
         assert_eq!(b, jst("2026-11-25T00:00:00+09:00"));
         // Hours are the same instant in every zone.
         assert_eq!(
-            show_due(due(&dl(72, Unit::Hours, false), t0), Unit::Hours, chrono_tz::UTC),
+            show_due(
+                due(&dl(72, Unit::Hours, false), t0),
+                Unit::Hours,
+                chrono_tz::UTC
+            ),
             "2026-11-23 20:00 UTC"
         );
     }

@@ -223,7 +223,12 @@ fn day_deadlines_count_japanese_days_whatever_the_case_zone() {
         dues.push(
             st.steps
                 .iter()
-                .map(|r| (r.id.clone(), r.deadline.as_deref().map(|d| instant(d).to_rfc3339())))
+                .map(|r| {
+                    (
+                        r.id.clone(),
+                        r.deadline.as_deref().map(|d| instant(d).to_rfc3339()),
+                    )
+                })
                 .collect(),
         );
     }
@@ -485,6 +490,76 @@ fn attach_report_sets_variables_and_recommends_playbooks() {
         .variables
         .contains_key("unauthorized_access"));
     assert!(attach_report(&dir2, b"{\"schema\":\"other\"}", "f", None).is_err());
+}
+
+#[test]
+fn attach_report_fills_only_unset_variables_and_records_disagreements() {
+    let tmp = TempDir::new("report-keep");
+    let dir = open(&tmp, "card-skimming", "2026-11-20T03:00:00+09:00");
+    set_vars(
+        &dir,
+        &[
+            "unauthorized_access=false".into(),
+            "completed_orders=500".into(),
+            "exposure_start=2026-10-01 00:00".into(),
+        ],
+        "lawyer",
+        Some("2026-11-20T04:00:00+09:00"),
+    )
+    .unwrap();
+    let before = status(&dir, Some("2026-11-20T05:00:00+09:00")).unwrap();
+    let report = serde_json::json!({
+        "schema": "ecir.report/1",
+        "findings": [
+            {"category": "admin-compromise", "severity": "critical"},
+            {"category": "card-skimming", "severity": "high"}
+        ],
+        "exposure": {"start": "2026-11-03T02:52:42+09:00", "end": "2026-11-20T02:00:00+09:00", "completed_orders": 13}
+    });
+    let rec = attach_report(&dir, report.to_string().as_bytes(), "bob", None).unwrap();
+    let st = status(&dir, Some("2026-11-20T05:00:00+09:00")).unwrap();
+    // The lawyer's values stay; only unset variables were filled.
+    assert_eq!(st.variables["unauthorized_access"], "false");
+    assert_eq!(st.variables["completed_orders"], "500");
+    assert_eq!(st.variables["exposure_start"], "2026-10-01T00:00:00+09:00");
+    assert_eq!(st.variables["card_data_exposed"], "true");
+    assert_eq!(st.variables["exposure_end"], "2026-11-20T02:00:00+09:00");
+    assert_eq!(
+        row(&st, "CS-19").deadline,
+        row(&before, "CS-19").deadline,
+        "the legal deadline did not move"
+    );
+    // The user is told, and the record keeps what the report said.
+    let notes = report_var_notes(&rec, Lang::En);
+    assert_eq!(
+        notes,
+        [
+            "set from the scan report: card_data_exposed=true, exposure_end=2026-11-20T02:00:00+09:00",
+            "completed_orders: the scan report says 13; kept 500 (set by lawyer in record 2)",
+            "exposure_start: the scan report says 2026-11-03T02:52:42+09:00; kept 2026-10-01T00:00:00+09:00 (set by lawyer in record 2)",
+            "unauthorized_access: the scan report says true; kept false (set by lawyer in record 2)",
+        ]
+    );
+    let journal = fs::read_to_string(dir.join("journal.jsonl")).unwrap();
+    assert!(journal.contains("\"not_applied\""), "{journal}");
+    verify(&dir).unwrap();
+    // The timeline shows every variable change and what was not applied.
+    let md = case_report(&dir, ReportFormat::Markdown).unwrap();
+    assert!(
+        md.contains("set card_data_exposed=true, exposure_end="),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "unauthorized_access not applied (the report says true; kept false set by lawyer)"
+        ),
+        "{md}"
+    );
+    // A second identical report changes nothing and disagrees with the same values.
+    let rec2 = attach_report(&dir, report.to_string().as_bytes(), "bob", None).unwrap();
+    let notes2 = report_var_notes(&rec2, Lang::En);
+    assert_eq!(notes2.len(), 3, "{notes2:?}");
+    assert!(notes2.iter().all(|n| !n.starts_with("set from")));
 }
 
 #[test]
