@@ -552,6 +552,9 @@ pub struct DueInfo {
     /// `None` while the anchor (a step not yet done, a variable not yet set) is unknown.
     pub due: Option<DateTime<Utc>>,
     pub waiting_for: Option<String>,
+    /// Variables, not yet set, that conditions of the step's earlier deadlines read: once
+    /// they are decided another deadline may apply (the one chosen meanwhile is the fallback).
+    pub undecided: Vec<String>,
 }
 
 impl CaseState {
@@ -581,10 +584,24 @@ impl CaseState {
 
     /// The deadline that applies to a step (the first whose `when` holds), with its due time.
     pub fn due(&self, step: &Step) -> Option<DueInfo> {
+        let mut undecided = BTreeSet::new();
         let d = step
             .deadlines
             .iter()
-            .find(|d| eval_opt(d.when.as_deref(), &self.vars) == Truth::True)?;
+            .find(|d| match eval_opt(d.when.as_deref(), &self.vars) {
+                Truth::True => true,
+                Truth::False => false,
+                Truth::Unknown => {
+                    if let Some(c) = d.when.as_deref().and_then(|w| Cond::parse(w).ok()) {
+                        undecided.extend(
+                            c.variables()
+                                .into_iter()
+                                .filter(|v| !self.vars.contains_key(v)),
+                        );
+                    }
+                    false
+                }
+            })?;
         let (anchor, waiting_for) = match &d.anchor {
             Anchor::Discovery => (Some(self.discovered), None),
             Anchor::Step(s) => match self.steps.get(s) {
@@ -600,6 +617,7 @@ impl CaseState {
             deadline: d.clone(),
             due: anchor.map(|a| deadline::due(d, a)),
             waiting_for,
+            undecided: undecided.into_iter().collect(),
         })
     }
 
@@ -641,6 +659,10 @@ pub struct StepStatusRow {
     /// What the deadline still waits for (an anchor step or variable).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deadline_waiting_for: Option<String>,
+    /// Variables not yet set that may select another deadline: until they are, the deadline
+    /// shown is the playbook's fallback (the conservative one, in the bundled playbooks).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deadline_undecided: Vec<String>,
     /// Seconds until the deadline (negative when past).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seconds_left: Option<i64>,
@@ -709,6 +731,10 @@ pub fn status_of(st: &CaseState, now: DateTime<Utc>) -> CaseStatus {
             deadline_kind: due.as_ref().map(|d| d.deadline.kind),
             deadline_rule: due.as_ref().map(|d| d.deadline.rule.clone()),
             deadline_waiting_for: due.as_ref().and_then(|d| d.waiting_for.clone()),
+            deadline_undecided: due
+                .as_ref()
+                .map(|d| d.undecided.clone())
+                .unwrap_or_default(),
             seconds_left: due_at.map(|d| (d - now).num_seconds()),
             overdue,
             late,

@@ -238,6 +238,88 @@ fn day_deadlines_count_japanese_days_whatever_the_case_zone() {
 }
 
 #[test]
+fn appi_and_brand_deadlines_show_while_conditions_are_undecided() {
+    // Web shell, nothing decided yet: the APPI 速報 and 確報 deadlines are shown.
+    let tmp = TempDir::new("ws-undecided");
+    let dir = open(&tmp, "web-shell", "2026-11-20T03:00:00+09:00");
+    let st = status(&dir, Some("2026-11-20T04:00:00+09:00")).unwrap();
+    let ws07 = row(&st, "WS-07");
+    assert!(ws07.applies);
+    assert_eq!(ws07.deadline.as_deref(), Some("2026-11-24T00:00:00+09:00"));
+    assert_eq!(ws07.deadline_kind, Some(DeadlineKind::Soft));
+    // 30 days (conservative, undecided): 12/20 is a Sunday -> 12/21 24:00.
+    let ws13 = row(&st, "WS-13");
+    assert_eq!(ws13.deadline.as_deref(), Some("2026-12-22T00:00:00+09:00"));
+    assert!(ws13
+        .deadline_rule
+        .as_deref()
+        .unwrap()
+        .contains("conservative"));
+    assert_eq!(ws13.deadline_undecided, ["unauthorized_access"]);
+    assert!(render_status(&st)
+        .contains("APPI final report (確報) to the PPC [undecided: unauthorized_access; the conservative deadline is shown]"));
+    set_vars(&dir, &["unauthorized_access=true".into()], "lead", None).unwrap();
+    let st = status(&dir, Some("2026-11-20T04:00:00+09:00")).unwrap();
+    assert!(row(&st, "WS-13").deadline_undecided.is_empty());
+    // 60 days: 1/19 (Tue).
+    assert_eq!(
+        row(&st, "WS-13").deadline.as_deref(),
+        Some("2027-01-20T00:00:00+09:00")
+    );
+    set_vars(
+        &dir,
+        &[
+            "personal_data_exposed=false".into(),
+            "card_data_exposed=false".into(),
+        ],
+        "lead",
+        None,
+    )
+    .unwrap();
+    let st = status(&dir, Some("2026-11-20T04:00:00+09:00")).unwrap();
+    assert!(!row(&st, "WS-07").applies && !row(&st, "WS-13").applies);
+
+    // Admin takeover with personal data exposed: 速報 (AT-08) and 確報 (AT-15) apart.
+    let tmp = TempDir::new("at-reports");
+    let dir = open(&tmp, "admin-takeover", "2026-11-20T03:00:00+09:00");
+    set_vars(
+        &dir,
+        &[
+            "personal_data_exposed=true".into(),
+            "unauthorized_access=true".into(),
+        ],
+        "lead",
+        None,
+    )
+    .unwrap();
+    let st = status(&dir, Some("2026-11-20T04:00:00+09:00")).unwrap();
+    assert_eq!(
+        row(&st, "AT-08").deadline.as_deref(),
+        Some("2026-11-24T00:00:00+09:00")
+    );
+    assert_eq!(
+        row(&st, "AT-15").deadline.as_deref(),
+        Some("2027-01-20T00:00:00+09:00")
+    );
+
+    // Card skimming: Visa's account numbers get their own 10-business-day deadline.
+    let tmp = TempDir::new("cs-visa");
+    let dir = open(&tmp, "card-skimming", "2026-11-20T03:00:00+09:00");
+    let st = status(&dir, Some("2026-11-20T04:00:00+09:00")).unwrap();
+    // 3 BD from Fri 11/20: 11/24 (11/23 勤労感謝の日), 11/25, 11/26.
+    assert_eq!(
+        row(&st, "CS-13").deadline.as_deref(),
+        Some("2026-11-27T00:00:00+09:00")
+    );
+    // 10 BD: 11/24, 25, 26, 27, 30, 12/1, 2, 3, 4, 7.
+    assert_eq!(
+        row(&st, "CS-24").deadline.as_deref(),
+        Some("2026-12-08T00:00:00+09:00")
+    );
+    assert_eq!(row(&st, "CS-24").deadline_kind, Some(DeadlineKind::Hard));
+}
+
+#[test]
 fn conditions_hide_steps_and_completion_is_met_or_late() {
     let tmp = TempDir::new("cond");
     let dir = open(&tmp, "card-skimming", "2026-06-01T09:00:00+09:00");
