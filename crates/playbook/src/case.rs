@@ -23,7 +23,7 @@ use crate::format::{
     self, Anchor, Deadline, DeadlineKind, Lang, Phase, Playbook, Step, Unit, VarType,
 };
 use crate::journal::{self, EvidenceRef, NotApplied, Record, What};
-use crate::mask::mask_pans;
+use crate::mask::mask_card_data;
 
 pub const PLAYBOOK_COPY: &str = "playbook.toml";
 pub const EVIDENCE_DIR: &str = "evidence";
@@ -406,7 +406,7 @@ pub fn apply_step(dir: &Path, u: &StepUpdate) -> Result<Record, Error> {
         What::Step {
             step: u.step.to_string(),
             status: u.status.as_str().to_string(),
-            note: u.note.map(mask_pans),
+            note: u.note.map(mask_card_data),
             evidence,
         },
     )
@@ -439,7 +439,7 @@ pub fn add_note(
         by,
         What::Note {
             step: step.map(str::to_string),
-            text: mask_pans(text),
+            text: mask_card_data(text),
         },
     )
 }
@@ -485,7 +485,7 @@ fn normalize_var(pb: &Playbook, name: &str, value: &str, tz: Tz) -> Result<Strin
             .map(|n| n.to_string())
             .map_err(|_| Error::Invalid(format!("{name} is a number, not `{value}`"))),
         Some(VarType::Time) => parse_time(value, tz).map(|t| rfc(t, tz)),
-        Some(VarType::String) | None => Ok(mask_pans(value)),
+        Some(VarType::String) | None => Ok(mask_card_data(value)),
     }
 }
 
@@ -540,7 +540,7 @@ pub fn correct_discovery(
         by,
         What::Discovered {
             discovered: rfc(t, st.tz),
-            reason: reason.map(mask_pans),
+            reason: reason.map(mask_card_data),
         },
     )
 }

@@ -37,7 +37,7 @@ pub use format::{
     VarType, Variable,
 };
 pub use journal::{verify, Verified};
-pub use mask::mask_pans;
+pub use mask::{mask_card_data, mask_pans};
 pub use render::{export_markdown, render_status, show};
 pub use report::{case_report, ReportFormat};
 

@@ -645,6 +645,46 @@ fn attach_report_fills_only_unset_variables_and_records_disagreements() {
 }
 
 #[test]
+fn card_numbers_and_security_codes_never_reach_the_journal() {
+    let tmp = TempDir::new("mask");
+    let dir = open(&tmp, "card-skimming", "2026-11-20T03:00:00+09:00");
+    add_note(
+        &dir,
+        None,
+        "f ４１１１１１１１１１１１１１１１ g 4111.1111.1111.1111 c cc=4111111111111111&cvv=123",
+        "scribe",
+        None,
+    )
+    .unwrap();
+    set_vars(
+        &dir,
+        &[
+            "ppc_other=カード番号５５５５５５５５５５５５４４４４、セキュリティコード：１２３"
+                .into(),
+        ],
+        "scribe",
+        None,
+    )
+    .unwrap();
+    let journal = fs::read_to_string(dir.join("journal.jsonl")).unwrap();
+    for clear in [
+        "４１１１１１１１１１１１１１１１",
+        "4111.1111.1111.1111",
+        "4111111111111111",
+        "cvv=123",
+        "５５５５５５５５５５５５４４４４",
+        "：１２３",
+    ] {
+        assert!(!journal.contains(clear), "{clear} in {journal}");
+    }
+    assert!(journal.contains(
+        "f ４１１１１１******１１１１ g 4111.11**.****.1111 c cc=411111******1111&cvv=***"
+    ));
+    assert!(journal.contains("カード番号５５５５５５******４４４４、セキュリティコード：***"));
+    verify(&dir).unwrap();
+}
+
+#[test]
 fn case_report_markdown_and_escaped_html() {
     let tmp = TempDir::new("casereport");
     let dir = open(&tmp, "card-skimming", "2026-11-20T08:00:00+09:00");
