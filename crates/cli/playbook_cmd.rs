@@ -386,7 +386,8 @@ pub fn run_case(
             // A scan report: its findings and evidence are bounded, so the document cap.
             let bytes = ecir_input::read_bounded(&report, ecir_input::DOCUMENT_LIMIT)
                 .map_err(read_failure)?;
-            pb::attach_report(&dir, &bytes, &by_of(by), None).map_err(e)?;
+            let rec = pb::attach_report(&dir, &bytes, &by_of(by), None).map_err(e)?;
+            report_var_notes(&rec);
             Ok(0)
         }
     }
@@ -430,4 +431,15 @@ fn write_report(dir: &Path, path: &Path, text: &str, force: bool) -> Result<(), 
     file.write_all(text.as_bytes())
         .map_err(|x| format!("{}: cannot write: {x}", path.display()))?;
     Ok(())
+}
+
+/// Prints on stderr what attaching a scan report did to the case variables: what it set and
+/// which values it did not apply because a person (or an earlier report) had set another.
+pub fn report_var_notes(rec: &pb::journal::Record) {
+    for line in pb::report_var_notes(rec, pb::Lang::En) {
+        eprintln!(
+            "ecir: note: {}",
+            ecir_model::text::escape_controls(&line, 2000)
+        );
+    }
 }

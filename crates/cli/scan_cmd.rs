@@ -265,7 +265,8 @@ fn write_outputs(
             .and_then(|_| {
                 ecir_playbook::attach_report(case_dir, &json, &ecir_playbook::os_user(), None)
                     .map_err(|e| (e.to_string(), e.hint()))
-            });
+            })
+            .map(|rec| crate::playbook_cmd::report_var_notes(&rec));
         if let Err((e, hint)) = attached {
             error(
                 &format!("{}: cannot attach the report to the case: {e}", case_dir.display()),

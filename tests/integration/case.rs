@@ -27,14 +27,22 @@ fn card_skimming_case_walkthrough() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    // Findings attach to the case and set what they establish.
+    // A person's count is not overwritten by the scan.
+    let o = run(&["case", "set", c, "completed_orders=500", "--by", "lawyer"]);
+    assert_eq!(o.status.code(), Some(0));
+    // Findings attach to the case and fill what they establish.
     let sample = root().join("fixtures/sample-shop").display().to_string();
     let o = run(&["scan", "--quiet", "--case", c, &sample]);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("ecir: note: set from the scan report: ")
+            && err.contains("unauthorized_access=true"),
+        "{err}"
+    );
+    assert!(
+        err.contains("ecir: note: completed_orders: the scan report says 13; kept 500 (set by lawyer in record 2)"),
+        "{err}"
     );
     let o = run(&[
         "case",

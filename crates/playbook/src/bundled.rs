@@ -96,6 +96,7 @@ pub fn load(id_or_path: &str) -> Result<Playbook, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::{Anchor, DeadlineKind, Unit};
 
     #[test]
     fn every_bundled_playbook_lints_clean() {
@@ -127,7 +128,7 @@ mod tests {
             Err(Error::UnknownPlaybook(_))
         ));
         let cs = find_bundled("card-skimming").unwrap();
-        assert_eq!(cs.steps.len(), 23);
+        assert_eq!(cs.steps.len(), 24);
         assert_eq!(cs.steps[0].id, "CS-01");
         for v in [
             "card_data_exposed",
@@ -145,19 +146,83 @@ mod tests {
     fn appi_final_report_deadline_depends_on_unauthorized_access() {
         use crate::cond::{eval_opt, Truth};
         use std::collections::BTreeMap;
-        let cs = find_bundled("card-skimming").unwrap();
-        let s = cs.step("CS-19").unwrap();
-        let pick = |vars: &BTreeMap<String, String>| {
-            s.deadlines
-                .iter()
-                .find(|d| eval_opt(d.when.as_deref(), vars) == Truth::True)
-                .map(|d| d.offset)
+        for (pb, id) in [
+            ("card-skimming", "CS-19"),
+            ("admin-takeover", "AT-15"),
+            ("web-shell", "WS-13"),
+        ] {
+            let p = find_bundled(pb).unwrap();
+            let s = p.step(id).unwrap();
+            let pick = |vars: &BTreeMap<String, String>| {
+                s.deadlines
+                    .iter()
+                    .find(|d| eval_opt(d.when.as_deref(), vars) == Truth::True)
+                    .map(|d| (d.offset, d.kind, d.rule.clone()))
+                    .unwrap()
+            };
+            let mut vars = BTreeMap::new();
+            // Undecided: the earlier of the two legal deadlines, labelled as such.
+            let (days, kind, rule) = pick(&vars);
+            assert_eq!((days, kind), (30, DeadlineKind::Hard), "{id}");
+            assert!(
+                rule.contains("安全側") && rule.contains("conservative"),
+                "{id}: {rule}"
+            );
+            // Item 3: 60 days, the legal rule.
+            vars.insert("unauthorized_access".to_string(), "true".to_string());
+            let (days, _, rule) = pick(&vars);
+            assert_eq!(days, 60, "{id}");
+            assert!(
+                rule.contains("8条2項") && !rule.contains("安全側"),
+                "{id}: {rule}"
+            );
+            // Decided not item 3: 30 days is then the legal rule.
+            vars.insert("unauthorized_access".to_string(), "false".to_string());
+            let (days, _, rule) = pick(&vars);
+            assert_eq!(days, 30, "{id}");
+            assert!(
+                rule.contains("8条2項") && !rule.contains("安全側"),
+                "{id}: {rule}"
+            );
+        }
+    }
+
+    #[test]
+    fn appi_preliminary_reports_and_visa_account_numbers_have_their_own_deadlines() {
+        let one = |pb: &str, id: &str| {
+            let p = find_bundled(pb).unwrap();
+            let s = p.step(id).unwrap().clone();
+            assert_eq!(s.deadlines.len(), 1, "{pb} {id}");
+            s
         };
-        let mut vars = BTreeMap::new();
-        assert_eq!(pick(&vars), Some(30), "undecided: the earlier deadline");
-        vars.insert("unauthorized_access".to_string(), "true".to_string());
-        assert_eq!(pick(&vars), Some(60));
-        vars.insert("unauthorized_access".to_string(), "false".to_string());
-        assert_eq!(pick(&vars), Some(30));
+        // 速報: "promptly", the guidelines' 3-5 days: a soft T0 + 3 days, no condition of its own.
+        for (pb, id) in [
+            ("card-skimming", "CS-10"),
+            ("admin-takeover", "AT-08"),
+            ("web-shell", "WS-07"),
+        ] {
+            let d = &one(pb, id).deadlines[0];
+            assert_eq!(
+                (d.offset, d.unit, d.kind, d.when.as_deref()),
+                (3, Unit::Days, DeadlineKind::Soft, None),
+                "{pb} {id}"
+            );
+            assert!(d.rule.contains("8条1項"), "{pb} {id}");
+        }
+        // Visa: incident report 3 business days, account numbers 10, both from discovery.
+        for (id, bd) in [("CS-13", 3), ("CS-24", 10)] {
+            let s = one("card-skimming", id);
+            let d = &s.deadlines[0];
+            assert_eq!(
+                (d.offset, d.unit, d.kind, &d.anchor),
+                (
+                    bd,
+                    Unit::BusinessDays,
+                    DeadlineKind::Hard,
+                    &Anchor::Discovery
+                ),
+                "{id}"
+            );
+        }
     }
 }

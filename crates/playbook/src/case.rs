@@ -22,8 +22,8 @@ use crate::error::{io, Error};
 use crate::format::{
     self, Anchor, Deadline, DeadlineKind, Lang, Phase, Playbook, Step, Unit, VarType,
 };
-use crate::journal::{self, EvidenceRef, Record, What};
-use crate::mask::mask_pans;
+use crate::journal::{self, EvidenceRef, NotApplied, Record, What};
+use crate::mask::mask_card_data;
 
 pub const PLAYBOOK_COPY: &str = "playbook.toml";
 pub const EVIDENCE_DIR: &str = "evidence";
@@ -457,7 +457,7 @@ pub fn apply_step(dir: &Path, u: &StepUpdate) -> Result<Record, Error> {
         What::Step {
             step: u.step.to_string(),
             status: u.status.as_str().to_string(),
-            note: u.note.map(mask_pans),
+            note: u.note.map(mask_card_data),
             evidence,
         },
     )
@@ -490,7 +490,7 @@ pub fn add_note(
         by,
         What::Note {
             step: step.map(str::to_string),
-            text: mask_pans(text),
+            text: mask_card_data(text),
         },
     )
 }
@@ -536,7 +536,7 @@ fn normalize_var(pb: &Playbook, name: &str, value: &str, tz: Tz) -> Result<Strin
             .map(|n| n.to_string())
             .map_err(|_| Error::Invalid(format!("{name} is a number, not `{value}`"))),
         Some(VarType::Time) => parse_time(value, tz).map(|t| rfc(t, tz)),
-        Some(VarType::String) | None => Ok(mask_pans(value)),
+        Some(VarType::String) | None => Ok(mask_card_data(value)),
     }
 }
 
@@ -591,7 +591,7 @@ pub fn correct_discovery(
         by,
         What::Discovered {
             discovered: rfc(t, st.tz),
-            reason: reason.map(mask_pans),
+            reason: reason.map(mask_card_data),
         },
     )
 }
@@ -603,6 +603,9 @@ pub struct DueInfo {
     /// `None` while the anchor (a step not yet done, a variable not yet set) is unknown.
     pub due: Option<DateTime<Utc>>,
     pub waiting_for: Option<String>,
+    /// Variables, not yet set, that conditions of the step's earlier deadlines read: once
+    /// they are decided another deadline may apply (the one chosen meanwhile is the fallback).
+    pub undecided: Vec<String>,
 }
 
 impl CaseState {
@@ -632,10 +635,24 @@ impl CaseState {
 
     /// The deadline that applies to a step (the first whose `when` holds), with its due time.
     pub fn due(&self, step: &Step) -> Option<DueInfo> {
+        let mut undecided = BTreeSet::new();
         let d = step
             .deadlines
             .iter()
-            .find(|d| eval_opt(d.when.as_deref(), &self.vars) == Truth::True)?;
+            .find(|d| match eval_opt(d.when.as_deref(), &self.vars) {
+                Truth::True => true,
+                Truth::False => false,
+                Truth::Unknown => {
+                    if let Some(c) = d.when.as_deref().and_then(|w| Cond::parse(w).ok()) {
+                        undecided.extend(
+                            c.variables()
+                                .into_iter()
+                                .filter(|v| !self.vars.contains_key(v)),
+                        );
+                    }
+                    false
+                }
+            })?;
         let (anchor, waiting_for) = match &d.anchor {
             Anchor::Discovery => (Some(self.discovered), None),
             Anchor::Step(s) => match self.steps.get(s) {
@@ -649,8 +666,9 @@ impl CaseState {
         };
         Some(DueInfo {
             deadline: d.clone(),
-            due: anchor.and_then(|a| deadline::due(d, a, self.tz)),
+            due: anchor.and_then(|a| deadline::due(d, a)),
             waiting_for,
+            undecided: undecided.into_iter().collect(),
         })
     }
 
@@ -692,6 +710,10 @@ pub struct StepStatusRow {
     /// What the deadline still waits for (an anchor step or variable).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deadline_waiting_for: Option<String>,
+    /// Variables not yet set that may select another deadline: until they are, the deadline
+    /// shown is the playbook's fallback (the conservative one, in the bundled playbooks).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deadline_undecided: Vec<String>,
     /// Seconds until the deadline (negative when past).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seconds_left: Option<i64>,
@@ -760,6 +782,10 @@ pub fn status_of(st: &CaseState, now: DateTime<Utc>) -> CaseStatus {
             deadline_kind: due.as_ref().map(|d| d.deadline.kind),
             deadline_rule: due.as_ref().map(|d| d.deadline.rule.clone()),
             deadline_waiting_for: due.as_ref().and_then(|d| d.waiting_for.clone()),
+            deadline_undecided: due
+                .as_ref()
+                .map(|d| d.undecided.clone())
+                .unwrap_or_default(),
             seconds_left: due_at.map(|d| (d - now).num_seconds()),
             overdue,
             late,
@@ -1050,11 +1076,14 @@ pub fn run_next(
 }
 
 /// Attaches a scan report (`ecir.report/1` JSON): stores it as evidence, journals its SHA-256
-/// and sets what its findings establish: `card_data_exposed` (a card-skimming finding),
+/// and fills what its findings establish: `card_data_exposed` (a card-skimming finding),
 /// `unauthorized_access` (a high or critical admin-compromise or webshell finding),
-/// `exposure_start`, `exposure_end` and `completed_orders` (from `exposure`). Nothing is set to
-/// false: a scan that finds nothing does not prove nothing happened. Playbooks named by
-/// findings are recommended in the status.
+/// `exposure_start`, `exposure_end` and `completed_orders` (from `exposure`). Only variables
+/// not set yet are filled: where one already holds another value (a person's decision, or an
+/// earlier report), that value is kept and the record lists what this report says instead
+/// (`not_applied`; [`report_var_notes`] words it for the user). Nothing is set to false: a
+/// scan that finds nothing does not prove nothing happened. Playbooks named by findings are
+/// recommended in the status.
 pub fn attach_report(
     dir: &Path,
     report_json: &[u8],
@@ -1103,6 +1132,7 @@ pub fn attach_report(
             vars.insert("completed_orders".to_string(), n.to_string());
         }
     }
+    let (vars, not_applied) = fill_unset(&st, vars);
     let at = now_or(at, st.tz)?;
     let seq = next_seq(&st);
     let stored = format!("{EVIDENCE_DIR}/{seq:04}-report.json");
@@ -1123,8 +1153,78 @@ pub fn attach_report(
             findings: findings.len() as u64,
             playbooks: playbooks.into_iter().collect(),
             vars,
+            not_applied,
         },
     )
+}
+
+/// Splits values derived from a report into those that fill unset variables and those that
+/// disagree with a value already set (kept, with who set it). Equal values are dropped.
+fn fill_unset(
+    st: &CaseState,
+    derived: BTreeMap<String, String>,
+) -> (BTreeMap<String, String>, BTreeMap<String, NotApplied>) {
+    let mut fill = BTreeMap::new();
+    let mut not_applied = BTreeMap::new();
+    for (k, v) in derived {
+        match st.vars.get(&k) {
+            None => {
+                fill.insert(k, v);
+            }
+            Some(kept) if *kept == v => {}
+            Some(kept) => {
+                let setter = st.records.iter().rev().find(|r| match &r.what {
+                    What::Set { vars } | What::Report { vars, .. } => vars.contains_key(&k),
+                    _ => false,
+                });
+                not_applied.insert(
+                    k,
+                    NotApplied {
+                        report: v,
+                        kept: kept.clone(),
+                        set_by: setter.map(|r| r.by.clone()).unwrap_or_default(),
+                        set_in: setter.map_or(0, |r| r.seq),
+                    },
+                );
+            }
+        }
+    }
+    (fill, not_applied)
+}
+
+/// What an attach-report record did to the case variables, one plain line each: the values it
+/// set, then each value it did not apply because another was already set.
+pub fn report_var_notes(rec: &Record, lang: Lang) -> Vec<String> {
+    let What::Report {
+        vars, not_applied, ..
+    } = &rec.what
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if !vars.is_empty() {
+        out.push(format!(
+            "{} {}",
+            t(lang, "スキャン結果から設定:", "set from the scan report:"),
+            vars.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for (k, n) in not_applied {
+        out.push(match lang {
+            Lang::Ja => format!(
+                "{k}: スキャン結果は {} だが、{}（{} が記録{}で設定）を維持した",
+                n.report, n.kept, n.set_by, n.set_in
+            ),
+            Lang::En => format!(
+                "{k}: the scan report says {}; kept {} (set by {} in record {})",
+                n.report, n.kept, n.set_by, n.set_in
+            ),
+        });
+    }
+    out
 }
 
 /// Unit helper for renderers.

@@ -1,11 +1,16 @@
 //! Deadline arithmetic: from an anchor instant, an offset and a unit to the instant the
-//! deadline falls, in the case's time zone.
+//! deadline falls.
 //!
-//! * `hours`: the anchor plus exactly that many hours.
+//! * `hours`: the anchor plus exactly that many hours (the same instant in every zone).
 //! * `days`: the anchor day is not counted (民法140条); the deadline is the end (24:00) of the
 //!   `offset`th day after it. With `roll_forward`, a last day on a government closed day moves
 //!   to the next workday ([`crate::calendar::roll_forward`]).
 //! * `business-days`: the end of the `offset`th bank business day after the anchor day.
+//!
+//! Days and business days are Japanese calendar days: they are counted on dates in
+//! [`DEADLINE_ZONE`] (Asia/Tokyo), whatever zone the case displays times in, because the rules
+//! they implement (民法140条, 行政機関の休日に関する法律, the bank calendar) count Japanese days and
+//! the holiday calendar is Japan's. A case kept in UTC shows the same instants, in UTC.
 //!
 //! "End of day" is represented as 00:00 of the following day (an exclusive bound); renderers
 //! show it as `24:00` of the last day.
@@ -15,6 +20,9 @@ use chrono_tz::Tz;
 
 use crate::calendar;
 use crate::format::{Deadline, Unit};
+
+/// The zone whose dates `days` and `business-days` deadlines are counted on.
+pub const DEADLINE_ZONE: Tz = chrono_tz::Asia::Tokyo;
 
 /// 00:00 of `date` in `tz` (the earliest valid local time when a DST gap swallows midnight).
 pub fn start_of_day(date: NaiveDate, tz: Tz) -> DateTime<Tz> {
@@ -28,10 +36,12 @@ pub fn start_of_day(date: NaiveDate, tz: Tz) -> DateTime<Tz> {
     }
 }
 
-/// When the deadline falls, given the anchor instant; `None` when it cannot be counted: an
-/// offset outside `0..=`[`Unit::max_offset`] or an anchor outside [`calendar::YEARS`] (the
-/// arithmetic is checked, so no playbook or journal can make it overflow).
-pub fn due(d: &Deadline, anchor: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
+/// When the deadline falls, given the anchor instant (day units counted in [`DEADLINE_ZONE`]);
+/// `None` when it cannot be counted: an offset outside `0..=`[`Unit::max_offset`] or an
+/// anchor outside [`calendar::YEARS`] (the arithmetic is checked, so no playbook or journal
+/// can make it overflow).
+pub fn due(d: &Deadline, anchor: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let tz = DEADLINE_ZONE;
     let local = anchor.with_timezone(&tz);
     if !(0..=d.unit.max_offset()).contains(&d.offset) || !calendar::YEARS.contains(&local.year()) {
         return None;
@@ -55,8 +65,19 @@ pub fn due(d: &Deadline, anchor: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>>
 }
 
 /// Renders a due instant in `tz`: day-unit deadlines as `YYYY-MM-DD 24:00`, others as
-/// `YYYY-MM-DD HH:MM`, followed by the zone abbreviation.
+/// `YYYY-MM-DD HH:MM`, followed by the zone abbreviation. A day-unit deadline shown in another
+/// zone than [`DEADLINE_ZONE`] is followed by the Japanese day it ends, e.g.
+/// `2026-12-21 15:00 UTC (2026-12-21 24:00 JST)`.
 pub fn show_due(due: DateTime<Utc>, unit: Unit, tz: Tz) -> String {
+    let shown = show_in(due, unit, tz);
+    if unit != Unit::Hours && tz != DEADLINE_ZONE {
+        format!("{shown} ({})", show_in(due, unit, DEADLINE_ZONE))
+    } else {
+        shown
+    }
+}
+
+fn show_in(due: DateTime<Utc>, unit: Unit, tz: Tz) -> String {
     let l = due.with_timezone(&tz);
     if unit != Unit::Hours && l.format("%H:%M:%S").to_string() == "00:00:00" {
         let prev = l.date_naive() - Duration::days(1);
@@ -102,8 +123,8 @@ mod tests {
     const TOKYO: Tz = chrono_tz::Asia::Tokyo;
 
     /// [`super::due`] for deadlines that can be counted.
-    fn due(d: &Deadline, anchor: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
-        super::due(d, anchor, tz).expect("a deadline within range")
+    fn due(d: &Deadline, anchor: DateTime<Utc>) -> DateTime<Utc> {
+        super::due(d, anchor).expect("a deadline within range")
     }
 
     #[test]
@@ -117,51 +138,74 @@ mod tests {
                 1_000_000_000_000,
                 i64::MAX,
             ] {
-                assert_eq!(super::due(&dl(offset, unit, true), t0, TOKYO), None);
+                assert_eq!(super::due(&dl(offset, unit, true), t0), None);
             }
-            assert!(super::due(&dl(unit.max_offset(), unit, false), t0, TOKYO).is_some());
+            assert!(super::due(&dl(unit.max_offset(), unit, false), t0).is_some());
         }
         // An anchor outside the calendar (only a hand-made journal has one).
         let far = DateTime::<Utc>::MAX_UTC - Duration::days(1);
-        assert_eq!(super::due(&dl(1, Unit::Days, true), far, TOKYO), None);
+        assert_eq!(super::due(&dl(1, Unit::Days, true), far), None);
     }
 
     #[test]
     fn hours_are_exact() {
         let t0 = jst("2026-11-26T22:30:00+09:00");
         assert_eq!(
-            due(&dl(72, Unit::Hours, false), t0, TOKYO),
+            due(&dl(72, Unit::Hours, false), t0),
             jst("2026-11-29T22:30:00+09:00")
         );
-        assert_eq!(
-            due(&dl(24, Unit::Hours, false), t0, TOKYO),
-            t0 + Duration::days(1)
-        );
+        assert_eq!(due(&dl(24, Unit::Hours, false), t0), t0 + Duration::days(1));
     }
 
     #[test]
     fn calendar_days_exclude_the_first_day() {
         // Known at 23:50 on 4/1: day 30 is 5/1, deadline 5/1 24:00.
         let t0 = jst("2026-04-01T23:50:00+09:00");
-        let d = due(&dl(30, Unit::Days, false), t0, TOKYO);
+        let d = due(&dl(30, Unit::Days, false), t0);
         assert_eq!(d, jst("2026-05-02T00:00:00+09:00"));
         assert_eq!(show_due(d, Unit::Days, TOKYO), "2026-05-01 24:00 JST");
-        // A case kept in UTC counts days in UTC.
-        let utc_case = due(&dl(30, Unit::Days, false), t0, chrono_tz::UTC);
-        assert_eq!(utc_case, jst("2026-05-02T00:00:00+00:00"));
+        assert_eq!(
+            show_due(d, Unit::Days, chrono_tz::UTC),
+            "2026-05-01 15:00 UTC (2026-05-01 24:00 JST)"
+        );
+    }
+
+    #[test]
+    fn day_units_count_japanese_dates_whatever_the_display_zone() {
+        // 2026-11-20 20:00 UTC is already 11/21 in Tokyo: day 1 is 11/22, day 30 is 12/21.
+        let t0 = jst("2026-11-20T20:00:00Z");
+        let d = due(&dl(30, Unit::Days, true), t0);
+        assert_eq!(d, jst("2026-12-22T00:00:00+09:00"));
+        assert_eq!(
+            show_due(d, Unit::Days, chrono_tz::UTC),
+            "2026-12-21 15:00 UTC (2026-12-21 24:00 JST)"
+        );
+        // Business days too: Fri 11/20 in UTC is Sat 11/21 in Tokyo; 23 Mon is
+        // 勤労感謝の日, so BD1 is Tue 11/24.
+        let b = due(&dl(1, Unit::BusinessDays, false), t0);
+        assert_eq!(b, jst("2026-11-25T00:00:00+09:00"));
+        // Hours are the same instant in every zone.
+        assert_eq!(
+            show_due(
+                due(&dl(72, Unit::Hours, false), t0),
+                Unit::Hours,
+                chrono_tz::UTC
+            ),
+            "2026-11-23 20:00 UTC"
+        );
     }
 
     #[test]
     fn roll_forward_over_golden_week_and_year_end() {
         // 60 days from 2026-03-04 is 5/3 (Sun, 憲法記念日) -> 5/4, 5/5 holidays, 5/6 振替休日 -> 5/7.
         let t0 = jst("2026-03-04T10:00:00+09:00");
-        let d = due(&dl(60, Unit::Days, true), t0, TOKYO);
+        let d = due(&dl(60, Unit::Days, true), t0);
         assert_eq!(show_due(d, Unit::Days, TOKYO), "2026-05-07 24:00 JST");
-        let no_roll = due(&dl(60, Unit::Days, false), t0, TOKYO);
+        let no_roll = due(&dl(60, Unit::Days, false), t0);
         assert_eq!(show_due(no_roll, Unit::Days, TOKYO), "2026-05-03 24:00 JST");
         // 30 days from 11/29 is 12/29 -> government closed until 1/3 -> 2027-01-04.
         let t0 = jst("2026-11-29T09:00:00+09:00");
-        let d = due(&dl(30, Unit::Days, true), t0, TOKYO);
+        let d = due(&dl(30, Unit::Days, true), t0);
         assert_eq!(show_due(d, Unit::Days, TOKYO), "2027-01-04 24:00 JST");
     }
 
@@ -170,28 +214,28 @@ mod tests {
         // From Tue 2026-04-28: 4/29 昭和の日, 4/30 (1), 5/1 (2), GW incl. 5/6 振替休日,
         // 5/7 (3), 5/8 (4), 5/11 (5).
         let t0 = jst("2026-04-28T15:00:00+09:00");
-        let d = due(&dl(5, Unit::BusinessDays, false), t0, TOKYO);
+        let d = due(&dl(5, Unit::BusinessDays, false), t0);
         assert_eq!(
             show_due(d, Unit::BusinessDays, TOKYO),
             "2026-05-11 24:00 JST"
         );
         // Equinox: from Fri 2026-09-18, 9/21 敬老, 9/22 国民の休日, 9/23 秋分 -> 9/24 is BD1.
         let t0 = jst("2026-09-18T12:00:00+09:00");
-        let d = due(&dl(1, Unit::BusinessDays, false), t0, TOKYO);
+        let d = due(&dl(1, Unit::BusinessDays, false), t0);
         assert_eq!(
             show_due(d, Unit::BusinessDays, TOKYO),
             "2026-09-24 24:00 JST"
         );
         // Vernal equinox 2027-03-21 is a Sunday: 3/22 振替休日; from Fri 3/19, BD1 is 3/23.
         let t0 = jst("2027-03-19T12:00:00+09:00");
-        let d = due(&dl(1, Unit::BusinessDays, false), t0, TOKYO);
+        let d = due(&dl(1, Unit::BusinessDays, false), t0);
         assert_eq!(
             show_due(d, Unit::BusinessDays, TOKYO),
             "2027-03-23 24:00 JST"
         );
         // Year end (bank calendar): from Mon 12/28, 3 BD -> 12/29, 12/30, 1/4.
         let t0 = jst("2026-12-28T12:00:00+09:00");
-        let d = due(&dl(3, Unit::BusinessDays, false), t0, TOKYO);
+        let d = due(&dl(3, Unit::BusinessDays, false), t0);
         assert_eq!(
             show_due(d, Unit::BusinessDays, TOKYO),
             "2027-01-04 24:00 JST"

@@ -78,8 +78,26 @@ pub enum What {
         file: EvidenceRef,
         findings: u64,
         playbooks: Vec<String>,
+        /// Variables the report set (only ones that were not set before).
         vars: BTreeMap<String, String>,
+        /// Values the report gives for variables already set to something else: not applied,
+        /// the earlier value (a person's decision) is kept.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        not_applied: BTreeMap<String, NotApplied>,
     },
+}
+
+/// A variable value a scan report gives but that was not applied because the variable
+/// already held another value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotApplied {
+    /// What the report says.
+    pub report: String,
+    /// The value kept.
+    pub kept: String,
+    /// Who set the kept value, and in which record.
+    pub set_by: String,
+    pub set_in: u64,
 }
 
 #[derive(Serialize)]

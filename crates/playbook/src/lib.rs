@@ -27,9 +27,9 @@ pub mod report;
 pub use bundled::{bundled, find_bundled, list, load, PlaybookSummary};
 pub use cacao::{export_cacao, import_cacao, to_toml};
 pub use case::{
-    add_evidence, add_note, apply_step, attach_report, correct_discovery, new_case, run_next,
-    set_vars, state, status, CaseState, CaseStatus, NewCase, NextOutcome, StepStatus,
-    StepStatusRow, StepUpdate, STATUS_SCHEMA,
+    add_evidence, add_note, apply_step, attach_report, correct_discovery, new_case,
+    report_var_notes, run_next, set_vars, state, status, CaseState, CaseStatus, NewCase,
+    NextOutcome, StepStatus, StepStatusRow, StepUpdate, STATUS_SCHEMA,
 };
 pub use error::Error;
 pub use format::{
@@ -37,7 +37,7 @@ pub use format::{
     VarType, Variable,
 };
 pub use journal::{verify, Verified};
-pub use mask::mask_pans;
+pub use mask::{mask_card_data, mask_pans};
 pub use render::{export_markdown, render_status, show};
 pub use report::{case_report, ReportFormat};
 

@@ -308,7 +308,25 @@ pub fn render_status(st: &CaseStatus) -> String {
         } else {
             "   "
         };
-        let _ = writeln!(s, "{flag}{:<6} [{kind}] {} — {}", r.id, when, r.title);
+        let undecided = if r.deadline_undecided.is_empty() {
+            String::new()
+        } else {
+            match lang {
+                Lang::Ja => format!(
+                    " ［未決定: {}。安全側の期限を表示］",
+                    r.deadline_undecided.join(", ")
+                ),
+                Lang::En => format!(
+                    " [undecided: {}; the conservative deadline is shown]",
+                    r.deadline_undecided.join(", ")
+                ),
+            }
+        };
+        let _ = writeln!(
+            s,
+            "{flag}{:<6} [{kind}] {} — {}{undecided}",
+            r.id, when, r.title
+        );
     }
     let _ = writeln!(
         s,

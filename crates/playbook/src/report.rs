@@ -98,14 +98,40 @@ fn describe(w: &What, lang: Lang) -> String {
             file,
             findings,
             playbooks,
-            ..
-        } => format!(
-            "{} {} ({findings} findings; playbooks: {}) sha256:{}",
-            t(lang, "スキャン結果を添付:", "scan report attached:"),
-            file.stored,
-            playbooks.join(", "),
-            file.sha256
-        ),
+            vars,
+            not_applied,
+        } => {
+            let mut s = format!(
+                "{} {} ({findings} findings; playbooks: {}) sha256:{}",
+                t(lang, "スキャン結果を添付:", "scan report attached:"),
+                file.stored,
+                playbooks.join(", "),
+                file.sha256
+            );
+            if !vars.is_empty() {
+                s.push_str(&format!(
+                    "; {} {}",
+                    t(lang, "変数設定:", "set"),
+                    vars.iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            for (k, n) in not_applied {
+                s.push_str(&match lang {
+                    Lang::Ja => format!(
+                        "; {k} は未反映（スキャン結果: {}。{} が設定した {} を維持）",
+                        n.report, n.set_by, n.kept
+                    ),
+                    Lang::En => format!(
+                        "; {k} not applied (the report says {}; kept {} set by {})",
+                        n.report, n.kept, n.set_by
+                    ),
+                });
+            }
+            s
+        }
     }
 }
 
@@ -166,8 +192,8 @@ fn ppc_items(st: &CaseState, lang: Lang) -> Vec<Vec<String>> {
                     "{} {n}",
                     t(
                         lang,
-                        "最大（漏えい期間中の決済完了注文数）:",
-                        "up to (completed orders in the window):"
+                        "少なくとも（漏えい期間中の決済完了注文数。決済に失敗した入力も窃取されうる）:",
+                        "at least (completed orders in the window; cards typed into failed checkouts may be captured too):"
                     )
                 )
             })

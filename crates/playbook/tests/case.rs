@@ -170,6 +170,155 @@ fn deadlines_follow_variables_and_corrected_discovery() {
     assert!(set_vars(&dir, &["pfi_required=perhaps".into()], "a", None).is_err());
 }
 
+fn instant(rfc3339: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+}
+
+#[test]
+fn day_deadlines_count_japanese_days_whatever_the_case_zone() {
+    // The same instant of discovery, kept in UTC, Berlin and Tokyo: 11/21 05:00 in Tokyo.
+    let mut dues: Vec<Vec<(String, Option<String>)>> = Vec::new();
+    for (tz, t0) in [
+        ("UTC", "2026-11-20 20:00"),
+        ("Europe/Berlin", "2026-11-20 21:00"),
+        ("Asia/Tokyo", "2026-11-21 05:00"),
+    ] {
+        let tmp = TempDir::new("tz");
+        let dir = tmp.path().join("case");
+        new_case(
+            &dir,
+            &NewCase {
+                playbook: "card-skimming",
+                discovered: t0,
+                lang: Lang::En,
+                tz,
+                by: "alice",
+                at: Some("2026-11-21T00:00:00Z"),
+            },
+        )
+        .unwrap();
+        set_vars(
+            &dir,
+            &["pfi_engaged_at=2026-11-21T00:00:00Z".into()],
+            "alice",
+            None,
+        )
+        .unwrap();
+        let st = status(&dir, Some("2026-11-21T00:00:00Z")).unwrap();
+        // APPI 確報 (conservative 30 days while undecided): day 1 is 11/22 in Tokyo, day 30
+        // is 12/21 (Mon): 2026-12-21 24:00 JST in every zone.
+        assert_eq!(
+            instant(row(&st, "CS-19").deadline.as_deref().unwrap()),
+            instant("2026-12-22T00:00:00+09:00"),
+            "{tz}"
+        );
+        if tz == "UTC" {
+            assert_eq!(
+                row(&st, "CS-19").deadline_shown.as_deref(),
+                Some("2026-12-21 15:00 UTC (2026-12-21 24:00 JST)")
+            );
+        }
+        dues.push(
+            st.steps
+                .iter()
+                .map(|r| {
+                    (
+                        r.id.clone(),
+                        r.deadline.as_deref().map(|d| instant(d).to_rfc3339()),
+                    )
+                })
+                .collect(),
+        );
+    }
+    // Every deadline (hours, days, business days) falls at the same instant in all three.
+    assert_eq!(dues[0], dues[1]);
+    assert_eq!(dues[0], dues[2]);
+}
+
+#[test]
+fn appi_and_brand_deadlines_show_while_conditions_are_undecided() {
+    // Web shell, nothing decided yet: the APPI 速報 and 確報 deadlines are shown.
+    let tmp = TempDir::new("ws-undecided");
+    let dir = open(&tmp, "web-shell", "2026-11-20T03:00:00+09:00");
+    let st = status(&dir, Some("2026-11-20T04:00:00+09:00")).unwrap();
+    let ws07 = row(&st, "WS-07");
+    assert!(ws07.applies);
+    assert_eq!(ws07.deadline.as_deref(), Some("2026-11-24T00:00:00+09:00"));
+    assert_eq!(ws07.deadline_kind, Some(DeadlineKind::Soft));
+    // 30 days (conservative, undecided): 12/20 is a Sunday -> 12/21 24:00.
+    let ws13 = row(&st, "WS-13");
+    assert_eq!(ws13.deadline.as_deref(), Some("2026-12-22T00:00:00+09:00"));
+    assert!(ws13
+        .deadline_rule
+        .as_deref()
+        .unwrap()
+        .contains("conservative"));
+    assert_eq!(ws13.deadline_undecided, ["unauthorized_access"]);
+    assert!(render_status(&st)
+        .contains("APPI final report (確報) to the PPC [undecided: unauthorized_access; the conservative deadline is shown]"));
+    set_vars(&dir, &["unauthorized_access=true".into()], "lead", None).unwrap();
+    let st = status(&dir, Some("2026-11-20T04:00:00+09:00")).unwrap();
+    assert!(row(&st, "WS-13").deadline_undecided.is_empty());
+    // 60 days: 1/19 (Tue).
+    assert_eq!(
+        row(&st, "WS-13").deadline.as_deref(),
+        Some("2027-01-20T00:00:00+09:00")
+    );
+    set_vars(
+        &dir,
+        &[
+            "personal_data_exposed=false".into(),
+            "card_data_exposed=false".into(),
+        ],
+        "lead",
+        None,
+    )
+    .unwrap();
+    let st = status(&dir, Some("2026-11-20T04:00:00+09:00")).unwrap();
+    assert!(!row(&st, "WS-07").applies && !row(&st, "WS-13").applies);
+
+    // Admin takeover with personal data exposed: 速報 (AT-08) and 確報 (AT-15) apart.
+    let tmp = TempDir::new("at-reports");
+    let dir = open(&tmp, "admin-takeover", "2026-11-20T03:00:00+09:00");
+    set_vars(
+        &dir,
+        &[
+            "personal_data_exposed=true".into(),
+            "unauthorized_access=true".into(),
+        ],
+        "lead",
+        None,
+    )
+    .unwrap();
+    let st = status(&dir, Some("2026-11-20T04:00:00+09:00")).unwrap();
+    assert_eq!(
+        row(&st, "AT-08").deadline.as_deref(),
+        Some("2026-11-24T00:00:00+09:00")
+    );
+    assert_eq!(
+        row(&st, "AT-15").deadline.as_deref(),
+        Some("2027-01-20T00:00:00+09:00")
+    );
+
+    // Card skimming: Visa's account numbers get their own 10-business-day deadline.
+    let tmp = TempDir::new("cs-visa");
+    let dir = open(&tmp, "card-skimming", "2026-11-20T03:00:00+09:00");
+    let st = status(&dir, Some("2026-11-20T04:00:00+09:00")).unwrap();
+    // 3 BD from Fri 11/20: 11/24 (11/23 勤労感謝の日), 11/25, 11/26.
+    assert_eq!(
+        row(&st, "CS-13").deadline.as_deref(),
+        Some("2026-11-27T00:00:00+09:00")
+    );
+    // 10 BD: 11/24, 25, 26, 27, 30, 12/1, 2, 3, 4, 7.
+    assert_eq!(
+        row(&st, "CS-24").deadline.as_deref(),
+        Some("2026-12-08T00:00:00+09:00")
+    );
+    assert_eq!(row(&st, "CS-24").deadline_kind, Some(DeadlineKind::Hard));
+}
+
 #[test]
 fn conditions_hide_steps_and_completion_is_met_or_late() {
     let tmp = TempDir::new("cond");
@@ -423,6 +572,116 @@ fn attach_report_sets_variables_and_recommends_playbooks() {
         .variables
         .contains_key("unauthorized_access"));
     assert!(attach_report(&dir2, b"{\"schema\":\"other\"}", "f", None).is_err());
+}
+
+#[test]
+fn attach_report_fills_only_unset_variables_and_records_disagreements() {
+    let tmp = TempDir::new("report-keep");
+    let dir = open(&tmp, "card-skimming", "2026-11-20T03:00:00+09:00");
+    set_vars(
+        &dir,
+        &[
+            "unauthorized_access=false".into(),
+            "completed_orders=500".into(),
+            "exposure_start=2026-10-01 00:00".into(),
+        ],
+        "lawyer",
+        Some("2026-11-20T04:00:00+09:00"),
+    )
+    .unwrap();
+    let before = status(&dir, Some("2026-11-20T05:00:00+09:00")).unwrap();
+    let report = serde_json::json!({
+        "schema": "ecir.report/1",
+        "findings": [
+            {"category": "admin-compromise", "severity": "critical"},
+            {"category": "card-skimming", "severity": "high"}
+        ],
+        "exposure": {"start": "2026-11-03T02:52:42+09:00", "end": "2026-11-20T02:00:00+09:00", "completed_orders": 13}
+    });
+    let rec = attach_report(&dir, report.to_string().as_bytes(), "bob", None).unwrap();
+    let st = status(&dir, Some("2026-11-20T05:00:00+09:00")).unwrap();
+    // The lawyer's values stay; only unset variables were filled.
+    assert_eq!(st.variables["unauthorized_access"], "false");
+    assert_eq!(st.variables["completed_orders"], "500");
+    assert_eq!(st.variables["exposure_start"], "2026-10-01T00:00:00+09:00");
+    assert_eq!(st.variables["card_data_exposed"], "true");
+    assert_eq!(st.variables["exposure_end"], "2026-11-20T02:00:00+09:00");
+    assert_eq!(
+        row(&st, "CS-19").deadline,
+        row(&before, "CS-19").deadline,
+        "the legal deadline did not move"
+    );
+    // The user is told, and the record keeps what the report said.
+    let notes = report_var_notes(&rec, Lang::En);
+    assert_eq!(
+        notes,
+        [
+            "set from the scan report: card_data_exposed=true, exposure_end=2026-11-20T02:00:00+09:00",
+            "completed_orders: the scan report says 13; kept 500 (set by lawyer in record 2)",
+            "exposure_start: the scan report says 2026-11-03T02:52:42+09:00; kept 2026-10-01T00:00:00+09:00 (set by lawyer in record 2)",
+            "unauthorized_access: the scan report says true; kept false (set by lawyer in record 2)",
+        ]
+    );
+    let journal = fs::read_to_string(dir.join("journal.jsonl")).unwrap();
+    assert!(journal.contains("\"not_applied\""), "{journal}");
+    verify(&dir).unwrap();
+    // The timeline shows every variable change and what was not applied.
+    let md = case_report(&dir, ReportFormat::Markdown).unwrap();
+    assert!(
+        md.contains("set card_data_exposed=true, exposure_end="),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "unauthorized_access not applied (the report says true; kept false set by lawyer)"
+        ),
+        "{md}"
+    );
+    // A second identical report changes nothing and disagrees with the same values.
+    let rec2 = attach_report(&dir, report.to_string().as_bytes(), "bob", None).unwrap();
+    let notes2 = report_var_notes(&rec2, Lang::En);
+    assert_eq!(notes2.len(), 3, "{notes2:?}");
+    assert!(notes2.iter().all(|n| !n.starts_with("set from")));
+}
+
+#[test]
+fn card_numbers_and_security_codes_never_reach_the_journal() {
+    let tmp = TempDir::new("mask");
+    let dir = open(&tmp, "card-skimming", "2026-11-20T03:00:00+09:00");
+    add_note(
+        &dir,
+        None,
+        "f ４１１１１１１１１１１１１１１１ g 4111.1111.1111.1111 c cc=4111111111111111&cvv=123",
+        "scribe",
+        None,
+    )
+    .unwrap();
+    set_vars(
+        &dir,
+        &[
+            "ppc_other=カード番号５５５５５５５５５５５５４４４４、セキュリティコード：１２３"
+                .into(),
+        ],
+        "scribe",
+        None,
+    )
+    .unwrap();
+    let journal = fs::read_to_string(dir.join("journal.jsonl")).unwrap();
+    for clear in [
+        "４１１１１１１１１１１１１１１１",
+        "4111.1111.1111.1111",
+        "4111111111111111",
+        "cvv=123",
+        "５５５５５５５５５５５５４４４４",
+        "：１２３",
+    ] {
+        assert!(!journal.contains(clear), "{clear} in {journal}");
+    }
+    assert!(journal.contains(
+        "f ４１１１１１******１１１１ g 4111.11**.****.1111 c cc=411111******1111&cvv=***"
+    ));
+    assert!(journal.contains("カード番号５５５５５５******４４４４、セキュリティコード：***"));
+    verify(&dir).unwrap();
 }
 
 #[test]
