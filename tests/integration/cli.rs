@@ -506,6 +506,31 @@ fn unknown_format_is_listed_not_an_error() {
 }
 
 #[test]
+fn timeline_reads_a_record_after_crash_padding_as_scan_does() {
+    let dir = temp_dir("nul-padding");
+    let mut log = Vec::new();
+    for (i, ip) in ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
+        .iter()
+        .enumerate()
+    {
+        if i == 1 {
+            log.extend_from_slice(&[0u8; 4096]);
+        }
+        let ts = format!("28/Nov/2026:10:00:0{i} +0900");
+        log.extend_from_slice(line(ip, &ts, "GET /.env HTTP/1.1", 200, 900, "x").as_bytes());
+    }
+    write(&dir, "access_log", &log);
+    let d = dir.to_str().unwrap();
+    let out = run(&["timeline", d, "--format", "jsonl", "-o", "-"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(text.contains("203.0.113.2"), "{text}");
+    let (_, report) = scan_json(&[d]);
+    assert_eq!(report["inputs"][0]["parsed"], 3);
+}
+
+#[test]
 fn long_and_blank_lines_at_the_top_do_not_hide_a_files_format() {
     // Records padded past the line limit (a request body in a WAF log, a long query) and
     // blank lines before the ordinary lines: before, they used up the format sample and the

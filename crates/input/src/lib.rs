@@ -23,8 +23,8 @@ pub use bounded::{
 pub use discover::{discover, is_ecir_output, Discovered, DiscoveryError, InputFile};
 pub use hash::{sha256_hex, HashingReader, Sha256Stream};
 pub use lines::{
-    for_each_line_in, newline_count, split_chunks, split_chunks_then, Line, LineReader,
-    MAX_LINE_LEN,
+    after_nul_padding, for_each_line_in, newline_count, split_chunks, split_chunks_then, Line,
+    LineReader, MAX_LINE_LEN,
 };
 pub use read::{
     open_evidence, open_input, prefault_pages, release_pages, release_span, sniff_compression,

@@ -58,6 +58,25 @@ fn emit<'a>(raw: &'a [u8], number: u64, f: &mut impl FnMut(Line<'a>)) {
     })
 }
 
+/// `bytes` without a leading run of NUL bytes when a record follows it: a crash or power
+/// loss leaves the blocks a log had allocated but not written as zeros, and the next record
+/// is appended after them on the same line. A line of NULs only (or NULs inside the text)
+/// stays as it is, to be skipped with its reason. Every reader of lines (scan, timeline)
+/// passes a line through this before its parser.
+#[inline]
+pub fn after_nul_padding(bytes: &[u8]) -> &[u8] {
+    if bytes.first() != Some(&0) {
+        return bytes;
+    }
+    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    let rest = &bytes[start..];
+    if rest.iter().all(u8::is_ascii_whitespace) || memchr::memchr(0, rest).is_some() {
+        bytes
+    } else {
+        rest
+    }
+}
+
 /// Number of lines in `bytes` by the rules above.
 pub fn newline_count(bytes: &[u8]) -> u64 {
     let n = memchr::memchr_iter(b'\n', bytes).count() as u64;
@@ -268,6 +287,18 @@ impl<R: Read> LineReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_after_crash_padding_is_read_and_padding_alone_is_not() {
+        let rec = b"203.0.113.5 - - [03/Nov/2026:10:00:00 +0900] \"GET /.env HTTP/1.1\" 200 9";
+        let mut padded = vec![0u8; 4096];
+        padded.extend_from_slice(rec);
+        assert_eq!(after_nul_padding(&padded), &rec[..]);
+        assert_eq!(after_nul_padding(rec), &rec[..]);
+        for kept in [&[0u8; 10][..], b"\0\0  ", b"\0\0abc\0def", b"abc\0"] {
+            assert_eq!(after_nul_padding(kept), kept);
+        }
+    }
 
     fn collect_slice(b: &[u8]) -> Vec<(u64, Vec<u8>, bool)> {
         let mut v = Vec::new();

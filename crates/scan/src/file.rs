@@ -9,7 +9,9 @@ use ecir_audit::scan_findings::{edge_text, EDGE_TEXT_BYTES};
 use ecir_audit::HourTally;
 use ecir_detect::{DetectConfig, DetectorSet, Origin};
 use ecir_formats::{skip, Chosen, EventSink, Parser};
-use ecir_input::{for_each_line_in, newline_count, open_input, InputFile, OpenInput};
+use ecir_input::{
+    after_nul_padding, for_each_line_in, newline_count, open_input, InputFile, OpenInput,
+};
 use ecir_model::report::SkippedSample;
 use ecir_model::{Event, InputSummary, SourceKind, Timestamp};
 
@@ -405,24 +407,6 @@ pub(crate) fn survey_source(input: &InputFile, forced: Option<Chosen>) -> Option
             ecir_formats::detect(&sample_lines(&head)).map(|c| c.format.source())
         }
         OpenInput::Unsupported { .. } => None,
-    }
-}
-
-/// `bytes` without a leading run of NUL bytes when a record follows it: a crash or power
-/// loss leaves the blocks a log had allocated but not written as zeros, and the next record
-/// is appended after them on the same line. A line of NULs only (or NULs inside the text)
-/// stays as it is, to be skipped with its reason.
-#[inline]
-fn after_nul_padding(bytes: &[u8]) -> &[u8] {
-    if bytes.first() != Some(&0) {
-        return bytes;
-    }
-    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
-    let rest = &bytes[start..];
-    if rest.iter().all(u8::is_ascii_whitespace) || memchr::memchr(0, rest).is_some() {
-        bytes
-    } else {
-        rest
     }
 }
 
@@ -974,18 +958,6 @@ mod tests {
         let ranges = ecir_input::split_chunks(&bytes, 20_000, None);
         assert!(ranges.len() >= 3);
         (bytes, ranges)
-    }
-
-    #[test]
-    fn a_record_after_crash_padding_is_read_and_padding_alone_is_not() {
-        let rec = b"203.0.113.5 - - [03/Nov/2026:10:00:00 +0900] \"GET /.env HTTP/1.1\" 200 9";
-        let mut padded = vec![0u8; 4096];
-        padded.extend_from_slice(rec);
-        assert_eq!(after_nul_padding(&padded), &rec[..]);
-        assert_eq!(after_nul_padding(rec), &rec[..]);
-        for kept in [&[0u8; 10][..], b"\0\0  ", b"\0\0abc\0def", b"abc\0"] {
-            assert_eq!(after_nul_padding(kept), kept);
-        }
     }
 
     #[test]

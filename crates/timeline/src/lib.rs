@@ -453,7 +453,8 @@ fn read_file(
         if long {
             c.skipped += 1;
         } else {
-            p.feed(n, b, c);
+            // As `ecir scan` reads it: a record after crash padding is read.
+            p.feed(n, ecir_input::after_nul_padding(b), c);
         }
     };
     match open_input(path) {
