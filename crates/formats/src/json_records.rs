@@ -196,16 +196,13 @@ impl JsonRecordsParser {
             }
             // A record that owns the line it ended on: that line waits for the line's end.
             Err(reason) if o.own.last() == Some(self.line) && self.deferred.is_none() => {
-                let mut own = o.own.iter().peekable();
-                let mut first = true;
-                while let Some(l) = own.next() {
-                    let raw = if first { sample(&o.buf) } else { &[][..] };
-                    if own.peek().is_none() {
+                for (i, l) in o.own.iter().enumerate() {
+                    let raw = if i == 0 { sample(&o.buf) } else { &[][..] };
+                    if l == self.line {
                         self.deferred = Some((reason, raw.to_vec()));
                     } else {
                         sink.skip(l, reason, raw);
                     }
-                    first = false;
                 }
             }
             // A further unreadable record on a line already counted.

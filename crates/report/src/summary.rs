@@ -439,17 +439,22 @@ fn render_waf(o: &mut String, w: &ecir_model::WafSummary, p: &dyn Painter) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn fits_columns_and_names_next_step() {
-        assert_eq!(fit("abcdef", 4), "abc…");
-        assert_eq!(fit("abc", 4), "abc");
-        let mut r: Report = serde_json::from_value(serde_json::json!({
+    /// A report with no input and no finding.
+    fn empty_report() -> Report {
+        serde_json::from_value(serde_json::json!({
             "schema": "ecir.report/1", "tool": {"name": "ecir", "version": "0"},
             "generated_at": "2024-05-01T00:00:00+00:00", "options": {}, "inputs": [],
             "findings": [], "stats": {"bytes": 0, "lines": 0, "parsed": 0, "skipped": 0,
             "events_analyzed": 0, "events_cited": 0, "elapsed_ms": 0, "threads": 1}
         }))
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn fits_columns_and_names_next_step() {
+        assert_eq!(fit("abcdef", 4), "abc…");
+        assert_eq!(fit("abc", 4), "abc");
+        let mut r = empty_report();
         assert_eq!(next_step(&r), None);
         let mut f = ecir_model::Finding::new(
             "webshell.command_param",
@@ -475,13 +480,7 @@ mod tests {
 
     #[test]
     fn input_warnings_are_shown_escaped_and_capped() {
-        let mut r: Report = serde_json::from_value(serde_json::json!({
-            "schema": "ecir.report/1", "tool": {"name": "ecir", "version": "0"},
-            "generated_at": "2024-05-01T00:00:00+00:00", "options": {}, "inputs": [],
-            "findings": [], "stats": {"bytes": 0, "lines": 0, "parsed": 0, "skipped": 0,
-            "events_analyzed": 0, "events_cited": 0, "elapsed_ms": 0, "threads": 1}
-        }))
-        .unwrap();
+        let mut r = empty_report();
         for i in 0..MAX_INPUT_WARNINGS + 3 {
             r.inputs.push(ecir_model::InputSummary {
                 path: format!("/logs/f{i}.log"),
@@ -501,13 +500,7 @@ mod tests {
 
     #[test]
     fn lists_high_findings_up_to_a_large_budget_and_caps_the_rest() {
-        let mut r: Report = serde_json::from_value(serde_json::json!({
-            "schema": "ecir.report/1", "tool": {"name": "ecir", "version": "0"},
-            "generated_at": "2024-05-01T00:00:00+00:00", "options": {}, "inputs": [],
-            "findings": [], "stats": {"bytes": 0, "lines": 0, "parsed": 0, "skipped": 0,
-            "events_analyzed": 0, "events_cited": 0, "elapsed_ms": 0, "threads": 1}
-        }))
-        .unwrap();
+        let mut r = empty_report();
         for (sev, n) in [
             (Severity::Critical, 40),
             (Severity::High, MAX_HIGH_ROWS + 7),

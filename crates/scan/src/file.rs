@@ -358,17 +358,42 @@ const LONG_LINE_KEPT: usize = 4096;
 /// file `unknown`.
 const SAMPLE_SEARCH_BYTES: usize = 64 << 20;
 
-/// Whether a line can show a file's format: not cut at the line limit, not blank.
-fn is_sample_line(bytes: &[u8], too_long: bool) -> bool {
-    !too_long && !bytes.iter().all(u8::is_ascii_whitespace)
+/// How much of a file's start its format sample has taken: the lines that can show the
+/// format (not cut at the line limit, not blank) and their bytes, and all bytes searched.
+#[derive(Default)]
+struct SampleBudget {
+    lines: usize,
+    bytes: usize,
+    searched: usize,
 }
 
-/// The first lines of `bytes` that can show its format: up to twice the lines a detection
-/// reads, and about [`SAMPLE_BYTES`] of them, found within [`SAMPLE_SEARCH_BYTES`].
+impl SampleBudget {
+    /// Counts one line as delivered (cut at the line limit when `too_long`); whether it can
+    /// show the format.
+    fn count(&mut self, bytes: &[u8], too_long: bool) -> bool {
+        self.searched += bytes.len() + 1;
+        let shows = !too_long && !bytes.iter().all(u8::is_ascii_whitespace);
+        if shows {
+            self.lines += 1;
+            self.bytes += bytes.len();
+        }
+        shows
+    }
+
+    /// Whether the sample is complete: twice the lines a detection reads, about
+    /// [`SAMPLE_BYTES`] of them, or [`SAMPLE_SEARCH_BYTES`] searched.
+    fn full(&self) -> bool {
+        self.lines >= ecir_formats::SAMPLE_LINES * 2
+            || self.bytes >= SAMPLE_BYTES
+            || self.searched >= SAMPLE_SEARCH_BYTES
+    }
+}
+
+/// The first lines of `bytes` that can show its format, until the [`SampleBudget`] is full.
 fn sample_lines(bytes: &[u8]) -> Vec<&[u8]> {
     let limit = bytes.len().min(SAMPLE_SEARCH_BYTES);
-    let (mut v, mut size, mut at) = (Vec::new(), 0usize, 0usize);
-    while at < limit && v.len() < ecir_formats::SAMPLE_LINES * 2 && size < SAMPLE_BYTES {
+    let (mut v, mut budget, mut at) = (Vec::new(), SampleBudget::default(), 0usize);
+    while at < limit && !budget.full() {
         let end = match memchr::memchr(b'\n', &bytes[at..limit]) {
             Some(i) => at + i,
             // The last line, or one running past what is searched.
@@ -376,8 +401,7 @@ fn sample_lines(bytes: &[u8]) -> Vec<&[u8]> {
             None => break,
         };
         for_each_line_in(&bytes[at..end], 1, |l| {
-            if is_sample_line(l.bytes, l.too_long) {
-                size += l.bytes.len();
+            if budget.count(l.bytes, l.too_long) {
                 v.push(l.bytes);
             }
         });
@@ -835,11 +859,11 @@ fn read_gzip<'a>(
     summary: &mut InputSummary,
 ) -> (Work<'a>, Option<Chosen>) {
     enum State {
-        Sampling(Vec<Buffered>, usize),
+        Sampling(Vec<Buffered>, SampleBudget),
         Parsing(Box<dyn Parser>),
     }
     let mut work = Work::continuing(display, env, carried);
-    let mut state = State::Sampling(Vec::new(), 0);
+    let mut state = State::Sampling(Vec::new(), SampleBudget::default());
     let mut chosen: Option<Chosen> = None;
     let parse_ctx = &with_mtime(&env.opts.parse, display);
     let start = |buffered: Vec<Buffered>, work: &mut Work<'_>, chosen: &mut Option<Chosen>| {
@@ -867,10 +891,9 @@ fn read_gzip<'a>(
         }
         parser
     };
-    let (mut sample_lines, mut searched) = (0usize, 0usize);
     let outcome = ecir_input::stream_gzip(file, |l| match &mut state {
         State::Parsing(p) => work.line(p.as_mut(), l.number, l.bytes, l.too_long),
-        State::Sampling(buf, size) => {
+        State::Sampling(buf, budget) => {
             // As for mapped files (`sample_lines`): long and blank lines do not count
             // against the sample. A long line is only ever skipped: its start (with a CR kept
             // when it held one, for the CR-only hint) is all that is buffered, and a run of
@@ -894,16 +917,8 @@ fn read_gzip<'a>(
                 }
                 _ => buf.push(Buffered::Line(l.number, l.bytes.to_vec(), false)),
             }
-            searched += l.bytes.len() + 1;
-            if is_sample_line(l.bytes, l.too_long) {
-                sample_lines += 1;
-                *size += l.bytes.len();
-            }
-            if sample_lines >= ecir_formats::SAMPLE_LINES * 2
-                || *size >= SAMPLE_BYTES
-                || searched >= SAMPLE_SEARCH_BYTES
-                || buf.len() >= SAMPLE_BUFFERED_LINES
-            {
+            budget.count(l.bytes, l.too_long);
+            if budget.full() || buf.len() >= SAMPLE_BUFFERED_LINES {
                 let buffered = std::mem::take(buf);
                 let p = start(buffered, &mut work, &mut chosen);
                 state = State::Parsing(p);
