@@ -936,6 +936,7 @@ fn choose_panel(cfg: &AdminConfig, reqs: &[Req]) -> Option<Panel> {
 
 /// Requests of one (method, path, query), for scoring prefixes: how many, and whether one was
 /// answered 2xx/3xx.
+#[derive(Clone, Copy)]
 struct Shape<'a> {
     method: &'a str,
     path: &'a str,
@@ -1010,24 +1011,30 @@ fn best_prefix(p: &Profile, shapes: &[Shape<'_>]) -> Option<(u64, String)> {
         let below_end =
             below_start + by_path[below_start..].partition_point(|r| r.path.starts_with(&below));
         let mut score = absolute_score;
+        let mut bare_score = 0u64;
         let mut markers = absolute_markers.clone();
+        let mut marked_here = false;
         for r in by_path[at..at_end]
             .iter()
             .chain(&by_path[below_start..below_end])
         {
             // What a `~` route adds (a shape an absolute route matches is counted already).
-            if !absolute_login(r) && p.login_route(&pre, r.method, r.path, r.query).is_some() {
-                score += 3 * r.count;
+            if !absolute_login(r) {
+                match p.login_route(&pre, r.method, r.path, r.query) {
+                    Some(route) if bare_login_route(&route.path) => bare_score += 3 * r.count,
+                    Some(_) => score += 3 * r.count,
+                    None => {}
+                }
             }
             for (i, m) in p.markers.iter().enumerate() {
-                if relative(m)
-                    && r.ok
-                    && !markers.contains(&i)
-                    && ecir_profiles::pattern_matches(m, &pre, r.path, r.query)
-                {
+                if relative(m) && r.ok && ecir_profiles::pattern_matches(m, &pre, r.path, r.query) {
+                    marked_here = true;
                     markers.insert(i);
                 }
             }
+        }
+        if counts_bare_logins(p, &pre, marked_here) {
+            score += bare_score;
         }
         score += markers.len() as u64;
         if score > 0 && best.as_ref().is_none_or(|b| score > b.0) {
@@ -1035,6 +1042,21 @@ fn best_prefix(p: &Profile, shapes: &[Shape<'_>]) -> Option<(u64, String)> {
         }
     }
     best
+}
+
+/// Whether a login route is the prefix itself (Magento's `~/`, `~/admin`: the admin form
+/// posts to the panel's own address). Any API endpoint receiving POSTs has that shape
+/// (`POST /getApplications`), so at a prefix that is not the platform's default these
+/// routes only count where the panel is seen too (see [`counts_bare_logins`]).
+fn bare_login_route(pattern: &str) -> bool {
+    matches!(pattern, "~" | "~/" | "~/admin" | "~/admin/")
+}
+
+/// Whether POSTs matching a [bare](bare_login_route) login route count towards `prefix`: at
+/// one of the platform's default prefixes always; at an invented one only when a route
+/// typical of the platform's panel (a marker) was answered under it.
+fn counts_bare_logins(p: &Profile, prefix: &str, marked_here: bool) -> bool {
+    marked_here || p.admin_prefixes.iter().any(|d| d == prefix)
 }
 
 /// Whether a login route matches a shape (its methods and pattern; the prefix only matters
@@ -2082,16 +2104,24 @@ mod tests {
         let mut best: Option<(u64, String)> = None;
         for pre in cands {
             let mut score = 0u64;
+            let mut bare_score = 0u64;
             let mut markers = BTreeSet::new();
+            let mut marked_here = false;
             for r in shapes {
-                if p.login_route(&pre, r.method, r.path, r.query).is_some() {
-                    score += 3 * r.count;
+                match p.login_route(&pre, r.method, r.path, r.query) {
+                    Some(route) if bare_login_route(&route.path) => bare_score += 3 * r.count,
+                    Some(_) => score += 3 * r.count,
+                    None => {}
                 }
                 for (i, m) in p.markers.iter().enumerate() {
                     if r.ok && ecir_profiles::pattern_matches(m, &pre, r.path, r.query) {
+                        marked_here |= m.starts_with('~');
                         markers.insert(i);
                     }
                 }
+            }
+            if counts_bare_logins(p, &pre, marked_here) {
+                score += bare_score;
             }
             score += markers.len() as u64;
             if score > 0 && best.as_ref().is_none_or(|b| score > b.0) {
@@ -2136,6 +2166,9 @@ mod tests {
             "/",
             "/install/index.php",
             "/mgr_x9k2",
+            "/getApplications",
+            "/backend_q7",
+            "/backend_q7/admin/dashboard/index",
         ];
         let queries = ["", "mode=login", "route=x"];
         let mut shapes: Vec<Shape<'_>> = Vec::new();
@@ -2170,6 +2203,52 @@ mod tests {
             rev.retain(|r| r.path.starts_with("/mgr") || r.path.starts_with("/adm1"));
             assert_eq!(best_prefix(&p, &rev), best_prefix_by_every_shape(&p, &rev));
         }
+    }
+
+    #[test]
+    fn posts_to_an_api_endpoint_are_no_renamed_magento_admin() {
+        // A CloudFront/API log: thousands of `POST /getApplications` answered 200, nothing
+        // else of Magento's panel. Magento's login form posts to the panel's own address, so
+        // the POSTs have its shape, but no admin page was ever served there.
+        let shape = |method, path, count, ok| Shape {
+            method,
+            path,
+            query: "",
+            count,
+            ok,
+        };
+        let magento = ecir_profiles::by_name("magento2").unwrap();
+        let api = [
+            shape("POST", "/getApplications", 4000, true),
+            shape("GET", "/status", 50, true),
+        ];
+        assert_eq!(best_prefix(&magento, &api), None);
+        // The same POSTs where the panel is seen under the prefix: a renamed admin.
+        let mut panel = api.to_vec();
+        panel.push(shape(
+            "GET",
+            "/getApplications/admin/dashboard/index",
+            3,
+            true,
+        ));
+        assert_eq!(
+            best_prefix(&magento, &panel).map(|(_, p)| p),
+            Some("/getApplications".to_string())
+        );
+        // At the default prefix the POSTs count alone, as before.
+        let default = [shape("POST", "/admin", 30, false)];
+        assert_eq!(
+            best_prefix(&magento, &default).map(|(_, p)| p),
+            Some("/admin".to_string())
+        );
+        // A specific login route (EC-CUBE 4's `~/login`) still finds a renamed prefix that
+        // is only brute-forced, never entered.
+        let eccube = ecir_profiles::by_name("eccube4").unwrap();
+        let forced = [shape("POST", "/mgr_x9k2/login", 40, false)];
+        assert_eq!(
+            best_prefix(&eccube, &forced).map(|(_, p)| p),
+            Some("/mgr_x9k2".to_string())
+        );
     }
 
     /// Runs the detector set over lines `secs|ip|method|target|status[|ua]` (access log) or
