@@ -98,6 +98,26 @@ fn damaged_gzip_is_reported_and_the_run_goes_on() {
         .unwrap()
         .iter()
         .any(|f| f["rule"] == "web.sensitive_file"));
+    // The report itself says the run is incomplete, for a consumer that reads only it.
+    let errors = report["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["path"], damaged["path"]);
+    assert_eq!(errors[0]["message"].as_str(), Some(err));
+    // A path that does not exist is in `errors` too, with its hint; the rest is read.
+    let missing = dir.join("no-such.log");
+    let (code, report) = scan_json(&[dir.to_str().unwrap(), missing.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    let errors = report["errors"].as_array().unwrap();
+    let gone = errors
+        .iter()
+        .find(|e| e["path"] == missing.to_str().unwrap())
+        .unwrap_or_else(|| panic!("{errors:?}"));
+    assert!(gone["message"].as_str().unwrap().contains("no such file"));
+    assert!(gone["hint"].is_string());
+    // A complete run says so with an empty list.
+    let (code, report) = scan_json(&[dir.join("access.log").to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert_eq!(report["errors"], serde_json::json!([]));
     // And stderr names the file.
     let out = run(&["scan", "--quiet", dir.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);

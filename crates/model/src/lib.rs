@@ -17,6 +17,7 @@ pub use event::{Event, EventDetail, LoginOutcome, SourceKind, WafAction, WafClas
 pub use finding::{Category, Evidence, Finding, Severity};
 pub use net::Cidr;
 pub use report::{
-    ActivityBucket, Exposure, InputSummary, Report, SkippedSample, Stats, WafSummary, REPORT_SCHEMA,
+    ActivityBucket, Exposure, InputSummary, Report, RunError, SkippedSample, Stats, WafSummary,
+    REPORT_SCHEMA,
 };
 pub use time::Timestamp;

@@ -102,6 +102,17 @@ pub struct Stats {
     pub threads: usize,
 }
 
+/// A problem with one input or path argument that makes the run exit 2; the same line is
+/// printed on stderr.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunError {
+    /// The path as given or as found (several, comma-separated, for "no file to read").
+    pub path: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub hint: Option<String>,
+}
+
 /// The whole report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -117,6 +128,10 @@ pub struct Report {
     /// Run-wide caveats: proxy addresses, unknown formats, what the logs cannot show.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// What made the run exit 2 (a path missing or unreadable, a damaged archive, no file to
+    /// read): empty for a complete run, so a consumer holding only this file can tell.
+    #[serde(default)]
+    pub errors: Vec<RunError>,
     /// Clients behind the most findings, highest severity first.
     #[serde(default)]
     pub top_ips: Vec<TopIp>,

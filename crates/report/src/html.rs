@@ -610,6 +610,31 @@ fn per_ip(o: &mut String, r: &Report, l: &Labels) {
 fn data_quality(o: &mut String, r: &Report, l: &Labels) {
     let _ = writeln!(o, "<section id=\"quality\">\n<h2>{}</h2>", l.data_quality);
     let mut anything = false;
+    // Run errors of paths that are no input (missing, unreadable, no file found): the
+    // errors of inputs are listed with them below.
+    let not_read: Vec<_> = r
+        .errors
+        .iter()
+        .filter(|e| !r.inputs.iter().any(|i| i.path == e.path))
+        .collect();
+    if !not_read.is_empty() {
+        anything = true;
+        let _ = writeln!(o, "<h3>{}</h3>\n<ul>", l.not_read);
+        for e in not_read {
+            let hint = e
+                .hint
+                .as_deref()
+                .map(|h| format!(" <span class=\"muted\">({})</span>", text(h)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "<li class=\"wrap\"><code>{}</code>: {}{hint}</li>",
+                text(&e.path),
+                text(&e.message)
+            );
+        }
+        o.push_str("</ul>\n");
+    }
     let damaged: Vec<_> = r.inputs.iter().filter(|i| !i.errors.is_empty()).collect();
     if !damaged.is_empty() {
         anything = true;

@@ -73,13 +73,9 @@ pub struct Progress {
     pub files_total: AtomicU64,
 }
 
-/// A problem with one input (or path argument) that makes the run exit 2.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    pub path: String,
-    pub message: String,
-    pub hint: Option<String>,
-}
+/// A problem with one input (or path argument) that makes the run exit 2: also the
+/// report's `errors`.
+pub use ecir_model::report::RunError as Problem;
 
 /// What a scan produced.
 pub struct ScanOutput {
@@ -241,6 +237,7 @@ pub fn scan(
         findings,
         exposure,
         warnings: Vec::new(),
+        errors: Vec::new(),
         top_ips: Vec::new(),
         stats: Stats::default(),
         waf_summary,
@@ -271,6 +268,7 @@ pub fn scan(
             }),
         });
     }
+    report.errors = problems.clone();
     let skipped_paths = discovered
         .skipped
         .iter()

@@ -110,6 +110,7 @@ fn fixture() -> Report {
             ]),
         }),
         warnings: vec!["Access logs hold no request bodies".into()],
+        errors: Vec::new(),
         top_ips: vec![TopIp {
             ip: "203.0.113.9".into(),
             findings: 1,
@@ -376,4 +377,30 @@ fn exposure_window_shows_days_counting_and_limits() {
     // Japanese labels.
     let ja = render_html(&fixture(), Lang::Ja);
     assert!(ja.contains("件数の限界"));
+}
+
+#[test]
+fn paths_not_read_are_listed_escaped_and_input_errors_not_twice() {
+    let mut r = fixture();
+    let damaged = r.inputs[0].clone();
+    r.errors = vec![
+        ecir_model::RunError {
+            path: "/logs/<b>gone</b>".into(),
+            message: "no such file or directory".into(),
+            hint: Some("check the path".into()),
+        },
+        ecir_model::RunError {
+            path: damaged.path.clone(),
+            message: "DAMAGE-MESSAGE-ONCE".into(),
+            hint: None,
+        },
+    ];
+    let html = render_html(&r, Lang::En);
+    assert!(html.contains(EN.not_read));
+    assert!(html.contains("<code>/logs/&lt;b&gt;gone&lt;/b&gt;</code>: no such file or directory"));
+    assert!(html.contains("(check the path)"));
+    // An input's error is shown with the damaged inputs, not again as a path not read.
+    assert!(!html.contains("DAMAGE-MESSAGE-ONCE"));
+    let ja = render_html(&r, Lang::Ja);
+    assert!(ja.contains(crate::lang::Lang::Ja.labels().not_read));
 }
