@@ -128,6 +128,40 @@ fn damaged_gzip_is_reported_and_the_run_goes_on() {
 }
 
 #[test]
+fn a_damaged_archive_with_no_line_read_is_dated_by_its_modification_time() {
+    // Only the gzip header survived: no line, so no time from the log.
+    let dir = temp_dir("damaged-empty");
+    let gz = gzip(
+        b"203.0.113.5 - - [03/Nov/2026:11:00:00 +0900] \"GET / HTTP/1.1\" 200 9 \"-\" \"x\"\n",
+    );
+    write(&dir, "access.log.3.gz", &gz[..12]);
+    let path = dir.join("access.log.3.gz");
+    let (code, report) = scan_json(&[path.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    let f = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "log.damaged_archive")
+        .expect("damaged archive finding");
+    let mtime = std::fs::metadata(&path)
+        .unwrap()
+        .modified()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    for key in ["first_seen", "last_seen"] {
+        let t = chrono::DateTime::parse_from_rfc3339(f[key].as_str().unwrap()).unwrap();
+        assert_eq!(t.timestamp(), mtime, "{key}: {f}");
+    }
+    assert!(
+        f["summary"].as_str().unwrap().contains("modification time"),
+        "{f}"
+    );
+}
+
+#[test]
 fn multi_member_gzip_and_rotated_family_are_read() {
     let dir = temp_dir("rotated");
     let a = line(
@@ -548,6 +582,15 @@ fn timeline_reads_a_record_after_crash_padding_as_scan_does() {
     assert!(text.contains("203.0.113.2"), "{text}");
     let (_, report) = scan_json(&[d]);
     assert_eq!(report["inputs"][0]["parsed"], 3);
+    // The padding passed over is said, not lost: which line, how many bytes.
+    let warnings = report["inputs"][0]["warnings"].as_array().unwrap();
+    assert!(
+        warnings.iter().any(|w| {
+            let w = w.as_str().unwrap();
+            w.contains("1 line (first: line 2) began with NUL bytes (4096 in all)")
+        }),
+        "{warnings:?}"
+    );
 }
 
 #[test]

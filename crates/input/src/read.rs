@@ -251,7 +251,7 @@ fn describe_gzip_error(e: &io::Error, compressed_at: u64, decompressed: u64, lin
                 // The check sum is read at the end of a member, after all its data was
                 // decompressed and handed on: the bad bytes are among the lines read.
                 return format!(
-                    "gzip CRC mismatch (corrupted data) at the end of a member, at about compressed byte {compressed_at}; {decompressed} bytes and {lines} lines were read, and the lines of that member may hold corrupted text"
+                    "gzip check failed at the end of a member (its CRC or its length does not match the data: corrupted data), at about compressed byte {compressed_at}; {decompressed} bytes and {lines} lines were read, and the lines of that member may hold corrupted text"
                 );
             } else {
                 format!("gzip data damaged ({msg})")
@@ -325,7 +325,8 @@ mod tests {
         // The member's lines were read before its check sum: the message says they may be
         // corrupted, not that they came before the damage.
         assert!(
-            err.contains("CRC mismatch") && err.contains("may hold corrupted text"),
+            err.contains("CRC or its length does not match")
+                && err.contains("may hold corrupted text"),
             "{err}"
         );
         assert!(!err.contains("before the damage"), "{err}");

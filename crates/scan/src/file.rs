@@ -86,6 +86,11 @@ struct SplitTally {
     unread_by_reason: BTreeMap<&'static str, u64>,
     /// The first line too long to read that holds a CR (a file with CR-only line ends).
     overlong_with_cr: Option<u64>,
+    /// Lines read from after a leading run of NUL bytes (crash padding, see
+    /// [`after_nul_padding`]), the NUL bytes passed over, and the first such line.
+    nul_padded: u64,
+    nul_bytes: u64,
+    first_nul_padded: Option<u64>,
 }
 
 impl SplitTally {
@@ -94,6 +99,9 @@ impl SplitTally {
         self.records += o.records;
         self.first_line = min_some(self.first_line, o.first_line);
         self.overlong_with_cr = min_some(self.overlong_with_cr, o.overlong_with_cr);
+        self.nul_padded += o.nul_padded;
+        self.nul_bytes += o.nul_bytes;
+        self.first_nul_padded = min_some(self.first_nul_padded, o.first_nul_padded);
         for (r, n) in o.unread_by_reason {
             *self.unread_by_reason.entry(r).or_default() += n;
         }
@@ -125,6 +133,14 @@ impl SplitTally {
                 ));
             }
             w.push(msg);
+        }
+        if let Some(first) = self.first_nul_padded {
+            w.push(format!(
+                "{} line{} (first: line {first}) began with NUL bytes ({} in all), as a crash or power loss leaves them; each was read from its first other byte, and evidence and skipped samples show the text from there",
+                self.nul_padded,
+                if self.nul_padded == 1 { "" } else { "s" },
+                self.nul_bytes,
+            ));
         }
         if let Some(line) = self.overlong_with_cr {
             w.push(format!(
@@ -237,7 +253,13 @@ impl<'a> Work<'a> {
             }
             self.skip(number, skip::TOO_LONG, bytes);
         } else {
-            parser.feed(number, after_nul_padding(bytes), self);
+            let record = after_nul_padding(bytes);
+            if record.len() < bytes.len() {
+                self.split.nul_padded += 1;
+                self.split.nul_bytes += (bytes.len() - record.len()) as u64;
+                self.split.first_nul_padded.get_or_insert(number);
+            }
+            parser.feed(number, record, self);
         }
     }
 

@@ -200,7 +200,12 @@ pub fn scan(
     let files: Vec<ecir_audit::ScanFile<'_>> = inputs
         .iter()
         .zip(&hours)
-        .map(|(summary, hours)| ecir_audit::ScanFile { summary, hours })
+        .zip(&discovered.files)
+        .map(|((summary, hours), file)| ecir_audit::ScanFile {
+            summary,
+            hours,
+            modified: modified_time(&file.path),
+        })
         .collect();
     findings.extend(ecir_audit::log_integrity_findings(&files));
     // Correlations across detectors, before the findings are sorted and numbered.
@@ -280,6 +285,13 @@ pub fn scan(
         skipped_paths,
         traffic,
     })
+}
+
+/// A file's modification time, as an instant shown in UTC.
+fn modified_time(path: &std::path::Path) -> Option<Timestamp> {
+    let t = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+    let ms = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
+    Some(Timestamp::new(i64::try_from(ms).ok()?, 0))
 }
 
 /// The files of a scan, folded in input order with few states alive ([`ordered`]).
@@ -489,7 +501,7 @@ fn skipped_warning(skipped: &[(PathBuf, String)]) -> Option<String> {
 }
 
 fn hint_for(error: &str) -> Option<String> {
-    if error.contains("CRC mismatch") {
+    if error.contains("gzip check failed") {
         Some("the lines read were analysed, the corrupted member's among them: check findings citing this archive against an intact copy, and keep the damaged one as evidence".into())
     } else if error.contains("gzip") {
         Some("the lines before the damage were analysed; ask for an intact copy of this archive, and keep the damaged one as evidence".into())
