@@ -749,6 +749,22 @@ pub struct CaseStatus {
     pub variables: BTreeMap<String, String>,
 }
 
+impl CaseStatus {
+    /// The steps that have a deadline, by due time: earliest first, then those whose due
+    /// time is not known yet (waiting for an anchor), in playbook order.
+    pub fn deadlines_by_due(&self) -> Vec<&StepStatusRow> {
+        by_due(self.steps.iter().filter(|r| r.deadline_kind.is_some()))
+    }
+}
+
+/// `rows` ordered by due time (`seconds_left`, counted from one instant), earliest first;
+/// rows without one last; the sort is stable, so ties keep playbook order.
+fn by_due<'a>(rows: impl Iterator<Item = &'a StepStatusRow>) -> Vec<&'a StepStatusRow> {
+    let mut rows: Vec<&StepStatusRow> = rows.collect();
+    rows.sort_by_key(|r| (r.seconds_left.is_none(), r.seconds_left));
+    rows
+}
+
 /// Status of a case at `at` (default now).
 pub fn status(dir: &Path, at: Option<&str>) -> Result<CaseStatus, Error> {
     let st = state(dir)?;
@@ -810,8 +826,8 @@ pub fn status_of(st: &CaseState, now: DateTime<Utc>) -> CaseStatus {
             })
         })
         .collect();
-    let overdue_hard = rows
-        .iter()
+    let overdue_hard = by_due(rows.iter())
+        .into_iter()
         .filter(|r| r.overdue && r.deadline_kind == Some(DeadlineKind::Hard))
         .map(|r| r.id.clone())
         .collect();

@@ -263,11 +263,7 @@ pub fn render_status(st: &CaseStatus) -> String {
         );
     }
     let _ = writeln!(s, "\n{}", t(lang, "期限:", "Deadlines:"));
-    for r in st
-        .steps
-        .iter()
-        .filter(|r| r.deadline_kind.is_some() && r.applies)
-    {
+    for r in st.deadlines_by_due().into_iter().filter(|r| r.applies) {
         let kind = match r.deadline_kind {
             Some(DeadlineKind::Hard) => t(lang, "厳守", "hard"),
             _ => t(lang, "目安", "soft"),

@@ -315,7 +315,7 @@ fn build(st: &CaseState, head: &str) -> Vec<Block> {
     ));
     b.push(Block::H(2, t(lang, "期限", "Deadlines")));
     let mut rows = Vec::new();
-    for r in status.steps.iter().filter(|r| r.deadline_kind.is_some()) {
+    for r in status.deadlines_by_due() {
         let outcome = if !r.applies {
             t(lang, "対象外", "does not apply")
         } else if r.deadline.is_none() {

@@ -1063,3 +1063,55 @@ fn a_skipped_or_not_applicable_deadline_is_not_shown_as_met() {
     let report = case_report(&dir, ReportFormat::Markdown).unwrap();
     assert!(!report.contains("| met |"), "{report}");
 }
+
+/// The step ids of the rows of `table` (a Markdown table whose first column is the step),
+/// after the heading `heading`, in order.
+fn table_ids(md: &str, heading: &str) -> Vec<String> {
+    md.split(heading)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {heading} in {md}"))
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            l.trim_start_matches("| ")
+                .split(' ')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn deadlines_are_listed_by_due_time_unknown_ones_last() {
+    let tmp = TempDir::new("by-due");
+    let dir = open(&tmp, "card-skimming", "2026-11-20T10:00:00+09:00");
+    let st = status(&dir, Some("2026-11-20T11:00:00+09:00")).unwrap();
+    // CS-08 and CS-20 fall at the same instant (T0 + 72 h): playbook order between them.
+    let want = [
+        "CS-05", "CS-08", "CS-20", "CS-10", "CS-13", "CS-24", "CS-19", "CS-21", "CS-23",
+    ];
+    let text = render_status(&st);
+    let listed: Vec<&str> = text
+        .split("Deadlines:\n")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .map(|l| l[3..].split(' ').next().unwrap())
+        .collect();
+    assert_eq!(listed, want, "{text}");
+    let ids: Vec<&str> = st
+        .deadlines_by_due()
+        .iter()
+        .map(|r| r.id.as_str())
+        .collect();
+    assert_eq!(ids, want);
+    let md = case_report(&dir, ReportFormat::Markdown).unwrap();
+    assert_eq!(table_ids(&md, "## Deadlines"), want, "{md}");
+    // Overdue hard deadlines are named by due time too.
+    let st = status(&dir, Some("2026-12-30T10:00:00+09:00")).unwrap();
+    assert_eq!(st.overdue_hard, ["CS-20", "CS-13", "CS-24", "CS-19"]);
+}
