@@ -1,6 +1,6 @@
 //! Clap wiring for `ecir playbook ...` and `ecir case ...`: parses arguments, calls
 //! `ecir-playbook` and maps its results to output and exit codes (0 ok, 1 not met: lint
-//! problems or a failed verification, 2 error). Include with `mod playbook_cmd;` in main.rs and
+//! problems, a failed verification or an overdue hard deadline, 2 error). Include with `mod playbook_cmd;` in main.rs and
 //! add `ecir-playbook` to the root package's dependencies.
 
 use std::io::{BufRead, Write};
@@ -102,6 +102,10 @@ pub enum CaseCommand {
         by: Option<String>,
     },
     /// Progress, next steps and deadlines.
+    ///
+    /// Exit status: 0 when no hard deadline is overdue, 1 when one is (pending, applicable
+    /// and past due; a step done, skipped or not applicable is not overdue), 2 on error: for
+    /// cron or CI checks.
     Status {
         dir: PathBuf,
         #[arg(long)]
@@ -350,7 +354,7 @@ pub fn run_case(
             } else {
                 write!(out, "{}", pb::render_status(&st)).map_err(w)?;
             }
-            Ok(0)
+            Ok(if st.overdue_hard.is_empty() { 0 } else { 1 })
         }
         CaseCommand::Verify { dir } => match pb::verify(&dir) {
             Ok(v) => {

@@ -52,7 +52,8 @@ fn card_skimming_case_walkthrough() {
         "--at",
         "2026-11-25T10:00:00+09:00",
     ]);
-    assert_eq!(o.status.code(), Some(0));
+    // A hard deadline is overdue: exit status 1, for a cron or CI check.
+    assert_eq!(o.status.code(), Some(1));
     let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(st["schema"], "ecir.case-status/1");
     assert_eq!(st["playbook"], "card-skimming");
@@ -206,8 +207,15 @@ fn playbook_text_with_terminal_controls_is_refused_and_never_printed_raw() {
     for args in [
         vec!["case", "report", c, "--format", "md"],
         vec!["case", "report", c, "--format", "html"],
-        vec!["case", "status", c],
-        vec!["case", "status", c, "--json"],
+        vec!["case", "status", c, "--at", "2026-11-20T09:00:00+09:00"],
+        vec![
+            "case",
+            "status",
+            c,
+            "--json",
+            "--at",
+            "2026-11-20T09:00:00+09:00",
+        ],
     ] {
         let o = run(&args);
         assert_eq!(o.status.code(), Some(0), "{args:?}");
@@ -604,7 +612,7 @@ fn concurrent_case_commands_neither_fail_nor_break_the_chain() {
         let note = format!("lead {k}");
         for args in [
             vec!["case", "note", c, note.as_str(), "--by", "lead"],
-            vec!["case", "status", c],
+            vec!["case", "status", c, "--at", "2026-11-20 04:00"],
             vec!["case", "verify", c],
         ] {
             children.push((
@@ -634,5 +642,36 @@ fn concurrent_case_commands_neither_fail_nor_break_the_chain() {
         text.starts_with(&format!("ok: {} records", writers + 1)),
         "{text}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `case status` exits 1 while a hard deadline is overdue (pending and applicable), 0
+/// before, and 0 again once the step is done or marked skipped or not applicable.
+#[test]
+fn case_status_exits_1_while_a_hard_deadline_is_overdue() {
+    let dir = temp_dir("case-status-exit");
+    let case = dir.join("case");
+    let c = case.to_str().unwrap();
+    new_case(c, "card-skimming");
+    let code = |at: &str| {
+        let text = run(&["case", "status", c, "--at", at]);
+        let json = run(&["case", "status", c, "--json", "--at", at]);
+        assert_eq!(text.status.code(), json.status.code());
+        text.status.code()
+    };
+    // T0 2026-11-20 03:00: the GDPR notice (CS-20, hard, 72 hours) falls 11-23 03:00.
+    assert_eq!(code("2026-11-20 04:00"), Some(0));
+    assert_eq!(code("2026-11-23 04:00"), Some(1));
+    let o = run(&["case", "step", c, "CS-20", "--status", "not-applicable"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(code("2026-11-23 04:00"), Some(0));
+    // The brand report (CS-13, hard) falls on 11-26 24:00; skipped is not overdue either.
+    assert_eq!(code("2026-11-27 10:00"), Some(1));
+    let o = run(&["case", "step", c, "CS-13", "--status", "skipped"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(code("2026-11-27 10:00"), Some(0));
+    // Errors stay 2.
+    let o = run(&["case", "status", c, "--at", "not a time"]);
+    assert_eq!(o.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
