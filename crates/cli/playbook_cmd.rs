@@ -149,10 +149,12 @@ fn by_of(opt: Option<String>) -> String {
 }
 
 /// Why a command failed: the message (one line naming the file, for a file that could not
-/// be read) and, when there is one, a hint.
+/// be read), further problems of the same kind (each printed as an error line of its own,
+/// e.g. every problem of a playbook that does not load) and, when there is one, a hint.
 #[derive(Debug)]
 pub struct Failure {
     pub message: String,
+    pub more: Vec<String>,
     pub hint: Option<&'static str>,
 }
 
@@ -160,6 +162,7 @@ impl From<String> for Failure {
     fn from(message: String) -> Self {
         Failure {
             message,
+            more: Vec::new(),
             hint: None,
         }
     }
@@ -172,15 +175,30 @@ impl From<&str> for Failure {
 }
 
 fn e(err: pb::Error) -> Failure {
-    Failure {
-        message: err.to_string(),
-        hint: err.hint(),
+    let hint = err.hint();
+    match err {
+        // One line per problem, each naming the file and line, not one message whose line
+        // breaks the error printer would show as `\x0a`.
+        pb::Error::Playbook(problems) if !problems.is_empty() => {
+            let mut lines = problems.iter().map(|p| p.to_string());
+            Failure {
+                message: lines.next().unwrap_or_default(),
+                more: lines.collect(),
+                hint,
+            }
+        }
+        err => Failure {
+            message: err.to_string(),
+            more: Vec::new(),
+            hint,
+        },
     }
 }
 
 fn read_failure(err: ecir_input::BoundedReadError) -> Failure {
     Failure {
         message: err.to_string(),
+        more: Vec::new(),
         hint: err.hint(),
     }
 }
@@ -412,6 +430,7 @@ fn write_report(dir: &Path, path: &Path, text: &str, force: bool) -> Result<(), 
                 "{}: refusing to write the report over {what}",
                 path.display()
             ),
+            more: Vec::new(),
             hint: Some("write the report outside the evidence, e.g. -o incident.html"),
         });
     }
@@ -419,6 +438,7 @@ fn write_report(dir: &Path, path: &Path, text: &str, force: bool) -> Result<(), 
     if exists && !force {
         return Err(Failure {
             message: format!("{}: exists already; refusing to replace it", path.display()),
+            more: Vec::new(),
             hint: Some("give --force to replace it, or choose another file"),
         });
     }

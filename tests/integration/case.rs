@@ -675,3 +675,44 @@ fn case_status_exits_1_while_a_hard_deadline_is_overdue() {
     assert_eq!(o.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every problem of a playbook that does not load is an error line of its own naming the
+/// file, never one line with `\x0a` where the line breaks were.
+#[test]
+fn playbook_problems_are_printed_one_per_line() {
+    let dir = temp_dir("playbook-problems");
+    let src = std::fs::read_to_string(root().join("playbooks/readiness.toml")).unwrap();
+    let bad = write(
+        &dir,
+        "mine.toml",
+        src.replace("phase = \"prepare\"", "phase = \"bogus\""),
+    );
+    let steps = src.matches("phase = \"prepare\"").count();
+    let case = dir.join("case");
+    for args in [
+        vec![
+            "case",
+            "new",
+            case.to_str().unwrap(),
+            "--playbook",
+            bad.to_str().unwrap(),
+            "--discovered",
+            "2026-11-20 10:00",
+        ],
+        vec!["playbook", "show", bad.to_str().unwrap()],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("\\x0a"), "{err}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), steps, "{err}");
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.starts_with("ecir: error: ") && l.contains("mine.toml:")),
+            "{err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -16,7 +16,7 @@ pub enum Error {
     /// A file read whole (a playbook, the journal) is missing, not a regular file, over its
     /// size cap, or unreadable.
     Read(ecir_input::BoundedReadError),
-    /// A playbook did not parse or lint clean.
+    /// A playbook did not parse or lint clean: every problem, each naming its file and line.
     Playbook(Vec<Problem>),
     /// No bundled playbook (or file) by that name.
     UnknownPlaybook(String),
@@ -39,10 +39,12 @@ impl fmt::Display for Error {
         match self {
             Error::Io { path, source } => write!(f, "{}: {}", path.display(), source),
             Error::Read(e) => write!(f, "{e}"),
+            // One line (`; ` between problems), each naming its file and line: a message is
+            // printed as one line. The CLI prints each problem on a line of its own.
             Error::Playbook(problems) => {
                 for (i, p) in problems.iter().enumerate() {
                     if i > 0 {
-                        writeln!(f)?;
+                        f.write_str("; ")?;
                     }
                     write!(f, "{p}")?;
                 }

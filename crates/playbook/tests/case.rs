@@ -884,12 +884,13 @@ fn notes_values_and_file_names_with_controls_are_escaped_in_text_outputs() {
     add_evidence(&dir, Some("CS-01"), &evidence, "bob", None).unwrap();
     let md = case_report(&dir, ReportFormat::Markdown).unwrap();
     assert_eq!(raw_control(&md), None, "{md}");
+    // (`[` escaped too: no text opens a Markdown link.)
     for shown in [
         "\\\\x1b]8;;http://x\\\\x1b\\\\link",
-        "\\\\x1b[2J\\\\x9b1m\\\\u{202e}txt.exe\\\\x0dforged",
-        "alice\\\\x1b[31m",
-        "plugin \\\\x1b[5mSQLi\\\\x07",
-        "shell\\\\x1b[31m.php",
+        "\\\\x1b\\[2J\\\\x9b1m\\\\u{202e}txt.exe\\\\x0dforged",
+        "alice\\\\x1b\\[31m",
+        "plugin \\\\x1b\\[5mSQLi\\\\x07",
+        "shell\\\\x1b\\[31m.php",
     ] {
         assert!(md.contains(shown), "{shown} not in {md}");
     }
@@ -1114,4 +1115,33 @@ fn deadlines_are_listed_by_due_time_unknown_ones_last() {
     // Overdue hard deadlines are named by due time too.
     let st = status(&dir, Some("2026-12-30T10:00:00+09:00")).unwrap();
     assert_eq!(st.overdue_hard, ["CS-20", "CS-13", "CS-24", "CS-19"]);
+}
+
+#[test]
+fn playbook_problems_display_on_one_line_each_naming_the_file() {
+    let tmp = TempDir::new("pb-problems");
+    let src = find_source("readiness").replace("phase = \"prepare\"", "phase = \"bogus\"");
+    let file = tmp.path().join("mine.toml");
+    fs::write(&file, &src).unwrap();
+    let e = new_case(
+        &tmp.path().join("case"),
+        &NewCase {
+            playbook: file.to_str().unwrap(),
+            discovered: "2026-11-20T10:00:00+09:00",
+            lang: Lang::En,
+            tz: "Asia/Tokyo",
+            by: "alice",
+            at: None,
+        },
+    )
+    .unwrap_err();
+    let Error::Playbook(problems) = &e else {
+        panic!("{e:?}")
+    };
+    assert!(problems.len() > 1, "{problems:?}");
+    let text = e.to_string();
+    assert!(!text.contains('\n'), "{text}");
+    let parts: Vec<&str> = text.split("; ").collect();
+    assert_eq!(parts.len(), problems.len(), "{text}");
+    assert!(parts.iter().all(|p| p.contains("mine.toml:")), "{text}");
 }
