@@ -157,6 +157,25 @@ fn md(s: &str) -> String {
     o
 }
 
+/// `s` as a Markdown code span: fenced by one more backtick than the longest run in it, so
+/// no text can close the span early and be read as Markdown (a link) after it.
+fn code(s: &str) -> String {
+    let s = escape_controls_keep_lines(s).replace('\n', " ");
+    let mut longest = 0;
+    let mut run = 0;
+    for c in s.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    let pad = if s.starts_with('`') || s.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{s}{pad}{fence}")
+}
+
 /// `playbook export --format markdown`: a checklist document in one language.
 pub fn export_markdown(pb: &Playbook, lang: Lang) -> String {
     let mut s = String::new();
@@ -192,17 +211,18 @@ pub fn export_markdown(pb: &Playbook, lang: Lang) -> String {
         }
         let _ = writeln!(s, "## {}\n", phase.label(lang));
         for st in steps {
-            let _ = writeln!(s, "### [ ] {} {}\n", st.id, md(st.title.get(lang)));
+            // Step ids are free text (and imported CACAO text): escaped like the prose.
+            let _ = writeln!(s, "### [ ] {} {}\n", md(&st.id), md(st.title.get(lang)));
             let _ = writeln!(s, "{}\n", md(st.text.get(lang)));
             if let Some(w) = &st.when {
-                let _ = writeln!(s, "- {} `{}`", t(lang, "条件:", "When:"), w);
+                let _ = writeln!(s, "- {} {}", t(lang, "条件:", "When:"), code(w));
             }
             if !st.after.is_empty() {
                 let _ = writeln!(
                     s,
                     "- {} {}",
                     t(lang, "前提:", "After:"),
-                    st.after.join(", ")
+                    md(&st.after.join(", "))
                 );
             }
             for d in &st.deadlines {
@@ -397,12 +417,30 @@ mod tests {
                 "{out}"
             );
             assert!(out.contains("x1b") && out.contains("x9b2J"), "{out}");
-            assert!(out.contains("CS\\u{202e}01"), "{out}");
+            // Markdown doubles the escape's backslash, so that it renders as written.
+            assert!(
+                out.contains("CS\\u{202e}01") || out.contains("CS\\\\u{202e}01"),
+                "{out}"
+            );
         }
+        assert!(export_markdown(&pb, Lang::En).contains("### [ ] CS\\\\u{202e}01"));
         let text = show(&pb, Lang::En);
         assert!(
             text.contains("    line 1\n    \tline 2 \\x07\\x0dover\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn markdown_export_escapes_link_syntax_in_ids_and_conditions() {
+        let mut pb = find_bundled("card-skimming").unwrap();
+        pb.steps[0].id = "[a](javascript:alert(1))".into();
+        pb.steps[1].after = vec!["[b](data:text/html,x)".into()];
+        pb.steps[1].when = Some("x = `y` [c](vbscript:z)".into());
+        let md = export_markdown(&pb, Lang::En);
+        assert!(md.contains("### [ ] \\[a\\](javascript:alert(1))"), "{md}");
+        assert!(md.contains("- After: \\[b\\](data:text/html,x)"), "{md}");
+        assert!(md.contains("- When: ``x = `y` [c](vbscript:z)``"), "{md}");
+        assert_eq!(code("`a`"), "`` `a` ``");
     }
 }

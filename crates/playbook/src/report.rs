@@ -440,10 +440,13 @@ fn build(st: &CaseState, head: &str) -> Vec<Block> {
 
 /// One Markdown cell, heading or paragraph: control and bidi characters escaped (a note or
 /// variable value is whatever the responder typed or pasted), Markdown and HTML specials
-/// neutralised, line breaks as `<br>`.
+/// neutralised, line breaks as `<br>`. Every `[` is escaped, so no text can open a link or
+/// an image (`[x](javascript:…)`, `![x](data:…)`, a reference definition): a pasted note
+/// shows as text, never as a clickable script link; `<` is escaped, so no autolink either.
 fn md_cell(s: &str) -> String {
     ecir_model::text::escape_controls_keep_lines(s)
         .replace('\\', "\\\\")
+        .replace('[', "\\[")
         .replace('|', "\\|")
         .replace('\n', "<br>")
         .replace('<', "&lt;")

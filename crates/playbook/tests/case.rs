@@ -1145,3 +1145,37 @@ fn playbook_problems_display_on_one_line_each_naming_the_file() {
     assert_eq!(parts.len(), problems.len(), "{text}");
     assert!(parts.iter().all(|p| p.contains("mine.toml:")), "{text}");
 }
+
+#[test]
+fn script_links_in_notes_and_values_are_not_links_in_the_markdown_record() {
+    let tmp = TempDir::new("md-links");
+    let dir = open(&tmp, "card-skimming", "2026-11-20T08:00:00+09:00");
+    for note in [
+        "see [the log](javascript:alert(1))",
+        "![img](data:text/html;base64,PHNjcmlwdD4=)",
+        "[x](VBScript:msgbox(1)) and [y][r]",
+        "[r]: javascript:alert(2)",
+        "<javascript:alert(3)> \\[z](javascript:alert(4))",
+    ] {
+        add_note(&dir, Some("CS-01"), note, "alice", None).unwrap();
+    }
+    set_vars(
+        &dir,
+        &["ppc_cause=[click](javascript:alert(5))".into()],
+        "alice",
+        None,
+    )
+    .unwrap();
+    let md = case_report(&dir, ReportFormat::Markdown).unwrap();
+    // Every `[` is escaped (an odd number of backslashes before it): nothing opens a link.
+    for (i, _) in md.match_indices('[') {
+        let slashes = md[..i].chars().rev().take_while(|&c| c == '\\').count();
+        assert!(
+            slashes % 2 == 1,
+            "unescaped [ at {i}: {}",
+            &md[i.saturating_sub(40)..]
+        );
+    }
+    assert!(!md.contains("<javascript:"), "{md}");
+    assert!(md.contains("see \\[the log](javascript:alert(1))"), "{md}");
+}
