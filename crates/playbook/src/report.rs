@@ -360,6 +360,13 @@ fn build(st: &CaseState, head: &str) -> Vec<Block> {
         rows,
     ));
     b.push(Block::H(2, t(lang, "手順の状況", "Steps")));
+    // In dependency order, as the playbook export: no step before one it comes after.
+    let steps: Vec<&case::StepStatusRow> = st
+        .playbook
+        .steps_in_dependency_order()
+        .into_iter()
+        .filter_map(|s| status.steps.iter().find(|r| r.id == s.id))
+        .collect();
     b.push(Block::Table(
         vec![
             t(lang, "手順", "step"),
@@ -368,9 +375,8 @@ fn build(st: &CaseState, head: &str) -> Vec<Block> {
             t(lang, "状況", "status"),
             t(lang, "完了日時", "when"),
         ],
-        status
-            .steps
-            .iter()
+        steps
+            .into_iter()
             .map(|r| {
                 vec![
                     r.id.clone(),

@@ -1179,3 +1179,31 @@ fn script_links_in_notes_and_values_are_not_links_in_the_markdown_record() {
     assert!(!md.contains("<javascript:"), "{md}");
     assert!(md.contains("see \\[the log](javascript:alert(1))"), "{md}");
 }
+
+#[test]
+fn the_record_lists_steps_in_dependency_order() {
+    let tmp = TempDir::new("dep-order");
+    // The PSP report (CS-05) declared last, after the steps that come after it.
+    let src = find_source("card-skimming");
+    let start = src.find("[[steps]]\nid = \"CS-05\"").unwrap();
+    let end = start + 1 + src[start + 1..].find("[[steps]]").unwrap();
+    let moved = format!("{}{}\n{}", &src[..start], &src[end..], &src[start..end]);
+    let file = tmp.path().join("moved.toml");
+    fs::write(&file, &moved).unwrap();
+    let dir = open(&tmp, file.to_str().unwrap(), "2026-11-20T08:00:00+09:00");
+    let md = case_report(&dir, ReportFormat::Markdown).unwrap();
+    let ids = table_ids(&md, "## Steps");
+    let at = |id: &str| ids.iter().position(|x| x == id).unwrap();
+    let pb = find_bundled("card-skimming").unwrap();
+    assert_eq!(ids.len(), pb.steps.len());
+    for st in &pb.steps {
+        for dep in &st.after {
+            assert!(at(dep) < at(&st.id), "{dep} before {}: {ids:?}", st.id);
+        }
+    }
+    // The PSP report (CS-05) precedes the PFI (CS-08) and resuming card acceptance (CS-21).
+    assert!(
+        at("CS-05") < at("CS-08") && at("CS-08") < at("CS-21"),
+        "{ids:?}"
+    );
+}
