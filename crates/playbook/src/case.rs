@@ -520,29 +520,93 @@ pub fn add_evidence(
     )
 }
 
-/// Checks and normalizes one variable value against its declared type.
+/// The type of variable `name` in a case of `pb`: the playbook's declaration, else the
+/// incident record's ([`crate::report::RECORD_VARS`]); an error naming the close or the
+/// declared names when neither knows it (a typo would otherwise be journaled unnoticed,
+/// and never decide the condition or deadline it was meant for).
+fn var_type(pb: &Playbook, name: &str) -> Result<VarType, Error> {
+    let record = crate::report::RECORD_VARS;
+    if let Some(v) = pb.variable(name) {
+        return Ok(v.kind);
+    }
+    if let Some((_, kind)) = record.iter().find(|(n, _)| *n == name) {
+        return Ok(*kind);
+    }
+    let mut known: Vec<&str> = pb.variables.iter().map(|v| v.name.as_str()).collect();
+    for (n, _) in record {
+        if !known.contains(n) {
+            known.push(n);
+        }
+    }
+    let close: Vec<&str> = known
+        .iter()
+        .copied()
+        .filter(|k| {
+            edit_distance(k, name) <= 2.max(name.len() / 4)
+                || (name.len() >= 4 && (k.contains(name) || name.contains(k)))
+        })
+        .collect();
+    let declared: Vec<&str> = pb.variables.iter().map(|v| v.name.as_str()).collect();
+    let listed = if !close.is_empty() {
+        format!("did you mean {}?", close.join(", "))
+    } else if !declared.is_empty() {
+        format!("its variables: {}", declared.join(", "))
+    } else {
+        "it declares no variables".to_string()
+    };
+    Err(Error::UnknownVariable(format!(
+        "`{}` is not a variable of playbook {} nor of the incident record; {listed}",
+        escape_controls(name, 100),
+        pb.id
+    )))
+}
+
+/// Levenshtein distance over characters (variable names are short).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// Checks and normalizes one variable value against its type ([`var_type`]).
 fn normalize_var(pb: &Playbook, name: &str, value: &str, tz: Tz) -> Result<String, Error> {
     let value = value.trim();
-    match pb.variable(name).map(|v| v.kind) {
-        Some(VarType::Bool) => match value.to_ascii_lowercase().as_str() {
+    match var_type(pb, name)? {
+        VarType::Bool => match value.to_ascii_lowercase().as_str() {
             "true" | "yes" | "y" | "1" | "on" => Ok("true".into()),
             "false" | "no" | "n" | "0" | "off" => Ok("false".into()),
             _ => Err(Error::Invalid(format!(
                 "{name} is a yes/no variable: use true or false, not `{value}`"
             ))),
         },
-        Some(VarType::Int) => value
-            .parse::<i64>()
-            .map(|n| n.to_string())
-            .map_err(|_| Error::Invalid(format!("{name} is a number, not `{value}`"))),
-        Some(VarType::Time) => parse_time(value, tz).map(|t| rfc(t, tz)),
-        Some(VarType::String) | None => Ok(mask_card_data(value)),
+        // `int` variables are counts (orders, people, cards): never negative.
+        VarType::Int => match value.parse::<i64>() {
+            Ok(n) if n < 0 => Err(Error::Invalid(format!(
+                "{name} is a count: it cannot be negative (`{value}`)"
+            ))),
+            Ok(n) => Ok(n.to_string()),
+            Err(_) => Err(Error::Invalid(format!(
+                "{name} is a count (a whole number, 0 or more), not `{value}`"
+            ))),
+        },
+        VarType::Time => parse_time(value, tz).map(|t| rfc(t, tz)),
+        VarType::String => Ok(mask_card_data(value)),
     }
 }
 
-/// Sets case variables from `NAME=VALUE` assignments. Declared variables are type-checked
-/// (times normalized to RFC 3339 in the case zone); undeclared names are allowed (e.g. the
-/// `ppc_*` report fields). Card numbers in values are masked.
+/// Sets case variables from `NAME=VALUE` assignments, type-checked (times normalized to
+/// RFC 3339 in the case zone, counts 0 or more). A name must be declared by the playbook or
+/// read by the incident record ([`crate::report::RECORD_VARS`], e.g. the `ppc_*` report
+/// items); any other is refused, naming the close ones. Card numbers in values are masked.
 pub fn set_vars(
     dir: &Path,
     assignments: &[String],

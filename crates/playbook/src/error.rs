@@ -24,6 +24,9 @@ pub enum Error {
     UnknownStep(String),
     /// A bad argument value (time, variable assignment, zone, format...).
     Invalid(String),
+    /// `case set` of a variable neither the playbook nor the incident record knows: the
+    /// message names the close or declared names.
+    UnknownVariable(String),
     /// The case directory exists already, or is not a case.
     Case(String),
     /// The journal or an evidence file does not hold: names the first broken record or file.
@@ -52,7 +55,9 @@ impl fmt::Display for Error {
             }
             Error::UnknownPlaybook(id) => write!(f, "unknown playbook: {id}"),
             Error::UnknownStep(id) => write!(f, "unknown step: {id}"),
-            Error::Invalid(m) | Error::Case(m) | Error::Busy(m) => f.write_str(m),
+            Error::Invalid(m) | Error::Case(m) | Error::Busy(m) | Error::UnknownVariable(m) => {
+                f.write_str(m)
+            }
             Error::Tampered(m) => write!(f, "verification failed: {m}"),
             Error::Cacao(m) => write!(f, "CACAO import: {m}"),
         }
@@ -66,6 +71,9 @@ impl Error {
             Error::Read(e) => e.hint(),
             Error::Tampered(_) => Some("`ecir case verify DIR` explains what does not hold"),
             Error::Busy(_) => Some("retry when the other command on this case has finished"),
+            Error::UnknownVariable(_) => Some(
+                "`ecir playbook show ID` lists a playbook's variables; the ppc_* items of the incident record can be set in every case",
+            ),
             _ => None,
         }
     }

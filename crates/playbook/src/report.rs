@@ -9,8 +9,28 @@ use chrono::Utc;
 
 use crate::case::{self, status_of, CaseState, StepStatus};
 use crate::error::Error;
-use crate::format::{DeadlineKind, Lang};
+use crate::format::{DeadlineKind, Lang, VarType};
 use crate::journal::What;
+
+/// Variables the incident record reads besides a playbook's own: the items of the PPC
+/// report draft and the values an attached scan report fills. `case set` accepts them in
+/// every case, with these types unless the playbook declares them itself.
+pub const RECORD_VARS: &[(&str, VarType)] = &[
+    ("ppc_overview", VarType::String),
+    ("ppc_data_items", VarType::String),
+    ("ppc_cause", VarType::String),
+    ("ppc_secondary_damage", VarType::String),
+    ("ppc_individual_notice", VarType::String),
+    ("ppc_publication", VarType::String),
+    ("ppc_prevention", VarType::String),
+    ("ppc_other", VarType::String),
+    ("affected_count", VarType::Int),
+    ("completed_orders", VarType::Int),
+    ("exposure_start", VarType::Time),
+    ("exposure_end", VarType::Time),
+    ("card_data_exposed", VarType::Bool),
+    ("unauthorized_access", VarType::Bool),
+];
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ReportFormat {

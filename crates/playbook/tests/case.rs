@@ -1207,3 +1207,40 @@ fn the_record_lists_steps_in_dependency_order() {
         "{ids:?}"
     );
 }
+
+#[test]
+fn undeclared_variables_and_negative_counts_are_refused() {
+    let tmp = TempDir::new("vars");
+    let dir = open(&tmp, "card-skimming", "2026-11-20T08:00:00+09:00");
+    let set = |a: &str| set_vars(&dir, &[a.to_string()], "alice", None);
+    let e = set("affected_cuont=3").unwrap_err();
+    assert!(matches!(e, Error::UnknownVariable(_)), "{e:?}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("`affected_cuont` is not a variable of playbook card-skimming")
+            && msg.contains("did you mean affected_count?"),
+        "{msg}"
+    );
+    assert!(!msg.contains('\n') && e.hint().is_some());
+    // Nothing close: the declared names are listed.
+    let msg = set("zzz=1").unwrap_err().to_string();
+    assert!(msg.contains("its variables: card_data_exposed, "), "{msg}");
+    // Counts are never negative, declared or the record's own.
+    let e = set("affected_count=-3").unwrap_err();
+    assert!(e.to_string().contains("cannot be negative"), "{e}");
+    assert!(set("completed_orders=-1").is_err());
+    // The incident record's items are accepted in every case, typed.
+    let ws = TempDir::new("vars-ws");
+    let wdir = open(&ws, "web-shell", "2026-11-20T08:00:00+09:00");
+    let wset = |a: &str| set_vars(&wdir, &[a.to_string()], "alice", None);
+    wset("ppc_cause=SQLi in a plugin").unwrap();
+    wset("affected_count=0").unwrap();
+    assert!(wset("affected_count=-5").is_err());
+    assert!(wset("exposure_start=yesterday").is_err());
+    assert!(matches!(
+        wset("pfi_required=true"),
+        Err(Error::UnknownVariable(_))
+    ));
+    // Nothing of a refused command is journaled.
+    assert_eq!(journal_lines(&dir).len(), 1);
+}
