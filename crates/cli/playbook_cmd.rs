@@ -114,6 +114,9 @@ pub enum CaseCommand {
         at: Option<String>,
     },
     /// Check the journal hash chain and every evidence hash.
+    ///
+    /// Exit status: 0 when they hold (files in evidence/ that no record names are listed as
+    /// warnings, and counted in the result line), 1 when they do not, 2 on error.
     Verify { dir: PathBuf },
     /// Write the incident record.
     Report {
@@ -376,9 +379,24 @@ pub fn run_case(
         }
         CaseCommand::Verify { dir } => match pb::verify(&dir) {
             Ok(v) => {
+                // Unreferenced files are not tampering with recorded evidence: warned
+                // about, the result stays ok (exit 0).
+                for f in &v.unreferenced {
+                    eprintln!(
+                        "ecir: warning: {}: not referenced by any journal record",
+                        ecir_model::text::escape_controls(&f, 2000)
+                    );
+                }
+                if !v.unreferenced.is_empty() {
+                    eprintln!("  hint: a copy left by a command that failed before journaling it, or a file put there by hand; record evidence with `ecir case step DIR STEP --evidence FILE`");
+                }
+                let extra = match v.unreferenced.len() {
+                    0 => String::new(),
+                    n => format!(", {n} unreferenced file(s)"),
+                };
                 writeln!(
                     out,
-                    "ok: {} records, {} evidence files, head {}",
+                    "ok: {} records, {} evidence files, head {}{extra}",
                     v.records, v.evidence_files, v.head
                 )
                 .map_err(w)?;

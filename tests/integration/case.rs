@@ -716,3 +716,29 @@ fn playbook_problems_are_printed_one_per_line() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `case verify` names files in evidence/ that no journal record references, as warnings:
+/// not tampering with recorded evidence, so the result stays ok (exit 0).
+#[test]
+fn case_verify_warns_of_unreferenced_evidence_files() {
+    let dir = temp_dir("case-unreferenced");
+    let case = dir.join("case");
+    let c = case.to_str().unwrap();
+    new_case(c, "card-skimming");
+    std::fs::write(case.join("evidence/stray.log"), "x").unwrap();
+    let o = run(&["case", "verify", c]);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(
+        out.starts_with("ok: 1 records") && out.trim_end().ends_with(", 1 unreferenced file(s)"),
+        "{out}"
+    );
+    assert!(
+        err.lines().any(|l| l == "ecir: warning: evidence/stray.log: not referenced by any journal record"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

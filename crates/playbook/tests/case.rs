@@ -1244,3 +1244,19 @@ fn undeclared_variables_and_negative_counts_are_refused() {
     // Nothing of a refused command is journaled.
     assert_eq!(journal_lines(&dir).len(), 1);
 }
+
+#[test]
+fn verify_lists_evidence_files_no_record_names() {
+    let tmp = TempDir::new("unreferenced");
+    let dir = open(&tmp, "card-skimming", "2026-11-20T08:00:00+09:00");
+    let ev = tmp.path().join("call.txt");
+    fs::write(&ev, "called the PSP").unwrap();
+    add_evidence(&dir, Some("CS-05"), &ev, "alice", None).unwrap();
+    assert_eq!(verify(&dir).unwrap().unreferenced, Vec::<String>::new());
+    fs::write(dir.join("evidence/stray.txt"), "dropped by hand").unwrap();
+    fs::create_dir_all(dir.join("evidence/sub")).unwrap();
+    fs::write(dir.join("evidence/sub/x.log"), "x").unwrap();
+    let v = verify(&dir).unwrap();
+    assert_eq!(v.evidence_files, 1);
+    assert_eq!(v.unreferenced, ["evidence/stray.txt", "evidence/sub/x.log"]);
+}
