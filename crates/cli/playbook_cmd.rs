@@ -297,6 +297,9 @@ pub fn run_case(
                 },
             )
             .map_err(e)?;
+            if let Some(rec) = st.records.first() {
+                warn_odd_times(&st, rec, "--discovered");
+            }
             writeln!(
                 out,
                 "{}: {} ({})",
@@ -322,7 +325,7 @@ pub fn run_case(
         } => {
             let status = pb::StepStatus::parse(&status).ok_or("bad status")?;
             let by = by_of(by);
-            pb::apply_step(
+            let rec = pb::apply_step(
                 &dir,
                 &pb::StepUpdate {
                     step: &step,
@@ -334,6 +337,7 @@ pub fn run_case(
                 },
             )
             .map_err(e)?;
+            warn_odd_times(&pb::state(&dir).map_err(e)?, &rec, "--at");
             Ok(0)
         }
         CaseCommand::Set {
@@ -342,7 +346,8 @@ pub fn run_case(
             by,
             at,
         } => {
-            pb::set_vars(&dir, &assignments, &by_of(by), at.as_deref()).map_err(e)?;
+            let rec = pb::set_vars(&dir, &assignments, &by_of(by), at.as_deref()).map_err(e)?;
+            warn_odd_times(&pb::state(&dir).map_err(e)?, &rec, "--at");
             Ok(0)
         }
         CaseCommand::Discovered {
@@ -351,7 +356,9 @@ pub fn run_case(
             reason,
             by,
         } => {
-            pb::correct_discovery(&dir, &time, reason.as_deref(), &by_of(by), None).map_err(e)?;
+            let rec = pb::correct_discovery(&dir, &time, reason.as_deref(), &by_of(by), None)
+                .map_err(e)?;
+            warn_odd_times(&pb::state(&dir).map_err(e)?, &rec, "the discovery time");
             Ok(0)
         }
         CaseCommand::Note {
@@ -473,6 +480,27 @@ fn write_report(dir: &Path, path: &Path, text: &str, force: bool) -> Result<(), 
     file.write_all(text.as_bytes())
         .map_err(|x| format!("{}: cannot write: {x}", path.display()))?;
     Ok(())
+}
+
+/// Warns on stderr, one line each, of the odd times of a record just appended
+/// ([`pb::odd_times`]: in the future, or a step dated before T0); the record stands.
+/// `discovered` names the discovery time as the user gave it.
+fn warn_odd_times(st: &pb::CaseState, rec: &pb::journal::Record, discovered: &str) {
+    for odd in pb::odd_times(st, rec, chrono::Utc::now()) {
+        let field = match &odd.field {
+            pb::TimeField::At => "--at",
+            pb::TimeField::Discovered => discovered,
+            pb::TimeField::Var(name) => name,
+        };
+        let line = format!(
+            "{field} {} is {}; recorded as given (hint: {})",
+            odd.value, odd.problem, odd.hint
+        );
+        eprintln!(
+            "ecir: warning: {}",
+            ecir_model::text::escape_controls(&line, 2000)
+        );
+    }
 }
 
 /// Prints on stderr what attaching a scan report did to the case variables: what it set and

@@ -742,3 +742,95 @@ fn case_verify_warns_of_unreferenced_evidence_files() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A time in the future or a step dated before T0 is recorded (responders back-fill) with
+/// one warning line naming the value, what is odd and a hint.
+#[test]
+fn odd_times_are_recorded_with_a_warning() {
+    let dir = temp_dir("case-odd-times");
+    let case = dir.join("case");
+    let c = case.to_str().unwrap();
+    new_case(c, "card-skimming"); // T0 2026-11-20 03:00
+    let warnings = |o: &std::process::Output| -> Vec<String> {
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    let o = run(&[
+        "case",
+        "step",
+        c,
+        "CS-01",
+        "--status",
+        "done",
+        "--at",
+        "2026-11-19 09:00",
+    ]);
+    let w = warnings(&o);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("ecir: warning: --at 2026-11-19T09:00:00+09:00 is 18h 0m before the discovery time (T0 2026-11-20T03:00:00+09:00); recorded as given (hint: "),
+        "{w:?}"
+    );
+    // Far ahead of any clock this test runs on.
+    let o = run(&[
+        "case",
+        "step",
+        c,
+        "CS-02",
+        "--status",
+        "done",
+        "--at",
+        "2099-01-01 00:00",
+    ]);
+    let w = warnings(&o);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("ecir: warning: --at 2099-01-01T00:00:00+09:00 is ")
+            && w[0].contains(" in the future (now "),
+        "{w:?}"
+    );
+    // A step between T0 and now: no warning.
+    let o = run(&[
+        "case",
+        "step",
+        c,
+        "CS-03",
+        "--status",
+        "done",
+        "--at",
+        "2026-11-20 04:00",
+    ]);
+    assert_eq!(warnings(&o), Vec::<String>::new());
+    let o = run(&["case", "discovered", c, "2099-01-01 00:00"]);
+    let w = warnings(&o);
+    assert!(
+        w.len() == 1
+            && w[0].starts_with("ecir: warning: the discovery time 2099-01-01T00:00:00+09:00 is "),
+        "{w:?}"
+    );
+    let o = run(&[
+        "case",
+        "new",
+        dir.join("c2").to_str().unwrap(),
+        "--playbook",
+        "web-shell",
+        "--discovered",
+        "2099-01-01 00:00",
+    ]);
+    let w = warnings(&o);
+    assert!(
+        w.len() == 1
+            && w[0].starts_with("ecir: warning: --discovered 2099-01-01T00:00:00+09:00 is "),
+        "{w:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+

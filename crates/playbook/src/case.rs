@@ -660,6 +660,94 @@ pub fn correct_discovery(
     )
 }
 
+/// How far past now a recorded time may lie before [`odd_times`] calls it odd: the clocks of
+/// two machines disagree a little.
+pub const FUTURE_SLACK_SECS: i64 = 300;
+
+/// Which time of a record [`odd_times`] found odd.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TimeField {
+    /// When the action happened (`--at`).
+    At,
+    /// The discovery time (T0).
+    Discovered,
+    /// A time variable set in the record.
+    Var(String),
+}
+
+/// A recorded time that is probably a mistake: accepted (responders back-fill), but the
+/// user should be told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OddTime {
+    pub field: TimeField,
+    /// The time as recorded (RFC 3339 in the case zone).
+    pub value: String,
+    /// What is odd about it, e.g. `2d 3h in the future (now …)`.
+    pub problem: String,
+    pub hint: &'static str,
+}
+
+/// The odd times of `rec`, a record just appended to the case `st` (replayed after it), at
+/// `now`: any time more than [`FUTURE_SLACK_SECS`] in the future (the action's time, the
+/// discovery time, a time variable set), and a step or variable change dated before the
+/// discovery time. Times of the past, variables such as `exposure_start` before T0 and
+/// actions recorded without an explicit time are not odd.
+pub fn odd_times(st: &CaseState, rec: &Record, now: DateTime<Utc>) -> Vec<OddTime> {
+    let mut out = Vec::new();
+    let future = |field: TimeField, t: DateTime<Utc>, out: &mut Vec<OddTime>| {
+        let ahead = (t - now).num_seconds();
+        if ahead > FUTURE_SLACK_SECS {
+            out.push(OddTime {
+                field,
+                value: rfc(t, st.tz),
+                problem: format!(
+                    "{} in the future (now {})",
+                    deadline::span(ahead, false),
+                    rfc(now, st.tz)
+                ),
+                hint: "check the date and the zone (a time without an offset is read in the case zone)",
+            });
+            true
+        } else {
+            false
+        }
+    };
+    match &rec.what {
+        What::Open { discovered, .. } | What::Discovered { discovered, .. } => {
+            if let Ok(t) = parse_time(discovered, st.tz) {
+                future(TimeField::Discovered, t, &mut out);
+            }
+        }
+        What::Step { .. } | What::Set { .. } => {
+            if let Ok(t) = parse_time(&rec.at, st.tz) {
+                if !future(TimeField::At, t, &mut out) && t < st.discovered {
+                    out.push(OddTime {
+                        field: TimeField::At,
+                        value: rfc(t, st.tz),
+                        problem: format!(
+                            "{} before the discovery time (T0 {})",
+                            deadline::span((st.discovered - t).num_seconds(), false),
+                            rfc(st.discovered, st.tz)
+                        ),
+                        hint: "check the date, or correct T0 with `ecir case discovered DIR TIME` if the incident was known earlier",
+                    });
+                }
+            }
+        }
+        _ => {}
+    }
+    if let What::Set { vars } = &rec.what {
+        for (k, v) in vars {
+            if matches!(var_type(&st.playbook, k), Ok(VarType::Time)) {
+                if let Ok(t) = parse_time(v, st.tz) {
+                    future(TimeField::Var(k.clone()), t, &mut out);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// A step's deadline as computed for a case.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DueInfo {

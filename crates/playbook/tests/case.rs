@@ -1260,3 +1260,74 @@ fn verify_lists_evidence_files_no_record_names() {
     assert_eq!(v.evidence_files, 1);
     assert_eq!(v.unreferenced, ["evidence/stray.txt", "evidence/sub/x.log"]);
 }
+
+#[test]
+fn future_and_pre_discovery_times_are_flagged_not_refused() {
+    let tmp = TempDir::new("odd-times");
+    let dir = open(&tmp, "card-skimming", "2026-11-20T10:00:00+09:00");
+    let now = instant("2026-11-21T10:00:00+09:00");
+    let odd = |rec: &journal::Record| odd_times(&state(&dir).unwrap(), rec, now);
+    let at = |t: &str| {
+        apply_step(
+            &dir,
+            &StepUpdate {
+                step: "CS-01",
+                status: StepStatus::Done,
+                note: None,
+                evidence: vec![],
+                by: "bob",
+                at: Some(t),
+            },
+        )
+        .unwrap()
+    };
+    // Between T0 and now (within the slack): nothing odd.
+    assert_eq!(odd(&at("2026-11-20T12:00:00+09:00")), vec![]);
+    assert_eq!(odd(&at("2026-11-21T10:04:00+09:00")), vec![]);
+    // A day ahead of now.
+    let o = odd(&at("2026-11-22T10:00:00+09:00"));
+    assert_eq!(o.len(), 1, "{o:?}");
+    assert_eq!(o[0].field, TimeField::At);
+    assert_eq!(o[0].value, "2026-11-22T10:00:00+09:00");
+    assert_eq!(
+        o[0].problem,
+        "1d 0h in the future (now 2026-11-21T10:00:00+09:00)"
+    );
+    // Before T0.
+    let o = odd(&at("2026-11-19T22:00:00+09:00"));
+    assert_eq!(o.len(), 1, "{o:?}");
+    assert!(
+        o[0].problem
+            .starts_with("12h 0m before the discovery time (T0 2026-11-20T10:00:00+09:00)"),
+        "{o:?}"
+    );
+    assert!(o[0].hint.contains("ecir case discovered"));
+    // A time variable in the future; exposure_start before T0 is not odd.
+    let rec = set_vars(
+        &dir,
+        &[
+            "pfi_engaged_at=2027-01-05 09:00".into(),
+            "exposure_start=2026-10-01 00:00".into(),
+        ],
+        "alice",
+        Some("2026-11-21T09:00:00+09:00"),
+    )
+    .unwrap();
+    let o = odd(&rec);
+    assert_eq!(o.len(), 1, "{o:?}");
+    assert_eq!(o[0].field, TimeField::Var("pfi_engaged_at".into()));
+    // A discovery time in the future, as opened or corrected.
+    let rec = correct_discovery(&dir, "2026-11-30 10:00", None, "alice", None).unwrap();
+    let o = odd(&rec);
+    assert_eq!(o.len(), 1, "{o:?}");
+    assert_eq!(o[0].field, TimeField::Discovered);
+    let st = state(&dir).unwrap();
+    assert_eq!(odd_times(&st, &st.records[0], now), vec![]);
+    let later = TempDir::new("odd-times-open");
+    let d2 = open(&later, "card-skimming", "2026-12-24T10:00:00+09:00");
+    let st = state(&d2).unwrap();
+    assert_eq!(
+        odd_times(&st, &st.records[0], now)[0].field,
+        TimeField::Discovered
+    );
+}
