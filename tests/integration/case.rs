@@ -834,3 +834,51 @@ fn odd_times_are_recorded_with_a_warning() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `ecir scan DIR --case CASE` with CASE inside DIR is refused before anything is read or
+/// written: the scan would read the case's own journal and evidence copies as logs.
+#[test]
+fn scan_refuses_a_case_inside_its_input() {
+    let dir = temp_dir("case-in-input");
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    write(
+        &logs,
+        "access_log",
+        line(
+            "203.0.113.5",
+            "03/Nov/2026:10:00:00 +0900",
+            "GET / HTTP/1.1",
+            200,
+            1,
+            "x",
+        ),
+    );
+    let case = logs.join("case");
+    let c = case.to_str().unwrap();
+    new_case(c, "web-shell");
+    let journal = std::fs::read(case.join("journal.jsonl")).unwrap();
+    let o = run(&["scan", "--quiet", logs.to_str().unwrap(), "--case", c]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the case directory is inside the input") && err.contains("hint: "),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(case.join("journal.jsonl")).unwrap(), journal);
+    // Beside the logs it is attached.
+    let beside = dir.join("case");
+    new_case(beside.to_str().unwrap(), "web-shell");
+    let o = run(&[
+        "scan",
+        "--quiet",
+        logs.join("access_log").to_str().unwrap(),
+        "--case",
+        beside.to_str().unwrap(),
+    ]);
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
