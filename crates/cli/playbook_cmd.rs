@@ -391,7 +391,7 @@ pub fn run_case(
                 for f in &v.unreferenced {
                     eprintln!(
                         "ecir: warning: {}: not referenced by any journal record",
-                        ecir_model::text::escape_controls(&f, 2000)
+                        ecir_model::text::escape_controls(f, 2000)
                     );
                 }
                 if !v.unreferenced.is_empty() {
