@@ -125,6 +125,17 @@ pub(crate) fn temp_dir_in_evidence(inputs: &[PathBuf]) -> Option<PathBuf> {
     })
 }
 
+/// The input that holds the case directory `case` (`ecir scan --case`), if any: the scan
+/// would read the case's journal and evidence copies back as logs (counting copied lines
+/// twice), and attaching the report would write into the evidence.
+pub(crate) fn case_in_evidence(case: &Path, inputs: &[PathBuf]) -> Option<PathBuf> {
+    let case = resolved(case)?;
+    inputs.iter().find_map(|i| {
+        let c = std::fs::canonicalize(i).ok()?;
+        (c.is_dir() && case.starts_with(&c)).then(|| i.clone())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +189,26 @@ mod tests {
         assert_eq!(overwrites_evidence(&other, &inputs), None);
         let _ = std::fs::remove_dir_all(&d);
         let _ = std::fs::remove_dir_all(&outside);
+    }
+
+    #[test]
+    fn a_case_inside_an_input_directory_is_found() {
+        let d = dir("case-in-evidence");
+        let logs = d.join("logs");
+        let case = logs.join("incident").join("case");
+        std::fs::create_dir_all(&case).unwrap();
+        let other = d.join("case");
+        std::fs::create_dir_all(&other).unwrap();
+        let inputs = vec![logs.join("access_log"), logs.clone()];
+        std::fs::write(&inputs[0], "x").unwrap();
+        assert_eq!(case_in_evidence(&case, &inputs), Some(logs.clone()));
+        // Through a relative spelling, and for a case directory not made yet.
+        let dotted = logs.join("..").join("logs").join("new-case");
+        assert_eq!(case_in_evidence(&dotted, &inputs), Some(logs.clone()));
+        assert_eq!(case_in_evidence(&logs, &inputs), Some(logs.clone()));
+        // Beside the logs, or an input file only: fine.
+        assert_eq!(case_in_evidence(&other, &inputs), None);
+        assert_eq!(case_in_evidence(&case, &inputs[..1]), None);
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

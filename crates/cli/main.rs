@@ -93,7 +93,14 @@ fn finish(r: Result<i32, playbook_cmd::Failure>) -> u8 {
     match r {
         Ok(code) => code.clamp(0, 2) as u8,
         Err(f) => {
-            scan_cmd::error(&f.message, f.hint);
+            if f.more.is_empty() {
+                scan_cmd::error(&f.message, f.hint);
+            } else {
+                scan_cmd::error(&f.message, None);
+                for (i, m) in f.more.iter().enumerate() {
+                    scan_cmd::error(m, if i + 1 == f.more.len() { f.hint } else { None });
+                }
+            }
             2
         }
     }

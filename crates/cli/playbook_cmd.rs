@@ -1,6 +1,6 @@
 //! Clap wiring for `ecir playbook ...` and `ecir case ...`: parses arguments, calls
 //! `ecir-playbook` and maps its results to output and exit codes (0 ok, 1 not met: lint
-//! problems or a failed verification, 2 error). Include with `mod playbook_cmd;` in main.rs and
+//! problems, a failed verification or an overdue hard deadline, 2 error). Include with `mod playbook_cmd;` in main.rs and
 //! add `ecir-playbook` to the root package's dependencies.
 
 use std::io::{BufRead, Write};
@@ -102,6 +102,10 @@ pub enum CaseCommand {
         by: Option<String>,
     },
     /// Progress, next steps and deadlines.
+    ///
+    /// Exit status: 0 when no hard deadline is overdue, 1 when one is (pending, applicable
+    /// and past due; a step done, skipped or not applicable is not overdue), 2 on error: for
+    /// cron or CI checks.
     Status {
         dir: PathBuf,
         #[arg(long)]
@@ -110,6 +114,9 @@ pub enum CaseCommand {
         at: Option<String>,
     },
     /// Check the journal hash chain and every evidence hash.
+    ///
+    /// Exit status: 0 when they hold (files in evidence/ that no record names are listed as
+    /// warnings, and counted in the result line), 1 when they do not, 2 on error.
     Verify { dir: PathBuf },
     /// Write the incident record.
     Report {
@@ -145,10 +152,12 @@ fn by_of(opt: Option<String>) -> String {
 }
 
 /// Why a command failed: the message (one line naming the file, for a file that could not
-/// be read) and, when there is one, a hint.
+/// be read), further problems of the same kind (each printed as an error line of its own,
+/// e.g. every problem of a playbook that does not load) and, when there is one, a hint.
 #[derive(Debug)]
 pub struct Failure {
     pub message: String,
+    pub more: Vec<String>,
     pub hint: Option<&'static str>,
 }
 
@@ -156,6 +165,7 @@ impl From<String> for Failure {
     fn from(message: String) -> Self {
         Failure {
             message,
+            more: Vec::new(),
             hint: None,
         }
     }
@@ -168,15 +178,30 @@ impl From<&str> for Failure {
 }
 
 fn e(err: pb::Error) -> Failure {
-    Failure {
-        message: err.to_string(),
-        hint: err.hint(),
+    let hint = err.hint();
+    match err {
+        // One line per problem, each naming the file and line, not one message whose line
+        // breaks the error printer would show as `\x0a`.
+        pb::Error::Playbook(problems) if !problems.is_empty() => {
+            let mut lines = problems.iter().map(|p| p.to_string());
+            Failure {
+                message: lines.next().unwrap_or_default(),
+                more: lines.collect(),
+                hint,
+            }
+        }
+        err => Failure {
+            message: err.to_string(),
+            more: Vec::new(),
+            hint,
+        },
     }
 }
 
 fn read_failure(err: ecir_input::BoundedReadError) -> Failure {
     Failure {
         message: err.to_string(),
+        more: Vec::new(),
         hint: err.hint(),
     }
 }
@@ -272,6 +297,9 @@ pub fn run_case(
                 },
             )
             .map_err(e)?;
+            if let Some(rec) = st.records.first() {
+                warn_odd_times(&st, rec, "--discovered");
+            }
             writeln!(
                 out,
                 "{}: {} ({})",
@@ -297,7 +325,7 @@ pub fn run_case(
         } => {
             let status = pb::StepStatus::parse(&status).ok_or("bad status")?;
             let by = by_of(by);
-            pb::apply_step(
+            let rec = pb::apply_step(
                 &dir,
                 &pb::StepUpdate {
                     step: &step,
@@ -309,6 +337,7 @@ pub fn run_case(
                 },
             )
             .map_err(e)?;
+            warn_odd_times(&pb::state(&dir).map_err(e)?, &rec, "--at");
             Ok(0)
         }
         CaseCommand::Set {
@@ -317,7 +346,8 @@ pub fn run_case(
             by,
             at,
         } => {
-            pb::set_vars(&dir, &assignments, &by_of(by), at.as_deref()).map_err(e)?;
+            let rec = pb::set_vars(&dir, &assignments, &by_of(by), at.as_deref()).map_err(e)?;
+            warn_odd_times(&pb::state(&dir).map_err(e)?, &rec, "--at");
             Ok(0)
         }
         CaseCommand::Discovered {
@@ -326,7 +356,9 @@ pub fn run_case(
             reason,
             by,
         } => {
-            pb::correct_discovery(&dir, &time, reason.as_deref(), &by_of(by), None).map_err(e)?;
+            let rec = pb::correct_discovery(&dir, &time, reason.as_deref(), &by_of(by), None)
+                .map_err(e)?;
+            warn_odd_times(&pb::state(&dir).map_err(e)?, &rec, "the discovery time");
             Ok(0)
         }
         CaseCommand::Note {
@@ -350,13 +382,28 @@ pub fn run_case(
             } else {
                 write!(out, "{}", pb::render_status(&st)).map_err(w)?;
             }
-            Ok(0)
+            Ok(if st.overdue_hard.is_empty() { 0 } else { 1 })
         }
         CaseCommand::Verify { dir } => match pb::verify(&dir) {
             Ok(v) => {
+                // Unreferenced files are not tampering with recorded evidence: warned
+                // about, the result stays ok (exit 0).
+                for f in &v.unreferenced {
+                    eprintln!(
+                        "ecir: warning: {}: not referenced by any journal record",
+                        ecir_model::text::escape_controls(f, 2000)
+                    );
+                }
+                if !v.unreferenced.is_empty() {
+                    eprintln!("  hint: a copy left by a command that failed before journaling it, or a file put there by hand; record evidence with `ecir case step DIR STEP --evidence FILE`");
+                }
+                let extra = match v.unreferenced.len() {
+                    0 => String::new(),
+                    n => format!(", {n} unreferenced file(s)"),
+                };
                 writeln!(
                     out,
-                    "ok: {} records, {} evidence files, head {}",
+                    "ok: {} records, {} evidence files, head {}{extra}",
                     v.records, v.evidence_files, v.head
                 )
                 .map_err(w)?;
@@ -408,6 +455,7 @@ fn write_report(dir: &Path, path: &Path, text: &str, force: bool) -> Result<(), 
                 "{}: refusing to write the report over {what}",
                 path.display()
             ),
+            more: Vec::new(),
             hint: Some("write the report outside the evidence, e.g. -o incident.html"),
         });
     }
@@ -415,6 +463,7 @@ fn write_report(dir: &Path, path: &Path, text: &str, force: bool) -> Result<(), 
     if exists && !force {
         return Err(Failure {
             message: format!("{}: exists already; refusing to replace it", path.display()),
+            more: Vec::new(),
             hint: Some("give --force to replace it, or choose another file"),
         });
     }
@@ -431,6 +480,27 @@ fn write_report(dir: &Path, path: &Path, text: &str, force: bool) -> Result<(), 
     file.write_all(text.as_bytes())
         .map_err(|x| format!("{}: cannot write: {x}", path.display()))?;
     Ok(())
+}
+
+/// Warns on stderr, one line each, of the odd times of a record just appended
+/// ([`pb::odd_times`]: in the future, or a step dated before T0); the record stands.
+/// `discovered` names the discovery time as the user gave it.
+fn warn_odd_times(st: &pb::CaseState, rec: &pb::journal::Record, discovered: &str) {
+    for odd in pb::odd_times(st, rec, chrono::Utc::now()) {
+        let field = match &odd.field {
+            pb::TimeField::At => "--at",
+            pb::TimeField::Discovered => discovered,
+            pb::TimeField::Var(name) => name,
+        };
+        let line = format!(
+            "{field} {} is {}; recorded as given (hint: {})",
+            odd.value, odd.problem, odd.hint
+        );
+        eprintln!(
+            "ecir: warning: {}",
+            ecir_model::text::escape_controls(&line, 2000)
+        );
+    }
 }
 
 /// Prints on stderr what attaching a scan report did to the case variables: what it set and

@@ -102,6 +102,21 @@ pub fn run(a: ScanArgs) -> u8 {
         );
         return 2;
     }
+    let case_in = a
+        .case
+        .as_ref()
+        .and_then(|c| Some((c, crate::guard::case_in_evidence(c, &a.paths)?)));
+    if let Some((case, input)) = case_in {
+        error(
+            &format!(
+                "{}: the case directory is inside the input {}; the scan would read the case's journal and evidence copies as logs, and attaching the report would write into the evidence",
+                case.display(),
+                input.display()
+            ),
+            Some("keep the case outside the evidence, e.g. ecir case new ./case ... next to the log directory, not in it"),
+        );
+        return 2;
+    }
     for out in &outputs {
         if let Some(what) = crate::guard::overwrites_evidence(out, &a.paths) {
             error(

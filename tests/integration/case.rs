@@ -52,7 +52,8 @@ fn card_skimming_case_walkthrough() {
         "--at",
         "2026-11-25T10:00:00+09:00",
     ]);
-    assert_eq!(o.status.code(), Some(0));
+    // A hard deadline is overdue: exit status 1, for a cron or CI check.
+    assert_eq!(o.status.code(), Some(1));
     let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(st["schema"], "ecir.case-status/1");
     assert_eq!(st["playbook"], "card-skimming");
@@ -206,8 +207,15 @@ fn playbook_text_with_terminal_controls_is_refused_and_never_printed_raw() {
     for args in [
         vec!["case", "report", c, "--format", "md"],
         vec!["case", "report", c, "--format", "html"],
-        vec!["case", "status", c],
-        vec!["case", "status", c, "--json"],
+        vec!["case", "status", c, "--at", "2026-11-20T09:00:00+09:00"],
+        vec![
+            "case",
+            "status",
+            c,
+            "--json",
+            "--at",
+            "2026-11-20T09:00:00+09:00",
+        ],
     ] {
         let o = run(&args);
         assert_eq!(o.status.code(), Some(0), "{args:?}");
@@ -604,7 +612,7 @@ fn concurrent_case_commands_neither_fail_nor_break_the_chain() {
         let note = format!("lead {k}");
         for args in [
             vec!["case", "note", c, note.as_str(), "--by", "lead"],
-            vec!["case", "status", c],
+            vec!["case", "status", c, "--at", "2026-11-20 04:00"],
             vec!["case", "verify", c],
         ] {
             children.push((
@@ -633,6 +641,244 @@ fn concurrent_case_commands_neither_fail_nor_break_the_chain() {
     assert!(
         text.starts_with(&format!("ok: {} records", writers + 1)),
         "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `case status` exits 1 while a hard deadline is overdue (pending and applicable), 0
+/// before, and 0 again once the step is done or marked skipped or not applicable.
+#[test]
+fn case_status_exits_1_while_a_hard_deadline_is_overdue() {
+    let dir = temp_dir("case-status-exit");
+    let case = dir.join("case");
+    let c = case.to_str().unwrap();
+    new_case(c, "card-skimming");
+    let code = |at: &str| {
+        let text = run(&["case", "status", c, "--at", at]);
+        let json = run(&["case", "status", c, "--json", "--at", at]);
+        assert_eq!(text.status.code(), json.status.code());
+        text.status.code()
+    };
+    // T0 2026-11-20 03:00: the GDPR notice (CS-20, hard, 72 hours) falls 11-23 03:00.
+    assert_eq!(code("2026-11-20 04:00"), Some(0));
+    assert_eq!(code("2026-11-23 04:00"), Some(1));
+    let o = run(&["case", "step", c, "CS-20", "--status", "not-applicable"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(code("2026-11-23 04:00"), Some(0));
+    // The brand report (CS-13, hard) falls on 11-26 24:00; skipped is not overdue either.
+    assert_eq!(code("2026-11-27 10:00"), Some(1));
+    let o = run(&["case", "step", c, "CS-13", "--status", "skipped"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(code("2026-11-27 10:00"), Some(0));
+    // Errors stay 2.
+    let o = run(&["case", "status", c, "--at", "not a time"]);
+    assert_eq!(o.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every problem of a playbook that does not load is an error line of its own naming the
+/// file, never one line with `\x0a` where the line breaks were.
+#[test]
+fn playbook_problems_are_printed_one_per_line() {
+    let dir = temp_dir("playbook-problems");
+    let src = std::fs::read_to_string(root().join("playbooks/readiness.toml")).unwrap();
+    let bad = write(
+        &dir,
+        "mine.toml",
+        src.replace("phase = \"prepare\"", "phase = \"bogus\""),
+    );
+    let steps = src.matches("phase = \"prepare\"").count();
+    let case = dir.join("case");
+    for args in [
+        vec![
+            "case",
+            "new",
+            case.to_str().unwrap(),
+            "--playbook",
+            bad.to_str().unwrap(),
+            "--discovered",
+            "2026-11-20 10:00",
+        ],
+        vec!["playbook", "show", bad.to_str().unwrap()],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("\\x0a"), "{err}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), steps, "{err}");
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.starts_with("ecir: error: ") && l.contains("mine.toml:")),
+            "{err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `case verify` names files in evidence/ that no journal record references, as warnings:
+/// not tampering with recorded evidence, so the result stays ok (exit 0).
+#[test]
+fn case_verify_warns_of_unreferenced_evidence_files() {
+    let dir = temp_dir("case-unreferenced");
+    let case = dir.join("case");
+    let c = case.to_str().unwrap();
+    new_case(c, "card-skimming");
+    std::fs::write(case.join("evidence/stray.log"), "x").unwrap();
+    let o = run(&["case", "verify", c]);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(
+        out.starts_with("ok: 1 records") && out.trim_end().ends_with(", 1 unreferenced file(s)"),
+        "{out}"
+    );
+    assert!(
+        err.lines().any(|l| l == "ecir: warning: evidence/stray.log: not referenced by any journal record"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A time in the future or a step dated before T0 is recorded (responders back-fill) with
+/// one warning line naming the value, what is odd and a hint.
+#[test]
+fn odd_times_are_recorded_with_a_warning() {
+    let dir = temp_dir("case-odd-times");
+    let case = dir.join("case");
+    let c = case.to_str().unwrap();
+    new_case(c, "card-skimming"); // T0 2026-11-20 03:00
+    let warnings = |o: &std::process::Output| -> Vec<String> {
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    let o = run(&[
+        "case",
+        "step",
+        c,
+        "CS-01",
+        "--status",
+        "done",
+        "--at",
+        "2026-11-19 09:00",
+    ]);
+    let w = warnings(&o);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("ecir: warning: --at 2026-11-19T09:00:00+09:00 is 18h 0m before the discovery time (T0 2026-11-20T03:00:00+09:00); recorded as given (hint: "),
+        "{w:?}"
+    );
+    // Far ahead of any clock this test runs on.
+    let o = run(&[
+        "case",
+        "step",
+        c,
+        "CS-02",
+        "--status",
+        "done",
+        "--at",
+        "2099-01-01 00:00",
+    ]);
+    let w = warnings(&o);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("ecir: warning: --at 2099-01-01T00:00:00+09:00 is ")
+            && w[0].contains(" in the future (now "),
+        "{w:?}"
+    );
+    // A step between T0 and now: no warning.
+    let o = run(&[
+        "case",
+        "step",
+        c,
+        "CS-03",
+        "--status",
+        "done",
+        "--at",
+        "2026-11-20 04:00",
+    ]);
+    assert_eq!(warnings(&o), Vec::<String>::new());
+    let o = run(&["case", "discovered", c, "2099-01-01 00:00"]);
+    let w = warnings(&o);
+    assert!(
+        w.len() == 1
+            && w[0].starts_with("ecir: warning: the discovery time 2099-01-01T00:00:00+09:00 is "),
+        "{w:?}"
+    );
+    let o = run(&[
+        "case",
+        "new",
+        dir.join("c2").to_str().unwrap(),
+        "--playbook",
+        "web-shell",
+        "--discovered",
+        "2099-01-01 00:00",
+    ]);
+    let w = warnings(&o);
+    assert!(
+        w.len() == 1
+            && w[0].starts_with("ecir: warning: --discovered 2099-01-01T00:00:00+09:00 is "),
+        "{w:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `ecir scan DIR --case CASE` with CASE inside DIR is refused before anything is read or
+/// written: the scan would read the case's own journal and evidence copies as logs.
+#[test]
+fn scan_refuses_a_case_inside_its_input() {
+    let dir = temp_dir("case-in-input");
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    write(
+        &logs,
+        "access_log",
+        line(
+            "203.0.113.5",
+            "03/Nov/2026:10:00:00 +0900",
+            "GET / HTTP/1.1",
+            200,
+            1,
+            "x",
+        ),
+    );
+    let case = logs.join("case");
+    let c = case.to_str().unwrap();
+    new_case(c, "web-shell");
+    let journal = std::fs::read(case.join("journal.jsonl")).unwrap();
+    let o = run(&["scan", "--quiet", logs.to_str().unwrap(), "--case", c]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the case directory is inside the input") && err.contains("hint: "),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(case.join("journal.jsonl")).unwrap(), journal);
+    // Beside the logs it is attached.
+    let beside = dir.join("case");
+    new_case(beside.to_str().unwrap(), "web-shell");
+    let o = run(&[
+        "scan",
+        "--quiet",
+        logs.join("access_log").to_str().unwrap(),
+        "--case",
+        beside.to_str().unwrap(),
+    ]);
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -520,29 +520,93 @@ pub fn add_evidence(
     )
 }
 
-/// Checks and normalizes one variable value against its declared type.
+/// The type of variable `name` in a case of `pb`: the playbook's declaration, else the
+/// incident record's ([`crate::report::RECORD_VARS`]); an error naming the close or the
+/// declared names when neither knows it (a typo would otherwise be journaled unnoticed,
+/// and never decide the condition or deadline it was meant for).
+fn var_type(pb: &Playbook, name: &str) -> Result<VarType, Error> {
+    let record = crate::report::RECORD_VARS;
+    if let Some(v) = pb.variable(name) {
+        return Ok(v.kind);
+    }
+    if let Some((_, kind)) = record.iter().find(|(n, _)| *n == name) {
+        return Ok(*kind);
+    }
+    let mut known: Vec<&str> = pb.variables.iter().map(|v| v.name.as_str()).collect();
+    for (n, _) in record {
+        if !known.contains(n) {
+            known.push(n);
+        }
+    }
+    let close: Vec<&str> = known
+        .iter()
+        .copied()
+        .filter(|k| {
+            edit_distance(k, name) <= 2.max(name.len() / 4)
+                || (name.len() >= 4 && (k.contains(name) || name.contains(k)))
+        })
+        .collect();
+    let declared: Vec<&str> = pb.variables.iter().map(|v| v.name.as_str()).collect();
+    let listed = if !close.is_empty() {
+        format!("did you mean {}?", close.join(", "))
+    } else if !declared.is_empty() {
+        format!("its variables: {}", declared.join(", "))
+    } else {
+        "it declares no variables".to_string()
+    };
+    Err(Error::UnknownVariable(format!(
+        "`{}` is not a variable of playbook {} nor of the incident record; {listed}",
+        escape_controls(name, 100),
+        pb.id
+    )))
+}
+
+/// Levenshtein distance over characters (variable names are short).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// Checks and normalizes one variable value against its type ([`var_type`]).
 fn normalize_var(pb: &Playbook, name: &str, value: &str, tz: Tz) -> Result<String, Error> {
     let value = value.trim();
-    match pb.variable(name).map(|v| v.kind) {
-        Some(VarType::Bool) => match value.to_ascii_lowercase().as_str() {
+    match var_type(pb, name)? {
+        VarType::Bool => match value.to_ascii_lowercase().as_str() {
             "true" | "yes" | "y" | "1" | "on" => Ok("true".into()),
             "false" | "no" | "n" | "0" | "off" => Ok("false".into()),
             _ => Err(Error::Invalid(format!(
                 "{name} is a yes/no variable: use true or false, not `{value}`"
             ))),
         },
-        Some(VarType::Int) => value
-            .parse::<i64>()
-            .map(|n| n.to_string())
-            .map_err(|_| Error::Invalid(format!("{name} is a number, not `{value}`"))),
-        Some(VarType::Time) => parse_time(value, tz).map(|t| rfc(t, tz)),
-        Some(VarType::String) | None => Ok(mask_card_data(value)),
+        // `int` variables are counts (orders, people, cards): never negative.
+        VarType::Int => match value.parse::<i64>() {
+            Ok(n) if n < 0 => Err(Error::Invalid(format!(
+                "{name} is a count: it cannot be negative (`{value}`)"
+            ))),
+            Ok(n) => Ok(n.to_string()),
+            Err(_) => Err(Error::Invalid(format!(
+                "{name} is a count (a whole number, 0 or more), not `{value}`"
+            ))),
+        },
+        VarType::Time => parse_time(value, tz).map(|t| rfc(t, tz)),
+        VarType::String => Ok(mask_card_data(value)),
     }
 }
 
-/// Sets case variables from `NAME=VALUE` assignments. Declared variables are type-checked
-/// (times normalized to RFC 3339 in the case zone); undeclared names are allowed (e.g. the
-/// `ppc_*` report fields). Card numbers in values are masked.
+/// Sets case variables from `NAME=VALUE` assignments, type-checked (times normalized to
+/// RFC 3339 in the case zone, counts 0 or more). A name must be declared by the playbook or
+/// read by the incident record ([`crate::report::RECORD_VARS`], e.g. the `ppc_*` report
+/// items); any other is refused, naming the close ones. Card numbers in values are masked.
 pub fn set_vars(
     dir: &Path,
     assignments: &[String],
@@ -594,6 +658,94 @@ pub fn correct_discovery(
             reason: reason.map(mask_card_data),
         },
     )
+}
+
+/// How far past now a recorded time may lie before [`odd_times`] calls it odd: the clocks of
+/// two machines disagree a little.
+pub const FUTURE_SLACK_SECS: i64 = 300;
+
+/// Which time of a record [`odd_times`] found odd.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TimeField {
+    /// When the action happened (`--at`).
+    At,
+    /// The discovery time (T0).
+    Discovered,
+    /// A time variable set in the record.
+    Var(String),
+}
+
+/// A recorded time that is probably a mistake: accepted (responders back-fill), but the
+/// user should be told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OddTime {
+    pub field: TimeField,
+    /// The time as recorded (RFC 3339 in the case zone).
+    pub value: String,
+    /// What is odd about it, e.g. `2d 3h in the future (now …)`.
+    pub problem: String,
+    pub hint: &'static str,
+}
+
+/// The odd times of `rec`, a record just appended to the case `st` (replayed after it), at
+/// `now`: any time more than [`FUTURE_SLACK_SECS`] in the future (the action's time, the
+/// discovery time, a time variable set), and a step or variable change dated before the
+/// discovery time. Times of the past, variables such as `exposure_start` before T0 and
+/// actions recorded without an explicit time are not odd.
+pub fn odd_times(st: &CaseState, rec: &Record, now: DateTime<Utc>) -> Vec<OddTime> {
+    let mut out = Vec::new();
+    let future = |field: TimeField, t: DateTime<Utc>, out: &mut Vec<OddTime>| {
+        let ahead = (t - now).num_seconds();
+        if ahead > FUTURE_SLACK_SECS {
+            out.push(OddTime {
+                field,
+                value: rfc(t, st.tz),
+                problem: format!(
+                    "{} in the future (now {})",
+                    deadline::span(ahead, false),
+                    rfc(now, st.tz)
+                ),
+                hint: "check the date and the zone (a time without an offset is read in the case zone)",
+            });
+            true
+        } else {
+            false
+        }
+    };
+    match &rec.what {
+        What::Open { discovered, .. } | What::Discovered { discovered, .. } => {
+            if let Ok(t) = parse_time(discovered, st.tz) {
+                future(TimeField::Discovered, t, &mut out);
+            }
+        }
+        What::Step { .. } | What::Set { .. } => {
+            if let Ok(t) = parse_time(&rec.at, st.tz) {
+                if !future(TimeField::At, t, &mut out) && t < st.discovered {
+                    out.push(OddTime {
+                        field: TimeField::At,
+                        value: rfc(t, st.tz),
+                        problem: format!(
+                            "{} before the discovery time (T0 {})",
+                            deadline::span((st.discovered - t).num_seconds(), false),
+                            rfc(st.discovered, st.tz)
+                        ),
+                        hint: "check the date, or correct T0 with `ecir case discovered DIR TIME` if the incident was known earlier",
+                    });
+                }
+            }
+        }
+        _ => {}
+    }
+    if let What::Set { vars } = &rec.what {
+        for (k, v) in vars {
+            if matches!(var_type(&st.playbook, k), Ok(VarType::Time)) {
+                if let Ok(t) = parse_time(v, st.tz) {
+                    future(TimeField::Var(k.clone()), t, &mut out);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// A step's deadline as computed for a case.
@@ -749,6 +901,22 @@ pub struct CaseStatus {
     pub variables: BTreeMap<String, String>,
 }
 
+impl CaseStatus {
+    /// The steps that have a deadline, by due time: earliest first, then those whose due
+    /// time is not known yet (waiting for an anchor), in playbook order.
+    pub fn deadlines_by_due(&self) -> Vec<&StepStatusRow> {
+        by_due(self.steps.iter().filter(|r| r.deadline_kind.is_some()))
+    }
+}
+
+/// `rows` ordered by due time (`seconds_left`, counted from one instant), earliest first;
+/// rows without one last; the sort is stable, so ties keep playbook order.
+fn by_due<'a>(rows: impl Iterator<Item = &'a StepStatusRow>) -> Vec<&'a StepStatusRow> {
+    let mut rows: Vec<&StepStatusRow> = rows.collect();
+    rows.sort_by_key(|r| (r.seconds_left.is_none(), r.seconds_left));
+    rows
+}
+
 /// Status of a case at `at` (default now).
 pub fn status(dir: &Path, at: Option<&str>) -> Result<CaseStatus, Error> {
     let st = state(dir)?;
@@ -810,8 +978,8 @@ pub fn status_of(st: &CaseState, now: DateTime<Utc>) -> CaseStatus {
             })
         })
         .collect();
-    let overdue_hard = rows
-        .iter()
+    let overdue_hard = by_due(rows.iter())
+        .into_iter()
         .filter(|r| r.overdue && r.deadline_kind == Some(DeadlineKind::Hard))
         .map(|r| r.id.clone())
         .collect();

@@ -16,7 +16,7 @@ pub enum Error {
     /// A file read whole (a playbook, the journal) is missing, not a regular file, over its
     /// size cap, or unreadable.
     Read(ecir_input::BoundedReadError),
-    /// A playbook did not parse or lint clean.
+    /// A playbook did not parse or lint clean: every problem, each naming its file and line.
     Playbook(Vec<Problem>),
     /// No bundled playbook (or file) by that name.
     UnknownPlaybook(String),
@@ -24,6 +24,9 @@ pub enum Error {
     UnknownStep(String),
     /// A bad argument value (time, variable assignment, zone, format...).
     Invalid(String),
+    /// `case set` of a variable neither the playbook nor the incident record knows: the
+    /// message names the close or declared names.
+    UnknownVariable(String),
     /// The case directory exists already, or is not a case.
     Case(String),
     /// The journal or an evidence file does not hold: names the first broken record or file.
@@ -39,10 +42,12 @@ impl fmt::Display for Error {
         match self {
             Error::Io { path, source } => write!(f, "{}: {}", path.display(), source),
             Error::Read(e) => write!(f, "{e}"),
+            // One line (`; ` between problems), each naming its file and line: a message is
+            // printed as one line. The CLI prints each problem on a line of its own.
             Error::Playbook(problems) => {
                 for (i, p) in problems.iter().enumerate() {
                     if i > 0 {
-                        writeln!(f)?;
+                        f.write_str("; ")?;
                     }
                     write!(f, "{p}")?;
                 }
@@ -50,7 +55,9 @@ impl fmt::Display for Error {
             }
             Error::UnknownPlaybook(id) => write!(f, "unknown playbook: {id}"),
             Error::UnknownStep(id) => write!(f, "unknown step: {id}"),
-            Error::Invalid(m) | Error::Case(m) | Error::Busy(m) => f.write_str(m),
+            Error::Invalid(m) | Error::Case(m) | Error::Busy(m) | Error::UnknownVariable(m) => {
+                f.write_str(m)
+            }
             Error::Tampered(m) => write!(f, "verification failed: {m}"),
             Error::Cacao(m) => write!(f, "CACAO import: {m}"),
         }
@@ -64,6 +71,9 @@ impl Error {
             Error::Read(e) => e.hint(),
             Error::Tampered(_) => Some("`ecir case verify DIR` explains what does not hold"),
             Error::Busy(_) => Some("retry when the other command on this case has finished"),
+            Error::UnknownVariable(_) => Some(
+                "`ecir playbook show ID` lists a playbook's variables; the ppc_* items of the incident record can be set in every case",
+            ),
             _ => None,
         }
     }

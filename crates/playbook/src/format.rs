@@ -286,6 +286,60 @@ impl Playbook {
     pub fn step(&self, id: &str) -> Option<&Step> {
         self.steps.iter().find(|s| s.id == id)
     }
+
+    /// The steps in an order that respects `after`: no step before one it comes after.
+    /// Among the steps whose dependencies are all placed, the earliest phase comes first,
+    /// then declaration order. Dependencies on unknown steps are ignored; steps on a cycle
+    /// (the linter refuses those) follow the rest in phase, then declaration, order.
+    pub fn steps_in_dependency_order(&self) -> Vec<&Step> {
+        use std::collections::{BTreeSet, HashMap};
+        let index: HashMap<&str, usize> = self
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
+        let deps: Vec<BTreeSet<usize>> = self
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                s.after
+                    .iter()
+                    .filter_map(|d| index.get(d.as_str()).copied())
+                    .filter(|&d| d != i)
+                    .collect()
+            })
+            .collect();
+        let mut waiting: Vec<usize> = deps.iter().map(BTreeSet::len).collect();
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); self.steps.len()];
+        for (i, ds) in deps.iter().enumerate() {
+            for &d in ds {
+                dependents[d].push(i);
+            }
+        }
+        let key = |i: usize| (self.steps[i].phase, i);
+        let mut ready: BTreeSet<(Phase, usize)> = (0..self.steps.len())
+            .filter(|&i| waiting[i] == 0)
+            .map(key)
+            .collect();
+        let mut placed = vec![false; self.steps.len()];
+        let mut out = Vec::with_capacity(self.steps.len());
+        while let Some((_, i)) = ready.pop_first() {
+            placed[i] = true;
+            out.push(&self.steps[i]);
+            for &n in &dependents[i] {
+                waiting[n] -= 1;
+                if waiting[n] == 0 {
+                    ready.insert(key(n));
+                }
+            }
+        }
+        let mut rest: Vec<usize> = (0..self.steps.len()).filter(|&i| !placed[i]).collect();
+        rest.sort_by_key(|&i| key(i));
+        out.extend(rest.into_iter().map(|i| &self.steps[i]));
+        out
+    }
     pub fn variable(&self, name: &str) -> Option<&Variable> {
         self.variables.iter().find(|v| v.name == name)
     }
@@ -1313,5 +1367,30 @@ rule = "rule"
                 .replace("unit = \"days\"", &format!("unit = \"{unit}\""));
             assert!(problems(&src).is_empty(), "{offset} {unit}");
         }
+    }
+
+    #[test]
+    fn dependency_order_respects_after_then_phase_then_declaration() {
+        let mut pb = crate::bundled::find_bundled("card-skimming").unwrap();
+        pb.steps.truncate(3); // CS-01 detect, CS-02 detect after 01, CS-03 contain after 01
+        pb.steps[1].after = vec!["CS-03".into(), "CS-03".into(), "nope".into()];
+        let ids = |pb: &Playbook| -> Vec<String> {
+            pb.steps_in_dependency_order()
+                .iter()
+                .map(|s| s.id.clone())
+                .collect()
+        };
+        assert_eq!(ids(&pb), ["CS-01", "CS-03", "CS-02"]);
+        // Ready steps: the earlier phase first, then declaration order.
+        pb.steps[1].after = vec!["CS-01".into()];
+        pb.steps[1].phase = Phase::Notify;
+        assert_eq!(ids(&pb), ["CS-01", "CS-03", "CS-02"]);
+        pb.steps[1].phase = Phase::Contain;
+        assert_eq!(ids(&pb), ["CS-01", "CS-02", "CS-03"]);
+        // A cycle (refused by the linter) still lists every step once.
+        pb.steps[0].after = vec!["CS-02".into()];
+        pb.steps[1].after = vec!["CS-01".into()];
+        pb.steps[2].after = Vec::new();
+        assert_eq!(ids(&pb), ["CS-03", "CS-01", "CS-02"]);
     }
 }

@@ -331,6 +331,11 @@ pub struct Verified {
     /// Hash of the last record: write it down elsewhere to anchor the journal.
     pub head: String,
     pub evidence_files: u64,
+    /// Files in the case's `evidence/` directory that no record names (paths relative to the
+    /// case directory, sorted): a copy left by a command that failed before journaling it,
+    /// or a file put there by hand. Not tampering with recorded evidence, so not an error;
+    /// the CLI warns about each.
+    pub unreferenced: Vec<String>,
 }
 
 /// The files recorded as evidence, with the number of the record that stored each.
@@ -412,9 +417,48 @@ pub(crate) fn verify_locked(dir: &Path) -> Result<Verified, Error> {
             )));
         }
     }
+    let referenced: std::collections::BTreeSet<&str> =
+        files.iter().map(|(_, e)| e.stored.as_str()).collect();
+    let mut unreferenced = Vec::new();
+    unreferenced_in(
+        dir,
+        crate::case::EVIDENCE_DIR,
+        &referenced,
+        &mut unreferenced,
+    )?;
+    unreferenced.sort();
     Ok(Verified {
         records: recs.len() as u64,
         head: recs.last().map(|r| r.hash.clone()).unwrap_or_default(),
         evidence_files: files.len() as u64,
+        unreferenced,
     })
+}
+
+/// Adds to `out` every entry below `dir/rel` (a directory of the case) that is not a
+/// directory and not in `referenced`, as a `/`-separated path relative to `dir`. Links are
+/// not followed; a missing directory holds nothing.
+fn unreferenced_in(
+    dir: &Path,
+    rel: &str,
+    referenced: &std::collections::BTreeSet<&str>,
+    out: &mut Vec<String>,
+) -> Result<(), Error> {
+    let path = dir.join(rel);
+    let entries = match fs::read_dir(&path) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::Io { path, source: e }),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io(&path))?;
+        let name = format!("{rel}/{}", entry.file_name().to_string_lossy());
+        let is_dir = entry.file_type().map_err(io(entry.path()))?.is_dir();
+        if is_dir {
+            unreferenced_in(dir, &name, referenced, out)?;
+        } else if !referenced.contains(name.as_str()) {
+            out.push(name);
+        }
+    }
+    Ok(())
 }

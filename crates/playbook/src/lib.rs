@@ -27,9 +27,9 @@ pub mod report;
 pub use bundled::{bundled, find_bundled, list, load, PlaybookSummary};
 pub use cacao::{export_cacao, import_cacao, to_toml};
 pub use case::{
-    add_evidence, add_note, apply_step, attach_report, correct_discovery, new_case,
+    add_evidence, add_note, apply_step, attach_report, correct_discovery, new_case, odd_times,
     report_var_notes, run_next, set_vars, state, status, CaseState, CaseStatus, NewCase,
-    NextOutcome, StepStatus, StepStatusRow, StepUpdate, STATUS_SCHEMA,
+    NextOutcome, OddTime, StepStatus, StepStatusRow, StepUpdate, TimeField, STATUS_SCHEMA,
 };
 pub use error::Error;
 pub use format::{

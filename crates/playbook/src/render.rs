@@ -10,7 +10,7 @@ use ecir_model::text::escape_controls_keep_lines;
 
 use crate::case::{CaseStatus, StepStatus};
 use crate::deadline;
-use crate::format::{Anchor, Deadline, DeadlineKind, Lang, Phase, Playbook, Unit};
+use crate::format::{Anchor, Deadline, DeadlineKind, Lang, Playbook, Unit};
 
 /// `s` with control and bidi characters escaped (`\x1b`, `\u{202e}`) and its line breaks and
 /// tabs kept; `s` itself when there is nothing to escape.
@@ -93,47 +93,46 @@ pub fn show(pb: &Playbook, lang: Lang) -> String {
             );
         }
     }
-    for phase in Phase::ALL {
-        let steps: Vec<_> = pb.steps.iter().filter(|st| st.phase == phase).collect();
-        if steps.is_empty() {
-            continue;
+    // As the Markdown export: in dependency order, a heading wherever the phase changes.
+    let mut phase = None;
+    for st in pb.steps_in_dependency_order() {
+        if phase != Some(st.phase) {
+            phase = Some(st.phase);
+            let _ = writeln!(s, "\n== {} ==", st.phase.label(lang));
         }
-        let _ = writeln!(s, "\n== {} ==", phase.label(lang));
-        for st in steps {
-            let _ = writeln!(s, "[{}] {}", st.id, st.title.get(lang));
-            for line in st.text.get(lang).lines() {
-                let _ = writeln!(s, "    {line}");
-            }
-            if let Some(w) = &st.when {
-                let _ = writeln!(s, "    {} {w}", t(lang, "条件:", "when:"));
-            }
-            if !st.after.is_empty() {
-                let _ = writeln!(
-                    s,
-                    "    {} {}",
-                    t(lang, "前提:", "after:"),
-                    st.after.join(", ")
-                );
-            }
-            for d in &st.deadlines {
-                let _ = writeln!(
-                    s,
-                    "    {} {}",
-                    t(lang, "期限:", "deadline:"),
-                    describe_deadline(d, lang)
-                );
-            }
-            for e in &st.evidence {
-                let _ = writeln!(s, "    {} {}", t(lang, "証跡:", "evidence:"), e.get(lang));
-            }
-            if !st.rules.is_empty() {
-                let _ = writeln!(
-                    s,
-                    "    {} {}",
-                    t(lang, "根拠:", "rules:"),
-                    st.rules.join("; ")
-                );
-            }
+        let _ = writeln!(s, "[{}] {}", st.id, st.title.get(lang));
+        for line in st.text.get(lang).lines() {
+            let _ = writeln!(s, "    {line}");
+        }
+        if let Some(w) = &st.when {
+            let _ = writeln!(s, "    {} {w}", t(lang, "条件:", "when:"));
+        }
+        if !st.after.is_empty() {
+            let _ = writeln!(
+                s,
+                "    {} {}",
+                t(lang, "前提:", "after:"),
+                st.after.join(", ")
+            );
+        }
+        for d in &st.deadlines {
+            let _ = writeln!(
+                s,
+                "    {} {}",
+                t(lang, "期限:", "deadline:"),
+                describe_deadline(d, lang)
+            );
+        }
+        for e in &st.evidence {
+            let _ = writeln!(s, "    {} {}", t(lang, "証跡:", "evidence:"), e.get(lang));
+        }
+        if !st.rules.is_empty() {
+            let _ = writeln!(
+                s,
+                "    {} {}",
+                t(lang, "根拠:", "rules:"),
+                st.rules.join("; ")
+            );
         }
     }
     terminal_safe(s)
@@ -155,6 +154,25 @@ fn md(s: &str) -> String {
         }
     }
     o
+}
+
+/// `s` as a Markdown code span: fenced by one more backtick than the longest run in it, so
+/// no text can close the span early and be read as Markdown (a link) after it.
+fn code(s: &str) -> String {
+    let s = escape_controls_keep_lines(s).replace('\n', " ");
+    let mut longest = 0;
+    let mut run = 0;
+    for c in s.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    let pad = if s.starts_with('`') || s.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{s}{pad}{fence}")
 }
 
 /// `playbook export --format markdown`: a checklist document in one language.
@@ -185,47 +203,48 @@ pub fn export_markdown(pb: &Playbook, lang: Lang) -> String {
         }
         s.push('\n');
     }
-    for phase in Phase::ALL {
-        let steps: Vec<_> = pb.steps.iter().filter(|st| st.phase == phase).collect();
-        if steps.is_empty() {
-            continue;
+    // In dependency order (a step never before one it comes after); a heading wherever the
+    // phase changes, so a phase may be visited again.
+    let mut phase = None;
+    for st in pb.steps_in_dependency_order() {
+        if phase != Some(st.phase) {
+            phase = Some(st.phase);
+            let _ = writeln!(s, "## {}\n", st.phase.label(lang));
         }
-        let _ = writeln!(s, "## {}\n", phase.label(lang));
-        for st in steps {
-            let _ = writeln!(s, "### [ ] {} {}\n", st.id, md(st.title.get(lang)));
-            let _ = writeln!(s, "{}\n", md(st.text.get(lang)));
-            if let Some(w) = &st.when {
-                let _ = writeln!(s, "- {} `{}`", t(lang, "条件:", "When:"), w);
-            }
-            if !st.after.is_empty() {
-                let _ = writeln!(
-                    s,
-                    "- {} {}",
-                    t(lang, "前提:", "After:"),
-                    st.after.join(", ")
-                );
-            }
-            for d in &st.deadlines {
-                let _ = writeln!(
-                    s,
-                    "- {} {}",
-                    t(lang, "期限:", "Deadline:"),
-                    md(&describe_deadline(d, lang))
-                );
-            }
-            for e in &st.evidence {
-                let _ = writeln!(s, "- {} {}", t(lang, "証跡:", "Evidence:"), md(e.get(lang)));
-            }
-            if !st.rules.is_empty() {
-                let _ = writeln!(
-                    s,
-                    "- {} {}",
-                    t(lang, "根拠:", "Rules:"),
-                    md(&st.rules.join("; "))
-                );
-            }
-            s.push('\n');
+        // Step ids are free text (and imported CACAO text): escaped like the prose.
+        let _ = writeln!(s, "### [ ] {} {}\n", md(&st.id), md(st.title.get(lang)));
+        let _ = writeln!(s, "{}\n", md(st.text.get(lang)));
+        if let Some(w) = &st.when {
+            let _ = writeln!(s, "- {} {}", t(lang, "条件:", "When:"), code(w));
         }
+        if !st.after.is_empty() {
+            let _ = writeln!(
+                s,
+                "- {} {}",
+                t(lang, "前提:", "After:"),
+                md(&st.after.join(", "))
+            );
+        }
+        for d in &st.deadlines {
+            let _ = writeln!(
+                s,
+                "- {} {}",
+                t(lang, "期限:", "Deadline:"),
+                md(&describe_deadline(d, lang))
+            );
+        }
+        for e in &st.evidence {
+            let _ = writeln!(s, "- {} {}", t(lang, "証跡:", "Evidence:"), md(e.get(lang)));
+        }
+        if !st.rules.is_empty() {
+            let _ = writeln!(
+                s,
+                "- {} {}",
+                t(lang, "根拠:", "Rules:"),
+                md(&st.rules.join("; "))
+            );
+        }
+        s.push('\n');
     }
     terminal_safe(s)
 }
@@ -263,11 +282,7 @@ pub fn render_status(st: &CaseStatus) -> String {
         );
     }
     let _ = writeln!(s, "\n{}", t(lang, "期限:", "Deadlines:"));
-    for r in st
-        .steps
-        .iter()
-        .filter(|r| r.deadline_kind.is_some() && r.applies)
-    {
+    for r in st.deadlines_by_due().into_iter().filter(|r| r.applies) {
         let kind = match r.deadline_kind {
             Some(DeadlineKind::Hard) => t(lang, "厳守", "hard"),
             _ => t(lang, "目安", "soft"),
@@ -401,12 +416,55 @@ mod tests {
                 "{out}"
             );
             assert!(out.contains("x1b") && out.contains("x9b2J"), "{out}");
-            assert!(out.contains("CS\\u{202e}01"), "{out}");
+            // Markdown doubles the escape's backslash, so that it renders as written.
+            assert!(
+                out.contains("CS\\u{202e}01") || out.contains("CS\\\\u{202e}01"),
+                "{out}"
+            );
         }
+        assert!(export_markdown(&pb, Lang::En).contains("### [ ] CS\\\\u{202e}01"));
         let text = show(&pb, Lang::En);
         assert!(
             text.contains("    line 1\n    \tline 2 \\x07\\x0dover\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn markdown_export_escapes_link_syntax_in_ids_and_conditions() {
+        let mut pb = find_bundled("card-skimming").unwrap();
+        pb.steps[0].id = "[a](javascript:alert(1))".into();
+        pb.steps[1].after = vec!["[b](data:text/html,x)".into()];
+        pb.steps[1].when = Some("x = `y` [c](vbscript:z)".into());
+        let md = export_markdown(&pb, Lang::En);
+        assert!(md.contains("### [ ] \\[a\\](javascript:alert(1))"), "{md}");
+        assert!(md.contains("- After: \\[b\\](data:text/html,x)"), "{md}");
+        assert!(md.contains("- When: ``x = `y` [c](vbscript:z)``"), "{md}");
+        assert_eq!(code("`a`"), "`` `a` ``");
+    }
+
+    #[test]
+    fn markdown_export_and_show_order_steps_by_dependency() {
+        let pb = find_bundled("card-skimming").unwrap();
+        for (out, mark) in [
+            (export_markdown(&pb, Lang::En), "### [ ] "),
+            (show(&pb, Lang::En), "\n["),
+        ] {
+            let at = |id: &str| {
+                out.find(&format!("{mark}{id}"))
+                    .unwrap_or_else(|| panic!("{id} not in {out}"))
+            };
+            // CS-08 (detect) comes after CS-05 (notify), CS-21 (recover) after CS-08.
+            assert!(
+                at("CS-05") < at("CS-08") && at("CS-08") < at("CS-21"),
+                "{out}"
+            );
+            for st in &pb.steps {
+                for dep in &st.after {
+                    assert!(at(dep) < at(&st.id), "{dep} before {}", st.id);
+                }
+            }
+            assert_eq!(out.matches(mark).count(), pb.steps.len());
+        }
     }
 }

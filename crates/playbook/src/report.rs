@@ -9,8 +9,28 @@ use chrono::Utc;
 
 use crate::case::{self, status_of, CaseState, StepStatus};
 use crate::error::Error;
-use crate::format::{DeadlineKind, Lang};
+use crate::format::{DeadlineKind, Lang, VarType};
 use crate::journal::What;
+
+/// Variables the incident record reads besides a playbook's own: the items of the PPC
+/// report draft and the values an attached scan report fills. `case set` accepts them in
+/// every case, with these types unless the playbook declares them itself.
+pub const RECORD_VARS: &[(&str, VarType)] = &[
+    ("ppc_overview", VarType::String),
+    ("ppc_data_items", VarType::String),
+    ("ppc_cause", VarType::String),
+    ("ppc_secondary_damage", VarType::String),
+    ("ppc_individual_notice", VarType::String),
+    ("ppc_publication", VarType::String),
+    ("ppc_prevention", VarType::String),
+    ("ppc_other", VarType::String),
+    ("affected_count", VarType::Int),
+    ("completed_orders", VarType::Int),
+    ("exposure_start", VarType::Time),
+    ("exposure_end", VarType::Time),
+    ("card_data_exposed", VarType::Bool),
+    ("unauthorized_access", VarType::Bool),
+];
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ReportFormat {
@@ -315,7 +335,7 @@ fn build(st: &CaseState, head: &str) -> Vec<Block> {
     ));
     b.push(Block::H(2, t(lang, "期限", "Deadlines")));
     let mut rows = Vec::new();
-    for r in status.steps.iter().filter(|r| r.deadline_kind.is_some()) {
+    for r in status.deadlines_by_due() {
         let outcome = if !r.applies {
             t(lang, "対象外", "does not apply")
         } else if r.deadline.is_none() {
@@ -360,6 +380,13 @@ fn build(st: &CaseState, head: &str) -> Vec<Block> {
         rows,
     ));
     b.push(Block::H(2, t(lang, "手順の状況", "Steps")));
+    // In dependency order, as the playbook export: no step before one it comes after.
+    let steps: Vec<&case::StepStatusRow> = st
+        .playbook
+        .steps_in_dependency_order()
+        .into_iter()
+        .filter_map(|s| status.steps.iter().find(|r| r.id == s.id))
+        .collect();
     b.push(Block::Table(
         vec![
             t(lang, "手順", "step"),
@@ -368,9 +395,8 @@ fn build(st: &CaseState, head: &str) -> Vec<Block> {
             t(lang, "状況", "status"),
             t(lang, "完了日時", "when"),
         ],
-        status
-            .steps
-            .iter()
+        steps
+            .into_iter()
             .map(|r| {
                 vec![
                     r.id.clone(),
@@ -440,10 +466,13 @@ fn build(st: &CaseState, head: &str) -> Vec<Block> {
 
 /// One Markdown cell, heading or paragraph: control and bidi characters escaped (a note or
 /// variable value is whatever the responder typed or pasted), Markdown and HTML specials
-/// neutralised, line breaks as `<br>`.
+/// neutralised, line breaks as `<br>`. Every `[` is escaped, so no text can open a link or
+/// an image (`[x](javascript:…)`, `![x](data:…)`, a reference definition): a pasted note
+/// shows as text, never as a clickable script link; `<` is escaped, so no autolink either.
 fn md_cell(s: &str) -> String {
     ecir_model::text::escape_controls_keep_lines(s)
         .replace('\\', "\\\\")
+        .replace('[', "\\[")
         .replace('|', "\\|")
         .replace('\n', "<br>")
         .replace('<', "&lt;")

@@ -884,12 +884,13 @@ fn notes_values_and_file_names_with_controls_are_escaped_in_text_outputs() {
     add_evidence(&dir, Some("CS-01"), &evidence, "bob", None).unwrap();
     let md = case_report(&dir, ReportFormat::Markdown).unwrap();
     assert_eq!(raw_control(&md), None, "{md}");
+    // (`[` escaped too: no text opens a Markdown link.)
     for shown in [
         "\\\\x1b]8;;http://x\\\\x1b\\\\link",
-        "\\\\x1b[2J\\\\x9b1m\\\\u{202e}txt.exe\\\\x0dforged",
-        "alice\\\\x1b[31m",
-        "plugin \\\\x1b[5mSQLi\\\\x07",
-        "shell\\\\x1b[31m.php",
+        "\\\\x1b\\[2J\\\\x9b1m\\\\u{202e}txt.exe\\\\x0dforged",
+        "alice\\\\x1b\\[31m",
+        "plugin \\\\x1b\\[5mSQLi\\\\x07",
+        "shell\\\\x1b\\[31m.php",
     ] {
         assert!(md.contains(shown), "{shown} not in {md}");
     }
@@ -1062,4 +1063,271 @@ fn a_skipped_or_not_applicable_deadline_is_not_shown_as_met() {
     assert!(!text.contains("(met)"), "{text}");
     let report = case_report(&dir, ReportFormat::Markdown).unwrap();
     assert!(!report.contains("| met |"), "{report}");
+}
+
+/// The step ids of the rows of `table` (a Markdown table whose first column is the step),
+/// after the heading `heading`, in order.
+fn table_ids(md: &str, heading: &str) -> Vec<String> {
+    md.split(heading)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {heading} in {md}"))
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            l.trim_start_matches("| ")
+                .split(' ')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn deadlines_are_listed_by_due_time_unknown_ones_last() {
+    let tmp = TempDir::new("by-due");
+    let dir = open(&tmp, "card-skimming", "2026-11-20T10:00:00+09:00");
+    let st = status(&dir, Some("2026-11-20T11:00:00+09:00")).unwrap();
+    // CS-08 and CS-20 fall at the same instant (T0 + 72 h): playbook order between them.
+    let want = [
+        "CS-05", "CS-08", "CS-20", "CS-10", "CS-13", "CS-24", "CS-19", "CS-21", "CS-23",
+    ];
+    let text = render_status(&st);
+    let listed: Vec<&str> = text
+        .split("Deadlines:\n")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .map(|l| l[3..].split(' ').next().unwrap())
+        .collect();
+    assert_eq!(listed, want, "{text}");
+    let ids: Vec<&str> = st
+        .deadlines_by_due()
+        .iter()
+        .map(|r| r.id.as_str())
+        .collect();
+    assert_eq!(ids, want);
+    let md = case_report(&dir, ReportFormat::Markdown).unwrap();
+    assert_eq!(table_ids(&md, "## Deadlines"), want, "{md}");
+    // Overdue hard deadlines are named by due time too.
+    let st = status(&dir, Some("2026-12-30T10:00:00+09:00")).unwrap();
+    assert_eq!(st.overdue_hard, ["CS-20", "CS-13", "CS-24", "CS-19"]);
+}
+
+#[test]
+fn playbook_problems_display_on_one_line_each_naming_the_file() {
+    let tmp = TempDir::new("pb-problems");
+    let src = find_source("readiness").replace("phase = \"prepare\"", "phase = \"bogus\"");
+    let file = tmp.path().join("mine.toml");
+    fs::write(&file, &src).unwrap();
+    let e = new_case(
+        &tmp.path().join("case"),
+        &NewCase {
+            playbook: file.to_str().unwrap(),
+            discovered: "2026-11-20T10:00:00+09:00",
+            lang: Lang::En,
+            tz: "Asia/Tokyo",
+            by: "alice",
+            at: None,
+        },
+    )
+    .unwrap_err();
+    let Error::Playbook(problems) = &e else {
+        panic!("{e:?}")
+    };
+    assert!(problems.len() > 1, "{problems:?}");
+    let text = e.to_string();
+    assert!(!text.contains('\n'), "{text}");
+    let parts: Vec<&str> = text.split("; ").collect();
+    assert_eq!(parts.len(), problems.len(), "{text}");
+    assert!(parts.iter().all(|p| p.contains("mine.toml:")), "{text}");
+}
+
+#[test]
+fn script_links_in_notes_and_values_are_not_links_in_the_markdown_record() {
+    let tmp = TempDir::new("md-links");
+    let dir = open(&tmp, "card-skimming", "2026-11-20T08:00:00+09:00");
+    for note in [
+        "see [the log](javascript:alert(1))",
+        "![img](data:text/html;base64,PHNjcmlwdD4=)",
+        "[x](VBScript:msgbox(1)) and [y][r]",
+        "[r]: javascript:alert(2)",
+        "<javascript:alert(3)> \\[z](javascript:alert(4))",
+    ] {
+        add_note(&dir, Some("CS-01"), note, "alice", None).unwrap();
+    }
+    set_vars(
+        &dir,
+        &["ppc_cause=[click](javascript:alert(5))".into()],
+        "alice",
+        None,
+    )
+    .unwrap();
+    let md = case_report(&dir, ReportFormat::Markdown).unwrap();
+    // Every `[` is escaped (an odd number of backslashes before it): nothing opens a link.
+    for (i, _) in md.match_indices('[') {
+        let slashes = md[..i].chars().rev().take_while(|&c| c == '\\').count();
+        assert!(
+            slashes % 2 == 1,
+            "unescaped [ at {i}: {}",
+            &md[i.saturating_sub(40)..]
+        );
+    }
+    assert!(!md.contains("<javascript:"), "{md}");
+    assert!(md.contains("see \\[the log](javascript:alert(1))"), "{md}");
+}
+
+#[test]
+fn the_record_lists_steps_in_dependency_order() {
+    let tmp = TempDir::new("dep-order");
+    // The PSP report (CS-05) declared last, after the steps that come after it.
+    let src = find_source("card-skimming");
+    let start = src.find("[[steps]]\nid = \"CS-05\"").unwrap();
+    let end = start + 1 + src[start + 1..].find("[[steps]]").unwrap();
+    let moved = format!("{}{}\n{}", &src[..start], &src[end..], &src[start..end]);
+    let file = tmp.path().join("moved.toml");
+    fs::write(&file, &moved).unwrap();
+    let dir = open(&tmp, file.to_str().unwrap(), "2026-11-20T08:00:00+09:00");
+    let md = case_report(&dir, ReportFormat::Markdown).unwrap();
+    let ids = table_ids(&md, "## Steps");
+    let at = |id: &str| ids.iter().position(|x| x == id).unwrap();
+    let pb = find_bundled("card-skimming").unwrap();
+    assert_eq!(ids.len(), pb.steps.len());
+    for st in &pb.steps {
+        for dep in &st.after {
+            assert!(at(dep) < at(&st.id), "{dep} before {}: {ids:?}", st.id);
+        }
+    }
+    // The PSP report (CS-05) precedes the PFI (CS-08) and resuming card acceptance (CS-21).
+    assert!(
+        at("CS-05") < at("CS-08") && at("CS-08") < at("CS-21"),
+        "{ids:?}"
+    );
+}
+
+#[test]
+fn undeclared_variables_and_negative_counts_are_refused() {
+    let tmp = TempDir::new("vars");
+    let dir = open(&tmp, "card-skimming", "2026-11-20T08:00:00+09:00");
+    let set = |a: &str| set_vars(&dir, &[a.to_string()], "alice", None);
+    let e = set("affected_cuont=3").unwrap_err();
+    assert!(matches!(e, Error::UnknownVariable(_)), "{e:?}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("`affected_cuont` is not a variable of playbook card-skimming")
+            && msg.contains("did you mean affected_count?"),
+        "{msg}"
+    );
+    assert!(!msg.contains('\n') && e.hint().is_some());
+    // Nothing close: the declared names are listed.
+    let msg = set("zzz=1").unwrap_err().to_string();
+    assert!(msg.contains("its variables: card_data_exposed, "), "{msg}");
+    // Counts are never negative, declared or the record's own.
+    let e = set("affected_count=-3").unwrap_err();
+    assert!(e.to_string().contains("cannot be negative"), "{e}");
+    assert!(set("completed_orders=-1").is_err());
+    // The incident record's items are accepted in every case, typed.
+    let ws = TempDir::new("vars-ws");
+    let wdir = open(&ws, "web-shell", "2026-11-20T08:00:00+09:00");
+    let wset = |a: &str| set_vars(&wdir, &[a.to_string()], "alice", None);
+    wset("ppc_cause=SQLi in a plugin").unwrap();
+    wset("affected_count=0").unwrap();
+    assert!(wset("affected_count=-5").is_err());
+    assert!(wset("exposure_start=yesterday").is_err());
+    assert!(matches!(
+        wset("pfi_required=true"),
+        Err(Error::UnknownVariable(_))
+    ));
+    // Nothing of a refused command is journaled.
+    assert_eq!(journal_lines(&dir).len(), 1);
+}
+
+#[test]
+fn verify_lists_evidence_files_no_record_names() {
+    let tmp = TempDir::new("unreferenced");
+    let dir = open(&tmp, "card-skimming", "2026-11-20T08:00:00+09:00");
+    let ev = tmp.path().join("call.txt");
+    fs::write(&ev, "called the PSP").unwrap();
+    add_evidence(&dir, Some("CS-05"), &ev, "alice", None).unwrap();
+    assert_eq!(verify(&dir).unwrap().unreferenced, Vec::<String>::new());
+    fs::write(dir.join("evidence/stray.txt"), "dropped by hand").unwrap();
+    fs::create_dir_all(dir.join("evidence/sub")).unwrap();
+    fs::write(dir.join("evidence/sub/x.log"), "x").unwrap();
+    let v = verify(&dir).unwrap();
+    assert_eq!(v.evidence_files, 1);
+    assert_eq!(v.unreferenced, ["evidence/stray.txt", "evidence/sub/x.log"]);
+}
+
+#[test]
+fn future_and_pre_discovery_times_are_flagged_not_refused() {
+    let tmp = TempDir::new("odd-times");
+    let dir = open(&tmp, "card-skimming", "2026-11-20T10:00:00+09:00");
+    let now = instant("2026-11-21T10:00:00+09:00");
+    let odd = |rec: &journal::Record| odd_times(&state(&dir).unwrap(), rec, now);
+    let at = |t: &str| {
+        apply_step(
+            &dir,
+            &StepUpdate {
+                step: "CS-01",
+                status: StepStatus::Done,
+                note: None,
+                evidence: vec![],
+                by: "bob",
+                at: Some(t),
+            },
+        )
+        .unwrap()
+    };
+    // Between T0 and now (within the slack): nothing odd.
+    assert_eq!(odd(&at("2026-11-20T12:00:00+09:00")), vec![]);
+    assert_eq!(odd(&at("2026-11-21T10:04:00+09:00")), vec![]);
+    // A day ahead of now.
+    let o = odd(&at("2026-11-22T10:00:00+09:00"));
+    assert_eq!(o.len(), 1, "{o:?}");
+    assert_eq!(o[0].field, TimeField::At);
+    assert_eq!(o[0].value, "2026-11-22T10:00:00+09:00");
+    assert_eq!(
+        o[0].problem,
+        "1d 0h in the future (now 2026-11-21T10:00:00+09:00)"
+    );
+    // Before T0.
+    let o = odd(&at("2026-11-19T22:00:00+09:00"));
+    assert_eq!(o.len(), 1, "{o:?}");
+    assert!(
+        o[0].problem
+            .starts_with("12h 0m before the discovery time (T0 2026-11-20T10:00:00+09:00)"),
+        "{o:?}"
+    );
+    assert!(o[0].hint.contains("ecir case discovered"));
+    // A time variable in the future; exposure_start before T0 is not odd.
+    let rec = set_vars(
+        &dir,
+        &[
+            "pfi_engaged_at=2027-01-05 09:00".into(),
+            "exposure_start=2026-10-01 00:00".into(),
+        ],
+        "alice",
+        Some("2026-11-21T09:00:00+09:00"),
+    )
+    .unwrap();
+    let o = odd(&rec);
+    assert_eq!(o.len(), 1, "{o:?}");
+    assert_eq!(o[0].field, TimeField::Var("pfi_engaged_at".into()));
+    // A discovery time in the future, as opened or corrected.
+    let rec = correct_discovery(&dir, "2026-11-30 10:00", None, "alice", None).unwrap();
+    let o = odd(&rec);
+    assert_eq!(o.len(), 1, "{o:?}");
+    assert_eq!(o[0].field, TimeField::Discovered);
+    let st = state(&dir).unwrap();
+    assert_eq!(odd_times(&st, &st.records[0], now), vec![]);
+    let later = TempDir::new("odd-times-open");
+    let d2 = open(&later, "card-skimming", "2026-12-24T10:00:00+09:00");
+    let st = state(&d2).unwrap();
+    assert_eq!(
+        odd_times(&st, &st.records[0], now)[0].field,
+        TimeField::Discovered
+    );
 }
