@@ -454,9 +454,10 @@ mod tests {
                 out.find(&format!("{mark}{id}"))
                     .unwrap_or_else(|| panic!("{id} not in {out}"))
             };
-            // CS-08 (detect) comes after CS-05 (notify), CS-21 (recover) after CS-08.
+            // CS-08 (detect) comes after CS-05 (notify), CS-21 (recover) after CS-08, and
+            // reopening (CS-22) after the acquirer's approval (CS-21).
             assert!(
-                at("CS-05") < at("CS-08") && at("CS-08") < at("CS-21"),
+                at("CS-05") < at("CS-08") && at("CS-08") < at("CS-21") && at("CS-21") < at("CS-22"),
                 "{out}"
             );
             for st in &pb.steps {
