@@ -531,6 +531,35 @@ fn timeline_reads_a_record_after_crash_padding_as_scan_does() {
 }
 
 #[test]
+fn a_latin1_user_agent_in_the_first_lines_does_not_hide_a_files_format() {
+    // Latin-1 bytes (not UTF-8) in the user agent of every sampled line but one: the CLF
+    // parser reads them lossily, and detection must read them the same way.
+    let dir = temp_dir("latin1-ua");
+    let mut log = Vec::new();
+    for i in 0..6 {
+        let ua: &[u8] = if i < 5 {
+            b"Mozilla/5.0 (caf\xe9 \xfcber)"
+        } else {
+            b"curl/8.0"
+        };
+        log.extend_from_slice(
+            format!(
+                "192.0.2.{i} - - [28/Nov/2026:10:00:0{i} +0900] \"GET / HTTP/1.1\" 200 5 \"-\" \""
+            )
+            .as_bytes(),
+        );
+        log.extend_from_slice(ua);
+        log.extend_from_slice(b"\"\n");
+    }
+    write(&dir, "access_log", &log);
+    let (code, report) = scan_json(&[dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{report}");
+    let i = &report["inputs"][0];
+    assert_eq!(i["format"], "combined", "{i}");
+    assert_eq!(i["parsed"], 6, "{i}");
+}
+
+#[test]
 fn long_and_blank_lines_at_the_top_do_not_hide_a_files_format() {
     // Records padded past the line limit (a request body in a WAF log, a long query) and
     // blank lines before the ordinary lines: before, they used up the format sample and the
