@@ -2,7 +2,7 @@
 //! library, write the views, pick the exit status (audit: 0 policy met, 1 not met, 2 error;
 //! verify: 0 all match, 1 differences, 2 error).
 
-use std::io;
+use std::io::{self, Write};
 use std::path::PathBuf;
 
 use chrono::{NaiveDate, TimeZone};
@@ -350,18 +350,34 @@ fn create(a: ManifestCreateArgs) -> u8 {
         tz,
         ..Default::default()
     };
+    let hidden = if a.skip_hidden {
+        ecir_input::Hidden::Skip
+    } else {
+        ecir_input::Hidden::Include
+    };
     let m = manifest::create(
         &a.paths,
         &exclude,
+        hidden,
         &parse,
         a.jobs.unwrap_or(0),
         env!("CARGO_PKG_VERSION"),
         &who(),
     );
-    if let Err(e) = write_to(&a.output, |w| {
+    // Left out on purpose, never silently: one line each (also under `omitted`).
+    for o in &m.omitted {
+        eprintln!(
+            "ecir: warning: {}: not in the manifest: {}",
+            esc(&o.path),
+            esc(&o.note)
+        );
+    }
+    let write = |w: &mut dyn Write| {
         ecir_model::json::to_writer_pretty(&mut *w, &m).map_err(io::Error::other)?;
         writeln!(w)
-    }) {
+    };
+    let written = write_to(&a.output, write);
+    if let Err(e) = written {
         error(
             &format!("{}: cannot write the manifest: {e}", a.output),
             None,

@@ -197,6 +197,10 @@ pub fn run(a: ScanArgs) -> u8 {
         Ok(o) => o,
         Err(e) => return usage(&e.to_string()),
     };
+    // Skipped by design, never silently: one line, also among the report's warnings.
+    if let Some(w) = &out.hidden_warning {
+        eprintln!("ecir: warning: {w}");
+    }
 
     // The summary is data on stdout, unless stdout already carries a machine-readable view.
     // It is built beside the report writers (both only read the report) and printed after.

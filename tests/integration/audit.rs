@@ -168,6 +168,83 @@ fn manifest_create_verify_exit_codes() {
     std::fs::remove_file(&m).unwrap();
 }
 
+/// Chain of custody: hidden files are recorded, and what the manifest leaves out (links,
+/// pipes; hidden files with `--skip-hidden`) is listed on stderr, one line each with its
+/// reason, and under `omitted` in the manifest.
+#[cfg(unix)]
+#[test]
+fn manifest_records_hidden_files_and_lists_what_it_leaves_out() {
+    let dir = tmp("manifest-omitted");
+    let ev = dir.join("evidence");
+    std::fs::create_dir_all(ev.join(".well-known")).unwrap();
+    std::fs::write(ev.join("access_log"), "x\n").unwrap();
+    std::fs::write(ev.join(".htaccess"), "deny from all\n").unwrap();
+    std::fs::write(ev.join(".well-known/shell.php"), "<?php\n").unwrap();
+    std::os::unix::fs::symlink("access_log", ev.join("current")).unwrap();
+    assert!(Command::new("mkfifo")
+        .arg(ev.join("pipe"))
+        .status()
+        .unwrap()
+        .success());
+    let m = dir.join("m.json");
+    let (e, ms) = (ev.to_str().unwrap(), m.to_str().unwrap());
+    let (code, _, err) = run(&["manifest", "create", e, "-o", ms]);
+    assert_eq!(code, 0, "{err}");
+    let warned: Vec<&str> = err.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(warned.len(), 2, "{err}");
+    assert!(
+        warned[0].contains("current") && warned[0].contains("symbolic link"),
+        "{err}"
+    );
+    assert!(
+        warned[1].contains("pipe") && warned[1].contains("not a regular file"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&m).unwrap()).unwrap();
+    let files: Vec<&str> = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["relative_path"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, [".htaccess", ".well-known/shell.php", "access_log"]);
+    assert_eq!(v["include_hidden"], true);
+    let omitted: Vec<(&str, &str)> = v["omitted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["path"].as_str().unwrap(), o["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        omitted,
+        [
+            (format!("{e}/current").as_str(), "symlink"),
+            (format!("{e}/pipe").as_str(), "not-a-regular-file")
+        ]
+    );
+    let (code, out, _) = run(&["manifest", "verify", ms]);
+    assert_eq!(code, 0, "{out}");
+    // A hidden file added later is seen by verify.
+    std::fs::write(ev.join(".user.ini"), "auto_prepend_file=x\n").unwrap();
+    let (code, out, _) = run(&["manifest", "verify", ms]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("ADDED") && out.contains(".user.ini"), "{out}");
+    std::fs::remove_file(ev.join(".user.ini")).unwrap();
+
+    std::fs::remove_file(&m).unwrap();
+    let (code, _, err) = run(&["manifest", "create", "--skip-hidden", e, "-o", ms]);
+    assert_eq!(code, 0, "{err}");
+    let hidden: Vec<&str> = err.lines().filter(|l| l.contains(": hidden")).collect();
+    assert_eq!(hidden.len(), 2, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&m).unwrap()).unwrap();
+    assert_eq!(v["files"].as_array().unwrap().len(), 1);
+    assert_eq!(v["include_hidden"], false);
+    assert_eq!(v["omitted"][0]["reason"], "hidden");
+    let (code, out, _) = run(&["manifest", "verify", ms]);
+    assert_eq!(code, 0, "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn scan_reports_log_integrity_findings() {
     let dir = tmp("scan");

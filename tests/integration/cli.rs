@@ -887,6 +887,53 @@ fn an_output_never_replaces_a_file_inside_the_evidence() {
 }
 
 #[test]
+fn hidden_files_skipped_in_a_directory_are_counted_and_named_read_when_named() {
+    let dir = temp_dir("hidden");
+    let l = line(
+        "192.0.2.9",
+        "28/Nov/2026:10:00:00 +0900",
+        "GET / HTTP/1.1",
+        200,
+        5,
+        UA,
+    );
+    write(&dir, "access_log", &l);
+    write(&dir, ".access_log.swp", &l);
+    std::fs::create_dir_all(dir.join(".old")).unwrap();
+    write(&dir.join(".old"), "access_log", &l);
+    let d = dir.to_str().unwrap();
+    let o = run(&["scan", "--quiet", "--json", "-", d]);
+    assert_eq!(o.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let want = format!(
+        "skipped 2 hidden file(s) under {d}: .access_log.swp, .old/; hint: name them explicitly to scan them"
+    );
+    assert_eq!(err.trim_end(), format!("ecir: warning: {want}"), "{err}");
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["inputs"].as_array().unwrap().len(), 1);
+    assert!(
+        r["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| *w == *want),
+        "{}",
+        r["warnings"]
+    );
+    // Named on the command line, a hidden file is read, and nothing is said about it.
+    let hidden = dir.join(".access_log.swp");
+    let o = run(&["scan", "--quiet", "--json", "-", hidden.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["inputs"][0]["parsed"], 1);
+}
+
+#[test]
 fn the_same_file_named_twice_is_read_once_and_two_outputs_cannot_share_a_path() {
     let (dir, log) = one_log("twice");
     let d = dir.to_str().unwrap();
