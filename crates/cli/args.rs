@@ -92,7 +92,7 @@ pub enum ManifestCommand {
     /// Hash and record every file under PATH... (size, mtime, SHA-256, format, first/last time),
     /// hidden files included; what is left out (links, pipes, devices) is listed.
     #[command(
-        after_help = "Exit status: 0 written, 2 an error (unreadable path, cannot write FILE)."
+        after_help = "Exit status: 0 written, 2 an error (unreadable path, cannot write FILE; a FILE that cannot be written completely is not left behind)."
     )]
     Create(ManifestCreateArgs),
     /// Re-hash the files of a manifest; report modified, missing and added files.

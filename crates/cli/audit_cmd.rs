@@ -3,7 +3,7 @@
 //! verify: 0 all match, 1 differences, 2 error).
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chrono::{NaiveDate, TimeZone};
 use ecir_audit::manifest::{self, Manifest};
@@ -14,7 +14,7 @@ use ecir_model::Timestamp;
 
 use crate::args::{AuditArgs, ManifestCommand, ManifestCreateArgs, ManifestVerifyArgs};
 use crate::guard::overwrites_evidence;
-use crate::scan_cmd::{error, write_to};
+use crate::scan_cmd::{error, write_replacing, write_to};
 use crate::time_arg::resolve_tz;
 
 fn usage(msg: &str) -> u8 {
@@ -376,10 +376,17 @@ fn create(a: ManifestCreateArgs) -> u8 {
         ecir_model::json::to_writer_pretty(&mut *w, &m).map_err(io::Error::other)?;
         writeln!(w)
     };
-    let written = write_to(&a.output, write);
+    let written = if a.output == "-" {
+        write_to(&a.output, write)
+    } else {
+        write_replacing(Path::new(&a.output), write)
+    };
     if let Err(e) = written {
         error(
-            &format!("{}: cannot write the manifest: {e}", a.output),
+            &format!(
+                "{}: cannot write the manifest: {e}; nothing was written there",
+                a.output
+            ),
             None,
         );
         return 2;

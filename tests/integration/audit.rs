@@ -245,6 +245,79 @@ fn manifest_records_hidden_files_and_lists_what_it_leaves_out() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `manifest create` under a file-size limit it hits part-way through the document: one
+/// error line naming FILE, exit 2, and neither a cut-off manifest nor a temporary file is
+/// left; an earlier manifest at FILE is kept as it was.
+#[cfg(unix)]
+#[test]
+fn a_manifest_that_cannot_be_written_whole_is_not_left_behind() {
+    use std::os::unix::process::CommandExt;
+    let dir = tmp("manifest-partial");
+    let ev = dir.join("evidence");
+    std::fs::create_dir_all(&ev).unwrap();
+    for i in 0..20 {
+        std::fs::write(ev.join(format!("f{i}.log")), format!("{i}\n")).unwrap();
+    }
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let m = out.join("m.json");
+    let create = |m: &Path| {
+        let mut c = ecir();
+        c.args([
+            "manifest",
+            "create",
+            ev.to_str().unwrap(),
+            "-o",
+            m.to_str().unwrap(),
+        ]);
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            c.pre_exec(|| {
+                // Writes past 2 KiB fail with EFBIG instead of killing the process.
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                let lim = libc::rlimit {
+                    rlim_cur: 2048,
+                    rlim_max: 2048,
+                };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        c.output().unwrap()
+    };
+    let o = create(&m);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].starts_with("ecir: error: ")
+            && lines[0].contains(m.to_str().unwrap())
+            && lines[0].contains("cannot write the manifest"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+    // An earlier manifest stays whole.
+    let (code, _, err) = run(&[
+        "manifest",
+        "create",
+        ev.to_str().unwrap(),
+        "-o",
+        m.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let earlier = std::fs::read(&m).unwrap();
+    assert!(earlier.len() > 2048);
+    let o = create(&m);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(std::fs::read(&m).unwrap(), earlier);
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn scan_reports_log_integrity_findings() {
     let dir = tmp("scan");
