@@ -318,6 +318,39 @@ fn a_manifest_that_cannot_be_written_whole_is_not_left_behind() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `ecir audit` names files whose names differ only in bytes that are not UTF-8 apart, on
+/// the terminal and in JSON (`\xHH` for each such byte, never U+FFFD).
+#[cfg(unix)]
+#[test]
+fn audit_shows_names_that_are_not_utf8_apart() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tmp("audit-bytes");
+    let l = "192.0.2.1 - - [01/Oct/2026:10:00:00 +0900] \"GET / HTTP/1.1\" 200 10 \"-\" \"UA\"\n";
+    std::fs::write(dir.join(std::ffi::OsStr::from_bytes(b"a\xfe.log")), l).unwrap();
+    std::fs::write(dir.join(std::ffi::OsStr::from_bytes(b"a\xff.log")), l).unwrap();
+    let d = dir.to_str().unwrap();
+    let (_, out, err) = run(&["audit", d, "--as-of", "2026-10-02"]);
+    assert!(!out.contains('\u{fffd}'), "{out}");
+    assert!(
+        out.contains("a\\xfe.log") && out.contains("a\\xff.log"),
+        "{out}{err}"
+    );
+    let (_, json, _) = run(&["audit", d, "--as-of", "2026-10-02", "--json", "-"]);
+    assert!(!json.contains('\u{fffd}'), "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let names: Vec<&str> = v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [format!("{d}/a\\xfe.log"), format!("{d}/a\\xff.log")]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn scan_reports_log_integrity_findings() {
     let dir = tmp("scan");

@@ -933,6 +933,47 @@ fn hidden_files_skipped_in_a_directory_are_counted_and_named_read_when_named() {
     assert_eq!(r["inputs"][0]["parsed"], 1);
 }
 
+/// Two files whose names differ only in bytes that are not UTF-8 would both read
+/// `a\u{fffd}.log` if decoded lossily: every view names them apart, each such byte as `\xHH`.
+#[cfg(unix)]
+#[test]
+fn names_that_are_not_utf8_are_shown_apart_in_scan_and_timeline() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = temp_dir("non-utf8-names");
+    let l = line(
+        "192.0.2.9",
+        "28/Nov/2026:10:00:00 +0900",
+        "GET / HTTP/1.1",
+        200,
+        5,
+        UA,
+    );
+    for name in [&b"a\xfe.log"[..], b"a\xff.log"] {
+        std::fs::write(dir.join(std::ffi::OsStr::from_bytes(name)), &l).unwrap();
+    }
+    let d = dir.to_str().unwrap();
+    let (want_fe, want_ff) = (format!("{d}/a\\xfe.log"), format!("{d}/a\\xff.log"));
+    let (_, r) = scan_json(&[d]);
+    let paths: Vec<&str> = r["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, [want_fe.as_str(), want_ff.as_str()]);
+    // CSV as it is; JSON lines with the backslash escaped.
+    for (format, fe, ff) in [
+        ("csv", r"a\xfe.log", r"a\xff.log"),
+        ("jsonl", r"a\\xfe.log", r"a\\xff.log"),
+    ] {
+        let o = run(&["timeline", d, "--format", format, "-o", "-"]);
+        assert!(o.status.success(), "{o:?}");
+        let text = String::from_utf8(o.stdout).unwrap();
+        assert!(!text.contains('\u{fffd}'), "{text}");
+        assert!(text.contains(fe) && text.contains(ff), "{text}");
+    }
+}
+
 #[test]
 fn the_same_file_named_twice_is_read_once_and_two_outputs_cannot_share_a_path() {
     let (dir, log) = one_log("twice");

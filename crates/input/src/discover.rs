@@ -23,8 +23,9 @@ pub struct InputFile {
 }
 
 impl InputFile {
+    /// The path for people and reports: [`path_text`].
     pub fn display(&self) -> String {
-        self.path.display().to_string()
+        path_text(&self.path)
     }
 }
 
