@@ -89,9 +89,10 @@ pub struct AuditArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum ManifestCommand {
-    /// Hash and record every file under PATH... (size, mtime, SHA-256, format, first/last time).
+    /// Hash and record every file under PATH... (size, mtime, SHA-256, format, first/last time),
+    /// hidden files included; what is left out (links, pipes, devices) is listed.
     #[command(
-        after_help = "Exit status: 0 written, 2 an error (unreadable path, cannot write FILE)."
+        after_help = "Exit status: 0 written, 2 an error (unreadable path, cannot write FILE; a FILE that cannot be written completely is not left behind)."
     )]
     Create(ManifestCreateArgs),
     /// Re-hash the files of a manifest; report modified, missing and added files.
@@ -110,6 +111,11 @@ pub struct ManifestCreateArgs {
     /// Where to write the manifest (JSON, ecir.manifest/1), or `-` for stdout.
     #[arg(short = 'o', long = "output", required = true, value_name = "FILE")]
     pub output: String,
+
+    /// Leave out hidden files and directories (names starting with `.`) inside the PATH
+    /// directories; each is listed on stderr and under `omitted` in the manifest.
+    #[arg(long)]
+    pub skip_hidden: bool,
 
     /// Zone for timestamps written without an offset.
     #[arg(long, value_name = "ZONE")]

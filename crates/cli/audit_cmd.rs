@@ -2,8 +2,8 @@
 //! library, write the views, pick the exit status (audit: 0 policy met, 1 not met, 2 error;
 //! verify: 0 all match, 1 differences, 2 error).
 
-use std::io;
-use std::path::PathBuf;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 
 use chrono::{NaiveDate, TimeZone};
 use ecir_audit::manifest::{self, Manifest};
@@ -14,7 +14,7 @@ use ecir_model::Timestamp;
 
 use crate::args::{AuditArgs, ManifestCommand, ManifestCreateArgs, ManifestVerifyArgs};
 use crate::guard::overwrites_evidence;
-use crate::scan_cmd::{error, write_to};
+use crate::scan_cmd::{error, write_replacing, write_to};
 use crate::time_arg::resolve_tz;
 
 fn usage(msg: &str) -> u8 {
@@ -350,20 +350,43 @@ fn create(a: ManifestCreateArgs) -> u8 {
         tz,
         ..Default::default()
     };
+    let hidden = if a.skip_hidden {
+        ecir_input::Hidden::Skip
+    } else {
+        ecir_input::Hidden::Include
+    };
     let m = manifest::create(
         &a.paths,
         &exclude,
+        hidden,
         &parse,
         a.jobs.unwrap_or(0),
         env!("CARGO_PKG_VERSION"),
         &who(),
     );
-    if let Err(e) = write_to(&a.output, |w| {
+    // Left out on purpose, never silently: one line each (also under `omitted`).
+    for o in &m.omitted {
+        eprintln!(
+            "ecir: warning: {}: not in the manifest: {}",
+            esc(&o.path),
+            esc(&o.note)
+        );
+    }
+    let write = |w: &mut dyn Write| {
         ecir_model::json::to_writer_pretty(&mut *w, &m).map_err(io::Error::other)?;
         writeln!(w)
-    }) {
+    };
+    let written = if a.output == "-" {
+        write_to(&a.output, write)
+    } else {
+        write_replacing(Path::new(&a.output), write)
+    };
+    if let Err(e) = written {
         error(
-            &format!("{}: cannot write the manifest: {e}", a.output),
+            &format!(
+                "{}: cannot write the manifest: {e}; nothing was written there",
+                a.output
+            ),
             None,
         );
         return 2;

@@ -212,6 +212,10 @@ pub fn run(a: ScanArgs) -> u8 {
         Ok(o) => o,
         Err(e) => return usage(&e.to_string()),
     };
+    // Skipped by design, never silently: one line, also among the report's warnings.
+    if let Some(w) = &out.hidden_warning {
+        eprintln!("ecir: warning: {w}");
+    }
 
     // The summary is data on stdout, unless stdout already carries a machine-readable view.
     // It is built beside the report writers (both only read the report) and printed after.
@@ -364,6 +368,49 @@ pub(crate) fn write_to(
         f(&mut w)?;
         w.flush()
     }
+}
+
+/// Writes `dest` whole or not at all: into a new temporary file beside it, renamed over
+/// `dest` once written and flushed to disk. On an error the temporary file is removed and
+/// `dest` is as it was (absent, or the earlier file), so a failed write never leaves an
+/// empty or cut-off document behind. A `dest` that exists and is not a regular file (a
+/// pipe, `/dev/stdout`) is written directly: it cannot be replaced, and holds no file to
+/// leave behind.
+pub(crate) fn write_replacing(
+    dest: &Path,
+    f: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
+    if std::fs::metadata(dest).is_ok_and(|m| !m.is_file()) {
+        let mut w = BufWriter::new(std::fs::OpenOptions::new().write(true).open(dest)?);
+        f(&mut w)?;
+        return w.flush();
+    }
+    let name = dest
+        .file_name()
+        .ok_or_else(|| io::Error::other("not a file name"))?;
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".ecir-tmp-{}", std::process::id()));
+    let tmp = parent.join(tmp_name);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)?;
+    let result = (|| {
+        let mut w = BufWriter::new(file);
+        f(&mut w)?;
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, dest)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// The platform profile `--profile` names: a regular file within the configuration cap,

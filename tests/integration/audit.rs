@@ -168,6 +168,189 @@ fn manifest_create_verify_exit_codes() {
     std::fs::remove_file(&m).unwrap();
 }
 
+/// Chain of custody: hidden files are recorded, and what the manifest leaves out (links,
+/// pipes; hidden files with `--skip-hidden`) is listed on stderr, one line each with its
+/// reason, and under `omitted` in the manifest.
+#[cfg(unix)]
+#[test]
+fn manifest_records_hidden_files_and_lists_what_it_leaves_out() {
+    let dir = tmp("manifest-omitted");
+    let ev = dir.join("evidence");
+    std::fs::create_dir_all(ev.join(".well-known")).unwrap();
+    std::fs::write(ev.join("access_log"), "x\n").unwrap();
+    std::fs::write(ev.join(".htaccess"), "deny from all\n").unwrap();
+    std::fs::write(ev.join(".well-known/shell.php"), "<?php\n").unwrap();
+    std::os::unix::fs::symlink("access_log", ev.join("current")).unwrap();
+    assert!(Command::new("mkfifo")
+        .arg(ev.join("pipe"))
+        .status()
+        .unwrap()
+        .success());
+    let m = dir.join("m.json");
+    let (e, ms) = (ev.to_str().unwrap(), m.to_str().unwrap());
+    let (code, _, err) = run(&["manifest", "create", e, "-o", ms]);
+    assert_eq!(code, 0, "{err}");
+    let warned: Vec<&str> = err.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(warned.len(), 2, "{err}");
+    assert!(
+        warned[0].contains("current") && warned[0].contains("symbolic link"),
+        "{err}"
+    );
+    assert!(
+        warned[1].contains("pipe") && warned[1].contains("not a regular file"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&m).unwrap()).unwrap();
+    let files: Vec<&str> = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["relative_path"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, [".htaccess", ".well-known/shell.php", "access_log"]);
+    assert_eq!(v["include_hidden"], true);
+    let omitted: Vec<(&str, &str)> = v["omitted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["path"].as_str().unwrap(), o["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        omitted,
+        [
+            (format!("{e}/current").as_str(), "symlink"),
+            (format!("{e}/pipe").as_str(), "not-a-regular-file")
+        ]
+    );
+    let (code, out, _) = run(&["manifest", "verify", ms]);
+    assert_eq!(code, 0, "{out}");
+    // A hidden file added later is seen by verify.
+    std::fs::write(ev.join(".user.ini"), "auto_prepend_file=x\n").unwrap();
+    let (code, out, _) = run(&["manifest", "verify", ms]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("ADDED") && out.contains(".user.ini"), "{out}");
+    std::fs::remove_file(ev.join(".user.ini")).unwrap();
+
+    std::fs::remove_file(&m).unwrap();
+    let (code, _, err) = run(&["manifest", "create", "--skip-hidden", e, "-o", ms]);
+    assert_eq!(code, 0, "{err}");
+    let hidden: Vec<&str> = err.lines().filter(|l| l.contains(": hidden")).collect();
+    assert_eq!(hidden.len(), 2, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&m).unwrap()).unwrap();
+    assert_eq!(v["files"].as_array().unwrap().len(), 1);
+    assert_eq!(v["include_hidden"], false);
+    assert_eq!(v["omitted"][0]["reason"], "hidden");
+    let (code, out, _) = run(&["manifest", "verify", ms]);
+    assert_eq!(code, 0, "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `manifest create` under a file-size limit it hits part-way through the document: one
+/// error line naming FILE, exit 2, and neither a cut-off manifest nor a temporary file is
+/// left; an earlier manifest at FILE is kept as it was.
+#[cfg(unix)]
+#[test]
+fn a_manifest_that_cannot_be_written_whole_is_not_left_behind() {
+    use std::os::unix::process::CommandExt;
+    let dir = tmp("manifest-partial");
+    let ev = dir.join("evidence");
+    std::fs::create_dir_all(&ev).unwrap();
+    for i in 0..20 {
+        std::fs::write(ev.join(format!("f{i}.log")), format!("{i}\n")).unwrap();
+    }
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let m = out.join("m.json");
+    let create = |m: &Path| {
+        let mut c = ecir();
+        c.args([
+            "manifest",
+            "create",
+            ev.to_str().unwrap(),
+            "-o",
+            m.to_str().unwrap(),
+        ]);
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            c.pre_exec(|| {
+                // Writes past 2 KiB fail with EFBIG instead of killing the process.
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                let lim = libc::rlimit {
+                    rlim_cur: 2048,
+                    rlim_max: 2048,
+                };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        c.output().unwrap()
+    };
+    let o = create(&m);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].starts_with("ecir: error: ")
+            && lines[0].contains(m.to_str().unwrap())
+            && lines[0].contains("cannot write the manifest"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+    // An earlier manifest stays whole.
+    let (code, _, err) = run(&[
+        "manifest",
+        "create",
+        ev.to_str().unwrap(),
+        "-o",
+        m.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let earlier = std::fs::read(&m).unwrap();
+    assert!(earlier.len() > 2048);
+    let o = create(&m);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(std::fs::read(&m).unwrap(), earlier);
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `ecir audit` names files whose names differ only in bytes that are not UTF-8 apart, on
+/// the terminal and in JSON (`\xHH` for each such byte, never U+FFFD).
+#[cfg(unix)]
+#[test]
+fn audit_shows_names_that_are_not_utf8_apart() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tmp("audit-bytes");
+    let l = "192.0.2.1 - - [01/Oct/2026:10:00:00 +0900] \"GET / HTTP/1.1\" 200 10 \"-\" \"UA\"\n";
+    std::fs::write(dir.join(std::ffi::OsStr::from_bytes(b"a\xfe.log")), l).unwrap();
+    std::fs::write(dir.join(std::ffi::OsStr::from_bytes(b"a\xff.log")), l).unwrap();
+    let d = dir.to_str().unwrap();
+    let (_, out, err) = run(&["audit", d, "--as-of", "2026-10-02"]);
+    assert!(!out.contains('\u{fffd}'), "{out}");
+    assert!(
+        out.contains("a\\xfe.log") && out.contains("a\\xff.log"),
+        "{out}{err}"
+    );
+    let (_, json, _) = run(&["audit", d, "--as-of", "2026-10-02", "--json", "-"]);
+    assert!(!json.contains('\u{fffd}'), "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let names: Vec<&str> = v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [format!("{d}/a\\xfe.log"), format!("{d}/a\\xff.log")]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn scan_reports_log_integrity_findings() {
     let dir = tmp("scan");

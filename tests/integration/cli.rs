@@ -594,6 +594,35 @@ fn timeline_reads_a_record_after_crash_padding_as_scan_does() {
 }
 
 #[test]
+fn a_latin1_user_agent_in_the_first_lines_does_not_hide_a_files_format() {
+    // Latin-1 bytes (not UTF-8) in the user agent of every sampled line but one: the CLF
+    // parser reads them lossily, and detection must read them the same way.
+    let dir = temp_dir("latin1-ua");
+    let mut log = Vec::new();
+    for i in 0..6 {
+        let ua: &[u8] = if i < 5 {
+            b"Mozilla/5.0 (caf\xe9 \xfcber)"
+        } else {
+            b"curl/8.0"
+        };
+        log.extend_from_slice(
+            format!(
+                "192.0.2.{i} - - [28/Nov/2026:10:00:0{i} +0900] \"GET / HTTP/1.1\" 200 5 \"-\" \""
+            )
+            .as_bytes(),
+        );
+        log.extend_from_slice(ua);
+        log.extend_from_slice(b"\"\n");
+    }
+    write(&dir, "access_log", &log);
+    let (code, report) = scan_json(&[dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{report}");
+    let i = &report["inputs"][0];
+    assert_eq!(i["format"], "combined", "{i}");
+    assert_eq!(i["parsed"], 6, "{i}");
+}
+
+#[test]
 fn long_and_blank_lines_at_the_top_do_not_hide_a_files_format() {
     // Records padded past the line limit (a request body in a WAF log, a long query) and
     // blank lines before the ordinary lines: before, they used up the format sample and the
@@ -918,6 +947,94 @@ fn an_output_never_replaces_a_file_inside_the_evidence() {
     let o = run(&["timeline", "-o", log.to_str().unwrap(), d]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(std::fs::read(&log).unwrap(), before, "evidence untouched");
+}
+
+#[test]
+fn hidden_files_skipped_in_a_directory_are_counted_and_named_read_when_named() {
+    let dir = temp_dir("hidden");
+    let l = line(
+        "192.0.2.9",
+        "28/Nov/2026:10:00:00 +0900",
+        "GET / HTTP/1.1",
+        200,
+        5,
+        UA,
+    );
+    write(&dir, "access_log", &l);
+    write(&dir, ".access_log.swp", &l);
+    std::fs::create_dir_all(dir.join(".old")).unwrap();
+    write(&dir.join(".old"), "access_log", &l);
+    let d = dir.to_str().unwrap();
+    let o = run(&["scan", "--quiet", "--json", "-", d]);
+    assert_eq!(o.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let want = format!(
+        "skipped 2 hidden file(s) under {d}: .access_log.swp, .old/; hint: name them explicitly to scan them"
+    );
+    assert_eq!(err.trim_end(), format!("ecir: warning: {want}"), "{err}");
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["inputs"].as_array().unwrap().len(), 1);
+    assert!(
+        r["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| *w == *want),
+        "{}",
+        r["warnings"]
+    );
+    // Named on the command line, a hidden file is read, and nothing is said about it.
+    let hidden = dir.join(".access_log.swp");
+    let o = run(&["scan", "--quiet", "--json", "-", hidden.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["inputs"][0]["parsed"], 1);
+}
+
+/// Two files whose names differ only in bytes that are not UTF-8 would both read
+/// `a\u{fffd}.log` if decoded lossily: every view names them apart, each such byte as `\xHH`.
+#[cfg(unix)]
+#[test]
+fn names_that_are_not_utf8_are_shown_apart_in_scan_and_timeline() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = temp_dir("non-utf8-names");
+    let l = line(
+        "192.0.2.9",
+        "28/Nov/2026:10:00:00 +0900",
+        "GET / HTTP/1.1",
+        200,
+        5,
+        UA,
+    );
+    for name in [&b"a\xfe.log"[..], b"a\xff.log"] {
+        std::fs::write(dir.join(std::ffi::OsStr::from_bytes(name)), &l).unwrap();
+    }
+    let d = dir.to_str().unwrap();
+    let (want_fe, want_ff) = (format!("{d}/a\\xfe.log"), format!("{d}/a\\xff.log"));
+    let (_, r) = scan_json(&[d]);
+    let paths: Vec<&str> = r["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, [want_fe.as_str(), want_ff.as_str()]);
+    // CSV as it is; JSON lines with the backslash escaped.
+    for (format, fe, ff) in [
+        ("csv", r"a\xfe.log", r"a\xff.log"),
+        ("jsonl", r"a\\xfe.log", r"a\\xff.log"),
+    ] {
+        let o = run(&["timeline", d, "--format", format, "-o", "-"]);
+        assert!(o.status.success(), "{o:?}");
+        let text = String::from_utf8(o.stdout).unwrap();
+        assert!(!text.contains('\u{fffd}'), "{text}");
+        assert!(text.contains(fe) && text.contains(ff), "{text}");
+    }
 }
 
 #[test]

@@ -77,7 +77,7 @@ pub(crate) fn read_errors(
     facts: &[FileFacts],
 ) -> Vec<AuditError> {
     let listed = discovered.errors.iter().map(|e| AuditError {
-        path: e.path.display().to_string(),
+        path: ecir_input::path_text(&e.path),
         message: e.message.clone(),
     });
     let unreadable = facts.iter().filter_map(|f| {

@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use ecir_audit::manifest;
 use ecir_audit::{audit, AuditOptions, AuditReport, StreamReport, Verdict};
 use ecir_formats::ParseContext;
+use ecir_input::Hidden;
 use ecir_model::Timestamp;
 
 fn tmp(name: &str) -> PathBuf {
@@ -356,6 +357,7 @@ fn manifest_create_and_verify() {
     let m = manifest::create(
         std::slice::from_ref(&dir),
         &[],
+        Hidden::Include,
         &ctx,
         2,
         "test",
@@ -400,6 +402,82 @@ fn manifest_create_and_verify() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Hidden files are recorded (chain of custody) and what is left out is listed with its
+/// reason; a manifest made before `include_hidden` and `omitted` existed still reads, and
+/// verifies as it was made (hidden files skipped).
+#[cfg(unix)]
+#[test]
+fn manifest_records_hidden_files_and_lists_what_it_omits() {
+    let dir = tmp("manifest-omitted");
+    std::fs::create_dir_all(dir.join(".git")).unwrap();
+    std::fs::write(dir.join("a.log"), "one\n").unwrap();
+    std::fs::write(dir.join(".htaccess"), "deny\n").unwrap();
+    std::fs::write(dir.join(".git/HEAD"), "ref\n").unwrap();
+    std::os::unix::fs::symlink("a.log", dir.join("link.log")).unwrap();
+    let fifo = dir.join("pipe");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let make = |hidden| {
+        manifest::create(
+            std::slice::from_ref(&dir),
+            &[],
+            hidden,
+            &ParseContext::default(),
+            1,
+            "test",
+            "tester@host",
+        )
+    };
+    let prefix = format!("{}/", dir.display());
+    let rel = |p: &str| p.strip_prefix(&prefix).unwrap().to_string();
+
+    let m = make(Hidden::Include);
+    assert!(m.include_hidden);
+    let files: Vec<String> = m.files.iter().map(|f| rel(&f.path)).collect();
+    assert_eq!(files, [".git/HEAD", ".htaccess", "a.log"]);
+    let omitted: Vec<(String, &str)> = m
+        .omitted
+        .iter()
+        .map(|o| (rel(&o.path), o.reason.as_str()))
+        .collect();
+    assert_eq!(
+        omitted,
+        [
+            ("link.log".to_string(), "symlink"),
+            ("pipe".to_string(), "not-a-regular-file")
+        ]
+    );
+    assert!(m.omitted.iter().all(|o| !o.note.is_empty()));
+    let json = serde_json::to_value(&m).unwrap();
+    assert_eq!(json["include_hidden"], true);
+    assert_eq!(json["omitted"][0]["reason"], "symlink");
+    let back: manifest::Manifest = serde_json::from_value(json.clone()).unwrap();
+    assert!(manifest::verify(&back, &[], 1).all_match());
+
+    let m = make(Hidden::Skip);
+    assert!(!m.include_hidden);
+    assert_eq!(m.files.len(), 1);
+    let hidden: Vec<String> = m
+        .omitted
+        .iter()
+        .filter(|o| o.reason == "hidden")
+        .map(|o| rel(&o.path))
+        .collect();
+    assert_eq!(hidden, [".git", ".htaccess"]);
+
+    // An older manifest: no `include_hidden`, no `omitted`; made with hidden files skipped.
+    let mut old = serde_json::to_value(&m).unwrap();
+    old.as_object_mut().unwrap().remove("include_hidden");
+    old.as_object_mut().unwrap().remove("omitted");
+    let old: manifest::Manifest = serde_json::from_value(old).unwrap();
+    let v = manifest::verify(&old, &[], 1);
+    assert!(v.all_match(), "{v:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A file name from raw bytes (Unix).
 #[cfg(unix)]
 fn raw(dir: &Path, name: &[u8]) -> PathBuf {
@@ -420,6 +498,7 @@ fn manifest_tells_apart_names_that_differ_only_in_non_utf8_bytes() {
     let m = manifest::create(
         std::slice::from_ref(&dir),
         &[],
+        Hidden::Include,
         &ParseContext::default(),
         2,
         "test",
@@ -460,6 +539,7 @@ fn manifest_records_non_utf8_names_and_roots_exactly() {
     let m = manifest::create(
         std::slice::from_ref(&root),
         &[],
+        Hidden::Include,
         &ParseContext::default(),
         1,
         "test",
@@ -530,6 +610,7 @@ fn manifest_without_bytes_fields_verifies_and_bad_hex_is_reported() {
     let m = manifest::create(
         std::slice::from_ref(&dir),
         &[],
+        Hidden::Include,
         &ParseContext::default(),
         1,
         "test",
@@ -570,7 +651,15 @@ fn manifest_load_refuses_what_is_not_a_manifest_file() {
     let other = dir.join("report.json");
     std::fs::write(&other, "{\"schema\": \"ecir.report/1\"}").unwrap();
     assert!(manifest::load(&other).is_err());
-    let m = manifest::create(&[], &[], &ParseContext::default(), 1, "test", "t@h");
+    let m = manifest::create(
+        &[],
+        &[],
+        Hidden::Include,
+        &ParseContext::default(),
+        1,
+        "test",
+        "t@h",
+    );
     let good = dir.join("m.json");
     std::fs::write(&good, serde_json::to_string(&m).unwrap()).unwrap();
     assert_eq!(manifest::load(&good).unwrap(), m);

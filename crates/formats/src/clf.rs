@@ -48,10 +48,12 @@ impl Format for Clf {
         let mut counts = [0usize; 4];
         let mut ok = 0usize;
         for line in sample {
-            let Ok(s) = std::str::from_utf8(line) else {
+            // Read as the parser reads (invalid UTF-8 replaced, e.g. a Latin-1 user agent),
+            // so a sample is judged on the lines the parser would take.
+            let Ok(s) = crate::line_text(line) else {
                 continue;
             };
-            if let Ok(p) = parse_line(s, &ctx, &mut times, &mut IpCache::default()) {
+            if let Ok(p) = parse_line(&s, &ctx, &mut times, &mut IpCache::default()) {
                 ok += 1;
                 counts[p.variant] += 1;
             }
@@ -856,5 +858,21 @@ mod tests {
             assert_eq!(c.confidence, 1.0);
         }
         assert!(detect(&[b"just some text", b"more text"]).is_none());
+    }
+
+    #[test]
+    fn detects_lines_with_invalid_utf8_the_parser_accepts() {
+        // Latin-1 bytes in the user agent: the parser reads such lines lossily, so detection
+        // must count them too.
+        let latin1: &[u8] = b"192.0.2.7 - - [10/Oct/2024:13:55:36 +0000] \"GET / HTTP/1.1\" 200 12 \"-\" \"Mozilla/5.0 (caf\xe9; \xfcber)\"";
+        let sample = [latin1; 4];
+        let c = detect(&sample).expect("detected");
+        assert_eq!(c.name(), "combined");
+        assert_eq!(c.confidence, 1.0);
+        let mut sink = crate::testing::Collect::default();
+        c.format
+            .parser(c.variant, &ParseContext::default())
+            .feed(1, latin1, &mut sink);
+        assert_eq!(sink.events.len(), 1, "the parser takes the line");
     }
 }

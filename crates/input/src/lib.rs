@@ -20,7 +20,10 @@ pub use bounded::{
     open_regular, read_bounded, read_bounded_string, read_config, BoundedProblem, BoundedReadError,
     CONFIG_LIMIT, DOCUMENT_LIMIT,
 };
-pub use discover::{discover, is_ecir_output, Discovered, DiscoveryError, InputFile};
+pub use discover::{
+    bytes_text, discover, discover_with, is_ecir_output, os_bytes, path_text, Discovered,
+    DiscoveryError, Hidden, InputFile, SkipReason,
+};
 pub use hash::{sha256_hex, HashingReader, Sha256Stream};
 pub use lines::{
     after_nul_padding, for_each_line_in, newline_count, split_chunks, split_chunks_then, Line,

@@ -317,6 +317,7 @@ pub fn check_chain(dir: &Path) -> Result<Vec<Record>, Error> {
     let (hseq, hhash) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let last_seq = recs.last().map_or(0, |r| r.seq);
     if hseq != last_seq.to_string() || hhash != prev {
+        let hseq = shown(hseq);
         return Err(Error::Tampered(format!(
             "{HEAD} names record {hseq} but the journal ends at record {last_seq} (or with a different hash): records were removed or added at the end"
         )));
@@ -374,11 +375,19 @@ pub fn checked_playbook(dir: &Path, records: &[Record]) -> Result<String, Error>
     })?;
     let got = sha256_hex(src.as_bytes());
     if &got != want {
+        let want = shown(want);
         return Err(Error::Tampered(format!(
             "{copy} was changed after record {seq} (sha256 {got}, journal says {want})"
         )));
     }
     Ok(src)
+}
+
+/// Text taken from the journal or head file for a message: a forged record may hold any
+/// characters, so C0/C1 controls and bidi overrides are escaped (`\x9b`, `\u{202e}`) and
+/// the length is capped.
+fn shown(s: &str) -> String {
+    ecir_model::text::escape_controls(s, 300)
 }
 
 /// Verifies a case: the hash chain, the head, the playbook copy and every evidence file.
@@ -395,14 +404,15 @@ pub(crate) fn verify_locked(dir: &Path) -> Result<Verified, Error> {
     let files = evidence_files(&recs);
     for (seq, e) in &files {
         let p = dir.join(&e.stored);
+        let stored = shown(&e.stored);
         // Streamed, not read whole: an evidence copy may be as large as the evidence.
         let (file, _) = ecir_input::open_regular(&p).map_err(|x| {
             Error::Tampered(if x.is_not_found() {
-                format!("evidence file {} (record {seq}) is missing", e.stored)
+                format!("evidence file {stored} (record {seq}) is missing")
             } else {
                 format!(
-                    "evidence file {} (record {seq}) cannot be read: {}",
-                    e.stored, x.problem
+                    "evidence file {stored} (record {seq}) cannot be read: {}",
+                    x.problem
                 )
             })
         })?;
@@ -412,8 +422,8 @@ pub(crate) fn verify_locked(dir: &Path) -> Result<Verified, Error> {
         }
         if got != e.sha256 {
             return Err(Error::Tampered(format!(
-                "evidence file {} (record {seq}) was changed: sha256 {got}, journal says {}",
-                e.stored, e.sha256
+                "evidence file {stored} (record {seq}) was changed: sha256 {got}, journal says {}",
+                shown(&e.sha256)
             )));
         }
     }

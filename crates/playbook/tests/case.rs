@@ -906,6 +906,47 @@ fn notes_values_and_file_names_with_controls_are_escaped_in_text_outputs() {
     assert!(md.contains("\\\\x1b]0;title\\\\x07 more"), "{md}");
 }
 
+/// A forged journal (hashes recomputed) whose evidence names carry C1 controls and bidi
+/// overrides: what `verify` says about it reaches the terminal with them escaped.
+#[test]
+fn a_forged_journal_cannot_put_controls_in_what_verify_prints() {
+    let tmp = TempDir::new("forged-controls");
+    let dir = open(&tmp, "web-shell", "2026-11-20T08:00:00+09:00");
+    let src = tmp.path().join("access.log");
+    fs::write(&src, b"x\n").unwrap();
+    add_evidence(&dir, Some("WS-01"), &src, "bob", None).unwrap();
+    let mut lines = journal_lines(&dir);
+    let last = lines.len() - 1;
+    let mut rec: journal::Record = serde_json::from_str(&lines[last]).unwrap();
+    let forged = "evidence/\u{9b}2J\u{85}\u{202e}gpj.exe\u{2066}";
+    match &mut rec.what {
+        journal::What::Evidence { file, .. } => file.stored = forged.into(),
+        other => panic!("{other:?}"),
+    }
+    rec.hash = rec.compute_hash();
+    lines[last] = serde_json::to_string(&rec).unwrap();
+    write_lines(&dir, &lines);
+    fs::write(
+        dir.join("journal.head"),
+        format!("{} {}\n", rec.seq, rec.hash),
+    )
+    .unwrap();
+    match verify(&dir) {
+        Err(Error::Tampered(m)) => {
+            assert_eq!(raw_control(&m), None, "{m:?}");
+            assert!(m.contains("\\x9b2J\\x85\\u{202e}gpj.exe\\u{2066}"), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The head file is the forger's too.
+    let head = format!("9\u{9b}\u{202e} {}\n", rec.hash);
+    fs::write(dir.join("journal.head"), head).unwrap();
+    match verify(&dir) {
+        Err(Error::Tampered(m)) => assert_eq!(raw_control(&m), None, "{m:?}"),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn a_playbook_with_controls_is_rejected_by_lint_load_and_cacao_import() {
     let tmp = TempDir::new("pbcontrols");

@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use ecir_detect::{DetectConfig, DetectorSet, FinishContext};
 use ecir_formats::ParseContext;
+use ecir_input::SkipReason;
 use ecir_model::report::Tool;
 use ecir_model::{Cidr, Report, Severity, Stats, Timestamp, REPORT_SCHEMA};
 use rayon::prelude::*;
@@ -83,6 +84,9 @@ pub struct ScanOutput {
     pub problems: Vec<Problem>,
     /// Files left out on purpose, with why (for `--verbose` style output).
     pub skipped_paths: Vec<(String, String)>,
+    /// The warning about hidden files skipped inside the input directories (also among the
+    /// report's warnings), for the command to print.
+    pub hidden_warning: Option<String>,
     pub traffic: Traffic,
 }
 
@@ -128,7 +132,7 @@ pub fn scan(
         .errors
         .iter()
         .map(|e| Problem {
-            path: e.path.display().to_string(),
+            path: ecir_input::path_text(&e.path),
             message: e.message.clone(),
             hint: e.hint.clone(),
         })
@@ -256,20 +260,22 @@ pub fn scan(
     report.warnings = run_warnings(&report, &traffic);
     report.warnings.extend(detector_warnings);
     report.warnings.extend(skipped_warning(&discovered.skipped));
+    let hidden_warning = hidden_warning(roots, &discovered.skipped);
+    report.warnings.extend(hidden_warning.clone());
     report.stats = stats(&report, &traffic, started, threads);
     report.activity = activity(&report, &traffic);
     if discovered.files.is_empty() && discovered.errors.is_empty() {
         problems.push(Problem {
             path: roots
                 .iter()
-                .map(|r| r.display().to_string())
+                .map(|r| ecir_input::path_text(r))
                 .collect::<Vec<_>>()
                 .join(", "),
             message: "no file to read".into(),
             hint: Some(if discovered.skipped.is_empty() {
                 "name the log files or the directories that hold them".into()
             } else {
-                "the report's warnings list what was skipped; symbolic links inside a directory are not followed: name their targets directly".into()
+                "the report's warnings list what was skipped; hidden files and symbolic links inside a directory are not read: name them (or a link's target) directly".into()
             }),
         });
     }
@@ -277,12 +283,13 @@ pub fn scan(
     let skipped_paths = discovered
         .skipped
         .iter()
-        .map(|(p, why)| (p.display().to_string(), why.clone()))
+        .map(|(p, why)| (ecir_input::path_text(p), why.to_string()))
         .collect();
     Ok(ScanOutput {
         report,
         problems,
         skipped_paths,
+        hidden_warning,
         traffic,
     })
 }
@@ -476,13 +483,19 @@ fn options_map(opts: &ScanOptions) -> BTreeMap<String, Value> {
     m
 }
 
-/// Paths discovery left out (other than this run's own outputs), for the report's warnings:
-/// the first ten named, the others counted.
-fn skipped_warning(skipped: &[(PathBuf, String)]) -> Option<String> {
+/// Paths discovery left out (other than this run's own outputs and hidden files, which
+/// [`hidden_warning`] covers), for the report's warnings: the first ten named, the others
+/// counted.
+fn skipped_warning(skipped: &[(PathBuf, SkipReason)]) -> Option<String> {
     let listed: Vec<String> = skipped
         .iter()
-        .filter(|(_, why)| why != ecir_input::discover::OWN_OUTPUT)
-        .map(|(p, why)| format!("{} ({why})", p.display()))
+        .filter(|(_, why)| !matches!(why, SkipReason::OwnOutput | SkipReason::Hidden))
+        .map(|(p, why)| {
+            ecir_model::text::escape_controls(
+                &format!("{} ({why})", ecir_input::path_text(p)),
+                usize::MAX,
+            )
+        })
         .collect();
     if listed.is_empty() {
         return None;
@@ -498,6 +511,58 @@ fn skipped_warning(skipped: &[(PathBuf, String)]) -> Option<String> {
             String::new()
         }
     ))
+}
+
+/// Hidden files and directories left out inside the input directories (by design: editor
+/// backups, `.git`, `.htaccess`): one warning that counts them, names the first few (a
+/// directory with a trailing `/`, relative to the root it was found under) and says how to
+/// read them. Files named directly are always read, hidden or not.
+fn hidden_warning(roots: &[PathBuf], skipped: &[(PathBuf, SkipReason)]) -> Option<String> {
+    const NAMED: usize = 5;
+    let hidden: Vec<&PathBuf> = skipped
+        .iter()
+        .filter(|(_, why)| *why == SkipReason::Hidden)
+        .map(|(p, _)| p)
+        .collect();
+    if hidden.is_empty() {
+        return None;
+    }
+    let mut under: Vec<&PathBuf> = Vec::new();
+    let names: Vec<String> = hidden
+        .iter()
+        .map(|p| {
+            let root = roots.iter().find(|r| p.starts_with(r));
+            if let Some(r) = root {
+                if !under.contains(&r) {
+                    under.push(r);
+                }
+            }
+            let shown = root.and_then(|r| p.strip_prefix(r).ok()).unwrap_or(p);
+            let dir = std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
+            format!(
+                "{}{}",
+                ecir_input::path_text(shown),
+                if dir { "/" } else { "" }
+            )
+        })
+        .collect();
+    let more = names.len().saturating_sub(NAMED);
+    let text = format!(
+        "skipped {} hidden file(s) under {}: {}{}; hint: name them explicitly to scan them",
+        hidden.len(),
+        under
+            .iter()
+            .map(|r| ecir_input::path_text(r))
+            .collect::<Vec<_>>()
+            .join(", "),
+        names[..names.len() - more].join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    );
+    Some(ecir_model::text::escape_controls(&text, usize::MAX))
 }
 
 fn hint_for(error: &str) -> Option<String> {

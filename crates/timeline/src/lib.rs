@@ -183,7 +183,7 @@ pub fn timeline<W: Write>(
     let mut outcome = TimelineOutcome::default();
     for e in &discovered.errors {
         outcome.problems.push(InputProblem {
-            path: e.path.display().to_string(),
+            path: ecir_input::path_text(&e.path),
             message: e.message.clone(),
         });
     }
