@@ -397,14 +397,34 @@ pub fn verify(dir: &Path) -> Result<Verified, Error> {
     verify_locked(dir)
 }
 
+/// Whether a journal's stored name is one file directly under `evidence/`, as ecir writes
+/// it.
+fn stored_under_evidence(stored: &str) -> bool {
+    stored
+        .strip_prefix(crate::case::EVIDENCE_DIR)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .is_some_and(|name| {
+            !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
+        })
+}
+
 /// [`verify`], for a caller that holds the case's [`lock`].
 pub(crate) fn verify_locked(dir: &Path) -> Result<Verified, Error> {
     let recs = check_chain(dir)?;
     checked_playbook(dir, &recs)?;
     let files = evidence_files(&recs);
     for (seq, e) in &files {
-        let p = dir.join(&e.stored);
         let stored = shown(&e.stored);
+        // ecir stores every copy as one file directly under `evidence/`: any other name (an
+        // absolute path, `..`) was written by hand, and must not make verify read outside
+        // the case.
+        if !stored_under_evidence(&e.stored) {
+            return Err(Error::Tampered(format!(
+                "evidence file {stored} (record {seq}) is not a file directly under {}/: the journal was edited",
+                crate::case::EVIDENCE_DIR
+            )));
+        }
+        let p = dir.join(&e.stored);
         // Streamed, not read whole: an evidence copy may be as large as the evidence.
         let (file, _) = ecir_input::open_regular(&p).map_err(|x| {
             Error::Tampered(if x.is_not_found() {

@@ -947,6 +947,46 @@ fn a_forged_journal_cannot_put_controls_in_what_verify_prints() {
     }
 }
 
+/// A forged journal whose evidence record names a file outside the case, with that file's
+/// true hash: verify refuses the name instead of reading (and vouching for) the file.
+#[test]
+fn a_forged_journal_cannot_make_verify_read_outside_the_case() {
+    let tmp = TempDir::new("forged-outside");
+    let dir = open(&tmp, "web-shell", "2026-11-20T08:00:00+09:00");
+    let src = tmp.path().join("access.log");
+    fs::write(&src, b"x\n").unwrap();
+    add_evidence(&dir, Some("WS-01"), &src, "bob", None).unwrap();
+    let outside = tmp.path().join("outside.txt");
+    fs::write(&outside, b"x\n").unwrap();
+    for forged in [
+        "evidence/../../outside.txt".to_string(),
+        outside.display().to_string(),
+        "evidence/".to_string(),
+    ] {
+        let mut lines = journal_lines(&dir);
+        let last = lines.len() - 1;
+        let mut rec: journal::Record = serde_json::from_str(&lines[last]).unwrap();
+        match &mut rec.what {
+            journal::What::Evidence { file, .. } => file.stored = forged.clone(),
+            other => panic!("{other:?}"),
+        }
+        rec.hash = rec.compute_hash();
+        lines[last] = serde_json::to_string(&rec).unwrap();
+        write_lines(&dir, &lines);
+        fs::write(
+            dir.join("journal.head"),
+            format!("{} {}\n", rec.seq, rec.hash),
+        )
+        .unwrap();
+        match verify(&dir) {
+            Err(Error::Tampered(m)) => {
+                assert!(m.contains("not a file directly under evidence/"), "{m}")
+            }
+            other => panic!("{forged}: {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn a_playbook_with_controls_is_rejected_by_lint_load_and_cacao_import() {
     let tmp = TempDir::new("pbcontrols");
