@@ -1024,6 +1024,19 @@ fn names_that_are_not_utf8_are_shown_apart_in_scan_and_timeline() {
         .map(|i| i["path"].as_str().unwrap())
         .collect();
     assert_eq!(paths, [want_fe.as_str(), want_ff.as_str()]);
+    // The exact bytes beside them, so a name that literally holds `\xfe` is told apart.
+    let hex = |name: &[u8]| -> String {
+        let mut b = dir.as_os_str().as_bytes().to_vec();
+        b.push(b'/');
+        b.extend_from_slice(name);
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    };
+    assert_eq!(r["inputs"][0]["path_bytes"], hex(b"a\xfe.log").as_str());
+    assert_eq!(r["inputs"][1]["path_bytes"], hex(b"a\xff.log").as_str());
+    std::fs::write(dir.join("ax.log"), &l).unwrap();
+    let (_, plain) = scan_json(&[&want_fe.replace("\\xfe", "x")]);
+    assert_eq!(plain["inputs"][0]["parsed"], 1, "{plain}");
+    assert!(plain["inputs"][0].get("path_bytes").is_none(), "{plain}");
     // CSV as it is; JSON lines with the backslash escaped.
     for (format, fe, ff) in [
         ("csv", r"a\xfe.log", r"a\xff.log"),

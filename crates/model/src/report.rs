@@ -29,7 +29,12 @@ pub struct SkippedSample {
 /// What ecir read from one input file.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct InputSummary {
+    /// The path as given or found; bytes of a name that are not UTF-8 are written `\xHH`.
     pub path: String,
+    /// The path's exact bytes as lowercase hex, only when they are not UTF-8 (a Shift_JIS
+    /// file name): `path` alone could then be taken for another name.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub path_bytes: Option<String>,
     /// SHA-256 of the file's bytes as stored (compressed bytes for an archive).
     pub sha256: String,
     /// Size of the file on disk.

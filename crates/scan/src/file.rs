@@ -466,8 +466,12 @@ pub(crate) fn process(
     carried: Option<Carried>,
 ) -> FileResult {
     let display: Arc<str> = Arc::from(input.display());
+    let raw_name = ecir_input::os_bytes(input.path.as_os_str());
     let mut summary = InputSummary {
         path: display.to_string(),
+        path_bytes: std::str::from_utf8(&raw_name)
+            .is_err()
+            .then(|| raw_name.iter().map(|b| format!("{b:02x}")).collect()),
         bytes: input.size,
         compression: "none".into(),
         format: "unknown".into(),
