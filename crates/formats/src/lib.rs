@@ -528,6 +528,7 @@ pub(crate) mod testing {
                 outcome,
                 pid,
                 times,
+                remote_name,
             } => EventDetail::Auth {
                 program: o(program),
                 user: user.as_ref().map(o),
@@ -535,6 +536,7 @@ pub(crate) mod testing {
                 outcome: *outcome,
                 pid: *pid,
                 times: *times,
+                remote_name: remote_name.as_ref().map(o),
             },
             EventDetail::Login { user, outcome } => EventDetail::Login {
                 user: user.as_ref().map(o),

@@ -195,6 +195,9 @@ pub enum EventDetail<'a> {
         /// [ … ]` (the message stands for N more lines, the first was logged before it), 1
         /// otherwise.
         times: u32,
+        /// The remote host when the line names it by a host name, not an address (PAM's
+        /// `rhost=` after sshd's reverse lookup): then `client_ip` is `None`.
+        remote_name: Option<Cow<'a, str>>,
     },
     /// An application log message.
     App {
