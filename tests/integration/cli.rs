@@ -1214,3 +1214,36 @@ fn thresholds_and_ranges_that_make_no_sense_are_usage_errors() {
         "{out}"
     );
 }
+
+#[test]
+fn options_say_what_admin_panel_was_inferred() {
+    // `options.platform` stays what was asked ("auto"); what the admin detector inferred is
+    // beside it, present only when inferred.
+    let log = root()
+        .join("tests/fixtures/rules/admin.profile.log")
+        .display()
+        .to_string();
+    let (_, r) = scan_json(&["--fail-on", "never", &log]);
+    let o = &r["options"];
+    assert_eq!(o["platform"], "auto");
+    assert_eq!(o["platform_inferred"], "eccube4", "{o}");
+    assert_eq!(o["admin_paths_inferred"], serde_json::json!(["/mgr_x9k2"]));
+    // Platform given: only the prefix was inferred.
+    let (_, r) = scan_json(&["--fail-on", "never", "--platform", "eccube4", &log]);
+    let o = &r["options"];
+    assert_eq!(o["platform"], "eccube4");
+    assert!(o.get("platform_inferred").is_none(), "{o}");
+    assert_eq!(o["admin_paths_inferred"], serde_json::json!(["/mgr_x9k2"]));
+    // Both given: nothing inferred.
+    let (_, r) = scan_json(&[
+        "--fail-on",
+        "never",
+        "--platform",
+        "eccube4",
+        "--admin-path",
+        "/mgr_x9k2",
+        &log,
+    ]);
+    let o = &r["options"];
+    assert!(o.get("platform_inferred").is_none() && o.get("admin_paths_inferred").is_none());
+}

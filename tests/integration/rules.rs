@@ -141,6 +141,7 @@ rule_tests! {
     waf_unblocked_attack => "waf.unblocked_attack",
     waf_blocked_then_through => "waf.blocked_then_through",
     waf_detection_only => "waf.detection_only",
+    waf_counted_not_blocked => "waf.counted_not_blocked",
     waf_monitoring_lapse => "waf.monitoring_lapse",
     waf_stored_xss_bait => "waf.stored_xss_bait",
     admin_profile => "admin.profile",

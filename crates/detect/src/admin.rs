@@ -851,7 +851,7 @@ impl DetectorState for Admin {
         let pending = std::mem::take(&mut self.pending);
         self.merge_pending(pending);
         let pending = std::mem::take(&mut self.pending);
-        analyse(&cfg, reqs, other, self.dropped, pending)
+        analyse(&cfg, reqs, other, self.dropped, pending, ctx)
     }
 
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
@@ -864,7 +864,10 @@ struct Panel {
     profile: Profile,
     prefixes: Vec<String>,
     why: String,
+    /// The platform or the prefixes were chosen here, not given.
     inferred: bool,
+    /// The platform was inferred from the logs.
+    platform_inferred: bool,
 }
 
 fn choose_panel(cfg: &AdminConfig, reqs: &[Req]) -> Option<Panel> {
@@ -897,6 +900,7 @@ fn choose_panel(cfg: &AdminConfig, reqs: &[Req]) -> Option<Panel> {
             prefixes,
             why,
             inferred,
+            platform_inferred: false,
         });
     }
     // Infer: the profile and prefix with the best score.
@@ -931,6 +935,7 @@ fn choose_panel(cfg: &AdminConfig, reqs: &[Req]) -> Option<Panel> {
         profile,
         prefixes,
         inferred: true,
+        platform_inferred: true,
     })
 }
 
@@ -1479,9 +1484,16 @@ fn analyse(
     other: Vec<Attempt>,
     dropped: u64,
     mut pending: BTreeMap<Box<str>, Pending>,
+    ctx: &FinishContext,
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     let panel = choose_panel(cfg, &reqs);
+    if let Some(p) = panel.as_ref().filter(|p| p.inferred) {
+        ctx.set_inferred_panel(crate::InferredPanel {
+            platform: p.platform_inferred.then(|| p.profile.name.clone()),
+            admin_paths: cfg.admin_paths.is_empty().then(|| p.prefixes.clone()),
+        });
+    }
     // The requests held under the chosen (renamed) prefix join the analysis.
     let mut held = 0u64;
     let mut held_lost = 0u64;

@@ -4,7 +4,10 @@
 //! - `host.ssh_brute_force`: ≥10 failed SSH logins from one IP: medium; high at ≥100. A
 //!   failed login is a `Failed …` line (rsyslog's `message repeated N times: [ Failed … ]`
 //!   counts N), or an attempt of a connection that logged none: `Invalid user`, an
-//!   invalid-user close or PAM failures alone (see [`conns`]).
+//!   invalid-user close or PAM failures alone (see [`conns`]). PAM failures that name the
+//!   client by a host name (`rhost=host.example.net`) in a process that logged no address
+//!   are counted per host name the same way; the finding names the host in its title,
+//!   summary and evidence, with no IP (none is known).
 //! - `host.ssh_success_after_failures`: an `Accepted` login from an IP with ≥5 failures before
 //!   it: critical.
 //! - `host.ssh_first_seen_ip`: an `Accepted` login from an IP not seen accepting in the first
@@ -104,35 +107,98 @@ impl IpFailures {
     }
 }
 
-impl Spillable for IpFailures {
-    type Key = IpAddr;
-
-    fn encode(ip: IpAddr, f: &IpFailures, out: &mut Vec<u8>) {
-        codec::put_ip(out, Some(ip));
-        codec::put_u64(out, f.count);
-        for t in f.earliest {
+impl IpFailures {
+    fn put(&self, out: &mut Vec<u8>) {
+        codec::put_u64(out, self.count);
+        for t in self.earliest {
             codec::put_i64(out, t);
         }
-        codec::put_span(out, &f.span);
-        codec::put_texts(out, &f.users);
-        codec::put_evidence(out, &f.evidence);
+        codec::put_span(out, &self.span);
+        codec::put_texts(out, &self.users);
+        codec::put_evidence(out, &self.evidence);
     }
 
-    fn decode(b: &[u8], files: &mut Files) -> Option<(IpAddr, IpFailures)> {
-        let mut c = Cursor(b);
-        let ip = c.ip()??;
+    fn read(c: &mut Cursor<'_>, files: &mut Files) -> Option<IpFailures> {
         let count = c.u64()?;
         let mut earliest = [0; PRIOR];
         for t in &mut earliest {
             *t = c.i64()?;
         }
-        let f = IpFailures {
+        Some(IpFailures {
             count,
             earliest,
             span: c.span()?,
             users: c.texts(50)?,
             evidence: c.evidence(files)?,
-        };
+        })
+    }
+
+    /// Counts `n` failures at `ts` by `user`, offering evidence through `cite`.
+    fn add(
+        &mut self,
+        n: u64,
+        ts: Option<Timestamp>,
+        user: Option<&String>,
+        cite: impl FnOnce(&mut TopEvidence),
+    ) {
+        self.count = self.count.saturating_add(n);
+        for _ in 0..n.min(PRIOR as u64) {
+            self.add_time(ts.map_or(i64::MIN, |t| t.utc_ms));
+        }
+        self.span.add(ts);
+        if let Some(u) = user {
+            self.users.insert(u.clone());
+        }
+        cite(&mut self.evidence);
+    }
+}
+
+/// Every failed SSH login counted for one host name (see [`conns`]): as [`IpFailures`],
+/// keyed by the name's [`codec::key128`].
+#[derive(Default)]
+struct NameFailures {
+    name: String,
+    f: IpFailures,
+}
+
+impl Spillable for NameFailures {
+    type Key = (u64, u64);
+
+    fn encode(key: (u64, u64), v: &NameFailures, out: &mut Vec<u8>) {
+        codec::put_u64(out, key.0);
+        codec::put_u64(out, key.1);
+        codec::put_bytes(out, v.name.as_bytes());
+        v.f.put(out);
+    }
+
+    fn decode(b: &[u8], files: &mut Files) -> Option<((u64, u64), NameFailures)> {
+        let mut c = Cursor(b);
+        let key = (c.u64()?, c.u64()?);
+        let name = c.str()?.to_string();
+        let f = IpFailures::read(&mut c, files)?;
+        c.0.is_empty().then_some((key, NameFailures { name, f }))
+    }
+
+    fn merge(&mut self, o: NameFailures) {
+        if self.name.is_empty() {
+            self.name = o.name;
+        }
+        self.f.merge(o.f);
+    }
+}
+
+impl Spillable for IpFailures {
+    type Key = IpAddr;
+
+    fn encode(ip: IpAddr, f: &IpFailures, out: &mut Vec<u8>) {
+        codec::put_ip(out, Some(ip));
+        f.put(out);
+    }
+
+    fn decode(b: &[u8], files: &mut Files) -> Option<(IpAddr, IpFailures)> {
+        let mut c = Cursor(b);
+        let ip = c.ip()??;
+        let f = IpFailures::read(&mut c, files)?;
         c.0.is_empty().then_some((ip, f))
     }
 
@@ -190,6 +256,8 @@ const USER_NAMES: usize = 4096;
 pub struct Host {
     /// Per client IP, every failure summed (see [`IpFailures`]).
     fail_ips: SpillMap<IpFailures>,
+    /// Per client host name, when no line gave its address (see [`conns`]).
+    fail_names: SpillMap<NameFailures>,
     failures: Vec<Fail>,
     /// User names of `failures`, shared.
     user_names: std::collections::HashSet<Arc<str>>,
@@ -236,6 +304,7 @@ impl Host {
     pub fn new(_config: Arc<DetectConfig>) -> Self {
         Host {
             fail_ips: SpillMap::new(FAIL_IPS_CAP, "host"),
+            fail_names: SpillMap::new(FAIL_IPS_CAP, "host"),
             failures: Vec::new(),
             user_names: Default::default(),
             others: Vec::new(),
@@ -268,16 +337,9 @@ impl Host {
         (file, line): (&Arc<str>, u64),
         cite: impl FnOnce(&mut TopEvidence),
     ) {
-        let f = self.fail_ips.get_or_default(ip);
-        f.count = f.count.saturating_add(n);
-        for _ in 0..n.min(PRIOR as u64) {
-            f.add_time(ts.map_or(i64::MIN, |t| t.utc_ms));
-        }
-        f.span.add(ts);
-        if let Some(u) = &user {
-            f.users.insert(u.clone());
-        }
-        cite(&mut f.evidence);
+        self.fail_ips
+            .get_or_default(ip)
+            .add(n, ts, user.as_ref(), cite);
         let user = user.map(|u| match self.user_names.get(u.as_str()) {
             Some(n) => Arc::clone(n),
             None => {
@@ -306,9 +368,20 @@ impl Host {
         for e in excess {
             let (ts, ev) = (e.marker.ev.ts, e.marker.ev);
             let file = Arc::clone(&ev.file);
-            self.add_failures(e.ip, e.n, ts, e.marker.user, (&file, ev.line), |t| {
-                t.push(ev)
-            });
+            match e.subject {
+                conns::Subject::Ip(ip) => {
+                    self.add_failures(ip, e.n, ts, e.marker.user, (&file, ev.line), |t| t.push(ev));
+                }
+                conns::Subject::Name(name) => {
+                    let v = self
+                        .fail_names
+                        .get_or_default(codec::key128(name.as_bytes()));
+                    if v.name.is_empty() {
+                        v.name = name.to_string();
+                    }
+                    v.f.add(e.n, ts, e.marker.user.as_ref(), |t| t.push(ev));
+                }
+            }
         }
     }
 }
@@ -345,6 +418,7 @@ impl DetectorState for Host {
             outcome,
             pid,
             times,
+            remote_name,
             ..
         } = &ev.detail
         else {
@@ -361,11 +435,29 @@ impl DetectorState for Host {
         };
         let user: Option<String> = user.as_deref().map(|u| u.chars().take(64).collect());
         if k == "failed" || k == "attempt" {
-            // Only failures from a client IP mean anything here (per IP).
+            let n = u64::from((*times).max(1));
+            // Only failures from a client mean anything here: per IP, or per host name for
+            // PAM failures whose process gives no address (joined by pid, see [`conns`]).
             let Some(ip) = ev.client_ip else {
+                if let (Some(name), Some(pid), "attempt") = (remote_name, *pid, k) {
+                    let mut excess = Vec::new();
+                    let marker = || conns::Marker {
+                        user: user.clone(),
+                        ev: evidence(&o, ev.ts, 10),
+                    };
+                    self.conns.observe_name(
+                        name,
+                        pid,
+                        n,
+                        origin.file,
+                        origin.line,
+                        marker,
+                        &mut excess,
+                    );
+                    self.add_excess(excess);
+                }
                 return;
             };
-            let n = u64::from((*times).max(1));
             let mut excess = Vec::new();
             if let Some(pid) = *pid {
                 let conn_kind = match action.as_ref() {
@@ -414,6 +506,7 @@ impl DetectorState for Host {
 
     fn park(&mut self) {
         self.fail_ips.park();
+        self.fail_names.park();
     }
 
     fn merge(&mut self, other: Box<dyn DetectorState>) {
@@ -422,6 +515,7 @@ impl DetectorState for Host {
         self.conns.merge(o.conns, &mut excess);
         self.add_excess(excess);
         self.fail_ips.merge(o.fail_ips);
+        self.fail_names.merge(o.fail_names);
         self.failures.extend(o.failures);
         self.others.extend(o.others);
         self.dropped_failures += o.dropped_failures;
@@ -535,6 +629,36 @@ impl DetectorState for Host {
             if accepted_ips.contains(&ip) {
                 summaries.insert(ip, g);
             }
+        }
+        // Host names PAM gave for clients whose address no line of their process gave.
+        let fail_names = std::mem::replace(&mut self.fail_names, SpillMap::new(0, "host"));
+        for (_, v) in fail_names.into_sorted(ctx, "The failed SSH logins per client host name") {
+            let (name, g) = (v.name, v.f);
+            if g.count < 10 {
+                continue;
+            }
+            let n = g.count;
+            let sev = if n >= 100 {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
+            let mut f = Finding::new("host.ssh_brute_force", Category::HostCompromise, sev);
+            f.title = format!("SSH brute force from host {name} ({n} failures)");
+            f.summary = format!(
+                "{n} failed SSH logins from the host named {name}: PAM named the client by the host name sshd's \
+                 reverse lookup gave, and no line of those sshd processes gave its address, so no IP is listed. \
+                 The name is what the address's reverse DNS said then; whoever controls that zone chooses it. \
+                 Nothing here says it succeeded; see host.ssh_success_after_failures."
+            );
+            f.first_seen = g.span.first;
+            f.last_seen = g.span.last;
+            f.users = g.users.items().to_vec();
+            f.count = n;
+            f.evidence = g.evidence.into_vec();
+            f.normalize_evidence();
+            f.playbook = Some("admin-takeover".into());
+            out.push(f);
         }
         let mut done = BTreeSet::new();
         for a in &accepted {
@@ -680,6 +804,7 @@ mod tests {
                 outcome,
                 pid: None,
                 times: 1,
+                remote_name: None,
             },
             ..Default::default()
         };
@@ -936,11 +1061,18 @@ mod tests {
             };
             let (mut ev, raw) = auth(&(t, ip, user, action, outcome));
             if let EventDetail::Auth {
-                pid: p, times: n, ..
+                pid: p,
+                times: n,
+                remote_name,
+                ..
             } = &mut ev.detail
             {
                 *p = Some(pid);
                 *n = times;
+                // Not an address: PAM named the host.
+                if ev.client_ip.is_none() {
+                    *remote_name = Some(Cow::Borrowed(ip));
+                }
             }
             let o = Origin {
                 file: &file,
@@ -1033,6 +1165,74 @@ mod tests {
             .map(|x| serde_json::json!({"rule": x.rule, "severity": x.severity, "ips": x.ips, "users": x.users, "count": x.count, "lines": x.evidence.iter().map(|e| e.line).collect::<Vec<_>>()}))
             .collect();
         insta::assert_json_snapshot!("host_ssh_connections", view);
+        let json = serde_json::to_string(&f).unwrap();
+        for parts in [2, 3, 7, l.len()] {
+            assert_eq!(
+                serde_json::to_string(&run_conns(&l, parts)).unwrap(),
+                json,
+                "{parts} parts"
+            );
+        }
+    }
+
+    #[test]
+    fn pam_failures_naming_a_host_count_per_name_unless_an_address_is_logged() {
+        let mut l: Vec<ConnLine<'_>> = Vec::new();
+        // Old Red Hat syslog, reverse DNS on: PAM lines by host name only, 12 connections.
+        for i in 0..12u32 {
+            let t = i64::from(i) * 10;
+            l.push((t, "n7.example.net", "root", "pam-auth-failure", 5000 + i, 1));
+        }
+        // OpenSSH with UseDNS: PAM names the host, sshd's `Failed` line gives the address of
+        // the same attempt: 10 failures for the address, none for the name.
+        for i in 0..10u32 {
+            let t = 1000 + i64::from(i) * 10;
+            l.push((
+                t,
+                "host.example.net",
+                "root",
+                "pam-auth-failure",
+                6000 + i,
+                1,
+            ));
+            l.push((t + 1, "192.0.2.66", "root", "ssh-failed", 6000 + i, 1));
+        }
+        let f = run_conns(&l, 1);
+        let mut brute: Vec<(&str, &[String], u64)> = f
+            .iter()
+            .filter(|x| x.rule == "host.ssh_brute_force")
+            .map(|x| (x.title.as_str(), x.ips.as_slice(), x.count))
+            .collect();
+        brute.sort();
+        assert_eq!(
+            brute,
+            vec![
+                (
+                    "SSH brute force from 192.0.2.66 (10 failures)",
+                    &["192.0.2.66".to_string()][..],
+                    10
+                ),
+                (
+                    "SSH brute force from host n7.example.net (12 failures)",
+                    &[][..],
+                    12
+                ),
+            ],
+            "{f:#?}"
+        );
+        let named = f
+            .iter()
+            .find(|x| x.title.contains("n7.example.net"))
+            .unwrap();
+        assert!(
+            named.summary.contains("no IP is listed"),
+            "{}",
+            named.summary
+        );
+        assert!(named
+            .evidence
+            .iter()
+            .all(|e| e.text.contains("n7.example.net")));
         let json = serde_json::to_string(&f).unwrap();
         for parts in [2, 3, 7, l.len()] {
             assert_eq!(

@@ -90,6 +90,19 @@ pub struct FinishContext {
     /// Problems met by detectors (state that could not be spilled or read back), for the
     /// report's warnings.
     warnings: std::sync::Mutex<Vec<String>>,
+    /// What the admin detector chose where the options left the choice to it.
+    inferred_panel: std::sync::Mutex<Option<InferredPanel>>,
+}
+
+/// The admin panel the admin detector used where the options named none: the report's
+/// `options.platform_inferred` and `options.admin_paths_inferred`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InferredPanel {
+    /// The platform profile's name, when inferred from the logs (`None`: it was given).
+    pub platform: Option<String>,
+    /// The admin prefixes used, when no `--admin-path` was given: inferred from the logs, or
+    /// the platform's default when the logs show none (`None`: they were given).
+    pub admin_paths: Option<Vec<String>>,
 }
 
 impl FinishContext {
@@ -97,7 +110,24 @@ impl FinishContext {
         FinishContext {
             distinct_client_ips,
             warnings: Default::default(),
+            inferred_panel: Default::default(),
         }
+    }
+
+    /// Records what the admin detector chose itself (see [`InferredPanel`]).
+    pub fn set_inferred_panel(&self, panel: InferredPanel) {
+        *self
+            .inferred_panel
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(panel);
+    }
+
+    /// What the admin detector chose itself, if it chose anything.
+    pub fn inferred_panel(&self) -> Option<InferredPanel> {
+        self.inferred_panel
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn warn(&self, warning: String) {

@@ -22,7 +22,14 @@
 //!   after its unblocked attack (no other client had reached it before).
 //! - `waf.blocked_then_through`: an IP blocked on a path gets 2xx on the same path within
 //!   24 h with a payload of the same attack class.
-//! - `waf.detection_only`: periods during which the engine ran without blocking.
+//! - `waf.detection_only`: periods during which the engine ran without blocking. For a log
+//!   that names the policy (AWS `webaclId`), judged per web ACL: an ACL is said to have only
+//!   counted when none of its records in the logs was blocked while its rules matched in
+//!   `COUNT`. A `COUNT` rule in a web ACL that blocks other requests is that rule's setting
+//!   (a count-only rule, or a managed rule group overridden to count while tuning), not the
+//!   WAF's mode: see `waf.counted_not_blocked`.
+//! - `waf.counted_not_blocked`: attack matches that only `COUNT` rules of a web ACL that does
+//!   block matched, per (web ACL, rule): counted, not blocked, so they reached the application.
 //! - `waf.monitoring_lapse` (category `log-integrity`): hours with web traffic but no WAF
 //!   record, where the WAF's own rate elsewhere predicts at least [`LAPSE_MIN_EXPECTED`].
 //! - `waf.stored_xss_bait`: an unblocked XSS match on a customer-input route (contact, order
@@ -55,6 +62,7 @@ pub const RULES: &[&str] = &[
     "waf.unblocked_attack",
     "waf.blocked_then_through",
     "waf.detection_only",
+    "waf.counted_not_blocked",
     "waf.monitoring_lapse",
     "waf.stored_xss_bait",
 ];
@@ -91,9 +99,38 @@ struct WafRec {
     action: WafAction,
     high: bool,
     detection_only: bool,
+    /// The rules that only counted this request (AWS `COUNT`), comma-joined; empty when none
+    /// did or the request was blocked.
+    counted: String,
+    /// The web ACL (AWS `webaclId`) that judged it, when the log names it.
+    policy: Option<Arc<str>>,
     status: Option<u16>,
     rules: String,
     ev: Evidence,
+}
+
+/// One policy's (web ACL's) records: whether it ever blocked, and how many requests its rules
+/// only counted. Counted over all records, before any cap.
+#[derive(Default, Debug, Clone, Copy)]
+struct PolicyAgg {
+    blocked: u64,
+    counted: u64,
+}
+
+impl PolicyAgg {
+    fn add(&mut self, o: PolicyAgg) {
+        self.blocked += o.blocked;
+        self.counted += o.counted;
+    }
+}
+
+/// How a not-blocked record's policy stands: `None` for records no rule only counted.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum CountScope {
+    /// The web ACL blocked nothing in the logs: it only watched.
+    PolicyCountsOnly,
+    /// The web ACL blocks other requests: the counting rule is set to count.
+    RuleCounts,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -182,6 +219,10 @@ pub struct Waf {
     hour_evidence: BTreeMap<i64, Evidence>,
     rules: BTreeMap<String, RuleAgg>,
     ips: BTreeMap<IpAddr, IpAgg>,
+    /// Per policy (AWS web ACL) named by a kept record: blocked and counted requests.
+    policies: BTreeMap<Arc<str>, PolicyAgg>,
+    /// The same for records that name no policy.
+    unnamed_policy: PolicyAgg,
     summary: WafSummary,
     span: Span,
     scratch: Vec<u8>,
@@ -199,6 +240,19 @@ pub const AUDIT_FAILURE_CHANNEL: &str = "modsecurity-audit-log";
 const MAX_AUDIT_FAILURES: usize = 50;
 
 impl Waf {
+    /// The policy's shared name (at most 200 bytes), entered in `policies`.
+    fn intern_policy(&mut self, p: &str) -> Arc<str> {
+        if let Some((k, _)) = self.policies.get_key_value(p) {
+            return Arc::clone(k);
+        }
+        let k: Arc<str> = Arc::from(crate::web_attack::truncate(p, 200));
+        if let Some((k, _)) = self.policies.get_key_value(&k) {
+            return Arc::clone(k);
+        }
+        self.policies.insert(Arc::clone(&k), PolicyAgg::default());
+        k
+    }
+
     pub fn new(config: Arc<DetectConfig>) -> Self {
         Waf {
             track_web: config.run_has_waf,
@@ -217,6 +271,8 @@ impl Waf {
             hour_evidence: BTreeMap::new(),
             rules: BTreeMap::new(),
             ips: BTreeMap::new(),
+            policies: BTreeMap::new(),
+            unnamed_policy: PolicyAgg::default(),
             summary: WafSummary::default(),
             span: Span::default(),
             scratch: Vec::new(),
@@ -395,6 +451,8 @@ impl DetectorState for Waf {
                 action,
                 severity,
                 detection_only,
+                counted_by,
+                policy,
                 attack,
                 ..
             } => {
@@ -409,7 +467,16 @@ impl DetectorState for Waf {
                     WafAction::Allowed => s.allowed += 1,
                     WafAction::Unknown => {}
                 }
-                s.detection_only += u64::from(*detection_only);
+                let counted = !counted_by.is_empty() && !blocked;
+                // The summary counts records in detection-only or count mode, engine or rule.
+                s.detection_only += u64::from(*detection_only || counted);
+                let policy = policy.as_deref().map(|p| self.intern_policy(p));
+                let agg = match &policy {
+                    Some(p) => self.policies.get_mut(p).expect("interned"),
+                    None => &mut self.unnamed_policy,
+                };
+                agg.blocked += u64::from(blocked);
+                agg.counted += u64::from(counted);
                 let not_blocked = matches!(action, WafAction::LoggedOnly | WafAction::Allowed)
                     && !rule_ids.is_empty();
                 for (i, id) in rule_ids.iter().enumerate() {
@@ -465,6 +532,17 @@ impl DetectorState for Waf {
                     action: *action,
                     high,
                     detection_only: *detection_only,
+                    counted: if counted {
+                        counted_by
+                            .iter()
+                            .take(6)
+                            .map(|r| r.as_ref())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    } else {
+                        String::new()
+                    },
+                    policy,
                     status: ev.status,
                     rules: rule_ids
                         .iter()
@@ -636,6 +714,10 @@ impl DetectorState for Waf {
             m.not_blocked += a.not_blocked;
             m.classes.extend(a.classes);
         }
+        for (k, a) in o.policies {
+            self.policies.entry(k).or_default().add(a);
+        }
+        self.unnamed_policy.add(o.unnamed_policy);
         let s = &mut self.summary;
         s.events += o.summary.events;
         s.blocked += o.summary.blocked;
@@ -789,6 +871,7 @@ impl DetectorState for Waf {
         let note = self.overflow_note();
         out.extend(unblocked(
             &waf,
+            &Scopes::new(&self.policies, self.unnamed_policy),
             &web,
             &by_key,
             &follow,
@@ -796,7 +879,9 @@ impl DetectorState for Waf {
             &note,
         ));
         out.extend(bypass(&waf, &web, &by_key, &note));
-        out.extend(detection_only(&waf));
+        let scopes = Scopes::new(&self.policies, self.unnamed_policy);
+        out.extend(detection_only(&waf, &scopes));
+        out.extend(counted_not_blocked(&waf, &scopes));
         out.extend(lapse(
             &self.hours,
             &self.hour_evidence,
@@ -882,6 +967,8 @@ struct Group {
     evidence: Vec<Evidence>,
     web_confirmed: u64,
     rules: BTreeSet<String>,
+    /// How the WAF let the matches through (see [`Scopes::how`]).
+    how: BTreeSet<String>,
 }
 
 impl Group {
@@ -906,6 +993,7 @@ fn ip_str(ip: Option<IpAddr>) -> Vec<String> {
 
 fn unblocked(
     waf: &[WafRec],
+    scopes: &Scopes,
     web: &[WebHit],
     by_key: &BTreeMap<(Option<IpAddr>, u64), Vec<usize>>,
     follow: &BTreeMap<Option<IpAddr>, Vec<usize>>,
@@ -933,6 +1021,7 @@ fn unblocked(
         }
         g.paths.insert(r.path.clone());
         g.rules.insert(r.rules.clone());
+        g.how.insert(scopes.how(r));
         g.add_ev(weighted(&r.ev, 100));
         if let Some(w) = hit {
             g.web_confirmed += 1;
@@ -1013,13 +1102,14 @@ fn unblocked(
             class_list(&g.classes)
         );
         f.summary = format!(
-            "{} high-severity WAF match{} from {} {} only logged (detection-only, Warning, COUNT, log or MONITOR) \
+            "{} high-severity WAF match{} from {} {} not blocked ({}) \
              while the application answered 2xx ({} confirmed by an access-log line within {} s on the same path; \
              the rest by the status the WAF record itself logged). Rules: {}.{}{}",
             g.count,
             if g.count == 1 { " was" } else { "es were" },
             ip.map_or("an unknown client".to_string(), |i| i.to_string()),
             if g.count == 1 { "and" } else { "and all" },
+            g.how.iter().take(8).cloned().collect::<Vec<_>>().join("; "),
             g.web_confirmed,
             MATCH_WINDOW_SECS,
             g.rules.iter().take(8).cloned().collect::<Vec<_>>().join("; "),
@@ -1144,32 +1234,258 @@ struct Period {
     ips: BTreeSet<Option<IpAddr>>,
 }
 
-fn detection_only(waf: &[WafRec]) -> Vec<Finding> {
-    use ecir_model::finding::{MAX_EVIDENCE, MAX_IPS};
+fn detection_only(waf: &[WafRec], scopes: &Scopes) -> Vec<Finding> {
+    use ecir_model::finding::MAX_IPS;
     let mut out = Vec::new();
-    let mut cur: Option<Period> = None;
-    let flush = |cur: &mut Option<Period>, out: &mut Vec<Finding>| {
-        if let Some(p) = cur.take() {
+    // Judged per policy: a web ACL's blocks end only its own periods, and its counted
+    // records make a period only when it blocked nothing in the logs. Records that name no
+    // policy (every engine but AWS) are judged together, as one engine.
+    let mut by_policy: BTreeMap<Option<&Arc<str>>, Vec<&WafRec>> = BTreeMap::new();
+    for r in waf {
+        by_policy.entry(r.policy.as_ref()).or_default().push(r);
+    }
+    for (policy, recs) in by_policy {
+        let flush = |cur: &mut Option<Period>, out: &mut Vec<Finding>| {
+            if let Some(p) = cur.take() {
+                let (n, high) = (p.records, p.high);
+                let sev = if high > 0 {
+                    Severity::High
+                } else {
+                    Severity::Medium
+                };
+                let mut f = Finding::new("waf.detection_only", Category::Waf, sev);
+                let (a, b) = (p.span.first.expect("span"), p.span.last.expect("span"));
+                let hours = (b.utc_ms - a.utc_ms) as f64 / 3_600_000.0;
+                let clients = p.ips.iter().flatten().count();
+                let more = if clients > MAX_IPS {
+                    format!(" The records came from {clients} client IPs; the first {MAX_IPS} by address are listed.")
+                } else {
+                    String::new()
+                };
+                if let Some(acl) = policy {
+                    f.title = format!(
+                        "Web ACL {} blocked nothing: its rules only counted ({hours:.1} h, {high} high-severity matches let through)",
+                        acl_name(acl)
+                    );
+                    f.summary = format!(
+                        "From {} to {} web ACL {} logged {n} request{} that its rules matched with action COUNT, and none \
+                         of its records in these logs was blocked: it ran in count-only (monitoring) mode over that time. \
+                         {high} of them were high-severity matches that reached the application. Check whether the web \
+                         ACL's rules and rule groups were set to Count.{more}",
+                        a.to_rfc3339(),
+                        b.to_rfc3339(),
+                        acl,
+                        if n == 1 { "" } else { "s" },
+                    );
+                } else {
+                    f.title = format!("WAF ran in detection-only mode ({hours:.1} h, {high} high-severity matches let through)");
+                    f.summary = format!(
+                        "From {} to {} the WAF logged {n} record{} in detection-only / count / monitor mode and blocked nothing; \
+                         {high} of them were high-severity matches that reached the application. Check when and why blocking \
+                         was switched off.{more}",
+                        a.to_rfc3339(),
+                        b.to_rfc3339(),
+                        if n == 1 { "" } else { "s" },
+                    );
+                }
+                f.first_seen = p.span.first;
+                f.last_seen = p.span.last;
+                f.count = n;
+                f.ips = p
+                    .ips
+                    .into_iter()
+                    .flatten()
+                    .take(MAX_IPS)
+                    .map(|i| i.to_string())
+                    .collect();
+                f.evidence = p.first.into_iter().chain(p.highs).chain(p.others).collect();
+                f.normalize_evidence();
+                out.push(f);
+            }
+        };
+        let mut cur: Option<Period> = None;
+        for r in recs {
+            if r.detection_only || scopes.of(r) == Some(CountScope::PolicyCountsOnly) {
+                cur.get_or_insert_with(Default::default).add(r);
+            } else if r.action == WafAction::Blocked {
+                flush(&mut cur, &mut out);
+            }
+        }
+        flush(&mut cur, &mut out);
+    }
+    out
+}
+
+impl Period {
+    fn add(&mut self, r: &WafRec) {
+        use ecir_model::finding::MAX_EVIDENCE;
+        self.span.add(Some(r.ts));
+        self.records += 1;
+        self.high += u64::from(r.high);
+        // The first record, then high-severity ones: weights keep the telling ones.
+        if self.records == 1 {
+            self.first = Some(weighted(&r.ev, 300));
+        } else if r.high {
+            if self.highs.len() < MAX_EVIDENCE {
+                self.highs.push(weighted(&r.ev, 100));
+            }
+        } else if self.others.len() < MAX_EVIDENCE {
+            self.others.push(weighted(&r.ev, 10));
+        }
+        self.ips.insert(r.ip);
+    }
+}
+
+/// The web ACLs (AWS `webaclId`) that blocked nothing in the logs while their rules counted,
+/// and those that blocked: how a counted record stands.
+struct Scopes {
+    count_only: BTreeSet<Arc<str>>,
+    unnamed_count_only: bool,
+    blocked: BTreeMap<Arc<str>, u64>,
+    unnamed_blocked: u64,
+}
+
+impl Scopes {
+    fn new(policies: &BTreeMap<Arc<str>, PolicyAgg>, unnamed: PolicyAgg) -> Self {
+        let only = |a: &PolicyAgg| a.blocked == 0 && a.counted > 0;
+        Scopes {
+            count_only: policies
+                .iter()
+                .filter(|(_, a)| only(a))
+                .map(|(k, _)| Arc::clone(k))
+                .collect(),
+            unnamed_count_only: only(&unnamed),
+            blocked: policies
+                .iter()
+                .map(|(k, a)| (Arc::clone(k), a.blocked))
+                .collect(),
+            unnamed_blocked: unnamed.blocked,
+        }
+    }
+
+    /// `None` when no rule only counted the record (or it was blocked).
+    fn of(&self, r: &WafRec) -> Option<CountScope> {
+        if r.counted.is_empty() {
+            return None;
+        }
+        let only = match &r.policy {
+            Some(p) => self.count_only.contains(p),
+            None => self.unnamed_count_only,
+        };
+        Some(if only {
+            CountScope::PolicyCountsOnly
+        } else {
+            CountScope::RuleCounts
+        })
+    }
+
+    /// Requests the record's web ACL blocked in the logs.
+    fn blocked(&self, policy: Option<&Arc<str>>) -> u64 {
+        match policy {
+            Some(p) => self.blocked.get(p).copied().unwrap_or(0),
+            None => self.unnamed_blocked,
+        }
+    }
+
+    /// How a not-blocked record got through, in words.
+    fn how(&self, r: &WafRec) -> String {
+        let acl = acl_label(r.policy.as_deref());
+        let rules = if r.counted.contains(',') {
+            "rules"
+        } else {
+            "rule"
+        };
+        match self.of(r) {
+            Some(CountScope::RuleCounts) => {
+                format!("counted, not blocked, by {rules} {} in {acl}", r.counted)
+            }
+            Some(CountScope::PolicyCountsOnly) => format!(
+                "counted by {rules} {} in {acl}, which blocked nothing in these logs",
+                r.counted
+            ),
+            None => "only logged: detection-only, Warning, log or MONITOR".to_string(),
+        }
+    }
+}
+
+/// A web ACL's name: the segment after `webacl/` of its ARN, or the id as written.
+fn acl_name(id: &str) -> &str {
+    id.split_once("/webacl/")
+        .and_then(|(_, rest)| rest.split('/').next())
+        .filter(|n| !n.is_empty())
+        .unwrap_or(id)
+}
+
+fn acl_label(policy: Option<&str>) -> String {
+    match policy {
+        Some(p) => format!("web ACL {}", acl_name(p)),
+        None => "a web ACL the log does not name".to_string(),
+    }
+}
+
+/// Attack matches that only `COUNT` rules of a web ACL that blocks other requests matched:
+/// one finding per (web ACL, rule).
+fn counted_not_blocked(waf: &[WafRec], scopes: &Scopes) -> Vec<Finding> {
+    use ecir_model::finding::MAX_IPS;
+    #[derive(Default)]
+    struct Counted {
+        period: Period,
+        classes: BTreeSet<WafClass>,
+        paths: SmallestSet<String>,
+    }
+    let mut groups: BTreeMap<(Option<&Arc<str>>, &str), Counted> = BTreeMap::new();
+    for r in waf {
+        let Some(class) = r.class else { continue };
+        if scopes.of(r) != Some(CountScope::RuleCounts) {
+            continue;
+        }
+        for rule in r.counted.split(',') {
+            let g = groups.entry((r.policy.as_ref(), rule)).or_default();
+            g.period.add(r);
+            g.classes.insert(class);
+            g.paths.insert(r.path.clone());
+        }
+    }
+    groups
+        .into_iter()
+        .map(|((policy, rule), g)| {
+            let p = g.period;
             let (n, high) = (p.records, p.high);
             let sev = if high > 0 {
-                Severity::High
-            } else {
                 Severity::Medium
+            } else {
+                Severity::Low
             };
-            let mut f = Finding::new("waf.detection_only", Category::Waf, sev);
-            let (a, b) = (p.span.first.expect("span"), p.span.last.expect("span"));
-            let hours = (b.utc_ms - a.utc_ms) as f64 / 3_600_000.0;
-            let clients = p.ips.iter().flatten().count();
-            f.title = format!("WAF ran in detection-only mode ({hours:.1} h, {high} high-severity matches let through)");
-            f.summary = format!(
-                "From {} to {} the WAF logged {n} record{} in detection-only / count / monitor mode and blocked nothing; \
-                 {high} of them were high-severity matches that reached the application. Check when and why blocking \
-                 was switched off.{}",
-                a.to_rfc3339(),
-                b.to_rfc3339(),
+            let mut f = Finding::new("waf.counted_not_blocked", Category::Waf, sev);
+            let acl = acl_label(policy.map(|p| &**p));
+            let blocked = scopes.blocked(policy);
+            f.title = format!(
+                "Rule {rule} in {acl} counted {n} {} request{} and did not block {}",
+                class_list(&g.classes),
                 if n == 1 { "" } else { "s" },
+                if n == 1 { "it" } else { "them" },
+            );
+            let clients = p.ips.iter().flatten().count();
+            f.summary = format!(
+                "From {} to {} rule {rule} in {acl}{} counted {n} request{} it matched as {} attack{} and did not \
+                 block {}: the rule's action is COUNT (a count-only rule, or a rule group overridden to count while \
+                 tuning). The web ACL blocked {blocked} other request{} in these logs, so the web ACL as a whole is \
+                 not in detection-only mode. {high} of the {n} counted request{} {} high-severity match{}. The WAF \
+                 passed the counted requests on to the application: check their answers in the access log and \
+                 whether the rule should block.{}",
+                p.span.first.expect("span").to_rfc3339(),
+                p.span.last.expect("span").to_rfc3339(),
+                policy.map(|p| format!(" ({p})")).unwrap_or_default(),
+                if n == 1 { "" } else { "s" },
+                class_list(&g.classes),
+                if n == 1 { "" } else { "s" },
+                if n == 1 { "it" } else { "them" },
+                if blocked == 1 { "" } else { "s" },
+                if n == 1 { "" } else { "s" },
+                if high == 1 { "was a" } else { "were" },
+                if high == 1 { "" } else { "es" },
                 if clients > MAX_IPS {
-                    format!(" The records came from {clients} client IPs; the first {MAX_IPS} by address are listed.")
+                    format!(" The requests came from {clients} client IPs; the first {MAX_IPS} by address are listed.")
                 } else {
                     String::new()
                 }
@@ -1184,34 +1500,12 @@ fn detection_only(waf: &[WafRec]) -> Vec<Finding> {
                 .take(MAX_IPS)
                 .map(|i| i.to_string())
                 .collect();
+            f.paths = g.paths.items().to_vec();
             f.evidence = p.first.into_iter().chain(p.highs).chain(p.others).collect();
             f.normalize_evidence();
-            out.push(f);
-        }
-    };
-    for r in waf {
-        if r.detection_only {
-            let c = cur.get_or_insert_with(Default::default);
-            c.span.add(Some(r.ts));
-            c.records += 1;
-            c.high += u64::from(r.high);
-            // The first record, then high-severity ones: weights keep the telling ones.
-            if c.records == 1 {
-                c.first = Some(weighted(&r.ev, 300));
-            } else if r.high {
-                if c.highs.len() < MAX_EVIDENCE {
-                    c.highs.push(weighted(&r.ev, 100));
-                }
-            } else if c.others.len() < MAX_EVIDENCE {
-                c.others.push(weighted(&r.ev, 10));
-            }
-            c.ips.insert(r.ip);
-        } else if r.action == WafAction::Blocked {
-            flush(&mut cur, &mut out);
-        }
-    }
-    flush(&mut cur, &mut out);
-    out
+            f
+        })
+        .collect()
 }
 
 fn lapse(
@@ -1619,6 +1913,16 @@ mod tests {
             bool,
             i64,
         ),
+        /// An AWS WAF record of a SQLi match: ip, target, action, the rule that only counted
+        /// it ("" for none), web ACL ARN, secs.
+        Aws(
+            &'static str,
+            &'static str,
+            WafAction,
+            &'static str,
+            &'static str,
+            i64,
+        ),
     }
 
     fn run_parts(input: &[In], parts: usize) -> (Vec<Finding>, Option<WafSummary>) {
@@ -1660,7 +1964,7 @@ mod tests {
                 In::WebMs(ip, m, t, st, ms, off) => {
                     Some((ip, m, t, st, Timestamp::new(T0 * 1000 + ms, *off)))
                 }
-                In::Waf(..) => None,
+                In::Waf(..) | In::Aws(..) => None,
             };
             let (ev, file, raw) = match (x, web) {
                 (_, Some((ip, m, t, st, ts))) => (
@@ -1689,6 +1993,8 @@ mod tests {
                             action: *a,
                             severity: Some(Cow::Borrowed(*sev)),
                             detection_only: *d,
+                            counted_by: vec![],
+                            policy: None,
                             attack: *c,
                             engine_mode: None,
                             transaction: None,
@@ -1697,6 +2003,39 @@ mod tests {
                     },
                     &waf_file,
                     format!("waf {ip} {t} {a:?}"),
+                ),
+                (In::Aws(ip, t, a, counted, acl, s), _) => (
+                    Event {
+                        ts: Some(Timestamp::from_secs(T0 + s, 0)),
+                        source: Some(SourceKind::Waf),
+                        client_ip: ip.parse().ok(),
+                        method: Some(Cow::Borrowed("GET")),
+                        target: Some(Cow::Borrowed(*t)),
+                        status: Some(200),
+                        detail: EventDetail::Waf {
+                            rule_ids: vec![Cow::Borrowed(if counted.is_empty() {
+                                "SQLiBlock"
+                            } else {
+                                *counted
+                            })],
+                            messages: vec![],
+                            action: *a,
+                            severity: None,
+                            detection_only: false,
+                            counted_by: if counted.is_empty() {
+                                vec![]
+                            } else {
+                                vec![Cow::Borrowed(*counted)]
+                            },
+                            policy: Some(Cow::Borrowed(*acl)),
+                            attack: Some(WafClass::Sqli),
+                            engine_mode: None,
+                            transaction: None,
+                        },
+                        ..Default::default()
+                    },
+                    &waf_file,
+                    format!("aws {ip} {t} {a:?} {counted}"),
                 ),
                 _ => unreachable!("web lines have a time"),
             };
@@ -1751,6 +2090,122 @@ mod tests {
 
     use In::{Waf as W, Web, WebMs};
     use WafAction::{Blocked, LoggedOnly};
+
+    const SHOP_ACL: &str = "arn:aws:wafv2:ap-northeast-1:111122223333:regional/webacl/shop/1";
+    const STAGING_ACL: &str = "arn:aws:wafv2:ap-northeast-1:111122223333:regional/webacl/staging/2";
+
+    #[test]
+    fn a_count_rule_in_a_blocking_web_acl_is_not_detection_only() {
+        use In::Aws;
+        let f = run(&[
+            Aws(
+                "192.0.2.9",
+                "/x?id=1%20union%20select",
+                Blocked,
+                "",
+                SHOP_ACL,
+                0,
+            ),
+            Aws(
+                "203.0.113.7",
+                "/products/list?id=1'or'1'='1",
+                LoggedOnly,
+                "SQLi_QUERYARGUMENTS",
+                SHOP_ACL,
+                60,
+            ),
+            Aws(
+                "203.0.113.8",
+                "/products/list?id=2'or'2'='2",
+                LoggedOnly,
+                "SQLi_QUERYARGUMENTS",
+                SHOP_ACL,
+                120,
+            ),
+        ]);
+        assert!(rule(&f, "waf.detection_only").is_empty(), "{}", render(&f));
+        let c = rule(&f, "waf.counted_not_blocked");
+        assert_eq!(c.len(), 1, "{}", render(&f));
+        assert_eq!(
+            c[0].title,
+            "Rule SQLi_QUERYARGUMENTS in web ACL shop counted 2 sqli requests and did not block them"
+        );
+        assert!(
+            c[0].summary
+                .contains("blocked 1 other request in these logs")
+                && c[0]
+                    .summary
+                    .contains("the web ACL as a whole is not in detection-only mode")
+                && c[0]
+                    .summary
+                    .contains("2 of the 2 counted requests were high-severity matches")
+                && c[0].summary.contains(SHOP_ACL),
+            "{}",
+            c[0].summary
+        );
+        assert_eq!(c[0].count, 2);
+        assert_eq!(c[0].ips, ["203.0.113.7", "203.0.113.8"]);
+        assert_eq!(c[0].severity, Severity::Medium);
+        let u = rule(&f, "waf.unblocked_attack");
+        assert_eq!(u.len(), 2, "{}", render(&f));
+        assert!(
+            u[0].summary.contains(
+                "not blocked (counted, not blocked, by rule SQLi_QUERYARGUMENTS in web ACL shop)"
+            ) && !u[0].summary.contains("detection-only"),
+            "{}",
+            u[0].summary
+        );
+    }
+
+    #[test]
+    fn a_web_acl_that_never_blocks_is_count_only_whatever_other_acls_do() {
+        use In::Aws;
+        // The shop ACL blocks in the middle of the staging ACL's counted records: that does
+        // not end the staging ACL's period, nor make its COUNT rule a tuning exception.
+        let f = run(&[
+            Aws(
+                "203.0.113.7",
+                "/a?id=1'or'1'='1",
+                LoggedOnly,
+                "SQLiCount",
+                STAGING_ACL,
+                0,
+            ),
+            Aws(
+                "192.0.2.9",
+                "/x?id=1%20union%20select",
+                Blocked,
+                "",
+                SHOP_ACL,
+                60,
+            ),
+            Aws(
+                "203.0.113.8",
+                "/b?id=2'or'2'='2",
+                LoggedOnly,
+                "SQLiCount",
+                STAGING_ACL,
+                3600,
+            ),
+        ]);
+        let d = rule(&f, "waf.detection_only");
+        assert_eq!(d.len(), 1, "{}", render(&f));
+        assert_eq!(
+            d[0].title,
+            "Web ACL staging blocked nothing: its rules only counted (1.0 h, 2 high-severity matches let through)"
+        );
+        assert!(d[0].summary.contains(STAGING_ACL), "{}", d[0].summary);
+        assert_eq!(d[0].count, 2);
+        assert!(rule(&f, "waf.counted_not_blocked").is_empty());
+        let u = rule(&f, "waf.unblocked_attack");
+        assert!(
+            u.iter().all(|x| x.summary.contains(
+                "counted by rule SQLiCount in web ACL staging, which blocked nothing in these logs"
+            )),
+            "{}",
+            render(&f)
+        );
+    }
 
     #[test]
     fn unblocked_attack_with_2xx_then_admin_is_critical() {
@@ -2177,6 +2632,8 @@ mod tests {
                 action: WafAction::Blocked,
                 severity: Some(Cow::Borrowed("CRITICAL")),
                 detection_only: false,
+                counted_by: vec![],
+                policy: None,
                 attack: Some(WafClass::Sqli),
                 engine_mode: None,
                 transaction: None,
@@ -2704,6 +3161,8 @@ mod tests {
                 action: WafAction::Blocked,
                 severity: Some(Cow::Borrowed("CRITICAL")),
                 detection_only: false,
+                counted_by: vec![],
+                policy: None,
                 attack: Some(WafClass::Sqli),
                 engine_mode: None,
                 transaction: None,

@@ -425,6 +425,20 @@ fn classify<'a>(
     }
 }
 
+/// A DNS host name as resolvers return them: dot-separated labels of letters, digits, `-`
+/// and `_`, at most 253 bytes, with a letter somewhere (not an address or a number).
+fn is_host_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        && s.bytes().any(|b| b.is_ascii_alphabetic())
+}
+
 struct AuthParser {
     ctx: ParseContext,
 }
@@ -453,10 +467,17 @@ impl Parser for AuthParser {
             None => repeat,
         };
         let user = user.map(|u| u.trim_matches(['"', '\'']));
+        let client_ip = ip.and_then(parse_ip);
+        // PAM names the remote host as sshd resolved it: a host name when its reverse lookup
+        // succeeded (`rhost=host.example.net`).
+        let remote_name = match (client_ip, action) {
+            (None, "pam-auth-failure") => ip.filter(|h| is_host_name(h)),
+            _ => None,
+        };
         let ev = Event {
             ts: Some(ts),
             source: Some(SourceKind::Auth),
-            client_ip: ip.and_then(parse_ip),
+            client_ip,
             user: user.map(|u| Cow::Owned(u.to_string())),
             detail: EventDetail::Auth {
                 program: Cow::Owned(h.program.to_string()),
@@ -465,6 +486,7 @@ impl Parser for AuthParser {
                 outcome,
                 pid: h.pid,
                 times,
+                remote_name: remote_name.map(|h| Cow::Owned(h.to_ascii_lowercase())),
             },
             ..Default::default()
         };
@@ -732,6 +754,42 @@ Feb 22 16:45:27 slave22 sshd[2739]: PAM 1 more authentication failure; logname= 
         // A Red Hat syslog file of such lines is an auth log.
         let sample: Vec<&[u8]> = text.lines().map(str::as_bytes).collect();
         assert_eq!(AuthLog.detect(&sample).map(|d| d.0), Some(0));
+    }
+
+    #[test]
+    fn pam_failures_naming_the_remote_host_keep_its_name() {
+        let text = "\
+Dec 10 07:07:38 h sshd[24206]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=Host-7.Example.NET  user=root
+Jun 22 03:17:26 combo sshd(pam_unix)[16207]: authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=n203.example.org  user=root
+Feb 22 16:45:26 h sshd[2738]: PAM 4 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=n203.example.org  user=root
+Dec 10 07:07:39 h sshd[24207]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.4  user=root
+Dec 10 07:07:40 h sshd[24208]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=bad<name>  user=root
+Dec 10 07:07:41 h sshd[24209]: Failed password for root from host.example.net port 22 ssh2";
+        let c = parse_all(chosen(), &ParseContext::default(), text);
+        let names: Vec<(Option<String>, Option<String>)> = c
+            .events
+            .iter()
+            .map(|(_, e)| match &e.detail {
+                EventDetail::Auth { remote_name, .. } => (
+                    e.client_ip.map(|i| i.to_string()),
+                    remote_name.as_deref().map(str::to_string),
+                ),
+                _ => panic!("not auth"),
+            })
+            .collect();
+        let name = |n: &str| (None, Some(n.to_string()));
+        assert_eq!(
+            names,
+            vec![
+                name("host-7.example.net"),
+                name("n203.example.org"),
+                name("n203.example.org"),
+                (Some("203.0.113.4".to_string()), None),
+                // Not a host name; and only PAM lines name one.
+                (None, None),
+                (None, None),
+            ]
+        );
     }
 
     #[test]

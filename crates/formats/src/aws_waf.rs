@@ -3,7 +3,11 @@
 //! terminating and non-terminating (COUNT) rule matches, managed rule-group labels.
 //!
 //! A BLOCK (or CAPTCHA/CHALLENGE) never reached the shop. A COUNT match, or an ALLOW with
-//! non-terminating COUNT matches, reached it: that is logged-only, detection-mode for the rule.
+//! non-terminating COUNT matches, reached it: that is logged-only, and the counting rules are
+//! named (`counted_by`) with the web ACL (`policy`, the `webaclId`). COUNT is one rule's action
+//! (a count-only rule, or a managed rule group overridden to count while tuning), not the web
+//! ACL's mode: the record is not `detection_only`, and whether the web ACL as a whole only
+//! watched is for the detector to judge over all its records.
 
 use ecir_model::{SourceKind, WafAction};
 use serde_json::{Map, Value};
@@ -116,11 +120,19 @@ fn parse(m: &Map<String, Value>, ctx: &ParseContext) -> Result<WafRecord, &'stat
         .and_then(|c| u16::try_from(c).ok());
     let action = s(m, "action").unwrap_or("").to_ascii_uppercase();
     let term = s(m, "terminatingRuleId").filter(|r| *r != "Default_Action");
-    let mut counted = false;
+    // Rules whose action was COUNT (a non-terminating match without an action is a count).
+    let mut counted: Vec<String> = Vec::new();
+    let is_count = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .is_none_or(|a| a.eq_ignore_ascii_case("COUNT"))
+    };
     if let Some(t) = term {
         let class = class_of(t, m.get("terminatingRuleMatchDetails"));
         rec.rules
             .add(Some(t), s(m, "terminatingRuleType"), None, class);
+        if action == "COUNT" {
+            counted.push(t.to_string());
+        }
     }
     if let Some(groups) = m.get("ruleGroupList").and_then(Value::as_array) {
         for g in groups.iter().filter_map(Value::as_object) {
@@ -129,7 +141,9 @@ fn parse(m: &Map<String, Value>, ctx: &ParseContext) -> Result<WafRecord, &'stat
                 if let Some(id) = s(t, "ruleId") {
                     let class = class_of(&format!("{gid} {id}"), t.get("ruleMatchDetails"));
                     rec.rules.add(Some(id), Some(gid), None, class);
-                    counted |= s(t, "action").is_some_and(|a| a.eq_ignore_ascii_case("COUNT"));
+                    if s(t, "action").is_some_and(|a| a.eq_ignore_ascii_case("COUNT")) {
+                        counted.push(id.to_string());
+                    }
                 }
             }
             for r in g
@@ -141,7 +155,9 @@ fn parse(m: &Map<String, Value>, ctx: &ParseContext) -> Result<WafRecord, &'stat
                 if let Some(id) = r.get("ruleId").and_then(Value::as_str) {
                     let class = class_of(&format!("{gid} {id}"), r.get("ruleMatchDetails"));
                     rec.rules.add(Some(id), Some(gid), None, class);
-                    counted = true;
+                    if is_count(r.get("action")) {
+                        counted.push(id.to_string());
+                    }
                 }
             }
         }
@@ -160,7 +176,9 @@ fn parse(m: &Map<String, Value>, ctx: &ParseContext) -> Result<WafRecord, &'stat
                 None,
                 class,
             );
-            counted = true;
+            if is_count(r.get("action")) {
+                counted.push(id.to_string());
+            }
         }
     }
     if let Some(labels) = m.get("labels").and_then(Value::as_array) {
@@ -178,14 +196,14 @@ fn parse(m: &Map<String, Value>, ctx: &ParseContext) -> Result<WafRecord, &'stat
     rec.action = Some(match action.as_str() {
         "BLOCK" | "CAPTCHA" | "CHALLENGE" => WafAction::Blocked,
         "COUNT" => WafAction::LoggedOnly,
-        "ALLOW" if counted => WafAction::LoggedOnly,
+        "ALLOW" if !counted.is_empty() => WafAction::LoggedOnly,
         "ALLOW" => WafAction::Allowed,
         _ => WafAction::Unknown,
     });
-    rec.detection_only = action == "COUNT" || (action == "ALLOW" && counted);
-    if rec.detection_only {
-        rec.engine_mode = Some("COUNT".into());
-    }
+    counted.sort_unstable();
+    counted.dedup();
+    rec.counted_by = counted;
+    rec.policy = s(m, "webaclId").map(str::to_string);
     let _ = text(m, "formatVersion");
     Ok(rec)
 }
@@ -213,25 +231,90 @@ mod tests {
         assert_eq!(e.ts.unwrap().utc_ms, 1576280412771);
         assert_eq!(e.target.as_deref(), Some("/foo"));
         assert_eq!(e.host.as_deref(), Some("localhost:1989"));
-        let acts: Vec<(WafAction, bool, Option<WafClass>)> = c
+        type Got = (WafAction, bool, Vec<String>, Option<WafClass>);
+        let acts: Vec<Got> = c
             .details
             .iter()
             .map(|d| match d {
                 EventDetail::Waf {
                     action,
                     detection_only,
+                    counted_by,
                     attack,
                     ..
-                } => (*action, *detection_only, *attack),
+                } => (
+                    *action,
+                    *detection_only,
+                    counted_by.iter().map(|r| r.to_string()).collect(),
+                    *attack,
+                ),
+                _ => panic!(),
+            })
+            .collect();
+        // A COUNT match names its rule and is not the web ACL's detection-only mode: the
+        // same web ACL blocks the third request.
+        assert_eq!(
+            acts,
+            vec![
+                (WafAction::Blocked, false, vec![], Some(WafClass::Sqli)),
+                (
+                    WafAction::LoggedOnly,
+                    false,
+                    vec!["TestRule".to_string()],
+                    Some(WafClass::Sqli)
+                ),
+                (
+                    WafAction::Blocked,
+                    false,
+                    vec!["RuleB-SQLi".to_string()],
+                    Some(WafClass::Sqli)
+                ),
+            ]
+        );
+        let policies: Vec<Option<&str>> = c
+            .details
+            .iter()
+            .map(|d| match d {
+                EventDetail::Waf { policy, .. } => policy.as_deref(),
                 _ => panic!(),
             })
             .collect();
         assert_eq!(
-            acts,
+            policies[1..],
+            [Some("arn:aws:wafv2:us-east-1:123456789012:global/webacl/hello-world/5933d6d9-9dde-js82-v8aw-9ck28nv9"); 2]
+        );
+    }
+
+    /// A top-level COUNT (the terminating rule counted) and counted rules inside a rule
+    /// group are named; a non-terminating CHALLENGE passed with a valid token is no count.
+    #[test]
+    fn counted_rules_are_named() {
+        let lines = [
+            r#"{"timestamp":1700000000000,"webaclId":"arn:aws:wafv2:ap-northeast-1:111122223333:regional/webacl/shop/1","terminatingRuleId":"CountSQLi","terminatingRuleType":"REGULAR","action":"COUNT","httpRequest":{"clientIp":"192.0.2.5","uri":"/a","args":"id=1","httpMethod":"GET"}}"#,
+            r#"{"timestamp":1700000000000,"webaclId":"arn:aws:wafv2:ap-northeast-1:111122223333:regional/webacl/shop/1","terminatingRuleId":"Default_Action","action":"ALLOW","ruleGroupList":[{"ruleGroupId":"AWS#AWSManagedRulesSQLiRuleSet","nonTerminatingMatchingRules":[{"ruleId":"SQLi_QUERYARGUMENTS","action":"COUNT"}]}],"httpRequest":{"clientIp":"192.0.2.6","uri":"/b","args":"id=1","httpMethod":"GET"}}"#,
+            r#"{"timestamp":1700000000000,"webaclId":"arn:aws:wafv2:ap-northeast-1:111122223333:regional/webacl/shop/1","terminatingRuleId":"Default_Action","action":"ALLOW","nonTerminatingMatchingRules":[{"ruleId":"BotChallenge","action":"CHALLENGE"}],"httpRequest":{"clientIp":"192.0.2.7","uri":"/c","args":"","httpMethod":"GET"}}"#,
+        ];
+        let chosen = crate::by_name("aws-waf").unwrap();
+        let c = parse_all(chosen, &ParseContext::default(), &lines.join("\n"));
+        let got: Vec<(WafAction, Vec<String>)> = c
+            .details
+            .iter()
+            .map(|d| match d {
+                EventDetail::Waf {
+                    action, counted_by, ..
+                } => (*action, counted_by.iter().map(|r| r.to_string()).collect()),
+                _ => panic!(),
+            })
+            .collect();
+        assert_eq!(
+            got,
             vec![
-                (WafAction::Blocked, false, Some(WafClass::Sqli)),
-                (WafAction::LoggedOnly, true, Some(WafClass::Sqli)),
-                (WafAction::Blocked, false, Some(WafClass::Sqli)),
+                (WafAction::LoggedOnly, vec!["CountSQLi".to_string()]),
+                (
+                    WafAction::LoggedOnly,
+                    vec!["SQLi_QUERYARGUMENTS".to_string()]
+                ),
+                (WafAction::Allowed, vec![]),
             ]
         );
     }

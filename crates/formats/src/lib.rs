@@ -504,6 +504,8 @@ pub(crate) mod testing {
                 action,
                 severity,
                 detection_only,
+                counted_by,
+                policy,
                 attack,
                 engine_mode,
                 transaction,
@@ -513,6 +515,8 @@ pub(crate) mod testing {
                 action: *action,
                 severity: severity.as_ref().map(o),
                 detection_only: *detection_only,
+                counted_by: counted_by.iter().map(o).collect(),
+                policy: policy.as_ref().map(o),
                 attack: *attack,
                 engine_mode: engine_mode.as_ref().map(o),
                 transaction: transaction.as_ref().map(o),
@@ -524,6 +528,7 @@ pub(crate) mod testing {
                 outcome,
                 pid,
                 times,
+                remote_name,
             } => EventDetail::Auth {
                 program: o(program),
                 user: user.as_ref().map(o),
@@ -531,6 +536,7 @@ pub(crate) mod testing {
                 outcome: *outcome,
                 pid: *pid,
                 times: *times,
+                remote_name: remote_name.as_ref().map(o),
             },
             EventDetail::Login { user, outcome } => EventDetail::Login {
                 user: user.as_ref().map(o),

@@ -343,6 +343,10 @@ pub struct WafRecord {
     pub rules: Rules,
     pub action: Option<WafAction>,
     pub detection_only: bool,
+    /// Rules that only counted (see `EventDetail::Waf::counted_by`).
+    pub counted_by: Vec<String>,
+    /// The policy that judged the request (AWS `webaclId`).
+    pub policy: Option<String>,
     pub engine_mode: Option<String>,
     pub transaction: Option<String>,
 }
@@ -365,6 +369,8 @@ impl WafRecord {
                 action: self.action.unwrap_or(WafAction::Unknown),
                 severity: self.rules.severity,
                 detection_only: self.detection_only,
+                counted_by: self.counted_by.into_iter().map(Cow::Owned).collect(),
+                policy: self.policy.map(Cow::Owned),
                 attack: self.rules.attack,
                 engine_mode: self.engine_mode.map(Cow::Owned),
                 transaction: self.transaction.map(Cow::Owned),

@@ -165,9 +165,16 @@ pub enum EventDetail<'a> {
         messages: Vec<Cow<'a, str>>,
         action: WafAction,
         severity: Option<Cow<'a, str>>,
-        /// The engine (or the matching rule) only logged: ModSecurity `DetectionOnly`, AWS
-        /// `COUNT`, Cloudflare `log`, Azure `Detected`, SiteGuard `MONITOR`.
+        /// The engine (or the matching rule) only logged: ModSecurity `DetectionOnly`,
+        /// Cloudflare `log`, Azure `Detected`, SiteGuard `MONITOR`. Not AWS `COUNT`: a count
+        /// action is one rule's, not the web ACL's (see `counted_by`).
         detection_only: bool,
+        /// Rules that matched with a count (non-terminating, log-only) action: AWS `COUNT`. One
+        /// rule's setting, which says nothing of the policy's other rules; whether the policy
+        /// as a whole only watched is judged over all its records (`policy`).
+        counted_by: Vec<Cow<'a, str>>,
+        /// The policy that judged the request, when the log names it: AWS `webaclId`.
+        policy: Option<Cow<'a, str>>,
         /// The most specific attack class among the matched rules.
         attack: Option<WafClass>,
         /// Engine mode as the log writes it (`DETECTION_ONLY`, `Enabled`, …), when it does.
@@ -188,6 +195,9 @@ pub enum EventDetail<'a> {
         /// [ … ]` (the message stands for N more lines, the first was logged before it), 1
         /// otherwise.
         times: u32,
+        /// The remote host when the line names it by a host name, not an address (PAM's
+        /// `rhost=` after sshd's reverse lookup): then `client_ip` is `None`.
+        remote_name: Option<Cow<'a, str>>,
     },
     /// An application log message.
     App {

@@ -241,7 +241,7 @@ pub fn scan(
             version: opts.version.clone(),
         },
         generated_at: now(),
-        options: options_map(opts),
+        options: options_map(opts, ctx.inferred_panel()),
         inputs,
         findings,
         exposure,
@@ -402,7 +402,10 @@ fn now() -> Timestamp {
     Timestamp::new(n.timestamp_millis() / 1000 * 1000, 0)
 }
 
-fn options_map(opts: &ScanOptions) -> BTreeMap<String, Value> {
+fn options_map(
+    opts: &ScanOptions,
+    inferred: Option<ecir_detect::InferredPanel>,
+) -> BTreeMap<String, Value> {
     let mut m = BTreeMap::new();
     m.insert("timezone".into(), Value::from(opts.parse.tz.name()));
     m.insert(
@@ -443,6 +446,14 @@ fn options_map(opts: &ScanOptions) -> BTreeMap<String, Value> {
         .unwrap_or_else(|| "auto".into());
     m.insert("platform".into(), Value::from(platform));
     m.insert("admin_paths".into(), Value::from(admin.admin_paths.clone()));
+    // What the admin detector used where the options left it open: present only then.
+    let inferred = inferred.unwrap_or_default();
+    if let Some(p) = inferred.platform {
+        m.insert("platform_inferred".into(), Value::from(p));
+    }
+    if let Some(p) = inferred.admin_paths {
+        m.insert("admin_paths_inferred".into(), Value::from(p));
+    }
     if !admin.allow.is_empty() {
         m.insert(
             "admin_allow".into(),

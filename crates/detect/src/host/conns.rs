@@ -28,6 +28,17 @@
 //! the merge, which joins it to that state's connection of the same key when the gap allows.
 //! So what is counted does not depend on where the chunks are cut. Memory: the connections
 //! of a state's first and last [`GAP`] lines.
+//!
+//! PAM names the client as sshd resolved it: a host name when the reverse lookup succeeded
+//! (`rhost=host.example.net`), while sshd's own lines always give the address. PAM lines
+//! with a host name make connections of their own, per (file, pid, name), joined by the same
+//! [`GAP`] rule; such a connection counts its PAM failures for the host name only when its
+//! process logged no line with an address within [`GAP`] lines of it: otherwise those lines
+//! (`Failed password … from A`, `Invalid user … from A`) are the same attempts, counted for
+//! the address (which can only undercount, when the lines with the address stand for fewer
+//! attempts than the PAM ones). The same head rule keeps this independent of the cuts: a
+//! state remembers the first line with an address of each process in its first [`GAP`]
+//! lines and the last one of each process, for the merge to look across.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -62,15 +73,57 @@ pub struct Marker {
     pub ev: Evidence,
 }
 
+/// Who a settled connection's attempts are counted for.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Subject {
+    Ip(IpAddr),
+    /// A host name, when no line of the connection gave an address.
+    Name(Arc<str>),
+}
+
 /// Attempts a settled connection adds to its client's failures.
 #[derive(Debug)]
 pub struct Excess {
-    pub ip: IpAddr,
+    pub subject: Subject,
     pub n: u64,
     pub marker: Marker,
 }
 
 type Key = (Arc<str>, IpAddr, u32);
+
+/// A process of a file: (file, pid).
+type Proc = (Arc<str>, u32);
+
+/// The PAM failures of one process that named its client by a host name only.
+#[derive(Debug)]
+struct NameConn {
+    name: Arc<str>,
+    first_line: u64,
+    last_line: u64,
+    head: bool,
+    pam: u64,
+    marker: Marker,
+    /// The process logged a line with an address within [`GAP`] lines: the attempts are
+    /// counted for the address.
+    shadowed: bool,
+}
+
+impl NameConn {
+    fn settle(self, out: &mut Vec<Excess>) {
+        if !self.shadowed && self.pam > 0 {
+            out.push(Excess {
+                subject: Subject::Name(self.name),
+                n: self.pam,
+                marker: self.marker,
+            });
+        }
+    }
+}
+
+/// Whether a line at `later` is within [`GAP`] lines after one at `earlier`, or before it.
+fn near(earlier: u64, later: u64) -> bool {
+    later.saturating_sub(earlier) <= GAP
+}
 
 #[derive(Debug)]
 struct Conn {
@@ -119,7 +172,11 @@ impl Conn {
             .max(self.pam)
             .saturating_sub(self.failed);
         if let (true, Some(marker)) = (n > 0, self.marker) {
-            out.push(Excess { ip, n, marker });
+            out.push(Excess {
+                subject: Subject::Ip(ip),
+                n,
+                marker,
+            });
         }
     }
 }
@@ -134,6 +191,14 @@ pub struct Conns {
     /// Heads that can no longer grow on the right: they wait for the state before.
     done_heads: Vec<(Key, Conn)>,
     since_sweep: u32,
+    /// Connections known by a host name only, one per process, and their heads that can
+    /// no longer grow.
+    names: HashMap<Proc, NameConn>,
+    done_name_heads: Vec<(Proc, NameConn)>,
+    /// Per process, its last line with an address (dropped once [`GAP`] lines behind), and
+    /// its first one within [`GAP`] lines of the state's first line.
+    last_ip: HashMap<Proc, u64>,
+    head_ips: HashMap<Proc, u64>,
 }
 
 impl Conns {
@@ -152,18 +217,15 @@ impl Conns {
         marker: impl FnOnce() -> Marker,
         out: &mut Vec<Excess>,
     ) {
-        let start = self.start.get_or_insert_with(|| (Arc::clone(file), line));
-        let head = *start.0 == **file && line.saturating_sub(start.1) < GAP;
-        if self.at.as_ref().is_some_and(|(f, _)| **f != **file) {
-            // The file before is over: none of its connections can grow.
-            for (k, c) in std::mem::take(&mut self.open) {
-                retire(k, c, &mut self.done_heads, out);
-            }
+        let head = self.enter(file, line, out);
+        let proc = (Arc::clone(file), pid);
+        if let Some(c) = self.names.get_mut(&proc) {
+            c.shadowed |= near(c.last_line, line);
         }
-        match &mut self.at {
-            Some((f, l)) if **f == **file => *l = line,
-            at => *at = Some((Arc::clone(file), line)),
+        if head {
+            self.head_ips.entry(proc.clone()).or_insert(line);
         }
+        self.last_ip.insert(proc, line);
         let key = (Arc::clone(file), ip, pid);
         if let Some(c) = self.open.get_mut(&key) {
             if line.saturating_sub(c.last_line) <= GAP {
@@ -190,6 +252,73 @@ impl Conns {
         self.maybe_sweep(out);
     }
 
+    /// Moves the state to `file`:`line`; whether that line is within the state's head.
+    fn enter(&mut self, file: &Arc<str>, line: u64, out: &mut Vec<Excess>) -> bool {
+        let start = self.start.get_or_insert_with(|| (Arc::clone(file), line));
+        let head = *start.0 == **file && line.saturating_sub(start.1) < GAP;
+        if self.at.as_ref().is_some_and(|(f, _)| **f != **file) {
+            // The file before is over: none of its connections can grow.
+            self.retire_all(out);
+        }
+        match &mut self.at {
+            Some((f, l)) if **f == **file => *l = line,
+            at => *at = Some((Arc::clone(file), line)),
+        }
+        head
+    }
+
+    fn retire_all(&mut self, out: &mut Vec<Excess>) {
+        for (k, c) in std::mem::take(&mut self.open) {
+            retire(k, c, &mut self.done_heads, out);
+        }
+        for (k, c) in std::mem::take(&mut self.names) {
+            retire_name(k, c, &mut self.done_name_heads, out);
+        }
+        self.last_ip.clear();
+    }
+
+    /// One PAM failure line (standing for `n`) of process `pid` naming its client by the host
+    /// name `name` only, at `file`:`line`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn observe_name(
+        &mut self,
+        name: &str,
+        pid: u32,
+        n: u64,
+        file: &Arc<str>,
+        line: u64,
+        marker: impl FnOnce() -> Marker,
+        out: &mut Vec<Excess>,
+    ) {
+        let head = self.enter(file, line, out);
+        let proc = (Arc::clone(file), pid);
+        let after_ip = self.last_ip.get(&proc).is_some_and(|&l| near(l, line));
+        if let Some(c) = self.names.get_mut(&proc) {
+            if &*c.name == name && near(c.last_line, line) {
+                c.last_line = line;
+                c.pam = c.pam.saturating_add(n);
+                c.shadowed |= after_ip;
+                return self.maybe_sweep(out);
+            }
+            if let Some(c) = self.names.remove(&proc) {
+                retire_name(proc.clone(), c, &mut self.done_name_heads, out);
+            }
+        }
+        self.names.insert(
+            proc,
+            NameConn {
+                name: Arc::from(name),
+                first_line: line,
+                last_line: line,
+                head,
+                pam: n,
+                marker: marker(),
+                shadowed: after_ip,
+            },
+        );
+        self.maybe_sweep(out);
+    }
+
     fn maybe_sweep(&mut self, out: &mut Vec<Excess>) {
         self.since_sweep += 1;
         if self.since_sweep >= SWEEP_EVERY {
@@ -213,6 +342,19 @@ impl Conns {
                 retire(k, c, &mut self.done_heads, out);
             }
         }
+        let ended: Vec<Proc> = self
+            .names
+            .iter()
+            .filter(|(k, c)| *k.0 != **file || c.last_line.saturating_add(GAP) < *line)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in ended {
+            if let Some(c) = self.names.remove(&k) {
+                retire_name(k, c, &mut self.done_name_heads, out);
+            }
+        }
+        self.last_ip
+            .retain(|k, l| *k.0 == **file && l.saturating_add(GAP) >= *line);
     }
 
     /// Absorbs `right`, the state of the lines just after this one's.
@@ -226,10 +368,9 @@ impl Conns {
         };
         let same_file = self.at.as_ref().is_some_and(|(f, _)| *f == right_start.0);
         if !same_file {
-            for (k, c) in std::mem::take(&mut self.open) {
-                retire(k, c, &mut self.done_heads, out);
-            }
+            self.retire_all(out);
         }
+        self.merge_names(&mut right, &start, out);
         // Right's heads, with whether each can still grow.
         let mut heads: Vec<(Key, Conn, bool)> = right
             .done_heads
@@ -279,11 +420,101 @@ impl Conns {
         self.sweep(out);
     }
 
+    /// The host-name connections of `right` (the state of the lines just after): its heads
+    /// join this state's open ones or are shadowed by this state's last lines with an
+    /// address, and this state's open ones are shadowed by `right`'s first such lines.
+    fn merge_names(&mut self, right: &mut Conns, start: &(Arc<str>, u64), out: &mut Vec<Excess>) {
+        let mut heads: Vec<(Proc, NameConn, bool)> = right
+            .done_name_heads
+            .drain(..)
+            .map(|(k, c)| (k, c, false))
+            .collect();
+        let open_heads: Vec<Proc> = right
+            .names
+            .iter()
+            .filter(|(_, c)| c.head)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in open_heads {
+            if let Some(c) = right.names.remove(&k) {
+                heads.push((k, c, true));
+            }
+        }
+        // This state's open connection is still its process's at right's first line with an
+        // address only if no host-name line of that process came before it in `right` (one
+        // that joins it was judged with it there).
+        let mut first_head: HashMap<&Proc, u64> = HashMap::new();
+        for (k, h, _) in &heads {
+            let e = first_head.entry(k).or_insert(h.first_line);
+            *e = (*e).min(h.first_line);
+        }
+        for (k, c) in self.names.iter_mut() {
+            if let Some(&l) = right.head_ips.get(k) {
+                let current = first_head.get(k).is_none_or(|&f| f > l);
+                c.shadowed |= current && near(c.last_line, l);
+            }
+        }
+        drop(first_head);
+        for (k, mut h, growing) in heads {
+            h.shadowed |= self.last_ip.get(&k).is_some_and(|&l| near(l, h.first_line));
+            if let Some(mut c) = self.names.remove(&k) {
+                if c.name == h.name && near(c.last_line, h.first_line) {
+                    c.last_line = h.last_line;
+                    c.pam = c.pam.saturating_add(h.pam);
+                    c.shadowed |= h.shadowed;
+                    if growing {
+                        self.names.insert(k, c);
+                    } else {
+                        retire_name(k, c, &mut self.done_name_heads, out);
+                    }
+                    continue;
+                }
+                retire_name(k.clone(), c, &mut self.done_name_heads, out);
+            }
+            h.head = *k.0 == *start.0 && h.first_line.saturating_sub(start.1) < GAP;
+            if growing {
+                self.names.insert(k, h);
+            } else {
+                retire_name(k, h, &mut self.done_name_heads, out);
+            }
+        }
+        for (k, c) in right.names.drain() {
+            if let Some(old) = self.names.remove(&k) {
+                retire_name(k.clone(), old, &mut self.done_name_heads, out);
+            }
+            self.names.insert(k, c);
+        }
+        // Right's first lines with an address are this state's too when near its start.
+        for (k, l) in right.head_ips.drain() {
+            if *k.0 == *start.0 && l.saturating_sub(start.1) < GAP {
+                self.head_ips.entry(k).or_insert(l);
+            }
+        }
+        self.last_ip.extend(right.last_ip.drain());
+    }
+
     /// Settles every connection: no state comes before or after.
     pub fn finish(&mut self, out: &mut Vec<Excess>) {
         for ((_, ip, _), c) in self.open.drain().chain(self.done_heads.drain(..)) {
             c.settle(ip, out);
         }
+        for (_, c) in self.names.drain().chain(self.done_name_heads.drain(..)) {
+            c.settle(out);
+        }
+    }
+}
+
+/// A host-name connection that can no longer grow: settled, or set aside if it is a head.
+fn retire_name(
+    k: Proc,
+    c: NameConn,
+    done_heads: &mut Vec<(Proc, NameConn)>,
+    out: &mut Vec<Excess>,
+) {
+    if c.head {
+        done_heads.push((k, c));
+    } else {
+        c.settle(out);
     }
 }
 
@@ -301,7 +532,7 @@ mod tests {
     use super::*;
 
     /// `(kind, ip, pid, line)` folded in states cut at `cuts` and merged in order: the
-    /// excess attempts per IP.
+    /// excess attempts per IP. A `Pam` line whose `ip` is no address names the host.
     fn excess(lines: &[(Kind, &str, u32, u64)], cuts: &[usize]) -> Vec<(String, u64)> {
         let file: Arc<str> = Arc::from("secure");
         let mut out = Vec::new();
@@ -322,16 +553,13 @@ mod tests {
                         weight: 10,
                     },
                 };
-                c.observe(
-                    kind,
-                    ip.parse().unwrap(),
-                    pid,
-                    1,
-                    &file,
-                    line,
-                    marker,
-                    &mut out,
-                );
+                match ip.parse() {
+                    Ok(ip) => c.observe(kind, ip, pid, 1, &file, line, marker, &mut out),
+                    Err(_) => {
+                        assert_eq!(kind, Kind::Pam);
+                        c.observe_name(ip, pid, 1, &file, line, marker, &mut out);
+                    }
+                }
             }
             states.push(c);
         }
@@ -343,7 +571,11 @@ mod tests {
         all.finish(&mut out);
         let mut per: std::collections::BTreeMap<String, u64> = Default::default();
         for e in out {
-            *per.entry(e.ip.to_string()).or_default() += e.n;
+            let who = match e.subject {
+                Subject::Ip(ip) => ip.to_string(),
+                Subject::Name(n) => n.to_string(),
+            };
+            *per.entry(who).or_default() += e.n;
         }
         per.into_iter().collect()
     }
@@ -382,11 +614,68 @@ mod tests {
         }
     }
 
-    /// A reference count: every connection of the whole sequence, then its excess.
+    #[test]
+    fn host_name_pam_lines_count_only_where_no_line_gives_the_address() {
+        use Kind::*;
+        let (a, h, g) = ("192.0.2.1", "host.example.net", "gw.example.org");
+        let lines = [
+            // OpenSSH with UseDNS: PAM names the host, sshd's own lines the address: one
+            // attempt, counted for the address (a `Failed` line: no excess).
+            (Pam, h, 7, 1),
+            (Failed, a, 7, 2),
+            // The same with the address first.
+            (Invalid, a, 8, 3),
+            (Pam, h, 8, 4),
+            (Failed, a, 8, 5),
+            // Old Red Hat (`sshd(pam_unix)[pid]`): PAM lines only, by name: three attempts.
+            (Pam, g, 9, 10),
+            (Pam, g, 9, 11),
+            (Pam, g, 10, 12),
+            // The same pid long after, the address far behind: counted for the name.
+            (Pam, h, 7, 30_000),
+        ];
+        let want = vec![(a.to_string(), 0), (g.to_string(), 3), (h.to_string(), 1)];
+        let want: Vec<(String, u64)> = want.into_iter().filter(|w| w.1 > 0).collect();
+        assert_eq!(reference(&lines), want);
+        assert_eq!(excess(&lines, &[]), want);
+        for i in 1..lines.len() {
+            assert_eq!(excess(&lines, &[i]), want, "cut at {i}");
+            for j in i + 1..lines.len() {
+                assert_eq!(excess(&lines, &[i, j]), want, "cuts at {i}, {j}");
+            }
+        }
+    }
+
+    /// A reference count: every connection of the whole sequence, then its excess; a
+    /// host-name connection (the current one of its pid) counts unless a line with an address
+    /// of its pid came within GAP lines before one of its lines or after its last.
     fn reference(lines: &[(Kind, &str, u32, u64)]) -> Vec<(String, u64)> {
         let mut conns: Vec<(String, u32, u64, [u64; 4])> = Vec::new();
         let mut per: std::collections::BTreeMap<String, u64> = Default::default();
+        // (name, last line, PAM lines, shadowed), the current one per pid.
+        let mut names: Vec<(String, u64, u64, bool)> = Vec::new();
+        let mut current: std::collections::HashMap<u32, usize> = Default::default();
+        let mut last_ip: std::collections::HashMap<u32, u64> = Default::default();
         for &(kind, ip, pid, line) in lines {
+            if ip.parse::<IpAddr>().is_err() {
+                let after_ip = last_ip.get(&pid).is_some_and(|&l| line - l <= GAP);
+                match current.get(&pid).map(|&i| &mut names[i]) {
+                    Some(n) if n.0 == ip && line - n.1 <= GAP => {
+                        n.1 = line;
+                        n.2 += 1;
+                        n.3 |= after_ip;
+                    }
+                    _ => {
+                        names.push((ip.to_string(), line, 1, after_ip));
+                        current.insert(pid, names.len() - 1);
+                    }
+                }
+                continue;
+            }
+            if let Some(n) = current.get(&pid).map(|&i| &mut names[i]) {
+                n.3 |= line - n.1 <= GAP;
+            }
+            last_ip.insert(pid, line);
             let i = match conns
                 .iter()
                 .rposition(|c| c.0 == ip && c.1 == pid)
@@ -407,6 +696,11 @@ mod tests {
                 *per.entry(ip).or_default() += n;
             }
         }
+        for (name, _, pam, shadowed) in names {
+            if !shadowed {
+                *per.entry(name).or_default() += pam;
+            }
+        }
         per.into_iter().collect()
     }
 
@@ -414,6 +708,7 @@ mod tests {
     fn pseudo_random_sequences_agree_with_the_reference_at_every_cut() {
         use Kind::*;
         let ips = ["192.0.2.1", "192.0.2.2", "198.51.100.3"];
+        let hosts = ["a.example.net", "b.example.org"];
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = |m: u64| {
             x ^= x << 13;
@@ -426,8 +721,14 @@ mod tests {
             let lines: Vec<(Kind, &str, u32, u64)> = (0..40)
                 .map(|_| {
                     line += 1 + next(if round % 2 == 0 { 4000 } else { 50 });
-                    let kind = [Failed, Invalid, InvalidClosed, Pam][next(4) as usize];
-                    (kind, ips[next(3) as usize], next(3) as u32, line)
+                    let kind = [Failed, Invalid, InvalidClosed, Pam, Pam][next(5) as usize];
+                    // Every other round, one PAM line in three names a host.
+                    let who = if round % 4 < 2 && kind == Pam && next(3) == 0 {
+                        hosts[next(2) as usize]
+                    } else {
+                        ips[next(3) as usize]
+                    };
+                    (kind, who, next(3) as u32, line)
                 })
                 .collect();
             let want = reference(&lines);
