@@ -211,6 +211,7 @@ fn build_one<'a>(
         silences: Vec::new(),
         backwards_timestamps: Vec::new(),
         future_timestamps: Vec::new(),
+        lines_after_as_of: 0,
         online_compressed_days: Vec::new(),
         copy_of: copy_of.clone(),
         verdict: Verdict::Pass,
@@ -254,6 +255,7 @@ fn build_one<'a>(
             continue;
         }
         r.dated_lines += f.dated_lines;
+        r.lines_after_as_of += f.after_as_of;
         for (h, n) in &f.hours {
             *hours.entry(*h).or_default() += n;
             if !f.is_compressed() {
@@ -403,8 +405,14 @@ fn build_one<'a>(
     let future: u64 = r.future_timestamps.iter().map(|t| t.count).sum();
     if future > 0 {
         r.reasons.push(format!(
-            "{future} line(s) are dated after the audit time {} (first in {} line {}): the clock or the log cannot be trusted.",
-            policy.as_of_instant, r.future_timestamps[0].file, r.future_timestamps[0].line
+            "{future} line(s) are dated in the future, after the time this audit ran (first in {} line {}, {}): the clock or the log cannot be trusted (or --tz is wrong for times written without an offset).",
+            r.future_timestamps[0].file, r.future_timestamps[0].line, r.future_timestamps[0].ts
+        ));
+    }
+    if r.lines_after_as_of > 0 {
+        r.warnings.push(format!(
+            "{} line(s) are dated after the end of the audit ({}): outside this look-back audit, counted but not judged.",
+            r.lines_after_as_of, policy.as_of_instant
         ));
     }
     if missing_count > missing_in_window {

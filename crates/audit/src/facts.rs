@@ -63,6 +63,8 @@ pub struct FileFacts {
     pub first_backwards: Option<TimeAnomaly>,
     pub future: u64,
     pub first_future: Option<TimeAnomaly>,
+    /// Lines dated after the end of the audit but not in the future.
+    pub after_as_of: u64,
     pub cards: Vec<CardHit>,
     pub cards_total: u64,
     /// Damage: the file was not read whole (truncated or corrupt archive, read error,
@@ -94,6 +96,7 @@ pub fn local_hour(ts: &Timestamp) -> i64 {
 struct Acc {
     facts: FileFacts,
     future_after: Option<Timestamp>,
+    after_as_of: Option<Timestamp>,
     prev: Option<Timestamp>,
     /// The run's parse settings plus this file's modification time (syslog year inference).
     ctx: ParseContext,
@@ -135,6 +138,8 @@ impl Acc {
                     previous: None,
                 });
             }
+        } else if self.after_as_of.is_some_and(|a| ts > a) {
+            f.after_as_of += 1;
         }
         self.prev = Some(ts);
     }
@@ -246,6 +251,8 @@ pub struct ReadOptions {
     pub parse: ParseContext,
     /// Timestamps after this instant are counted as in the future.
     pub future_after: Option<Timestamp>,
+    /// Timestamps after this instant (and not in the future) are counted as after the audit.
+    pub after_as_of: Option<Timestamp>,
     /// Search lines for card numbers.
     pub cards: bool,
 }
@@ -260,6 +267,7 @@ pub fn read_file(path: &Path, display: &str, opts: &ReadOptions) -> FileFacts {
             ..Default::default()
         },
         future_after: opts.future_after,
+        after_as_of: opts.after_as_of,
         prev: None,
         ctx: opts.parse.clone(),
         cards: opts.cards,

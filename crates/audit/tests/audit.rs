@@ -50,6 +50,9 @@ fn opts(as_of: &str, retention: u32) -> AuditOptions {
         online_uncompressed: false,
         as_of_date: d,
         as_of_instant: Timestamp::parse_rfc3339(&format!("{as_of}T23:59:59+09:00")).unwrap(),
+        // The run happens at the end of the audit date unless a test says otherwise.
+        now: Timestamp::parse_rfc3339(&format!("{as_of}T23:59:59+09:00")).unwrap(),
+        tz_source: "--tz".into(),
         parse: ParseContext {
             tz: "Asia/Tokyo".parse().unwrap(),
             ..Default::default()
@@ -267,7 +270,7 @@ fn defects_are_found() {
         s.silences
     );
     assert_eq!(s.verdict, Verdict::Fail);
-    for needle in ["no line at all", "damaged", "dated after the audit"] {
+    for needle in ["no line at all", "damaged", "dated in the future"] {
         assert!(
             s.reasons.iter().any(|x| x.contains(needle)),
             "{needle}: {:?}",
@@ -802,5 +805,38 @@ fn a_stream_made_only_of_copies_points_to_its_original_and_does_not_fail() {
     assert_eq!(s.copy_of, None);
     assert_eq!(s.verdict, Verdict::Fail);
     assert_eq!(s.duplicate_files.len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn lines_after_a_past_audit_date_are_out_of_scope_not_a_clock_fault() {
+    let dir = tmp("lookback");
+    write_family(&dir, &days("2026-10-01", 20));
+    // A look-back audit as of 2026-10-10, run on 2026-10-20: ten days of lines after it.
+    let mut o = opts("2026-10-10", 10);
+    o.now = Timestamp::parse_rfc3339("2026-10-20T23:59:59+09:00").unwrap();
+    let r = audit(std::slice::from_ref(&dir), &o).unwrap();
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}", r.reasons);
+    let s = &r.streams[0];
+    assert!(s.future_timestamps.is_empty(), "{:?}", s.future_timestamps);
+    assert_eq!(s.lines_after_as_of, 10 * 24 * 6);
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("after the end of the audit")),
+        "{:?}",
+        s.warnings
+    );
+    // Lines after the real time of the run (beyond the slack) still fail.
+    o.now = Timestamp::parse_rfc3339("2026-10-15T12:00:00+09:00").unwrap();
+    let r = audit(std::slice::from_ref(&dir), &o).unwrap();
+    let s = &r.streams[0];
+    assert_eq!(s.verdict, Verdict::Fail);
+    let future: u64 = s.future_timestamps.iter().map(|t| t.count).sum();
+    // After 15 Oct 13:00 (one hour of slack; the line at 13:00 itself is not after it) to
+    // the end of the 20th.
+    assert_eq!(future, (11 + 5 * 24) * 6 - 1);
+    assert!(s.reasons.iter().any(|w| w.contains("in the future")));
+    assert_eq!(s.lines_after_as_of, (4 * 24 + 13) * 6 + 1);
     std::fs::remove_dir_all(&dir).unwrap();
 }
