@@ -9,7 +9,7 @@ use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime};
 use ecir_model::Timestamp;
 
 use crate::doc::*;
-use crate::facts::{FileFacts, BACKWARDS_TOLERANCE_MS};
+use crate::facts::{local_hour, FileFacts, BACKWARDS_TOLERANCE_MS};
 use crate::naming::parse_name;
 
 /// A silence is reported when the stream usually writes at least this many lines in the
@@ -396,11 +396,24 @@ fn build_one<'a>(
         }
     }
     if !r.damaged_files.is_empty() && copy_of.is_none() {
-        r.reasons.push(format!(
-            "{} file(s) are damaged and were not read whole ({}): lines after the damage are lost.",
-            r.damaged_files.len(),
-            r.damaged_files[0].file
-        ));
+        let (old, recent): (Vec<&DamagedFile>, Vec<&DamagedFile>) = r
+            .damaged_files
+            .iter()
+            .partition(|d| lost_lines_end_before(&files, &d.file, duplicate_of, window_start));
+        if !recent.is_empty() {
+            r.reasons.push(format!(
+                "{} file(s) are damaged and were not read whole ({}): lines after the damage are lost.",
+                recent.len(),
+                recent[0].file
+            ));
+        }
+        if !old.is_empty() {
+            r.warnings.push(format!(
+                "{} damaged file(s) older than the retention window ({}): the lines lost there predate the window, so they do not fail the audit.",
+                old.len(),
+                old[0].file
+            ));
+        }
     }
     let future: u64 = r.future_timestamps.iter().map(|t| t.count).sum();
     if future > 0 {
@@ -471,6 +484,27 @@ fn build_one<'a>(
         days,
         report: r,
     }
+}
+
+/// Whether every line a damaged file may have lost is dated before `day`: the file's own
+/// lines and the first line of the next file in rotation order (copies aside), which bounds
+/// what the damage cut off, all fall before it. A damaged file without a later file
+/// holding dated lines may have lost anything up to now.
+fn lost_lines_end_before(
+    files: &[&FileFacts],
+    path: &str,
+    duplicate_of: &HashMap<&str, &str>,
+    day: i64,
+) -> bool {
+    let Some(at) = files.iter().position(|f| f.path == path) else {
+        return false;
+    };
+    let before = |t: Option<Timestamp>| t.is_none_or(|t| local_hour(&t).div_euclid(24) < day);
+    let next = files[at + 1..]
+        .iter()
+        .filter(|f| !duplicate_of.contains_key(f.path.as_str()))
+        .find_map(|f| f.first_ts);
+    next.is_some() && before(next) && before(files[at].last_ts)
 }
 
 fn file_order(files: &[&FileFacts], duplicate_of: &HashMap<&str, &str>, r: &mut StreamReport) {

@@ -840,3 +840,51 @@ fn lines_after_a_past_audit_date_are_out_of_scope_not_a_clock_fault() {
     assert_eq!(s.lines_after_as_of, (4 * 24 + 13) * 6 + 1);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn damage_older_than_the_retention_window_is_a_note() {
+    let dir = tmp("olddamage");
+    let ds = days("2026-10-01", 20);
+    write_family(&dir, &ds);
+    let truncate = |name: &str| {
+        let p = dir.join(name);
+        let b = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &b[..b.len() / 2]).unwrap();
+    };
+    // The window is 2026-10-11..=2026-10-20; the archive of 3 October is cut in half.
+    truncate("access_log-20261003.gz");
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-20", 10)).unwrap();
+    let s = &r.streams[0];
+    assert_eq!(s.damaged_files.len(), 1);
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}", r.reasons);
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("older than the retention window")),
+        "{:?}",
+        s.warnings
+    );
+    // The last archive before the window: what it lost may be dated as late as the first
+    // line of the next file, on the window's first day, so it fails.
+    truncate("access_log-20261010.gz");
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-20", 10)).unwrap();
+    assert_eq!(r.verdict, Verdict::Fail);
+    assert!(
+        r.streams[0].reasons[0].contains("20261010"),
+        "{:?}",
+        r.reasons
+    );
+    // Damage inside the window fails.
+    truncate("access_log-20261015.gz");
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-20", 10)).unwrap();
+    let s = &r.streams[0];
+    assert_eq!(r.verdict, Verdict::Fail);
+    assert!(
+        s.reasons
+            .iter()
+            .any(|w| w.contains("2 file(s) are damaged")),
+        "{:?}",
+        s.reasons
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
