@@ -888,3 +888,63 @@ fn damage_older_than_the_retention_window_is_a_note() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn web_server_error_logs_are_timed() {
+    let dir = tmp("errorlog");
+    let ds = days("2026-10-01", 3);
+    let mut apache = String::new();
+    let mut nginx = String::new();
+    let mut modsec = String::new();
+    for d in &ds {
+        apache.push_str(&format!(
+            "[{}.123456 {}] [core:error] [pid 10:tid 20] [client 192.0.2.1:5000] AH00128: File does not exist: /x\n",
+            d.format("%a %b %d 10:00:00"),
+            d.format("%Y")
+        ));
+        apache.push_str(&format!(
+            "[{} {}] [error] [client 192.0.2.1] File does not exist: /y\n",
+            d.format("%a %b %d 11:00:00"),
+            d.format("%Y")
+        ));
+        nginx.push_str(&format!(
+            "{} 12:00:00 [error] 7#7: *1 open() \"/x\" failed, client: 192.0.2.1\n",
+            d.format("%Y/%m/%d")
+        ));
+        // An error log with a ModSecurity alert on the first day only: the other lines are
+        // no WAF events but still show the log was written.
+        modsec.push_str(&format!(
+            "[{} {}] [core:notice] [pid 1] AH00094: Command line: 'httpd'\n",
+            d.format("%a %b %d 09:00:00"),
+            d.format("%Y")
+        ));
+        if d == &ds[0] {
+            modsec.push_str(&format!(
+                "[{} {}] [security2:error] [pid 1] [client 192.0.2.1:5] [client 192.0.2.1] ModSecurity: Warning. Matched phrase \"x\" [file \"r.conf\"] [line \"1\"] [id \"930120\"] [msg \"OS File Access Attempt\"] [hostname \"shop\"] [uri \"/\"] [unique_id \"AAA\"]\n",
+                d.format("%a %b %d 09:30:00"),
+                d.format("%Y")
+            ));
+        }
+    }
+    for (sub, name, text) in [
+        ("a", "error_log", &apache),
+        ("n", "error.log", &nginx),
+        ("m", "error_log", &modsec),
+    ] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+        std::fs::write(dir.join(sub).join(name), text).unwrap();
+    }
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-03", 3)).unwrap();
+    for (name, format, lines) in [
+        ("a/error_log", "apache-error-log", 6),
+        ("n/error.log", "nginx-error-log", 3),
+        ("m/error_log", "modsec-apache-error", 4),
+    ] {
+        let s = stream(&r, name);
+        assert_eq!(s.files[0].format, format, "{name}");
+        assert_eq!(s.dated_lines, lines, "{name}");
+        assert_eq!(s.days_covered, 3, "{name}");
+        assert_eq!(s.verdict, Verdict::Pass, "{name}: {:?}", s.reasons);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
