@@ -2,7 +2,7 @@
 //! and missing, silences against the stream's own hourly rhythm, file-order problems,
 //! duplicates, the verdict against the policy, and coverage gaps across streams.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime};
@@ -10,7 +10,7 @@ use ecir_model::Timestamp;
 
 use crate::doc::*;
 use crate::facts::{local_hour, FileFacts, BACKWARDS_TOLERANCE_MS};
-use crate::naming::parse_name;
+use crate::naming::{copy_suffix, parse_name};
 
 /// A silence is reported when the stream usually writes at least this many lines in the
 /// silent hours (for a Poisson rhythm the chance of such a silence is below e^-25).
@@ -88,27 +88,61 @@ pub fn stream_name(key: &(String, String)) -> String {
     }
 }
 
-/// Groups paths into streams; each stream's paths are in rotation order, oldest first.
+fn file_name(path: &str) -> String {
+    Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Whether a path's file name ends with a hand-made copy suffix ([`copy_suffix`]).
+pub fn is_copy_named(path: &str) -> bool {
+    copy_suffix(&file_name(path)).is_some()
+}
+
+/// The stream key a hand-made copy (`access.log.100.gz.bak`, `access.log-20261021.txt`)
+/// would have without its copy suffix.
+fn key_without_copy_suffix(path: &str) -> Option<(String, String)> {
+    let name = file_name(path);
+    let (stem, _) = copy_suffix(&name)?;
+    let (dir, _) = stream_key(path);
+    Some((dir, parse_name(stem).base))
+}
+
+/// The name that gives a file its place in rotation order: without a copy suffix.
+fn order_name(path: &str) -> String {
+    let name = file_name(path);
+    match copy_suffix(&name) {
+        Some((stem, _)) => stem.to_string(),
+        None => name,
+    }
+}
+
+/// Groups paths into streams; each stream's paths are in rotation order, oldest first. A
+/// hand-made copy of one file of a stream (`access.log.100.gz.bak`, `access.log-copy30`,
+/// `access.log-20261021.txt`, beside `access.log`) joins that stream, in the place of the
+/// file it copies; one whose stem names no stream in its directory stays a stream of its own.
 pub fn group_paths<'a>(paths: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, Vec<&'a str>> {
+    let paths: Vec<&str> = paths.into_iter().collect();
+    let streams: BTreeSet<(String, String)> = paths
+        .iter()
+        .filter(|p| !is_copy_named(p))
+        .map(|p| stream_key(p))
+        .collect();
     let mut groups: BTreeMap<(String, String), Vec<&str>> = BTreeMap::new();
     for p in paths {
-        groups.entry(stream_key(p)).or_default().push(p);
+        let key = key_without_copy_suffix(p)
+            .filter(|k| streams.contains(k))
+            .unwrap_or_else(|| stream_key(p));
+        groups.entry(key).or_default().push(p);
     }
     groups
         .into_iter()
         .map(|(k, mut v)| {
             v.sort_by(|a, b| {
-                let ka = Path::new(a)
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let kb = Path::new(b)
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                parse_name(&ka)
+                parse_name(&order_name(a))
                     .order_key()
-                    .cmp(&parse_name(&kb).order_key())
+                    .cmp(&parse_name(&order_name(b)).order_key())
                     .then(a.cmp(b))
             });
             (stream_name(&k), v)
@@ -116,24 +150,42 @@ pub fn group_paths<'a>(paths: impl IntoIterator<Item = &'a str>) -> BTreeMap<Str
         .collect()
 }
 
+/// Files of a stream that joined it by a hand-made copy name (see [`group_paths`]).
+fn joined_copies<'f>(name: &str, files: &[&'f FileFacts]) -> Vec<&'f FileFacts> {
+    files
+        .iter()
+        .filter(|f| is_copy_named(&f.path) && stream_name(&stream_key(&f.path)) != name)
+        .copied()
+        .collect()
+}
+
 /// Builds every stream with its defects and verdict.
 pub fn build_streams<'a>(facts: &'a [FileFacts], policy: &PolicyInput) -> Vec<Stream<'a>> {
     let by_path: HashMap<&str, &FileFacts> = facts.iter().map(|f| (f.path.as_str(), f)).collect();
-    // Duplicates: the first file in path order with each hash.
-    let mut first_with: BTreeMap<&str, &str> = BTreeMap::new();
+    // Copies: files with the same bytes, or the same lines once decompressed (a `gunzip -k`
+    // or `zcat >` copy). The original is the first in path order, names of hand-made copies
+    // (`.bak`, `-copy`, …) last; the others are copies of it.
     let mut sorted: Vec<&FileFacts> = facts.iter().collect();
-    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    sorted.sort_by_key(|f| (is_copy_named(&f.path), f.path.as_str()));
+    let mut first_with: HashMap<&str, &str> = HashMap::new();
+    let mut first_content: HashMap<&str, &str> = HashMap::new();
     let mut duplicate_of: HashMap<&str, &str> = HashMap::new();
+    let mut same_content: HashSet<&str> = HashSet::new();
     for f in sorted {
         if f.size == 0 || f.sha256.is_empty() {
             continue;
         }
-        match first_with.get(f.sha256.as_str()) {
-            Some(first) => {
-                duplicate_of.insert(f.path.as_str(), first);
-            }
-            None => {
-                first_with.insert(f.sha256.as_str(), f.path.as_str());
+        let content = f.content_sha256.as_deref();
+        if let Some(first) = first_with.get(f.sha256.as_str()) {
+            duplicate_of.insert(f.path.as_str(), first);
+        } else if let Some(first) = content.and_then(|c| first_content.get(c)).copied() {
+            duplicate_of.insert(f.path.as_str(), first);
+            same_content.insert(f.path.as_str());
+            first_with.insert(f.sha256.as_str(), first);
+        } else {
+            first_with.insert(f.sha256.as_str(), f.path.as_str());
+            if let Some(c) = content {
+                first_content.insert(c, f.path.as_str());
             }
         }
     }
@@ -149,6 +201,7 @@ pub fn build_streams<'a>(facts: &'a [FileFacts], policy: &PolicyInput) -> Vec<St
         .collect();
     let copies = Copies {
         duplicate_of: &duplicate_of,
+        same_content: &same_content,
         stream_of: &stream_of,
     };
     groups
@@ -160,10 +213,11 @@ pub fn build_streams<'a>(facts: &'a [FileFacts], policy: &PolicyInput) -> Vec<St
         .collect()
 }
 
-/// Which files are byte-for-byte copies of an earlier file (in path order), and the stream
-/// each file belongs to.
+/// Which files are copies of another (same bytes, or same lines once decompressed), which
+/// of those only by content, and the stream each file belongs to.
 struct Copies<'m> {
     duplicate_of: &'m HashMap<&'m str, &'m str>,
+    same_content: &'m HashSet<&'m str>,
     stream_of: &'m HashMap<&'m str, &'m str>,
 }
 
@@ -250,6 +304,12 @@ fn build_one<'a>(
                 file: f.path.clone(),
                 same_as: first.to_string(),
                 sha256: f.sha256.clone(),
+                same: if copies.same_content.contains(f.path.as_str()) {
+                    "lines"
+                } else {
+                    "bytes"
+                }
+                .into(),
             });
             // A copy adds no coverage and would double the counts.
             continue;
@@ -441,17 +501,37 @@ fn build_one<'a>(
             r.empty_files[0]
         ));
     }
+    let by_bytes = r.duplicate_files.iter().all(|d| d.same == "bytes");
     if let Some(original) = &copy_of {
         r.warnings.push(format!(
-            "Every file of this stream holding lines is a byte-for-byte copy of a file of stream {original} (e.g. {} = {}): its lines are judged there, and it adds no coverage of its own.",
-            r.duplicate_files[0].file, r.duplicate_files[0].same_as
+            "Every file of this stream holding lines is a {} of a file of stream {original} (e.g. {} = {}): its lines are judged there, and it adds no coverage of its own.",
+            if by_bytes {
+                "byte-for-byte copy"
+            } else {
+                "copy (byte-for-byte, or the same lines once decompressed)"
+            },
+            r.duplicate_files[0].file,
+            r.duplicate_files[0].same_as
         ));
     } else if !r.duplicate_files.is_empty() {
         r.warnings.push(format!(
-            "{} file(s) are byte-for-byte copies of another (e.g. {} = {}); they add no coverage.",
+            "{} file(s) are {} of another (e.g. {} = {}); they add no coverage.",
             r.duplicate_files.len(),
+            if by_bytes {
+                "byte-for-byte copies"
+            } else {
+                "copies (byte-for-byte, or the same lines once decompressed)"
+            },
             r.duplicate_files[0].file,
             r.duplicate_files[0].same_as
+        ));
+    }
+    let joined = joined_copies(&name, &files);
+    if !joined.is_empty() {
+        r.warnings.push(format!(
+            "{} file(s) named as hand-made copies (.bak, .orig, .old, .txt, ~, -copy) were read as part of this stream (e.g. {}).",
+            joined.len(),
+            joined[0].path
         ));
     }
     for o in &r.file_order {
@@ -510,7 +590,8 @@ fn lost_lines_end_before(
 fn file_order(files: &[&FileFacts], duplicate_of: &HashMap<&str, &str>, r: &mut StreamReport) {
     let mut prev: Option<&FileFacts> = None;
     for f in files {
-        if duplicate_of.contains_key(f.path.as_str()) {
+        // A copy adds nothing; a hand-made copy's place in rotation order is a guess.
+        if duplicate_of.contains_key(f.path.as_str()) || is_copy_named(&f.path) {
             continue;
         }
         let (Some(first), Some(last)) = (f.first_ts, f.last_ts) else {

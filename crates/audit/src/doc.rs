@@ -44,9 +44,14 @@ pub struct DamagedFile {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DuplicateFile {
     pub file: String,
-    /// The first file (in path order) with the same SHA-256.
+    /// The file it copies: the first in path order (names of hand-made copies such as
+    /// `.bak` last) with the same SHA-256 or the same lines.
     pub same_as: String,
     pub sha256: String,
+    /// `bytes` (same SHA-256) or `lines` (the same lines once decompressed: a `gunzip -k` or
+    /// `zcat >` copy of an archive).
+    #[serde(default)]
+    pub same: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

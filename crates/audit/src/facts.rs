@@ -46,6 +46,10 @@ pub struct FileFacts {
     pub size: u64,
     pub modified: Option<Timestamp>,
     pub sha256: String,
+    /// SHA-256 of the lines as read (decompressed for an archive), each followed by `\n`:
+    /// equal for a log and its `gunzip -k` or `zcat >` copy. `None` when the file is damaged,
+    /// unreadable or a line was too long to read whole.
+    pub content_sha256: Option<String>,
     pub bytes_read: u64,
     /// `none`, `gzip`, or an unsupported compression's name.
     pub compression: String,
@@ -102,6 +106,8 @@ struct Acc {
     /// The run's parse settings plus this file's modification time (syslog year inference).
     ctx: ParseContext,
     cards: bool,
+    /// Hash of the lines read; `None` once a line was cut.
+    content: Option<ecir_input::Sha256Stream>,
 }
 
 /// Head bytes examined to tell text from binary.
@@ -145,8 +151,14 @@ impl Acc {
         self.prev = Some(ts);
     }
 
-    fn raw_line(&mut self, line: u64, bytes: &[u8]) {
+    fn raw_line(&mut self, line: u64, bytes: &[u8], too_long: bool) {
         self.facts.lines += 1;
+        if too_long {
+            self.content = None;
+        } else if let Some(h) = &mut self.content {
+            h.update(bytes);
+            h.update(b"\n");
+        }
         if self.facts.head_bytes < HEAD_PROBE {
             let take = bytes
                 .len()
@@ -344,6 +356,8 @@ pub struct ReadOptions {
     pub after_as_of: Option<Timestamp>,
     /// Search lines for card numbers.
     pub cards: bool,
+    /// Compute [`FileFacts::content_sha256`].
+    pub content_hash: bool,
 }
 
 /// Reads `path` once and returns its facts. Never fails: problems are recorded in the facts.
@@ -360,6 +374,7 @@ pub fn read_file(path: &Path, display: &str, opts: &ReadOptions) -> FileFacts {
         prev: None,
         ctx: opts.parse.clone(),
         cards: opts.cards,
+        content: opts.content_hash.then(ecir_input::Sha256Stream::default),
     };
     let file = match open_evidence(path) {
         Ok(f) => f,
@@ -433,6 +448,9 @@ pub fn read_file(path: &Path, display: &str, opts: &ReadOptions) -> FileFacts {
         }
     }
     acc.facts.not_log = not_a_log(&acc.facts);
+    if acc.facts.damage.is_none() && acc.facts.lines > 0 {
+        acc.facts.content_sha256 = acc.content.take().map(|h| h.finish_hex());
+    }
     acc.facts
 }
 
@@ -504,7 +522,7 @@ enum LineState {
 
 impl LineState {
     fn line(&mut self, acc: &mut Acc, number: u64, bytes: &[u8], too_long: bool) {
-        acc.raw_line(number, bytes);
+        acc.raw_line(number, bytes, too_long);
         match self {
             LineState::Running(s) => s.feed(acc, number, bytes, too_long),
             LineState::Sampling(buf, size) => {

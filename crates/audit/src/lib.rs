@@ -116,6 +116,7 @@ pub fn audit(roots: &[PathBuf], opts: &AuditOptions) -> Result<AuditReport, Erro
             opts.now.offset_secs,
         )),
         cards: opts.cards,
+        content_hash: true,
     };
     let facts: Vec<FileFacts> = pool.install(|| {
         discovered

@@ -948,3 +948,87 @@ fn web_server_error_logs_are_timed() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn gunzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(data)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+#[test]
+fn hand_made_copies_join_their_stream_and_decompressed_copies_are_copies() {
+    let dir = tmp("strays");
+    write_family(&dir, &days("2026-10-01", 10));
+    let read = |n: &str| std::fs::read(dir.join(n)).unwrap();
+    // `gunzip -k` of one archive, `zcat > x.txt` and a file manager's `-copy7` of others.
+    std::fs::write(
+        dir.join("access_log-20261002"),
+        gunzip(&read("access_log-20261002.gz")),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("access_log-20261003.txt"),
+        gunzip(&read("access_log-20261003.gz")),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("access_log-copy7"),
+        gunzip(&read("access_log-20261007.gz")),
+    )
+    .unwrap();
+    // A backup of one day whose original is gone: the day is still there.
+    std::fs::rename(
+        dir.join("access_log-20261005.gz"),
+        dir.join("access_log-20261005.gz.bak"),
+    )
+    .unwrap();
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-10", 10)).unwrap();
+    assert_eq!(
+        r.streams
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>(),
+        vec![stream(&r, "access_log").name.as_str()]
+    );
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}", r.reasons);
+    let s = &r.streams[0];
+    assert_eq!(s.days_covered, 10);
+    // Each day counted once.
+    assert_eq!(s.lines_per_day["2026-10-02"], 24 * 6);
+    let mut dups: Vec<(String, String, String)> = s
+        .duplicate_files
+        .iter()
+        .map(|d| {
+            let short = |p: &str| p.rsplit('/').next().unwrap().to_string();
+            (short(&d.file), short(&d.same_as), d.same.clone())
+        })
+        .collect();
+    dups.sort();
+    let want = |a: &str, b: &str| (a.to_string(), b.to_string(), "lines".to_string());
+    assert_eq!(
+        dups,
+        vec![
+            want("access_log-20261002.gz", "access_log-20261002"),
+            want("access_log-20261003.txt", "access_log-20261003.gz"),
+            want("access_log-copy7", "access_log-20261007.gz"),
+        ]
+    );
+    assert!(s.file_order.is_empty(), "{:?}", s.file_order);
+    assert!(
+        s.warnings.iter().any(|w| w.contains("hand-made copies")),
+        "{:?}",
+        s.warnings
+    );
+    // A hand-made copy whose stem names no stream stays a stream of its own.
+    std::fs::write(
+        dir.join("other.log.bak"),
+        clf_day(date("2026-10-10"), 0..1, 30),
+    )
+    .unwrap();
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-10", 10)).unwrap();
+    assert!(stream(&r, "other.log.bak").files.len() == 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
