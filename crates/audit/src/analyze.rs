@@ -266,6 +266,8 @@ fn build_one<'a>(
         backwards_timestamps: Vec::new(),
         future_timestamps: Vec::new(),
         lines_after_as_of: 0,
+        event_driven: false,
+        quiet_days: 0,
         online_compressed_days: Vec::new(),
         copy_of: copy_of.clone(),
         verdict: Verdict::Pass,
@@ -370,6 +372,17 @@ fn build_one<'a>(
     let as_of_day = date_to_day(policy.as_of_date);
     let window_start = as_of_day - i64::from(policy.retention_days.max(1)) + 1;
     let mut first_missing_in_window = None;
+    // Days without lines an event-driven stream may have without losing anything.
+    let quiet = Quiet::of(
+        &name,
+        &r.source,
+        &files,
+        duplicate_of,
+        &days,
+        first_day,
+        last_day,
+    );
+    let mut quiet_in_window = 0u64;
     if let (Some(a), Some(b)) = (first_day, last_day) {
         r.span_days = (b - a + 1) as u64;
         let mut prev = a;
@@ -378,8 +391,12 @@ fn build_one<'a>(
             for m in (prev + 1..d).take_while(|m| *m <= as_of_day) {
                 missing_count += 1;
                 if m >= window_start && m <= as_of_day {
-                    missing_in_window += 1;
-                    first_missing_in_window.get_or_insert(m);
+                    if quiet.allows(m) {
+                        quiet_in_window += 1;
+                    } else {
+                        missing_in_window += 1;
+                        first_missing_in_window.get_or_insert(m);
+                    }
                 }
                 if r.missing_days.len() < MAX_LISTED_DAYS {
                     r.missing_days.push(day_to_date(m).to_string());
@@ -410,7 +427,10 @@ fn build_one<'a>(
                 .push(format!("The stream cannot show any coverage: {why}."));
         }
         (Some(a), Some(b)) => {
-            if a > window_start {
+            let lead = (a - window_start).max(0);
+            if lead > 0 && quiet.allows_run(window_start, a - 1) {
+                quiet_in_window += lead as u64;
+            } else if a > window_start {
                 r.reasons.push(format!(
                     "It starts on {}, so it covers only {} of the {} days required (from {} to {}).",
                     day_to_date(a),
@@ -422,7 +442,10 @@ fn build_one<'a>(
             }
             // The last day with lines up to the audit date (later lines are in the future).
             let b = days.range(..=as_of_day).next_back().map_or(b, |(d, _)| *d);
-            if b < as_of_day - 1 {
+            let trail = (as_of_day - 1 - b).max(0);
+            if trail > 0 && quiet.allows_run(b + 1, as_of_day - 1) {
+                quiet_in_window += trail as u64;
+            } else if b < as_of_day - 1 {
                 r.reasons.push(format!(
                     "Its last line is from {}, {} days before the audit date {}: logging stopped or the recent files are missing.",
                     day_to_date(b),
@@ -488,10 +511,23 @@ fn build_one<'a>(
             r.lines_after_as_of, policy.as_of_instant
         ));
     }
-    if missing_count > missing_in_window {
+    r.event_driven = quiet.event_driven;
+    r.quiet_days = quiet_in_window;
+    if quiet_in_window > 0 && copy_of.is_none() {
         r.warnings.push(format!(
-            "{} day(s) without lines before the retention window.",
-            missing_count - missing_in_window
+            "{quiet_in_window} day(s) of the retention window have no line but are not counted as lost: this {} log writes only when something happens, and {}.",
+            if EVENT_DRIVEN_SOURCES.contains(&r.source.as_str()) {
+                r.source.as_str()
+            } else {
+                "error"
+            },
+            quiet.why()
+        ));
+    }
+    let before_window = missing_count.saturating_sub(missing_in_window + quiet_in_window);
+    if before_window > 0 {
+        r.warnings.push(format!(
+            "{before_window} day(s) without lines before the retention window."
         ));
     }
     if !r.empty_files.is_empty() {
@@ -664,12 +700,166 @@ fn silences(hours: &BTreeMap<i64, u64>, days: &BTreeMap<i64, u64>, r: &mut Strea
     }
 }
 
+/// Sources that write only when something happens (a login, an error, a blocked request), as
+/// opposed to access logs, which a live shop writes every day.
+pub const EVENT_DRIVEN_SOURCES: [&str; 3] = ["admin-login", "app", "waf"];
+
+/// Whether a stream writes only when something happens: its source is one of
+/// [`EVENT_DRIVEN_SOURCES`], its files are web-server error logs, or its name says `error`.
+pub fn is_event_driven(name: &str, source: &str, files: &[&FileFacts]) -> bool {
+    let base = name.rsplit('/').next().unwrap_or(name).to_ascii_lowercase();
+    EVENT_DRIVEN_SOURCES.contains(&source)
+        || base.contains("error")
+        || files
+            .iter()
+            .any(|f| f.format.ends_with("error-log") || f.format.ends_with("-error"))
+}
+
+/// When an event-driven stream may have days without lines without having lost any: the
+/// rotated files for those days exist and are empty (counted in rotation order between the
+/// files with lines around them: at least one per quiet day), or the stream is sparse by
+/// nature ([`expects_every_day`] is false) and the quiet spell is no longer than the longest
+/// one between its own days with lines (for the days before its first line and after its
+/// last; between them any quiet day is allowed). Streams that are not event-driven (access
+/// logs) allow none.
+struct Quiet {
+    event_driven: bool,
+    sparse: bool,
+    /// Median lines on a day with lines.
+    median: u64,
+    /// Longest run of days without lines between two days with lines.
+    longest: i64,
+    /// Runs of empty rotated files: last day with lines before, first day after, how many.
+    empty_runs: Vec<(Option<i64>, Option<i64>, i64)>,
+    /// Whether the last answer leaned on empty rotations (for the note).
+    used_empty: std::cell::Cell<bool>,
+    used_sparse: std::cell::Cell<bool>,
+}
+
+impl Quiet {
+    fn of(
+        name: &str,
+        source: &str,
+        files: &[&FileFacts],
+        duplicate_of: &HashMap<&str, &str>,
+        days: &BTreeMap<i64, u64>,
+        first_day: Option<i64>,
+        last_day: Option<i64>,
+    ) -> Quiet {
+        let span = match (first_day, last_day) {
+            (Some(a), Some(b)) => (b - a + 1) as u64,
+            _ => 0,
+        };
+        let mut counts: Vec<u64> = days.values().copied().collect();
+        counts.sort_unstable();
+        let median = counts
+            .get(counts.len().saturating_sub(1) / 2)
+            .copied()
+            .unwrap_or(0);
+        let keys: Vec<i64> = days.keys().copied().collect();
+        let longest = keys.windows(2).map(|w| w[1] - w[0] - 1).max().unwrap_or(0);
+        let mut empty_runs = Vec::new();
+        let mut prev: Option<i64> = None;
+        let mut empties = 0i64;
+        for f in files {
+            if duplicate_of.contains_key(f.path.as_str()) || is_copy_named(&f.path) {
+                continue;
+            }
+            if f.lines == 0 && f.damage.is_none() {
+                empties += 1;
+                continue;
+            }
+            let (Some(first), Some(last)) = (f.first_ts, f.last_ts) else {
+                continue;
+            };
+            if empties > 0 {
+                empty_runs.push((prev, Some(local_hour(&first).div_euclid(24)), empties));
+            }
+            empties = 0;
+            let l = local_hour(&last).div_euclid(24);
+            prev = Some(prev.map_or(l, |p| p.max(l)));
+        }
+        if empties > 0 {
+            empty_runs.push((prev, None, empties));
+        }
+        Quiet {
+            event_driven: is_event_driven(name, source, files),
+            sparse: !expects_daily(days, span),
+            median,
+            longest,
+            empty_runs,
+            used_empty: Default::default(),
+            used_sparse: Default::default(),
+        }
+    }
+
+    /// Whether empty rotated files account for day `m`.
+    fn empty_rotation(&self, m: i64) -> bool {
+        self.empty_runs.iter().any(|&(p, n, c)| match (p, n) {
+            (Some(p), Some(n)) => p < m && m < n && c >= n - p - 1,
+            (None, Some(n)) => m < n && n - m <= c,
+            (Some(p), None) => m > p && m - p <= c,
+            (None, None) => false,
+        })
+    }
+
+    /// Whether day `m`, between two days with lines, may be quiet.
+    fn allows(&self, m: i64) -> bool {
+        if !self.event_driven {
+            return false;
+        }
+        if self.empty_rotation(m) {
+            self.used_empty.set(true);
+            return true;
+        }
+        if self.sparse {
+            self.used_sparse.set(true);
+        }
+        self.sparse
+    }
+
+    /// Whether the days `from..=to`, before the first or after the last line, may be quiet.
+    fn allows_run(&self, from: i64, to: i64) -> bool {
+        if !self.event_driven || from > to {
+            return false;
+        }
+        if (from..=to).all(|m| self.empty_rotation(m)) {
+            self.used_empty.set(true);
+            return true;
+        }
+        if self.sparse && to - from < self.longest.max(1) {
+            self.used_sparse.set(true);
+            return true;
+        }
+        false
+    }
+
+    fn why(&self) -> String {
+        let mut parts = Vec::new();
+        if self.used_empty.get() {
+            parts.push("the rotated files for such days exist and are empty".to_string());
+        }
+        if self.used_sparse.get() {
+            parts.push(format!(
+                "it is sparse by nature (on its median day with lines it writes {} line(s), fewer than {SILENCE_MIN_EXPECTED}, and on under {:.0} % of its days)",
+                self.median,
+                DAILY_SHARE * 100.0
+            ));
+        }
+        parts.join("; ")
+    }
+}
+
 /// Whether a stream writes every day (lines on [`DAILY_SHARE`] of the days of its span, over
 /// at least [`RHYTHM_MIN_DAYS`] days), so a day without lines means something. A WAF or
 /// error log that writes only when something happens does not.
 pub fn writes_daily(s: &Stream<'_>) -> bool {
-    let span = s.report.span_days.max(1) as f64;
-    s.days.len() >= RHYTHM_MIN_DAYS && (s.days.len() as f64) / span >= DAILY_SHARE
+    writes_daily_by(&s.days, s.report.span_days)
+}
+
+fn writes_daily_by(days: &BTreeMap<i64, u64>, span_days: u64) -> bool {
+    let span = span_days.max(1) as f64;
+    days.len() >= RHYTHM_MIN_DAYS && (days.len() as f64) / span >= DAILY_SHARE
 }
 
 /// Whether a day without lines is a defect of this stream rather than a quiet day: it writes
@@ -678,13 +868,17 @@ pub fn writes_daily(s: &Stream<'_>) -> bool {
 /// in a WAF log does not make its quiet days look like losses; the lower one, so two days
 /// must both be busy).
 pub fn expects_every_day(s: &Stream<'_>) -> bool {
-    if writes_daily(s) {
+    expects_daily(&s.days, s.report.span_days)
+}
+
+fn expects_daily(days: &BTreeMap<i64, u64>, span_days: u64) -> bool {
+    if writes_daily_by(days, span_days) {
         return true;
     }
-    if s.days.len() < 2 {
+    if days.len() < 2 {
         return false;
     }
-    let mut counts: Vec<u64> = s.days.values().copied().collect();
+    let mut counts: Vec<u64> = days.values().copied().collect();
     counts.sort_unstable();
     counts[(counts.len() - 1) / 2] as f64 >= SILENCE_MIN_EXPECTED
 }

@@ -135,6 +135,15 @@ pub struct StreamReport {
     /// outside a look-back audit, counted and not judged.
     #[serde(default)]
     pub lines_after_as_of: u64,
+    /// The stream writes only when something happens (admin logins, application and WAF
+    /// logs, web-server error logs): days without lines can be quiet days, not losses.
+    #[serde(default)]
+    pub event_driven: bool,
+    /// Days of the retention window without lines that are not counted as lost: the stream
+    /// is event-driven, and empty rotated files exist for those days or it is sparse by
+    /// nature (see the warning for which). Listed with the others in `missing_days`.
+    #[serde(default)]
+    pub quiet_days: u64,
     /// Days of the online window only in compressed files (with --online-uncompressed).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub online_compressed_days: Vec<String>,

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use ecir_audit::manifest;
 use ecir_audit::{audit, AuditOptions, AuditReport, StreamReport, Verdict};
 use ecir_formats::ParseContext;
@@ -1030,5 +1030,96 @@ fn hand_made_copies_join_their_stream_and_decompressed_copies_are_copies() {
     .unwrap();
     let r = audit(std::slice::from_ref(&dir), &opts("2026-10-10", 10)).unwrap();
     assert!(stream(&r, "other.log.bak").files.len() == 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Apache error-log lines for `day`: `n` lines from 10:00, a minute apart.
+fn error_day(day: NaiveDate, n: u32) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "[{} {:02}:{:02}:00 {}] [core:error] [pid 1] [client 192.0.2.1:5] AH00128: File does not exist: /x\n",
+                day.format("%a %b %d"),
+                10 + i / 60,
+                i % 60,
+                day.format("%Y")
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn event_driven_logs_may_have_quiet_days_access_logs_may_not() {
+    let dir = tmp("quiet");
+    let ds = days("2026-10-01", 10);
+    let quiet = |d: &NaiveDate| [3, 4, 8].contains(&d.day0());
+    // A busy error log (60 lines a day) rotated daily, with empty rotations on quiet days.
+    let busy = dir.join("busy");
+    std::fs::create_dir_all(&busy).unwrap();
+    for d in &ds {
+        let text = if quiet(d) {
+            String::new()
+        } else {
+            error_day(*d, 60)
+        };
+        std::fs::write(busy.join(format!("error_log-{}", d.format("%Y%m%d"))), text).unwrap();
+    }
+    // A sparse one (two lines on some days): no file at all on quiet days.
+    let sparse = dir.join("sparse");
+    std::fs::create_dir_all(&sparse).unwrap();
+    for d in ds.iter().filter(|d| !quiet(d)) {
+        std::fs::write(
+            sparse.join(format!("error_log-{}", d.format("%Y%m%d"))),
+            error_day(*d, 2),
+        )
+        .unwrap();
+    }
+    // An access log with the same empty rotations stays strict.
+    let web = dir.join("web");
+    std::fs::create_dir_all(&web).unwrap();
+    for d in &ds {
+        let text = if quiet(d) {
+            String::new()
+        } else {
+            clf_day(*d, 0..24, 10)
+        };
+        std::fs::write(web.join(format!("access_log-{}", d.format("%Y%m%d"))), text).unwrap();
+    }
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-10", 10)).unwrap();
+    for name in ["busy/error_log", "sparse/error_log"] {
+        let s = stream(&r, name);
+        assert!(s.event_driven, "{name}");
+        assert_eq!(s.missing_days.len(), 3, "{name}");
+        assert_eq!(s.quiet_days, 3, "{name}");
+        assert_eq!(s.verdict, Verdict::Pass, "{name}: {:?}", s.reasons);
+        assert!(
+            s.warnings.iter().any(|w| w.contains("not counted as lost")),
+            "{name}: {:?}",
+            s.warnings
+        );
+    }
+    assert!(stream(&r, "busy/error_log")
+        .warnings
+        .iter()
+        .any(|w| w.contains("empty")));
+    assert!(stream(&r, "sparse/error_log")
+        .warnings
+        .iter()
+        .any(|w| w.contains("sparse")));
+    let s = stream(&r, "web/access_log");
+    assert!(!s.event_driven);
+    assert_eq!(s.verdict, Verdict::Fail);
+    assert!(s
+        .reasons
+        .iter()
+        .any(|w| w.contains("3 day(s) inside the retention window")));
+    // Without the empty rotations the busy error log has lost days.
+    for d in ds.iter().filter(|d| quiet(d)) {
+        std::fs::remove_file(busy.join(format!("error_log-{}", d.format("%Y%m%d")))).unwrap();
+    }
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-10", 10)).unwrap();
+    let s = stream(&r, "busy/error_log");
+    assert_eq!(s.verdict, Verdict::Fail);
+    assert_eq!(s.quiet_days, 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
