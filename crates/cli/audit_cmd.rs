@@ -16,6 +16,7 @@ use crate::args::{AuditArgs, ManifestCommand, ManifestCreateArgs, ManifestVerify
 use crate::guard::overwrites_evidence;
 use crate::scan_cmd::{error, write_replacing, write_to};
 use crate::time_arg::resolve_tz;
+use ecir_input::discover::describe_io;
 
 fn usage(msg: &str) -> u8 {
     error(msg, None);
@@ -37,12 +38,15 @@ fn parse_days(s: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("'{s}' is not a duration; use days such as 365d, 13w or 1y"))
 }
 
-/// The audit date and the instant after which timestamps are in the future.
-fn as_of(arg: Option<&str>, ctx: &ParseContext) -> Result<(NaiveDate, Timestamp), String> {
+/// The audit date and the end of the audit (the end of that date, or `now`).
+fn as_of(
+    arg: Option<&str>,
+    ctx: &ParseContext,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(NaiveDate, Timestamp), String> {
     let tz = ctx.tz;
     match arg {
         None => {
-            let now = chrono::Utc::now();
             let local = now.with_timezone(&tz);
             Ok((
                 local.date_naive(),
@@ -70,11 +74,57 @@ fn as_of(arg: Option<&str>, ctx: &ParseContext) -> Result<(NaiveDate, Timestamp)
     }
 }
 
+/// The zone of an RFC 3339 `--as-of` with an offset, when `--tz` is not given: its days are
+/// the ones the user means. `Etc/GMT±N` zones exist for whole hours only; `Err` carries the
+/// offset text otherwise.
+fn as_of_zone(arg: &str) -> Option<Result<(chrono_tz::Tz, String), String>> {
+    let t = Timestamp::parse_rfc3339(arg)?;
+    let off = t.offset_secs;
+    let label = if off == 0 {
+        "+00:00".to_string()
+    } else {
+        let a = off.unsigned_abs();
+        format!(
+            "{}{:02}:{:02}",
+            if off < 0 { '-' } else { '+' },
+            a / 3600,
+            a / 60 % 60
+        )
+    };
+    if off % 3600 != 0 {
+        return Some(Err(label));
+    }
+    let hours = off / 3600;
+    // POSIX signs: Etc/GMT-9 is nine hours east of Greenwich.
+    let name = match hours {
+        0 => "Etc/UTC".to_string(),
+        h if h > 0 => format!("Etc/GMT-{h}"),
+        h => format!("Etc/GMT+{}", -h),
+    };
+    Some(
+        name.parse::<chrono_tz::Tz>()
+            .map(|z| (z, format!("offset of --as-of (UTC{label})")))
+            .map_err(|_| label),
+    )
+}
+
 pub fn run(a: AuditArgs) -> u8 {
-    let (tz, _) = match resolve_tz(a.tz.as_deref()) {
+    let (mut tz, mut tz_source) = match resolve_tz(a.tz.as_deref()) {
         Ok(v) => v,
         Err(e) => return usage(&e),
     };
+    if a.tz.is_none() {
+        match a.as_of.as_deref().and_then(as_of_zone) {
+            Some(Ok((z, source))) => (tz, tz_source) = (z, source),
+            Some(Err(offset)) => {
+                eprintln!(
+                    "ecir: warning: --as-of has the offset {offset}, which no fixed zone of whole hours matches; days are counted in {tz} ({tz_source})"
+                );
+                eprintln!("  hint: give --tz with an IANA name such as Asia/Kolkata");
+            }
+            None => {}
+        }
+    }
     let retention = match parse_days(&a.retention) {
         Ok(0) => return usage("--retention must be at least 1 day"),
         Ok(n) => n,
@@ -90,7 +140,8 @@ pub fn run(a: AuditArgs) -> u8 {
         tz,
         ..Default::default()
     };
-    let (as_of_date, as_of_instant) = match as_of(a.as_of.as_deref(), &parse) {
+    let now = chrono::Utc::now();
+    let (as_of_date, as_of_instant) = match as_of(a.as_of.as_deref(), &parse, now) {
         Ok(v) => v,
         Err(e) => return usage(&format!("--as-of: {e}")),
     };
@@ -100,6 +151,25 @@ pub fn run(a: AuditArgs) -> u8 {
     }
     if let Some(h) = &a.html {
         outputs.push(h.clone());
+    }
+    if outputs.len() == 2
+        && std::path::absolute(&outputs[0]).ok() == std::path::absolute(&outputs[1]).ok()
+    {
+        error(
+            "--json and --html name the same file: one would overwrite the other",
+            Some("give each its own file, e.g. --json audit.json --html audit.html"),
+        );
+        return 2;
+    }
+    // A path that does not exist is a mistake in the command, not an audit result.
+    for p in &a.paths {
+        if let Err(e) = std::fs::symlink_metadata(p) {
+            error(
+                &format!("{}: {}", p.display(), describe_io(&e)),
+                Some("check the path; ecir audit reads files and directories"),
+            );
+            return 2;
+        }
     }
     for out in &outputs {
         if let Some(what) = overwrites_evidence(out, &a.paths) {
@@ -120,6 +190,8 @@ pub fn run(a: AuditArgs) -> u8 {
         online_uncompressed: a.online_uncompressed,
         as_of_date,
         as_of_instant,
+        now: Timestamp::new(now.timestamp_millis(), 0),
+        tz_source,
         parse,
         jobs: a.jobs.unwrap_or(0),
         exclude: outputs,
@@ -181,11 +253,16 @@ fn summary(r: &AuditReport) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let p = &r.policy;
+    let zone = if p.timezone_source.is_empty() {
+        p.timezone.clone()
+    } else {
+        format!("{}; {}", p.timezone, p.timezone_source)
+    };
     let _ = writeln!(
         s,
         "Log-retention audit as of {} ({}): {} days required, last {} days online{}",
         p.as_of,
-        p.timezone,
+        zone,
         p.retention_days,
         p.online_days,
         if p.online_uncompressed {
@@ -282,6 +359,13 @@ fn summary(r: &AuditReport) -> String {
                 c.brand,
                 c.context
             );
+        }
+    }
+    if r.streams.is_empty() {
+        // Nothing to hang the reasons on: say them here.
+        let _ = writeln!(s);
+        for why in &r.reasons {
+            let _ = writeln!(s, "  -  {}", esc(why));
         }
     }
     let _ = writeln!(

@@ -600,3 +600,119 @@ fn manifest_verify_refuses_what_is_not_a_regular_file() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn audit_json_to_stdout_is_only_json_and_the_summary_goes_to_stderr() {
+    let dir = tmp("dash");
+    family(&dir, 3, None);
+    let d = dir.to_str().unwrap();
+    let (code, out, err) = run(&[
+        "audit",
+        d,
+        "--retention",
+        "3d",
+        "--as-of",
+        "2026-10-03",
+        "--json",
+        "-",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.ends_with("}\n"), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["verdict"], "pass");
+    assert!(err.contains("Verdict: PASS"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn audit_refuses_two_outputs_sharing_a_path() {
+    let dir = tmp("twoout");
+    family(&dir, 3, None);
+    let out = tmp("twoout-out");
+    let o = out.join("o.json");
+    let dotted = format!("{}/./o.json", out.display());
+    let (code, stdout, err) = run(&[
+        "audit",
+        dir.to_str().unwrap(),
+        "--json",
+        o.to_str().unwrap(),
+        "--html",
+        &dotted,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        err.contains("name the same file") && err.contains("hint:"),
+        "{err}"
+    );
+    assert!(!o.exists());
+    for d in [dir, out] {
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
+
+#[test]
+fn audit_of_nothing_says_why() {
+    // An empty directory: the reason, not a bare verdict.
+    let dir = tmp("empty");
+    let (code, out, _) = run(&["audit", dir.to_str().unwrap(), "--as-of", "2026-10-03"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("No log file was found under"), "{out}");
+    assert!(out.contains(dir.to_str().unwrap()), "{out}");
+    // A path that does not exist: only the error.
+    let missing = dir.join("nope");
+    let (code, out, err) = run(&["audit", missing.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(out.is_empty(), "{out}");
+    assert!(!err.contains("Verdict"), "{err}");
+    assert!(err.contains("no such file or directory"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn audit_as_of_with_an_offset_counts_days_in_that_offset() {
+    let dir = tmp("asofoffset");
+    family(&dir, 3, None);
+    let d = dir.to_str().unwrap();
+    // 00:30 on 3 October in Japan is still 2 October in UTC: the user means the 3rd.
+    let out = ecir()
+        .args([
+            "audit",
+            d,
+            "--retention",
+            "3d",
+            "--as-of",
+            "2026-10-03T00:30:00+09:00",
+            "--json",
+            "-",
+            "-q",
+        ])
+        .env("TZ", "UTC")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["policy"]["as_of"], "2026-10-03");
+    assert_eq!(v["policy"]["timezone"], "Etc/GMT-9");
+    assert!(v["policy"]["timezone_source"]
+        .as_str()
+        .unwrap()
+        .contains("--as-of"));
+    // --tz still wins.
+    let out = ecir()
+        .args([
+            "audit",
+            d,
+            "--as-of",
+            "2026-10-03T00:30:00+09:00",
+            "--tz",
+            "UTC",
+            "--json",
+            "-",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["policy"]["as_of"], "2026-10-02");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

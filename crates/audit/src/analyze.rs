@@ -2,15 +2,15 @@
 //! and missing, silences against the stream's own hourly rhythm, file-order problems,
 //! duplicates, the verdict against the policy, and coverage gaps across streams.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime};
 use ecir_model::Timestamp;
 
 use crate::doc::*;
-use crate::facts::{FileFacts, BACKWARDS_TOLERANCE_MS};
-use crate::naming::parse_name;
+use crate::facts::{local_hour, FileFacts, BACKWARDS_TOLERANCE_MS};
+use crate::naming::{copy_suffix, parse_name};
 
 /// A silence is reported when the stream usually writes at least this many lines in the
 /// silent hours (for a Poisson rhythm the chance of such a silence is below e^-25).
@@ -88,27 +88,61 @@ pub fn stream_name(key: &(String, String)) -> String {
     }
 }
 
-/// Groups paths into streams; each stream's paths are in rotation order, oldest first.
+fn file_name(path: &str) -> String {
+    Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Whether a path's file name ends with a hand-made copy suffix ([`copy_suffix`]).
+pub fn is_copy_named(path: &str) -> bool {
+    copy_suffix(&file_name(path)).is_some()
+}
+
+/// The stream key a hand-made copy (`access.log.100.gz.bak`, `access.log-20261021.txt`)
+/// would have without its copy suffix.
+fn key_without_copy_suffix(path: &str) -> Option<(String, String)> {
+    let name = file_name(path);
+    let (stem, _) = copy_suffix(&name)?;
+    let (dir, _) = stream_key(path);
+    Some((dir, parse_name(stem).base))
+}
+
+/// The name that gives a file its place in rotation order: without a copy suffix.
+fn order_name(path: &str) -> String {
+    let name = file_name(path);
+    match copy_suffix(&name) {
+        Some((stem, _)) => stem.to_string(),
+        None => name,
+    }
+}
+
+/// Groups paths into streams; each stream's paths are in rotation order, oldest first. A
+/// hand-made copy of one file of a stream (`access.log.100.gz.bak`, `access.log-copy30`,
+/// `access.log-20261021.txt`, beside `access.log`) joins that stream, in the place of the
+/// file it copies; one whose stem names no stream in its directory stays a stream of its own.
 pub fn group_paths<'a>(paths: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, Vec<&'a str>> {
+    let paths: Vec<&str> = paths.into_iter().collect();
+    let streams: BTreeSet<(String, String)> = paths
+        .iter()
+        .filter(|p| !is_copy_named(p))
+        .map(|p| stream_key(p))
+        .collect();
     let mut groups: BTreeMap<(String, String), Vec<&str>> = BTreeMap::new();
     for p in paths {
-        groups.entry(stream_key(p)).or_default().push(p);
+        let key = key_without_copy_suffix(p)
+            .filter(|k| streams.contains(k))
+            .unwrap_or_else(|| stream_key(p));
+        groups.entry(key).or_default().push(p);
     }
     groups
         .into_iter()
         .map(|(k, mut v)| {
             v.sort_by(|a, b| {
-                let ka = Path::new(a)
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let kb = Path::new(b)
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                parse_name(&ka)
+                parse_name(&order_name(a))
                     .order_key()
-                    .cmp(&parse_name(&kb).order_key())
+                    .cmp(&parse_name(&order_name(b)).order_key())
                     .then(a.cmp(b))
             });
             (stream_name(&k), v)
@@ -116,24 +150,42 @@ pub fn group_paths<'a>(paths: impl IntoIterator<Item = &'a str>) -> BTreeMap<Str
         .collect()
 }
 
+/// Files of a stream that joined it by a hand-made copy name (see [`group_paths`]).
+fn joined_copies<'f>(name: &str, files: &[&'f FileFacts]) -> Vec<&'f FileFacts> {
+    files
+        .iter()
+        .filter(|f| is_copy_named(&f.path) && stream_name(&stream_key(&f.path)) != name)
+        .copied()
+        .collect()
+}
+
 /// Builds every stream with its defects and verdict.
 pub fn build_streams<'a>(facts: &'a [FileFacts], policy: &PolicyInput) -> Vec<Stream<'a>> {
     let by_path: HashMap<&str, &FileFacts> = facts.iter().map(|f| (f.path.as_str(), f)).collect();
-    // Duplicates: the first file in path order with each hash.
-    let mut first_with: BTreeMap<&str, &str> = BTreeMap::new();
+    // Copies: files with the same bytes, or the same lines once decompressed (a `gunzip -k`
+    // or `zcat >` copy). The original is the first in path order, names of hand-made copies
+    // (`.bak`, `-copy`, …) last; the others are copies of it.
     let mut sorted: Vec<&FileFacts> = facts.iter().collect();
-    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    sorted.sort_by_key(|f| (is_copy_named(&f.path), f.path.as_str()));
+    let mut first_with: HashMap<&str, &str> = HashMap::new();
+    let mut first_content: HashMap<&str, &str> = HashMap::new();
     let mut duplicate_of: HashMap<&str, &str> = HashMap::new();
+    let mut same_content: HashSet<&str> = HashSet::new();
     for f in sorted {
         if f.size == 0 || f.sha256.is_empty() {
             continue;
         }
-        match first_with.get(f.sha256.as_str()) {
-            Some(first) => {
-                duplicate_of.insert(f.path.as_str(), first);
-            }
-            None => {
-                first_with.insert(f.sha256.as_str(), f.path.as_str());
+        let content = f.content_sha256.as_deref();
+        if let Some(first) = first_with.get(f.sha256.as_str()) {
+            duplicate_of.insert(f.path.as_str(), first);
+        } else if let Some(first) = content.and_then(|c| first_content.get(c)).copied() {
+            duplicate_of.insert(f.path.as_str(), first);
+            same_content.insert(f.path.as_str());
+            first_with.insert(f.sha256.as_str(), first);
+        } else {
+            first_with.insert(f.sha256.as_str(), f.path.as_str());
+            if let Some(c) = content {
+                first_content.insert(c, f.path.as_str());
             }
         }
     }
@@ -149,6 +201,7 @@ pub fn build_streams<'a>(facts: &'a [FileFacts], policy: &PolicyInput) -> Vec<St
         .collect();
     let copies = Copies {
         duplicate_of: &duplicate_of,
+        same_content: &same_content,
         stream_of: &stream_of,
     };
     groups
@@ -160,10 +213,11 @@ pub fn build_streams<'a>(facts: &'a [FileFacts], policy: &PolicyInput) -> Vec<St
         .collect()
 }
 
-/// Which files are byte-for-byte copies of an earlier file (in path order), and the stream
-/// each file belongs to.
+/// Which files are copies of another (same bytes, or same lines once decompressed), which
+/// of those only by content, and the stream each file belongs to.
 struct Copies<'m> {
     duplicate_of: &'m HashMap<&'m str, &'m str>,
+    same_content: &'m HashSet<&'m str>,
     stream_of: &'m HashMap<&'m str, &'m str>,
 }
 
@@ -211,6 +265,9 @@ fn build_one<'a>(
         silences: Vec::new(),
         backwards_timestamps: Vec::new(),
         future_timestamps: Vec::new(),
+        lines_after_as_of: 0,
+        event_driven: false,
+        quiet_days: 0,
         online_compressed_days: Vec::new(),
         copy_of: copy_of.clone(),
         verdict: Verdict::Pass,
@@ -249,11 +306,18 @@ fn build_one<'a>(
                 file: f.path.clone(),
                 same_as: first.to_string(),
                 sha256: f.sha256.clone(),
+                same: if copies.same_content.contains(f.path.as_str()) {
+                    "lines"
+                } else {
+                    "bytes"
+                }
+                .into(),
             });
             // A copy adds no coverage and would double the counts.
             continue;
         }
         r.dated_lines += f.dated_lines;
+        r.lines_after_as_of += f.after_as_of;
         for (h, n) in &f.hours {
             *hours.entry(*h).or_default() += n;
             if !f.is_compressed() {
@@ -308,6 +372,17 @@ fn build_one<'a>(
     let as_of_day = date_to_day(policy.as_of_date);
     let window_start = as_of_day - i64::from(policy.retention_days.max(1)) + 1;
     let mut first_missing_in_window = None;
+    // Days without lines an event-driven stream may have without losing anything.
+    let quiet = Quiet::of(
+        &name,
+        &r.source,
+        &files,
+        duplicate_of,
+        &days,
+        first_day,
+        last_day,
+    );
+    let mut quiet_in_window = 0u64;
     if let (Some(a), Some(b)) = (first_day, last_day) {
         r.span_days = (b - a + 1) as u64;
         let mut prev = a;
@@ -316,8 +391,12 @@ fn build_one<'a>(
             for m in (prev + 1..d).take_while(|m| *m <= as_of_day) {
                 missing_count += 1;
                 if m >= window_start && m <= as_of_day {
-                    missing_in_window += 1;
-                    first_missing_in_window.get_or_insert(m);
+                    if quiet.allows(m) {
+                        quiet_in_window += 1;
+                    } else {
+                        missing_in_window += 1;
+                        first_missing_in_window.get_or_insert(m);
+                    }
                 }
                 if r.missing_days.len() < MAX_LISTED_DAYS {
                     r.missing_days.push(day_to_date(m).to_string());
@@ -348,7 +427,10 @@ fn build_one<'a>(
                 .push(format!("The stream cannot show any coverage: {why}."));
         }
         (Some(a), Some(b)) => {
-            if a > window_start {
+            let lead = (a - window_start).max(0);
+            if lead > 0 && quiet.allows_run(window_start, a - 1) {
+                quiet_in_window += lead as u64;
+            } else if a > window_start {
                 r.reasons.push(format!(
                     "It starts on {}, so it covers only {} of the {} days required (from {} to {}).",
                     day_to_date(a),
@@ -360,7 +442,10 @@ fn build_one<'a>(
             }
             // The last day with lines up to the audit date (later lines are in the future).
             let b = days.range(..=as_of_day).next_back().map_or(b, |(d, _)| *d);
-            if b < as_of_day - 1 {
+            let trail = (as_of_day - 1 - b).max(0);
+            if trail > 0 && quiet.allows_run(b + 1, as_of_day - 1) {
+                quiet_in_window += trail as u64;
+            } else if b < as_of_day - 1 {
                 r.reasons.push(format!(
                     "Its last line is from {}, {} days before the audit date {}: logging stopped or the recent files are missing.",
                     day_to_date(b),
@@ -394,23 +479,55 @@ fn build_one<'a>(
         }
     }
     if !r.damaged_files.is_empty() && copy_of.is_none() {
-        r.reasons.push(format!(
-            "{} file(s) are damaged and were not read whole ({}): lines after the damage are lost.",
-            r.damaged_files.len(),
-            r.damaged_files[0].file
-        ));
+        let (old, recent): (Vec<&DamagedFile>, Vec<&DamagedFile>) = r
+            .damaged_files
+            .iter()
+            .partition(|d| lost_lines_end_before(&files, &d.file, duplicate_of, window_start));
+        if !recent.is_empty() {
+            r.reasons.push(format!(
+                "{} file(s) are damaged and were not read whole ({}): lines after the damage are lost.",
+                recent.len(),
+                recent[0].file
+            ));
+        }
+        if !old.is_empty() {
+            r.warnings.push(format!(
+                "{} damaged file(s) older than the retention window ({}): the lines lost there predate the window, so they do not fail the audit.",
+                old.len(),
+                old[0].file
+            ));
+        }
     }
     let future: u64 = r.future_timestamps.iter().map(|t| t.count).sum();
     if future > 0 {
         r.reasons.push(format!(
-            "{future} line(s) are dated after the audit time {} (first in {} line {}): the clock or the log cannot be trusted.",
-            policy.as_of_instant, r.future_timestamps[0].file, r.future_timestamps[0].line
+            "{future} line(s) are dated in the future, after the time this audit ran (first in {} line {}, {}): the clock or the log cannot be trusted (or --tz is wrong for times written without an offset).",
+            r.future_timestamps[0].file, r.future_timestamps[0].line, r.future_timestamps[0].ts
         ));
     }
-    if missing_count > missing_in_window {
+    if r.lines_after_as_of > 0 {
         r.warnings.push(format!(
-            "{} day(s) without lines before the retention window.",
-            missing_count - missing_in_window
+            "{} line(s) are dated after the end of the audit ({}): outside this look-back audit, counted but not judged.",
+            r.lines_after_as_of, policy.as_of_instant
+        ));
+    }
+    r.event_driven = quiet.event_driven;
+    r.quiet_days = quiet_in_window;
+    if quiet_in_window > 0 && copy_of.is_none() {
+        r.warnings.push(format!(
+            "{quiet_in_window} day(s) of the retention window have no line but are not counted as lost: this {} log writes only when something happens, and {}.",
+            if EVENT_DRIVEN_SOURCES.contains(&r.source.as_str()) {
+                r.source.as_str()
+            } else {
+                "error"
+            },
+            quiet.why()
+        ));
+    }
+    let before_window = missing_count.saturating_sub(missing_in_window + quiet_in_window);
+    if before_window > 0 {
+        r.warnings.push(format!(
+            "{before_window} day(s) without lines before the retention window."
         ));
     }
     if !r.empty_files.is_empty() {
@@ -420,17 +537,37 @@ fn build_one<'a>(
             r.empty_files[0]
         ));
     }
+    let by_bytes = r.duplicate_files.iter().all(|d| d.same == "bytes");
     if let Some(original) = &copy_of {
         r.warnings.push(format!(
-            "Every file of this stream holding lines is a byte-for-byte copy of a file of stream {original} (e.g. {} = {}): its lines are judged there, and it adds no coverage of its own.",
-            r.duplicate_files[0].file, r.duplicate_files[0].same_as
+            "Every file of this stream holding lines is a {} of a file of stream {original} (e.g. {} = {}): its lines are judged there, and it adds no coverage of its own.",
+            if by_bytes {
+                "byte-for-byte copy"
+            } else {
+                "copy (byte-for-byte, or the same lines once decompressed)"
+            },
+            r.duplicate_files[0].file,
+            r.duplicate_files[0].same_as
         ));
     } else if !r.duplicate_files.is_empty() {
         r.warnings.push(format!(
-            "{} file(s) are byte-for-byte copies of another (e.g. {} = {}); they add no coverage.",
+            "{} file(s) are {} of another (e.g. {} = {}); they add no coverage.",
             r.duplicate_files.len(),
+            if by_bytes {
+                "byte-for-byte copies"
+            } else {
+                "copies (byte-for-byte, or the same lines once decompressed)"
+            },
             r.duplicate_files[0].file,
             r.duplicate_files[0].same_as
+        ));
+    }
+    let joined = joined_copies(&name, &files);
+    if !joined.is_empty() {
+        r.warnings.push(format!(
+            "{} file(s) named as hand-made copies (.bak, .orig, .old, .txt, ~, -copy) were read as part of this stream (e.g. {}).",
+            joined.len(),
+            joined[0].path
         ));
     }
     for o in &r.file_order {
@@ -465,10 +602,32 @@ fn build_one<'a>(
     }
 }
 
+/// Whether every line a damaged file may have lost is dated before `day`: the file's own
+/// lines and the first line of the next file in rotation order (copies aside), which bounds
+/// what the damage cut off, all fall before it. A damaged file without a later file
+/// holding dated lines may have lost anything up to now.
+fn lost_lines_end_before(
+    files: &[&FileFacts],
+    path: &str,
+    duplicate_of: &HashMap<&str, &str>,
+    day: i64,
+) -> bool {
+    let Some(at) = files.iter().position(|f| f.path == path) else {
+        return false;
+    };
+    let before = |t: Option<Timestamp>| t.is_none_or(|t| local_hour(&t).div_euclid(24) < day);
+    let next = files[at + 1..]
+        .iter()
+        .filter(|f| !duplicate_of.contains_key(f.path.as_str()))
+        .find_map(|f| f.first_ts);
+    next.is_some() && before(next) && before(files[at].last_ts)
+}
+
 fn file_order(files: &[&FileFacts], duplicate_of: &HashMap<&str, &str>, r: &mut StreamReport) {
     let mut prev: Option<&FileFacts> = None;
     for f in files {
-        if duplicate_of.contains_key(f.path.as_str()) {
+        // A copy adds nothing; a hand-made copy's place in rotation order is a guess.
+        if duplicate_of.contains_key(f.path.as_str()) || is_copy_named(&f.path) {
             continue;
         }
         let (Some(first), Some(last)) = (f.first_ts, f.last_ts) else {
@@ -541,12 +700,166 @@ fn silences(hours: &BTreeMap<i64, u64>, days: &BTreeMap<i64, u64>, r: &mut Strea
     }
 }
 
+/// Sources that write only when something happens (a login, an error, a blocked request), as
+/// opposed to access logs, which a live shop writes every day.
+pub const EVENT_DRIVEN_SOURCES: [&str; 3] = ["admin-login", "app", "waf"];
+
+/// Whether a stream writes only when something happens: its source is one of
+/// [`EVENT_DRIVEN_SOURCES`], its files are web-server error logs, or its name says `error`.
+pub fn is_event_driven(name: &str, source: &str, files: &[&FileFacts]) -> bool {
+    let base = name.rsplit('/').next().unwrap_or(name).to_ascii_lowercase();
+    EVENT_DRIVEN_SOURCES.contains(&source)
+        || base.contains("error")
+        || files
+            .iter()
+            .any(|f| f.format.ends_with("error-log") || f.format.ends_with("-error"))
+}
+
+/// When an event-driven stream may have days without lines without having lost any: the
+/// rotated files for those days exist and are empty (counted in rotation order between the
+/// files with lines around them: at least one per quiet day), or the stream is sparse by
+/// nature ([`expects_every_day`] is false) and the quiet spell is no longer than the longest
+/// one between its own days with lines (for the days before its first line and after its
+/// last; between them any quiet day is allowed). Streams that are not event-driven (access
+/// logs) allow none.
+struct Quiet {
+    event_driven: bool,
+    sparse: bool,
+    /// Median lines on a day with lines.
+    median: u64,
+    /// Longest run of days without lines between two days with lines.
+    longest: i64,
+    /// Runs of empty rotated files: last day with lines before, first day after, how many.
+    empty_runs: Vec<(Option<i64>, Option<i64>, i64)>,
+    /// Whether the last answer leaned on empty rotations (for the note).
+    used_empty: std::cell::Cell<bool>,
+    used_sparse: std::cell::Cell<bool>,
+}
+
+impl Quiet {
+    fn of(
+        name: &str,
+        source: &str,
+        files: &[&FileFacts],
+        duplicate_of: &HashMap<&str, &str>,
+        days: &BTreeMap<i64, u64>,
+        first_day: Option<i64>,
+        last_day: Option<i64>,
+    ) -> Quiet {
+        let span = match (first_day, last_day) {
+            (Some(a), Some(b)) => (b - a + 1) as u64,
+            _ => 0,
+        };
+        let mut counts: Vec<u64> = days.values().copied().collect();
+        counts.sort_unstable();
+        let median = counts
+            .get(counts.len().saturating_sub(1) / 2)
+            .copied()
+            .unwrap_or(0);
+        let keys: Vec<i64> = days.keys().copied().collect();
+        let longest = keys.windows(2).map(|w| w[1] - w[0] - 1).max().unwrap_or(0);
+        let mut empty_runs = Vec::new();
+        let mut prev: Option<i64> = None;
+        let mut empties = 0i64;
+        for f in files {
+            if duplicate_of.contains_key(f.path.as_str()) || is_copy_named(&f.path) {
+                continue;
+            }
+            if f.lines == 0 && f.damage.is_none() {
+                empties += 1;
+                continue;
+            }
+            let (Some(first), Some(last)) = (f.first_ts, f.last_ts) else {
+                continue;
+            };
+            if empties > 0 {
+                empty_runs.push((prev, Some(local_hour(&first).div_euclid(24)), empties));
+            }
+            empties = 0;
+            let l = local_hour(&last).div_euclid(24);
+            prev = Some(prev.map_or(l, |p| p.max(l)));
+        }
+        if empties > 0 {
+            empty_runs.push((prev, None, empties));
+        }
+        Quiet {
+            event_driven: is_event_driven(name, source, files),
+            sparse: !expects_daily(days, span),
+            median,
+            longest,
+            empty_runs,
+            used_empty: Default::default(),
+            used_sparse: Default::default(),
+        }
+    }
+
+    /// Whether empty rotated files account for day `m`.
+    fn empty_rotation(&self, m: i64) -> bool {
+        self.empty_runs.iter().any(|&(p, n, c)| match (p, n) {
+            (Some(p), Some(n)) => p < m && m < n && c >= n - p - 1,
+            (None, Some(n)) => m < n && n - m <= c,
+            (Some(p), None) => m > p && m - p <= c,
+            (None, None) => false,
+        })
+    }
+
+    /// Whether day `m`, between two days with lines, may be quiet.
+    fn allows(&self, m: i64) -> bool {
+        if !self.event_driven {
+            return false;
+        }
+        if self.empty_rotation(m) {
+            self.used_empty.set(true);
+            return true;
+        }
+        if self.sparse {
+            self.used_sparse.set(true);
+        }
+        self.sparse
+    }
+
+    /// Whether the days `from..=to`, before the first or after the last line, may be quiet.
+    fn allows_run(&self, from: i64, to: i64) -> bool {
+        if !self.event_driven || from > to {
+            return false;
+        }
+        if (from..=to).all(|m| self.empty_rotation(m)) {
+            self.used_empty.set(true);
+            return true;
+        }
+        if self.sparse && to - from < self.longest.max(1) {
+            self.used_sparse.set(true);
+            return true;
+        }
+        false
+    }
+
+    fn why(&self) -> String {
+        let mut parts = Vec::new();
+        if self.used_empty.get() {
+            parts.push("the rotated files for such days exist and are empty".to_string());
+        }
+        if self.used_sparse.get() {
+            parts.push(format!(
+                "it is sparse by nature (on its median day with lines it writes {} line(s), fewer than {SILENCE_MIN_EXPECTED}, and on under {:.0} % of its days)",
+                self.median,
+                DAILY_SHARE * 100.0
+            ));
+        }
+        parts.join("; ")
+    }
+}
+
 /// Whether a stream writes every day (lines on [`DAILY_SHARE`] of the days of its span, over
 /// at least [`RHYTHM_MIN_DAYS`] days), so a day without lines means something. A WAF or
 /// error log that writes only when something happens does not.
 pub fn writes_daily(s: &Stream<'_>) -> bool {
-    let span = s.report.span_days.max(1) as f64;
-    s.days.len() >= RHYTHM_MIN_DAYS && (s.days.len() as f64) / span >= DAILY_SHARE
+    writes_daily_by(&s.days, s.report.span_days)
+}
+
+fn writes_daily_by(days: &BTreeMap<i64, u64>, span_days: u64) -> bool {
+    let span = span_days.max(1) as f64;
+    days.len() >= RHYTHM_MIN_DAYS && (days.len() as f64) / span >= DAILY_SHARE
 }
 
 /// Whether a day without lines is a defect of this stream rather than a quiet day: it writes
@@ -555,13 +868,17 @@ pub fn writes_daily(s: &Stream<'_>) -> bool {
 /// in a WAF log does not make its quiet days look like losses; the lower one, so two days
 /// must both be busy).
 pub fn expects_every_day(s: &Stream<'_>) -> bool {
-    if writes_daily(s) {
+    expects_daily(&s.days, s.report.span_days)
+}
+
+fn expects_daily(days: &BTreeMap<i64, u64>, span_days: u64) -> bool {
+    if writes_daily_by(days, span_days) {
         return true;
     }
-    if s.days.len() < 2 {
+    if days.len() < 2 {
         return false;
     }
-    let mut counts: Vec<u64> = s.days.values().copied().collect();
+    let mut counts: Vec<u64> = days.values().copied().collect();
     counts.sort_unstable();
     counts[(counts.len() - 1) / 2] as f64 >= SILENCE_MIN_EXPECTED
 }

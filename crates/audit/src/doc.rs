@@ -24,10 +24,15 @@ pub struct Policy {
     pub online_uncompressed: bool,
     /// The audit date (ISO date in the audit's zone).
     pub as_of: String,
-    /// The instant after which timestamps count as in the future.
+    /// End of the audit: lines dated later are outside it (counted in
+    /// `lines_after_as_of`, not judged). Only lines dated after the real time of the run are
+    /// in the future (`future_timestamps`).
     pub as_of_instant: Timestamp,
     /// Zone used for the audit date and for timestamps written without an offset.
     pub timezone: String,
+    /// Where that zone came from (`--tz`, `offset of --as-of`, `machine zone`, …).
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub timezone_source: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -39,9 +44,14 @@ pub struct DamagedFile {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DuplicateFile {
     pub file: String,
-    /// The first file (in path order) with the same SHA-256.
+    /// The file it copies: the first in path order (names of hand-made copies such as
+    /// `.bak` last) with the same SHA-256 or the same lines.
     pub same_as: String,
     pub sha256: String,
+    /// `bytes` (same SHA-256) or `lines` (the same lines once decompressed: a `gunzip -k` or
+    /// `zcat >` copy of an archive).
+    #[serde(default)]
+    pub same: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -119,7 +129,21 @@ pub struct StreamReport {
     pub file_order: Vec<FileOrderProblem>,
     pub silences: Vec<Silence>,
     pub backwards_timestamps: Vec<TimeProblem>,
+    /// Lines dated after the real time of the run (beyond a small clock slack).
     pub future_timestamps: Vec<TimeProblem>,
+    /// Lines dated after the end of the audit (`policy.as_of_instant`) but not in the future:
+    /// outside a look-back audit, counted and not judged.
+    #[serde(default)]
+    pub lines_after_as_of: u64,
+    /// The stream writes only when something happens (admin logins, application and WAF
+    /// logs, web-server error logs): days without lines can be quiet days, not losses.
+    #[serde(default)]
+    pub event_driven: bool,
+    /// Days of the retention window without lines that are not counted as lost: the stream
+    /// is event-driven, and empty rotated files exist for those days or it is sparse by
+    /// nature (see the warning for which). Listed with the others in `missing_days`.
+    #[serde(default)]
+    pub quiet_days: u64,
     /// Days of the online window only in compressed files (with --online-uncompressed).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub online_compressed_days: Vec<String>,

@@ -46,10 +46,15 @@ pub struct FileFacts {
     pub size: u64,
     pub modified: Option<Timestamp>,
     pub sha256: String,
+    /// SHA-256 of the lines as read (decompressed for an archive), each followed by `\n`:
+    /// equal for a log and its `gunzip -k` or `zcat >` copy. `None` when the file is damaged,
+    /// unreadable or a line was too long to read whole.
+    pub content_sha256: Option<String>,
     pub bytes_read: u64,
     /// `none`, `gzip`, or an unsupported compression's name.
     pub compression: String,
-    /// Format name, `generic-timestamp`, or `unknown`.
+    /// Format name, `generic-timestamp`, `apache-error-log`, `nginx-error-log` (the generic
+    /// leading-timestamp sniff), or `unknown`.
     pub format: String,
     pub source: Option<SourceKind>,
     pub lines: u64,
@@ -63,6 +68,8 @@ pub struct FileFacts {
     pub first_backwards: Option<TimeAnomaly>,
     pub future: u64,
     pub first_future: Option<TimeAnomaly>,
+    /// Lines dated after the end of the audit but not in the future.
+    pub after_as_of: u64,
     pub cards: Vec<CardHit>,
     pub cards_total: u64,
     /// Damage: the file was not read whole (truncated or corrupt archive, read error,
@@ -94,10 +101,13 @@ pub fn local_hour(ts: &Timestamp) -> i64 {
 struct Acc {
     facts: FileFacts,
     future_after: Option<Timestamp>,
+    after_as_of: Option<Timestamp>,
     prev: Option<Timestamp>,
     /// The run's parse settings plus this file's modification time (syslog year inference).
     ctx: ParseContext,
     cards: bool,
+    /// Hash of the lines read; `None` once a line was cut.
+    content: Option<ecir_input::Sha256Stream>,
 }
 
 /// Head bytes examined to tell text from binary.
@@ -135,12 +145,20 @@ impl Acc {
                     previous: None,
                 });
             }
+        } else if self.after_as_of.is_some_and(|a| ts > a) {
+            f.after_as_of += 1;
         }
         self.prev = Some(ts);
     }
 
-    fn raw_line(&mut self, line: u64, bytes: &[u8]) {
+    fn raw_line(&mut self, line: u64, bytes: &[u8], too_long: bool) {
         self.facts.lines += 1;
+        if too_long {
+            self.content = None;
+        } else if let Some(h) = &mut self.content {
+            h.update(bytes);
+            h.update(b"\n");
+        }
         if self.facts.head_bytes < HEAD_PROBE {
             let take = bytes
                 .len()
@@ -173,7 +191,13 @@ impl EventSink for Acc {
             self.stamp(line, ts);
         }
     }
-    fn skip(&mut self, _line: u64, _reason: &'static str, _raw: &[u8]) {}
+    /// A line the format's parser makes no event of (an error-log line that is not a
+    /// ModSecurity alert, say) still counts where it carries a leading timestamp.
+    fn skip(&mut self, line: u64, _reason: &'static str, raw: &[u8]) {
+        if let Some(ts) = leading_timestamp(raw, &self.ctx) {
+            self.stamp(line, ts);
+        }
+    }
 }
 
 /// How lines get their timestamps.
@@ -197,10 +221,37 @@ impl Stamper {
     }
 }
 
+/// The shape of a line's leading timestamp, as far as the generic sniff is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeadingShape {
+    /// ISO 8601 / RFC 3339 (application logs).
+    Iso,
+    /// `[Wed Dec 31 01:37:14.000000 2025] [core:error] …` (Apache httpd 2.4) or
+    /// `[Wed Dec 31 01:37:14 2025] [error] …` (2.2): an Apache `error_log`.
+    ApacheError,
+    /// `2026/11/20 10:00:00 [error] …`: an nginx `error.log`.
+    NginxError,
+}
+
 /// A timestamp at the start of a line (after an optional `[`): ISO 8601 / RFC 3339 with `T`
 /// or space, optional fraction and offset — the shape of Monolog (EC-CUBE 4, Magento),
-/// WordPress/WooCommerce and most application logs. Offset-less times are read in `ctx.tz`.
+/// WordPress/WooCommerce and most application logs — or the prefix of an Apache or nginx
+/// error log. Offset-less times are read in `ctx.tz`.
 pub fn leading_timestamp(line: &[u8], ctx: &ParseContext) -> Option<Timestamp> {
+    leading_timestamp_shape(line, ctx).map(|(t, _)| t)
+}
+
+/// [`leading_timestamp`], with the shape it had.
+pub fn leading_timestamp_shape(
+    line: &[u8],
+    ctx: &ParseContext,
+) -> Option<(Timestamp, LeadingShape)> {
+    if let Some(t) = apache_error_time(line, ctx) {
+        return Some((t, LeadingShape::ApacheError));
+    }
+    if let Some(t) = nginx_error_time(line, ctx) {
+        return Some((t, LeadingShape::NginxError));
+    }
     let start = usize::from(line.first() == Some(&b'['));
     let b = line.get(start..)?;
     if b.len() < 19 || !b[..4].iter().all(u8::is_ascii_digit) || b[4] != b'-' {
@@ -224,20 +275,75 @@ pub fn leading_timestamp(line: &[u8], ctx: &ParseContext) -> Option<Timestamp> {
         }
         _ => {}
     }
-    ecir_formats::time::iso8601(&b[..end], ctx)
+    ecir_formats::time::iso8601(&b[..end], ctx).map(|t| (t, LeadingShape::Iso))
 }
 
-/// Whether the generic sniff recognises enough of a sample.
-fn generic_fits(sample: &[&[u8]], ctx: &ParseContext) -> bool {
+/// `[Www Mmm dd HH:MM:SS[.ffffff] yyyy]`, the Apache httpd error-log prefix, read in `ctx.tz`.
+fn apache_error_time(line: &[u8], ctx: &ParseContext) -> Option<Timestamp> {
+    if line.first() != Some(&b'[') {
+        return None;
+    }
+    let close = line.iter().take(40).position(|c| *c == b']')?;
+    let inner = std::str::from_utf8(&line[1..close]).ok()?;
+    let mut it = inner.split(' ').filter(|p| !p.is_empty());
+    let (dow, mon, day, hms, year) = (it.next()?, it.next()?, it.next()?, it.next()?, it.next()?);
+    if it.next().is_some() || dow.len() != 3 || !dow.bytes().all(|c| c.is_ascii_alphabetic()) {
+        return None;
+    }
+    let mon = ecir_formats::time::month_abbr(mon.as_bytes())?;
+    let day: u32 = day.parse().ok().filter(|d| (1..=31).contains(d))?;
+    if year.len() != 4 || !year.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let (clock, frac) = hms.split_once('.').unwrap_or((hms, ""));
+    if clock.len() != 8 || !frac.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let iso = if frac.is_empty() {
+        format!("{year}-{mon:02}-{day:02} {clock}")
+    } else {
+        format!("{year}-{mon:02}-{day:02} {clock}.{frac}")
+    };
+    ecir_formats::time::iso8601(iso.as_bytes(), ctx)
+}
+
+/// `YYYY/MM/DD HH:MM:SS `, the nginx error-log prefix, read in `ctx.tz`.
+fn nginx_error_time(line: &[u8], ctx: &ParseContext) -> Option<Timestamp> {
+    let b = line.get(..19)?;
+    if b[4] != b'/' || b[7] != b'/' || b[10] != b' ' || line.get(19).is_some_and(|c| *c != b' ') {
+        return None;
+    }
+    let mut iso = [0u8; 19];
+    iso.copy_from_slice(b);
+    iso[4] = b'-';
+    iso[7] = b'-';
+    ecir_formats::time::iso8601(&iso, ctx)
+}
+
+/// The format name the generic sniff gives a sample it recognises well enough (at least 30 %
+/// of its non-blank lines start with a timestamp): `apache-error-log` or `nginx-error-log`
+/// when most of those are error-log prefixes, else `generic-timestamp`.
+fn generic_fits(sample: &[&[u8]], ctx: &ParseContext) -> Option<&'static str> {
     let lines: Vec<&&[u8]> = sample
         .iter()
         .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
         .collect();
-    let hits = lines
+    let shapes: Vec<LeadingShape> = lines
         .iter()
-        .filter(|l| leading_timestamp(l, ctx).is_some())
-        .count();
-    hits > 0 && hits * 10 >= lines.len() * 3
+        .filter_map(|l| leading_timestamp_shape(l, ctx).map(|(_, s)| s))
+        .collect();
+    let hits = shapes.len();
+    if hits == 0 || hits * 10 < lines.len() * 3 {
+        return None;
+    }
+    let count = |k: LeadingShape| shapes.iter().filter(|s| **s == k).count();
+    Some(if count(LeadingShape::ApacheError) * 2 > hits {
+        "apache-error-log"
+    } else if count(LeadingShape::NginxError) * 2 > hits {
+        "nginx-error-log"
+    } else {
+        "generic-timestamp"
+    })
 }
 
 /// Options for reading files.
@@ -246,8 +352,12 @@ pub struct ReadOptions {
     pub parse: ParseContext,
     /// Timestamps after this instant are counted as in the future.
     pub future_after: Option<Timestamp>,
+    /// Timestamps after this instant (and not in the future) are counted as after the audit.
+    pub after_as_of: Option<Timestamp>,
     /// Search lines for card numbers.
     pub cards: bool,
+    /// Compute [`FileFacts::content_sha256`].
+    pub content_hash: bool,
 }
 
 /// Reads `path` once and returns its facts. Never fails: problems are recorded in the facts.
@@ -260,9 +370,11 @@ pub fn read_file(path: &Path, display: &str, opts: &ReadOptions) -> FileFacts {
             ..Default::default()
         },
         future_after: opts.future_after,
+        after_as_of: opts.after_as_of,
         prev: None,
         ctx: opts.parse.clone(),
         cards: opts.cards,
+        content: opts.content_hash.then(ecir_input::Sha256Stream::default),
     };
     let file = match open_evidence(path) {
         Ok(f) => f,
@@ -336,6 +448,9 @@ pub fn read_file(path: &Path, display: &str, opts: &ReadOptions) -> FileFacts {
         }
     }
     acc.facts.not_log = not_a_log(&acc.facts);
+    if acc.facts.damage.is_none() && acc.facts.lines > 0 {
+        acc.facts.content_sha256 = acc.content.take().map(|h| h.finish_hex());
+    }
     acc.facts
 }
 
@@ -407,7 +522,7 @@ enum LineState {
 
 impl LineState {
     fn line(&mut self, acc: &mut Acc, number: u64, bytes: &[u8], too_long: bool) {
-        acc.raw_line(number, bytes);
+        acc.raw_line(number, bytes, too_long);
         match self {
             LineState::Running(s) => s.feed(acc, number, bytes, too_long),
             LineState::Sampling(buf, size) => {
@@ -434,11 +549,13 @@ impl LineState {
                 acc.facts.source = Some(c.format.source());
                 Stamper::Parser(c.format.parser(c.variant, &acc.ctx))
             }
-            None if generic_fits(&sample, &acc.ctx) => {
-                acc.facts.format = "generic-timestamp".into();
-                Stamper::Generic
-            }
-            None => Stamper::None,
+            None => match generic_fits(&sample, &acc.ctx) {
+                Some(name) => {
+                    acc.facts.format = name.into();
+                    Stamper::Generic
+                }
+                None => Stamper::None,
+            },
         };
         for (n, b, long) in &buffered {
             stamper.feed(acc, *n, b, *long);
@@ -453,6 +570,58 @@ impl LineState {
         }
         if let LineState::Running(Stamper::Parser(p)) = self {
             p.finish(acc);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> ParseContext {
+        ParseContext {
+            tz: "Asia/Tokyo".parse().unwrap(),
+            ..Default::default()
+        }
+    }
+
+    fn at(line: &str) -> Option<(String, LeadingShape)> {
+        leading_timestamp_shape(line.as_bytes(), &ctx()).map(|(t, s)| (t.to_rfc3339(), s))
+    }
+
+    #[test]
+    fn web_server_error_log_prefixes_carry_timestamps() {
+        use LeadingShape::*;
+        assert_eq!(
+            at("[Wed Dec 31 01:37:14.250000 2025] [core:error] [pid 1] [client 192.0.2.1:5] AH00128: File does not exist: /x"),
+            Some(("2025-12-31T01:37:14.250+09:00".into(), ApacheError))
+        );
+        assert_eq!(
+            at("[Wed Dec 31 01:37:14 2025] [error] [client 192.0.2.1] File does not exist: /x"),
+            Some(("2025-12-31T01:37:14+09:00".into(), ApacheError))
+        );
+        assert_eq!(
+            at("[Fri Nov  6 08:00:00 2026] [notice] Apache configured"),
+            Some(("2026-11-06T08:00:00+09:00".into(), ApacheError))
+        );
+        assert_eq!(
+            at("2026/11/20 10:00:00 [error] 12#12: *3 open() failed, client: 192.0.2.1"),
+            Some(("2026-11-20T10:00:00+09:00".into(), NginxError))
+        );
+        assert_eq!(
+            at("2026-11-20 10:00:00 app.INFO hello"),
+            Some(("2026-11-20T10:00:00+09:00".into(), Iso))
+        );
+        // Look-alikes are not timestamps.
+        for l in [
+            "[Wed Dec 32 01:37:14 2025] [error] x",
+            "[Wed Foo 31 01:37:14 2025] [error] x",
+            "[client 192.0.2.1] x",
+            "[Wed Dec 31 01:37:14 2025 extra] x",
+            "2026/13/20 10:00:00 [error] x",
+            "2026/11/20 10:00:00x",
+        ] {
+            assert_eq!(at(l), None, "{l}");
         }
     }
 }

@@ -34,6 +34,10 @@ pub use doc::*;
 pub use facts::{read_file, FileFacts, ReadOptions};
 pub use scan_findings::{log_integrity_findings, HourTally, ScanFile, RULES};
 
+/// How far after the real current time a line may be dated before it counts as in the
+/// future (clocks of the server and of the analyst's machine differ a little).
+pub const FUTURE_SLACK_MS: i64 = 60 * 60 * 1000;
+
 /// Everything an audit needs besides the paths.
 #[derive(Clone, Debug)]
 pub struct AuditOptions {
@@ -42,8 +46,14 @@ pub struct AuditOptions {
     pub online_uncompressed: bool,
     /// The audit date, in `parse.tz`.
     pub as_of_date: NaiveDate,
-    /// Timestamps after this instant count as in the future (end of the audit date, or now).
+    /// End of the audit (end of the audit date, or now): lines dated later are outside the
+    /// audit and only counted.
     pub as_of_instant: Timestamp,
+    /// The real current time: lines dated more than [`FUTURE_SLACK_MS`] after it are in the
+    /// future, a clock or tampering concern that fails the audit.
+    pub now: Timestamp,
+    /// Where the zone of `parse.tz` came from (`--tz`, `machine zone`, …), for the document.
+    pub tz_source: String,
     pub parse: ParseContext,
     /// Worker threads (0: one per core).
     pub jobs: usize,
@@ -100,8 +110,13 @@ pub fn audit(roots: &[PathBuf], opts: &AuditOptions) -> Result<AuditReport, Erro
     let discovered = ecir_input::discover(roots, &opts.exclude);
     let read = ReadOptions {
         parse: opts.parse.clone(),
-        future_after: Some(opts.as_of_instant),
+        after_as_of: Some(opts.as_of_instant),
+        future_after: Some(Timestamp::new(
+            opts.now.utc_ms.saturating_add(FUTURE_SLACK_MS),
+            opts.now.offset_secs,
+        )),
         cards: opts.cards,
+        content_hash: true,
     };
     let facts: Vec<FileFacts> = pool.install(|| {
         discovered
@@ -112,6 +127,24 @@ pub fn audit(roots: &[PathBuf], opts: &AuditOptions) -> Result<AuditReport, Erro
     });
     let errors = read_errors(&discovered, &facts);
     let mut report = assemble(&facts, opts, errors);
+    if report.streams.is_empty() {
+        let roots: Vec<String> = roots.iter().map(|r| ecir_input::path_text(r)).collect();
+        let why = if report.ignored.is_empty() {
+            format!(
+                "No log file was found under {}, so no retention can be shown.",
+                roots.join(", ")
+            )
+        } else {
+            format!(
+                "No log file was found under {} (only {} file(s) that are not logs), so no retention can be shown.",
+                roots.join(", "),
+                report.ignored.len()
+            )
+        };
+        if let Some(first) = report.reasons.first_mut() {
+            *first = why;
+        }
+    }
     report.stats = AuditStats {
         files: facts.len() as u64,
         bytes: facts.iter().map(|f| f.bytes_read).sum(),
@@ -188,6 +221,7 @@ pub fn assemble(facts: &[FileFacts], opts: &AuditOptions, errors: Vec<AuditError
             as_of: opts.as_of_date.to_string(),
             as_of_instant: opts.as_of_instant,
             timezone: opts.parse.tz.name().to_string(),
+            timezone_source: opts.tz_source.clone(),
         },
         verdict: if reasons.is_empty() {
             Verdict::Pass

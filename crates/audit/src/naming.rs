@@ -30,6 +30,34 @@ impl RotationName {
     }
 }
 
+/// Suffixes people add when they copy one file of a log by hand (`cp x x.bak`,
+/// `zcat x.gz > x.txt`, a file manager's `x-copy`): see [`copy_suffix`].
+pub const COPY_SUFFIXES: [&str; 5] = [".bak", ".orig", ".old", ".txt", "~"];
+
+/// The name without a hand-made copy suffix, and that suffix, when `name` (a file name, not a
+/// path) ends with one: `.bak`, `.orig`, `.old`, `.txt`, `~` (any case), or `-copy`, `_copy`,
+/// `.copy`, ` copy`, optionally followed by digits (`access.log-copy30`). The stem must be
+/// left with something.
+pub fn copy_suffix(name: &str) -> Option<(&str, &str)> {
+    let lower = name.to_ascii_lowercase();
+    for suf in COPY_SUFFIXES {
+        if lower.len() > suf.len() && lower.ends_with(suf) {
+            let at = name.len() - suf.len();
+            return Some((&name[..at], &name[at..]));
+        }
+    }
+    let digits = lower.bytes().rev().take_while(u8::is_ascii_digit).count();
+    let body = &lower[..lower.len() - digits];
+    for sep in ['-', '_', '.', ' '] {
+        let suf = format!("{sep}copy");
+        if body.len() > suf.len() && body.ends_with(&suf) {
+            let at = body.len() - suf.len();
+            return Some((&name[..at], &name[at..]));
+        }
+    }
+    None
+}
+
 const COMPRESSION_SUFFIXES: [&str; 6] = ["gz", "bz2", "xz", "zst", "zip", "Z"];
 
 /// Parses a file name (not a path) into its stream base and rotation position.
@@ -317,6 +345,38 @@ mod tests {
             base("E2ABCDEF12345.2026-11-03-05.a.b"),
             "E2ABCDEF12345.cloudfront"
         );
+    }
+
+    #[test]
+    fn hand_made_copy_suffixes() {
+        assert_eq!(
+            copy_suffix("access.log.100.gz.bak"),
+            Some(("access.log.100.gz", ".bak"))
+        );
+        assert_eq!(
+            copy_suffix("access.log-20261021.txt"),
+            Some(("access.log-20261021", ".txt"))
+        );
+        assert_eq!(
+            copy_suffix("access.log-copy30"),
+            Some(("access.log", "-copy30"))
+        );
+        assert_eq!(copy_suffix("error_log.ORIG"), Some(("error_log", ".ORIG")));
+        assert_eq!(copy_suffix("access_log~"), Some(("access_log", "~")));
+        assert_eq!(
+            copy_suffix("access_log_copy"),
+            Some(("access_log", "_copy"))
+        );
+        for plain in [
+            "access.log",
+            "access.log.2.gz",
+            ".bak",
+            "copy",
+            "-copy",
+            "photocopy.log",
+        ] {
+            assert_eq!(copy_suffix(plain), None, "{plain}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use ecir_audit::manifest;
 use ecir_audit::{audit, AuditOptions, AuditReport, StreamReport, Verdict};
 use ecir_formats::ParseContext;
@@ -50,6 +50,9 @@ fn opts(as_of: &str, retention: u32) -> AuditOptions {
         online_uncompressed: false,
         as_of_date: d,
         as_of_instant: Timestamp::parse_rfc3339(&format!("{as_of}T23:59:59+09:00")).unwrap(),
+        // The run happens at the end of the audit date unless a test says otherwise.
+        now: Timestamp::parse_rfc3339(&format!("{as_of}T23:59:59+09:00")).unwrap(),
+        tz_source: "--tz".into(),
         parse: ParseContext {
             tz: "Asia/Tokyo".parse().unwrap(),
             ..Default::default()
@@ -267,7 +270,7 @@ fn defects_are_found() {
         s.silences
     );
     assert_eq!(s.verdict, Verdict::Fail);
-    for needle in ["no line at all", "damaged", "dated after the audit"] {
+    for needle in ["no line at all", "damaged", "dated in the future"] {
         assert!(
             s.reasons.iter().any(|x| x.contains(needle)),
             "{needle}: {:?}",
@@ -802,5 +805,321 @@ fn a_stream_made_only_of_copies_points_to_its_original_and_does_not_fail() {
     assert_eq!(s.copy_of, None);
     assert_eq!(s.verdict, Verdict::Fail);
     assert_eq!(s.duplicate_files.len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn lines_after_a_past_audit_date_are_out_of_scope_not_a_clock_fault() {
+    let dir = tmp("lookback");
+    write_family(&dir, &days("2026-10-01", 20));
+    // A look-back audit as of 2026-10-10, run on 2026-10-20: ten days of lines after it.
+    let mut o = opts("2026-10-10", 10);
+    o.now = Timestamp::parse_rfc3339("2026-10-20T23:59:59+09:00").unwrap();
+    let r = audit(std::slice::from_ref(&dir), &o).unwrap();
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}", r.reasons);
+    let s = &r.streams[0];
+    assert!(s.future_timestamps.is_empty(), "{:?}", s.future_timestamps);
+    assert_eq!(s.lines_after_as_of, 10 * 24 * 6);
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("after the end of the audit")),
+        "{:?}",
+        s.warnings
+    );
+    // Lines after the real time of the run (beyond the slack) still fail.
+    o.now = Timestamp::parse_rfc3339("2026-10-15T12:00:00+09:00").unwrap();
+    let r = audit(std::slice::from_ref(&dir), &o).unwrap();
+    let s = &r.streams[0];
+    assert_eq!(s.verdict, Verdict::Fail);
+    let future: u64 = s.future_timestamps.iter().map(|t| t.count).sum();
+    // After 15 Oct 13:00 (one hour of slack; the line at 13:00 itself is not after it) to
+    // the end of the 20th.
+    assert_eq!(future, (11 + 5 * 24) * 6 - 1);
+    assert!(s.reasons.iter().any(|w| w.contains("in the future")));
+    assert_eq!(s.lines_after_as_of, (4 * 24 + 13) * 6 + 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn damage_older_than_the_retention_window_is_a_note() {
+    let dir = tmp("olddamage");
+    let ds = days("2026-10-01", 20);
+    write_family(&dir, &ds);
+    let truncate = |name: &str| {
+        let p = dir.join(name);
+        let b = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &b[..b.len() / 2]).unwrap();
+    };
+    // The window is 2026-10-11..=2026-10-20; the archive of 3 October is cut in half.
+    truncate("access_log-20261003.gz");
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-20", 10)).unwrap();
+    let s = &r.streams[0];
+    assert_eq!(s.damaged_files.len(), 1);
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}", r.reasons);
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("older than the retention window")),
+        "{:?}",
+        s.warnings
+    );
+    // The last archive before the window: what it lost may be dated as late as the first
+    // line of the next file, on the window's first day, so it fails.
+    truncate("access_log-20261010.gz");
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-20", 10)).unwrap();
+    assert_eq!(r.verdict, Verdict::Fail);
+    assert!(
+        r.streams[0].reasons[0].contains("20261010"),
+        "{:?}",
+        r.reasons
+    );
+    // Damage inside the window fails.
+    truncate("access_log-20261015.gz");
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-20", 10)).unwrap();
+    let s = &r.streams[0];
+    assert_eq!(r.verdict, Verdict::Fail);
+    assert!(
+        s.reasons
+            .iter()
+            .any(|w| w.contains("2 file(s) are damaged")),
+        "{:?}",
+        s.reasons
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn web_server_error_logs_are_timed() {
+    let dir = tmp("errorlog");
+    let ds = days("2026-10-01", 3);
+    let mut apache = String::new();
+    let mut nginx = String::new();
+    let mut modsec = String::new();
+    for d in &ds {
+        apache.push_str(&format!(
+            "[{}.123456 {}] [core:error] [pid 10:tid 20] [client 192.0.2.1:5000] AH00128: File does not exist: /x\n",
+            d.format("%a %b %d 10:00:00"),
+            d.format("%Y")
+        ));
+        apache.push_str(&format!(
+            "[{} {}] [error] [client 192.0.2.1] File does not exist: /y\n",
+            d.format("%a %b %d 11:00:00"),
+            d.format("%Y")
+        ));
+        nginx.push_str(&format!(
+            "{} 12:00:00 [error] 7#7: *1 open() \"/x\" failed, client: 192.0.2.1\n",
+            d.format("%Y/%m/%d")
+        ));
+        // An error log with a ModSecurity alert on the first day only: the other lines are
+        // no WAF events but still show the log was written.
+        modsec.push_str(&format!(
+            "[{} {}] [core:notice] [pid 1] AH00094: Command line: 'httpd'\n",
+            d.format("%a %b %d 09:00:00"),
+            d.format("%Y")
+        ));
+        if d == &ds[0] {
+            modsec.push_str(&format!(
+                "[{} {}] [security2:error] [pid 1] [client 192.0.2.1:5] [client 192.0.2.1] ModSecurity: Warning. Matched phrase \"x\" [file \"r.conf\"] [line \"1\"] [id \"930120\"] [msg \"OS File Access Attempt\"] [hostname \"shop\"] [uri \"/\"] [unique_id \"AAA\"]\n",
+                d.format("%a %b %d 09:30:00"),
+                d.format("%Y")
+            ));
+        }
+    }
+    for (sub, name, text) in [
+        ("a", "error_log", &apache),
+        ("n", "error.log", &nginx),
+        ("m", "error_log", &modsec),
+    ] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+        std::fs::write(dir.join(sub).join(name), text).unwrap();
+    }
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-03", 3)).unwrap();
+    for (name, format, lines) in [
+        ("a/error_log", "apache-error-log", 6),
+        ("n/error.log", "nginx-error-log", 3),
+        ("m/error_log", "modsec-apache-error", 4),
+    ] {
+        let s = stream(&r, name);
+        assert_eq!(s.files[0].format, format, "{name}");
+        assert_eq!(s.dated_lines, lines, "{name}");
+        assert_eq!(s.days_covered, 3, "{name}");
+        assert_eq!(s.verdict, Verdict::Pass, "{name}: {:?}", s.reasons);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn gunzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(data)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+#[test]
+fn hand_made_copies_join_their_stream_and_decompressed_copies_are_copies() {
+    let dir = tmp("strays");
+    write_family(&dir, &days("2026-10-01", 10));
+    let read = |n: &str| std::fs::read(dir.join(n)).unwrap();
+    // `gunzip -k` of one archive, `zcat > x.txt` and a file manager's `-copy7` of others.
+    std::fs::write(
+        dir.join("access_log-20261002"),
+        gunzip(&read("access_log-20261002.gz")),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("access_log-20261003.txt"),
+        gunzip(&read("access_log-20261003.gz")),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("access_log-copy7"),
+        gunzip(&read("access_log-20261007.gz")),
+    )
+    .unwrap();
+    // A backup of one day whose original is gone: the day is still there.
+    std::fs::rename(
+        dir.join("access_log-20261005.gz"),
+        dir.join("access_log-20261005.gz.bak"),
+    )
+    .unwrap();
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-10", 10)).unwrap();
+    assert_eq!(
+        r.streams
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>(),
+        vec![stream(&r, "access_log").name.as_str()]
+    );
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}", r.reasons);
+    let s = &r.streams[0];
+    assert_eq!(s.days_covered, 10);
+    // Each day counted once.
+    assert_eq!(s.lines_per_day["2026-10-02"], 24 * 6);
+    let mut dups: Vec<(String, String, String)> = s
+        .duplicate_files
+        .iter()
+        .map(|d| {
+            let short = |p: &str| p.rsplit('/').next().unwrap().to_string();
+            (short(&d.file), short(&d.same_as), d.same.clone())
+        })
+        .collect();
+    dups.sort();
+    let want = |a: &str, b: &str| (a.to_string(), b.to_string(), "lines".to_string());
+    assert_eq!(
+        dups,
+        vec![
+            want("access_log-20261002.gz", "access_log-20261002"),
+            want("access_log-20261003.txt", "access_log-20261003.gz"),
+            want("access_log-copy7", "access_log-20261007.gz"),
+        ]
+    );
+    assert!(s.file_order.is_empty(), "{:?}", s.file_order);
+    assert!(
+        s.warnings.iter().any(|w| w.contains("hand-made copies")),
+        "{:?}",
+        s.warnings
+    );
+    // A hand-made copy whose stem names no stream stays a stream of its own.
+    std::fs::write(
+        dir.join("other.log.bak"),
+        clf_day(date("2026-10-10"), 0..1, 30),
+    )
+    .unwrap();
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-10", 10)).unwrap();
+    assert!(stream(&r, "other.log.bak").files.len() == 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Apache error-log lines for `day`: `n` lines from 10:00, a minute apart.
+fn error_day(day: NaiveDate, n: u32) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "[{} {:02}:{:02}:00 {}] [core:error] [pid 1] [client 192.0.2.1:5] AH00128: File does not exist: /x\n",
+                day.format("%a %b %d"),
+                10 + i / 60,
+                i % 60,
+                day.format("%Y")
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn event_driven_logs_may_have_quiet_days_access_logs_may_not() {
+    let dir = tmp("quiet");
+    let ds = days("2026-10-01", 10);
+    let quiet = |d: &NaiveDate| [3, 4, 8].contains(&d.day0());
+    // A busy error log (60 lines a day) rotated daily, with empty rotations on quiet days.
+    let busy = dir.join("busy");
+    std::fs::create_dir_all(&busy).unwrap();
+    for d in &ds {
+        let text = if quiet(d) {
+            String::new()
+        } else {
+            error_day(*d, 60)
+        };
+        std::fs::write(busy.join(format!("error_log-{}", d.format("%Y%m%d"))), text).unwrap();
+    }
+    // A sparse one (two lines on some days): no file at all on quiet days.
+    let sparse = dir.join("sparse");
+    std::fs::create_dir_all(&sparse).unwrap();
+    for d in ds.iter().filter(|d| !quiet(d)) {
+        std::fs::write(
+            sparse.join(format!("error_log-{}", d.format("%Y%m%d"))),
+            error_day(*d, 2),
+        )
+        .unwrap();
+    }
+    // An access log with the same empty rotations stays strict.
+    let web = dir.join("web");
+    std::fs::create_dir_all(&web).unwrap();
+    for d in &ds {
+        let text = if quiet(d) {
+            String::new()
+        } else {
+            clf_day(*d, 0..24, 10)
+        };
+        std::fs::write(web.join(format!("access_log-{}", d.format("%Y%m%d"))), text).unwrap();
+    }
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-10", 10)).unwrap();
+    for name in ["busy/error_log", "sparse/error_log"] {
+        let s = stream(&r, name);
+        assert!(s.event_driven, "{name}");
+        assert_eq!(s.missing_days.len(), 3, "{name}");
+        assert_eq!(s.quiet_days, 3, "{name}");
+        assert_eq!(s.verdict, Verdict::Pass, "{name}: {:?}", s.reasons);
+        assert!(
+            s.warnings.iter().any(|w| w.contains("not counted as lost")),
+            "{name}: {:?}",
+            s.warnings
+        );
+    }
+    assert!(stream(&r, "busy/error_log")
+        .warnings
+        .iter()
+        .any(|w| w.contains("empty")));
+    assert!(stream(&r, "sparse/error_log")
+        .warnings
+        .iter()
+        .any(|w| w.contains("sparse")));
+    let s = stream(&r, "web/access_log");
+    assert!(!s.event_driven);
+    assert_eq!(s.verdict, Verdict::Fail);
+    assert!(s
+        .reasons
+        .iter()
+        .any(|w| w.contains("3 day(s) inside the retention window")));
+    // Without the empty rotations the busy error log has lost days.
+    for d in ds.iter().filter(|d| quiet(d)) {
+        std::fs::remove_file(busy.join(format!("error_log-{}", d.format("%Y%m%d")))).unwrap();
+    }
+    let r = audit(std::slice::from_ref(&dir), &opts("2026-10-10", 10)).unwrap();
+    let s = stream(&r, "busy/error_log");
+    assert_eq!(s.verdict, Verdict::Fail);
+    assert_eq!(s.quiet_days, 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -64,6 +64,8 @@ fn audit_a_year_of_daily_logs() {
         online_uncompressed: false,
         as_of_date: as_of,
         as_of_instant: Timestamp::parse_rfc3339(&format!("{as_of}T23:59:59+09:00")).unwrap(),
+        now: Timestamp::parse_rfc3339(&format!("{as_of}T23:59:59+09:00")).unwrap(),
+        tz_source: String::new(),
         parse: ParseContext::default(),
         jobs: 0,
         exclude: vec![],
