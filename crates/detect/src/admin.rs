@@ -1032,7 +1032,12 @@ fn best_prefix(p: &Profile, shapes: &[Shape<'_>]) -> Option<(u64, String)> {
                 }
             }
             for (i, m) in p.markers.iter().enumerate() {
-                if relative(m) && r.ok && ecir_profiles::pattern_matches(m, &pre, r.path, r.query) {
+                // A relative marker already in `markers` was matched under `pre` before.
+                if relative(m)
+                    && r.ok
+                    && !markers.contains(&i)
+                    && ecir_profiles::pattern_matches(m, &pre, r.path, r.query)
+                {
                     marked_here = true;
                     markers.insert(i);
                 }

@@ -1234,6 +1234,29 @@ struct Period {
     ips: BTreeSet<Option<IpAddr>>,
 }
 
+impl Period {
+    /// The finding's span, count, clients (the first `MAX_IPS` by address) and evidence.
+    fn fill(self, f: &mut Finding) {
+        f.first_seen = self.span.first;
+        f.last_seen = self.span.last;
+        f.count = self.records;
+        f.ips = self
+            .ips
+            .into_iter()
+            .flatten()
+            .take(ecir_model::finding::MAX_IPS)
+            .map(|i| i.to_string())
+            .collect();
+        f.evidence = self
+            .first
+            .into_iter()
+            .chain(self.highs)
+            .chain(self.others)
+            .collect();
+        f.normalize_evidence();
+    }
+}
+
 fn detection_only(waf: &[WafRec], scopes: &Scopes) -> Vec<Finding> {
     use ecir_model::finding::MAX_IPS;
     let mut out = Vec::new();
@@ -1288,18 +1311,7 @@ fn detection_only(waf: &[WafRec], scopes: &Scopes) -> Vec<Finding> {
                         if n == 1 { "" } else { "s" },
                     );
                 }
-                f.first_seen = p.span.first;
-                f.last_seen = p.span.last;
-                f.count = n;
-                f.ips = p
-                    .ips
-                    .into_iter()
-                    .flatten()
-                    .take(MAX_IPS)
-                    .map(|i| i.to_string())
-                    .collect();
-                f.evidence = p.first.into_iter().chain(p.highs).chain(p.others).collect();
-                f.normalize_evidence();
+                p.fill(&mut f);
                 out.push(f);
             }
         };
@@ -1490,19 +1502,8 @@ fn counted_not_blocked(waf: &[WafRec], scopes: &Scopes) -> Vec<Finding> {
                     String::new()
                 }
             );
-            f.first_seen = p.span.first;
-            f.last_seen = p.span.last;
-            f.count = n;
-            f.ips = p
-                .ips
-                .into_iter()
-                .flatten()
-                .take(MAX_IPS)
-                .map(|i| i.to_string())
-                .collect();
             f.paths = g.paths.items().to_vec();
-            f.evidence = p.first.into_iter().chain(p.highs).chain(p.others).collect();
-            f.normalize_evidence();
+            p.fill(&mut f);
             f
         })
         .collect()

@@ -24,7 +24,7 @@ pub use discover::{
     bytes_text, discover, discover_with, is_ecir_output, os_bytes, path_text, Discovered,
     DiscoveryError, Hidden, InputFile, SkipReason,
 };
-pub use hash::{sha256_hex, HashingReader, Sha256Stream};
+pub use hash::{hex, sha256_hex, HashingReader, Sha256Stream};
 pub use lines::{
     after_nul_padding, for_each_line_in, newline_count, split_chunks, split_chunks_then, Line,
     LineReader, MAX_LINE_LEN,

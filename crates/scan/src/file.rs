@@ -471,7 +471,7 @@ pub(crate) fn process(
         path: display.to_string(),
         path_bytes: std::str::from_utf8(&raw_name)
             .is_err()
-            .then(|| raw_name.iter().map(|b| format!("{b:02x}")).collect()),
+            .then(|| ecir_input::hex(&raw_name)),
         bytes: input.size,
         compression: "none".into(),
         format: "unknown".into(),

@@ -371,23 +371,7 @@ impl Conns {
             self.retire_all(out);
         }
         self.merge_names(&mut right, &start, out);
-        // Right's heads, with whether each can still grow.
-        let mut heads: Vec<(Key, Conn, bool)> = right
-            .done_heads
-            .drain(..)
-            .map(|(k, c)| (k, c, false))
-            .collect();
-        let open_heads: Vec<Key> = right
-            .open
-            .iter()
-            .filter(|(_, c)| c.head)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in open_heads {
-            if let Some(c) = right.open.remove(&k) {
-                heads.push((k, c, true));
-            }
-        }
+        let heads = take_heads(&mut right.done_heads, &mut right.open, |c| c.head);
         for (k, h, growing) in heads {
             if let Some(mut c) = self.open.remove(&k) {
                 if h.first_line.saturating_sub(c.last_line) <= GAP {
@@ -424,22 +408,7 @@ impl Conns {
     /// join this state's open ones or are shadowed by this state's last lines with an
     /// address, and this state's open ones are shadowed by `right`'s first such lines.
     fn merge_names(&mut self, right: &mut Conns, start: &(Arc<str>, u64), out: &mut Vec<Excess>) {
-        let mut heads: Vec<(Proc, NameConn, bool)> = right
-            .done_name_heads
-            .drain(..)
-            .map(|(k, c)| (k, c, false))
-            .collect();
-        let open_heads: Vec<Proc> = right
-            .names
-            .iter()
-            .filter(|(_, c)| c.head)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in open_heads {
-            if let Some(c) = right.names.remove(&k) {
-                heads.push((k, c, true));
-            }
-        }
+        let heads = take_heads(&mut right.done_name_heads, &mut right.names, |c| c.head);
         // This state's open connection is still its process's at right's first line with an
         // address only if no host-name line of that process came before it in `right` (one
         // that joins it was judged with it there).
@@ -519,6 +488,27 @@ fn retire_name(
 }
 
 /// A connection that can no longer grow: settled, or set aside if it is a head.
+/// A right state's heads (connections that began at its first lines), taken out of it:
+/// the finished ones, then the open ones, each with whether it can still grow.
+fn take_heads<K: Clone + Eq + std::hash::Hash, C>(
+    done: &mut Vec<(K, C)>,
+    open: &mut HashMap<K, C>,
+    is_head: impl Fn(&C) -> bool,
+) -> Vec<(K, C, bool)> {
+    let mut heads: Vec<(K, C, bool)> = done.drain(..).map(|(k, c)| (k, c, false)).collect();
+    let open_heads: Vec<K> = open
+        .iter()
+        .filter(|(_, c)| is_head(c))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in open_heads {
+        if let Some(c) = open.remove(&k) {
+            heads.push((k, c, true));
+        }
+    }
+    heads
+}
+
 fn retire(k: Key, c: Conn, done_heads: &mut Vec<(Key, Conn)>, out: &mut Vec<Excess>) {
     if c.head {
         done_heads.push((k, c));
